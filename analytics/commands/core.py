@@ -1,0 +1,73 @@
+"""Core subcommands: serve, datasets (ingest and sample are added by their modules)."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from analytics.cli import add_db_argument
+from analytics.warehouse import ENV_DB, default_db_path, get_warehouse
+
+
+def register(sub) -> None:
+    p = sub.add_parser("serve", help="start the web app (extra options pass through to streamlit run)")
+    add_db_argument(p)
+    p.set_defaults(func=cmd_serve, passthrough=True)
+
+    p = sub.add_parser("datasets", help="list the datasets in the warehouse")
+    add_db_argument(p)
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.set_defaults(func=cmd_datasets)
+
+
+def cmd_serve(args) -> int:
+    import dashboard
+
+    app = Path(dashboard.__file__).with_name("app.py")
+    env = dict(os.environ)
+    if args.db:
+        env[ENV_DB] = str(Path(args.db).resolve())
+    # The project's .streamlit/config.toml applies when started from the checkout;
+    # these flags make the same choices hold wherever the command is run from.
+    cmd = [
+        sys.executable, "-m", "streamlit", "run", str(app),
+        "--browser.gatherUsageStats", "false",
+        *args.extra,
+    ]
+    return subprocess.call(cmd, env=env)
+
+
+def cmd_datasets(args) -> int:
+    wh = get_warehouse(args.db or default_db_path())
+    rows = wh.cursor().execute(
+        """
+        SELECT d.name, d.created_at, d.updated_at, d.pseudonymized,
+               coalesce(e.events, 0), coalesce(e.customers, 0), e.first_event, e.last_event
+        FROM datasets d
+        LEFT JOIN (
+            SELECT dataset, count(*) AS events, count(DISTINCT customer_id) AS customers,
+                   min(event_time) AS first_event, max(event_time) AS last_event
+            FROM events GROUP BY dataset
+        ) e ON e.dataset = d.name
+        ORDER BY d.name
+        """
+    ).fetchall()
+    out = [
+        {
+            "name": r[0], "created_at": str(r[1]), "updated_at": str(r[2]), "pseudonymized": bool(r[3]),
+            "events": int(r[4]), "customers": int(r[5]),
+            "first_event": str(r[6]) if r[6] else None, "last_event": str(r[7]) if r[7] else None,
+        }
+        for r in rows
+    ]
+    if args.json:
+        print(json.dumps(out, indent=2))
+    elif not out:
+        print("no datasets yet: load one with `valuescope ingest FILE --dataset NAME`")
+    else:
+        print(f"{'name':24} {'customers':>10} {'events':>12}  first event          last event")
+        for d in out:
+            print(f"{d['name']:24} {d['customers']:>10} {d['events']:>12}  {d['first_event'] or '-':20} {d['last_event'] or '-'}")
+    return 0

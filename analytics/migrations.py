@@ -1,0 +1,67 @@
+"""Versioned schema migrations, applied in order by ``Warehouse`` on open.
+
+Each entry is ``(version, name, sql)``; statements are separated by ``;`` at a
+line end. Never edit an applied migration: add a new one. Version ranges by
+area keep parallel work from colliding:
+  1-9 core (datasets, events, ingestion), 10-19 scoring, 20-29 segments,
+  30-39 predictors, 40-49 campaigns and reports.
+"""
+
+MIGRATIONS: list[tuple[int, str, str]] = [
+    (
+        1,
+        "core: datasets, events, ingestions, rejects, settings",
+        """
+CREATE TABLE settings (
+    key VARCHAR PRIMARY KEY,
+    value VARCHAR
+);
+CREATE TABLE datasets (
+    name VARCHAR PRIMARY KEY,
+    description VARCHAR,
+    pseudonymized BOOLEAN DEFAULT false,
+    created_at TIMESTAMP DEFAULT current_timestamp,
+    updated_at TIMESTAMP DEFAULT current_timestamp
+);
+CREATE SEQUENCE ingestion_id_seq START 1;
+CREATE TABLE ingestions (
+    id BIGINT PRIMARY KEY,
+    dataset VARCHAR NOT NULL,
+    file_name VARCHAR,
+    content_hash VARCHAR,
+    layout VARCHAR,
+    dialect VARCHAR,
+    mapping VARCHAR,
+    rows_read BIGINT,
+    rows_loaded BIGINT,
+    rows_rejected BIGINT,
+    rows_duplicate BIGINT,
+    duration_s DOUBLE,
+    created_at TIMESTAMP DEFAULT current_timestamp
+);
+CREATE TABLE rejects (
+    ingestion_id BIGINT NOT NULL,
+    line_number BIGINT,
+    raw_line VARCHAR,
+    reason VARCHAR
+);
+CREATE TABLE events (
+    dataset VARCHAR NOT NULL,
+    customer_id VARCHAR NOT NULL,
+    event_time TIMESTAMP NOT NULL,
+    event_type VARCHAR NOT NULL,
+    order_id VARCHAR,
+    item_id VARCHAR,
+    category VARCHAR,
+    quantity DOUBLE,
+    revenue DOUBLE,
+    rating DOUBLE,
+    text VARCHAR,
+    country VARCHAR,
+    attributes VARCHAR,
+    ingestion_id BIGINT,
+    row_hash UBIGINT
+)
+""",
+    ),
+]

@@ -1,0 +1,1 @@
+"""Valuescope's Streamlit UI: navigation, pages, widgets and caching only."""

@@ -1,0 +1,27 @@
+"""Valuescope entry point: builds the navigation and the shared sidebar, nothing else."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+# `streamlit run dashboard/app.py` puts dashboard/ on sys.path, not the project root.
+_ROOT = Path(__file__).resolve().parent.parent
+if str(_ROOT) not in sys.path:
+    sys.path.insert(0, str(_ROOT))
+
+import streamlit as st  # noqa: E402
+
+from dashboard import widgets  # noqa: E402
+
+st.set_page_config(page_title="Valuescope", page_icon="📈", layout="wide")
+
+PAGES = {
+    "Data": [
+        st.Page("pages/overview.py", title="Overview", icon="🏠", default=True, url_path="overview"),
+        st.Page("pages/data.py", title="Data", icon="🗂️", url_path="data"),
+    ],
+}
+
+nav = st.navigation(PAGES)
+widgets.sidebar()
+nav.run()
