@@ -1,0 +1,740 @@
+"""Customer scores: RFM, behaviour, CLV by formula (and by BG/NBD + Gamma-Gamma), and a fast re-scorer.
+
+Every function takes a customer summary (``analytics.summary.customer_summary``:
+index ``customer_id``; columns ``first_purchase``, ``last_purchase``, ``n_orders``,
+``net_revenue``, ``n_views``, ``n_searches``, ``n_carts``, ``n_purchases``,
+``n_reviews``, ...; ``attrs['as_of']``) and returns plain arrays / frames. The
+as-of date is always explicit (an argument, or the summary's ``attrs['as_of']``).
+
+RFM (:func:`rfm_scores`)
+    Only customers with at least one order are scored; the others get 0 for R,
+    F, M and the segment ``"No purchase yet"``.
+
+    * R = days from the last purchase to the as-of date (fewer days = higher score),
+    * F = number of orders (``n_orders``),
+    * M = net revenue (purchases minus refunds, ``net_revenue``).
+
+    Quintile scores 1-5 use **average-rank bins**: values are ranked with ties
+    sharing their average rank (``scipy.stats.rankdata(method="average")``),
+    the mid-point percentile ``p = (rank - 0.5) / n`` is cut into fifths and
+    ``score = floor(5 p) + 1``. Equal values therefore always get the same score
+    (the result never depends on row order or on customer ids), and with
+    distinct values each score holds a fifth of the customers. Heavy ties (e.g.
+    most customers with one order) put the whole tied group in the quintile of
+    its middle.
+
+    The weighted RFM score is ``(wR R + wF F + wM M) / (wR + wF + wM)`` (weights
+    are normalized, so it stays on the 1-5 scale).
+
+RFM segments (:data:`DEFAULT_SEGMENT_RULES`, :func:`rfm_segments`)
+    An editable rule table of R and FM score ranges (``FM`` = the mean of F and
+    M rounded half up, 1-5); the first matching rule wins; customers no rule
+    covers get the fallback segment. The default table is the R-versus-F grid
+    popularized by Putler ("RFM Analysis for Successful Customer Segmentation",
+    putler.com/rfm-analysis) and reproduced in most RFM tutorials as the
+    ``seg_map`` of regular expressions (``[1-2][1-2]`` Hibernating,
+    ``[1-2][3-4]`` At risk, ``[1-2]5`` Cannot lose them, ``3[1-2]`` About to
+    sleep, ``33`` Need attention, ``[3-4][4-5]`` Loyal, ``41`` Promising, ``51``
+    New customers, ``[4-5][2-3]`` Potential loyalists, ``5[4-5]`` Champions),
+    read on the FM score instead of F alone (as in Putler's R-versus-FM chart),
+    with the lowest corner (R 1, FM 1) split off as Lost. The grid covers all 25
+    cells, so the fallback only applies to user-edited tables.
+
+Behaviour score (:func:`behaviour_score`)
+    Per event type (views, searches, carts, purchases, reviews) the count is
+    normalized as ``log1p(count)`` then min-max scaled over all customers to
+    0-1 (a constant column scales to 0); the score is the weighted mean of the
+    normalized columns times 100 (0-100). Default weights: views 0.1, searches
+    0.1, carts 0.2, purchases 0.4, reviews 0.2.
+
+CLV by formula (:func:`clv_formula`)
+    ``CLV_i = AOV_i x f_i x margin x A / 12`` with
+
+    * ``AOV_i`` = net revenue / orders (clipped at 0),
+    * ``f_i`` = orders per year = orders / max(age_i, min_age_months / 12),
+      ``age_i`` = years from the first purchase to the as-of date,
+    * ``A = sum_{k=1..floor(M)} v^k + (M - floor(M)) v^(floor(M)+1)``: the
+      discounted number of months, ``v = (1 + discount_rate)^(-1/12)``,
+      ``M = min(horizon_months, 12 x expected_lifetime_years)``.
+
+    With no discounting ``A = M`` and the formula is the textbook
+    AOV x frequency x margin x lifetime (lifetime capped by the horizon).
+
+The :class:`Scorer` keeps the normalized columns as NumPy arrays, so a weight
+change re-scores every customer by vector arithmetic (no SQL, no ranking).
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+
+class ScoreError(ValueError):
+    """Bad scoring input a user can fix (weights, rule table, parameters)."""
+
+
+RFM_KEYS = ("recency", "frequency", "monetary")
+DEFAULT_RFM_WEIGHTS: dict[str, float] = {"recency": 1.0, "frequency": 1.0, "monetary": 1.0}
+
+BEHAVIOUR_COLUMNS: dict[str, str] = {
+    "views": "n_views",
+    "searches": "n_searches",
+    "carts": "n_carts",
+    "purchases": "n_purchases",
+    "reviews": "n_reviews",
+}
+BEHAVIOUR_KEYS = tuple(BEHAVIOUR_COLUMNS)
+DEFAULT_BEHAVIOUR_WEIGHTS: dict[str, float] = {
+    "views": 0.1,
+    "searches": 0.1,
+    "carts": 0.2,
+    "purchases": 0.4,
+    "reviews": 0.2,
+}
+
+NO_PURCHASE = "No purchase yet"
+DEFAULT_FALLBACK = "Other"
+RULE_COLUMNS = ("segment", "r_min", "r_max", "fm_min", "fm_max")
+
+#: The default R-versus-FM segment grid (first matching rule wins); see the module docstring.
+DEFAULT_SEGMENT_RULES: list[dict[str, Any]] = [
+    {"segment": "Champions", "r_min": 5, "r_max": 5, "fm_min": 4, "fm_max": 5},
+    {"segment": "Loyal", "r_min": 3, "r_max": 4, "fm_min": 4, "fm_max": 5},
+    {"segment": "Potential loyalists", "r_min": 4, "r_max": 5, "fm_min": 2, "fm_max": 3},
+    {"segment": "New customers", "r_min": 5, "r_max": 5, "fm_min": 1, "fm_max": 1},
+    {"segment": "Promising", "r_min": 4, "r_max": 4, "fm_min": 1, "fm_max": 1},
+    {"segment": "Need attention", "r_min": 3, "r_max": 3, "fm_min": 3, "fm_max": 3},
+    {"segment": "About to sleep", "r_min": 3, "r_max": 3, "fm_min": 1, "fm_max": 2},
+    {"segment": "Cannot lose them", "r_min": 1, "r_max": 2, "fm_min": 5, "fm_max": 5},
+    {"segment": "At risk", "r_min": 1, "r_max": 2, "fm_min": 3, "fm_max": 4},
+    {"segment": "Lost", "r_min": 1, "r_max": 1, "fm_min": 1, "fm_max": 1},
+    {"segment": "Hibernating", "r_min": 1, "r_max": 2, "fm_min": 1, "fm_max": 2},
+]
+
+SECONDS_PER_DAY = 86400.0
+DAYS_PER_YEAR = 365.25
+
+
+# -- weights ------------------------------------------------------------------
+def normalize_weights(
+    weights: Mapping[str, float] | Sequence[float] | None,
+    keys: Sequence[str],
+    what: str = "weights",
+    default: Mapping[str, float] | None = None,
+) -> np.ndarray:
+    """Weights in ``keys`` order, validated and scaled to sum to 1.
+
+    ``weights`` may be a mapping (missing keys count as 0, unknown keys are an
+    error) or a sequence of ``len(keys)`` numbers. Negative, non-finite or
+    all-zero weights raise :class:`ScoreError`.
+    """
+    if weights is None:
+        weights = default if default is not None else {k: 1.0 for k in keys}
+    if isinstance(weights, Mapping):
+        unknown = sorted(set(weights) - set(keys))
+        if unknown:
+            raise ScoreError(f"unknown {what} {', '.join(map(str, unknown))}: use {', '.join(keys)}")
+        raw = [weights.get(k, 0.0) for k in keys]
+    else:
+        raw = list(weights)
+        if len(raw) != len(keys):
+            raise ScoreError(f"{what}: expected {len(keys)} numbers ({', '.join(keys)}), got {len(raw)}")
+    try:
+        arr = np.asarray([float(w) for w in raw], dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ScoreError(f"{what} must be numbers, got {raw!r}") from None
+    if not np.all(np.isfinite(arr)):
+        raise ScoreError(f"{what} must be finite numbers")
+    if np.any(arr < 0):
+        raise ScoreError(f"{what} must not be negative")
+    total = arr.sum()
+    if total <= 0:
+        raise ScoreError(f"{what}: at least one weight must be above 0")
+    return arr / total
+
+
+def parse_weights(text: str, keys: Sequence[str], what: str = "weights") -> dict[str, float]:
+    """Parse ``"1,1,2"`` (in ``keys`` order) or ``"views=0.1,carts=0.5"`` into a validated mapping."""
+    if text is None or not str(text).strip():
+        raise ScoreError(f"{what}: empty")
+    parts = [p.strip() for p in str(text).split(",")]
+    out: dict[str, float] = {}
+    if any("=" in p for p in parts):
+        for p in parts:
+            if "=" not in p:
+                raise ScoreError(f"{what}: mix of named and positional weights in {text!r}")
+            k, v = (s.strip() for s in p.split("=", 1))
+            if k not in keys:
+                raise ScoreError(f"unknown {what} {k!r}: use {', '.join(keys)}")
+            out[k] = _number(v, what)
+    else:
+        if len(parts) != len(keys):
+            raise ScoreError(f"{what}: expected {len(keys)} comma-separated numbers ({', '.join(keys)}), got {len(parts)}")
+        out = {k: _number(v, what) for k, v in zip(keys, parts)}
+    normalize_weights(out, keys, what)  # validate
+    return {k: out.get(k, 0.0) for k in keys}
+
+
+def _number(text: str, what: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise ScoreError(f"{what}: {text!r} is not a number") from None
+
+
+# -- summary helpers --------------------------------------------------------------
+def _as_of(summary: pd.DataFrame, as_of) -> pd.Timestamp:
+    value = as_of if as_of is not None else summary.attrs.get("as_of")
+    if value is None:
+        raise ScoreError("the as-of date is required (pass as_of or a summary with attrs['as_of'])")
+    try:
+        return pd.Timestamp(value)
+    except (TypeError, ValueError):
+        raise ScoreError(f"not a date: {value!r}") from None
+
+
+def _require(summary: pd.DataFrame, columns: Iterable[str]) -> None:
+    missing = [c for c in columns if c not in summary.columns]
+    if missing:
+        raise ScoreError(f"the customer summary lacks column(s): {', '.join(missing)}")
+
+
+def _float(summary: pd.DataFrame, column: str) -> np.ndarray:
+    return pd.to_numeric(summary[column], errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+
+
+def _days_before(as_of: pd.Timestamp, column: pd.Series) -> np.ndarray:
+    """Days (float) from each timestamp in ``column`` to ``as_of`` (NaN where missing)."""
+    ts = pd.to_datetime(column, errors="coerce")
+    if getattr(ts.dt, "tz", None) is not None:
+        ts = ts.dt.tz_localize(None)
+    delta = (as_of - ts).dt.total_seconds().to_numpy(dtype=np.float64, na_value=np.nan)
+    return delta / SECONDS_PER_DAY
+
+
+def buyers_mask(summary: pd.DataFrame) -> np.ndarray:
+    """Customers with at least one order (the ones RFM scores)."""
+    _require(summary, ["n_orders"])
+    n = _float(summary, "n_orders")
+    return np.nan_to_num(n, nan=0.0) > 0
+
+
+# -- RFM -----------------------------------------------------------------------------
+def quintile_scores(values: np.ndarray | Sequence[float], higher_is_better: bool = True) -> np.ndarray:
+    """Scores 1-5 by average-rank bins (equal values, equal score); NaN -> 0.
+
+    See the module docstring for the exact rule.
+    """
+    from scipy.stats import rankdata
+
+    x = np.asarray(values, dtype=np.float64)
+    out = np.zeros(x.shape[0], dtype=np.int8)
+    ok = ~np.isnan(x)
+    n = int(ok.sum())
+    if n == 0:
+        return out
+    v = x[ok] if higher_is_better else -x[ok]
+    ranks = rankdata(v, method="average")
+    p = (ranks - 0.5) / n
+    out[ok] = np.clip(np.floor(5.0 * p).astype(np.int64) + 1, 1, 5).astype(np.int8)
+    return out
+
+
+def fm_score(f_score: np.ndarray, m_score: np.ndarray) -> np.ndarray:
+    """The FM score: mean of F and M rounded half up (0 where not scored)."""
+    f = np.asarray(f_score, dtype=np.int16)
+    m = np.asarray(m_score, dtype=np.int16)
+    return ((f + m + 1) // 2).astype(np.int8)
+
+
+def rfm_scores(summary: pd.DataFrame, as_of=None) -> pd.DataFrame:
+    """R, F, M and FM quintile scores per customer (0 for customers with no order).
+
+    Also returns the raw inputs: ``days_since_last_purchase`` (R), ``n_orders``
+    (F) and ``net_revenue`` (M).
+    """
+    _require(summary, ["last_purchase", "n_orders", "net_revenue"])
+    when = _as_of(summary, as_of)
+    buyers = buyers_mask(summary)
+    days = _days_before(when, summary["last_purchase"])
+    freq = _float(summary, "n_orders")
+    money = _float(summary, "net_revenue")
+    days = np.where(buyers, days, np.nan)
+    freq = np.where(buyers, freq, np.nan)
+    money = np.where(buyers, np.nan_to_num(money, nan=0.0), np.nan)
+    r = quintile_scores(days, higher_is_better=False)
+    f = quintile_scores(freq)
+    m = quintile_scores(money)
+    return pd.DataFrame(
+        {
+            "days_since_last_purchase": days,
+            "r_score": r,
+            "f_score": f,
+            "m_score": m,
+            "fm_score": fm_score(f, m),
+        },
+        index=summary.index,
+    )
+
+
+def weighted_rfm_score(r, f, m, weights=None) -> np.ndarray:
+    """``(wR R + wF F + wM M) / (wR + wF + wM)`` (1-5; 0 where R/F/M are 0)."""
+    w = normalize_weights(weights, RFM_KEYS, "RFM weights", DEFAULT_RFM_WEIGHTS).astype(np.float32)
+    out = (
+        np.asarray(r, dtype=np.float32) * w[0]
+        + np.asarray(f, dtype=np.float32) * w[1]
+        + np.asarray(m, dtype=np.float32) * w[2]
+    )
+    return out
+
+
+# -- segments ------------------------------------------------------------------------------
+def default_segment_rules() -> pd.DataFrame:
+    """The default rule table as a DataFrame (a copy the page can edit)."""
+    return pd.DataFrame(DEFAULT_SEGMENT_RULES, columns=list(RULE_COLUMNS))
+
+
+def validate_segment_rules(rules) -> list[dict[str, Any]]:
+    """Check a (user-edited) rule table; return it as a clean list of dicts.
+
+    Accepts a DataFrame or a list of dicts with columns ``segment, r_min, r_max,
+    fm_min, fm_max``. Rows left completely empty (as ``st.data_editor`` adds)
+    are dropped. Raises :class:`ScoreError` naming the row and the problem.
+    """
+    if isinstance(rules, pd.DataFrame):
+        records = rules.to_dict("records")
+        columns = list(rules.columns)
+    else:
+        try:
+            records = [dict(r) for r in rules]
+        except (TypeError, ValueError):
+            raise ScoreError("segment rules must be a table (list of rows)") from None
+        columns = sorted({k for r in records for k in r})
+    missing = [c for c in RULE_COLUMNS if c not in columns]
+    if missing:
+        raise ScoreError(f"segment rules lack column(s): {', '.join(missing)}")
+    clean: list[dict[str, Any]] = []
+    for i, rec in enumerate(records, start=1):
+        if all(_blank(rec.get(c)) for c in RULE_COLUMNS):
+            continue
+        name = rec.get("segment")
+        if _blank(name) or not str(name).strip():
+            raise ScoreError(f"segment rule {i}: the segment name is empty")
+        name = str(name).strip()
+        if len(name) > 60:
+            raise ScoreError(f"segment rule {i}: the segment name is longer than 60 characters")
+        if name == NO_PURCHASE:
+            raise ScoreError(f"segment rule {i}: {NO_PURCHASE!r} is reserved for customers without orders")
+        row: dict[str, Any] = {"segment": name}
+        for c in RULE_COLUMNS[1:]:
+            v = rec.get(c)
+            if _blank(v):
+                raise ScoreError(f"segment rule {i} ({name}): {c} is empty")
+            try:
+                fv = float(v)
+            except (TypeError, ValueError):
+                raise ScoreError(f"segment rule {i} ({name}): {c} must be a whole number 1-5, got {v!r}") from None
+            if not fv.is_integer() or not 1 <= fv <= 5:
+                raise ScoreError(f"segment rule {i} ({name}): {c} must be a whole number 1-5, got {v!r}")
+            row[c] = int(fv)
+        for lo, hi in (("r_min", "r_max"), ("fm_min", "fm_max")):
+            if row[lo] > row[hi]:
+                raise ScoreError(f"segment rule {i} ({name}): {lo} ({row[lo]}) is above {hi} ({row[hi]})")
+        clean.append(row)
+    if not clean:
+        raise ScoreError("segment rules: the table is empty; add at least one rule")
+    return clean
+
+
+def _blank(v) -> bool:
+    if v is None:
+        return True
+    if isinstance(v, float) and math.isnan(v):
+        return True
+    if v is pd.NA or v is pd.NaT:
+        return True
+    if isinstance(v, str) and not v.strip():
+        return True
+    return False
+
+
+@dataclass(frozen=True)
+class SegmentMap:
+    """A compiled rule table: ``lut[5 (R-1) + (FM-1)]`` is a segment code; cell 25 = no purchase."""
+
+    names: tuple[str, ...]
+    lut: np.ndarray
+    fallback: str
+    uncovered: tuple[tuple[int, int], ...]
+
+
+def compile_segment_rules(rules=None, fallback: str = DEFAULT_FALLBACK) -> SegmentMap:
+    """Compile a rule table (default: :data:`DEFAULT_SEGMENT_RULES`) to a 26-cell lookup."""
+    clean = validate_segment_rules(DEFAULT_SEGMENT_RULES if rules is None else rules)
+    fallback = (fallback or DEFAULT_FALLBACK).strip() or DEFAULT_FALLBACK
+    names: list[str] = []
+    for r in clean:
+        if r["segment"] not in names:
+            names.append(r["segment"])
+    if fallback not in names:
+        names.append(fallback)
+    names.append(NO_PURCHASE)
+    code = {n: i for i, n in enumerate(names)}
+    lut = np.full(26, code[fallback], dtype=np.int16)
+    assigned = np.zeros(25, dtype=bool)
+    uncovered = []
+    for rr in range(1, 6):
+        for ff in range(1, 6):
+            cell = 5 * (rr - 1) + (ff - 1)
+            for r in clean:  # first matching rule wins
+                if r["r_min"] <= rr <= r["r_max"] and r["fm_min"] <= ff <= r["fm_max"]:
+                    lut[cell] = code[r["segment"]]
+                    assigned[cell] = True
+                    break
+            if not assigned[cell]:
+                uncovered.append((rr, ff))
+    lut[25] = code[NO_PURCHASE]
+    return SegmentMap(tuple(names), lut, fallback, tuple(uncovered))
+
+
+def rfm_cells(r_score, fm: np.ndarray) -> np.ndarray:
+    """Grid cell per customer: ``5 (R-1) + (FM-1)`` for scored customers, 25 otherwise."""
+    r = np.asarray(r_score, dtype=np.int16)
+    f = np.asarray(fm, dtype=np.int16)
+    ok = (r >= 1) & (f >= 1)
+    return np.where(ok, 5 * (r - 1) + (f - 1), 25).astype(np.int16)
+
+
+def rfm_segments(r_score, fm, rules=None, fallback: str = DEFAULT_FALLBACK) -> np.ndarray:
+    """Segment name per customer from R and FM scores and a rule table (first match wins)."""
+    smap = compile_segment_rules(rules, fallback)
+    codes = smap.lut[rfm_cells(r_score, fm)]
+    return np.asarray(smap.names, dtype=object)[codes]
+
+
+# -- behaviour ---------------------------------------------------------------------------------
+def behaviour_matrix(summary: pd.DataFrame) -> np.ndarray:
+    """The normalized event-count columns (n x 5, float32, 0-1) in :data:`BEHAVIOUR_KEYS` order."""
+    _require(summary, BEHAVIOUR_COLUMNS.values())
+    out = np.empty((len(summary), len(BEHAVIOUR_KEYS)), dtype=np.float32)
+    for j, key in enumerate(BEHAVIOUR_KEYS):
+        x = np.log1p(np.clip(np.nan_to_num(_float(summary, BEHAVIOUR_COLUMNS[key]), nan=0.0), 0, None))
+        lo, hi = (float(x.min()), float(x.max())) if x.size else (0.0, 0.0)
+        out[:, j] = (x - lo) / (hi - lo) if hi > lo else 0.0
+    return out
+
+
+def behaviour_score(summary: pd.DataFrame, weights=None) -> np.ndarray:
+    """Weighted mean of the normalized event counts, 0-100 (see the module docstring)."""
+    w = normalize_weights(weights, BEHAVIOUR_KEYS, "behaviour weights", DEFAULT_BEHAVIOUR_WEIGHTS)
+    return behaviour_matrix(summary) @ (100.0 * w).astype(np.float32)
+
+
+# -- CLV by formula --------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class CLVParams:
+    """Parameters of the CLV formula (and the horizon/discounting of the probabilistic CLV)."""
+
+    margin: float = 0.3
+    horizon_months: float = 12.0
+    discount_rate: float = 0.10
+    expected_lifetime_years: float = 3.0
+    min_age_months: float = 1.0
+
+    def validated(self) -> "CLVParams":
+        checks = [
+            ("margin", self.margin, 0.0, 1.0, "a fraction between 0 and 1 (e.g. 0.3 for 30%)"),
+            ("horizon_months", self.horizon_months, 1.0, 120.0, "between 1 and 120 months"),
+            ("discount_rate", self.discount_rate, 0.0, 1.0, "an annual rate between 0 and 1 (e.g. 0.1 for 10%)"),
+            ("expected_lifetime_years", self.expected_lifetime_years, 0.0833, 50.0, "between 1 month and 50 years"),
+            ("min_age_months", self.min_age_months, 0.0, 60.0, "between 0 and 60 months"),
+        ]
+        for name, value, lo, hi, hint in checks:
+            try:
+                v = float(value)
+            except (TypeError, ValueError):
+                raise ScoreError(f"{name} must be a number ({hint})") from None
+            if not math.isfinite(v) or not lo <= v <= hi:
+                raise ScoreError(f"{name} must be {hint}, got {value!r}")
+        return self
+
+    def as_dict(self) -> dict[str, float]:
+        return {k: float(v) for k, v in dataclasses.asdict(self).items()}
+
+
+def discounted_months(horizon_months: float, discount_rate: float, expected_lifetime_years: float) -> float:
+    """``A``: months of contribution within the horizon and lifetime, each discounted monthly.
+
+    ``A = sum_{k=1..floor(M)} v^k + (M - floor(M)) v^(floor(M)+1)``,
+    ``v = (1 + discount_rate)^(-1/12)``, ``M = min(horizon_months, 12 x lifetime)``.
+    """
+    months = min(float(horizon_months), 12.0 * float(expected_lifetime_years))
+    full = int(math.floor(months))
+    frac = months - full
+    v = (1.0 + float(discount_rate)) ** (-1.0 / 12.0)
+    if v == 1.0:
+        return months
+    annuity = v * (1.0 - v**full) / (1.0 - v)
+    return annuity + frac * v ** (full + 1)
+
+
+def clv_inputs(summary: pd.DataFrame, as_of=None, min_age_months: float = 1.0) -> pd.DataFrame:
+    """Per customer: average order value and orders per year (the customer-specific part of the formula)."""
+    _require(summary, ["first_purchase", "n_orders", "net_revenue"])
+    when = _as_of(summary, as_of)
+    orders = np.nan_to_num(_float(summary, "n_orders"), nan=0.0)
+    net = np.nan_to_num(_float(summary, "net_revenue"), nan=0.0)
+    age_years = np.nan_to_num(_days_before(when, summary["first_purchase"]), nan=0.0) / DAYS_PER_YEAR
+    floor_years = max(float(min_age_months), 0.0) / 12.0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        aov = np.where(orders > 0, np.clip(net, 0, None) / np.where(orders > 0, orders, 1), 0.0)
+        years = np.maximum(age_years, floor_years)
+        per_year = np.where((orders > 0) & (years > 0), orders / np.where(years > 0, years, 1), 0.0)
+    return pd.DataFrame({"avg_order_value": aov, "orders_per_year": per_year}, index=summary.index)
+
+
+def clv_formula(summary: pd.DataFrame, params: CLVParams | None = None, as_of=None) -> pd.Series:
+    """Discounted CLV by the formula in the module docstring (0 for customers without orders)."""
+    p = (params or CLVParams()).validated()
+    inputs = clv_inputs(summary, as_of, p.min_age_months)
+    factor = p.margin * discounted_months(p.horizon_months, p.discount_rate, p.expected_lifetime_years) / 12.0
+    return pd.Series(
+        inputs["avg_order_value"].to_numpy() * inputs["orders_per_year"].to_numpy() * factor,
+        index=summary.index,
+        name="clv_formula",
+    )
+
+
+# -- probabilistic CLV ---------------------------------------------------------------------------------
+PROB_COLUMNS = ("p_alive", "expected_purchases", "expected_spend", "clv_bgnbd")
+
+
+# -- fast re-scoring ------------------------------------------------------------------------------------
+SCORE_COLUMNS = {
+    "rfm_score": "RFM score (1-5)",
+    "behaviour_score": "Behaviour score (0-100)",
+    "clv_formula": "CLV by formula",
+    "clv_bgnbd": "CLV by BG/NBD + Gamma-Gamma",
+}
+
+
+@dataclass
+class ScoreResult:
+    """What one re-score produces (arrays aligned with ``Scorer.customer_ids``)."""
+
+    rfm_score: np.ndarray
+    behaviour_score: np.ndarray
+    clv_formula: np.ndarray
+    clv_bgnbd: np.ndarray | None
+    segment_codes: np.ndarray
+    segment_names: tuple[str, ...]
+    segment_table: pd.DataFrame
+    top_customers: pd.DataFrame
+    histogram: pd.DataFrame
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+class Scorer:
+    """Holds a customer summary as arrays; :meth:`score` re-weights without SQL.
+
+    Construction does the expensive part once (ranking for the quintiles, the
+    log/min-max normalization, the formula's per-customer inputs, the grid cell
+    per customer). :meth:`score` is then a handful of vector operations over
+    n customers: two small matrix products, a 26-entry lookup for the segments,
+    ``bincount`` for the segment table, ``argpartition`` for the top customers
+    and a fixed-range ``histogram``.
+    """
+
+    def __init__(self, summary: pd.DataFrame, as_of=None, *, min_age_months: float = 1.0, prob: pd.DataFrame | None = None):
+        when = _as_of(summary, as_of)
+        self.as_of = when
+        self.unit = summary.attrs.get("unit")
+        self.dataset = summary.attrs.get("dataset")
+        self.n = len(summary)
+        self.customer_ids = summary.index.to_numpy()
+        rfm = rfm_scores(summary, when)
+        self.rfm = rfm
+        self.rfm_matrix = np.stack(
+            [rfm["r_score"].to_numpy(), rfm["f_score"].to_numpy(), rfm["m_score"].to_numpy()], axis=1
+        ).astype(np.float32)
+        self.cells = rfm_cells(rfm["r_score"].to_numpy(), rfm["fm_score"].to_numpy())
+        self.behaviour = behaviour_matrix(summary)
+        self.min_age_months = float(min_age_months)
+        inputs = clv_inputs(summary, when, min_age_months)
+        self.clv_inputs = inputs
+        self.clv_base = (inputs["avg_order_value"].to_numpy() * inputs["orders_per_year"].to_numpy()).astype(np.float64)
+        self.net_revenue = np.nan_to_num(_float(summary, "net_revenue"), nan=0.0)
+        self.n_orders = np.nan_to_num(_float(summary, "n_orders"), nan=0.0)
+        self.summary = summary
+        self.prob = None
+        if prob is not None:
+            self.set_probabilistic(prob)
+
+    def set_probabilistic(self, prob: pd.DataFrame | None) -> None:
+        """Attach per-customer BG/NBD columns (``PROB_COLUMNS``), aligned to the summary's index."""
+        if prob is None:
+            self.prob = None
+            return
+        self.prob = prob.reindex(self.summary.index)
+
+    def score(
+        self,
+        rfm_weights=None,
+        behaviour_weights=None,
+        clv: CLVParams | None = None,
+        rules=None,
+        fallback: str = DEFAULT_FALLBACK,
+        *,
+        top_n: int = 20,
+        rank_by: str = "clv_formula",
+        hist_of: str | None = None,
+        bins: int = 40,
+        segment_map: SegmentMap | None = None,
+    ) -> ScoreResult:
+        """Re-score every customer with the given weights, CLV parameters and rule table."""
+        p = (clv or CLVParams(min_age_months=self.min_age_months)).validated()
+        if abs(p.min_age_months - self.min_age_months) > 1e-12:
+            raise ScoreError("min_age_months is fixed when the Scorer is built; build a new Scorer to change it")
+        wr = normalize_weights(rfm_weights, RFM_KEYS, "RFM weights", DEFAULT_RFM_WEIGHTS).astype(np.float32)
+        wb = normalize_weights(behaviour_weights, BEHAVIOUR_KEYS, "behaviour weights", DEFAULT_BEHAVIOUR_WEIGHTS)
+        rfm_score = self.rfm_matrix @ wr
+        behaviour = self.behaviour @ (100.0 * wb).astype(np.float32)
+        factor = p.margin * discounted_months(p.horizon_months, p.discount_rate, p.expected_lifetime_years) / 12.0
+        clv_f = self.clv_base * factor
+        clv_b = None
+        if self.prob is not None and "clv_bgnbd" in self.prob:
+            clv_b = self.prob["clv_bgnbd"].to_numpy(dtype=np.float64, na_value=np.nan)
+        smap = segment_map or compile_segment_rules(rules, fallback)
+        codes = smap.lut[self.cells]
+        scores = {"rfm_score": rfm_score, "behaviour_score": behaviour, "clv_formula": clv_f, "clv_bgnbd": clv_b}
+        if rank_by not in scores or scores[rank_by] is None:
+            raise ScoreError(f"cannot rank by {rank_by!r}: choose one of {', '.join(k for k, v in scores.items() if v is not None)}")
+        seg_table = self._segment_table(smap, codes, clv_f, clv_b, rfm_score)
+        top = self._top(scores, codes, smap, rank_by, top_n)
+        hist = self._histogram(scores[hist_of or rank_by], hist_of or rank_by, bins)
+        params = {
+            "as_of": str(self.as_of.date()),
+            "unit": self.unit,
+            "rfm_weights": dict(zip(RFM_KEYS, map(float, wr))),
+            "behaviour_weights": dict(zip(BEHAVIOUR_KEYS, map(float, wb))),
+            **p.as_dict(),
+        }
+        return ScoreResult(rfm_score, behaviour, clv_f, clv_b, codes, smap.names, seg_table, top, hist, params)
+
+    # -- pieces of a re-score ---------------------------------------------------------
+    def _segment_table(self, smap, codes, clv_f, clv_b, rfm_score) -> pd.DataFrame:
+        k = len(smap.names)
+        count = np.bincount(codes, minlength=k)
+        revenue = np.bincount(codes, weights=self.net_revenue, minlength=k)
+        clv_sum = np.bincount(codes, weights=clv_f, minlength=k)
+        rfm_sum = np.bincount(codes, weights=rfm_score, minlength=k)
+        total_customers = max(int(count.sum()), 1)
+        total_revenue = float(revenue.sum())
+        data = {
+            "segment": list(smap.names),
+            "customers": count,
+            "customer_share": count / total_customers,
+            "revenue": revenue,
+            "revenue_share": revenue / total_revenue if total_revenue else np.zeros(k),
+            "clv_formula": clv_sum,
+            "avg_rfm_score": np.divide(rfm_sum, count, out=np.zeros(k), where=count > 0),
+        }
+        if clv_b is not None:
+            data["clv_bgnbd"] = np.bincount(codes, weights=np.nan_to_num(clv_b, nan=0.0), minlength=k)
+        table = pd.DataFrame(data)
+        return table[table["customers"] > 0].reset_index(drop=True)
+
+    def _top(self, scores, codes, smap, rank_by, top_n) -> pd.DataFrame:
+        values = np.nan_to_num(np.asarray(scores[rank_by], dtype=np.float64), nan=-np.inf)
+        n = values.shape[0]
+        k = max(0, min(int(top_n), n))
+        if k == 0:
+            idx = np.array([], dtype=np.int64)
+        else:
+            part = np.argpartition(-values, k - 1)[:k] if k < n else np.arange(n)
+            # deterministic order: score descending, then position (summary order) ascending
+            idx = part[np.lexsort((part, -values[part]))]
+        names = np.asarray(smap.names, dtype=object)
+        out = pd.DataFrame(
+            {
+                "customer_id": self.customer_ids[idx],
+                "segment": names[codes[idx]],
+                "r_score": self.rfm_matrix[idx, 0].astype(np.int8),
+                "f_score": self.rfm_matrix[idx, 1].astype(np.int8),
+                "m_score": self.rfm_matrix[idx, 2].astype(np.int8),
+                "rfm_score": scores["rfm_score"][idx],
+                "behaviour_score": scores["behaviour_score"][idx],
+                "n_orders": self.n_orders[idx],
+                "net_revenue": self.net_revenue[idx],
+                "clv_formula": scores["clv_formula"][idx],
+            }
+        )
+        if scores.get("clv_bgnbd") is not None:
+            out["clv_bgnbd"] = scores["clv_bgnbd"][idx]
+        return out
+
+    @staticmethod
+    def _histogram(values: np.ndarray, name: str, bins: int) -> pd.DataFrame:
+        v = np.asarray(values, dtype=np.float64)
+        v = v[np.isfinite(v)]
+        if name == "rfm_score":
+            lo, hi = 0.0, 5.0
+        elif name == "behaviour_score":
+            lo, hi = 0.0, 100.0
+        else:
+            lo = min(float(v.min()), 0.0) if v.size else 0.0
+            # clip the long right tail at the 99.5th percentile; the last bin collects the rest
+            hi = float(np.quantile(v, 0.995)) if v.size else 1.0
+            if hi <= lo:
+                hi = lo + 1.0
+        counts, edges = np.histogram(np.clip(v, lo, hi), bins=bins, range=(lo, hi))
+        return pd.DataFrame({"left": edges[:-1], "right": edges[1:], "customers": counts})
+
+    # -- the full table -----------------------------------------------------------------------
+    def frame(self, result: ScoreResult, *, with_params: bool = True) -> pd.DataFrame:
+        """Every customer with all scores (and the parameters as ``param_*`` columns) for export."""
+        names = np.asarray(result.segment_names, dtype=object)
+        out = pd.DataFrame(
+            {
+                "customer_id": self.customer_ids,
+                "n_orders": self.n_orders,
+                "net_revenue": self.net_revenue,
+                "days_since_last_purchase": self.rfm["days_since_last_purchase"].to_numpy(),
+                "r_score": self.rfm["r_score"].to_numpy(),
+                "f_score": self.rfm["f_score"].to_numpy(),
+                "m_score": self.rfm["m_score"].to_numpy(),
+                "fm_score": self.rfm["fm_score"].to_numpy(),
+                "rfm_score": result.rfm_score,
+                "rfm_segment": names[result.segment_codes],
+                "behaviour_score": result.behaviour_score,
+                "avg_order_value": self.clv_inputs["avg_order_value"].to_numpy(),
+                "orders_per_year": self.clv_inputs["orders_per_year"].to_numpy(),
+                "clv_formula": result.clv_formula,
+            }
+        )
+        if self.prob is not None:
+            for c in PROB_COLUMNS:
+                if c in self.prob:
+                    out[c] = self.prob[c].to_numpy()
+        if with_params:
+            for key, value in flat_params(result.params).items():
+                out["param_" + key] = value
+        return out
+
+
+def flat_params(params: Mapping[str, Any]) -> dict[str, Any]:
+    """``{'rfm_weights': {'recency': 1}}`` -> ``{'rfm_weight_recency': 1}`` (for columns/metadata)."""
+    out: dict[str, Any] = {}
+    for key, value in params.items():
+        if isinstance(value, Mapping):
+            stem = key[:-1] if key.endswith("s") else key
+            for k, v in value.items():
+                out[f"{stem}_{k}"] = v
+        else:
+            out[key] = value
+    return out
