@@ -64,4 +64,47 @@ CREATE TABLE events (
 )
 """,
     ),
+    (
+        10,
+        "scoring: persisted customer summaries",
+        """
+CREATE SEQUENCE customer_summary_run_seq START 1;
+CREATE TABLE customer_summary_runs (
+    run_id BIGINT PRIMARY KEY,
+    dataset VARCHAR NOT NULL,
+    as_of DATE NOT NULL,
+    unit VARCHAR NOT NULL,
+    params_hash VARCHAR NOT NULL,
+    params VARCHAR,
+    data_version VARCHAR NOT NULL,
+    n_customers BIGINT,
+    created_at TIMESTAMP DEFAULT current_timestamp
+);
+CREATE TABLE customer_summaries (
+    run_id BIGINT NOT NULL,
+    customer_id VARCHAR NOT NULL,
+    first_purchase TIMESTAMP,
+    last_purchase TIMESTAMP,
+    frequency DOUBLE,
+    recency DOUBLE,
+    "T" DOUBLE,
+    monetary_value DOUBLE,
+    total_revenue DOUBLE,
+    return_revenue DOUBLE,
+    net_revenue DOUBLE,
+    n_orders BIGINT,
+    n_views BIGINT,
+    n_searches BIGINT,
+    n_carts BIGINT,
+    n_purchases BIGINT,
+    n_returns BIGINT,
+    n_reviews BIGINT,
+    avg_rating DOUBLE,
+    tenure DOUBLE,
+    avg_gap DOUBLE,
+    first_event TIMESTAMP,
+    last_event TIMESTAMP
+)
+""",
+    ),
 ]

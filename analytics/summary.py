@@ -1,0 +1,335 @@
+"""Per-customer summaries: RFM inputs, BG/NBD inputs and behaviour counts.
+
+``customer_summary`` computes, in one DuckDB SQL pass over ``events``, for a
+dataset as of an explicit date, one row per customer:
+
+* ``first_purchase``, ``last_purchase``: first and last purchase *day*
+  (timestamps at midnight; NaT if the customer never purchased);
+* ``frequency``, ``recency``, ``T``: in the sense of the BG/NBD literature
+  (Fader, Hardie & Lee 2005): purchase periods are calendar days (all purchases
+  of a customer on the same day are merged into one), ``frequency`` is the
+  number of *repeat* purchase days, ``recency`` the time from the first to the
+  last purchase day and ``T`` the time from the first purchase day to the as-of
+  day, both in ``unit``;
+* ``monetary_value``: mean value of the repeat purchase days (the first day's
+  value is left out, same-day purchases summed), 0 when ``frequency == 0``;
+* totals: ``total_revenue`` (all purchases), ``return_revenue`` (refunds, a
+  positive amount), ``net_revenue``; ``n_orders`` (distinct purchase days,
+  including the first);
+* behaviour: ``n_views``, ``n_searches``, ``n_carts``, ``n_purchases``,
+  ``n_returns``, ``n_reviews`` (event counts) and ``avg_rating`` (NaN if none);
+* ``tenure`` (as-of day minus the first event's day, in ``unit``), ``avg_gap``
+  (mean gap between purchase days in ``unit``; NaN with fewer than 2),
+  ``first_event``, ``last_event``.
+
+These equal lifetimes' ``summary_data_from_transaction_data`` with
+``freq="D"`` (``freq_multiplier=7`` for weeks, ``30.4375`` for months) on the
+same data, including its conventions: the as-of day is *inclusive* (events up
+to the end of that day count) and ``T`` is measured from the first purchase
+day to the as-of day.
+
+Time units (``TIME_UNITS``): ``days`` = 1 day, ``weeks`` = 7 days, ``months`` =
+30.4375 days (365.25 / 12). The unit only rescales recency, T, tenure and
+avg_gap; frequency never depends on it (purchase periods are always days), so
+the same customers give the same BG/NBD likelihood shape in any unit. Every
+result carries its unit in ``df.attrs["unit"]``.
+
+Customers who only viewed / searched / ... (no purchase in the window) are
+included (behaviour scores need them) with ``n_orders == 0`` and
+``frequency``, ``recency``, ``T`` and ``monetary_value`` NaN: the BG/NBD and
+Gamma-Gamma inputs are defined only from a first purchase on, so a model fitted
+on ``df.dropna(subset=["frequency"])`` uses exactly the purchasers.
+
+Results persist in the warehouse (``customer_summary_runs`` /
+``customer_summaries``), keyed by dataset, as-of day, unit and a hash of the
+other parameters, and tagged with a fingerprint of the dataset's events, so a
+new ingest (or a deletion) invalidates them automatically.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+
+import numpy as np
+import pandas as pd
+
+from analytics.warehouse import Warehouse
+
+TIME_UNITS: dict[str, float] = {"days": 1.0, "weeks": 7.0, "months": 30.4375}
+
+SUMMARY_COLUMNS = [
+    "first_purchase", "last_purchase", "frequency", "recency", "T", "monetary_value",
+    "total_revenue", "return_revenue", "net_revenue", "n_orders",
+    "n_views", "n_searches", "n_carts", "n_purchases", "n_returns", "n_reviews",
+    "avg_rating", "tenure", "avg_gap", "first_event", "last_event",
+]
+
+_SUMMARY_VERSION = 1  # bump when the computation changes: old persisted runs stop matching
+
+
+class SummaryError(ValueError):
+    """A summary request a user can fix (unknown unit, bad date, empty window...)."""
+
+
+# ---------------------------------------------------------------- helpers
+def check_unit(unit: str) -> float:
+    """The length of ``unit`` in days; SummaryError for an unknown unit."""
+    try:
+        return TIME_UNITS[unit]
+    except (KeyError, TypeError):
+        raise SummaryError(
+            f"unknown time unit {unit!r}; use one of {', '.join(TIME_UNITS)}"
+        ) from None
+
+
+def _as_day(value, what: str) -> pd.Timestamp:
+    """A date-like value as a midnight Timestamp (the day it falls on)."""
+    if value is None:
+        raise SummaryError(f"{what} is required (an explicit date, e.g. 2024-06-30)")
+    try:
+        ts = pd.Timestamp(value)
+    except (ValueError, TypeError):
+        raise SummaryError(f"{what} is not a date: {value!r}") from None
+    if ts is pd.NaT or pd.isna(ts):
+        raise SummaryError(f"{what} is not a date: {value!r}")
+    if ts.tzinfo is not None:
+        ts = ts.tz_convert(None)
+    return ts.normalize()
+
+
+def _py(ts: pd.Timestamp | None):
+    return None if ts is None else ts.to_pydatetime()
+
+
+# ---------------------------------------------------------------- SQL
+_SUMMARY_SQL = """
+WITH ev AS (
+    SELECT customer_id, event_time, event_type, revenue, rating
+    FROM {source}
+    WHERE {where}
+),
+pday AS (
+    SELECT customer_id, date_trunc('day', event_time) AS d, coalesce(sum(revenue), 0) AS rev
+    FROM ev
+    WHERE event_type = 'purchase'
+    GROUP BY customer_id, d
+),
+pfirst AS (
+    SELECT customer_id, min(d) AS first_purchase, max(d) AS last_purchase,
+           count(*) AS n_orders, arg_min(rev, d) AS first_rev
+    FROM pday
+    GROUP BY customer_id
+),
+prep AS (
+    SELECT p.customer_id, avg(p.rev) AS monetary_value
+    FROM pday p JOIN pfirst f ON p.customer_id = f.customer_id AND p.d > f.first_purchase
+    GROUP BY p.customer_id
+),
+cust AS (
+    SELECT customer_id,
+           min(event_time) AS first_event,
+           max(event_time) AS last_event,
+           count(*) FILTER (WHERE event_type = 'view') AS n_views,
+           count(*) FILTER (WHERE event_type = 'search') AS n_searches,
+           count(*) FILTER (WHERE event_type = 'cart') AS n_carts,
+           count(*) FILTER (WHERE event_type = 'purchase') AS n_purchases,
+           count(*) FILTER (WHERE event_type = 'return') AS n_returns,
+           count(*) FILTER (WHERE event_type = 'review') AS n_reviews,
+           coalesce(sum(revenue) FILTER (WHERE event_type = 'purchase'), 0) AS total_revenue,
+           coalesce(sum(revenue) FILTER (WHERE event_type = 'return'), 0) AS return_revenue,
+           avg(rating) AS avg_rating
+    FROM ev
+    GROUP BY customer_id
+)
+SELECT
+    CAST(c.customer_id AS VARCHAR) AS customer_id,
+    f.first_purchase,
+    f.last_purchase,
+    CAST(f.n_orders - 1 AS DOUBLE) AS frequency,
+    date_diff('day', f.first_purchase, f.last_purchase) / $unit_days AS recency,
+    date_diff('day', f.first_purchase, $as_of) / $unit_days AS "T",
+    CASE WHEN f.customer_id IS NULL THEN NULL ELSE coalesce(r.monetary_value, 0) END AS monetary_value,
+    CAST(c.total_revenue AS DOUBLE) AS total_revenue,
+    CAST(c.return_revenue AS DOUBLE) AS return_revenue,
+    CAST(c.total_revenue - c.return_revenue AS DOUBLE) AS net_revenue,
+    coalesce(f.n_orders, 0) AS n_orders,
+    c.n_views, c.n_searches, c.n_carts, c.n_purchases, c.n_returns, c.n_reviews,
+    c.avg_rating,
+    date_diff('day', date_trunc('day', c.first_event), $as_of) / $unit_days AS tenure,
+    CASE WHEN f.n_orders >= 2
+         THEN date_diff('day', f.first_purchase, f.last_purchase) / $unit_days / (f.n_orders - 1)
+    END AS avg_gap,
+    c.first_event,
+    c.last_event
+FROM cust c
+LEFT JOIN pfirst f ON c.customer_id = f.customer_id
+LEFT JOIN prep r ON c.customer_id = r.customer_id
+"""
+
+
+def _summary_sql(source: str, where: str) -> str:
+    return _SUMMARY_SQL.format(source=source, where=where)
+
+
+def _finish(df: pd.DataFrame, unit: str, as_of: pd.Timestamp, dataset: str | None) -> pd.DataFrame:
+    """Index, dtypes and attrs shared by every summary result."""
+    df = df.set_index("customer_id")
+    df.index = df.index.astype(str)
+    df.index.name = "customer_id"
+    for col in ("first_purchase", "last_purchase", "first_event", "last_event"):
+        df[col] = pd.to_datetime(df[col])
+    for col in ("n_orders", "n_views", "n_searches", "n_carts", "n_purchases", "n_returns", "n_reviews"):
+        df[col] = df[col].fillna(0).astype("int64")
+    for col in ("frequency", "recency", "T", "monetary_value", "total_revenue", "return_revenue",
+                "net_revenue", "avg_rating", "tenure", "avg_gap"):
+        df[col] = df[col].astype("float64")
+    df = df[SUMMARY_COLUMNS].sort_index()
+    df.attrs = {"unit": unit, "as_of": as_of, "dataset": dataset}
+    return df
+
+
+# ---------------------------------------------------------------- warehouse
+def data_version(wh: Warehouse, dataset: str) -> str:
+    """A fingerprint of a dataset's events: changes with any ingest or deletion."""
+    row = wh.cursor().execute(
+        "SELECT count(*), max(ingestion_id), min(event_time), max(event_time), "
+        "bit_xor(row_hash), sum(coalesce(revenue, 0)) FROM events WHERE dataset = ?",
+        [dataset],
+    ).fetchone()
+    return json.dumps([None if v is None else str(v) for v in row])
+
+
+def _params_hash(params: dict) -> str:
+    blob = json.dumps(params, sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def customer_summary(
+    wh: Warehouse,
+    dataset: str,
+    as_of,
+    unit: str = "days",
+    *,
+    calibration_start=None,
+    persist: bool = True,
+) -> pd.DataFrame:
+    """Per-customer summary of ``dataset`` as of the end of day ``as_of``.
+
+    ``calibration_start`` (optional) drops events before that day (the window is
+    ``[calibration_start, as_of]``, both days inclusive). Events after the as-of
+    day are always ignored, so a past as-of date gives a true calibration
+    summary. With ``persist`` the result is stored in the warehouse (one
+    transaction) and reused by later calls with the same key while the
+    dataset's events are unchanged. See the module docstring for the columns.
+    """
+    unit_days = check_unit(unit)
+    wh.require_dataset(dataset)
+    as_of_day = _as_day(as_of, "the as-of date")
+    start_day = None if calibration_start is None else _as_day(calibration_start, "the calibration start")
+    if start_day is not None and start_day > as_of_day:
+        raise SummaryError(
+            f"the calibration start {start_day.date()} is after the as-of date {as_of_day.date()}"
+        )
+    end = as_of_day + pd.Timedelta(days=1)
+    where = "dataset = $dataset AND event_time < $end" + (
+        " AND event_time >= $start" if start_day is not None else ""
+    )
+    bind = {"dataset": dataset, "end": _py(end), "as_of": _py(as_of_day), "unit_days": unit_days}
+    if start_day is not None:
+        bind["start"] = _py(start_day)
+    sql = _summary_sql("events", where)
+
+    if not persist:
+        df = wh.cursor().execute(sql, bind).df()
+        return _finish(df, unit, as_of_day, dataset)
+
+    params = {"calibration_start": None if start_day is None else str(start_day.date()),
+              "summary_version": _SUMMARY_VERSION}
+    phash = _params_hash(params)
+    version = data_version(wh, dataset)
+    cur = wh.cursor()
+    row = cur.execute(
+        "SELECT run_id FROM customer_summary_runs WHERE dataset = ? AND as_of = ? AND unit = ? "
+        "AND params_hash = ? AND data_version = ? ORDER BY run_id DESC LIMIT 1",
+        [dataset, as_of_day.date(), unit, phash, version],
+    ).fetchone()
+    if row is None:
+        with wh.transaction() as tx:
+            old = [r[0] for r in tx.execute(
+                "SELECT run_id FROM customer_summary_runs WHERE dataset = ? AND as_of = ? "
+                "AND unit = ? AND params_hash = ?",
+                [dataset, as_of_day.date(), unit, phash],
+            ).fetchall()]
+            for run in old:
+                tx.execute("DELETE FROM customer_summaries WHERE run_id = ?", [run])
+                tx.execute("DELETE FROM customer_summary_runs WHERE run_id = ?", [run])
+            run_id = tx.execute("SELECT nextval('customer_summary_run_seq')").fetchone()[0]
+            tx.execute(
+                f"INSERT INTO customer_summaries SELECT CAST($run_id AS BIGINT) AS run_id, * FROM ({sql})",
+                {**bind, "run_id": run_id},
+            )
+            n = tx.execute("SELECT count(*) FROM customer_summaries WHERE run_id = ?", [run_id]).fetchone()[0]
+            tx.execute(
+                "INSERT INTO customer_summary_runs (run_id, dataset, as_of, unit, params_hash, params, "
+                "data_version, n_customers) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                [run_id, dataset, as_of_day.date(), unit, phash, json.dumps(params), version, n],
+            )
+    else:
+        run_id = row[0]
+    cols = ", ".join(["customer_id"] + [f'"{c}"' for c in SUMMARY_COLUMNS])
+    df = wh.cursor().execute(
+        f"SELECT {cols} FROM customer_summaries WHERE run_id = ?", [run_id]
+    ).df()
+    return _finish(df, unit, as_of_day, dataset)
+
+
+def summary_from_transactions(
+    df: pd.DataFrame,
+    customer_col: str,
+    time_col: str,
+    as_of,
+    unit: str = "days",
+    monetary_col: str | None = None,
+) -> pd.DataFrame:
+    """The same summary for a plain DataFrame of purchases (every row a purchase).
+
+    Runs the identical SQL on an in-process DuckDB over ``df`` (for tests,
+    notebooks and the CDNOW golden data). Without ``monetary_col`` the revenue
+    columns are 0. Only the purchase-related and count columns are meaningful
+    (every row is a purchase event).
+    """
+    import duckdb
+
+    unit_days = check_unit(unit)
+    as_of_day = _as_day(as_of, "the as-of date")
+    for col in (customer_col, time_col) + ((monetary_col,) if monetary_col else ()):
+        if col not in df.columns:
+            raise SummaryError(f"no column {col!r} in the transactions")
+    frame = pd.DataFrame({
+        "customer_id": df[customer_col].astype(str),
+        "event_time": pd.to_datetime(df[time_col]).astype("datetime64[us]"),
+        "event_type": "purchase",
+        "revenue": (pd.to_numeric(df[monetary_col], errors="coerce").astype("float64")
+                    if monetary_col else 0.0),
+        "rating": np.nan,
+    })
+    con = duckdb.connect(":memory:")
+    try:
+        con.register("tx_frame", frame)
+        bind = {"end": _py(as_of_day + pd.Timedelta(days=1)), "as_of": _py(as_of_day),
+                "unit_days": unit_days}
+        out = con.execute(_summary_sql("tx_frame", "event_time < $end"), bind).df()
+    finally:
+        con.close()
+    return _finish(out, unit, as_of_day, None)
+
+
+def model_inputs(summary: pd.DataFrame) -> pd.DataFrame:
+    """The purchasers only (rows with a first purchase): frequency, recency, T, monetary_value."""
+    return summary.loc[summary["n_orders"] > 0, ["frequency", "recency", "T", "monetary_value"]]
+
+
+def as_of_date(value) -> _dt.date:
+    """Parse a user-given as-of date (str/date/Timestamp) to a date; SummaryError if invalid."""
+    return _as_day(value, "the as-of date").date()

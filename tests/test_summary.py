@@ -1,0 +1,233 @@
+"""Customer summaries: equality with lifetimes on CDNOW, semantics, units, persistence."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from analytics.summary import (
+    SUMMARY_COLUMNS,
+    TIME_UNITS,
+    SummaryError,
+    customer_summary,
+    model_inputs,
+    summary_from_transactions,
+)
+from analytics.warehouse import WarehouseError
+
+UNIT_TO_FILE = {"days": "days", "weeks": "weeks"}
+ENDS = ["1997-09-30", "1998-06-30"]
+
+
+def load_cdnow(test_data) -> pd.DataFrame:
+    df = pd.read_csv(test_data / "CDNOW_sample.txt", sep=r"\s+", header=None,
+                     names=["original_id", "customer_id", "date", "qty", "amount"])
+    df["date"] = pd.to_datetime(df["date"].astype(str), format="%Y%m%d")
+    return df
+
+
+def load_reference(test_data, unit, end) -> pd.DataFrame:
+    ref = pd.read_csv(test_data / f"lifetimes_cdnow_summary_{unit}_{end.replace('-', '')}.csv",
+                      dtype={"customer_id": str})
+    return ref.set_index("customer_id").sort_index()
+
+
+def add_events(wh, dataset: str, events: pd.DataFrame) -> None:
+    """Insert canonical events (missing columns NULL) into the warehouse."""
+    cols = ["customer_id", "event_time", "event_type", "order_id", "item_id", "category",
+            "quantity", "revenue", "rating", "ingestion_id"]
+    frame = events.reindex(columns=cols).copy()
+    frame["customer_id"] = frame["customer_id"].astype(str)
+    frame["event_time"] = pd.to_datetime(frame["event_time"]).astype("datetime64[us]")
+    for c in ("order_id", "item_id", "category"):
+        frame[c] = frame[c].astype(object)
+    for c in ("quantity", "revenue", "rating"):
+        frame[c] = frame[c].astype("float64")
+    frame["ingestion_id"] = frame["ingestion_id"].astype("Int64")
+    cur = wh.cursor()
+    if not wh.has_dataset(dataset):
+        cur.execute("INSERT INTO datasets (name) VALUES (?)", [dataset])
+    cur.register("new_events", frame)
+    cur.execute(
+        "INSERT INTO events (dataset, customer_id, event_time, event_type, order_id, item_id, category, "
+        "quantity, revenue, rating, ingestion_id) SELECT ?, customer_id, event_time, event_type, order_id, "
+        "item_id, category, quantity, revenue, rating, ingestion_id FROM new_events",
+        [dataset],
+    )
+    cur.unregister("new_events")
+
+
+def assert_matches_reference(ours: pd.DataFrame, ref: pd.DataFrame) -> None:
+    assert list(ours.index) == list(ref.index)
+    for col in ("frequency", "recency", "T", "monetary_value"):
+        np.testing.assert_allclose(ours[col].to_numpy(), ref[col].to_numpy(), rtol=1e-9, atol=0,
+                                   err_msg=col)
+
+
+@pytest.mark.parametrize("unit", ["days", "weeks"])
+@pytest.mark.parametrize("end", ENDS)
+def test_cdnow_equals_lifetimes_reference_from_dataframe(test_data, unit, end):
+    tx = load_cdnow(test_data)
+    ours = summary_from_transactions(tx, "customer_id", "date", end, unit, monetary_col="amount")
+    ref = load_reference(test_data, unit, end)
+    ours = ours.loc[ref.index]  # same customers (string ids, sorted as strings)
+    assert len(ours) == 2357
+    assert_matches_reference(ours, ref)
+    assert ours.attrs["unit"] == unit
+
+
+@pytest.mark.parametrize("unit", ["days", "weeks"])
+@pytest.mark.parametrize("end", ENDS)
+def test_cdnow_equals_lifetimes_reference_from_warehouse(wh, test_data, unit, end):
+    tx = load_cdnow(test_data)
+    add_events(wh, "cdnow", pd.DataFrame({
+        "customer_id": tx["customer_id"], "event_time": tx["date"], "event_type": "purchase",
+        "quantity": tx["qty"], "revenue": tx["amount"], "ingestion_id": 1,
+    }))
+    ours = customer_summary(wh, "cdnow", end, unit)
+    ref = load_reference(test_data, unit, end)
+    assert_matches_reference(ours.loc[ref.index], ref)
+    assert len(ours) == len(ref)
+    # the persisted copy reads back identically
+    again = customer_summary(wh, "cdnow", end, unit)
+    pd.testing.assert_frame_equal(ours, again)
+
+
+def test_cdnow_equals_lifetimes_live(test_data):
+    """Side by side with lifetimes itself when it imports (needs setuptools<81)."""
+    try:
+        from lifetimes.utils import summary_data_from_transaction_data
+    except Exception:  # ImportError, or pkg_resources missing inside lifetimes
+        pytest.skip("lifetimes does not import here (needs setuptools<81); the reference CSVs cover it")
+    tx = load_cdnow(test_data)
+    ref = summary_data_from_transaction_data(tx, "customer_id", "date", "amount",
+                                             observation_period_end="1997-09-30", freq="D",
+                                             freq_multiplier=7)
+    ref.index = ref.index.astype(str)
+    ours = summary_from_transactions(tx, "customer_id", "date", "1997-09-30", "weeks", "amount")
+    assert_matches_reference(ours.loc[ref.index.sort_values()], ref.sort_index())
+
+
+@pytest.fixture
+def small(wh):
+    ev = pd.DataFrame([
+        # customer a: two purchases on day 1 (merged), one on day 5, one on day 11; a return, a review
+        ("a", "2024-01-01 09:00", "purchase", 10.0, None),
+        ("a", "2024-01-01 18:00", "purchase", 5.0, None),
+        ("a", "2024-01-05 12:00", "purchase", 20.0, None),
+        ("a", "2024-01-11 08:00", "purchase", 40.0, None),
+        ("a", "2024-01-12 08:00", "return", 20.0, None),
+        ("a", "2024-01-12 09:00", "review", None, 4.0),
+        ("a", "2023-12-30 10:00", "view", None, None),
+        # after the as-of date: ignored
+        ("a", "2024-01-21 10:00", "purchase", 99.0, None),
+        # customer b: views, searches and a cart but never buys
+        ("b", "2024-01-03 10:00", "view", None, None),
+        ("b", "2024-01-04 10:00", "view", None, None),
+        ("b", "2024-01-04 11:00", "search", None, None),
+        ("b", "2024-01-04 12:00", "cart", None, None),
+        # customer c: one purchase on the as-of day (inclusive)
+        ("c", "2024-01-20 23:59", "purchase", 7.5, None),
+        # customer d: only after the as-of date -> absent
+        ("d", "2024-02-01 00:00", "purchase", 1.0, None),
+    ], columns=["customer_id", "event_time", "event_type", "revenue", "rating"])
+    ev["ingestion_id"] = 1
+    add_events(wh, "shop", ev)
+    return wh
+
+
+def test_small_summary_values(small):
+    s = customer_summary(small, "shop", "2024-01-20", "days")
+    assert list(s.columns) == SUMMARY_COLUMNS
+    assert list(s.index) == ["a", "b", "c"]
+    a, b, c = s.loc["a"], s.loc["b"], s.loc["c"]
+    assert a["first_purchase"] == pd.Timestamp("2024-01-01")
+    assert a["last_purchase"] == pd.Timestamp("2024-01-11")
+    assert a["n_orders"] == 3 and a["frequency"] == 2  # same-day purchases merged
+    assert a["recency"] == 10 and a["T"] == 19
+    assert a["monetary_value"] == pytest.approx(30.0)  # mean of 20 and 40; first day left out
+    assert a["total_revenue"] == pytest.approx(75.0)
+    assert a["return_revenue"] == pytest.approx(20.0)
+    assert a["net_revenue"] == pytest.approx(55.0)
+    assert (a["n_purchases"], a["n_returns"], a["n_reviews"], a["n_views"]) == (4, 1, 1, 1)
+    assert a["avg_rating"] == 4.0
+    assert a["tenure"] == 21  # from the view on 2023-12-30
+    assert a["avg_gap"] == pytest.approx(5.0)
+    assert a["first_event"] == pd.Timestamp("2023-12-30 10:00")
+    assert a["last_event"] == pd.Timestamp("2024-01-12 09:00")
+    # never purchased: model inputs NaN, counts present
+    assert b["n_orders"] == 0 and np.isnan(b["frequency"]) and np.isnan(b["T"])
+    assert np.isnan(b["recency"]) and np.isnan(b["monetary_value"])
+    assert pd.isna(b["first_purchase"]) and pd.isna(b["last_purchase"])
+    assert (b["n_views"], b["n_searches"], b["n_carts"]) == (2, 1, 1)
+    assert b["total_revenue"] == 0 and np.isnan(b["avg_rating"]) and np.isnan(b["avg_gap"])
+    assert b["tenure"] == 17
+    # purchase on the as-of day counts; single purchase: frequency 0, monetary 0
+    assert c["frequency"] == 0 and c["T"] == 0 and c["recency"] == 0 and c["monetary_value"] == 0
+    assert np.isnan(c["avg_gap"])
+    assert list(model_inputs(s).index) == ["a", "c"]
+    assert s.attrs == {"unit": "days", "as_of": pd.Timestamp("2024-01-20"), "dataset": "shop"}
+
+
+@pytest.mark.parametrize("unit", list(TIME_UNITS))
+def test_units_rescale_time_only(small, unit):
+    days = customer_summary(small, "shop", "2024-01-20", "days", persist=False)
+    other = customer_summary(small, "shop", "2024-01-20", unit, persist=False)
+    k = TIME_UNITS[unit]
+    for col in ("recency", "T", "tenure", "avg_gap"):
+        np.testing.assert_allclose(other[col], days[col] / k)
+    for col in ("frequency", "monetary_value", "n_orders", "total_revenue"):
+        pd.testing.assert_series_equal(other[col], days[col])
+    assert other.attrs["unit"] == unit
+
+
+def test_calibration_start_and_as_of_window(small):
+    s = customer_summary(small, "shop", "2024-01-20", "days", calibration_start="2024-01-04")
+    a = s.loc["a"]
+    assert a["first_purchase"] == pd.Timestamp("2024-01-05") and a["frequency"] == 1
+    assert a["monetary_value"] == 40.0 and a["n_views"] == 0
+    s2 = customer_summary(small, "shop", "2024-02-01", "days")
+    assert "d" in s2.index and s2.loc["a", "frequency"] == 3
+
+
+def test_persistence_reuse_and_invalidation(small):
+    cur = small.cursor()
+    customer_summary(small, "shop", "2024-01-20", "weeks")
+    customer_summary(small, "shop", "2024-01-20", "weeks")
+    runs = cur.execute("SELECT run_id, n_customers FROM customer_summary_runs").fetchall()
+    assert len(runs) == 1 and runs[0][1] == 3
+    # a new ingest invalidates: recomputed, the stale run replaced
+    add_events(small, "shop", pd.DataFrame([("e", "2024-01-10", "purchase", 3.0, 2)],
+                                           columns=["customer_id", "event_time", "event_type",
+                                                    "revenue", "ingestion_id"]))
+    s = customer_summary(small, "shop", "2024-01-20", "weeks")
+    assert "e" in s.index
+    runs2 = cur.execute("SELECT run_id, n_customers FROM customer_summary_runs").fetchall()
+    assert len(runs2) == 1 and runs2[0][0] != runs[0][0] and runs2[0][1] == 4
+    n_rows = cur.execute("SELECT count(*) FROM customer_summaries").fetchone()[0]
+    assert n_rows == 4
+    # other keys are separate runs; persist=False writes nothing
+    customer_summary(small, "shop", "2024-01-20", "days")
+    customer_summary(small, "shop", "2024-01-15", "days", persist=False)
+    assert cur.execute("SELECT count(*) FROM customer_summary_runs").fetchone()[0] == 2
+
+
+def test_user_errors(small):
+    with pytest.raises(SummaryError, match="unknown time unit"):
+        customer_summary(small, "shop", "2024-01-20", "years")
+    with pytest.raises(SummaryError, match="not a date"):
+        customer_summary(small, "shop", "yesterday-ish", "days")
+    with pytest.raises(SummaryError, match="required"):
+        customer_summary(small, "shop", None, "days")
+    with pytest.raises(SummaryError, match="after the as-of"):
+        customer_summary(small, "shop", "2024-01-20", calibration_start="2024-02-01")
+    with pytest.raises(WarehouseError, match="no dataset"):
+        customer_summary(small, "nope", "2024-01-20")
+    with pytest.raises(SummaryError, match="no column"):
+        summary_from_transactions(pd.DataFrame({"x": [1]}), "x", "when", "2024-01-01")
+    assert issubclass(SummaryError, ValueError)
+
+
+def test_empty_window_gives_empty_frame(small):
+    s = customer_summary(small, "shop", "2020-01-01", "days")
+    assert len(s) == 0 and list(s.columns) == SUMMARY_COLUMNS
