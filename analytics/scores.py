@@ -727,6 +727,110 @@ class Scorer:
         return out
 
 
+# -- probabilistic CLV (BG/NBD + Gamma-Gamma) ----------------------------------------------------
+def probabilistic_clv(summary: pd.DataFrame, params: CLVParams | None = None, *, models=None) -> tuple[pd.DataFrame, Any]:
+    """``(table, models)``: per customer with orders: ``p_alive``, ``expected_purchases`` over the horizon,
+    ``expected_spend`` (per purchase) and ``clv_bgnbd`` (discounted, margin applied).
+
+    Uses the BG/NBD and Gamma-Gamma estimators of ``analytics.clv_models``
+    (fitted here unless ``models`` = ``(bgnbd, gamma_gamma)`` fitted ones are
+    given). Degenerate data raise a ``ValueError`` whose message says what is
+    wrong with the data.
+    """
+    p = (params or CLVParams()).validated()
+    try:
+        from analytics import clv_models
+    except ImportError as exc:
+        raise ScoreError(f"the BG/NBD models are not available in this installation ({exc})") from None
+    return _probabilistic(clv_models, summary, p, models)
+
+
+def _probabilistic(clv_models, summary: pd.DataFrame, p: CLVParams, models):
+    raise ScoreError("the BG/NBD models are not available yet")
+
+
+def _model_params(models) -> dict[str, float]:
+    return {}
+
+
+def score_dataset(
+    wh,
+    dataset: str,
+    as_of,
+    unit: str = "days",
+    *,
+    rfm_weights=None,
+    behaviour_weights=None,
+    clv: CLVParams | None = None,
+    rules=None,
+    fallback: str = DEFAULT_FALLBACK,
+    bgnbd: bool = True,
+) -> "ScoringRun":
+    """Summary -> Scorer -> scores for every customer of ``dataset`` as of ``as_of`` (the CLI's path).
+
+    Raises a ``ValueError`` subclass for an unknown dataset, an as-of date before
+    the dataset's first event, bad weights or parameters. A BG/NBD fit that the
+    data cannot support does not fail the run: ``bgnbd_note`` says why.
+    """
+    from analytics.summary import as_of_date, customer_summary
+
+    p = (clv or CLVParams()).validated()
+    normalize_weights(rfm_weights, RFM_KEYS, "RFM weights", DEFAULT_RFM_WEIGHTS)
+    normalize_weights(behaviour_weights, BEHAVIOUR_KEYS, "behaviour weights", DEFAULT_BEHAVIOUR_WEIGHTS)
+    smap = compile_segment_rules(rules, fallback)
+    wh.require_dataset(dataset)
+    day = as_of_date(as_of)
+    first, last = wh.cursor().execute(
+        "SELECT min(event_time), max(event_time) FROM events WHERE dataset = ?", [dataset]
+    ).fetchone()
+    if first is None:
+        raise ScoreError(f"dataset {dataset!r} has no events yet")
+    if pd.Timestamp(day) < pd.Timestamp(first).normalize():
+        raise ScoreError(
+            f"the as-of date {day} is before the first event of {dataset!r} ({pd.Timestamp(first).date()}); "
+            f"pick a date between {pd.Timestamp(first).date()} and {pd.Timestamp(last).date()}"
+        )
+    summary = customer_summary(wh, dataset, day, unit)
+    if summary.empty:
+        raise ScoreError(f"dataset {dataset!r} has no customers up to {day}")
+    scorer = Scorer(summary, min_age_months=p.min_age_months)
+    note = None
+    models = None
+    if bgnbd:
+        try:
+            prob, models = probabilistic_clv(summary, p)
+            scorer.set_probabilistic(prob)
+        except ValueError as exc:
+            note = str(exc)
+    result = scorer.score(rfm_weights, behaviour_weights, p, segment_map=smap, top_n=20)
+    used_rules = validate_segment_rules(DEFAULT_SEGMENT_RULES if rules is None else rules)
+    return ScoringRun(dataset, scorer, result, scorer.frame(result), note, models, used_rules)
+
+
+@dataclass
+class ScoringRun:
+    """The outcome of :func:`score_dataset`: the per-customer table and how it was made."""
+
+    dataset: str
+    scorer: Scorer
+    result: ScoreResult
+    frame: pd.DataFrame
+    bgnbd_note: str | None = None
+    models: Any = None
+    rules: list[dict[str, Any]] = field(default_factory=list)
+
+    def metadata(self) -> dict[str, Any]:
+        meta: dict[str, Any] = {"dataset": self.dataset, **self.result.params}
+        meta["customers"] = int(len(self.frame))
+        meta["segment_rules"] = self.rules
+        if self.models is not None:
+            meta["bgnbd"] = "fitted"
+            meta["model_params"] = _model_params(self.models)
+        else:
+            meta["bgnbd"] = f"skipped: {self.bgnbd_note}" if self.bgnbd_note else "skipped"
+        return meta
+
+
 def flat_params(params: Mapping[str, Any]) -> dict[str, Any]:
     """``{'rfm_weights': {'recency': 1}}`` -> ``{'rfm_weight_recency': 1}`` (for columns/metadata)."""
     out: dict[str, Any] = {}

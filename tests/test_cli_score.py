@@ -1,0 +1,128 @@
+"""`valuescope score`: headless scoring to CSV/Parquet, parameters recorded, one-line errors."""
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import pandas as pd
+import pytest
+
+from analytics.cli import main
+from analytics.export import read_parquet_metadata
+from analytics.warehouse import Warehouse
+
+
+def _load(wh: Warehouse, dataset: str, rows: list[tuple]) -> None:
+    """rows: (customer_id, 'YYYY-MM-DD', event_type, revenue)."""
+    with wh.transaction() as tx:
+        tx.execute("INSERT INTO datasets (name) VALUES (?)", [dataset])
+        tx.executemany(
+            "INSERT INTO events (dataset, customer_id, event_time, event_type, revenue) VALUES (?, ?, ?, ?, ?)",
+            [(dataset, c, dt.datetime.fromisoformat(d), t, r) for c, d, t, r in rows],
+        )
+
+
+ROWS = [
+    # alice: frequent, recent, big spender
+    ("alice", "2024-01-05", "purchase", 100.0), ("alice", "2024-02-05", "purchase", 120.0),
+    ("alice", "2024-03-01", "purchase", 90.0), ("alice", "2024-03-01", "view", None),
+    ("alice", "2024-03-02", "review", None),
+    # bob: one old purchase
+    ("bob", "2024-01-10", "purchase", 20.0), ("bob", "2024-01-09", "view", None),
+    # carol: only browsing
+    ("carol", "2024-02-20", "view", None), ("carol", "2024-02-21", "cart", None),
+    # =evil: a formula-looking id, two purchases and a return
+    ("=evil()", "2024-02-01", "purchase", 50.0), ("=evil()", "2024-02-15", "purchase", 30.0),
+    ("=evil()", "2024-02-16", "return", 30.0),
+]
+
+
+@pytest.fixture
+def db(tmp_path):
+    path = tmp_path / "w.duckdb"
+    wh = Warehouse(path)
+    _load(wh, "shop", ROWS)
+    wh.close()
+    return str(path)
+
+
+def test_score_to_csv_with_parameters(db, tmp_path, capsys):
+    out = tmp_path / "scores.csv"
+    rc = main([
+        "score", "--db", db, "--dataset", "shop", "--as-of", "2024-03-31", "--no-bgnbd",
+        "--rfm-weights", "2,1,1", "--margin", "0.25", "--horizon-months", "6", "--discount-rate", "0",
+        "--out", str(out),
+    ])
+    assert rc == 0, capsys.readouterr().err
+    printed = capsys.readouterr().out
+    assert "scored 4 customers" in printed
+    df = pd.read_csv(out, dtype={"customer_id": str})
+    assert sorted(df["customer_id"]) == sorted(["'=evil()", "alice", "bob", "carol"])
+    by = df.set_index("customer_id")
+    assert by.loc["carol", "rfm_segment"] == "No purchase yet"
+    assert by.loc["carol", "n_orders"] == 0
+    assert by.loc["alice", "n_orders"] == 3
+    assert by.loc["alice", "r_score"] > by.loc["bob", "r_score"]
+    assert by.loc["alice", "rfm_score"] > by.loc["bob", "rfm_score"]
+    assert by.loc["'=evil()", "net_revenue"] == pytest.approx(50.0)
+    assert (df["param_margin"] == 0.25).all()
+    assert (df["param_horizon_months"] == 6).all()
+    assert (df["param_as_of"] == "2024-03-31").all()
+    assert df["param_rfm_weight_recency"].iloc[0] == pytest.approx(0.5)
+    # CLV by formula, by hand for alice: AOV 310/3, 3 orders over (Mar 31 - Jan 5 = 86 days), no discounting,
+    # 6 months within a 3-year lifetime -> x 0.25 x 6/12
+    expected = (310 / 3) * (3 / (86 / 365.25)) * 0.25 * 0.5
+    assert by.loc["alice", "clv_formula"] == pytest.approx(expected)
+    meta = json.loads((tmp_path / "scores.csv.json").read_text())
+    assert meta["margin"] == 0.25 and meta["dataset"] == "shop" and meta["bgnbd"] == "skipped"
+    assert meta["segment_rules"][0]["segment"] == "Champions"
+
+
+def test_score_to_parquet_keeps_metadata(db, tmp_path):
+    out = tmp_path / "scores.parquet"
+    rc = main(["score", "--db", db, "--dataset", "shop", "--as-of", "2024-03-31", "--no-bgnbd",
+               "--behaviour-weights", "views=1,carts=1", "--out", str(out)])
+    assert rc == 0
+    df = pd.read_parquet(out)
+    assert "=evil()" in df["customer_id"].tolist()  # typed file: nothing to neutralize
+    meta = read_parquet_metadata(out)
+    assert meta["behaviour_weights"] == {"views": 0.5, "searches": 0.0, "carts": 0.5, "purchases": 0.0, "reviews": 0.0}
+    by = df.set_index("customer_id")
+    assert by.loc["carol", "behaviour_score"] > by.loc["bob", "behaviour_score"]
+
+
+def test_as_of_limits_the_data(db, tmp_path):
+    out = tmp_path / "early.csv"
+    assert main(["score", "--db", db, "--dataset", "shop", "--as-of", "2024-01-31", "--no-bgnbd", "--out", str(out)]) == 0
+    df = pd.read_csv(out).set_index("customer_id")
+    assert df.loc["alice", "n_orders"] == 1
+    assert "carol" not in df.index
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--dataset", "nope", "--as-of", "2024-03-31"], "no dataset named 'nope'"),
+        (["--dataset", "shop", "--as-of", "2020-01-01"], "before the first event"),
+        (["--dataset", "shop", "--as-of", "not-a-date"], "not a date"),
+        (["--dataset", "shop", "--as-of", "2024-03-31", "--rfm-weights", "1,-1,1"], "must not be negative"),
+        (["--dataset", "shop", "--as-of", "2024-03-31", "--rfm-weights", "0,0,0"], "above 0"),
+        (["--dataset", "shop", "--as-of", "2024-03-31", "--behaviour-weights", "likes=1"], "unknown behaviour weights"),
+        (["--dataset", "shop", "--as-of", "2024-03-31", "--margin", "3"], "margin"),
+        (["--dataset", "shop", "--as-of", "2024-03-31", "--unit", "fortnights"], "unknown time unit"),
+    ],
+)
+def test_bad_input_is_one_line_exit_2(db, tmp_path, capsys, extra, message):
+    out = tmp_path / "x.csv"
+    rc = main(["score", "--db", db, "--no-bgnbd", "--out", str(out), *extra])
+    err = capsys.readouterr().err
+    assert rc == 2
+    assert message in err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert not out.exists()
+
+
+def test_bad_output_name(db, tmp_path, capsys):
+    rc = main(["score", "--db", db, "--dataset", "shop", "--as-of", "2024-03-31", "--out", str(tmp_path / "x.xlsx")])
+    assert rc == 2
+    assert ".csv or .parquet" in capsys.readouterr().err
