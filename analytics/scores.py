@@ -511,7 +511,8 @@ def clv_formula(summary: pd.DataFrame, params: CLVParams | None = None, as_of=No
 
 
 # -- probabilistic CLV ---------------------------------------------------------------------------------
-PROB_COLUMNS = ("p_alive", "expected_purchases", "expected_spend", "clv_bgnbd")
+#: per-customer columns of the probabilistic CLV; ``discounted_revenue`` is the CLV before the margin
+PROB_COLUMNS = ("p_alive", "expected_purchases", "expected_spend", "discounted_revenue")
 
 
 # -- fast re-scoring ------------------------------------------------------------------------------------
@@ -537,6 +538,7 @@ class ScoreResult:
     top_customers: pd.DataFrame
     histogram: pd.DataFrame
     params: dict[str, Any] = field(default_factory=dict)
+    prob: dict[str, np.ndarray] | None = None
 
 
 class Scorer:
@@ -550,7 +552,7 @@ class Scorer:
     and a fixed-range ``histogram``.
     """
 
-    def __init__(self, summary: pd.DataFrame, as_of=None, *, min_age_months: float = 1.0, prob: pd.DataFrame | None = None):
+    def __init__(self, summary: pd.DataFrame, as_of=None, *, min_age_months: float = 1.0):
         when = _as_of(summary, as_of)
         self.as_of = when
         self.unit = summary.attrs.get("unit")
@@ -571,16 +573,49 @@ class Scorer:
         self.net_revenue = np.nan_to_num(_float(summary, "net_revenue"), nan=0.0)
         self.n_orders = np.nan_to_num(_float(summary, "n_orders"), nan=0.0)
         self.summary = summary
-        self.prob = None
-        if prob is not None:
-            self.set_probabilistic(prob)
+        self._positions: pd.Index | None = None
 
-    def set_probabilistic(self, prob: pd.DataFrame | None) -> None:
-        """Attach per-customer BG/NBD columns (``PROB_COLUMNS``), aligned to the summary's index."""
-        if prob is None:
-            self.prob = None
-            return
-        self.prob = prob.reindex(self.summary.index)
+    def align(self, prob: pd.DataFrame) -> dict[str, np.ndarray]:
+        """Per-customer probabilistic columns (``PROB_COLUMNS``, indexed by customer id) as
+        arrays in this scorer's order (NaN for customers the models do not cover).
+        Do this once per fit/horizon and pass the result to :meth:`score` as ``prob``."""
+        missing = [c for c in PROB_COLUMNS if c not in prob.columns]
+        if missing:
+            raise ScoreError(f"probabilistic CLV table lacks column(s): {', '.join(missing)}")
+        aligned = prob.reindex(self.summary.index)
+        return {c: aligned[c].to_numpy(dtype=np.float64, na_value=np.nan) for c in PROB_COLUMNS}
+
+    def position(self, customer_id) -> int | None:
+        """Row of ``customer_id`` (None if unknown); the hash index is built on first use."""
+        if self._positions is None:
+            self._positions = pd.Index(self.customer_ids)
+        try:
+            loc = self._positions.get_loc(str(customer_id) if not isinstance(customer_id, str) else customer_id)
+        except KeyError:
+            return None
+        return int(loc) if isinstance(loc, (int, np.integer)) else None
+
+    def customer(self, result: "ScoreResult", customer_id) -> dict[str, Any] | None:
+        """One customer's scores in ``result`` (None if the id is unknown)."""
+        i = self.position(customer_id)
+        if i is None:
+            return None
+        out = {
+            "customer_id": self.customer_ids[i],
+            "segment": result.segment_names[int(result.segment_codes[i])],
+            "r_score": int(self.rfm_matrix[i, 0]),
+            "f_score": int(self.rfm_matrix[i, 1]),
+            "m_score": int(self.rfm_matrix[i, 2]),
+            "rfm_score": float(result.rfm_score[i]),
+            "behaviour_score": float(result.behaviour_score[i]),
+            "n_orders": float(self.n_orders[i]),
+            "net_revenue": float(self.net_revenue[i]),
+            "clv_formula": float(result.clv_formula[i]),
+        }
+        if result.clv_bgnbd is not None:
+            out["clv_bgnbd"] = float(result.clv_bgnbd[i])
+            out["p_alive"] = float(result.prob["p_alive"][i])
+        return out
 
     def score(
         self,
@@ -595,8 +630,14 @@ class Scorer:
         hist_of: str | None = None,
         bins: int = 40,
         segment_map: SegmentMap | None = None,
+        prob: dict[str, np.ndarray] | None = None,
     ) -> ScoreResult:
-        """Re-score every customer with the given weights, CLV parameters and rule table."""
+        """Re-score every customer with the given weights, CLV parameters and rule table.
+
+        ``prob``: probabilistic columns from :meth:`align` (computed for the same
+        horizon and discount rate); ``clv_bgnbd`` is then their discounted revenue
+        times the margin.
+        """
         p = (clv or CLVParams(min_age_months=self.min_age_months)).validated()
         if abs(p.min_age_months - self.min_age_months) > 1e-12:
             raise ScoreError("min_age_months is fixed when the Scorer is built; build a new Scorer to change it")
@@ -607,8 +648,8 @@ class Scorer:
         factor = p.margin * discounted_months(p.horizon_months, p.discount_rate, p.expected_lifetime_years) / 12.0
         clv_f = self.clv_base * factor
         clv_b = None
-        if self.prob is not None and "clv_bgnbd" in self.prob:
-            clv_b = self.prob["clv_bgnbd"].to_numpy(dtype=np.float64, na_value=np.nan)
+        if prob is not None:
+            clv_b = prob["discounted_revenue"] * p.margin
         smap = segment_map or compile_segment_rules(rules, fallback)
         codes = smap.lut[self.cells]
         scores = {"rfm_score": rfm_score, "behaviour_score": behaviour, "clv_formula": clv_f, "clv_bgnbd": clv_b}
@@ -624,7 +665,7 @@ class Scorer:
             "behaviour_weights": dict(zip(BEHAVIOUR_KEYS, map(float, wb))),
             **p.as_dict(),
         }
-        return ScoreResult(rfm_score, behaviour, clv_f, clv_b, codes, smap.names, seg_table, top, hist, params)
+        return ScoreResult(rfm_score, behaviour, clv_f, clv_b, codes, smap.names, seg_table, top, hist, params, prob)
 
     # -- pieces of a re-score ---------------------------------------------------------
     def _segment_table(self, smap, codes, clv_f, clv_b, rfm_score) -> pd.DataFrame:
@@ -717,10 +758,10 @@ class Scorer:
                 "clv_formula": result.clv_formula,
             }
         )
-        if self.prob is not None:
-            for c in PROB_COLUMNS:
-                if c in self.prob:
-                    out[c] = self.prob[c].to_numpy()
+        if result.prob is not None:
+            for c in ("p_alive", "expected_purchases", "expected_spend"):
+                out[c] = result.prob[c]
+            out["clv_bgnbd"] = result.clv_bgnbd
         if with_params:
             for key, value in flat_params(result.params).items():
                 out["param_" + key] = value
@@ -796,13 +837,14 @@ def score_dataset(
     scorer = Scorer(summary, min_age_months=p.min_age_months)
     note = None
     models = None
+    prob = None
     if bgnbd:
         try:
-            prob, models = probabilistic_clv(summary, p)
-            scorer.set_probabilistic(prob)
+            table, models = probabilistic_clv(summary, p)
+            prob = scorer.align(table)
         except ValueError as exc:
             note = str(exc)
-    result = scorer.score(rfm_weights, behaviour_weights, p, segment_map=smap, top_n=20)
+    result = scorer.score(rfm_weights, behaviour_weights, p, segment_map=smap, top_n=20, prob=prob)
     used_rules = validate_segment_rules(DEFAULT_SEGMENT_RULES if rules is None else rules)
     return ScoringRun(dataset, scorer, result, scorer.frame(result), note, models, used_rules)
 

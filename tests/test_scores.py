@@ -369,3 +369,28 @@ def test_scorer_errors():
         scorer.score(clv=CLVParams(min_age_months=3))
     with pytest.raises(ScoreError, match="behaviour weights"):
         scorer.score(behaviour_weights={k: 0 for k in BEHAVIOUR_KEYS})
+
+
+def test_scorer_customer_lookup_and_probabilistic_columns():
+    s = random_summary(40, seed=3)
+    scorer = Scorer(s)
+    ids = s.index[:30]
+    prob = pd.DataFrame(
+        {"p_alive": 0.5, "expected_purchases": 2.0, "expected_spend": 10.0, "discounted_revenue": np.arange(30.0)},
+        index=ids,
+    )
+    aligned = scorer.align(prob)
+    assert np.isnan(aligned["discounted_revenue"][30:]).all()
+    res = scorer.score(clv=CLVParams(margin=0.5), prob=aligned)
+    assert res.clv_bgnbd[:30] == pytest.approx(np.arange(30.0) * 0.5)
+    one = scorer.customer(res, "u7")
+    assert one["clv_bgnbd"] == pytest.approx(3.5)
+    assert one["p_alive"] == 0.5
+    assert one["rfm_score"] == pytest.approx(float(res.rfm_score[7]))
+    assert scorer.customer(res, "nobody") is None
+    df = scorer.frame(res)
+    assert df["clv_bgnbd"].iloc[:30].tolist() == pytest.approx((np.arange(30.0) * 0.5).tolist())
+    top = scorer.score(clv=CLVParams(margin=0.5), prob=aligned, rank_by="clv_bgnbd", top_n=3).top_customers
+    assert top["customer_id"].tolist() == ["u29", "u28", "u27"]
+    with pytest.raises(ScoreError, match="lacks column"):
+        scorer.align(prob.drop(columns="p_alive"))
