@@ -1,45 +1,171 @@
 """The one place that caches: the warehouse connection and query results.
 
 Pages call these instead of the library directly when a result is worth keeping
-across reruns. ``st.cache_data`` entries are keyed by the dataset's
-``data_version`` so they refresh after an ingest or delete.
+across reruns. ``st.cache_data`` entries are keyed by the warehouse file and the
+dataset's ``data_version`` so they refresh after an ingest or delete, and several
+warehouses in one process (tests) never see each other's results.
+
+Environment:
+- ``VALUESCOPE_DB``: the warehouse file (see ``analytics.warehouse.default_db_path``).
+- ``VALUESCOPE_SKIP_SAMPLE=1``: do not load the bundled sample data set into an empty
+  warehouse on first start.
 """
 from __future__ import annotations
+
+import os
+from typing import Any
 
 import pandas as pd
 import streamlit as st
 
 from analytics.warehouse import Warehouse, default_db_path, get_warehouse
 
+ENV_SKIP_SAMPLE = "VALUESCOPE_SKIP_SAMPLE"
+
+
+def db_path() -> str:
+    return str(default_db_path().resolve())
+
 
 @st.cache_resource(show_spinner=False)
 def _warehouse(path: str) -> Warehouse:
-    wh = get_warehouse(path)
-    from analytics.bootstrap import ensure_default_dataset
+    return get_warehouse(path)
 
-    ensure_default_dataset(wh)
-    return wh
+
+@st.cache_resource(show_spinner="Loading the sample data set (first start)…")
+def _bootstrap(path: str) -> str | None:
+    """Load the sample data set into an empty warehouse once; the error message or None."""
+    if os.environ.get(ENV_SKIP_SAMPLE, "").strip() not in ("", "0"):
+        return None
+    try:
+        from analytics.bootstrap import ensure_default_dataset
+    except ImportError:  # ingestion not installed in this build: start empty
+        return None
+    try:
+        ensure_default_dataset(_warehouse(path))
+    except Exception as exc:  # the app must still start; the sidebar shows why the sample is missing
+        return f"the sample data set could not be loaded: {exc}"
+    return None
 
 
 def warehouse() -> Warehouse:
     """The process's warehouse (the sample data set is loaded on first start)."""
-    return _warehouse(str(default_db_path().resolve()))
+    path = db_path()
+    wh = _warehouse(path)
+    _bootstrap(path)
+    return wh
+
+
+def bootstrap_error() -> str | None:
+    """Why the sample data set could not be loaded on first start (None when fine)."""
+    return _bootstrap(db_path())
 
 
 def data_version(dataset: str | None) -> str:
     """Changes whenever the dataset's rows change (used as a cache key)."""
     if not dataset:
         return ""
-    row = warehouse().cursor().execute(
+    cur = warehouse().cursor()
+    row = cur.execute(
         "SELECT coalesce(max(id), 0), count(*) FROM ingestions WHERE dataset = ?", [dataset]
     ).fetchone()
-    upd = warehouse().cursor().execute(
-        "SELECT updated_at FROM datasets WHERE name = ?", [dataset]
+    upd = cur.execute(
+        "SELECT created_at, updated_at FROM datasets WHERE name = ?", [dataset]
     ).fetchone()
-    return f"{row[0]}:{row[1]}:{upd[0] if upd else ''}"
+    return f"{row[0]}:{row[1]}:{upd[0] if upd else ''}:{upd[1] if upd else ''}"
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
+def _query_df(path: str, sql: str, params: tuple, version: str) -> pd.DataFrame:
+    return _warehouse(path).cursor().execute(sql, list(params)).df()
+
+
 def query_df(sql: str, params: tuple, version: str) -> pd.DataFrame:
-    """Run a read-only, parameterised query; cached per ``version``."""
-    return warehouse().cursor().execute(sql, list(params)).df()
+    """Run a read-only, parameterised query; cached per warehouse and ``version``."""
+    return _query_df(db_path(), sql, tuple(params), version)
+
+
+@st.cache_data(show_spinner="Summarising the dataset…", max_entries=32)
+def _overview(path: str, dataset: str, version: str) -> dict[str, Any]:
+    from analytics.overview import dataset_overview
+
+    return dataset_overview(_warehouse(path), dataset)
+
+
+def overview(dataset: str) -> dict[str, Any]:
+    """``analytics.overview.dataset_overview`` for ``dataset``, cached per data version."""
+    warehouse()
+    return _overview(db_path(), dataset, data_version(dataset))
+
+
+@st.cache_data(show_spinner="Reading the file…", max_entries=8)
+def _inspect(path: str, file_name: str | None, size: int, mtime: float):
+    from analytics.ingest import inspect_source
+
+    return inspect_source(path, file_name=file_name)
+
+
+def inspect(path: str, file_name: str | None = None):
+    """``analytics.ingest.inspect_source``, cached per file path, size and modification time."""
+    st_ = os.stat(path)
+    return _inspect(str(path), file_name, st_.st_size, st_.st_mtime)
+
+
+def clear() -> None:
+    """Forget cached query results (after a write that a version key might not see)."""
+    _query_df.clear()
+    _overview.clear()
+
+
+# ---- Value page (scores; owned by the scoring area) ------------------------------
+# The Scorer (ranked / normalized arrays) and the BG/NBD fits are shared, read-only
+# resources (st.cache_resource: no copy per rerun, which matters at 1M customers);
+# a slider move then only re-weights (analytics.scores.Scorer.score).
+def _value_db() -> str:
+    warehouse()
+    return str(default_db_path().resolve())
+
+
+@st.cache_resource(show_spinner="Summarising every customer…", max_entries=4)
+def _value_scorer(path: str, dataset: str, as_of: str, unit: str, min_age_months: float, version: str):
+    from analytics.scores import Scorer
+    from analytics.summary import customer_summary
+
+    summary = customer_summary(get_warehouse(path), dataset, as_of, unit)
+    return Scorer(summary, min_age_months=min_age_months)
+
+
+def value_scorer(dataset: str, as_of, unit: str, min_age_months: float = 1.0):
+    """``analytics.scores.Scorer`` over the customer summary, cached per data version."""
+    return _value_scorer(_value_db(), dataset, str(as_of), unit, float(min_age_months), data_version(dataset))
+
+
+@st.cache_resource(show_spinner="Fitting BG/NBD and Gamma-Gamma…", max_entries=4)
+def _value_models(path: str, dataset: str, as_of: str, unit: str, min_age_months: float, version: str):
+    from analytics.scores import fit_clv_models
+
+    scorer = _value_scorer(path, dataset, as_of, unit, min_age_months, version)
+    return fit_clv_models(scorer.summary)
+
+
+@st.cache_resource(show_spinner="Computing the BG/NBD CLV…", max_entries=16)
+def _value_prob(path: str, dataset: str, as_of: str, unit: str, min_age_months: float, version: str,
+                horizon_months: float, discount_rate: float):
+    from analytics.scores import CLVParams, probabilistic_clv
+
+    scorer = _value_scorer(path, dataset, as_of, unit, min_age_months, version)
+    models = _value_models(path, dataset, as_of, unit, min_age_months, version)
+    params = CLVParams(horizon_months=horizon_months, discount_rate=discount_rate, min_age_months=min_age_months)
+    table, _ = probabilistic_clv(scorer.summary, params, models=models)
+    return scorer.align(table)
+
+
+def value_models(dataset: str, as_of, unit: str, min_age_months: float = 1.0):
+    """The fitted (BG/NBD, Gamma-Gamma) pair for the Value page, cached per data version."""
+    return _value_models(_value_db(), dataset, str(as_of), unit, float(min_age_months), data_version(dataset))
+
+
+def value_prob(dataset: str, as_of, unit: str, min_age_months: float, horizon_months: float, discount_rate: float):
+    """Per-customer BG/NBD columns aligned to the cached Scorer (margin applied at re-score)."""
+    return _value_prob(_value_db(), dataset, str(as_of), unit, float(min_age_months), data_version(dataset),
+                       float(horizon_months), float(discount_rate))

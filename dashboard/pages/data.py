@@ -1,0 +1,391 @@
+"""Data: load a file (upload or server path), review and edit the mapping, load with
+progress, read the validation report, and manage datasets (history, export, delete).
+
+The page only lays out widgets; reading, validating and loading are analytics.ingest.
+Every error a user can cause is shown with st.error and leaves the warehouse unchanged.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import os
+import re
+import shutil
+import tempfile
+from pathlib import Path
+
+import streamlit as st
+
+from analytics.warehouse import WarehouseError
+from dashboard import cache, widgets
+
+NONE = "(none)"
+UPLOAD_TYPES = ["csv", "tsv", "txt", "gz"]
+#: datasets with more events than this are exported to a server path rather than a download
+BIG_EXPORT_EVENTS = 2_000_000
+USER_ERRORS = (ValueError, WarehouseError, OSError)
+
+st.title("🗂️ Data")
+
+try:
+    from analytics import ingest as ing
+except ImportError as exc:  # pragma: no cover - ingestion is part of every install
+    st.error(f"Loading data is not available in this installation: {exc}")
+    st.stop()
+
+wh = cache.warehouse()
+
+_deleted = st.session_state.pop("_deleted_message", None)
+if _deleted:
+    st.success(_deleted, icon="🗑️")
+
+
+# -- helpers -----------------------------------------------------------------------
+def _safe_file_name(name: str) -> str:
+    base = os.path.basename(name or "upload.csv")
+    base = re.sub(r"[^A-Za-z0-9._-]+", "_", base).strip("._") or "upload.csv"
+    return base[-120:]
+
+
+def _default_dataset_name(file_name: str) -> str:
+    stem = file_name
+    for suffix in (".gz", ".csv", ".tsv", ".txt"):
+        if stem.lower().endswith(suffix):
+            stem = stem[: -len(suffix)]
+    stem = re.sub(r"[^a-z0-9_]+", "_", stem.lower()).strip("_")
+    return (stem or "dataset")[:48]
+
+
+def _uploaded_to_temp(uploaded) -> str:
+    """Write an upload to a temp file once per upload (kept across reruns), return its path."""
+    state = st.session_state.get("_upload_tmp")
+    if state and state["id"] == uploaded.file_id and os.path.exists(state["path"]):
+        return state["path"]
+    if state:
+        shutil.rmtree(state["dir"], ignore_errors=True)
+    tmp_dir = tempfile.mkdtemp(prefix="valuescope-upload-")
+    path = os.path.join(tmp_dir, _safe_file_name(uploaded.name))
+    with open(path, "wb") as fh:
+        shutil.copyfileobj(uploaded, fh, length=1 << 20)
+    st.session_state["_upload_tmp"] = {"id": uploaded.file_id, "path": path, "dir": tmp_dir}
+    return path
+
+
+def _check_server_path(text: str) -> str:
+    """The validated path typed by the user (raises ValueError with a clear message)."""
+    raw = text.strip().strip('"').strip("'")
+    if not raw:
+        raise ValueError("type the path of a file on the server")
+    p = Path(raw).expanduser()
+    if not p.exists():
+        raise ValueError(f"no such file on the server: {raw}")
+    if p.is_dir():
+        raise ValueError(f"{raw} is a folder, not a file")
+    if not p.is_file():
+        raise ValueError(f"{raw} is not a regular file")
+    if not os.access(p, os.R_OK):
+        raise ValueError(f"{raw} cannot be read (permission denied)")
+    return str(p.resolve())
+
+
+def _date_choice_label(fmt: str) -> str:
+    example = dt.datetime(2024, 1, 2, 13, 45, 0)
+    try:
+        shown = example.strftime(fmt)
+    except ValueError:
+        return fmt
+    return f"{fmt}  —  {shown} means 2 January 2024"
+
+
+def _report(last: dict) -> None:
+    """The validation report of the last load (kept in session state across reruns)."""
+    st.subheader("Validation report")
+    read, loaded = int(last["rows_read"]), int(last["rows_loaded"])
+    rejected, dup = int(last["rows_rejected"]), int(last["rows_duplicate"])
+    st.success(
+        f"Loaded “{widgets.md_escape(last['dataset'])}” from "
+        f"{widgets.md_escape(last.get('file_name') or 'the file')} "
+        f"in {float(last.get('duration_s') or 0):.1f} s.",
+        icon="✅",
+    )
+    c1, c2, c3, c4 = st.columns(4)
+    c1.metric("Rows read", f"{read:,}")
+    c2.metric("Rows loaded", f"{loaded:,}")
+    c3.metric("Rows rejected", f"{rejected:,}")
+    c4.metric("Duplicates skipped", f"{dup:,}")
+    ok = read == loaded + rejected + dup
+    st.markdown(
+        f"Rows read = loaded + rejected + duplicates: **{read:,} = {loaded:,} + {rejected:,} + {dup:,}**"
+        + ("" if ok else " — these do not add up; please report this file.")
+    )
+    for w in last.get("warnings") or []:
+        st.warning(widgets.md_escape(w), icon="⚠️")
+    if rejected:
+        ingestion_id = int(last["ingestion_id"])
+        rejects = ing.rejects_frame(wh, ingestion_id, limit=1000)
+        st.markdown(
+            f"**Rejected rows** ({rejected:,}; the first {min(rejected, 1000):,} are shown, "
+            "the download has them all):"
+        )
+        st.dataframe(
+            rejects, hide_index=True, key="rejects_table",
+            column_config={
+                "line_number": st.column_config.NumberColumn("line", format="%d"),
+                "reason": st.column_config.TextColumn("reason"),
+                "raw_line": st.column_config.TextColumn("raw line"),
+            },
+        )
+
+        def _all_rejects() -> bytes:
+            from analytics.export import to_safe_csv
+
+            return to_safe_csv(ing.rejects_frame(wh, ingestion_id), bom=True)
+
+        st.download_button(
+            "⬇️ Download rejected rows (CSV)", _all_rejects,
+            file_name=f"rejects_{ingestion_id}.csv", mime="text/csv", key="rejects_download",
+        )
+
+
+# -- 1. the source -------------------------------------------------------------------
+st.subheader("1. Choose a file")
+source = st.radio(
+    "Source", ["Upload from this computer", "File on the server (path)"], horizontal=True, key="source",
+    help="Uploads are limited by server.maxUploadSize; load bigger files (at least 2 GB) by path.",
+)
+path: str | None = None
+file_name: str | None = None
+if source.startswith("Upload"):
+    uploaded = st.file_uploader(
+        "CSV, TSV or text file (optionally .gz compressed)", type=UPLOAD_TYPES, key="upload",
+    )
+    if uploaded is not None:
+        try:
+            path = _uploaded_to_temp(uploaded)
+            file_name = uploaded.name
+        except OSError as exc:
+            widgets.show_error(exc, "The upload could not be stored")
+else:
+    typed = st.text_input(
+        "Path of the file on the server", key="server_path",
+        placeholder="/data/exports/orders_2024.csv.gz",
+    )
+    if typed.strip():
+        try:
+            path = _check_server_path(typed)
+            file_name = os.path.basename(path)
+        except ValueError as exc:
+            widgets.show_error(exc, "Cannot use that path")
+
+# -- 2. preview and mapping ------------------------------------------------------------
+if path is not None:
+    preview = None
+    try:
+        preview = cache.inspect(path, file_name)
+    except USER_ERRORS as exc:
+        widgets.show_error(exc, "This file cannot be loaded")
+
+    if preview is not None:
+        stat = os.stat(path)
+        token = hashlib.sha1(f"{path}|{stat.st_size}|{stat.st_mtime}".encode()).hexdigest()[:10]
+        st.subheader("2. Check what was detected")
+        st.markdown(
+            f"**{widgets.md_escape(preview.file_name)}** ({preview.size_bytes / 1e6:,.1f} MB) · "
+            f"layout: **{widgets.md_escape(preview.layout)}** · "
+            f"{widgets.md_escape(preview.dialect.describe())}"
+        )
+        for w in preview.warnings:
+            st.warning(widgets.md_escape(w), icon="⚠️")
+        st.dataframe(preview.sample, hide_index=True, key=f"sample_{token}", height=250)
+
+        st.subheader("3. Review the mapping")
+        st.caption(
+            "Which column of the file holds each field. The proposal comes from the column names and "
+            "contents; change anything that is wrong."
+        )
+        options = [NONE] + list(preview.source_columns)
+        proposed = dict(preview.mapping.columns)
+        chosen: dict[str, str | None] = {}
+        grid = st.columns(3)
+        for i, (field, required, description) in enumerate(ing.CANONICAL_FIELDS):
+            current = proposed.get(field)
+            index = options.index(current) if current in options else 0
+            label = f"{field}{' *' if required else ''}"
+            value = grid[i % 3].selectbox(
+                label, options, index=index, key=f"map_{token}_{field}", help=str(description),
+            )
+            chosen[field] = None if value == NONE else value
+
+        date_format: str | None
+        if len(preview.date_formats) > 1:
+            date_format = st.radio(
+                "The dates could be read two ways (day and month are ambiguous). Which is right?",
+                preview.date_formats, index=None, key=f"datefmt_{token}",
+                format_func=_date_choice_label,
+            )
+            if date_format is None:
+                st.info("Choose how to read the dates before loading.", icon="📅")
+        else:
+            suggested = preview.mapping.date_format or (preview.date_formats[0] if preview.date_formats else "")
+            date_format = st.text_input(
+                "Date format (strptime codes, e.g. %Y-%m-%d %H:%M:%S; empty = detect)",
+                value=suggested or "", key=f"datefmt_{token}",
+            ).strip() or None
+
+        flags = {}
+        mapping_dict = preview.mapping.to_dict()
+        fc1, fc2 = st.columns(2)
+        if "negative_is_return" in mapping_dict:
+            flags["negative_is_return"] = fc1.checkbox(
+                "Negative amounts are returns", value=bool(mapping_dict["negative_is_return"]),
+                key=f"neg_{token}",
+            )
+        if "revenue_is_unit_price" in mapping_dict:
+            flags["revenue_is_unit_price"] = fc2.checkbox(
+                "The amount is a unit price (revenue = quantity × price)",
+                value=bool(mapping_dict["revenue_is_unit_price"]), key=f"unit_{token}",
+            )
+
+        keep_pii: list[str] = []
+        if preview.pii_columns:
+            st.markdown("**Personal data** — these columns look personal and are dropped unless you keep them:")
+            for col, kind in preview.pii_columns.items():
+                if st.checkbox(f"Keep {widgets.md_escape(col)} ({widgets.md_escape(kind)})", value=False, key=f"pii_{token}_{col}"):
+                    keep_pii.append(col)
+        pseudonymize = st.checkbox(
+            "Pseudonymize customer ids (keyed hash; the key stays with this warehouse)",
+            value=False, key=f"pseudo_{token}",
+        )
+
+        st.subheader("4. Load")
+        existing = wh.datasets()
+        dataset_name = st.text_input(
+            "Dataset name (a new name creates a dataset; an existing one appends, skipping exact duplicates)",
+            value=_default_dataset_name(preview.file_name), key=f"dsname_{token}",
+        ).strip()
+        if dataset_name in existing:
+            st.info(f"“{widgets.md_escape(dataset_name)}” exists: the rows will be appended; rows already loaded are skipped.", icon="➕")
+
+        can_load = bool(dataset_name) and not (len(preview.date_formats) > 1 and date_format is None)
+        if st.button("Load", type="primary", disabled=not can_load, key=f"load_{token}"):
+            bar = st.progress(0.0, text="Starting…")
+
+            def _progress(fraction: float, message: str = "") -> None:
+                frac = min(max(float(fraction), 0.0), 1.0)
+                bar.progress(frac, text=widgets.md_escape(message)[:300] or f"{frac:.0%}")
+
+            try:
+                mapping_dict = {**mapping_dict, **flags, "columns": chosen, "date_format": date_format}
+                mapping = ing.Mapping.from_dict(mapping_dict)
+                result = ing.ingest(
+                    wh, path, dataset_name, mapping=mapping, dialect=preview.dialect,
+                    keep_pii=tuple(keep_pii), pseudonymize=pseudonymize, file_name=file_name,
+                    progress=_progress,
+                )
+            except USER_ERRORS as exc:
+                bar.empty()
+                widgets.show_error(exc, "Nothing was loaded")
+            else:
+                st.session_state["last_ingest"] = result.to_dict()
+                cache.clear()
+                widgets.select_dataset_next(result.dataset)
+                st.rerun()
+
+last = st.session_state.get("last_ingest")
+if last:
+    _report(last)
+
+# -- datasets: history, export, delete -------------------------------------------------
+st.divider()
+st.subheader("Datasets")
+names = wh.datasets()
+if not names:
+    st.info("No datasets yet.", icon="📭")
+    st.stop()
+
+summary = cache.query_df(
+    "SELECT d.name AS dataset, coalesce(e.events, 0) AS events, coalesce(e.customers, 0) AS customers, "
+    "e.first_event, e.last_event, d.pseudonymized, d.created_at "
+    "FROM datasets d LEFT JOIN (SELECT dataset, count(*) AS events, count(DISTINCT customer_id) AS customers, "
+    "min(event_time) AS first_event, max(event_time) AS last_event FROM events GROUP BY dataset) e "
+    "ON e.dataset = d.name ORDER BY d.name",
+    (),
+    "|".join(f"{n}={cache.data_version(n)}" for n in names),
+)
+st.dataframe(summary, hide_index=True, key="datasets_table")
+
+tab_hist, tab_export, tab_delete = st.tabs(["🕘 Ingestion history", "⬇️ Export", "🗑️ Delete"])
+with tab_hist:
+    try:
+        history = ing.ingestion_history(wh)
+    except USER_ERRORS as exc:
+        widgets.show_error(exc, "The history could not be read")
+    else:
+        st.dataframe(history, hide_index=True, key="history_table")
+
+with tab_export:
+    current = widgets.current_dataset()
+    exp_name = st.selectbox("Dataset to export", names, index=names.index(current) if current in names else 0,
+                            key="export_dataset")
+    exp_fmt = st.radio("Format", ["csv", "parquet"], horizontal=True, key="export_fmt",
+                       format_func=lambda f: {"csv": "CSV", "parquet": "Parquet"}[f])
+    n_events = int(summary.loc[summary["dataset"] == exp_name, "events"].iloc[0])
+    big = n_events > BIG_EXPORT_EVENTS
+    where = st.radio(
+        "Destination", ["Download in the browser", "Write to a file on the server"],
+        index=1 if big else 0, key="export_where", horizontal=True,
+        help=f"Datasets above {BIG_EXPORT_EVENTS:,} events are best written to a file on the server.",
+    )
+    if where.startswith("Download"):
+        def _export_bytes(name=exp_name, fmt=exp_fmt) -> bytes:
+            tmp_dir = tempfile.mkdtemp(prefix="valuescope-export-")
+            try:
+                out = ing.export_dataset(wh, name, os.path.join(tmp_dir, f"{name}.{fmt}"), fmt)
+                with open(out, "rb") as fh:
+                    return fh.read()
+            finally:
+                shutil.rmtree(tmp_dir, ignore_errors=True)
+
+        st.download_button(
+            f"⬇️ Download {exp_name}.{exp_fmt} ({n_events:,} events)", _export_bytes,
+            file_name=f"{exp_name}.{exp_fmt}",
+            mime="text/csv" if exp_fmt == "csv" else "application/octet-stream",
+            key="export_download",
+        )
+    else:
+        out_path = st.text_input("Write to (path on the server)", key="export_path",
+                                 placeholder=f"/tmp/{exp_name}.{exp_fmt}")
+        if st.button("Export", key="export_button", disabled=not out_path.strip()):
+            try:
+                target = Path(out_path.strip()).expanduser()
+                if target.is_dir():
+                    target = target / f"{exp_name}.{exp_fmt}"
+                with st.spinner("Exporting…"):
+                    written = ing.export_dataset(wh, exp_name, str(target), exp_fmt)
+            except USER_ERRORS as exc:
+                widgets.show_error(exc, "The export failed")
+            else:
+                st.success(f"Wrote {n_events:,} events to {widgets.md_escape(written)}", icon="✅")
+
+with tab_delete:
+    del_name = st.selectbox("Dataset to delete", names, index=None, key="delete_dataset",
+                            placeholder="Choose a dataset")
+    if del_name:
+        st.warning(
+            f"Deleting “{widgets.md_escape(del_name)}” removes its events, ingestion history and rejected rows. This cannot be undone.",
+            icon="⚠️",
+        )
+        confirm = st.text_input("Type the dataset name to confirm", key="delete_confirm")
+        if st.button("Delete dataset", type="primary", disabled=confirm.strip() != del_name, key="delete_button"):
+            try:
+                ing.delete_dataset(wh, del_name)
+            except USER_ERRORS as exc:
+                widgets.show_error(exc, "The dataset was not deleted")
+            else:
+                cache.clear()
+                st.session_state.pop("delete_confirm", None)
+                st.session_state.pop("delete_dataset", None)
+                if (st.session_state.get("last_ingest") or {}).get("dataset") == del_name:
+                    st.session_state.pop("last_ingest", None)
+                st.session_state["_deleted_message"] = f"Deleted the dataset “{widgets.md_escape(del_name)}”."
+                st.rerun()

@@ -1,0 +1,104 @@
+"""Overview: headline KPIs and activity of the dataset picked in the sidebar.
+
+All numbers are aggregated in DuckDB (analytics.overview) and cached per data
+version (dashboard.cache); the browser receives only a few hundred points.
+"""
+from __future__ import annotations
+
+import plotly.express as px
+import streamlit as st
+
+from analytics.warehouse import WarehouseError
+from dashboard import cache, widgets
+
+GRAIN_LABEL = {"day": "daily", "week": "weekly", "month": "monthly", "quarter": "quarterly", "year": "yearly"}
+TYPE_COLORS = {
+    "view": "#9db8e8", "search": "#7fb3a8", "cart": "#f2b35b",
+    "purchase": "#2f6fdf", "return": "#d9534f", "review": "#8e6cc4",
+}
+
+st.title("📈 Overview")
+
+dataset = widgets.current_dataset()
+if dataset is None:
+    st.info(
+        "The warehouse has no data yet. Load a CSV of orders or behaviour events on the Data page "
+        "to see your customers here.",
+        icon="👋",
+    )
+    st.page_link("pages/data.py", label="Go to the Data page", icon="🗂️")
+    st.stop()
+
+try:
+    ov = cache.overview(dataset)
+except (ValueError, WarehouseError) as exc:
+    widgets.show_error(exc, "The overview could not be computed")
+    st.stop()
+
+k = ov["kpis"]
+if k["events"] == 0:
+    st.info(
+        f"The dataset “{dataset}” has no events yet. Load a file into it on the Data page.", icon="📭"
+    )
+    st.page_link("pages/data.py", label="Go to the Data page", icon="🗂️")
+    st.stop()
+
+st.caption(
+    f"Dataset **{widgets.md_escape(dataset)}**: {k['events']:,} events from "
+    f"{k['first_event']:%Y-%m-%d} to {k['last_event']:%Y-%m-%d}."
+)
+
+c1, c2, c3, c4, c5 = st.columns(5)
+c1.metric(
+    "Customers", widgets.fmt_int(k["customers"]), border=True,
+    help="Distinct customer ids with at least one event of any type.",
+)
+c2.metric(
+    "Orders", widgets.fmt_int(k["orders"]), border=True,
+    help="Distinct order ids among purchases (rows without an order id: one order per customer and timestamp). "
+    f"{k['buyers']:,} customers bought at least once.",
+)
+c3.metric(
+    "Revenue (net)", widgets.fmt_money(k["revenue"]), border=True,
+    help=f"Purchases {k['gross_revenue']:,.2f} minus refunds {k['refunds']:,.2f}.",
+)
+c4.metric(
+    f"Active customers, last {k['active_days']} days", widgets.fmt_int(k["active_customers"]), border=True,
+    help=f"Customers with any event in the {k['active_days']} days up to the dataset's last event "
+    f"({k['as_of']:%Y-%m-%d}), not up to today.",
+)
+c5.metric(
+    "Repeat-purchase rate", widgets.fmt_pct(k["repeat_rate"]), border=True,
+    help=f"Share of buying customers with two or more orders ({k['repeat_customers']:,} of {k['buyers']:,}).",
+)
+
+timeline = ov["timeline"]
+grain = GRAIN_LABEL.get(ov["grain"], ov["grain"])
+left, right = st.columns(2)
+with left:
+    st.subheader(f"Revenue, {grain}")
+    fig = px.bar(timeline, x="period", y="revenue", labels={"period": "", "revenue": "net revenue"})
+    fig.update_traces(marker_color="#2f6fdf", hovertemplate="%{x|%Y-%m-%d}<br>%{y:,.2f}<extra></extra>")
+    fig.update_layout(margin=dict(l=10, r=10, t=10, b=10), height=320)
+    st.plotly_chart(fig, key="revenue_chart", config={"displaylogo": False})
+with right:
+    st.subheader(f"Active customers, {grain}")
+    fig = px.line(timeline, x="period", y="active_customers", markers=len(timeline) <= 60,
+                  labels={"period": "", "active_customers": "customers with any event"})
+    fig.update_traces(line_color="#2f6fdf", hovertemplate="%{x|%Y-%m-%d}<br>%{y:,}<extra></extra>")
+    fig.update_layout(margin=dict(l=10, r=10, t=10, b=10), height=320)
+    st.plotly_chart(fig, key="active_chart", config={"displaylogo": False})
+
+st.subheader("Events by type")
+by_type = ov["by_type"]
+fig = px.bar(
+    by_type, x="events", y="event_type", orientation="h", color="event_type",
+    color_discrete_map=TYPE_COLORS, custom_data=["customers"],
+    labels={"event_type": "", "events": "events"},
+)
+fig.update_traces(hovertemplate="%{y}: %{x:,} events by %{customdata[0]:,} customers<extra></extra>")
+fig.update_layout(
+    margin=dict(l=10, r=10, t=10, b=10), height=260, showlegend=False,
+    yaxis=dict(categoryorder="array", categoryarray=list(by_type["event_type"])[::-1]),
+)
+st.plotly_chart(fig, key="types_chart", config={"displaylogo": False})
