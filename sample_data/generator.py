@@ -1,0 +1,648 @@
+"""Seeded generator of realistic e-commerce behaviour events with planted truth.
+
+Every customer belongs to one of six planted personas (``PERSONAS``) and follows
+a weekly stochastic process:
+
+* **Purchases** follow a Poisson process whose rate is gamma-distributed across
+  customers (as in the Pareto/NBD and BG/NBD models) with a **dropout** after
+  each purchase with a beta-distributed probability ``p`` (the BG/NBD story:
+  Fader, Hardie and Lee 2005, "Counting your customers the easy way"). On top
+  of that, signals that BG/NBD cannot see, so richer models can do better:
+
+  - a slowly varying latent interest (log-AR(1)) that drives both browsing and
+    buying; browsing reacts one week *ahead* of buying, so recent views and
+    cart adds are leading indicators of purchases;
+  - trends: promising newcomers ramp up after their first visit; at-risk
+    former big spenders decay (their rate falls over time instead of a
+    memoryless dropout);
+  - browsing nearly stops once a customer has dropped out, so recent activity
+    reveals who is still alive;
+  - weekly (weekend uplift) and yearly (November/December peak, Black Friday)
+    seasonality.
+
+* **Funnels**: every order is preceded by product views, often a search, and a
+  cart add per line; browse-only sessions produce views, searches and some
+  abandoned carts.
+* **Catalogue**: items in categories with lognormal prices per category;
+  personas prefer different categories and price levels (bargain hunters buy
+  cheap, discounted items in several units).
+* **Returns** (persona-dependent rate, full refund, stored as a positive
+  amount on a ``return`` row with the order and item of the purchase) and
+  **reviews** (rating 1-5 and a short text).
+
+Output is the canonical events CSV layout (``HEADER``), written per batch of
+customers so that memory stays bounded (1M customers stream to disk). The
+future period after ``end`` is simulated by the same process and summarized in
+a separate truth file (never in the events file).
+
+The same arguments always give byte-identical output.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import gzip
+import io
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+
+HEADER = (
+    "customer_id", "event_time", "event_type", "order_id", "item_id", "category",
+    "quantity", "revenue", "rating", "text", "country",
+)
+TRUTH_HEADER = (
+    "customer_id", "persona", "country", "first_seen", "true_purchase_rate", "current_purchase_rate",
+    "dropout_prob", "history_purchases", "history_revenue", "alive_at_history_end",
+    "future_purchases", "future_revenue", "future_returns", "future_net_revenue",
+    "alive_at_future_end", "churned",
+)
+EVENT_TYPES = ("search", "view", "cart", "purchase", "return", "review")  # order = tie-break order in output
+_SEARCH, _VIEW, _CART, _PURCHASE, _RETURN, _REVIEW = range(6)
+
+DEFAULT_START = dt.date(2024, 1, 1)
+DEFAULT_END = dt.date(2025, 12, 31)
+DEFAULT_FUTURE_DAYS = 182
+DEFAULT_CUSTOMERS = 4000
+DEFAULT_SEED = 42
+BATCH_SIZE = 20_000
+EARLIEST = dt.date(1990, 1, 1)
+
+
+class SampleError(ValueError):
+    """Bad generator arguments (user-facing, one line)."""
+
+
+# --------------------------------------------------------------------------- personas
+PERSONAS = (
+    "loyal_high_spender",
+    "promising_newcomer",
+    "at_risk_big_spender",
+    "bargain_hunter",
+    "window_shopper",
+    "one_time_buyer",
+)
+LOYAL, NEWCOMER, AT_RISK, BARGAIN, WINDOW, ONE_TIME = range(6)
+
+CATEGORIES = (
+    "electronics", "jewelry", "home", "fashion", "sports", "garden",
+    "toys", "beauty", "books", "pets", "office", "grocery",
+)
+# median list price per category (lognormal around it)
+_CAT_PRICE = np.array([140.0, 110.0, 48.0, 38.0, 42.0, 30.0, 24.0, 17.0, 12.0, 14.0, 9.0, 5.0])
+_CAT_SIGMA = np.array([0.55, 0.6, 0.5, 0.45, 0.5, 0.5, 0.45, 0.4, 0.35, 0.4, 0.4, 0.35])
+_CAT_ITEMS = np.array([160, 90, 200, 260, 140, 90, 120, 150, 220, 80, 110, 180])
+
+# Persona parameters. Rates are per week.
+#   share, rate mean, rate shape (gamma), dropout beta (a, b), lines per order (1+Poisson),
+#   extra quantity (Poisson), browse sessions/week, views per session (1+Poisson),
+#   search prob per session, abandoned-cart prob per browse session, return prob per line,
+#   review prob per line, mean rating, discount (mean), price skew (<1 expensive, >1 cheap)
+_P = {
+    #             share  rate  shape  pa   pb    lines qty   brw   vps  srch  aband ret   rev   rat  disc  skew
+    LOYAL:       (0.15, 0.20, 10.0, 1.0, 250.0, 0.4, 0.1, 0.10, 1.0, 0.20, 0.04, 0.03, 0.45, 4.7, 0.02, 0.5),
+    NEWCOMER:    (0.15, 0.32, 10.0, 1.0, 120.0, 0.4, 0.15, 0.35, 1.2, 0.40, 0.10, 0.06, 0.30, 4.2, 0.05, 1.0),
+    AT_RISK:     (0.15, 0.32, 10.0, 1.0, 40.0, 0.5, 0.1, 0.10, 1.0, 0.25, 0.05, 0.22, 0.35, 2.2, 0.02, 0.5),
+    BARGAIN:     (0.17, 0.28, 10.0, 1.0, 150.0, 0.5, 1.0, 0.10, 0.8, 0.95, 0.10, 0.02, 0.15, 3.6, 0.35, 3.0),
+    WINDOW:      (0.18, 0.002, 4.0, 2.0, 8.0, 0.2, 0.1, 0.20, 2.2, 0.60, 0.12, 0.20, 0.02, 3.4, 0.05, 1.0),
+    ONE_TIME:    (0.20, 0.0, 1.0, 1.0, 1.0, 0.4, 0.2, 0.01, 1.0, 0.20, 0.0, 0.08, 0.03, 3.1, 0.08, 1.0),
+}
+_PARAMS = np.array([_P[i] for i in range(len(PERSONAS))])
+(_SHARE, _RATE, _SHAPE, _PA, _PB, _LINES, _QTY, _BROWSE, _VPS, _SRCH, _ABAND,
+ _RET, _REV, _RATING, _DISC, _SKEW) = range(_PARAMS.shape[1])
+
+# category preferences per persona (rows sum to 1 after normalization)
+_CAT_PREF = np.array([
+    # elec jewel home fash sport gard toys beau book pets offi groc
+    [0.22, 0.14, 0.16, 0.16, 0.10, 0.06, 0.04, 0.05, 0.03, 0.02, 0.01, 0.01],  # loyal
+    [0.08, 0.04, 0.14, 0.18, 0.12, 0.06, 0.10, 0.10, 0.08, 0.05, 0.03, 0.02],  # newcomer
+    [0.24, 0.16, 0.16, 0.14, 0.10, 0.06, 0.04, 0.04, 0.03, 0.01, 0.01, 0.01],  # at risk
+    [0.01, 0.00, 0.03, 0.05, 0.03, 0.03, 0.06, 0.12, 0.16, 0.12, 0.16, 0.23],  # bargain
+    [0.16, 0.10, 0.12, 0.22, 0.10, 0.06, 0.06, 0.08, 0.04, 0.03, 0.02, 0.01],  # window
+    [0.10, 0.06, 0.14, 0.16, 0.10, 0.08, 0.10, 0.08, 0.08, 0.04, 0.03, 0.03],  # one-time
+])
+_CAT_PREF = _CAT_PREF / _CAT_PREF.sum(axis=1, keepdims=True)
+
+COUNTRIES = ("DE", "FR", "GB", "NL", "ES", "IT", "PL", "SE", "AT", "BE", "US", "DK")
+_COUNTRY_P = np.array([0.24, 0.14, 0.14, 0.08, 0.08, 0.08, 0.06, 0.04, 0.04, 0.04, 0.04, 0.02])
+
+_MONTH_FACTOR = np.array([0.85, 0.88, 0.97, 1.0, 1.0, 0.95, 0.9, 0.92, 1.0, 1.05, 1.4, 1.6])
+_WEEKDAY_W = np.array([0.92, 0.92, 0.95, 1.0, 1.06, 1.3, 1.25])  # Mon..Sun
+_HOUR_W = np.array([0.3, 0.2, 0.15, 0.1, 0.1, 0.2, 0.4, 0.7, 0.9, 1.0, 1.0, 1.1,
+                    1.2, 1.1, 1.0, 1.0, 1.1, 1.3, 1.6, 1.9, 2.1, 2.0, 1.4, 0.8])
+
+_REVIEW_TEXTS = {
+    1: ("Broke after two days", "Very disappointed", "Not as described", "Poor quality and slow delivery",
+        "Would not recommend"),
+    2: ("Below expectations", "Cheap materials", "Arrived damaged", "Smaller than expected", "Meh"),
+    3: ("It is okay", "Does the job", "Average quality for the price", "Fine but nothing special",
+        "Delivery took a while"),
+    4: ("Good value", "Works well", "Happy with it", "Nice quality", "Fast delivery and good product"),
+    5: ("Excellent!", "Love it", "Perfect gift", "Great quality and fast shipping", "Would buy again"),
+}
+_SEARCH_TEMPLATES = ("{c}", "cheap {c}", "best {c}", "{c} sale", "{c} deals", "new {c}", "{c} gift ideas")
+
+_RATING_TEXTS = [t for r in range(1, 6) for t in _REVIEW_TEXTS[r]]
+_RATING_TEXT_START = np.cumsum([0] + [len(_REVIEW_TEXTS[r]) for r in range(1, 6)])
+_SEARCH_TEXTS = [tmpl.format(c=c) for c in CATEGORIES for tmpl in _SEARCH_TEMPLATES]
+_TEXTS = _RATING_TEXTS + _SEARCH_TEXTS
+_SEARCH_TEXT_START = len(_RATING_TEXTS)
+
+
+# --------------------------------------------------------------------------- config
+@dataclass(frozen=True)
+class SampleConfig:
+    """What to generate. Dates are the history window (inclusive); the future
+    (truth) period is the ``future_days`` days after ``end``."""
+
+    customers: int = DEFAULT_CUSTOMERS
+    seed: int = DEFAULT_SEED
+    start: dt.date = DEFAULT_START
+    end: dt.date = DEFAULT_END
+    future_days: int = DEFAULT_FUTURE_DAYS
+    batch_size: int = BATCH_SIZE
+
+    def validate(self) -> "SampleConfig":
+        if not isinstance(self.customers, (int, np.integer)) or self.customers < 1:
+            raise SampleError(f"--customers must be a positive whole number, got {self.customers!r}")
+        if self.customers > 50_000_000:
+            raise SampleError("--customers is limited to 50,000,000")
+        if not 0 <= int(self.seed) < 2**63:
+            raise SampleError("--seed must be a non-negative whole number")
+        if self.start < EARLIEST:
+            raise SampleError(f"--start must be on or after {EARLIEST} (ingestion rejects older dates)")
+        if (self.end - self.start).days < 56:
+            raise SampleError("--end must be at least 8 weeks after --start")
+        if not 7 <= self.future_days <= 3660:
+            raise SampleError("--future-days must be between 7 and 3660")
+        if self.batch_size < 1:
+            raise SampleError("batch size must be positive")
+        return self
+
+    @property
+    def history_days(self) -> int:
+        return (self.end - self.start).days + 1
+
+
+@dataclass
+class _Grid:
+    """Weekly grid aligned so that a week boundary falls exactly at the end of the history."""
+
+    origin: np.datetime64  # first day of week 0 (may be before start)
+    offset_days: int  # days from origin to start
+    hist_weeks: int
+    weeks: int
+    hist_end_s: int  # seconds from origin: first second after the history
+    start_s: int
+    total_end_s: int
+    season: np.ndarray  # per week multiplier
+    weekday_p: np.ndarray  # (weeks? no) 7 probs by day offset within week (same for all weeks)
+
+
+def _grid(cfg: SampleConfig) -> _Grid:
+    hist_weeks = math.ceil(cfg.history_days / 7)
+    fut_weeks = math.ceil(cfg.future_days / 7)
+    hist_end = np.datetime64(cfg.end, "D") + np.timedelta64(1, "D")
+    origin = hist_end - np.timedelta64(7 * hist_weeks, "D")
+    weeks = hist_weeks + fut_weeks
+    mids = origin + np.arange(weeks) * 7 + 3
+    months = (mids.astype("datetime64[M]").astype(int) % 12)
+    season = _MONTH_FACTOR[months].copy()
+    # Black Friday week: the week holding the fourth Friday of November
+    days = mids.astype("datetime64[D]")
+    dom = (days - days.astype("datetime64[M]")).astype(int) + 1
+    season[(months == 10) & (dom >= 22) & (dom <= 28)] *= 1.5
+    wd0 = (origin.astype(int) + 3) % 7  # 1970-01-01 was a Thursday (Mon=0)
+    weekday_p = _WEEKDAY_W[(wd0 + np.arange(7)) % 7]
+    weekday_p = weekday_p / weekday_p.sum()
+    offset_days = int((np.datetime64(cfg.start, "D") - origin).astype(int))
+    return _Grid(
+        origin=origin, offset_days=offset_days, hist_weeks=hist_weeks, weeks=weeks,
+        hist_end_s=7 * hist_weeks * 86400, start_s=offset_days * 86400,
+        total_end_s=(7 * hist_weeks + cfg.future_days) * 86400,
+        season=season, weekday_p=weekday_p,
+    )
+
+
+# --------------------------------------------------------------------------- catalogue
+@dataclass
+class Catalogue:
+    item_ids: list[str]
+    item_cat: np.ndarray
+    price: np.ndarray  # list price, sorted ascending within category
+    cat_start: np.ndarray
+    cat_count: np.ndarray
+
+
+def make_catalogue(seed: int) -> Catalogue:
+    rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(2**31 - 1,)))
+    cats, prices = [], []
+    for c, n in enumerate(_CAT_ITEMS):
+        p = np.exp(np.log(_CAT_PRICE[c]) + _CAT_SIGMA[c] * rng.standard_normal(n))
+        p = np.maximum(np.round(p, 0) - 0.01, 0.99)  # shop prices: 19.99
+        cats.append(np.full(n, c))
+        prices.append(np.sort(p))
+    item_cat = np.concatenate(cats)
+    price = np.concatenate(prices)
+    cat_count = _CAT_ITEMS.copy()
+    cat_start = np.concatenate([[0], np.cumsum(cat_count)[:-1]])
+    item_ids = [f"SKU{10000 + i}" for i in range(len(price))]
+    return Catalogue(item_ids, item_cat, price, cat_start, cat_count)
+
+
+# --------------------------------------------------------------------------- batches
+@dataclass
+class Batch:
+    """One batch: history events (Arrow table in ``HEADER`` layout) and truth rows."""
+
+    events: pa.Table
+    truth: pa.Table
+    n_events_by_type: dict[str, int]
+
+
+def _rand_choice_rows(rng, cdf_rows: np.ndarray) -> np.ndarray:
+    """One categorical draw per row, each row with its own cumulative distribution."""
+    u = rng.random(cdf_rows.shape[0])
+    return (u[:, None] > cdf_rows).sum(axis=1).clip(0, cdf_rows.shape[1] - 1)
+
+
+def _times_in_weeks(rng, weeks: np.ndarray, grid: _Grid) -> np.ndarray:
+    """Random second (from grid origin) within each given week, with weekday and hour profiles."""
+    day = rng.choice(7, size=len(weeks), p=grid.weekday_p)
+    hour = rng.choice(24, size=len(weeks), p=_HOUR_W / _HOUR_W.sum())
+    sec = rng.integers(0, 3600, size=len(weeks))
+    return (weeks.astype(np.int64) * 7 + day) * 86400 + hour * 3600 + sec
+
+
+def _pick_items(rng, persona, fav_cat, cat_cdf, cat: Catalogue, fav_prob=0.45):
+    """Category and item for each line/view: favourite category or persona mix, price skewed by persona."""
+    n = len(persona)
+    drawn = _rand_choice_rows(rng, cat_cdf[persona])
+    c = np.where(rng.random(n) < fav_prob, fav_cat, drawn)
+    u = rng.random(n) ** _PARAMS[persona, _SKEW]  # skew > 1: cheap end; < 1: expensive end
+    idx = cat.cat_start[c] + np.minimum((u * cat.cat_count[c]).astype(np.int64), cat.cat_count[c] - 1)
+    return c, idx
+
+
+def generate_batch(cfg: SampleConfig, batch_index: int, first_customer: int, n: int,
+                   cat: Catalogue, grid: _Grid) -> Batch:
+    rng = np.random.default_rng(np.random.SeedSequence(int(cfg.seed), spawn_key=(batch_index,)))
+    W, H = grid.weeks, grid.hist_weeks
+    first_hist_week = grid.offset_days // 7  # may start before --start: earlier events are dropped
+    span = H - first_hist_week
+
+    # ---- customers
+    persona = rng.choice(len(PERSONAS), size=n, p=_PARAMS[:, _SHARE] / _PARAMS[:, _SHARE].sum())
+    prm = _PARAMS[persona]
+    country = rng.choice(len(COUNTRIES), size=n, p=_COUNTRY_P / _COUNTRY_P.sum())
+    cat_cdf = np.cumsum(_CAT_PREF, axis=1)
+    fav_cat = _rand_choice_rows(rng, cat_cdf[persona])
+    rate = rng.gamma(prm[:, _SHAPE], prm[:, _RATE] / prm[:, _SHAPE])
+    p_drop = rng.beta(prm[:, _PA], prm[:, _PB])
+    p_drop[persona == ONE_TIME] = 1.0
+    browse = rng.gamma(4.0, prm[:, _BROWSE] / 4.0)
+    aov_mult = rng.lognormal(0.0, 0.25, size=n)  # per-customer spend level (Gamma-Gamma-like)
+
+    # arrival week (first activity), as fractions of the history span
+    lo = np.select(
+        [persona == LOYAL, persona == NEWCOMER, persona == AT_RISK, persona == BARGAIN, persona == WINDOW],
+        [0.0, 1.0 - 26 / span, 0.0, 0.0, 0.0], 0.0)
+    hi = np.select(
+        [persona == LOYAL, persona == NEWCOMER, persona == AT_RISK, persona == BARGAIN, persona == WINDOW],
+        [0.4, 1.0 - 6 / span, 0.25, 0.55, 0.6], 0.75)
+    arrival = first_hist_week + np.floor((lo + (hi - lo) * rng.random(n)) * span).astype(np.int64)
+    arrival = np.clip(arrival, first_hist_week, H - 1)
+
+    # trends
+    w_idx = np.arange(W)[None, :]
+    age = w_idx - arrival[:, None]
+    active = age >= 0
+    trend = np.ones((n, W))
+    ramp = rng.uniform(6, 14, size=n)
+    is_new = persona == NEWCOMER
+    trend[is_new] = np.clip(0.25 + 0.75 * age[is_new] / ramp[is_new, None], 0.25, 1.0)
+    is_risk = persona == AT_RISK
+    decay_start = arrival + np.floor(rng.uniform(12, 24, size=n)).astype(np.int64)
+    tau = rng.uniform(5, 10, size=n)
+    past = np.maximum(w_idx - decay_start[:, None], 0)
+    floor = rng.uniform(0.0, 0.12, size=n)  # some at-risk customers keep a trickle of purchases
+    trend[is_risk] = floor[is_risk, None] + (1 - floor[is_risk, None]) * np.exp(-past[is_risk] / tau[is_risk, None])
+
+    # latent interest: log-AR(1), stationary sd sigma
+    rho, sigma = 0.85, 0.55
+    z = np.empty((n, W + 1))
+    z[:, 0] = sigma * rng.standard_normal(n)
+    eps = rng.standard_normal((n, W)) * sigma * math.sqrt(1 - rho * rho)
+    for w in range(W):
+        z[:, w + 1] = rho * z[:, w] + eps[:, w]
+    interest = np.exp(z - sigma * sigma / 2)
+
+    # ---- weekly purchase / browse counts with BG/NBD dropout after purchases
+    n_orders = np.zeros((n, W), dtype=np.int64)
+    n_browse = np.zeros((n, W), dtype=np.int64)
+    alive = np.ones(n, dtype=bool)
+    alive_hist_end = np.ones(n, dtype=bool)
+    one_time = persona == ONE_TIME
+    for w in range(W):
+        if w == H:
+            alive_hist_end = alive.copy()
+        act = active[:, w]
+        lam = rate * trend[:, w] * grid.season[w] * interest[:, w] * (act & alive)
+        k = rng.poisson(lam)
+        # the one-time buyer buys exactly once, in the week of arrival
+        k = np.where(one_time & (arrival == w), 1, k)
+        g = rng.geometric(np.clip(p_drop, 1e-9, 1.0))
+        died = (k >= g) & (k > 0)
+        k = np.where(died, g, k)
+        n_orders[:, w] = k
+        # browsing leads buying by one week; a dropped-out customer almost never browses
+        blam = browse * np.sqrt(trend[:, w]) * grid.season[w] * interest[:, w + 1] * act * np.where(alive, 1.0, 0.03)
+        n_browse[:, w] = rng.poisson(blam)
+        alive &= ~died
+    if H >= W:
+        alive_hist_end = alive.copy()
+
+    cols: dict[str, list[np.ndarray]] = {k: [] for k in ("cust", "ts", "type", "order", "item", "cat", "qty",
+                                                        "rev", "rating", "text")}
+
+    def emit(cust, ts, typ, order=None, item=None, catg=None, qty=None, rev=None, rating=None, text=None):
+        m = len(cust)
+        cols["cust"].append(cust)
+        cols["ts"].append(ts)
+        cols["type"].append(np.full(m, typ, dtype=np.int8))
+        cols["order"].append(order if order is not None else np.full(m, -1, dtype=np.int64))
+        cols["item"].append(item if item is not None else np.full(m, -1, dtype=np.int64))
+        cols["cat"].append(catg if catg is not None else np.full(m, -1, dtype=np.int64))
+        cols["qty"].append(qty if qty is not None else np.full(m, -1, dtype=np.int64))
+        cols["rev"].append(rev if rev is not None else np.full(m, -1, dtype=np.int64))
+        cols["rating"].append(rating if rating is not None else np.full(m, -1, dtype=np.int64))
+        cols["text"].append(text if text is not None else np.full(m, -1, dtype=np.int64))
+
+    # ---- orders
+    oc, ow = np.nonzero(n_orders)
+    reps = n_orders[oc, ow]
+    o_cust = np.repeat(oc, reps)
+    o_week = np.repeat(ow, reps)
+    o_ts = _times_in_weeks(rng, o_week, grid)
+    # order number within customer (for readable order ids)
+    order_key = np.lexsort((o_ts, o_cust))
+    o_cust, o_week, o_ts = o_cust[order_key], o_week[order_key], o_ts[order_key]
+    n_o = len(o_cust)
+    starts = np.searchsorted(o_cust, np.arange(n))
+    o_seq = np.arange(n_o) - starts[o_cust] + 1
+    o_id = (first_customer + o_cust).astype(np.int64) * 10000 + o_seq
+    o_pers = persona[o_cust]
+    o_lines = 1 + rng.poisson(_PARAMS[o_pers, _LINES])
+
+    # lines
+    l_order = np.repeat(np.arange(n_o), o_lines)
+    l_cust = o_cust[l_order]
+    l_pers = persona[l_cust]
+    l_no = np.arange(len(l_order)) - np.repeat(np.cumsum(o_lines) - o_lines, o_lines)
+    l_cat, l_item = _pick_items(rng, l_pers, fav_cat[l_cust], cat_cdf, cat)
+    l_qty = 1 + rng.poisson(_PARAMS[l_pers, _QTY])
+    disc_mean = _PARAMS[l_pers, _DISC]
+    disc = np.where(rng.random(len(l_order)) < np.minimum(disc_mean * 3, 0.9),
+                    rng.uniform(0.5, 1.5, len(l_order)) * disc_mean / np.minimum(disc_mean * 3, 0.9), 0.0)
+    disc = np.clip(disc, 0.0, 0.7)
+    unit = cat.price[l_item] * (1 - disc) * np.where(l_pers == BARGAIN, 1.0, aov_mult[l_cust])
+    l_rev = np.round(l_qty * unit * 100).astype(np.int64)  # cents
+    l_ts = o_ts[l_order] + l_no  # lines one second apart
+    emit(l_cust, l_ts, _PURCHASE, order=o_id[l_order], item=l_item, catg=l_cat, qty=l_qty, rev=l_rev)
+    # funnel: cart add per line, views before, sometimes a search
+    emit(l_cust, o_ts[l_order] - rng.integers(60, 900, len(l_order)), _CART, item=l_item, catg=l_cat, qty=l_qty)
+    nv = 1 + rng.poisson(0.5, n_o)
+    v_order = np.repeat(np.arange(n_o), nv)
+    v_first = np.concatenate([[True], v_order[1:] != v_order[:-1]]) if len(v_order) else np.zeros(0, bool)
+    # the first view of an order is its first line's item, the others browse similar items
+    first_line = np.cumsum(o_lines) - o_lines
+    v_cat_r, v_item_r = _pick_items(rng, persona[o_cust[v_order]], l_cat[first_line[v_order]], cat_cdf, cat,
+                                    fav_prob=0.8)
+    v_item = np.where(v_first, l_item[first_line[v_order]], v_item_r)
+    v_cat = np.where(v_first, l_cat[first_line[v_order]], v_cat_r)
+    emit(o_cust[v_order], o_ts[v_order] - rng.integers(900, 3000, len(v_order)), _VIEW, item=v_item, catg=v_cat)
+    has_s = rng.random(n_o) < _PARAMS[o_pers, _SRCH]
+    s_o = np.nonzero(has_s)[0]
+    s_cat = l_cat[first_line[s_o]]
+    emit(o_cust[s_o], o_ts[s_o] - rng.integers(3000, 3600, len(s_o)), _SEARCH, catg=s_cat,
+         text=_SEARCH_TEXT_START + s_cat * len(_SEARCH_TEMPLATES) + rng.integers(0, len(_SEARCH_TEMPLATES), len(s_o)))
+
+    # returns (full refund) and reviews
+    ret = rng.random(len(l_order)) < _PARAMS[l_pers, _RET]
+    r_idx = np.nonzero(ret)[0]
+    r_ts = l_ts[r_idx] + rng.integers(3 * 86400, 30 * 86400, len(r_idx))
+    emit(l_cust[r_idx], r_ts, _RETURN, order=o_id[l_order[r_idx]], item=l_item[r_idx], catg=l_cat[r_idx],
+         qty=l_qty[r_idx], rev=l_rev[r_idx])
+    rv = rng.random(len(l_order)) < _PARAMS[l_pers, _REV] * np.where(ret, 1.8, 1.0)
+    rv_idx = np.nonzero(rv)[0]
+    rating = np.clip(np.round(_PARAMS[l_pers[rv_idx], _RATING] - 1.5 * ret[rv_idx]
+                              + 0.8 * rng.standard_normal(len(rv_idx))), 1, 5).astype(np.int64)
+    rv_text = _RATING_TEXT_START[rating - 1] + rng.integers(0, 5, len(rv_idx))
+    emit(l_cust[rv_idx], l_ts[rv_idx] + rng.integers(5 * 86400, 45 * 86400, len(rv_idx)), _REVIEW,
+         item=l_item[rv_idx], catg=l_cat[rv_idx], rating=rating, text=rv_text)
+
+    # ---- first visit: every customer views an item of their favourite category in their arrival week
+    fv_cat, fv_item = _pick_items(rng, persona, fav_cat, cat_cdf, cat, fav_prob=1.0)
+    emit(np.arange(n), np.maximum(_times_in_weeks(rng, arrival, grid), grid.start_s + rng.integers(0, 86400, n)),
+         _VIEW, item=fv_item, catg=fv_cat)
+
+    # ---- browse-only sessions
+    bc, bw = np.nonzero(n_browse)
+    breps = n_browse[bc, bw]
+    b_cust = np.repeat(bc, breps)
+    b_ts = _times_in_weeks(rng, np.repeat(bw, breps), grid)
+    n_b = len(b_cust)
+    b_pers = persona[b_cust]
+    bv = 1 + rng.poisson(_PARAMS[b_pers, _VPS])
+    bv_s = np.repeat(np.arange(n_b), bv)
+    bv_cat, bv_item = _pick_items(rng, persona[b_cust[bv_s]], fav_cat[b_cust[bv_s]], cat_cdf, cat, fav_prob=0.5)
+    emit(b_cust[bv_s], b_ts[bv_s] + rng.integers(0, 1500, len(bv_s)), _VIEW, item=bv_item, catg=bv_cat)
+    bs = np.nonzero(rng.random(n_b) < _PARAMS[b_pers, _SRCH])[0]
+    bs_cat = np.where(rng.random(len(bs)) < 0.6, fav_cat[b_cust[bs]],
+                      _rand_choice_rows(rng, cat_cdf[b_pers[bs]]))
+    emit(b_cust[bs], b_ts[bs] - rng.integers(1, 120, len(bs)), _SEARCH, catg=bs_cat,
+         text=_SEARCH_TEXT_START + bs_cat * len(_SEARCH_TEMPLATES) + rng.integers(0, len(_SEARCH_TEMPLATES), len(bs)))
+    ba = np.nonzero(rng.random(n_b) < _PARAMS[b_pers, _ABAND])[0]
+    # abandoned cart: the session's first viewed item
+    first_view = np.cumsum(bv) - bv
+    emit(b_cust[ba], b_ts[ba] + rng.integers(1500, 1800, len(ba)), _CART, item=bv_item[first_view[ba]],
+         catg=bv_cat[first_view[ba]], qty=1 + rng.poisson(0.2, len(ba)))
+
+    # ---- assemble
+    a = {k: np.concatenate(v) for k, v in cols.items()}
+    keep = (a["ts"] >= grid.start_s) & (a["ts"] < grid.total_end_s)
+    a = {k: v[keep] for k, v in a.items()}
+    hist = a["ts"] < grid.hist_end_s
+
+    # truth: history and future behaviour per customer
+    def per_cust(mask, weights=None):
+        return np.bincount(a["cust"][mask], weights=None if weights is None else weights[mask], minlength=n)
+
+    pur, rtn = a["type"] == _PURCHASE, a["type"] == _RETURN
+    o_hist = (o_ts >= grid.start_s) & (o_ts < grid.hist_end_s)
+    o_fut = (o_ts >= grid.hist_end_s) & (o_ts < grid.total_end_s)
+    hist_orders = np.bincount(o_cust[o_hist], minlength=n)
+    fut_orders = np.bincount(o_cust[o_fut], minlength=n)
+    hist_rev = per_cust(pur & hist, a["rev"]) / 100
+    fut_rev = per_cust(pur & ~hist, a["rev"]) / 100
+    fut_ret = per_cust(rtn & ~hist, a["rev"]) / 100
+    first_ts = np.full(n, np.iinfo(np.int64).max)
+    np.minimum.at(first_ts, a["cust"][hist], a["ts"][hist])
+    seen = first_ts < np.iinfo(np.int64).max
+    cur_rate = rate * trend[:, min(H, W - 1)] * np.exp(z[:, min(H, W - 1)] - sigma * sigma / 2) * alive_hist_end
+    cust_ids = pa.array([f"C{first_customer + i + 1:07d}" for i in range(n)])
+    country_arr = pa.array(np.array(COUNTRIES)[country])
+    origin_s = grid.origin.astype("datetime64[s]").astype(np.int64)
+    truth = pa.table({
+        "customer_id": cust_ids,
+        "persona": pa.array(np.array(PERSONAS)[persona]),
+        "country": country_arr,
+        "first_seen": pa.array(np.where(seen, first_ts + origin_s, 0).astype("datetime64[s]"), mask=~seen),
+        "true_purchase_rate": pa.array(np.round(rate, 5)),
+        "current_purchase_rate": pa.array(np.round(cur_rate, 5)),
+        "dropout_prob": pa.array(np.round(p_drop, 5)),
+        "history_purchases": pa.array(hist_orders),
+        "history_revenue": pa.array(np.round(hist_rev, 2)),
+        "alive_at_history_end": pa.array(alive_hist_end.astype(np.int8)),
+        "future_purchases": pa.array(fut_orders),
+        "future_revenue": pa.array(np.round(fut_rev, 2)),
+        "future_returns": pa.array(np.round(fut_ret, 2)),
+        "future_net_revenue": pa.array(np.round(fut_rev - fut_ret, 2)),
+        "alive_at_future_end": pa.array(alive.astype(np.int8)),
+        "churned": pa.array((fut_orders == 0).astype(np.int8)),
+    })
+    # only customers with any history event are "customers" of the data set
+    truth = truth.filter(pa.array(seen))
+
+    # history events, sorted by customer, time, type; exact duplicates dropped
+    h = {k: v[hist] for k, v in a.items()}
+    order = np.lexsort((h["rev"], h["item"], h["type"], h["ts"], h["cust"]))
+    h = {k: v[order] for k, v in h.items()}
+    if len(order) > 1:
+        same = np.ones(len(order) - 1, dtype=bool)
+        for v in h.values():
+            same &= v[1:] == v[:-1]
+        if same.any():
+            keep = np.concatenate([[True], ~same])
+            h = {k: v[keep] for k, v in h.items()}
+    events = _events_table(h, first_customer, cust_ids, country, cat, origin_s)
+    counts = np.bincount(h["type"], minlength=6)
+    return Batch(events, truth, {EVENT_TYPES[i]: int(counts[i]) for i in range(6)})
+
+
+_TYPE_NAMES = pa.array(EVENT_TYPES)
+_CAT_NAMES = pa.array(CATEGORIES)
+_COUNTRY_NAMES = pa.array(COUNTRIES)
+_TEXT_ARR = pa.array(_TEXTS)
+
+
+def _take(values: pa.Array, idx: np.ndarray) -> pa.Array:
+    missing = idx < 0
+    return values.take(pa.array(np.where(missing, 0, idx), mask=missing))
+
+
+def _events_table(h, first_customer, cust_ids, country, cat: Catalogue, origin_s) -> pa.Table:
+    m = len(h["cust"])
+    order = h["order"]
+    has_order = order >= 0
+    order_str = pc.binary_join_element_wise(
+        "O", pc.utf8_lpad(pc.cast(pa.array(order // 10000 + 1), pa.string()), width=7, padding="0"), "-",
+        pc.cast(pa.array(order % 10000), pa.string()), "")
+    order_str = pc.if_else(pa.array(has_order), order_str, pa.nulls(m, pa.string()))
+    item_ids = pa.array(cat.item_ids)
+    qty = h["qty"]
+    rev = h["rev"]
+    rating = h["rating"]
+    return pa.table({
+        "customer_id": cust_ids.take(pa.array(h["cust"])),
+        "event_time": pa.array((h["ts"] + origin_s).astype("datetime64[s]")),
+        "event_type": _TYPE_NAMES.take(pa.array(h["type"].astype(np.int64))),
+        "order_id": order_str,
+        "item_id": _take(item_ids, h["item"]),
+        "category": _take(_CAT_NAMES, h["cat"]),
+        "quantity": pa.array(qty, mask=qty < 0),
+        # cents / 100 -> decimal(18, 2): prints exactly two decimals (checked to round correctly)
+        "revenue": pa.array(rev / 100, mask=rev < 0).cast(pa.decimal128(18, 2), safe=False),
+        "rating": pa.array(rating, mask=rating < 0),
+        "text": _take(_TEXT_ARR, h["text"]),
+        "country": _COUNTRY_NAMES.take(pa.array(country[h["cust"]])),
+    })
+
+
+def iter_batches(cfg: SampleConfig) -> Iterator[Batch]:
+    """Generate the data set batch by batch (each batch independent and seeded)."""
+    cfg.validate()
+    cat = make_catalogue(int(cfg.seed))
+    grid = _grid(cfg)
+    for b, first in enumerate(range(0, cfg.customers, cfg.batch_size)):
+        n = min(cfg.batch_size, cfg.customers - first)
+        yield generate_batch(cfg, b, first, n, cat, grid)
+
+
+# --------------------------------------------------------------------------- writing
+def _open_out(path: Path):
+    raw = open(path, "wb")
+    if path.name.endswith(".gz"):
+        return raw, gzip.GzipFile(filename="", mode="wb", fileobj=raw, compresslevel=6, mtime=0)
+    return raw, None
+
+
+def _write_table(fh, table: pa.Table) -> None:
+    buf = io.BytesIO()
+    pacsv.write_csv(table, buf, pacsv.WriteOptions(include_header=False, quoting_style="none",
+                                                   batch_size=65536))
+    fh.write(buf.getvalue())
+
+
+def generate(out: str | Path, truth: str | Path | None = None, cfg: SampleConfig | None = None,
+             progress=None) -> dict:
+    """Write the events CSV (and optionally the truth CSV); ``.gz`` compresses.
+
+    Returns a summary dict (customers, events by type, seconds, paths).
+    ``progress(done_customers, total)`` is called after each batch.
+    """
+    cfg = (cfg or SampleConfig()).validate()
+    out = Path(out)
+    truth_path = Path(truth) if truth else None
+    for p in (out, truth_path):
+        if p is not None and not p.parent.exists():
+            raise SampleError(f"folder does not exist: {p.parent}")
+    t0 = time.perf_counter()
+    totals = dict.fromkeys(EVENT_TYPES, 0)
+    customers = 0
+    raw, gz = _open_out(out)
+    traw, tgz = _open_out(truth_path) if truth_path else (None, None)
+    try:
+        ev = gz or raw
+        ev.write((",".join(HEADER) + "\n").encode())
+        tr = (tgz or traw) if truth_path else None
+        if tr:
+            tr.write((",".join(TRUTH_HEADER) + "\n").encode())
+        done = 0
+        for batch in iter_batches(cfg):
+            _write_table(ev, batch.events)
+            if tr:
+                _write_table(tr, batch.truth)
+            for k, v in batch.n_events_by_type.items():
+                totals[k] += v
+            customers += batch.truth.num_rows
+            done += cfg.batch_size
+            if progress:
+                progress(min(done, cfg.customers), cfg.customers)
+            del batch
+    finally:
+        for f in (gz, raw, tgz, traw):
+            if f is not None:
+                f.close()
+    return {
+        "out": str(out), "truth": str(truth_path) if truth_path else None,
+        "customers": customers, "events": sum(totals.values()), "events_by_type": totals,
+        "start": str(cfg.start), "end": str(cfg.end), "future_days": cfg.future_days,
+        "seed": int(cfg.seed), "seconds": round(time.perf_counter() - t0, 2),
+    }
