@@ -1,0 +1,284 @@
+"""BG/NBD diagnostics a user can read: matrices and a calibration/holdout check.
+
+* ``expected_purchases_matrix`` / ``probability_alive_matrix``: model output over a
+  grid of frequency x recency for customers of a given age T (the heatmaps of
+  Fader, Hardie & Lee 2005 and lifetimes' ``plot_frequency_recency_matrix``).
+* ``calibration_holdout_check`` (warehouse) / ``holdout_check_from_transactions``
+  (a DataFrame): the user picks a cut-off date; the BG/NBD model is fitted on the
+  calibration period (purchases up to the cut-off, customers who first bought by
+  then), and its predictions are set against what these customers actually did
+  afterwards: mean holdout purchases by calibration frequency (the paper's
+  Figure 4) and cumulative repeat purchases over time by week (Figures 1 and 3).
+* ``figure_*``: plotly figures of the above for the Value page (no streamlit here).
+
+Purchases are counted as purchase days (same-day purchases merged), as in
+``analytics.summary``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from analytics.clv_models import BetaGeoModel, ModelFitError
+from analytics.summary import TIME_UNITS, SummaryError, _as_day, check_unit
+
+
+# ------------------------------------------------------------------ matrices
+def _grid(model: BetaGeoModel, max_frequency: int, T: float, n_recency: int):
+    model._check_fitted()
+    max_frequency = int(max_frequency)
+    if max_frequency < 0 or not np.isfinite(T) or T <= 0:
+        raise ValueError("the matrix needs max_frequency >= 0 and a customer age T > 0")
+    freqs = np.arange(0, max_frequency + 1, dtype="float64")
+    rec = np.linspace(0.0, float(T), max(2, int(n_recency)))
+    X, R = np.meshgrid(freqs, rec, indexing="ij")
+    return freqs, rec, X, R
+
+
+def expected_purchases_matrix(model: BetaGeoModel, max_frequency: int, T: float, t: float = 1.0,
+                              n_recency: int = 40) -> pd.DataFrame:
+    """Expected purchases in the next ``t`` (model unit) by frequency (rows) x recency (columns).
+
+    All cells are for customers of age ``T`` (usually the largest T in the data);
+    cells with frequency 0 and recency > 0 are impossible and are NaN.
+    """
+    freqs, rec, X, R = _grid(model, max_frequency, T, n_recency)
+    vals = np.asarray(model.expected_purchases(t, X.ravel(), R.ravel(), np.full(X.size, float(T))))
+    vals = vals.reshape(X.shape)
+    vals[(X == 0) & (R > 0)] = np.nan
+    df = pd.DataFrame(vals, index=pd.Index(freqs.astype(int), name="frequency"),
+                      columns=pd.Index(np.round(rec, 3), name="recency"))
+    df.attrs = {"unit": model.unit_, "T": float(T), "t": float(t), "what": "expected_purchases"}
+    return df
+
+
+def probability_alive_matrix(model: BetaGeoModel, max_frequency: int, T: float,
+                             n_recency: int = 40) -> pd.DataFrame:
+    """P(alive) by frequency (rows) x recency (columns) for customers of age ``T``."""
+    freqs, rec, X, R = _grid(model, max_frequency, T, n_recency)
+    vals = np.asarray(model.probability_alive(X.ravel(), R.ravel(), np.full(X.size, float(T))))
+    vals = vals.reshape(X.shape)
+    vals[(X == 0) & (R > 0)] = np.nan
+    df = pd.DataFrame(vals, index=pd.Index(freqs.astype(int), name="frequency"),
+                      columns=pd.Index(np.round(rec, 3), name="recency"))
+    df.attrs = {"unit": model.unit_, "T": float(T), "what": "probability_alive"}
+    return df
+
+
+# ------------------------------------------------------------------ holdout check
+@dataclass
+class HoldoutCheck:
+    """Result of a calibration/holdout check (all times in ``unit``)."""
+
+    model: BetaGeoModel
+    unit: str
+    cutoff: pd.Timestamp
+    end: pd.Timestamp
+    customers: pd.DataFrame  # per customer: frequency/recency/T (calibration), holdout purchases, predicted
+    by_frequency: pd.DataFrame  # calibration frequency group: n, actual and predicted mean holdout purchases
+    cumulative: pd.DataFrame  # by week: actual and predicted cumulative repeat purchases
+    totals: dict = field(default_factory=dict)
+
+
+_PURCHASE_DAYS_SQL = """
+SELECT CAST(customer_id AS VARCHAR) AS customer_id, date_trunc('day', event_time) AS d
+FROM {source}
+WHERE {where}
+GROUP BY ALL
+"""
+
+
+def _check(con, source: str, where: str, bind: dict, cutoff: pd.Timestamp, end: pd.Timestamp | None,
+           unit: str, start: pd.Timestamp | None, penalizer: float, max_frequency_group: int) -> HoldoutCheck:
+    unit_days = check_unit(unit)
+    days = con.execute(_PURCHASE_DAYS_SQL.format(source=source, where=where), bind).df()
+    if days.empty:
+        raise SummaryError("no purchases in this dataset")
+    days["d"] = pd.to_datetime(days["d"])
+    if start is not None:
+        days = days[days["d"] >= start]
+    if end is None:
+        end = days["d"].max()
+    if cutoff >= end:
+        raise SummaryError(
+            f"the cut-off {cutoff.date()} must be before the end of the data / holdout end {end.date()}"
+        )
+    days = days[days["d"] <= end]
+    first = days.groupby("customer_id")["d"].min()
+    cohort = first[first <= cutoff]
+    if len(cohort) < 2:
+        raise SummaryError(
+            f"fewer than 2 customers bought by the cut-off {cutoff.date()}: pick a later cut-off"
+        )
+    days = days[days["customer_id"].isin(cohort.index)]
+    cal = days[days["d"] <= cutoff]
+    hold = days[days["d"] > cutoff]
+    g = cal.groupby("customer_id")["d"]
+    f_cal = (g.nunique() - 1).astype("float64")
+    last = g.max()
+    recency = (last - cohort).dt.days / unit_days
+    T = (cutoff - cohort).dt.days / unit_days
+    duration = (end - cutoff).days / unit_days
+    actual = hold.groupby("customer_id")["d"].nunique().reindex(cohort.index, fill_value=0).astype("float64")
+    customers = pd.DataFrame({
+        "first_purchase": cohort, "frequency": f_cal.reindex(cohort.index),
+        "recency": recency.reindex(cohort.index), "T": T.reindex(cohort.index),
+        "holdout_purchases": actual,
+    })
+    model = BetaGeoModel(penalizer=penalizer).fit(customers["frequency"], customers["recency"],
+                                                  customers["T"], unit=unit)
+    customers["predicted_purchases"] = np.asarray(model.expected_purchases(
+        duration, customers["frequency"].to_numpy(), customers["recency"].to_numpy(),
+        customers["T"].to_numpy()))
+    customers.attrs = {"unit": unit, "cutoff": cutoff, "end": end, "duration": duration}
+
+    # by calibration frequency group (0, 1, ..., k-1, "k+")
+    k = int(max_frequency_group)
+    grp = customers["frequency"].clip(upper=k).astype(int)
+    by = customers.groupby(grp).agg(
+        customers=("frequency", "size"),
+        actual=("holdout_purchases", "mean"),
+        predicted=("predicted_purchases", "mean"),
+    )
+    by.index = [str(i) if i < k else f"{k}+" for i in by.index]
+    by.index.name = "calibration_frequency"
+
+    # cumulative repeat purchases by week (calendar weeks from the first day of the data)
+    start_day = cohort.min()
+    n_weeks = int(np.ceil(((end - start_day).days + 1) / 7.0))
+    week_end = start_day + pd.to_timedelta(np.arange(1, n_weeks + 1) * 7 - 1, unit="D")
+    week_end = week_end.where(week_end <= end, end)
+    repeat = days.merge(cohort.rename("first"), left_on="customer_id", right_index=True)
+    repeat = repeat.loc[repeat["d"] > repeat["first"], "d"]
+    repeat_counts = repeat.value_counts().sort_index()
+    cum_actual = np.searchsorted(repeat_counts.index.to_numpy(), week_end.to_numpy(), side="right")
+    cum_counts = np.concatenate([[0], np.cumsum(repeat_counts.to_numpy())])[cum_actual]
+    cohorts = cohort.value_counts()
+    c_day = pd.DatetimeIndex(cohorts.index).to_numpy()
+    c_n = cohorts.to_numpy(dtype="float64")
+    predicted = []
+    for we in week_end:
+        age = ((np.datetime64(we) - c_day) / np.timedelta64(1, "D")).astype("float64") / unit_days
+        # a customer's age at the end of day `we` counts from her first purchase day
+        age = np.clip(age, 0.0, None)
+        predicted.append(float(np.dot(c_n, model.expected_purchases_new_customer(age))))
+    cumulative = pd.DataFrame({
+        "week_end": week_end, "actual": cum_counts.astype("float64"), "predicted": predicted,
+        "period": np.where(week_end <= cutoff, "calibration", "holdout"),
+    })
+    cumulative.attrs = {"cutoff": cutoff}
+    tot_a = float(customers["holdout_purchases"].sum())
+    tot_p = float(customers["predicted_purchases"].sum())
+    totals = {"actual_holdout_purchases": tot_a, "predicted_holdout_purchases": tot_p,
+              "relative_error": (tot_p - tot_a) / tot_a if tot_a else float("nan"),
+              "customers": int(len(customers)), "holdout_length": duration}
+    return HoldoutCheck(model=model, unit=unit, cutoff=cutoff, end=end, customers=customers,
+                        by_frequency=by, cumulative=cumulative, totals=totals)
+
+
+def calibration_holdout_check(wh, dataset: str, cutoff, end=None, unit: str = "weeks", *,
+                              calibration_start=None, penalizer: float = 0.0,
+                              max_frequency_group: int = 7) -> HoldoutCheck:
+    """Fit BG/NBD on purchases up to ``cutoff`` and compare with what followed up to ``end``.
+
+    ``end`` defaults to the dataset's last purchase day. Only customers whose first
+    purchase is on or before the cut-off are followed (a fixed cohort, as in the paper).
+    """
+    check_unit(unit)
+    wh.require_dataset(dataset)
+    cutoff_day = _as_day(cutoff, "the cut-off date")
+    end_day = None if end is None else _as_day(end, "the holdout end date")
+    start_day = None if calibration_start is None else _as_day(calibration_start, "the calibration start")
+    return _check(wh.cursor(), "events", "dataset = $dataset AND event_type = 'purchase'",
+                  {"dataset": dataset}, cutoff_day, end_day, unit, start_day, penalizer,
+                  max_frequency_group)
+
+
+def holdout_check_from_transactions(df: pd.DataFrame, customer_col: str, time_col: str, cutoff,
+                                    end=None, unit: str = "weeks", *, penalizer: float = 0.0,
+                                    max_frequency_group: int = 7) -> HoldoutCheck:
+    """The same check on a DataFrame where every row is a purchase."""
+    import duckdb
+
+    check_unit(unit)
+    for col in (customer_col, time_col):
+        if col not in df.columns:
+            raise SummaryError(f"no column {col!r} in the transactions")
+    frame = pd.DataFrame({"customer_id": df[customer_col].astype(str),
+                          "event_time": pd.to_datetime(df[time_col]).astype("datetime64[us]")})
+    con = duckdb.connect(":memory:")
+    try:
+        con.register("tx_frame", frame)
+        return _check(con, "tx_frame", "true", {}, _as_day(cutoff, "the cut-off date"),
+                      None if end is None else _as_day(end, "the holdout end date"), unit, None,
+                      penalizer, max_frequency_group)
+    finally:
+        con.close()
+
+
+# ------------------------------------------------------------------ figures
+def figure_matrix(matrix: pd.DataFrame, title: str | None = None):
+    """Heatmap of a frequency x recency matrix (from the two matrix functions)."""
+    import plotly.graph_objects as go
+
+    what = matrix.attrs.get("what", "value")
+    unit = matrix.attrs.get("unit", "")
+    if title is None:
+        title = ("Expected purchases in the next " + f"{matrix.attrs.get('t', 1):g} {unit}"
+                 if what == "expected_purchases" else "Probability a customer is still active")
+    fig = go.Figure(go.Heatmap(
+        z=matrix.to_numpy(), x=[float(c) for c in matrix.columns], y=list(matrix.index),
+        colorscale="Viridis", colorbar={"title": "P(alive)" if what == "probability_alive" else "purchases"},
+        hovertemplate="frequency %{y}<br>recency %{x:.1f} " + unit + "<br>%{z:.3f}<extra></extra>",
+    ))
+    fig.update_layout(title=title, xaxis_title=f"recency ({unit}, time of last purchase)",
+                      yaxis_title="frequency (repeat purchases)",
+                      margin={"l": 60, "r": 20, "t": 50, "b": 50})
+    return fig
+
+
+def figure_holdout_by_frequency(check: HoldoutCheck):
+    """Actual vs predicted mean holdout purchases by calibration frequency."""
+    import plotly.graph_objects as go
+
+    by = check.by_frequency
+    fig = go.Figure([
+        go.Scatter(x=list(by.index), y=by["actual"], mode="lines+markers", name="actual"),
+        go.Scatter(x=list(by.index), y=by["predicted"], mode="lines+markers", name="BG/NBD",
+                   line={"dash": "dash"}),
+    ])
+    fig.update_layout(title="Holdout purchases by calibration-period frequency",
+                      xaxis_title="repeat purchases in the calibration period",
+                      yaxis_title="mean purchases in the holdout period",
+                      margin={"l": 60, "r": 20, "t": 50, "b": 50})
+    return fig
+
+
+def figure_cumulative(check: HoldoutCheck):
+    """Cumulative repeat purchases by week, actual vs predicted, cut-off marked."""
+    import plotly.graph_objects as go
+
+    c = check.cumulative
+    fig = go.Figure([
+        go.Scatter(x=c["week_end"], y=c["actual"], mode="lines", name="actual"),
+        go.Scatter(x=c["week_end"], y=c["predicted"], mode="lines", name="BG/NBD",
+                   line={"dash": "dash"}),
+    ])
+    fig.add_shape(type="line", x0=check.cutoff, x1=check.cutoff, y0=0, y1=1, yref="paper",
+                  line={"dash": "dot", "color": "grey"})
+    fig.add_annotation(x=check.cutoff, y=1, yref="paper", text="cut-off", showarrow=False,
+                       yanchor="bottom")
+    fig.update_layout(title="Cumulative repeat purchases", xaxis_title="week",
+                      yaxis_title="repeat purchases (cumulative)",
+                      margin={"l": 60, "r": 20, "t": 50, "b": 50})
+    return fig
+
+
+__all__ = [
+    "HoldoutCheck", "ModelFitError", "TIME_UNITS",
+    "expected_purchases_matrix", "probability_alive_matrix",
+    "calibration_holdout_check", "holdout_check_from_transactions",
+    "figure_matrix", "figure_holdout_by_frequency", "figure_cumulative",
+]
