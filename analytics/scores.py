@@ -786,12 +786,56 @@ def probabilistic_clv(summary: pd.DataFrame, params: CLVParams | None = None, *,
     return _probabilistic(clv_models, summary, p, models)
 
 
+def fit_clv_models(summary: pd.DataFrame):
+    """Fit BG/NBD and Gamma-Gamma on the customers with orders; ``(bgnbd, gamma_gamma)``."""
+    try:
+        from analytics import clv_models
+    except ImportError as exc:
+        raise ScoreError(f"the BG/NBD models are not available in this installation ({exc})") from None
+    return _fit(clv_models, summary)
+
+
+def _fit(clv_models, summary: pd.DataFrame):
+    _require(summary, ["n_orders", "frequency", "recency", "T", "monetary_value"])
+    if not (np.nan_to_num(_float(summary, "n_orders"), nan=0.0) > 0).any():
+        raise ScoreError("no customer has bought anything up to the as-of date: nothing to fit the models on")
+    bgnbd = clv_models.BetaGeoModel(random_state=0).fit_summary(summary)
+    gamma_gamma = clv_models.GammaGammaModel(random_state=0).fit_summary(summary)
+    return bgnbd, gamma_gamma
+
+
 def _probabilistic(clv_models, summary: pd.DataFrame, p: CLVParams, models):
-    raise ScoreError("the BG/NBD models are not available yet")
+    bgnbd, gamma_gamma = models if models is not None else _fit(clv_models, summary)
+    if float(p.horizon_months) != int(p.horizon_months):
+        raise ScoreError("the BG/NBD CLV needs a whole number of months as horizon")
+    rows = summary[np.nan_to_num(_float(summary, "n_orders"), nan=0.0) > 0]
+    f, r, t, m = (rows[c].to_numpy(dtype=np.float64) for c in ("frequency", "recency", "T", "monetary_value"))
+    revenue = clv_models.customer_lifetime_value(
+        bgnbd, gamma_gamma, f, r, t, m,
+        horizon_months=int(p.horizon_months), annual_discount_rate=float(p.discount_rate), margin=1.0,
+    )
+    table = pd.DataFrame(
+        {
+            "p_alive": np.asarray(bgnbd.probability_alive(f, r, t), dtype=np.float64),
+            "expected_purchases": np.asarray(
+                bgnbd.expected_purchases_months(float(p.horizon_months), f, r, t), dtype=np.float64),
+            "expected_spend": np.asarray(gamma_gamma.expected_spend(f, m), dtype=np.float64),
+            "discounted_revenue": np.asarray(revenue, dtype=np.float64),
+        },
+        index=rows.index,
+    )
+    table["clv_bgnbd"] = table["discounted_revenue"] * p.margin
+    return table, (bgnbd, gamma_gamma)
 
 
-def _model_params(models) -> dict[str, float]:
-    return {}
+def _model_params(models) -> dict[str, Any]:
+    bgnbd, gamma_gamma = models
+    return {
+        "bgnbd": {**bgnbd.params_, "log_likelihood": bgnbd.log_likelihood_, "unit": bgnbd.unit_,
+                  "customers": bgnbd.n_customers_},
+        "gamma_gamma": {**gamma_gamma.params_, "log_likelihood": gamma_gamma.log_likelihood_,
+                        "customers": gamma_gamma.n_customers_},
+    }
 
 
 def score_dataset(

@@ -126,3 +126,38 @@ def test_bad_output_name(db, tmp_path, capsys):
     rc = main(["score", "--db", db, "--dataset", "shop", "--as-of", "2024-03-31", "--out", str(tmp_path / "x.xlsx")])
     assert rc == 2
     assert ".csv or .parquet" in capsys.readouterr().err
+
+
+def test_score_with_bgnbd_on_cdnow(tmp_path, test_data, capsys):
+    df = pd.read_csv(test_data / "CDNOW_sample.txt", sep=r"\s+", header=None,
+                     names=["cust", "sample_id", "date", "n", "amount"], dtype={"date": str, "sample_id": str})
+    events = pd.DataFrame({
+        "dataset": "cdnow", "customer_id": df["sample_id"],
+        "event_time": pd.to_datetime(df["date"], format="%Y%m%d"), "event_type": "purchase",
+        "revenue": df["amount"].astype(float),
+    })
+    path = tmp_path / "c.duckdb"
+    wh = Warehouse(path)
+    with wh.transaction() as tx:
+        tx.execute("INSERT INTO datasets (name) VALUES ('cdnow')")
+        tx.register("incoming", events)
+        tx.execute("INSERT INTO events (dataset, customer_id, event_time, event_type, revenue) "
+                   "SELECT dataset, customer_id, event_time, event_type, revenue FROM incoming")
+    wh.close()
+    out = tmp_path / "cdnow.parquet"
+    rc = main(["score", "--db", str(path), "--dataset", "cdnow", "--as-of", "1997-09-30", "--unit", "weeks",
+               "--horizon-months", "12", "--margin", "1", "--out", str(out)])
+    captured = capsys.readouterr()
+    assert rc == 0, captured.err
+    assert "CLV by BG/NBD + Gamma-Gamma" in captured.out
+    meta = json.loads((tmp_path / "cdnow.parquet.json").read_text())
+    assert meta["bgnbd"] == "fitted"
+    bg = meta["model_params"]["bgnbd"]
+    # the published CDNOW calibration fit (Fader, Hardie & Lee 2005), in weeks
+    assert (round(bg["r"], 3), round(bg["alpha"], 3), round(bg["a"], 3), round(bg["b"], 3)) == (0.243, 4.414, 0.793, 2.426)
+    assert bg["unit"] == "weeks"
+    scored = pd.read_parquet(out)
+    assert len(scored) == 2357
+    assert scored["clv_bgnbd"].notna().all() and (scored["clv_bgnbd"] >= 0).all()
+    assert scored["p_alive"].between(0, 1).all()
+    assert read_parquet_metadata(out)["model_params"]["gamma_gamma"]["customers"] == meta["model_params"]["gamma_gamma"]["customers"]

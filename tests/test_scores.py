@@ -394,3 +394,62 @@ def test_scorer_customer_lookup_and_probabilistic_columns():
     assert top["customer_id"].tolist() == ["u29", "u28", "u27"]
     with pytest.raises(ScoreError, match="lacks column"):
         scorer.align(prob.drop(columns="p_alive"))
+
+
+# -- probabilistic CLV (BG/NBD + Gamma-Gamma) on the CDNOW sample ---------------------------------
+@pytest.fixture(scope="module")
+def cdnow_summary():
+    from pathlib import Path
+
+    from analytics.summary import summary_from_transactions
+
+    path = Path(__file__).resolve().parent / "data" / "CDNOW_sample.txt"
+    df = pd.read_csv(path, sep=r"\s+", header=None, names=["cust", "sample_id", "date", "n", "amount"],
+                     dtype={"date": str})
+    df["date"] = pd.to_datetime(df["date"], format="%Y%m%d")
+    s = summary_from_transactions(df, "sample_id", "date", "1997-09-30", "weeks", monetary_col="amount")
+    # the behaviour columns the scores need (purchase-only data)
+    return s
+
+
+def test_probabilistic_clv_matches_the_models(cdnow_summary):
+    from analytics import clv_models
+    from analytics.scores import fit_clv_models, probabilistic_clv
+
+    s = cdnow_summary
+    models = fit_clv_models(s)
+    bg, gg = models
+    assert bg.params_["r"] == pytest.approx(0.243, abs=0.01)  # sanity: CDNOW calibration fit
+    p = CLVParams(margin=0.2, horizon_months=6, discount_rate=0.12)
+    table, _ = probabilistic_clv(s, p, models=models)
+    assert len(table) == int((s["n_orders"] > 0).sum())
+    buyers = s[s["n_orders"] > 0]
+    f, r, t, m = (buyers[c].to_numpy() for c in ("frequency", "recency", "T", "monetary_value"))
+    direct = clv_models.customer_lifetime_value(bg, gg, f, r, t, m, horizon_months=6,
+                                                annual_discount_rate=0.12, margin=0.2)
+    assert table["clv_bgnbd"].to_numpy() == pytest.approx(np.asarray(direct), rel=1e-12)
+    assert table["discounted_revenue"].to_numpy() * 0.2 == pytest.approx(table["clv_bgnbd"].to_numpy())
+    assert ((table["p_alive"] > 0) & (table["p_alive"] <= 1)).all()
+    # more months, more expected purchases
+    longer, _ = probabilistic_clv(s, CLVParams(horizon_months=12), models=models)
+    assert (longer["expected_purchases"] >= table["expected_purchases"]).all()
+    # the Scorer applies the margin at re-score time
+    scorer = Scorer(s)
+    aligned = scorer.align(table)
+    res = scorer.score(clv=CLVParams(margin=0.5, horizon_months=6, discount_rate=0.12), prob=aligned)
+    assert np.nansum(res.clv_bgnbd) == pytest.approx(0.5 * table["discounted_revenue"].sum())
+    with pytest.raises(ScoreError, match="whole number of months"):
+        probabilistic_clv(s, CLVParams(horizon_months=6.5), models=models)
+
+
+def test_probabilistic_clv_degenerate_data_is_a_clear_error():
+    from analytics.scores import fit_clv_models
+
+    s = make_summary([buyer(1, 1, 10.0), buyer(5, 1, 20.0)])
+    s["frequency"], s["recency"], s["T"], s["monetary_value"] = 0.0, 0.0, [1.0, 5.0], 0.0
+    with pytest.raises(ValueError, match="repeat"):
+        fit_clv_models(s)
+    s2 = make_summary([{"n_views": 3}])
+    s2["frequency"] = s2["recency"] = s2["T"] = s2["monetary_value"] = np.nan
+    with pytest.raises(ScoreError, match="nothing to fit"):
+        fit_clv_models(s2)
