@@ -107,4 +107,39 @@ CREATE TABLE customer_summaries (
 )
 """,
     ),
+    (
+        20,
+        "segments: saved segments, clustering runs and cluster assignments",
+        """
+CREATE SEQUENCE segment_id_seq START 1;
+CREATE TABLE segments (
+    id BIGINT PRIMARY KEY,
+    name VARCHAR NOT NULL UNIQUE,
+    description VARCHAR,
+    definition VARCHAR NOT NULL,
+    created_at TIMESTAMP NOT NULL,
+    updated_at TIMESTAMP NOT NULL
+);
+CREATE SEQUENCE clustering_run_id_seq START 1;
+CREATE TABLE clustering_runs (
+    id BIGINT PRIMARY KEY,
+    dataset VARCHAR NOT NULL,
+    as_of DATE NOT NULL,
+    features VARCHAR NOT NULL,
+    parameters VARCHAR NOT NULL,
+    names VARCHAR NOT NULL,
+    profiles VARCHAR,
+    n_customers BIGINT NOT NULL,
+    label VARCHAR,
+    created_at TIMESTAMP NOT NULL
+);
+CREATE TABLE cluster_assignments (
+    run_id BIGINT NOT NULL,
+    customer_id VARCHAR NOT NULL,
+    cluster INTEGER NOT NULL,
+    name VARCHAR NOT NULL,
+    PRIMARY KEY (run_id, customer_id)
+)
+""",
+    ),
 ]

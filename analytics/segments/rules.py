@@ -1,0 +1,533 @@
+"""Rule-based segments: a filter definition as data, validated against a field whitelist.
+
+A definition is a JSON-able dict::
+
+    {"op": "and", "conditions": [
+        {"field": "net_revenue", "operator": ">=", "value": 500},
+        {"op": "or", "conditions": [
+            {"field": "country", "operator": "in", "value": ["DE", "AT"]},
+            {"field": "last_purchase", "operator": "between", "value": ["2025-01-01", "2025-06-30"]}]}]}
+
+A condition is ``{"field", "operator", "value"}``; a group is ``{"op": "and"|"or",
+"conditions": [...]}`` and groups nest (up to ``MAX_DEPTH`` levels). Fields come
+from a whitelist of :class:`Field` (name + type: ``numeric``, ``date``,
+``category``, ``text``); values are coerced to the field's type with a clear
+:class:`RuleError` when they do not fit.
+
+Semantics (identical in :func:`evaluate` over a DataFrame and in the SQL from
+:func:`to_sql`):
+
+* a condition on a missing value is false, whatever the operator (``!=`` and
+  ``not_in`` included), except ``is_null``; ``{"operator": "is_null", "value":
+  false}`` means "is not missing";
+* ``between`` includes both ends; ``contains`` is a case-insensitive substring
+  test on text and category fields; ``in`` / ``not_in`` take a non-empty list;
+* an ``and`` group without conditions matches everyone, an ``or`` group
+  without conditions matches no one (the usual identities), so an empty
+  definition selects all customers.
+
+:func:`to_sql` never puts user text into SQL: field names must be in the
+whitelist and go through ``analytics.warehouse.quote_ident``; every value is
+a ``?`` parameter.
+"""
+from __future__ import annotations
+
+import copy
+import datetime as dt
+import json
+import math
+from dataclasses import dataclass
+from typing import Any, Iterable, Mapping
+
+import numpy as np
+import pandas as pd
+
+from analytics.warehouse import WarehouseError, quote_ident
+
+FIELD_TYPES = ("numeric", "date", "category", "text")
+OPERATORS = ("=", "!=", "<", "<=", ">", ">=", "between", "in", "not_in", "contains", "is_null")
+_OPS_FOR_TYPE = {
+    "numeric": ("=", "!=", "<", "<=", ">", ">=", "between", "in", "not_in", "is_null"),
+    "date": ("=", "!=", "<", "<=", ">", ">=", "between", "is_null"),
+    "category": ("=", "!=", "in", "not_in", "contains", "is_null"),
+    "text": ("=", "!=", "in", "not_in", "contains", "is_null"),
+}
+MAX_DEPTH = 8
+MAX_CONDITIONS = 200
+MAX_LIST = 1000
+MAX_TEXT = 500
+
+
+class RuleError(ValueError):
+    """A segment definition a user can fix (message names the condition)."""
+
+
+@dataclass(frozen=True)
+class Field:
+    """A whitelisted field: column name, type and a readable label."""
+
+    name: str
+    type: str
+    label: str = ""
+
+    def __post_init__(self):
+        if self.type not in FIELD_TYPES:
+            raise ValueError(f"unknown field type {self.type!r}")
+        try:
+            quote_ident(self.name)
+        except WarehouseError as exc:
+            raise ValueError(f"field {self.name!r} is not a plain column name") from exc
+
+    @property
+    def title(self) -> str:
+        return self.label or self.name.replace("_", " ").capitalize()
+
+    @property
+    def operators(self) -> tuple[str, ...]:
+        return _OPS_FOR_TYPE[self.type]
+
+
+def _f(name, type_, label=""):
+    return Field(name, type_, label)
+
+
+#: Customer attributes and scores a segment can filter on (summary columns,
+#: scores, cluster assignment). Pages may pass their own whitelist.
+CUSTOMER_FIELDS: dict[str, Field] = {f.name: f for f in [
+    _f("customer_id", "text", "Customer id"),
+    _f("country", "category", "Country"),
+    _f("category", "category", "Favourite category"),
+    _f("first_purchase", "date", "First purchase"),
+    _f("last_purchase", "date", "Last purchase"),
+    _f("first_event", "date", "First event"),
+    _f("last_event", "date", "Last event"),
+    _f("frequency", "numeric", "Repeat purchases"),
+    _f("recency", "numeric", "Recency"),
+    _f("T", "numeric", "Age (since first purchase)"),
+    _f("monetary_value", "numeric", "Avg repeat purchase value"),
+    _f("total_revenue", "numeric", "Revenue"),
+    _f("return_revenue", "numeric", "Refunds"),
+    _f("net_revenue", "numeric", "Net revenue"),
+    _f("n_orders", "numeric", "Orders"),
+    _f("n_views", "numeric", "Views"),
+    _f("n_searches", "numeric", "Searches"),
+    _f("n_carts", "numeric", "Cart adds"),
+    _f("n_purchases", "numeric", "Purchase events"),
+    _f("n_returns", "numeric", "Returns"),
+    _f("n_reviews", "numeric", "Reviews"),
+    _f("avg_rating", "numeric", "Avg rating"),
+    _f("tenure", "numeric", "Tenure"),
+    _f("avg_gap", "numeric", "Avg gap between orders"),
+    _f("time_since_purchase", "numeric", "Time since last purchase"),
+    _f("avg_order_value", "numeric", "Avg order value"),
+    _f("return_rate", "numeric", "Return rate"),
+    _f("rfm_segment", "category", "RFM segment"),
+    _f("rfm_score", "numeric", "RFM score"),
+    _f("r_score", "numeric", "R score"),
+    _f("f_score", "numeric", "F score"),
+    _f("m_score", "numeric", "M score"),
+    _f("behaviour_score", "numeric", "Behaviour score"),
+    _f("clv", "numeric", "CLV"),
+    _f("expected_purchases", "numeric", "Expected purchases"),
+    _f("probability_alive", "numeric", "Probability alive"),
+    _f("expected_spend", "numeric", "Expected spend"),
+    _f("cluster", "numeric", "Cluster number"),
+    _f("cluster_name", "category", "Cluster"),
+]}
+
+
+def fields_from_frame(frame: pd.DataFrame, base: Mapping[str, Field] | None = None) -> dict[str, Field]:
+    """A whitelist for the columns of ``frame``: known fields keep their type and
+    label, other plain-named columns get a type from their dtype (numeric, date,
+    else category). Columns whose names are not plain identifiers are left out."""
+    base = CUSTOMER_FIELDS if base is None else base
+    out: dict[str, Field] = {}
+    cols = list(frame.columns)
+    if frame.index.name and frame.index.name not in cols:
+        cols = [frame.index.name] + cols
+    for col in cols:
+        if not isinstance(col, str):
+            continue
+        if col in base:
+            out[col] = base[col]
+            continue
+        series = frame.index.to_series() if col == frame.index.name and col not in frame.columns else frame[col]
+        if pd.api.types.is_bool_dtype(series):
+            continue
+        if pd.api.types.is_numeric_dtype(series):
+            t = "numeric"
+        elif pd.api.types.is_datetime64_any_dtype(series):
+            t = "date"
+        else:
+            t = "category"
+        try:
+            out[col] = Field(col, t)
+        except ValueError:
+            continue
+    return out
+
+
+# ----------------------------------------------------------------- validation
+def _coerce_scalar(value: Any, ftype: str, where: str):
+    if value is None:
+        raise RuleError(f"{where}: a value is required")
+    if ftype == "numeric":
+        if isinstance(value, bool):
+            raise RuleError(f"{where}: expected a number, got {value!r}")
+        if isinstance(value, (int, float, np.integer, np.floating)):
+            v = float(value)
+        elif isinstance(value, str):
+            try:
+                v = float(value.strip().replace(",", "")) if value.strip() else float("nan")
+            except ValueError:
+                raise RuleError(f"{where}: expected a number, got {_short(value)}") from None
+        else:
+            raise RuleError(f"{where}: expected a number, got {_short(value)}")
+        if not math.isfinite(v):
+            raise RuleError(f"{where}: expected a finite number, got {_short(value)}")
+        return int(v) if v.is_integer() and abs(v) < 2**53 else v
+    if ftype == "date":
+        if isinstance(value, bool) or isinstance(value, (int, float)):
+            raise RuleError(f"{where}: expected a date like 2025-01-31, got {value!r}")
+        if isinstance(value, (dt.datetime, pd.Timestamp)):
+            ts = pd.Timestamp(value)
+        elif isinstance(value, dt.date):
+            ts = pd.Timestamp(value)
+        elif isinstance(value, str):
+            try:
+                ts = pd.Timestamp(value.strip())
+            except (ValueError, TypeError):
+                raise RuleError(f"{where}: expected a date like 2025-01-31, got {_short(value)}") from None
+        else:
+            raise RuleError(f"{where}: expected a date like 2025-01-31, got {_short(value)}")
+        if ts is pd.NaT or pd.isna(ts):
+            raise RuleError(f"{where}: expected a date like 2025-01-31, got {_short(value)}")
+        if ts.tzinfo is not None:
+            ts = ts.tz_convert(None)
+        return ts.isoformat() if (ts.hour or ts.minute or ts.second or ts.microsecond) else ts.date().isoformat()
+    # category / text
+    if isinstance(value, bool) or not isinstance(value, (str, int, float, np.integer, np.floating)):
+        raise RuleError(f"{where}: expected text, got {_short(value)}")
+    v = value if isinstance(value, str) else (str(int(value)) if float(value).is_integer() else str(value))
+    if len(v) > MAX_TEXT:
+        raise RuleError(f"{where}: text values can have at most {MAX_TEXT} characters")
+    return v
+
+
+def _short(value: Any) -> str:
+    r = repr(value)
+    return r if len(r) <= 60 else r[:57] + "..."
+
+
+def _validate_condition(cond: Mapping, fields: Mapping[str, Field], where: str) -> dict:
+    extra = set(cond) - {"field", "operator", "value"}
+    if extra:
+        raise RuleError(f"{where}: unexpected key(s) {', '.join(sorted(map(str, extra)))}")
+    name = cond.get("field")
+    if not isinstance(name, str) or name not in fields:
+        known = ", ".join(sorted(fields)) if len(fields) <= 15 else f"{len(fields)} known fields, see the field list"
+        raise RuleError(f"{where}: unknown field {_short(name)} (fields: {known})")
+    field = fields[name]
+    op = cond.get("operator")
+    if op not in OPERATORS:
+        raise RuleError(f"{where}: unknown operator {_short(op)} (operators: {', '.join(OPERATORS)})")
+    if op not in field.operators:
+        raise RuleError(
+            f"{where}: operator {op!r} does not apply to {field.type} field {name!r} "
+            f"(use one of: {', '.join(field.operators)})"
+        )
+    value = cond.get("value")
+    where_f = f"{where} ({field.title} {op})"
+    if op == "is_null":
+        if value is None:
+            value = True
+        if not isinstance(value, bool):
+            raise RuleError(f"{where_f}: value must be true (is missing) or false (is not missing)")
+    elif op == "between":
+        if not isinstance(value, (list, tuple)) or len(value) != 2:
+            raise RuleError(f"{where_f}: 'between' needs a list of two values [low, high]")
+        lo, hi = (_coerce_scalar(v, field.type, where_f) for v in value)
+        if _order_key(lo, field.type) > _order_key(hi, field.type):
+            raise RuleError(f"{where_f}: the low end {lo!r} is above the high end {hi!r}")
+        value = [lo, hi]
+    elif op in ("in", "not_in"):
+        if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple, set)):
+            raise RuleError(f"{where_f}: '{op}' needs a list of values")
+        if not value:
+            raise RuleError(f"{where_f}: '{op}' needs at least one value")
+        if len(value) > MAX_LIST:
+            raise RuleError(f"{where_f}: at most {MAX_LIST} values in a list")
+        value = list(dict.fromkeys(_coerce_scalar(v, field.type, where_f) for v in value))
+    elif op == "contains":
+        value = _coerce_scalar(value, field.type, where_f)
+        if value == "":
+            raise RuleError(f"{where_f}: 'contains' needs some text")
+    else:
+        value = _coerce_scalar(value, field.type, where_f)
+    return {"field": name, "operator": op, "value": value}
+
+
+def _order_key(v, ftype):
+    return pd.Timestamp(v) if ftype == "date" else v
+
+
+def validate(definition: Any, fields: Mapping[str, Field] | None = None) -> dict:
+    """The definition checked and normalized (values coerced to their field's type,
+    JSON-able); :class:`RuleError` naming the offending condition otherwise."""
+    fields = CUSTOMER_FIELDS if fields is None else fields
+    if isinstance(definition, str):
+        try:
+            definition = json.loads(definition)
+        except json.JSONDecodeError as exc:
+            raise RuleError(f"the segment definition is not valid JSON: {exc.msg}") from None
+    count = [0]
+
+    def group(g: Any, where: str, depth: int) -> dict:
+        if not isinstance(g, Mapping):
+            raise RuleError(f"{where}: expected a group {{'op': 'and'|'or', 'conditions': [...]}}")
+        extra = set(g) - {"op", "conditions"}
+        if extra:
+            raise RuleError(f"{where}: unexpected key(s) {', '.join(sorted(map(str, extra)))}")
+        if depth > MAX_DEPTH:
+            raise RuleError(f"{where}: groups can nest at most {MAX_DEPTH} levels")
+        op = g.get("op", "and")
+        if op not in ("and", "or"):
+            raise RuleError(f"{where}: group op must be 'and' or 'or', got {_short(op)}")
+        conds = g.get("conditions", [])
+        if not isinstance(conds, (list, tuple)):
+            raise RuleError(f"{where}: 'conditions' must be a list")
+        out = []
+        for i, c in enumerate(conds, start=1):
+            w = f"{where} › condition {i}" if where != "definition" else f"condition {i}"
+            if isinstance(c, Mapping) and ("conditions" in c or "op" in c):
+                out.append(group(c, w, depth + 1))
+            elif isinstance(c, Mapping):
+                count[0] += 1
+                if count[0] > MAX_CONDITIONS:
+                    raise RuleError(f"a segment can have at most {MAX_CONDITIONS} conditions")
+                out.append(_validate_condition(c, fields, w))
+            else:
+                raise RuleError(f"{w}: expected a condition or a group, got {_short(c)}")
+        return {"op": op, "conditions": out}
+
+    return group(definition, "definition", 1)
+
+
+def used_fields(definition: Mapping) -> list[str]:
+    """Field names used by a (validated) definition, in order of appearance."""
+    out: list[str] = []
+
+    def walk(g):
+        for c in g["conditions"]:
+            if "conditions" in c:
+                walk(c)
+            elif c["field"] not in out:
+                out.append(c["field"])
+
+    walk(definition)
+    return out
+
+
+# ----------------------------------------------------------------- evaluation
+def _column(frame: pd.DataFrame, name: str) -> pd.Series:
+    if name in frame.columns:
+        return frame[name]
+    if frame.index.name == name:
+        return frame.index.to_series(index=frame.index)
+    raise RuleError(f"the customer data has no column {name!r}")
+
+
+def _leaf_mask(s: pd.Series, field: Field, op: str, value) -> np.ndarray:
+    if op == "is_null":
+        isna = s.isna().to_numpy()
+        return isna if value else ~isna
+    present = s.notna().to_numpy().copy()
+    if field.type == "numeric":
+        col = pd.to_numeric(s, errors="coerce")
+        present &= col.notna().to_numpy()
+        arr = col.to_numpy(dtype=np.float64, na_value=np.nan)
+    elif field.type == "date":
+        col = pd.to_datetime(s, errors="coerce")
+        if getattr(col.dt, "tz", None) is not None:
+            col = col.dt.tz_convert(None)
+        present &= col.notna().to_numpy()
+        arr = col
+        if op == "between":
+            value = [pd.Timestamp(v) for v in value]
+        else:
+            value = pd.Timestamp(value)
+    else:
+        arr = s.astype("string")
+    with np.errstate(invalid="ignore"):
+        if op == "=":
+            m = arr == value
+        elif op == "!=":
+            m = arr != value
+        elif op == "<":
+            m = arr < value
+        elif op == "<=":
+            m = arr <= value
+        elif op == ">":
+            m = arr > value
+        elif op == ">=":
+            m = arr >= value
+        elif op == "between":
+            m = (arr >= value[0]) & (arr <= value[1])
+        elif op == "in":
+            m = pd.Series(arr).isin(value) if not isinstance(arr, pd.Series) else arr.isin(value)
+        elif op == "not_in":
+            m = ~(pd.Series(arr).isin(value) if not isinstance(arr, pd.Series) else arr.isin(value))
+        elif op == "contains":
+            m = arr.str.lower().str.contains(str(value).lower(), regex=False)
+        else:  # pragma: no cover - validated before
+            raise RuleError(f"unknown operator {op!r}")
+    if not isinstance(m, np.ndarray):  # pandas (nullable) result: missing -> False
+        m = pd.Series(m).fillna(False).to_numpy(dtype=bool)
+    return m.astype(bool) & present
+
+
+def evaluate(definition: Any, frame: pd.DataFrame, fields: Mapping[str, Field] | None = None) -> pd.Series:
+    """Boolean mask (a Series aligned with ``frame``) of the customers the definition selects."""
+    fields = CUSTOMER_FIELDS if fields is None else fields
+    d = validate(definition, fields)
+    n = len(frame)
+
+    def group(g) -> np.ndarray:
+        masks = [group(c) if "conditions" in c else
+                 _leaf_mask(_column(frame, c["field"]), fields[c["field"]], c["operator"], c["value"])
+                 for c in g["conditions"]]
+        if g["op"] == "and":
+            out = np.ones(n, dtype=bool)
+            for m in masks:
+                out &= m
+        else:
+            out = np.zeros(n, dtype=bool)
+            for m in masks:
+                out |= m
+        return out
+
+    return pd.Series(group(d), index=frame.index, name="selected")
+
+
+# ----------------------------------------------------------------- SQL
+def to_sql(definition: Any, fields: Mapping[str, Field] | None = None,
+           column_map: Mapping[str, str] | None = None) -> tuple[str, list]:
+    """A parameterised WHERE clause (without the keyword) and its parameter list.
+
+    Column names come only from the whitelist (``column_map`` may rename a
+    field to another plain column name; it is quoted all the same) and are
+    quoted by ``quote_ident``; values are ``?`` parameters. Use as
+    ``f"SELECT ... FROM t WHERE {where}"`` with ``params``.
+    """
+    fields = CUSTOMER_FIELDS if fields is None else fields
+    d = validate(definition, fields)
+    params: list = []
+
+    def col(name: str) -> str:
+        real = column_map.get(name, name) if column_map else name
+        return quote_ident(real)
+
+    def leaf(c) -> str:
+        f = fields[c["field"]]
+        op, v = c["operator"], c["value"]
+        q = col(f.name)
+        if op == "is_null":
+            return f"({q} IS NULL)" if v else f"({q} IS NOT NULL)"
+        if f.type == "numeric":
+            ref, cast = f"CAST({q} AS DOUBLE)", "CAST(? AS DOUBLE)"
+            conv = float
+        elif f.type == "date":
+            ref, cast = f"CAST({q} AS TIMESTAMP)", "CAST(? AS TIMESTAMP)"
+            conv = str
+        else:
+            ref, cast = f"CAST({q} AS VARCHAR)", "CAST(? AS VARCHAR)"
+            conv = str
+        if op in ("=", "!=", "<", "<=", ">", ">="):
+            params.append(conv(v))
+            sql = f"{ref} {'<>' if op == '!=' else op} {cast}"
+        elif op == "between":
+            params.extend([conv(v[0]), conv(v[1])])
+            sql = f"{ref} BETWEEN {cast} AND {cast}"
+        elif op in ("in", "not_in"):
+            params.extend(conv(x) for x in v)
+            sql = f"{ref} {'NOT IN' if op == 'not_in' else 'IN'} ({', '.join([cast] * len(v))})"
+        elif op == "contains":
+            params.append(str(v))
+            sql = f"strpos(lower({ref}), lower(CAST(? AS VARCHAR))) > 0"
+        else:  # pragma: no cover
+            raise RuleError(f"unknown operator {op!r}")
+        return f"coalesce({sql}, false)"
+
+    def group(g) -> str:
+        parts = [group(c) if "conditions" in c else leaf(c) for c in g["conditions"]]
+        if not parts:
+            return "(true)" if g["op"] == "and" else "(false)"
+        return "(" + f" {g['op'].upper()} ".join(parts) + ")"
+
+    return group(d), params
+
+
+# ----------------------------------------------------------------- helpers for pages
+def selection_stats(frame: pd.DataFrame, mask: pd.Series | np.ndarray,
+                    value_column: str | None = "net_revenue") -> dict:
+    """Count, share, value and value share of a selection (for a live counter)."""
+    m = np.asarray(mask, dtype=bool)
+    n_all = len(frame)
+    n = int(m.sum())
+    out = {"customers": n, "share": (n / n_all) if n_all else 0.0, "value": None, "value_share": None}
+    if value_column and value_column in frame.columns:
+        v = pd.to_numeric(frame[value_column], errors="coerce").fillna(0.0).to_numpy(dtype=float)
+        total = float(v.sum())
+        sel = float(v[m].sum())
+        out["value"] = sel
+        out["value_share"] = sel / total if total else None
+    return out
+
+
+def condition(field: str, operator: str, value: Any = None) -> dict:
+    """Convenience constructor for a condition dict."""
+    return {"field": field, "operator": operator, "value": value}
+
+
+def all_of(*conditions: Mapping) -> dict:
+    return {"op": "and", "conditions": [copy.deepcopy(dict(c)) for c in conditions]}
+
+
+def any_of(*conditions: Mapping) -> dict:
+    return {"op": "or", "conditions": [copy.deepcopy(dict(c)) for c in conditions]}
+
+
+def describe(definition: Any, fields: Mapping[str, Field] | None = None) -> str:
+    """Plain-text description, e.g. ``Net revenue >= 500 and (Country in DE, AT)``.
+    (Plain text containing user values: escape it when rendering as markup.)"""
+    fields = CUSTOMER_FIELDS if fields is None else fields
+    d = validate(definition, fields)
+
+    def fmt(v):
+        return ", ".join(map(str, v)) if isinstance(v, list) else str(v)
+
+    def leaf(c):
+        f = fields[c["field"]]
+        op, v = c["operator"], c["value"]
+        if op == "is_null":
+            return f"{f.title} is {'missing' if v else 'present'}"
+        if op == "between":
+            return f"{f.title} between {v[0]} and {v[1]}"
+        return f"{f.title} {op.replace('_', ' ')} {fmt(v)}"
+
+    def group(g, top=False):
+        parts = [group(c) if "conditions" in c else leaf(c) for c in g["conditions"]]
+        if not parts:
+            return "everyone" if g["op"] == "and" else "no one"
+        s = f" {g['op']} ".join(parts)
+        return s if top or len(parts) == 1 else f"({s})"
+
+    return group(d, top=True)
+
+
+def iter_conditions(definition: Mapping) -> Iterable[dict]:
+    for c in definition.get("conditions", []):
+        if "conditions" in c:
+            yield from iter_conditions(c)
+        else:
+            yield c

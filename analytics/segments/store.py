@@ -1,0 +1,264 @@
+"""Saved segments and clustering runs in the warehouse (migration 20).
+
+* ``segments``: name (unique), description, definition (the rule definition as
+  JSON data, never SQL), created_at / updated_at (UTC);
+* ``clustering_runs``: dataset, as-of day, features, parameters, cluster names
+  and profiles (JSON), number of customers, created_at;
+* ``cluster_assignments``: (run id, customer id) -> cluster number and name.
+
+A run and all its assignments are written in one transaction, so a failure
+leaves no half run. Names and descriptions are user text stored as-is
+(whitespace trimmed); escaping is the job of whatever renders them.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+from typing import Any, Mapping
+
+import numpy as np
+import pandas as pd
+
+from analytics.segments import rules
+from analytics.warehouse import Warehouse
+
+MAX_NAME = 200
+MAX_DESCRIPTION = 5000
+
+
+class SegmentStoreError(ValueError):
+    """A save/load request the user can fix (duplicate name, unknown segment...)."""
+
+
+def _now(now=None) -> dt.datetime:
+    if now is not None:
+        return pd.Timestamp(now).to_pydatetime().replace(tzinfo=None)
+    return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+
+
+def _clean_name(name: Any) -> str:
+    if not isinstance(name, str) or not name.strip():
+        raise SegmentStoreError("a segment needs a name")
+    name = name.strip()
+    if len(name) > MAX_NAME:
+        raise SegmentStoreError(f"a segment name can have at most {MAX_NAME} characters")
+    return name
+
+
+def _clean_description(description: Any) -> str:
+    if description is None:
+        return ""
+    if not isinstance(description, str):
+        raise SegmentStoreError("a segment description must be text")
+    description = description.strip()
+    if len(description) > MAX_DESCRIPTION:
+        raise SegmentStoreError(f"a segment description can have at most {MAX_DESCRIPTION} characters")
+    return description
+
+
+# ----------------------------------------------------------------- segments
+def save_segment(wh: Warehouse, name: str, definition: Any, description: str = "",
+                 fields: Mapping[str, rules.Field] | None = None, now=None) -> int:
+    """Save a new segment (the definition is validated first); returns its id."""
+    name = _clean_name(name)
+    description = _clean_description(description)
+    definition = rules.validate(definition, fields)
+    ts = _now(now)
+    with wh.transaction() as tx:
+        if tx.execute("SELECT count(*) FROM segments WHERE name = ?", [name]).fetchone()[0]:
+            raise SegmentStoreError(f"a segment named {name!r} already exists; choose another name")
+        seg_id = tx.execute("SELECT nextval('segment_id_seq')").fetchone()[0]
+        tx.execute(
+            "INSERT INTO segments (id, name, description, definition, created_at, updated_at) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            [seg_id, name, description, json.dumps(definition, sort_keys=True), ts, ts],
+        )
+    return int(seg_id)
+
+
+def _row_to_segment(row) -> dict:
+    return {"id": int(row[0]), "name": row[1], "description": row[2] or "",
+            "definition": json.loads(row[3]), "created_at": row[4], "updated_at": row[5]}
+
+
+_SEG_COLS = "id, name, description, definition, created_at, updated_at"
+
+
+def get_segment(wh: Warehouse, name_or_id: str | int) -> dict:
+    """One saved segment as a dict (definition parsed); SegmentStoreError if unknown."""
+    cur = wh.cursor()
+    if isinstance(name_or_id, (int, np.integer)) and not isinstance(name_or_id, bool):
+        row = cur.execute(f"SELECT {_SEG_COLS} FROM segments WHERE id = ?", [int(name_or_id)]).fetchone()
+    else:
+        row = cur.execute(f"SELECT {_SEG_COLS} FROM segments WHERE name = ?",
+                          [str(name_or_id).strip()]).fetchone()
+    if row is None:
+        raise SegmentStoreError(f"no saved segment {name_or_id!r}")
+    return _row_to_segment(row)
+
+
+def list_segments(wh: Warehouse) -> pd.DataFrame:
+    """All saved segments (id, name, description, definition (dict), created_at, updated_at), by name."""
+    rows = wh.cursor().execute(f"SELECT {_SEG_COLS} FROM segments ORDER BY lower(name), id").fetchall()
+    cols = ["id", "name", "description", "definition", "created_at", "updated_at"]
+    return pd.DataFrame([_row_to_segment(r) for r in rows], columns=cols)
+
+
+def update_segment(wh: Warehouse, name_or_id: str | int, *, name: str | None = None,
+                   description: str | None = None, definition: Any = None,
+                   fields: Mapping[str, rules.Field] | None = None, now=None) -> dict:
+    """Change a segment's name, description and/or definition; bumps updated_at."""
+    seg = get_segment(wh, name_or_id)
+    new_name = seg["name"] if name is None else _clean_name(name)
+    new_desc = seg["description"] if description is None else _clean_description(description)
+    new_def = seg["definition"] if definition is None else rules.validate(definition, fields)
+    with wh.transaction() as tx:
+        if new_name != seg["name"] and tx.execute(
+                "SELECT count(*) FROM segments WHERE name = ? AND id <> ?", [new_name, seg["id"]]).fetchone()[0]:
+            raise SegmentStoreError(f"a segment named {new_name!r} already exists; choose another name")
+        tx.execute(
+            "UPDATE segments SET name = ?, description = ?, definition = ?, updated_at = ? WHERE id = ?",
+            [new_name, new_desc, json.dumps(new_def, sort_keys=True), _now(now), seg["id"]],
+        )
+    return get_segment(wh, seg["id"])
+
+
+def delete_segment(wh: Warehouse, name_or_id: str | int) -> None:
+    """Delete a saved segment; SegmentStoreError if there is none."""
+    seg = get_segment(wh, name_or_id)
+    wh.cursor().execute("DELETE FROM segments WHERE id = ?", [seg["id"]])
+
+
+def evaluate_segment(wh: Warehouse, name_or_id: str | int, frame: pd.DataFrame,
+                     fields: Mapping[str, rules.Field] | None = None) -> pd.Series:
+    """Re-evaluate a saved segment on current customer data: boolean mask over ``frame``."""
+    return rules.evaluate(get_segment(wh, name_or_id)["definition"], frame, fields)
+
+
+# ----------------------------------------------------------------- clustering runs
+def save_clustering_run(wh: Warehouse, model, dataset: str, as_of, label: str | None = None,
+                        now=None) -> int:
+    """Persist a fitted ``CustomerClustering`` and its assignments (one transaction).
+
+    ``model.labels_`` must be indexed by customer id. Returns the run id.
+    """
+    from analytics.segments.clustering import _jsonable
+
+    model._check_fitted()
+    if not isinstance(dataset, str) or not dataset:
+        raise SegmentStoreError("a clustering run needs a dataset name")
+    try:
+        as_of_day = pd.Timestamp(as_of).date()
+    except (ValueError, TypeError):
+        raise SegmentStoreError(f"not a date: {as_of!r}") from None
+    summary = model.summary()
+    labels = model.labels_
+    ids = labels.index.astype(str)
+    if ids.has_duplicates:
+        raise SegmentStoreError("customer ids must be unique to save cluster assignments")
+    names = np.array(model.names_, dtype=object)
+    assign = pd.DataFrame({
+        "customer_id": ids.to_numpy(dtype=object),
+        "cluster": labels.to_numpy().astype(np.int32),
+        "name": names[labels.to_numpy()],
+    })
+    params = dict(summary["parameters"])
+    params["dropped_features"] = summary["dropped_features"]
+    profiles = {"profiles": summary["profiles"], "scaled_centers": summary["scaled_centers"],
+                "center": summary["center"], "scale": summary["scale"],
+                "fill_values": summary["fill_values"], "inertia": summary["inertia"]}
+    with wh.transaction() as tx:
+        run_id = int(tx.execute("SELECT nextval('clustering_run_id_seq')").fetchone()[0])
+        tx.execute(
+            "INSERT INTO clustering_runs (id, dataset, as_of, features, parameters, names, profiles, "
+            "n_customers, label, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [run_id, dataset, as_of_day, json.dumps(summary["features"]),
+             json.dumps(_jsonable(params), sort_keys=True), json.dumps(summary["names"]),
+             json.dumps(_jsonable(profiles)), len(assign), label, _now(now)],
+        )
+        tx.register("_vs_assign", assign)
+        try:
+            tx.execute(
+                "INSERT INTO cluster_assignments (run_id, customer_id, cluster, name) "
+                "SELECT ?, customer_id, cluster, name FROM _vs_assign", [run_id])
+        finally:
+            tx.unregister("_vs_assign")
+    return run_id
+
+
+def _run_row(row) -> dict:
+    return {"id": int(row[0]), "dataset": row[1], "as_of": row[2], "features": json.loads(row[3]),
+            "parameters": json.loads(row[4]), "names": json.loads(row[5]),
+            "profiles": json.loads(row[6]) if row[6] else None, "n_customers": int(row[7]),
+            "label": row[8], "created_at": row[9]}
+
+
+_RUN_COLS = "id, dataset, as_of, features, parameters, names, profiles, n_customers, label, created_at"
+
+
+def get_clustering_run(wh: Warehouse, run_id: int) -> dict:
+    row = wh.cursor().execute(f"SELECT {_RUN_COLS} FROM clustering_runs WHERE id = ?", [int(run_id)]).fetchone()
+    if row is None:
+        raise SegmentStoreError(f"no clustering run {run_id}")
+    return _run_row(row)
+
+
+def list_clustering_runs(wh: Warehouse, dataset: str | None = None) -> pd.DataFrame:
+    """Runs (newest first), optionally of one dataset; profiles left out for brevity."""
+    sql = f"SELECT {_RUN_COLS} FROM clustering_runs"
+    params: list = []
+    if dataset is not None:
+        sql += " WHERE dataset = ?"
+        params.append(dataset)
+    sql += " ORDER BY created_at DESC, id DESC"
+    rows = [_run_row(r) for r in wh.cursor().execute(sql, params).fetchall()]
+    cols = ["id", "dataset", "as_of", "features", "parameters", "names", "n_customers", "label", "created_at"]
+    return pd.DataFrame([{k: r[k] for k in cols} for r in rows], columns=cols)
+
+
+def latest_clustering_run(wh: Warehouse, dataset: str, as_of=None) -> int | None:
+    """Id of the newest run of ``dataset`` (for ``as_of`` if given), or None."""
+    sql = "SELECT id FROM clustering_runs WHERE dataset = ?"
+    params: list = [dataset]
+    if as_of is not None:
+        sql += " AND as_of = ?"
+        params.append(pd.Timestamp(as_of).date())
+    row = wh.cursor().execute(sql + " ORDER BY created_at DESC, id DESC LIMIT 1", params).fetchone()
+    return None if row is None else int(row[0])
+
+
+def load_assignments(wh: Warehouse, run_id: int) -> pd.DataFrame:
+    """customer_id-indexed ``cluster`` and ``cluster_name`` of a run."""
+    get_clustering_run(wh, run_id)
+    df = wh.cursor().execute(
+        "SELECT customer_id, cluster, name AS cluster_name FROM cluster_assignments "
+        "WHERE run_id = ? ORDER BY customer_id", [int(run_id)]).df()
+    return df.set_index("customer_id")
+
+
+def rename_cluster(wh: Warehouse, run_id: int, cluster: int, name: str) -> None:
+    """Rename one cluster of a run (run names and assignments, one transaction)."""
+    run = get_clustering_run(wh, run_id)
+    if not isinstance(name, str) or not name.strip():
+        raise SegmentStoreError("a cluster name must be non-empty text")
+    name = " ".join(name.split())
+    if len(name) > MAX_NAME:
+        raise SegmentStoreError(f"a cluster name can have at most {MAX_NAME} characters")
+    names = list(run["names"])
+    if not isinstance(cluster, (int, np.integer)) or not 0 <= int(cluster) < len(names):
+        raise SegmentStoreError(f"run {run_id} has no cluster {cluster!r} (clusters 0..{len(names) - 1})")
+    if name in [n for i, n in enumerate(names) if i != int(cluster)]:
+        raise SegmentStoreError(f"another cluster of run {run_id} is already named {name!r}")
+    names[int(cluster)] = name
+    with wh.transaction() as tx:
+        tx.execute("UPDATE clustering_runs SET names = ? WHERE id = ?", [json.dumps(names), int(run_id)])
+        tx.execute("UPDATE cluster_assignments SET name = ? WHERE run_id = ? AND cluster = ?",
+                   [name, int(run_id), int(cluster)])
+
+
+def delete_clustering_run(wh: Warehouse, run_id: int) -> None:
+    """Delete a run and its assignments (one transaction)."""
+    get_clustering_run(wh, run_id)
+    with wh.transaction() as tx:
+        tx.execute("DELETE FROM cluster_assignments WHERE run_id = ?", [int(run_id)])
+        tx.execute("DELETE FROM clustering_runs WHERE id = ?", [int(run_id)])
