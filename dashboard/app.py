@@ -20,6 +20,9 @@ PAGES = {
         st.Page("pages/overview.py", title="Overview", icon="🏠", default=True, url_path="overview"),
         st.Page("pages/data.py", title="Data", icon="🗂️", url_path="data"),
     ],
+    "Analyse": [
+        st.Page("pages/value.py", title="Value", icon="💎", url_path="value"),
+    ],
 }
 
 nav = st.navigation(PAGES)

@@ -169,3 +169,15 @@ def value_prob(dataset: str, as_of, unit: str, min_age_months: float, horizon_mo
     """Per-customer BG/NBD columns aligned to the cached Scorer (margin applied at re-score)."""
     return _value_prob(_value_db(), dataset, str(as_of), unit, float(min_age_months), data_version(dataset),
                        float(horizon_months), float(discount_rate))
+
+
+@st.cache_resource(show_spinner="Fitting BG/NBD on the calibration period…", max_entries=8)
+def _value_holdout(path: str, dataset: str, cutoff: str, unit: str, version: str):
+    from analytics.diagnostics import calibration_holdout_check
+
+    return calibration_holdout_check(get_warehouse(path), dataset, cutoff, unit=unit)
+
+
+def value_holdout(dataset: str, cutoff, unit: str):
+    """``analytics.diagnostics.calibration_holdout_check`` for the Value page, cached per data version."""
+    return _value_holdout(_value_db(), dataset, str(cutoff), unit, data_version(dataset))

@@ -1,0 +1,345 @@
+"""Value: RFM, behaviour and CLV scores for every customer, re-weighted live.
+
+The customer summary, the ranked/normalized arrays (analytics.scores.Scorer) and
+the BG/NBD fits are cached (dashboard.cache); moving a slider only re-weights
+cached arrays. Charts receive binned / aggregated data only.
+"""
+from __future__ import annotations
+
+import datetime as dt
+
+import pandas as pd
+import plotly.express as px
+import streamlit as st
+
+from analytics import scores
+from analytics.export import to_parquet, to_safe_csv
+from analytics.warehouse import WarehouseError
+from dashboard import cache, widgets
+
+UNITS = ("days", "weeks", "months")
+RFM_LABELS = {"recency": "Recency", "frequency": "Frequency", "monetary": "Monetary"}
+BEHAVIOUR_LABELS = {"views": "Views", "searches": "Searches", "carts": "Carts", "purchases": "Purchases", "reviews": "Reviews"}
+SCORE_LABELS = {
+    "clv_formula": "CLV by formula",
+    "rfm_score": "RFM score (1-5)",
+    "behaviour_score": "Behaviour score (0-100)",
+    "clv_bgnbd": "CLV by BG/NBD + Gamma-Gamma",
+}
+RULES_KEY = "value_rules"
+
+st.title("💎 Value")
+
+dataset = widgets.current_dataset()
+if dataset is None:
+    st.info("The warehouse has no data yet. Load a CSV of orders or events on the Data page.", icon="👋")
+    st.stop()
+
+version = cache.data_version(dataset)
+span = cache.query_df(
+    "SELECT min(event_time) AS first_event, max(event_time) AS last_event FROM events WHERE dataset = ?",
+    (dataset,), version,
+)
+first_event, last_event = span["first_event"].iloc[0], span["last_event"].iloc[0]
+if pd.isna(last_event):
+    st.info(f"The dataset “{dataset}” has no events yet. Load a file into it on the Data page.", icon="📭")
+    st.stop()
+first_day, last_day = pd.Timestamp(first_event).date(), pd.Timestamp(last_event).date()
+
+# -- the as-of date and the parameters --------------------------------------------------
+c1, c2, c3 = st.columns([2, 1, 2])
+as_of = c1.date_input(
+    "As of", value=last_day, min_value=first_day, max_value=last_day, key="value_as_of",
+    help="Scores use only events up to the end of this day. Default: the dataset's last event.",
+)
+unit = c2.selectbox("Time unit", UNITS, key="value_unit",
+                    help="Unit of recency and T in the BG/NBD model (scores do not depend on it).")
+use_bgnbd = c3.toggle("BG/NBD + Gamma-Gamma CLV", value=True, key="value_bgnbd",
+                      help="Fit the probabilistic models (Fader, Hardie & Lee 2005; Fader & Hardie 2013) "
+                      "and show their CLV next to the formula.")
+
+with st.expander("⚖️ Weights and CLV parameters", expanded=True):
+    w1, w2, w3 = st.columns(3)
+    with w1:
+        st.markdown("**RFM weights**")
+        rfm_w = {
+            k: st.slider(RFM_LABELS[k], 0.0, 5.0, float(scores.DEFAULT_RFM_WEIGHTS[k]), 0.25, key=f"value_w_{k}")
+            for k in scores.RFM_KEYS
+        }
+        st.caption("RFM score = weighted mean of the R, F and M quintile scores (1-5).")
+    with w2:
+        st.markdown("**Behaviour weights**")
+        beh_w = {
+            k: st.slider(BEHAVIOUR_LABELS[k], 0.0, 1.0, float(scores.DEFAULT_BEHAVIOUR_WEIGHTS[k]), 0.05,
+                         key=f"value_b_{k}")
+            for k in scores.BEHAVIOUR_KEYS
+        }
+        st.caption("Each event count is log1p-transformed and min-max scaled to 0-1; "
+                   "score = weighted mean x 100. Defaults 0.1 / 0.1 / 0.2 / 0.4 / 0.2.")
+    with w3:
+        st.markdown("**CLV parameters**")
+        margin = st.slider("Gross margin", 0.0, 1.0, 0.30, 0.01, key="value_margin", format="%.2f")
+        horizon = st.slider("Horizon (months)", 1, 60, 12, 1, key="value_horizon")
+        discount = st.slider("Annual discount rate", 0.0, 0.5, 0.10, 0.01, key="value_discount", format="%.2f")
+        lifetime = st.slider("Expected lifetime (years)", 0.5, 10.0, 3.0, 0.5, key="value_lifetime")
+        min_age = st.number_input("Shortest customer age for orders per year (months)", 0.0, 24.0, 1.0, 0.5,
+                                  key="value_min_age")
+    st.markdown(
+        "CLV by formula = average order value × orders per year × margin × A / 12, where "
+        "A = Σₖ₌₁..M (1 + discount rate)^(−k/12) is the discounted number of months and "
+        "M = min(horizon, 12 × expected lifetime). Orders per year = orders ÷ max(customer age, shortest age)."
+    )
+
+try:
+    rfm_norm = scores.normalize_weights(rfm_w, scores.RFM_KEYS, "RFM weights")
+    beh_norm = scores.normalize_weights(beh_w, scores.BEHAVIOUR_KEYS, "behaviour weights")
+    clv = scores.CLVParams(margin=margin, horizon_months=horizon, discount_rate=discount,
+                           expected_lifetime_years=lifetime, min_age_months=min_age).validated()
+except ValueError as exc:
+    widgets.show_error(exc, "Check the weights")
+    st.stop()
+
+try:
+    scorer = cache.value_scorer(dataset, as_of, unit, min_age)
+except (ValueError, WarehouseError) as exc:
+    widgets.show_error(exc, "The customers could not be summarised")
+    st.stop()
+if scorer.n == 0:
+    st.info(f"No customer has events up to {as_of}.", icon="📭")
+    st.stop()
+
+prob = None
+models = None
+if use_bgnbd:
+    try:
+        models = cache.value_models(dataset, as_of, unit, min_age)
+        prob = cache.value_prob(dataset, as_of, unit, min_age, horizon, discount)
+    except ValueError as exc:
+        st.warning(f"BG/NBD + Gamma-Gamma CLV is not available for these data: {exc}", icon="⚠️")
+        prob = None
+
+tab_scores, tab_segments, tab_top, tab_models, tab_export = st.tabs(
+    ["📊 Scores", "🧭 RFM segments", "🏅 Top customers", "🔮 BG/NBD", "⬇️ Export"]
+)
+
+# -- segment rules (drawn first: the scores use them) -------------------------------------------
+with tab_segments:
+    st.markdown(
+        "Segments come from the R score and the FM score (mean of F and M, rounded half up) through this "
+        "table: **the first matching rule wins**; customers no rule covers get the fallback segment. "
+        "The default is the widely used R-versus-F(M) grid (Putler's RFM chart)."
+    )
+    # a fresh editor key after a reset, so the editor forgets its edits
+    editor_version = st.session_state.setdefault("value_rules_version", 0)
+    if st.button("Reset the rules to the default grid", key="value_rules_reset"):
+        st.session_state.pop(f"{RULES_KEY}_{editor_version}", None)
+        editor_version += 1
+        st.session_state["value_rules_version"] = editor_version
+    edited = st.data_editor(
+        scores.default_segment_rules(),
+        num_rows="dynamic",
+        key=f"{RULES_KEY}_{editor_version}",
+        hide_index=True,
+        column_config={
+            "segment": st.column_config.TextColumn("Segment", required=True, max_chars=60),
+            "r_min": st.column_config.NumberColumn("R from", min_value=1, max_value=5, step=1, required=True),
+            "r_max": st.column_config.NumberColumn("R to", min_value=1, max_value=5, step=1, required=True),
+            "fm_min": st.column_config.NumberColumn("FM from", min_value=1, max_value=5, step=1, required=True),
+            "fm_max": st.column_config.NumberColumn("FM to", min_value=1, max_value=5, step=1, required=True),
+        },
+    )
+    fallback = st.text_input("Fallback segment", scores.DEFAULT_FALLBACK, max_chars=60, key="value_fallback")
+    try:
+        segment_map = scores.compile_segment_rules(edited, fallback)
+        rules_used = scores.validate_segment_rules(edited)
+    except ValueError as exc:
+        widgets.show_error(exc, "The rule table has a problem (the default grid is used until it is fixed)")
+        segment_map = scores.compile_segment_rules(None, fallback or scores.DEFAULT_FALLBACK)
+        rules_used = scores.validate_segment_rules(scores.DEFAULT_SEGMENT_RULES)
+    if segment_map.uncovered:
+        cells = ", ".join(f"R{r}/FM{f}" for r, f in segment_map.uncovered)
+        st.caption(f"{len(segment_map.uncovered)} grid cells fall to “{widgets.md_escape(segment_map.fallback)}”: {cells}")
+
+# -- re-score (vector arithmetic over the cached arrays) ---------------------------------------------
+rank_choices = ["clv_formula", "rfm_score", "behaviour_score"] + (["clv_bgnbd"] if prob is not None else [])
+with tab_scores:
+    rank_by = st.selectbox("Score", rank_choices, format_func=SCORE_LABELS.get, key="value_rank_by",
+                           help="Shown in the distribution and used to rank the top customers.")
+if rank_by not in rank_choices:
+    rank_by = "clv_formula"
+try:
+    result = scorer.score(rfm_norm, beh_norm, clv, segment_map=segment_map, rank_by=rank_by, top_n=100, prob=prob)
+except ValueError as exc:
+    widgets.show_error(exc, "The scores could not be computed")
+    st.stop()
+
+buyers = int((scorer.n_orders > 0).sum())
+with tab_scores:
+    m1, m2, m3, m4 = st.columns(4)
+    m1.metric("Customers", widgets.fmt_int(scorer.n), border=True,
+              help=f"{buyers:,} with at least one order; the others have RFM scores 0 and the segment "
+              f"“{scores.NO_PURCHASE}”.")
+    m2.metric("Mean RFM score (buyers)", f"{result.rfm_score[scorer.n_orders > 0].mean():.2f}" if buyers else "–",
+              border=True)
+    m3.metric("CLV by formula, total", widgets.fmt_money(float(result.clv_formula.sum())), border=True)
+    m4.metric("CLV by BG/NBD, total",
+              widgets.fmt_money(float(pd.Series(result.clv_bgnbd).sum())) if result.clv_bgnbd is not None else "–",
+              border=True)
+    hist = result.histogram
+    hist = hist.assign(mid=(hist["left"] + hist["right"]) / 2, width=hist["right"] - hist["left"])
+    fig = px.bar(hist, x="mid", y="customers", labels={"mid": SCORE_LABELS[rank_by], "customers": "customers"})
+    fig.update_traces(width=hist["width"], marker_color="#2f6fdf",
+                      customdata=hist[["left", "right"]],
+                      hovertemplate="%{customdata[0]:,.2f} – %{customdata[1]:,.2f}: %{y:,} customers<extra></extra>")
+    fig.update_layout(margin=dict(l=10, r=10, t=30, b=10), height=320, bargap=0.02,
+                      title=f"Distribution of {SCORE_LABELS[rank_by]}")
+    st.plotly_chart(fig, key="value_hist", config={"displaylogo": False})
+    if rank_by.startswith("clv"):
+        st.caption("The last bar also holds the top 0.5 % (the long right tail is folded into it).")
+
+    st.markdown("**Look up a customer**")
+    who = st.text_input("Customer id", key="value_lookup", placeholder="e.g. an id from the top customers")
+    if who:
+        one = scorer.customer(result, who)
+        if one is None:
+            st.info(f"No customer “{widgets.md_escape(who)}” up to {as_of}.")
+        else:
+            l1, l2, l3, l4 = st.columns(4)
+            l1.metric("RFM score", f"{one['rfm_score']:.2f}",
+                      help=f"R {one['r_score']}, F {one['f_score']}, M {one['m_score']}")
+            l2.metric("Segment", one["segment"])
+            l3.metric("Behaviour score", f"{one['behaviour_score']:.1f}")
+            l4.metric("CLV by formula", f"{one['clv_formula']:,.2f}")
+            if "clv_bgnbd" in one:
+                st.caption(f"CLV by BG/NBD: {one['clv_bgnbd']:,.2f}; probability alive {one['p_alive']:.2f}")
+
+with tab_segments:
+    table = result.segment_table.copy()
+    table["label"] = table["segment"].map(widgets.escape)
+    fig = px.treemap(
+        table, path=["label"], values="customers", color="revenue_share",
+        color_continuous_scale="Blues", custom_data=["customer_share", "revenue_share", "revenue", "clv_formula"],
+    )
+    fig.update_traces(
+        texttemplate="%{label}<br>%{value:,} customers<br>%{customdata[1]:.1%} of revenue",
+        hovertemplate="%{label}<br>%{value:,} customers (%{customdata[0]:.1%})<br>revenue %{customdata[2]:,.2f} "
+        "(%{customdata[1]:.1%})<br>CLV by formula %{customdata[3]:,.2f}<extra></extra>",
+    )
+    fig.update_layout(margin=dict(l=10, r=10, t=10, b=10), height=420, coloraxis_colorbar=dict(title="revenue share"))
+    st.plotly_chart(fig, key="value_treemap", config={"displaylogo": False})
+    st.dataframe(
+        result.segment_table, hide_index=True,
+        column_config={
+            "customer_share": st.column_config.NumberColumn("customer share", format="percent"),
+            "revenue_share": st.column_config.NumberColumn("revenue share", format="percent"),
+            "revenue": st.column_config.NumberColumn("net revenue", format="%.2f"),
+            "clv_formula": st.column_config.NumberColumn("CLV by formula", format="%.2f"),
+            "clv_bgnbd": st.column_config.NumberColumn("CLV by BG/NBD", format="%.2f"),
+            "avg_rfm_score": st.column_config.NumberColumn("mean RFM score", format="%.2f"),
+        },
+    )
+
+with tab_top:
+    st.caption(f"The 100 customers with the highest {SCORE_LABELS[rank_by]} (pick the score on the Scores tab).")
+    st.dataframe(result.top_customers, hide_index=True,
+                 column_config={c: st.column_config.NumberColumn(format="%.2f")
+                                for c in ("rfm_score", "behaviour_score", "net_revenue", "clv_formula", "clv_bgnbd")})
+
+with tab_models:
+    if not use_bgnbd:
+        st.info("Switch on “BG/NBD + Gamma-Gamma CLV” above to fit the models.", icon="🔮")
+    elif models is None or prob is None:
+        st.info("The models could not be fitted on these data (see the message above).", icon="🔮")
+    else:
+        from analytics import diagnostics
+        from analytics.clv_models import DAYS_PER_MONTH
+        from analytics.summary import TIME_UNITS
+
+        bg, gg = models
+        st.markdown(
+            f"Fitted by maximum likelihood on the {bg.n_customers_:,} customers with an order up to {as_of} "
+            f"(time unit: {bg.unit_}). BG/NBD: Fader, Hardie & Lee (2005), *Counting your customers the easy way*; "
+            "Gamma-Gamma: Fader, Hardie & Lee (2005), *RFM and CLV*. Spend is fitted on the "
+            f"{gg.n_customers_:,} repeat buyers."
+        )
+        p1, p2, p3, p4, p5 = st.columns(5)
+        p1.metric("r", f"{bg.r_:.4g}")
+        p2.metric("alpha", f"{bg.alpha_:.4g}")
+        p3.metric("a", f"{bg.a_:.4g}")
+        p4.metric("b", f"{bg.b_:.4g}")
+        p5.metric("log-likelihood", f"{bg.log_likelihood_:,.1f}")
+        g1, g2, g3, _g4, _g5 = st.columns(5)
+        g1.metric("Gamma-Gamma p", f"{gg.p_:.4g}")
+        g2.metric("q", f"{gg.q_:.4g}")
+        g3.metric("gamma", f"{gg.v_:.4g}")
+
+        buyers_summary = scorer.summary[scorer.summary["n_orders"] > 0]
+        max_t = float(buyers_summary["T"].max())
+        max_f = int(min(max(buyers_summary["frequency"].quantile(0.99), 1), 40))
+        horizon_t = horizon * DAYS_PER_MONTH / TIME_UNITS[bg.unit_]
+        if max_t > 0:
+            h1, h2 = st.columns(2)
+            with h1:
+                mat = diagnostics.expected_purchases_matrix(bg, max_f, max_t, t=horizon_t)
+                fig = diagnostics.figure_matrix(mat, title=f"Expected purchases in the next {horizon} months")
+                fig.update_layout(height=380)
+                st.plotly_chart(fig, key="value_ep_matrix", config={"displaylogo": False})
+            with h2:
+                mat = diagnostics.probability_alive_matrix(bg, max_f, max_t)
+                fig = diagnostics.figure_matrix(mat)
+                fig.update_layout(height=380)
+                st.plotly_chart(fig, key="value_pa_matrix", config={"displaylogo": False})
+            st.caption(f"For a customer whose first purchase was {max_t:g} {bg.unit_} before the as-of date.")
+
+        st.subheader("Calibration / holdout check")
+        st.caption("Fit the model on purchases up to a cut-off date, then compare its predictions with what "
+                   "the same customers actually bought after it (up to the dataset's last purchase).")
+        span_days = (last_day - first_day).days
+        default_cut = first_day + dt.timedelta(days=max(1, int(span_days * 2 / 3)))
+        if span_days < 2:
+            st.info("The data cover less than two days: not enough for a holdout check.")
+        else:
+            cutoff = st.date_input("Cut-off date", value=default_cut, min_value=first_day + dt.timedelta(days=1),
+                                   max_value=last_day - dt.timedelta(days=1), key="value_cutoff")
+            if st.toggle("Run the holdout check", value=False, key="value_run_holdout"):
+                try:
+                    check = cache.value_holdout(dataset, cutoff, unit)
+                except ValueError as exc:
+                    widgets.show_error(exc, "The holdout check could not be run")
+                else:
+                    t = check.totals
+                    k1, k2, k3 = st.columns(3)
+                    k1.metric("Actual holdout purchases", f"{t['actual_holdout_purchases']:,.0f}")
+                    k2.metric("Predicted by BG/NBD", f"{t['predicted_holdout_purchases']:,.1f}")
+                    k3.metric("Relative error", widgets.fmt_pct(t["relative_error"]))
+                    c1_, c2_ = st.columns(2)
+                    with c1_:
+                        st.plotly_chart(diagnostics.figure_holdout_by_frequency(check), key="value_holdout_freq",
+                                        config={"displaylogo": False})
+                    with c2_:
+                        st.plotly_chart(diagnostics.figure_cumulative(check), key="value_holdout_cum",
+                                        config={"displaylogo": False})
+
+with tab_export:
+    st.markdown(
+        f"Every customer ({scorer.n:,}) with all scores; the parameters are included as `param_*` columns "
+        "(CSV) and as file metadata (Parquet). CSV cells that a spreadsheet would run as formulas "
+        "(starting with = + - @) are neutralized with a leading '."
+    )
+    bom = st.checkbox("UTF-8 byte order mark (for Excel)", value=False, key="value_bom")
+    stem = f"valuescope-{dataset}-{as_of}".replace("/", "_").replace("\\", "_")
+
+    def _csv(scorer=scorer, result=result, bom=bom) -> bytes:
+        data = to_safe_csv(scorer.frame(result), bom=bom)
+        return data if isinstance(data, bytes) else data.encode("utf-8")
+
+    def _parquet(scorer=scorer, result=result) -> bytes:
+        meta = {"dataset": dataset, **result.params, "segment_rules": rules_used,
+                "fallback_segment": segment_map.fallback}
+        return to_parquet(scorer.frame(result), metadata=meta)
+
+    d1, d2 = st.columns(2)
+    d1.download_button("Download CSV", data=_csv, file_name=f"{stem}.csv", mime="text/csv",
+                       on_click="ignore", icon="⬇️", key="value_dl_csv")
+    d2.download_button("Download Parquet", data=_parquet, file_name=f"{stem}.parquet",
+                       mime="application/vnd.apache.parquet", on_click="ignore", icon="⬇️", key="value_dl_parquet")

@@ -1,0 +1,181 @@
+"""AppTest: the Value page re-scores on slider moves, in the expected direction, with values checked
+against the library."""
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from analytics.scores import CLVParams, behaviour_score, clv_formula, rfm_scores, weighted_rfm_score
+from analytics.summary import customer_summary
+from tests.dashboard.conftest import APP, TIMEOUT, insert_events, synthetic_rows
+
+PAGE = "pages/value.py"
+
+
+def _rows() -> list[tuple]:
+    rows = synthetic_rows(200, seed=11)
+    last = max(r[1] for r in rows)
+    # "fresh": one small purchase on the last day (R high, F and M low), many views
+    rows.append(("fresh", last, "purchase", "f1", 5.0))
+    rows += [("fresh", last - dt.timedelta(hours=h), "view", None, None) for h in range(1, 40)]
+    # "veteran": many big purchases, the last one long ago (R low, F and M high)
+    start = dt.datetime(2023, 1, 2)
+    rows += [("veteran", start + dt.timedelta(days=7 * i), "purchase", f"v{i}", 500.0) for i in range(12)]
+    return rows
+
+
+def _metrics(at) -> dict[str, str]:
+    return {m.label: m.value for m in at.metric}
+
+
+def _num(text: str) -> float:
+    return float(text.replace(",", "").replace("%", "").strip())
+
+
+@pytest.fixture
+def page(app_wh):
+    insert_events(app_wh, "shop", _rows())
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.switch_page(PAGE).run()
+    assert not at.exception, at.exception
+    return at
+
+
+def _table(at, column: str):
+    """The st.dataframe whose table has ``column`` (dataframes without selection keep no key)."""
+    found = [d.value for d in at.dataframe if column in d.value.columns]
+    assert len(found) == 1, [list(d.value.columns) for d in at.dataframe]
+    return found[0]
+
+
+def _lookup(at, customer: str) -> dict[str, str]:
+    at.text_input(key="value_lookup").input(customer).run()
+    assert not at.exception, at.exception
+    return _metrics(at)
+
+
+def _summary(app_wh):
+    last = app_wh.cursor().execute("SELECT max(event_time) FROM events WHERE dataset='shop'").fetchone()[0]
+    return customer_summary(app_wh, "shop", last.date(), "days")
+
+
+def test_recency_weight_moves_rfm_scores_the_expected_way(page, app_wh):
+    at = page
+    summary = _summary(app_wh)
+    rfm = rfm_scores(summary).loc[["fresh", "veteran"]]
+    assert rfm.loc["fresh", "r_score"] == 5 and rfm.loc["veteran", "r_score"] == 1
+    assert rfm.loc["veteran", "f_score"] == 5
+
+    fresh_before = _num(_lookup(at, "fresh")["RFM score"])
+    veteran_before = _num(_lookup(at, "veteran")["RFM score"])
+    r, f, m = (rfm[c].to_numpy() for c in ("r_score", "f_score", "m_score"))
+    expected = weighted_rfm_score(r, f, m, [1, 1, 1])
+    assert [fresh_before, veteran_before] == pytest.approx(expected.tolist(), abs=0.005)
+
+    at.slider(key="value_w_recency").set_value(5.0).run()
+    fresh_after = _num(_lookup(at, "fresh")["RFM score"])
+    veteran_after = _num(_lookup(at, "veteran")["RFM score"])
+    assert fresh_after > fresh_before
+    assert veteran_after < veteran_before
+    expected = weighted_rfm_score(r, f, m, [5, 1, 1])
+    assert [fresh_after, veteran_after] == pytest.approx(expected.tolist(), abs=0.005)
+    # the summary metric moved as well (recency now dominates)
+    assert _metrics(at)["Mean RFM score (buyers)"] != ""
+
+
+def test_behaviour_and_margin_sliders(page, app_wh):
+    at = page
+    summary = _summary(app_wh)
+    before = _num(_lookup(at, "fresh")["Behaviour score"])
+    at.slider(key="value_b_views").set_value(1.0).run()
+    after = _num(_lookup(at, "fresh")["Behaviour score"])
+    assert after > before  # "fresh" is the heaviest viewer
+    weights = {"views": 1.0, "searches": 0.1, "carts": 0.2, "purchases": 0.4, "reviews": 0.2}
+    expected = behaviour_score(summary, weights)[summary.index.get_loc("fresh")]
+    assert after == pytest.approx(float(expected), abs=0.05)
+
+    total = _num(_metrics(at)["CLV by formula, total"])
+    assert total == pytest.approx(clv_formula(summary, CLVParams()).sum(), rel=1e-4)
+    at.slider(key="value_margin").set_value(0.6).run()
+    assert _num(_metrics(at)["CLV by formula, total"]) == pytest.approx(2 * total, rel=1e-4)
+
+
+def test_charts_tables_and_exports_are_there(page):
+    at = page
+    keys = {c.key for c in at.get("plotly_chart")}
+    assert {"value_hist", "value_treemap"} <= keys
+    top = _table(at, "customer_id")
+    assert top["clv_formula"].is_monotonic_decreasing
+    seg = _table(at, "revenue_share")
+    assert seg["customers"].sum() == 202
+    assert seg["revenue_share"].sum() == pytest.approx(1.0)
+    buttons = at.get("download_button")
+    assert len(buttons) == 2
+    # rank by the RFM score instead
+    at.selectbox(key="value_rank_by").set_value("rfm_score").run()
+    top = _table(at, "customer_id")
+    assert top["rfm_score"].is_monotonic_decreasing
+    assert np.isclose(top["rfm_score"].iloc[0], 5.0)
+
+
+def test_all_zero_weights_show_an_error_not_a_traceback(page):
+    at = page
+    for k in ("recency", "frequency", "monetary"):
+        at.slider(key=f"value_w_{k}").set_value(0.0)
+    at.run()
+    assert not at.exception
+    assert any("at least one weight must be above 0" in e.value for e in at.error)
+
+
+def test_unknown_customer_lookup(page):
+    at = page
+    at.text_input(key="value_lookup").input("=nobody").run()
+    assert not at.exception
+    assert any("No customer" in i.value for i in at.info)
+
+
+def test_empty_warehouse(app_wh):
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.switch_page(PAGE).run()
+    assert not at.exception
+    assert any("no data yet" in i.value for i in at.info)
+
+
+def test_bgnbd_tab_on_cdnow(app_wh, test_data):
+    import pandas as pd
+
+    from analytics.scores import fit_clv_models, probabilistic_clv
+
+    df = pd.read_csv(test_data / "CDNOW_sample.txt", sep=r"\s+", header=None,
+                     names=["cust", "sample_id", "date", "n", "amount"], dtype={"date": str, "sample_id": str})
+    rows = [(c, dt.datetime.strptime(d, "%Y%m%d"), "purchase", None, float(a))
+            for c, d, a in zip(df["sample_id"], df["date"], df["amount"])]
+    insert_events(app_wh, "cdnow", rows)
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.switch_page(PAGE).run()
+    at.date_input(key="value_as_of").set_value(dt.date(1997, 9, 30))
+    at.selectbox(key="value_unit").set_value("weeks")
+    at.run()
+    assert not at.exception, at.exception
+    assert not at.warning, [w.value for w in at.warning]
+    m = _metrics(at)
+    # the published calibration-period fit (Fader, Hardie & Lee 2005)
+    got = tuple(round(float(m[k]), 3) for k in ("r", "alpha", "a", "b"))
+    assert got == (0.243, 4.414, 0.793, 2.426)
+    summary = customer_summary(app_wh, "cdnow", "1997-09-30", "weeks")
+    table, _ = probabilistic_clv(summary, CLVParams(), models=fit_clv_models(summary))
+    assert _num(m["CLV by BG/NBD, total"]) == pytest.approx(table["clv_bgnbd"].sum(), abs=0.01)
+    # rank by the BG/NBD CLV
+    at.selectbox(key="value_rank_by").set_value("clv_bgnbd").run()
+    top = _table(at, "customer_id")
+    assert top["clv_bgnbd"].is_monotonic_decreasing
+    assert top["clv_bgnbd"].iloc[0] == pytest.approx(table["clv_bgnbd"].max(), rel=1e-6)
+    # heatmaps, then the holdout check
+    n_charts = len(at.get("plotly_chart"))
+    at.toggle(key="value_run_holdout").set_value(True).run()
+    assert not at.exception, at.exception
+    assert len(at.get("plotly_chart")) == n_charts + 2
+    assert _num(_metrics(at)["Actual holdout purchases"]) > 0
