@@ -585,6 +585,18 @@ class Scorer:
         aligned = prob.reindex(self.summary.index)
         return {c: aligned[c].to_numpy(dtype=np.float64, na_value=np.nan) for c in PROB_COLUMNS}
 
+    def model_grid_bounds(self) -> tuple[float, int]:
+        """``(largest T, 99th-percentile frequency)`` among customers with orders (for the
+        BG/NBD matrices; computed once)."""
+        if getattr(self, "_grid_bounds", None) is None:
+            buyers = self.n_orders > 0
+            t = _float(self.summary, "T")[buyers] if "T" in self.summary else np.array([])
+            f = _float(self.summary, "frequency")[buyers] if "frequency" in self.summary else np.array([])
+            max_t = float(np.nanmax(t)) if t.size else 0.0
+            q99 = int(np.nanquantile(f, 0.99)) if f.size else 0
+            self._grid_bounds = (max_t, q99)
+        return self._grid_bounds
+
     def position(self, customer_id) -> int | None:
         """Row of ``customer_id`` (None if unknown); the hash index is built on first use."""
         if self._positions is None:

@@ -273,9 +273,8 @@ with tab_models:
         g2.metric("q", f"{gg.q_:.4g}")
         g3.metric("gamma", f"{gg.v_:.4g}")
 
-        buyers_summary = scorer.summary[scorer.summary["n_orders"] > 0]
-        max_t = float(buyers_summary["T"].max())
-        max_f = int(min(max(buyers_summary["frequency"].quantile(0.99), 1), 40))
+        max_t, q99 = scorer.model_grid_bounds()
+        max_f = int(min(max(q99, 1), 40))
         horizon_t = horizon * DAYS_PER_MONTH / TIME_UNITS[bg.unit_]
         if max_t > 0:
             h1, h2 = st.columns(2)

@@ -82,8 +82,11 @@ def test_recency_weight_moves_rfm_scores_the_expected_way(page, app_wh):
     assert veteran_after < veteran_before
     expected = weighted_rfm_score(r, f, m, [5, 1, 1])
     assert [fresh_after, veteran_after] == pytest.approx(expected.tolist(), abs=0.005)
-    # the summary metric moved as well (recency now dominates)
-    assert _metrics(at)["Mean RFM score (buyers)"] != ""
+    # the headline metric follows: mean weighted RFM score over the buyers
+    all_rfm = rfm_scores(summary)
+    all_rfm = all_rfm[all_rfm["r_score"] > 0]
+    mean = weighted_rfm_score(all_rfm["r_score"], all_rfm["f_score"], all_rfm["m_score"], [5, 1, 1]).mean()
+    assert _num(_metrics(at)["Mean RFM score (buyers)"]) == pytest.approx(float(mean), abs=0.005)
 
 
 def test_behaviour_and_margin_sliders(page, app_wh):
