@@ -17,11 +17,12 @@ over all customers). The expected holdout value is
 
 Speed (see bench/bench_lstm.py). Everything is turned into tensors once, on the
 training device; batches are slices of pre-built tensors (no DataLoader, no
-per-sample collate). Each customer's sequence starts at their first active
-period: sequences are left-aligned and run through a *packed* LSTM, so leading
-empty periods cost nothing and a customer's prediction does not depend on the
-other customers in its batch. Batches are bucketed by sequence length (shuffled
-within buckets, batch order shuffled) so padding is small. The number of active
+per-sample collate). The LSTM reads each customer's periods from their first
+active one, rounded up to a multiple of ``bucket_width`` periods (the window);
+every batch holds customers of one window, so it is a dense tensor that runs
+through the fused LSTM kernel, leading empty periods cost (almost) nothing,
+and a customer's prediction never depends on who else is in the batch.
+Batches are shuffled within windows and in order. The number of active
 periods is given to the head as an extra static input, so no information is
 lost by dropping the leading empty periods. Validation runs under
 ``torch.inference_mode``. On CUDA: automatic mixed precision (bf16 where the
@@ -81,7 +82,6 @@ def ziln_expected_value(out):
 def _build_net(n_channels: int, n_static: int, hidden: int, static_hidden: int, num_layers: int, dropout: float):
     import torch
     from torch import nn
-    from torch.nn.utils.rnn import pack_padded_sequence
 
     class ZILNNet(nn.Module):
         def __init__(self):
@@ -91,10 +91,8 @@ def _build_net(n_channels: int, n_static: int, hidden: int, static_hidden: int, 
             self.static = nn.Sequential(nn.Linear(n_static, static_hidden), nn.ReLU())
             self.head = nn.Sequential(nn.Linear(hidden + static_hidden, hidden), nn.ReLU(), nn.Linear(hidden, 3))
 
-        def forward(self, seq, lengths, static):
-            # lengths: int64 CPU tensor, each >= 1 and <= seq.shape[1]
-            packed = pack_padded_sequence(seq, lengths, batch_first=True, enforce_sorted=False)
-            _, (h, _) = self.lstm(packed)
+        def forward(self, seq, static):
+            _, (h, _) = self.lstm(seq)
             return self.head(torch.cat([h[-1], self.static(static)], dim=1))
 
     return ZILNNet()
@@ -194,19 +192,19 @@ class LSTMValueModel:
         return seq, stat
 
     def _transform(self, seq: np.ndarray, stat: np.ndarray):
-        """Scale, left-align at the first active period; returns (seq, lengths, static)."""
+        """Scale; returns (seq, window, static): ``window`` is how many trailing
+        periods the LSTM reads for each customer: the periods since the first
+        active one, rounded up to a multiple of ``bucket_width``."""
         n, t, _ = seq.shape
         active = (seq != 0).any(axis=2)
         first = np.where(active.any(axis=1), active.argmax(axis=1), t - 1)
         lengths = (t - first).astype(np.int64)
-        scaled = np.log1p(np.maximum(seq, 0.0)) / self.seq_scale_
-        idx = np.arange(t)[None, :] + first[:, None]
-        valid = idx < t
-        aligned = np.take_along_axis(scaled, np.minimum(idx, t - 1)[:, :, None], axis=1)
-        aligned[~valid] = 0.0
+        w = max(1, int(self.bucket_width))
+        window = np.minimum(t, -(-lengths // w) * w).astype(np.int64)
+        scaled = (np.log1p(np.maximum(seq, 0.0)) / self.seq_scale_).astype(np.float32)
         static = (stat - self.static_mean_) / self.static_std_
         tenure = (np.log1p(lengths) / math.log1p(t)).astype(np.float32)[:, None]
-        return aligned.astype(np.float32), lengths, np.hstack([static, tenure]).astype(np.float32)
+        return scaled, window, np.hstack([static, tenure]).astype(np.float32)
 
     # -- fitting -------------------------------------------------------------------------
     def fit(
@@ -294,7 +292,7 @@ class LSTMValueModel:
     def _tensors(self, seq, stat, device):
         import torch
 
-        aligned, lengths, static = self._transform(seq, stat)
+        aligned, window, static = self._transform(seq, stat)
         on_device = device.startswith("cuda") or device == "mps"
         a, s = torch.from_numpy(aligned), torch.from_numpy(static)
         if on_device:
@@ -302,32 +300,34 @@ class LSTMValueModel:
                 a, s = a.to(device), s.to(device)
             else:  # big: keep on the host, pinned, and copy batches asynchronously
                 a, s = a.pin_memory(), s.pin_memory()
-        return a, torch.from_numpy(lengths), s
+        return a, window, s
 
-    def _batches(self, lengths: np.ndarray, rng: np.random.Generator | None):
-        """Index batches bucketed by length (shuffled when rng is given)."""
-        n = lengths.size
-        bucket = (lengths + self.bucket_width - 1) // max(1, self.bucket_width)
-        key = rng.random(n) if rng is not None else np.arange(n)
-        order = np.lexsort((key, -bucket))
-        batches = [order[i : i + self.batch_size] for i in range(0, n, self.batch_size)]
+    def _batches(self, window: np.ndarray, rng: np.random.Generator | None):
+        """Index batches; every batch holds customers with the same window
+        (shuffled within windows and in batch order when rng is given)."""
+        batches = []
+        for win in np.unique(window):
+            members = np.flatnonzero(window == win)
+            if rng is not None:
+                members = members[rng.permutation(members.size)]
+            batches += [members[i : i + self.batch_size] for i in range(0, members.size, self.batch_size)]
         if rng is not None:
             batches = [batches[i] for i in rng.permutation(len(batches))]
         return batches
 
-    def _forward(self, net, a, lens, s, idx, device):
+    def _forward(self, net, a, win, s, idx, device):
+        """Network outputs for the customers ``idx`` (all with the same window)."""
         import torch
 
         idx_t = torch.from_numpy(idx)
-        bl = lens[idx_t]
-        tmax = int(bl.max())
+        w = int(win[idx[0]])
         if a.device.type != torch.device(device).type:
-            xa = a[idx_t, :tmax].to(device, non_blocking=True)
+            xa = a[idx_t, a.shape[1] - w :].to(device, non_blocking=True)
             xs = s[idx_t].to(device, non_blocking=True)
         else:
             di = idx_t.to(a.device)
-            xa, xs = a[di, :tmax], s[di]
-        return net(xa, bl, xs)
+            xa, xs = a[di, a.shape[1] - w :], s[di]
+        return net(xa, xs)
 
     def _autocast(self, device):
         import contextlib
@@ -353,8 +353,8 @@ class LSTMValueModel:
         av, lv, sv = self._tensors(seq_v, stat_v, device)
         yt = torch.as_tensor(y / self.y_scale_, dtype=torch.float32).to(device)
         yvt = torch.as_tensor(y_v / self.y_scale_, dtype=torch.float32).to(device)
-        lens_np = lens.numpy()
-        val_batches = self._batches(lv.numpy(), None)
+        lens_np = lens
+        val_batches = self._batches(lv, None)
 
         history: list[dict] = []
         best_loss, best_state, best_epoch, waited = math.inf, None, 0, 0
@@ -460,7 +460,7 @@ class LSTMValueModel:
             torch.set_num_threads(int(self.num_threads))
         try:
             with torch.inference_mode():
-                for idx in self._batches(lens.numpy(), None):
+                for idx in self._batches(lens, None):
                     ctx, _ = self._autocast(device)
                     with ctx:
                         out = self._forward(net, a, lens, s, idx, device)
