@@ -1,0 +1,680 @@
+"""Loading a source file into the warehouse: preview, validate, append with de-duplication.
+
+How a load works (all heavy work is DuckDB SQL, two passes over the data):
+
+1. ``prepare_source`` streams the file once in Python (bounded chunks): content hash,
+   decompressed-size cap, UTF-8 check; gzip and non-UTF-8 files are transcoded to a
+   temporary UTF-8 file.
+2. DuckDB reads every *physical line* as one VARCHAR (``read_csv`` with an explicit,
+   non-occurring delimiter, no quoting, no sniffing), so nothing is ever silently
+   dropped and each line's table position is its line number. Lines DuckDB itself
+   cannot read (invalid UTF-8, longer than 64 MB) land in its reject table with their
+   line numbers; the remaining lines' numbers are corrected for them with an ASOF join.
+3. Lines are split into fields with the decided dialect (``string_split``; a CSV-field
+   regex only for lines that contain the quote character; runs of spaces for
+   whitespace files). Records spanning several lines (line breaks inside quoted
+   fields) are re-joined when some line has an odd number of quotes; such a record's
+   line number is the line where it starts. A quote left open at the end of the file
+   makes its record a reject ("unterminated quoted field").
+4. One SQL statement computes the canonical columns and a reject reason per record;
+   bad records go to ``rejects`` (line number, raw line cut to 2,000 characters,
+   reason), good ones are de-duplicated on ``row_hash`` and appended to ``events``.
+
+Counting: ``rows_read`` = non-blank records after the header (blank lines are not
+rows). Every record is exactly one of loaded / rejected / duplicate. Duplicates are
+rows whose canonical fields equal those of a row already in the dataset *or of an
+earlier row of the same file* (exact duplicate lines within one file are counted as
+duplicates and loaded once). ``row_hash`` is DuckDB's 64-bit ``hash`` of all
+canonical fields.
+
+Dates "in the future" are the one place where the wall clock is used: a timestamp
+later than the ingestion time (UTC) plus one day of grace for time zones is
+rejected, as are timestamps before 1990-01-01.
+
+Everything one ingestion writes (dataset row, events, ingestion log, rejects) is one
+transaction: on any error the warehouse is exactly as before.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import re
+import time
+import uuid
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import pandas as pd
+
+from analytics.ingest.dialect import (
+    DEFAULT_MAX_DECOMPRESSED, SAMPLE_BYTES, Dialect, decode_head, detect_delimiter, detect_encoding,
+    detect_header, is_gzip, prepare_source, read_head, sample_lines, split_line,
+)
+from analytics.ingest.errors import IngestError
+from analytics.ingest.mapping import (
+    FIELD_NAMES, UNIX_MILLIS, UNIX_SECONDS, Mapping, candidate_date_formats, detect_layout, propose_mapping,
+)
+from analytics.ingest.pii import detect_pii, hmac_pads, pseudonym_key, pseudonymize_sql
+from analytics.warehouse import EVENT_TYPES, quote_ident
+
+MAX_LINE_BYTES = 64 * 1024 * 1024
+RAW_LINE_CHARS = 2000
+MIN_DATE = dt.datetime(1990, 1, 1)
+FUTURE_GRACE = dt.timedelta(days=1)
+HASH_COLS = ("customer_id, event_time, event_type, order_id, item_id, category, quantity, revenue, rating, text,"
+             " country, attributes")
+_DATASET_RE = re.compile(r"^[\w][\w .\-]{0,99}$", re.UNICODE)
+ProgressFn = Callable[[float, str], None]
+
+
+@dataclass
+class Preview:
+    file_name: str
+    size_bytes: int
+    dialect: Dialect
+    source_columns: list[str]
+    sample: pd.DataFrame
+    layout: str
+    mapping: Mapping
+    pii_columns: dict[str, str]
+    date_formats: list[str]
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def ambiguous_dates(self) -> bool:
+        return len(self.date_formats) > 1
+
+
+@dataclass
+class IngestResult:
+    ingestion_id: int
+    dataset: str
+    file_name: str
+    layout: str
+    rows_read: int
+    rows_loaded: int
+    rows_rejected: int
+    rows_duplicate: int
+    duration_s: float
+    warnings: list[str] = field(default_factory=list)
+    dialect: str = ""
+    content_hash: str = ""
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["duration_s"] = round(float(self.duration_s), 3)
+        return d
+
+    def summary(self) -> str:
+        return (f"{self.rows_read:,} rows read = {self.rows_loaded:,} loaded + {self.rows_rejected:,} rejected"
+                f" + {self.rows_duplicate:,} duplicates")
+
+
+# ------------------------------------------------------------------ preview
+def _check_file(path) -> Path:
+    p = Path(path)
+    if not p.exists():
+        raise IngestError(f"no such file: {p}")
+    if not p.is_file():
+        raise IngestError(f"not a file: {p}")
+    if p.stat().st_size == 0:
+        raise IngestError("the file is empty")
+    return p
+
+
+def _source_columns(header_fields: list[str], n: int, has_header: bool) -> list[str]:
+    if not has_header:
+        return [f"column{i + 1}" for i in range(n)]
+    cols = []
+    for i, c in enumerate(header_fields):
+        c = c.strip().strip("\ufeff")
+        cols.append(c if c else f"column{i + 1}")
+    dupes = sorted({c for c in cols if cols.count(c) > 1})
+    if dupes:
+        raise IngestError(f"duplicate column names in the header: {', '.join(repr(d) for d in dupes)}; "
+                          "rename them so that each column has its own name")
+    return cols
+
+
+def _detect(path: Path, dialect: Dialect | None):
+    compression = "gzip" if is_gzip(path) else None
+    head = read_head(path, compression, SAMPLE_BYTES)
+    if not head.strip(b" \t\r\n\x00\xef\xbb\xbf\xff\xfe"):
+        raise IngestError("the file is empty" if not compression else "the compressed file is empty")
+    if dialect is None:
+        encoding, bom = detect_encoding(head)
+        text = decode_head(head, encoding)
+        lines = sample_lines(text)
+        if not lines:
+            raise IngestError("the file has no lines of text")
+        delim = detect_delimiter(lines)
+        has_header = detect_header(lines, delim)
+        dialect = Dialect(encoding=encoding, delimiter=delim, has_header=has_header,
+                          quote="" if delim == "whitespace" else '"', compression=compression, bom=bom)
+    else:
+        dialect = Dialect.from_dict(dialect.to_dict())
+        dialect.compression = compression
+        if dialect.encoding == "utf-8" and _looks_binary_head(head):
+            raise IngestError("this does not look like a text (CSV) file: it contains binary data")
+        text = decode_head(head, dialect.encoding)
+        lines = sample_lines(text)
+        if not lines:
+            raise IngestError("the file has no lines of text")
+    return dialect, lines
+
+
+def _looks_binary_head(head: bytes) -> bool:
+    from analytics.ingest.dialect import _looks_binary
+
+    return _looks_binary(head)
+
+
+def inspect_source(path, file_name: str | None = None, *, dialect: Dialect | None = None) -> Preview:
+    """Look at the start of a file: dialect, columns, layout, proposed mapping, PII, date formats."""
+    p = _check_file(path)
+    dialect, lines = _detect(p, dialect)
+    rows = [split_line(ln, dialect.delimiter, dialect.quote) for ln in lines]
+    if dialect.has_header:
+        header, data = rows[0], rows[1:]
+    else:
+        header, data = [], rows
+    n = len(header) if dialect.has_header else (max(len(r) for r in data[:50]) if data else 0)
+    columns = _source_columns(header, n, dialect.has_header)
+    warnings: list[str] = []
+    if not data:
+        warnings.append("the file has a header but no data rows")
+    layout = detect_layout(columns, data[:2000], dialect.has_header, dialect.delimiter)
+    mapping, date_formats = propose_mapping(columns, data[:2000], layout)
+    good = [r for r in data if len(r) == len(columns)]
+    samples = {c: [r[i] for r in good[:500]] for i, c in enumerate(columns)}
+    mapped = {c for c in mapping.columns.values() if c}
+    pii = {c: k for c, k in detect_pii(columns, samples).items() if c != mapping.columns.get("customer_id")}
+    if pii:
+        warnings.append("personal data columns found and dropped unless kept: "
+                        + ", ".join(f"{c} ({k})" for c, k in pii.items()))
+    for c in list(pii):
+        if c in mapped and c != mapping.columns.get("customer_id"):
+            # never load personal data into a canonical column without being asked
+            for f, src in mapping.columns.items():
+                if src == c:
+                    mapping.columns[f] = None
+    mapping.attributes = [a for a in mapping.attributes if a not in pii]
+    tcol = mapping.columns.get("event_time")
+    if tcol and len(date_formats) > 1:
+        warnings.append(f"dates in {tcol!r} are ambiguous ({' or '.join(date_formats)}): choose the format")
+    elif tcol and not date_formats:
+        warnings.append(f"the dates in {tcol!r} do not match a known format: enter one")
+    sample = pd.DataFrame([(r + [""] * len(columns))[: len(columns)] for r in data[:20]], columns=columns, dtype=str) \
+        if columns else pd.DataFrame()
+    return Preview(
+        file_name=file_name or p.name, size_bytes=p.stat().st_size, dialect=dialect, source_columns=columns,
+        sample=sample, layout=layout, mapping=mapping, pii_columns=pii, date_formats=date_formats,
+        warnings=warnings,
+    )
+
+
+# ------------------------------------------------------------------ ingest
+class _Tx:
+    """BEGIN/COMMIT on one cursor that also owns this load's temporary tables."""
+
+    def __init__(self, cur):
+        self.cur = cur
+        self.open = False
+
+    def begin(self):
+        self.cur.execute("BEGIN TRANSACTION")
+        self.open = True
+
+    def commit(self):
+        self.cur.execute("COMMIT")
+        self.open = False
+
+    def rollback(self):
+        if self.open:
+            self.open = False
+            self.cur.execute("ROLLBACK")
+
+
+def _check_dataset_name(name: str) -> str:
+    if not isinstance(name, str) or not name.strip():
+        raise IngestError("give the dataset a name")
+    name = name.strip()
+    if not _DATASET_RE.match(name):
+        raise IngestError("a dataset name is 1-100 letters, digits, spaces, '.', '-' or '_', starting with a letter or digit")
+    return name
+
+
+def ingest(wh, path, dataset: str, *, mapping: Mapping | dict | None = None, dialect: Dialect | None = None,
+           keep_pii=(), pseudonymize: bool = False, file_name: str | None = None,
+           progress: ProgressFn | None = None, max_decompressed_bytes: int = DEFAULT_MAX_DECOMPRESSED,
+           max_bytes: int | None = None, description: str | None = None) -> IngestResult:
+    """Validate and append a file to ``dataset`` (created if new). See the module docstring."""
+    t0 = time.perf_counter()
+    dataset = _check_dataset_name(dataset)
+    p = _check_file(path)
+    size = p.stat().st_size
+    if max_bytes is not None and size > max_bytes:
+        raise IngestError(f"the file is {size / 1e6:.1f} MB, over the limit of {max_bytes / 1e6:.1f} MB")
+    report = progress or (lambda f, m: None)
+    report(0.0, "inspecting the file")
+    preview = inspect_source(p, file_name=file_name, dialect=dialect)
+    dia = preview.dialect
+    columns = preview.source_columns
+    if mapping is None:
+        m = preview.mapping
+    else:
+        m = mapping if isinstance(mapping, Mapping) else Mapping.from_dict(mapping)
+        m = Mapping.from_dict(m.to_dict())  # a copy we may complete
+    warnings = [w for w in preview.warnings if "ambiguous" not in w and "known format" not in w]
+    m.validate(columns)
+    keep = list(keep_pii or ())
+    for c in keep:
+        if c not in columns:
+            raise IngestError(f"--keep-pii names {c!r}, which is not a column of the file")
+    if preview.sample.empty and dia.compression is None and size < SAMPLE_BYTES:
+        raise IngestError("the file has a header but no data rows" if dia.has_header else "the file has no data rows")
+    if not m.date_format:
+        tcol = m.columns["event_time"]
+        if tcol == preview.mapping.columns.get("event_time"):
+            fmts = preview.date_formats
+        else:
+            i = columns.index(tcol)
+            fmts = candidate_date_formats(preview.sample.iloc[:, i].tolist()) if not preview.sample.empty else []
+        if len(fmts) == 1:
+            m.date_format = fmts[0]
+        elif len(fmts) > 1:
+            raise IngestError(
+                f"the dates in column {tcol!r} are ambiguous: they could be {' or '.join(fmts)}; "
+                "choose one (CLI: --date-format)")
+        else:
+            raise IngestError(f"the dates in column {tcol!r} do not match a known format; give one (CLI: --date-format)")
+    ncols = len(columns)
+    if ncols < 2:
+        raise IngestError("the file has a single column: it is not a delimited table (check the delimiter)")
+
+    report(0.02, "reading the file")
+    prepared = prepare_source(p, dia, max_decompressed_bytes=max_decompressed_bytes, progress=report)
+    if prepared.invalid_utf8:
+        head = read_head(p, dia.compression, SAMPLE_BYTES)
+        if head.isascii():  # a legacy-encoded file whose first part is plain ASCII
+            prepared.cleanup()
+            dia.encoding = "cp1252"
+            prepared = prepare_source(p, dia, max_decompressed_bytes=max_decompressed_bytes, progress=report)
+            warnings.append("the file is not UTF-8: read as Windows-1252")
+    cur = wh.cursor()
+    tag = uuid.uuid4().hex[:12]
+    names = {k: quote_ident(f"_vs_{k}_{tag}") for k in ("lines", "rej", "scan", "recs", "st", "keys")}
+    tx = _Tx(cur)
+    try:
+        result = _load(cur, tx, names, prepared, dia, columns, m, keep, pseudonymize, dataset, preview,
+                       file_name or p.name, warnings, report, t0, description, wh)
+    except IngestError:
+        tx.rollback()
+        raise
+    except BaseException:
+        tx.rollback()
+        raise
+    finally:
+        for n in names.values():
+            try:
+                cur.execute(f"DROP TABLE IF EXISTS {n}")
+            except Exception:
+                pass
+        try:
+            cur.close()
+        except Exception:
+            pass
+        prepared.cleanup()
+    report(1.0, "done")
+    return result
+
+
+def _used(sql: str, params: dict) -> dict:
+    """Only the named parameters that the statement uses (DuckDB refuses extra ones)."""
+    return {k: v for k, v in params.items() if re.search(r"\$" + k + r"\b", sql)}
+
+
+def _num(expr: str, decimal_comma: bool) -> str:
+    x = f"trim({expr}, ' $€£')"
+    if decimal_comma:
+        x = f"replace(replace({x}, '.', ''), ',', '.')"
+    return f"try_cast({x} AS DOUBLE)"
+
+
+def _load(cur, tx, names, prepared, dia: Dialect, columns, m: Mapping, keep, pseudonymize, dataset, preview,
+          file_name, warnings, report, t0, description, wh) -> IngestResult:
+    L, REJ, SCAN, RECS, ST, KEYS = (names[k] for k in ("lines", "rej", "scan", "recs", "st", "keys"))
+    # 1. physical lines, in file order (outside the transaction: temp tables only)
+    cur.execute(
+        f"CREATE TEMP TABLE {L} AS SELECT line FROM read_csv($path, columns={{'line': 'VARCHAR'}}, delim=$sep, "
+        f"quote='', escape='', header=false, auto_detect=false, store_rejects=true, "
+        f"rejects_table='{REJ[1:-1]}', rejects_scan='{SCAN[1:-1]}', max_line_size={MAX_LINE_BYTES}, "
+        f"buffer_size={2 * MAX_LINE_BYTES})",
+        {"path": prepared.path, "sep": prepared.separator_free},
+    )
+    report(0.35, "checking rows")
+    dropped = cur.execute(
+        f"SELECT line, error_type, error_message, csv_line FROM {REJ} ORDER BY line").fetchall()
+    reject_msgs = {"INVALID ENCODING": "invalid UTF-8 byte sequence (mixed encodings in one file?)",
+                   "LINE SIZE OVER MAXIMUM": f"line longer than {MAX_LINE_BYTES // 2**20} MB"}
+    if dropped:
+        cur.execute(f"CREATE TEMP TABLE {KEYS} AS SELECT line - j + 1 AS k, max(j) AS c FROM "
+                    f"(SELECT line, row_number() OVER (ORDER BY line) AS j FROM {REJ}) GROUP BY ALL")
+        numbered = (f"(SELECT l.idx + coalesce(k.c, 0) AS ln, l.line FROM (SELECT rowid + 1 AS idx, line FROM {L}) l "
+                    f"ASOF LEFT JOIN {KEYS} k ON l.idx >= k.k)")
+    else:
+        numbered = f"(SELECT rowid + 1 AS ln, line FROM {L})"
+    first = cur.execute(f"SELECT min(ln) FROM {numbered} WHERE line IS NOT NULL AND trim(line) <> ''").fetchone()[0]
+    header_ln = first if (dia.has_header and first is not None) else 0
+
+    # 2. records (re-join lines broken inside quoted fields)
+    quoted = bool(dia.quote) and dia.delimiter != "whitespace"
+    odd_expr = "(CASE WHEN contains(line, '\"') THEN (length(line) - length(replace(line, '\"', ''))) % 2 ELSE 0 END)"
+    needs_merge = quoted and cur.execute(
+        f"SELECT count(*) FROM {numbered} WHERE ln > ? AND line IS NOT NULL AND {odd_expr} = 1 LIMIT 1", [header_ln]
+    ).fetchone()[0] > 0
+    if needs_merge:
+        odd_c = odd_expr.replace("line", "coalesce(line, '')")
+        cur.execute(f"""
+            CREATE TEMP TABLE {RECS} AS
+            WITH a AS (SELECT ln, coalesce(line, '') AS line, {odd_c} AS odd
+                       FROM {numbered} WHERE ln > ?),
+            b AS (SELECT *, coalesce(sum(odd) OVER (ORDER BY ln ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0) % 2 = 0 AS st FROM a),
+            c AS (SELECT *, sum(st::INT) OVER (ORDER BY ln ROWS UNBOUNDED PRECEDING) AS rec FROM b)
+            SELECT min(ln) AS ln, string_agg(line, chr(10) ORDER BY ln) AS line, sum(odd) % 2 = 1 AS open_quote
+            FROM c GROUP BY rec""", [header_ln])
+        recs = f"(SELECT ln, line, open_quote FROM {RECS} WHERE trim(line) <> '')"
+    else:
+        recs = f"(SELECT ln, line, false AS open_quote FROM {numbered} WHERE ln > {int(header_ln)} AND line IS NOT NULL AND trim(line) <> '')"
+
+    # 3. fields
+    if dia.delimiter == "whitespace":
+        fields = "string_split_regex(trim(line), '[ \\t]+')"
+    else:
+        d = dia.delimiter
+        dq = re.escape(d)
+        split = f"string_split(line, $delim)"
+        if quoted:
+            rx = f'{dq}("(?:[^"]|"")*"|[^{dq}"]*)'
+            unq = ("list_transform(regexp_extract_all($delim || line, $fieldrx, 1), lambda x: CASE WHEN length(x) >= 2 "
+                   "AND starts_with(x, '\"') AND ends_with(x, '\"') THEN replace(x[2:-2], '\"\"', '\"') ELSE x END)")
+            fields = f"CASE WHEN contains(line, '\"') THEN {unq} ELSE {split} END"
+        else:
+            rx = None
+            fields = split
+    params: dict = {}
+    if dia.delimiter != "whitespace":
+        params["delim"] = dia.delimiter
+        if quoted:
+            params["fieldrx"] = rx
+
+    def col(field_name):
+        c = m.columns.get(field_name)
+        return None if c is None else f"f[{columns.index(c) + 1}]"
+
+    def text(field_name):
+        c = col(field_name)
+        return "NULL::VARCHAR" if c is None else f"nullif(trim({c}), '')"
+
+    cust = text("customer_id")
+    if m.strip_leading_zeros:
+        cust = f"CASE WHEN ltrim({cust}, '0') = '' AND {cust} IS NOT NULL THEN '0' ELSE ltrim({cust}, '0') END"
+    traw = text("event_time")
+    fmt = m.date_format
+    if fmt == UNIX_SECONDS:
+        tparsed = f"make_timestamp(try_cast({traw} AS BIGINT) * 1000000)"
+    elif fmt == UNIX_MILLIS:
+        tparsed = f"make_timestamp(try_cast({traw} AS BIGINT) * 1000)"
+    elif fmt == "%Y-%m-%d %H:%M:%S":  # fast path, same strictness (length + cast)
+        tparsed = f"CASE WHEN length({traw}) = 19 THEN try_cast({traw} AS TIMESTAMP) END"
+    else:
+        tparsed = f"try_strptime({traw}, $fmt)"
+        params["fmt"] = fmt
+    qraw, rraw, rtraw = text("quantity"), text("revenue"), text("rating")
+    qnum = _num(qraw, m.decimal_comma) if col("quantity") else "NULL::DOUBLE"
+    rnum = _num(rraw, m.decimal_comma) if col("revenue") else "NULL::DOUBLE"
+    if m.revenue_is_unit_price:
+        rnum = f"({qnum} * {rnum})"
+    rating = f"try_cast({rtraw} AS DOUBLE)" if col("rating") else "NULL::DOUBLE"
+    # event type
+    if col("event_type"):
+        etmap = {k.strip().lower(): v for k, v in m.event_type_map.items()}
+        for t in EVENT_TYPES:
+            etmap.setdefault(t, t)
+        whens = []
+        for i, (k, v) in enumerate(sorted(etmap.items())):
+            params[f"etk{i}"], params[f"etv{i}"] = k, v
+            whens.append(f"WHEN $etk{i} THEN $etv{i}")
+        etype0 = f"CASE lower({text('event_type')}) {' '.join(whens)} END"
+    else:
+        etype0 = "$deftype"
+        params["deftype"] = m.default_event_type
+    order = text("order_id")
+    ret_conds = []
+    if m.return_prefix:
+        params["retprefix"] = m.return_prefix
+        ret_conds.append(f"coalesce(starts_with({order}, $retprefix), false)")
+    if m.negative_is_return:
+        ret_conds.append("(coalesce(q_num, 0) < 0 OR coalesce(r_num, 0) < 0)")
+    is_return = " OR ".join(ret_conds) if ret_conds else "false"
+    # attributes: mapped extra columns and kept personal data
+    attr_cols = [c for c in list(m.attributes) + list(keep) if c in columns]
+    attr_cols = list(dict.fromkeys(attr_cols))
+    if attr_cols:
+        parts = []
+        for i, c in enumerate(attr_cols):
+            params[f"ak{i}"] = c
+            parts.append(f"$ak{i}, nullif(trim(f[{columns.index(c) + 1}]), '')")
+        attrs = f"json_object({', '.join(parts)})::VARCHAR"
+    else:
+        attrs = "NULL::VARCHAR"
+    now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+    params["maxtime"] = now + FUTURE_GRACE
+    params["mintime"] = MIN_DATE
+    params["ncols"] = len(columns)
+    params["dataset"] = dataset
+    if pseudonymize:
+        ipad, opad = hmac_pads(pseudonym_key(wh))
+        params["ipad"], params["opad"] = ipad, opad
+        cust_out = pseudonymize_sql("customer_id")
+    else:
+        cust_out = "customer_id"
+    nul_check = "WHEN contains(line, chr(0)) THEN 'contains NUL bytes' " if prepared.has_nul else ""
+    fmt_text = {UNIX_SECONDS: "Unix seconds", UNIX_MILLIS: "Unix milliseconds"}.get(fmt, fmt)
+    params["fmttext"] = fmt_text
+    sql = f"""
+        CREATE TEMP TABLE {ST} AS
+        SELECT *, CASE WHEN reason IS NULL THEN hash({HASH_COLS}) END AS h FROM (
+        WITH s AS (SELECT ln, line, open_quote, {fields} AS f FROM {recs}),
+        c AS (
+            SELECT ln, line, open_quote, len(f) AS nf,
+                   {cust} AS customer_id, {traw} AS t_raw, {tparsed} AS event_time,
+                   {etype0} AS etype0, {text('event_type')} AS et_raw,
+                   {order} AS order_id, {text('item_id')} AS item_id, {text('category')} AS category,
+                   {qraw} AS q_raw, {qnum} AS q_num, {rraw} AS r_raw, {rnum} AS r_num,
+                   {rtraw} AS rt_raw, {rating} AS rating, {text('text')} AS text, {text('country')} AS country,
+                   {attrs} AS attributes
+            FROM s),
+        v AS (
+            SELECT *, CASE
+                WHEN open_quote THEN 'unterminated quoted field (is the file cut off?)'
+                {nul_check}
+                WHEN nf <> $ncols THEN 'expected ' || $ncols || ' fields, found ' || nf
+                WHEN customer_id IS NULL THEN 'missing customer id'
+                WHEN t_raw IS NULL THEN 'missing date'
+                WHEN event_time IS NULL THEN 'date ''' || left(t_raw, 40) || ''' does not match the format ' || $fmttext
+                WHEN event_time > $maxtime THEN 'date in the future: ' || event_time::VARCHAR
+                WHEN event_time < $mintime THEN 'date before 1990: ' || event_time::VARCHAR
+                WHEN et_raw IS NOT NULL AND etype0 IS NULL THEN 'unknown event type ''' || left(et_raw, 40) || ''''
+                WHEN etype0 IS NULL THEN 'missing event type'
+                WHEN q_raw IS NOT NULL AND q_num IS NULL THEN 'non-numeric quantity ''' || left(q_raw, 40) || ''''
+                WHEN r_raw IS NOT NULL AND r_num IS NULL AND NOT (q_raw IS NOT NULL AND q_num IS NULL) THEN 'non-numeric amount ''' || left(r_raw, 40) || ''''
+                WHEN rt_raw IS NOT NULL AND rating IS NULL THEN 'non-numeric rating ''' || left(rt_raw, 40) || ''''
+                WHEN NOT isfinite(coalesce(r_num, 0)) OR NOT isfinite(coalesce(q_num, 0)) THEN 'amount is not a finite number'
+                {"" if m.negative_is_return else "WHEN coalesce(r_num, 0) < 0 THEN 'negative amount'"}
+                END AS reason
+            FROM c)
+        SELECT ln, reason, CASE WHEN reason IS NOT NULL THEN left(line, {RAW_LINE_CHARS}) END AS raw_line,
+               {cust_out} AS customer_id, event_time,
+               CASE WHEN etype0 IN ('purchase') AND ({is_return}) THEN 'return' ELSE etype0 END AS event_type,
+               order_id, item_id, category,
+               CASE WHEN {is_return} THEN abs(q_num) ELSE q_num END AS quantity,
+               CASE WHEN {is_return} THEN abs(r_num) ELSE r_num END AS revenue,
+               rating, text, country, attributes
+        FROM v)"""
+    cur.execute(sql, _used(sql, params))
+    report(0.7, "writing rows")
+    n_read, n_bad = cur.execute(f"SELECT count(*), count(reason) FROM {ST}").fetchone()
+    n_read += len(dropped)
+    n_bad += len(dropped)
+    if n_read == 0:
+        raise IngestError("the file has a header but no data rows" if dia.has_header else "the file has no data rows")
+    if n_bad == n_read:
+        ex = cur.execute(f"SELECT ln, reason FROM {ST} WHERE reason IS NOT NULL ORDER BY ln LIMIT 1").fetchone()
+        if ex is None:
+            ex = (dropped[0][0], reject_msgs.get(dropped[0][1], dropped[0][2]))
+        raise IngestError(f"no row of the file is valid (all {n_read:,} rejected; e.g. line {ex[0]}: {ex[1]})")
+
+    # 4. write, in one transaction
+    tx.begin()
+    existing = cur.execute("SELECT pseudonymized FROM datasets WHERE name = ?", [dataset]).fetchone()
+    if existing is not None and bool(existing[0]) != bool(pseudonymize):
+        state = "pseudonymized" if existing[0] else "not pseudonymized"
+        raise IngestError(f"dataset {dataset!r} is {state}: load into it with the same pseudonymize setting")
+    iid = cur.execute("SELECT nextval('ingestion_id_seq')").fetchone()[0]
+    if existing is None:
+        cur.execute("INSERT INTO datasets (name, description, pseudonymized) VALUES (?, ?, ?)",
+                    [dataset, description, bool(pseudonymize)])
+    else:
+        cur.execute("UPDATE datasets SET updated_at = current_timestamp WHERE name = ?", [dataset])
+    cur.execute(f"INSERT INTO rejects SELECT ?, ln, raw_line, reason FROM {ST} WHERE reason IS NOT NULL", [iid])
+    if dropped:
+        cur.executemany("INSERT INTO rejects VALUES (?, ?, ?, ?)", [
+            [iid, r[0], (r[3] or "")[:RAW_LINE_CHARS], reject_msgs.get(r[1], str(r[2])[:200])] for r in dropped])
+    has_rows = cur.execute("SELECT count(*) FROM (SELECT 1 FROM events WHERE dataset = ? LIMIT 1)", [dataset]).fetchone()[0]
+    anti = "WHERE h NOT IN (SELECT row_hash FROM events WHERE dataset = $dataset AND row_hash IS NOT NULL)" if has_rows else ""
+    # identical rows within the file are kept (often genuine repeats): the k-th copy (k > 1) gets
+    # row_hash = hash(h, k), so re-loading the same file finds every copy already present
+    has_repeats = cur.execute(
+        f"SELECT count(*) FROM (SELECT h FROM {ST} WHERE h IS NOT NULL GROUP BY h HAVING count(*) > 1)").fetchone()[0]
+    if has_repeats:
+        cur.execute(f"""
+            UPDATE {ST} SET h = x.nh FROM (
+                SELECT ln, hash(h, k) AS nh FROM (
+                    SELECT ln, h, row_number() OVER (PARTITION BY h ORDER BY ln) AS k FROM {ST}
+                    WHERE h IN (SELECT h FROM {ST} WHERE h IS NOT NULL GROUP BY h HAVING count(*) > 1))
+                WHERE k > 1) x
+            WHERE {ST}.ln = x.ln""")
+    anti = "AND h NOT IN (SELECT row_hash FROM events WHERE dataset = $dataset AND row_hash IS NOT NULL)" if has_rows else ""
+    cur.execute(f"""
+        INSERT INTO events (dataset, customer_id, event_time, event_type, order_id, item_id, category, quantity,
+                            revenue, rating, text, country, attributes, ingestion_id, row_hash)
+        SELECT $dataset, customer_id, event_time, event_type, order_id, item_id, category, quantity, revenue,
+               rating, text, country, attributes, $iid, h
+        FROM {ST} WHERE reason IS NULL {anti}""", {"dataset": dataset, "iid": iid})
+    n_loaded = cur.execute("SELECT count(*) FROM events WHERE ingestion_id = ?", [iid]).fetchone()[0]
+    n_dup = n_read - n_bad - n_loaded
+    duration = time.perf_counter() - t0
+    if n_bad:
+        warnings.append(f"{n_bad:,} rows rejected: see the reject report")
+    if n_dup:
+        warnings.append(f"{n_dup:,} duplicate rows skipped")
+    cur.execute(
+        "INSERT INTO ingestions (id, dataset, file_name, content_hash, layout, dialect, mapping, rows_read, rows_loaded,"
+        " rows_rejected, rows_duplicate, duration_s) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [iid, dataset, file_name, prepared.content_hash, preview.layout, json.dumps(dia.to_dict()), m.to_json(),
+         n_read, n_loaded, n_bad, n_dup, duration],
+    )
+    tx.commit()
+    return IngestResult(
+        ingestion_id=int(iid), dataset=dataset, file_name=file_name, layout=preview.layout, rows_read=int(n_read),
+        rows_loaded=int(n_loaded), rows_rejected=int(n_bad), rows_duplicate=int(n_dup), duration_s=duration,
+        warnings=warnings, dialect=dia.describe(), content_hash=prepared.content_hash,
+    )
+
+
+# ------------------------------------------------------------------ reading back
+def rejects_frame(wh, ingestion_id: int, limit: int | None = None) -> pd.DataFrame:
+    """The rejected rows of one ingestion: line_number, raw_line, reason (in file order)."""
+    sql = "SELECT line_number, raw_line, reason FROM rejects WHERE ingestion_id = ? ORDER BY line_number"
+    params: list = [int(ingestion_id)]
+    if limit is not None:
+        sql += " LIMIT ?"
+        params.append(int(limit))
+    return wh.cursor().execute(sql, params).df()
+
+
+def ingestion_history(wh, dataset: str | None = None) -> pd.DataFrame:
+    """The ingestion log, newest first (optionally for one dataset)."""
+    sql = ("SELECT id AS ingestion_id, dataset, file_name, layout, rows_read, rows_loaded, rows_rejected,"
+           " rows_duplicate, round(duration_s, 2) AS duration_s, created_at, content_hash FROM ingestions")
+    params: list = []
+    if dataset is not None:
+        sql += " WHERE dataset = ?"
+        params.append(dataset)
+    return wh.cursor().execute(sql + " ORDER BY id DESC", params).df()
+
+
+def _other_dataset_tables(cur) -> list[str]:
+    """Tables (other than the core ones) that have a ``dataset`` column: results of later stages."""
+    rows = cur.execute(
+        "SELECT DISTINCT table_name FROM information_schema.columns WHERE column_name = 'dataset' "
+        "AND table_schema = 'main' AND table_name NOT IN ('events', 'ingestions', 'datasets')"
+        " AND table_name IN (SELECT table_name FROM information_schema.tables WHERE table_type = 'BASE TABLE')"
+    ).fetchall()
+    return [r[0] for r in rows]
+
+
+def delete_dataset(wh, name: str) -> None:
+    """Remove a dataset with its events, ingestion log, rejects and derived rows (one transaction)."""
+    if not wh.has_dataset(name):
+        known = ", ".join(wh.datasets()) or "none yet"
+        raise IngestError(f"no dataset named {name!r} (datasets: {known})")
+    with wh.transaction() as tx:
+        tx.execute("DELETE FROM rejects WHERE ingestion_id IN (SELECT id FROM ingestions WHERE dataset = ?)", [name])
+        tx.execute("DELETE FROM events WHERE dataset = ?", [name])
+        tx.execute("DELETE FROM ingestions WHERE dataset = ?", [name])
+        for t in _other_dataset_tables(tx):
+            tx.execute(f"DELETE FROM {quote_ident(t)} WHERE dataset = ?", [name])
+        tx.execute("DELETE FROM datasets WHERE name = ?", [name])
+
+
+EXPORT_COLUMNS = ["customer_id", "event_time", "event_type", "order_id", "item_id", "category", "quantity",
+                  "revenue", "rating", "text", "country", "attributes"]
+
+
+def export_dataset(wh, name: str, path, fmt: str = "csv") -> Path:
+    """Write a dataset's events (canonical layout, time order) to CSV or Parquet; returns the path.
+
+    The CSV can be loaded back with ``ingest`` (layout 'events'). Text cells that a
+    spreadsheet would run as formulas are neutralized in CSV (see ``analytics.export``).
+    """
+    if fmt not in ("csv", "parquet"):
+        raise IngestError(f"unknown export format {fmt!r} (csv or parquet)")
+    if not wh.has_dataset(name):
+        known = ", ".join(wh.datasets()) or "none yet"
+        raise IngestError(f"no dataset named {name!r} (datasets: {known})")
+    out = Path(path)
+    if out.parent and not out.parent.exists():
+        raise IngestError(f"the folder {out.parent} does not exist")
+    cols = ", ".join(EXPORT_COLUMNS)
+    cur = wh.cursor()
+    if fmt == "parquet":
+        cur.execute(f"COPY (SELECT {cols} FROM events WHERE dataset = $name ORDER BY event_time, customer_id) "
+                    f"TO $path (FORMAT parquet)", {"name": name, "path": str(out)})
+        return out
+    # CSV: formula cells neutralized with the OWASP quote prefix, in SQL (no Python row loop)
+    trig = "'^[ ]*[=+\\-@\\t\\r]'"
+    sel = []
+    for c in EXPORT_COLUMNS:
+        if c in ("quantity", "revenue", "rating"):
+            sel.append(c)
+        elif c == "event_time":
+            sel.append("strftime(event_time, '%Y-%m-%d %H:%M:%S') AS event_time")
+        else:
+            sel.append(f"CASE WHEN regexp_matches({c}, {trig}) THEN '''' || {c} ELSE {c} END AS {c}")
+    cur.execute(f"COPY (SELECT {', '.join(sel)} FROM events WHERE dataset = $name ORDER BY event_time, customer_id) "
+                f"TO $path (FORMAT csv, HEADER true)", {"name": name, "path": str(out)})
+    return out
