@@ -7,5 +7,5 @@
 from analytics.segments.clustering import (  # noqa: F401
     DEFAULT_FEATURES, ClusteringError, ClusteringWarning, CustomerClustering, KGuidance,
     add_derived_features, cluster_names, k_guidance, k_guidance_figure, profile_figure,
-    projection_figure,
+    projection_figure, silhouettes,
 )

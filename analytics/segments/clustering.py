@@ -596,12 +596,63 @@ def _revenue(frame: pd.DataFrame, column: str | None):
 
 
 def _inertia(x: np.ndarray, labels: np.ndarray, k: int) -> float:
+    """Within-cluster sum of squares around each cluster's mean (float64 sums)."""
+    counts = np.bincount(labels, minlength=k).astype(np.float64)
     total = 0.0
-    for c in range(k):
-        xc = x[labels == c]
-        if len(xc):
-            total += float(((xc - xc.mean(axis=0, dtype=np.float64)) ** 2).sum(dtype=np.float64))
-    return total
+    nz = counts > 0
+    for j in range(x.shape[1]):
+        col = x[:, j].astype(np.float64)
+        sums = np.bincount(labels, weights=col, minlength=k)
+        total += float(col @ col) - float((sums[nz] ** 2 / counts[nz]).sum())
+    return max(total, 0.0)
+
+
+def silhouettes(x: np.ndarray, label_sets: Sequence[np.ndarray], chunk: int = 1024) -> list[float]:
+    """Mean silhouette of ``x`` for several labelings at once.
+
+    Equal to ``sklearn.metrics.silhouette_score`` (Euclidean) for each
+    labeling, but every pairwise distance is computed once for all labelings:
+    per chunk of rows, distances to all points are multiplied by the stacked
+    one-hot cluster indicators. Singleton clusters score 0 (as in sklearn);
+    a labeling with one cluster gives NaN.
+    """
+    x = np.asarray(x, dtype=np.float32)  # float32 distances: 3x faster, ~1e-6 relative error
+    n = len(x)
+    sets = [np.asarray(lab).astype(np.int64) for lab in label_sets]
+    ks = [int(lab.max()) + 1 if len(lab) else 0 for lab in sets]
+    offs = np.concatenate([[0], np.cumsum(ks)])
+    onehot = np.zeros((n, int(offs[-1])), dtype=np.float32)
+    for lab, o in zip(sets, offs[:-1]):
+        onehot[np.arange(n), o + lab] = 1.0
+    counts = onehot.sum(axis=0, dtype=np.float64)
+    sq = np.einsum("ij,ij->i", x, x)
+    totals = np.zeros(len(sets))
+    for start in range(0, n, chunk):
+        xs = x[start:start + chunk]
+        d = xs @ x.T
+        d *= -2.0
+        d += sq[start:start + chunk, None]
+        d += sq[None, :]
+        np.maximum(d, 0.0, out=d)
+        np.sqrt(d, out=d)
+        d[np.arange(len(xs)), np.arange(start, start + len(xs))] = 0.0
+        sums = (d @ onehot).astype(np.float64)  # (chunk, sum k): distance sums to each cluster
+        for i, (lab, o, k) in enumerate(zip(sets, offs[:-1], ks)):
+            if k < 2:
+                continue
+            own = lab[start:start + len(xs)]
+            s_k = sums[:, o:o + k]
+            c_k = counts[o:o + k]
+            own_n = c_k[own]
+            a = s_k[np.arange(len(xs)), own] / np.maximum(own_n - 1, 1)
+            mean_other = s_k / np.where(c_k > 0, c_k, np.nan)
+            mean_other[np.arange(len(xs)), own] = np.inf
+            b = np.nanmin(np.where(c_k > 0, mean_other, np.inf), axis=1)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                sil = (b - a) / np.maximum(a, b)
+            sil = np.where(own_n > 1, np.nan_to_num(sil), 0.0)
+            totals[i] += sil.sum()
+    return [float(t / n) if k >= 2 and n else float("nan") for t, k in zip(totals, ks)]
 
 
 # ----------------------------------------------------------------- names
@@ -753,8 +804,6 @@ def k_guidance(frame: pd.DataFrame, features=None, scaling: str = "log1p_standar
     otherwise the elbow of the inertia (or BIC) curve when its silhouette is
     within 10% of the best silhouette, else the best silhouette.
     """
-    from sklearn.metrics import silhouette_score
-
     if algorithm not in ALGORITHMS:
         raise ClusteringError(f"unknown algorithm {algorithm!r} (choose one of: {', '.join(ALGORITHMS)})")
     ks = sorted({_check_k(k) for k in k_values})
@@ -776,11 +825,12 @@ def k_guidance(frame: pd.DataFrame, features=None, scaling: str = "log1p_standar
     bic_idx = _sample_idx(n, bic_sample, random_state) if compute_bic else None
     xs_bic = x if bic_idx is None else x[bic_idx]
     rows = []
+    sil_labels = []
     for i, k in enumerate(ks):
         est, labels = _fit_raw(algorithm, x, k, random_state, n_init, 300, "full", fit_sample_size)
         inertia = _inertia(x, labels, int(labels.max()) + 1)
         ls = labels if sil_idx is None else labels[sil_idx]
-        sil = float(silhouette_score(xs_sil, ls)) if len(np.unique(ls)) > 1 else np.nan
+        sil_labels.append(np.unique(ls, return_inverse=True)[1])  # renumber clusters absent from the sample
         bic = np.nan
         if compute_bic:
             if algorithm == "gmm":
@@ -794,10 +844,13 @@ def k_guidance(frame: pd.DataFrame, features=None, scaling: str = "log1p_standar
                     except Exception:
                         gm = None
             bic = float(gm.bic(xs_bic)) if gm is not None else np.nan
-        rows.append({"k": k, "inertia": inertia, "silhouette": sil, "bic": bic})
+        rows.append({"k": k, "inertia": inertia, "bic": bic})
         if progress:
             progress(i + 1, len(ks))
+    with _threads(len(xs_sil)):
+        sils = silhouettes(xs_sil, sil_labels)
     table = pd.DataFrame(rows).set_index("k")
+    table.insert(1, "silhouette", sils)
     k_sug, reason = _suggest(table, algorithm, compute_bic)
     return KGuidance(table=table, suggested_k=k_sug, reason=reason, algorithm=algorithm,
                      features=list(prep.features), n_customers=n,

@@ -12,8 +12,8 @@ from sklearn.metrics import adjusted_rand_score
 
 from analytics.segments.clustering import (
     DEFAULT_FEATURES, ClusteringError, ClusteringWarning, CustomerClustering, add_derived_features,
-    cluster_names, k_guidance, k_guidance_figure, profile_figure, projection_figure,
-    _stratified_sample,
+    cluster_names, k_guidance, k_guidance_figure, profile_figure, projection_figure, silhouettes,
+    _inertia, _stratified_sample,
 )
 from tests.segments.conftest import planted_frame
 
@@ -212,6 +212,21 @@ def test_cluster_names_unique_and_ordered():
 
 
 # ------------------------------------------------------------------ k guidance
+def test_silhouettes_and_inertia_match_reference():
+    from sklearn.metrics import silhouette_score
+
+    rng = np.random.default_rng(1)
+    x = np.vstack([rng.normal(c, 1.0, size=(300, 4)) for c in (0, 4, 9)]) * 2 + 3
+    labelings = [np.repeat([0, 1, 2], 300), rng.integers(0, 5, 900), np.r_[np.zeros(899, int), 1]]
+    ours = silhouettes(x, labelings, chunk=128)
+    ref = [silhouette_score(x, lab) for lab in labelings]
+    assert ours == pytest.approx(ref, abs=1e-5)
+    assert ours[0] > 0.5 > ours[1]
+    lab = labelings[1]
+    expected = sum(((x[lab == c] - x[lab == c].mean(axis=0)) ** 2).sum() for c in range(5))
+    assert _inertia(x, lab, 5) == pytest.approx(expected, rel=1e-9)
+
+
 def test_k_guidance_finds_planted_k(planted):
     frame, _ = planted
     calls = []
