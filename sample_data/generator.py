@@ -106,11 +106,11 @@ _CAT_ITEMS = np.array([160, 90, 200, 260, 140, 90, 120, 150, 220, 80, 110, 180])
 #   review prob per line, mean rating, discount (mean), price skew (<1 expensive, >1 cheap)
 _P = {
     #             share  rate  shape  pa   pb    lines qty   brw   vps  srch  aband ret   rev   rat  disc  skew
-    LOYAL:       (0.15, 0.20, 10.0, 1.0, 250.0, 0.4, 0.1, 0.10, 1.0, 0.20, 0.04, 0.03, 0.45, 4.7, 0.02, 0.5),
-    NEWCOMER:    (0.15, 0.32, 10.0, 1.0, 120.0, 0.4, 0.15, 0.35, 1.2, 0.40, 0.10, 0.06, 0.30, 4.2, 0.05, 1.0),
-    AT_RISK:     (0.15, 0.32, 10.0, 1.0, 40.0, 0.5, 0.1, 0.10, 1.0, 0.25, 0.05, 0.22, 0.35, 2.2, 0.02, 0.5),
-    BARGAIN:     (0.17, 0.28, 10.0, 1.0, 150.0, 0.5, 1.0, 0.10, 0.8, 0.95, 0.10, 0.02, 0.15, 3.6, 0.35, 3.0),
-    WINDOW:      (0.18, 0.002, 4.0, 2.0, 8.0, 0.2, 0.1, 0.20, 2.2, 0.60, 0.12, 0.20, 0.02, 3.4, 0.05, 1.0),
+    LOYAL:       (0.15, 0.24, 10.0, 1.0, 250.0, 0.2, 0.1, 0.04, 1.0, 0.10, 0.04, 0.03, 0.40, 4.7, 0.02, 0.4),
+    NEWCOMER:    (0.15, 0.28, 10.0, 1.0, 120.0, 0.3, 0.15, 0.25, 1.2, 0.40, 0.10, 0.06, 0.30, 4.2, 0.05, 1.0),
+    AT_RISK:     (0.15, 0.28, 10.0, 1.0, 40.0, 0.4, 0.1, 0.08, 1.0, 0.20, 0.05, 0.22, 0.40, 2.2, 0.02, 0.45),
+    BARGAIN:     (0.17, 0.20, 10.0, 1.0, 150.0, 0.3, 1.3, 0.08, 0.8, 1.80, 0.10, 0.02, 0.20, 3.6, 0.40, 4.0),
+    WINDOW:      (0.18, 0.002, 4.0, 2.0, 8.0, 0.2, 0.1, 0.14, 2.0, 0.80, 0.12, 0.20, 0.02, 3.4, 0.05, 1.0),
     ONE_TIME:    (0.20, 0.0, 1.0, 1.0, 1.0, 0.4, 0.2, 0.01, 1.0, 0.20, 0.0, 0.08, 0.03, 3.1, 0.08, 1.0),
 }
 _PARAMS = np.array([_P[i] for i in range(len(PERSONAS))])
@@ -331,7 +331,7 @@ def generate_batch(cfg: SampleConfig, batch_index: int, first_customer: int, n: 
     decay_start = arrival + np.floor(rng.uniform(12, 24, size=n)).astype(np.int64)
     tau = rng.uniform(5, 10, size=n)
     past = np.maximum(w_idx - decay_start[:, None], 0)
-    floor = rng.uniform(0.0, 0.12, size=n)  # some at-risk customers keep a trickle of purchases
+    floor = rng.uniform(0.0, 0.06, size=n)  # some at-risk customers keep a trickle of purchases
     trend[is_risk] = floor[is_risk, None] + (1 - floor[is_risk, None]) * np.exp(-past[is_risk] / tau[is_risk, None])
 
     # latent interest: log-AR(1), stationary sd sigma
@@ -399,6 +399,13 @@ def generate_batch(cfg: SampleConfig, batch_index: int, first_customer: int, n: 
     o_id = (first_customer + o_cust).astype(np.int64) * 10000 + o_seq
     o_pers = persona[o_cust]
     o_lines = 1 + rng.poisson(_PARAMS[o_pers, _LINES])
+    # orders never straddle the window edges: an order drawn in the partial first week before
+    # --start moves into the first days of the window; one in the last seconds of the history keeps
+    # all its lines (one second apart) inside it
+    early = o_ts < grid.start_s
+    o_ts[early] = grid.start_s + rng.integers(3600, 3 * 86400, int(early.sum()))
+    edge = (o_ts < grid.hist_end_s) & (o_ts + o_lines > grid.hist_end_s)
+    o_ts[edge] = grid.hist_end_s - o_lines[edge]
 
     # lines
     l_order = np.repeat(np.arange(n_o), o_lines)
@@ -427,8 +434,7 @@ def generate_batch(cfg: SampleConfig, batch_index: int, first_customer: int, n: 
     v_item = np.where(v_first, l_item[first_line[v_order]], v_item_r)
     v_cat = np.where(v_first, l_cat[first_line[v_order]], v_cat_r)
     emit(o_cust[v_order], o_ts[v_order] - rng.integers(900, 3000, len(v_order)), _VIEW, item=v_item, catg=v_cat)
-    has_s = rng.random(n_o) < _PARAMS[o_pers, _SRCH]
-    s_o = np.nonzero(has_s)[0]
+    s_o = np.repeat(np.arange(n_o), rng.poisson(_PARAMS[o_pers, _SRCH]))
     s_cat = l_cat[first_line[s_o]]
     emit(o_cust[s_o], o_ts[s_o] - rng.integers(3000, 3600, len(s_o)), _SEARCH, catg=s_cat,
          text=_SEARCH_TEXT_START + s_cat * len(_SEARCH_TEMPLATES) + rng.integers(0, len(_SEARCH_TEMPLATES), len(s_o)))
@@ -463,7 +469,7 @@ def generate_batch(cfg: SampleConfig, batch_index: int, first_customer: int, n: 
     bv_s = np.repeat(np.arange(n_b), bv)
     bv_cat, bv_item = _pick_items(rng, persona[b_cust[bv_s]], fav_cat[b_cust[bv_s]], cat_cdf, cat, fav_prob=0.5)
     emit(b_cust[bv_s], b_ts[bv_s] + rng.integers(0, 1500, len(bv_s)), _VIEW, item=bv_item, catg=bv_cat)
-    bs = np.nonzero(rng.random(n_b) < _PARAMS[b_pers, _SRCH])[0]
+    bs = np.repeat(np.arange(n_b), rng.poisson(_PARAMS[b_pers, _SRCH]))
     bs_cat = np.where(rng.random(len(bs)) < 0.6, fav_cat[b_cust[bs]],
                       _rand_choice_rows(rng, cat_cdf[b_pers[bs]]))
     emit(b_cust[bs], b_ts[bs] - rng.integers(1, 120, len(bs)), _SEARCH, catg=bs_cat,
