@@ -455,7 +455,7 @@ def _load(cur, tx, names, prepared, dia: Dialect, columns, m: Mapping, keep, pse
     ret_conds = []
     if m.return_prefix:
         params["retprefix"] = m.return_prefix
-        ret_conds.append(f"coalesce(starts_with({order}, $retprefix), false)")
+        ret_conds.append("coalesce(starts_with(order_id, $retprefix), false)")
     if m.negative_is_return:
         ret_conds.append("(coalesce(q_num, 0) < 0 OR coalesce(r_num, 0) < 0)")
     is_return = " OR ".join(ret_conds) if ret_conds else "false"

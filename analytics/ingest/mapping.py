@@ -161,21 +161,21 @@ def norm(name: str) -> str:
 
 _NAME_HINTS: dict[str, list[str]] = {
     "customer_id": ["customerid", "customer", "custid", "cust", "clientid", "client", "userid", "user", "memberid",
-                    "member", "buyerid", "buyer", "accountid", "account", "shopperid", "visitorid", "uid"],
+                    "member", "buyerid", "buyer", "accountid", "account", "shopperid", "visitorid", "uid", "kunde", "kundennummer", "kundenid", "kundennr", "cliente", "idcliente", "clientnumber", "customernumber", "customerno"],
     "event_time": ["eventtime", "timestamp", "datetime", "time", "date", "orderdate", "invoicedate", "purchasedate",
-                   "transactiondate", "createdat", "created", "ts", "day"],
+                   "transactiondate", "createdat", "created", "ts", "day", "datum", "fecha", "data", "zeit", "zeitpunkt", "bestelldatum", "dateheure", "horodatage"],
     "event_type": ["eventtype", "event", "behaviortype", "behaviourtype", "behavior", "behaviour", "action", "type",
                    "activity"],
     "order_id": ["orderid", "order", "invoiceno", "invoice", "invoiceid", "transactionid", "transaction", "orderno",
-                 "ordernumber", "receipt", "basketid"],
-    "item_id": ["itemid", "item", "productid", "product", "sku", "stockcode", "articleid", "article", "productcode"],
-    "category": ["category", "categoryid", "productcategory", "cat", "department", "group", "productgroup"],
-    "quantity": ["quantity", "qty", "units", "count", "amountunits", "nunits", "items"],
+                 "ordernumber", "receipt", "basketid", "bestellung", "bestellnummer", "bestellnr", "pedido", "commande", "rechnung", "rechnungsnummer", "factura"],
+    "item_id": ["itemid", "item", "productid", "product", "sku", "stockcode", "articleid", "article", "productcode", "artikel", "artikelnummer", "produkt", "producto", "produit", "articulo"],
+    "category": ["category", "categoryid", "productcategory", "cat", "department", "group", "productgroup", "kategorie", "categoria", "categorie", "warengruppe"],
+    "quantity": ["quantity", "qty", "units", "count", "amountunits", "nunits", "items", "menge", "anzahl", "cantidad", "quantite", "stueck", "stuck"],
     "revenue": ["revenue", "amount", "total", "totalamount", "sales", "value", "spend", "price", "unitprice",
-                "ordertotal", "gmv", "net", "netamount", "sum", "dollars", "totalprice", "linetotal"],
+                "ordertotal", "gmv", "net", "netamount", "sum", "dollars", "totalprice", "linetotal", "betrag", "umsatz", "summe", "preis", "importe", "montant", "total_eur", "totaleur", "precio", "prix", "wert"],
     "rating": ["rating", "stars", "score", "reviewscore"],
     "text": ["text", "review", "reviewtext", "comment", "searchquery", "query", "description"],
-    "country": ["country", "countrycode", "nation"],
+    "country": ["country", "countrycode", "nation", "land", "pais", "pays"],
 }
 
 
@@ -336,7 +336,8 @@ def propose_mapping(columns: list[str], rows: list[list[str]], layout: str) -> t
     if m.columns["revenue"] is None:
         for c in columns:
             vals = by_col.get(c, [])
-            if c not in taken and vals and _numeric_share(vals) == 1.0 and not _is_integerish(vals):
+            if c not in taken and vals and not _is_integerish(vals) and (
+                    _numeric_share(vals) == 1.0 or looks_decimal_comma(vals)):
                 m.columns["revenue"] = c
                 taken.add(c)
                 break
