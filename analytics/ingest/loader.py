@@ -190,7 +190,7 @@ def inspect_source(path, file_name: str | None = None, *, dialect: Dialect | Non
     good = [r for r in data if len(r) == len(columns)]
     samples = {c: [r[i] for r in good[:500]] for i, c in enumerate(columns)}
     mapped = {c for c in mapping.columns.values() if c}
-    pii = {c: k for c, k in detect_pii(columns, samples).items() if c != mapping.columns.get("customer_id")}
+    pii = {c: k for c, k in detect_pii(columns, samples, mapped).items() if c != mapping.columns.get("customer_id")}
     if pii:
         warnings.append("personal data columns found and dropped unless kept: "
                         + ", ".join(f"{c} ({k})" for c, k in pii.items()))

@@ -41,8 +41,11 @@ _NAME_HINTS = {
 }
 
 
-def detect_pii(columns: list[str], samples: dict[str, list[str]]) -> dict[str, str]:
-    """{column: 'email'|'phone'|'name'|'address'} for columns that look like personal data."""
+def detect_pii(columns: list[str], samples: dict[str, list[str]], mapped=()) -> dict[str, str]:
+    """{column: 'email'|'phone'|'name'|'address'} for columns that look like personal data.
+
+    Columns in ``mapped`` (recognized by name as a canonical field, e.g. Country) are judged
+    by their name only, so 'United Kingdom' is not taken for a person's name."""
     found: dict[str, str] = {}
     for c in columns:
         n = norm(c)
@@ -50,7 +53,7 @@ def detect_pii(columns: list[str], samples: dict[str, list[str]]) -> dict[str, s
             if n in hints or any(len(h) >= 5 and n.endswith(h) for h in hints):
                 found[c] = kind
                 break
-        if c in found:
+        if c in found or c in mapped:
             continue
         vals = [v.strip() for v in samples.get(c, []) if v and v.strip()]
         if len(vals) < 1:
