@@ -104,67 +104,101 @@ def _py(ts: pd.Timestamp | None):
 
 # ---------------------------------------------------------------- SQL
 _SUMMARY_SQL = """
-WITH ev AS (
-    SELECT customer_id, event_time, event_type, revenue, rating
+WITH pday AS (
+    -- purchases: one row per customer and purchase day (narrow; the big aggregation)
+    SELECT customer_id,
+           date_trunc('day', event_time) AS d,
+           coalesce(sum(revenue), 0) AS rev,
+           count(*) AS n,
+           min(event_time) AS t0,
+           max(event_time) AS t1,
+           sum(rating) AS rs,
+           count(rating) AS rn
     FROM {source}
-    WHERE {where}
-),
-pday AS (
-    SELECT customer_id, date_trunc('day', event_time) AS d, coalesce(sum(revenue), 0) AS rev
-    FROM ev
-    WHERE event_type = 'purchase'
+    WHERE {where} AND event_type = 'purchase'
     GROUP BY customer_id, d
 ),
-pfirst AS (
-    SELECT customer_id, min(d) AS first_purchase, max(d) AS last_purchase,
-           count(*) AS n_orders, arg_min(rev, d) AS first_rev
+pcust AS (
+    SELECT customer_id,
+           min(d) AS first_purchase,
+           max(d) AS last_purchase,
+           count(*) AS n_orders,
+           sum(rev) AS total_revenue,
+           arg_min(rev, d) AS first_rev,
+           sum(n) AS n_purchases,
+           min(t0) AS t0,
+           max(t1) AS t1,
+           sum(rs) AS rs,
+           sum(rn) AS rn
     FROM pday
     GROUP BY customer_id
 ),
-prep AS (
-    SELECT p.customer_id, avg(p.rev) AS monetary_value
-    FROM pday p JOIN pfirst f ON p.customer_id = f.customer_id AND p.d > f.first_purchase
-    GROUP BY p.customer_id
-),
-cust AS (
+ocust AS (
+    -- every other event type: one row per customer
     SELECT customer_id,
-           min(event_time) AS first_event,
-           max(event_time) AS last_event,
+           min(event_time) AS t0,
+           max(event_time) AS t1,
            count(*) FILTER (WHERE event_type = 'view') AS n_views,
            count(*) FILTER (WHERE event_type = 'search') AS n_searches,
            count(*) FILTER (WHERE event_type = 'cart') AS n_carts,
-           count(*) FILTER (WHERE event_type = 'purchase') AS n_purchases,
            count(*) FILTER (WHERE event_type = 'return') AS n_returns,
            count(*) FILTER (WHERE event_type = 'review') AS n_reviews,
-           coalesce(sum(revenue) FILTER (WHERE event_type = 'purchase'), 0) AS total_revenue,
            coalesce(sum(revenue) FILTER (WHERE event_type = 'return'), 0) AS return_revenue,
-           avg(rating) AS avg_rating
-    FROM ev
+           sum(rating) AS rs,
+           count(rating) AS rn
+    FROM {source}
+    WHERE {where} AND event_type <> 'purchase'
     GROUP BY customer_id
+),
+cust AS (
+    SELECT coalesce(p.customer_id, o.customer_id) AS customer_id,
+           p.first_purchase, p.last_purchase,
+           coalesce(p.n_orders, 0) AS n_orders,
+           p.first_rev,
+           CAST(coalesce(p.total_revenue, 0) AS DOUBLE) AS total_revenue,
+           CAST(coalesce(o.return_revenue, 0) AS DOUBLE) AS return_revenue,
+           least(p.t0, o.t0) AS first_event,
+           greatest(p.t1, o.t1) AS last_event,
+           coalesce(o.n_views, 0) AS n_views,
+           coalesce(o.n_searches, 0) AS n_searches,
+           coalesce(o.n_carts, 0) AS n_carts,
+           coalesce(p.n_purchases, 0) AS n_purchases,
+           coalesce(o.n_returns, 0) AS n_returns,
+           coalesce(o.n_reviews, 0) AS n_reviews,
+           (coalesce(p.rs, 0) + coalesce(o.rs, 0))
+               / nullif(coalesce(p.rn, 0) + coalesce(o.rn, 0), 0) AS avg_rating
+    FROM pcust p
+    FULL OUTER JOIN ocust o ON p.customer_id = o.customer_id
 )
 SELECT
-    CAST(c.customer_id AS VARCHAR) AS customer_id,
-    f.first_purchase,
-    f.last_purchase,
-    CAST(f.n_orders - 1 AS DOUBLE) AS frequency,
-    date_diff('day', f.first_purchase, f.last_purchase) / $unit_days AS recency,
-    date_diff('day', f.first_purchase, $as_of) / $unit_days AS "T",
-    CASE WHEN f.customer_id IS NULL THEN NULL ELSE coalesce(r.monetary_value, 0) END AS monetary_value,
-    CAST(c.total_revenue AS DOUBLE) AS total_revenue,
-    CAST(c.return_revenue AS DOUBLE) AS return_revenue,
-    CAST(c.total_revenue - c.return_revenue AS DOUBLE) AS net_revenue,
-    coalesce(f.n_orders, 0) AS n_orders,
-    c.n_views, c.n_searches, c.n_carts, c.n_purchases, c.n_returns, c.n_reviews,
-    c.avg_rating,
-    date_diff('day', date_trunc('day', c.first_event), $as_of) / $unit_days AS tenure,
-    CASE WHEN f.n_orders >= 2
-         THEN date_diff('day', f.first_purchase, f.last_purchase) / $unit_days / (f.n_orders - 1)
+    CAST(customer_id AS VARCHAR) AS customer_id,
+    first_purchase,
+    last_purchase,
+    CASE WHEN n_orders > 0 THEN CAST(n_orders - 1 AS DOUBLE) END AS frequency,
+    date_diff('day', first_purchase, last_purchase) / $unit_days AS recency,
+    date_diff('day', first_purchase, $as_of) / $unit_days AS "T",
+    -- mean of the repeat purchase days: (all days - the first day) / repeat days
+    CASE WHEN n_orders > 1 THEN (total_revenue - first_rev) / (n_orders - 1)
+         WHEN n_orders = 1 THEN 0.0 END AS monetary_value,
+    total_revenue,
+    return_revenue,
+    total_revenue - return_revenue AS net_revenue,
+    CAST(n_orders AS BIGINT) AS n_orders,
+    CAST(n_views AS BIGINT) AS n_views,
+    CAST(n_searches AS BIGINT) AS n_searches,
+    CAST(n_carts AS BIGINT) AS n_carts,
+    CAST(n_purchases AS BIGINT) AS n_purchases,
+    CAST(n_returns AS BIGINT) AS n_returns,
+    CAST(n_reviews AS BIGINT) AS n_reviews,
+    CAST(avg_rating AS DOUBLE) AS avg_rating,
+    date_diff('day', date_trunc('day', first_event), $as_of) / $unit_days AS tenure,
+    CASE WHEN n_orders >= 2
+         THEN date_diff('day', first_purchase, last_purchase) / $unit_days / (n_orders - 1)
     END AS avg_gap,
-    c.first_event,
-    c.last_event
-FROM cust c
-LEFT JOIN pfirst f ON c.customer_id = f.customer_id
-LEFT JOIN prep r ON c.customer_id = r.customer_id
+    first_event,
+    last_event
+FROM cust
+ORDER BY customer_id
 """
 
 
@@ -173,18 +207,23 @@ def _summary_sql(source: str, where: str) -> str:
 
 
 def _finish(df: pd.DataFrame, unit: str, as_of: pd.Timestamp, dataset: str | None) -> pd.DataFrame:
-    """Index, dtypes and attrs shared by every summary result."""
+    """Index, dtypes and attrs shared by every summary result (rows come sorted by id)."""
     df = df.set_index("customer_id")
-    df.index = df.index.astype(str)
+    if not (pd.api.types.is_string_dtype(df.index.dtype) or df.index.dtype == object):
+        df.index = df.index.astype(str)
     df.index.name = "customer_id"
     for col in ("first_purchase", "last_purchase", "first_event", "last_event"):
-        df[col] = pd.to_datetime(df[col])
+        if not pd.api.types.is_datetime64_any_dtype(df[col].dtype):
+            df[col] = pd.to_datetime(df[col])
     for col in ("n_orders", "n_views", "n_searches", "n_carts", "n_purchases", "n_returns", "n_reviews"):
-        df[col] = df[col].fillna(0).astype("int64")
+        if df[col].dtype != "int64":
+            df[col] = df[col].fillna(0).astype("int64")
     for col in ("frequency", "recency", "T", "monetary_value", "total_revenue", "return_revenue",
                 "net_revenue", "avg_rating", "tenure", "avg_gap"):
-        df[col] = df[col].astype("float64")
-    df = df[SUMMARY_COLUMNS].sort_index()
+        if df[col].dtype != "float64":
+            df[col] = df[col].astype("float64")
+    if list(df.columns) != SUMMARY_COLUMNS:
+        df = df[SUMMARY_COLUMNS]
     df.attrs = {"unit": unit, "as_of": as_of, "dataset": dataset}
     return df
 
@@ -279,7 +318,7 @@ def customer_summary(
         run_id = row[0]
     cols = ", ".join(["customer_id"] + [f'"{c}"' for c in SUMMARY_COLUMNS])
     df = wh.cursor().execute(
-        f"SELECT {cols} FROM customer_summaries WHERE run_id = ?", [run_id]
+        f"SELECT {cols} FROM customer_summaries WHERE run_id = ? ORDER BY customer_id", [run_id]
     ).df()
     return _finish(df, unit, as_of_day, dataset)
 
