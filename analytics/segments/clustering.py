@@ -22,8 +22,9 @@ customer groups better than raw totals (``time_since_purchase``,
   scaling) and at least ``MIN_PER_CLUSTER`` customers per cluster on average.
 
 Large inputs: k-means and Gaussian mixtures are fitted on a seeded sample of at
-most ``fit_sample_size`` customers and then every customer is assigned to its
-nearest centre / most likely component (mini-batch k-means sees all rows).
+most ``fit_sample_size`` customers (100k by default) and then every customer is
+assigned to its nearest centre / most likely component (mini-batch k-means sees
+all rows). Clustering runs single-threaded by default (``CLUSTER_THREADS``).
 
 Clusters are numbered by mean revenue (``revenue_column``), highest first, so
 the numbering is stable across runs with the same seed.
@@ -31,7 +32,9 @@ the numbering is stable across runs with the same seed.
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
+import os
 import warnings
 from dataclasses import dataclass, field
 from typing import Iterable, Sequence
@@ -303,7 +306,9 @@ def _check_enough(x: np.ndarray, k: int) -> None:
             f"too few customers for {k} clusters: {n} customers, need at least {need} "
             f"({MIN_PER_CLUSTER} per cluster); choose a smaller k or more data"
         )
-    distinct = len(np.unique(x[: min(n, 200_000)], axis=0)) if n <= 200_000 else k
+    distinct = len(np.unique(x[:5000], axis=0))  # a prefix usually settles it cheaply
+    if distinct < k and n > 5000:
+        distinct = len(np.unique(x, axis=0))
     if distinct < k:
         raise ClusteringError(
             f"too few different customers for {k} clusters: only {distinct} distinct feature "
@@ -349,15 +354,26 @@ def _fit_raw(algorithm: str, x: np.ndarray, k: int, random_state, n_init, max_it
     return est, labels
 
 
-SMALL_DATA = 50_000
+#: OpenMP/BLAS threads for clustering (env ``VALUESCOPE_CLUSTER_THREADS``; 0 = library default).
+#: One by default: scikit-learn's k-means threads spin-wait, and on a shared 2-core machine
+#: (Streamlit serving other sessions, other processes) two threads measured 6x *slower*
+#: than one (100k x 8 k-means: 7.1 s vs 1.2 s).
+CLUSTER_THREADS = int(os.environ.get("VALUESCOPE_CLUSTER_THREADS", "1") or 1)
 
 
-def _threads(n_rows: int):
-    """One OpenMP/BLAS thread for small inputs: there, thread start-up and spin-waiting
-    cost more than they save (10x slower on a busy 2-core machine)."""
+def _threads(n_rows: int = 0):
     from threadpoolctl import threadpool_limits
 
-    return threadpool_limits(1) if n_rows < SMALL_DATA else contextlib.nullcontext()
+    return threadpool_limits(CLUSTER_THREADS) if CLUSTER_THREADS > 0 else contextlib.nullcontext()
+
+
+def _limited(fn):
+    """Run ``fn`` under the clustering thread limit (see ``CLUSTER_THREADS``)."""
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        with _threads():
+            return fn(*args, **kwargs)
+    return wrapper
 
 
 # ----------------------------------------------------------------- estimator
@@ -398,7 +414,7 @@ class CustomerClustering:
     """
 
     def __init__(self, features=None, scaling="log1p_standard", algorithm="kmeans", n_clusters=6,
-                 random_state=0, n_init=4, max_iter=300, fit_sample_size=200_000,
+                 random_state=0, n_init=3, max_iter=300, fit_sample_size=100_000,
                  covariance_type="full", revenue_column="net_revenue"):
         self.features = features
         self.scaling = scaling
@@ -438,6 +454,7 @@ class CustomerClustering:
         return _check_k(self.n_clusters)
 
     # -- fit / predict
+    @_limited
     def fit(self, frame: pd.DataFrame, y=None) -> "CustomerClustering":
         k = self._check_params()
         prep, frame = _fit_prep(frame, self.features, self.scaling)
@@ -481,6 +498,7 @@ class CustomerClustering:
         frame, _ = _resolve_features(frame, self.features_)
         return self._prep.transform(frame)
 
+    @_limited
     def predict(self, frame: pd.DataFrame) -> pd.Series:
         """Cluster numbers for the customers of ``frame`` (a Series indexed like it)."""
         x = self.transform(frame)
@@ -785,9 +803,10 @@ def _elbow(ks: np.ndarray, y: np.ndarray) -> int:
     return int(ks[int(np.argmax(dist))])
 
 
+@_limited
 def k_guidance(frame: pd.DataFrame, features=None, scaling: str = "log1p_standard",
                algorithm: str = "kmeans", k_values: Iterable[int] = range(2, 13),
-               silhouette_sample: int = 10_000, fit_sample_size: int | None = 100_000,
+               silhouette_sample: int = 10_000, fit_sample_size: int | None = 50_000,
                random_state: int = 0, n_init: int = 2, compute_bic: bool | None = None,
                bic_sample: int = 50_000, progress=None) -> KGuidance:
     """Inertia (elbow), silhouette (seeded sample) and BIC (mixtures) for each k.
@@ -950,6 +969,7 @@ def profile_figure(model: CustomerClustering, kind: str = "heatmap"):
     return fig
 
 
+@_limited
 def projection_figure(model: CustomerClustering, frame: pd.DataFrame, max_points: int = 50_000,
                       random_state: int = 0):
     """2-D PCA projection of the scaled features coloured by cluster; at most

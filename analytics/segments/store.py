@@ -236,6 +236,37 @@ def load_assignments(wh: Warehouse, run_id: int) -> pd.DataFrame:
     return df.set_index("customer_id")
 
 
+def assign_with_run(wh: Warehouse, run_id: int, frame: pd.DataFrame) -> pd.DataFrame:
+    """Assign the customers of ``frame`` (e.g. at a later as-of date) to a saved run's
+    clusters: the run's preprocessing (fill values, scaling) and the nearest cluster
+    centre in scaled units. For k-means runs this is the k-means rule; for Gaussian
+    mixtures it ignores the covariances (an approximation). Returns ``cluster`` and
+    ``cluster_name`` indexed like ``frame``.
+    """
+    from analytics.segments.clustering import _Prep, _resolve_features
+
+    run = get_clustering_run(wh, run_id)
+    prof = run["profiles"] or {}
+    feats = run["features"]
+    try:
+        prep = _Prep(features=feats, dropped=[], fill=np.asarray(prof["fill_values"], dtype=float),
+                     center=np.asarray(prof["center"], dtype=float),
+                     scale=np.asarray(prof["scale"], dtype=float),
+                     scaling=run["parameters"]["scaling"])
+        centres = np.asarray(prof["scaled_centers"], dtype=np.float64)
+    except (KeyError, TypeError) as exc:
+        raise SegmentStoreError(f"clustering run {run_id} has no stored centres") from exc
+    frame, _ = _resolve_features(frame, feats)
+    x = prep.transform(frame).astype(np.float64)
+    if len(x) == 0:
+        labels = np.zeros(0, dtype=np.int64)
+    else:
+        d = (x ** 2).sum(axis=1)[:, None] - 2 * x @ centres.T + (centres ** 2).sum(axis=1)[None, :]
+        labels = np.argmin(d, axis=1)
+    names = np.array(run["names"], dtype=object)
+    return pd.DataFrame({"cluster": labels, "cluster_name": names[labels]}, index=frame.index)
+
+
 def rename_cluster(wh: Warehouse, run_id: int, cluster: int, name: str) -> None:
     """Rename one cluster of a run (run names and assignments, one transaction)."""
     run = get_clustering_run(wh, run_id)

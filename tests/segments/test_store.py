@@ -97,6 +97,11 @@ def test_clustering_run_round_trip(wh, planted):
     runs = store.list_clustering_runs(wh, "shop")
     assert set(runs["id"]) == {run, run2}
 
+    # the saved run assigns (new) customers like the fitted model
+    again = store.assign_with_run(wh, run, frame)
+    assert (again["cluster"] == m.labels_).mean() > 0.99
+    assert again["cluster_name"].tolist() == [m.names_[c] for c in again["cluster"]]
+
     store.rename_cluster(wh, run, 2, XSS)
     assert store.get_clustering_run(wh, run)["names"][2] == XSS
     a = store.load_assignments(wh, run)
