@@ -16,6 +16,7 @@ import sys
 
 COMMAND_MODULES = [
     "analytics.commands.core",
+    "analytics.commands.data",
     "analytics.commands.sample",
     "analytics.commands.score",
 ]
