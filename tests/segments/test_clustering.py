@@ -302,3 +302,35 @@ def test_recovers_sample_personas(sample_summary):
         assert "one-time" in names[c], names[c]
     for c in dom[dom == "at_risk_big_spender"].index:
         assert names[c].startswith("High value") and ("unhappy" in names[c] or "lapsed" in names[c]), names[c]
+
+
+def test_k_guidance_on_sample_suggests_planted_k(sample_summary):
+    summary, personas = sample_summary
+    g = k_guidance(summary)
+    assert personas.nunique() == 6
+    assert g.suggested_k in (5, 6, 7), (g.suggested_k, g.reason)
+    assert g.table["silhouette"].idxmax() in (5, 6, 7)
+
+
+@pytest.mark.slow
+def test_recovers_personas_on_a_larger_generated_sample(tmp_path):
+    """20,000 generated customers (a fresh seed): the same ARI bar with the defaults."""
+    sd = pytest.importorskip("sample_data")
+    from analytics.summary import customer_summary
+    from analytics.warehouse import Warehouse
+
+    events, truth = tmp_path / "ev.csv.gz", tmp_path / "truth.csv.gz"
+    sd.generate(events, truth, sd.SampleConfig(customers=20_000, seed=7))
+    wh = Warehouse(":memory:")
+    cur = wh.cursor()
+    cur.execute("INSERT INTO datasets (name) VALUES ('big')")
+    cur.execute(
+        "INSERT INTO events (dataset, customer_id, event_time, event_type, order_id, item_id, category, "
+        "quantity, revenue, rating, text, country) SELECT 'big', customer_id, event_time, event_type, "
+        "order_id, item_id, category, quantity, revenue, rating, text, country "
+        "FROM read_csv(?, header = true, all_varchar = true)", [str(events)])
+    summary = customer_summary(wh, "big", "2025-12-31", persist=False)
+    wh.close()
+    personas = pd.read_csv(truth, dtype={"customer_id": str}).set_index("customer_id")["persona"]
+    m = CustomerClustering(n_clusters=6).fit(summary)
+    assert adjusted_rand_score(personas.reindex(summary.index), m.labels_) >= 0.6
