@@ -978,7 +978,11 @@ def projection_figure(model: CustomerClustering, frame: pd.DataFrame, max_points
     from sklearn.decomposition import PCA
 
     model._check_fitted()
-    labels = model.predict(frame).to_numpy()
+    fitted = model.labels_
+    if len(frame) == len(fitted) and (frame.index is fitted.index or frame.index.equals(fitted.index)):
+        labels = fitted.to_numpy()  # the fitted customers: no need to predict again
+    else:
+        labels = model.predict(frame).to_numpy()
     n = len(labels)
     idx = _stratified_sample(labels, max_points, random_state)
     x = model.transform(frame.iloc[idx])

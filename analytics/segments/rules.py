@@ -468,6 +468,27 @@ def to_sql(definition: Any, fields: Mapping[str, Field] | None = None,
 
 
 # ----------------------------------------------------------------- helpers for pages
+def customer_frame(summary: pd.DataFrame, *others: pd.DataFrame) -> pd.DataFrame:
+    """The frame segments filter on: a customer summary with the derived features
+    (``analytics.segments.clustering.add_derived_features``) left-joined with other
+    customer-indexed frames (scores, cluster assignments...). Columns already
+    present are kept from the earlier frame."""
+    from analytics.segments.clustering import add_derived_features
+
+    out = add_derived_features(summary)
+    for other in others:
+        if other is None:
+            continue
+        new = [c for c in other.columns if c not in out.columns]
+        out = out.join(other[new], how="left")
+    return out
+
+
+def cluster_definition(cluster_name: str) -> dict:
+    """A segment definition selecting one named cluster (``cluster_name`` field)."""
+    return {"op": "and", "conditions": [condition("cluster_name", "=", cluster_name)]}
+
+
 def selection_stats(frame: pd.DataFrame, mask: pd.Series | np.ndarray,
                     value_column: str | None = "net_revenue") -> dict:
     """Count, share, value and value share of a selection (for a live counter)."""

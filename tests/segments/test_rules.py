@@ -212,3 +212,19 @@ def test_selection_stats(customers):
 def test_default_whitelist_is_plain_identifiers():
     for name, f in CUSTOMER_FIELDS.items():
         assert name == f.name and f.type in rules.FIELD_TYPES
+
+
+def test_customer_frame_and_cluster_definition(planted):
+    from analytics.segments.clustering import CustomerClustering
+
+    frame, truth = planted
+    m = CustomerClustering(n_clusters=4).fit(frame)
+    scores = pd.DataFrame({"clv": frame["net_revenue"] * 2, "net_revenue": 0.0}, index=frame.index)
+    cf = rules.customer_frame(frame, scores, m.assignments())
+    assert {"time_since_purchase", "avg_order_value", "clv", "cluster", "cluster_name"} <= set(cf.columns)
+    assert cf["net_revenue"].equals(frame["net_revenue"])  # earlier frame wins
+    name = m.names_[0]
+    mask = evaluate(rules.cluster_definition(name), cf)
+    assert mask.sum() == (m.labels_ == 0).sum() > 0
+    both = rules.all_of(rules.cluster_definition(name), rules.condition("clv", ">", 0))
+    assert sql_select(cf, both) == sorted(cf.index[evaluate(both, cf)].tolist())
