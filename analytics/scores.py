@@ -385,7 +385,7 @@ def compile_segment_rules(rules=None, fallback: str = DEFAULT_FALLBACK) -> Segme
         names.append(fallback)
     names.append(NO_PURCHASE)
     code = {n: i for i, n in enumerate(names)}
-    lut = np.full(26, code[fallback], dtype=np.int16)
+    lut = np.full(26, code[fallback], dtype=np.intp)
     assigned = np.zeros(25, dtype=bool)
     uncovered = []
     for rr in range(1, 6):
@@ -561,17 +561,29 @@ class Scorer:
         self.customer_ids = summary.index.to_numpy()
         rfm = rfm_scores(summary, when)
         self.rfm = rfm
-        self.rfm_matrix = np.stack(
-            [rfm["r_score"].to_numpy(), rfm["f_score"].to_numpy(), rfm["m_score"].to_numpy()], axis=1
-        ).astype(np.float32)
-        self.cells = rfm_cells(rfm["r_score"].to_numpy(), rfm["fm_score"].to_numpy())
-        self.behaviour = behaviour_matrix(summary)
+        # one contiguous float32 array per input column: a weighted sum of columns is several
+        # times faster than a (n x k) @ (k,) product for these shapes
+        self.rfm_cols = [np.ascontiguousarray(rfm[c].to_numpy(), dtype=np.float32) for c in ("r_score", "f_score", "m_score")]
+        self.cells = rfm_cells(rfm["r_score"].to_numpy(), rfm["fm_score"].to_numpy()).astype(np.intp)
+        matrix = behaviour_matrix(summary)
+        self.behaviour_cols = [np.ascontiguousarray(matrix[:, j]) for j in range(matrix.shape[1])]
+        del matrix
         self.min_age_months = float(min_age_months)
         inputs = clv_inputs(summary, when, min_age_months)
         self.clv_inputs = inputs
         self.clv_base = (inputs["avg_order_value"].to_numpy() * inputs["orders_per_year"].to_numpy()).astype(np.float64)
+        # CLV by formula = clv_base x a non-negative factor: its ranking and its quantiles are
+        # those of clv_base scaled, so they are computed once here, not per slider move.
+        self._clv_order = np.lexsort((np.arange(self.n), -self.clv_base)) if self.n else np.array([], dtype=np.intp)
+        self._clv_q995 = float(np.quantile(self.clv_base, 0.995)) if self.n else 0.0
+        self._clv_min = float(self.clv_base.min()) if self.n else 0.0
         self.net_revenue = np.nan_to_num(_float(summary, "net_revenue"), nan=0.0)
         self.n_orders = np.nan_to_num(_float(summary, "n_orders"), nan=0.0)
+        # per-cell (R x FM grid + "no purchase") totals for the segment table
+        self._cell_count = np.bincount(self.cells, minlength=26).astype(np.float64)
+        self._cell_revenue = np.bincount(self.cells, weights=self.net_revenue, minlength=26)
+        self._cell_clv_base = np.bincount(self.cells, weights=self.clv_base, minlength=26)
+        self._cell_rfm = [np.bincount(self.cells, weights=c, minlength=26) for c in self.rfm_cols]
         self.summary = summary
         self._positions: pd.Index | None = None
 
@@ -583,7 +595,15 @@ class Scorer:
         if missing:
             raise ScoreError(f"probabilistic CLV table lacks column(s): {', '.join(missing)}")
         aligned = prob.reindex(self.summary.index)
-        return {c: aligned[c].to_numpy(dtype=np.float64, na_value=np.nan) for c in PROB_COLUMNS}
+        out = {c: aligned[c].to_numpy(dtype=np.float64, na_value=np.nan) for c in PROB_COLUMNS}
+        rev = out["discounted_revenue"]
+        finite = rev[np.isfinite(rev)]
+        key = np.where(np.isfinite(rev), rev, -np.inf)
+        out["_order"] = np.lexsort((np.arange(self.n), -key))
+        out["_q995"] = np.array(float(np.quantile(finite, 0.995)) if finite.size else 0.0)
+        out["_min"] = np.array(float(finite.min()) if finite.size else 0.0)
+        out["_cell_revenue"] = np.bincount(self.cells, weights=np.nan_to_num(rev, nan=0.0), minlength=26)
+        return out
 
     def model_grid_bounds(self) -> tuple[float, int]:
         """``(largest T, 99th-percentile frequency)`` among customers with orders (for the
@@ -615,9 +635,9 @@ class Scorer:
         out = {
             "customer_id": self.customer_ids[i],
             "segment": result.segment_names[int(result.segment_codes[i])],
-            "r_score": int(self.rfm_matrix[i, 0]),
-            "f_score": int(self.rfm_matrix[i, 1]),
-            "m_score": int(self.rfm_matrix[i, 2]),
+            "r_score": int(self.rfm_cols[0][i]),
+            "f_score": int(self.rfm_cols[1][i]),
+            "m_score": int(self.rfm_cols[2][i]),
             "rfm_score": float(result.rfm_score[i]),
             "behaviour_score": float(result.behaviour_score[i]),
             "n_orders": float(self.n_orders[i]),
@@ -655,8 +675,8 @@ class Scorer:
             raise ScoreError("min_age_months is fixed when the Scorer is built; build a new Scorer to change it")
         wr = normalize_weights(rfm_weights, RFM_KEYS, "RFM weights", DEFAULT_RFM_WEIGHTS).astype(np.float32)
         wb = normalize_weights(behaviour_weights, BEHAVIOUR_KEYS, "behaviour weights", DEFAULT_BEHAVIOUR_WEIGHTS)
-        rfm_score = self.rfm_matrix @ wr
-        behaviour = self.behaviour @ (100.0 * wb).astype(np.float32)
+        rfm_score = _weighted_sum(self.rfm_cols, wr)
+        behaviour = _weighted_sum(self.behaviour_cols, (100.0 * wb).astype(np.float32))
         factor = p.margin * discounted_months(p.horizon_months, p.discount_rate, p.expected_lifetime_years) / 12.0
         clv_f = self.clv_base * factor
         clv_b = None
@@ -667,9 +687,11 @@ class Scorer:
         scores = {"rfm_score": rfm_score, "behaviour_score": behaviour, "clv_formula": clv_f, "clv_bgnbd": clv_b}
         if rank_by not in scores or scores[rank_by] is None:
             raise ScoreError(f"cannot rank by {rank_by!r}: choose one of {', '.join(k for k, v in scores.items() if v is not None)}")
-        seg_table = self._segment_table(smap, codes, clv_f, clv_b, rfm_score)
-        top = self._top(scores, codes, smap, rank_by, top_n)
-        hist = self._histogram(scores[hist_of or rank_by], hist_of or rank_by, bins)
+        seg_table = self._segment_table(smap, wr, factor, prob, p.margin)
+        factors = {"clv_formula": factor, "clv_bgnbd": p.margin}
+        top = self._top(scores, codes, smap, rank_by, top_n, self._presorted(rank_by, factors, prob))
+        hist_name = hist_of or rank_by
+        hist = self._histogram(scores[hist_name], hist_name, bins, self._range(hist_name, factors, prob))
         params = {
             "as_of": str(self.as_of.date()),
             "unit": self.unit,
@@ -680,12 +702,21 @@ class Scorer:
         return ScoreResult(rfm_score, behaviour, clv_f, clv_b, codes, smap.names, seg_table, top, hist, params, prob)
 
     # -- pieces of a re-score ---------------------------------------------------------
-    def _segment_table(self, smap, codes, clv_f, clv_b, rfm_score) -> pd.DataFrame:
+    def _segment_table(self, smap, wr, factor, prob, margin) -> pd.DataFrame:
+        """Per-segment totals from the per-cell totals (26 cells): no pass over the customers.
+
+        Every total here is linear in the weights / factors, so it is the weight times
+        the per-cell sums computed once in ``__init__`` (and in :meth:`align`)."""
         k = len(smap.names)
-        count = np.bincount(codes, minlength=k)
-        revenue = np.bincount(codes, weights=self.net_revenue, minlength=k)
-        clv_sum = np.bincount(codes, weights=clv_f, minlength=k)
-        rfm_sum = np.bincount(codes, weights=rfm_score, minlength=k)
+        lut = smap.lut
+
+        def seg(cell_values):
+            return np.bincount(lut, weights=cell_values, minlength=k)
+
+        count = seg(self._cell_count).round().astype(np.int64)
+        revenue = seg(self._cell_revenue)
+        clv_sum = seg(self._cell_clv_base) * factor
+        rfm_sum = seg(sum(float(w) * c for w, c in zip(wr, self._cell_rfm)))
         total_customers = max(int(count.sum()), 1)
         total_revenue = float(revenue.sum())
         data = {
@@ -697,29 +728,65 @@ class Scorer:
             "clv_formula": clv_sum,
             "avg_rfm_score": np.divide(rfm_sum, count, out=np.zeros(k), where=count > 0),
         }
-        if clv_b is not None:
-            data["clv_bgnbd"] = np.bincount(codes, weights=np.nan_to_num(clv_b, nan=0.0), minlength=k)
+        if prob is not None:
+            data["clv_bgnbd"] = seg(prob["_cell_revenue"]) * margin
         table = pd.DataFrame(data)
         return table[table["customers"] > 0].reset_index(drop=True)
 
-    def _top(self, scores, codes, smap, rank_by, top_n) -> pd.DataFrame:
-        values = np.nan_to_num(np.asarray(scores[rank_by], dtype=np.float64), nan=-np.inf)
-        n = values.shape[0]
+    def _presorted(self, name, factors, prob):
+        """A precomputed descending order for scores that are a fixed array times a positive factor."""
+        if factors.get(name, 0.0) <= 0:
+            return None
+        if name == "clv_formula":
+            return self._clv_order
+        if name == "clv_bgnbd" and prob is not None:
+            return prob["_order"]
+        return None
+
+    def _range(self, name, factors, prob):
+        if name == "rfm_score":
+            return 0.0, 5.0
+        if name == "behaviour_score":
+            return 0.0, 100.0
+        f = max(float(factors.get(name, 0.0)), 0.0)
+        if name == "clv_formula":
+            lo, hi = self._clv_min * f, self._clv_q995 * f
+        elif prob is not None:
+            lo, hi = float(prob["_min"]) * f, float(prob["_q995"]) * f
+        else:
+            lo, hi = 0.0, 1.0
+        lo = min(lo, 0.0)
+        return lo, (hi if hi > lo else lo + 1.0)
+
+    def _top(self, scores, codes, smap, rank_by, top_n, order=None) -> pd.DataFrame:
+        """The ``top_n`` customers by ``rank_by``: score descending, ties by position (summary order)."""
+        n = self.n
         k = max(0, min(int(top_n), n))
         if k == 0:
-            idx = np.array([], dtype=np.int64)
+            idx = np.array([], dtype=np.intp)
+        elif order is not None:
+            idx = order[:k]
         else:
-            part = np.argpartition(-values, k - 1)[:k] if k < n else np.arange(n)
-            # deterministic order: score descending, then position (summary order) ascending
+            values = np.asarray(scores[rank_by])
+            if rank_by == "clv_bgnbd":
+                values = np.where(np.isnan(values), -np.inf, values)
+            if k < n:
+                part = np.argpartition(values, n - k)[n - k:]
+                threshold = values[part].min()
+                above = np.flatnonzero(values > threshold)
+                ties = np.flatnonzero(values == threshold)[: k - above.size]
+                part = np.concatenate([above, ties])
+            else:
+                part = np.arange(n)
             idx = part[np.lexsort((part, -values[part]))]
         names = np.asarray(smap.names, dtype=object)
         out = pd.DataFrame(
             {
                 "customer_id": self.customer_ids[idx],
                 "segment": names[codes[idx]],
-                "r_score": self.rfm_matrix[idx, 0].astype(np.int8),
-                "f_score": self.rfm_matrix[idx, 1].astype(np.int8),
-                "m_score": self.rfm_matrix[idx, 2].astype(np.int8),
+                "r_score": self.rfm_cols[0][idx].astype(np.int8),
+                "f_score": self.rfm_cols[1][idx].astype(np.int8),
+                "m_score": self.rfm_cols[2][idx].astype(np.int8),
                 "rfm_score": scores["rfm_score"][idx],
                 "behaviour_score": scores["behaviour_score"][idx],
                 "n_orders": self.n_orders[idx],
@@ -732,20 +799,18 @@ class Scorer:
         return out
 
     @staticmethod
-    def _histogram(values: np.ndarray, name: str, bins: int) -> pd.DataFrame:
-        v = np.asarray(values, dtype=np.float64)
-        v = v[np.isfinite(v)]
-        if name == "rfm_score":
-            lo, hi = 0.0, 5.0
-        elif name == "behaviour_score":
-            lo, hi = 0.0, 100.0
-        else:
-            lo = min(float(v.min()), 0.0) if v.size else 0.0
-            # clip the long right tail at the 99.5th percentile; the last bin collects the rest
-            hi = float(np.quantile(v, 0.995)) if v.size else 1.0
-            if hi <= lo:
-                hi = lo + 1.0
-        counts, edges = np.histogram(np.clip(v, lo, hi), bins=bins, range=(lo, hi))
+    def _histogram(values: np.ndarray, name: str, bins: int, bounds: tuple[float, float]) -> pd.DataFrame:
+        """Counts in ``bins`` equal bins over ``bounds``; values outside are folded into the end bins
+        (CLV ranges end at the 99.5th percentile, so the last bin holds the long right tail)."""
+        lo, hi = bounds
+        v = np.asarray(values)
+        if name == "clv_bgnbd":
+            v = v[np.isfinite(v)]
+        scale = bins / (hi - lo)
+        idx = ((v - lo) * scale).astype(np.intp)
+        np.clip(idx, 0, bins - 1, out=idx)
+        counts = np.bincount(idx, minlength=bins)
+        edges = lo + np.arange(bins + 1) * ((hi - lo) / bins)
         return pd.DataFrame({"left": edges[:-1], "right": edges[1:], "customers": counts})
 
     # -- the full table -----------------------------------------------------------------------
@@ -927,6 +992,17 @@ class ScoringRun:
         else:
             meta["bgnbd"] = f"skipped: {self.bgnbd_note}" if self.bgnbd_note else "skipped"
         return meta
+
+
+def _weighted_sum(columns: list[np.ndarray], weights: np.ndarray) -> np.ndarray:
+    """sum_j weights[j] * columns[j] (float32), skipping zero weights, with one temporary."""
+    out = np.zeros(columns[0].shape[0] if columns else 0, dtype=np.float32)
+    tmp = np.empty_like(out)
+    for col, w in zip(columns, weights):
+        if w != 0:
+            np.multiply(col, np.float32(w), out=tmp)
+            out += tmp
+    return out
 
 
 def flat_params(params: Mapping[str, Any]) -> dict[str, Any]:

@@ -318,8 +318,14 @@ def test_scorer_matches_the_pure_functions():
     assert table["customers"].sum() == 500
     assert table["revenue"].sum() == pytest.approx(s["net_revenue"].sum())
     assert table["revenue_share"].sum() == pytest.approx(1.0)
+    clv_direct = clv_formula(s, p).to_numpy()
+    rfm_direct = weighted_rfm_score(rfm["r_score"], rfm["f_score"], rfm["m_score"], w_rfm)
     for _, row in table.iterrows():
-        assert row["customers"] == int((seg == row["segment"]).sum())
+        members = seg == row["segment"]
+        assert row["customers"] == int(members.sum())
+        assert row["revenue"] == pytest.approx(s["net_revenue"].to_numpy()[members].sum())
+        assert row["clv_formula"] == pytest.approx(clv_direct[members].sum())
+        assert row["avg_rfm_score"] == pytest.approx(rfm_direct[members].mean(), rel=1e-5)
     # top customers: the 10 largest CLVs, descending
     top = res.top_customers
     expected = clv_formula(s, p).sort_values(ascending=False).head(10)
@@ -383,6 +389,9 @@ def test_scorer_customer_lookup_and_probabilistic_columns():
     assert np.isnan(aligned["discounted_revenue"][30:]).all()
     res = scorer.score(clv=CLVParams(margin=0.5), prob=aligned)
     assert res.clv_bgnbd[:30] == pytest.approx(np.arange(30.0) * 0.5)
+    names = np.asarray(res.segment_names, dtype=object)[res.segment_codes]
+    for _, row in res.segment_table.iterrows():
+        assert row["clv_bgnbd"] == pytest.approx(np.nansum(res.clv_bgnbd[names == row["segment"]]))
     one = scorer.customer(res, "u7")
     assert one["clv_bgnbd"] == pytest.approx(3.5)
     assert one["p_alive"] == 0.5
@@ -453,3 +462,25 @@ def test_probabilistic_clv_degenerate_data_is_a_clear_error():
     s2["frequency"] = s2["recency"] = s2["T"] = s2["monetary_value"] = np.nan
     with pytest.raises(ScoreError, match="nothing to fit"):
         fit_clv_models(s2)
+
+
+def test_top_customers_ties_are_broken_by_position_and_histograms_match_numpy():
+    s = random_summary(400, seed=5)
+    scorer = Scorer(s)
+    res = scorer.score({"recency": 1, "frequency": 0, "monetary": 0}, rank_by="rfm_score", top_n=7)
+    # rfm_score = R score: many customers tie at 5; the first 7 of them in summary order win
+    expected = s.index[scorer.rfm["r_score"].to_numpy() == 5][:7].tolist()
+    assert res.top_customers["customer_id"].tolist() == expected
+    for rank_by in ("clv_formula", "behaviour_score"):
+        res = scorer.score(clv=CLVParams(margin=0.45), rank_by=rank_by, top_n=25)
+        values = {"clv_formula": res.clv_formula, "behaviour_score": res.behaviour_score}[rank_by]
+        order = np.lexsort((np.arange(400), -np.asarray(values, dtype=np.float64)))[:25]
+        assert res.top_customers["customer_id"].tolist() == s.index[order].tolist()
+        h = res.histogram
+        lo, hi = h["left"].iloc[0], h["right"].iloc[-1]
+        counts, _ = np.histogram(np.clip(values, lo, hi), bins=len(h), range=(lo, hi))
+        assert np.abs(h["customers"].to_numpy() - counts).sum() <= 2  # float rounding at bin edges only
+        assert h["customers"].sum() == 400
+    # the CLV range ends at the 99.5th percentile of the scaled values
+    res = scorer.score(clv=CLVParams(margin=0.45), rank_by="clv_formula")
+    assert res.histogram["right"].iloc[-1] == pytest.approx(np.quantile(res.clv_formula, 0.995))

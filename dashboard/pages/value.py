@@ -7,9 +7,10 @@ cached arrays. Charts receive binned / aggregated data only.
 from __future__ import annotations
 
 import datetime as dt
+import time
 
 import pandas as pd
-import plotly.express as px
+import plotly.graph_objects as go
 import streamlit as st
 
 from analytics import scores
@@ -28,6 +29,7 @@ SCORE_LABELS = {
 }
 RULES_KEY = "value_rules"
 
+_started = time.perf_counter()
 st.title("💎 Value")
 
 dataset = widgets.current_dataset()
@@ -118,6 +120,7 @@ if use_bgnbd:
         st.warning(f"BG/NBD + Gamma-Gamma CLV is not available for these data: {exc}", icon="⚠️")
         prob = None
 
+timing = st.empty()
 tab_scores, tab_segments, tab_top, tab_models, tab_export = st.tabs(
     ["📊 Scores", "🧭 RFM segments", "🏅 Top customers", "🔮 BG/NBD", "⬇️ Export"]
 )
@@ -186,13 +189,16 @@ with tab_scores:
               widgets.fmt_money(float(pd.Series(result.clv_bgnbd).sum())) if result.clv_bgnbd is not None else "–",
               border=True)
     hist = result.histogram
-    hist = hist.assign(mid=(hist["left"] + hist["right"]) / 2, width=hist["right"] - hist["left"])
-    fig = px.bar(hist, x="mid", y="customers", labels={"mid": SCORE_LABELS[rank_by], "customers": "customers"})
-    fig.update_traces(width=hist["width"], marker_color="#2f6fdf",
-                      customdata=hist[["left", "right"]],
-                      hovertemplate="%{customdata[0]:,.2f} – %{customdata[1]:,.2f}: %{y:,} customers<extra></extra>")
+    # graph_objects, not plotly.express: ~15x less server time per rerun (this runs on every slider move)
+    fig = go.Figure(go.Bar(
+        x=((hist["left"] + hist["right"]) / 2).to_numpy(), y=hist["customers"].to_numpy(),
+        width=(hist["right"] - hist["left"]).to_numpy(), marker_color="#2f6fdf",
+        customdata=hist[["left", "right"]].to_numpy(),
+        hovertemplate="%{customdata[0]:,.2f} – %{customdata[1]:,.2f}: %{y:,} customers<extra></extra>",
+    ))
     fig.update_layout(margin=dict(l=10, r=10, t=30, b=10), height=320, bargap=0.02,
-                      title=f"Distribution of {SCORE_LABELS[rank_by]}")
+                      title=f"Distribution of {SCORE_LABELS[rank_by]}",
+                      xaxis_title=SCORE_LABELS[rank_by], yaxis_title="customers")
     st.plotly_chart(fig, key="value_hist", config={"displaylogo": False})
     if rank_by.startswith("clv"):
         st.caption("The last bar also holds the top 0.5 % (the long right tail is folded into it).")
@@ -214,18 +220,18 @@ with tab_scores:
                 st.caption(f"CLV by BG/NBD: {one['clv_bgnbd']:,.2f}; probability alive {one['p_alive']:.2f}")
 
 with tab_segments:
-    table = result.segment_table.copy()
-    table["label"] = table["segment"].map(widgets.escape)
-    fig = px.treemap(
-        table, path=["label"], values="customers", color="revenue_share",
-        color_continuous_scale="Blues", custom_data=["customer_share", "revenue_share", "revenue", "clv_formula"],
-    )
-    fig.update_traces(
+    table = result.segment_table
+    fig = go.Figure(go.Treemap(
+        labels=[widgets.escape(x) for x in table["segment"]], parents=[""] * len(table),
+        values=table["customers"].to_numpy(),
+        marker=dict(colors=table["revenue_share"].to_numpy(), colorscale="Blues", showscale=True,
+                    colorbar=dict(title="revenue share", tickformat=".0%")),
+        customdata=table[["customer_share", "revenue_share", "revenue", "clv_formula"]].to_numpy(),
         texttemplate="%{label}<br>%{value:,} customers<br>%{customdata[1]:.1%} of revenue",
         hovertemplate="%{label}<br>%{value:,} customers (%{customdata[0]:.1%})<br>revenue %{customdata[2]:,.2f} "
         "(%{customdata[1]:.1%})<br>CLV by formula %{customdata[3]:,.2f}<extra></extra>",
-    )
-    fig.update_layout(margin=dict(l=10, r=10, t=10, b=10), height=420, coloraxis_colorbar=dict(title="revenue share"))
+    ))
+    fig.update_layout(margin=dict(l=10, r=10, t=10, b=10), height=420)
     st.plotly_chart(fig, key="value_treemap", config={"displaylogo": False})
     st.dataframe(
         result.segment_table, hide_index=True,
@@ -342,3 +348,7 @@ with tab_export:
                        on_click="ignore", icon="⬇️", key="value_dl_csv")
     d2.download_button("Download Parquet", data=_parquet, file_name=f"{stem}.parquet",
                        mime="application/vnd.apache.parquet", on_click="ignore", icon="⬇️", key="value_dl_parquet")
+
+# server time of this run (what a slider move costs once the summary and the fits are cached)
+st.session_state["value_last_run_ms"] = elapsed = 1000.0 * (time.perf_counter() - _started)
+timing.caption(f"{scorer.n:,} customers scored in {elapsed:,.0f} ms (server time of this update).")
