@@ -918,8 +918,9 @@ def k_guidance_figure(guidance: KGuidance):
                              mode="lines+markers", yaxis="y2"))
     layout = dict(
         xaxis=dict(title="k (number of clusters)", dtick=1, domain=[0, 0.88]),
-        yaxis=dict(title="Inertia"),
-        yaxis2=dict(title="Silhouette", overlaying="y", side="right", anchor="x"),
+        yaxis=dict(title="Inertia", tickformat=",.0f"),
+        yaxis2=dict(title="Silhouette", overlaying="y", side="right", anchor="x", tickformat=".2f",
+                    showgrid=False),
         legend=dict(orientation="h", y=-0.2),
         title=f"Choosing k: suggested k = {guidance.suggested_k}",
         margin=dict(t=60, r=80),
@@ -928,7 +929,7 @@ def k_guidance_figure(guidance: KGuidance):
         fig.add_trace(go.Scatter(x=ks, y=t["bic"], name="BIC (lower is better)", mode="lines+markers",
                                  yaxis="y3", line=dict(dash="dot")))
         layout["yaxis3"] = dict(title="BIC", overlaying="y", side="right", anchor="free",
-                                position=0.97, showgrid=False)
+                                position=0.97, showgrid=False, tickformat=",.0f")
     fig.add_vline(x=guidance.suggested_k, line_dash="dash", line_color="gray",
                   annotation_text=f"suggested k={guidance.suggested_k}")
     fig.update_layout(**layout)
