@@ -405,9 +405,10 @@ class CustomerClustering:
     --------------------------
     features_ : kept features; dropped_features_ : constant features dropped;
     labels_ : Series of cluster numbers indexed like the frame; names_ : list of
-    cluster names (index = cluster number); cluster_profiles_ : size, shares
-    and raw feature means per cluster; relative_profiles_ : feature mean
-    divided by the all-customer mean; scaled_profiles_ : cluster centres in
+    cluster names (index = cluster number); cluster_profiles_ : per cluster
+    name, size, size_share, revenue, revenue_share, the mean of each feature
+    and ``<feature>_vs_all`` (that mean divided by the all-customer mean);
+    relative_profiles_ : the ``_vs_all`` ratios as a cluster x feature table; scaled_profiles_ : cluster centres in
     scaled (sd) units; center_, scale_, fill_values_ : preprocessing;
     estimator_ : the fitted scikit-learn model; inertia_ : within-cluster sum
     of squares over all customers (scaled units).
@@ -541,6 +542,8 @@ class CustomerClustering:
             prof[f] = means[f].to_numpy()
         rel = means.divide(overall.where(overall != 0))
         rel.index.name = "cluster"
+        for f in feats:
+            prof[f"{f}_vs_all"] = rel[f].to_numpy()
         scaled = pd.DataFrame(
             np.vstack([x[labels == c].mean(axis=0) if size[c] else np.full(len(feats), np.nan)
                        for c in range(k)]),

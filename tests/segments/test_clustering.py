@@ -64,6 +64,7 @@ def test_profiles_sizes_and_shares(planted):
         assert prof.loc[c, "n_views"] == pytest.approx(members["n_views"].mean())
         assert m.relative_profiles_.loc[c, "n_views"] == pytest.approx(
             members["n_views"].mean() / frame["n_views"].mean())
+        assert prof.loc[c, "n_views_vs_all"] == m.relative_profiles_.loc[c, "n_views"]
     # scaled centres are mean 0 overall (weighted by size)
     w = prof["size"].to_numpy() / len(frame)
     assert np.allclose(w @ m.scaled_profiles_.to_numpy(), 0, atol=1e-4)
