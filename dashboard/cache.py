@@ -140,12 +140,17 @@ def value_scorer(dataset: str, as_of, unit: str, min_age_months: float = 1.0):
     return _value_scorer(_value_db(), dataset, str(as_of), unit, float(min_age_months), data_version(dataset))
 
 
+# A fit that fails (degenerate data) is cached as its message too, so that a slider
+# move does not try the same expensive fit again.
 @st.cache_resource(show_spinner="Fitting BG/NBD and Gamma-Gamma…", max_entries=4)
 def _value_models(path: str, dataset: str, as_of: str, unit: str, min_age_months: float, version: str):
     from analytics.scores import fit_clv_models
 
     scorer = _value_scorer(path, dataset, as_of, unit, min_age_months, version)
-    return fit_clv_models(scorer.summary)
+    try:
+        return fit_clv_models(scorer.summary), None
+    except ValueError as exc:
+        return None, str(exc)
 
 
 @st.cache_resource(show_spinner="Computing the BG/NBD CLV…", max_entries=16)
@@ -154,21 +159,34 @@ def _value_prob(path: str, dataset: str, as_of: str, unit: str, min_age_months: 
     from analytics.scores import CLVParams, probabilistic_clv
 
     scorer = _value_scorer(path, dataset, as_of, unit, min_age_months, version)
-    models = _value_models(path, dataset, as_of, unit, min_age_months, version)
+    models, problem = _value_models(path, dataset, as_of, unit, min_age_months, version)
+    if problem:
+        return None, problem
     params = CLVParams(horizon_months=horizon_months, discount_rate=discount_rate, min_age_months=min_age_months)
-    table, _ = probabilistic_clv(scorer.summary, params, models=models)
-    return scorer.align(table)
+    try:
+        table, _ = probabilistic_clv(scorer.summary, params, models=models)
+    except ValueError as exc:
+        return None, str(exc)
+    return scorer.align(table), None
 
 
 def value_models(dataset: str, as_of, unit: str, min_age_months: float = 1.0):
-    """The fitted (BG/NBD, Gamma-Gamma) pair for the Value page, cached per data version."""
-    return _value_models(_value_db(), dataset, str(as_of), unit, float(min_age_months), data_version(dataset))
+    """The fitted (BG/NBD, Gamma-Gamma) pair for the Value page, cached per data version
+    (``ValueError`` with the model's message when the data cannot support it)."""
+    models, problem = _value_models(_value_db(), dataset, str(as_of), unit, float(min_age_months),
+                                    data_version(dataset))
+    if problem:
+        raise ValueError(problem)
+    return models
 
 
 def value_prob(dataset: str, as_of, unit: str, min_age_months: float, horizon_months: float, discount_rate: float):
     """Per-customer BG/NBD columns aligned to the cached Scorer (margin applied at re-score)."""
-    return _value_prob(_value_db(), dataset, str(as_of), unit, float(min_age_months), data_version(dataset),
-                       float(horizon_months), float(discount_rate))
+    prob, problem = _value_prob(_value_db(), dataset, str(as_of), unit, float(min_age_months),
+                                data_version(dataset), float(horizon_months), float(discount_rate))
+    if problem:
+        raise ValueError(problem)
+    return prob
 
 
 @st.cache_resource(show_spinner="Fitting BG/NBD on the calibration period…", max_entries=8)

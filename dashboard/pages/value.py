@@ -44,7 +44,8 @@ span = cache.query_df(
 )
 first_event, last_event = span["first_event"].iloc[0], span["last_event"].iloc[0]
 if pd.isna(last_event):
-    st.info(f"The dataset “{dataset}” has no events yet. Load a file into it on the Data page.", icon="📭")
+    st.info(f"The dataset “{widgets.md_escape(dataset)}” has no events yet. Load a file into it on the Data page.",
+            icon="📭")
     st.stop()
 first_day, last_day = pd.Timestamp(first_event).date(), pd.Timestamp(last_event).date()
 
@@ -57,7 +58,7 @@ as_of = c1.date_input(
 unit = c2.selectbox("Time unit", UNITS, key="value_unit",
                     help="Unit of recency and T in the BG/NBD model (scores do not depend on it).")
 use_bgnbd = c3.toggle("BG/NBD + Gamma-Gamma CLV", value=True, key="value_bgnbd",
-                      help="Fit the probabilistic models (Fader, Hardie & Lee 2005; Fader & Hardie 2013) "
+                      help="Fit the probabilistic models (BG/NBD and Gamma-Gamma, Fader, Hardie & Lee 2005) "
                       "and show their CLV next to the formula.")
 
 with st.expander("⚖️ Weights and CLV parameters", expanded=True):
@@ -213,7 +214,7 @@ with tab_scores:
             l1, l2, l3, l4 = st.columns(4)
             l1.metric("RFM score", f"{one['rfm_score']:.2f}",
                       help=f"R {one['r_score']}, F {one['f_score']}, M {one['m_score']}")
-            l2.metric("Segment", one["segment"])
+            l2.metric("Segment", widgets.md_escape(one["segment"]))
             l3.metric("Behaviour score", f"{one['behaviour_score']:.1f}")
             l4.metric("CLV by formula", f"{one['clv_formula']:,.2f}")
             if "clv_bgnbd" in one:

@@ -182,3 +182,30 @@ def test_bgnbd_tab_on_cdnow(app_wh, test_data):
     assert not at.exception, at.exception
     assert len(at.get("plotly_chart")) == n_charts + 2
     assert _num(_metrics(at)["Actual holdout purchases"]) > 0
+
+
+def test_degenerate_data_warns_once_and_the_failed_fit_is_not_retried(app_wh, monkeypatch):
+    import analytics.scores as scores_mod
+
+    calls = []
+    real = scores_mod.fit_clv_models
+
+    def counting(summary):
+        calls.append(len(summary))
+        return real(summary)
+
+    monkeypatch.setattr(scores_mod, "fit_clv_models", counting)
+    # every customer bought exactly once: no repeat buyers for BG/NBD / Gamma-Gamma
+    rows = [(f"c{i}", dt.datetime(2024, 1, 1) + dt.timedelta(days=i % 50), "purchase", f"o{i}", 10.0 + i)
+            for i in range(60)]
+    insert_events(app_wh, "once", rows)
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.switch_page(PAGE).run()
+    assert not at.exception, at.exception
+    assert any("not available for these data" in w.value and "repeat" in w.value for w in at.warning)
+    at.slider(key="value_w_recency").set_value(2.0).run()
+    at.slider(key="value_margin").set_value(0.5).run()
+    assert not at.exception
+    assert len(calls) == 1
+    # the formula CLV and the RFM scores still work
+    assert _num(_metrics(at)["CLV by formula, total"]) > 0
