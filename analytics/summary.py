@@ -232,8 +232,9 @@ def _finish(df: pd.DataFrame, unit: str, as_of: pd.Timestamp, dataset: str | Non
 def data_version(wh: Warehouse, dataset: str) -> str:
     """A fingerprint of a dataset's events: changes with any ingest or deletion."""
     row = wh.cursor().execute(
+        # order-independent and exact (a float sum would differ run to run with parallel threads)
         "SELECT count(*), max(ingestion_id), min(event_time), max(event_time), "
-        "bit_xor(row_hash), sum(coalesce(revenue, 0)) FROM events WHERE dataset = ?",
+        "bit_xor(row_hash), bit_xor(hash(event_type, revenue, rating)) FROM events WHERE dataset = ?",
         [dataset],
     ).fetchone()
     return json.dumps([None if v is None else str(v) for v in row])

@@ -127,7 +127,7 @@ def small(wh):
         ("b", "2024-01-04 11:00", "search", None, None),
         ("b", "2024-01-04 12:00", "cart", None, None),
         # customer c: one purchase on the as-of day (inclusive)
-        ("c", "2024-01-20 23:59", "purchase", 7.5, None),
+        ("c", "2024-01-20 23:59", "purchase", 7.5, 2.0),
         # customer d: only after the as-of date -> absent
         ("d", "2024-02-01 00:00", "purchase", 1.0, None),
     ], columns=["customer_id", "event_time", "event_type", "revenue", "rating"])
@@ -165,6 +165,7 @@ def test_small_summary_values(small):
     # purchase on the as-of day counts; single purchase: frequency 0, monetary 0
     assert c["frequency"] == 0 and c["T"] == 0 and c["recency"] == 0 and c["monetary_value"] == 0
     assert np.isnan(c["avg_gap"])
+    assert c["avg_rating"] == 2.0  # a rating on a purchase event counts too
     assert list(model_inputs(s).index) == ["a", "c"]
     assert s.attrs == {"unit": "days", "as_of": pd.Timestamp("2024-01-20"), "dataset": "shop"}
 
