@@ -150,26 +150,31 @@ def add_derived_features(frame: pd.DataFrame) -> pd.DataFrame:
     are missing is not added.
     """
     out = frame.copy()
+    cols = set(out.columns)
 
-    def has(*cols: str) -> bool:
-        return all(c in out.columns for c in cols)
+    def has(*names: str) -> bool:
+        return all(c in cols for c in names)
 
-    if "time_since_purchase" not in out and has("T", "recency"):
-        tsp = pd.to_numeric(out["T"], errors="coerce") - pd.to_numeric(out["recency"], errors="coerce")
-        if "tenure" in out:
-            tsp = tsp.fillna(pd.to_numeric(out["tenure"], errors="coerce"))
-        out["time_since_purchase"] = tsp.astype("float64")
-    if "avg_order_value" not in out and has("total_revenue", "n_orders"):
-        orders = pd.to_numeric(out["n_orders"], errors="coerce").fillna(0).astype("float64")
-        rev = pd.to_numeric(out["total_revenue"], errors="coerce").fillna(0).astype("float64")
-        out["avg_order_value"] = np.where(orders > 0, rev / orders.where(orders > 0, 1.0), np.nan)
-    if "return_rate" not in out and has("return_revenue", "total_revenue"):
-        rev = pd.to_numeric(out["total_revenue"], errors="coerce").fillna(0).astype("float64")
-        ret = pd.to_numeric(out["return_revenue"], errors="coerce").fillna(0).astype("float64")
-        out["return_rate"] = np.where(rev > 0, ret / rev.where(rev > 0, 1.0), 0.0)
-    if "views_per_order" not in out and has("n_views", "n_orders"):
-        orders = pd.to_numeric(out["n_orders"], errors="coerce").fillna(0).astype("float64")
-        views = pd.to_numeric(out["n_views"], errors="coerce").fillna(0).astype("float64")
+    def num(name: str) -> np.ndarray:  # plain float64 NumPy (fast; no index alignment)
+        return pd.to_numeric(out[name], errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+
+    def zero_nan(a: np.ndarray) -> np.ndarray:
+        return np.where(np.isnan(a), 0.0, a)
+
+    if "time_since_purchase" not in cols and has("T", "recency"):
+        tsp = num("T") - num("recency")
+        if "tenure" in cols:
+            tsp = np.where(np.isnan(tsp), num("tenure"), tsp)
+        out["time_since_purchase"] = tsp
+    if "avg_order_value" not in cols and has("total_revenue", "n_orders"):
+        orders, rev = zero_nan(num("n_orders")), zero_nan(num("total_revenue"))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            out["avg_order_value"] = np.where(orders > 0, rev / np.where(orders > 0, orders, 1.0), np.nan)
+    if "return_rate" not in cols and has("return_revenue", "total_revenue"):
+        rev, ret = zero_nan(num("total_revenue")), zero_nan(num("return_revenue"))
+        out["return_rate"] = np.where(rev > 0, ret / np.where(rev > 0, rev, 1.0), 0.0)
+    if "views_per_order" not in cols and has("n_views", "n_orders"):
+        orders, views = zero_nan(num("n_orders")), zero_nan(num("n_views"))
         out["views_per_order"] = views / np.maximum(orders, 1.0)
     return out
 
@@ -205,10 +210,20 @@ class _Prep:
         return self.transform_raw(self.raw(frame))
 
     def transform_raw(self, x: np.ndarray) -> np.ndarray:
-        x = np.where(np.isnan(x), self.fill, x)
+        """Fill, (signed log1p), standardize; float32, computed in place."""
+        x = np.asarray(x, dtype=np.float64)
+        missing = np.isnan(x)
+        if missing.any():
+            x = np.where(missing, self.fill, x)
+        x = x.astype(np.float32)
         if self.scaling == "log1p_standard":
-            x = np.sign(x) * np.log1p(np.abs(x))
-        return ((x - self.center) / self.scale).astype(np.float32)
+            sign = np.sign(x)
+            np.abs(x, out=x)
+            np.log1p(x, out=x)
+            x *= sign
+        x -= self.center.astype(np.float32)
+        x /= self.scale.astype(np.float32)
+        return x
 
 
 def _resolve_features(frame: pd.DataFrame, features: Sequence[str] | None) -> tuple[pd.DataFrame, list[str]]:
@@ -342,6 +357,10 @@ def _fit_raw(algorithm: str, x: np.ndarray, k: int, random_state, n_init, max_it
     est = _make_estimator(algorithm, k, random_state, n_init, max_iter, covariance_type)
     idx = None if algorithm == "minibatch_kmeans" else _sample_idx(len(x), fit_sample_size, random_state)
     xs = x if idx is None else x[idx]
+    if algorithm != "minibatch_kmeans":
+        # float64 for the (sampled) fit: scikit-learn's k-means++ upcasts float32 chunk by
+        # chunk, which is slower than fitting float64 outright (measured ~25% on 100k rows)
+        xs = xs.astype(np.float64)
     with warnings.catch_warnings(), _threads(len(xs)):
         # duplicate points can leave fewer distinct clusters than k; handled below
         warnings.simplefilter("ignore", category=UserWarning)
@@ -350,8 +369,16 @@ def _fit_raw(algorithm: str, x: np.ndarray, k: int, random_state, n_init, max_it
         except Exception as exc:  # numerical trouble in sklearn (e.g. GMM covariance)
             raise ClusteringError(f"{algorithm} could not fit {k} clusters on these features: {exc}") from exc
     with _threads(len(x)):
-        labels = est.predict(x)
+        labels = _predict_raw(est, x)
     return est, labels
+
+
+def _predict_raw(est, x: np.ndarray) -> np.ndarray:
+    """``est.predict`` with ``x`` in the dtype the estimator was fitted in (k-means' Cython
+    kernels need the centres' dtype)."""
+    centres = getattr(est, "cluster_centers_", None)
+    dtype = centres.dtype if centres is not None else np.float64
+    return est.predict(np.asarray(x, dtype=dtype))
 
 
 #: OpenMP/BLAS threads for clustering (env ``VALUESCOPE_CLUSTER_THREADS``; 0 = library default).
@@ -505,7 +532,7 @@ class CustomerClustering:
         x = self.transform(frame)
         if len(x) == 0:
             return pd.Series([], index=frame.index, dtype=np.int64, name="cluster")
-        return pd.Series(self._remap[self.estimator_.predict(x)], index=frame.index, name="cluster")
+        return pd.Series(self._remap[_predict_raw(self.estimator_, x)], index=frame.index, name="cluster")
 
     def fit_predict(self, frame: pd.DataFrame, y=None) -> pd.Series:
         return self.fit(frame).labels_
