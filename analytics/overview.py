@@ -28,8 +28,7 @@ from analytics.warehouse import EVENT_TYPES, Warehouse
 
 ACTIVE_DAYS = 90
 
-# SQL fragment: one key per order (order id, or customer + time when there is none).
-_ORDER_KEY = "coalesce(order_id, customer_id || '@' || CAST(event_time AS VARCHAR))"
+_GRAINS = ("day", "week", "month", "quarter", "year")
 
 
 def dataset_span(wh: Warehouse, dataset: str) -> dict[str, Any]:
@@ -39,68 +38,6 @@ def dataset_span(wh: Warehouse, dataset: str) -> dict[str, Any]:
         [dataset],
     ).fetchone()
     return {"events": int(row[0]), "first_event": row[1], "last_event": row[2]}
-
-
-def overview_kpis(
-    wh: Warehouse, dataset: str, as_of: dt.datetime | None = None, active_days: int = ACTIVE_DAYS
-) -> dict[str, Any]:
-    """Headline numbers of ``dataset`` (see the module docstring for definitions).
-
-    ``as_of``: the end of the "active" window; default the dataset's last event time.
-    Returns a dict with events, customers, buyers, orders, revenue, gross_revenue,
-    refunds, active_customers, active_days, repeat_customers, repeat_rate (None when
-    nobody bought), first_event, last_event, as_of.
-    """
-    if active_days <= 0:
-        raise ValueError("active_days must be a positive number of days")
-    span = dataset_span(wh, dataset)
-    out: dict[str, Any] = {
-        **span,
-        "customers": 0, "buyers": 0, "orders": 0, "revenue": 0.0, "gross_revenue": 0.0,
-        "refunds": 0.0, "active_customers": 0, "active_days": active_days,
-        "repeat_customers": 0, "repeat_rate": None, "as_of": as_of or span["last_event"],
-    }
-    if span["events"] == 0:
-        return out
-    as_of = out["as_of"]
-    start = as_of - dt.timedelta(days=active_days)
-    # One pass: per-customer summary, then totals over customers.
-    row = wh.cursor().execute(
-        f"""
-        WITH per_customer AS (
-            SELECT customer_id,
-                   count(DISTINCT CASE WHEN event_type = 'purchase' THEN {_ORDER_KEY} END) AS orders,
-                   sum(CASE WHEN event_type = 'purchase' THEN revenue END) AS gross,
-                   sum(CASE WHEN event_type = 'return' THEN revenue END) AS refunds,
-                   bool_or(event_time > ? AND event_time <= ?) AS active
-            FROM events
-            WHERE dataset = ?
-            GROUP BY customer_id
-        )
-        SELECT count(*),
-               count(*) FILTER (WHERE orders > 0),
-               coalesce(sum(orders), 0),
-               coalesce(sum(gross), 0),
-               coalesce(sum(refunds), 0),
-               count(*) FILTER (WHERE active),
-               count(*) FILTER (WHERE orders >= 2)
-        FROM per_customer
-        """,
-        [start, as_of, dataset],
-    ).fetchone()
-    customers, buyers, orders, gross, refunds, active, repeat = row
-    out.update(
-        customers=int(customers),
-        buyers=int(buyers),
-        orders=int(orders),
-        gross_revenue=float(gross),
-        refunds=float(refunds),
-        revenue=float(gross) - float(refunds),
-        active_customers=int(active),
-        repeat_customers=int(repeat),
-        repeat_rate=(int(repeat) / int(buyers)) if buyers else None,
-    )
-    return out
 
 
 def choose_grain(first: dt.datetime | None, last: dt.datetime | None) -> str:
@@ -115,7 +52,158 @@ def choose_grain(first: dt.datetime | None, last: dt.datetime | None) -> str:
     return "month"
 
 
-_GRAINS = {"day", "week", "month", "quarter", "year"}
+def _empty_timeline() -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "period": pd.Series([], dtype="datetime64[us]"),
+            "revenue": pd.Series([], dtype=float),
+            "orders": pd.Series([], dtype="int64"),
+            "active_customers": pd.Series([], dtype="int64"),
+        }
+    )
+
+
+def _compute(
+    wh: Warehouse,
+    dataset: str,
+    grain: str | None = None,
+    as_of: dt.datetime | None = None,
+    active_days: int = ACTIVE_DAYS,
+) -> dict[str, Any]:
+    """All overview aggregates in three scans of the dataset's events.
+
+    1. per customer (one hash aggregate): customers, active customers, events and
+       customers per type, revenue;
+    2. per period: revenue and distinct active customers;
+    3. purchases only, de-duplicated into a small temporary table (private to this
+       cursor): orders per customer and per period.
+    """
+    if active_days <= 0:
+        raise ValueError("active_days must be a positive number of days")
+    span = dataset_span(wh, dataset)
+    if grain is None:
+        grain = choose_grain(span["first_event"], span["last_event"])
+    if grain not in _GRAINS:  # whitelisted: the grain is formatted into SQL as a literal
+        raise ValueError(f"unknown time grain {grain!r}: choose one of {', '.join(_GRAINS)}")
+    kpis: dict[str, Any] = {
+        **span,
+        "customers": 0, "buyers": 0, "orders": 0, "revenue": 0.0, "gross_revenue": 0.0,
+        "refunds": 0.0, "active_customers": 0, "active_days": active_days,
+        "repeat_customers": 0, "repeat_rate": None, "as_of": as_of or span["last_event"],
+    }
+    types = list(EVENT_TYPES)
+    if span["events"] == 0:
+        by_type = pd.DataFrame({"event_type": types, "events": [0] * len(types), "customers": [0] * len(types)})
+        return {"kpis": kpis, "timeline": _empty_timeline(), "by_type": by_type, "grain": grain}
+
+    as_of = kpis["as_of"]
+    start = as_of - dt.timedelta(days=active_days)
+    # EVENT_TYPES are constants of this package (never user text), so they can name columns.
+    per_type = ", ".join(f"count(*) FILTER (WHERE event_type = '{t}') AS n_{t}" for t in types)
+    in_list = ", ".join(f"'{t}'" for t in types)
+    cur = wh.cursor()
+    try:
+        sums = ", ".join(f"sum(n_{t}), count(*) FILTER (WHERE n_{t} > 0)" for t in types + ["other"])
+        row = cur.execute(
+            f"""
+            SELECT count(*), count(*) FILTER (WHERE active),
+                   coalesce(sum(gross), 0), coalesce(sum(refunds), 0), {sums}
+            FROM (
+                SELECT customer_id,
+                       bool_or(event_time > ? AND event_time <= ?) AS active,
+                       {per_type},
+                       count(*) FILTER (WHERE event_type NOT IN ({in_list})) AS n_other,
+                       sum(revenue) FILTER (WHERE event_type = 'purchase') AS gross,
+                       sum(revenue) FILTER (WHERE event_type = 'return') AS refunds
+                FROM events
+                WHERE dataset = ?
+                GROUP BY customer_id
+            )
+            """,
+            [start, as_of, dataset],
+        ).fetchone()
+        timeline = cur.execute(
+            f"""
+            SELECT date_trunc('{grain}', event_time) AS period,
+                   coalesce(sum(revenue) FILTER (WHERE event_type = 'purchase'), 0)
+                     - coalesce(sum(revenue) FILTER (WHERE event_type = 'return'), 0) AS revenue,
+                   count(DISTINCT customer_id) AS active_customers
+            FROM events
+            WHERE dataset = ?
+            GROUP BY period
+            """,
+            [dataset],
+        ).df()
+        cur.execute(
+            f"""
+            CREATE TEMP TABLE _overview_orders AS
+            SELECT DISTINCT customer_id, order_id,
+                   CASE WHEN order_id IS NULL THEN event_time END AS t,
+                   date_trunc('{grain}', event_time) AS period
+            FROM events
+            WHERE dataset = ? AND event_type = 'purchase'
+            """,
+            [dataset],
+        )
+        buyers, orders, repeat = cur.execute(
+            """
+            SELECT count(*), coalesce(sum(n), 0), count(*) FILTER (WHERE n >= 2)
+            FROM (SELECT customer_id, count(DISTINCT (order_id, t)) AS n
+                  FROM _overview_orders GROUP BY customer_id)
+            """
+        ).fetchone()
+        orders_per_period = cur.execute(
+            "SELECT period, count(DISTINCT (customer_id, order_id, t)) AS orders "
+            "FROM _overview_orders GROUP BY period"
+        ).df()
+    finally:
+        cur.execute("DROP TABLE IF EXISTS _overview_orders")
+        cur.close()
+
+    customers, active, gross, refunds = row[:4]
+    counts = row[4:]
+    names = types + ["other"]
+    events = [int(counts[2 * i] or 0) for i in range(len(names))]
+    with_type = [int(counts[2 * i + 1] or 0) for i in range(len(names))]
+    if not events[-1]:  # no events outside the canonical types
+        names, events, with_type = names[:-1], events[:-1], with_type[:-1]
+    by_type = pd.DataFrame({"event_type": names, "events": events, "customers": with_type})
+
+    timeline = timeline.merge(orders_per_period, on="period", how="left")
+    timeline["period"] = pd.to_datetime(timeline["period"])
+    timeline["revenue"] = timeline["revenue"].astype(float)
+    timeline["orders"] = timeline["orders"].fillna(0).astype("int64")
+    timeline["active_customers"] = timeline["active_customers"].astype("int64")
+    timeline = timeline[["period", "revenue", "orders", "active_customers"]].sort_values("period")
+    timeline = timeline.reset_index(drop=True)
+    timeline.attrs["grain"] = grain
+
+    kpis.update(
+        customers=int(customers),
+        buyers=int(buyers),
+        orders=int(orders),
+        gross_revenue=float(gross),
+        refunds=float(refunds),
+        revenue=float(gross) - float(refunds),
+        active_customers=int(active),
+        repeat_customers=int(repeat),
+        repeat_rate=(int(repeat) / int(buyers)) if buyers else None,
+    )
+    return {"kpis": kpis, "timeline": timeline, "by_type": by_type, "grain": grain}
+
+
+def overview_kpis(
+    wh: Warehouse, dataset: str, as_of: dt.datetime | None = None, active_days: int = ACTIVE_DAYS
+) -> dict[str, Any]:
+    """Headline numbers of ``dataset`` (see the module docstring for definitions).
+
+    ``as_of``: the end of the "active" window; default the dataset's last event time.
+    Returns a dict with events, customers, buyers (customers with an order), orders,
+    revenue (net), gross_revenue, refunds, active_customers, active_days,
+    repeat_customers, repeat_rate (None when nobody bought), first_event,
+    last_event, as_of.
+    """
+    return _compute(wh, dataset, "year", as_of, active_days)["kpis"]
 
 
 def activity_over_time(wh: Warehouse, dataset: str, grain: str | None = None) -> pd.DataFrame:
@@ -125,66 +213,19 @@ def activity_over_time(wh: Warehouse, dataset: str, grain: str | None = None) ->
     over the dataset's span. Columns: period (timestamp of the period start),
     revenue, orders, active_customers; sorted by period; empty when no events.
     """
-    if grain is None:
-        span = dataset_span(wh, dataset)
-        grain = choose_grain(span["first_event"], span["last_event"])
-    if grain not in _GRAINS:  # whitelisted: the grain is formatted into SQL as a literal
-        raise ValueError(f"unknown time grain {grain!r}: choose one of {', '.join(sorted(_GRAINS))}")
-    df = wh.cursor().execute(
-        f"""
-        SELECT date_trunc('{grain}', event_time) AS period,
-               coalesce(sum(CASE WHEN event_type = 'purchase' THEN revenue END), 0)
-                 - coalesce(sum(CASE WHEN event_type = 'return' THEN revenue END), 0) AS revenue,
-               count(DISTINCT CASE WHEN event_type = 'purchase' THEN {_ORDER_KEY} END) AS orders,
-               count(DISTINCT customer_id) AS active_customers
-        FROM events
-        WHERE dataset = ?
-        GROUP BY 1
-        ORDER BY 1
-        """,
-        [dataset],
-    ).df()
-    df["period"] = pd.to_datetime(df["period"])
-    df["revenue"] = df["revenue"].astype(float)
-    df["orders"] = df["orders"].astype("int64")
-    df["active_customers"] = df["active_customers"].astype("int64")
-    df.attrs["grain"] = grain
-    return df
+    return _compute(wh, dataset, grain)["timeline"]
 
 
 def events_by_type(wh: Warehouse, dataset: str) -> pd.DataFrame:
     """Events and distinct customers per event type, in the canonical type order.
 
-    Every canonical type is listed (with zeros when absent). Columns: event_type,
-    events, customers.
+    Every canonical type is listed (with zeros when absent); types outside the
+    canonical list are summed up as 'other'. Columns: event_type, events, customers.
     """
-    rows = wh.cursor().execute(
-        "SELECT event_type, count(*), count(DISTINCT customer_id) FROM events "
-        "WHERE dataset = ? GROUP BY event_type",
-        [dataset],
-    ).fetchall()
-    found = {r[0]: (int(r[1]), int(r[2])) for r in rows}
-    order = list(EVENT_TYPES) + sorted(t for t in found if t not in EVENT_TYPES)
-    return pd.DataFrame(
-        {
-            "event_type": order,
-            "events": [found.get(t, (0, 0))[0] for t in order],
-            "customers": [found.get(t, (0, 0))[1] for t in order],
-        }
-    )
+    return _compute(wh, dataset, "year")["by_type"]
 
 
 def dataset_overview(wh: Warehouse, dataset: str) -> dict[str, Any]:
     """Everything the Overview page draws, in one call: kpis, timeline, by_type, grain."""
     wh.require_dataset(dataset)
-    kpis = overview_kpis(wh, dataset)
-    if kpis["events"] == 0:
-        empty = pd.DataFrame(columns=["period", "revenue", "orders", "active_customers"])
-        return {"kpis": kpis, "timeline": empty, "by_type": events_by_type(wh, dataset), "grain": "month"}
-    grain = choose_grain(kpis["first_event"], kpis["last_event"])
-    return {
-        "kpis": kpis,
-        "timeline": activity_over_time(wh, dataset, grain),
-        "by_type": events_by_type(wh, dataset),
-        "grain": grain,
-    }
+    return _compute(wh, dataset)
