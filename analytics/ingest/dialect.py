@@ -206,6 +206,7 @@ class PreparedSource:
     size_bytes: int
     decoded_bytes: int
     has_nul: bool = False
+    has_quote: bool = True
     invalid_utf8: bool = False
     separator_free: str = "\x1f"
     notes: list[str] = field(default_factory=list)
@@ -236,6 +237,7 @@ def prepare_source(path, dialect: Dialect, *, max_decompressed_bytes: int = DEFA
     needs_copy = dialect.compression == "gzip" or dialect.encoding not in ("utf-8",)
     seen_sep = {c: False for c in _SEPARATOR_CANDIDATES}
     has_nul = False
+    has_quote = False
     invalid = False
     decoded = 0
     out = None
@@ -270,6 +272,8 @@ def prepare_source(path, dialect: Dialect, *, max_decompressed_bytes: int = DEFA
                             invalid = True
                     if b"\x00" in chunk:
                         has_nul = True
+                    if not has_quote and b'"' in chunk:
+                        has_quote = True
                     for c in _SEPARATOR_CANDIDATES:
                         if not seen_sep[c] and c.encode() in chunk:
                             seen_sep[c] = True
@@ -282,6 +286,8 @@ def prepare_source(path, dialect: Dialect, *, max_decompressed_bytes: int = DEFA
                     first = False
                     if "\x00" in text:
                         has_nul = True
+                    if not has_quote and '"' in text:
+                        has_quote = True
                     for c in _SEPARATOR_CANDIDATES:
                         if not seen_sep[c] and c in text:
                             seen_sep[c] = True
@@ -306,7 +312,7 @@ def prepare_source(path, dialect: Dialect, *, max_decompressed_bytes: int = DEFA
         raise IngestError("the file contains too many control characters to be read as CSV text")
     return PreparedSource(
         path=out_path or path, temporary=bool(out_path), content_hash=sha.hexdigest(), size_bytes=size,
-        decoded_bytes=decoded, has_nul=has_nul, invalid_utf8=invalid, separator_free=sep,
+        decoded_bytes=decoded, has_nul=has_nul, has_quote=has_quote, invalid_utf8=invalid, separator_free=sep,
     )
 
 
