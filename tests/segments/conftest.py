@@ -62,11 +62,14 @@ def planted():
 def sample_summary(tmp_path_factory):
     """customer_summary of the generated sample data (in-memory warehouse) + personas.
 
-    Uses the shipped default data set when present, else generates the same
-    layout with the project's generator (4,000 customers, seed 42). Events are
-    loaded with one INSERT ... SELECT from the CSV (the canonical layout).
+    Uses the shipped default data set (``sample_data/sample_events.csv.gz``) when
+    present, else generates the same layout with the project's generator (4,000
+    customers, seed 42), loads it with the real ingestion
+    (``analytics.ingest.ingest``) and summarizes it with
+    ``analytics.summary.customer_summary`` as of the last event's day.
     """
     sd = pytest.importorskip("sample_data")
+    from analytics.ingest import ingest
     from analytics.summary import customer_summary
 
     events, truth = sd.SAMPLE_EVENTS, sd.SAMPLE_TRUTH
@@ -75,13 +78,8 @@ def sample_summary(tmp_path_factory):
         events, truth = out / "events.csv.gz", out / "truth.csv.gz"
         sd.generate(events, truth, sd.SampleConfig(customers=4000, seed=42))
     wh = Warehouse(":memory:")
+    ingest(wh, events, "sample")
     cur = wh.cursor()
-    cur.execute("INSERT INTO datasets (name) VALUES ('sample')")
-    cur.execute(
-        "INSERT INTO events (dataset, customer_id, event_time, event_type, order_id, item_id, category, "
-        "quantity, revenue, rating, text, country) SELECT 'sample', customer_id, event_time, event_type, "
-        "order_id, item_id, category, quantity, revenue, rating, text, country "
-        "FROM read_csv(?, header = true, all_varchar = true)", [str(events)])
     as_of = cur.execute("SELECT max(event_time) FROM events").fetchone()[0].date()
     summary = customer_summary(wh, "sample", as_of, persist=False)
     wh.close()

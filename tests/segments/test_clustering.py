@@ -317,19 +317,14 @@ def test_k_guidance_on_sample_suggests_planted_k(sample_summary):
 def test_recovers_personas_on_a_larger_generated_sample(tmp_path):
     """20,000 generated customers (a fresh seed): the same ARI bar with the defaults."""
     sd = pytest.importorskip("sample_data")
+    from analytics.ingest import ingest
     from analytics.summary import customer_summary
     from analytics.warehouse import Warehouse
 
     events, truth = tmp_path / "ev.csv.gz", tmp_path / "truth.csv.gz"
     sd.generate(events, truth, sd.SampleConfig(customers=20_000, seed=7))
     wh = Warehouse(":memory:")
-    cur = wh.cursor()
-    cur.execute("INSERT INTO datasets (name) VALUES ('big')")
-    cur.execute(
-        "INSERT INTO events (dataset, customer_id, event_time, event_type, order_id, item_id, category, "
-        "quantity, revenue, rating, text, country) SELECT 'big', customer_id, event_time, event_type, "
-        "order_id, item_id, category, quantity, revenue, rating, text, country "
-        "FROM read_csv(?, header = true, all_varchar = true)", [str(events)])
+    ingest(wh, events, "big")
     summary = customer_summary(wh, "big", "2025-12-31", persist=False)
     wh.close()
     personas = pd.read_csv(truth, dtype={"customer_id": str}).set_index("customer_id")["persona"]
