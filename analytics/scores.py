@@ -673,7 +673,8 @@ class Scorer:
         p = (clv or CLVParams(min_age_months=self.min_age_months)).validated()
         if abs(p.min_age_months - self.min_age_months) > 1e-12:
             raise ScoreError("min_age_months is fixed when the Scorer is built; build a new Scorer to change it")
-        wr = normalize_weights(rfm_weights, RFM_KEYS, "RFM weights", DEFAULT_RFM_WEIGHTS).astype(np.float32)
+        wr64 = normalize_weights(rfm_weights, RFM_KEYS, "RFM weights", DEFAULT_RFM_WEIGHTS)
+        wr = wr64.astype(np.float32)
         wb = normalize_weights(behaviour_weights, BEHAVIOUR_KEYS, "behaviour weights", DEFAULT_BEHAVIOUR_WEIGHTS)
         rfm_score = _weighted_sum(self.rfm_cols, wr)
         behaviour = _weighted_sum(self.behaviour_cols, (100.0 * wb).astype(np.float32))
@@ -695,7 +696,7 @@ class Scorer:
         params = {
             "as_of": str(self.as_of.date()),
             "unit": self.unit,
-            "rfm_weights": dict(zip(RFM_KEYS, map(float, wr))),
+            "rfm_weights": dict(zip(RFM_KEYS, map(float, wr64))),
             "behaviour_weights": dict(zip(BEHAVIOUR_KEYS, map(float, wb))),
             **p.as_dict(),
         }
@@ -820,7 +821,7 @@ class Scorer:
         out = pd.DataFrame(
             {
                 "customer_id": self.customer_ids,
-                "n_orders": self.n_orders,
+                "n_orders": self.n_orders.astype(np.int64),
                 "net_revenue": self.net_revenue,
                 "days_since_last_purchase": self.rfm["days_since_last_purchase"].to_numpy(),
                 "r_score": self.rfm["r_score"].to_numpy(),
