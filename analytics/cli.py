@@ -19,6 +19,7 @@ COMMAND_MODULES = [
     "analytics.commands.data",
     "analytics.commands.sample",
     "analytics.commands.score",
+    "analytics.commands.segments",
 ]
 
 
