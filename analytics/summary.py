@@ -105,15 +105,9 @@ def _py(ts: pd.Timestamp | None):
 # ---------------------------------------------------------------- SQL
 _SUMMARY_SQL = """
 WITH pday AS (
-    -- purchases: one row per customer and purchase day (narrow; the big aggregation)
-    SELECT customer_id,
-           date_trunc('day', event_time) AS d,
-           coalesce(sum(revenue), 0) AS rev,
-           count(*) AS n,
-           min(event_time) AS t0,
-           max(event_time) AS t1,
-           sum(rating) AS rs,
-           count(rating) AS rn
+    -- purchases: one row per customer and purchase day. The big aggregation, kept
+    -- as narrow as possible (its hash table has about one entry per purchase).
+    SELECT customer_id, date_trunc('day', event_time) AS d, coalesce(sum(revenue), 0) AS rev
     FROM {source}
     WHERE {where} AND event_type = 'purchase'
     GROUP BY customer_id, d
@@ -124,81 +118,52 @@ pcust AS (
            max(d) AS last_purchase,
            count(*) AS n_orders,
            sum(rev) AS total_revenue,
-           arg_min(rev, d) AS first_rev,
-           sum(n) AS n_purchases,
-           min(t0) AS t0,
-           max(t1) AS t1,
-           sum(rs) AS rs,
-           sum(rn) AS rn
+           arg_min(rev, d) AS first_rev
     FROM pday
     GROUP BY customer_id
 ),
-ocust AS (
-    -- every other event type: one row per customer
+cust AS (
+    -- every event: one row per customer
     SELECT customer_id,
-           min(event_time) AS t0,
-           max(event_time) AS t1,
+           min(event_time) AS first_event,
+           max(event_time) AS last_event,
            count(*) FILTER (WHERE event_type = 'view') AS n_views,
            count(*) FILTER (WHERE event_type = 'search') AS n_searches,
            count(*) FILTER (WHERE event_type = 'cart') AS n_carts,
+           count(*) FILTER (WHERE event_type = 'purchase') AS n_purchases,
            count(*) FILTER (WHERE event_type = 'return') AS n_returns,
            count(*) FILTER (WHERE event_type = 'review') AS n_reviews,
            coalesce(sum(revenue) FILTER (WHERE event_type = 'return'), 0) AS return_revenue,
-           sum(rating) AS rs,
-           count(rating) AS rn
+           avg(rating) AS avg_rating
     FROM {source}
-    WHERE {where} AND event_type <> 'purchase'
+    WHERE {where}
     GROUP BY customer_id
-),
-cust AS (
-    SELECT coalesce(p.customer_id, o.customer_id) AS customer_id,
-           p.first_purchase, p.last_purchase,
-           coalesce(p.n_orders, 0) AS n_orders,
-           p.first_rev,
-           CAST(coalesce(p.total_revenue, 0) AS DOUBLE) AS total_revenue,
-           CAST(coalesce(o.return_revenue, 0) AS DOUBLE) AS return_revenue,
-           least(p.t0, o.t0) AS first_event,
-           greatest(p.t1, o.t1) AS last_event,
-           coalesce(o.n_views, 0) AS n_views,
-           coalesce(o.n_searches, 0) AS n_searches,
-           coalesce(o.n_carts, 0) AS n_carts,
-           coalesce(p.n_purchases, 0) AS n_purchases,
-           coalesce(o.n_returns, 0) AS n_returns,
-           coalesce(o.n_reviews, 0) AS n_reviews,
-           (coalesce(p.rs, 0) + coalesce(o.rs, 0))
-               / nullif(coalesce(p.rn, 0) + coalesce(o.rn, 0), 0) AS avg_rating
-    FROM pcust p
-    FULL OUTER JOIN ocust o ON p.customer_id = o.customer_id
 )
 SELECT
-    CAST(customer_id AS VARCHAR) AS customer_id,
-    first_purchase,
-    last_purchase,
-    CASE WHEN n_orders > 0 THEN CAST(n_orders - 1 AS DOUBLE) END AS frequency,
-    date_diff('day', first_purchase, last_purchase) / $unit_days AS recency,
-    date_diff('day', first_purchase, $as_of) / $unit_days AS "T",
+    CAST(c.customer_id AS VARCHAR) AS customer_id,
+    p.first_purchase,
+    p.last_purchase,
+    CAST(p.n_orders - 1 AS DOUBLE) AS frequency,
+    date_diff('day', p.first_purchase, p.last_purchase) / $unit_days AS recency,
+    date_diff('day', p.first_purchase, $as_of) / $unit_days AS "T",
     -- mean of the repeat purchase days: (all days - the first day) / repeat days
-    CASE WHEN n_orders > 1 THEN (total_revenue - first_rev) / (n_orders - 1)
-         WHEN n_orders = 1 THEN 0.0 END AS monetary_value,
-    total_revenue,
-    return_revenue,
-    total_revenue - return_revenue AS net_revenue,
-    CAST(n_orders AS BIGINT) AS n_orders,
-    CAST(n_views AS BIGINT) AS n_views,
-    CAST(n_searches AS BIGINT) AS n_searches,
-    CAST(n_carts AS BIGINT) AS n_carts,
-    CAST(n_purchases AS BIGINT) AS n_purchases,
-    CAST(n_returns AS BIGINT) AS n_returns,
-    CAST(n_reviews AS BIGINT) AS n_reviews,
-    CAST(avg_rating AS DOUBLE) AS avg_rating,
-    date_diff('day', date_trunc('day', first_event), $as_of) / $unit_days AS tenure,
-    CASE WHEN n_orders >= 2
-         THEN date_diff('day', first_purchase, last_purchase) / $unit_days / (n_orders - 1)
+    CASE WHEN p.n_orders > 1 THEN (p.total_revenue - p.first_rev) / (p.n_orders - 1)
+         WHEN p.n_orders = 1 THEN 0.0 END AS monetary_value,
+    CAST(coalesce(p.total_revenue, 0) AS DOUBLE) AS total_revenue,
+    CAST(c.return_revenue AS DOUBLE) AS return_revenue,
+    CAST(coalesce(p.total_revenue, 0) - c.return_revenue AS DOUBLE) AS net_revenue,
+    CAST(coalesce(p.n_orders, 0) AS BIGINT) AS n_orders,
+    c.n_views, c.n_searches, c.n_carts, c.n_purchases, c.n_returns, c.n_reviews,
+    CAST(c.avg_rating AS DOUBLE) AS avg_rating,
+    date_diff('day', date_trunc('day', c.first_event), $as_of) / $unit_days AS tenure,
+    CASE WHEN p.n_orders >= 2
+         THEN date_diff('day', p.first_purchase, p.last_purchase) / $unit_days / (p.n_orders - 1)
     END AS avg_gap,
-    first_event,
-    last_event
-FROM cust
-ORDER BY customer_id
+    c.first_event,
+    c.last_event
+FROM cust c
+LEFT JOIN pcust p ON c.customer_id = p.customer_id
+ORDER BY c.customer_id
 """
 
 
