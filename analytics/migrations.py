@@ -142,4 +142,15 @@ CREATE TABLE cluster_assignments (
 )
 """,
     ),
+    (
+        21,
+        "segments: cluster assignments carry their dataset (deleted with it)",
+        """
+ALTER TABLE cluster_assignments ADD COLUMN dataset VARCHAR;
+UPDATE cluster_assignments SET dataset = (
+    SELECT r.dataset FROM clustering_runs r WHERE r.id = cluster_assignments.run_id
+);
+DELETE FROM cluster_assignments WHERE dataset IS NULL
+""",
+    ),
 ]

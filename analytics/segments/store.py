@@ -4,7 +4,9 @@
   JSON data, never SQL), created_at / updated_at (UTC);
 * ``clustering_runs``: dataset, as-of day, features, parameters, cluster names
   and profiles (JSON), number of customers, created_at;
-* ``cluster_assignments``: (run id, customer id) -> cluster number and name.
+* ``cluster_assignments``: (run id, customer id) -> cluster number and name,
+  with the run's dataset (migration 21) so that deleting a dataset (which
+  clears every table with a ``dataset`` column) removes them too.
 
 A run and all its assignments are written in one transaction, so a failure
 leaves no half run. Names and descriptions are user text stored as-is
@@ -179,8 +181,8 @@ def save_clustering_run(wh: Warehouse, model, dataset: str, as_of, label: str | 
         tx.register("_vs_assign", assign)
         try:
             tx.execute(
-                "INSERT INTO cluster_assignments (run_id, customer_id, cluster, name) "
-                "SELECT ?, customer_id, cluster, name FROM _vs_assign", [run_id])
+                "INSERT INTO cluster_assignments (run_id, customer_id, cluster, name, dataset) "
+                "SELECT ?, customer_id, cluster, name, ? FROM _vs_assign", [run_id, dataset])
         finally:
             tx.unregister("_vs_assign")
     return run_id

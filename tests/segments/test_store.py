@@ -138,3 +138,44 @@ def test_failed_run_write_leaves_nothing(wh, planted):
     assert cur.execute("SELECT list(id) FROM clustering_runs").fetchone()[0] == [good]
     assert cur.execute("SELECT count(DISTINCT run_id) FROM cluster_assignments").fetchone()[0] == 1
     json.dumps(store.get_clustering_run(wh, good)["profiles"])
+
+
+def test_deleting_the_dataset_removes_runs_and_assignments(wh, planted):
+    from analytics.ingest.loader import delete_dataset
+
+    frame, _ = planted
+    wh.cursor().execute("INSERT INTO datasets (name) VALUES ('shop'), ('other')")
+    m = CustomerClustering(n_clusters=3).fit(frame)
+    store.save_clustering_run(wh, m, "shop", "2025-12-31")
+    keep = store.save_clustering_run(wh, m, "other", "2025-12-31")
+    delete_dataset(wh, "shop")
+    cur = wh.cursor()
+    assert cur.execute("SELECT list(DISTINCT run_id) FROM cluster_assignments").fetchone()[0] == [keep]
+    assert cur.execute("SELECT list(id) FROM clustering_runs").fetchone()[0] == [keep]
+
+
+def test_migration_21_backfills_dataset(tmp_path):
+    """A warehouse created at schema 20 (runs saved before migration 21) gets the dataset filled in."""
+    import duckdb
+
+    from analytics import migrations
+    from analytics.warehouse import Warehouse
+
+    path = tmp_path / "old.duckdb"
+    con = duckdb.connect(str(path))
+    con.execute("CREATE TABLE schema_version (version INTEGER PRIMARY KEY, name VARCHAR, "
+                "applied_at TIMESTAMP DEFAULT current_timestamp)")
+    for version, name, sql in sorted(migrations.MIGRATIONS):
+        if version > 20:
+            continue
+        for stmt in [x.strip() for x in sql.split(";\n") if x.strip()]:
+            con.execute(stmt)
+        con.execute("INSERT INTO schema_version (version, name) VALUES (?, ?)", [version, name])
+    con.execute("INSERT INTO clustering_runs VALUES (7, 'shop', DATE '2025-01-01', '[]', '{}', '[\"a\"]', NULL, 2, "
+                "NULL, TIMESTAMP '2025-01-02 00:00:00')")
+    con.execute("INSERT INTO cluster_assignments VALUES (7, 'c1', 0, 'a'), (7, 'c2', 0, 'a'), (99, 'orphan', 0, 'a')")
+    con.close()
+    w = Warehouse(path)
+    rows = w.cursor().execute("SELECT run_id, customer_id, dataset FROM cluster_assignments ORDER BY 2").fetchall()
+    assert rows == [(7, "c1", "shop"), (7, "c2", "shop")]
+    w.close()
