@@ -82,51 +82,70 @@ class HoldoutCheck:
     totals: dict = field(default_factory=dict)
 
 
-_PURCHASE_DAYS_SQL = """
-SELECT CAST(customer_id AS VARCHAR) AS customer_id, date_trunc('day', event_time) AS d
-FROM {source}
-WHERE {where}
-GROUP BY ALL
+_PURCHASE_DAYS = """
+WITH pd AS (
+    SELECT customer_id, date_trunc('day', event_time) AS d
+    FROM {source}
+    WHERE {where}
+    GROUP BY customer_id, d
+),
+f AS (
+    SELECT customer_id, min(d) AS first_purchase
+    FROM pd
+    GROUP BY customer_id
+    HAVING min(d) <= $cutoff
+)
+"""
+
+_CUSTOMERS_SQL = _PURCHASE_DAYS + """
+SELECT CAST(pd.customer_id AS VARCHAR) AS customer_id,
+       min(pd.d) AS first_purchase,
+       CAST(count(*) FILTER (WHERE pd.d <= $cutoff) - 1 AS DOUBLE) AS frequency,
+       date_diff('day', min(pd.d), max(pd.d) FILTER (WHERE pd.d <= $cutoff)) / $unit_days AS recency,
+       date_diff('day', min(pd.d), $cutoff) / $unit_days AS "T",
+       CAST(count(*) FILTER (WHERE pd.d > $cutoff) AS DOUBLE) AS holdout_purchases
+FROM pd SEMI JOIN f ON pd.customer_id = f.customer_id
+GROUP BY pd.customer_id
+ORDER BY pd.customer_id
+"""
+
+_REPEATS_SQL = _PURCHASE_DAYS + """
+SELECT pd.d, count(*) AS n
+FROM pd JOIN f ON pd.customer_id = f.customer_id
+WHERE pd.d > f.first_purchase
+GROUP BY pd.d
+ORDER BY pd.d
 """
 
 
 def _check(con, source: str, where: str, bind: dict, cutoff: pd.Timestamp, end: pd.Timestamp | None,
            unit: str, start: pd.Timestamp | None, penalizer: float, max_frequency_group: int) -> HoldoutCheck:
     unit_days = check_unit(unit)
-    days = con.execute(_PURCHASE_DAYS_SQL.format(source=source, where=where), bind).df()
-    if days.empty:
-        raise SummaryError("no purchases in this dataset")
-    days["d"] = pd.to_datetime(days["d"])
+    bind = dict(bind)
     if start is not None:
-        days = days[days["d"] >= start]
+        where += " AND event_time >= $start"
+        bind["start"] = start.to_pydatetime()
+    last = con.execute(f"SELECT max(event_time) FROM {source} WHERE {where}", bind).fetchone()[0]
+    if last is None:
+        raise SummaryError("no purchases in this dataset")
     if end is None:
-        end = days["d"].max()
+        end = pd.Timestamp(last).normalize()
     if cutoff >= end:
         raise SummaryError(
             f"the cut-off {cutoff.date()} must be before the end of the data / holdout end {end.date()}"
         )
-    days = days[days["d"] <= end]
-    first = days.groupby("customer_id")["d"].min()
-    cohort = first[first <= cutoff]
-    if len(cohort) < 2:
+    where += " AND event_time < $end_excl"
+    bind.update(end_excl=(end + pd.Timedelta(days=1)).to_pydatetime(), cutoff=cutoff.to_pydatetime())
+    customers = con.execute(_CUSTOMERS_SQL.format(source=source, where=where),
+                            {**bind, "unit_days": unit_days}).df().set_index("customer_id")
+    if len(customers) < 2:
         raise SummaryError(
             f"fewer than 2 customers bought by the cut-off {cutoff.date()}: pick a later cut-off"
         )
-    days = days[days["customer_id"].isin(cohort.index)]
-    cal = days[days["d"] <= cutoff]
-    hold = days[days["d"] > cutoff]
-    g = cal.groupby("customer_id")["d"]
-    f_cal = (g.nunique() - 1).astype("float64")
-    last = g.max()
-    recency = (last - cohort).dt.days / unit_days
-    T = (cutoff - cohort).dt.days / unit_days
+    repeats = con.execute(_REPEATS_SQL.format(source=source, where=where), bind).df()
+    customers["first_purchase"] = pd.to_datetime(customers["first_purchase"])
+    cohort = customers["first_purchase"]
     duration = (end - cutoff).days / unit_days
-    actual = hold.groupby("customer_id")["d"].nunique().reindex(cohort.index, fill_value=0).astype("float64")
-    customers = pd.DataFrame({
-        "first_purchase": cohort, "frequency": f_cal.reindex(cohort.index),
-        "recency": recency.reindex(cohort.index), "T": T.reindex(cohort.index),
-        "holdout_purchases": actual,
-    })
     model = BetaGeoModel(penalizer=penalizer).fit(customers["frequency"], customers["recency"],
                                                   customers["T"], unit=unit)
     customers["predicted_purchases"] = np.asarray(model.expected_purchases(
@@ -150,11 +169,9 @@ def _check(con, source: str, where: str, bind: dict, cutoff: pd.Timestamp, end: 
     n_weeks = int(np.ceil(((end - start_day).days + 1) / 7.0))
     week_end = start_day + pd.to_timedelta(np.arange(1, n_weeks + 1) * 7 - 1, unit="D")
     week_end = week_end.where(week_end <= end, end)
-    repeat = days.merge(cohort.rename("first"), left_on="customer_id", right_index=True)
-    repeat = repeat.loc[repeat["d"] > repeat["first"], "d"]
-    repeat_counts = repeat.value_counts().sort_index()
-    cum_actual = np.searchsorted(repeat_counts.index.to_numpy(), week_end.to_numpy(), side="right")
-    cum_counts = np.concatenate([[0], np.cumsum(repeat_counts.to_numpy())])[cum_actual]
+    repeat_days = pd.to_datetime(repeats["d"]).to_numpy()
+    cum_actual = np.searchsorted(repeat_days, week_end.to_numpy(), side="right")
+    cum_counts = np.concatenate([[0], np.cumsum(repeats["n"].to_numpy())])[cum_actual]
     cohorts = cohort.value_counts()
     c_day = pd.DatetimeIndex(cohorts.index).to_numpy()
     c_n = cohorts.to_numpy(dtype="float64")
