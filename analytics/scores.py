@@ -906,7 +906,8 @@ def _probabilistic(clv_models, summary: pd.DataFrame, p: CLVParams, models):
     return table, (bgnbd, gamma_gamma)
 
 
-def _model_params(models) -> dict[str, Any]:
+def model_params(models) -> dict[str, Any]:
+    """The fitted parameters of a ``(bgnbd, gamma_gamma)`` pair, JSON-ready."""
     bgnbd, gamma_gamma = models
     return {
         "bgnbd": {**bgnbd.params_, "log_likelihood": bgnbd.log_likelihood_, "unit": bgnbd.unit_,
@@ -989,7 +990,7 @@ class ScoringRun:
         meta["segment_rules"] = self.rules
         if self.models is not None:
             meta["bgnbd"] = "fitted"
-            meta["model_params"] = _model_params(self.models)
+            meta["model_params"] = model_params(self.models)
         else:
             meta["bgnbd"] = f"skipped: {self.bgnbd_note}" if self.bgnbd_note else "skipped"
         return meta

@@ -7,6 +7,7 @@ cached arrays. Charts receive binned / aggregated data only.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import time
 
 import pandas as pd
@@ -335,20 +336,31 @@ with tab_export:
     bom = st.checkbox("UTF-8 byte order mark (for Excel)", value=False, key="value_bom")
     stem = f"valuescope-{dataset}-{as_of}".replace("/", "_").replace("\\", "_")
 
+    meta = {"dataset": dataset, **result.params, "segment_rules": rules_used,
+            "fallback_segment": segment_map.fallback}
+    if models is not None and prob is not None:
+        meta["model_params"] = scores.model_params(models)
+
+    # Deferred downloads: built only when clicked (never on a slider move); everything they
+    # need is bound here, since they run outside this script run.
     def _csv(scorer=scorer, result=result, bom=bom) -> bytes:
         data = to_safe_csv(scorer.frame(result), bom=bom)
         return data if isinstance(data, bytes) else data.encode("utf-8")
 
-    def _parquet(scorer=scorer, result=result) -> bytes:
-        meta = {"dataset": dataset, **result.params, "segment_rules": rules_used,
-                "fallback_segment": segment_map.fallback}
+    def _parquet(scorer=scorer, result=result, meta=meta) -> bytes:
         return to_parquet(scorer.frame(result), metadata=meta)
 
-    d1, d2 = st.columns(2)
+    def _params_json(meta=meta) -> str:
+        return json.dumps(meta, indent=2, default=str)
+
+    d1, d2, d3 = st.columns(3)
     d1.download_button("Download CSV", data=_csv, file_name=f"{stem}.csv", mime="text/csv",
                        on_click="ignore", icon="⬇️", key="value_dl_csv")
     d2.download_button("Download Parquet", data=_parquet, file_name=f"{stem}.parquet",
                        mime="application/vnd.apache.parquet", on_click="ignore", icon="⬇️", key="value_dl_parquet")
+    d3.download_button("Parameters and rules (JSON)", data=_params_json, file_name=f"{stem}.json",
+                       mime="application/json", on_click="ignore", icon="⬇️", key="value_dl_json")
+    st.caption("The segment rule table and the fitted model parameters are in the Parquet metadata and the JSON file.")
 
 # server time of this run (what a slider move costs once the summary and the fits are cached)
 st.session_state["value_last_run_ms"] = elapsed = 1000.0 * (time.perf_counter() - _started)

@@ -209,3 +209,46 @@ def test_degenerate_data_warns_once_and_the_failed_fit_is_not_retried(app_wh, mo
     assert len(calls) == 1
     # the formula CLV and the RFM scores still work
     assert _num(_metrics(at)["CLV by formula, total"]) > 0
+
+
+def test_downloads_are_neutralized_csv_parquet_and_json(app_wh, monkeypatch):
+    import io
+    import json
+
+    import pandas as pd
+    from streamlit.delta_generator import DeltaGenerator
+
+    from analytics.export import read_parquet_metadata
+
+    captured = {}
+    real = DeltaGenerator.download_button
+
+    def spy(self, label, data, *args, **kwargs):
+        captured[kwargs.get("key")] = data
+        return real(self, label, data, *args, **kwargs)
+
+    monkeypatch.setattr(DeltaGenerator, "download_button", spy)
+    rows = synthetic_rows(40, seed=2) + [
+        ("=HYPERLINK(\"http://x\",\"y\")", dt.datetime(2023, 6, 1), "purchase", "h1", 20.0),
+        ("-cmd", dt.datetime(2023, 7, 1), "purchase", "h2", 30.0),
+    ]
+    insert_events(app_wh, "shop", rows)
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.switch_page(PAGE).run()
+    at.slider(key="value_margin").set_value(0.4).run()
+    assert not at.exception, at.exception
+    assert set(captured) == {"value_dl_csv", "value_dl_parquet", "value_dl_json"}
+    csv_bytes = captured["value_dl_csv"]()
+    df = pd.read_csv(io.BytesIO(csv_bytes), dtype={"customer_id": str})
+    assert len(df) == 42
+    ids = set(df["customer_id"])
+    assert "'=HYPERLINK(\"http://x\",\"y\")" in ids and "'-cmd" in ids
+    assert (df["param_margin"] == 0.4).all()
+    parquet = captured["value_dl_parquet"]()
+    back = pd.read_parquet(io.BytesIO(parquet))
+    assert "-cmd" in set(back["customer_id"])
+    assert back["clv_formula"].sum() == pytest.approx(df["clv_formula"].sum())
+    meta = read_parquet_metadata(parquet)
+    assert meta["margin"] == 0.4 and meta["segment_rules"][0]["segment"] == "Champions"
+    params = json.loads(captured["value_dl_json"]())
+    assert params["margin"] == 0.4 and params["dataset"] == "shop"
