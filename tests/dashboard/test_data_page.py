@@ -1,0 +1,235 @@
+"""AppTest: the Data page — path and upload sources, mapping proposal and edit, ambiguous
+dates, load with the validation report, bad files, export and delete."""
+from __future__ import annotations
+
+import datetime as dt
+
+import pandas as pd
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from tests.dashboard.conftest import APP, TIMEOUT, insert_events
+
+DATA_PAGE = "pages/data.py"
+PATH_SOURCE = "File on the server (path)"
+
+UCI_CSV = """InvoiceNo,StockCode,Description,Quantity,InvoiceDate,UnitPrice,CustomerID,Country
+536365,85123A,WHITE HANGING HEART T-LIGHT HOLDER,6,12/1/2010 8:26,2.55,17850,United Kingdom
+536365,71053,WHITE METAL LANTERN,6,12/1/2010 8:26,3.39,17850,United Kingdom
+536366,22633,HAND WARMER UNION JACK,6,12/1/2010 8:28,1.85,17850,United Kingdom
+536367,84879,ASSORTED COLOUR BIRD ORNAMENT,32,12/1/2010 8:34,1.69,13047,United Kingdom
+536368,22960,JAM MAKING SET WITH JARS,6,12/13/2010 8:34,4.25,13047,United Kingdom
+C536379,D,Discount,-1,12/13/2010 9:41,27.50,14527,United Kingdom
+536370,22728,ALARM CLOCK BAKELIKE PINK,24,12/14/2010 8:45,3.75,12583,France
+536371,22086,PAPER CHAIN KIT 50'S CHRISTMAS,80,12/14/2010 9:00,2.55,,United Kingdom
+536372,22632,HAND WARMER RED POLKA DOT,6,12/15/2010 9:01,1.85,17850,United Kingdom
+"""
+
+
+def _page(app_wh) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
+    at.switch_page(DATA_PAGE).run()
+    assert not at.exception, at.exception
+    return at
+
+
+def _use_path(at: AppTest, path) -> AppTest:
+    at.radio(key="source").set_value(PATH_SOURCE).run()
+    at.text_input(key="server_path").input(str(path)).run()
+    assert not at.exception, at.exception
+    return at
+
+
+def _mapping(at: AppTest) -> dict[str, str]:
+    out = {}
+    for sb in at.selectbox:
+        if sb.key and sb.key.startswith("map_"):
+            out[sb.label.rstrip(" *")] = sb.value
+    return out
+
+
+def _by_label(widgets, prefix: str):
+    found = [w for w in widgets if w.label.startswith(prefix)]
+    assert found, f"no widget labelled {prefix!r}"
+    return found[0]
+
+
+def _load_button(at: AppTest):
+    return next(b for b in at.button if b.key and b.key.startswith("load_"))
+
+
+def _frame_with(at: AppTest, column: str) -> pd.DataFrame:
+    frames = [d.value for d in at.dataframe if column in d.value.columns]
+    assert frames, f"no table with a {column!r} column"
+    return frames[0]
+
+
+def _metric_values(at: AppTest) -> dict[str, int]:
+    return {m.label: int(m.value.replace(",", "")) for m in at.metric}
+
+
+def test_bad_paths_give_clear_errors(app_wh, tmp_path):
+    at = _use_path(_page(app_wh), tmp_path / "nope.csv")
+    assert any("no such file on the server" in e.value for e in at.error)
+    at.text_input(key="server_path").input(str(tmp_path)).run()
+    assert any("is a folder, not a file" in e.value for e in at.error)
+    assert app_wh.datasets() == []
+
+
+def test_uci_file_by_path_proposal_and_load(app_wh, tmp_path):
+    src = tmp_path / "online_retail.csv"
+    src.write_text(UCI_CSV, encoding="utf-8")
+    at = _use_path(_page(app_wh), src)
+    assert not at.error, [e.value for e in at.error]
+    assert any("uci_online_retail" in m.value.replace("\\", "") for m in at.markdown)
+    m = _mapping(at)
+    assert m["customer_id"] == "CustomerID"
+    assert m["event_time"] == "InvoiceDate"
+    assert m["order_id"] == "InvoiceNo"
+    assert m["quantity"] == "Quantity"
+    assert m["revenue"] == "UnitPrice"
+    assert m["item_id"] == "StockCode"
+    assert m["country"] == "Country"
+    # unambiguous (12/13/2010 settles month-first): a plain format field, no question
+    assert not [r for r in at.radio if r.key and r.key.startswith("datefmt_")]
+    assert _by_label(at.text_input, "Date format").value == "%m/%d/%Y %H:%M"
+    _by_label(at.text_input, "Dataset name").input("retail").run()
+    _load_button(at).click().run()
+    assert not at.exception, at.exception
+    assert not at.error, [e.value for e in at.error]
+
+    n = app_wh.cursor().execute("SELECT count(*) FROM events WHERE dataset = 'retail'").fetchone()[0]
+    vals = _metric_values(at)
+    assert vals["Rows read"] == 9
+    assert vals["Rows loaded"] == n == 8
+    assert vals["Rows rejected"] == 1
+    assert vals["Duplicates skipped"] == 0
+    assert any("Rows read = loaded + rejected + duplicates" in md.value and "9 = 8 + 1 + 0" in md.value
+               for md in at.markdown)
+    rejects = _frame_with(at, "raw_line")
+    assert list(rejects["line_number"]) == [9]
+    assert "customer" in rejects["reason"].iloc[0].lower()
+    assert "PAPER CHAIN KIT" in rejects["raw_line"].iloc[0]
+    assert at.get("download_button")
+    # revenue = quantity x unit price, the 'C' invoice is a return; the new dataset is picked
+    rev = app_wh.cursor().execute(
+        "SELECT round(sum(revenue), 2) FROM events WHERE dataset='retail' AND event_type='purchase'"
+    ).fetchone()[0]
+    assert rev == pytest.approx(6 * 2.55 + 6 * 3.39 + 6 * 1.85 + 32 * 1.69 + 6 * 4.25 + 24 * 3.75 + 6 * 1.85)
+    assert app_wh.cursor().execute(
+        "SELECT count(*) FROM events WHERE dataset='retail' AND event_type='return'").fetchone()[0] == 1
+    assert at.sidebar.selectbox(key="dataset").value == "retail"
+    history = _frame_with(at, "rows_duplicate")
+    assert list(history["dataset"]) == ["retail"]
+
+    # loading the same file again appends nothing: every row is a duplicate
+    _by_label(at.text_input, "Dataset name").input("retail").run()
+    assert any("will be appended" in i.value for i in at.info)
+    _load_button(at).click().run()
+    vals = _metric_values(at)
+    assert vals["Rows loaded"] == 0 and vals["Duplicates skipped"] == 8 and vals["Rows rejected"] == 1
+    assert app_wh.cursor().execute("SELECT count(*) FROM events WHERE dataset='retail'").fetchone()[0] == 8
+
+
+def test_mapping_edit_is_used(app_wh, tmp_path):
+    src = tmp_path / "orders.csv"
+    src.write_text(
+        "client,day,amount,shop\n"
+        "a,2024-01-05,10.5,s1\n"
+        "b,2024-01-06,20,s2\n"
+        "a,2024-02-07,5,s1\n",
+        encoding="utf-8",
+    )
+    at = _use_path(_page(app_wh), src)
+    assert _mapping(at)["customer_id"] == "client"
+    # the user decides the shop is the customer
+    next(sb for sb in at.selectbox if sb.label == "customer_id *").set_value("shop").run()
+    _by_label(at.text_input, "Dataset name").input("by_shop").run()
+    _load_button(at).click().run()
+    assert not at.error, [e.value for e in at.error]
+    ids = [r[0] for r in app_wh.cursor().execute(
+        "SELECT DISTINCT customer_id FROM events WHERE dataset='by_shop' ORDER BY 1").fetchall()]
+    assert ids == ["s1", "s2"]
+
+
+def test_ambiguous_dates_are_asked(app_wh, tmp_path):
+    src = tmp_path / "ambiguous.csv"
+    src.write_text(
+        "customer,date,amount\nx,02/01/2024,10\ny,03/04/2024,20\nx,05/06/2024,30\n", encoding="utf-8"
+    )
+    at = _use_path(_page(app_wh), src)
+    radio = next(r for r in at.radio if r.key and r.key.startswith("datefmt_"))
+    assert radio.value is None  # no guess
+    assert len(radio.options) >= 2
+    assert _load_button(at).disabled
+    assert any(o.startswith("%d/%m/%Y") for o in radio.options)
+    assert any(o.startswith("%m/%d/%Y") for o in radio.options)
+    radio.set_value("%d/%m/%Y").run()
+    assert not _load_button(at).disabled
+    _by_label(at.text_input, "Dataset name").input("amb").run()
+    _load_button(at).click().run()
+    assert not at.error, [e.value for e in at.error]
+    first = app_wh.cursor().execute(
+        "SELECT min(event_time) FROM events WHERE dataset='amb'").fetchone()[0]
+    assert first == dt.datetime(2024, 1, 2)
+
+
+def test_bad_upload_is_an_error_and_changes_nothing(app_wh):
+    insert_events(app_wh, "keep", [("a", dt.datetime(2024, 1, 1), "purchase", "o1", 10.0)])
+    at = _page(app_wh)
+    at.file_uploader(key="upload").set_value(("data.csv", b"\x00\x01\x02\xff\xfe" * 400, "text/csv")).run()
+    assert not at.exception, at.exception
+    assert at.error, "a binary file must give an error"
+    assert app_wh.datasets() == ["keep"]
+    at.file_uploader(key="upload").set_value(("empty.csv", b"", "text/csv")).run()
+    assert at.error
+    assert app_wh.cursor().execute("SELECT count(*) FROM events").fetchone()[0] == 1
+
+
+def test_upload_loads_and_overview_counts(app_wh):
+    rows = ["customer_id,event_time,event_type,order_id,revenue"]
+    for i in range(40):
+        rows.append(f"u{i % 17},2024-03-{1 + i % 28:02d} 10:00:00,purchase,o{i},{i + 1}.5")
+    at = _page(app_wh)
+    at.file_uploader(key="upload").set_value(("shop events.csv", "\n".join(rows).encode(), "text/csv")).run()
+    assert not at.error, [e.value for e in at.error]
+    name = _by_label(at.text_input, "Dataset name")
+    assert name.value == "shop_events"
+    _load_button(at).click().run()
+    assert _metric_values(at)["Rows loaded"] == 40
+    at.switch_page("pages/overview.py").run()
+    assert at.sidebar.selectbox(key="dataset").value == "shop_events"
+    customers = next(m.value for m in at.metric if m.label == "Customers")
+    assert int(customers) == 17
+
+
+def test_export_to_server_path_and_delete(app_wh, tmp_path):
+    insert_events(app_wh, "one", [
+        ("a", dt.datetime(2024, 1, 1), "purchase", "o1", 10.0),
+        ("b", dt.datetime(2024, 1, 2), "view", None, None),
+    ])
+    insert_events(app_wh, "two", [("z", dt.datetime(2024, 1, 1), "purchase", "o9", 1.0)])
+    at = _page(app_wh)
+    at.selectbox(key="export_dataset").set_value("one").run()
+    at.radio(key="export_where").set_value("Write to a file on the server").run()
+    out = tmp_path / "one.csv"
+    at.text_input(key="export_path").input(str(out)).run()
+    at.button(key="export_button").click().run()
+    assert not at.error, [e.value for e in at.error]
+    assert any("Wrote 2 events" in s.value for s in at.success)
+    back = pd.read_csv(out)
+    assert sorted(back["customer_id"]) == ["a", "b"]
+
+    # delete needs the typed name
+    at.selectbox(key="delete_dataset").set_value("one").run()
+    assert at.button(key="delete_button").disabled
+    at.text_input(key="delete_confirm").input("on").run()
+    assert at.button(key="delete_button").disabled
+    at.text_input(key="delete_confirm").input("one").run()
+    assert not at.button(key="delete_button").disabled
+    at.button(key="delete_button").click().run()
+    assert not at.exception, at.exception
+    assert app_wh.datasets() == ["two"]
+    assert app_wh.cursor().execute("SELECT count(*) FROM events WHERE dataset='one'").fetchone()[0] == 0
+    assert any("Deleted the dataset" in s.value for s in at.success)
+    assert at.sidebar.selectbox(key="dataset").options == ["two"]
