@@ -258,7 +258,10 @@ def _numeric_matrix(frame: pd.DataFrame, features: list[str]) -> np.ndarray:
     return x
 
 
-def _fit_prep(frame: pd.DataFrame, features: Sequence[str] | None, scaling: str) -> tuple[_Prep, pd.DataFrame]:
+def _fit_prep(frame: pd.DataFrame, features: Sequence[str] | None,
+              scaling: str) -> tuple[_Prep, pd.DataFrame, np.ndarray]:
+    """Validate and learn the preprocessing; returns it, the frame (with derived
+    features) and the scaled float32 matrix of the kept features."""
     if scaling not in SCALINGS:
         raise ClusteringError(f"unknown scaling {scaling!r} (choose one of: {', '.join(SCALINGS)})")
     frame, feats = _resolve_features(frame, features)
@@ -301,7 +304,8 @@ def _fit_prep(frame: pd.DataFrame, features: Sequence[str] | None, scaling: str)
         features=[f for f, k in zip(feats, keep) if k], dropped=dropped, fill=fill[keep],
         center=center[keep], scale=scale[keep], scaling=scaling,
     )
-    return prep, frame
+    scaled = ((x[:, keep] - prep.center) / prep.scale).astype(np.float32)
+    return prep, frame, scaled
 
 
 def _check_k(n_clusters) -> int:
@@ -485,8 +489,7 @@ class CustomerClustering:
     @_limited
     def fit(self, frame: pd.DataFrame, y=None) -> "CustomerClustering":
         k = self._check_params()
-        prep, frame = _fit_prep(frame, self.features, self.scaling)
-        x = prep.transform(frame)
+        prep, frame, x = _fit_prep(frame, self.features, self.scaling)
         _check_enough(x, k)
         est, raw = _fit_raw(self.algorithm, x, k, self.random_state, int(self.n_init),
                             int(self.max_iter), self.covariance_type, self.fit_sample_size)
@@ -860,8 +863,7 @@ def k_guidance(frame: pd.DataFrame, features=None, scaling: str = "log1p_standar
         raise ClusteringError("k guidance needs at least two values of k")
     if compute_bic is None:
         compute_bic = algorithm == "gmm"
-    prep, frame = _fit_prep(frame, features, scaling)
-    x = prep.transform(frame)
+    prep, frame, x = _fit_prep(frame, features, scaling)
     n = len(x)
     too_big = [k for k in ks if n < MIN_PER_CLUSTER * k]
     if too_big:
