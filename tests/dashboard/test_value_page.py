@@ -116,7 +116,7 @@ def test_charts_tables_and_exports_are_there(page):
     assert seg["customers"].sum() == 202
     assert seg["revenue_share"].sum() == pytest.approx(1.0)
     buttons = at.get("download_button")
-    assert len(buttons) == 2
+    assert len(buttons) == 3  # CSV, Parquet, parameters JSON
     # rank by the RFM score instead
     at.selectbox(key="value_rank_by").set_value("rfm_score").run()
     top = _table(at, "customer_id")
