@@ -108,7 +108,7 @@ def test_pseudonymize_with_keyed_hmac(wh, tmp_path):
     assert len(key) == 32
     ids = {r[0] for r in wh.cursor().execute("SELECT customer_id FROM events").fetchall()}
     assert ids == {pseudonymize_value(key, "c1"), pseudonymize_value(key, "c2")}
-    assert all(i.startswith("p_") and "c1" not in i for i in ids)
+    assert all(i.startswith("p_") and len(i) == 26 for i in ids) and not ids & {"c1", "c2"}
     assert wh.cursor().execute("SELECT pseudonymized FROM datasets WHERE name = 'ps'").fetchone() == (True,)
     # same key next time: re-ingest is a no-op, and mixing raw ids into it is refused
     assert ingest(wh, p, "ps", pseudonymize=True).rows_loaded == 0

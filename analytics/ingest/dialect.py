@@ -202,7 +202,6 @@ class PreparedSource:
 
     path: str
     temporary: bool
-    content_hash: str
     size_bytes: int
     decoded_bytes: int
     has_nul: bool = False
@@ -233,7 +232,6 @@ def prepare_source(path, dialect: Dialect, *, max_decompressed_bytes: int = DEFA
     """
     path = str(path)
     size = os.path.getsize(path)
-    sha = hashlib.sha256()
     needs_copy = dialect.compression == "gzip" or dialect.encoding not in ("utf-8",)
     seen_sep = {c: False for c in _SEPARATOR_CANDIDATES}
     has_nul = False
@@ -247,7 +245,7 @@ def prepare_source(path, dialect: Dialect, *, max_decompressed_bytes: int = DEFA
         out = os.fdopen(fd, "wb")
     try:
         with open(path, "rb") as raw:
-            src = gzip.GzipFile(fileobj=_Hashing(raw, sha), mode="rb") if dialect.compression == "gzip" else _Hashing(raw, sha)
+            src = gzip.GzipFile(fileobj=raw, mode="rb") if dialect.compression == "gzip" else raw
             decoder = codecs.getincrementaldecoder(dialect.encoding)(errors="strict" if dialect.encoding.startswith("utf-8") else "replace")
             utf8_check = codecs.getincrementaldecoder("utf-8")(errors="strict")
             first = True
@@ -265,7 +263,7 @@ def prepare_source(path, dialect: Dialect, *, max_decompressed_bytes: int = DEFA
                         "load a smaller file or raise the limit"
                     )
                 if dialect.encoding == "utf-8":
-                    if not invalid:
+                    if not invalid and not (chunk.isascii() and utf8_check.getstate()[0] == b""):
                         try:
                             utf8_check.decode(chunk)
                         except UnicodeDecodeError:
@@ -311,32 +309,23 @@ def prepare_source(path, dialect: Dialect, *, max_decompressed_bytes: int = DEFA
             os.unlink(out_path)
         raise IngestError("the file contains too many control characters to be read as CSV text")
     return PreparedSource(
-        path=out_path or path, temporary=bool(out_path), content_hash=sha.hexdigest(), size_bytes=size,
+        path=out_path or path, temporary=bool(out_path), size_bytes=size,
         decoded_bytes=decoded, has_nul=has_nul, has_quote=has_quote, invalid_utf8=invalid, separator_free=sep,
     )
 
 
-class _Hashing(io.RawIOBase):
-    """A read-through wrapper that feeds every byte read into a hash."""
-
-    def __init__(self, raw, sha):
-        self._raw, self._sha = raw, sha
-
-    def readable(self):
-        return True
-
-    def read(self, n=-1):
-        b = self._raw.read(n)
-        self._sha.update(b)
-        return b
-
-    def readinto(self, buf):
-        b = self.read(len(buf))
-        buf[: len(b)] = b
-        return len(b)
-
-    def tell(self):
-        return self._raw.tell()
+def file_sha256(path, stop=None) -> str:
+    """SHA-256 of a file's bytes, in chunks. hashlib releases the GIL, so the loader runs this
+    in a thread alongside DuckDB's work; ``stop`` (a threading.Event) ends it early."""
+    sha = hashlib.sha256()
+    with open(path, "rb") as f:
+        while True:
+            if stop is not None and stop.is_set():
+                return ""
+            b = f.read(CHUNK)
+            if not b:
+                return sha.hexdigest()
+            sha.update(b)
 
 
 def _fmt_bytes(n: int) -> str:

@@ -40,8 +40,10 @@ import datetime as dt
 import json
 import os
 import re
+import threading
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -50,7 +52,7 @@ import pandas as pd
 
 from analytics.ingest.dialect import (
     DEFAULT_MAX_DECOMPRESSED, SAMPLE_BYTES, Dialect, decode_head, detect_delimiter, detect_encoding,
-    detect_header, is_gzip, prepare_source, read_head, sample_lines, split_line,
+    detect_header, file_sha256, is_gzip, prepare_source, read_head, sample_lines, split_line,
 )
 from analytics.ingest.errors import IngestError
 from analytics.ingest.mapping import (
@@ -295,25 +297,24 @@ def ingest(wh, path, dataset: str, *, mapping: Mapping | dict | None = None, dia
         raise IngestError("the file has a single column: it is not a delimited table (check the delimiter)")
 
     report(0.02, "reading the file")
-    prepared = prepare_source(p, dia, max_decompressed_bytes=max_decompressed_bytes, progress=report)
-    if prepared.invalid_utf8:
-        head = read_head(p, dia.compression, SAMPLE_BYTES)
-        if head.isascii():  # a legacy-encoded file whose first part is plain ASCII
-            prepared.cleanup()
-            dia.encoding = "cp1252"
-            prepared = prepare_source(p, dia, max_decompressed_bytes=max_decompressed_bytes, progress=report)
-            warnings.append("the file is not UTF-8: read as Windows-1252")
+    stop = threading.Event()
+    pool = ThreadPoolExecutor(max_workers=1)
+    hash_future = pool.submit(file_sha256, p, stop)
+    pool.shutdown(wait=False)
+    try:
+        prepared = _prepare(p, dia, max_decompressed_bytes, report, warnings)
+    except BaseException:
+        stop.set()
+        raise
     cur = wh.cursor()
     tag = uuid.uuid4().hex[:12]
     names = {k: quote_ident(f"_vs_{k}_{tag}") for k in ("lines", "rej", "scan", "recs", "st", "keys")}
     tx = _Tx(cur)
     try:
         result = _load(cur, tx, names, prepared, dia, columns, m, keep, pseudonymize, dataset, preview,
-                       file_name or p.name, warnings, report, t0, description, wh)
-    except IngestError:
-        tx.rollback()
-        raise
+                       file_name or p.name, warnings, report, t0, description, wh, hash_future)
     except BaseException:
+        stop.set()
         tx.rollback()
         raise
     finally:
@@ -329,6 +330,18 @@ def ingest(wh, path, dataset: str, *, mapping: Mapping | dict | None = None, dia
         prepared.cleanup()
     report(1.0, "done")
     return result
+
+
+def _prepare(p, dia, max_decompressed_bytes, report, warnings):
+    prepared = prepare_source(p, dia, max_decompressed_bytes=max_decompressed_bytes, progress=report)
+    if prepared.invalid_utf8:
+        head = read_head(p, dia.compression, SAMPLE_BYTES)
+        if head.isascii():  # a legacy-encoded file whose first part is plain ASCII
+            prepared.cleanup()
+            dia.encoding = "cp1252"
+            prepared = prepare_source(p, dia, max_decompressed_bytes=max_decompressed_bytes, progress=report)
+            warnings.append("the file is not UTF-8: read as Windows-1252")
+    return prepared
 
 
 def _used(sql: str, params: dict) -> dict:
@@ -349,7 +362,7 @@ ISO_FORMATS = ("%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S.%f",
 
 
 def _load(cur, tx, names, prepared, dia: Dialect, columns, m: Mapping, keep, pseudonymize, dataset, preview,
-          file_name, warnings, report, t0, description, wh) -> IngestResult:
+          file_name, warnings, report, t0, description, wh, hash_future) -> IngestResult:
     L, REJ, SCAN, RECS, ST, KEYS = (names[k] for k in ("lines", "rej", "scan", "recs", "st", "keys"))
     # 1. physical lines, in file order (outside the transaction: temp tables only)
     cur.execute(
@@ -588,6 +601,7 @@ def _load(cur, tx, names, prepared, dia: Dialect, columns, m: Mapping, keep, pse
         FROM {ST} WHERE reason IS NULL {anti}""", {"dataset": dataset, "iid": iid})
     n_loaded = cur.execute("SELECT count(*) FROM events WHERE ingestion_id = ?", [iid]).fetchone()[0]
     n_dup = n_read - n_bad - n_loaded
+    content_hash = hash_future.result()
     duration = time.perf_counter() - t0
     if n_bad:
         warnings.append(f"{n_bad:,} rows rejected: see the reject report")
@@ -596,14 +610,14 @@ def _load(cur, tx, names, prepared, dia: Dialect, columns, m: Mapping, keep, pse
     cur.execute(
         "INSERT INTO ingestions (id, dataset, file_name, content_hash, layout, dialect, mapping, rows_read, rows_loaded,"
         " rows_rejected, rows_duplicate, duration_s) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        [iid, dataset, file_name, prepared.content_hash, preview.layout, json.dumps(dia.to_dict()), m.to_json(),
+        [iid, dataset, file_name, content_hash, preview.layout, json.dumps(dia.to_dict()), m.to_json(),
          n_read, n_loaded, n_bad, n_dup, duration],
     )
     tx.commit()
     return IngestResult(
         ingestion_id=int(iid), dataset=dataset, file_name=file_name, layout=preview.layout, rows_read=int(n_read),
         rows_loaded=int(n_loaded), rows_rejected=int(n_bad), rows_duplicate=int(n_dup), duration_s=duration,
-        warnings=warnings, dialect=dia.describe(), content_hash=prepared.content_hash,
+        warnings=warnings, dialect=dia.describe(), content_hash=content_hash,
     )
 
 
