@@ -377,6 +377,10 @@ def compile_segment_rules(rules=None, fallback: str = DEFAULT_FALLBACK) -> Segme
     """Compile a rule table (default: :data:`DEFAULT_SEGMENT_RULES`) to a 26-cell lookup."""
     clean = validate_segment_rules(DEFAULT_SEGMENT_RULES if rules is None else rules)
     fallback = (fallback or DEFAULT_FALLBACK).strip() or DEFAULT_FALLBACK
+    if fallback == NO_PURCHASE:
+        raise ScoreError(f"the fallback segment cannot be {NO_PURCHASE!r} (reserved for customers without orders)")
+    if len(fallback) > 60:
+        raise ScoreError("the fallback segment name is longer than 60 characters")
     names: list[str] = []
     for r in clean:
         if r["segment"] not in names:

@@ -485,3 +485,11 @@ def test_top_customers_ties_are_broken_by_position_and_histograms_match_numpy():
     # the CLV range ends at the 99.5th percentile of the scaled values
     res = scorer.score(clv=CLVParams(margin=0.45), rank_by="clv_formula")
     assert res.histogram["right"].iloc[-1] == pytest.approx(np.quantile(res.clv_formula, 0.995))
+
+
+def test_fallback_segment_validation():
+    with pytest.raises(ScoreError, match="reserved"):
+        compile_segment_rules(None, NO_PURCHASE)
+    with pytest.raises(ScoreError, match="longer than 60"):
+        compile_segment_rules(None, "x" * 61)
+    assert compile_segment_rules(None, "  Rest  ").fallback == "Rest"

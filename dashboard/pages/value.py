@@ -159,7 +159,7 @@ with tab_segments:
         rules_used = scores.validate_segment_rules(edited)
     except ValueError as exc:
         widgets.show_error(exc, "The rule table has a problem (the default grid is used until it is fixed)")
-        segment_map = scores.compile_segment_rules(None, fallback or scores.DEFAULT_FALLBACK)
+        segment_map = scores.compile_segment_rules(None, scores.DEFAULT_FALLBACK)
         rules_used = scores.validate_segment_rules(scores.DEFAULT_SEGMENT_RULES)
     if segment_map.uncovered:
         cells = ", ".join(f"R{r}/FM{f}" for r, f in segment_map.uncovered)

@@ -252,3 +252,13 @@ def test_downloads_are_neutralized_csv_parquet_and_json(app_wh, monkeypatch):
     assert meta["margin"] == 0.4 and meta["segment_rules"][0]["segment"] == "Champions"
     params = json.loads(captured["value_dl_json"]())
     assert params["margin"] == 0.4 and params["dataset"] == "shop"
+
+
+def test_bad_rule_input_shows_an_error_and_keeps_the_default_grid(page):
+    at = page
+    at.text_input(key="value_fallback").input("No purchase yet").run()
+    assert not at.exception, at.exception
+    assert any("rule table has a problem" in e.value and "reserved" in e.value for e in at.error)
+    seg = _table(at, "revenue_share")
+    assert "Champions" in set(seg["segment"])
+    assert seg["customers"].sum() == 202
