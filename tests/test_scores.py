@@ -493,3 +493,51 @@ def test_fallback_segment_validation():
     with pytest.raises(ScoreError, match="longer than 60"):
         compile_segment_rules(None, "x" * 61)
     assert compile_segment_rules(None, "  Rest  ").fallback == "Rest"
+
+
+# -- the bundled sample data set: scores against its planted ground truth ---------------------------
+@pytest.fixture(scope="module")
+def sample_scored():
+    from pathlib import Path
+
+    from analytics.scores import score_dataset
+    from analytics.warehouse import Warehouse
+
+    root = Path(__file__).resolve().parent.parent / "sample_data"
+    events, truth = root / "sample_events.csv.gz", root / "sample_truth.csv.gz"
+    if not events.exists():
+        pytest.skip("sample data not generated")
+    wh = Warehouse(":memory:")
+    with wh.transaction() as tx:
+        tx.execute("INSERT INTO datasets (name) VALUES ('sample')")
+        tx.execute(
+            "INSERT INTO events (dataset, customer_id, event_time, event_type, order_id, revenue) "
+            "SELECT 'sample', customer_id, event_time, event_type, order_id, revenue FROM read_csv(?, header=true)",
+            [str(events)],
+        )
+    run = score_dataset(wh, "sample", "2025-12-31", "days")
+    wh.close()
+    frame = run.frame.set_index("customer_id").join(pd.read_csv(truth).set_index("customer_id"))
+    return run, frame
+
+
+def test_sample_scores_follow_the_planted_personas(sample_scored):
+    from scipy.stats import spearmanr
+
+    run, df = sample_scored
+    assert run.bgnbd_note is None  # both models fit on the sample
+    means = df.groupby("persona")[["rfm_score", "behaviour_score"]].mean()
+    assert means.loc["loyal_high_spender", "rfm_score"] > means.loc["at_risk_big_spender", "rfm_score"]
+    assert means.loc["at_risk_big_spender", "rfm_score"] > means.loc["one_time_buyer", "rfm_score"]
+    assert means.loc["one_time_buyer", "rfm_score"] > means.loc["window_shopper", "rfm_score"]
+    assert means.loc["loyal_high_spender", "behaviour_score"] > 2 * means.loc["window_shopper", "behaviour_score"]
+    # the RFM segments name the personas
+    top_persona = df.groupby("rfm_segment")["persona"].agg(lambda s: s.value_counts().idxmax())
+    assert top_persona["At risk"] == "at_risk_big_spender"
+    assert top_persona["Champions"] == "loyal_high_spender"
+    assert top_persona["No purchase yet"] == "window_shopper"
+    # every score ranks buyers by their (unseen) future net revenue
+    buyers = df[df["n_orders"] > 0]
+    for col in ("rfm_score", "clv_formula", "clv_bgnbd"):
+        rho = spearmanr(buyers[col], buyers["future_net_revenue"])[0]
+        assert rho > 0.4, (col, rho)
