@@ -43,6 +43,7 @@ import datetime as dt
 import gzip
 import io
 import math
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -202,7 +203,7 @@ class _Grid:
     start_s: int
     total_end_s: int
     season: np.ndarray  # per week multiplier
-    weekday_p: np.ndarray  # (weeks? no) 7 probs by day offset within week (same for all weeks)
+    weekday_p: np.ndarray  # 7 probabilities by day offset within a week (weekend uplift)
 
 
 def _grid(cfg: SampleConfig) -> _Grid:
@@ -593,10 +594,15 @@ def iter_batches(cfg: SampleConfig) -> Iterator[Batch]:
 
 # --------------------------------------------------------------------------- writing
 def _open_out(path: Path):
-    raw = open(path, "wb")
+    """Open ``path``'s temporary sibling for writing (gzip by extension, no time stamp in the header)."""
+    raw = open(_part(path), "wb")
     if path.name.endswith(".gz"):
         return raw, gzip.GzipFile(filename="", mode="wb", fileobj=raw, compresslevel=6, mtime=0)
     return raw, None
+
+
+def _part(path: Path) -> Path:
+    return path.with_name(path.name + ".part")
 
 
 def _write_table(fh, table: pa.Table) -> None:
@@ -619,16 +625,26 @@ def generate(out: str | Path, truth: str | Path | None = None, cfg: SampleConfig
     for p in (out, truth_path):
         if p is not None and not p.parent.exists():
             raise SampleError(f"folder does not exist: {p.parent}")
+        if p is not None and p.is_dir():
+            raise SampleError(f"{p} is a folder, not a file name")
+    if truth_path is not None and truth_path.resolve() == out.resolve():
+        raise SampleError("the truth file must be a different file from the events file")
     t0 = time.perf_counter()
     totals = dict.fromkeys(EVENT_TYPES, 0)
     customers = 0
-    raw, gz = _open_out(out)
-    traw, tgz = _open_out(truth_path) if truth_path else (None, None)
+    # written to FILE.part and renamed at the end: a failed or interrupted run leaves no half file
+    handles = []
+    ok = False
     try:
+        raw, gz = _open_out(out)
+        handles += [gz, raw]
         ev = gz or raw
         ev.write((",".join(HEADER) + "\n").encode())
-        tr = (tgz or traw) if truth_path else None
-        if tr:
+        tr = None
+        if truth_path:
+            traw, tgz = _open_out(truth_path)
+            handles += [tgz, traw]
+            tr = tgz or traw
             tr.write((",".join(TRUTH_HEADER) + "\n").encode())
         done = 0
         for batch in iter_batches(cfg):
@@ -642,10 +658,17 @@ def generate(out: str | Path, truth: str | Path | None = None, cfg: SampleConfig
             if progress:
                 progress(min(done, cfg.customers), cfg.customers)
             del batch
+        ok = True
     finally:
-        for f in (gz, raw, tgz, traw):
+        for f in handles:
             if f is not None:
                 f.close()
+        for p in (out, truth_path):
+            if p is not None and _part(p).exists():
+                if ok:
+                    os.replace(_part(p), p)
+                else:
+                    _part(p).unlink()
     return {
         "out": str(out), "truth": str(truth_path) if truth_path else None,
         "customers": customers, "events": sum(totals.values()), "events_by_type": totals,

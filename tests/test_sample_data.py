@@ -234,3 +234,23 @@ def test_committed_default_sample_matches_documented_command(tmp_path):
     assert hashlib.sha256(out.read_bytes()).digest() == hashlib.sha256(SAMPLE_EVENTS.read_bytes()).digest()
     assert truth.read_bytes() == SAMPLE_TRUTH.read_bytes()
     assert SAMPLE_EVENTS.stat().st_size < 5_000_000
+
+
+def test_failed_run_leaves_no_partial_file(tmp_path, monkeypatch):
+    import sample_data.generator as g
+
+    def boom(*a, **k):
+        raise RuntimeError("disk full")
+
+    out = tmp_path / "e.csv"
+    monkeypatch.setattr(g, "_write_table", boom)
+    with pytest.raises(RuntimeError):
+        generate(out, tmp_path / "t.csv", SampleConfig(customers=50, seed=1))
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_out_must_not_be_a_folder_or_the_truth_file(tmp_path):
+    with pytest.raises(SampleError, match="folder"):
+        generate(tmp_path, None, SampleConfig(customers=10))
+    with pytest.raises(SampleError, match="different file"):
+        generate(tmp_path / "a.csv", tmp_path / "a.csv", SampleConfig(customers=10))
