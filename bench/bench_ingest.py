@@ -50,6 +50,8 @@ def generate(path: Path, rows: int) -> None:
 
 
 def child(mode: str, src: str, db: str) -> None:
+    if db.endswith(":memory:"):
+        db = ":memory:"
     t0 = time.perf_counter()
     out: dict = {}
     if mode == "valuescope":
@@ -82,9 +84,9 @@ def child(mode: str, src: str, db: str) -> None:
     print(json.dumps(out))
 
 
-def run(mode: str, src: Path) -> dict:
+def run(mode: str, src: Path, target: str = "file") -> dict:
     with tempfile.TemporaryDirectory(dir=OUT) as d:
-        db = str(Path(d) / f"{mode}.duckdb")
+        db = ":memory:" if target == "memory" else str(Path(d) / f"{mode}.duckdb")
         res = subprocess.run([sys.executable, __file__, "--child", mode, str(src), db], capture_output=True,
                              text=True, cwd=Path(__file__).resolve().parent.parent)
         if res.returncode != 0:
@@ -96,6 +98,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rows", type=int, default=10_000_000)
     ap.add_argument("--skip-pandas", action="store_true")
+    ap.add_argument("--target", choices=["file", "memory"], default="file",
+                    help="write into a new DuckDB file (default) or an in-memory database (CPU-bound comparison)")
     ap.add_argument("--child", nargs=3, metavar=("MODE", "SRC", "DB"), help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.child:
@@ -109,9 +113,10 @@ def main() -> None:
         print(f"generated {src} ({src.stat().st_size / 1e6:.0f} MB) in {time.perf_counter() - t:.1f} s")
     size_mb = src.stat().st_size / 1e6
     print(f"file: {src.name}, {a.rows:,} rows, {size_mb:.0f} MB; machine: {os.cpu_count()} CPUs")
-    res = {"duckdb bare": run("bare", src), "valuescope": run("valuescope", src)}
+    print(f"target: {a.target} database")
+    res = {"duckdb bare": run("bare", src, a.target), "valuescope": run("valuescope", src, a.target)}
     if not a.skip_pandas:
-        res["pandas read_csv + insert"] = run("pandas", src)
+        res["pandas read_csv + insert"] = run("pandas", src, a.target)
     vs = res["valuescope"]
     assert vs["rows_read"] == a.rows and vs["rows_loaded"] + vs["rows_duplicate"] + vs["rows_rejected"] == a.rows
     print(f"{'path':28} {'seconds':>8} {'rows/s':>12} {'peak RSS':>10}")

@@ -230,3 +230,14 @@ def test_missing_file_and_bad_dataset_name(wh, tmp_path):
     p = write(tmp_path, "ok.csv", HEADER + "c1,2024-01-05,10\n")
     with pytest.raises(IngestError, match="dataset name"):
         ingest(wh, p, "bad;name'--")
+
+
+def test_line_over_the_line_limit_is_rejected_with_its_number(wh, tmp_path):
+    from analytics.ingest.loader import MAX_LINE_BYTES
+
+    huge = "c9,2024-01-05," + "9" * (MAX_LINE_BYTES + 10)
+    p = write(tmp_path, "huge.csv", HEADER + "c1,2024-01-05,10\n" + huge + "\nc3,2024-01-06,3\nc4,2024-01-06,x\n")
+    r = ingest(wh, p, "ds")
+    reasons, _ = _reasons(wh, r)
+    assert sorted(reasons) == [3, 5] and reasons[3].startswith("line longer than")
+    assert (r.rows_read, r.rows_loaded, r.rows_rejected) == (4, 2, 2)

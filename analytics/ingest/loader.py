@@ -2,30 +2,38 @@
 
 How a load works (all heavy work is DuckDB SQL, two passes over the data):
 
-1. ``prepare_source`` streams the file once in Python (bounded chunks): content hash,
-   decompressed-size cap, UTF-8 check; gzip and non-UTF-8 files are transcoded to a
-   temporary UTF-8 file.
+1. ``prepare_source`` streams the file once in Python (bounded chunks): decompressed-size
+   cap, UTF-8 check (ASCII fast path), presence of quotes / NUL bytes; gzip and non-UTF-8
+   files are transcoded to a temporary UTF-8 file. The content hash (SHA-256 of the
+   original bytes, for the ingestion log) is computed in a thread meanwhile.
 2. DuckDB reads every *physical line* as one VARCHAR (``read_csv`` with an explicit,
    non-occurring delimiter, no quoting, no sniffing), so nothing is ever silently
    dropped and each line's table position is its line number. Lines DuckDB itself
-   cannot read (invalid UTF-8, longer than 64 MB) land in its reject table with their
+   cannot read (invalid UTF-8, longer than 16 MB) land in its reject table with their
    line numbers; the remaining lines' numbers are corrected for them with an ASOF join.
 3. Lines are split into fields with the decided dialect (``string_split``; a CSV-field
    regex only for lines that contain the quote character; runs of spaces for
    whitespace files). Records spanning several lines (line breaks inside quoted
    fields) are re-joined when some line has an odd number of quotes; such a record's
    line number is the line where it starts. A quote left open at the end of the file
-   makes its record a reject ("unterminated quoted field").
+   makes its record a reject ("unterminated quoted field"). (A stray unbalanced quote
+   early in a file therefore swallows the lines after it into one rejected record, as
+   in any CSV reader.)
 4. One SQL statement computes the canonical columns and a reject reason per record;
    bad records go to ``rejects`` (line number, raw line cut to 2,000 characters,
-   reason), good ones are de-duplicated on ``row_hash`` and appended to ``events``.
+   reason), good ones are appended to ``events`` unless already in the dataset.
 
 Counting: ``rows_read`` = non-blank records after the header (blank lines are not
-rows). Every record is exactly one of loaded / rejected / duplicate. Duplicates are
-rows whose canonical fields equal those of a row already in the dataset *or of an
-earlier row of the same file* (exact duplicate lines within one file are counted as
-duplicates and loaded once). ``row_hash`` is DuckDB's 64-bit ``hash`` of all
-canonical fields.
+rows). Every record is exactly one of loaded / rejected / duplicate, so
+``rows_read == rows_loaded + rows_rejected + rows_duplicate`` always.
+
+Duplicates: ``row_hash`` is DuckDB's 64-bit ``hash`` of all canonical fields. A row is a
+duplicate when a row with the same hash is already in the dataset (from an earlier
+ingestion). Identical lines *within one file* are all kept, because they are usually
+genuine repeats (CDNOW has 21 same-day, same-amount purchases); the k-th copy (k > 1)
+gets ``row_hash = hash(h, k)``, so re-loading the same file finds every copy present and
+adds nothing, and a later file with one more copy adds just that one (multiset
+semantics).
 
 Dates "in the future" are the one place where the wall clock is used: a timestamp
 later than the ingestion time (UTC) plus one day of grace for time zones is
@@ -61,7 +69,7 @@ from analytics.ingest.mapping import (
 from analytics.ingest.pii import detect_pii, hmac_pads, pseudonym_key, pseudonymize_sql
 from analytics.warehouse import EVENT_TYPES, quote_ident
 
-MAX_LINE_BYTES = 64 * 1024 * 1024
+MAX_LINE_BYTES = 16 * 1024 * 1024
 RAW_LINE_CHARS = 2000
 MIN_DATE = dt.datetime(1990, 1, 1)
 FUTURE_GRACE = dt.timedelta(days=1)
@@ -369,7 +377,7 @@ def _load(cur, tx, names, prepared, dia: Dialect, columns, m: Mapping, keep, pse
         f"CREATE TEMP TABLE {L} AS SELECT line FROM read_csv($path, columns={{'line': 'VARCHAR'}}, delim=$sep, "
         f"quote='', escape='', header=false, auto_detect=false, store_rejects=true, "
         f"rejects_table='{REJ[1:-1]}', rejects_scan='{SCAN[1:-1]}', max_line_size={MAX_LINE_BYTES}, "
-        f"buffer_size={2 * MAX_LINE_BYTES})",
+        f"buffer_size={2 * MAX_LINE_BYTES})",  # buffers per reading thread: keep them modest
         {"path": prepared.path, "sep": prepared.separator_free},
     )
     report(0.35, "checking rows")
@@ -550,6 +558,8 @@ def _load(cur, tx, names, prepared, dia: Dialect, columns, m: Mapping, keep, pse
                rating, text, country, attributes
         FROM v)"""
     cur.execute(sql, _used(sql, params))
+    for t in (L, RECS):  # free the raw lines before writing (peak memory)
+        cur.execute(f"DROP TABLE IF EXISTS {t}")
     report(0.7, "writing rows")
     n_read, n_bad = cur.execute(f"SELECT count(*), count(reason) FROM {ST}").fetchone()
     n_read += len(dropped)
