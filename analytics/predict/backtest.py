@@ -20,6 +20,10 @@ Models (the first three always run, as baselines):
   approximation). Customers without a purchase get 0. A fit failure is reported
   in the table (``error``) instead of stopping the backtest;
 * ``lightgbm``: ``LightGBMValueModel`` over the feature table;
+  (for both learned models, when the history is too short for a training
+  target period as long as the holdout, the training target period is shorter
+  and value predictions are scaled by holdout days / training target days; the
+  churn probability is then for the shorter period, which the Brier score shows);
 * ``lstm``: ``LSTMValueModel`` over the per-period sequences + static features.
 """
 from __future__ import annotations
@@ -145,6 +149,9 @@ def run_backtest(
     tr_idx, va_idx = _split(len(train.customers), validation_fraction, rng)
     y_train = train.targets["holdout_value"].to_numpy()
     c_train = train.targets["churn"].to_numpy()
+    # when the training target period is shorter than the holdout (short histories),
+    # learned value predictions are scaled up by the ratio of the two lengths
+    value_scale = test.horizon_days / train.horizon_days
     y_test = test.targets["holdout_value"].to_numpy()
     c_test = test.targets["churn"].to_numpy()
 
@@ -173,7 +180,7 @@ def run_backtest(
                 model = LightGBMValueModel(random_state=random_state, **(lightgbm_params or {}))
                 model.fit(X_train.iloc[tr_idx], y_train[tr_idx], c_train[tr_idx],
                           X_val=X_train.iloc[va_idx], y_value_val=y_train[va_idx], y_churn_val=c_train[va_idx])
-                preds[name] = (model.predict_value(test.features), model.predict_churn(test.features))
+                preds[name] = (model.predict_value(test.features) * value_scale, model.predict_churn(test.features))
                 fitted[name] = model
                 extra[name] = {"best_iteration": dict(model.best_iteration_)}
             elif name == "lstm":
@@ -189,7 +196,7 @@ def run_backtest(
                 model.fit(train.sequences[tr_idx], s_train[tr_idx], y_train[tr_idx],
                           validation_data=(train.sequences[va_idx], s_train[va_idx], y_train[va_idx]),
                           progress=lstm_progress, should_stop=should_stop)
-                preds[name] = (model.predict_value(test.sequences, s_test),
+                preds[name] = (model.predict_value(test.sequences, s_test) * value_scale,
                                model.predict_churn(test.sequences, s_test))
                 fitted[name] = model
                 extra[name] = {"best_epoch": model.best_epoch_, "device": model.device_,
@@ -223,6 +230,8 @@ def run_backtest(
         "holdout_end": str(test.target_end.date()),
         "holdout_days": test.horizon_days,
         "training_cutoff": str(train.cutoff.date()),
+        "training_target_days": train.horizon_days,
+        "value_scale": value_scale,
         "period": period,
         "n_periods": int(test.sequences.shape[1]),
         "n_customers": int(len(test.customers)),

@@ -36,7 +36,7 @@ import pandas as pd
 from analytics.summary import customer_summary
 from analytics.warehouse import EVENT_TYPES, Warehouse
 
-__all__ = ["BacktestError", "WindowData", "PERIOD_DAYS", "SEQUENCE_CHANNELS", "window_data", "backtest_frames",
+__all__ = ["MIN_TRAINING_DAYS", "BacktestError", "WindowData", "PERIOD_DAYS", "SEQUENCE_CHANNELS", "window_data", "backtest_frames",
            "data_span"]
 
 PERIOD_DAYS = {"weeks": 7.0, "months": 30.4375}
@@ -178,9 +178,19 @@ def _features(summary: pd.DataFrame, seq: np.ndarray, cutoff: pd.Timestamp) -> p
     return f
 
 
+MIN_TRAINING_DAYS = 28
+
+
 def backtest_frames(wh: Warehouse, dataset: str, calibration_end, holdout_end, *, period: str = "weeks",
                     n_periods: int | None = None) -> tuple[WindowData, WindowData]:
     """(training window, test window) for a backtest; see the module docstring.
+
+    The training window's target period is as long as the holdout when the
+    calibration period holds at least twice that; otherwise (short histories,
+    e.g. CDNOW's 9 + 9 months) it is half the calibration span, at least
+    MIN_TRAINING_DAYS days, and value predictions must be scaled by
+    ``test.horizon_days / train.horizon_days`` (the backtest does; ranking
+    metrics are unaffected).
 
     Raises BacktestError for dates outside the data, too little history before
     the cut-off for a training window, a dataset with fewer than 2 customers,
@@ -198,14 +208,16 @@ def backtest_frames(wh: Warehouse, dataset: str, calibration_end, holdout_end, *
         )
     if hold <= cal:
         raise BacktestError(f"the holdout end {hold.date()} must be after the calibration end {cal.date()}")
-    horizon = hold - cal
-    train_cut = cal - horizon
-    if train_cut < first_day + horizon:
+    horizon_days = (hold - cal).days
+    calibration_days = (cal - first_day).days + 1
+    train_days = min(horizon_days, calibration_days // 2)
+    if train_days < min(MIN_TRAINING_DAYS, horizon_days):
         raise BacktestError(
-            f"too little history before {cal.date()}: a {horizon.days}-day holdout needs at least "
-            f"{2 * horizon.days} days of calibration data (from {first_day.date()}) to train on; "
-            "choose a later calibration end or a shorter holdout"
+            f"too little history before {cal.date()}: only {calibration_days} days of data from "
+            f"{first_day.date()}; the models need at least {2 * min(MIN_TRAINING_DAYS, horizon_days)} days "
+            "of calibration data to train on; choose a later calibration end"
         )
+    train_cut = cal - pd.Timedelta(days=train_days)
     if n_periods is None:
         span = (train_cut - first_day).days + 1
         n_periods = int(min(MAX_PERIODS.get(period, 1), max(1, math.ceil(span / PERIOD_DAYS.get(period, 7.0)))))
@@ -215,7 +227,7 @@ def backtest_frames(wh: Warehouse, dataset: str, calibration_end, holdout_end, *
         raise BacktestError(f"no purchases between {cal.date()} and {hold.date()}: nothing to evaluate against")
     if train.targets["holdout_purchases"].sum() == 0:
         raise BacktestError(
-            f"no purchases in the last {horizon.days} days before {cal.date()}: the models have nothing to learn from"
+            f"no purchases in the last {train_days} days before {cal.date()}: the models have nothing to learn from"
         )
     if len(train.customers) < 2:
         raise BacktestError(f"fewer than 2 customers before {train_cut.date()}: too little history to train on")

@@ -101,3 +101,11 @@ def test_bad_input(wh):
     add_events(wh, "one", one)
     with pytest.raises(BacktestError, match="at least 2"):
         backtest_frames(wh, "one", "2025-03-01", "2025-04-01")
+
+
+def test_short_history_uses_half_the_calibration_span(wh):
+    add_events(wh, "s", small_events())
+    train, test = backtest_frames(wh, "s", CUT, "2025-12-31")
+    # 121 days of data up to the cut-off -> a 60-day training target period
+    assert train.horizon_days == 60 and train.cutoff == pd.Timestamp("2025-01-30")
+    assert test.horizon_days == 275
