@@ -63,7 +63,7 @@ c3.metric(
     help=f"Purchases {k['gross_revenue']:,.2f} minus refunds {k['refunds']:,.2f}.",
 )
 c4.metric(
-    f"Active customers, last {k['active_days']} days", widgets.fmt_int(k["active_customers"]), border=True,
+    f"Active, last {k['active_days']} days", widgets.fmt_int(k["active_customers"]), border=True,
     help=f"Customers with any event in the {k['active_days']} days up to the dataset's last event "
     f"({k['as_of']:%Y-%m-%d}), not up to today.",
 )

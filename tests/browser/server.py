@@ -1,0 +1,95 @@
+"""Start `valuescope serve` on a free local port for browser tests and screenshots."""
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from typing import Iterator
+
+ROOT = Path(__file__).resolve().parents[2]
+CHROMIUM = os.environ.get("VALUESCOPE_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+    "--disable-component-update", "--no-first-run", "--disable-dev-shm-usage",
+]
+
+
+def browser_missing_reason() -> str | None:
+    """Why a real-browser test cannot run here (None when it can)."""
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        return "playwright (python) is not installed"
+    if not (os.path.exists(CHROMIUM) and os.access(CHROMIUM, os.X_OK)):
+        return f"no Chromium at {CHROMIUM} (apt-get install -y chromium)"
+    return None
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _serve_command(port: int) -> list[str]:
+    exe = Path(sys.executable).with_name("valuescope")
+    base = [str(exe)] if exe.exists() else [sys.executable, "-m", "analytics.cli"]
+    return base + [
+        "serve", "--server.port", str(port), "--server.headless", "true",
+        "--server.address", "127.0.0.1", "--server.fileWatcherType", "none",
+    ]
+
+
+@contextlib.contextmanager
+def running_app(db: Path, *, skip_sample: bool = False, timeout: float = 90.0) -> Iterator[str]:
+    """Run the app against warehouse ``db``; yield its base URL; stop it afterwards."""
+    port = free_port()
+    env = dict(os.environ, VALUESCOPE_DB=str(db), PYTHONUNBUFFERED="1")
+    if skip_sample:
+        env["VALUESCOPE_SKIP_SAMPLE"] = "1"
+    log_path = Path(db).with_suffix(".server.log")
+    log = open(log_path, "wb")
+    proc = subprocess.Popen(_serve_command(port), cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"the app exited with {proc.returncode}:\n{log_path.read_text(errors='replace')}")
+            try:
+                with urllib.request.urlopen(url + "/_stcore/health", timeout=2) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the app did not become healthy in {timeout:.0f} s:\n"
+                                   f"{log_path.read_text(errors='replace')}")
+            time.sleep(0.3)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=5)
+        log.close()
+
+
+def server_log(db: Path) -> str:
+    p = Path(db).with_suffix(".server.log")
+    return p.read_text(errors="replace") if p.exists() else ""
+
+
+def launch_chromium(playwright):
+    return playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+
+
+__all__ = ["running_app", "launch_chromium", "browser_missing_reason", "server_log", "free_port", "shutil"]

@@ -1,0 +1,118 @@
+"""Real browser: upload a CSV on the Data page, load it, read the customer count on the Overview.
+
+Runs the app as a subprocess (`valuescope serve`) on a temporary warehouse and drives
+Debian's Chromium with Playwright. Skipped when Playwright or Chromium is missing,
+unless VALUESCOPE_REQUIRE_BROWSER=1 (CI), where that is a failure.
+"""
+from __future__ import annotations
+
+import gzip
+import os
+import re
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from tests.browser.server import ROOT, browser_missing_reason, launch_chromium, running_app, server_log
+
+pytestmark = pytest.mark.browser
+
+SAMPLE = ROOT / "sample_data" / "sample_events.csv.gz"
+DATASET = "browser_upload"
+
+_missing = browser_missing_reason()
+if _missing:
+    if os.environ.get("VALUESCOPE_REQUIRE_BROWSER") == "1":
+        raise RuntimeError(f"browser tests are required here but cannot run: {_missing}")
+    pytest.skip(f"real-browser test skipped: {_missing}", allow_module_level=True)
+
+# Streamlit's frontend, opened on a page URL such as /data, first probes for a base path
+# (/data/_stcore/health, /data/_stcore/host-config); those 404s are expected, not app errors.
+BASE_PATH_PROBE = re.compile(r"^404 https?://[^/]+/[^/]+/_stcore/(health|host-config)$")
+RESOURCE_404 = "Failed to load resource: the server responded with a status of 404"
+
+
+def _upload_file(tmp_path: Path) -> tuple[Path, int]:
+    """A small CSV cut from the bundled sample (whole customers) and its customer count."""
+    if not SAMPLE.exists():
+        pytest.fail(f"the bundled sample {SAMPLE} is missing")
+    with gzip.open(SAMPLE, "rt", encoding="utf-8") as fh:
+        df = pd.read_csv(fh, dtype=str, keep_default_na=False)
+    cust_col = "customer_id" if "customer_id" in df.columns else df.columns[0]
+    keep = sorted(df[cust_col].unique())[:150]
+    part = df[df[cust_col].isin(set(keep))]
+    out = tmp_path / "browser_upload.csv"
+    part.to_csv(out, index=False)
+    return out, int(part[cust_col].nunique())
+
+
+def _metric(page, label: str) -> str:
+    metric = page.locator('[data-testid="stMetric"]').filter(
+        has=page.locator('[data-testid="stMetricLabel"]', has_text=label)
+    )
+    return metric.locator('[data-testid="stMetricValue"]').first.inner_text().strip()
+
+
+def test_upload_then_overview_shows_customer_count(tmp_path):
+    from playwright.sync_api import expect, sync_playwright
+
+    expect.set_options(timeout=30_000)
+
+    csv_path, expected_customers = _upload_file(tmp_path)
+    db = tmp_path / "browser.duckdb"
+    console_errors: list[str] = []
+    failed_urls: list[str] = []
+
+    with running_app(db, skip_sample=True) as url, sync_playwright() as p:
+        browser = launch_chromium(p)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.set_default_timeout(30_000)
+            page.on("console", lambda m: console_errors.append(m.text) if m.type == "error" else None)
+            page.on("pageerror", lambda e: console_errors.append(f"pageerror: {e}"))
+            page.on("response", lambda r: failed_urls.append(f"{r.status} {r.url}") if r.status >= 400 else None)
+            page.on("requestfailed", lambda r: failed_urls.append(f"failed {r.url}"))
+
+            page.goto(url + "/data")
+            expect(page.get_by_role("heading", name="🗂️ Data", exact=True)).to_be_visible()
+            page.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(str(csv_path))
+
+            name_box = page.get_by_label(re.compile(r"^Dataset name"))
+            expect(name_box).to_be_visible()
+            name_box.fill(DATASET)
+            name_box.press("Enter")
+            load = page.get_by_role("button", name="Load", exact=True)
+            expect(load).to_be_enabled()
+            load.click()
+
+            expect(page.get_by_text("Validation report")).to_be_visible(timeout=60_000)
+            expect(page.get_by_text(re.compile(r"Rows read = loaded \+ rejected \+ duplicates"))).to_be_visible()
+            assert not page.locator('[data-testid="stException"]').count()
+
+            # to the Overview through the navigation (same session), and pick the dataset
+            page.locator('[data-testid="stSidebarNav"]').get_by_role("link", name="Overview").click()
+            expect(page.get_by_role("heading", name="📈 Overview", exact=True)).to_be_visible()
+            sidebar = page.locator('[data-testid="stSidebar"]')
+            expect(sidebar.get_by_text(re.compile("Compute device"))).to_be_visible()
+            sidebar.locator('[data-testid="stSelectbox"]').first.click()
+            page.get_by_role("option", name=DATASET, exact=True).click()
+            expect(page.locator('[data-testid="stMetric"]').first).to_be_visible()
+            expect(page.get_by_text(re.compile(rf"Dataset {DATASET}"))).to_be_visible()
+            shown = _metric(page, "Customers")
+            assert int(shown.replace(",", "")) == expected_customers, server_log(db)
+            expect(page.locator(".js-plotly-plot")).to_have_count(3)
+            assert not page.locator('[data-testid="stException"]').count()
+        except Exception:
+            shot = tmp_path / "failure.png"
+            page.screenshot(path=str(shot), full_page=True)
+            (tmp_path / "failure.html").write_text(page.content())
+            print(f"failure screenshot: {shot}")
+            raise
+        finally:
+            browser.close()
+
+    bad_requests = [u for u in failed_urls if not BASE_PATH_PROBE.match(u)]
+    assert not bad_requests, f"failed requests: {bad_requests}"
+    real = [e for e in console_errors if not (e.startswith(RESOURCE_404) and not bad_requests)]
+    assert not real, f"browser console errors: {real}"
