@@ -205,3 +205,15 @@ def test_mapping_round_trip_and_errors(tmp_path):
         Mapping(columns={"nope": "a"})
     with pytest.raises(IngestError, match="no such column"):
         m.validate(["a", "c"])
+
+
+def test_customer_attributes_go_to_attributes_json(wh, tmp_path):
+    import json
+
+    p = write(tmp_path, "attr.csv", "customer_id,order_date,amount,country,segment,City,internal_flag\n"
+                                    "c1,2024-01-05,10,DE,gold,Berlin,x\n")
+    pv = inspect_source(p)
+    assert pv.mapping.columns["country"] == "country" and pv.mapping.attributes == ["segment", "City"]
+    ingest(wh, p, "attr")
+    country, attrs = q(wh, "SELECT country, attributes FROM events")[0]
+    assert country == "DE" and json.loads(attrs) == {"segment": "gold", "City": "Berlin"}

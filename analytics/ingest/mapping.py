@@ -170,7 +170,7 @@ _NAME_HINTS: dict[str, list[str]] = {
                  "ordernumber", "receipt", "basketid", "bestellung", "bestellnummer", "bestellnr", "pedido", "commande", "rechnung", "rechnungsnummer", "factura"],
     "item_id": ["itemid", "item", "productid", "product", "sku", "stockcode", "articleid", "article", "productcode", "artikel", "artikelnummer", "produkt", "producto", "produit", "articulo"],
     "category": ["category", "categoryid", "productcategory", "cat", "department", "group", "productgroup", "kategorie", "categoria", "categorie", "warengruppe"],
-    "quantity": ["quantity", "qty", "units", "count", "amountunits", "nunits", "items", "menge", "anzahl", "cantidad", "quantite", "stueck", "stuck"],
+    "quantity": ["quantity", "qty", "units", "quantities", "count", "amountunits", "nunits", "items", "menge", "anzahl", "cantidad", "quantite", "stueck", "stuck"],
     "revenue": ["revenue", "amount", "total", "totalamount", "sales", "value", "spend", "price", "unitprice",
                 "ordertotal", "gmv", "net", "netamount", "sum", "dollars", "totalprice", "linetotal", "betrag", "umsatz", "summe", "preis", "importe", "montant", "total_eur", "totaleur", "precio", "prix", "wert"],
     "rating": ["rating", "stars", "score", "reviewscore"],
@@ -179,13 +179,24 @@ _NAME_HINTS: dict[str, list[str]] = {
 }
 
 
-def _name_match(field_name: str, columns: list[str], taken: set[str]) -> str | None:
+#: unmapped columns with these (normalized) names are proposed as customer attributes
+ATTRIBUTE_HINTS = {
+    "gender", "sex", "age", "agegroup", "agebracket", "birthyear", "segment", "customersegment", "city", "region",
+    "state", "province", "channel", "acquisitionchannel", "source", "device", "platform", "tier", "loyaltytier",
+    "membership", "membershiplevel", "language", "currency", "store", "storeid", "shop", "paymentmethod",
+    "signupdate", "registrationdate",
+}
+
+
+def _name_match(field_name: str, columns: list[str], taken: set[str], exact: bool = True) -> str | None:
     normed = {c: norm(c) for c in columns if c not in taken}
-    for hint in _NAME_HINTS[field_name]:  # exact first, in preference order
-        for c, n in normed.items():
-            if n == hint:
-                return c
-    for hint in _NAME_HINTS[field_name][:4]:  # then names starting or ending with the strongest hints
+    if exact:
+        for hint in _NAME_HINTS[field_name]:  # exact, in preference order
+            for c, n in normed.items():
+                if n == hint:
+                    return c
+        return None
+    for hint in _NAME_HINTS[field_name][:4]:  # names starting or ending with the strongest hints
         if len(hint) < 4:
             continue
         for c, n in normed.items():
@@ -305,11 +316,14 @@ def propose_mapping(columns: list[str], rows: list[list[str]], layout: str) -> t
     taken: set[str] = set()
     order = ["customer_id", "event_time", "event_type", "order_id", "item_id", "category", "quantity",
              "revenue", "rating", "text", "country"]
-    for f in order:
-        c = _name_match(f, columns, taken)
-        if c is not None:
-            m.columns[f] = c
-            taken.add(c)
+    for exact in (True, False):  # exact names for every field first, then looser ones
+        for f in order:
+            if m.columns[f] is not None:
+                continue
+            c = _name_match(f, columns, taken, exact)
+            if c is not None:
+                m.columns[f] = c
+                taken.add(c)
     if layout == "uci_online_retail":
         price = next(c for c in columns if norm(c) in ("unitprice", "price"))
         if m.columns["revenue"] != price:
@@ -341,6 +355,11 @@ def propose_mapping(columns: list[str], rows: list[list[str]], layout: str) -> t
                 m.columns["revenue"] = c
                 taken.add(c)
                 break
+    # optional customer attributes (segment, city, age...) go to events.attributes
+    if layout != "uci_online_retail":
+        for c in columns:
+            if c not in taken and c not in m.columns.values() and norm(c) in ATTRIBUTE_HINTS:
+                m.attributes.append(c)
     date_formats: list[str] = []
     tcol = m.columns["event_time"]
     if tcol:
