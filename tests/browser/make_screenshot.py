@@ -15,12 +15,14 @@ from tests.browser.server import ROOT, launch_chromium, running_app
 def main(out: str | None = None) -> int:
     from playwright.sync_api import expect, sync_playwright
 
+    expect.set_options(timeout=180_000)
+
     target = Path(out) if out else ROOT / "docs" / "screenshot.png"
     target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="valuescope-shot-") as tmp:
         with running_app(Path(tmp) / "shot.duckdb", timeout=180) as url, sync_playwright() as p:
             browser = launch_chromium(p)
-            page = browser.new_page(viewport={"width": 1440, "height": 1000}, device_scale_factor=1)
+            page = browser.new_page(viewport={"width": 1440, "height": 1080}, device_scale_factor=1)
             page.set_default_timeout(120_000)
             page.goto(url + "/overview")
             expect(page.locator('[data-testid="stMetric"]').first).to_be_visible()

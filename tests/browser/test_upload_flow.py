@@ -76,6 +76,9 @@ def test_upload_then_overview_shows_customer_count(tmp_path):
 
             page.goto(url + "/data")
             expect(page.get_by_role("heading", name="🗂️ Data", exact=True)).to_be_visible()
+            # a fresh server opened on a deep link still runs through app.py (sidebar, navigation)
+            expect(page.locator('[data-testid="stSidebar"]').get_by_text(re.compile("Compute device"))).to_be_visible()
+            expect(page.locator('[data-testid="stSidebarNav"]').get_by_role("link", name="Overview")).to_be_visible()
             page.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(str(csv_path))
 
             name_box = page.get_by_label(re.compile(r"^Dataset name"))
