@@ -164,3 +164,29 @@ def test_bootstrap_with_committed_sample_file(wh):
         pytest.skip("sample file not generated yet")
     r = ensure_default_dataset(wh)
     assert r.layout == "events" and r.rows_rejected == 0 and r.rows_loaded > 10000
+
+
+def test_two_loads_at_once_from_threads(wh, tmp_path):
+    import threading
+
+    files = []
+    for k in range(2):
+        rows = "".join(f"k{k}c{i},2024-01-{1 + i % 28:02d},{i}.5\n" for i in range(2000))
+        files.append(write(tmp_path, f"t{k}.csv", "customer_id,order_date,amount\n" + rows))
+    results, errors = {}, []
+
+    def run(k):
+        try:
+            results[k] = ingest(wh, files[k], f"ds{k}")
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(k,)) for k in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    assert [results[k].rows_loaded for k in range(2)] == [2000, 2000]
+    assert wh.cursor().execute("SELECT dataset, count(*) FROM events GROUP BY 1 ORDER BY 1").fetchall() == \
+        [("ds0", 2000), ("ds1", 2000)]

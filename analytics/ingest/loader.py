@@ -56,6 +56,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
 
+import duckdb
 import pandas as pd
 
 from analytics.ingest.dialect import (
@@ -321,6 +322,15 @@ def ingest(wh, path, dataset: str, *, mapping: Mapping | dict | None = None, dia
     try:
         result = _load(cur, tx, names, prepared, dia, columns, m, keep, pseudonymize, dataset, preview,
                        file_name or p.name, warnings, report, t0, description, wh, hash_future)
+    except duckdb.TransactionException as exc:
+        stop.set()
+        tx.rollback()
+        raise IngestError("another change to this dataset was written at the same time; nothing was loaded, "
+                          f"try again ({str(exc).splitlines()[0]})") from exc
+    except duckdb.Error as exc:
+        stop.set()
+        tx.rollback()
+        raise IngestError(f"the database refused the load, nothing was written: {str(exc).splitlines()[0]}") from exc
     except BaseException:
         stop.set()
         tx.rollback()
