@@ -153,4 +153,33 @@ UPDATE cluster_assignments SET dataset = (
 DELETE FROM cluster_assignments WHERE dataset IS NULL
 """,
     ),
+    (
+        30,
+        "predictors: backtest runs and their fitted models (files next to the warehouse)",
+        """
+CREATE SEQUENCE predictor_run_id_seq START 1;
+CREATE TABLE predictor_runs (
+    id BIGINT PRIMARY KEY,
+    dataset VARCHAR NOT NULL,
+    calibration_end DATE NOT NULL,
+    holdout_end DATE NOT NULL,
+    period VARCHAR NOT NULL,
+    info VARCHAR NOT NULL,
+    label VARCHAR,
+    created_at TIMESTAMP NOT NULL
+);
+CREATE TABLE predictor_models (
+    run_id BIGINT NOT NULL,
+    dataset VARCHAR NOT NULL,
+    model VARCHAR NOT NULL,
+    parameters VARCHAR,
+    metrics VARCHAR NOT NULL,
+    device VARCHAR,
+    fit_seconds DOUBLE,
+    path VARCHAR,
+    error VARCHAR,
+    PRIMARY KEY (run_id, model)
+)
+""",
+    ),
 ]

@@ -135,13 +135,15 @@ def _targets(wh, dataset, cutoff, target_end, index) -> pd.DataFrame:
 
 def window_data(wh: Warehouse, dataset: str, cutoff, target_end, *, period: str = "weeks",
                 n_periods: int | None = None) -> WindowData:
-    """Features and sequences as of ``cutoff`` and targets over ``(cutoff, target_end]``."""
+    """Features and sequences as of ``cutoff`` and targets over ``(cutoff, target_end]``
+    (``target_end=None``: features only, for scoring today's customers)."""
     if period not in PERIOD_DAYS:
         raise BacktestError(f"unknown period {period!r}: choose weeks or months")
     cutoff = _day(cutoff, "the cut-off")
-    target_end = _day(target_end, "the holdout end")
-    if target_end <= cutoff:
-        raise BacktestError(f"the holdout end {target_end.date()} must be after the cut-off {cutoff.date()}")
+    if target_end is not None:
+        target_end = _day(target_end, "the holdout end")
+        if target_end <= cutoff:
+            raise BacktestError(f"the holdout end {target_end.date()} must be after the cut-off {cutoff.date()}")
     summary = customer_summary(wh, dataset, cutoff, "days", persist=False)
     if summary.empty:
         raise BacktestError(f"no customer of {dataset!r} has events up to {cutoff.date()}")
@@ -152,7 +154,11 @@ def window_data(wh: Warehouse, dataset: str, cutoff, target_end, *, period: str 
     index = summary.index
     seq = _sequences(wh, dataset, cutoff, period, int(n_periods), index)
     feats = _features(summary, seq, cutoff)
-    targets = _targets(wh, dataset, cutoff, target_end, index)
+    if target_end is None:  # scoring: features only
+        targets = pd.DataFrame(index=index)
+        target_end = cutoff
+    else:
+        targets = _targets(wh, dataset, cutoff, target_end, index)
     return WindowData(index, feats, seq, targets, cutoff, target_end, period)
 
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -70,3 +71,28 @@ def test_bad_input(sample_wh):
     if not torch.cuda.is_available():
         with pytest.raises(DeviceError, match="not present"):
             run_backtest(sample_wh, "sample", CAL, HOLD, models=["lstm"], device="cuda")
+
+
+def test_registry_saves_runs_and_scores_with_saved_models(result, sample_wh, tmp_path):
+    from analytics.predict import registry
+
+    res, _ = result
+    run_id = registry.save_backtest(sample_wh, res, model_dir=tmp_path, label="test run")
+    runs = registry.list_runs(sample_wh, "sample")
+    assert run_id in set(runs["id"]) and (runs["label"] == "test run").any()
+    saved = registry.run_models(sample_wh, run_id)
+    assert saved.loc["lightgbm", "rmse"] == pytest.approx(res.metrics.loc["lightgbm", "rmse"])
+    assert pd.isna(saved.loc["zero", "path"]) and (tmp_path / f"run_{run_id}" / "lstm" / "weights.pt").exists()
+    # scoring as of the calibration end reproduces the backtest's own predictions
+    for name in ("lightgbm", "lstm"):
+        scores = registry.score_customers(sample_wh, run_id, name, CAL)
+        np.testing.assert_allclose(scores["expected_value"].to_numpy(),
+                                   res.predictions[f"{name}_value"].to_numpy(), rtol=1e-5)
+        np.testing.assert_allclose(scores["churn_probability"].to_numpy(),
+                                   res.predictions[f"{name}_churn"].to_numpy(), rtol=1e-5, atol=1e-7)
+    with pytest.raises(ValueError, match="no saved bgnbd"):
+        registry.load_model(sample_wh, run_id, "bgnbd")
+    registry.delete_run(sample_wh, run_id)
+    assert not (tmp_path / f"run_{run_id}" / "lstm").exists()
+    with pytest.raises(ValueError, match="no saved backtest run"):
+        registry.run_models(sample_wh, run_id)

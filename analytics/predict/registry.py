@@ -1,0 +1,172 @@
+"""Model registry: persisted backtest runs, their fitted models, and scoring.
+
+A backtest run (``save_backtest``) becomes one ``predictor_runs`` row (dataset,
+cut-off, holdout end, period, run info as JSON) and one ``predictor_models``
+row per model (parameters, every metric, device, training time, the folder of
+its files). Model files live next to the warehouse: ``<warehouse dir>/models/
+run_<id>/<model>/`` (LightGBM text models, or a torch state_dict; settings and
+scalers as JSON; no pickles). ``score_customers`` loads a saved LightGBM or
+LSTM model and scores a dataset's customers as of any date.
+"""
+from __future__ import annotations
+
+import json
+import math
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from analytics.predict.features import window_data
+from analytics.warehouse import Warehouse
+
+__all__ = ["save_backtest", "list_runs", "run_models", "load_model", "score_customers", "delete_run",
+           "default_model_dir"]
+
+SAVED_KINDS = ("lightgbm", "lstm")
+
+
+def _json(obj) -> str:
+    def clean(v):
+        if isinstance(v, float) and not math.isfinite(v):
+            return None
+        if isinstance(v, (np.floating,)):
+            return clean(float(v))
+        if isinstance(v, (np.integer,)):
+            return int(v)
+        if isinstance(v, dict):
+            return {str(k): clean(x) for k, x in v.items()}
+        if isinstance(v, (list, tuple)):
+            return [clean(x) for x in v]
+        return v
+
+    return json.dumps(clean(obj), default=str)
+
+
+def default_model_dir(wh: Warehouse) -> Path | None:
+    """``models/`` next to the warehouse file (None for an in-memory warehouse)."""
+    if wh.path == ":memory:":
+        return None
+    return Path(wh.path).resolve().parent / "models"
+
+
+def save_backtest(wh: Warehouse, result, *, model_dir: str | Path | None = None, label: str | None = None) -> int:
+    """Persist a ``BacktestResult``; returns the run id. Model files go to
+    ``model_dir`` (default: next to the warehouse; required for an in-memory one)."""
+    base = Path(model_dir) if model_dir is not None else default_model_dir(wh)
+    info = result.info
+    with wh.transaction() as tx:
+        run_id = int(tx.execute("SELECT nextval('predictor_run_id_seq')").fetchone()[0])
+        folder = None if base is None else base / f"run_{run_id}"
+        rows = []
+        for name, metrics in result.metrics.iterrows():
+            model = result.models.get(name)
+            path = None
+            if name in SAVED_KINDS and model is not None:
+                if folder is None:
+                    raise ValueError("an in-memory warehouse needs a model_dir to save fitted models in")
+                path = folder / name
+                model.save(path)
+            params = model.get_params() if hasattr(model, "get_params") else None
+            device = getattr(model, "device_", "cpu") if model is not None else None
+            err = metrics.get("error")
+            rows.append([run_id, info["dataset"], name, _json(params),
+                         _json({k: v for k, v in metrics.items() if k != "error"}), device,
+                         float(metrics.get("fit_seconds", math.nan)), None if path is None else str(path),
+                         None if err is None or (isinstance(err, float) and math.isnan(err)) else str(err)])
+        tx.execute(
+            "INSERT INTO predictor_runs (id, dataset, calibration_end, holdout_end, period, info, label, created_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, current_timestamp)",
+            [run_id, info["dataset"], info["calibration_end"], info["holdout_end"], info["period"], _json(info), label],
+        )
+        tx.executemany(
+            "INSERT INTO predictor_models (run_id, dataset, model, parameters, metrics, device, fit_seconds, path, "
+            "error) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            rows,
+        )
+    return run_id
+
+
+def list_runs(wh: Warehouse, dataset: str | None = None) -> pd.DataFrame:
+    """Saved backtest runs, newest first."""
+    sql = "SELECT id, dataset, calibration_end, holdout_end, period, label, created_at FROM predictor_runs"
+    params: list = []
+    if dataset is not None:
+        sql += " WHERE dataset = ?"
+        params.append(dataset)
+    return wh.cursor().execute(sql + " ORDER BY id DESC", params).df()
+
+
+def run_models(wh: Warehouse, run_id: int) -> pd.DataFrame:
+    """One row per model of a run: its metrics expanded into columns, plus device, path, error."""
+    df = wh.cursor().execute(
+        "SELECT model, metrics, device, fit_seconds, path, error FROM predictor_models WHERE run_id = ? "
+        "ORDER BY model", [int(run_id)],
+    ).df()
+    if df.empty:
+        raise ValueError(f"no saved backtest run {run_id}")
+    metrics = pd.DataFrame([json.loads(m) for m in df["metrics"]], index=df["model"])
+    return metrics.join(df.set_index("model")[["device", "path", "error"]])
+
+
+def _run_info(wh: Warehouse, run_id: int) -> dict:
+    row = wh.cursor().execute("SELECT info FROM predictor_runs WHERE id = ?", [int(run_id)]).fetchone()
+    if row is None:
+        raise ValueError(f"no saved backtest run {run_id}")
+    return json.loads(row[0])
+
+
+def load_model(wh: Warehouse, run_id: int, model: str, device: str | None = None):
+    """The fitted LightGBM or LSTM model of a saved run."""
+    row = wh.cursor().execute(
+        "SELECT path FROM predictor_models WHERE run_id = ? AND model = ?", [int(run_id), model]
+    ).fetchone()
+    if row is None or row[0] is None:
+        raise ValueError(f"run {run_id} has no saved {model} model (only lightgbm and lstm models are saved)")
+    path = Path(row[0])
+    if not path.exists():
+        raise ValueError(f"the files of run {run_id}'s {model} model are missing ({path})")
+    if model == "lightgbm":
+        from analytics.predict.gbm import LightGBMValueModel
+
+        return LightGBMValueModel.load(path)
+    from analytics.predict.lstm import LSTMValueModel
+
+    return LSTMValueModel.load(path, device=device or "auto")
+
+
+def score_customers(wh: Warehouse, run_id: int, model: str, as_of, dataset: str | None = None,
+                    device: str | None = None) -> pd.DataFrame:
+    """Score ``dataset`` (default: the run's) as of ``as_of`` with a saved model:
+    expected value over the run's holdout length and churn probability per customer."""
+    from analytics.predict.backtest import static_features
+
+    info = _run_info(wh, run_id)
+    fitted = load_model(wh, run_id, model, device=device)
+    dataset = dataset or info["dataset"]
+    w = window_data(wh, dataset, as_of, None, period=info["period"], n_periods=int(info["n_periods"]))
+    scale = float(info.get("value_scale", 1.0))
+    if model == "lightgbm":
+        value = fitted.predict_value(w.features) * scale
+        churn = fitted.predict_churn(w.features)
+    else:
+        static = static_features(w.features)
+        value = fitted.predict_value(w.sequences, static) * scale
+        churn = fitted.predict_churn(w.sequences, static)
+    out = pd.DataFrame({"expected_value": value, "churn_probability": churn}, index=w.customers)
+    out.attrs = {"run_id": int(run_id), "model": model, "as_of": str(w.cutoff.date()),
+                 "horizon_days": int(info["holdout_days"])}
+    return out
+
+
+def delete_run(wh: Warehouse, run_id: int) -> None:
+    """Remove a run's rows and its model files."""
+    paths = [r[0] for r in wh.cursor().execute(
+        "SELECT path FROM predictor_models WHERE run_id = ? AND path IS NOT NULL", [int(run_id)]).fetchall()]
+    with wh.transaction() as tx:
+        tx.execute("DELETE FROM predictor_models WHERE run_id = ?", [int(run_id)])
+        tx.execute("DELETE FROM predictor_runs WHERE id = ?", [int(run_id)])
+    for p in paths:
+        shutil.rmtree(p, ignore_errors=True)
+
