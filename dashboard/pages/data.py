@@ -288,6 +288,13 @@ if path is not None:
             else:
                 st.session_state["last_ingest"] = result.to_dict()
                 cache.clear()
+                if result.rows_loaded:
+                    # summarise now, so that the Overview opens at once (it is cached per data version)
+                    bar.progress(1.0, text="Summarising the dataset for the Overview…")
+                    try:
+                        cache.overview(result.dataset)
+                    except USER_ERRORS:
+                        pass  # the Overview will show the problem itself
                 widgets.select_dataset_next(result.dataset)
                 st.rerun()
 

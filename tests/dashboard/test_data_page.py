@@ -233,3 +233,31 @@ def test_export_to_server_path_and_delete(app_wh, tmp_path):
     assert app_wh.cursor().execute("SELECT count(*) FROM events WHERE dataset='one'").fetchone()[0] == 0
     assert any("Deleted the dataset" in s.value for s in at.success)
     assert at.sidebar.selectbox(key="dataset").options == ["two"]
+
+
+def test_personal_data_flagged_dropped_by_default_and_pseudonymized(app_wh, tmp_path):
+    src = tmp_path / "people.csv"
+    src.write_text(
+        "customer_id,email,order_date,amount\n"
+        "c1,ann@example.com,2024-01-05,10\n"
+        "c2,bob@example.org,2024-01-06,20\n"
+        "c1,ann@example.com,2024-02-07,5\n",
+        encoding="utf-8",
+    )
+    at = _use_path(_page(app_wh), src)
+    keep = [c for c in at.checkbox if c.key and c.key.startswith("pii_")]
+    assert [c.label for c in keep] == ["Keep email (email)"]
+    assert keep[0].value is False
+    pseudo = next(c for c in at.checkbox if c.key and c.key.startswith("pseudo_"))
+    pseudo.check().run()
+    _by_label(at.text_input, "Dataset name").input("people").run()
+    _load_button(at).click().run()
+    assert not at.error, [e.value for e in at.error]
+    rows = app_wh.cursor().execute(
+        "SELECT customer_id, coalesce(attributes, '') FROM events WHERE dataset='people'").fetchall()
+    assert len(rows) == 3
+    assert not any("@" in attrs for _, attrs in rows)  # the email column was dropped
+    ids = {r[0] for r in rows}
+    assert len(ids) == 2 and not ids & {"c1", "c2"}  # keyed pseudonyms, not the raw ids
+    assert app_wh.cursor().execute(
+        "SELECT pseudonymized FROM datasets WHERE name='people'").fetchone()[0] is True
