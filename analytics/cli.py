@@ -20,6 +20,7 @@ COMMAND_MODULES = [
     "analytics.commands.sample",
     "analytics.commands.score",
     "analytics.commands.segments",
+    "analytics.commands.predict",
 ]
 
 
