@@ -88,6 +88,14 @@ def _check_server_path(text: str) -> str:
     return str(p.resolve())
 
 
+def _size(n: int) -> str:
+    if n >= 1e9:
+        return f"{n / 1e9:,.2f} GB"
+    if n >= 1e6:
+        return f"{n / 1e6:,.1f} MB"
+    return f"{max(n / 1e3, 0.1):,.1f} kB"
+
+
 def _date_choice_label(fmt: str) -> str:
     example = dt.datetime(2024, 1, 2, 13, 45, 0)
     try:
@@ -123,10 +131,8 @@ def _report(last: dict) -> None:
     if rejected:
         ingestion_id = int(last["ingestion_id"])
         rejects = ing.rejects_frame(wh, ingestion_id, limit=1000)
-        st.markdown(
-            f"**Rejected rows** ({rejected:,}; the first {min(rejected, 1000):,} are shown, "
-            "the download has them all):"
-        )
+        shown = "" if rejected <= 1000 else "; the first 1,000 are shown, the download has them all"
+        st.markdown(f"**Rejected rows** ({rejected:,}{shown}):")
         st.dataframe(
             rejects, hide_index=True, key="rejects_table",
             column_config={
@@ -155,9 +161,10 @@ source = st.radio(
 )
 path: str | None = None
 file_name: str | None = None
+gen = st.session_state.setdefault("_source_gen", 0)  # bumped after a load: empties the source widgets
 if source.startswith("Upload"):
     uploaded = st.file_uploader(
-        "CSV, TSV or text file (optionally .gz compressed)", type=UPLOAD_TYPES, key="upload",
+        "CSV, TSV or text file (optionally .gz compressed)", type=UPLOAD_TYPES, key=f"upload_{gen}",
     )
     if uploaded is not None:
         try:
@@ -167,7 +174,7 @@ if source.startswith("Upload"):
             widgets.show_error(exc, "The upload could not be stored")
 else:
     typed = st.text_input(
-        "Path of the file on the server", key="server_path",
+        "Path of the file on the server", key=f"server_path_{gen}",
         placeholder="/data/exports/orders_2024.csv.gz",
     )
     if typed.strip():
@@ -190,7 +197,7 @@ if path is not None:
         token = hashlib.sha1(f"{path}|{stat.st_size}|{stat.st_mtime}".encode()).hexdigest()[:10]
         st.subheader("2. Check what was detected")
         st.markdown(
-            f"**{widgets.md_escape(preview.file_name)}** ({preview.size_bytes / 1e6:,.1f} MB) · "
+            f"**{widgets.md_escape(preview.file_name)}** ({_size(preview.size_bytes)}) · "
             f"layout: **{widgets.md_escape(preview.layout)}** · "
             f"{widgets.md_escape(preview.dialect.describe())}"
         )
@@ -296,6 +303,7 @@ if path is not None:
                     except USER_ERRORS:
                         pass  # the Overview will show the problem itself
                 widgets.select_dataset_next(result.dataset)
+                st.session_state["_source_gen"] = gen + 1
                 st.rerun()
 
 last = st.session_state.get("last_ingest")

@@ -35,9 +35,13 @@ def _page(app_wh) -> AppTest:
 
 def _use_path(at: AppTest, path) -> AppTest:
     at.radio(key="source").set_value(PATH_SOURCE).run()
-    at.text_input(key="server_path").input(str(path)).run()
+    at.text_input(key=f"server_path_{_gen(at)}").input(str(path)).run()
     assert not at.exception, at.exception
     return at
+
+
+def _gen(at: AppTest) -> int:
+    return at.session_state["_source_gen"]
 
 
 def _mapping(at: AppTest) -> dict[str, str]:
@@ -71,7 +75,7 @@ def _metric_values(at: AppTest) -> dict[str, int]:
 def test_bad_paths_give_clear_errors(app_wh, tmp_path):
     at = _use_path(_page(app_wh), tmp_path / "nope.csv")
     assert any("no such file on the server" in e.value for e in at.error)
-    at.text_input(key="server_path").input(str(tmp_path)).run()
+    at.text_input(key=f"server_path_{_gen(at)}").input(str(tmp_path)).run()
     assert any("is a folder, not a file" in e.value for e in at.error)
     assert app_wh.datasets() == []
 
@@ -122,7 +126,10 @@ def test_uci_file_by_path_proposal_and_load(app_wh, tmp_path):
     history = _frame_with(at, "rows_duplicate")
     assert list(history["dataset"]) == ["retail"]
 
-    # loading the same file again appends nothing: every row is a duplicate
+    # after a load the source is emptied; loading the same file again appends nothing
+    assert at.text_input(key=f"server_path_{_gen(at)}").value == ""
+    assert not [b for b in at.button if b.key and b.key.startswith("load_")]
+    at.text_input(key=f"server_path_{_gen(at)}").input(str(src)).run()
     _by_label(at.text_input, "Dataset name").input("retail").run()
     assert any("will be appended" in i.value for i in at.info)
     _load_button(at).click().run()
@@ -177,11 +184,11 @@ def test_ambiguous_dates_are_asked(app_wh, tmp_path):
 def test_bad_upload_is_an_error_and_changes_nothing(app_wh):
     insert_events(app_wh, "keep", [("a", dt.datetime(2024, 1, 1), "purchase", "o1", 10.0)])
     at = _page(app_wh)
-    at.file_uploader(key="upload").set_value(("data.csv", b"\x00\x01\x02\xff\xfe" * 400, "text/csv")).run()
+    at.file_uploader(key=f"upload_{_gen(at)}").set_value(("data.csv", b"\x00\x01\x02\xff\xfe" * 400, "text/csv")).run()
     assert not at.exception, at.exception
     assert at.error, "a binary file must give an error"
     assert app_wh.datasets() == ["keep"]
-    at.file_uploader(key="upload").set_value(("empty.csv", b"", "text/csv")).run()
+    at.file_uploader(key=f"upload_{_gen(at)}").set_value(("empty.csv", b"", "text/csv")).run()
     assert at.error
     assert app_wh.cursor().execute("SELECT count(*) FROM events").fetchone()[0] == 1
 
@@ -191,7 +198,7 @@ def test_upload_loads_and_overview_counts(app_wh):
     for i in range(40):
         rows.append(f"u{i % 17},2024-03-{1 + i % 28:02d} 10:00:00,purchase,o{i},{i + 1}.5")
     at = _page(app_wh)
-    at.file_uploader(key="upload").set_value(("shop events.csv", "\n".join(rows).encode(), "text/csv")).run()
+    at.file_uploader(key=f"upload_{_gen(at)}").set_value(("shop events.csv", "\n".join(rows).encode(), "text/csv")).run()
     assert not at.error, [e.value for e in at.error]
     name = _by_label(at.text_input, "Dataset name")
     assert name.value == "shop_events"
