@@ -89,6 +89,25 @@ def _wrap(result: np.ndarray, index, name: str, scalar: bool = False):
     return result
 
 
+def _dedup(*arrays: np.ndarray):
+    """Unique rows of equal-length arrays: (list of unique arrays, inverse index) or None if not worth it.
+
+    Customer bases repeat the same (frequency, recency, T) many times (whole days), so
+    evaluating the hypergeometric terms once per distinct row is much faster.
+    """
+    n = len(arrays[0])
+    if n < 20_000:
+        return None
+    frame = pd.DataFrame({i: a for i, a in enumerate(arrays)})
+    codes = frame.groupby(list(frame.columns), sort=False, dropna=False).ngroup().to_numpy()
+    n_unique = int(codes.max()) + 1
+    if n_unique > 0.7 * n:
+        return None
+    first = np.empty(n_unique, dtype=np.int64)
+    first[codes[::-1]] = np.arange(n - 1, -1, -1)  # first row of every distinct combination
+    return [a[first] for a in arrays], codes
+
+
 def _unit_of(values, unit: str | None) -> str:
     if unit is None:
         unit = getattr(values, "attrs", {}).get("unit") if hasattr(values, "attrs") else None
@@ -334,6 +353,12 @@ class BetaGeoModel:
         index = _index_of(frequency, recency, T)
         x, tx, tt = (_as_array(v, n) for v, n in ((frequency, "frequency"), (recency, "recency"), (T, "T")))
         t = np.asarray(t, dtype="float64")
+        if t.ndim == 0:
+            dd = _dedup(x, tx, tt)
+            if dd is not None:
+                (ux, utx, utt), inv = dd
+                out = np.asarray(self.expected_purchases(t, ux, utx, utt))[inv]
+                return _wrap(out, index, "expected_purchases")
         with np.errstate(all="ignore"):
             hyp = special.hyp2f1(r + x, b + x, a + b + x - 1.0, t / (alpha + tt + t))
             first = (a + b + x - 1.0) / (a - 1.0) * (
@@ -539,12 +564,16 @@ def customer_lifetime_value(
     month = DAYS_PER_MONTH / TIME_UNITS[transaction_model.unit_]
     d = (1.0 + annual_discount_rate) ** (1.0 / 12.0) - 1.0
     spend = np.asarray(spend_model.expected_spend(x, _as_array(monetary_value, "monetary_value")))
-    total = np.zeros_like(x)
-    prev = np.zeros_like(x)
+    dd = _dedup(x, tx, tt)
+    (ux, utx, utt), inv = dd if dd is not None else ((x, tx, tt), None)
+    total = np.zeros_like(ux)
+    prev = np.zeros_like(ux)
     for k in range(1, h + 1):
-        cum = np.asarray(transaction_model.expected_purchases(k * month, x, tx, tt))
+        cum = np.asarray(transaction_model.expected_purchases(k * month, ux, utx, utt))
         total += (cum - prev) / (1.0 + d) ** k
         prev = cum
+    if inv is not None:
+        total = total[inv]
     return _wrap(margin * spend * total, index, "clv")
 
 

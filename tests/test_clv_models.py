@@ -272,3 +272,24 @@ def test_estimator_contract():
     p0 = BetaGeoModel().fit(d["frequency"], d["recency"], d["T"], unit="weeks")
     # the penalty shrinks the parameters
     assert np.sum(np.square([m.r_, m.alpha_, m.a_, m.b_])) < np.sum(np.square([p0.r_, p0.alpha_, p0.a_, p0.b_]))
+
+
+def test_large_inputs_are_deduplicated_exactly(bgf):
+    rng = np.random.default_rng(5)
+    n = 30000
+    x = rng.integers(0, 6, n).astype(float)
+    T = rng.integers(1, 40, n).astype(float)
+    tx = np.where(x > 0, np.floor(rng.uniform(0, 1, n) * T), 0.0)
+    x[7] = np.nan  # a missing row stays missing and does not disturb the others
+    fast = bgf.expected_purchases(8.0, x, tx, T)
+    slow = np.concatenate([bgf.expected_purchases(8.0, x[i:i + 10000], tx[i:i + 10000], T[i:i + 10000])
+                           for i in range(0, n, 10000)])  # chunks below the dedup threshold
+    np.testing.assert_array_equal(np.isnan(fast), np.isnan(slow))
+    np.testing.assert_allclose(fast[~np.isnan(slow)], slow[~np.isnan(slow)], rtol=1e-12)
+    gg = GammaGammaModel().fit([1, 2, 3, 4, 2, 6], [10.0, 12, 30, 25, 8, 14])
+    m = np.full(n, 20.0)
+    clv = customer_lifetime_value(bgf, gg, x, tx, T, m, horizon_months=6, annual_discount_rate=0.1)
+    clv_chunks = np.concatenate([
+        customer_lifetime_value(bgf, gg, x[i:i + 10000], tx[i:i + 10000], T[i:i + 10000], m[i:i + 10000],
+                                horizon_months=6, annual_discount_rate=0.1) for i in range(0, n, 10000)])
+    np.testing.assert_allclose(clv[~np.isnan(clv_chunks)], clv_chunks[~np.isnan(clv_chunks)], rtol=1e-12)
