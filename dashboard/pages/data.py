@@ -304,6 +304,9 @@ if path is not None:
                         pass  # the Overview will show the problem itself
                 widgets.select_dataset_next(result.dataset)
                 st.session_state["_source_gen"] = gen + 1
+                tmp = st.session_state.pop("_upload_tmp", None)
+                if tmp:  # the upload's temporary copy is no longer needed
+                    shutil.rmtree(tmp["dir"], ignore_errors=True)
                 st.rerun()
 
 last = st.session_state.get("last_ingest")

@@ -3,6 +3,7 @@ dates, load with the validation report, bad files, export and delete."""
 from __future__ import annotations
 
 import datetime as dt
+import os
 
 import pandas as pd
 import pytest
@@ -202,8 +203,11 @@ def test_upload_loads_and_overview_counts(app_wh):
     assert not at.error, [e.value for e in at.error]
     name = _by_label(at.text_input, "Dataset name")
     assert name.value == "shop_events"
+    tmp_copy = at.session_state["_upload_tmp"]["path"]
+    assert open(tmp_copy, "rb").read().startswith(b"customer_id,event_time")
     _load_button(at).click().run()
     assert _metric_values(at)["Rows loaded"] == 40
+    assert not os.path.exists(tmp_copy)  # the upload's temporary copy is removed after the load
     at.switch_page("pages/overview.py").run()
     assert at.sidebar.selectbox(key="dataset").value == "shop_events"
     customers = next(m.value for m in at.metric if m.label == "Customers")
