@@ -272,3 +272,19 @@ def test_personal_data_flagged_dropped_by_default_and_pseudonymized(app_wh, tmp_
     assert len(ids) == 2 and not ids & {"c1", "c2"}  # keyed pseudonyms, not the raw ids
     assert app_wh.cursor().execute(
         "SELECT pseudonymized FROM datasets WHERE name='people'").fetchone()[0] is True
+
+
+def test_load_error_is_shown_and_nothing_changes(app_wh, tmp_path):
+    insert_events(app_wh, "keep", [("a", dt.datetime(2024, 1, 1), "purchase", "o1", 10.0)])
+    src = tmp_path / "orders.csv"
+    src.write_text("client,day,amount\na,2024-01-05,10.5\nb,2024-01-06,20\n", encoding="utf-8")
+    at = _use_path(_page(app_wh), src)
+    next(sb for sb in at.selectbox if sb.label == "customer_id *").set_value("(none)").run()
+    _by_label(at.text_input, "Dataset name").input("broken").run()
+    _load_button(at).click().run()
+    assert not at.exception, at.exception
+    assert any(e.value.startswith("Nothing was loaded:") and "customer_id" in e.value for e in at.error), \
+        [e.value for e in at.error]
+    assert app_wh.datasets() == ["keep"]
+    assert app_wh.cursor().execute("SELECT count(*) FROM events").fetchone()[0] == 1
+    assert app_wh.cursor().execute("SELECT count(*) FROM ingestions WHERE dataset='broken'").fetchone()[0] == 0
