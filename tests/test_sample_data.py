@@ -254,3 +254,12 @@ def test_out_must_not_be_a_folder_or_the_truth_file(tmp_path):
         generate(tmp_path, None, SampleConfig(customers=10))
     with pytest.raises(SampleError, match="different file"):
         generate(tmp_path / "a.csv", tmp_path / "a.csv", SampleConfig(customers=10))
+
+
+def test_behaviour_features_beat_bgnbd_on_holdout_value():
+    """The planted signals (leading views, trends, persona spend) are learnable beyond BG/NBD (issue 5)."""
+    from sample_data.check import value_predictability
+
+    r = value_predictability(read_events(SAMPLE_EVENTS), "2025-07-01", "2026-01-01")
+    assert r["lightgbm"]["rmse"] < r["bgnbd_gg"]["rmse"] < r["zero"]["rmse"]
+    assert r["lightgbm"]["normalized_gini"] > r["bgnbd_gg"]["normalized_gini"] + 0.03
