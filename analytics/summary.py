@@ -65,6 +65,8 @@ SUMMARY_COLUMNS = [
     "avg_rating", "tenure", "avg_gap", "first_event", "last_event",
 ]
 
+MAX_RUNS_PER_DATASET = 8  # persisted summaries kept per dataset (most recent first)
+
 _SUMMARY_VERSION = 1  # bump when the computation changes: old persisted runs stop matching
 
 
@@ -261,10 +263,14 @@ def customer_summary(
     ).fetchone()
     if row is None:
         with wh.transaction() as tx:
+            # drop the run this one replaces, runs made from older data (they can never be
+            # reused) and all but the most recent MAX_RUNS_PER_DATASET - 1 others
             old = [r[0] for r in tx.execute(
-                "SELECT run_id FROM customer_summary_runs WHERE dataset = ? AND as_of = ? "
-                "AND unit = ? AND params_hash = ?",
-                [dataset, as_of_day.date(), unit, phash],
+                "SELECT run_id FROM customer_summary_runs WHERE dataset = ? AND ("
+                " (as_of = ? AND unit = ? AND params_hash = ?) OR data_version <> ?"
+                " OR run_id NOT IN (SELECT run_id FROM customer_summary_runs WHERE dataset = ?"
+                "   ORDER BY run_id DESC LIMIT ?))",
+                [dataset, as_of_day.date(), unit, phash, version, dataset, MAX_RUNS_PER_DATASET - 1],
             ).fetchall()]
             for run in old:
                 tx.execute("DELETE FROM customer_summaries WHERE run_id = ?", [run])
@@ -287,6 +293,26 @@ def customer_summary(
         f"SELECT {cols} FROM customer_summaries WHERE run_id = ? ORDER BY customer_id", [run_id]
     ).df()
     return _finish(df, unit, as_of_day, dataset)
+
+
+def delete_summaries(wh: Warehouse, dataset: str, tx=None) -> int:
+    """Remove a dataset's persisted summaries (call it when the dataset is deleted).
+
+    Pass ``tx`` (a cursor inside ``wh.transaction()``) to take part in a larger
+    transaction. Returns the number of runs removed.
+    """
+    def run(cur) -> int:
+        runs = [r[0] for r in cur.execute(
+            "SELECT run_id FROM customer_summary_runs WHERE dataset = ?", [dataset]).fetchall()]
+        for run_id in runs:
+            cur.execute("DELETE FROM customer_summaries WHERE run_id = ?", [run_id])
+        cur.execute("DELETE FROM customer_summary_runs WHERE dataset = ?", [dataset])
+        return len(runs)
+
+    if tx is not None:
+        return run(tx)
+    with wh.transaction() as cur:
+        return run(cur)
 
 
 def summary_from_transactions(

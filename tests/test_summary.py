@@ -232,3 +232,19 @@ def test_user_errors(small):
 def test_empty_window_gives_empty_frame(small):
     s = customer_summary(small, "shop", "2020-01-01", "days")
     assert len(s) == 0 and list(s.columns) == SUMMARY_COLUMNS
+
+
+def test_persisted_runs_are_pruned_and_deletable(small):
+    from analytics.summary import MAX_RUNS_PER_DATASET, delete_summaries
+
+    cur = small.cursor()
+    days = pd.date_range("2024-01-05", periods=MAX_RUNS_PER_DATASET + 3, freq="D")
+    for day in days:
+        customer_summary(small, "shop", day, "days")
+    runs = cur.execute("SELECT as_of FROM customer_summary_runs ORDER BY run_id").fetchall()
+    assert len(runs) == MAX_RUNS_PER_DATASET
+    assert pd.Timestamp(runs[-1][0]) == days[-1]  # the most recent are kept
+    n_rows = cur.execute("SELECT count(*) FROM customer_summaries").fetchone()[0]
+    assert n_rows == cur.execute("SELECT sum(n_customers) FROM customer_summary_runs").fetchone()[0]
+    assert delete_summaries(small, "shop") == MAX_RUNS_PER_DATASET
+    assert cur.execute("SELECT count(*) FROM customer_summaries").fetchone()[0] == 0
