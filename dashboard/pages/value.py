@@ -225,7 +225,7 @@ with tab_segments:
     table = result.segment_table
     fig = go.Figure(go.Treemap(
         labels=[widgets.escape(x) for x in table["segment"]], parents=[""] * len(table),
-        values=table["customers"].to_numpy(),
+        values=table["customers"].to_numpy(), root_color="rgba(0,0,0,0)",
         marker=dict(colors=table["revenue_share"].to_numpy(), colorscale="Blues", showscale=True,
                     colorbar=dict(title="revenue share", tickformat=".0%")),
         customdata=table[["customer_share", "revenue_share", "revenue", "clv_formula"]].to_numpy(),
