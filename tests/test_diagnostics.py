@@ -17,7 +17,30 @@ from analytics.diagnostics import (
 )
 from analytics.summary import SummaryError
 from analytics.warehouse import WarehouseError
-from tests.test_summary import add_events, load_cdnow
+
+
+def load_cdnow(test_data) -> pd.DataFrame:
+    df = pd.read_csv(test_data / "CDNOW_sample.txt", sep=r"\s+", header=None,
+                     names=["original_id", "customer_id", "date", "qty", "amount"])
+    df["date"] = pd.to_datetime(df["date"].astype(str), format="%Y%m%d")
+    return df
+
+
+def add_events(wh, dataset: str, events: pd.DataFrame) -> None:
+    """Insert purchase/view events (customer_id, event_time, event_type[, revenue]) into the warehouse."""
+    frame = pd.DataFrame({
+        "customer_id": events["customer_id"].astype(str),
+        "event_time": pd.to_datetime(events["event_time"]).astype("datetime64[us]"),
+        "event_type": events["event_type"],
+        "revenue": events["revenue"].astype("float64") if "revenue" in events else float("nan"),
+    })
+    cur = wh.cursor()
+    if not wh.has_dataset(dataset):
+        cur.execute("INSERT INTO datasets (name) VALUES (?)", [dataset])
+    cur.register("new_events", frame)
+    cur.execute("INSERT INTO events (dataset, customer_id, event_time, event_type, revenue, ingestion_id) "
+                "SELECT ?, customer_id, event_time, event_type, revenue, 1 FROM new_events", [dataset])
+    cur.unregister("new_events")
 
 
 @pytest.fixture(scope="module")
