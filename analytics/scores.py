@@ -973,7 +973,7 @@ def score_dataset(
             note = str(exc)
     result = scorer.score(rfm_weights, behaviour_weights, p, segment_map=smap, top_n=20, prob=prob)
     used_rules = validate_segment_rules(DEFAULT_SEGMENT_RULES if rules is None else rules)
-    return ScoringRun(dataset, scorer, result, scorer.frame(result), note, models, used_rules)
+    return ScoringRun(dataset, scorer, result, scorer.frame(result), note, models, used_rules, smap.fallback)
 
 
 @dataclass
@@ -987,11 +987,13 @@ class ScoringRun:
     bgnbd_note: str | None = None
     models: Any = None
     rules: list[dict[str, Any]] = field(default_factory=list)
+    fallback: str = DEFAULT_FALLBACK
 
     def metadata(self) -> dict[str, Any]:
         meta: dict[str, Any] = {"dataset": self.dataset, **self.result.params}
         meta["customers"] = int(len(self.frame))
         meta["segment_rules"] = self.rules
+        meta["fallback_segment"] = self.fallback
         if self.models is not None:
             meta["bgnbd"] = "fitted"
             meta["model_params"] = model_params(self.models)

@@ -161,3 +161,26 @@ def test_score_with_bgnbd_on_cdnow(tmp_path, test_data, capsys):
     assert scored["clv_bgnbd"].notna().all() and (scored["clv_bgnbd"] >= 0).all()
     assert scored["p_alive"].between(0, 1).all()
     assert read_parquet_metadata(out)["model_params"]["gamma_gamma"]["customers"] == meta["model_params"]["gamma_gamma"]["customers"]
+
+
+def test_custom_segment_rules_file(db, tmp_path, capsys):
+    rules = tmp_path / "rules.csv"
+    rules.write_text("segment,r_min,r_max,fm_min,fm_max\nRecent,4,5,1,5\n")
+    out = tmp_path / "s.csv"
+    rc = main(["score", "--db", db, "--dataset", "shop", "--as-of", "2024-03-31", "--no-bgnbd",
+               "--segment-rules", str(rules), "--fallback-segment", "Older", "--out", str(out)])
+    assert rc == 0, capsys.readouterr().err
+    df = pd.read_csv(out).set_index("customer_id")
+    by_r = df.groupby("r_score")["rfm_segment"].agg(set).to_dict()
+    for r, segs in by_r.items():
+        assert segs == ({"Recent"} if r >= 4 else {"Older"} if r >= 1 else {"No purchase yet"})
+    meta = json.loads((tmp_path / "s.csv.json").read_text())
+    assert meta["segment_rules"] == [{"segment": "Recent", "r_min": 4, "r_max": 5, "fm_min": 1, "fm_max": 5}]
+    assert meta["fallback_segment"] == "Older"
+    # a bad table is a one-line error before any work
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps([{"segment": "X", "r_min": 6, "r_max": 5, "fm_min": 1, "fm_max": 5}]))
+    rc = main(["score", "--db", db, "--dataset", "shop", "--as-of", "2024-03-31", "--no-bgnbd",
+               "--segment-rules", str(bad), "--out", str(tmp_path / "b.csv")])
+    err = capsys.readouterr().err
+    assert rc == 2 and "whole number 1-5" in err and len(err.strip().splitlines()) == 1

@@ -4,6 +4,7 @@
         [--rfm-weights 1,1,1] [--behaviour-weights views=0.1,carts=0.5,...]
         [--margin 0.3] [--horizon-months 12] [--discount-rate 0.1]
         [--lifetime-years 3] [--min-age-months 1] [--no-bgnbd]
+        [--segment-rules RULES.csv|RULES.json] [--fallback-segment NAME]
         --out FILE.csv|FILE.parquet [--bom] [--db PATH]
 
 Writes one row per customer (RFM scores and segment, behaviour score, CLV by
@@ -43,6 +44,11 @@ def register(sub) -> None:
     p.add_argument("--min-age-months", type=float, default=1.0,
                    help="shortest customer age used for orders per year (default 1 month)")
     p.add_argument("--no-bgnbd", action="store_true", help="skip the BG/NBD + Gamma-Gamma CLV")
+    p.add_argument("--segment-rules", metavar="FILE", default=None,
+                   help="RFM segment rule table (CSV or JSON list) with columns segment,r_min,r_max,fm_min,fm_max; "
+                   "first matching rule wins (default: the standard R-vs-FM grid)")
+    p.add_argument("--fallback-segment", metavar="NAME", default="Other",
+                   help="segment of customers no rule covers (default Other)")
     p.add_argument("--out", required=True, metavar="FILE", help="output file: .csv or .parquet")
     p.add_argument("--bom", action="store_true", help="write a UTF-8 byte order mark in the CSV (for Excel)")
     p.set_defaults(func=cmd_score)
@@ -73,10 +79,14 @@ def cmd_score(args) -> int:
         min_age_months=args.min_age_months,
     ).validated()
 
+    rules = _read_rules(args.segment_rules) if args.segment_rules else None
+    scores.compile_segment_rules(rules, args.fallback_segment)  # validate before any work
+
     wh = get_warehouse(args.db or default_db_path())
     run = scores.score_dataset(
         wh, args.dataset, args.as_of, args.unit,
         rfm_weights=rfm_w, behaviour_weights=beh_w, clv=params, bgnbd=not args.no_bgnbd,
+        rules=rules, fallback=args.fallback_segment,
     )
     frame = run.frame
     meta = run.metadata()
@@ -99,3 +109,21 @@ def cmd_score(args) -> int:
     for _, row in table.iterrows():
         print(f"{row['segment']:22} {int(row['customers']):>10,} {row['revenue_share']:>13.1%}")
     return 0
+
+
+def _read_rules(path: str):
+    """A rule table from a CSV file or a JSON list of objects."""
+    import pandas as pd
+
+    p = Path(path)
+    if not p.exists():
+        raise UserError(f"no segment rules file {path}")
+    try:
+        if p.suffix.lower() == ".json":
+            data = json.loads(p.read_text(encoding="utf-8"))
+            if not isinstance(data, list):
+                raise UserError(f"{p.name}: expected a JSON list of rules")
+            return data
+        return pd.read_csv(p, dtype={"segment": str})
+    except (ValueError, OSError) as exc:
+        raise UserError(f"cannot read the segment rules {p.name}: {exc}") from None
