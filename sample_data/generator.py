@@ -267,10 +267,14 @@ class Batch:
     n_events_by_type: dict[str, int]
 
 
-def _rand_choice_rows(rng, cdf_rows: np.ndarray) -> np.ndarray:
-    """One categorical draw per row, each row with its own cumulative distribution."""
-    u = rng.random(cdf_rows.shape[0])
-    return (u[:, None] > cdf_rows).sum(axis=1).clip(0, cdf_rows.shape[1] - 1)
+def _rand_choice_rows(rng, cdf: np.ndarray, group: np.ndarray) -> np.ndarray:
+    """One categorical draw per row from the cumulative distribution ``cdf[group[row]]``."""
+    u = rng.random(len(group))
+    out = np.empty(len(group), dtype=np.int64)
+    for g in range(cdf.shape[0]):
+        rows = group == g
+        out[rows] = np.searchsorted(cdf[g], u[rows], side="left")
+    return out.clip(0, cdf.shape[1] - 1)
 
 
 def _times_in_weeks(rng, weeks: np.ndarray, grid: _Grid) -> np.ndarray:
@@ -284,7 +288,7 @@ def _times_in_weeks(rng, weeks: np.ndarray, grid: _Grid) -> np.ndarray:
 def _pick_items(rng, persona, fav_cat, cat_cdf, cat: Catalogue, fav_prob=0.45):
     """Category and item for each line/view: favourite category or persona mix, price skewed by persona."""
     n = len(persona)
-    drawn = _rand_choice_rows(rng, cat_cdf[persona])
+    drawn = _rand_choice_rows(rng, cat_cdf, persona)
     c = np.where(rng.random(n) < fav_prob, fav_cat, drawn)
     u = rng.random(n) ** _PARAMS[persona, _SKEW]  # skew > 1: cheap end; < 1: expensive end
     idx = cat.cat_start[c] + np.minimum((u * cat.cat_count[c]).astype(np.int64), cat.cat_count[c] - 1)
@@ -303,7 +307,7 @@ def generate_batch(cfg: SampleConfig, batch_index: int, first_customer: int, n: 
     prm = _PARAMS[persona]
     country = rng.choice(len(COUNTRIES), size=n, p=_COUNTRY_P / _COUNTRY_P.sum())
     cat_cdf = np.cumsum(_CAT_PREF, axis=1)
-    fav_cat = _rand_choice_rows(rng, cat_cdf[persona])
+    fav_cat = _rand_choice_rows(rng, cat_cdf, persona)
     rate = rng.gamma(prm[:, _SHAPE], prm[:, _RATE] / prm[:, _SHAPE])
     p_drop = rng.beta(prm[:, _PA], prm[:, _PB])
     p_drop[persona == ONE_TIME] = 1.0
@@ -472,7 +476,7 @@ def generate_batch(cfg: SampleConfig, batch_index: int, first_customer: int, n: 
     emit(b_cust[bv_s], b_ts[bv_s] + rng.integers(0, 1500, len(bv_s)), _VIEW, item=bv_item, catg=bv_cat)
     bs = np.repeat(np.arange(n_b), rng.poisson(_PARAMS[b_pers, _SRCH]))
     bs_cat = np.where(rng.random(len(bs)) < 0.6, fav_cat[b_cust[bs]],
-                      _rand_choice_rows(rng, cat_cdf[b_pers[bs]]))
+                      _rand_choice_rows(rng, cat_cdf, b_pers[bs]))
     emit(b_cust[bs], b_ts[bs] - rng.integers(1, 120, len(bs)), _SEARCH, catg=bs_cat,
          text=_SEARCH_TEXT_START + bs_cat * len(_SEARCH_TEMPLATES) + rng.integers(0, len(_SEARCH_TEMPLATES), len(bs)))
     ba = np.nonzero(rng.random(n_b) < _PARAMS[b_pers, _ABAND])[0]
@@ -482,7 +486,7 @@ def generate_batch(cfg: SampleConfig, batch_index: int, first_customer: int, n: 
          catg=bv_cat[first_view[ba]], qty=1 + rng.poisson(0.2, len(ba)))
 
     # ---- assemble
-    a = {k: np.concatenate(v) for k, v in cols.items()}
+    a = {k: np.concatenate(cols.pop(k)) for k in list(cols)}  # pop: free the pieces as we go
     keep = (a["ts"] >= grid.start_s) & (a["ts"] < grid.total_end_s)
     a = {k: v[keep] for k, v in a.items()}
     hist = a["ts"] < grid.hist_end_s
@@ -528,7 +532,7 @@ def generate_batch(cfg: SampleConfig, batch_index: int, first_customer: int, n: 
     truth = truth.filter(pa.array(seen))
 
     # history events, sorted by customer, time, type; exact duplicates dropped
-    h = {k: v[hist] for k, v in a.items()}
+    h = {k: a.pop(k)[hist] for k in list(a)}
     order = np.lexsort((h["rev"], h["item"], h["type"], h["ts"], h["cust"]))
     h = {k: v[order] for k, v in h.items()}
     if len(order) > 1:
@@ -605,11 +609,13 @@ def _part(path: Path) -> Path:
     return path.with_name(path.name + ".part")
 
 
-def _write_table(fh, table: pa.Table) -> None:
-    buf = io.BytesIO()
-    pacsv.write_csv(table, buf, pacsv.WriteOptions(include_header=False, quoting_style="none",
-                                                   batch_size=65536))
-    fh.write(buf.getvalue())
+def _write_table(fh, table: pa.Table, chunk: int = 131072) -> None:
+    """Append ``table`` as CSV rows (no header), a slice at a time to keep the text buffer small."""
+    opts = pacsv.WriteOptions(include_header=False, quoting_style="none", batch_size=chunk)
+    for start in range(0, table.num_rows, chunk):
+        buf = io.BytesIO()
+        pacsv.write_csv(table.slice(start, chunk), buf, opts)
+        fh.write(buf.getbuffer())
 
 
 def generate(out: str | Path, truth: str | Path | None = None, cfg: SampleConfig | None = None,
