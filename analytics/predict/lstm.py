@@ -25,9 +25,11 @@ and a customer's prediction never depends on who else is in the batch.
 Batches are shuffled within windows and in order. The number of active
 periods is given to the head as an extra static input, so no information is
 lost by dropping the leading empty periods. Validation runs under
-``torch.inference_mode``. On CUDA: automatic mixed precision (bf16 where the
-GPU supports it, else fp16 with a GradScaler), pinned host memory and
-non-blocking copies for data that stays on the host.
+``torch.inference_mode``. On CUDA: automatic mixed precision (fp16 autocast
+with a GradScaler; the loss is computed in float32), pinned host memory and
+non-blocking copies for data too big to keep on the GPU. Not measured on a GPU
+yet (none was available while this was written); ``tests/predict/test_lstm.py``
+has a ``gpu``-marked test for it.
 
 Validation: early stopping watches the ZILN loss on a validation split. Pass one
 carved from the calibration period (``validation_data=``); if none is given, a
@@ -338,8 +340,9 @@ class LSTMValueModel:
         import torch
 
         if self.mixed_precision and device.startswith("cuda"):
-            dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-            return torch.autocast("cuda", dtype=dtype), dtype
+            # fp16 (with a GradScaler in training): cuDNN's LSTM kernels support it on
+            # every CUDA GPU, while bf16 RNN support depends on the cuDNN version.
+            return torch.autocast("cuda", dtype=torch.float16), torch.float16
         return contextlib.nullcontext(), None
 
     def _train(self, seq, stat, y, seq_v, stat_v, y_v, device, rng, progress, should_stop, gini):
