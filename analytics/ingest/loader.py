@@ -571,7 +571,8 @@ def _load(cur, tx, names, prepared, dia: Dialect, columns, m: Mapping, keep, pse
     for t in (L, RECS):  # free the raw lines before writing (peak memory)
         cur.execute(f"DROP TABLE IF EXISTS {t}")
     report(0.7, "writing rows")
-    n_read, n_bad = cur.execute(f"SELECT count(*), count(reason) FROM {ST}").fetchone()
+    n_read, n_bad, n_distinct = cur.execute(
+        f"SELECT count(*), count(reason), count(DISTINCT h) FROM {ST}").fetchone()
     n_read += len(dropped)
     n_bad += len(dropped)
     if n_read == 0:
@@ -602,8 +603,7 @@ def _load(cur, tx, names, prepared, dia: Dialect, columns, m: Mapping, keep, pse
     anti = "WHERE h NOT IN (SELECT row_hash FROM events WHERE dataset = $dataset AND row_hash IS NOT NULL)" if has_rows else ""
     # identical rows within the file are kept (often genuine repeats): the k-th copy (k > 1) gets
     # row_hash = hash(h, k), so re-loading the same file finds every copy already present
-    has_repeats = cur.execute(
-        f"SELECT count(*) FROM (SELECT h FROM {ST} WHERE h IS NOT NULL GROUP BY h HAVING count(*) > 1)").fetchone()[0]
+    has_repeats = n_distinct < n_read - n_bad
     if has_repeats:
         cur.execute(f"""
             UPDATE {ST} SET h = x.nh FROM (
@@ -619,7 +619,7 @@ def _load(cur, tx, names, prepared, dia: Dialect, columns, m: Mapping, keep, pse
         SELECT $dataset, customer_id, event_time, event_type, order_id, item_id, category, quantity, revenue,
                rating, text, country, attributes, $iid, h
         FROM {ST} WHERE reason IS NULL {anti}""", {"dataset": dataset, "iid": iid})
-    n_loaded = cur.execute("SELECT count(*) FROM events WHERE ingestion_id = ?", [iid]).fetchone()[0]
+    n_loaded = cur.fetchone()[0]  # rows inserted
     n_dup = n_read - n_bad - n_loaded
     content_hash = hash_future.result()
     duration = time.perf_counter() - t0
