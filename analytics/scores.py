@@ -550,10 +550,14 @@ class Scorer:
 
     Construction does the expensive part once (ranking for the quintiles, the
     log/min-max normalization, the formula's per-customer inputs, the grid cell
-    per customer). :meth:`score` is then a handful of vector operations over
-    n customers: two small matrix products, a 26-entry lookup for the segments,
-    ``bincount`` for the segment table, ``argpartition`` for the top customers
-    and a fixed-range ``histogram``.
+    per customer, per-cell totals, the order and quantiles of the CLV base).
+    :meth:`score` is then a handful of vector operations over n customers:
+    weighted sums of contiguous float32 columns (RFM, behaviour), one multiply
+    (CLV), a 26-entry lookup for the segments, ``argpartition`` for the top
+    customers by RFM/behaviour score (CLV rankings are precomputed: the CLV is a
+    fixed array times a non-negative factor) and a ``bincount`` histogram; the
+    segment table comes from the 26 per-cell totals without touching customers.
+    About 0.1 s at 1M customers on a 2-core VM (``bench/bench_rescore.py``).
     """
 
     def __init__(self, summary: pd.DataFrame, as_of=None, *, min_age_months: float = 1.0):
