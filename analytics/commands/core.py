@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -36,7 +35,10 @@ def cmd_serve(args) -> int:
         "--browser.gatherUsageStats", "false",
         *args.extra,
     ]
-    return subprocess.call(cmd, env=env)
+    # Replace this process with Streamlit (no wrapper left behind): stopping
+    # `valuescope serve` (Ctrl-C, SIGTERM from a supervisor or a test) stops the server.
+    os.execve(sys.executable, cmd, env)
+    return 0  # pragma: no cover - execve does not return
 
 
 def cmd_datasets(args) -> int:
