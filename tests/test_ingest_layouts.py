@@ -217,3 +217,12 @@ def test_customer_attributes_go_to_attributes_json(wh, tmp_path):
     ingest(wh, p, "attr")
     country, attrs = q(wh, "SELECT country, attributes FROM events")[0]
     assert country == "DE" and json.loads(attrs) == {"segment": "gold", "City": "Berlin"}
+
+
+@pytest.mark.parametrize("sep", ["\t", "|", ";"])
+def test_quoted_field_containing_the_delimiter(wh, tmp_path, sep):
+    head = sep.join(["customer_id", "event_time", "event_type", "text"])
+    text = (f'{head}\nc1{sep}2024-01-01 10:00:00{sep}review{sep}"a{sep}b ""q"""\n'
+            f"c2{sep}2024-01-02 10:00:00{sep}review{sep}plain\n")
+    ingest(wh, write(tmp_path, "qd.txt", text), "qd")
+    assert q(wh, "SELECT text FROM events ORDER BY event_time") == [(f'a{sep}b "q"',), ("plain",)]
