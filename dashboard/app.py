@@ -22,6 +22,7 @@ PAGES = {
     ],
     "Analyse": [
         st.Page("pages/value.py", title="Value", icon="💎", url_path="value"),
+        st.Page("pages/predict.py", title="Predict", icon="🔮", url_path="predict"),
     ],
 }
 

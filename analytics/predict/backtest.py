@@ -57,6 +57,7 @@ class BacktestResult:
     deciles: dict[str, pd.DataFrame]
     models: dict[str, object]
     info: dict
+    features: pd.DataFrame | None = None  # the test window's features (for explanations)
 
 
 def static_features(features: pd.DataFrame) -> np.ndarray:
@@ -240,4 +241,4 @@ def run_backtest(
         "holdout_purchasers": int((c_test == 0).sum()),
         "models": extra,
     }
-    return BacktestResult(table, out, deciles, fitted, info)
+    return BacktestResult(table, out, deciles, fitted, info, test.features)
