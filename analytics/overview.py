@@ -20,6 +20,7 @@ Definitions (shown to users as help texts, so keep them in sync with the page):
 from __future__ import annotations
 
 import datetime as dt
+import json
 from typing import Any
 
 import pandas as pd
@@ -229,3 +230,74 @@ def dataset_overview(wh: Warehouse, dataset: str) -> dict[str, Any]:
     """Everything the Overview page draws, in one call: kpis, timeline, by_type, grain."""
     wh.require_dataset(dataset)
     return _compute(wh, dataset)
+
+
+# ---------------------------------------------------------------- stored results
+_SETTING_PREFIX = "overview:"
+
+
+def _to_json(res: dict[str, Any]) -> str:
+    def ts(v):
+        return None if v is None else pd.Timestamp(v).isoformat()
+
+    kpis = {k: (ts(v) if k in ("first_event", "last_event", "as_of") else v) for k, v in res["kpis"].items()}
+    tl = res["timeline"]
+    return json.dumps({
+        "kpis": kpis,
+        "grain": res["grain"],
+        "timeline": {
+            "period": [ts(v) for v in tl["period"]],
+            "revenue": [float(v) for v in tl["revenue"]],
+            "orders": [int(v) for v in tl["orders"]],
+            "active_customers": [int(v) for v in tl["active_customers"]],
+        },
+        "by_type": res["by_type"].to_dict(orient="list"),
+    })
+
+
+def _from_json(blob: str) -> dict[str, Any]:
+    d = json.loads(blob)
+    kpis = d["kpis"]
+    for k in ("first_event", "last_event", "as_of"):
+        if kpis.get(k) is not None:
+            kpis[k] = dt.datetime.fromisoformat(kpis[k])
+    tl = d["timeline"]
+    timeline = pd.DataFrame({
+        "period": pd.to_datetime(pd.Series(tl["period"], dtype=object)),
+        "revenue": pd.Series(tl["revenue"], dtype=float),
+        "orders": pd.Series(tl["orders"], dtype="int64"),
+        "active_customers": pd.Series(tl["active_customers"], dtype="int64"),
+    })
+    timeline.attrs["grain"] = d["grain"]
+    return {"kpis": kpis, "timeline": timeline, "by_type": pd.DataFrame(d["by_type"]), "grain": d["grain"]}
+
+
+def stored_overview(wh: Warehouse, dataset: str) -> dict[str, Any]:
+    """``dataset_overview``, kept in the warehouse until the dataset's events change.
+
+    The result (a few kB) is stored in the settings table under the dataset's content
+    fingerprint (``analytics.summary.data_version``: exact and order-independent), so
+    the first Overview after a restart, or after a load from the CLI, reads it back
+    instead of scanning millions of events again. A read-only warehouse just computes.
+    """
+    import duckdb
+
+    from analytics.summary import data_version
+
+    wh.require_dataset(dataset)
+    version = data_version(wh, dataset)
+    key = _SETTING_PREFIX + dataset
+    raw = wh.setting(key)
+    if raw:
+        try:
+            stored = json.loads(raw)
+            if stored.get("version") == version:
+                return _from_json(stored["result"])
+        except (ValueError, KeyError, TypeError):
+            pass  # an unreadable entry is recomputed and overwritten
+    res = dataset_overview(wh, dataset)
+    try:
+        wh.set_setting(key, json.dumps({"version": version, "result": _to_json(res)}))
+    except duckdb.Error:  # read-only warehouse or a concurrent writer: keep the result in memory only
+        pass
+    return res

@@ -87,13 +87,14 @@ def query_df(sql: str, params: tuple, version: str) -> pd.DataFrame:
 
 @st.cache_data(show_spinner="Summarising the dataset…", max_entries=32)
 def _overview(path: str, dataset: str, version: str) -> dict[str, Any]:
-    from analytics.overview import dataset_overview
+    from analytics.overview import stored_overview
 
-    return dataset_overview(_warehouse(path), dataset)
+    return stored_overview(_warehouse(path), dataset)
 
 
 def overview(dataset: str) -> dict[str, Any]:
-    """``analytics.overview.dataset_overview`` for ``dataset``, cached per data version."""
+    """``analytics.overview.stored_overview`` for ``dataset``, cached per data version
+    (in memory here; in the warehouse by the library, so restarts need no recomputation)."""
     warehouse()
     return _overview(db_path(), dataset, data_version(dataset))
 

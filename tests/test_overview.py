@@ -141,3 +141,27 @@ def test_random_data_matches_pandas(wh):
     tl = overview.activity_over_time(wh, "r", "month")
     month = df["event_time"].dt.to_period("M")
     assert tl["active_customers"].tolist() == df.groupby(month)["customer_id"].nunique().tolist()
+
+
+def test_stored_overview_round_trip_and_invalidation(wh, monkeypatch):
+    _load(wh, SMALL)
+    fresh = overview.dataset_overview(wh, "shop")
+    first = overview.stored_overview(wh, "shop")
+    assert wh.setting("overview:shop") is not None
+
+    def boom(*a, **k):
+        raise AssertionError("should have been read from the warehouse")
+
+    monkeypatch.setattr(overview, "dataset_overview", boom)
+    again = overview.stored_overview(wh, "shop")
+    for res in (first, again):
+        assert res["kpis"] == fresh["kpis"]
+        assert res["grain"] == fresh["grain"]
+        pd.testing.assert_frame_equal(res["timeline"], fresh["timeline"], check_dtype=False)
+        pd.testing.assert_frame_equal(res["by_type"], fresh["by_type"], check_dtype=False)
+    monkeypatch.undo()
+    # new events change the fingerprint: recomputed
+    _load(wh, [("shop", "new", T("2024-07-01 08:00"), "purchase", "o9", 1.0)])
+    after = overview.stored_overview(wh, "shop")
+    assert after["kpis"]["customers"] == 5
+    assert after["kpis"]["revenue"] == pytest.approx(fresh["kpis"]["revenue"] + 1.0)
