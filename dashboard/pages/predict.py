@@ -70,6 +70,10 @@ with st.form("predict_form"):
     submitted = st.form_submit_button("▶️ Run backtest", type="primary")
 
 if submitted:
+    # Any click starts a new run of this script, which Streamlit stops the current
+    # one for at its next progress update (between LSTM epochs); the last finished
+    # backtest stays shown.
+    st.button("⏹️ Stop training", key="predict_stop")
     bar = st.progress(0.0, text="Preparing features…")
     line = st.empty()
     stages = [m for m in MODEL_NAMES if m in set(models) | {"zero", "naive", "bgnbd"}]
