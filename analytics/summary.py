@@ -51,6 +51,7 @@ import datetime as _dt
 import hashlib
 import json
 
+import duckdb
 import numpy as np
 import pandas as pd
 
@@ -198,7 +199,12 @@ def _finish(df: pd.DataFrame, unit: str, as_of: pd.Timestamp, dataset: str | Non
 # ---------------------------------------------------------------- warehouse
 def data_version(wh: Warehouse, dataset: str) -> str:
     """A fingerprint of a dataset's events: changes with any ingest or deletion."""
-    row = wh.cursor().execute(
+    return data_version_cursor(wh.cursor(), dataset)
+
+
+def data_version_cursor(cur, dataset: str) -> str:
+    """``data_version`` on a given cursor (e.g. inside a transaction)."""
+    row = cur.execute(
         # order-independent and exact (a float sum would differ run to run with parallel threads)
         "SELECT count(*), max(ingestion_id), min(event_time), max(event_time), "
         "bit_xor(row_hash), bit_xor(hash(event_type, revenue, rating)) FROM events WHERE dataset = ?",
@@ -254,45 +260,60 @@ def customer_summary(
     params = {"calibration_start": None if start_day is None else str(start_day.date()),
               "summary_version": _SUMMARY_VERSION}
     phash = _params_hash(params)
-    version = data_version(wh, dataset)
-    cur = wh.cursor()
-    row = cur.execute(
-        "SELECT run_id FROM customer_summary_runs WHERE dataset = ? AND as_of = ? AND unit = ? "
-        "AND params_hash = ? AND data_version = ? ORDER BY run_id DESC LIMIT 1",
-        [dataset, as_of_day.date(), unit, phash, version],
-    ).fetchone()
-    if row is None:
-        with wh.transaction() as tx:
-            # drop the run this one replaces, runs made from older data (they can never be
-            # reused) and all but the most recent MAX_RUNS_PER_DATASET - 1 others
-            old = [r[0] for r in tx.execute(
-                "SELECT run_id FROM customer_summary_runs WHERE dataset = ? AND ("
-                " (as_of = ? AND unit = ? AND params_hash = ?) OR data_version <> ?"
-                " OR run_id NOT IN (SELECT run_id FROM customer_summary_runs WHERE dataset = ?"
-                "   ORDER BY run_id DESC LIMIT ?))",
-                [dataset, as_of_day.date(), unit, phash, version, dataset, MAX_RUNS_PER_DATASET - 1],
-            ).fetchall()]
-            for run in old:
-                tx.execute("DELETE FROM customer_summaries WHERE run_id = ?", [run])
-                tx.execute("DELETE FROM customer_summary_runs WHERE run_id = ?", [run])
-            run_id = tx.execute("SELECT nextval('customer_summary_run_seq')").fetchone()[0]
-            tx.execute(
-                f"INSERT INTO customer_summaries SELECT CAST($run_id AS BIGINT) AS run_id, * FROM ({sql})",
-                {**bind, "run_id": run_id},
-            )
-            n = tx.execute("SELECT count(*) FROM customer_summaries WHERE run_id = ?", [run_id]).fetchone()[0]
-            tx.execute(
-                "INSERT INTO customer_summary_runs (run_id, dataset, as_of, unit, params_hash, params, "
-                "data_version, n_customers) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                [run_id, dataset, as_of_day.date(), unit, phash, json.dumps(params), version, n],
-            )
-    else:
-        run_id = row[0]
     cols = ", ".join(["customer_id"] + [f'"{c}"' for c in SUMMARY_COLUMNS])
-    df = wh.cursor().execute(
-        f"SELECT {cols} FROM customer_summaries WHERE run_id = ? ORDER BY customer_id", [run_id]
-    ).df()
-    return _finish(df, unit, as_of_day, dataset)
+    for attempt in range(3):
+        try:
+            # lookup, (re)compute and read back in one transaction: a concurrent ingest or
+            # pruning by another session can never hand back a half-deleted run
+            with wh.transaction() as tx:
+                version = data_version_cursor(tx, dataset)
+                row = tx.execute(
+                    "SELECT run_id FROM customer_summary_runs WHERE dataset = ? AND as_of = ? "
+                    "AND unit = ? AND params_hash = ? AND data_version = ? ORDER BY run_id DESC LIMIT 1",
+                    [dataset, as_of_day.date(), unit, phash, version],
+                ).fetchone()
+                if row is None:
+                    run_id = _compute_run(tx, sql, bind, dataset, as_of_day, unit, phash, params, version)
+                else:
+                    run_id = row[0]
+                df = tx.execute(
+                    f"SELECT {cols} FROM customer_summaries WHERE run_id = ? ORDER BY customer_id", [run_id]
+                ).df()
+            return _finish(df, unit, as_of_day, dataset)
+        except duckdb.TransactionException:
+            if attempt == 2:
+                raise SummaryError(
+                    "the customer summary could not be saved because another session was writing "
+                    "the same data; try again"
+                ) from None
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _compute_run(tx, sql, bind, dataset, as_of_day, unit, phash, params, version) -> int:
+    # drop the run this one replaces, runs made from older data (they can never be
+    # reused) and all but the most recent MAX_RUNS_PER_DATASET - 1 others
+    old = [r[0] for r in tx.execute(
+        "SELECT run_id FROM customer_summary_runs WHERE dataset = ? AND ("
+        " (as_of = ? AND unit = ? AND params_hash = ?) OR data_version <> ?"
+        " OR run_id NOT IN (SELECT run_id FROM customer_summary_runs WHERE dataset = ?"
+        "   ORDER BY run_id DESC LIMIT ?))",
+        [dataset, as_of_day.date(), unit, phash, version, dataset, MAX_RUNS_PER_DATASET - 1],
+    ).fetchall()]
+    for run in old:
+        tx.execute("DELETE FROM customer_summaries WHERE run_id = ?", [run])
+        tx.execute("DELETE FROM customer_summary_runs WHERE run_id = ?", [run])
+    run_id = tx.execute("SELECT nextval('customer_summary_run_seq')").fetchone()[0]
+    tx.execute(
+        f"INSERT INTO customer_summaries SELECT CAST($run_id AS BIGINT) AS run_id, * FROM ({sql})",
+        {**bind, "run_id": run_id},
+    )
+    n = tx.execute("SELECT count(*) FROM customer_summaries WHERE run_id = ?", [run_id]).fetchone()[0]
+    tx.execute(
+        "INSERT INTO customer_summary_runs (run_id, dataset, as_of, unit, params_hash, params, "
+        "data_version, n_customers) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        [run_id, dataset, as_of_day.date(), unit, phash, json.dumps(params), version, n],
+    )
+    return run_id
 
 
 def delete_summaries(wh: Warehouse, dataset: str, tx=None) -> int:

@@ -248,3 +248,19 @@ def test_persisted_runs_are_pruned_and_deletable(small):
     assert n_rows == cur.execute("SELECT sum(n_customers) FROM customer_summary_runs").fetchone()[0]
     assert delete_summaries(small, "shop") == MAX_RUNS_PER_DATASET
     assert cur.execute("SELECT count(*) FROM customer_summaries").fetchone()[0] == 0
+
+
+def test_concurrent_sessions_get_complete_results(small):
+    from concurrent.futures import ThreadPoolExecutor
+
+    days = ["2024-01-20", "2024-01-19", "2024-01-20", "2024-01-18"] * 3
+    expected = {d: customer_summary(small, "shop", d, "days", persist=False) for d in set(days)}
+
+    def work(day):
+        return day, customer_summary(small, "shop", day, "days")
+
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(work, days))
+    for day, s in results:
+        assert len(s) == (3 if day == "2024-01-20" else 2)
+        pd.testing.assert_frame_equal(s, expected[day])
