@@ -182,4 +182,22 @@ CREATE TABLE predictor_models (
 )
 """,
     ),
+    (
+        31,
+        "predictors: the published predictions per customer (one model's scores per dataset)",
+        """
+CREATE TABLE customer_predictions (
+    dataset VARCHAR NOT NULL,
+    customer_id VARCHAR NOT NULL,
+    expected_value DOUBLE NOT NULL,
+    churn_probability DOUBLE NOT NULL,
+    run_id BIGINT NOT NULL,
+    model VARCHAR NOT NULL,
+    as_of DATE NOT NULL,
+    horizon_days INTEGER NOT NULL,
+    published_at TIMESTAMP NOT NULL,
+    PRIMARY KEY (dataset, customer_id)
+)
+""",
+    ),
 ]

@@ -22,7 +22,7 @@ from analytics.predict.features import window_data
 from analytics.warehouse import Warehouse
 
 __all__ = ["save_backtest", "list_runs", "run_models", "load_model", "score_customers", "delete_run",
-           "default_model_dir"]
+           "default_model_dir", "publish_predictions", "published_predictions"]
 
 SAVED_KINDS = ("lightgbm", "lstm")
 
@@ -158,6 +158,39 @@ def score_customers(wh: Warehouse, run_id: int, model: str, as_of, dataset: str 
     out.attrs = {"run_id": int(run_id), "model": model, "as_of": str(w.cutoff.date()),
                  "horizon_days": int(info["holdout_days"])}
     return out
+
+
+def publish_predictions(wh: Warehouse, run_id: int, model: str, as_of, dataset: str | None = None) -> int:
+    """Score ``dataset`` as of ``as_of`` with a saved model and make those the
+    dataset's published predictions (``customer_predictions``: expected value over
+    the run's holdout length and churn probability per customer), replacing the
+    previous ones in one transaction, so segments and targeting can join them.
+    Returns the number of customers scored."""
+    scores = score_customers(wh, run_id, model, as_of, dataset=dataset)
+    dataset = dataset or _run_info(wh, run_id)["dataset"]
+    frame = pd.DataFrame({
+        "customer_id": scores.index.astype(str),
+        "expected_value": scores["expected_value"].to_numpy(dtype=float),
+        "churn_probability": scores["churn_probability"].to_numpy(dtype=float),
+    })
+    with wh.transaction() as tx:
+        tx.execute("DELETE FROM customer_predictions WHERE dataset = ?", [dataset])
+        tx.register("published_frame", frame)
+        tx.execute(
+            "INSERT INTO customer_predictions SELECT ?, customer_id, expected_value, churn_probability, ?, ?, ?, ?, "
+            "current_timestamp FROM published_frame",
+            [dataset, int(run_id), model, scores.attrs["as_of"], scores.attrs["horizon_days"]],
+        )
+        tx.unregister("published_frame")
+    return len(frame)
+
+
+def published_predictions(wh: Warehouse, dataset: str) -> pd.DataFrame:
+    """The dataset's published predictions, indexed by customer_id (empty if none)."""
+    return wh.cursor().execute(
+        "SELECT customer_id, expected_value, churn_probability, run_id, model, as_of, horizon_days, published_at "
+        "FROM customer_predictions WHERE dataset = ? ORDER BY customer_id", [dataset],
+    ).df().set_index("customer_id")
 
 
 def delete_run(wh: Warehouse, run_id: int) -> None:

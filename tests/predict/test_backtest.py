@@ -90,6 +90,12 @@ def test_registry_saves_runs_and_scores_with_saved_models(result, sample_wh, tmp
                                    res.predictions[f"{name}_value"].to_numpy(), rtol=1e-5)
         np.testing.assert_allclose(scores["churn_probability"].to_numpy(),
                                    res.predictions[f"{name}_churn"].to_numpy(), rtol=1e-5, atol=1e-7)
+    n = registry.publish_predictions(sample_wh, run_id, "lightgbm", HOLD)
+    pub = registry.published_predictions(sample_wh, "sample")
+    assert len(pub) == n and (pub["model"] == "lightgbm").all() and (pub["horizon_days"] == 92).all()
+    assert pub["churn_probability"].between(0, 1).all() and (pub["expected_value"] >= 0).all()
+    registry.publish_predictions(sample_wh, run_id, "lstm", HOLD)  # replaces, never duplicates
+    assert len(registry.published_predictions(sample_wh, "sample")) == n
     with pytest.raises(ValueError, match="no saved bgnbd"):
         registry.load_model(sample_wh, run_id, "bgnbd")
     registry.delete_run(sample_wh, run_id)
