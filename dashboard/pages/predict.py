@@ -173,12 +173,29 @@ with tabs[3]:
                    "the prediction.")
 with tabs[4]:
     label = st.text_input("Label", key="predict_label", max_chars=80)
+    saved_id = st.session_state.get("predict_saved_run")
     if st.button("💾 Save run and models", key="predict_save"):
         from analytics.predict.registry import save_backtest
 
         try:
-            run_id = save_backtest(cache.warehouse(), res, label=label or None)
+            saved_id = save_backtest(cache.warehouse(), res, label=label or None)
         except ValueError as exc:
             widgets.show_error(exc, "The run could not be saved")
         else:
-            st.success(f"Saved as run {run_id}.", icon="✅")
+            st.session_state["predict_saved_run"] = saved_id
+            st.success(f"Saved as run {saved_id}.", icon="✅")
+    learned = [m for m in ("lightgbm", "lstm") if m in res.models]
+    if saved_id is not None and learned:
+        st.markdown("**Publish predictions** — score every customer as of the dataset's last day with a saved "
+                    "model; segments and targeting then use these expected values and churn risks.")
+        pick = st.selectbox("Model to publish", learned, format_func=MODEL_LABELS.get, key="predict_publish_model")
+        if st.button("📣 Publish to customer scores", key="predict_publish"):
+            from analytics.predict.registry import publish_predictions
+
+            try:
+                n = publish_predictions(cache.warehouse(), int(saved_id), pick, last_day, dataset=dataset)
+            except ValueError as exc:
+                widgets.show_error(exc, "The predictions could not be published")
+            else:
+                st.success(f"Published {MODEL_LABELS[pick]} predictions for {widgets.fmt_int(n)} customers "
+                           f"(as of {last_day}, next {info['holdout_days']} days).", icon="📣")

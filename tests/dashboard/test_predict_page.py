@@ -59,3 +59,22 @@ def test_bad_dates_show_an_error_not_a_traceback(page):
     at.button[0].click().run()
     assert not at.exception
     assert any("too little history" in e.value for e in at.error)
+
+
+def test_save_and_publish(page):
+    at = page
+    at.date_input(key="predict_cal_end").set_value(dt.date(2025, 9, 30))
+    at.date_input(key="predict_hold_end").set_value(dt.date(2025, 12, 31))
+    at.multiselect(key="predict_models").set_value(["lightgbm"])
+    at.button[0].click().run()
+    at.button(key="predict_save").click().run()
+    assert not at.exception, at.exception
+    assert any("Saved as run" in s.value for s in at.success)
+    at.button(key="predict_publish").click().run()
+    assert not at.exception, at.exception
+    assert any("Published LightGBM predictions" in s.value for s in at.success)
+    from analytics.predict.registry import published_predictions
+    from dashboard import cache
+
+    pub = published_predictions(cache.warehouse(), "sample")
+    assert len(pub) > 0 and (pub["model"] == "lightgbm").all()
