@@ -11,7 +11,9 @@ Then it times:
    and warm (same query again, no result cache: DuckDB's own buffers only);
 2. the Overview page itself through Streamlit's AppTest (full server-side script:
    sidebar, cached aggregates, three Plotly figures) on its first run and on the
-   following runs, which hit ``dashboard.cache`` — what a user sees after the first load.
+   following runs, which hit ``dashboard.cache`` — what a user sees after the first load;
+3. the page in a new session with empty Streamlit caches (as after a restart), which
+   reads the result the first load stored in the warehouse.
 
 Run:  .venv/bin/python bench/bench_overview.py [--customers 1000000] [--events 20000000] [--db PATH] [--keep]
 """
@@ -128,7 +130,17 @@ def time_page(db: str, dataset: str, repeats: int) -> tuple[float, list[float], 
         t0 = time.perf_counter()
         at.run()
         later.append(time.perf_counter() - t0)
-    return first, later, customers
+    # as after a server restart: empty Streamlit caches, a new session; the result stored in
+    # the warehouse by the first load is read back (after one fingerprint scan of the events)
+    import streamlit as st
+
+    st.cache_data.clear()
+    at2 = AppTest.from_file(str(ROOT / "dashboard" / "app.py"), default_timeout=600)
+    at2.session_state["dataset"] = dataset
+    t0 = time.perf_counter()
+    at2.run()
+    restart = time.perf_counter() - t0
+    return first, later, customers, restart
 
 
 def main() -> int:
@@ -163,6 +175,11 @@ def main() -> int:
     else:
         print(f"reusing {db} ({have:,} events)")
 
+    from analytics.warehouse import Warehouse
+
+    wh = Warehouse(db)  # forget a result stored by an earlier run, so "first load" computes
+    wh.cursor().execute("DELETE FROM settings WHERE key = ?", ["overview:" + dataset])
+    wh.close()
     cold, warm, res = time_library(db, dataset, 1)
     k = res["kpis"]
     print(f"dataset: {k['events']:,} events, {k['customers']:,} customers, {k['orders']:,} orders, "
@@ -171,10 +188,11 @@ def main() -> int:
           f"cold CPU time {res['cpu_s']:.2f} s "
           f"(uncached SQL, same process)")
 
-    first, later, shown = time_page(db, dataset, args.repeats)
+    first, later, shown, restart = time_page(db, dataset, args.repeats)
     med = statistics.median(later)
     print(f"Overview page (AppTest, server side): first load {first:.3f} s, "
           f"after first load median {med:.3f} s / max {max(later):.3f} s ({args.repeats} runs)")
+    print(f"Overview page after a restart (stored result read back): {restart:.3f} s")
     print(f"page shows Customers = {shown} (SQL: {k['customers']:,})")
     print(f"goal < 1 s after first load: {'MET' if max(later) < 1.0 else 'NOT MET'}; "
           f"first/after ratio {first / med:.0f}x")
