@@ -334,3 +334,21 @@ def test_downloads_export_and_rejects(app_wh, tmp_path, monkeypatch):
     csv = pd.read_csv(io.BytesIO(captured["export_download"]()), dtype=str, encoding="utf-8-sig")
     assert len(csv) == 8
     assert "'=1+1" in set(csv["order_id"])  # CSV neutralizes a formula-looking cell
+
+
+def test_gzip_upload(app_wh):
+    import gzip
+
+    text = "customer_id,event_time,event_type,order_id,revenue\n" + "\n".join(
+        f"g{i % 5},2024-05-{1 + i:02d} 09:00:00,purchase,o{i},{10 + i}" for i in range(12)
+    )
+    at = _page(app_wh)
+    at.file_uploader(key=f"upload_{_gen(at)}").set_value(
+        ("orders.csv.gz", gzip.compress(text.encode()), "application/gzip")).run()
+    assert not at.error, [e.value for e in at.error]
+    assert _by_label(at.text_input, "Dataset name").value == "orders"
+    _load_button(at).click().run()
+    assert _metric_values(at)["Rows loaded"] == 12
+    assert app_wh.cursor().execute(
+        "SELECT count(DISTINCT customer_id), sum(revenue) FROM events WHERE dataset='orders'"
+    ).fetchone() == (5, float(sum(10 + i for i in range(12))))
