@@ -7,7 +7,7 @@ lifetimes on the same transactions (as a pandas DataFrame with integer customer
 ids, which is lifetimes' fastest case; --string-ids gives it the warehouse's strings), checks that frequency / recency / T /
 monetary_value agree to 1e-9 relative, and prints both times and the ratio.
 
-    .venv/bin/python bench/bench_summary.py [--events 10000000] [--customers 1000000] [--unit weeks] [--repeat 2] [--string-ids]
+    .venv/bin/python bench/bench_summary.py [--events 10000000] [--customers 1000000] [--unit weeks] [--repeat 2] [--string-ids] [--items-per-order 1]
 
 lifetimes must import (it needs setuptools < 81 for pkg_resources).
 """
@@ -24,21 +24,22 @@ from analytics.summary import customer_summary
 from analytics.warehouse import Warehouse
 
 
-def synthesize(wh: Warehouse, n_events: int, n_customers: int) -> None:
+def synthesize(wh: Warehouse, n_events: int, n_customers: int, items_per_order: int = 1) -> None:
+    """n purchase events (order lines): order o = i // items_per_order has one customer and time."""
     cur = wh.cursor()
     cur.execute("INSERT INTO datasets (name) VALUES ('bench')")
     cur.execute(
         """
         INSERT INTO events (dataset, customer_id, event_time, event_type, revenue, ingestion_id)
         SELECT 'bench',
-               CAST(hash(i) % $c AS VARCHAR),
-               TIMESTAMP '2023-01-01' + to_seconds(CAST(hash(i * 7 + 1) % (730 * 86400) AS BIGINT)),
+               CAST(hash(o) % $c AS VARCHAR),
+               TIMESTAMP '2023-01-01' + to_seconds(CAST(hash(o * 7 + 1) % (730 * 86400) AS BIGINT)),
                'purchase',
                CAST(hash(i * 13 + 5) % 20000 AS DOUBLE) / 100.0 + 1.0,
                1
-        FROM range($n) t(i)
+        FROM (SELECT i, i // $k AS o FROM range($n) t(i))
         """,
-        {"n": n_events, "c": n_customers},
+        {"n": n_events, "c": n_customers, "k": items_per_order},
     )
 
 
@@ -49,6 +50,8 @@ def main() -> int:
     ap.add_argument("--unit", default="weeks", choices=["days", "weeks"])
     ap.add_argument("--as-of", default="2024-12-31")
     ap.add_argument("--repeat", type=int, default=2, help="runs of ours; the best is reported")
+    ap.add_argument("--items-per-order", type=int, default=1,
+                    help="order lines per order (same customer and time); 1 = every event its own order")
     ap.add_argument("--string-ids", action="store_true",
                     help="give lifetimes the customer ids as the warehouse stores them (strings) "
                          "instead of integers (its fastest case, the default)")
@@ -57,8 +60,9 @@ def main() -> int:
 
     wh = Warehouse(":memory:")
     t0 = time.perf_counter()
-    synthesize(wh, args.events, args.customers)
-    print(f"synthesized {args.events:,} purchase events in {time.perf_counter() - t0:.1f} s")
+    synthesize(wh, args.events, args.customers, args.items_per_order)
+    print(f"synthesized {args.events:,} purchase events ({args.items_per_order} per order) "
+          f"in {time.perf_counter() - t0:.1f} s")
 
     times = []
     for _ in range(args.repeat):
