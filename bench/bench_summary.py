@@ -18,7 +18,6 @@ import time
 import warnings
 
 import numpy as np
-import pandas as pd
 
 from analytics.summary import customer_summary
 from analytics.warehouse import Warehouse
