@@ -107,16 +107,8 @@ def time_library(db: str, dataset: str, repeats: int) -> tuple[float, list[float
 def time_page(db: str, dataset: str, repeats: int) -> tuple[float, list[float], str]:
     os.environ["VALUESCOPE_DB"] = db
     os.environ["VALUESCOPE_SKIP_SAMPLE"] = "1"
-    from streamlit.runtime.pages_manager import PagesManager
     from streamlit.testing.v1 import AppTest
 
-    original = PagesManager.__init__
-
-    def init(self, *a, **k):  # see tests/dashboard/conftest.py: AppTest and the pages/ folder
-        original(self, *a, **k)
-        PagesManager.uses_pages_directory = False
-
-    PagesManager.__init__ = init
     at = AppTest.from_file(str(ROOT / "dashboard" / "app.py"), default_timeout=600)
     at.session_state["dataset"] = dataset
     t0 = time.perf_counter()

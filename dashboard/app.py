@@ -17,12 +17,12 @@ st.set_page_config(page_title="Valuescope", page_icon="📈", layout="wide")
 
 PAGES = {
     "Data": [
-        st.Page("pages/overview.py", title="Overview", icon="🏠", default=True, url_path="overview"),
-        st.Page("pages/data.py", title="Data", icon="🗂️", url_path="data"),
+        st.Page("views/overview.py", title="Overview", icon="🏠", default=True, url_path="overview"),
+        st.Page("views/data.py", title="Data", icon="🗂️", url_path="data"),
     ],
     "Analyse": [
-        st.Page("pages/value.py", title="Value", icon="💎", url_path="value"),
-        st.Page("pages/predict.py", title="Predict", icon="🔮", url_path="predict"),
+        st.Page("views/value.py", title="Value", icon="💎", url_path="value"),
+        st.Page("views/predict.py", title="Predict", icon="🔮", url_path="predict"),
     ],
 }
 

@@ -16,28 +16,6 @@ APP = str(ROOT / "dashboard" / "app.py")
 TIMEOUT = 60
 
 
-@pytest.fixture(autouse=True)
-def _navigation_only(monkeypatch):
-    """Make AppTest treat the app as an st.navigation app on every run.
-
-    AppTest builds a fresh PagesManager per run with the legacy flag
-    ``uses_pages_directory`` reset; because ``dashboard/pages/`` exists, every run
-    after the first would execute the page file alone (Streamlit's old
-    pages-folder mode), without app.py and so without the sidebar. The real
-    server sets the flag once per process (``st.navigation`` clears it), so this
-    only aligns AppTest with it.
-    """
-    from streamlit.runtime.pages_manager import PagesManager
-
-    original = PagesManager.__init__
-
-    def init(self, *args, **kwargs):
-        original(self, *args, **kwargs)
-        PagesManager.uses_pages_directory = False
-
-    monkeypatch.setattr(PagesManager, "__init__", init)
-
-
 def _close(path: Path) -> None:
     key = str(path.resolve())
     with warehouse_mod._WAREHOUSES_LOCK:

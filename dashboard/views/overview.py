@@ -26,7 +26,7 @@ if dataset is None:
         "to see your customers here.",
         icon="👋",
     )
-    st.page_link("pages/data.py", label="Go to the Data page", icon="🗂️")
+    st.page_link("views/data.py", label="Go to the Data page", icon="🗂️")
     st.stop()
 
 try:
@@ -40,7 +40,7 @@ if k["events"] == 0:
     st.info(
         f"The dataset “{dataset}” has no events yet. Load a file into it on the Data page.", icon="📭"
     )
-    st.page_link("pages/data.py", label="Go to the Data page", icon="🗂️")
+    st.page_link("views/data.py", label="Go to the Data page", icon="🗂️")
     st.stop()
 
 st.caption(
