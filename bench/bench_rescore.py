@@ -125,7 +125,7 @@ def bench_page(n: int, db: str, repeats: int) -> None:
     os.environ["VALUESCOPE_SKIP_SAMPLE"] = "1"
     app = str(Path(__file__).resolve().parent.parent / "dashboard" / "app.py")
     at = AppTest.from_file(app, default_timeout=1800)
-    at.switch_page("pages/value.py")
+    at.switch_page("views/value.py")
     t0 = time.perf_counter()
     at.run()
     cold = time.perf_counter() - t0
