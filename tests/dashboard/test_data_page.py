@@ -11,7 +11,7 @@ from streamlit.testing.v1 import AppTest
 
 from tests.dashboard.conftest import APP, TIMEOUT, insert_events
 
-DATA_PAGE = "pages/data.py"
+DATA_PAGE = "views/data.py"
 PATH_SOURCE = "File on the server (path)"
 
 UCI_CSV = """InvoiceNo,StockCode,Description,Quantity,InvoiceDate,UnitPrice,CustomerID,Country
@@ -208,7 +208,7 @@ def test_upload_loads_and_overview_counts(app_wh):
     _load_button(at).click().run()
     assert _metric_values(at)["Rows loaded"] == 40
     assert not os.path.exists(tmp_copy)  # the upload's temporary copy is removed after the load
-    at.switch_page("pages/overview.py").run()
+    at.switch_page("views/overview.py").run()
     assert at.sidebar.selectbox(key="dataset").value == "shop_events"
     customers = next(m.value for m in at.metric if m.label == "Customers")
     assert int(customers) == 17

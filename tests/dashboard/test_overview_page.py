@@ -70,8 +70,8 @@ def test_dataset_picker_switches_numbers(app_wh):
     assert m["Revenue (net)"] == "10.00"
     assert m["Repeat-purchase rate"] == "0.0 %"
     # the choice survives a page switch and back
-    at.switch_page("pages/data.py").run()
-    at.switch_page("pages/overview.py").run()
+    at.switch_page("views/data.py").run()
+    at.switch_page("views/overview.py").run()
     assert _metrics(at)["Customers"] == "2"
 
 

@@ -10,7 +10,7 @@ from analytics.predict import metrics as M
 from tests.dashboard.conftest import APP, insert_events
 from tests.predict._events import sample_events
 
-PAGE = "pages/predict.py"
+PAGE = "views/predict.py"
 
 
 def _table(at, column: str):

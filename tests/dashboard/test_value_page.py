@@ -12,7 +12,7 @@ from analytics.scores import CLVParams, behaviour_score, clv_formula, rfm_scores
 from analytics.summary import customer_summary
 from tests.dashboard.conftest import APP, TIMEOUT, insert_events, synthetic_rows
 
-PAGE = "pages/value.py"
+PAGE = "views/value.py"
 
 
 def _rows() -> list[tuple]:
