@@ -17,7 +17,7 @@ st.set_page_config(page_title="Valuescope", page_icon="📈", layout="wide")
 
 PAGES = {
     "Data": [
-        st.Page("views/overview.py", title="Overview", icon="🏠", default=True, url_path="overview"),
+        st.Page("views/overview.py", title="Overview", icon="🏠", default=True),
         st.Page("views/data.py", title="Data", icon="🗂️", url_path="data"),
     ],
     "Analyse": [

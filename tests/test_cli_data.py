@@ -59,3 +59,18 @@ def test_mapping_file_keep_pii_and_pseudonymize(tmp_path, capsys):
     bad.write_text("{nope")
     assert main(["ingest", str(src), "--dataset", "d2", "--mapping", str(bad), "--db", db]) == 2
     assert "not valid JSON" in capsys.readouterr().err
+
+
+def test_serve_passes_project_streamlit_config_as_flags(tmp_path):
+    from analytics.commands.core import streamlit_flags
+
+    cfg = tmp_path / "config.toml"
+    cfg.write_text('[browser]\ngatherUsageStats = true\n[server]\nmaxUploadSize = 123\n[theme]\nbase = "light"\n')
+    flags = streamlit_flags(cfg)
+    pairs = dict(zip(flags[::2], flags[1::2]))
+    assert pairs["--server.maxUploadSize"] == "123"
+    assert pairs["--theme.base"] == "light"
+    # usage statistics are forced off even if a config turns them on (last flag wins)
+    assert flags[-2:] == ["--browser.gatherUsageStats", "false"]
+    fallback = dict(zip(*[iter(streamlit_flags(tmp_path / "missing.toml"))] * 2))
+    assert fallback["--server.maxUploadSize"] == "200"

@@ -21,18 +21,49 @@ def register(sub) -> None:
     p.set_defaults(func=cmd_datasets)
 
 
+# Used when the project's .streamlit/config.toml is not beside the package
+# (a non-editable install): the choices that must hold wherever the app runs.
+_FALLBACK_STREAMLIT_CONFIG = {
+    "browser": {"gatherUsageStats": False},
+    "server": {"maxUploadSize": 200, "headless": True},
+    "client": {"toolbarMode": "minimal"},
+}
+
+
+def streamlit_flags(config_file: Path) -> list[str]:
+    """``--section.key value`` flags for every setting in the project's config.toml.
+
+    Streamlit reads .streamlit/config.toml only from the working directory, so the
+    project's settings (usage statistics off, upload limit, theme) are passed as
+    flags and hold wherever ``valuescope serve`` is started. Usage statistics are
+    always off (they call out to the internet).
+    """
+    import tomllib
+
+    config = _FALLBACK_STREAMLIT_CONFIG
+    if config_file.is_file():
+        with open(config_file, "rb") as fh:
+            config = tomllib.load(fh)
+    flags: list[str] = []
+    for section, values in config.items():
+        for key, value in values.items():
+            if isinstance(value, bool):
+                value = str(value).lower()
+            flags += [f"--{section}.{key}", str(value)]
+    return flags + ["--browser.gatherUsageStats", "false"]
+
+
 def cmd_serve(args) -> int:
     import dashboard
 
-    app = Path(dashboard.__file__).with_name("app.py")
+    package_dir = Path(dashboard.__file__).resolve().parent
+    app = package_dir / "app.py"
     env = dict(os.environ)
-    if args.db:
-        env[ENV_DB] = str(Path(args.db).resolve())
-    # The project's .streamlit/config.toml applies when started from the checkout;
-    # these flags make the same choices hold wherever the command is run from.
+    env[ENV_DB] = str(Path(args.db).resolve() if args.db else default_db_path().resolve())
+    # Options given after `serve` come last, so they win over the project's config.
     cmd = [
         sys.executable, "-m", "streamlit", "run", str(app),
-        "--browser.gatherUsageStats", "false",
+        *streamlit_flags(package_dir.parent / ".streamlit" / "config.toml"),
         *args.extra,
     ]
     # Replace this process with Streamlit (no wrapper left behind): stopping

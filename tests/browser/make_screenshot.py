@@ -24,7 +24,7 @@ def main(out: str | None = None) -> int:
             browser = launch_chromium(p)
             page = browser.new_page(viewport={"width": 1440, "height": 1080}, device_scale_factor=1)
             page.set_default_timeout(120_000)
-            page.goto(url + "/overview")
+            page.goto(url + "/")
             expect(page.locator('[data-testid="stMetric"]').first).to_be_visible()
             page.wait_for_function("document.querySelectorAll('.js-plotly-plot .main-svg').length >= 3")
             page.wait_for_timeout(1500)  # let the charts finish their transitions
