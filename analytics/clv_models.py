@@ -168,7 +168,8 @@ class BetaGeoModel:
     Attributes after ``fit``: ``r_``, ``alpha_``, ``a_``, ``b_``,
     ``log_likelihood_`` (total, unpenalized), ``n_customers_``, ``unit_``,
     ``n_groups_`` (distinct (frequency, recency, T) rows), ``n_iter_``,
-    ``params_`` (dict).
+    ``params_`` (dict), ``penalizer_`` (the penalizer used), ``fit_note_``
+    (None, or from ``fit_bgnbd_robust``: why a fallback penalizer was needed).
     """
 
     def __init__(self, penalizer: float = 0.0, random_state=None, n_restarts: int = 3,
@@ -306,6 +307,8 @@ class BetaGeoModel:
         self.n_iter_ = int(res.nit)
         self.unit_ = unit
         self.params_ = {"r": self.r_, "alpha": self.alpha_, "a": self.a_, "b": self.b_}
+        self.penalizer_ = pen
+        self.fit_note_ = None  # set by fit_bgnbd_robust when a fallback penalizer was needed
         return self
 
     def fit_summary(self, summary: pd.DataFrame):
@@ -380,6 +383,65 @@ class BetaGeoModel:
             return (f"BetaGeoModel(r={self.r_:.4g}, alpha={self.alpha_:.4g}, a={self.a_:.4g}, "
                     f"b={self.b_:.4g}, unit={self.unit_!r}, n={self.n_customers_})")
         return f"BetaGeoModel(penalizer={self.penalizer!r}, random_state={self.random_state!r})"
+
+
+# ------------------------------------------------------------------ robust fitting
+FALLBACK_PENALIZERS = (0.001, 0.01, 0.1)
+RUNAWAY_SHAPE = 1e4  # a fitted a or b above this is the a, b -> infinity runaway
+
+
+def _runaway(model: "BetaGeoModel", max_shape: float) -> bool:
+    return not (np.isfinite([model.r_, model.alpha_, model.a_, model.b_]).all()
+                and model.a_ <= max_shape and model.b_ <= max_shape)
+
+
+def fit_bgnbd_robust(frequency, recency, T, *, unit: str | None = None, weights=None,
+                     random_state=None, penalizer: float = 0.0,
+                     fallback_penalizers=FALLBACK_PENALIZERS, max_shape: float = RUNAWAY_SHAPE,
+                     **kwargs) -> "BetaGeoModel":
+    """Fit a ``BetaGeoModel``; if the plain fit fails to converge or runs off to
+    a, b -> infinity (a or b above ``max_shape``, i.e. the drop-out heterogeneity
+    collapses), refit with each of ``fallback_penalizers`` in turn (the small
+    ridge penalty lifetimes users reach for).
+
+    The returned model has ``penalizer_`` (the penalizer actually used) and
+    ``fit_note_`` (None for a plain fit, else a one-line message saying a
+    penalizer was needed and why, for pages and the CLI to show). Raises
+    ``ModelFitError`` when no penalizer gives a usable fit, or at once for data
+    the model cannot be fitted on at all (no repeat buyers, ...).
+    """
+    BetaGeoModel._validate(frequency, recency, T)  # data problems: say so, do not retry
+    tried = [float(penalizer)] + [float(p) for p in fallback_penalizers if float(p) > float(penalizer)]
+    first_problem = None
+    for pen in tried:
+        try:
+            model = BetaGeoModel(penalizer=pen, random_state=random_state, **kwargs).fit(
+                frequency, recency, T, unit=unit, weights=weights)
+        except ModelFitError:
+            first_problem = first_problem or "did not converge"
+            continue
+        if _runaway(model, max_shape):
+            first_problem = first_problem or (
+                f"ran off to a = {model.a_:.3g}, b = {model.b_:.3g} (drop-out rates not identifiable)")
+            continue
+        model.penalizer_ = pen
+        model.fit_note_ = None
+        if pen != tried[0]:
+            model.fit_note_ = (
+                f"the BG/NBD fit with penalizer {tried[0]:g} {first_problem}; "
+                f"fitted with an L2 penalizer of {pen:g} instead")
+        return model
+    raise ModelFitError(
+        f"the BG/NBD fit {first_problem} even with penalizers up to {tried[-1]:g}; the data may not "
+        "follow the model (too few repeat buyers, or too short an observation period) - try a longer period"
+    )
+
+
+def fit_bgnbd_summary_robust(summary: pd.DataFrame, **kwargs) -> "BetaGeoModel":
+    """``fit_bgnbd_robust`` on a ``customer_summary`` result (purchasers only, its unit)."""
+    rows = summary[summary["n_orders"] > 0] if "n_orders" in summary else summary
+    return fit_bgnbd_robust(rows["frequency"], rows["recency"], rows["T"],
+                            unit=summary.attrs.get("unit"), **kwargs)
 
 
 # ------------------------------------------------------------------ Gamma-Gamma

@@ -885,7 +885,9 @@ def _fit(clv_models, summary: pd.DataFrame):
     _require(summary, ["n_orders", "frequency", "recency", "T", "monetary_value"])
     if not (np.nan_to_num(_float(summary, "n_orders"), nan=0.0) > 0).any():
         raise ScoreError("no customer has bought anything up to the as-of date: nothing to fit the models on")
-    bgnbd = clv_models.BetaGeoModel(random_state=0).fit_summary(summary)
+    # a plain fit that fails or runs off to a, b -> infinity is refitted with a small
+    # penalizer; bgnbd.fit_note_ says so (shown by the page and the CLI)
+    bgnbd = clv_models.fit_bgnbd_summary_robust(summary, random_state=0)
     gamma_gamma = clv_models.GammaGammaModel(random_state=0).fit_summary(summary)
     return bgnbd, gamma_gamma
 
@@ -919,7 +921,7 @@ def model_params(models) -> dict[str, Any]:
     bgnbd, gamma_gamma = models
     return {
         "bgnbd": {**bgnbd.params_, "log_likelihood": bgnbd.log_likelihood_, "unit": bgnbd.unit_,
-                  "customers": bgnbd.n_customers_},
+                  "customers": bgnbd.n_customers_, "penalizer": getattr(bgnbd, "penalizer_", bgnbd.penalizer)},
         "gamma_gamma": {**gamma_gamma.params_, "log_likelihood": gamma_gamma.log_likelihood_,
                         "customers": gamma_gamma.n_customers_},
     }
@@ -993,6 +995,11 @@ class ScoringRun:
     rules: list[dict[str, Any]] = field(default_factory=list)
     fallback: str = DEFAULT_FALLBACK
 
+    @property
+    def fit_note(self) -> str | None:
+        """Why the BG/NBD fit needed a fallback penalizer (None for a plain fit or no fit)."""
+        return getattr(self.models[0], "fit_note_", None) if self.models is not None else None
+
     def metadata(self) -> dict[str, Any]:
         meta: dict[str, Any] = {"dataset": self.dataset, **self.result.params}
         meta["customers"] = int(len(self.frame))
@@ -1001,6 +1008,8 @@ class ScoringRun:
         if self.models is not None:
             meta["bgnbd"] = "fitted"
             meta["model_params"] = model_params(self.models)
+            if self.fit_note:
+                meta["bgnbd_fit_note"] = self.fit_note
         else:
             meta["bgnbd"] = f"skipped: {self.bgnbd_note}" if self.bgnbd_note else "skipped"
         return meta

@@ -104,6 +104,8 @@ def cmd_score(args) -> int:
         print(f"CLV by BG/NBD + Gamma-Gamma, total {frame['clv_bgnbd'].sum():,.2f}")
     if run.bgnbd_note:
         print(f"note: BG/NBD CLV skipped: {run.bgnbd_note}", file=sys.stderr)
+    if run.fit_note:
+        print(f"note: {run.fit_note}", file=sys.stderr)
     table = run.result.segment_table.sort_values("revenue", ascending=False)
     print(f"{'segment':22} {'customers':>10} {'revenue share':>14}")
     for _, row in table.iterrows():

@@ -79,7 +79,7 @@ def _naive(w: WindowData):
 
 
 def _bgnbd(w: WindowData, random_state):
-    from analytics.clv_models import BetaGeoModel, GammaGammaModel, ModelFitError
+    from analytics.clv_models import GammaGammaModel, fit_bgnbd_robust
 
     f = w.features
     buyers = (f["n_orders"] > 0).to_numpy()
@@ -88,10 +88,8 @@ def _bgnbd(w: WindowData, random_state):
     tx = f.loc[buyers, "recency"].to_numpy(dtype=float) / 7.0
     tt = f.loc[buyers, "T"].to_numpy(dtype=float) / 7.0
     m = f.loc[buyers, "monetary_value"].to_numpy(dtype=float)
-    try:
-        bg = BetaGeoModel(random_state=random_state).fit(x, tx, tt, unit="weeks")
-    except ModelFitError:  # retry once with the small ridge penalty lifetimes users reach for
-        bg = BetaGeoModel(penalizer=0.001, random_state=random_state).fit(x, tx, tt, unit="weeks")
+    # retries with a small ridge penalty when the plain fit fails or runs off (bg.fit_note_ says so)
+    bg = fit_bgnbd_robust(x, tx, tt, unit="weeks", random_state=random_state)
     gg = GammaGammaModel(random_state=random_state).fit(x, m)
     purchases = np.asarray(bg.expected_purchases(w.horizon_days / 7.0, x, tx, tt), dtype=float)
     spend = np.asarray(gg.expected_spend(x, m), dtype=float)

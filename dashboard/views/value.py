@@ -118,6 +118,9 @@ if use_bgnbd:
     try:
         models = cache.value_models(dataset, as_of, unit, min_age)
         prob = cache.value_prob(dataset, as_of, unit, min_age, horizon, discount)
+        fit_note = getattr(models[0], "fit_note_", None)
+        if fit_note:
+            st.info(f"Note: {fit_note}.", icon="ℹ️")
     except ValueError as exc:
         st.warning(f"BG/NBD + Gamma-Gamma CLV is not available for these data: {exc}", icon="⚠️")
         prob = None
