@@ -674,17 +674,52 @@ def _other_dataset_tables(cur) -> list[str]:
 
 
 def delete_dataset(wh, name: str) -> None:
-    """Remove a dataset with its events, ingestion log, rejects and derived rows (one transaction)."""
+    """Remove a dataset and everything derived from it, in one transaction.
+
+    Events, ingestion log and rejects; its customer summaries (runs and rows); its
+    stored overview (setting ``overview:<name>``); and the rows of every later
+    stage's table with a ``dataset`` column (clustering runs and assignments,
+    predictor runs and models, published predictions). Saved segments are rule
+    definitions without a dataset and stay. After the commit, the predictor model
+    files of the dataset's runs are removed from disk.
+    """
+    from analytics.overview import _SETTING_PREFIX as overview_prefix
+    from analytics.summary import delete_summaries
+
     if not wh.has_dataset(name):
         known = ", ".join(wh.datasets()) or "none yet"
         raise IngestError(f"no dataset named {name!r} (datasets: {known})")
+    model_paths: list[str] = []
     with wh.transaction() as tx:
+        others = _other_dataset_tables(tx)
+        if "predictor_models" in others:
+            model_paths = [r[0] for r in tx.execute(
+                "SELECT path FROM predictor_models WHERE dataset = ? AND path IS NOT NULL", [name]).fetchall()]
+        delete_summaries(wh, name, tx)  # customer_summaries rows carry only a run id
+        tx.execute("DELETE FROM settings WHERE key = ?", [overview_prefix + name])
         tx.execute("DELETE FROM rejects WHERE ingestion_id IN (SELECT id FROM ingestions WHERE dataset = ?)", [name])
         tx.execute("DELETE FROM events WHERE dataset = ?", [name])
         tx.execute("DELETE FROM ingestions WHERE dataset = ?", [name])
-        for t in _other_dataset_tables(tx):
+        for t in others:
             tx.execute(f"DELETE FROM {quote_ident(t)} WHERE dataset = ?", [name])
         tx.execute("DELETE FROM datasets WHERE name = ?", [name])
+    _remove_model_files(model_paths)
+
+
+def _remove_model_files(paths: list[str]) -> None:
+    """Delete model folders/files, then their run folders when left empty."""
+    import shutil
+
+    for p in paths:
+        path = Path(p)
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+        try:
+            path.parent.rmdir()  # run_<id>/ once its last model is gone
+        except OSError:
+            pass
 
 
 EXPORT_COLUMNS = ["customer_id", "event_time", "event_type", "order_id", "item_id", "category", "quantity",
