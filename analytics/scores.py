@@ -979,7 +979,11 @@ def score_dataset(
             note = str(exc)
     result = scorer.score(rfm_weights, behaviour_weights, p, segment_map=smap, top_n=20, prob=prob)
     used_rules = validate_segment_rules(DEFAULT_SEGMENT_RULES if rules is None else rules)
-    return ScoringRun(dataset, scorer, result, scorer.frame(result), note, models, used_rules, smap.fallback)
+    from analytics.predict.registry import join_predictions, published_predictions
+
+    # a published model's predictions join the scores (nothing changes when there are none)
+    frame = join_predictions(scorer.frame(result), published_predictions(wh, dataset))
+    return ScoringRun(dataset, scorer, result, frame, note, models, used_rules, smap.fallback)
 
 
 @dataclass

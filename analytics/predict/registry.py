@@ -22,7 +22,8 @@ from analytics.predict.features import window_data
 from analytics.warehouse import Warehouse
 
 __all__ = ["save_backtest", "list_runs", "run_models", "load_model", "score_customers", "delete_run",
-           "default_model_dir", "publish_predictions", "published_predictions"]
+           "default_model_dir", "publish_predictions", "published_predictions", "join_predictions",
+           "prediction_info", "prediction_columns", "PREDICTION_COLUMNS"]
 
 SAVED_KINDS = ("lightgbm", "lstm")
 
@@ -191,6 +192,48 @@ def published_predictions(wh: Warehouse, dataset: str) -> pd.DataFrame:
         "SELECT customer_id, expected_value, churn_probability, run_id, model, as_of, horizon_days, published_at "
         "FROM customer_predictions WHERE dataset = ? ORDER BY customer_id", [dataset],
     ).df().set_index("customer_id")
+
+
+PREDICTION_COLUMNS = ("predicted_value", "churn_probability", "prediction_model", "prediction_run_id",
+                      "prediction_as_of", "prediction_horizon_days")
+
+
+def join_predictions(frame: pd.DataFrame, predictions: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` (one row per customer, a ``customer_id`` column) with the published
+    ``predictions`` (:func:`published_predictions`) left-joined: ``predicted_value``
+    and ``churn_probability`` (NaN for customers the model did not score) and the
+    model, run, as-of date and horizon as constant ``prediction_*`` columns.
+    ``frame`` is returned unchanged when there are no predictions."""
+    if predictions is None or predictions.empty:
+        return frame
+    ids = frame["customer_id"].astype(str)
+    pred = predictions.copy()
+    pred.index = pred.index.astype(str)
+    out = frame.copy()
+    out["predicted_value"] = ids.map(pred["expected_value"]).astype(float).to_numpy()
+    out["churn_probability"] = ids.map(pred["churn_probability"]).astype(float).to_numpy()
+    meta = prediction_info(predictions)
+    out["prediction_model"] = meta["model"]
+    out["prediction_run_id"] = meta["run_id"]
+    out["prediction_as_of"] = meta["as_of"]
+    out["prediction_horizon_days"] = meta["horizon_days"]
+    return out
+
+
+def prediction_columns(predictions: pd.DataFrame) -> pd.DataFrame:
+    """``predicted_value`` and ``churn_probability`` indexed by customer_id (for
+    ``analytics.segments.rules.customer_frame``, so saved segments can filter on them)."""
+    return predictions.rename(columns={"expected_value": "predicted_value"})[["predicted_value", "churn_probability"]]
+
+
+def prediction_info(predictions: pd.DataFrame) -> dict | None:
+    """Model, run, as-of date and horizon of published ``predictions`` (None if empty)."""
+    if predictions is None or predictions.empty:
+        return None
+    first = predictions.iloc[0]
+    return {"model": str(first["model"]), "run_id": int(first["run_id"]),
+            "as_of": str(pd.Timestamp(first["as_of"]).date()), "horizon_days": int(first["horizon_days"]),
+            "customers": int(len(predictions))}
 
 
 def delete_run(wh: Warehouse, run_id: int) -> None:

@@ -133,6 +133,8 @@ CUSTOMER_FIELDS: dict[str, Field] = {f.name: f for f in [
     _f("expected_spend", "numeric", "Expected spend"),
     _f("cluster", "numeric", "Cluster number"),
     _f("cluster_name", "category", "Cluster"),
+    _f("predicted_value", "numeric", "Predicted value (model)"),
+    _f("churn_probability", "numeric", "Churn probability (model)"),
 ]}
 
 
