@@ -200,3 +200,20 @@ def _value_holdout(path: str, dataset: str, cutoff: str, unit: str, version: str
 def value_holdout(dataset: str, cutoff, unit: str):
     """``analytics.diagnostics.calibration_holdout_check`` for the Value page, cached per data version."""
     return _value_holdout(_value_db(), dataset, str(cutoff), unit, data_version(dataset))
+
+
+# ---- published model predictions (analytics.predict.registry), shown on the Value page ----
+@st.cache_data(show_spinner=False, max_entries=8)
+def _published_predictions(path: str, dataset: str, stamp: str) -> pd.DataFrame:
+    from analytics.predict.registry import published_predictions
+
+    return published_predictions(get_warehouse(path), dataset)
+
+
+def published_predictions(dataset: str) -> pd.DataFrame:
+    """The dataset's published predictions (empty frame if none), cached until the next publish."""
+    row = warehouse().cursor().execute(
+        "SELECT count(*), max(published_at), max(run_id), max(model) FROM customer_predictions WHERE dataset = ?",
+        [dataset],
+    ).fetchone()
+    return _published_predictions(_value_db(), dataset, "|".join(map(str, row)))

@@ -10,12 +10,14 @@ import datetime as dt
 import json
 import time
 
+import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
 from analytics import scores
 from analytics.export import to_parquet, to_safe_csv
+from analytics.predict import registry
 from analytics.warehouse import WarehouseError
 from dashboard import cache, widgets
 
@@ -27,6 +29,7 @@ SCORE_LABELS = {
     "rfm_score": "RFM score (1-5)",
     "behaviour_score": "Behaviour score (0-100)",
     "clv_bgnbd": "CLV by BG/NBD + Gamma-Gamma",
+    "predicted_value": "Predicted value (published model)",
 }
 RULES_KEY = "value_rules"
 
@@ -168,18 +171,39 @@ with tab_segments:
         cells = ", ".join(f"R{r}/FM{f}" for r, f in segment_map.uncovered)
         st.caption(f"{len(segment_map.uncovered)} grid cells fall to “{widgets.md_escape(segment_map.fallback)}”: {cells}")
 
+# -- published model predictions (the Predict page publishes one model's scores per dataset) -------
+try:
+    predictions = cache.published_predictions(dataset)
+except WarehouseError as exc:
+    widgets.show_error(exc, "The published predictions could not be read")
+    predictions = pd.DataFrame()
+prediction = registry.prediction_info(predictions)
+prediction_note = (
+    f"Predicted value = expected revenue over the next {prediction['horizon_days']} days from the published "
+    f"model “{widgets.md_escape(prediction['model'])}” (run {prediction['run_id']}, scored as of "
+    f"{prediction['as_of']}; {prediction['customers']:,} customers). Publish another model on the Predict page."
+    if prediction else None
+)
+
 # -- re-score (vector arithmetic over the cached arrays) ---------------------------------------------
-rank_choices = ["clv_formula", "rfm_score", "behaviour_score"] + (["clv_bgnbd"] if prob is not None else [])
+rank_choices = (["clv_formula", "rfm_score", "behaviour_score"] + (["clv_bgnbd"] if prob is not None else [])
+                + (["predicted_value"] if prediction else []))
 with tab_scores:
     rank_by = st.selectbox("Score", rank_choices, format_func=SCORE_LABELS.get, key="value_rank_by",
                            help="Shown in the distribution and used to rank the top customers.")
 if rank_by not in rank_choices:
     rank_by = "clv_formula"
 try:
-    result = scorer.score(rfm_norm, beh_norm, clv, segment_map=segment_map, rank_by=rank_by, top_n=100, prob=prob)
+    result = scorer.score(rfm_norm, beh_norm, clv, segment_map=segment_map,
+                          rank_by="clv_formula" if rank_by == "predicted_value" else rank_by, top_n=100, prob=prob)
 except ValueError as exc:
     widgets.show_error(exc, "The scores could not be computed")
     st.stop()
+
+# ranking by the published model: its predictions joined to every customer's scores
+ranked_by_model = None
+if rank_by == "predicted_value":
+    ranked_by_model = registry.join_predictions(scorer.frame(result, with_params=False), predictions)
 
 buyers = int((scorer.n_orders > 0).sum())
 with tab_scores:
@@ -194,6 +218,10 @@ with tab_scores:
               widgets.fmt_money(float(pd.Series(result.clv_bgnbd).sum())) if result.clv_bgnbd is not None else "–",
               border=True)
     hist = result.histogram
+    if ranked_by_model is not None:
+        values = ranked_by_model["predicted_value"].dropna().to_numpy(dtype=float)
+        counts, edges = np.histogram(values, bins=40) if len(values) else (np.zeros(0, dtype=int), np.zeros(1))
+        hist = pd.DataFrame({"left": edges[:-1], "right": edges[1:], "customers": counts})
     # graph_objects, not plotly.express: ~15x less server time per rerun (this runs on every slider move)
     fig = go.Figure(go.Bar(
         x=((hist["left"] + hist["right"]) / 2).to_numpy(), y=hist["customers"].to_numpy(),
@@ -207,6 +235,8 @@ with tab_scores:
     st.plotly_chart(fig, key="value_hist", config={"displaylogo": False})
     if rank_by.startswith("clv"):
         st.caption("The last bar also holds the top 0.5 % (the long right tail is folded into it).")
+    if prediction_note:
+        st.caption(prediction_note)
 
     st.markdown("**Look up a customer**")
     who = st.text_input("Customer id", key="value_lookup", placeholder="e.g. an id from the top customers")
@@ -252,9 +282,17 @@ with tab_segments:
 
 with tab_top:
     st.caption(f"The 100 customers with the highest {SCORE_LABELS[rank_by]} (pick the score on the Scores tab).")
-    st.dataframe(result.top_customers, hide_index=True,
+    top = result.top_customers
+    if ranked_by_model is not None:
+        shown = ["customer_id", "predicted_value", "churn_probability", "rfm_segment", "rfm_score",
+                 "behaviour_score", "net_revenue", "clv_formula"] + (["clv_bgnbd"] if "clv_bgnbd" in ranked_by_model else [])
+        top = (ranked_by_model.dropna(subset=["predicted_value"])
+               .sort_values("predicted_value", ascending=False, kind="stable").head(100)[shown])
+        st.caption(prediction_note)
+    st.dataframe(top, hide_index=True,
                  column_config={c: st.column_config.NumberColumn(format="%.2f")
-                                for c in ("rfm_score", "behaviour_score", "net_revenue", "clv_formula", "clv_bgnbd")})
+                                for c in ("rfm_score", "behaviour_score", "net_revenue", "clv_formula", "clv_bgnbd",
+                                          "predicted_value", "churn_probability")})
 
 with tab_models:
     if not use_bgnbd:
@@ -336,6 +374,10 @@ with tab_export:
         "(CSV) and as file metadata (Parquet). CSV cells that a spreadsheet would run as formulas "
         "(starting with = + - @) are neutralized with a leading '."
     )
+    if prediction:
+        st.caption("The published model's predictions are included as `predicted_value` and `churn_probability` "
+                   "(empty for customers it did not score) with its model, run and as-of date as `prediction_*` "
+                   "columns.")
     bom = st.checkbox("UTF-8 byte order mark (for Excel)", value=False, key="value_bom")
     stem = f"valuescope-{dataset}-{as_of}".replace("/", "_").replace("\\", "_")
 
@@ -343,15 +385,17 @@ with tab_export:
             "fallback_segment": segment_map.fallback}
     if models is not None and prob is not None:
         meta["model_params"] = scores.model_params(models)
+    if prediction:
+        meta["published_predictions"] = prediction
 
     # Deferred downloads: built only when clicked (never on a slider move); everything they
     # need is bound here, since they run outside this script run.
-    def _csv(scorer=scorer, result=result, bom=bom) -> bytes:
-        data = to_safe_csv(scorer.frame(result), bom=bom)
+    def _csv(scorer=scorer, result=result, bom=bom, predictions=predictions) -> bytes:
+        data = to_safe_csv(registry.join_predictions(scorer.frame(result), predictions), bom=bom)
         return data if isinstance(data, bytes) else data.encode("utf-8")
 
-    def _parquet(scorer=scorer, result=result, meta=meta) -> bytes:
-        return to_parquet(scorer.frame(result), metadata=meta)
+    def _parquet(scorer=scorer, result=result, meta=meta, predictions=predictions) -> bytes:
+        return to_parquet(registry.join_predictions(scorer.frame(result), predictions), metadata=meta)
 
     def _params_json(meta=meta) -> str:
         return json.dumps(meta, indent=2, default=str)
