@@ -247,7 +247,12 @@ def cmd_select(args) -> int:
     summary = _summary(wh, args)
     run = args.run if args.run is not None else store.latest_clustering_run(wh, args.dataset, args.as_of)
     assignments = store.load_assignments(wh, run) if run is not None else None
-    frame = rules.customer_frame(summary, assignments)
+    from analytics.predict.registry import prediction_columns, published_predictions
+
+    # a published model's predicted_value / churn_probability, so segments can filter on them
+    predictions = published_predictions(wh, args.dataset)
+    frame = rules.customer_frame(summary, assignments,
+                                 prediction_columns(predictions) if not predictions.empty else None)
     mask = rules.evaluate(definition, frame)
     st = rules.selection_stats(frame, mask)
     share = f"{st['value_share']:.1%}" if st["value_share"] is not None else "n/a"

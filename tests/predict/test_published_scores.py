@@ -118,3 +118,23 @@ def test_published_lightgbm_run_joins_score_dataset(tmp_path):
     assert frame.loc[frame.index.difference(pub.index), "predicted_value"].isna().all()
     assert (frame["prediction_run_id"] == run_id).all() and (frame["prediction_as_of"] == HOLD).all()
     wh.close()
+
+
+def test_cli_segments_select_filters_on_churn_probability(tmp_path, capsys):
+    import json
+
+    from analytics.cli import main
+
+    path = tmp_path / "w.duckdb"
+    wh = Warehouse(path)
+    _events(wh)
+    _publish_known(wh)
+    wh.close()
+    out = tmp_path / "risky.csv"
+    definition = json.dumps({"op": "and", "conditions": [
+        {"field": "churn_probability", "operator": ">=", "value": 0.5}]})
+    assert main(["segments", "select", "--db", str(path), "--dataset", "shop", "--as-of", "2024-03-01",
+                 "--definition", definition, "--out", str(out)]) == 0
+    got = pd.read_csv(out, dtype={"customer_id": str})
+    assert list(got["customer_id"]) == ["bob"] and got["churn_probability"].tolist() == [0.75]
+    assert capsys.readouterr().out.startswith("1 of 4 customers")
