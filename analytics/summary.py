@@ -108,65 +108,75 @@ def _py(ts: pd.Timestamp | None):
 # ---------------------------------------------------------------- SQL
 _SUMMARY_SQL = """
 WITH pday AS (
-    -- purchases: one row per customer and purchase day. The big aggregation, kept
-    -- as narrow as possible (its hash table has about one entry per purchase).
-    SELECT customer_id, date_trunc('day', event_time) AS d, coalesce(sum(revenue), 0) AS rev
+    -- purchases: one row per customer and purchase day (same-day purchases merged),
+    -- days as DATE (4 bytes, plain integer arithmetic). This is the one big
+    -- aggregation (about one group per purchase); it also carries what the
+    -- per-customer pass needs from purchase events, so purchases are read once.
+    SELECT customer_id, CAST(event_time AS DATE) AS d, coalesce(sum(revenue), 0) AS rev,
+           count(*) AS n, min(event_time) AS fe, max(event_time) AS le,
+           sum(rating) AS srat, count(rating) AS nrat
     FROM {source}
     WHERE {where} AND event_type = 'purchase'
     GROUP BY customer_id, d
 ),
 pcust AS (
-    SELECT customer_id,
-           min(d) AS first_purchase,
-           max(d) AS last_purchase,
-           count(*) AS n_orders,
-           sum(rev) AS total_revenue,
-           arg_min(rev, d) AS first_rev
+    SELECT customer_id, min(d) AS fp, max(d) AS lp, count(*) AS n_orders, sum(rev) AS total_revenue,
+           arg_min(rev, d) AS first_rev, sum(n) AS n_purchases, min(fe) AS fe, max(le) AS le,
+           sum(srat) AS srat, sum(nrat) AS nrat
     FROM pday
     GROUP BY customer_id
 ),
-cust AS (
-    -- every event: one row per customer
+other AS (
+    -- every other event (views, searches, ...), one row per customer: no second pass
+    -- over the purchases
     SELECT customer_id,
-           min(event_time) AS first_event,
-           max(event_time) AS last_event,
+           min(event_time) AS fe, max(event_time) AS le,
            count(*) FILTER (WHERE event_type = 'view') AS n_views,
            count(*) FILTER (WHERE event_type = 'search') AS n_searches,
            count(*) FILTER (WHERE event_type = 'cart') AS n_carts,
-           count(*) FILTER (WHERE event_type = 'purchase') AS n_purchases,
            count(*) FILTER (WHERE event_type = 'return') AS n_returns,
            count(*) FILTER (WHERE event_type = 'review') AS n_reviews,
-           coalesce(sum(revenue) FILTER (WHERE event_type = 'return'), 0) AS return_revenue,
-           avg(rating) AS avg_rating
+           sum(revenue) FILTER (WHERE event_type = 'return') AS return_revenue,
+           sum(rating) AS srat, count(rating) AS nrat
     FROM {source}
-    WHERE {where}
+    WHERE {where} AND event_type <> 'purchase'
     GROUP BY customer_id
+),
+c AS (
+    SELECT coalesce(p.customer_id, o.customer_id) AS customer_id, p.fp, p.lp,
+           coalesce(p.n_orders, 0) AS n_orders, coalesce(p.total_revenue, 0) AS total_revenue, p.first_rev,
+           coalesce(o.n_views, 0) AS n_views, coalesce(o.n_searches, 0) AS n_searches,
+           coalesce(o.n_carts, 0) AS n_carts, coalesce(p.n_purchases, 0) AS n_purchases,
+           coalesce(o.n_returns, 0) AS n_returns, coalesce(o.n_reviews, 0) AS n_reviews,
+           coalesce(o.return_revenue, 0) AS return_revenue,
+           (coalesce(p.srat, 0) + coalesce(o.srat, 0))
+               / nullif(coalesce(p.nrat, 0) + coalesce(o.nrat, 0), 0) AS avg_rating,
+           CASE WHEN o.fe IS NULL OR p.fe < o.fe THEN p.fe ELSE o.fe END AS first_event,
+           CASE WHEN o.le IS NULL OR p.le > o.le THEN p.le ELSE o.le END AS last_event
+    FROM pcust p FULL OUTER JOIN other o ON p.customer_id = o.customer_id
 )
 SELECT
-    CAST(c.customer_id AS VARCHAR) AS customer_id,
-    p.first_purchase,
-    p.last_purchase,
-    CAST(p.n_orders - 1 AS DOUBLE) AS frequency,
-    date_diff('day', p.first_purchase, p.last_purchase) / $unit_days AS recency,
-    date_diff('day', p.first_purchase, $as_of) / $unit_days AS "T",
+    CAST(customer_id AS VARCHAR) AS customer_id,
+    CAST(fp AS TIMESTAMP) AS first_purchase,
+    CAST(lp AS TIMESTAMP) AS last_purchase,
+    CASE WHEN n_orders > 0 THEN CAST(n_orders - 1 AS DOUBLE) END AS frequency,
+    (lp - fp) / $unit_days AS recency,
+    (CAST($as_of AS DATE) - fp) / $unit_days AS "T",
     -- mean of the repeat purchase days: (all days - the first day) / repeat days
-    CASE WHEN p.n_orders > 1 THEN (p.total_revenue - p.first_rev) / (p.n_orders - 1)
-         WHEN p.n_orders = 1 THEN 0.0 END AS monetary_value,
-    CAST(coalesce(p.total_revenue, 0) AS DOUBLE) AS total_revenue,
-    CAST(c.return_revenue AS DOUBLE) AS return_revenue,
-    CAST(coalesce(p.total_revenue, 0) - c.return_revenue AS DOUBLE) AS net_revenue,
-    CAST(coalesce(p.n_orders, 0) AS BIGINT) AS n_orders,
-    c.n_views, c.n_searches, c.n_carts, c.n_purchases, c.n_returns, c.n_reviews,
-    CAST(c.avg_rating AS DOUBLE) AS avg_rating,
-    date_diff('day', date_trunc('day', c.first_event), $as_of) / $unit_days AS tenure,
-    CASE WHEN p.n_orders >= 2
-         THEN date_diff('day', p.first_purchase, p.last_purchase) / $unit_days / (p.n_orders - 1)
-    END AS avg_gap,
-    c.first_event,
-    c.last_event
-FROM cust c
-LEFT JOIN pcust p ON c.customer_id = p.customer_id
-ORDER BY c.customer_id
+    CASE WHEN n_orders > 1 THEN (total_revenue - first_rev) / (n_orders - 1)
+         WHEN n_orders = 1 THEN 0.0 END AS monetary_value,
+    CAST(total_revenue AS DOUBLE) AS total_revenue,
+    CAST(return_revenue AS DOUBLE) AS return_revenue,
+    CAST(total_revenue - return_revenue AS DOUBLE) AS net_revenue,
+    CAST(n_orders AS BIGINT) AS n_orders,
+    n_views, n_searches, n_carts, n_purchases, n_returns, n_reviews,
+    CAST(avg_rating AS DOUBLE) AS avg_rating,
+    (CAST($as_of AS DATE) - CAST(first_event AS DATE)) / $unit_days AS tenure,
+    CASE WHEN n_orders >= 2 THEN (lp - fp) / $unit_days / (n_orders - 1) END AS avg_gap,
+    first_event,
+    last_event
+FROM c
+ORDER BY customer_id
 """
 
 
