@@ -110,25 +110,23 @@ _SUMMARY_SQL = """
 WITH pday AS (
     -- purchases: one row per customer and purchase day (same-day purchases merged),
     -- days as DATE (4 bytes, plain integer arithmetic). This is the one big
-    -- aggregation (about one group per purchase); it also carries what the
-    -- per-customer pass needs from purchase events, so purchases are read once.
+    -- aggregation (about one group per purchase), kept narrow; it also carries the
+    -- purchase counts and first/last event times, so purchases are aggregated once.
     SELECT customer_id, CAST(event_time AS DATE) AS d, coalesce(sum(revenue), 0) AS rev,
-           count(*) AS n, min(event_time) AS fe, max(event_time) AS le,
-           sum(rating) AS srat, count(rating) AS nrat
+           count(*) AS n, min(event_time) AS fe, max(event_time) AS le
     FROM {source}
     WHERE {where} AND event_type = 'purchase'
     GROUP BY customer_id, d
 ),
 pcust AS (
     SELECT customer_id, min(d) AS fp, max(d) AS lp, count(*) AS n_orders, sum(rev) AS total_revenue,
-           arg_min(rev, d) AS first_rev, sum(n) AS n_purchases, min(fe) AS fe, max(le) AS le,
-           sum(srat) AS srat, sum(nrat) AS nrat
+           arg_min(rev, d) AS first_rev, sum(n) AS n_purchases, min(fe) AS fe, max(le) AS le
     FROM pday
     GROUP BY customer_id
 ),
 other AS (
-    -- every other event (views, searches, ...), one row per customer: no second pass
-    -- over the purchases
+    -- every other event (views, searches, ...) and rated purchases, one row per
+    -- customer: no second pass over all the purchases
     SELECT customer_id,
            min(event_time) AS fe, max(event_time) AS le,
            count(*) FILTER (WHERE event_type = 'view') AS n_views,
@@ -139,7 +137,7 @@ other AS (
            sum(revenue) FILTER (WHERE event_type = 'return') AS return_revenue,
            sum(rating) AS srat, count(rating) AS nrat
     FROM {source}
-    WHERE {where} AND event_type <> 'purchase'
+    WHERE {where} AND (event_type <> 'purchase' OR rating IS NOT NULL)
     GROUP BY customer_id
 ),
 c AS (
@@ -149,8 +147,7 @@ c AS (
            coalesce(o.n_carts, 0) AS n_carts, coalesce(p.n_purchases, 0) AS n_purchases,
            coalesce(o.n_returns, 0) AS n_returns, coalesce(o.n_reviews, 0) AS n_reviews,
            coalesce(o.return_revenue, 0) AS return_revenue,
-           (coalesce(p.srat, 0) + coalesce(o.srat, 0))
-               / nullif(coalesce(p.nrat, 0) + coalesce(o.nrat, 0), 0) AS avg_rating,
+           o.srat / nullif(o.nrat, 0) AS avg_rating,
            CASE WHEN o.fe IS NULL OR p.fe < o.fe THEN p.fe ELSE o.fe END AS first_event,
            CASE WHEN o.le IS NULL OR p.le > o.le THEN p.le ELSE o.le END AS last_event
     FROM pcust p FULL OUTER JOIN other o ON p.customer_id = o.customer_id
