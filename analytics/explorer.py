@@ -1,0 +1,336 @@
+"""Segment explorer computations (no streamlit): compare groups of customers,
+value concentration (Lorenz curve), cohort retention, segment migration between
+two as-of dates and one customer's timeline.
+
+Every function takes its as-of date explicitly; SQL values are bound parameters.
+Chart-bound outputs are small by construction: the Lorenz curve is downsampled
+to ``max_points``, cohorts are months x months, migrations are segment x segment.
+"""
+from __future__ import annotations
+
+import math
+from typing import Mapping
+
+import numpy as np
+import pandas as pd
+
+from analytics.warehouse import Warehouse
+
+#: retention window of :func:`segment_comparison` (days before the as-of day, inclusive)
+RETENTION_DAYS = 90
+#: label of customers absent from one side of a migration
+NOT_A_CUSTOMER = "(not a customer yet)"
+
+TIMELINE_COLUMNS = ("event_time", "event_type", "order_id", "item_id", "category", "quantity",
+                    "revenue", "rating", "text", "country")
+
+
+class ExplorerError(ValueError):
+    """A request the user can fix (bad date, unknown customer...)."""
+
+
+def _day(value, what: str) -> pd.Timestamp:
+    if value is None:
+        raise ExplorerError(f"{what} is required")
+    try:
+        ts = pd.Timestamp(value)
+    except (ValueError, TypeError):
+        raise ExplorerError(f"{what} is not a date: {value!r}") from None
+    if pd.isna(ts):
+        raise ExplorerError(f"{what} is not a date: {value!r}")
+    return ts.normalize()
+
+
+# ----------------------------------------------------------------- the customer frame
+def build_frame(wh: Warehouse, dataset: str, as_of, unit: str = "days", *, with_clusters: bool = True,
+                with_predictions: bool = True) -> pd.DataFrame:
+    """Customer frame as of ``as_of``: the customer summary, RFM segment / score and
+    formula CLV (``clv``) from :class:`analytics.scores.Scorer` with default
+    parameters, the latest clustering run's ``cluster`` / ``cluster_name`` and a
+    published model's predictions, indexed by customer_id (``attrs['as_of']``)."""
+    from analytics.scores import Scorer
+    from analytics.segments import rules, store
+    from analytics.summary import customer_summary
+
+    day = _day(as_of, "the as-of date")
+    summary = customer_summary(wh, dataset, day.date(), unit)
+    if summary.empty:
+        frame = rules.customer_frame(summary)
+        frame["rfm_segment"] = pd.Series(dtype=object)
+        frame["rfm_score"] = pd.Series(dtype=float)
+        frame["clv"] = pd.Series(dtype=float)
+        frame.attrs = {"as_of": day, "dataset": dataset, "unit": unit}
+        return frame
+    scorer = Scorer(summary)
+    result = scorer.score(top_n=1)
+    sc = scorer.frame(result, with_params=False).set_index("customer_id")
+    sc = sc[["rfm_segment", "rfm_score", "clv_formula"]].rename(columns={"clv_formula": "clv"})
+    others = [sc]
+    if with_clusters:
+        run = store.latest_clustering_run(wh, dataset)
+        if run is not None:
+            others.append(store.load_assignments(wh, run))
+    if with_predictions:
+        from analytics.predict.registry import prediction_columns, published_predictions
+
+        pred = published_predictions(wh, dataset)
+        if not pred.empty:
+            others.append(prediction_columns(pred))
+    frame = rules.customer_frame(summary, *others)
+    frame.attrs = {"as_of": day, "dataset": dataset, "unit": unit}
+    return frame
+
+
+def category_groups(frame: pd.DataFrame, column: str) -> dict[str, pd.Series]:
+    """One boolean mask per distinct value of ``column`` (missing values left out), sorted by size."""
+    if column not in frame.columns:
+        return {}
+    s = frame[column]
+    counts = s.value_counts(dropna=True)
+    return {str(v): (s == v).fillna(False).astype(bool) for v in counts.index}
+
+
+# ----------------------------------------------------------------- comparison
+def segment_comparison(frame: pd.DataFrame, groups: Mapping[str, object], as_of=None, *,
+                       value_column: str = "net_revenue", clv_column: str = "clv",
+                       alive_column: str = "probability_alive",
+                       retention_days: int = RETENTION_DAYS) -> pd.DataFrame:
+    """One row per group (``groups``: name -> boolean mask over ``frame``):
+
+    * ``customers``, ``share`` (of all customers in ``frame``);
+    * ``revenue`` (sum of ``value_column``) and ``revenue_share`` (of the total; NaN when the total is 0);
+    * ``avg_clv`` (mean of ``clv_column``, NaN if absent or empty);
+    * ``orders_per_customer`` (mean ``n_orders``: purchase days per customer);
+    * ``avg_probability_alive`` (mean of ``alive_column``; only when that column exists);
+    * ``retention``: share of the group's customers whose last purchase day is within the
+      ``retention_days`` days ending on the as-of day (``as_of - last_purchase < retention_days``).
+
+    An empty group gives a row with 0 customers and NaN averages.
+    """
+    when = as_of if as_of is not None else frame.attrs.get("as_of")
+    day = _day(when, "the as-of date")
+    n_all = len(frame)
+    value = pd.to_numeric(frame[value_column], errors="coerce").fillna(0.0).to_numpy(float) \
+        if value_column in frame.columns else np.zeros(n_all)
+    total = float(value.sum())
+    clv = pd.to_numeric(frame[clv_column], errors="coerce").to_numpy(float) if clv_column in frame.columns else None
+    alive = (pd.to_numeric(frame[alive_column], errors="coerce").to_numpy(float)
+             if alive_column in frame.columns else None)
+    orders = (pd.to_numeric(frame["n_orders"], errors="coerce").fillna(0).to_numpy(float)
+              if "n_orders" in frame.columns else np.full(n_all, np.nan))
+    if "last_purchase" in frame.columns:
+        last = pd.to_datetime(frame["last_purchase"])
+        age = (day - last).dt.days.to_numpy(dtype=float)  # NaN for never-purchased
+        recent = (age >= 0) & (age < retention_days)
+    else:
+        recent = np.zeros(n_all, dtype=bool)
+
+    def _mean(arr, m):
+        if arr is None or not m.any():
+            return float("nan")
+        v = arr[m]
+        v = v[~np.isnan(v)]
+        return float(v.mean()) if len(v) else float("nan")
+
+    rows = []
+    for name, mask in groups.items():
+        m = np.asarray(mask, dtype=bool)
+        if len(m) != n_all:
+            raise ExplorerError(f"group {name!r} has {len(m)} flags for {n_all} customers")
+        n = int(m.sum())
+        rev = float(value[m].sum())
+        row = {
+            "segment": str(name),
+            "customers": n,
+            "share": n / n_all if n_all else float("nan"),
+            "revenue": rev,
+            "revenue_share": rev / total if total else float("nan"),
+            "avg_clv": _mean(clv, m),
+            "orders_per_customer": float(orders[m].mean()) if n else float("nan"),
+        }
+        if alive is not None:
+            row["avg_probability_alive"] = _mean(alive, m)
+        row["retention"] = float(recent[m].mean()) if n else float("nan")
+        rows.append(row)
+    cols = ["segment", "customers", "share", "revenue", "revenue_share", "avg_clv", "orders_per_customer"]
+    if alive is not None:
+        cols.append("avg_probability_alive")
+    cols.append("retention")
+    return pd.DataFrame(rows, columns=cols)
+
+
+# ----------------------------------------------------------------- concentration
+def _clean_values(values) -> np.ndarray:
+    v = pd.to_numeric(pd.Series(np.asarray(values).ravel()), errors="coerce").fillna(0.0).to_numpy(float)
+    return np.clip(v, 0.0, None)  # a net refund holds no share of the value
+
+
+def lorenz_curve(values, max_points: int = 1000) -> pd.DataFrame:
+    """Lorenz curve of ``values`` (negatives count as 0): ``customer_share`` (poorest first)
+    and ``value_share`` (cumulative), from (0, 0) to (1, 1), downsampled to at most
+    ``max_points`` points (evenly spaced in customer rank, ends kept)."""
+    if max_points < 2:
+        raise ExplorerError("a Lorenz curve needs at least 2 points")
+    v = np.sort(_clean_values(values))
+    n = len(v)
+    if n == 0:
+        return pd.DataFrame({"customer_share": [0.0, 1.0], "value_share": [0.0, 1.0]})
+    cum = np.concatenate([[0.0], np.cumsum(v)])
+    total = cum[-1]
+    ranks = np.arange(n + 1)
+    if n + 1 > max_points:
+        ranks = np.unique(np.linspace(0, n, max_points).round().astype(np.int64))
+    vs = cum[ranks] / total if total > 0 else ranks / n
+    return pd.DataFrame({"customer_share": ranks / n, "value_share": vs})
+
+
+def top_share(values, fraction: float) -> float:
+    """Share of the total value (negatives count as 0) held by the top ``fraction`` of
+    customers (``ceil(fraction * n)`` customers); NaN when there is no value."""
+    if not 0 < fraction <= 1:
+        raise ExplorerError(f"the top fraction must be in (0, 1], got {fraction!r}")
+    v = _clean_values(values)
+    n = len(v)
+    total = float(v.sum())
+    if n == 0 or total <= 0:
+        return float("nan")
+    k = max(1, int(math.ceil(fraction * n - 1e-9)))
+    top = np.partition(v, n - k)[n - k:] if k < n else v
+    return float(top.sum()) / total
+
+
+def gini(values) -> float:
+    """Gini coefficient of ``values`` (negatives count as 0); NaN without value."""
+    v = np.sort(_clean_values(values))
+    n = len(v)
+    if n == 0 or v.sum() <= 0:
+        return float("nan")
+    i = np.arange(1, n + 1)
+    return float((2 * (i * v).sum()) / (n * v.sum()) - (n + 1) / n)
+
+
+# ----------------------------------------------------------------- cohorts
+_COHORT_SQL = """
+WITH p AS (
+    SELECT customer_id, date_trunc('month', event_time) AS m
+    FROM events
+    WHERE dataset = $dataset AND event_type = 'purchase' AND event_time < $end
+    GROUP BY customer_id, date_trunc('month', event_time)
+), f AS (
+    SELECT customer_id, min(m) AS cohort FROM p GROUP BY customer_id
+), sizes AS (
+    SELECT cohort, count(*) AS cohort_size FROM f GROUP BY cohort
+)
+SELECT CAST(f.cohort AS DATE) AS cohort,
+       CAST(datediff('month', f.cohort, p.m) AS INTEGER) AS months_since,
+       count(*) AS customers,
+       any_value(sizes.cohort_size) AS cohort_size,
+       count(*) / any_value(sizes.cohort_size) AS retention
+FROM p JOIN f USING (customer_id) JOIN sizes USING (cohort)
+WHERE datediff('month', f.cohort, p.m) <= $max_months
+GROUP BY f.cohort, datediff('month', f.cohort, p.m)
+ORDER BY cohort, months_since
+"""
+
+
+def cohort_retention(wh: Warehouse, dataset: str, as_of, max_months: int = 24) -> pd.DataFrame:
+    """Cohorts by first-purchase month (purchases up to the end of the as-of day): one row
+    per (``cohort`` month, ``months_since`` the first purchase month) with ``customers``
+    (of the cohort purchasing in that month), ``cohort_size`` and ``retention`` =
+    customers / cohort_size (month 0 is always 1). Computed in DuckDB."""
+    day = _day(as_of, "the as-of date")
+    if int(max_months) < 0:
+        raise ExplorerError("max_months must be 0 or more")
+    bind = {"dataset": dataset, "end": (day + pd.Timedelta(days=1)).to_pydatetime(),
+            "max_months": int(max_months)}
+    df = wh.cursor().execute(_COHORT_SQL, bind).df()
+    if not df.empty:
+        df["cohort"] = pd.to_datetime(df["cohort"])
+        df["customers"] = df["customers"].astype("int64")
+        df["cohort_size"] = df["cohort_size"].astype("int64")
+        df["retention"] = df["retention"].astype(float)
+    return df
+
+
+def cohort_matrix(cohorts: pd.DataFrame) -> pd.DataFrame:
+    """:func:`cohort_retention` as a matrix: rows = cohort month (YYYY-MM), columns = months since."""
+    if cohorts.empty:
+        return pd.DataFrame()
+    m = cohorts.pivot(index="cohort", columns="months_since", values="retention").sort_index()
+    m.index = [pd.Timestamp(c).strftime("%Y-%m") for c in m.index]
+    return m
+
+
+# ----------------------------------------------------------------- migration
+def segment_migration(frame_a: pd.DataFrame, frame_b: pd.DataFrame, column: str = "rfm_segment",
+                      missing: str = NOT_A_CUSTOMER) -> pd.DataFrame:
+    """Flows of customers between the ``column`` value in ``frame_a`` (earlier date) and in
+    ``frame_b`` (later date), matched on the index (customer id): columns ``from``, ``to``,
+    ``customers``. A customer absent from one side (or with a missing value) is counted under
+    ``missing``, so the flows sum to the number of distinct customers in either frame."""
+    for name, f in (("first", frame_a), ("second", frame_b)):
+        if column not in f.columns:
+            raise ExplorerError(f"the {name} frame has no column {column!r}")
+    a = frame_a[column].astype(object)
+    b = frame_b[column].astype(object)
+    both = pd.concat([a.rename("from"), b.rename("to")], axis=1, join="outer")
+    both = both.astype(object).where(both.notna(), missing)
+    flows = both.groupby(["from", "to"], sort=True).size().rename("customers").reset_index()
+    flows["customers"] = flows["customers"].astype("int64")
+    return flows.sort_values("customers", ascending=False, kind="stable").reset_index(drop=True)
+
+
+def sankey_data(flows: pd.DataFrame) -> dict:
+    """Nodes and links for ``plotly.graph_objects.Sankey``: left nodes are the ``from``
+    values (suffixed by nothing), right nodes the ``to`` values; returns
+    ``{"labels", "source", "target", "value"}``."""
+    left = sorted(flows["from"].astype(str).unique())
+    right = sorted(flows["to"].astype(str).unique())
+    li = {v: i for i, v in enumerate(left)}
+    ri = {v: len(left) + i for i, v in enumerate(right)}
+    return {
+        "labels": left + right,
+        "source": [li[str(v)] for v in flows["from"]],
+        "target": [ri[str(v)] for v in flows["to"]],
+        "value": [int(v) for v in flows["customers"]],
+    }
+
+
+# ----------------------------------------------------------------- customers
+def search_customers(frame: pd.DataFrame, text: str | None, limit: int = 2000) -> tuple[pd.DataFrame, int]:
+    """Customers whose id contains ``text`` (case-insensitive substring, not a pattern):
+    the first ``limit`` rows and the number of matches."""
+    ids = frame.index.astype(str)
+    needle = (text or "").strip()
+    if needle:
+        m = np.asarray(pd.Series(ids).str.contains(needle, case=False, regex=False, na=False), dtype=bool)
+        hits = frame[m]
+    else:
+        hits = frame
+    return hits.head(int(limit)), int(len(hits))
+
+
+def customer_event_count(wh: Warehouse, dataset: str, customer_id: str, as_of=None) -> int:
+    """Number of events of one customer (up to the end of ``as_of`` when given)."""
+    sql = "SELECT count(*) FROM events WHERE dataset = ? AND customer_id = ?"
+    params: list = [dataset, str(customer_id)]
+    if as_of is not None:
+        sql += " AND event_time < ?"
+        params.append((_day(as_of, "the as-of date") + pd.Timedelta(days=1)).to_pydatetime())
+    return int(wh.cursor().execute(sql, params).fetchone()[0])
+
+
+def customer_timeline(wh: Warehouse, dataset: str, customer_id: str, limit: int = 500,
+                      as_of=None) -> pd.DataFrame:
+    """One customer's events, newest first (at most ``limit``; up to the end of ``as_of`` when given)."""
+    if int(limit) < 1:
+        raise ExplorerError("the timeline limit must be at least 1")
+    cols = ", ".join(TIMELINE_COLUMNS)
+    sql = f"SELECT {cols} FROM events WHERE dataset = ? AND customer_id = ?"
+    params: list = [dataset, str(customer_id)]
+    if as_of is not None:
+        sql += " AND event_time < ?"
+        params.append((_day(as_of, "the as-of date") + pd.Timedelta(days=1)).to_pydatetime())
+    sql += " ORDER BY event_time DESC, row_hash LIMIT ?"
+    params.append(int(limit))
+    return wh.cursor().execute(sql, params).df()
