@@ -24,6 +24,9 @@ PAGES = {
         st.Page("views/value.py", title="Value", icon="💎", url_path="value"),
         st.Page("views/predict.py", title="Predict", icon="🔮", url_path="predict"),
     ],
+    "Segment": [
+        st.Page("views/segments.py", title="Segments", icon="🧩", url_path="segments"),
+    ],
 }
 
 nav = st.navigation(PAGES)

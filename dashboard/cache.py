@@ -217,3 +217,42 @@ def published_predictions(dataset: str) -> pd.DataFrame:
         [dataset],
     ).fetchone()
     return _published_predictions(_value_db(), dataset, "|".join(map(str, row)))
+
+
+# ---- Segments page (owned by the segments area) ------------------------------------
+# The customer frame the Segments page clusters and filters: summary + derived features
+# + RFM/behaviour/CLV-formula scores (+ published predictions). A shared read-only
+# resource (never mutated by the page), cached per data version and publish stamp.
+_SEGMENT_SCORE_COLUMNS = ("r_score", "f_score", "m_score", "rfm_score", "rfm_segment", "behaviour_score",
+                          "clv_formula")
+
+
+@st.cache_resource(show_spinner="Building the customer table…", max_entries=4)
+def _segments_frame(path: str, dataset: str, as_of: str, version: str, stamp: str) -> pd.DataFrame:
+    from analytics.predict.registry import prediction_columns, published_predictions
+    from analytics.scores import Scorer
+    from analytics.segments.rules import customer_frame
+    from analytics.summary import customer_summary
+
+    wh = get_warehouse(path)
+    summary = customer_summary(wh, dataset, as_of)
+    others = []
+    if not summary.empty:
+        scorer = Scorer(summary)
+        scored = scorer.frame(scorer.score(), with_params=False).set_index("customer_id")
+        scored = scored[[c for c in _SEGMENT_SCORE_COLUMNS if c in scored.columns]]
+        others.append(scored.rename(columns={"clv_formula": "clv"}))
+    preds = published_predictions(wh, dataset)
+    if not preds.empty:
+        others.append(prediction_columns(preds))
+    return customer_frame(summary, *others)
+
+
+def segments_frame(dataset: str, as_of) -> pd.DataFrame:
+    """Customer frame for the Segments page (read-only: copy before changing it)."""
+    row = warehouse().cursor().execute(
+        "SELECT count(*), max(published_at), max(run_id), max(model) FROM customer_predictions WHERE dataset = ?",
+        [dataset],
+    ).fetchone()
+    return _segments_frame(_value_db(), dataset, str(as_of), data_version(dataset), "|".join(map(str, row)))
+

@@ -1,0 +1,320 @@
+"""Segments: clustering with k guidance, a rule builder, saved segments.
+
+The page lays out widgets and calls analytics.segments (clustering, rules, store);
+the customer frame is cached in dashboard.cache. User text (segment and cluster
+names, descriptions, filter values) is only ever shown escaped or as plain text.
+"""
+from __future__ import annotations
+
+import warnings
+
+import pandas as pd
+import streamlit as st
+
+from analytics.segments import rules, store
+from analytics.segments.clustering import (
+    ALGORITHMS, DEFAULT_FEATURES, SCALINGS, ClusteringWarning, CustomerClustering, available_features,
+    feature_label,
+    k_guidance, k_guidance_figure, profile_figure, projection_figure,
+)
+from dashboard import cache, widgets
+
+MODEL_KEY = "seg_model"          # {"key": (dataset, as_of), "model": CustomerClustering, "run_id": int | None}
+GUIDE_KEY = "seg_guidance"       # {"key": (...), "guidance": KGuidance}
+DELETE_KEY = "seg_delete_pending"
+SCALING_LABELS = {"log1p_standard": "log1p, then standard", "standard": "standard (mean 0, sd 1)",
+                  "robust": "robust (median / IQR)"}
+ALGO_LABELS = {"kmeans": "k-means", "minibatch_kmeans": "mini-batch k-means", "gmm": "Gaussian mixture"}
+OP_LABELS = {"=": "=", "!=": "≠", "<": "<", "<=": "≤", ">": ">", ">=": "≥", "between": "between",
+             "in": "is one of", "not_in": "is none of", "contains": "contains", "is_null": "is missing"}
+MAX_ROWS = 8
+
+st.title("🧩 Segments")
+
+dataset = widgets.current_dataset()
+if dataset is None:
+    st.info("The warehouse has no data yet. Load a CSV of orders or events on the Data page.", icon="👋")
+    st.stop()
+
+version = cache.data_version(dataset)
+span = cache.query_df(
+    "SELECT min(event_time) AS first_event, max(event_time) AS last_event FROM events WHERE dataset = ?",
+    (dataset,), version,
+)
+first_event, last_event = span["first_event"].iloc[0], span["last_event"].iloc[0]
+if pd.isna(last_event):
+    st.info(f"The dataset “{widgets.md_escape(dataset)}” has no events yet. Load a file into it on the Data page.",
+            icon="📭")
+    st.stop()
+first_day, last_day = pd.Timestamp(first_event).date(), pd.Timestamp(last_event).date()
+
+as_of = st.date_input("As of", value=last_day, min_value=first_day, max_value=last_day, key="seg_as_of",
+                      help="Customers, features and scores use events up to the end of this day.")
+try:
+    base = cache.segments_frame(dataset, as_of)
+except ValueError as exc:
+    widgets.show_error(exc, "The customer table could not be built")
+    st.stop()
+if base.empty:
+    st.warning(f"No customers up to {as_of}. Pick a later as-of date.", icon="📭")
+    st.stop()
+
+wh = cache.warehouse()
+state_key = (dataset, str(as_of), version)
+
+# The customer frame rules filter on: the cached frame plus the cluster assignment of the
+# newest saved run for this dataset and as-of date (so cluster segments re-evaluate).
+frame = base
+try:
+    latest_run = store.latest_clustering_run(wh, dataset, as_of)
+except ValueError:
+    latest_run = None
+if latest_run is not None:
+    assigned = store.load_assignments(wh, latest_run)
+    frame = base.drop(columns=[c for c in ("cluster", "cluster_name") if c in base.columns]).join(assigned, how="left")
+fields = rules.fields_from_frame(frame)
+st.caption(f"{len(frame):,} customers of “{widgets.md_escape(dataset)}” as of {as_of}"
+           + (f" · cluster fields from saved run {latest_run}" if latest_run is not None else ""))
+
+
+def _stats_line(stats: dict) -> None:
+    c1, c2, c3 = st.columns(3)
+    c1.metric("Customers selected", widgets.fmt_int(stats["customers"]))
+    c2.metric("Share of customers", widgets.fmt_pct(stats["share"]))
+    c3.metric("Net revenue of the selection", widgets.fmt_money(stats["value"]),
+              help="Share of all net revenue: " + widgets.fmt_pct(stats["value_share"]))
+
+
+tab_cluster, tab_rules, tab_saved = st.tabs(["Clustering", "Rule builder", "Saved segments"])
+
+# ---------------------------------------------------------------- clustering
+with tab_cluster:
+    options = [f for f in available_features(base) if f in base.columns or f in DEFAULT_FEATURES]
+    default = [f for f in DEFAULT_FEATURES if f in options]
+    # a default feature missing for every customer (e.g. ratings when nobody reviews) is left out
+    all_missing = [f for f in default if f in base.columns and not base[f].notna().any()]
+    default = [f for f in default if f not in all_missing]
+    if all_missing:
+        st.caption("Left out of the default features (missing for every customer): "
+                   + ", ".join(feature_label(f) for f in all_missing))
+    feats = st.multiselect("Features", options, default=default, key="seg_features", format_func=feature_label,
+                           help="Customer attributes to cluster on. Features with no variance are dropped.")
+    c1, c2, c3 = st.columns(3)
+    scaling = c1.selectbox("Scaling", SCALINGS, key="seg_scaling", format_func=SCALING_LABELS.get)
+    algorithm = c2.selectbox("Algorithm", ALGORITHMS, key="seg_algorithm", format_func=ALGO_LABELS.get)
+    k = c3.number_input("Number of clusters k", min_value=2, max_value=12, value=6, step=1, key="seg_k")
+    params_key = state_key + (tuple(feats), scaling, algorithm)
+
+    if st.button("🧭 Help me choose k (k = 2..12)", key="seg_guide"):
+        if not feats:
+            st.error("Pick at least one feature.", icon="🚫")
+        else:
+            bar = st.progress(0.0, text="Fitting k = 2..12…")
+            try:
+                with warnings.catch_warnings(record=True) as caught:
+                    warnings.simplefilter("always")
+                    g = k_guidance(base, features=list(feats), scaling=scaling, algorithm=algorithm,
+                                   k_values=range(2, 13),
+                                   progress=lambda done, total: bar.progress(done / total,
+                                                                             text=f"Fitted {done} of {total} values of k"))
+                st.session_state[GUIDE_KEY] = {"key": params_key, "guidance": g,
+                                               "warnings": [str(w.message) for w in caught
+                                                            if issubclass(w.category, ClusteringWarning)]}
+            except ValueError as exc:
+                st.session_state.pop(GUIDE_KEY, None)
+                widgets.show_error(exc, "k guidance failed")
+            bar.empty()
+    guide = st.session_state.get(GUIDE_KEY)
+    if guide and guide["key"] == params_key:
+        g = guide["guidance"]
+        for w in guide["warnings"]:
+            st.warning(w, icon="⚠️")
+        st.plotly_chart(k_guidance_figure(g), key="seg_guide_fig")
+        st.info(f"Suggested k = {g.suggested_k}: {g.reason}", icon="🧭")
+
+    if st.button("▶️ Train", key="seg_train", type="primary"):
+        if not feats:
+            st.error("Pick at least one feature.", icon="🚫")
+        else:
+            with st.status(f"Clustering {len(base):,} customers into {int(k)} clusters…", expanded=False) as status:
+                try:
+                    with warnings.catch_warnings(record=True) as caught:
+                        warnings.simplefilter("always")
+                        model = CustomerClustering(features=list(feats), scaling=scaling, algorithm=algorithm,
+                                                   n_clusters=int(k), random_state=0).fit(base)
+                    st.session_state[MODEL_KEY] = {"key": state_key, "model": model, "run_id": None,
+                                                   "warnings": [str(w.message) for w in caught
+                                                                if issubclass(w.category, ClusteringWarning)]}
+                    status.update(label=f"Trained: {model.n_clusters_} clusters", state="complete")
+                except ValueError as exc:
+                    st.session_state.pop(MODEL_KEY, None)
+                    status.update(label="Training failed", state="error")
+                    widgets.show_error(exc, "Clustering failed")
+
+    held = st.session_state.get(MODEL_KEY)
+    if held and held["key"] == state_key:
+        model = held["model"]
+        for w in held.get("warnings", []):
+            st.warning(w, icon="⚠️")
+        prof = model.cluster_profiles_
+        st.subheader(f"{model.n_clusters_} clusters")
+        table = pd.DataFrame({
+            "cluster": prof.index, "name": prof["name"].astype(str), "customers": prof["size"].astype(int),
+            "share": prof["size_share"].astype(float), "revenue share": prof["revenue_share"].astype(float),
+        })
+        st.dataframe(table, hide_index=True, key="seg_cluster_table", column_config={
+            "share": st.column_config.NumberColumn(format="percent"),
+            "revenue share": st.column_config.NumberColumn(format="percent"),
+        })
+        st.plotly_chart(profile_figure(model), key="seg_profile_fig")
+        st.plotly_chart(projection_figure(model, base, max_points=20_000), key="seg_projection_fig")
+
+        names = list(model.names_)
+        cl = st.selectbox("Cluster", range(model.n_clusters_), key="seg_cluster_pick",
+                          format_func=lambda i: f"{i}: {names[i]}")
+        r1, r2 = st.columns(2)
+        with r1:
+            new_name = st.text_input("New name for this cluster", key="seg_rename_text", max_chars=200)
+            if st.button("✏️ Rename", key="seg_rename"):
+                try:
+                    model.rename(int(cl), new_name)
+                    if held["run_id"] is not None:
+                        store.rename_cluster(wh, held["run_id"], int(cl), model.names_[int(cl)])
+                    st.rerun()
+                except ValueError as exc:
+                    widgets.show_error(exc, "Could not rename")
+        with r2:
+            seg_name = st.text_input("Save this cluster as a segment named", key="seg_cluster_seg_name",
+                                     max_chars=200)
+            if st.button("💾 Save cluster as segment", key="seg_cluster_save"):
+                try:
+                    if held["run_id"] is None:
+                        held["run_id"] = store.save_clustering_run(wh, model, dataset, as_of)
+                    store.save_segment(wh, seg_name, rules.cluster_definition(model.names_[int(cl)]),
+                                       f"Cluster {int(cl)} of clustering run {held['run_id']}")
+                    st.success(f"Saved the segment “{widgets.md_escape(seg_name.strip())}” "
+                               f"(clustering run {held['run_id']} saved too).", icon="✅")
+                except ValueError as exc:
+                    widgets.show_error(exc, "Could not save the segment")
+        label = st.text_input("Run label (optional)", key="seg_run_label", max_chars=200)
+        if held["run_id"] is not None:
+            st.caption(f"Saved as clustering run {held['run_id']}.")
+        elif st.button("💾 Save run", key="seg_save_run"):
+            try:
+                held["run_id"] = store.save_clustering_run(wh, model, dataset, as_of, label=label.strip() or None)
+                st.rerun()
+            except ValueError as exc:
+                widgets.show_error(exc, "Could not save the run")
+
+# ---------------------------------------------------------------- rule builder
+with tab_rules:
+    field_names = sorted(fields, key=lambda f: fields[f].title.lower())
+    n_rows = st.number_input("Conditions", min_value=1, max_value=MAX_ROWS, value=1, step=1, key="seg_rule_n")
+    combine = st.radio("Combine with", ["and", "or"], horizontal=True, key="seg_rule_op",
+                       format_func=lambda o: "all conditions (AND)" if o == "and" else "any condition (OR)")
+    conditions: list[dict] = []
+    for i in range(int(n_rows)):
+        c1, c2, c3 = st.columns([2, 1, 2])
+        default_field = field_names.index("net_revenue") if "net_revenue" in field_names else 0
+        fname = c1.selectbox("Field", field_names, index=default_field, key=f"seg_rule_field_{i}",
+                             format_func=lambda f: fields[f].title)
+        field = fields[fname]
+        op = c2.selectbox("Operator", field.operators, key=f"seg_rule_op_{i}_{field.type}",
+                          format_func=OP_LABELS.get)
+        value: object
+        with c3:
+            if op == "is_null":
+                value = st.checkbox("missing (untick: present)", value=True, key=f"seg_rule_null_{i}")
+            elif field.type == "date":
+                if op == "between":
+                    value = [str(d) for d in (st.date_input("From", value=first_day, key=f"seg_rule_d1_{i}"),
+                                              st.date_input("To", value=last_day, key=f"seg_rule_d2_{i}"))]
+                else:
+                    value = str(st.date_input("Date", value=last_day, key=f"seg_rule_d_{i}"))
+            elif op == "between":
+                a = st.text_input("From", key=f"seg_rule_v1_{i}")
+                b = st.text_input("To", key=f"seg_rule_v2_{i}")
+                value = [a, b]
+            elif op in ("in", "not_in"):
+                raw = st.text_input("Values (comma-separated)", key=f"seg_rule_vl_{i}")
+                value = [v.strip() for v in raw.split(",") if v.strip()]
+            else:
+                hint = "a number, e.g. 500" if field.type == "numeric" else "text"
+                value = st.text_input("Value", key=f"seg_rule_v_{i}", placeholder=hint)
+        conditions.append({"field": fname, "operator": op, "value": value})
+    definition = {"op": combine, "conditions": conditions}
+    valid = None
+    blank = [i + 1 for i, c in enumerate(conditions)
+             if c["value"] == "" or c["value"] == [] or (isinstance(c["value"], list) and "" in c["value"])]
+    if blank:
+        st.info("Enter a value for condition " + ", ".join(map(str, blank)) + " to see the selection.", icon="✍️")
+    try:
+        if not blank:
+            valid = rules.validate(definition, fields)
+            mask = rules.evaluate(valid, frame, fields)
+    except ValueError as exc:
+        valid = None
+        widgets.show_error(exc, "Check the conditions")
+    if valid is not None:
+        st.caption("Selection: " + widgets.md_escape(rules.describe(valid, fields)))
+        stats = rules.selection_stats(frame, mask)
+        _stats_line(stats)
+        if stats["customers"] == 0:
+            st.warning("No customer matches these conditions today. You can still save the segment: "
+                       "it is re-evaluated on the current data every time.", icon="📭")
+        name = st.text_input("Segment name", key="seg_rule_name", max_chars=200)
+        desc = st.text_area("Description", key="seg_rule_desc", max_chars=5000)
+        if st.button("💾 Save segment", key="seg_rule_save", type="primary"):
+            try:
+                store.save_segment(wh, name, valid, desc, fields=fields)
+                st.success(f"Saved the segment “{widgets.md_escape(name.strip())}”.", icon="✅")
+            except ValueError as exc:
+                widgets.show_error(exc, "Could not save the segment")
+
+# ---------------------------------------------------------------- saved segments
+with tab_saved:
+    segs = store.list_segments(wh)
+    if segs.empty:
+        st.info("No saved segments yet: build one in the Rule builder or save a cluster.", icon="🗂️")
+    else:
+        rows = []
+        for _, s in segs.iterrows():
+            try:
+                words = rules.describe(s["definition"], fields)
+                m = rules.evaluate(s["definition"], frame, fields)
+                stt = rules.selection_stats(frame, m)
+                size, value, note = stt["customers"], stt["value"], ""
+            except ValueError as exc:
+                try:
+                    words = rules.describe(s["definition"])
+                except ValueError:
+                    words = "(definition no longer valid)"
+                size, value, note = None, None, f"cannot evaluate on current data: {exc}"
+            rows.append({"name": s["name"], "description": s["description"], "definition": words,
+                         "customers": size, "net revenue": value, "note": note,
+                         "created": s["created_at"], "updated": s["updated_at"]})
+        listing = pd.DataFrame(rows)
+        # st.dataframe shows every cell as plain text (no markup is rendered)
+        st.dataframe(listing, hide_index=True, key="seg_saved_table")
+        for r in rows:
+            st.markdown(f"**{widgets.md_escape(r['name'])}** · "
+                        + (f"{r['customers']:,} customers" if r["customers"] is not None else "not evaluated")
+                        + f" · {widgets.md_escape(r['definition'])}")
+        names = segs["name"].tolist()
+        target = st.selectbox("Segment to delete", names, key="seg_delete_pick")
+        if st.button("🗑️ Delete…", key="seg_delete"):
+            st.session_state[DELETE_KEY] = target
+        pending = st.session_state.get(DELETE_KEY)
+        if pending is not None and pending in names:
+            st.warning(f"Delete the segment “{widgets.md_escape(pending)}”? This cannot be undone.", icon="⚠️")
+            y, n = st.columns(2)
+            if y.button("Yes, delete", key="seg_delete_yes", type="primary"):
+                try:
+                    store.delete_segment(wh, pending)
+                except ValueError as exc:
+                    widgets.show_error(exc, "Could not delete")
+                st.session_state.pop(DELETE_KEY, None)
+                st.rerun()
+            if n.button("Cancel", key="seg_delete_no"):
+                st.session_state.pop(DELETE_KEY, None)
+                st.rerun()

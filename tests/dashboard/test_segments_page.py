@@ -1,0 +1,160 @@
+"""AppTest: the Segments page trains clusters, builds and saves rule segments, lists and deletes
+them, and turns bad input into messages (values checked against the library / pandas)."""
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from analytics.segments import store
+from analytics.summary import customer_summary
+from tests.dashboard.conftest import APP, ROOT, TIMEOUT, insert_events, synthetic_rows
+
+PAGE = "views/segments.py"
+HTML_NAME = "<img src=x onerror=alert(1)>"
+
+
+@pytest.fixture
+def rows():
+    return synthetic_rows(400, seed=5)
+
+
+@pytest.fixture
+def page(app_wh, rows):
+    insert_events(app_wh, "shop", rows)
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.switch_page(PAGE).run()
+    assert not at.exception, at.exception
+    return at
+
+
+def _summary(app_wh, rows) -> pd.DataFrame:
+    last_day = max(r[1] for r in rows).date()
+    return customer_summary(app_wh, "shop", last_day)
+
+
+def _metrics(at) -> dict[str, str]:
+    return {m.label: m.value for m in at.metric}
+
+
+def _num(text: str) -> float:
+    return float(text.replace(",", "").replace("%", "").strip())
+
+
+def _table(at, column: str) -> pd.DataFrame:
+    found = [d.value for d in at.dataframe if column in d.value.columns]
+    assert len(found) == 1, [list(d.value.columns) for d in at.dataframe]
+    return found[0]
+
+
+def _errors(at) -> list[str]:
+    return [e.value for e in at.error]
+
+
+def _no_unsafe_html(at) -> None:
+    assert all(not m.proto.allow_html for m in at.markdown)
+
+
+def _set_rule(at, value: str, op: str = ">=") -> None:
+    at.selectbox(key="seg_rule_field_0").set_value("net_revenue")
+    at.selectbox(key="seg_rule_op_0_numeric").set_value(op)
+    at.text_input(key="seg_rule_v_0").input(value).run()
+    assert not at.exception, at.exception
+
+
+def test_train_kmeans_k6_sizes_sum_to_customers(page, app_wh, rows):
+    at = page
+    at.selectbox(key="seg_algorithm").set_value("kmeans")
+    at.number_input(key="seg_k").set_value(6)
+    at.button(key="seg_train").click().run()
+    assert not at.exception, at.exception
+    assert not _errors(at), _errors(at)
+    table = _table(at, "revenue share")
+    n_customers = len(_summary(app_wh, rows))
+    assert n_customers == len({r[0] for r in rows})
+    assert len(table) == 6
+    assert int(table["customers"].sum()) == n_customers
+    assert table["share"].sum() == pytest.approx(1.0)
+    # the run is saved on request and its assignment covers every customer
+    at.button(key="seg_save_run").click().run()
+    assert not at.exception, at.exception
+    run = store.latest_clustering_run(app_wh, "shop")
+    assert run is not None
+    assert len(store.load_assignments(app_wh, run)) == n_customers
+
+
+def test_rule_count_matches_pandas_then_save_list_delete_html_name(page, app_wh, rows):
+    at = page
+    _set_rule(at, "500")
+    summary = _summary(app_wh, rows)
+    expected = int((summary["net_revenue"] >= 500).sum())
+    assert expected > 0
+    m = _metrics(at)
+    assert _num(m["Customers selected"]) == expected
+    assert _num(m["Net revenue of the selection"].replace(" M", "")) == pytest.approx(
+        summary.loc[summary["net_revenue"] >= 500, "net_revenue"].sum(), abs=0.01)
+    # a stricter threshold selects fewer: the counter follows the conditions
+    _set_rule(at, "5000")
+    assert _num(_metrics(at)["Customers selected"]) == int((summary["net_revenue"] >= 5000).sum())
+    _set_rule(at, "500")
+
+    at.text_input(key="seg_rule_name").input(HTML_NAME)
+    at.text_area(key="seg_rule_desc").input("big <b>spenders</b>")
+    at.button(key="seg_rule_save").click().run()
+    assert not at.exception, at.exception
+    assert not _errors(at), _errors(at)
+    saved = _table(at, "definition")
+    assert saved["name"].tolist() == [HTML_NAME]          # literal text in the table
+    assert saved["description"].tolist() == ["big <b>spenders</b>"]
+    assert int(saved["customers"].iloc[0]) == expected
+    assert store.get_segment(app_wh, HTML_NAME)["definition"]["conditions"][0]["value"] == 500
+    # in markdown the name is escaped (renders as the literal text), never raw HTML
+    md = [x.value for x in at.markdown]
+    assert any("\\<img src\\=x onerror\\=alert\\(1\\)\\>" in v for v in md), md
+    assert not any(HTML_NAME in v for v in md + [s.value for s in at.success] + [c.value for c in at.caption])
+    _no_unsafe_html(at)
+    assert "unsafe_allow_html" not in (Path(ROOT) / "dashboard" / "views" / "segments.py").read_text()
+
+    # delete with confirmation
+    at.selectbox(key="seg_delete_pick").set_value(HTML_NAME)
+    at.button(key="seg_delete").click().run()
+    assert not at.exception, at.exception
+    assert len(store.list_segments(app_wh)) == 1         # not yet: waits for the confirmation
+    at.button(key="seg_delete_yes").click().run()
+    assert not at.exception, at.exception
+    assert store.list_segments(app_wh).empty
+    assert not [d for d in at.dataframe if "definition" in d.value.columns]
+
+
+def test_wrong_type_value_and_empty_selection(page):
+    at = page
+    _set_rule(at, "lots")
+    errs = _errors(at)
+    assert len(errs) == 1 and "expected a number" in errs[0] and "lots" in errs[0], errs
+    assert "Customers selected" not in _metrics(at)
+    # a selection of nobody: a message, and saving is still allowed (re-evaluated on current data)
+    _set_rule(at, "100000000")
+    assert _num(_metrics(at)["Customers selected"]) == 0
+    assert any("No customer matches" in w.value for w in at.warning)
+    at.text_input(key="seg_rule_name").input("nobody yet")
+    at.button(key="seg_rule_save").click().run()
+    assert not at.exception, at.exception
+    assert int(_table(at, "definition")["customers"].iloc[0]) == 0
+
+
+def test_too_few_customers_for_k_is_an_error_not_a_traceback(app_wh):
+    start = dt.datetime(2024, 1, 1)
+    insert_events(app_wh, "tiny", [(f"c{i}", start + dt.timedelta(days=i), "purchase", f"o{i}", 10.0 + i)
+                                   for i in range(5)])
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.switch_page(PAGE).run()
+    assert not at.exception, at.exception
+    at.number_input(key="seg_k").set_value(6)
+    at.button(key="seg_train").click().run()
+    assert not at.exception, at.exception
+    errs = _errors(at)
+    assert len(errs) == 1 and errs[0].startswith("Clustering failed:"), errs
+    assert not [d for d in at.dataframe if "revenue share" in d.value.columns]
