@@ -169,9 +169,9 @@ with tab_cluster:
         st.plotly_chart(profile_figure(model), key="seg_profile_fig")
         st.plotly_chart(projection_figure(model, base, max_points=20_000), key="seg_projection_fig")
 
-        names = list(model.names_)
+        cluster_names = list(model.names_)
         cl = st.selectbox("Cluster", range(model.n_clusters_), key="seg_cluster_pick",
-                          format_func=lambda i: f"{i}: {names[i]}")
+                          format_func=lambda i, _names=cluster_names: f"{i}: {_names[i]}")
         r1, r2 = st.columns(2)
         with r1:
             new_name = st.text_input("New name for this cluster", key="seg_rename_text", max_chars=200)
@@ -300,12 +300,12 @@ with tab_saved:
             st.markdown(f"**{widgets.md_escape(r['name'])}** · "
                         + (f"{r['customers']:,} customers" if r["customers"] is not None else "not evaluated")
                         + f" · {widgets.md_escape(r['definition'])}")
-        names = segs["name"].tolist()
-        target = st.selectbox("Segment to delete", names, key="seg_delete_pick")
+        seg_names = segs["name"].tolist()
+        target = st.selectbox("Segment to delete", seg_names, key="seg_delete_pick")
         if st.button("🗑️ Delete…", key="seg_delete"):
             st.session_state[DELETE_KEY] = target
         pending = st.session_state.get(DELETE_KEY)
-        if pending is not None and pending in names:
+        if pending is not None and pending in seg_names:
             st.warning(f"Delete the segment “{widgets.md_escape(pending)}”? This cannot be undone.", icon="⚠️")
             y, n = st.columns(2)
             if y.button("Yes, delete", key="seg_delete_yes", type="primary"):

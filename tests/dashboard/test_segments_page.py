@@ -158,3 +158,52 @@ def test_too_few_customers_for_k_is_an_error_not_a_traceback(app_wh):
     errs = _errors(at)
     assert len(errs) == 1 and errs[0].startswith("Clustering failed:"), errs
     assert not [d for d in at.dataframe if "revenue share" in d.value.columns]
+
+
+def test_guidance_warnings_rename_and_cluster_segment(page, app_wh, rows):
+    at = page
+    at.button(key="seg_guide").click().run()
+    assert not at.exception, at.exception
+    assert not _errors(at), _errors(at)
+    info = [i.value for i in at.info if i.value.startswith("Suggested k = ")]
+    assert len(info) == 1, [i.value for i in at.info]
+    k_sug = int(info[0].split("=")[1].split(":")[0])
+    assert 2 <= k_sug <= 12
+    assert len(at.get("plotly_chart")) == 1
+    # nobody searches in these data: that feature is dropped with a warning
+    at.number_input(key="seg_k").set_value(3)
+    at.button(key="seg_train").click().run()
+    assert not at.exception, at.exception
+    assert any("no variance" in w.value and "n_searches" in w.value for w in at.warning)
+    table = _table(at, "revenue share")
+    assert len(table) == 3
+    # rename cluster 1 to HTML: stored as-is, shown as text in the table
+    at.selectbox(key="seg_cluster_pick").set_value(1)
+    at.text_input(key="seg_rename_text").input(HTML_NAME)
+    at.button(key="seg_rename").click().run()
+    assert not at.exception, at.exception
+    table = _table(at, "revenue share")
+    assert table["name"].tolist()[1] == HTML_NAME
+    size1 = int(table["customers"].iloc[1])
+    _no_unsafe_html(at)
+    # save that cluster as a segment: the run is saved too; the segment has the cluster's size
+    at.selectbox(key="seg_cluster_pick").set_value(1)
+    at.text_input(key="seg_cluster_seg_name").input("cluster one")
+    at.button(key="seg_cluster_save").click().run()
+    assert not at.exception, at.exception
+    assert not _errors(at), _errors(at)
+    at.run()  # the next run evaluates against the saved run's assignment
+    saved = _table(at, "definition")
+    assert saved["name"].tolist() == ["cluster one"]
+    assert int(saved["customers"].iloc[0]) == size1
+    run = store.latest_clustering_run(app_wh, "shop")
+    assert (store.load_assignments(app_wh, run)["cluster_name"] == HTML_NAME).sum() == size1
+
+
+def test_all_missing_feature_is_an_error(page):
+    at = page
+    at.multiselect(key="seg_features").set_value(["avg_rating"])
+    at.button(key="seg_train").click().run()
+    assert not at.exception, at.exception
+    errs = _errors(at)
+    assert len(errs) == 1 and "missing for every customer" in errs[0], errs
