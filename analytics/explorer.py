@@ -47,7 +47,7 @@ def build_frame(wh: Warehouse, dataset: str, as_of, unit: str = "days", *, with_
     """Customer frame as of ``as_of``: the customer summary, RFM segment / score and
     formula CLV (``clv``) from :class:`analytics.scores.Scorer` with default
     parameters, the latest clustering run's ``cluster`` / ``cluster_name`` and a
-    published model's predictions, indexed by customer_id (``attrs['as_of']``)."""
+    published model's predictions, indexed by customer_id (``attrs["as_of"]``: the day as ISO text)."""
     from analytics.scores import Scorer
     from analytics.segments import rules, store
     from analytics.summary import customer_summary
@@ -59,7 +59,7 @@ def build_frame(wh: Warehouse, dataset: str, as_of, unit: str = "days", *, with_
         frame["rfm_segment"] = pd.Series(dtype=object)
         frame["rfm_score"] = pd.Series(dtype=float)
         frame["clv"] = pd.Series(dtype=float)
-        frame.attrs = {"as_of": day, "dataset": dataset, "unit": unit}
+        frame.attrs = {"as_of": str(day.date()), "dataset": dataset, "unit": unit}
         return frame
     scorer = Scorer(summary)
     result = scorer.score(top_n=1)
@@ -77,7 +77,7 @@ def build_frame(wh: Warehouse, dataset: str, as_of, unit: str = "days", *, with_
         if not pred.empty:
             others.append(prediction_columns(pred))
     frame = rules.customer_frame(summary, *others)
-    frame.attrs = {"as_of": day, "dataset": dataset, "unit": unit}
+    frame.attrs = {"as_of": str(day.date()), "dataset": dataset, "unit": unit}
     return frame
 
 

@@ -26,6 +26,7 @@ PAGES = {
     ],
     "Segment": [
         st.Page("views/segments.py", title="Segments", icon="🧩", url_path="segments"),
+        st.Page("views/explorer.py", title="Explorer", icon="🔭", url_path="explorer"),
     ],
 }
 

@@ -256,3 +256,44 @@ def segments_frame(dataset: str, as_of) -> pd.DataFrame:
     ).fetchone()
     return _segments_frame(_value_db(), dataset, str(as_of), data_version(dataset), "|".join(map(str, row)))
 
+
+# ---- Explorer page (owned by the explorer area) ------------------------------------
+# analytics.explorer.build_frame per as-of date: a shared read-only resource (no copy per
+# rerun at 1M customers), keyed by data version, the published predictions and the latest
+# clustering run (its id and cluster names, so a rename shows up).
+@st.cache_resource(show_spinner="Building the customer table…", max_entries=6)
+def _explorer_frame(path: str, dataset: str, as_of: str, version: str, stamp: str) -> pd.DataFrame:
+    from analytics.explorer import build_frame
+
+    return build_frame(get_warehouse(path), dataset, as_of)
+
+
+def _explorer_stamp(dataset: str) -> str:
+    cur = warehouse().cursor()
+    pred = cur.execute(
+        "SELECT count(*), max(published_at), max(run_id), max(model) FROM customer_predictions WHERE dataset = ?",
+        [dataset],
+    ).fetchone()
+    run = cur.execute(
+        "SELECT id, names FROM clustering_runs WHERE dataset = ? ORDER BY created_at DESC, id DESC LIMIT 1",
+        [dataset],
+    ).fetchone()
+    return "|".join(map(str, pred)) + "#" + ("" if run is None else f"{run[0]}:{run[1]}")
+
+
+def explorer_frame(dataset: str, as_of) -> pd.DataFrame:
+    """Customer frame (summary, RFM segment, CLV, latest clusters, predictions) for the
+    Explorer page at ``as_of`` (read-only: copy before changing it)."""
+    return _explorer_frame(_value_db(), dataset, str(as_of), data_version(dataset), _explorer_stamp(dataset))
+
+
+@st.cache_data(show_spinner="Computing cohorts…", max_entries=16)
+def _explorer_cohorts(path: str, dataset: str, as_of: str, max_months: int, version: str) -> pd.DataFrame:
+    from analytics.explorer import cohort_retention
+
+    return cohort_retention(get_warehouse(path), dataset, as_of, max_months)
+
+
+def explorer_cohorts(dataset: str, as_of, max_months: int = 24) -> pd.DataFrame:
+    """``analytics.explorer.cohort_retention``, cached per data version."""
+    return _explorer_cohorts(_value_db(), dataset, str(as_of), int(max_months), data_version(dataset))

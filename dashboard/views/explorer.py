@@ -1,0 +1,234 @@
+"""Explorer: compare segments, value concentration, cohorts, migration and single customers.
+
+Computations live in analytics.explorer; the per-date customer frame and the cohorts are
+cached (dashboard.cache), so changing the groups only re-aggregates cached arrays. Charts
+receive aggregated data only (Lorenz curve <= 1000 points, segments x metrics, cohort
+months, segment-to-segment flows). User text (segment / cluster names, ids, event texts)
+goes through st.dataframe / st.text / widget labels, or is escaped for plotly labels.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import time
+
+import pandas as pd
+import plotly.graph_objects as go
+import streamlit as st
+
+from analytics import explorer
+from analytics.segments import store
+from dashboard import cache, widgets
+
+GROUP_KINDS = ("RFM segments", "Clusters (latest run)", "Saved segments")
+TABLE_LIMIT = 2000
+TIMELINE_LIMIT = 500
+LORENZ_POINTS = 1000
+COMPARE_LABELS = {
+    "customers": "Customers", "share": "Share of customers", "revenue": "Net revenue",
+    "revenue_share": "Revenue share", "avg_clv": "Avg CLV (formula)",
+    "orders_per_customer": "Orders per customer", "avg_probability_alive": "Avg probability alive (model)",
+    "retention": f"Retention (bought in last {explorer.RETENTION_DAYS} days)",
+}
+TABLE_COLUMNS = ("rfm_segment", "cluster_name", "net_revenue", "n_orders", "clv", "last_purchase",
+                 "first_purchase", "country", "category", "predicted_value", "churn_probability")
+
+_started = time.perf_counter()
+st.title("🔭 Explorer")
+
+dataset = widgets.current_dataset()
+if dataset is None:
+    st.info("The warehouse has no data yet. Load a CSV of orders or events on the Data page.", icon="👋")
+    st.stop()
+
+version = cache.data_version(dataset)
+span = cache.query_df(
+    "SELECT min(event_time) AS first_event, max(event_time) AS last_event FROM events WHERE dataset = ?",
+    (dataset,), version,
+)
+first_event, last_event = span["first_event"].iloc[0], span["last_event"].iloc[0]
+if pd.isna(last_event):
+    st.info(f"The dataset “{widgets.md_escape(dataset)}” has no events yet. Load a file into it on the Data page.",
+            icon="📭")
+    st.stop()
+first_day, last_day = pd.Timestamp(first_event).date(), pd.Timestamp(last_event).date()
+
+as_of = st.date_input("As of", value=last_day, min_value=first_day, max_value=last_day, key="explorer_as_of",
+                      help="Everything on this page uses events up to the end of this day.")
+try:
+    frame = cache.explorer_frame(dataset, as_of)
+except ValueError as exc:
+    widgets.show_error(exc, "The customers could not be summarised")
+    st.stop()
+if frame.empty:
+    st.info(f"No customer has events up to {as_of}.", icon="📭")
+    st.stop()
+
+
+def _label(text: object) -> str:
+    """User text for plotly labels (plotly renders a subset of HTML in text)."""
+    return widgets.escape(text)
+
+
+# -- groups -----------------------------------------------------------------------------
+st.subheader("Compare segments")
+kind = st.radio("Groups", GROUP_KINDS, horizontal=True, key="explorer_kind")
+groups: dict[str, pd.Series] = {}
+if kind == "RFM segments":
+    available = explorer.category_groups(frame, "rfm_segment")
+elif kind == "Clusters (latest run)":
+    available = explorer.category_groups(frame, "cluster_name")
+    if not available:
+        st.info("No clustering run for this dataset yet: train one on the Segments page.", icon="🧩")
+else:
+    available = {}
+    try:
+        saved = store.list_segments(cache.warehouse())
+    except ValueError as exc:
+        widgets.show_error(exc, "The saved segments could not be read")
+        saved = pd.DataFrame()
+    if saved.empty:
+        st.info("No saved segment yet: save one on the Segments page.", icon="🧩")
+    for name in saved.get("name", []):
+        try:
+            available[str(name)] = store.evaluate_segment(cache.warehouse(), name, frame)
+        except ValueError as exc:
+            st.warning(f"Segment “{widgets.md_escape(name)}” cannot be evaluated on this data: "
+                       f"{widgets.md_escape(exc)}", icon="⚠️")
+
+if available:
+    names = list(available)
+    default = names[:10] if kind == "Saved segments" else names
+    chosen = st.multiselect("Segments to compare", names, default=default, key=f"explorer_groups_{kind}")
+    groups = {n: available[n] for n in chosen}
+
+table = None
+if groups:
+    try:
+        table = explorer.segment_comparison(frame, groups, as_of=as_of)
+    except ValueError as exc:
+        widgets.show_error(exc, "The comparison could not be computed")
+    if table is not None:
+        empty = table.loc[table["customers"] == 0, "segment"].tolist()
+        for name in empty:
+            st.info(f"Segment “{widgets.md_escape(name)}” has no customers as of {as_of}.", icon="📭")
+        st.dataframe(
+            table.rename(columns=COMPARE_LABELS), hide_index=True, width="stretch",
+            column_config={
+                COMPARE_LABELS["share"]: st.column_config.NumberColumn(format="percent"),
+                COMPARE_LABELS["revenue_share"]: st.column_config.NumberColumn(format="percent"),
+                COMPARE_LABELS["retention"]: st.column_config.NumberColumn(format="percent"),
+                COMPARE_LABELS["revenue"]: st.column_config.NumberColumn(format="%.2f"),
+                COMPARE_LABELS["avg_clv"]: st.column_config.NumberColumn(format="%.2f"),
+                COMPARE_LABELS["orders_per_customer"]: st.column_config.NumberColumn(format="%.2f"),
+            },
+        )
+        shown = table[table["customers"] > 0]
+        metric_cols = [c for c in ("revenue_share", "avg_clv", "orders_per_customer", "retention",
+                                   "avg_probability_alive") if c in shown.columns]
+        cols = st.columns(2)
+        for i, col in enumerate(metric_cols):
+            fig = go.Figure(go.Bar(x=[_label(s) for s in shown["segment"]], y=shown[col]))
+            fig.update_layout(title=COMPARE_LABELS[col], height=300, margin=dict(l=10, r=10, t=40, b=10))
+            cols[i % 2].plotly_chart(fig, width="stretch")
+elif available:
+    st.info("Pick at least one segment to compare.", icon="👆")
+
+# -- value concentration ------------------------------------------------------------------
+st.subheader("Value concentration")
+scope_names = ["All customers"] + list(groups)
+scope = st.selectbox("Customers", scope_names, key="explorer_lorenz_scope")
+values = frame["net_revenue"] if scope == "All customers" else frame.loc[groups[scope].to_numpy(), "net_revenue"]
+if len(values) == 0:
+    st.info("This segment has no customers.", icon="📭")
+else:
+    top10, top20 = explorer.top_share(values, 0.1), explorer.top_share(values, 0.2)
+    m1, m2, m3 = st.columns(3)
+    m1.metric("Top 10% share of net revenue", "n/a" if pd.isna(top10) else f"{top10:.1%}")
+    m2.metric("Top 20% share of net revenue", "n/a" if pd.isna(top20) else f"{top20:.1%}")
+    g = explorer.gini(values)
+    m3.metric("Gini coefficient", "n/a" if pd.isna(g) else f"{g:.3f}")
+    curve = explorer.lorenz_curve(values, max_points=LORENZ_POINTS)
+    fig = go.Figure()
+    fig.add_trace(go.Scatter(x=curve["customer_share"], y=curve["value_share"], mode="lines", name="Lorenz curve"))
+    fig.add_trace(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", name="Equal share", line=dict(dash="dot")))
+    fig.update_layout(xaxis_title="Share of customers (lowest value first)", yaxis_title="Share of net revenue",
+                      xaxis_tickformat=".0%", yaxis_tickformat=".0%", height=380,
+                      margin=dict(l=10, r=10, t=10, b=10))
+    st.plotly_chart(fig, width="stretch")
+    st.caption("Refunds beyond purchases count as zero value.")
+
+# -- cohorts ------------------------------------------------------------------------------
+st.subheader("Cohort retention")
+try:
+    cohorts = cache.explorer_cohorts(dataset, as_of, 24)
+except ValueError as exc:
+    widgets.show_error(exc, "The cohorts could not be computed")
+    cohorts = pd.DataFrame()
+if cohorts.empty:
+    st.info(f"No purchase up to {as_of}.", icon="📭")
+else:
+    matrix = explorer.cohort_matrix(cohorts)
+    fig = go.Figure(go.Heatmap(z=matrix.to_numpy(), x=[str(c) for c in matrix.columns], y=list(matrix.index),
+                               colorscale="Blues", zmin=0, zmax=1, colorbar=dict(tickformat=".0%"),
+                               hovertemplate="cohort %{y}, month %{x}: %{z:.1%}<extra></extra>"))
+    fig.update_layout(xaxis_title="Months since first purchase", yaxis_title="First-purchase month",
+                      yaxis_autorange="reversed", height=max(300, 18 * len(matrix) + 120),
+                      margin=dict(l=10, r=10, t=10, b=10))
+    st.plotly_chart(fig, width="stretch")
+    st.caption("Share of each first-purchase cohort that purchased again in each later month (last 24 months).")
+
+# -- migration ----------------------------------------------------------------------------
+st.subheader("Segment migration")
+default_from = max(first_day, as_of - dt.timedelta(days=90))
+from_day = st.date_input("From", value=default_from, min_value=first_day, max_value=as_of,
+                         key="explorer_from", help=f"RFM segments at this date vs. at {as_of}.")
+if from_day >= as_of:
+    st.info("Pick a date before the as-of date to see how customers moved.", icon="📅")
+else:
+    try:
+        frame_a = cache.explorer_frame(dataset, from_day)
+        flows = explorer.segment_migration(frame_a, frame, "rfm_segment")
+    except ValueError as exc:
+        widgets.show_error(exc, "The migration could not be computed")
+        flows = None
+    if flows is not None and not flows.empty:
+        sk = explorer.sankey_data(flows)
+        n_left = flows["from"].nunique()
+        labels = [f"{_label(v)} ({'from' if i < n_left else 'to'})" for i, v in enumerate(sk["labels"])]
+        fig = go.Figure(go.Sankey(node=dict(label=labels, pad=12),
+                                  link=dict(source=sk["source"], target=sk["target"], value=sk["value"])))
+        fig.update_layout(height=480, margin=dict(l=10, r=10, t=10, b=10))
+        st.plotly_chart(fig, width="stretch")
+        moved = int(flows.loc[flows["from"] != flows["to"], "customers"].sum())
+        st.caption(f"{moved:,} of {int(flows['customers'].sum()):,} customers changed segment between "
+                   f"{from_day} and {as_of}.")
+        with st.expander("Flows as a table"):
+            st.dataframe(flows, hide_index=True, width="stretch")
+
+# -- customers ----------------------------------------------------------------------------
+st.subheader("Customers")
+needle = st.text_input("Search customer id", key="explorer_search", placeholder="part of an id")
+hits, n_hits = explorer.search_customers(frame, needle, limit=TABLE_LIMIT)
+if n_hits == 0:
+    st.info("No customer id contains that text.", icon="🔎")
+else:
+    cols = [c for c in TABLE_COLUMNS if c in hits.columns]
+    st.caption(f"{n_hits:,} customers match" + (f"; showing the first {TABLE_LIMIT:,}" if n_hits > TABLE_LIMIT else ""))
+    st.dataframe(hits[cols].reset_index(), hide_index=True, width="stretch")
+    who = st.selectbox("Customer timeline", list(hits.index.astype(str)), key="explorer_customer")
+    if who is not None:
+        try:
+            n_events = explorer.customer_event_count(cache.warehouse(), dataset, who, as_of=as_of)
+            timeline = explorer.customer_timeline(cache.warehouse(), dataset, who, TIMELINE_LIMIT, as_of=as_of)
+        except ValueError as exc:
+            widgets.show_error(exc, "The timeline could not be read")
+        else:
+            c1, c2, c3 = st.columns(3)
+            c1.metric("Events", f"{n_events:,}")
+            c2.metric("Orders", f"{int(frame.loc[who, 'n_orders']):,}")
+            c3.metric("Net revenue", f"{float(frame.loc[who, 'net_revenue']):,.2f}")
+            if n_events > TIMELINE_LIMIT:
+                st.caption(f"Newest {TIMELINE_LIMIT} of {n_events:,} events.")
+            st.dataframe(timeline, hide_index=True, width="stretch")
+
+st.caption(f"Server time for this view: {time.perf_counter() - _started:.2f} s")

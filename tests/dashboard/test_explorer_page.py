@@ -1,0 +1,115 @@
+"""AppTest: the Explorer page on the bundled sample, values checked against analytics.explorer."""
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from analytics import explorer
+from analytics.bootstrap import ensure_default_dataset
+from analytics.segments import store
+from tests.dashboard.conftest import APP, TIMEOUT
+
+PAGE = "views/explorer.py"
+
+
+
+
+@pytest.fixture
+def page(app_wh):
+    ensure_default_dataset(app_wh)
+    assert "sample" in app_wh.datasets()
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.switch_page(PAGE).run()
+    assert not at.exception, at.exception
+    return at
+
+
+def _as_of(app_wh):
+    last = app_wh.cursor().execute("SELECT max(event_time) FROM events WHERE dataset = 'sample'").fetchone()[0]
+    return pd.Timestamp(last).date()
+
+
+def _table(at, column: str) -> pd.DataFrame:
+    found = [d.value for d in at.dataframe if column in d.value.columns]
+    assert len(found) == 1, [list(d.value.columns) for d in at.dataframe]
+    return found[0]
+
+
+def _metrics(at) -> dict[str, str]:
+    return {m.label: m.value for m in at.metric}
+
+
+def test_comparison_lorenz_and_search(page, app_wh):
+    at = page
+    assert not at.error, [e.value for e in at.error]
+    frame = explorer.build_frame(app_wh, "sample", _as_of(app_wh))
+    n_customers = len(frame)
+
+    # RFM segments by default: every customer is in exactly one segment
+    comp = _table(at, "Customers")
+    assert int(comp["Customers"].sum()) == n_customers
+    exp = frame["rfm_segment"].value_counts()
+    got = comp.set_index("segment")["Customers"]
+    assert got.sort_index().to_dict() == {k: int(v) for k, v in exp.sort_index().items()}
+
+    # concentration metrics equal the library on the same values
+    m = _metrics(at)
+    assert m["Top 10% share of net revenue"] == f"{explorer.top_share(frame['net_revenue'], 0.1):.1%}"
+    assert m["Top 20% share of net revenue"] == f"{explorer.top_share(frame['net_revenue'], 0.2):.1%}"
+
+    # charts stay small: Lorenz <= 1000 points
+    import json
+    for chart in at.get("plotly_chart"):
+        spec = json.loads(chart.proto.spec)
+        for trace in spec["data"]:
+            for key in ("x", "y", "z"):
+                if key in trace and isinstance(trace[key], list):
+                    assert len(trace[key]) <= 50_000
+
+    # search one customer: the table shows it and the timeline its event count
+    who = str(frame.index[len(frame) // 2])
+    at.text_input(key="explorer_search").input(who).run()
+    assert not at.exception, at.exception
+    table = _table(at, "customer_id")
+    assert who in set(table["customer_id"].astype(str))
+    assert all(who.lower() in c.lower() for c in table["customer_id"].astype(str))
+    at.selectbox(key="explorer_customer").set_value(who).run()
+    assert not at.exception, at.exception
+    n_events = app_wh.cursor().execute(
+        "SELECT count(*) FROM events WHERE dataset = 'sample' AND customer_id = ?", [who]).fetchone()[0]
+    assert _metrics(at)["Events"] == f"{n_events:,}"
+    timeline = _table(at, "event_type")
+    assert len(timeline) == min(n_events, 500)
+
+
+def test_cohorts_migration_and_no_match(page, app_wh):
+    at = page
+    # migration flows cover every customer known at either date
+    flows = _table(at, "from")
+    as_of = _as_of(app_wh)
+    frame = explorer.build_frame(app_wh, "sample", as_of)
+    frame_a = explorer.build_frame(app_wh, "sample", as_of - pd.Timedelta(days=90))
+    assert int(flows["customers"].sum()) == len(set(frame.index) | set(frame_a.index))
+    # a search without a match says so
+    at.text_input(key="explorer_search").input("no-such-customer-<b>").run()
+    assert not at.exception, at.exception
+    assert any("No customer id contains" in i.value for i in at.info)
+
+
+def test_saved_segment_with_html_name_and_empty_segment(page, app_wh):
+    at = page
+    store.save_segment(app_wh, "<script>alert(1)</script>", {"op": "and", "conditions": [
+        {"field": "net_revenue", "operator": ">=", "value": 0}]})
+    store.save_segment(app_wh, "nobody", {"op": "and", "conditions": [
+        {"field": "net_revenue", "operator": "<", "value": -1e12}]})
+    at.radio(key="explorer_kind").set_value("Saved segments").run()
+    assert not at.exception, at.exception
+    comp = _table(at, "Customers").set_index("segment")
+    frame = explorer.build_frame(app_wh, "sample", _as_of(app_wh))
+    assert comp.loc["<script>alert(1)</script>", "Customers"] == int((frame["net_revenue"] >= 0).sum())
+    assert comp.loc["nobody", "Customers"] == 0
+    assert any("has no customers" in i.value for i in at.info)
+    # the name is never rendered as markup
+    for md in at.markdown:
+        assert "<script>" not in md.value
