@@ -85,6 +85,14 @@ def _stats_line(stats: dict) -> None:
               help="Share of all net revenue: " + widgets.fmt_pct(stats["value_share"]))
 
 
+def _choices(df: pd.DataFrame, column: str, limit: int = 300) -> list[str] | None:
+    """The distinct values of a category column (None when there are too many to list)."""
+    if column not in df.columns:
+        return None
+    vals = df[column].dropna().astype(str).unique()
+    return sorted(vals) if 0 < len(vals) <= limit else None
+
+
 tab_cluster, tab_rules, tab_saved = st.tabs(["Clustering", "Rule builder", "Saved segments"])
 
 # ---------------------------------------------------------------- clustering
@@ -235,6 +243,12 @@ with tab_rules:
                 a = st.text_input("From", key=f"seg_rule_v1_{i}")
                 b = st.text_input("To", key=f"seg_rule_v2_{i}")
                 value = [a, b]
+            elif field.type == "category" and op in ("=", "!=", "in", "not_in") and (
+                    choices := _choices(frame, fname)):
+                if op in ("in", "not_in"):
+                    value = st.multiselect("Values", choices, key=f"seg_rule_cm_{i}_{fname}")
+                else:
+                    value = st.selectbox("Value", choices, key=f"seg_rule_cs_{i}_{fname}")
             elif op in ("in", "not_in"):
                 raw = st.text_input("Values (comma-separated)", key=f"seg_rule_vl_{i}")
                 value = [v.strip() for v in raw.split(",") if v.strip()]

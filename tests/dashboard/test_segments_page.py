@@ -207,3 +207,22 @@ def test_all_missing_feature_is_an_error(page):
     assert not at.exception, at.exception
     errs = _errors(at)
     assert len(errs) == 1 and "missing for every customer" in errs[0], errs
+
+
+def test_category_rule_uses_listed_values(page, app_wh, rows):
+    at = page
+    at.selectbox(key="seg_rule_field_0").set_value("rfm_segment").run()
+    assert not at.exception, at.exception
+    at.selectbox(key="seg_rule_op_0_category").set_value("in").run()
+    ms = at.multiselect(key="seg_rule_cm_0_rfm_segment")
+    assert len(ms.options) >= 2
+    picked = list(ms.options[:2])
+    ms.set_value(picked).run()
+    assert not at.exception, at.exception
+    assert not _errors(at), _errors(at)
+    from analytics.scores import Scorer
+
+    summary = _summary(app_wh, rows)
+    scorer = Scorer(summary)
+    seg = scorer.frame(scorer.score(), with_params=False)["rfm_segment"]
+    assert _num(_metrics(at)["Customers selected"]) == int(seg.isin(picked).sum())
