@@ -297,3 +297,17 @@ def _explorer_cohorts(path: str, dataset: str, as_of: str, max_months: int, vers
 def explorer_cohorts(dataset: str, as_of, max_months: int = 24) -> pd.DataFrame:
     """``analytics.explorer.cohort_retention``, cached per data version."""
     return _explorer_cohorts(_value_db(), dataset, str(as_of), int(max_months), data_version(dataset))
+
+
+# ---- Segments page: a saved clustering run's assignment (segments area) -------------
+@st.cache_resource(show_spinner=False, max_entries=4)
+def _segments_assignments(path: str, run_id: int, names: str) -> pd.DataFrame:
+    from analytics.segments.store import load_assignments
+
+    return load_assignments(get_warehouse(path), run_id)
+
+
+def segments_assignments(run_id: int) -> pd.DataFrame:
+    """``analytics.segments.store.load_assignments`` (read-only), cached until the run's names change."""
+    row = warehouse().cursor().execute("SELECT names FROM clustering_runs WHERE id = ?", [int(run_id)]).fetchone()
+    return _segments_assignments(_value_db(), int(run_id), str(row[0] if row else ""))

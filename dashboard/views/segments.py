@@ -70,8 +70,9 @@ try:
 except ValueError:
     latest_run = None
 if latest_run is not None:
-    assigned = store.load_assignments(wh, latest_run)
-    frame = base.drop(columns=[c for c in ("cluster", "cluster_name") if c in base.columns]).join(assigned, how="left")
+    # a shallow copy (copy-on-write) with two new columns: no copy of the wide cached frame
+    assigned = cache.segments_assignments(latest_run).reindex(base.index)
+    frame = base.assign(cluster=assigned["cluster"].to_numpy(), cluster_name=assigned["cluster_name"].to_numpy())
 fields = rules.fields_from_frame(frame)
 st.caption(f"{len(frame):,} customers of “{widgets.md_escape(dataset)}” as of {as_of}"
            + (f" · cluster fields from saved run {latest_run}" if latest_run is not None else ""))
