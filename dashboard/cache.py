@@ -311,3 +311,19 @@ def segments_assignments(run_id: int) -> pd.DataFrame:
     """``analytics.segments.store.load_assignments`` (read-only), cached until the run's names change."""
     row = warehouse().cursor().execute("SELECT names FROM clustering_runs WHERE id = ?", [int(run_id)]).fetchone()
     return _segments_assignments(_value_db(), int(run_id), str(row[0] if row else ""))
+
+
+# ---- Explorer page: migration flows between two dates (see the Explorer section above) ----
+@st.cache_data(show_spinner="Comparing the two dates…", max_entries=16)
+def _explorer_migration(path: str, dataset: str, from_day: str, to_day: str, column: str, version: str,
+                        stamp: str) -> pd.DataFrame:
+    from analytics.explorer import segment_migration
+
+    return segment_migration(_explorer_frame(path, dataset, from_day, version, stamp),
+                             _explorer_frame(path, dataset, to_day, version, stamp), column)
+
+
+def explorer_migration(dataset: str, from_day, to_day, column: str = "rfm_segment") -> pd.DataFrame:
+    """``analytics.explorer.segment_migration`` between the Explorer frames of two dates, cached."""
+    return _explorer_migration(_value_db(), dataset, str(from_day), str(to_day), column, data_version(dataset),
+                               _explorer_stamp(dataset))

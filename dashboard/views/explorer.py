@@ -186,8 +186,7 @@ if from_day >= as_of:
     st.info("Pick a date before the as-of date to see how customers moved.", icon="📅")
 else:
     try:
-        frame_a = cache.explorer_frame(dataset, from_day)
-        flows = explorer.segment_migration(frame_a, frame, "rfm_segment")
+        flows = cache.explorer_migration(dataset, from_day, as_of, "rfm_segment")
     except ValueError as exc:
         widgets.show_error(exc, "The migration could not be computed")
         flows = None
