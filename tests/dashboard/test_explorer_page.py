@@ -113,3 +113,25 @@ def test_saved_segment_with_html_name_and_empty_segment(page, app_wh):
     # the name is never rendered as markup
     for md in at.markdown:
         assert "<script>" not in md.value
+
+
+def test_clusters_of_latest_run(page, app_wh):
+    from analytics.segments.clustering import CustomerClustering
+    from analytics.segments.rules import customer_frame
+    from analytics.summary import customer_summary
+
+    at = page
+    # no run yet: the page says so
+    at.radio(key="explorer_kind").set_value("Clusters (latest run)").run()
+    assert not at.exception, at.exception
+    assert any("No clustering run" in i.value for i in at.info)
+
+    as_of = _as_of(app_wh)
+    model = CustomerClustering(n_clusters=3, random_state=0).fit(customer_frame(customer_summary(app_wh, "sample", as_of)))
+    store.save_clustering_run(app_wh, model, "sample", as_of)
+    at.run()
+    assert not at.exception, at.exception
+    comp = _table(at, "Customers").set_index("segment")
+    exp = model.labels_.map(dict(enumerate(model.names_))).value_counts()
+    assert comp["Customers"].sort_index().to_dict() == {k: int(v) for k, v in exp.sort_index().items()}
+    assert int(comp["Customers"].sum()) == len(model.labels_)
