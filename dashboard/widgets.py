@@ -100,3 +100,28 @@ def fmt_money(x: float | None) -> str:
 
 def fmt_pct(x: float | None) -> str:
     return "–" if x is None else f"{100 * x:.1f} %"
+
+
+def dataset_span_or_stop() -> tuple[str, str, "datetime.date", "datetime.date"]:
+    """The current dataset, its data version and first/last event days.
+
+    Stops the page with a friendly message when the warehouse or the dataset is
+    empty, so analysis pages start from data that exists.
+    """
+    import pandas as pd
+
+    dataset = current_dataset()
+    if dataset is None:
+        st.info("The warehouse has no data yet. Load a CSV of orders or events on the Data page.", icon="👋")
+        st.stop()
+    version = cache.data_version(dataset)
+    span = cache.query_df(
+        "SELECT min(event_time) AS first_event, max(event_time) AS last_event FROM events WHERE dataset = ?",
+        (dataset,), version,
+    )
+    first_event, last_event = span["first_event"].iloc[0], span["last_event"].iloc[0]
+    if pd.isna(last_event):
+        st.info(f"The dataset “{md_escape(dataset)}” has no events yet. Load a file into it on the Data page.",
+                icon="📭")
+        st.stop()
+    return dataset, version, pd.Timestamp(first_event).date(), pd.Timestamp(last_event).date()

@@ -31,21 +31,7 @@ st.title("🔮 Predict")
 st.caption("Train value and churn predictors on data up to a cut-off and judge them on the holdout that "
            "follows, against the BG/NBD model and naive baselines.")
 
-dataset = widgets.current_dataset()
-if dataset is None:
-    st.info("The warehouse has no data yet. Load a CSV of orders or events on the Data page.", icon="👋")
-    st.stop()
-
-version = cache.data_version(dataset)
-span = cache.query_df(
-    "SELECT min(event_time) AS first_event, max(event_time) AS last_event FROM events WHERE dataset = ?",
-    (dataset,), version,
-)
-first_event, last_event = span["first_event"].iloc[0], span["last_event"].iloc[0]
-if pd.isna(last_event):
-    st.info(f"The dataset “{widgets.md_escape(dataset)}” has no events yet.", icon="📭")
-    st.stop()
-first_day, last_day = pd.Timestamp(first_event).date(), pd.Timestamp(last_event).date()
+dataset, version, first_day, last_day = widgets.dataset_span_or_stop()
 span_days = (last_day - first_day).days
 default_holdout = max(1, min(90, span_days // 3))
 default_cal = last_day - dt.timedelta(days=default_holdout)

@@ -36,22 +36,7 @@ RULES_KEY = "value_rules"
 _started = time.perf_counter()
 st.title("💎 Value")
 
-dataset = widgets.current_dataset()
-if dataset is None:
-    st.info("The warehouse has no data yet. Load a CSV of orders or events on the Data page.", icon="👋")
-    st.stop()
-
-version = cache.data_version(dataset)
-span = cache.query_df(
-    "SELECT min(event_time) AS first_event, max(event_time) AS last_event FROM events WHERE dataset = ?",
-    (dataset,), version,
-)
-first_event, last_event = span["first_event"].iloc[0], span["last_event"].iloc[0]
-if pd.isna(last_event):
-    st.info(f"The dataset “{widgets.md_escape(dataset)}” has no events yet. Load a file into it on the Data page.",
-            icon="📭")
-    st.stop()
-first_day, last_day = pd.Timestamp(first_event).date(), pd.Timestamp(last_event).date()
+dataset, version, first_day, last_day = widgets.dataset_span_or_stop()
 
 # -- the as-of date and the parameters --------------------------------------------------
 c1, c2, c3 = st.columns([2, 1, 2])
