@@ -1,0 +1,198 @@
+"""Real browser: build a rule on the Segments page, save it under an HTML name, list it.
+
+The app runs as a subprocess (`valuescope serve`) on a fresh temporary warehouse and
+loads the bundled sample itself on first start (VALUESCOPE_SKIP_SAMPLE unset), as a new
+user sees it. Debian's Chromium is driven with Playwright. Skipped when Playwright or
+Chromium is missing, unless VALUESCOPE_REQUIRE_BROWSER=1 (CI), where that is a failure.
+
+The expected count comes from outside the page: the sample is loaded into an in-memory
+warehouse and analytics.summary.customer_summary (as of the dataset's last event day, the
+page's default as-of date) gives the customers with net revenue >= 500. The segment is
+saved under a name that is an HTML payload; the Saved segments tab must show it as literal
+text, with no <img> element created and no alert fired. k-means with k = 6 in the
+Clustering tab must put every customer of the sample in exactly one cluster.
+"""
+from __future__ import annotations
+
+import os
+import re
+
+import pandas as pd
+import pytest
+
+from tests.browser.server import browser_missing_reason, launch_chromium, running_app, server_log
+
+pytestmark = pytest.mark.browser
+
+THRESHOLD = 500
+SEGMENT_NAME = "<img src=x onerror=alert(1)>"
+K = 6
+
+_missing = browser_missing_reason()
+if _missing:
+    if os.environ.get("VALUESCOPE_REQUIRE_BROWSER") == "1":
+        raise RuntimeError(f"browser tests are required here but cannot run: {_missing}")
+    pytest.skip(f"real-browser test skipped: {_missing}", allow_module_level=True)
+
+# Streamlit's frontend, opened on a page URL such as /segments, first probes for a base path
+# (/segments/_stcore/health, /segments/_stcore/host-config); those 404s are expected, not app errors.
+BASE_PATH_PROBE = re.compile(r"^404 https?://[^/]+/[^/]+/_stcore/(health|host-config)$")
+RESOURCE_404 = "Failed to load resource: the server responded with a status of 404"
+
+
+def _expected() -> tuple[int, int]:
+    """(customers in the sample, customers with net revenue >= THRESHOLD), computed off the page."""
+    from analytics.bootstrap import SAMPLE_DATASET, ensure_default_dataset
+    from analytics.summary import customer_summary
+    from analytics.warehouse import Warehouse
+
+    wh = Warehouse(":memory:")
+    if ensure_default_dataset(wh) is None:
+        pytest.fail("the bundled sample could not be loaded")
+    last = wh.cursor().execute("SELECT max(event_time) FROM events WHERE dataset = ?",
+                               [SAMPLE_DATASET]).fetchone()[0]
+    summary = customer_summary(wh, SAMPLE_DATASET, pd.Timestamp(last).date(), persist=False)
+    return len(summary), int((summary["net_revenue"] >= THRESHOLD).sum())
+
+
+def _wait_idle(page, expect) -> None:
+    """The script run is over (Streamlit marks its state on the app root)."""
+    expect(page.locator('[data-testid="stApp"]')).to_have_attribute("data-test-script-state", "notRunning",
+                                                                      timeout=120_000)
+
+
+def _metric_value(page, scope, label: str):
+    metric = scope.locator('[data-testid="stMetric"]').filter(
+        has=page.locator('[data-testid="stMetricLabel"]', has_text=re.compile(rf"^\s*{re.escape(label)}\s*$"))
+    )
+    return metric.locator('[data-testid="stMetricValue"]').first
+
+
+def _pick(page, scope, label: str, option: str) -> None:
+    """Open the selectbox labelled ``label`` inside ``scope`` and choose ``option``."""
+    box = scope.locator('[data-testid="stSelectbox"]').filter(
+        has=page.locator("label", has_text=re.compile(rf"^\s*{re.escape(label)}\s*$")))
+    box.first.click()
+    page.get_by_role("option", name=option, exact=True).click()
+
+
+def test_rule_segment_with_html_name(tmp_path):
+    from playwright.sync_api import expect, sync_playwright
+
+    expect.set_options(timeout=60_000)
+    n_customers, expected = _expected()
+    assert 0 < expected < n_customers
+    shown_expected = f"{expected:,}"
+    db = tmp_path / "browser.duckdb"
+    console_errors: list[str] = []
+    failed_urls: list[str] = []
+    dialogs: list[str] = []
+
+    def on_dialog(d):
+        dialogs.append(f"{d.type}: {d.message}")
+        d.dismiss()
+
+    with running_app(db) as url, sync_playwright() as p:
+        browser = launch_chromium(p)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1100})
+            page.set_default_timeout(60_000)
+            page.on("console", lambda m: console_errors.append(m.text) if m.type == "error" else None)
+            page.on("pageerror", lambda e: console_errors.append(f"pageerror: {e}"))
+            page.on("response", lambda r: failed_urls.append(f"{r.status} {r.url}") if r.status >= 400 else None)
+            page.on("requestfailed", lambda r: failed_urls.append(f"failed {r.url}"))
+            page.on("dialog", on_dialog)
+
+            # first start: the app loads the sample, then summarises and scores it for the page
+            page.goto(url + "/segments")
+            expect(page.get_by_role("heading", name="🧩 Segments", exact=True)).to_be_visible()
+            expect(page.get_by_text(re.compile(rf"{n_customers:,} customers of .*sample"))).to_be_visible(
+                timeout=180_000)
+            _wait_idle(page, expect)
+            assert not page.locator('[data-testid="stException"]').count(), server_log(db)
+
+            # rule builder: Net revenue ≥ 500
+            page.get_by_role("tab", name="Rule builder").click()
+            rules_tab = page.get_by_role("tabpanel", name="Rule builder")
+            expect(rules_tab).to_be_visible()
+            _pick(page, rules_tab, "Field", "Net revenue")
+            _wait_idle(page, expect)
+            _pick(page, rules_tab, "Operator", "≥")
+            _wait_idle(page, expect)
+            value = rules_tab.get_by_label("Value", exact=True)
+            expect(value).to_be_visible()
+            value.fill(str(THRESHOLD))
+            value.press("Enter")
+            expect(rules_tab.get_by_text(re.compile(r"^Selection: "))).to_be_visible()
+            _wait_idle(page, expect)
+            selected = _metric_value(page, rules_tab, "Customers selected")
+            expect(selected).to_have_text(shown_expected)
+            assert not page.locator('[data-testid="stException"]').count(), server_log(db)
+
+            # save it under a name that is an HTML payload
+            name_box = rules_tab.get_by_label("Segment name", exact=True)
+            name_box.fill(SEGMENT_NAME)
+            name_box.press("Enter")
+            _wait_idle(page, expect)
+            rules_tab.get_by_role("button", name=re.compile("Save segment")).click()
+            expect(rules_tab.locator('[data-testid="stAlertContentSuccess"]')).to_contain_text(SEGMENT_NAME)
+            _wait_idle(page, expect)
+            assert not page.locator('[data-testid="stException"]').count(), server_log(db)
+
+            # saved segments: the name as literal text, its size re-evaluated on the data
+            page.get_by_role("tab", name="Saved segments").click()
+            saved_tab = page.get_by_role("tabpanel", name="Saved segments")
+            expect(saved_tab).to_be_visible()
+            line = saved_tab.locator('[data-testid="stMarkdownContainer"]').filter(
+                has_text=f"{SEGMENT_NAME} · ")
+            expect(line).to_have_count(1)
+            expect(line).to_contain_text(f"{SEGMENT_NAME} · {shown_expected} customers · ")
+            assert SEGMENT_NAME in page.locator("body").inner_text()
+            assert page.locator('img[src="x"]').count() == 0
+            assert page.locator("[onerror]").count() == 0
+
+            # clustering: k-means with k = 6; the cluster sizes add up to every customer
+            page.get_by_role("tab", name="Clustering").click()
+            cluster_tab = page.get_by_role("tabpanel", name="Clustering")
+            expect(cluster_tab).to_be_visible()
+            expect(cluster_tab.get_by_label("Number of clusters k")).to_have_value(str(K))
+            _pick(page, cluster_tab, "Algorithm", "k-means")
+            _wait_idle(page, expect)
+            cluster_tab.get_by_role("button", name=re.compile("Train")).click()
+            expect(cluster_tab.get_by_role("heading", name=f"{K} clusters")).to_be_visible(timeout=120_000)
+            _wait_idle(page, expect)
+            assert not page.locator('[data-testid="stException"]').count(), server_log(db)
+            grid = cluster_tab.locator('[data-testid="stDataFrame"]').first
+            expect(grid).to_be_visible()
+            # the grid draws on a canvas; glide-data-grid keeps an accessible <table> of the
+            # visible cells inside it (not rendered, so read its textContent)
+            expect(grid.locator('th[role="columnheader"]')).to_have_count(5)
+            expect(grid.locator('tbody td[role="gridcell"]')).to_have_count(5 * K)
+            header = [t.strip() for t in grid.locator('th[role="columnheader"]').evaluate_all(
+                "els => els.map(e => e.textContent)")]
+            assert "customers" in header, header
+            col = header.index("customers") + 1
+            sizes = [int(t.replace(",", "").strip()) for t in grid.locator(
+                f'tbody td[role="gridcell"][aria-colindex="{col}"]').evaluate_all(
+                "els => els.map(e => e.textContent)")]
+            assert len(sizes) == K, (header, sizes)
+            assert all(s > 0 for s in sizes), sizes
+            assert sum(sizes) == n_customers, sizes
+            print(f"rule net_revenue >= {THRESHOLD}: {expected} customers; k-means k={K} sizes {sizes}")
+
+            assert not dialogs, f"dialogs fired: {dialogs}"
+            assert page.locator('img[src="x"]').count() == 0
+        except Exception:
+            shot = tmp_path / "failure.png"
+            page.screenshot(path=str(shot), full_page=True)
+            (tmp_path / "failure.html").write_text(page.content())
+            print(f"failure screenshot: {shot}")
+            raise
+        finally:
+            browser.close()
+
+    assert not dialogs, f"dialogs fired: {dialogs}"
+    bad_requests = [u for u in failed_urls if not BASE_PATH_PROBE.match(u)]
+    assert not bad_requests, f"failed requests: {bad_requests}"
+    real = [e for e in console_errors if not (e.startswith(RESOURCE_404) and not bad_requests)]
+    assert not real, f"browser console errors: {real}"
