@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -93,3 +94,39 @@ def launch_chromium(playwright):
 
 
 __all__ = ["running_app", "launch_chromium", "browser_missing_reason", "server_log", "free_port", "shutil"]
+
+
+def require_browser_or_skip() -> None:
+    """Skip the calling test module when Chromium or Playwright is missing.
+
+    Where VALUESCOPE_REQUIRE_BROWSER=1 (CI) a missing browser is an error instead.
+    """
+    import pytest
+
+    missing = browser_missing_reason()
+    if missing:
+        if os.environ.get("VALUESCOPE_REQUIRE_BROWSER") == "1":
+            raise RuntimeError(f"browser tests are required here but cannot run: {missing}")
+        pytest.skip(f"real-browser test skipped: {missing}", allow_module_level=True)
+
+
+# Streamlit's frontend, opened on a page URL such as /data, first probes for a base path
+# (/data/_stcore/health, /data/_stcore/host-config); those 404s are expected, not app errors.
+BASE_PATH_PROBE = re.compile(r"^404 https?://[^/]+/[^/]+/_stcore/(health|host-config)$")
+RESOURCE_404 = "Failed to load resource: the server responded with a status of 404"
+
+
+def assert_no_browser_errors(failed_urls: list[str], console_errors: list[str]) -> None:
+    """No failed request but the base-path probes, and no console error but their 404 lines."""
+    bad_requests = [u for u in failed_urls if not BASE_PATH_PROBE.match(u)]
+    assert not bad_requests, f"failed requests: {bad_requests}"
+    real = [e for e in console_errors if not (e.startswith(RESOURCE_404) and not bad_requests)]
+    assert not real, f"browser console errors: {real}"
+
+
+def save_failure(page, tmp_path: Path) -> None:
+    """Screenshot and HTML of the page at the moment a test failed, for the log."""
+    shot = tmp_path / "failure.png"
+    page.screenshot(path=str(shot), full_page=True)
+    (tmp_path / "failure.html").write_text(page.content())
+    print(f"failure screenshot: {shot}")

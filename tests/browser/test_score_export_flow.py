@@ -14,7 +14,6 @@ export after the move must carry the new weights and margin in its param_* colum
 """
 from __future__ import annotations
 
-import os
 import re
 import time
 
@@ -22,7 +21,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tests.browser.server import ROOT, browser_missing_reason, launch_chromium, running_app, server_log
+from tests.browser.server import (
+    ROOT, assert_no_browser_errors, launch_chromium, require_browser_or_skip, running_app, save_failure, server_log,
+)
 
 pytestmark = pytest.mark.browser
 
@@ -34,16 +35,8 @@ DEFAULT_WEIGHT = 1.0     # every RFM weight starts at 1
 MARGIN = 0.30            # gross margin default
 MARGIN_STEP = 0.01
 
-_missing = browser_missing_reason()
-if _missing:
-    if os.environ.get("VALUESCOPE_REQUIRE_BROWSER") == "1":
-        raise RuntimeError(f"browser tests are required here but cannot run: {_missing}")
-    pytest.skip(f"real-browser test skipped: {_missing}", allow_module_level=True)
+require_browser_or_skip()
 
-# Streamlit's frontend, opened on a page URL such as /value, first probes for a base path
-# (/value/_stcore/health, /value/_stcore/host-config); those 404s are expected, not app errors.
-BASE_PATH_PROBE = re.compile(r"^404 https?://[^/]+/[^/]+/_stcore/(health|host-config)$")
-RESOURCE_404 = "Failed to load resource: the server responded with a status of 404"
 
 
 def _sample_customers() -> int:
@@ -206,15 +199,9 @@ def test_value_page_scores_reweights_and_exports(tmp_path):
                 base["clv_formula"].to_numpy() * margin / MARGIN, rel=1e-6)
             assert same["behaviour_score"].to_numpy() == pytest.approx(base["behaviour_score"].to_numpy(), rel=1e-6)
         except Exception:
-            shot = tmp_path / "failure.png"
-            page.screenshot(path=str(shot), full_page=True)
-            (tmp_path / "failure.html").write_text(page.content())
-            print(f"failure screenshot: {shot}")
+            save_failure(page, tmp_path)
             raise
         finally:
             browser.close()
 
-    bad_requests = [u for u in failed_urls if not BASE_PATH_PROBE.match(u)]
-    assert not bad_requests, f"failed requests: {bad_requests}"
-    real = [e for e in console_errors if not (e.startswith(RESOURCE_404) and not bad_requests)]
-    assert not real, f"browser console errors: {real}"
+    assert_no_browser_errors(failed_urls, console_errors)

@@ -14,13 +14,14 @@ Clustering tab must put every customer of the sample in exactly one cluster.
 """
 from __future__ import annotations
 
-import os
 import re
 
 import pandas as pd
 import pytest
 
-from tests.browser.server import browser_missing_reason, launch_chromium, running_app, server_log
+from tests.browser.server import (
+    assert_no_browser_errors, launch_chromium, require_browser_or_skip, running_app, save_failure, server_log,
+)
 
 pytestmark = pytest.mark.browser
 
@@ -28,16 +29,8 @@ THRESHOLD = 500
 SEGMENT_NAME = "<img src=x onerror=alert(1)>"
 K = 6
 
-_missing = browser_missing_reason()
-if _missing:
-    if os.environ.get("VALUESCOPE_REQUIRE_BROWSER") == "1":
-        raise RuntimeError(f"browser tests are required here but cannot run: {_missing}")
-    pytest.skip(f"real-browser test skipped: {_missing}", allow_module_level=True)
+require_browser_or_skip()
 
-# Streamlit's frontend, opened on a page URL such as /segments, first probes for a base path
-# (/segments/_stcore/health, /segments/_stcore/host-config); those 404s are expected, not app errors.
-BASE_PATH_PROBE = re.compile(r"^404 https?://[^/]+/[^/]+/_stcore/(health|host-config)$")
-RESOURCE_404 = "Failed to load resource: the server responded with a status of 404"
 
 
 def _expected() -> tuple[int, int]:
@@ -183,16 +176,10 @@ def test_rule_segment_with_html_name(tmp_path):
             assert not dialogs, f"dialogs fired: {dialogs}"
             assert page.locator('img[src="x"]').count() == 0
         except Exception:
-            shot = tmp_path / "failure.png"
-            page.screenshot(path=str(shot), full_page=True)
-            (tmp_path / "failure.html").write_text(page.content())
-            print(f"failure screenshot: {shot}")
+            save_failure(page, tmp_path)
             raise
         finally:
             browser.close()
 
     assert not dialogs, f"dialogs fired: {dialogs}"
-    bad_requests = [u for u in failed_urls if not BASE_PATH_PROBE.match(u)]
-    assert not bad_requests, f"failed requests: {bad_requests}"
-    real = [e for e in console_errors if not (e.startswith(RESOURCE_404) and not bad_requests)]
-    assert not real, f"browser console errors: {real}"
+    assert_no_browser_errors(failed_urls, console_errors)

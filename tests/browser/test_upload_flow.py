@@ -7,30 +7,23 @@ unless VALUESCOPE_REQUIRE_BROWSER=1 (CI), where that is a failure.
 from __future__ import annotations
 
 import gzip
-import os
 import re
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from tests.browser.server import ROOT, browser_missing_reason, launch_chromium, running_app, server_log
+from tests.browser.server import (
+    ROOT, assert_no_browser_errors, launch_chromium, require_browser_or_skip, running_app, save_failure, server_log,
+)
 
 pytestmark = pytest.mark.browser
 
 SAMPLE = ROOT / "sample_data" / "sample_events.csv.gz"
 DATASET = "browser_upload"
 
-_missing = browser_missing_reason()
-if _missing:
-    if os.environ.get("VALUESCOPE_REQUIRE_BROWSER") == "1":
-        raise RuntimeError(f"browser tests are required here but cannot run: {_missing}")
-    pytest.skip(f"real-browser test skipped: {_missing}", allow_module_level=True)
+require_browser_or_skip()
 
-# Streamlit's frontend, opened on a page URL such as /data, first probes for a base path
-# (/data/_stcore/health, /data/_stcore/host-config); those 404s are expected, not app errors.
-BASE_PATH_PROBE = re.compile(r"^404 https?://[^/]+/[^/]+/_stcore/(health|host-config)$")
-RESOURCE_404 = "Failed to load resource: the server responded with a status of 404"
 
 
 def _upload_file(tmp_path: Path) -> tuple[Path, int]:
@@ -107,15 +100,9 @@ def test_upload_then_overview_shows_customer_count(tmp_path):
             expect(page.locator(".js-plotly-plot")).to_have_count(3)
             assert not page.locator('[data-testid="stException"]').count()
         except Exception:
-            shot = tmp_path / "failure.png"
-            page.screenshot(path=str(shot), full_page=True)
-            (tmp_path / "failure.html").write_text(page.content())
-            print(f"failure screenshot: {shot}")
+            save_failure(page, tmp_path)
             raise
         finally:
             browser.close()
 
-    bad_requests = [u for u in failed_urls if not BASE_PATH_PROBE.match(u)]
-    assert not bad_requests, f"failed requests: {bad_requests}"
-    real = [e for e in console_errors if not (e.startswith(RESOURCE_404) and not bad_requests)]
-    assert not real, f"browser console errors: {real}"
+    assert_no_browser_errors(failed_urls, console_errors)
