@@ -42,10 +42,15 @@ def _day(value, what: str) -> pd.Timestamp:
 
 
 # ----------------------------------------------------------------- the customer frame
+# Score columns every customer frame carries (Segments filters and Explorer groups on them).
+FRAME_SCORE_COLUMNS = ("r_score", "f_score", "m_score", "rfm_score", "rfm_segment", "behaviour_score",
+                       "clv_formula")
+
+
 def build_frame(wh: Warehouse, dataset: str, as_of, unit: str = "days", *, with_clusters: bool = True,
                 with_predictions: bool = True) -> pd.DataFrame:
-    """Customer frame as of ``as_of``: the customer summary, RFM segment / score and
-    formula CLV (``clv``) from :class:`analytics.scores.Scorer` with default
+    """Customer frame as of ``as_of``: the customer summary, R/F/M and RFM scores and
+    segment, behaviour score and formula CLV (``clv``) from :class:`analytics.scores.Scorer` with default
     parameters, the latest clustering run's ``cluster`` / ``cluster_name`` and a
     published model's predictions, indexed by customer_id (``attrs["as_of"]``: the day as ISO text)."""
     from analytics.scores import Scorer
@@ -64,7 +69,7 @@ def build_frame(wh: Warehouse, dataset: str, as_of, unit: str = "days", *, with_
     scorer = Scorer(summary)
     result = scorer.score(top_n=1)
     sc = scorer.frame(result, with_params=False).set_index("customer_id")
-    sc = sc[["rfm_segment", "rfm_score", "clv_formula"]].rename(columns={"clv_formula": "clv"})
+    sc = sc[[c for c in FRAME_SCORE_COLUMNS if c in sc.columns]].rename(columns={"clv_formula": "clv"})
     others = [sc]
     if with_clusters:
         run = store.latest_clustering_run(wh, dataset)

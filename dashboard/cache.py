@@ -210,51 +210,35 @@ def _published_predictions(path: str, dataset: str, stamp: str) -> pd.DataFrame:
     return published_predictions(get_warehouse(path), dataset)
 
 
-def published_predictions(dataset: str) -> pd.DataFrame:
-    """The dataset's published predictions (empty frame if none), cached until the next publish."""
+def prediction_stamp(dataset: str) -> str:
+    """Changes whenever predictions are (re)published for ``dataset`` (a cache key)."""
     row = warehouse().cursor().execute(
         "SELECT count(*), max(published_at), max(run_id), max(model) FROM customer_predictions WHERE dataset = ?",
         [dataset],
     ).fetchone()
-    return _published_predictions(_value_db(), dataset, "|".join(map(str, row)))
+    return "|".join(map(str, row))
+
+
+def published_predictions(dataset: str) -> pd.DataFrame:
+    """The dataset's published predictions (empty frame if none), cached until the next publish."""
+    return _published_predictions(_value_db(), dataset, prediction_stamp(dataset))
 
 
 # ---- Segments page (owned by the segments area) ------------------------------------
 # The customer frame the Segments page clusters and filters: summary + derived features
 # + RFM/behaviour/CLV-formula scores (+ published predictions). A shared read-only
 # resource (never mutated by the page), cached per data version and publish stamp.
-_SEGMENT_SCORE_COLUMNS = ("r_score", "f_score", "m_score", "rfm_score", "rfm_segment", "behaviour_score",
-                          "clv_formula")
-
-
 @st.cache_resource(show_spinner="Building the customer table…", max_entries=4)
 def _segments_frame(path: str, dataset: str, as_of: str, version: str, stamp: str) -> pd.DataFrame:
-    from analytics.predict.registry import prediction_columns, published_predictions
-    from analytics.scores import Scorer
-    from analytics.segments.rules import customer_frame
-    from analytics.summary import customer_summary
+    from analytics.explorer import build_frame
 
-    wh = get_warehouse(path)
-    summary = customer_summary(wh, dataset, as_of)
-    others = []
-    if not summary.empty:
-        scorer = Scorer(summary)
-        scored = scorer.frame(scorer.score(), with_params=False).set_index("customer_id")
-        scored = scored[[c for c in _SEGMENT_SCORE_COLUMNS if c in scored.columns]]
-        others.append(scored.rename(columns={"clv_formula": "clv"}))
-    preds = published_predictions(wh, dataset)
-    if not preds.empty:
-        others.append(prediction_columns(preds))
-    return customer_frame(summary, *others)
+    # the page joins the clustering run it shows itself (segments_assignments)
+    return build_frame(get_warehouse(path), dataset, as_of, with_clusters=False)
 
 
 def segments_frame(dataset: str, as_of) -> pd.DataFrame:
     """Customer frame for the Segments page (read-only: copy before changing it)."""
-    row = warehouse().cursor().execute(
-        "SELECT count(*), max(published_at), max(run_id), max(model) FROM customer_predictions WHERE dataset = ?",
-        [dataset],
-    ).fetchone()
-    return _segments_frame(_value_db(), dataset, str(as_of), data_version(dataset), "|".join(map(str, row)))
+    return _segments_frame(_value_db(), dataset, str(as_of), data_version(dataset), prediction_stamp(dataset))
 
 
 # ---- Explorer page (owned by the explorer area) ------------------------------------
@@ -269,16 +253,11 @@ def _explorer_frame(path: str, dataset: str, as_of: str, version: str, stamp: st
 
 
 def _explorer_stamp(dataset: str) -> str:
-    cur = warehouse().cursor()
-    pred = cur.execute(
-        "SELECT count(*), max(published_at), max(run_id), max(model) FROM customer_predictions WHERE dataset = ?",
-        [dataset],
-    ).fetchone()
-    run = cur.execute(
+    run = warehouse().cursor().execute(
         "SELECT id, names FROM clustering_runs WHERE dataset = ? ORDER BY created_at DESC, id DESC LIMIT 1",
         [dataset],
     ).fetchone()
-    return "|".join(map(str, pred)) + "#" + ("" if run is None else f"{run[0]}:{run[1]}")
+    return prediction_stamp(dataset) + "#" + ("" if run is None else f"{run[0]}:{run[1]}")
 
 
 def explorer_frame(dataset: str, as_of) -> pd.DataFrame:
