@@ -130,3 +130,11 @@ def save_failure(page, tmp_path: Path) -> None:
     page.screenshot(path=str(shot), full_page=True)
     (tmp_path / "failure.html").write_text(page.content())
     print(f"failure screenshot: {shot}")
+
+
+def record_errors(page, console_errors: list[str], failed_urls: list[str]) -> None:
+    """Collect console errors, page errors and failed requests for ``assert_no_browser_errors``."""
+    page.on("console", lambda m: console_errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: console_errors.append(f"pageerror: {e}"))
+    page.on("response", lambda r: failed_urls.append(f"{r.status} {r.url}") if r.status >= 400 else None)
+    page.on("requestfailed", lambda r: failed_urls.append(f"failed {r.url}"))

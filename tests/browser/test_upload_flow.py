@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 
 from tests.browser.server import (
-    ROOT, assert_no_browser_errors, launch_chromium, require_browser_or_skip, running_app, save_failure, server_log,
+    ROOT, assert_no_browser_errors, launch_chromium, record_errors, require_browser_or_skip, running_app, save_failure, server_log,
 )
 
 pytestmark = pytest.mark.browser
@@ -62,10 +62,7 @@ def test_upload_then_overview_shows_customer_count(tmp_path):
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
             page.set_default_timeout(30_000)
-            page.on("console", lambda m: console_errors.append(m.text) if m.type == "error" else None)
-            page.on("pageerror", lambda e: console_errors.append(f"pageerror: {e}"))
-            page.on("response", lambda r: failed_urls.append(f"{r.status} {r.url}") if r.status >= 400 else None)
-            page.on("requestfailed", lambda r: failed_urls.append(f"failed {r.url}"))
+            record_errors(page, console_errors, failed_urls)
 
             page.goto(url + "/data")
             expect(page.get_by_role("heading", name="🗂️ Data", exact=True)).to_be_visible()
