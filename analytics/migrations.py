@@ -200,4 +200,24 @@ CREATE TABLE customer_predictions (
 )
 """,
     ),
+    (
+        45,
+        "reports: stored report snapshots behind hashed permalink tokens",
+        """
+CREATE SEQUENCE report_id_seq START 1;
+CREATE TABLE reports (
+    id BIGINT PRIMARY KEY,
+    token_hash VARCHAR NOT NULL UNIQUE,
+    token_hint VARCHAR,
+    kind VARCHAR NOT NULL,
+    title VARCHAR NOT NULL,
+    subject VARCHAR,
+    dataset VARCHAR NOT NULL,
+    as_of DATE,
+    snapshot VARCHAR NOT NULL,
+    created_at TIMESTAMP NOT NULL,
+    revoked_at TIMESTAMP
+)
+""",
+    ),
 ]

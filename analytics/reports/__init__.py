@@ -1,0 +1,14 @@
+"""Shareable segment and campaign reports (issue 6).
+
+``build_report`` makes a JSON-serializable snapshot of a saved segment or campaign;
+``render_html`` turns it into one self-contained HTML file (plotly.js inline, no
+network request, every piece of user text escaped); ``create_report`` stores it
+behind a random permalink token, ``get_report`` reads it back, ``revoke_report``
+revokes it, ``list_reports`` lists them.
+"""
+from analytics.reports.render import render_html, report_figures
+from analytics.reports.snapshot import ReportError, ReportRevokedError, build_report, clean_json
+from analytics.reports.store import create_report, get_report, list_reports, revoke_report
+
+__all__ = ["ReportError", "ReportRevokedError", "build_report", "render_html", "report_figures",
+           "create_report", "get_report", "revoke_report", "list_reports", "clean_json"]
