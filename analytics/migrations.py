@@ -201,6 +201,51 @@ CREATE TABLE customer_predictions (
 """,
     ),
     (
+        40,
+        "campaigns: definitions, the exact target lists with treatment/control, uploaded outcomes",
+        """
+CREATE SEQUENCE campaign_id_seq START 1;
+CREATE TABLE campaigns (
+    id BIGINT PRIMARY KEY,
+    name VARCHAR NOT NULL UNIQUE,
+    dataset VARCHAR NOT NULL,
+    as_of DATE NOT NULL,
+    description VARCHAR,
+    spec VARCHAR NOT NULL,
+    summary VARCHAR,
+    n_eligible BIGINT,
+    n_targets BIGINT NOT NULL,
+    n_treatment BIGINT NOT NULL,
+    n_control BIGINT NOT NULL,
+    created_at TIMESTAMP NOT NULL
+);
+CREATE TABLE campaign_targets (
+    campaign_id BIGINT NOT NULL,
+    dataset VARCHAR NOT NULL,
+    customer_id VARCHAR NOT NULL,
+    rank BIGINT NOT NULL,
+    segment VARCHAR,
+    rfm_segment VARCHAR,
+    grp VARCHAR NOT NULL,
+    expected_clv DOUBLE,
+    churn_risk DOUBLE,
+    churn_value DOUBLE,
+    p_alive DOUBLE,
+    rank_score DOUBLE,
+    recommended_items VARCHAR
+);
+CREATE TABLE campaign_outcomes (
+    campaign_id BIGINT NOT NULL,
+    dataset VARCHAR NOT NULL,
+    customer_id VARCHAR NOT NULL,
+    converted BOOLEAN NOT NULL,
+    revenue DOUBLE NOT NULL,
+    revenue_given BOOLEAN NOT NULL,
+    uploaded_at TIMESTAMP NOT NULL
+)
+""",
+    ),
+    (
         45,
         "reports: stored report snapshots behind hashed permalink tokens",
         """

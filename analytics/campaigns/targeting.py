@@ -1,0 +1,406 @@
+"""Whom to contact: value columns, the eligible selection, ranking, the cap and the control group.
+
+Value sources (:func:`value_columns`), per customer, first available wins:
+
+* ``expected_clv``: a published predictor's ``predicted_value`` (issue 5) when
+  the customer has one; else the BG/NBD + Gamma-Gamma CLV ``clv_bgnbd`` of
+  :func:`analytics.scores.probabilistic_clv` fitted on the frame (default CLV
+  parameters; customers with no purchase get 0: they have no purchase history
+  the model can project); else, when the models cannot be fitted on the data,
+  the transparent formula CLV (``clv`` of the frame).
+* ``churn_risk``: a published predictor's ``churn_probability``; else
+  ``1 - p_alive`` (BG/NBD); NaN for customers who never bought (no risk of
+  losing what was never won; their ``churn_value`` is 0).
+* ``churn_value = churn_risk × expected_clv`` ("save the valuable ones slipping away").
+
+Ranking (:func:`select_targets`): descending ``rank_score`` (expected_clv,
+churn_value or the numeric column the user picked; missing scores rank last),
+ties broken by ascending customer id, so the same data always give the same list.
+
+Cap and control group. The contacted (treatment) count is
+
+    cap = min(max_contacts, floor(budget / cost_per_contact), floor(eligible × (1 - control_share)))
+
+(each term only when set; a cost of 0 puts no limit through the budget). The
+control group is drawn from the SAME ranked top of the eligible customers, so
+that treatment and control are comparable: the top ``N = ceil(cap / (1 -
+control_share))`` customers are taken and ``N - cap`` of them are held out at
+random (seeded), stratified by segment (:func:`assign_control`): each segment's
+control count is its proportional share of the holdout, rounded by largest
+remainder, so every segment's control share hits the target within one
+customer and the treatment count is exactly ``cap``.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from analytics.campaigns.spec import CampaignError, CampaignSpec
+from analytics.warehouse import Warehouse
+
+ALL_CUSTOMERS = "All customers"
+#: window (days before the as-of day, inclusive) of the default response rate
+RESPONSE_WINDOW_DAYS = 30
+
+TARGET_COLUMNS = ["customer_id", "rank", "segment", "rfm_segment", "expected_clv", "churn_risk", "churn_value",
+                  "p_alive", "rank_score", "group"]
+
+
+# ----------------------------------------------------------------- value columns
+def value_columns(wh: Warehouse | None, frame: pd.DataFrame, params=None) -> pd.DataFrame:
+    """A copy of ``frame`` (indexed by customer id) with ``expected_clv``, ``p_alive``,
+    ``churn_risk`` and ``churn_value`` (sources in the module docstring).
+
+    ``attrs["value_source"]`` / ``attrs["risk_source"]`` say where the numbers came
+    from (shown to the user); ``attrs["value_note"]`` says why BG/NBD was not used
+    when it could not be fitted. ``params``: ``analytics.scores.CLVParams`` for the
+    BG/NBD CLV (default parameters if None). ``wh`` is used to find published
+    predictions for ``frame.attrs["dataset"]`` when the frame does not carry them.
+    """
+    from analytics.scores import probabilistic_clv
+
+    out = frame.copy()
+    n = len(out)
+    if wh is not None and "predicted_value" not in out.columns and out.attrs.get("dataset"):
+        try:
+            from analytics.predict.registry import prediction_columns, published_predictions
+
+            pred = published_predictions(wh, out.attrs["dataset"])
+        except Exception:  # no predictor tables / unreadable: fall back to the models below
+            pred = None
+        if pred is not None and not pred.empty:
+            cols = prediction_columns(pred)
+            cols.index = cols.index.astype(str)
+            ids = out.index.astype(str)
+            out["predicted_value"] = ids.map(cols["predicted_value"]).astype(float).to_numpy()
+            out["churn_probability"] = ids.map(cols["churn_probability"]).astype(float).to_numpy()
+    note = None
+    prob = None
+    if n and {"frequency", "recency", "T", "monetary_value", "n_orders"} <= set(out.columns):
+        try:
+            prob, _ = probabilistic_clv(out, params)
+        except (ValueError, ArithmeticError, FloatingPointError) as exc:
+            note = f"BG/NBD + Gamma-Gamma could not be fitted ({exc}); formula CLV used instead"
+            prob = None
+    formula = (pd.to_numeric(out["clv"], errors="coerce").to_numpy(float) if "clv" in out.columns
+               else np.full(n, np.nan))
+    if prob is not None:
+        base = prob["clv_bgnbd"].reindex(out.index).to_numpy(float)
+        base = np.where(np.isnan(base), 0.0, base)
+        p_alive = prob["p_alive"].reindex(out.index).to_numpy(float)
+        base_source = "BG/NBD + Gamma-Gamma CLV"
+    else:
+        base = np.nan_to_num(formula, nan=0.0)
+        p_alive = np.full(n, np.nan)
+        base_source = "formula CLV"
+    pred_value = (pd.to_numeric(out["predicted_value"], errors="coerce").to_numpy(float)
+                  if "predicted_value" in out.columns else np.full(n, np.nan))
+    has_pred = ~np.isnan(pred_value)
+    out["expected_clv"] = np.where(has_pred, pred_value, base)
+    out["p_alive"] = p_alive
+    risk_pred = (pd.to_numeric(out["churn_probability"], errors="coerce").to_numpy(float)
+                 if "churn_probability" in out.columns else np.full(n, np.nan))
+    has_risk = ~np.isnan(risk_pred)
+    out["churn_risk"] = np.where(has_risk, risk_pred, 1.0 - p_alive)
+    out["churn_value"] = np.nan_to_num(out["churn_risk"].to_numpy(float) * out["expected_clv"].to_numpy(float),
+                                       nan=0.0)
+    out.attrs = dict(frame.attrs)
+    if has_pred.any():
+        out.attrs["value_source"] = (f"published model predictions ({int(has_pred.sum())} customers), "
+                                     f"else {base_source}" if not has_pred.all() else "published model predictions")
+    else:
+        out.attrs["value_source"] = base_source
+    if has_risk.any():
+        out.attrs["risk_source"] = "published model churn probability"
+    elif prob is not None:
+        out.attrs["risk_source"] = "1 - probability alive (BG/NBD)"
+    else:
+        out.attrs["risk_source"] = "not available (no model could be fitted)"
+    if note:
+        out.attrs["value_note"] = note
+    return out
+
+
+# ----------------------------------------------------------------- selection
+def _segment_masks(wh: Warehouse, frame: pd.DataFrame, segments: list[str]) -> list[tuple[str, np.ndarray]]:
+    from analytics.segments import rules, store
+
+    fields = rules.fields_from_frame(frame)
+    out = []
+    for name in segments:
+        try:
+            mask = store.evaluate_segment(wh, name, frame, fields)
+        except store.SegmentStoreError:
+            known = list(store.list_segments(wh)["name"])
+            shown = ", ".join(repr(k) for k in known[:10]) or "none saved yet"
+            raise CampaignError(f"unknown segment {name!r} (saved segments: {shown})") from None
+        except (ValueError, KeyError) as exc:
+            raise CampaignError(f"segment {name!r} cannot be applied to this data: {exc}") from None
+        out.append((name, np.asarray(mask, dtype=bool)))
+    return out
+
+
+def eligible(wh: Warehouse, frame: pd.DataFrame, spec: CampaignSpec) -> tuple[np.ndarray, np.ndarray]:
+    """``(mask, segment_labels)``: who the segments (OR) and extra rules (AND) select, and
+    each customer's first matching segment name (``"All customers"`` without segments)."""
+    from analytics.segments import rules
+
+    n = len(frame)
+    labels = np.full(n, ALL_CUSTOMERS, dtype=object)
+    if spec.segments:
+        mask = np.zeros(n, dtype=bool)
+        labels = np.full(n, None, dtype=object)
+        for name, m in _segment_masks(wh, frame, spec.segments):
+            new = m & ~mask
+            labels[new] = name
+            mask |= m
+    else:
+        mask = np.ones(n, dtype=bool)
+    if spec.extra_rules:
+        try:
+            extra = rules.evaluate(spec.extra_rules, frame, rules.fields_from_frame(frame))
+        except (ValueError, KeyError) as exc:
+            raise CampaignError(f"the extra rules are not valid: {exc}") from None
+        mask &= np.asarray(extra, dtype=bool)
+    return mask, labels
+
+
+def rank_scores(frame: pd.DataFrame, spec: CampaignSpec) -> np.ndarray:
+    """The score customers are ranked by (higher first) for ``spec.ranking``."""
+    if spec.ranking == "expected_clv":
+        col = "expected_clv"
+    elif spec.ranking == "churn_value":
+        col = "churn_value"
+    else:
+        col = spec.score_column
+        if col not in frame.columns:
+            raise CampaignError(f"unknown score column {col!r}: pick a numeric column of the customer table")
+        s = frame[col]
+        if pd.api.types.is_bool_dtype(s) or not pd.api.types.is_numeric_dtype(s):
+            raise CampaignError(f"the score column {col!r} is not numeric")
+    values = pd.to_numeric(frame[col], errors="coerce").to_numpy(float)
+    return values
+
+
+def _order(scores: np.ndarray, ids: np.ndarray) -> np.ndarray:
+    """Indices by descending score (NaN last), ties by ascending id."""
+    key = np.where(np.isnan(scores), np.inf, -scores)
+    return np.lexsort((ids.astype(str), key))
+
+
+def contact_cap(n_eligible: int, spec: CampaignSpec) -> tuple[int, str]:
+    """``(cap, what limits it)``: the number contacted (treatment); see the module docstring."""
+    limits = [(math.floor(n_eligible * (1 - spec.control_share) + 1e-9), "eligible customers less the control share")]
+    if spec.max_contacts is not None:
+        limits.append((int(spec.max_contacts), "maximum contacts"))
+    if spec.budget is not None and spec.cost_per_contact > 0:
+        limits.append((math.floor(spec.budget / spec.cost_per_contact + 1e-9), "budget / cost per contact"))
+    cap, why = min(limits, key=lambda t: t[0])
+    return int(cap), why
+
+
+def select_targets(wh: Warehouse, frame: pd.DataFrame, spec: CampaignSpec) -> pd.DataFrame:
+    """The ranked campaign list: one row per contacted (``group = "treatment"``) or held-out
+    (``"control"``) customer, columns ``customer_id, rank (1..n), segment, rfm_segment,
+    expected_clv, churn_risk, churn_value, p_alive, rank_score, group`` (+ ``recommended_items``,
+    text ``"a; b; c"``, when ``spec.recommendations > 0``).
+
+    ``frame``: the customer frame (``analytics.explorer.build_frame``) indexed by
+    customer id; value columns are added with :func:`value_columns` unless the frame
+    already has ``expected_clv``. ``attrs``: ``eligible``, ``cap``, ``cap_reason``,
+    ``n_treatment``, ``n_control``, ``value_source``, ``risk_source``, ``spec`` (dict).
+    CampaignError for an empty selection, unknown segments or score columns, or too few
+    customers to form both groups.
+    """
+    spec = spec.validated()
+    if "expected_clv" not in frame.columns:
+        frame = value_columns(wh, frame)
+    mask, labels = eligible(wh, frame, spec)
+    n_eligible = int(mask.sum())
+    if n_eligible == 0:
+        where = (f"the segment(s) {', '.join(repr(s) for s in spec.segments)}" if spec.segments
+                 else "the data set")
+        raise CampaignError(f"the selection is empty: no customer of {where} matches"
+                            + (" the extra rules" if spec.extra_rules else "") + " as of " + spec.as_of)
+    scores = rank_scores(frame, spec)
+    idx = np.flatnonzero(mask)
+    ids = frame.index.to_numpy()[idx].astype(str)
+    order = idx[_order(scores[idx], ids)]
+    cap, why = contact_cap(n_eligible, spec)
+    if cap < 1:
+        raise CampaignError(
+            f"the selection has only {n_eligible} customer(s): too few to contact some and hold out "
+            f"a {spec.control_share:.0%} control group")
+    n_total = min(n_eligible, math.ceil(cap / (1 - spec.control_share) - 1e-9))
+    if n_total <= cap:  # guards rounding; the control group needs at least one customer
+        n_total = cap + 1
+    chosen = order[:n_total]
+
+    def col(name, default=np.nan):
+        return frame[name].to_numpy()[chosen] if name in frame.columns else np.full(len(chosen), default)
+
+    targets = pd.DataFrame({
+        "customer_id": frame.index.to_numpy()[chosen].astype(str),
+        "rank": np.arange(1, len(chosen) + 1, dtype=np.int64),
+        "segment": labels[chosen].astype(object),
+        "rfm_segment": col("rfm_segment", None),
+        "expected_clv": np.asarray(col("expected_clv"), dtype=float),
+        "churn_risk": np.asarray(col("churn_risk"), dtype=float),
+        "churn_value": np.asarray(col("churn_value"), dtype=float),
+        "p_alive": np.asarray(col("p_alive"), dtype=float),
+        "rank_score": scores[chosen],
+    })
+    targets = _assign(targets, n_total - cap, spec.seed, "segment")
+    if spec.recommendations > 0:
+        targets["recommended_items"] = recommended_items(wh, spec, targets["customer_id"])
+    targets.attrs = {
+        "eligible": n_eligible, "cap": cap, "cap_reason": why,
+        "n_treatment": int((targets["group"] == "treatment").sum()),
+        "n_control": int((targets["group"] == "control").sum()),
+        "value_source": frame.attrs.get("value_source"), "risk_source": frame.attrs.get("risk_source"),
+        "spec": spec.to_dict(),
+    }
+    return targets
+
+
+def recommended_items(wh: Warehouse, spec: CampaignSpec, customer_ids: pd.Series) -> pd.Series:
+    """``"item1; item2; ..."`` per customer (item-based CF over purchases, carts and views
+    up to the as-of day, excluding what each customer bought; empty text when there is none)."""
+    try:
+        from analytics import recommend
+    except ImportError:
+        raise CampaignError("product recommendations are not available in this installation") from None
+    try:
+        inter = recommend.load_interactions(wh, spec.dataset, end=spec.as_of)
+        model = recommend.ItemCF().fit(inter)
+        recs = model.recommend(list(customer_ids), n=spec.recommendations, exclude_purchased=True,
+                               category=spec.recommendation_category)
+    except recommend.RecommendError as exc:
+        raise CampaignError(f"recommendations: {exc}") from None
+    text = recommend.recommendations_text(recs)
+    text.index = text.index.astype(str)
+    return customer_ids.astype(str).map(text).fillna("").to_numpy()
+
+
+# ----------------------------------------------------------------- control group
+def _quotas(sizes: np.ndarray, n_control: int) -> np.ndarray:
+    """Largest-remainder split of ``n_control`` over strata proportional to ``sizes``."""
+    total = sizes.sum()
+    exact = sizes * (n_control / total)
+    base = np.floor(exact + 1e-9).astype(np.int64)
+    base = np.minimum(base, sizes)
+    left = n_control - base.sum()
+    if left > 0:
+        rem = exact - base
+        rem[base >= sizes] = -1.0
+        # ties: larger stratum first, then stratum order (already sorted by name)
+        order = np.lexsort((np.arange(len(sizes)), -sizes, -rem))
+        for i in order:
+            if left == 0:
+                break
+            if base[i] < sizes[i]:
+                base[i] += 1
+                left -= 1
+    return base
+
+
+def _assign(targets: pd.DataFrame, n_control: int, seed: int, strata: str | None) -> pd.DataFrame:
+    n = len(targets)
+    if not 0 < n_control < n:
+        raise CampaignError(f"cannot hold out {n_control} of {n} customers: both groups need customers")
+    out = targets.copy()
+    if strata is None or strata not in out.columns:
+        keys = np.zeros(n, dtype=np.int64)
+        names = [""]
+    else:
+        lab = out[strata].astype(object).where(out[strata].notna(), "").astype(str).to_numpy()
+        names, keys = np.unique(lab, return_inverse=True)  # sorted by name: deterministic
+    # process each stratum in its rank order (or id order) so that row order does not matter
+    pos = (out["rank"].to_numpy() if "rank" in out.columns
+           else np.argsort(np.argsort(out["customer_id"].astype(str).to_numpy(), kind="stable")))
+    sizes = np.bincount(keys, minlength=len(names))
+    quotas = _quotas(sizes, n_control)
+    rng = np.random.default_rng(seed)
+    control = np.zeros(n, dtype=bool)
+    for k in range(len(names)):
+        members = np.flatnonzero(keys == k)
+        members = members[np.argsort(pos[members], kind="stable")]
+        if quotas[k]:
+            pick = rng.choice(len(members), size=int(quotas[k]), replace=False)
+            control[members[pick]] = True
+    out["group"] = np.where(control, "control", "treatment")
+    return out
+
+
+def assign_control(targets: pd.DataFrame, control_share: float, seed: int = 42,
+                   strata: str | None = "segment") -> pd.DataFrame:
+    """``targets`` with a ``group`` column: ``round(n × control_share)`` customers (at least 1,
+    at most n - 1) held out as ``"control"``, the rest ``"treatment"``.
+
+    Stratified by ``strata`` (a column; None = no strata): the holdout is split over the
+    strata in proportion to their sizes by largest remainder (so each stratum's control
+    share is the target within one customer), then drawn uniformly at random inside each
+    stratum with ``numpy.random.default_rng(seed)`` (strata in name order, members in
+    rank order: the same seed on the same list gives the same assignment).
+    """
+    try:
+        share = float(control_share)
+    except (TypeError, ValueError):
+        raise CampaignError(f"the control share must be a number, got {control_share!r}") from None
+    if not 0 < share < 1:
+        raise CampaignError(f"the control share must be strictly between 0% and 100% (got {share:.0%})")
+    n = len(targets)
+    if n < 2:
+        raise CampaignError("at least 2 customers are needed to hold out a control group")
+    n_control = min(max(int(round(n * share)), 1), n - 1)
+    return _assign(targets, n_control, int(seed), strata)
+
+
+# ----------------------------------------------------------------- default assumptions
+def default_response(frame: pd.DataFrame, spec: CampaignSpec | None = None, *, as_of=None) -> tuple[float, float]:
+    """``(response_rate, value_per_response)`` derived from the rows of ``frame``
+    (pass the selected customers' rows to base them on the selection).
+
+    * response rate: the share of these customers who bought in the
+      ``RESPONSE_WINDOW_DAYS`` (30) days up to the as-of day (``last_purchase``) —
+      their natural monthly purchase rate, a yardstick for what a month-long campaign
+      can expect; when nobody bought in that window, the repeat-purchase rate (share of
+      buyers with 2+ purchase days) of the rows is used instead; 0 if neither exists;
+    * value per response: the median order value of these customers' buyers
+      (``total_revenue / n_orders`` per buyer), 0 when nobody bought.
+
+    ``as_of``: default ``spec.as_of`` or ``frame.attrs["as_of"]``. The user can override both.
+    """
+    day = as_of if as_of is not None else (spec.as_of if spec is not None else frame.attrs.get("as_of"))
+    n = len(frame)
+    rate = 0.0
+    if n and day is not None and "last_purchase" in frame.columns:
+        end = pd.Timestamp(day).normalize()
+        last = pd.to_datetime(frame["last_purchase"])
+        age = (end - last.dt.normalize()).dt.days
+        rate = float(((age >= 0) & (age < RESPONSE_WINDOW_DAYS)).sum() / n)
+    orders = (pd.to_numeric(frame["n_orders"], errors="coerce").fillna(0).to_numpy(float)
+              if "n_orders" in frame.columns else np.zeros(n))
+    buyers = orders > 0
+    if rate == 0.0 and buyers.any():
+        rate = float((orders[buyers] >= 2).mean())
+    value = 0.0
+    if buyers.any() and "total_revenue" in frame.columns:
+        rev = pd.to_numeric(frame["total_revenue"], errors="coerce").to_numpy(float)[buyers]
+        aov = rev / orders[buyers]
+        aov = aov[np.isfinite(aov)]
+        if len(aov):
+            value = float(max(np.median(aov), 0.0))
+    return rate, value
+
+
+def as_float(x: Any) -> float | None:
+    """JSON-friendly float (None for NaN/inf)."""
+    try:
+        f = float(x)
+    except (TypeError, ValueError):
+        return None
+    return f if math.isfinite(f) else None
