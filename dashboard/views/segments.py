@@ -22,6 +22,9 @@ from dashboard import cache, widgets
 MODEL_KEY = "seg_model"          # {"key": (dataset, as_of), "model": CustomerClustering, "run_id": int | None}
 GUIDE_KEY = "seg_guidance"       # {"key": (...), "guidance": KGuidance}
 DELETE_KEY = "seg_delete_pending"
+EDITING_KEY = "seg_editing"      # id of the saved segment loaded into the rule builder
+EDIT_NOTE_KEY = "seg_edit_note"  # why a saved segment could not (fully) be loaded into the builder
+FLASH_KEY = "seg_saved_flash"    # a confirmation shown once after a save and rerun (already escaped)
 SCALING_LABELS = {"log1p_standard": "log1p, then standard", "standard": "standard (mean 0, sd 1)",
                   "robust": "robust (median / IQR)"}
 ALGO_LABELS = {"kmeans": "k-means", "minibatch_kmeans": "mini-batch k-means", "gmm": "Gaussian mixture"}
@@ -201,30 +204,116 @@ with tab_cluster:
                 widgets.show_error(exc, "Could not save the run")
 
 # ---------------------------------------------------------------- rule builder
+def _init(key: str, default) -> str:
+    """Give a rule-builder widget its default through the session state (so that loading a
+    saved segment can set the same keys without Streamlit's 'default and state' warning)."""
+    st.session_state.setdefault(key, default)
+    return key
+
+
+def _value_text(v) -> str:
+    if isinstance(v, float) and v.is_integer() and abs(v) < 1e15:
+        return str(int(v))
+    return str(v)
+
+
+def _load_into_builder(seg_id: int, fields: dict, frame: pd.DataFrame) -> None:
+    """on_click: put a saved segment's definition into the rule builder's widgets."""
+    ss = st.session_state
+    ss.pop(EDIT_NOTE_KEY, None)
+    try:
+        seg = store.get_segment(wh, int(seg_id))
+        definition = rules.validate(seg["definition"], fields)
+    except ValueError as exc:
+        ss[EDIT_NOTE_KEY] = f"This segment cannot be edited on the current data: {exc}"
+        return
+    conds = definition["conditions"]
+    if any("conditions" in c for c in conds):
+        ss[EDIT_NOTE_KEY] = ("This segment has nested groups of conditions, which the rule builder cannot show; "
+                             "its name and description can still be changed.")
+        return
+    if not conds or len(conds) > MAX_ROWS:
+        ss[EDIT_NOTE_KEY] = (f"The rule builder shows 1 to {MAX_ROWS} conditions; this segment has {len(conds)}; "
+                             "its name and description can still be changed.")
+        return
+    dropped = []
+    ss["seg_rule_n"] = len(conds)
+    ss["seg_rule_op"] = definition["op"]
+    for i, c in enumerate(conds):
+        fname, op, value = c["field"], c["operator"], c["value"]
+        field = fields[fname]
+        ss[f"seg_rule_field_{i}"] = fname
+        ss[f"seg_rule_op_{i}_{field.type}"] = op
+        if op == "is_null":
+            ss[f"seg_rule_null_{i}"] = bool(value)
+        elif field.type == "date":
+            if op == "between":
+                ss[f"seg_rule_d1_{i}"], ss[f"seg_rule_d2_{i}"] = (pd.Timestamp(v).date() for v in value)
+            else:
+                ss[f"seg_rule_d_{i}"] = pd.Timestamp(value).date()
+        elif op == "between":
+            ss[f"seg_rule_v1_{i}"], ss[f"seg_rule_v2_{i}"] = (_value_text(v) for v in value)
+        elif field.type == "category" and op in ("=", "!=", "in", "not_in") and (choices := _choices(frame, fname)):
+            if op in ("in", "not_in"):
+                ss[f"seg_rule_cm_{i}_{fname}"] = [str(v) for v in value if str(v) in choices]
+                dropped += [str(v) for v in value if str(v) not in choices]
+            elif str(value) in choices:
+                ss[f"seg_rule_cs_{i}_{fname}"] = str(value)
+            else:
+                dropped.append(str(value))
+        elif op in ("in", "not_in"):
+            ss[f"seg_rule_vl_{i}"] = ", ".join(_value_text(v) for v in value)
+        else:
+            ss[f"seg_rule_v_{i}"] = _value_text(value)
+    ss[EDITING_KEY] = int(seg_id)
+    ss["seg_rule_name"] = seg["name"]
+    ss["seg_rule_desc"] = seg["description"]
+    if dropped:
+        ss[EDIT_NOTE_KEY] = ("Values no customer has today were left out of the builder: " + ", ".join(dropped))
+
+
+def _stop_editing() -> None:
+    st.session_state.pop(EDITING_KEY, None)
+    st.session_state.pop(EDIT_NOTE_KEY, None)
+
+
 with tab_rules:
     field_names = sorted(fields, key=lambda f: fields[f].title.lower())
-    n_rows = st.number_input("Conditions", min_value=1, max_value=MAX_ROWS, value=1, step=1, key="seg_rule_n")
-    combine = st.radio("Combine with", ["and", "or"], horizontal=True, key="seg_rule_op",
+    editing = st.session_state.get(EDITING_KEY)
+    editing_seg = None
+    if editing is not None:
+        try:
+            editing_seg = store.get_segment(wh, int(editing))
+        except ValueError:
+            st.session_state.pop(EDITING_KEY, None)
+    if editing_seg is not None:
+        st.info(f"Editing the saved segment “{widgets.md_escape(editing_seg['name'])}”: change the conditions, "
+                "then save the changes below.", icon="📝")
+    if st.session_state.get(EDIT_NOTE_KEY):
+        st.warning(widgets.md_escape(st.session_state[EDIT_NOTE_KEY]), icon="⚠️")
+    n_rows = st.number_input("Conditions", min_value=1, max_value=MAX_ROWS, step=1, key=_init("seg_rule_n", 1))
+    combine = st.radio("Combine with", ["and", "or"], horizontal=True, key=_init("seg_rule_op", "and"),
                        format_func=lambda o: "all conditions (AND)" if o == "and" else "any condition (OR)")
     conditions: list[dict] = []
+    default_field = "net_revenue" if "net_revenue" in field_names else field_names[0]
     for i in range(int(n_rows)):
         c1, c2, c3 = st.columns([2, 1, 2])
-        default_field = field_names.index("net_revenue") if "net_revenue" in field_names else 0
-        fname = c1.selectbox("Field", field_names, index=default_field, key=f"seg_rule_field_{i}",
-                             format_func=lambda f: fields[f].title)
+        if st.session_state.get(f"seg_rule_field_{i}") not in fields:
+            st.session_state[f"seg_rule_field_{i}"] = default_field
+        fname = c1.selectbox("Field", field_names, key=f"seg_rule_field_{i}", format_func=lambda f: fields[f].title)
         field = fields[fname]
         op = c2.selectbox("Operator", field.operators, key=f"seg_rule_op_{i}_{field.type}",
                           format_func=OP_LABELS.get)
         value: object
         with c3:
             if op == "is_null":
-                value = st.checkbox("missing (untick: present)", value=True, key=f"seg_rule_null_{i}")
+                value = st.checkbox("missing (untick: present)", key=_init(f"seg_rule_null_{i}", True))
             elif field.type == "date":
                 if op == "between":
-                    value = [str(d) for d in (st.date_input("From", value=first_day, key=f"seg_rule_d1_{i}"),
-                                              st.date_input("To", value=last_day, key=f"seg_rule_d2_{i}"))]
+                    value = [str(d) for d in (st.date_input("From", key=_init(f"seg_rule_d1_{i}", first_day)),
+                                              st.date_input("To", key=_init(f"seg_rule_d2_{i}", last_day)))]
                 else:
-                    value = str(st.date_input("Date", value=last_day, key=f"seg_rule_d_{i}"))
+                    value = str(st.date_input("Date", key=_init(f"seg_rule_d_{i}", last_day)))
             elif op == "between":
                 a = st.text_input("From", key=f"seg_rule_v1_{i}")
                 b = st.text_input("To", key=f"seg_rule_v2_{i}")
@@ -264,15 +353,30 @@ with tab_rules:
                        "it is re-evaluated on the current data every time.", icon="📭")
         name = st.text_input("Segment name", key="seg_rule_name", max_chars=200)
         desc = st.text_area("Description", key="seg_rule_desc", max_chars=5000)
-        if st.button("💾 Save segment", key="seg_rule_save", type="primary"):
+        b1, b2, b3 = st.columns(3)
+        if editing_seg is not None and b1.button(f"💾 Save changes to “{widgets.md_escape(editing_seg['name'])}”",
+                                                 key="seg_edit_def_save", type="primary"):
+            try:
+                seg = store.update_segment(wh, editing_seg["id"], name=name, description=desc, definition=valid,
+                                           fields=fields)
+                st.session_state.pop(EDITING_KEY, None)
+                st.success(f"Saved the changes to the segment “{widgets.md_escape(seg['name'])}”.", icon="✅")
+            except ValueError as exc:
+                widgets.show_error(exc, "Could not save the changes")
+        if b2.button("💾 Save as a new segment" if editing_seg is not None else "💾 Save segment",
+                     key="seg_rule_save", type="secondary" if editing_seg is not None else "primary"):
             try:
                 store.save_segment(wh, name, valid, desc, fields=fields)
                 st.success(f"Saved the segment “{widgets.md_escape(name.strip())}”.", icon="✅")
             except ValueError as exc:
                 widgets.show_error(exc, "Could not save the segment")
+        if editing_seg is not None:
+            b3.button("Stop editing", key="seg_edit_stop", on_click=_stop_editing)
 
 # ---------------------------------------------------------------- saved segments
 with tab_saved:
+    if st.session_state.get(FLASH_KEY):
+        st.success(st.session_state.pop(FLASH_KEY), icon="✅")
     segs = store.list_segments(wh)
     if segs.empty:
         st.info("No saved segments yet: build one in the Rule builder or save a cluster.", icon="🗂️")
@@ -301,6 +405,33 @@ with tab_saved:
                         + (f"{r['customers']:,} customers" if r["customers"] is not None else "not evaluated")
                         + f" · {widgets.md_escape(r['definition'])}")
         seg_names = segs["name"].tolist()
+
+        st.markdown("##### Edit a saved segment")
+        by_id = {int(r["id"]): r for _, r in segs.iterrows()}
+        edit_id = st.selectbox("Segment to edit", list(by_id), key="seg_edit_pick",
+                               format_func=lambda i: str(by_id[i]["name"]))
+        if edit_id is not None:
+            seg = by_id[edit_id]
+            # keyed by the segment and its last change, so the fields show the stored text again after a save
+            stamp = f"{edit_id}_{pd.Timestamp(seg['updated_at']).value}"
+            new_name = st.text_input("Name", value=str(seg["name"]), key=f"seg_edit_name_{stamp}", max_chars=200)
+            new_desc = st.text_area("Description", value=str(seg["description"] or ""),
+                                    key=f"seg_edit_desc_{stamp}", max_chars=5000)
+            e1, e2 = st.columns(2)
+            if e1.button("💾 Save name and description", key="seg_edit_save"):
+                try:
+                    saved_seg = store.update_segment(wh, edit_id, name=new_name, description=new_desc)
+                    st.session_state[FLASH_KEY] = f"Saved the segment “{widgets.md_escape(saved_seg['name'])}”."
+                    st.rerun()
+                except ValueError as exc:
+                    widgets.show_error(exc, "Could not save the segment")
+            e2.button("📝 Edit the conditions in the Rule builder", key="seg_edit_load",
+                      on_click=_load_into_builder, args=(edit_id, fields, frame),
+                      help="Loads this segment's conditions into the Rule builder tab; save them there.")
+            if st.session_state.get(EDITING_KEY) == edit_id:
+                st.caption("Loaded into the Rule builder tab: change the conditions there and save the changes.")
+
+        st.markdown("##### Delete a saved segment")
         target = st.selectbox("Segment to delete", seg_names, key="seg_delete_pick")
         if st.button("🗑️ Delete…", key="seg_delete"):
             st.session_state[DELETE_KEY] = target

@@ -226,3 +226,86 @@ def test_category_rule_uses_listed_values(page, app_wh, rows):
     scorer = Scorer(summary)
     seg = scorer.frame(scorer.score(), with_params=False)["rfm_segment"]
     assert _num(_metrics(at)["Customers selected"]) == int(seg.isin(picked).sum())
+
+
+def test_edit_saved_segment_rename_description_and_definition(page, app_wh, rows):
+    """Saved segments are editable: name and description (escaped, duplicate and empty names refused),
+    and the definition, loaded into the rule builder and saved back with update_segment."""
+    at = page
+    store.save_segment(app_wh, "Big", {"op": "and", "conditions": [
+        {"field": "net_revenue", "operator": ">=", "value": 500},
+        {"field": "n_orders", "operator": "between", "value": [1, 3]}]}, "first")
+    store.save_segment(app_wh, "Other", {"op": "and", "conditions": [
+        {"field": "net_revenue", "operator": "<", "value": 10}]})
+    big_id = store.get_segment(app_wh, "Big")["id"]
+    at.run()
+    assert not at.exception, at.exception
+    at.selectbox(key="seg_edit_pick").set_value(big_id).run()
+    stamp = lambda: f"{big_id}_{pd.Timestamp(store.get_segment(app_wh, big_id)['updated_at']).value}"  # noqa: E731
+    assert at.text_input(key=f"seg_edit_name_{stamp()}").value == "Big"
+    assert at.text_area(key=f"seg_edit_desc_{stamp()}").value == "first"
+
+    # a duplicate name and an empty name are refused with a message; nothing changes
+    at.text_input(key=f"seg_edit_name_{stamp()}").input("Other")
+    at.button(key="seg_edit_save").click().run()
+    assert not at.exception, at.exception
+    assert any("already exists" in e for e in _errors(at)), _errors(at)
+    at.text_input(key=f"seg_edit_name_{stamp()}").input("   ")
+    at.button(key="seg_edit_save").click().run()
+    assert any("needs a name" in e for e in _errors(at)), _errors(at)
+    assert store.get_segment(app_wh, big_id)["name"] == "Big"
+
+    # rename to HTML and change the description: stored as typed, shown as literal text
+    at.text_input(key=f"seg_edit_name_{stamp()}").input(HTML_NAME)
+    at.text_area(key=f"seg_edit_desc_{stamp()}").input("now <b>bold</b>?")
+    at.button(key="seg_edit_save").click().run()
+    assert not at.exception, at.exception
+    assert not _errors(at), _errors(at)
+    seg = store.get_segment(app_wh, big_id)
+    assert (seg["name"], seg["description"]) == (HTML_NAME, "now <b>bold</b>?")
+    listing = _table(at, "definition").set_index("name")
+    assert listing.loc[HTML_NAME, "description"] == "now <b>bold</b>?"
+    assert any("\\<img src\\=x onerror\\=alert\\(1\\)\\>" in s.value for s in at.success)
+    assert not any(HTML_NAME in v for v in [m.value for m in at.markdown] + [s.value for s in at.success])
+    _no_unsafe_html(at)
+
+    # load the definition into the rule builder: its widgets show the saved conditions
+    at.button(key="seg_edit_load").click().run()
+    assert not at.exception, at.exception
+    assert at.number_input(key="seg_rule_n").value == 2
+    assert at.selectbox(key="seg_rule_field_0").value == "net_revenue"
+    assert at.selectbox(key="seg_rule_op_0_numeric").value == ">="
+    assert at.text_input(key="seg_rule_v_0").value == "500"
+    assert at.selectbox(key="seg_rule_field_1").value == "n_orders"
+    assert at.selectbox(key="seg_rule_op_1_numeric").value == "between"
+    assert (at.text_input(key="seg_rule_v1_1").value, at.text_input(key="seg_rule_v2_1").value) == ("1", "3")
+    assert at.text_input(key="seg_rule_name").value == HTML_NAME
+    assert any("Editing the saved segment" in i.value for i in at.info)
+    summary = _summary(app_wh, rows)
+    sel = (summary["net_revenue"] >= 500) & summary["n_orders"].between(1, 3)
+    assert _num(_metrics(at)["Customers selected"]) == int(sel.sum())
+
+    # change the threshold and save the changes: the stored definition and the listed count follow
+    at.text_input(key="seg_rule_v_0").input("300").run()
+    at.button(key="seg_edit_def_save").click().run()
+    assert not at.exception, at.exception
+    assert not _errors(at), _errors(at)
+    seg = store.get_segment(app_wh, big_id)
+    assert seg["name"] == HTML_NAME
+    assert seg["definition"]["conditions"][0] == {"field": "net_revenue", "operator": ">=", "value": 300.0}
+    sel = (summary["net_revenue"] >= 300) & summary["n_orders"].between(1, 3)
+    assert int(_table(at, "definition").set_index("name").loc[HTML_NAME, "customers"]) == int(sel.sum())
+    assert len(store.list_segments(app_wh)) == 2   # changed in place, not saved as a new one
+
+
+def test_edit_nested_definition_explains_and_keeps_builder(page, app_wh):
+    at = page
+    store.save_segment(app_wh, "Nested", {"op": "or", "conditions": [
+        {"op": "and", "conditions": [{"field": "net_revenue", "operator": ">=", "value": 1}]},
+        {"field": "n_orders", "operator": "=", "value": 0}]})
+    at.run()
+    at.button(key="seg_edit_load").click().run()
+    assert not at.exception, at.exception
+    assert any("nested groups" in w.value for w in at.warning)
+    assert at.number_input(key="seg_rule_n").value == 1     # the builder was left as it was
+    assert not any("Editing the saved segment" in i.value for i in at.info)
