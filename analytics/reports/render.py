@@ -100,10 +100,10 @@ def value_rows(snapshot: dict) -> list[tuple[str, str, str]]:
         ("Avg CLV (formula)", fmt_money(seg["avg_clv"]), fmt_money(all_["avg_clv"])),
         (f"Avg expected CLV ({src})" if src else "Avg expected CLV", fmt_money(seg["avg_expected_clv"]),
          fmt_money(all_["avg_expected_clv"])),
-        ("Avg order value", fmt_money(seg["avg_order_value"]), fmt_money(all_["avg_order_value"])),
-        ("Purchase frequency (orders per customer)", fmt_num(seg["purchase_frequency"]),
+        ("Avg order value (revenue per purchase day)", fmt_money(seg["avg_order_value"]), fmt_money(all_["avg_order_value"])),
+        ("Purchase frequency (purchase days per customer)", fmt_num(seg["purchase_frequency"]),
          fmt_num(all_["purchase_frequency"])),
-        ("Repeat rate (2+ orders)", fmt_pct(seg["repeat_rate"]), fmt_pct(all_["repeat_rate"])),
+        ("Repeat rate (2+ purchase days)", fmt_pct(seg["repeat_rate"]), fmt_pct(all_["repeat_rate"])),
     ]
     return rows
 
@@ -300,7 +300,7 @@ def render_html(snapshot: dict, *, plotly_js: str | None = None) -> str:
     add(_card("avg CLV (formula)", fmt_money(seg["avg_clv"])))
     add(_card("avg expected CLV", fmt_money(seg["avg_expected_clv"])))
     add(_card("avg order value", fmt_money(seg["avg_order_value"])))
-    add(_card("orders per customer", fmt_num(seg["purchase_frequency"])))
+    add(_card("purchase days per customer", fmt_num(seg["purchase_frequency"])))
     add("</div>")
     add(_table(["", "This segment", "All customers"], value_rows(s), numeric=(1, 2)))
     add("</section>")

@@ -12,8 +12,9 @@ same numbers later even after new data arrives. Sections:
   refunds up to the end of the as-of day) and its share, average net revenue, average
   formula CLV (``clv``), average expected CLV (a published model's ``predicted_value``
   when there is one, else the BG/NBD + Gamma-Gamma CLV; ``expected_clv_source`` says
-  which), average order value (gross purchase revenue / orders, among buyers),
-  purchase frequency (orders per customer) and repeat rate (share with 2+ orders);
+  which), average order value (gross purchase revenue / purchase days, among buyers:
+  an order is a purchase day, as in the customer summary), purchase frequency
+  (purchase days per customer) and repeat rate (share with 2+ purchase days);
 * ``trend``: per month (the last ``TREND_MONTHS`` months up to the as-of month, from
   the dataset's first month): active customers (any event), buyers and net revenue
   of the segment's members and of all customers, computed in DuckDB;
@@ -53,7 +54,7 @@ TOP_N = 10
 #: (column, label, unit) of the profile section, in display order
 PROFILE_FEATURES = (
     ("net_revenue", "Net revenue", "money"),
-    ("n_orders", "Orders", "count"),
+    ("n_orders", "Purchase days", "count"),
     ("avg_order_value", "Avg order value", "money"),
     ("time_since_purchase", "Days since last purchase", "days"),
     ("tenure", "Tenure (days)", "days"),
