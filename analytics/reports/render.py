@@ -109,13 +109,17 @@ def value_rows(snapshot: dict) -> list[tuple[str, str, str]]:
 
 
 def readout_rows(readout: dict) -> tuple[list[tuple[str, str]], list[dict]]:
-    """A campaign read-out as (key, value) rows of its overall figures and its per-segment rows."""
-    overall = readout.get("overall") if isinstance(readout.get("overall"), dict) else {
-        k: v for k, v in readout.items() if not isinstance(v, (dict, list))}
-    pairs = [(str(k), _cell(v)) for k, v in (overall or {}).items()]
-    unknown = readout.get("unknown_ids")
-    if isinstance(unknown, dict) and "count" in unknown:
-        pairs.append(("unknown customer ids", fmt_num(unknown["count"])))
+    """A campaign read-out (:func:`analytics.campaigns.readout`) as (measure, value) rows of
+    its overall figures and counts, and its per-segment rows."""
+    overall = readout.get("overall") if isinstance(readout.get("overall"), dict) else {}
+    pairs = [(str(k), _cell(v)) for k, v in overall.items() if k != "segment"]
+    for key in ("n_customers", "n_outcomes", "n_matched", "n_missing", "unknown_count"):
+        if key in readout:
+            pairs.append((key, _cell(readout[key])))
+    if readout.get("unknown_ids"):
+        pairs.append(("unknown ids (first ones)", ", ".join(map(str, readout["unknown_ids"][:10]))))
+    if readout.get("method"):
+        pairs.append(("method", str(readout["method"])))
     per = readout.get("per_segment") or []
     return pairs, [dict(r) for r in per if isinstance(r, dict)]
 
