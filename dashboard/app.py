@@ -28,6 +28,9 @@ PAGES = {
         st.Page("views/segments.py", title="Segments", icon="🧩", url_path="segments"),
         st.Page("views/explorer.py", title="Explorer", icon="🔭", url_path="explorer"),
     ],
+    "Act": [
+        st.Page("views/campaigns.py", title="Campaigns", icon="🎯", url_path="campaigns"),
+    ],
 }
 
 nav = st.navigation(PAGES)

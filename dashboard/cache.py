@@ -306,3 +306,84 @@ def explorer_migration(dataset: str, from_day, to_day, column: str = "rfm_segmen
     """``analytics.explorer.segment_migration`` between the Explorer frames of two dates, cached."""
     return _explorer_migration(_value_db(), dataset, str(from_day), str(to_day), column, data_version(dataset),
                                _explorer_stamp(dataset))
+
+
+# ---- Campaigns page (owned by the campaigns-page area) -----------------------------
+# The Explorer frame (summary, scores, latest clusters, predictions) plus the campaign value
+# columns (analytics.campaigns.value_columns: expected CLV, churn risk...), and the target
+# list of a campaign definition: shared read-only resources (the page never mutates them),
+# keyed by data version, publish/clustering stamp and, for targets, the saved segments.
+@st.cache_resource(show_spinner="Valuing every customer…", max_entries=4)
+def _campaigns_frame(path: str, dataset: str, as_of: str, version: str, stamp: str) -> pd.DataFrame:
+    from analytics.campaigns import value_columns
+
+    wh = get_warehouse(path)
+    return value_columns(wh, _explorer_frame(path, dataset, as_of, version, stamp))
+
+
+def campaigns_frame(dataset: str, as_of) -> pd.DataFrame:
+    """``analytics.campaigns.value_columns`` over the Explorer customer frame (read-only)."""
+    return _campaigns_frame(_value_db(), dataset, str(as_of), data_version(dataset), _explorer_stamp(dataset))
+
+
+def _segments_stamp() -> str:
+    row = warehouse().cursor().execute("SELECT count(*), max(updated_at), max(id) FROM segments").fetchone()
+    return "|".join(map(str, row))
+
+
+@st.cache_resource(show_spinner="Fitting the item recommender…", max_entries=2)
+def _campaign_recommender(path: str, dataset: str, as_of: str, version: str):
+    """Item-based CF fitted on events up to the end of ``as_of`` (as analytics.campaigns does),
+    kept across reruns so that moving a campaign control does not refit it."""
+    from analytics import recommend
+
+    end = pd.Timestamp(as_of) + pd.Timedelta(days=1)
+    return recommend.ItemCF().fit(recommend.load_interactions(get_warehouse(path), dataset, end=end))
+
+
+@st.cache_resource(show_spinner="Selecting and ranking the customers…", max_entries=8)
+def _campaign_targets(path: str, dataset: str, as_of: str, spec_json: str, version: str, stamp: str,
+                      seg_stamp: str) -> pd.DataFrame:
+    import json
+
+    from analytics import recommend
+    from analytics.campaigns import CampaignError, CampaignSpec, select_targets
+
+    spec = CampaignSpec.from_dict(json.loads(spec_json))
+    frame = _campaigns_frame(path, dataset, as_of, version, stamp)
+    n_recs = int(spec.recommendations or 0)
+    # the list without items (cheap), then the items from the cached recommender: the same
+    # calls as analytics.campaigns.targeting.recommended_items, without a refit per change
+    bare = CampaignSpec.from_dict({**spec.to_dict(), "recommendations": 0, "recommendation_category": None})
+    targets = select_targets(get_warehouse(path), frame, bare)
+    if n_recs > 0:
+        try:
+            model = _campaign_recommender(path, dataset, as_of, version)
+            recs = model.recommend(list(targets["customer_id"]), n=n_recs, exclude_purchased=True,
+                                   category=spec.recommendation_category)
+        except recommend.RecommendError as exc:
+            raise CampaignError(f"recommendations: {exc}") from None
+        text = recommend.recommendations_text(recs)
+        text.index = text.index.astype(str)
+        targets = targets.copy()
+        targets["recommended_items"] = targets["customer_id"].astype(str).map(text).fillna("").to_numpy()
+        targets.attrs["spec"] = spec.validated().to_dict()
+    return targets
+
+
+def campaign_targets(dataset: str, as_of, spec) -> pd.DataFrame:
+    """``analytics.campaigns.select_targets`` for ``spec`` on the campaigns frame (read-only),
+    cached per definition, data version and saved segments (a segment edit refreshes it)."""
+    import json
+
+    spec_json = json.dumps(spec.to_dict(), sort_keys=True, default=str)
+    return _campaign_targets(_value_db(), dataset, str(as_of), spec_json, data_version(dataset),
+                             _explorer_stamp(dataset), _segments_stamp())
+
+
+def event_categories(dataset: str, version: str, limit: int = 500) -> list[str]:
+    """The dataset's item categories (most frequent first, at most ``limit``)."""
+    df = query_df(
+        "SELECT category FROM events WHERE dataset = ? AND category IS NOT NULL "
+        "GROUP BY category ORDER BY count(*) DESC, category LIMIT ?", (dataset, int(limit)), version)
+    return [str(c) for c in df["category"]]

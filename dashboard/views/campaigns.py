@@ -1,0 +1,497 @@
+"""Campaigns: turn saved segments into a ranked, capped target list with a control group,
+see the expected return, export the exact list, save it, and later read the uplift.
+
+Computation lives in analytics.campaigns (targeting, expected outcome, control group,
+storage, read-out) and analytics.recommend (items per customer); the customer frame with
+its value columns and the target list are cached in dashboard.cache. User text (segment
+and campaign names, descriptions, customer and item ids, uploaded values) is shown through
+st.dataframe / st.text / widget labels, or escaped for Markdown (widgets.md_escape) and
+Plotly labels (widgets.escape); never as HTML.
+"""
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+import streamlit as st
+
+from analytics import campaigns as camp
+from analytics.campaigns.targeting import RESPONSE_WINDOW_DAYS
+from analytics.export import to_parquet, to_safe_csv
+from analytics.segments import rules, store
+from dashboard import cache, widgets
+
+OP_LABELS = {"=": "=", "!=": "≠", "<": "<", "<=": "≤", ">": ">", ">=": "≥", "between": "between",
+             "in": "is one of", "not_in": "is none of", "contains": "contains", "is_null": "is missing"}
+MAX_EXTRA = 3
+CURVE_POINTS = 500
+DELETE_KEY = "camp_delete_pending"
+#: the columns of the target table, in this order (others the library adds follow)
+TABLE_FIRST = ("rank", "customer_id", "segment", "group", "rfm_segment", "expected_clv", "churn_risk",
+               "rank_score", "recommended_items")
+
+st.title("🎯 Campaigns")
+
+dataset, version, first_day, last_day = widgets.dataset_span_or_stop()
+wh = cache.warehouse()
+
+as_of = st.date_input("As of", value=last_day, min_value=first_day, max_value=last_day, key="camp_as_of",
+                      help="Customers, scores and segments use events up to the end of this day.")
+try:
+    frame = cache.campaigns_frame(dataset, as_of)
+except ValueError as exc:
+    _error(exc, "The customer table could not be built")
+    st.stop()
+if frame.empty:
+    st.warning(f"No customers up to {as_of}. Pick a later as-of date.", icon="📭")
+    st.stop()
+fields = rules.fields_from_frame(frame)
+
+
+def _choices(df: pd.DataFrame, column: str, limit: int = 300) -> list[str] | None:
+    if column not in df.columns:
+        return None
+    vals = df[column].dropna().astype(str).unique()
+    return sorted(vals) if 0 < len(vals) <= limit else None
+
+
+def _extra_conditions() -> tuple[dict | None, list[int]]:
+    """The extra rule rows as a rules definition (None when there are none) and the blank rows."""
+    n = int(st.number_input("Extra conditions (all must hold)", min_value=0, max_value=MAX_EXTRA, value=0, step=1,
+                            key="camp_rule_n",
+                            help="Narrow the chosen segments further, e.g. Country is one of DE, AT."))
+    if n == 0:
+        return None, []
+    names = sorted(fields, key=lambda f: fields[f].title.lower())
+    conditions, blank = [], []
+    for i in range(n):
+        c1, c2, c3 = st.columns([2, 1, 2])
+        default = names.index("net_revenue") if "net_revenue" in names else 0
+        fname = c1.selectbox("Field", names, index=default, key=f"camp_rule_field_{i}",
+                             format_func=lambda f: fields[f].title)
+        field = fields[fname]
+        op = c2.selectbox("Operator", field.operators, key=f"camp_rule_op_{i}_{field.type}",
+                          format_func=OP_LABELS.get)
+        with c3:
+            if op == "is_null":
+                value: object = st.checkbox("missing (untick: present)", value=True, key=f"camp_rule_null_{i}")
+            elif field.type == "date":
+                if op == "between":
+                    value = [str(st.date_input("From", value=first_day, key=f"camp_rule_d1_{i}")),
+                             str(st.date_input("To", value=last_day, key=f"camp_rule_d2_{i}"))]
+                else:
+                    value = str(st.date_input("Date", value=last_day, key=f"camp_rule_d_{i}"))
+            elif op == "between":
+                value = [st.text_input("From", key=f"camp_rule_v1_{i}"), st.text_input("To", key=f"camp_rule_v2_{i}")]
+            elif field.type == "category" and op in ("=", "!=", "in", "not_in") and (
+                    choices := _choices(frame, fname)):
+                if op in ("in", "not_in"):
+                    value = st.multiselect("Values", choices, key=f"camp_rule_cm_{i}_{fname}")
+                else:
+                    value = st.selectbox("Value", choices, key=f"camp_rule_cs_{i}_{fname}")
+            elif op in ("in", "not_in"):
+                raw = st.text_input("Values (comma-separated)", key=f"camp_rule_vl_{i}")
+                value = [v.strip() for v in raw.split(",") if v.strip()]
+            else:
+                value = st.text_input("Value", key=f"camp_rule_v_{i}",
+                                      placeholder="a number, e.g. 500" if field.type == "numeric" else "text")
+        if value == "" or value == [] or (isinstance(value, list) and "" in value):
+            blank.append(i + 1)
+        conditions.append({"field": fname, "operator": op, "value": value})
+    return {"op": "and", "conditions": conditions}, blank
+
+
+def _ordered(targets: pd.DataFrame) -> pd.DataFrame:
+    """The target list with the marketer's columns first (what is shown is what is exported)."""
+    first = [c for c in TABLE_FIRST if c in targets.columns]
+    return targets[first + [c for c in targets.columns if c not in first]].reset_index(drop=True)
+
+
+def _file_stem(name: str) -> str:
+    safe = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in name)
+    return safe[:80] or "campaign"
+
+
+def _error(exc: BaseException, what: str) -> None:
+    """A user-facing error whose message may quote user text (names, ids): shown escaped."""
+    st.error(f"{what}: {widgets.md_escape(exc)}", icon="🚫")
+
+
+def _downloads(table: pd.DataFrame, stem: str, key: str, meta: dict) -> None:
+    """CSV (formula cells neutralized, optional BOM) and Parquet of exactly ``table``."""
+    bom = st.checkbox("UTF-8 with BOM for Excel", value=False, key=f"{key}_bom",
+                      help="Adds a byte order mark so that Excel opens accented names correctly.")
+
+    def _csv(table=table, bom=bom) -> bytes:
+        data = to_safe_csv(table, bom=bom)
+        return data if isinstance(data, bytes) else data.encode("utf-8")
+
+    def _parquet(table=table, meta=meta) -> bytes:
+        return to_parquet(table, metadata=meta)
+
+    d1, d2 = st.columns(2)
+    d1.download_button("Download CSV", data=_csv, file_name=f"{stem}.csv", mime="text/csv", on_click="ignore",
+                       icon="⬇️", key=f"{key}_csv")
+    d2.download_button("Download Parquet", data=_parquet, file_name=f"{stem}.parquet",
+                       mime="application/vnd.apache.parquet", on_click="ignore", icon="⬇️", key=f"{key}_parquet")
+    st.caption("CSV cells a spreadsheet would run as formulas (starting with = + - @, a tab or a carriage return) "
+               "are neutralized with a leading '. Parquet keeps the values and types as they are.")
+
+
+def _curve_figure(curve: pd.DataFrame) -> go.Figure:
+    """Incremental return against the number contacted, with the break-even points marked."""
+    x = curve["n_contacted"].to_numpy(float)
+    y = curve["incremental_return"].to_numpy(float)
+    fig = go.Figure()
+    fig.add_trace(go.Scatter(x=x, y=y, mode="lines", name="Incremental return", line=dict(width=2)))
+    fig.add_hline(y=0, line_dash="dot", line_color="grey")
+    be = curve.attrs.get("break_even")
+    if be is not None:
+        fig.add_trace(go.Scatter(x=[be], y=[float(np.interp(be, x, y))], mode="markers", name="Break-even "
+                                 "(last contact that pays; best return)",
+                                 marker=dict(size=13, symbol="diamond", color="crimson")))
+        fig.add_vline(x=float(be), line_dash="dash", line_color="crimson")
+    zero = curve.attrs.get("zero_return_n")
+    if zero is not None and zero != be and zero < x.max():
+        fig.add_trace(go.Scatter(x=[zero], y=[float(np.interp(zero, x, y))], mode="markers",
+                                 name="Return back to 0", marker=dict(size=11, symbol="x", color="grey")))
+    fig.update_layout(xaxis_title="Customers contacted (best-ranked first)", yaxis_title="Incremental return",
+                      height=360, margin=dict(l=10, r=10, t=30, b=10), legend=dict(orientation="h", y=1.12))
+    return fig
+
+
+def _pct_points(x: float | None) -> str:
+    return "–" if x is None else f"{100 * x:+.2f} pp"
+
+
+def _ci_points(ci) -> str:
+    lo, hi = (ci or [None, None])[:2]
+    return "–" if lo is None or hi is None else f"[{100 * lo:+.2f}, {100 * hi:+.2f}] pp"
+
+
+def _ci_money(ci) -> str:
+    lo, hi = (ci or [None, None])[:2]
+    return "–" if lo is None or hi is None else f"[{lo:+,.2f}, {hi:+,.2f}]"
+
+
+def _p(x: float | None) -> str:
+    return "–" if x is None else (f"{x:.4f}" if x >= 0.0001 else "< 0.0001")
+
+
+def _readout_table(result: dict) -> pd.DataFrame:
+    rows = [result["overall"]] + list(result["per_segment"])
+    return pd.DataFrame({
+        "segment": [str(r["segment"]) for r in rows],
+        "treatment": [r["n_treatment"] for r in rows],
+        "control": [r["n_control"] for r in rows],
+        "conversion treatment": [r["conversion_t"] for r in rows],
+        "conversion control": [r["conversion_c"] for r in rows],
+        "uplift (pp)": [None if r["uplift_conversion"] is None else 100 * r["uplift_conversion"] for r in rows],
+        "CI95 low (pp)": [None if r["ci95"][0] is None else 100 * r["ci95"][0] for r in rows],
+        "CI95 high (pp)": [None if r["ci95"][1] is None else 100 * r["ci95"][1] for r in rows],
+        "p-value": [r["p_value"] for r in rows],
+        "revenue/customer treatment": [r["revenue_per_customer_t"] for r in rows],
+        "revenue/customer control": [r["revenue_per_customer_c"] for r in rows],
+        "revenue uplift": [r["uplift_revenue"] for r in rows],
+        "revenue CI95 low": [r["ci95_revenue"][0] for r in rows],
+        "revenue CI95 high": [r["ci95_revenue"][1] for r in rows],
+        "revenue p-value": [r["p_value_revenue"] for r in rows],
+        "too small to tell": [bool(r["too_small"]) for r in rows],
+    })
+
+
+def _uplift_figure(table: pd.DataFrame) -> go.Figure:
+    """Conversion uplift per group with its 95% interval as error bars."""
+    shown = table.dropna(subset=["uplift (pp)"])
+    y = shown["uplift (pp)"].to_numpy(float)
+    lo = shown["CI95 low (pp)"].to_numpy(float)
+    hi = shown["CI95 high (pp)"].to_numpy(float)
+    colors = ["grey" if small else "seagreen" for small in shown["too small to tell"]]
+    fig = go.Figure(go.Scatter(
+        x=[widgets.escape(s) for s in shown["segment"]], y=y, mode="markers",
+        marker=dict(size=12, color=colors),
+        error_y=dict(type="data", symmetric=False, array=np.nan_to_num(hi - y), arrayminus=np.nan_to_num(y - lo)),
+        name="Conversion uplift"))
+    fig.add_hline(y=0, line_dash="dot", line_color="grey")
+    fig.update_layout(yaxis_title="Conversion uplift, treatment − control (pp)", height=360,
+                      margin=dict(l=10, r=10, t=30, b=10), showlegend=False)
+    return fig
+
+
+def _show_readout(result: dict) -> None:
+    o = result["overall"]
+    st.markdown("**Overall**")
+    c1, c2, c3, c4 = st.columns(4)
+    c1.metric("Conversion, contacted", widgets.fmt_pct(o["conversion_t"]),
+              help=f"{o['conversions_t']:,} of {o['n_treatment']:,} contacted customers converted")
+    c2.metric("Conversion, control", widgets.fmt_pct(o["conversion_c"]),
+              help=f"{o['conversions_c']:,} of {o['n_control']:,} control customers converted")
+    c3.metric("Conversion uplift", _pct_points(o["uplift_conversion"]),
+              help="Treatment minus control, in percentage points; 95% interval and p-value below.")
+    c4.metric("p-value (conversion)", _p(o["p_value"]), help=o.get("p_value_method") or None)
+    st.caption(f"Conversion uplift 95% CI: {_ci_points(o['ci95'])} · "
+               f"{o.get('p_value_method') or ''}")
+    r1, r2, r3, r4 = st.columns(4)
+    r1.metric("Revenue per customer, contacted", widgets.fmt_money(o["revenue_per_customer_t"]))
+    r2.metric("Revenue per customer, control", widgets.fmt_money(o["revenue_per_customer_c"]))
+    r3.metric("Revenue uplift per customer", "–" if o["uplift_revenue"] is None else f"{o['uplift_revenue']:+,.2f}")
+    r4.metric("p-value (revenue)", _p(o["p_value_revenue"]), help="Welch t-test")
+    st.caption(f"Revenue uplift 95% CI: {_ci_money(o['ci95_revenue'])} (Welch)")
+    if o.get("too_small"):
+        st.warning("Overall: " + str(o.get("warning") or "the groups are too small to tell"), icon="⚠️")
+    small = [r["segment"] for r in result["per_segment"] if r.get("too_small")]
+    if small and result["per_segment"]:
+        st.warning(f"{len(small)} of {len(result['per_segment'])} segment(s) are too small to tell (marked in the "
+                   "table; grey points in the chart): their intervals are wide and their tests weak.", icon="⚠️")
+    if result.get("unknown_count"):
+        few = ", ".join(widgets.md_escape(i) for i in result["unknown_ids"][:5])
+        more = " …" if result["unknown_count"] > 5 else ""
+        st.warning(f"{result['unknown_count']:,} customer id(s) in the outcomes file are not in this campaign "
+                   f"and were not used: {few}{more}", icon="🔎")
+    if result.get("n_missing"):
+        st.info(f"{result['n_missing']:,} customer(s) of the campaign have no row in the file: counted as not "
+                "converted, revenue 0.", icon="ℹ️")
+    table = _readout_table(result)
+    st.markdown("**Per segment**")
+    st.dataframe(table, hide_index=True, key="camp_readout_table", column_config={
+        "conversion treatment": st.column_config.NumberColumn(format="percent"),
+        "conversion control": st.column_config.NumberColumn(format="percent"),
+    })
+    st.plotly_chart(_uplift_figure(table), key="camp_uplift_fig", width="stretch")
+    st.caption("Method: " + str(result.get("method", "")))
+
+
+tab_build, tab_saved, tab_readout = st.tabs(["🛠️ Build", "🗂️ Saved campaigns", "📊 Read-out"])
+
+# ------------------------------------------------------------------------ build
+with tab_build:
+    segs = store.list_segments(wh)
+    seg_names = [str(n) for n in segs["name"]] if not segs.empty else []
+    chosen = st.multiselect("Saved segments (any of them; none = every customer)", seg_names, key="camp_segments",
+                            help="Build segments on the Segments page.")
+    if not seg_names:
+        st.caption("No saved segments yet: the campaign starts from every customer. Save segments on the Segments page.")
+    extra, blank = _extra_conditions()
+    if blank:
+        st.info("Enter a value for extra condition " + ", ".join(map(str, blank)) + " to see the selection.",
+                icon="✍️")
+
+    r1, r2 = st.columns([1, 1])
+    ranking = r1.selectbox("Rank by", list(camp.RANKINGS), key="camp_ranking", format_func=camp.RANKINGS.get)
+    score_column = None
+    if ranking == "score":
+        numeric = [c for c in frame.columns if pd.api.types.is_numeric_dtype(frame[c])
+                   and not pd.api.types.is_bool_dtype(frame[c])]
+        default_col = numeric.index("rfm_score") if "rfm_score" in numeric else 0
+        score_column = r2.selectbox("Score (highest first)", numeric, index=default_col, key="camp_score_col",
+                                    format_func=lambda c: fields[c].title if c in fields else c)
+
+    c1, c2, c3, c4 = st.columns(4)
+    cap_on = c1.checkbox("Cap the number of contacts", value=True, key="camp_cap_on")
+    max_contacts = c1.number_input("Max contacts", min_value=1, value=500, step=50, key="camp_max",
+                                   disabled=not cap_on)
+    budget_on = c2.checkbox("Cap by budget", value=False, key="camp_budget_on")
+    budget = c2.number_input("Budget", min_value=0.0, value=1000.0, step=100.0, key="camp_budget",
+                             disabled=not budget_on)
+    cost = c3.number_input("Cost per contact", min_value=0.0, value=1.0, step=0.1, key="camp_cost",
+                           help="Used for the budget cap and the expected cost.")
+    control_pct = c4.slider("Control group (% held out)", min_value=0, max_value=100, value=10, step=1,
+                            key="camp_control", help="A random share of the selected customers, drawn within each "
+                            "segment, is not contacted; comparing it with the contacted group gives the uplift. "
+                            "Must be strictly between 0 % and 100 %.")
+    s1, s2, s3 = st.columns(3)
+    seed = s1.number_input("Random seed", min_value=0, value=42, step=1, key="camp_seed",
+                           help="The same seed and selection give the same control group.")
+    n_recs = s2.number_input("Recommended items per customer", min_value=0, max_value=20, value=0, step=1,
+                             key="camp_recs", help="Item-based collaborative filtering over purchases "
+                             "(carts and views count less); excludes what the customer already bought.")
+    categories = cache.event_categories(dataset, version)
+    rec_cat = s3.selectbox("Recommend only from category", [None] + categories, key="camp_rec_cat",
+                           format_func=lambda c: "any category" if c is None else str(c),
+                           disabled=int(n_recs) == 0)
+
+    spec = None
+    targets = None
+    if not blank:
+        try:
+            spec = camp.CampaignSpec(
+                name="draft", dataset=dataset, as_of=str(as_of), segments=list(chosen), extra_rules=extra,
+                ranking=ranking, score_column=score_column,
+                max_contacts=int(max_contacts) if cap_on else None,
+                budget=float(budget) if budget_on else None, cost_per_contact=float(cost),
+                control_share=control_pct / 100.0, seed=int(seed), recommendations=int(n_recs),
+                recommendation_category=rec_cat if int(n_recs) > 0 else None,
+            ).validated()
+            targets = cache.campaign_targets(dataset, as_of, spec)
+        except ValueError as exc:
+            spec, targets = None, None
+            _error(exc, "Check the campaign")
+
+    if targets is not None:
+        treat = int((targets["group"] == "treatment").sum())
+        ctrl = int((targets["group"] == "control").sum())
+        eligible = targets.attrs.get("eligible")
+        m1, m2, m3 = st.columns(3)
+        m1.metric("Eligible customers", widgets.fmt_int(eligible) if eligible is not None else "–",
+                  help="Customers in the chosen segments who also meet the extra conditions.")
+        m2.metric("Contacted", widgets.fmt_int(treat), help="The treatment group: the best-ranked customers "
+                  "up to the cap.")
+        m3.metric("Control (not contacted)", widgets.fmt_int(ctrl))
+
+        if targets.attrs.get("value_source"):
+            st.caption(f"Expected CLV from: {targets.attrs['value_source']} · churn risk from: "
+                       f"{targets.attrs.get('risk_source') or '–'} · contacts limited by: "
+                       f"{targets.attrs.get('cap_reason', '–')}.")
+
+        # -------------------------------------------------------- expected outcome
+        st.subheader("Expected outcome")
+        chosen_rows = frame.loc[targets["customer_id"].to_numpy()]
+        d_rate, d_value = camp.default_response(chosen_rows, spec)
+        e1, e2 = st.columns(2)
+        # keyed by the default: a new selection brings its own default back into the box
+        rate_pct = e1.number_input("Response rate (%)", min_value=0.0, max_value=100.0,
+                                   value=round(100.0 * float(d_rate), 2), step=0.5,
+                                   key=f"camp_rate_{round(float(d_rate), 6)}")
+        per_response = e2.number_input("Value per response", min_value=0.0, value=round(float(d_value), 2),
+                                       step=1.0, key=f"camp_vpr_{round(float(d_value), 4)}")
+        st.caption(
+            f"Defaults from the data for these {len(chosen_rows):,} customers: response rate "
+            f"{100 * float(d_rate):.2f} % = the share who bought in the {RESPONSE_WINDOW_DAYS} days up to "
+            f"{as_of} (their natural monthly purchase rate; the repeat-purchase rate when nobody did); "
+            f"value per response {float(d_value):,.2f} = the median order value of their buyers. "
+            "Better-ranked customers are assumed more likely to respond (in proportion to the rank score).")
+        try:
+            outcome = camp.expected_outcome(targets, rate_pct / 100.0, per_response, float(cost))
+            curve = camp.return_curve(targets, rate_pct / 100.0, per_response, float(cost),
+                                      max_points=CURVE_POINTS)
+        except ValueError as exc:
+            outcome = curve = None
+            _error(exc, "Check the assumptions")
+        if outcome is not None:
+            o1, o2, o3, o4 = st.columns(4)
+            o1.metric("Expected revenue", widgets.fmt_money(outcome["expected_revenue"]),
+                      help=f"{outcome['expected_responses']:,.1f} expected responses among "
+                           f"{outcome['contacted']:,} contacted")
+            o2.metric("Cost", widgets.fmt_money(outcome["cost"]))
+            o3.metric("Incremental return", widgets.fmt_money(outcome["incremental_return"]),
+                      help="Expected revenue less the cost of the contacts.")
+            roi = outcome.get("roi")
+            o4.metric("ROI", "–" if roi is None else widgets.fmt_pct(roi),
+                      help="Incremental return / cost (– when contacts cost nothing).")
+            st.plotly_chart(_curve_figure(curve), key="camp_curve", width="stretch")
+            be = curve.attrs.get("break_even")
+            st.caption(("Break-even: every contact up to the "
+                        f"{int(be):,}th pays for itself; beyond it an extra contact is expected to bring less "
+                        "than it costs." if be is not None else
+                        "Break-even: not even the first contact is expected to pay for itself at these "
+                        "assumptions.") + f" Best incremental return {widgets.fmt_money(curve.attrs.get('best_return'))}"
+                       f" at {int(curve.attrs.get('best_n') or 0):,} contacted.")
+
+        # -------------------------------------------------------- target list
+        st.subheader("Target list")
+        table = _ordered(targets)
+        st.caption(f"{len(table):,} customers ({treat:,} to contact, {ctrl:,} held out as control). "
+                   "The downloads hold exactly these rows in this order.")
+        st.dataframe(table, hide_index=True, key="camp_table")
+        _downloads(table, _file_stem(f"campaign-{dataset}-{as_of}"), "camp_dl",
+                   {"campaign": spec.to_dict(), "dataset": dataset, "as_of": str(as_of)})
+
+        # -------------------------------------------------------- save
+        st.subheader("Save the campaign")
+        n1, n2 = st.columns([1, 2])
+        name = n1.text_input("Campaign name", key="camp_name", max_chars=200)
+        desc = n2.text_area("Description", key="camp_desc", max_chars=5000, height=68)
+        if st.button("💾 Save campaign", key="camp_save", type="primary"):
+            try:
+                to_save = camp.CampaignSpec.from_dict({
+                    **spec.to_dict(), "name": name, "description": desc,
+                    "response_rate": rate_pct / 100.0, "value_per_response": float(per_response),
+                }).validated()
+                cid = camp.save_campaign(wh, to_save, targets)
+                st.success(f"Saved the campaign “{widgets.md_escape(name.strip())}” (id {cid}, "
+                           f"{len(targets):,} customers).", icon="✅")
+            except ValueError as exc:
+                _error(exc, "Could not save the campaign")
+
+# ------------------------------------------------------------------------ saved
+with tab_saved:
+    saved = camp.list_campaigns(wh, dataset)
+    if saved.empty:
+        st.info("No saved campaigns for this dataset yet: build one and save it.", icon="🗂️")
+    else:
+        # st.dataframe shows every cell as plain text (names and descriptions are user text)
+        st.dataframe(saved, hide_index=True, key="camp_saved_table")
+        ids = [int(i) for i in saved["id"]]
+        labels = {int(r["id"]): f"{int(r['id'])}: {r['name']}" for _, r in saved.iterrows()}
+        pick = st.selectbox("Campaign", ids, key="camp_saved_pick", format_func=labels.get)
+        try:
+            info = camp.get_campaign(wh, pick)
+            stored = _ordered(camp.campaign_targets(wh, pick))
+        except ValueError as exc:
+            _error(exc, "Could not read the campaign")
+        else:
+            st.markdown(f"**{widgets.md_escape(info['name'])}** · {len(stored):,} customers "
+                        f"({info['n_treatment']:,} contacted, {info['n_control']:,} control) · as of {info['as_of']}"
+                        f" · saved {widgets.md_escape(info['created_at'])}")
+            if info.get("description"):
+                st.text(info["description"])
+            st.dataframe(stored, hide_index=True, key="camp_saved_targets")
+            _downloads(stored, _file_stem(f"campaign-{pick}-{info['name']}"), "camp_saved_dl",
+                       {"campaign_id": pick, "campaign": info["spec"], "as_of": info["as_of"]})
+            if st.button("🗑️ Delete…", key="camp_delete"):
+                st.session_state[DELETE_KEY] = pick
+            if st.session_state.get(DELETE_KEY) == pick:
+                st.warning(f"Delete the campaign “{widgets.md_escape(info['name'])}” with its list and outcomes? "
+                           "This cannot be undone.", icon="⚠️")
+                y, n = st.columns(2)
+                if y.button("Yes, delete", key="camp_delete_yes", type="primary"):
+                    try:
+                        camp.delete_campaign(wh, pick)
+                    except ValueError as exc:
+                        _error(exc, "Could not delete")
+                    st.session_state.pop(DELETE_KEY, None)
+                    st.rerun()
+                if n.button("Cancel", key="camp_delete_no"):
+                    st.session_state.pop(DELETE_KEY, None)
+                    st.rerun()
+
+# ------------------------------------------------------------------------ read-out
+with tab_readout:
+    st.markdown("Upload what happened after the campaign: a CSV with the columns `customer_id`, `converted` "
+                "(1/0, true/false, yes/no) and `revenue`, one row per customer of the list (contacted and "
+                "control). Customers without a row count as not converted.")
+    saved_r = camp.list_campaigns(wh, dataset)
+    if saved_r.empty:
+        st.info("Save a campaign first (Build tab).", icon="🗂️")
+    else:
+        ids_r = [int(i) for i in saved_r["id"]]
+        labels_r = {int(r["id"]): f"{int(r['id'])}: {r['name']}" for _, r in saved_r.iterrows()}
+        cid = st.selectbox("Campaign", ids_r, key="camp_readout_pick", format_func=labels_r.get)
+        up = st.file_uploader("Outcomes CSV", type=["csv"], key="camp_outcomes")
+        result = None
+        if up is not None:
+            try:
+                outcomes = camp.read_outcomes(io.BytesIO(up.getvalue()))
+                result = camp.readout(camp.campaign_targets(wh, cid), outcomes)
+            except ValueError as exc:
+                _error(exc, "The outcomes file cannot be used")
+            else:
+                if st.button("💾 Keep these outcomes with the campaign", key="camp_outcomes_save"):
+                    try:
+                        camp.save_outcomes(wh, cid, outcomes)
+                        st.success("Outcomes saved: the read-out is kept with the campaign.", icon="✅")
+                    except ValueError as exc:
+                        _error(exc, "Could not save the outcomes")
+        else:
+            try:
+                result = camp.campaign_readout(wh, cid)
+            except ValueError as exc:
+                _error(exc, "Could not read the stored outcomes")
+            if result is not None:
+                st.caption(f"Showing the outcomes saved with this campaign ({result.get('uploaded_at') or ''}).")
+            else:
+                st.info("No outcomes for this campaign yet: upload a file.", icon="📥")
+        if result is not None:
+            _show_readout(result)
