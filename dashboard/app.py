@@ -30,9 +30,16 @@ PAGES = {
     ],
     "Act": [
         st.Page("views/campaigns.py", title="Campaigns", icon="🎯", url_path="campaigns"),
+        st.Page("views/reports.py", title="Reports", icon="📤", url_path="reports"),
     ],
 }
 
-nav = st.navigation(PAGES)
-widgets.sidebar()
+if "report" in st.query_params:
+    # a shared report link (?report=TOKEN): the read-only report and nothing else
+    # (no other page, no sidebar, no dataset picker)
+    nav = st.navigation([st.Page("views/report_view.py", title="Report", icon="📄", url_path="report",
+                                 default=True)], position="hidden")
+else:
+    nav = st.navigation(PAGES)
+    widgets.sidebar()
 nav.run()

@@ -78,6 +78,11 @@ def _row(wh: Warehouse, token) -> tuple:
     return row
 
 
+def report_id(wh: Warehouse, token) -> int:
+    """The id of the report behind ``token`` (revoked or not); ReportError if unknown."""
+    return int(_row(wh, token)[0])
+
+
 def get_report(wh: Warehouse, token) -> dict:
     """The stored snapshot behind ``token`` (ReportError if unknown, ReportRevokedError if revoked)."""
     _, body, revoked_at = _row(wh, token)

@@ -1,0 +1,121 @@
+"""Draw a report snapshot (``analytics.reports``) with Streamlit elements.
+
+Used by the Reports page (preview) and the read-only permalink view. Every piece of
+user text goes through ``widgets.md_escape`` (Markdown/HTML specials escaped) or into
+``st.text`` / ``st.dataframe`` cells, never into ``unsafe_allow_html``; chart labels
+come escaped from ``analytics.reports.report_figures`` (Plotly shows the entities as
+literal characters).
+"""
+from __future__ import annotations
+
+import pandas as pd
+import plotly.graph_objects as go
+import streamlit as st
+
+from analytics.reports import render_html, report_figures
+from analytics.reports.render import fmt_money, fmt_num, fmt_pct, fmt_unit, readout_rows, value_rows
+from dashboard.widgets import md_escape
+
+
+def html_file(snapshot: dict) -> tuple[str, bytes]:
+    """(file name, bytes) of the self-contained HTML report; the name is built from safe characters only."""
+    base = "".join(ch if ch.isalnum() else "-" for ch in str(snapshot["subject"]["name"]).lower())
+    base = "-".join(p for p in base.split("-") if p)[:60] or snapshot["kind"]
+    return f"valuescope-report-{base}-{snapshot['as_of']}.html", render_html(snapshot).encode("utf-8")
+
+
+def _chart(figs: dict, key: str) -> None:
+    if key in figs:
+        st.plotly_chart(go.Figure(figs[key]), width="stretch", theme=None, config={"displaylogo": False})
+
+
+def show_report(snapshot: dict) -> None:
+    """The whole report, read-only."""
+    s = snapshot
+    subj = s["subject"]
+    kind = "Saved segment" if s["kind"] == "segment" else "Saved campaign"
+    st.header(md_escape(s["title"]), anchor=False)
+    st.caption(md_escape(f"{kind} · dataset {s['dataset']} · data as of {s['as_of']} · "
+                         f"report made {s['created_at']} UTC · a snapshot: these numbers do not change"))
+    st.markdown("**Name:** " + md_escape(subj["name"]))
+    if subj.get("description"):
+        st.text(subj["description"])
+    st.markdown("**Who is in it:** " + md_escape(subj["definition_text"]))
+
+    seg = s["value"]["segment"]
+    st.subheader("Size and value", anchor=False)
+    cols = st.columns(5)
+    cols[0].metric("Customers", fmt_num(s["size"]["customers"]),
+                   help=f"{fmt_pct(s['size']['share'])} of {s['size']['all_customers']:,} customers")
+    cols[1].metric("Share of customers", fmt_pct(s["size"]["share"]))
+    cols[2].metric("Net revenue", fmt_money(seg["net_revenue"]))
+    cols[3].metric("Share of net revenue", fmt_pct(seg["revenue_share"]))
+    cols[4].metric("Avg CLV (formula)", fmt_money(seg["avg_clv"]))
+    st.dataframe(pd.DataFrame(value_rows(s), columns=["Measure", "This segment", "All customers"]),
+                 hide_index=True, width="stretch")
+
+    figs = report_figures(s)
+    st.subheader("Trend", anchor=False)
+    _chart(figs, "trend")
+    tr = s["trend"]
+    if tr["months"]:
+        st.dataframe(pd.DataFrame({"Month": tr["months"], "Active": tr["active_customers"], "Buyers": tr["buyers"],
+                                   "Net revenue": tr["revenue"], "All active": tr["all_active_customers"],
+                                   "All net revenue": tr["all_revenue"]}),
+                     hide_index=True, width="stretch", height=220)
+
+    st.subheader("Profile against all customers", anchor=False)
+    left, right = st.columns(2)
+    with left:
+        _chart(figs, "profile")
+    with right:
+        st.dataframe(pd.DataFrame([{"Feature": p["label"], "This segment": fmt_unit(p["segment"], p["unit"]),
+                                    "All customers": fmt_unit(p["all"], p["unit"]),
+                                    "Index (all = 100)": None if p["ratio"] is None else round(100 * p["ratio"])}
+                                   for p in s["profile"]]), hide_index=True, width="stretch")
+    _chart(figs, "rfm_mix")
+
+    c = s["concentration"]
+    st.subheader("Value concentration", anchor=False)
+    st.write(f"The top 10 % of the segment's customers hold {fmt_pct(c['top10_share'])} of its net revenue, "
+             f"the top 20 % hold {fmt_pct(c['top20_share'])} (Gini {fmt_num(c['gini'])}).")
+    _chart(figs, "lorenz")
+
+    st.subheader("Top categories and items", anchor=False)
+    left, right = st.columns(2)
+    with left:
+        _chart(figs, "top_categories")
+        if s["top_categories"]:
+            st.dataframe(pd.DataFrame(s["top_categories"]).rename(columns={
+                "category": "Category", "revenue": "Net revenue", "buyers": "Buyers",
+                "share": "Share of segment revenue", "all_share": "Share of all revenue"}),
+                hide_index=True, width="stretch")
+    with right:
+        _chart(figs, "top_items")
+        if s["top_items"]:
+            st.dataframe(pd.DataFrame(s["top_items"]).rename(columns={
+                "item_id": "Item", "category": "Category", "revenue": "Net revenue", "buyers": "Buyers",
+                "share": "Share of segment revenue", "all_share": "Share of all revenue"}),
+                hide_index=True, width="stretch")
+
+    p = s.get("predictor")
+    if p:
+        st.subheader("Predictor", anchor=False)
+        st.write(md_escape(
+            f"Published predictions: model {p['model']} of backtest run {p['run_id']}, scored as of {p['as_of']} "
+            f"for the next {p['horizon_days']} days. Mean predicted value {fmt_money(p.get('segment_predicted_value'))}"
+            f" in the segment vs {fmt_money(p.get('all_predicted_value'))} among all; mean churn probability "
+            f"{fmt_pct(p.get('segment_churn_probability'))} vs {fmt_pct(p.get('all_churn_probability'))}."))
+        if p["models"]:
+            st.dataframe(pd.DataFrame([{"model": m["model"] + (" (published)" if m["published"] else ""),
+                                        **m["metrics"]} for m in p["models"]]), hide_index=True, width="stretch")
+    if s.get("campaigns"):
+        st.subheader("Campaign results", anchor=False)
+        for camp in s["campaigns"]:
+            st.markdown("**" + md_escape(camp["name"]) + "**")
+            pairs, per = readout_rows(camp["readout"])
+            st.dataframe(pd.DataFrame(pairs, columns=["Measure", "Value"]), hide_index=True, width="stretch")
+            if per:
+                st.dataframe(pd.DataFrame(per).astype(str), hide_index=True, width="stretch")
+    for note in s.get("notes") or []:
+        st.caption(md_escape(note))

@@ -1,0 +1,32 @@
+"""The read-only report a permalink opens (``?report=TOKEN``).
+
+``dashboard/app.py`` builds the navigation with only this page when the address
+carries ``report``, so a shared link shows the report and nothing else (no sidebar,
+no dataset picker). The stored snapshot is shown as it was made; a revoked link or a
+token that was never issued gets a clear message, never a traceback.
+"""
+from __future__ import annotations
+
+import streamlit as st
+
+from analytics.reports import ReportError, ReportRevokedError, get_report
+from dashboard import cache, report_render
+
+token = st.query_params.get("report", "")
+try:
+    snapshot = get_report(cache.warehouse(), token)
+except ReportRevokedError:
+    st.error("This report link was revoked. Ask whoever shared it for a new one.", icon="🚫")
+    st.stop()
+except ReportError as exc:
+    st.error(f"No such report: {exc}. Check that the whole link was copied.", icon="🔍")
+    st.stop()
+except Exception:  # a broken warehouse file or the like: a message, not a traceback
+    st.error("This report cannot be shown right now.", icon="⚠️")
+    st.stop()
+
+st.caption("📄 Valuescope · shared report (read-only)")
+report_render.show_report(snapshot)
+file_name, data = report_render.html_file(snapshot)
+st.download_button("Download as an HTML file", data=data, file_name=file_name, mime="text/html", icon="⬇️",
+                   on_click="ignore", key="report_view_download")

@@ -1,0 +1,153 @@
+"""Reports page: a saved segment or campaign as a shareable report (issue 6).
+
+Pick what to report on and the as-of day, preview the report, download it as one
+self-contained HTML file, create a permalink (``?report=TOKEN``, shown once: only its
+hash is stored), list the reports and revoke them. The library does the work
+(``analytics.reports``); this page lays it out.
+"""
+from __future__ import annotations
+
+import datetime as dt
+
+import pandas as pd
+import streamlit as st
+
+from analytics.reports import build_report, create_report, list_reports, report_id, revoke_report
+from analytics.segments.store import list_segments
+from dashboard import cache, report_render, widgets
+
+SNAPSHOT_KEY = "reports_snapshot"
+TOKENS_KEY = "reports_tokens"  # report id -> token, for the reports made in this browser session
+LAST_TOKEN_KEY = "reports_last_token"
+
+st.title("📤 Reports")
+st.caption("Share a saved segment or campaign with colleagues: as a self-contained HTML file that opens offline "
+           "anywhere, or as a read-only link into this app. A report records the numbers of the day it is made.")
+
+dataset, version, first_day, last_day = widgets.dataset_span_or_stop()
+wh = cache.warehouse()
+tokens: dict[int, str] = st.session_state.setdefault(TOKENS_KEY, {})
+
+
+def _campaigns(dataset: str) -> pd.DataFrame | None:
+    try:
+        from analytics.campaigns import list_campaigns
+    except ImportError:
+        return None
+    return list_campaigns(wh, dataset)
+
+
+def _full_url(token: str) -> str | None:
+    url = getattr(st.context, "url", None)
+    if not url:
+        return None
+    base = str(url).split("?", 1)[0].split("#", 1)[0]
+    # the permalink opens the app's root with ?report=: drop the page's own path (/reports)
+    if base.rstrip("/").endswith("/reports"):
+        base = base.rstrip("/")[: -len("/reports")]
+    return base.rstrip("/") + "/?report=" + token
+
+
+def _show_link(token: str) -> None:
+    st.success("Permalink created. Copy it now: only a hash of the token is stored, so the link cannot be "
+               "shown again later (you can still revoke it).", icon="🔗")
+    st.caption("Relative link (append to the app's address):")
+    st.code(f"?report={token}", language=None)
+    full = _full_url(token)
+    if full:
+        st.caption("Full link:")
+        st.code(full, language=None)
+
+
+make_tab, list_tab = st.tabs(["📝 Make a report", "📋 Reports"])
+
+def _make_report() -> None:
+    kind = st.radio("Report on", ["Saved segment", "Saved campaign"], horizontal=True, key="reports_kind")
+    segment = campaign_id = None
+    default_day = last_day
+    if kind == "Saved segment":
+        names = list_segments(wh)["name"].tolist()
+        if not names:
+            st.info("No saved segment yet: build and save one on the Segments page.", icon="🧩")
+            return
+        segment = st.selectbox("Segment", names, key="reports_segment")
+    else:
+        camps = _campaigns(dataset)
+        if camps is None:
+            st.info("Campaigns are not available in this installation.", icon="🎯")
+            return
+        if camps.empty:
+            st.info("No saved campaign on this dataset yet: make one on the Campaigns page.", icon="🎯")
+            return
+        labels = {int(r.id): f"#{int(r.id)} · {r.name} (as of {pd.Timestamp(r.as_of).date()})"
+                  for r in camps.itertuples()}
+        campaign_id = st.selectbox("Campaign", list(labels), format_func=labels.get, key="reports_campaign")
+        row = camps[camps["id"] == campaign_id].iloc[0]
+        default_day = min(max(pd.Timestamp(row["as_of"]).date(), first_day), last_day)
+    as_of = st.date_input("Data as of", value=default_day, min_value=first_day, max_value=last_day,
+                          key=f"reports_as_of_{kind}_{campaign_id}",
+                          help="The report shows the customers and numbers of this day (the last event day by "
+                               "default; a campaign: its own as-of day).")
+    if st.button("Build the report", type="primary", icon="🛠️", key="reports_build"):
+        try:
+            frame = cache.explorer_frame(dataset, as_of)
+            snapshot = build_report(wh, dataset, as_of, segment=segment, campaign_id=campaign_id, frame=frame)
+        except ValueError as exc:
+            st.session_state.pop(SNAPSHOT_KEY, None)
+            widgets.show_error(exc, "No report")
+        else:
+            st.session_state[SNAPSHOT_KEY] = snapshot
+            st.session_state.pop(LAST_TOKEN_KEY, None)
+
+    snapshot = st.session_state.get(SNAPSHOT_KEY)
+    if snapshot is None or snapshot["dataset"] != dataset:
+        return
+    file_name, data = report_render.html_file(snapshot)
+    c1, c2 = st.columns(2)
+    c1.download_button("Download the HTML file", data=data, file_name=file_name, mime="text/html",
+                       icon="⬇️", on_click="ignore", key="reports_download",
+                       help="One self-contained file (charts included) that opens offline in any browser.")
+    if c2.button("Create a permalink", icon="🔗", key="reports_permalink"):
+        try:
+            token = create_report(wh, snapshot)
+        except ValueError as exc:
+            widgets.show_error(exc, "No permalink")
+        else:
+            tokens[report_id(wh, token)] = token
+            st.session_state[LAST_TOKEN_KEY] = token
+    if st.session_state.get(LAST_TOKEN_KEY):
+        _show_link(st.session_state[LAST_TOKEN_KEY])
+    st.divider()
+    report_render.show_report(snapshot)
+
+
+with make_tab:
+    _make_report()
+
+with list_tab:
+    reports = list_reports(wh)
+    if reports.empty:
+        st.info("No stored report yet: build one and create a permalink.", icon="📭")
+    else:
+        view = reports.copy()
+        view["link"] = [f"?report={tokens[int(i)]}" if int(i) in tokens else f"{h}… (shown once at creation)"
+                        for i, h in zip(view["id"], view["token_hint"])]
+        view["as_of"] = [str(pd.Timestamp(d).date()) if pd.notna(d) else "" for d in view["as_of"]]
+        st.dataframe(view[["id", "title", "kind", "dataset", "as_of", "created_at", "status", "link"]],
+                     hide_index=True, width="stretch",
+                     column_config={"created_at": st.column_config.DatetimeColumn("created (UTC)"),
+                                    "link": st.column_config.TextColumn("link", width="large")})
+        active = reports[reports["status"] == "active"]
+        if active.empty:
+            st.caption("Every report link is revoked.")
+        else:
+            titles = {int(r.id): f"#{int(r.id)} · {r.title}" for r in active.itertuples()}
+            rid = st.selectbox("Report to revoke", list(titles), format_func=titles.get, key="reports_revoke_id")
+            if st.button("Revoke its link", icon="🚫", key="reports_revoke"):
+                try:
+                    revoke_report(wh, report_id=rid, now=dt.datetime.now(dt.timezone.utc).replace(tzinfo=None))
+                except ValueError as exc:
+                    widgets.show_error(exc, "Not revoked")
+                else:
+                    st.toast(f"Report #{rid} revoked: its link now says so.", icon="🚫")
+                    st.rerun()

@@ -1,0 +1,122 @@
+"""AppTest: the Reports page (build, preview, permalink, list, revoke) and the read-only
+permalink view (valid, revoked, made-up token), on the bundled sample."""
+from __future__ import annotations
+
+import re
+
+import pandas as pd
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from analytics.bootstrap import ensure_default_dataset
+from analytics.explorer import build_frame
+from analytics.reports import ReportRevokedError, build_report, create_report, get_report, list_reports
+from analytics.segments import store
+from dashboard.widgets import md_escape
+from tests.dashboard.conftest import APP, TIMEOUT
+
+PAGE = "views/reports.py"
+HTML_NAME = "<img src=x onerror=alert(1)>"
+HTML_DESCRIPTION = '<iframe srcdoc="<script>parent.alert(1)</script>">'
+BIG = {"op": "and", "conditions": [{"field": "net_revenue", "operator": ">=", "value": 500}]}
+
+
+@pytest.fixture
+def sample(app_wh):
+    ensure_default_dataset(app_wh)
+    store.save_segment(app_wh, HTML_NAME, BIG, description=HTML_DESCRIPTION)
+    store.save_segment(app_wh, "nobody", {"op": "and", "conditions": [
+        {"field": "net_revenue", "operator": ">", "value": 1e12}]})
+    last = app_wh.cursor().execute("SELECT max(event_time) FROM events WHERE dataset = 'sample'").fetchone()[0]
+    return app_wh, pd.Timestamp(last).date()
+
+
+def _no_markup(at) -> None:
+    """User text never reaches Markdown unescaped (md_escape puts a backslash before < and >)."""
+    for el in list(at.markdown) + list(at.header) + list(at.caption):
+        assert not re.search(r"(?<!\\)<(img|iframe|script)", el.value), el.value
+
+
+def _metrics(at) -> dict[str, str]:
+    return {m.label: m.value for m in at.metric}
+
+
+def test_build_preview_permalink_list_and_revoke(sample):
+    wh, last_day = sample
+    frame = build_frame(wh, "sample", last_day)
+    expected = int((frame["net_revenue"] >= 500).sum())
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.switch_page(PAGE).run()
+    assert not at.exception, at.exception
+    at.selectbox(key="reports_segment").set_value(HTML_NAME).run()
+    at.button(key="reports_build").click().run()
+    assert not at.exception, at.exception
+    assert not at.error, [e.value for e in at.error]
+    assert _metrics(at)["Customers"] == f"{expected:,}"
+    assert any(t.value == HTML_DESCRIPTION for t in at.text)  # st.text: shown literally
+    assert any(h.value == md_escape("Segment report: " + HTML_NAME) for h in at.header)
+    _no_markup(at)
+    value = next(d.value for d in at.dataframe if "Measure" in d.value.columns).set_index("Measure")
+    assert value.loc["Customers", "This segment"] == f"{expected:,}"
+    assert len(at.get("download_button")) == 1
+
+    at.button(key="reports_permalink").click().run()
+    assert not at.exception, at.exception
+    codes = [c.value for c in at.code]
+    token = next(c.split("=", 1)[1] for c in codes if c.startswith("?report="))
+    snap = get_report(wh, token)
+    assert snap["size"]["customers"] == expected and snap["subject"]["name"] == HTML_NAME
+    listing = next(d.value for d in at.dataframe if "link" in d.value.columns)
+    row = listing[listing["link"] == f"?report={token}"]
+    assert len(row) == 1 and row.iloc[0]["status"] == "active"
+
+    rid = int(row.iloc[0]["id"])
+    at.selectbox(key="reports_revoke_id").set_value(rid).run()
+    at.button(key="reports_revoke").click().run()
+    assert not at.exception, at.exception
+    assert list_reports(wh).set_index("id").loc[rid, "status"] == "revoked"
+    with pytest.raises(ReportRevokedError):
+        get_report(wh, token)
+
+
+def test_empty_segment_is_a_clear_message(sample):
+    wh, last_day = sample
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.switch_page(PAGE).run()
+    at.selectbox(key="reports_segment").set_value("nobody").run()
+    at.button(key="reports_build").click().run()
+    assert not at.exception, at.exception
+    assert any(f"segment nobody has no customers as of {last_day}" in e.value for e in at.error)
+    assert not at.get("download_button")
+
+
+def _open_link(token: str) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.query_params["report"] = token
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def test_permalink_view_valid_revoked_and_made_up(sample):
+    wh, last_day = sample
+    snap = build_report(wh, "sample", last_day, segment=HTML_NAME)
+    token = create_report(wh, snap)
+
+    at = _open_link(token)
+    assert not at.error, [e.value for e in at.error]
+    assert _metrics(at)["Customers"] == f"{snap['size']['customers']:,}"
+    assert not at.sidebar.selectbox  # no dataset picker, nothing but the report
+    assert len(at.get("download_button")) == 1
+    _no_markup(at)
+
+    from analytics.reports import revoke_report
+
+    revoke_report(wh, token)
+    at = _open_link(token)
+    assert [e.value for e in at.error] == ["This report link was revoked. Ask whoever shared it for a new one."]
+    assert not at.metric
+
+    at = _open_link("made-up-token-that-was-never-issued")
+    assert len(at.error) == 1 and "No such report" in at.error[0].value
+    assert not at.metric and not at.sidebar.selectbox
