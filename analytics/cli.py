@@ -21,6 +21,7 @@ COMMAND_MODULES = [
     "analytics.commands.score",
     "analytics.commands.segments",
     "analytics.commands.predict",
+    "analytics.commands.campaign",
     "analytics.commands.report",
 ]
 

@@ -274,7 +274,8 @@ def recommended_items(wh: Warehouse, spec: CampaignSpec, customer_ids: pd.Series
     except ImportError:
         raise CampaignError("product recommendations are not available in this installation") from None
     try:
-        inter = recommend.load_interactions(wh, spec.dataset, end=spec.as_of)
+        end = pd.Timestamp(spec.as_of) + pd.Timedelta(days=1)  # events up to the end of the as-of day
+        inter = recommend.load_interactions(wh, spec.dataset, end=end)
         model = recommend.ItemCF().fit(inter)
         recs = model.recommend(list(customer_ids), n=spec.recommendations, exclude_purchased=True,
                                category=spec.recommendation_category)
@@ -360,23 +361,36 @@ def assign_control(targets: pd.DataFrame, control_share: float, seed: int = 42,
 
 
 # ----------------------------------------------------------------- default assumptions
-def default_response(frame: pd.DataFrame, spec: CampaignSpec | None = None, *, as_of=None) -> tuple[float, float]:
-    """``(response_rate, value_per_response)`` derived from the rows of ``frame``
-    (pass the selected customers' rows to base them on the selection).
+def response_defaults(frame: pd.DataFrame, spec: CampaignSpec | None = None, *, as_of=None,
+                      wh: Warehouse | None = None) -> dict:
+    """Default expected-outcome assumptions with where they come from:
+    ``{"response_rate", "value_per_response", "source"}`` (``source``: a sentence for the user).
 
-    * response rate: the share of these customers who bought in the
-      ``RESPONSE_WINDOW_DAYS`` (30) days up to the as-of day (``last_purchase``) —
-      their natural monthly purchase rate, a yardstick for what a month-long campaign
-      can expect; when nobody bought in that window, the repeat-purchase rate (share of
-      buyers with 2+ purchase days) of the rows is used instead; 0 if neither exists;
-    * value per response: the median order value of these customers' buyers
-      (``total_revenue / n_orders`` per buyer), 0 when nobody bought.
+    1. With ``wh``, when an earlier campaign of the same dataset has outcomes whose read-out
+       shows a positive conversion uplift and is not flagged too small, its measured
+       uplift (treatment minus control conversion) is the response rate and its
+       treatment revenue per converted customer the value per response: what contacting
+       actually added last time.
+    2. Otherwise, from the rows of ``frame`` (pass the selected customers' rows to base the
+       defaults on the selection): the share of them who bought in the
+       ``RESPONSE_WINDOW_DAYS`` (30) days up to the as-of day (``last_purchase``) — their
+       natural monthly purchase rate, which includes purchases a campaign does not cause,
+       so it is an upper bound of a month-long campaign's response; when nobody bought in
+       that window, the repeat-purchase rate (share of buyers with 2+ purchase days); 0 if
+       neither exists. Value per response: the median order value of these customers' buyers
+       (``total_revenue / n_orders`` per buyer), 0 when nobody bought.
 
-    ``as_of``: default ``spec.as_of`` or ``frame.attrs["as_of"]``. The user can override both.
+    ``as_of``: default ``spec.as_of`` or ``frame.attrs["as_of"]``. The user can override both numbers.
     """
+    dataset = spec.dataset if spec is not None else frame.attrs.get("dataset")
+    if wh is not None and dataset:
+        past = _past_uplift(wh, dataset)
+        if past is not None:
+            return past
     day = as_of if as_of is not None else (spec.as_of if spec is not None else frame.attrs.get("as_of"))
     n = len(frame)
     rate = 0.0
+    source = f"share of the selected customers who bought in the {RESPONSE_WINDOW_DAYS} days before the as-of day"
     if n and day is not None and "last_purchase" in frame.columns:
         end = pd.Timestamp(day).normalize()
         last = pd.to_datetime(frame["last_purchase"])
@@ -387,6 +401,7 @@ def default_response(frame: pd.DataFrame, spec: CampaignSpec | None = None, *, a
     buyers = orders > 0
     if rate == 0.0 and buyers.any():
         rate = float((orders[buyers] >= 2).mean())
+        source = "repeat-purchase rate of the selected customers (nobody bought in the last 30 days)"
     value = 0.0
     if buyers.any() and "total_revenue" in frame.columns:
         rev = pd.to_numeric(frame["total_revenue"], errors="coerce").to_numpy(float)[buyers]
@@ -394,7 +409,37 @@ def default_response(frame: pd.DataFrame, spec: CampaignSpec | None = None, *, a
         aov = aov[np.isfinite(aov)]
         if len(aov):
             value = float(max(np.median(aov), 0.0))
-    return rate, value
+    source += ("; value per response: their median order value. This natural purchase rate includes purchases "
+               "a campaign does not cause: set your own rate if you know your campaigns' response")
+    return {"response_rate": rate, "value_per_response": value, "source": source}
+
+
+def _past_uplift(wh: Warehouse, dataset: str) -> dict | None:
+    from analytics.campaigns.store import campaign_readout, list_campaigns
+
+    try:
+        past = list_campaigns(wh, dataset)
+    except Exception:  # no campaign tables: no history
+        return None
+    for row in past[past["has_outcomes"]].itertuples():  # newest first
+        r = campaign_readout(wh, int(row.id))
+        o = (r or {}).get("overall") or {}
+        up, conv_t, rev_t = o.get("uplift_conversion"), o.get("conversion_t"), o.get("revenue_per_customer_t")
+        if r is None or o.get("too_small") or up is None or up <= 0 or not conv_t or not r.get("revenue_given"):
+            continue
+        return {"response_rate": float(up), "value_per_response": float(max(rev_t or 0.0, 0.0) / conv_t),
+                "source": f"measured uplift of the earlier campaign {row.name!r} (treatment minus control "
+                          "conversion) and its revenue per converted customer"}
+    return None
+
+
+def default_response(frame: pd.DataFrame, spec: CampaignSpec | None = None, *, as_of=None,
+                     wh: Warehouse | None = None) -> tuple[float, float]:
+    """``(response_rate, value_per_response)`` derived from the data: see :func:`response_defaults`
+    (the measured uplift of an earlier campaign when ``wh`` is given and one exists, else the
+    selection's natural 30-day purchase rate and median order value)."""
+    d = response_defaults(frame, spec, as_of=as_of, wh=wh)
+    return d["response_rate"], d["value_per_response"]
 
 
 def as_float(x: Any) -> float | None:

@@ -23,7 +23,8 @@ def make_events(n_customers: int = 400, seed: int = 7) -> pd.DataFrame:
     for i in range(n_customers):
         cid = f"c{i:04d}"
         first = rng.integers(0, 300)
-        rows.append((cid, start + dt.timedelta(days=int(first), hours=9), "view", None, None, "shoes"))
+        rows.append((cid, start + dt.timedelta(days=int(first), hours=9), "view", None, None, "shoes",
+                     f"shoes-{rng.integers(0, 8)}"))
         if rng.random() < 0.15:
             continue
         rate = rng.gamma(1.5, 1 / 40)  # purchases per day
@@ -32,10 +33,11 @@ def make_events(n_customers: int = 400, seed: int = 7) -> pd.DataFrame:
         days = np.sort(rng.integers(first, first + life, n))
         aov = rng.lognormal(3.5, 0.5)
         for k, d in enumerate(days):
+            cat = str(rng.choice(["shoes", "bags", "hats"]))
             rows.append((cid, start + dt.timedelta(days=int(min(d, 365)), hours=12), "purchase", f"{cid}-{k}",
-                         float(round(aov * rng.lognormal(0, 0.2), 2)), rng.choice(["shoes", "bags", "hats"])))
+                         float(round(aov * rng.lognormal(0, 0.6), 2)), cat, f"{cat}-{rng.integers(0, 8)}"))
     return pd.DataFrame(rows, columns=["customer_id", "event_time", "event_type", "order_id", "revenue",
-                                       "category"])
+                                       "category", "item_id"])
 
 
 def load(wh: Warehouse, dataset: str, events: pd.DataFrame) -> None:
@@ -44,8 +46,9 @@ def load(wh: Warehouse, dataset: str, events: pd.DataFrame) -> None:
     with wh.transaction() as tx:
         tx.execute("INSERT OR IGNORE INTO datasets (name) VALUES (?)", [dataset])
         tx.register("incoming", df)
-        tx.execute("INSERT INTO events (dataset, customer_id, event_time, event_type, order_id, revenue, category) "
-                   "SELECT dataset, customer_id, event_time, event_type, order_id, revenue, category FROM incoming")
+        tx.execute("INSERT INTO events (dataset, customer_id, event_time, event_type, order_id, revenue, category, item_id) "
+                   "SELECT dataset, customer_id, event_time, event_type, order_id, revenue, category, item_id "
+                   "FROM incoming")
         tx.unregister("incoming")
 
 

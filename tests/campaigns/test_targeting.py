@@ -54,10 +54,10 @@ def test_published_predictions_take_precedence(shop):
     f["predicted_value"] = np.nan
     f["churn_probability"] = np.nan
     first = f.index[:10]
-    f.loc[first, "predicted_value"] = 1000.0 + np.arange(10)
+    f.loc[first, "predicted_value"] = 1e7 + np.arange(10)
     f.loc[first, "churn_probability"] = 0.5
     v = c.value_columns(w, f)
-    assert list(v.loc[first, "expected_clv"]) == list(1000.0 + np.arange(10))
+    assert list(v.loc[first, "expected_clv"]) == list(1e7 + np.arange(10))
     assert (v.loc[first, "churn_risk"] == 0.5).all()
     assert "published model" in v.attrs["value_source"]
     t = c.select_targets(w, f, spec(max_contacts=9))
@@ -198,3 +198,16 @@ def test_spec_round_trip():
     assert c.CampaignSpec.from_dict(s.to_dict()) == s
     with pytest.raises(c.CampaignError, match="unknown campaign field"):
         c.CampaignSpec.from_dict({**s.to_dict(), "evil": 1})
+
+
+def test_formula_clv_fallback_when_models_cannot_fit(shop):
+    w, frame = shop
+    f = frame.copy()
+    # nobody repeats: BG/NBD / Gamma-Gamma have nothing to fit on
+    f["frequency"] = np.where(f["n_orders"] > 0, 0.0, np.nan)
+    f["monetary_value"] = np.where(f["n_orders"] > 0, 0.0, np.nan)
+    v = c.value_columns(w, f)
+    assert v.attrs["value_source"] == "formula CLV"
+    assert "could not be fitted" in v.attrs["value_note"]
+    np.testing.assert_allclose(v["expected_clv"], f["clv"].fillna(0.0))
+    assert v["churn_risk"].isna().all() and (v["churn_value"] == 0).all()
