@@ -1,0 +1,312 @@
+"""AppTest: the Campaigns page on the bundled sample — counts equal analytics.campaigns called
+directly, the control share holds, downloads hold exactly the table's rows (formula cells
+neutralized), saving stores the exact list, the read-out shows the library's uplift, and
+each bad input is a message (never an exception element)."""
+from __future__ import annotations
+
+import io
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from analytics import campaigns as camp
+from analytics.bootstrap import SAMPLE_DATASET, ensure_default_dataset
+from analytics.explorer import build_frame
+from analytics.segments import store
+from tests.dashboard.conftest import APP, TIMEOUT
+
+PAGE = "views/campaigns.py"
+# a segment name that is both HTML and a spreadsheet formula: shown as text, exported neutralized
+SEGMENT = "=HYPERLINK(\"x\") <b>big</b>"
+THRESHOLD = 500
+
+
+@pytest.fixture
+def sample_wh(app_wh):
+    ensure_default_dataset(app_wh)
+    store.save_segment(app_wh, SEGMENT, {"op": "and", "conditions": [
+        {"field": "net_revenue", "operator": ">=", "value": THRESHOLD}]})
+    return app_wh
+
+
+@pytest.fixture
+def downloads(monkeypatch):
+    """The data callables the page hands to st.download_button, by widget key."""
+    import streamlit as st
+    from streamlit.delta_generator import DeltaGenerator
+
+    captured: dict = {}
+    real = DeltaGenerator.download_button
+
+    def spy(self, label, data, *args, **kwargs):
+        captured[kwargs.get("key")] = data
+        return real(self, label, data, *args, **kwargs)
+
+    monkeypatch.setattr(DeltaGenerator, "download_button", spy)
+    bound = st.download_button
+
+    def spy_st(label, data, *args, **kwargs):
+        captured[kwargs.get("key")] = data
+        return bound(label, data, *args, **kwargs)
+
+    monkeypatch.setattr(st, "download_button", spy_st)
+    return captured
+
+
+def _open() -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.switch_page(PAGE).run()
+    _ok(at)
+    return at
+
+
+def _ok(at) -> None:
+    assert not at.exception, at.exception
+
+
+def _metrics(at) -> dict[str, str]:
+    return {m.label: m.value for m in at.metric}
+
+
+def _int(text: str) -> int:
+    return int(text.replace(",", ""))
+
+
+def _errors(at) -> list[str]:
+    # messages may quote user text and are Markdown-escaped: compare without the escapes
+    return [e.value.replace("\\", "") for e in at.error]
+
+
+TABS = {"camp_table": 0, "camp_saved_table": 1, "camp_saved_targets": 1, "camp_readout_table": 2}
+COLUMN = {"camp_table": "rank_score", "camp_saved_table": "n_targets", "camp_saved_targets": "rank_score",
+          "camp_readout_table": "uplift (pp)"}
+
+
+def _table(at, key: str) -> pd.DataFrame:
+    """A table of the page by its role: the tab it sits in and a column only it has."""
+    tab = at.tabs[TABS[key]]
+    found = [d.value for d in tab.dataframe if COLUMN[key] in d.value.columns]
+    assert len(found) == 1, [list(d.value.columns)[:4] for d in tab.dataframe]
+    return found[0]
+
+
+def _frame(wh) -> pd.DataFrame:
+    last = wh.cursor().execute("SELECT max(event_time) FROM events WHERE dataset = ?",
+                               [SAMPLE_DATASET]).fetchone()[0]
+    return camp.value_columns(wh, build_frame(wh, SAMPLE_DATASET, pd.Timestamp(last).date()))
+
+
+def _spec(frame, **kw) -> camp.CampaignSpec:
+    base = dict(name="direct", dataset=SAMPLE_DATASET, as_of=frame.attrs["as_of"], segments=[SEGMENT],
+                max_contacts=300, control_share=0.2, seed=42)
+    base.update(kw)
+    return camp.CampaignSpec(**base)
+
+
+def _build(at, *, max_contacts=300, control=20, recs=0) -> None:
+    at.multiselect(key="camp_segments").set_value([SEGMENT])
+    at.number_input(key="camp_max").set_value(max_contacts)
+    at.slider(key="camp_control").set_value(control)
+    at.number_input(key="camp_recs").set_value(recs)
+    at.run()
+    _ok(at)
+    assert not _errors(at), _errors(at)
+
+
+def test_counts_table_and_exports_equal_the_library(sample_wh, downloads):
+    frame = _frame(sample_wh)
+    direct = camp.select_targets(sample_wh, frame, _spec(frame))
+    n_t = int((direct["group"] == "treatment").sum())
+    n_c = int((direct["group"] == "control").sum())
+    eligible = int((frame["net_revenue"] >= THRESHOLD).sum())
+    assert direct.attrs["eligible"] == eligible and n_t == 300
+
+    at = _open()
+    _build(at)
+    m = _metrics(at)
+    assert _int(m["Eligible customers"]) == eligible
+    assert _int(m["Contacted"]) == n_t
+    assert _int(m["Control (not contacted)"]) == n_c
+    # control share 20 % of the list, within rounding
+    assert abs(n_c / (n_t + n_c) - 0.20) <= 1.0 / (n_t + n_c)
+
+    table = _table(at, "camp_table")
+    assert table["customer_id"].tolist() == direct["customer_id"].tolist()
+    assert table["group"].tolist() == direct["group"].tolist()
+    assert table["rank"].tolist() == list(range(1, len(direct) + 1))
+    assert set(table["segment"]) == {SEGMENT}
+
+    # expected outcome at the data-derived defaults: the library's numbers
+    rate, value = camp.default_response(frame.loc[direct["customer_id"]], _spec(frame))
+    exp = camp.expected_outcome(direct, round(100 * rate, 2) / 100, round(value, 2), 1.0)
+    assert m["Expected revenue"] == f"{exp['expected_revenue']:,.2f}"
+    assert m["Cost"] == f"{exp['cost']:,.2f}" == "300.00"
+    assert m["Incremental return"] == f"{exp['incremental_return']:,.2f}"
+    assert len(at.get("plotly_chart")) == 1
+
+    # CSV: exactly the table's rows in its order, formula cells neutralized; BOM on request
+    csv = downloads["camp_dl_csv"]()
+    back = pd.read_csv(io.BytesIO(csv), dtype={"customer_id": str}, keep_default_na=False)
+    assert back["customer_id"].tolist() == table["customer_id"].tolist()
+    assert back["group"].tolist() == table["group"].tolist()
+    assert set(back["segment"]) == {"'" + SEGMENT}
+    assert not csv.startswith(b"\xef\xbb\xbf")
+    at.checkbox(key="camp_dl_bom").check().run()
+    _ok(at)
+    csv_bom = downloads["camp_dl_csv"]()
+    assert csv_bom.startswith(b"\xef\xbb\xbf")
+    assert pd.read_csv(io.BytesIO(csv_bom), dtype={"customer_id": str}, encoding="utf-8-sig")[
+        "customer_id"].tolist() == table["customer_id"].tolist()
+    # Parquet: same rows, values as they are
+    pq = pd.read_parquet(io.BytesIO(downloads["camp_dl_parquet"]()))
+    assert pq["customer_id"].tolist() == table["customer_id"].tolist()
+    assert set(pq["segment"]) == {SEGMENT}
+    assert np.allclose(pq["expected_clv"].to_numpy(float), table["expected_clv"].to_numpy(float))
+
+
+def test_save_stores_the_exact_list_then_readout_equals_library(sample_wh, downloads):
+    at = _open()
+    _build(at, max_contacts=400, control=25)
+    table = _table(at, "camp_table")
+    name = "<img src=x onerror=alert(1)> spring"
+    at.text_input(key="camp_name").input(name)
+    at.text_area(key="camp_desc").input("=1+1 <b>desc</b>")
+    at.button(key="camp_save").click().run()
+    _ok(at)
+    assert not _errors(at), _errors(at)
+    assert any("spring" in s.value and "\\<img" in s.value for s in at.success), [s.value for s in at.success]
+    saved = camp.list_campaigns(sample_wh, SAMPLE_DATASET)
+    assert saved["name"].tolist() == [name]
+    cid = int(saved["id"].iloc[0])
+    stored = camp.campaign_targets(sample_wh, cid)
+    assert stored["customer_id"].tolist() == table["customer_id"].tolist()
+    assert stored["group"].tolist() == table["group"].tolist()
+    assert camp.get_campaign(sample_wh, cid)["spec"]["control_share"] == pytest.approx(0.25)
+    # the saved list is shown as plain text and re-exported as stored
+    assert _table(at, "camp_saved_table")["name"].tolist() == [name]
+    assert all(not md.proto.allow_html for md in at.markdown)
+    assert not any(name in md.value for md in at.markdown)
+    re_csv = pd.read_csv(io.BytesIO(downloads["camp_saved_dl_csv"]()), dtype={"customer_id": str})
+    assert re_csv["customer_id"].tolist() == stored["customer_id"].tolist()
+
+    # outcomes: treatment converts more often; two ids that are not in the campaign
+    rng = np.random.default_rng(7)
+    is_t = (stored["group"] == "treatment").to_numpy()
+    conv = rng.random(len(stored)) < np.where(is_t, 0.30, 0.15)
+    revenue = np.where(conv, rng.integers(20, 200, len(stored)), 0).astype(float)
+    outcomes = pd.DataFrame({"customer_id": stored["customer_id"], "converted": conv.astype(int),
+                             "revenue": revenue})
+    outcomes = pd.concat([outcomes, pd.DataFrame({"customer_id": ["NOPE<1>", "NOPE2"], "converted": [1, 0],
+                                                  "revenue": [5.0, 0.0]})], ignore_index=True)
+    data = outcomes.to_csv(index=False).encode()
+    expected = camp.readout(stored, camp.read_outcomes(io.BytesIO(data)))
+    at.file_uploader(key="camp_outcomes").set_value(("outcomes.csv", data, "text/csv")).run()
+    _ok(at)
+    assert not _errors(at), _errors(at)
+    m = _metrics(at)
+    o = expected["overall"]
+    assert m["Conversion uplift"] == f"{100 * o['uplift_conversion']:+.2f} pp"
+    assert m["Conversion, contacted"] == f"{100 * o['conversion_t']:.1f} %"
+    assert m["Conversion, control"] == f"{100 * o['conversion_c']:.1f} %"
+    assert m["Revenue uplift per customer"] == f"{o['uplift_revenue']:+,.2f}"
+    assert any(f"[{100 * o['ci95'][0]:+.2f}, {100 * o['ci95'][1]:+.2f}] pp" in c.value for c in at.caption)
+    ro = _table(at, "camp_readout_table")
+    assert ro["segment"].tolist() == ["All"] + [r["segment"] for r in expected["per_segment"]]
+    assert ro["uplift (pp)"].iloc[0] == pytest.approx(100 * o["uplift_conversion"])
+    assert ro["p-value"].iloc[0] == pytest.approx(o["p_value"])
+    assert ro["CI95 low (pp)"].iloc[0] == pytest.approx(100 * o["ci95"][0])
+    unknown = [w.value for w in at.warning if "not in this campaign" in w.value]
+    assert len(unknown) == 1 and unknown[0].startswith("2 customer id(s)") and "NOPE\\<1\\>" in unknown[0], unknown
+    # keep them: the stored read-out is the same
+    at.button(key="camp_outcomes_save").click().run()
+    _ok(at)
+    again = camp.campaign_readout(sample_wh, cid)
+    assert again["overall"]["uplift_conversion"] == pytest.approx(o["uplift_conversion"])
+    assert again["unknown_count"] == 2
+
+    # delete with confirmation
+    at.button(key="camp_delete").click().run()
+    _ok(at)
+    assert len(camp.list_campaigns(sample_wh)) == 1
+    at.button(key="camp_delete_yes").click().run()
+    _ok(at)
+    assert camp.list_campaigns(sample_wh).empty
+
+
+def test_recommendations_equal_the_library(sample_wh):
+    frame = _frame(sample_wh)
+    direct = camp.select_targets(sample_wh, frame, _spec(frame, max_contacts=50, recommendations=3))
+    at = _open()
+    _build(at, max_contacts=50, recs=3)
+    table = _table(at, "camp_table")
+    assert table["customer_id"].tolist() == direct["customer_id"].tolist()
+    assert table["recommended_items"].tolist() == direct["recommended_items"].tolist()
+    assert all(len(s.split("; ")) == 3 for s in table["recommended_items"])
+
+
+def test_bad_inputs_are_messages(sample_wh):
+    at = _open()
+    _build(at)
+    for share in (0, 100):
+        at.slider(key="camp_control").set_value(share).run()
+        _ok(at)
+        errs = _errors(at)
+        assert len(errs) == 1 and "strictly between 0% and 100%" in errs[0], errs
+        assert "Contacted" not in _metrics(at)
+    at.slider(key="camp_control").set_value(20)
+    at.checkbox(key="camp_budget_on").check().run()   # the budget box is enabled by the tick
+    at.number_input(key="camp_budget").set_value(0.0).run()
+    _ok(at)
+    errs = _errors(at)
+    assert len(errs) == 1 and "budget of 0" in errs[0], errs
+    # budget / cost caps the contacts
+    at.number_input(key="camp_budget").set_value(120.0)
+    at.number_input(key="camp_cost").set_value(2.0).run()
+    _ok(at)
+    assert _int(_metrics(at)["Contacted"]) == 60
+    # an empty selection
+    at.number_input(key="camp_rule_n").set_value(1).run()
+    at.selectbox(key="camp_rule_field_0").set_value("net_revenue")
+    at.selectbox(key="camp_rule_op_0_numeric").set_value(">=")
+    at.text_input(key="camp_rule_v_0").input("100000000").run()
+    _ok(at)
+    errs = _errors(at)
+    assert len(errs) == 1 and "the selection is empty" in errs[0] and SEGMENT in errs[0], errs
+    assert not [d for d in at.dataframe if "rank_score" in d.value.columns]
+
+
+def test_bad_outcome_files_are_messages(sample_wh):
+    frame = _frame(sample_wh)
+    targets = camp.select_targets(sample_wh, frame, _spec(frame))
+    camp.save_campaign(sample_wh, _spec(frame, name="spring"), targets)
+    at = _open()
+    first = targets["customer_id"].iloc[0]
+    cases = [
+        ("dup.csv", f"customer_id,converted,revenue\n{first},1,10\n{first},0,0\n".encode(), "more than once"),
+        ("cols.csv", b"id;bought\nC1;1\n", "lacks the column"),
+        ("bin.csv", bytes(range(256)) * 20, "cannot read the outcomes file"),
+        ("bad.csv", f"customer_id,converted,revenue\n{first},maybe,10\n".encode(), "converted"),
+    ]
+    for name, data, message in cases:
+        at.file_uploader(key="camp_outcomes").set_value((name, data, "text/csv")).run()
+        _ok(at)
+        errs = _errors(at)
+        assert len(errs) == 1 and errs[0].startswith("The outcomes file cannot be used") and message in errs[0], \
+            (name, errs)
+        assert not [d for d in at.dataframe if "uplift (pp)" in d.value.columns]
+    assert camp.campaign_readout(sample_wh, "spring") is None
+
+
+def test_no_saved_segments_means_every_customer(app_wh):
+    ensure_default_dataset(app_wh)
+    at = _open()
+    m = _metrics(at)
+    n = app_wh.cursor().execute("SELECT count(DISTINCT customer_id) FROM events").fetchone()[0]
+    assert _int(m["Eligible customers"]) == n
+    assert _int(m["Contacted"]) == 500            # the default cap
+    assert math.isclose(_int(m["Control (not contacted)"]) / (500 + _int(m["Control (not contacted)"])), 0.10,
+                        abs_tol=1 / 500)
+    assert any("No saved segments yet" in c.value for c in at.caption)
