@@ -656,6 +656,29 @@ def _data_range(wh: Warehouse, dataset: str) -> tuple[pd.Timestamp | None, pd.Ti
             pd.Timestamp(row[1]) if row[1] is not None else None)
 
 
+def holdout_window(wh: Warehouse, dataset: str, days: int = 90) -> tuple[pd.Timestamp, pd.Timestamp]:
+    """A default ``(split, end)`` for ``evaluate_holdout``: the last ``days`` days of the data.
+
+    ``end`` is the day after the last event, ``split`` is ``days`` before it. Raises
+    ``RecommendError`` when the data does not reach back before ``split``.
+    """
+    days = _BaseRecommender._check_n(days)
+    try:
+        wh.require_dataset(dataset)
+    except WarehouseError as exc:
+        raise RecommendError(str(exc)) from None
+    lo, hi = _data_range(wh, dataset)
+    if lo is None:
+        raise RecommendError(f"dataset {dataset!r} has no events")
+    end = hi.normalize() + pd.Timedelta(days=1)
+    split = end - pd.Timedelta(days=days)
+    if lo >= split:
+        span = (end - lo.normalize()).days
+        raise RecommendError(f"dataset {dataset!r} spans {span} days: a {days}-day holdout leaves no history "
+                             "to train on (choose fewer days)")
+    return split, end
+
+
 def holdout_relevant(wh: Warehouse, dataset: str, split: pd.Timestamp, end: pd.Timestamp) -> pd.DataFrame:
     """Distinct (customer_id, item_id) purchases in ``[split, end)`` that a recommender could hit.
 

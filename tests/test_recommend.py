@@ -262,3 +262,24 @@ def test_item_cf_beats_popularity_on_the_bundled_sample(wh):
     assert cf["precision_at_k"] > pop["precision_at_k"] * 1.2
     assert cf["recall_at_k"] > pop["recall_at_k"] * 1.2
     assert 0 < pop["precision_at_k"] < cf["precision_at_k"] < 1
+
+
+def test_holdout_window_edges_and_odd_customer_lists(shop):
+    from analytics.recommend import holdout_window
+
+    split, end = holdout_window(shop, "shop", days=30)
+    assert end == pd.Timestamp("2024-03-02") and split == pd.Timestamp("2024-02-01")  # 2024 is a leap year
+    with pytest.raises(RecommendError, match="no history"):
+        holdout_window(shop, "shop", days=60)
+    with pytest.raises(RecommendError, match="no dataset"):
+        holdout_window(shop, "nope")
+    model = ItemCF().fit(load_interactions(shop, "shop"))
+    empty = model.recommend([], n=3)
+    assert list(empty.columns) == ["customer_id", "rank", "item_id", "category", "score", "source"]
+    assert empty.empty and recommendations_text(empty).empty
+    # duplicates collapse to one list per customer, in first-seen order; a bare string is one customer
+    twice = model.recommend(["b", "a", "b"], n=2)
+    assert list(twice["customer_id"].drop_duplicates()) == ["b", "a"] and len(twice) == 4
+    one = model.recommend("a", n=2)
+    pd.testing.assert_frame_equal(one.reset_index(drop=True),
+                                  twice[twice.customer_id == "a"].reset_index(drop=True))
