@@ -262,20 +262,20 @@ def readout(targets: pd.DataFrame, outcomes: pd.DataFrame) -> dict:
         raise CampaignError("the campaign list needs customer_id and group columns")
     if not {"customer_id", "converted", "revenue"} <= set(outcomes.columns):
         raise CampaignError("outcomes need customer_id, converted and revenue columns")
-    ids = targets["customer_id"].astype(str)
-    out_ids = outcomes["customer_id"].astype(str)
-    if out_ids.duplicated().any():
+    ids = pd.Index(targets["customer_id"].astype(str).to_numpy(dtype=object))
+    out_ids = pd.Index(outcomes["customer_id"].astype(str).to_numpy(dtype=object))
+    if out_ids.has_duplicates:
         dup = list(dict.fromkeys(out_ids[out_ids.duplicated(keep=False)]))
         raise CampaignError(f"the outcomes list {len(dup)} customer id(s) more than once: {_few(dup)}")
-    known = out_ids.isin(set(ids))
+    known = ids.get_indexer(out_ids) >= 0
     unknown = out_ids[~known].tolist()
-    conv_map = pd.Series(outcomes["converted"].astype(bool).to_numpy(), index=out_ids)
-    rev_map = pd.Series(pd.to_numeric(outcomes["revenue"], errors="coerce").fillna(0.0).to_numpy(float),
-                        index=out_ids)
-    conv = ids.map(conv_map)
-    n_missing = int(conv.isna().sum())
-    conv = conv.fillna(False).astype(bool).to_numpy()
-    rev = ids.map(rev_map).fillna(0.0).to_numpy(float)
+    pos = out_ids.get_indexer(ids)  # each campaign customer's outcome row, -1 when absent
+    has = pos >= 0
+    n_missing = int((~has).sum())
+    conv_all = outcomes["converted"].astype(bool).to_numpy()
+    rev_all = pd.to_numeric(outcomes["revenue"], errors="coerce").fillna(0.0).to_numpy(float)
+    conv = np.where(has, conv_all[np.where(has, pos, 0)], False) if len(conv_all) else np.zeros(len(ids), bool)
+    rev = np.where(has, rev_all[np.where(has, pos, 0)], 0.0) if len(rev_all) else np.zeros(len(ids))
     group = targets["group"].astype(str).to_numpy()
     bad = sorted(set(group) - {"treatment", "control"})
     if bad:

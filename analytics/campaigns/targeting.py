@@ -50,14 +50,16 @@ TARGET_COLUMNS = ["customer_id", "rank", "segment", "rfm_segment", "expected_clv
 
 
 # ----------------------------------------------------------------- value columns
-def value_columns(wh: Warehouse | None, frame: pd.DataFrame, params=None) -> pd.DataFrame:
+def value_columns(wh: Warehouse | None, frame: pd.DataFrame, params=None, *, models=None) -> pd.DataFrame:
     """A copy of ``frame`` (indexed by customer id) with ``expected_clv``, ``p_alive``,
     ``churn_risk`` and ``churn_value`` (sources in the module docstring).
 
     ``attrs["value_source"]`` / ``attrs["risk_source"]`` say where the numbers came
     from (shown to the user); ``attrs["value_note"]`` says why BG/NBD was not used
     when it could not be fitted. ``params``: ``analytics.scores.CLVParams`` for the
-    BG/NBD CLV (default parameters if None). ``wh`` is used to find published
+    BG/NBD CLV (default parameters if None); ``models``: already fitted ``(bgnbd, gamma_gamma)``
+    (``analytics.scores.fit_clv_models``) to skip the fit (most of the cost: ~1 min at 1M
+    customers on a 2-core machine). ``wh`` is used to find published
     predictions for ``frame.attrs["dataset"]`` when the frame does not carry them.
     """
     from analytics.scores import probabilistic_clv
@@ -81,7 +83,7 @@ def value_columns(wh: Warehouse | None, frame: pd.DataFrame, params=None) -> pd.
     prob = None
     if n and {"frequency", "recency", "T", "monetary_value", "n_orders"} <= set(out.columns):
         try:
-            prob, _ = probabilistic_clv(out, params)
+            prob, _ = probabilistic_clv(out, params, models=models)
         except (ValueError, ArithmeticError, FloatingPointError) as exc:
             note = f"BG/NBD + Gamma-Gamma could not be fitted ({exc}); formula CLV used instead"
             prob = None
