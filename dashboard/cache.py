@@ -387,3 +387,15 @@ def event_categories(dataset: str, version: str, limit: int = 500) -> list[str]:
         "SELECT category FROM events WHERE dataset = ? AND category IS NOT NULL "
         "GROUP BY category ORDER BY count(*) DESC, category LIMIT ?", (dataset, int(limit)), version)
     return [str(c) for c in df["category"]]
+
+
+@st.cache_data(show_spinner="Evaluating the recommenders on a holdout…", max_entries=8)
+def _recommend_holdout(path: str, dataset: str, split: str, end: str, k: int, version: str) -> pd.DataFrame:
+    from analytics.recommend import evaluate_holdout
+
+    return evaluate_holdout(get_warehouse(path), dataset, split, end, k=k)
+
+
+def recommend_holdout(dataset: str, split, end, k: int = 10) -> pd.DataFrame:
+    """``analytics.recommend.evaluate_holdout`` (item-CF vs popularity), cached per data version."""
+    return _recommend_holdout(_value_db(), dataset, str(split), str(end), int(k), data_version(dataset))

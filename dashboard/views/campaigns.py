@@ -10,6 +10,7 @@ Plotly labels (widgets.escape); never as HTML.
 """
 from __future__ import annotations
 
+import datetime as dt
 import io
 
 import numpy as np
@@ -18,7 +19,6 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from analytics import campaigns as camp
-from analytics.campaigns.targeting import RESPONSE_WINDOW_DAYS
 from analytics.export import to_parquet, to_safe_csv
 from analytics.segments import rules, store
 from dashboard import cache, widgets
@@ -312,6 +312,34 @@ with tab_build:
                            format_func=lambda c: "any category" if c is None else str(c),
                            disabled=int(n_recs) == 0)
 
+    with st.expander("📏 How good are the recommendations? (holdout test)"):
+        h1, h2 = st.columns([1, 2])
+        holdout_days = h1.number_input("Holdout (last days before the as-of day)", min_value=7, max_value=365,
+                                       value=90, step=1, key="camp_holdout_days")
+        split = as_of - dt.timedelta(days=int(holdout_days) - 1)
+        h2.caption(f"Both recommenders learn from events before {split}; each customer who then bought items "
+                   f"new to them up to {as_of} gets 10 recommendations, compared with what they bought "
+                   "(precision@10 = hits / 10, recall@10 = hits / items bought). Popularity (the most bought "
+                   "items) is the baseline to beat.")
+        if st.toggle("Run the holdout test", key="camp_holdout_run"):
+            try:
+                ev = cache.recommend_holdout(dataset, split, as_of + dt.timedelta(days=1), 10)
+            except ValueError as exc:
+                _error(exc, "The recommenders cannot be evaluated")
+            else:
+                shown = ev.assign(model=ev["model"].map({"item_cf": "Item-based CF", "popularity":
+                                                         "Popularity (baseline)"}).fillna(ev["model"]))
+                st.dataframe(shown, hide_index=True, key="camp_holdout_table", column_config={
+                    "precision_at_k": st.column_config.NumberColumn("precision@10", format="%.4f"),
+                    "recall_at_k": st.column_config.NumberColumn("recall@10", format="%.4f"),
+                })
+                byname = ev.set_index("model")
+                if {"item_cf", "popularity"} <= set(byname.index):
+                    better = byname.loc["item_cf", "precision_at_k"] > byname.loc["popularity", "precision_at_k"]
+                    st.caption("Item-based CF " + ("beats" if better else "does not beat")
+                               + " the popularity baseline on precision@10 over "
+                               f"{int(byname.loc['item_cf', 'customers']):,} customers.")
+
     spec = None
     targets = None
     if not blank:
@@ -348,20 +376,19 @@ with tab_build:
         # -------------------------------------------------------- expected outcome
         st.subheader("Expected outcome")
         chosen_rows = frame.loc[targets["customer_id"].to_numpy()]
-        d_rate, d_value = camp.default_response(chosen_rows, spec)
+        defaults = camp.response_defaults(chosen_rows, spec, wh=wh)
+        d_rate, d_value = float(defaults["response_rate"]), float(defaults["value_per_response"])
         e1, e2 = st.columns(2)
         # keyed by the default: a new selection brings its own default back into the box
         rate_pct = e1.number_input("Response rate (%)", min_value=0.0, max_value=100.0,
-                                   value=round(100.0 * float(d_rate), 2), step=0.5,
-                                   key=f"camp_rate_{round(float(d_rate), 6)}")
-        per_response = e2.number_input("Value per response", min_value=0.0, value=round(float(d_value), 2),
-                                       step=1.0, key=f"camp_vpr_{round(float(d_value), 4)}")
-        st.caption(
-            f"Defaults from the data for these {len(chosen_rows):,} customers: response rate "
-            f"{100 * float(d_rate):.2f} % = the share who bought in the {RESPONSE_WINDOW_DAYS} days up to "
-            f"{as_of} (their natural monthly purchase rate; the repeat-purchase rate when nobody did); "
-            f"value per response {float(d_value):,.2f} = the median order value of their buyers. "
-            "Better-ranked customers are assumed more likely to respond (in proportion to the rank score).")
+                                   value=round(100.0 * d_rate, 2), step=0.5, key=f"camp_rate_{round(d_rate, 6)}",
+                                   help="Share of contacted customers expected to respond.")
+        per_response = e2.number_input("Value per response", min_value=0.0, value=round(d_value, 2), step=1.0,
+                                       key=f"camp_vpr_{round(d_value, 4)}",
+                                       help="Revenue one response is expected to bring.")
+        st.caption(f"Defaults ({100 * d_rate:.2f} %, {d_value:,.2f}) from the data: "
+                   f"{widgets.md_escape(defaults.get('source', ''))}. Better-ranked customers are assumed more "
+                   "likely to respond (in proportion to their rank score, averaging the rate above).")
         try:
             outcome = camp.expected_outcome(targets, rate_pct / 100.0, per_response, float(cost))
             curve = camp.return_curve(targets, rate_pct / 100.0, per_response, float(cost),

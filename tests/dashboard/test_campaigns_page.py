@@ -140,7 +140,7 @@ def test_counts_table_and_exports_equal_the_library(sample_wh, downloads):
     assert set(table["segment"]) == {SEGMENT}
 
     # expected outcome at the data-derived defaults: the library's numbers
-    rate, value = camp.default_response(frame.loc[direct["customer_id"]], _spec(frame))
+    rate, value = camp.default_response(frame.loc[direct["customer_id"]], _spec(frame), wh=sample_wh)
     exp = camp.expected_outcome(direct, round(100 * rate, 2) / 100, round(value, 2), 1.0)
     assert m["Expected revenue"] == f"{exp['expected_revenue']:,.2f}"
     assert m["Cost"] == f"{exp['cost']:,.2f}" == "300.00"
@@ -226,6 +226,11 @@ def test_save_stores_the_exact_list_then_readout_equals_library(sample_wh, downl
     again = camp.campaign_readout(sample_wh, cid)
     assert again["overall"]["uplift_conversion"] == pytest.approx(o["uplift_conversion"])
     assert again["unknown_count"] == 2
+    # the next campaign's default response comes from this measured uplift
+    if o["uplift_conversion"] > 0 and not o["too_small"]:
+        at.run()
+        _ok(at)
+        assert any("measured uplift of the earlier campaign" in c.value for c in at.caption)
 
     # delete with confirmation
     at.button(key="camp_delete").click().run()
@@ -245,6 +250,19 @@ def test_recommendations_equal_the_library(sample_wh):
     assert table["customer_id"].tolist() == direct["customer_id"].tolist()
     assert table["recommended_items"].tolist() == direct["recommended_items"].tolist()
     assert all(len(s.split("; ")) == 3 for s in table["recommended_items"])
+    # the holdout test shows evaluate_holdout's figures (item-CF against popularity)
+    from analytics.recommend import evaluate_holdout
+
+    as_of = pd.Timestamp(frame.attrs["as_of"])
+    ev = evaluate_holdout(sample_wh, SAMPLE_DATASET, as_of - pd.Timedelta(days=89), as_of + pd.Timedelta(days=1))
+    at.toggle(key="camp_holdout_run").set_value(True).run()
+    _ok(at)
+    assert not _errors(at), _errors(at)
+    shown = [d.value for d in at.tabs[0].dataframe if "precision_at_k" in d.value.columns]
+    assert len(shown) == 1
+    assert shown[0]["precision_at_k"].tolist() == pytest.approx(ev["precision_at_k"].tolist())
+    assert shown[0]["recall_at_k"].tolist() == pytest.approx(ev["recall_at_k"].tolist())
+    assert any("Item-based CF beats the popularity baseline" in c.value for c in at.caption)
 
 
 def test_bad_inputs_are_messages(sample_wh):
