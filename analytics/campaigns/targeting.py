@@ -218,6 +218,12 @@ def select_targets(wh: Warehouse, frame: pd.DataFrame, spec: CampaignSpec) -> pd
     customers to form both groups.
     """
     spec = spec.validated()
+    f_day, f_set = frame.attrs.get("as_of"), frame.attrs.get("dataset")
+    if f_day is not None and str(pd.Timestamp(f_day).date()) != spec.as_of:
+        raise CampaignError(f"the customer table is as of {pd.Timestamp(f_day).date()}, the campaign as of "
+                            f"{spec.as_of}: rebuild the table for the campaign's date")
+    if f_set and f_set != spec.dataset:
+        raise CampaignError(f"the customer table is of dataset {f_set!r}, the campaign of {spec.dataset!r}")
     if "expected_clv" not in frame.columns:
         frame = value_columns(wh, frame)
     mask, labels = eligible(wh, frame, spec)

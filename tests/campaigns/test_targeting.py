@@ -177,6 +177,10 @@ def test_bad_input_messages(seg_shop):
     for kw, msg in cases:
         with pytest.raises(c.CampaignError, match=msg):
             c.select_targets(w, f, spec(**kw))
+    with pytest.raises(c.CampaignError, match="as of 2024-12-31, the campaign as of 2024-11-30"):
+        c.select_targets(w, f, spec(as_of="2024-11-30"))
+    with pytest.raises(c.CampaignError, match="of dataset 'shop'"):
+        c.select_targets(w, f, spec(dataset="other"))
     one = f.iloc[:1]
     with pytest.raises(c.CampaignError, match="too few"):
         c.select_targets(w, one, spec())
