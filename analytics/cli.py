@@ -23,6 +23,7 @@ COMMAND_MODULES = [
     "analytics.commands.predict",
     "analytics.commands.campaign",
     "analytics.commands.report",
+    "analytics.commands.recommend",
 ]
 
 

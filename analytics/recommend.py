@@ -649,7 +649,8 @@ def recommendations_text(recs: pd.DataFrame, sep: str = "; ") -> pd.Series:
 
 
 # ---------------------------------------------------------------------------- evaluation
-def _data_range(wh: Warehouse, dataset: str) -> tuple[pd.Timestamp | None, pd.Timestamp | None]:
+def data_range(wh: Warehouse, dataset: str) -> tuple[pd.Timestamp | None, pd.Timestamp | None]:
+    """First and last event time of ``dataset`` (None, None when it has no events)."""
     row = wh.cursor().execute(
         "SELECT min(event_time), max(event_time) FROM events WHERE dataset = ?", [dataset]).fetchone()
     return (pd.Timestamp(row[0]) if row[0] is not None else None,
@@ -667,7 +668,7 @@ def holdout_window(wh: Warehouse, dataset: str, days: int = 90) -> tuple[pd.Time
         wh.require_dataset(dataset)
     except WarehouseError as exc:
         raise RecommendError(str(exc)) from None
-    lo, hi = _data_range(wh, dataset)
+    lo, hi = data_range(wh, dataset)
     if lo is None:
         raise RecommendError(f"dataset {dataset!r} has no events")
     end = hi.normalize() + pd.Timedelta(days=1)
@@ -726,7 +727,7 @@ def evaluate_holdout(wh: Warehouse, dataset: str, split, end, k: int = 10, *,
         wh.require_dataset(dataset)
     except WarehouseError as exc:
         raise RecommendError(str(exc)) from None
-    lo, hi = _data_range(wh, dataset)
+    lo, hi = data_range(wh, dataset)
     if lo is None:
         raise RecommendError(f"dataset {dataset!r} has no events")
     if not lo < split_ts <= hi:

@@ -3,6 +3,7 @@ exclusion / category / fallback rules, bad input, and the holdout on the bundled
 from __future__ import annotations
 
 import datetime as dt
+import json
 
 import numpy as np
 import pandas as pd
@@ -283,3 +284,51 @@ def test_holdout_window_edges_and_odd_customer_lists(shop):
     one = model.recommend("a", n=2)
     pd.testing.assert_frame_equal(one.reset_index(drop=True),
                                   twice[twice.customer_id == "a"].reset_index(drop=True))
+
+
+@pytest.fixture
+def shop_db(tmp_path):
+    from analytics.warehouse import Warehouse
+
+    path = tmp_path / "w.duckdb"
+    w = Warehouse(path)
+    _insert(w, "shop", ROWS + [("=evil()", T(2024, 1, 9), "purchase", "B", "toys")])
+    w.close()
+    return str(path)
+
+
+def test_cli_items_evaluate_and_errors(shop_db, tmp_path, capsys):
+    from analytics.cli import main
+    from analytics.warehouse import get_warehouse
+
+    rc = main(["recommend", "items", "--db", shop_db, "--dataset", "shop", "--customer", "d",
+               "--customer", "=evil()", "--n", "2", "--as-of", "2024-01-31", "--json"])
+    assert rc == 0, capsys.readouterr().err
+    got = pd.DataFrame(json.loads(capsys.readouterr().out))
+    X = load_interactions(get_warehouse(shop_db), "shop", end="2024-02-01")
+    exp = ItemCF().fit(X).recommend(["d", "=evil()"], n=2)
+    assert list(got["item_id"]) == list(exp["item_id"]) and len(got) == 4
+    out = tmp_path / "recs.csv"
+    rc = main(["recommend", "items", "--db", shop_db, "--dataset", "shop", "--customer", "=evil()",
+               "--n", "2", "--out", str(out)])
+    assert rc == 0
+    assert "as of 2024-03-01" in capsys.readouterr().err  # default: the last event day
+    csv = pd.read_csv(out)
+    assert list(csv["customer_id"]) == ["'=evil()", "'=evil()"]  # formula neutralized
+    rc = main(["recommend", "evaluate", "--db", shop_db, "--dataset", "shop", "--split", "2024-01-06",
+               "--end", "2024-01-31", "--k", "2", "--json"])
+    # a and b have history; nobody bought a new item in the holdout -> one-line error, status 2
+    assert rc == 2 and "nothing to evaluate" in capsys.readouterr().err
+    for argv, msg in [
+        (["items", "--dataset", "shop"], "at least one --customer"),
+        (["items", "--dataset", "shop", "--customer", "a", "--category", "<b>x</b>"], "unknown category"),
+        (["items", "--dataset", "nope", "--customer", "a"], "no dataset named"),
+        (["items", "--dataset", "shop", "--customer", "a", "--as-of", "someday"], "not a date"),
+        (["evaluate", "--dataset", "shop", "--split", "2024-01-06"], "both --split and --end"),
+        (["evaluate", "--dataset", "shop", "--days", "400"], "no history"),
+        (["similar", "--dataset", "shop", "--item", "ZZZ"], "unknown item"),
+    ]:
+        assert main(["recommend", *argv[:1], "--db", shop_db, *argv[1:]]) == 2
+        err = capsys.readouterr().err
+        assert msg in err and "Traceback" not in err
+        assert [line for line in err.splitlines() if "error" in line] == [err.splitlines()[-1]]
