@@ -204,7 +204,7 @@ def contact_cap(n_eligible: int, spec: CampaignSpec) -> tuple[int, str]:
     return int(cap), why
 
 
-def select_targets(wh: Warehouse, frame: pd.DataFrame, spec: CampaignSpec) -> pd.DataFrame:
+def select_targets(wh: Warehouse, frame: pd.DataFrame, spec: CampaignSpec, *, recommender=None) -> pd.DataFrame:
     """The ranked campaign list: one row per contacted (``group = "treatment"``) or held-out
     (``"control"``) customer, columns ``customer_id, rank (1..n), segment, rfm_segment,
     expected_clv, churn_risk, churn_value, p_alive, rank_score, group`` (+ ``recommended_items``,
@@ -215,7 +215,9 @@ def select_targets(wh: Warehouse, frame: pd.DataFrame, spec: CampaignSpec) -> pd
     already has ``expected_clv``. ``attrs``: ``eligible``, ``cap``, ``cap_reason``,
     ``n_treatment``, ``n_control``, ``value_source``, ``risk_source``, ``spec`` (dict).
     CampaignError for an empty selection, unknown segments or score columns, or too few
-    customers to form both groups.
+    customers to form both groups. ``recommender``: an ``analytics.recommend.ItemCF`` already
+    fitted on the dataset's events up to the end of the as-of day (a cache can keep one);
+    fitted here when None and recommendations are asked for.
     """
     spec = spec.validated()
     f_day, f_set = frame.attrs.get("as_of"), frame.attrs.get("dataset")
@@ -263,7 +265,7 @@ def select_targets(wh: Warehouse, frame: pd.DataFrame, spec: CampaignSpec) -> pd
     })
     targets = _assign(targets, n_total - cap, spec.seed, "segment")
     if spec.recommendations > 0:
-        targets["recommended_items"] = recommended_items(wh, spec, targets["customer_id"])
+        targets["recommended_items"] = recommended_items(wh, spec, targets["customer_id"], recommender)
     targets.attrs = {
         "eligible": n_eligible, "cap": cap, "cap_reason": why,
         "n_treatment": int((targets["group"] == "treatment").sum()),
@@ -274,7 +276,7 @@ def select_targets(wh: Warehouse, frame: pd.DataFrame, spec: CampaignSpec) -> pd
     return targets
 
 
-def recommended_items(wh: Warehouse, spec: CampaignSpec, customer_ids: pd.Series) -> pd.Series:
+def recommended_items(wh: Warehouse, spec: CampaignSpec, customer_ids: pd.Series, recommender=None) -> pd.Series:
     """``"item1; item2; ..."`` per customer (item-based CF over purchases, carts and views
     up to the as-of day, excluding what each customer bought; empty text when there is none)."""
     try:
@@ -282,9 +284,10 @@ def recommended_items(wh: Warehouse, spec: CampaignSpec, customer_ids: pd.Series
     except ImportError:
         raise CampaignError("product recommendations are not available in this installation") from None
     try:
-        end = pd.Timestamp(spec.as_of) + pd.Timedelta(days=1)  # events up to the end of the as-of day
-        inter = recommend.load_interactions(wh, spec.dataset, end=end)
-        model = recommend.ItemCF().fit(inter)
+        model = recommender
+        if model is None:
+            end = pd.Timestamp(spec.as_of) + pd.Timedelta(days=1)  # events up to the end of the as-of day
+            model = recommend.ItemCF().fit(recommend.load_interactions(wh, spec.dataset, end=end))
         recs = model.recommend(list(customer_ids), n=spec.recommendations, exclude_purchased=True,
                                category=spec.recommendation_category)
     except recommend.RecommendError as exc:

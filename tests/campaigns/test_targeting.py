@@ -215,3 +215,25 @@ def test_formula_clv_fallback_when_models_cannot_fit(shop):
     assert "could not be fitted" in v.attrs["value_note"]
     np.testing.assert_allclose(v["expected_clv"], f["clv"].fillna(0.0))
     assert v["churn_risk"].isna().all() and (v["churn_value"] == 0).all()
+
+
+def test_recommended_items_exclude_purchases(shop):
+    from analytics import recommend
+
+    w, frame = shop
+    f = c.value_columns(w, frame)
+    t = c.select_targets(w, f, spec(max_contacts=30, recommendations=4))
+    bought = w.cursor().execute(
+        "SELECT customer_id, list(DISTINCT item_id) FROM events WHERE event_type = 'purchase' "
+        "GROUP BY customer_id").fetchall()
+    bought = {cid: set(items) for cid, items in bought}
+    for cid, text in zip(t["customer_id"], t["recommended_items"]):
+        items = text.split("; ")
+        assert 1 <= len(items) <= 4 and len(set(items)) == len(items)
+        assert not set(items) & bought.get(cid, set())
+    # a fitted recommender passed in gives the same list
+    model = recommend.ItemCF().fit(recommend.load_interactions(w, "shop", end="2025-01-01"))
+    t2 = c.select_targets(w, f, spec(max_contacts=30, recommendations=4), recommender=model)
+    assert list(t2["recommended_items"]) == list(t["recommended_items"])
+    hats = c.select_targets(w, f, spec(max_contacts=30, recommendations=2, recommendation_category="hats"))
+    assert all(i.startswith("hats-") for s in hats["recommended_items"] if s for i in s.split("; "))
