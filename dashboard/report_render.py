@@ -116,6 +116,6 @@ def show_report(snapshot: dict) -> None:
             pairs, per = readout_rows(camp["readout"])
             st.dataframe(pd.DataFrame(pairs, columns=["Measure", "Value"]), hide_index=True, width="stretch")
             if per:
-                st.dataframe(pd.DataFrame(per).astype(str), hide_index=True, width="stretch")
+                st.dataframe(pd.DataFrame(per), hide_index=True, width="stretch")
     for note in s.get("notes") or []:
         st.caption(md_escape(note))

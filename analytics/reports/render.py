@@ -108,28 +108,61 @@ def value_rows(snapshot: dict) -> list[tuple[str, str, str]]:
     return rows
 
 
+def _pp(x) -> str:
+    return "–" if x is None else f"{100 * float(x):+.1f} pts"
+
+
+def _interval(ci, fmt) -> str:
+    if not isinstance(ci, (list, tuple)) or len(ci) != 2 or ci[0] is None or ci[1] is None:
+        return "–"
+    return f"{fmt(ci[0])} to {fmt(ci[1])}"
+
+
+def _p(x) -> str:
+    return "–" if x is None else (f"{float(x):.3f}" if float(x) >= 0.001 else "< 0.001")
+
+
 def readout_rows(readout: dict) -> tuple[list[tuple[str, str]], list[dict]]:
-    """A campaign read-out (:func:`analytics.campaigns.readout`) as (measure, value) rows of
-    its overall figures and counts, and its per-segment rows."""
-    overall = readout.get("overall") if isinstance(readout.get("overall"), dict) else {}
-    pairs = [(str(k), _cell(v)) for k, v in overall.items() if k != "segment"]
-    for key in ("n_customers", "n_outcomes", "n_matched", "n_missing", "unknown_count"):
+    """A campaign read-out (:func:`analytics.campaigns.readout`) as readable (measure, value)
+    rows of its overall figures and counts, and formatted per-segment rows."""
+    o = readout.get("overall") if isinstance(readout.get("overall"), dict) else {}
+    pairs: list[tuple[str, str]] = []
+    if o:
+        pairs += [
+            ("Customers treated / held out", f"{fmt_num(o.get('n_treatment'))} / {fmt_num(o.get('n_control'))}"),
+            ("Conversion: treatment vs control",
+             f"{fmt_pct(o.get('conversion_t'))} vs {fmt_pct(o.get('conversion_c'))}"),
+            ("Uplift in conversion (95 % interval)",
+             f"{_pp(o.get('uplift_conversion'))} ({_interval(o.get('ci95'), _pp)}), p = {_p(o.get('p_value'))}"),
+            ("Revenue per customer: treatment vs control",
+             f"{fmt_money(o.get('revenue_per_customer_t'))} vs {fmt_money(o.get('revenue_per_customer_c'))}"),
+            ("Uplift in revenue per customer (95 % interval)",
+             f"{fmt_money(o.get('uplift_revenue'))} ({_interval(o.get('ci95_revenue'), fmt_money)}), "
+             f"p = {_p(o.get('p_value_revenue'))}"),
+        ]
+        if o.get("warning"):
+            pairs.append(("Warning", str(o["warning"])))
+    labels = {"n_outcomes": "Outcome rows", "n_matched": "Outcomes matched to the list",
+              "n_missing": "Listed customers without an outcome", "unknown_count": "Unknown customer ids"}
+    for key, label in labels.items():
         if key in readout:
-            pairs.append((key, _cell(readout[key])))
+            pairs.append((label, fmt_num(readout[key])))
     if readout.get("unknown_ids"):
-        pairs.append(("unknown ids (first ones)", ", ".join(map(str, readout["unknown_ids"][:10]))))
+        pairs.append(("Unknown ids (first ones)", ", ".join(map(str, readout["unknown_ids"][:10]))))
     if readout.get("method"):
-        pairs.append(("method", str(readout["method"])))
-    per = readout.get("per_segment") or []
-    return pairs, [dict(r) for r in per if isinstance(r, dict)]
-
-
-def _cell(v) -> str:
-    if isinstance(v, float):
-        return fmt_num(v, 4)
-    if isinstance(v, (list, tuple)):
-        return "(" + ", ".join(_cell(x) for x in v) + ")"
-    return fmt_num(v)
+        pairs.append(("Method", str(readout["method"])))
+    per = []
+    for r in readout.get("per_segment") or []:
+        if not isinstance(r, dict):
+            continue
+        per.append({"Segment": str(r.get("segment", "")),
+                    "Treated / held out": f"{fmt_num(r.get('n_treatment'))} / {fmt_num(r.get('n_control'))}",
+                    "Conversion t vs c": f"{fmt_pct(r.get('conversion_t'))} vs {fmt_pct(r.get('conversion_c'))}",
+                    "Uplift (95 % interval)": f"{_pp(r.get('uplift_conversion'))} ({_interval(r.get('ci95'), _pp)})",
+                    "p": _p(r.get("p_value")),
+                    "Revenue uplift per customer": fmt_money(r.get("uplift_revenue")),
+                    "Note": str(r.get("warning") or "")})
+    return pairs, per
 
 
 # ----------------------------------------------------------------- figures
@@ -380,10 +413,10 @@ def render_html(snapshot: dict, *, plotly_js: str | None = None) -> str:
         for camp in s["campaigns"]:
             pairs, per = readout_rows(camp["readout"])
             add(f"<h3>{esc(camp['name'])}</h3>")
-            add(_table(["Measure", "Value"], pairs, numeric=(1,)))
+            add(_table(["Measure", "Value"], pairs))
             if per:
                 cols = list(per[0].keys())
-                add(_table(cols, [[_cell(r.get(k)) for k in cols] for r in per]))
+                add(_table(cols, [[r[k] for k in cols] for r in per]))
         add("</section>")
 
     if s.get("notes"):

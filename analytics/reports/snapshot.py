@@ -170,9 +170,8 @@ def _campaigns_module():
     return campaigns
 
 
-def _campaign_members(wh: Warehouse, campaign_id, dataset: str, frame: pd.DataFrame) -> tuple[np.ndarray, dict]:
-    from analytics.segments import rules
-
+def _resolve_campaign(wh: Warehouse, campaign_id, dataset: str) -> tuple[dict, dict]:
+    """(campaign, spec as a dict) of a saved campaign of ``dataset``; ReportError otherwise."""
     campaigns = _campaigns_module()
     if campaigns is None:
         raise ReportError("campaign reports need the campaigns module, which is not installed")
@@ -185,6 +184,14 @@ def _campaign_members(wh: Warehouse, campaign_id, dataset: str, frame: pd.DataFr
     if spec.get("dataset") and spec["dataset"] != dataset:
         raise ReportError(f"campaign {spec.get('name', campaign_id)!r} was made on dataset "
                           f"{spec['dataset']!r}, not {dataset!r}")
+    return camp, spec
+
+
+def _campaign_members(wh: Warehouse, campaign_id, dataset: str, frame: pd.DataFrame) -> tuple[np.ndarray, dict]:
+    from analytics.segments import rules
+
+    campaigns = _campaigns_module()
+    camp, spec = _resolve_campaign(wh, campaign_id, dataset)
     cid = camp.get("id", campaign_id)
     targets = campaigns.campaign_targets(wh, cid)
     ids = set(targets["customer_id"].astype(str))
@@ -457,6 +464,8 @@ def build_report(wh: Warehouse, dataset: str, as_of, *, segment: str | None = No
     day = _day(as_of)
     if int(trend_months) < 1 or int(top_n) < 1:
         raise ReportError("the trend needs at least 1 month and the top lists at least 1 row")
+    if campaign_id is not None:
+        _resolve_campaign(wh, campaign_id, dataset)  # unknown / other dataset: say so before any work
     if frame is None:
         frame = build_frame(wh, dataset, day)
     if frame.empty:
