@@ -475,6 +475,9 @@ class ItemCF(_BaseRecommender):
     ----------
     n_neighbors : most similar items kept per item (the model's size is items x n_neighbors).
     shrinkage : added to the cosine's denominator; damps similarities resting on few customers.
+        The default 25 was chosen on validation splits inside the training window of the bundled
+        sample (three quarterly folds 2024-10 .. 2025-06, never the 2025-07 .. 2025-12 test
+        holdout): mean precision@10 0.036 at 10, 0.038 at 25, 50 or 100, 0.025 without shrinkage.
     transform : how a customer's interaction strength enters the matrix: "log1p" (default,
         dampens heavy repeat interaction), "binary" or "none".
     normalize : scale each item's kept similarities to sum 1 (Deshpande & Karypis' row
@@ -490,7 +493,7 @@ class ItemCF(_BaseRecommender):
     candidates, are filled from the popularity ranking (``source`` = "popularity", score 0).
     """
 
-    def __init__(self, n_neighbors: int = 50, shrinkage: float = 10.0, transform: str = "log1p",
+    def __init__(self, n_neighbors: int = 50, shrinkage: float = 25.0, transform: str = "log1p",
                  normalize: bool = False, block_budget: int = _BLOCK_BUDGET):
         self.n_neighbors = n_neighbors
         self.shrinkage = shrinkage

@@ -30,7 +30,7 @@ def register(sub) -> None:
 
     def model_args(q):
         q.add_argument("--neighbors", type=int, default=50, metavar="K", help="neighbours kept per item (50)")
-        q.add_argument("--shrinkage", type=float, default=10.0, metavar="S", help="cosine shrinkage (10)")
+        q.add_argument("--shrinkage", type=float, default=25.0, metavar="S", help="cosine shrinkage (25)")
 
     q = rsub.add_parser("items", help="top-N items for given customers")
     add_db_argument(q)
