@@ -399,3 +399,34 @@ def _recommend_holdout(path: str, dataset: str, split: str, end: str, k: int, ve
 def recommend_holdout(dataset: str, split, end, k: int = 10) -> pd.DataFrame:
     """``analytics.recommend.evaluate_holdout`` (item-CF vs popularity), cached per data version."""
     return _recommend_holdout(_value_db(), dataset, str(split), str(end), int(k), data_version(dataset))
+
+
+def _campaigns_stamp(dataset: str) -> str:
+    row = warehouse().cursor().execute(
+        "SELECT count(*), max(id), (SELECT count(*) FROM campaign_outcomes WHERE dataset = ?), "
+        "(SELECT max(uploaded_at) FROM campaign_outcomes WHERE dataset = ?) FROM campaigns WHERE dataset = ?",
+        [dataset, dataset, dataset]).fetchone()
+    return "|".join(map(str, row))
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def _campaign_response_defaults(path: str, dataset: str, as_of: str, spec_json: str, version: str, stamp: str,
+                                seg_stamp: str, camp_stamp: str) -> dict:
+    import json
+
+    from analytics.campaigns import CampaignSpec, response_defaults
+
+    spec = CampaignSpec.from_dict(json.loads(spec_json))
+    frame = _campaigns_frame(path, dataset, as_of, version, stamp)
+    targets = _campaign_targets(path, dataset, as_of, spec_json, version, stamp, seg_stamp)
+    return response_defaults(frame.loc[targets["customer_id"].to_numpy()], spec, wh=get_warehouse(path))
+
+
+def campaign_response_defaults(dataset: str, as_of, spec) -> dict:
+    """``analytics.campaigns.response_defaults`` for the rows of ``spec``'s target list (an earlier
+    campaign's measured uplift when one exists), cached until the data, segments or outcomes change."""
+    import json
+
+    spec_json = json.dumps(spec.to_dict(), sort_keys=True, default=str)
+    return _campaign_response_defaults(_value_db(), dataset, str(as_of), spec_json, data_version(dataset),
+                                       _explorer_stamp(dataset), _segments_stamp(), _campaigns_stamp(dataset))

@@ -26,6 +26,8 @@ from dashboard import cache, widgets
 OP_LABELS = {"=": "=", "!=": "≠", "<": "<", "<=": "≤", ">": ">", ">=": "≥", "between": "between",
              "in": "is one of", "not_in": "is none of", "contains": "contains", "is_null": "is missing"}
 MAX_EXTRA = 3
+#: rows of a target list drawn in the browser; the downloads always hold the whole list
+SHOW_ROWS = 20_000
 CURVE_POINTS = 500
 DELETE_KEY = "camp_delete_pending"
 #: the columns of the target table, in this order (others the library adds follow)
@@ -107,6 +109,16 @@ def _ordered(targets: pd.DataFrame) -> pd.DataFrame:
     """The target list with the marketer's columns first (what is shown is what is exported)."""
     first = [c for c in TABLE_FIRST if c in targets.columns]
     return targets[first + [c for c in targets.columns if c not in first]].reset_index(drop=True)
+
+
+def _show_list(table: pd.DataFrame, key: str) -> None:
+    """The target list as a table (its first SHOW_ROWS rows: the browser cannot draw millions)."""
+    if len(table) > SHOW_ROWS:
+        st.caption(f"Showing the first {SHOW_ROWS:,} of {len(table):,} rows (by rank); the downloads hold all "
+                   f"{len(table):,} in this order.")
+        st.dataframe(table.head(SHOW_ROWS), hide_index=True, key=key)
+    else:
+        st.dataframe(table, hide_index=True, key=key)
 
 
 def _file_stem(name: str) -> str:
@@ -375,8 +387,7 @@ with tab_build:
 
         # -------------------------------------------------------- expected outcome
         st.subheader("Expected outcome")
-        chosen_rows = frame.loc[targets["customer_id"].to_numpy()]
-        defaults = camp.response_defaults(chosen_rows, spec, wh=wh)
+        defaults = cache.campaign_response_defaults(dataset, as_of, spec)
         d_rate, d_value = float(defaults["response_rate"]), float(defaults["value_per_response"])
         e1, e2 = st.columns(2)
         # keyed by the default: a new selection brings its own default back into the box
@@ -386,7 +397,7 @@ with tab_build:
         per_response = e2.number_input("Value per response", min_value=0.0, value=round(d_value, 2), step=1.0,
                                        key=f"camp_vpr_{round(d_value, 4)}",
                                        help="Revenue one response is expected to bring.")
-        st.caption(f"Defaults ({100 * d_rate:.2f} %, {d_value:,.2f}) from the data: "
+        st.caption(f"Defaults ({100 * d_rate:.2f} %, {d_value:,.2f}) for these {len(targets):,} customers: "
                    f"{widgets.md_escape(defaults.get('source', ''))}. Better-ranked customers are assumed more "
                    "likely to respond (in proportion to their rank score, averaging the rate above).")
         try:
@@ -421,7 +432,7 @@ with tab_build:
         table = _ordered(targets)
         st.caption(f"{len(table):,} customers ({treat:,} to contact, {ctrl:,} held out as control). "
                    "The downloads hold exactly these rows in this order.")
-        st.dataframe(table, hide_index=True, key="camp_table")
+        _show_list(table, "camp_table")
         _downloads(table, _file_stem(f"campaign-{dataset}-{as_of}"), "camp_dl",
                    {"campaign": spec.to_dict(), "dataset": dataset, "as_of": str(as_of)})
 
@@ -464,7 +475,7 @@ with tab_saved:
                         f" · saved {widgets.md_escape(info['created_at'])}")
             if info.get("description"):
                 st.text(info["description"])
-            st.dataframe(stored, hide_index=True, key="camp_saved_targets")
+            _show_list(stored, "camp_saved_targets")
             _downloads(stored, _file_stem(f"campaign-{pick}-{info['name']}"), "camp_saved_dl",
                        {"campaign_id": pick, "campaign": info["spec"], "as_of": info["as_of"]})
             if st.button("🗑️ Delete…", key="camp_delete"):
