@@ -401,16 +401,21 @@ class _BaseRecommender:
                 blocked |= taken[todo][:, cand].toarray() > 0
             free = ~blocked
             enough = free.sum(axis=1) >= need[todo]
-            done = enough | (cand.size >= order.size)
-            for t in np.flatnonzero(done):
-                cols = cand[free[t]][: need[todo[t]]]
-                out_j.append(np.full(cols.size, todo[t], dtype=np.int64))
-                out_c.append(cols)
-            todo = todo[~done]
+            done = np.flatnonzero(enough | (cand.size >= order.size))
+            if done.size:
+                # the first need[row] free candidates of each finished row, in popularity order
+                f = free[done]
+                take = f & (np.cumsum(f, axis=1) <= need[todo[done]][:, None])
+                r, c = np.nonzero(take)
+                out_j.append(todo[done][r])
+                out_c.append(cand[c])
+            todo = np.delete(todo, done)
             pool *= 4
         if not out_j:
             return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)
-        return np.concatenate(out_j), np.concatenate(out_c).astype(np.int64)
+        j, c = np.concatenate(out_j).astype(np.int64), np.concatenate(out_c).astype(np.int64)
+        order = np.argsort(j, kind="stable")  # rows in input order, each in popularity order
+        return j[order], c[order]
 
     def _frame(self, ids, j, rank, cols, score, source) -> pd.DataFrame:
         X = self.interactions_

@@ -332,3 +332,19 @@ def test_cli_items_evaluate_and_errors(shop_db, tmp_path, capsys):
         err = capsys.readouterr().err
         assert msg in err and "Traceback" not in err
         assert [line for line in err.splitlines() if "error" in line] == [err.splitlines()[-1]]
+
+
+def test_popularity_skips_many_purchases_in_input_order():
+    # item k has k + 1 buyers (b_m bought items m..39), plus "heavy" who bought the 30 most
+    # popular items 10..39 (more than the first candidate pool holds)
+    rows = [(f"b{m:02d}", f"i{k:02d}") for m in range(40) for k in range(m, 40)]
+    rows += [("heavy", f"i{k:02d}") for k in range(10, 40)]
+    frame = pd.DataFrame(rows, columns=["customer_id", "item_id"]).assign(strength=1.0, purchased=True)
+    X = Interactions.from_frame(frame)
+    recs = PopularityRecommender().fit(X).recommend(["stranger", "heavy", "b39"], n=2)
+    assert list(recs["customer_id"]) == ["stranger", "stranger", "heavy", "heavy", "b39", "b39"]
+    assert list(recs["item_id"]) == ["i39", "i38", "i09", "i08", "i38", "i37"]
+    assert list(recs["rank"]) == [1, 2] * 3
+    # the CF model falls back to the same order for someone it knows nothing about
+    cf = ItemCF().fit(X).recommend(["stranger"], n=2)
+    assert list(cf["item_id"]) == ["i39", "i38"] and set(cf["source"]) == {"popularity"}
