@@ -145,29 +145,31 @@ def _segment_masks(wh: Warehouse, frame: pd.DataFrame, segments: list[str]) -> l
     return out
 
 
-def eligible(wh: Warehouse, frame: pd.DataFrame, spec: CampaignSpec) -> tuple[np.ndarray, np.ndarray]:
-    """``(mask, segment_labels)``: who the segments (OR) and extra rules (AND) select, and
-    each customer's first matching segment name (``"All customers"`` without segments)."""
+def eligible(wh: Warehouse, frame: pd.DataFrame, spec: CampaignSpec) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """``(mask, segment_codes, segment_names)``: who the segments (OR) and extra rules (AND)
+    select, and each customer's first matching segment as a position in ``segment_names``
+    (-1 for none; ``["All customers"]`` without segments)."""
     from analytics.segments import rules
 
     n = len(frame)
-    labels = np.full(n, ALL_CUSTOMERS, dtype=object)
     if spec.segments:
         mask = np.zeros(n, dtype=bool)
-        labels = np.full(n, None, dtype=object)
-        for name, m in _segment_masks(wh, frame, spec.segments):
-            new = m & ~mask
-            labels[new] = name
+        codes = np.full(n, -1, dtype=np.int64)
+        names = list(spec.segments)
+        for k, (name, m) in enumerate(_segment_masks(wh, frame, spec.segments)):
+            codes[m & ~mask] = k
             mask |= m
     else:
         mask = np.ones(n, dtype=bool)
+        codes = np.zeros(n, dtype=np.int64)
+        names = [ALL_CUSTOMERS]
     if spec.extra_rules:
         try:
             extra = rules.evaluate(spec.extra_rules, frame, rules.fields_from_frame(frame))
         except (ValueError, KeyError) as exc:
             raise CampaignError(f"the extra rules are not valid: {exc}") from None
         mask &= np.asarray(extra, dtype=bool)
-    return mask, labels
+    return mask, codes, names
 
 
 def rank_scores(frame: pd.DataFrame, spec: CampaignSpec) -> np.ndarray:
@@ -187,10 +189,17 @@ def rank_scores(frame: pd.DataFrame, spec: CampaignSpec) -> np.ndarray:
     return values
 
 
-def _order(scores: np.ndarray, ids: np.ndarray) -> np.ndarray:
-    """Indices by descending score (NaN last), ties by ascending id."""
+def _string_ids(index: pd.Index) -> pd.Index:
+    return index if pd.api.types.is_string_dtype(index.dtype) else index.astype(str)
+
+
+def _order(scores: np.ndarray, ids: pd.Index) -> np.ndarray:
+    """Positions by descending score (NaN last), ties by ascending id (numeric sorts only:
+    the ids are ranked once with the index's own argsort, fast for arrow strings)."""
     key = np.where(np.isnan(scores), np.inf, -scores)
-    return np.lexsort((ids.astype(str), key))
+    id_rank = np.empty(len(ids), dtype=np.int64)
+    id_rank[np.asarray(ids.argsort())] = np.arange(len(ids))
+    return np.lexsort((id_rank, key))
 
 
 def contact_cap(n_eligible: int, spec: CampaignSpec) -> tuple[int, str]:
@@ -228,7 +237,7 @@ def select_targets(wh: Warehouse, frame: pd.DataFrame, spec: CampaignSpec, *, re
         raise CampaignError(f"the customer table is of dataset {f_set!r}, the campaign of {spec.dataset!r}")
     if "expected_clv" not in frame.columns:
         frame = value_columns(wh, frame)
-    mask, labels = eligible(wh, frame, spec)
+    mask, seg_codes, seg_names = eligible(wh, frame, spec)
     n_eligible = int(mask.sum())
     if n_eligible == 0:
         where = (f"the segment(s) {', '.join(repr(s) for s in spec.segments)}" if spec.segments
@@ -236,9 +245,9 @@ def select_targets(wh: Warehouse, frame: pd.DataFrame, spec: CampaignSpec, *, re
         raise CampaignError(f"the selection is empty: no customer of {where} matches"
                             + (" the extra rules" if spec.extra_rules else "") + " as of " + spec.as_of)
     scores = rank_scores(frame, spec)
+    ids = _string_ids(frame.index)
     idx = np.flatnonzero(mask)
-    ids = frame.index.to_numpy()[idx].astype(str)
-    order = idx[_order(scores[idx], ids)]
+    order = idx[_order(scores[idx], ids[idx])]
     cap, why = contact_cap(n_eligible, spec)
     if cap < 1:
         raise CampaignError(
@@ -249,18 +258,20 @@ def select_targets(wh: Warehouse, frame: pd.DataFrame, spec: CampaignSpec, *, re
         n_total = cap + 1
     chosen = order[:n_total]
 
-    def col(name, default=np.nan):
-        return frame[name].to_numpy()[chosen] if name in frame.columns else np.full(len(chosen), default)
+    def num(name):
+        return (pd.to_numeric(frame[name], errors="coerce").to_numpy(float)[chosen] if name in frame.columns
+                else np.full(len(chosen), np.nan))
 
     targets = pd.DataFrame({
-        "customer_id": frame.index.to_numpy()[chosen].astype(str),
+        "customer_id": ids.take(chosen).array,  # no per-string conversion (arrow strings stay arrow)
         "rank": np.arange(1, len(chosen) + 1, dtype=np.int64),
-        "segment": labels[chosen].astype(object),
-        "rfm_segment": col("rfm_segment", None),
-        "expected_clv": np.asarray(col("expected_clv"), dtype=float),
-        "churn_risk": np.asarray(col("churn_risk"), dtype=float),
-        "churn_value": np.asarray(col("churn_value"), dtype=float),
-        "p_alive": np.asarray(col("p_alive"), dtype=float),
+        "segment": pd.array(seg_names, dtype="str").take(seg_codes[chosen]),  # every chosen one has a segment
+        "rfm_segment": (frame["rfm_segment"].array.take(chosen) if "rfm_segment" in frame.columns
+                        else pd.array([None] * len(chosen), dtype="str")),
+        "expected_clv": num("expected_clv"),
+        "churn_risk": num("churn_risk"),
+        "churn_value": num("churn_value"),
+        "p_alive": num("p_alive"),
         "rank_score": scores[chosen],
     })
     targets = _assign(targets, n_total - cap, spec.seed, "segment")
@@ -328,8 +339,8 @@ def _assign(targets: pd.DataFrame, n_control: int, seed: int, strata: str | None
         keys = np.zeros(n, dtype=np.int64)
         names = [""]
     else:
-        lab = out[strata].astype(object).where(out[strata].notna(), "").astype(str).to_numpy()
-        names, keys = np.unique(lab, return_inverse=True)  # sorted by name: deterministic
+        keys, names = pd.factorize(out[strata].astype(object).fillna(""), sort=True)  # by name: deterministic
+        keys = np.asarray(keys, dtype=np.int64)
     # process each stratum in its rank order (or id order) so that row order does not matter
     pos = (out["rank"].to_numpy() if "rank" in out.columns
            else np.argsort(np.argsort(out["customer_id"].astype(str).to_numpy(), kind="stable")))
@@ -343,7 +354,7 @@ def _assign(targets: pd.DataFrame, n_control: int, seed: int, strata: str | None
         if quotas[k]:
             pick = rng.choice(len(members), size=int(quotas[k]), replace=False)
             control[members[pick]] = True
-    out["group"] = np.where(control, "control", "treatment")
+    out["group"] = pd.array(["treatment", "control"], dtype="str").take(control.astype(np.int64))
     return out
 
 
