@@ -8,7 +8,7 @@ Assumptions (documented for the user):
   :func:`analytics.campaigns.default_response`).
 * The rate is not spread evenly: a customer's expected response is proportional to
   their (non-negative) rank score, scaled so that the average over the contacted list
-  equals the set rate, and capped at 1 (the scale is solved so that the average still
+  equals the set rate, and capped at 1 (the scale is solved exactly so that the average still
   equals the rate after capping, whenever the rate is reachable). Better-ranked
   customers are thus more likely to respond, which makes the return curve bend: the
   first contacts pay most, and beyond some point an extra contact costs more than it
@@ -50,7 +50,7 @@ def _check(response_rate, value_per_response, cost_per_contact) -> tuple[float, 
 
 def response_probabilities(scores, response_rate: float) -> np.ndarray:
     """Per-customer expected response: ``min(k × max(score, 0), 1)`` with ``k`` such that the
-    mean equals ``response_rate`` (bisection; uniform when no score is positive)."""
+    mean equals ``response_rate`` (solved exactly after one sort; uniform when no score is positive)."""
     s = np.nan_to_num(np.asarray(scores, dtype=float), nan=0.0, posinf=0.0, neginf=0.0)
     s = np.clip(s, 0.0, None)
     n = len(s)
@@ -66,19 +66,17 @@ def response_probabilities(scores, response_rate: float) -> np.ndarray:
         return np.full(n, rate)
     if positive / n <= rate:  # even p = 1 for every scored customer cannot reach the rate
         return (s > 0).astype(float)
-    target = rate * n
-    lo, hi = 0.0, target / s.sum()
-    while np.minimum(hi * s, 1.0).sum() < target:
-        hi *= 2.0
-    for _ in range(100):
-        mid = 0.5 * (lo + hi)
-        if np.minimum(mid * s, 1.0).sum() < target:
-            lo = mid
-        else:
-            hi = mid
-        if hi - lo <= 1e-15 * hi:
-            break
-    return np.minimum(hi * s, 1.0)
+    # exact solve: with the j largest scores capped at 1, k = (rate n - j) / (sum of the other scores);
+    # the right j is the first one whose k leaves the (j+1)-th score below the cap
+    order = np.argsort(-s, kind="stable")
+    desc = s[order]
+    tail = np.cumsum(desc[::-1])[::-1]  # tail[j] = sum of desc[j:]
+    j = np.arange(n)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        k = (rate * n - j) / tail
+    ok = (k * desc <= 1.0 + 1e-12) & (tail > 0)
+    first = int(np.flatnonzero(ok)[0])
+    return np.minimum(k[first] * s, 1.0)
 
 
 def _contacted(targets) -> pd.DataFrame:
