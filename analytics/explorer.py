@@ -47,41 +47,74 @@ FRAME_SCORE_COLUMNS = ("r_score", "f_score", "m_score", "rfm_score", "rfm_segmen
                        "clv_formula")
 
 
-def build_frame(wh: Warehouse, dataset: str, as_of, unit: str = "days", *, with_clusters: bool = True,
-                with_predictions: bool = True) -> pd.DataFrame:
-    """Customer frame as of ``as_of``: the customer summary, R/F/M and RFM scores and
-    segment, behaviour score and formula CLV (``clv``) from :class:`analytics.scores.Scorer` with default
-    parameters, the latest clustering run's ``cluster`` / ``cluster_name`` and a
-    published model's predictions, indexed by customer_id (``attrs["as_of"]``: the day as ISO text)."""
+def frame_scores(summary: pd.DataFrame) -> dict[str, np.ndarray]:
+    """The ``FRAME_SCORE_COLUMNS`` (``clv_formula`` as ``clv``) of every customer of ``summary``,
+    in its row order, from :class:`analytics.scores.Scorer` with default parameters (the same
+    numbers the Value page shows before any slider moves)."""
     from analytics.scores import Scorer
-    from analytics.segments import rules, store
+
+    scorer = Scorer(summary)
+    result = scorer.score(top_n=1)
+    names = np.asarray(result.segment_names, dtype=object)
+    return {
+        "r_score": scorer.rfm["r_score"].to_numpy(),
+        "f_score": scorer.rfm["f_score"].to_numpy(),
+        "m_score": scorer.rfm["m_score"].to_numpy(),
+        "rfm_score": result.rfm_score,
+        "rfm_segment": names[result.segment_codes],
+        "behaviour_score": result.behaviour_score,
+        "clv": result.clv_formula,
+    }
+
+
+def build_frame(wh: Warehouse, dataset: str, as_of, unit: str = "days", *, with_clusters: bool = True,
+                with_predictions: bool = True, history=None) -> pd.DataFrame:
+    """Customer frame as of ``as_of``: the customer summary with the derived clustering features,
+    R/F/M and RFM scores and segment, behaviour score and formula CLV (``clv``) from
+    :class:`analytics.scores.Scorer` with default parameters, the latest clustering run's
+    ``cluster`` / ``cluster_name`` and a published model's predictions, indexed by customer_id
+    (``attrs["as_of"]``: the day as ISO text).
+
+    ``history``: an :class:`analytics.summary.SummaryHistory` of ``dataset`` (built once per data
+    version): the summary is then read from it (a fraction of a second at 1M customers) instead
+    of ``customer_summary`` (a pass over the events, persisted per as-of day)."""
+    from analytics.segments import store
+    from analytics.segments.clustering import add_derived_features
     from analytics.summary import customer_summary
 
     day = _day(as_of, "the as-of date")
-    summary = customer_summary(wh, dataset, day.date(), unit)
+    if history is not None:
+        if history.dataset != dataset:
+            raise ExplorerError(f"the summary history is of dataset {history.dataset!r}, not {dataset!r}")
+        summary = history.summary(day.date(), unit)
+    else:
+        summary = customer_summary(wh, dataset, day.date(), unit)
+    frame = add_derived_features(summary)
     if summary.empty:
-        frame = rules.customer_frame(summary)
-        frame["rfm_segment"] = pd.Series(dtype=object)
-        frame["rfm_score"] = pd.Series(dtype=float)
-        frame["clv"] = pd.Series(dtype=float)
-        frame.attrs = {"as_of": str(day.date()), "dataset": dataset, "unit": unit}
-        return frame
-    scorer = Scorer(summary)
-    result = scorer.score(top_n=1)
-    sc = scorer.frame(result, with_params=False).set_index("customer_id")
-    sc = sc[[c for c in FRAME_SCORE_COLUMNS if c in sc.columns]].rename(columns={"clv_formula": "clv"})
-    others = [sc]
-    if with_clusters:
+        for c in FRAME_SCORE_COLUMNS:
+            frame[c if c != "clv_formula" else "clv"] = pd.Series(dtype=object if c == "rfm_segment" else float)
+    else:
+        # the scores come in the summary's row order: assigned by position, no join on the ids
+        for c, values in frame_scores(summary).items():
+            if c not in frame.columns:
+                frame[c] = values
+    others = []
+    if with_clusters and not summary.empty:
         run = store.latest_clustering_run(wh, dataset)
         if run is not None:
             others.append(store.load_assignments(wh, run))
-    if with_predictions:
+    if with_predictions and not summary.empty:
         from analytics.predict.registry import prediction_columns, published_predictions
 
         pred = published_predictions(wh, dataset)
         if not pred.empty:
             others.append(prediction_columns(pred))
-    frame = rules.customer_frame(summary, *others)
+    for other in others:  # a left join on the customer id (columns already present are kept)
+        new = [c for c in other.columns if c not in frame.columns]
+        if new:
+            aligned = other[new].reindex(frame.index)
+            for c in new:
+                frame[c] = aligned[c].to_numpy()
     frame.attrs = {"as_of": str(day.date()), "dataset": dataset, "unit": unit}
     return frame
 
@@ -238,14 +271,21 @@ ORDER BY cohort, months_since
 """
 
 
-def cohort_retention(wh: Warehouse, dataset: str, as_of, max_months: int = 24) -> pd.DataFrame:
+def cohort_retention(wh: Warehouse, dataset: str, as_of, max_months: int = 24, *, history=None) -> pd.DataFrame:
     """Cohorts by first-purchase month (purchases up to the end of the as-of day): one row
     per (``cohort`` month, ``months_since`` the first purchase month) with ``customers``
     (of the cohort purchasing in that month), ``cohort_size`` and ``retention`` =
-    customers / cohort_size (month 0 is always 1). Computed in DuckDB."""
+    customers / cohort_size (month 0 is always 1). Computed in DuckDB, or from ``history``
+    (an :class:`analytics.summary.SummaryHistory` of ``dataset``) without reading the events."""
     day = _day(as_of, "the as-of date")
     if int(max_months) < 0:
         raise ExplorerError("max_months must be 0 or more")
+    if history is not None:
+        if history.dataset != dataset:
+            raise ExplorerError(f"the summary history is of dataset {history.dataset!r}, not {dataset!r}")
+        df = history.cohort_counts(day.date(), int(max_months))
+        df["retention"] = df["customers"] / df["cohort_size"]
+        return df
     bind = {"dataset": dataset, "end": (day + pd.Timedelta(days=1)).to_pydatetime(),
             "max_months": int(max_months)}
     df = wh.cursor().execute(_COHORT_SQL, bind).df()

@@ -183,7 +183,8 @@ def _summary_sql(source: str, where: str) -> str:
 
 def _finish(df: pd.DataFrame, unit: str, as_of: pd.Timestamp, dataset: str | None) -> pd.DataFrame:
     """Index, dtypes and attrs shared by every summary result (rows come sorted by id)."""
-    df = df.set_index("customer_id")
+    if "customer_id" in df.columns:
+        df = df.set_index("customer_id")
     if not (pd.api.types.is_string_dtype(df.index.dtype) or df.index.dtype == object):
         df.index = df.index.astype(str)
     df.index.name = "customer_id"
@@ -392,3 +393,272 @@ def model_inputs(summary: pd.DataFrame) -> pd.DataFrame:
 def as_of_date(value) -> _dt.date:
     """Parse a user-given as-of date (str/date/Timestamp) to a date; SummaryError if invalid."""
     return _as_day(value, "the as-of date").date()
+
+
+# ---------------------------------------------------------------- the summary at any as-of day
+_HISTORY_SQL = """
+-- one row per customer and active day (a day with any event): what happened that day
+SELECT CAST(customer_id AS VARCHAR) AS customer_id,
+       CAST(CAST(event_time AS DATE) - DATE '1970-01-01' AS INTEGER) AS day,
+       CAST(count(*) FILTER (WHERE event_type = 'purchase') AS INTEGER) AS n_p,
+       coalesce(sum(revenue) FILTER (WHERE event_type = 'purchase'), 0) AS rev,
+       CAST(count(*) FILTER (WHERE event_type = 'view') AS INTEGER) AS n_v,
+       CAST(count(*) FILTER (WHERE event_type = 'search') AS INTEGER) AS n_s,
+       CAST(count(*) FILTER (WHERE event_type = 'cart') AS INTEGER) AS n_c,
+       CAST(count(*) FILTER (WHERE event_type = 'return') AS INTEGER) AS n_r,
+       CAST(count(*) FILTER (WHERE event_type = 'review') AS INTEGER) AS n_w,
+       coalesce(sum(revenue) FILTER (WHERE event_type = 'return'), 0) AS rrev,
+       coalesce(sum(rating), 0) AS srat,
+       CAST(count(rating) AS INTEGER) AS n_rat,
+       epoch_us(min(event_time)) AS fe,
+       epoch_us(max(event_time)) AS le
+FROM events
+WHERE dataset = $dataset
+GROUP BY customer_id, CAST(event_time AS DATE)
+ORDER BY customer_id, day
+"""
+
+_US_PER_DAY = 86_400_000_000
+_EPOCH = pd.Timestamp("1970-01-01")
+
+
+def _small_uint(values: np.ndarray) -> np.ndarray:
+    """Non-negative integers in the smallest unsigned type that holds them (memory at 1M customers)."""
+    top = int(values.max()) if values.size else 0
+    return values.astype(np.min_scalar_type(max(top, 0)), copy=False)
+
+
+def _lossless_float32(values: np.ndarray) -> np.ndarray:
+    """float32 when that loses nothing (e.g. sums of whole-star ratings), else float64."""
+    small = values.astype(np.float32)
+    if np.array_equal(small.astype(np.float64), values, equal_nan=True):
+        return small
+    return values
+
+
+class SummaryHistory:
+    """Every customer's running totals per active day, from which :func:`customer_summary` at
+    *any* as-of day is a gather instead of a pass over all the events.
+
+    Built once per dataset data version by :func:`summary_history`: one DuckDB pass over the
+    events grouped per customer and day, then running totals per customer in NumPy. It holds one
+    row per (customer, day with any event), counts in the smallest integer type that holds them,
+    in memory (about 50 bytes a row: ~0.8 GB for the 16.5M active days of 1M generated sample
+    customers / 58M events; :attr:`nbytes`). :meth:`summary` finds every customer's last active
+    day on or before the as-of day (a compare and a segmented count over the rows) and reads the
+    running totals there: a fraction of a second at 1M customers, against ~20 s for the SQL pass.
+
+    The result equals ``customer_summary(wh, dataset, as_of, unit, persist=False)`` (no
+    calibration start): ids, order, dtypes, counts, days and times exactly; revenue and rating
+    sums to float rounding (the running sums add a customer's days in day order, the SQL in
+    any order). :meth:`cohort_counts` gives the purchase-month cohorts the same way.
+    """
+
+    def __init__(self, table, dataset: str, version: str):
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        n_rows = table.num_rows
+        self.dataset = dataset
+        self.version = version
+        self.n_rows = n_rows
+        ids = table.column("customer_id").combine_chunks() if n_rows else pa.array([], pa.string())
+        if n_rows:
+            change = np.empty(n_rows, dtype=bool)
+            change[0] = True
+            change[1:] = pc.not_equal(ids.slice(1), ids.slice(0, n_rows - 1)).to_numpy(zero_copy_only=False)
+            starts = np.flatnonzero(change)
+        else:
+            starts = np.array([], dtype=np.int64)
+        self.starts = starts.astype(np.int64)
+        n_cust = len(starts)
+        self.customer_index = pd.Index(ids.take(pa.array(self.starts)).to_pylist(), dtype=str, name="customer_id")
+        del ids
+        lengths = np.diff(np.append(self.starts, n_rows))
+        seg = np.repeat(np.arange(n_cust, dtype=np.int32), lengths)
+        ends = self.starts + lengths - 1
+
+        def col(name: str) -> np.ndarray:
+            return table.column(name).to_numpy()
+
+        def running_int(x: np.ndarray) -> np.ndarray:  # exact per-customer running sums
+            cs = np.cumsum(x, dtype=np.int64)
+            before = np.zeros(n_cust, dtype=np.int64)
+            before[1:] = cs[ends[:-1]]
+            cs -= before[seg]
+            return _small_uint(cs)
+
+        def running_float(x: np.ndarray) -> np.ndarray:  # per customer, in day order
+            return pd.Series(x, copy=False).groupby(seg, sort=False).cumsum().to_numpy(dtype=np.float64)
+
+        day = col("day").astype(np.int64)
+        self.day0 = int(day.min()) if n_rows else 0
+        self.day = _small_uint(day - self.day0)
+        n_p = col("n_p")
+        purchased = n_p > 0
+        self.counts = {
+            "n_orders": running_int(purchased),
+            "n_purchases": running_int(n_p),
+            **{name: running_int(col(c)) for name, c in (
+                ("n_views", "n_v"), ("n_searches", "n_s"), ("n_carts", "n_c"), ("n_returns", "n_r"),
+                ("n_reviews", "n_w"), ("n_ratings", "n_rat"))},
+        }
+        self.sums = {
+            "total_revenue": running_float(col("rev")),
+            "return_revenue": running_float(col("rrev")),
+            "rating_sum": _lossless_float32(running_float(col("srat"))),
+        }
+        fe = col("fe")
+        self.first_event = fe[self.starts].astype(np.int64)
+        le = col("le").astype(np.int64)
+        sec_of_day = le - day * _US_PER_DAY
+        if n_rows and not (sec_of_day % 1_000_000).any():
+            self._le_seconds = True   # whole seconds (usual): seconds of the day, 4 bytes a row
+            self.last_event = (sec_of_day // 1_000_000).astype(np.uint32)
+        else:
+            self._le_seconds = False
+            self.last_event = le
+        # last purchase day up to each row: a running max that restarts per customer (customer
+        # offsets keep it from leaking across customers)
+        span = int(day.max()) - self.day0 + 2 if n_rows else 2
+        base = seg.astype(np.int64) * span
+        lp = np.maximum.accumulate(np.where(purchased, day - self.day0, -1) + base) - base
+        self.last_purchase = lp.astype(np.int32)  # -1: no purchase yet (relative to day0)
+        # the first purchase day and its revenue never change once on or before the as-of day
+        p_rows = np.flatnonzero(purchased)
+        pc_ = seg[p_rows]
+        first_in_cust = np.ones(p_rows.size, dtype=bool)
+        first_in_cust[1:] = pc_[1:] != pc_[:-1]
+        self.first_purchase = np.full(n_cust, -1, dtype=np.int32)
+        self.first_revenue = np.full(n_cust, np.nan)
+        self.first_purchase[pc_[first_in_cust]] = (day[p_rows[first_in_cust]] - self.day0)
+        self.first_revenue[pc_[first_in_cust]] = col("rev")[p_rows[first_in_cust]]
+        # cohorts: the first purchase day of each calendar month per customer
+        months = day.astype("datetime64[D]").astype("datetime64[M]").astype(np.int64)
+        pm = months[p_rows]
+        new_month = first_in_cust.copy()
+        new_month[1:] |= pm[1:] != pm[:-1]
+        mrows = p_rows[new_month]
+        self._m_cust = seg[mrows]
+        self._m_month = pm[new_month].astype(np.int32)
+        self._m_day = self.day[mrows]
+
+    @property
+    def n_customers(self) -> int:
+        return len(self.starts)
+
+    @property
+    def nbytes(self) -> int:
+        """Memory held by the arrays (customer ids not counted)."""
+        arrays = [self.starts, self.day, self.first_event, self.last_event, self.last_purchase,
+                  self.first_purchase, self.first_revenue, self._m_cust, self._m_month, self._m_day,
+                  *self.counts.values(), *self.sums.values()]
+        return int(sum(a.nbytes for a in arrays))
+
+    def _relative_day(self, as_of_day: pd.Timestamp) -> int:
+        return (as_of_day - _EPOCH).days - self.day0
+
+    def _upto(self, days: np.ndarray, t: int) -> np.ndarray:
+        if t < 0:
+            return np.zeros(len(days), dtype=bool)
+        if t > np.iinfo(days.dtype).max:
+            return np.ones(len(days), dtype=bool)
+        return days <= t
+
+    def summary(self, as_of, unit: str = "days") -> pd.DataFrame:
+        """``customer_summary(wh, dataset, as_of, unit, persist=False)`` from the running totals."""
+        unit_days = check_unit(unit)
+        as_of_day = _as_day(as_of, "the as-of date")
+        t = self._relative_day(as_of_day)
+        if self.n_rows:
+            n_upto = np.add.reduceat(self._upto(self.day, t), self.starts, dtype=np.int32)
+            cust = np.flatnonzero(n_upto > 0)
+            k = self.starts[cust] + n_upto[cust] - 1
+        else:
+            cust = k = np.array([], dtype=np.int64)
+        n_orders = self.counts["n_orders"][k].astype(np.int64)
+        buyer = n_orders > 0
+        fp = self.first_purchase[cust].astype(np.int64)
+        lp = self.last_purchase[k].astype(np.int64)
+        total = self.sums["total_revenue"][k]
+        ret = self.sums["return_revenue"][k]
+        nrat = self.counts["n_ratings"][k].astype(np.int64)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            recency = np.where(buyer, (lp - fp) / unit_days, np.nan)
+            age = np.where(buyer, (t - fp) / unit_days, np.nan)
+            monetary = np.where(n_orders > 1, (total - self.first_revenue[cust]) / (n_orders - 1),
+                                np.where(buyer, 0.0, np.nan))
+            avg_rating = np.where(nrat > 0, self.sums["rating_sum"][k].astype(np.float64) / nrat, np.nan)
+            avg_gap = np.where(n_orders >= 2, (lp - fp) / unit_days / (n_orders - 1), np.nan)
+        first_event = self.first_event[cust]
+        fe_day = np.floor_divide(first_event, _US_PER_DAY) - self.day0
+        if self._le_seconds:
+            last_event = ((self.day[k].astype(np.int64) + self.day0) * _US_PER_DAY
+                          + self.last_event[k].astype(np.int64) * 1_000_000)
+        else:
+            last_event = self.last_event[k]
+
+        def days_ts(d: np.ndarray) -> np.ndarray:
+            out = (np.where(buyer, d, 0) + self.day0).astype("datetime64[D]").astype("datetime64[us]")
+            out[~buyer] = np.datetime64("NaT")
+            return out
+
+        df = pd.DataFrame({
+            "first_purchase": days_ts(fp),
+            "last_purchase": days_ts(lp),
+            "frequency": np.where(buyer, n_orders - 1, np.nan).astype(np.float64),
+            "recency": recency,
+            "T": age,
+            "monetary_value": monetary,
+            "total_revenue": total,
+            "return_revenue": ret,
+            "net_revenue": total - ret,
+            "n_orders": n_orders,
+            **{c: self.counts[c][k].astype(np.int64) for c in
+               ("n_views", "n_searches", "n_carts", "n_purchases", "n_returns", "n_reviews")},
+            "avg_rating": avg_rating,
+            "tenure": (t - fe_day) / unit_days,
+            "avg_gap": avg_gap,
+            "first_event": first_event.astype("datetime64[us]"),
+            "last_event": last_event.astype("datetime64[us]"),
+        }, index=self.customer_index.take(cust) if cust.size else pd.Index([], dtype=object, name="customer_id"))
+        return _finish(df, unit, as_of_day, self.dataset)
+
+    def cohort_counts(self, as_of, max_months: int) -> pd.DataFrame:
+        """Purchase-month cohorts up to the end of ``as_of``: per (``cohort`` = first purchase
+        month, ``months_since`` it, up to ``max_months``) the ``customers`` of the cohort who
+        purchased in that month and the ``cohort_size``, sorted by cohort and month (the rows
+        ``analytics.explorer.cohort_retention`` computes in SQL)."""
+        as_of_day = _as_day(as_of, "the as-of date")
+        keep = self._upto(self._m_day, self._relative_day(as_of_day))
+        cust, month = self._m_cust[keep], self._m_month[keep].astype(np.int64)
+        if cust.size == 0:
+            return pd.DataFrame({"cohort": pd.Series(dtype="datetime64[us]"),
+                                 "months_since": pd.Series(dtype=np.int32),
+                                 "customers": pd.Series(dtype=np.int64),
+                                 "cohort_size": pd.Series(dtype=np.int64)})
+        first = np.ones(cust.size, dtype=bool)
+        first[1:] = cust[1:] != cust[:-1]   # a customer's first kept month is its cohort
+        cohort = np.repeat(month[first], np.diff(np.append(np.flatnonzero(first), cust.size)))
+        since = month - cohort
+        ok = since <= int(max_months)
+        m0, span = int(month.min()), int(max_months) + 1
+        counts = np.bincount((cohort[ok] - m0) * span + since[ok])
+        sizes = np.bincount(month[first] - m0)
+        nz = np.flatnonzero(counts)
+        coh = nz // span
+        return pd.DataFrame({
+            "cohort": (coh + m0).astype("datetime64[M]").astype("datetime64[us]"),
+            "months_since": (nz % span).astype(np.int32),
+            "customers": counts[nz].astype(np.int64),
+            "cohort_size": sizes[coh].astype(np.int64),
+        })
+
+
+def summary_history(wh: Warehouse, dataset: str) -> SummaryHistory:
+    """The :class:`SummaryHistory` of ``dataset`` (one pass over its events). Build it once per
+    data version (the dashboard caches it) and ask it for summaries at any as-of day."""
+    wh.require_dataset(dataset)
+    version = data_version(wh, dataset)
+    table = wh.cursor().sql(_HISTORY_SQL, params={"dataset": dataset}).to_arrow_table()
+    return SummaryHistory(table, dataset, version)

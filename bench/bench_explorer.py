@@ -15,6 +15,16 @@ Also prints the once-per-date cost of the Scorer (cached by the page) and the la
 number of points a chart gets. Prints figures only (no asserts).
 
     .venv/bin/python bench/bench_explorer.py [--customers 1000000] [--events-customers 1000000] [--repeats 5]
+
+With ``--page`` it measures the whole Explorer page instead (Streamlit AppTest, in process)
+on the generated sample data (``sample_data`` generator, ``--customers`` customers, about 58
+events each), built once into ``bench/out/explorer_sample_<N>.duckdb`` and reused: a cold
+first run, then each interaction (group kind, compared segments, a new as-of date, back to a
+seen date, the migration From date, a search, a customer timeline) with the page script's own
+server time (the caption it prints) and the whole AppTest rerun. Persisted customer summaries
+are dropped first, so new dates are really new.
+
+    .venv/bin/python bench/bench_explorer.py --page [--customers 1000000]
 """
 from __future__ import annotations
 
@@ -77,12 +87,100 @@ def events_warehouse(n: int):
     return wh
 
 
+def _server_seconds(at) -> float:
+    for c in at.caption:
+        if c.value.startswith("Server time for this view:"):
+            return float(c.value.split(":")[1].strip().split()[0])
+    return float("nan")
+
+
+def bench_page(customers: int, db: str | None) -> None:
+    import datetime as dt
+    import os
+
+    from streamlit.testing.v1 import AppTest
+
+    from bench_explorer_db import DATASET, build_sample_warehouse
+
+    out = Path(__file__).resolve().parent / "out"
+    out.mkdir(exist_ok=True)
+    db = db or str(out / f"explorer_sample_{customers}.duckdb")
+    t0 = time.perf_counter()
+    info = build_sample_warehouse(db, customers)
+    print(f"warehouse {db}: {info['events']:,} events of {customers:,} customers "
+          f"({'reused' if info['reused'] else f'built in {time.perf_counter() - t0:.0f} s'})")
+
+    from analytics.segments import store
+    from analytics.summary import delete_summaries
+    from analytics.warehouse import get_warehouse
+
+    wh = get_warehouse(db)
+    delete_summaries(wh, DATASET)
+    for name, cond in (("Big spenders", {"field": "net_revenue", "operator": ">=", "value": 500}),
+                       ("Lapsed", {"field": "time_since_purchase", "operator": ">=", "value": 180}),
+                       ("Browsers", {"field": "n_orders", "operator": "=", "value": 0})):
+        try:
+            store.delete_segment(wh, name)
+        except ValueError:
+            pass
+        store.save_segment(wh, name, {"op": "and", "conditions": [cond]})
+    last = pd.Timestamp(wh.cursor().execute("SELECT max(event_time) FROM events WHERE dataset = ?",
+                                            [DATASET]).fetchone()[0]).date()
+    os.environ["VALUESCOPE_DB"] = db
+    os.environ["VALUESCOPE_SKIP_SAMPLE"] = "1"
+    app = str(Path(__file__).resolve().parent.parent / "dashboard" / "app.py")
+    at = AppTest.from_file(app, default_timeout=1800)
+    at.switch_page("views/explorer.py")
+
+    rows = []
+
+    def step(label, change):
+        if change is not None:
+            change(at)
+        t = time.perf_counter()
+        at.run()
+        wall = time.perf_counter() - t
+        assert not at.exception, at.exception
+        errors = [e.value for e in at.error]
+        rows.append((label, _server_seconds(at), wall, errors))
+        print(f"  {label:48s} page {rows[-1][1]:7.2f} s   AppTest {wall:7.2f} s" + (f"  errors: {errors}" if errors else ""),
+              flush=True)
+
+    d1, d2, d3 = last - dt.timedelta(days=30), last - dt.timedelta(days=200), last - dt.timedelta(days=45)
+    print("interaction (page = the page script's own server time)")
+    step(f"cold first run (as of {last})", None)
+    step("rerun, nothing changed", None)
+    step("groups: saved segments (3)", lambda a: a.radio(key="explorer_kind").set_value("Saved segments"))
+    step("compared segments: drop one", lambda a: a.multiselect(key="explorer_groups_Saved segments")
+         .set_value(["Big spenders", "Lapsed"]))
+    step("groups: RFM segments", lambda a: a.radio(key="explorer_kind").set_value("RFM segments"))
+    step("Lorenz scope: one segment", lambda a: a.selectbox(key="explorer_lorenz_scope").set_value(
+        a.selectbox(key="explorer_lorenz_scope").options[1]))
+    step(f"as-of date: new ({d1})", lambda a: a.date_input(key="explorer_as_of").set_value(d1))
+    step(f"as-of date: back to {last}", lambda a: a.date_input(key="explorer_as_of").set_value(last))
+    step(f"migration From: new ({d3})", lambda a: a.date_input(key="explorer_from").set_value(d3))
+    step(f"as-of date: new ({d2})", lambda a: a.date_input(key="explorer_as_of").set_value(d2))
+    step("search customer id '00042'", lambda a: a.text_input(key="explorer_search").input("00042"))
+    step("customer timeline: pick one", lambda a: a.selectbox(key="explorer_customer").set_value(
+        a.selectbox(key="explorer_customer").options[-1]))
+    warm = [r for r in rows[1:] if "new" not in r[0]]
+    new = [r for r in rows[1:] if "new" in r[0]]
+    print(f"\nslowest interaction on cached dates: {max(r[1] for r in warm):.2f} s page server time "
+          f"({max(r[1] for r in warm) / TARGET_S:.2f}x the {TARGET_S:.0f} s target)")
+    print(f"slowest new date: {max(r[1] for r in new):.2f} s ({max(r[1] for r in new) / TARGET_S:.2f}x)")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--customers", type=int, default=1_000_000)
     ap.add_argument("--events-customers", type=int, default=1_000_000)
     ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--page", action="store_true", help="time the whole Explorer page (AppTest) on sample data")
+    ap.add_argument("--db", default=None, help="warehouse file for --page (default bench/out/explorer_sample_N.duckdb)")
     a = ap.parse_args()
+    if a.page:
+        bench_page(a.customers, a.db)
+        return
 
     frame_b, t_b = scored_frame(a.customers, seed=42)
     frame_a, t_a = scored_frame(a.customers, seed=43)

@@ -228,12 +228,28 @@ def published_predictions(dataset: str) -> pd.DataFrame:
 # The customer frame the Segments page clusters and filters: summary + derived features
 # + RFM/behaviour/CLV-formula scores (+ published predictions). A shared read-only
 # resource (never mutated by the page), cached per data version and publish stamp.
+@st.cache_resource(show_spinner="Reading every customer's history (once per data version)…", max_entries=1)
+def _summary_history(path: str, dataset: str, version: str):
+    from analytics.summary import summary_history
+
+    return summary_history(get_warehouse(path), dataset)
+
+
+def summary_history(dataset: str):
+    """``analytics.summary.summary_history`` of ``dataset``: built once per data version (one pass
+    over the events), then the customer summary at any as-of day is a fraction of a second.
+    Shared by the Segments and Explorer pages (one dataset held at a time: ~50 bytes per active
+    customer-day)."""
+    return _summary_history(_value_db(), dataset, data_version(dataset))
+
+
 @st.cache_resource(show_spinner="Building the customer table…", max_entries=4)
 def _segments_frame(path: str, dataset: str, as_of: str, version: str, stamp: str) -> pd.DataFrame:
     from analytics.explorer import build_frame
 
     # the page joins the clustering run it shows itself (segments_assignments)
-    return build_frame(get_warehouse(path), dataset, as_of, with_clusters=False)
+    return build_frame(get_warehouse(path), dataset, as_of, with_clusters=False,
+                       history=_summary_history(path, dataset, version))
 
 
 def segments_frame(dataset: str, as_of) -> pd.DataFrame:
@@ -249,7 +265,7 @@ def segments_frame(dataset: str, as_of) -> pd.DataFrame:
 def _explorer_frame(path: str, dataset: str, as_of: str, version: str, stamp: str) -> pd.DataFrame:
     from analytics.explorer import build_frame
 
-    return build_frame(get_warehouse(path), dataset, as_of)
+    return build_frame(get_warehouse(path), dataset, as_of, history=_summary_history(path, dataset, version))
 
 
 def _explorer_stamp(dataset: str) -> str:
@@ -270,7 +286,8 @@ def explorer_frame(dataset: str, as_of) -> pd.DataFrame:
 def _explorer_cohorts(path: str, dataset: str, as_of: str, max_months: int, version: str) -> pd.DataFrame:
     from analytics.explorer import cohort_retention
 
-    return cohort_retention(get_warehouse(path), dataset, as_of, max_months)
+    return cohort_retention(get_warehouse(path), dataset, as_of, max_months,
+                            history=_summary_history(path, dataset, version))
 
 
 def explorer_cohorts(dataset: str, as_of, max_months: int = 24) -> pd.DataFrame:

@@ -45,8 +45,21 @@ def data(wh):
     return wh
 
 
-def test_cohort_retention_matches_pandas(data):
-    got = explorer.cohort_retention(data, "shop", "2024-12-31")
+@pytest.fixture(params=["sql", "history"])
+def how(request):
+    """Cohorts computed in DuckDB over the events, or from the summary history (same results)."""
+    return request.param
+
+
+def _cohorts(wh, dataset, as_of, how, max_months=24):
+    from analytics.summary import summary_history
+
+    hist = summary_history(wh, dataset) if how == "history" and wh.has_dataset(dataset) else None
+    return explorer.cohort_retention(wh, dataset, as_of, max_months, history=hist)
+
+
+def test_cohort_retention_matches_pandas(data, how):
+    got = _cohorts(data, "shop", "2024-12-31", how)
     ev = pd.DataFrame(ROWS[:-1], columns=["customer_id", "t", "type", "order", "rev"])
     p = ev[ev["type"] == "purchase"].copy()
     p["m"] = p["t"].dt.to_period("M")
@@ -69,10 +82,12 @@ def test_cohort_retention_matches_pandas(data):
     assert m.loc["2024-02", 1] == 1.0
 
 
-def test_cohort_retention_respects_as_of_and_dataset(data):
-    got = explorer.cohort_retention(data, "shop", "2024-02-07")
+def test_cohort_retention_respects_as_of_and_dataset(data, how):
+    got = _cohorts(data, "shop", "2024-02-07", how)
     # up to Feb 7 (inclusive): a (Jan, Feb), b (Jan); c's Feb 10 purchase not yet
     assert got[["months_since", "customers"]].values.tolist() == [[0, 2], [1, 1]]
+    assert _cohorts(data, "shop", "2024-12-31", how, max_months=1)["months_since"].max() == 1
+    assert _cohorts(data, "shop", "2023-12-31", how).empty
     assert explorer.cohort_retention(data, "none", "2024-12-31").empty
     with pytest.raises(explorer.ExplorerError):
         explorer.cohort_retention(data, "shop", "not a date")
@@ -214,3 +229,26 @@ def test_build_frame_on_events(data):
     flows = explorer.segment_migration(f0, f, "rfm_segment")
     assert flows["customers"].sum() == 3
     assert flows.loc[flows["from"] == explorer.NOT_A_CUSTOMER, "customers"].sum() == 1  # c
+
+
+def test_history_gives_the_same_frame_and_cohorts_on_the_sample(wh):
+    """build_frame / cohort_retention from a SummaryHistory equal the SQL path (bundled sample)."""
+    from analytics.bootstrap import ensure_default_dataset
+    from analytics.summary import summary_history
+
+    ensure_default_dataset(wh)
+    hist = summary_history(wh, "sample")
+    with pytest.raises(explorer.ExplorerError):
+        explorer.build_frame(wh, "other", "2025-06-30", history=hist)
+    for day in ("2025-12-31", "2024-09-15"):
+        a = explorer.build_frame(wh, "sample", day)
+        b = explorer.build_frame(wh, "sample", day, history=hist)
+        assert list(a.columns) == list(b.columns) and a.index.equals(b.index)
+        for col in a.columns:
+            if pd.api.types.is_float_dtype(a[col]):
+                np.testing.assert_allclose(b[col].to_numpy(float), a[col].to_numpy(float), rtol=1e-9, atol=1e-9,
+                                           err_msg=col)
+            else:
+                pd.testing.assert_series_equal(b[col], a[col], check_exact=True, obj=col)
+        pd.testing.assert_frame_equal(explorer.cohort_retention(wh, "sample", day, 24, history=hist),
+                                      explorer.cohort_retention(wh, "sample", day, 24), check_exact=True)

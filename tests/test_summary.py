@@ -264,3 +264,86 @@ def test_concurrent_sessions_get_complete_results(small):
     for day, s in results:
         assert len(s) == (3 if day == "2024-01-20" else 2)
         pd.testing.assert_frame_equal(s, expected[day])
+
+
+# ---------------------------------------------------------------- SummaryHistory: any as-of day
+REVENUE_COLS = ("total_revenue", "return_revenue", "net_revenue", "monetary_value", "avg_rating")
+
+
+def assert_same_summary(got: pd.DataFrame, exp: pd.DataFrame) -> None:
+    """Ids, order, dtypes, counts, days and times exactly; sums of money to float rounding (the
+    running sums add a customer's days in day order, the SQL in any order)."""
+    assert list(got.columns) == list(exp.columns)
+    assert got.index.equals(exp.index) and got.index.dtype == exp.index.dtype
+    assert got.dtypes.equals(exp.dtypes), (got.dtypes, exp.dtypes)
+    assert got.attrs == exp.attrs
+    for col in exp.columns:
+        if col in REVENUE_COLS:
+            np.testing.assert_allclose(got[col].to_numpy(), exp[col].to_numpy(), rtol=1e-12, atol=1e-9,
+                                       err_msg=col)
+        else:
+            pd.testing.assert_series_equal(got[col], exp[col], check_exact=True, obj=col)
+
+
+def test_history_summary_equals_customer_summary_small(small):
+    from analytics.summary import summary_history
+
+    hist = summary_history(small, "shop")
+    assert hist.n_customers == 4 and hist.dataset == "shop"
+    for day in ["2023-12-29", "2023-12-30", "2024-01-01", "2024-01-04", "2024-01-11", "2024-01-12",
+                "2024-01-20", "2024-01-21", "2024-02-01", "2030-01-01"]:
+        for unit in TIME_UNITS:
+            assert_same_summary(hist.summary(day, unit), customer_summary(small, "shop", day, unit, persist=False))
+    s = hist.summary("2024-01-20")
+    assert s.loc["a", "n_orders"] == 3 and s.loc["a", "total_revenue"] == 75.0   # the 21st is not counted
+    assert s.loc["a", "last_event"] == pd.Timestamp("2024-01-12 09:00")
+    assert "d" not in s.index and hist.summary("2023-12-29").empty
+    with pytest.raises(SummaryError):
+        hist.summary("not a date")
+    with pytest.raises(SummaryError):
+        hist.summary("2024-01-20", "fortnights")
+
+
+def test_history_summary_equals_customer_summary_on_sample(wh):
+    """The bundled sample (4,000 customers, every event type, two years): many days and units."""
+    from analytics.bootstrap import ensure_default_dataset
+    from analytics.summary import summary_history
+
+    ensure_default_dataset(wh)
+    hist = summary_history(wh, "sample")
+    first, last = wh.cursor().execute(
+        "SELECT min(event_time), max(event_time) FROM events WHERE dataset = 'sample'").fetchone()
+    days = [pd.Timestamp(first).normalize() - pd.Timedelta(days=1), pd.Timestamp(first).normalize(),
+            *pd.date_range(pd.Timestamp(first), pd.Timestamp(last), periods=5).normalize(),
+            pd.Timestamp(last).normalize() + pd.Timedelta(days=3)]
+    for i, day in enumerate(days):
+        unit = list(TIME_UNITS)[i % len(TIME_UNITS)]
+        exp = customer_summary(wh, "sample", day, unit, persist=False)
+        assert_same_summary(hist.summary(day, unit), exp)
+    assert len(exp) == hist.n_customers == 4000
+
+
+def test_history_with_sub_second_times_and_no_purchases(wh):
+    from analytics.summary import summary_history
+
+    add_events(wh, "s", pd.DataFrame([
+        ("x", "2024-03-01 10:00:00.250001", "view", None, None),
+        ("x", "2024-03-02 11:00:00.5", "purchase", 3.25, 5.0),
+        ("y", "2024-03-01 00:00:00.000000", "search", None, None),
+    ], columns=["customer_id", "event_time", "event_type", "revenue", "rating"]))
+    hist = summary_history(wh, "s")
+    for day in ["2024-03-01", "2024-03-02", "2024-04-01"]:
+        assert_same_summary(hist.summary(day), customer_summary(wh, "s", day, persist=False))
+    assert hist.summary("2024-03-02").loc["x", "last_event"] == pd.Timestamp("2024-03-02 11:00:00.5")
+
+
+def test_history_of_empty_dataset(wh):
+    from analytics.summary import summary_history
+
+    wh.cursor().execute("INSERT INTO datasets (name) VALUES ('nothing')")
+    hist = summary_history(wh, "nothing")
+    assert hist.n_customers == 0
+    assert_same_summary(hist.summary("2024-01-01"), customer_summary(wh, "nothing", "2024-01-01", persist=False))
+    assert hist.cohort_counts("2024-01-01", 24).empty
+    with pytest.raises(WarehouseError):
+        summary_history(wh, "no such dataset")
