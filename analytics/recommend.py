@@ -593,42 +593,40 @@ class ItemCF(_BaseRecommender):
         cat_mask = self._category_mask(category)
         ids, rows = self._rows_of(customer_ids)
         X = self.interactions_
-        R_all = None
-        frames = []
+        parts_j, parts_rank, parts_col, parts_val, parts_cf = [], [], [], [], []
         for b0 in range(0, len(ids), _RECOMMEND_BATCH):
             b_rows = rows[b0:b0 + _RECOMMEND_BATCH]
-            known = b_rows >= 0
-            Rb = sp.csr_matrix((len(b_rows), X.n_items), dtype=np.float32)
-            if known.any():
-                R_all = R_all if R_all is not None else X.matrix
-                sub = self._transformed(R_all[b_rows[known]])
-                scores = (sub @ self.similarity_).tocsr()
+            known = np.flatnonzero(b_rows >= 0)
+            if known.size:
+                scores = (self._transformed(X.matrix[b_rows[known]]) @ self.similarity_).tocsr()
                 if exclude_purchased:
-                    bought = X.purchased[b_rows[known]].astype(np.float32)
-                    scores = scores - scores.multiply(bought)
+                    # purchased entries become hugely negative; _ranked_entries keeps only scores > 0
+                    scores = (scores - X.purchased[b_rows[known]].astype(np.float32) * np.float32(1e30)).tocsr()
                 if cat_mask is not None:
-                    scores = (scores @ sp.diags(cat_mask.astype(np.float32))).tocsr()
-                # place the known rows into the batch
-                sel = sp.csr_matrix((np.ones(int(known.sum()), dtype=np.float32),
-                                     (np.flatnonzero(known), np.arange(int(known.sum())))),
-                                    shape=(len(b_rows), int(known.sum())))
-                Rb = (sel @ scores).tocsr()
-            j, rank, cols, vals = _ranked_entries(Rb, n)
+                    scores.data[~cat_mask[scores.indices]] = 0
+                kj, rank, cols, vals = _ranked_entries(scores, n)
+                j = known[kj]
+            else:
+                j = rank = cols = np.empty(0, dtype=np.int64)
+                vals = np.empty(0, dtype=np.float32)
             got = np.bincount(j, minlength=len(b_rows))
             taken = sp.csr_matrix((np.ones(j.size, dtype=np.float32), (j, cols)), shape=(len(b_rows), X.n_items))
             fj, fcols = self._popular_fill(b_rows, n - got, taken, exclude_purchased, cat_mask)
             frank = _rank_within(fj) + got[fj] if fj.size else np.empty(0, dtype=np.int64)
-            part = pd.concat([
-                self._frame(ids[b0:b0 + _RECOMMEND_BATCH], j, rank, cols, vals, "item_cf"),
-                self._frame(ids[b0:b0 + _RECOMMEND_BATCH], fj, frank, fcols, np.zeros(fj.size), "popularity"),
-            ], ignore_index=True)
-            pos = np.concatenate([j, fj])
-            part = part.iloc[np.lexsort((part["rank"].to_numpy(), pos))]
-            frames.append(part)
-        if not frames:
+            bj = np.concatenate([j, fj])
+            brank = np.concatenate([rank, frank])
+            order = np.lexsort((brank, bj))
+            parts_j.append(bj[order] + b0)
+            parts_rank.append(brank[order])
+            parts_col.append(np.concatenate([cols, fcols])[order])
+            parts_val.append(np.concatenate([vals.astype(np.float64), np.zeros(fj.size)])[order])
+            parts_cf.append(np.concatenate([np.ones(j.size, bool), np.zeros(fj.size, bool)])[order])
+        if not parts_j:
             return self._frame(ids, np.empty(0, dtype=np.int64), np.empty(0), np.empty(0, dtype=np.int64),
                                np.empty(0), "item_cf")
-        return pd.concat(frames, ignore_index=True)
+        cf = np.concatenate(parts_cf)
+        return self._frame(ids, np.concatenate(parts_j), np.concatenate(parts_rank), np.concatenate(parts_col),
+                           np.concatenate(parts_val), np.where(cf, "item_cf", "popularity"))
 
     def similar_items(self, item_id: str, n: int = 10) -> pd.DataFrame:
         """The ``n`` items most similar to ``item_id``: DataFrame[item_id, category, similarity]."""

@@ -116,27 +116,50 @@ def interactions_from_codes(cust, item, etype, n_customers, n_items):
     return Interactions(matrix, purchased, customer_ids, item_ids, item_cat, dataset="synthetic")
 
 
+CPU = {"last": 0.0}
+
+
 def timed(fn):
-    t0 = time.perf_counter()
+    """(result, wall seconds); the process CPU seconds go to ``CPU["last"]`` (steadier on a shared box)."""
+    c0, t0 = time.process_time(), time.perf_counter()
     out = fn()
+    CPU["last"] = time.process_time() - c0
     return out, time.perf_counter() - t0
 
 
+def cpu() -> str:
+    return f"CPU {CPU['last']:.1f} s"
+
+
+def _ids(prefix: str, codes: np.ndarray, width: int):
+    """Arrow strings prefix + zero-padded code, built in C++ (no Python loop)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    digits = pc.utf8_lpad(pc.cast(pa.array(codes), pa.string()), width, "0")
+    return pc.binary_join_element_wise(pa.scalar(prefix), digits, "")
+
+
 def bench_sql(n_customers, n_items, seed):
+    """Events of ``n_customers`` in an in-memory DuckDB warehouse, then ``load_interactions`` timed."""
+    import pyarrow as pa
+
     from analytics.recommend import load_interactions
     from analytics.warehouse import Warehouse
 
     cust, item, etype = synthetic_events(n_customers, n_items, seed=seed + 1)
-    types = np.array(["purchase", "cart", "view"], dtype=object)
+    types = pa.array(["purchase", "cart", "view"]).take(pa.array(etype.astype(np.int32)))
     t0 = pd.Timestamp("2025-01-01").value // 1000
-    events = pd.DataFrame({
-        "customer_id": pd.Series(cust).map(lambda c: f"C{c:07d}"),
-        "event_time": pd.to_datetime(t0 + np.arange(cust.size, dtype=np.int64) % (86400 * 10**6 * 300),
-                                     unit="us"),
-        "event_type": types[etype],
-        "item_id": pd.Series(item).map(lambda i: f"I{i:06d}"),
-        "category": pd.Series(item % 50).map(lambda c: f"cat{c:02d}"),
+    span = 86400 * 10**6 * 300
+    events = pa.table({
+        "customer_id": _ids("C", cust, 7),
+        "event_time": pa.array(t0 + np.arange(cust.size, dtype=np.int64) * 7919 % span, pa.timestamp("us")),
+        "event_type": types,
+        "item_id": _ids("I", item, 6),
+        "category": _ids("cat", item % 50, 2),
     })
+    n_events = events.num_rows
+    del cust, item, etype, types
     wh = Warehouse(":memory:")
     with wh.transaction() as tx:
         tx.execute("INSERT INTO datasets (name) VALUES ('bench')")
@@ -144,11 +167,13 @@ def bench_sql(n_customers, n_items, seed):
         tx.execute("INSERT INTO events (dataset, customer_id, event_time, event_type, item_id, category) "
                    "SELECT 'bench', customer_id, event_time, event_type, item_id, category FROM incoming")
         tx.unregister("incoming")
-    n_events = len(events)
     del events
+    base = current_rss_mb()
+    reset_peak()
     X, secs = timed(lambda: load_interactions(wh, "bench"))
+    peak = stage_peak_mb() - base
     wh.close()
-    return n_events, X, secs
+    return n_events, X, secs, peak
 
 
 def main() -> int:
@@ -185,9 +210,10 @@ def main() -> int:
     base = current_rss_mb()
     reset_peak()
     model, fit_s = timed(lambda: ItemCF(n_neighbors=args.neighbors).fit(X))
+    fit_cpu = CPU["last"]
     S = model.similarity_
     size_mb = (S.data.nbytes + S.indices.nbytes + S.indptr.nbytes) / 2**20
-    print(f"ItemCF fit (shrunk cosine, {args.neighbors} neighbours/item): {fit_s:.1f} s; "
+    print(f"ItemCF fit (shrunk cosine, {args.neighbors} neighbours/item): {fit_s:.1f} s ({cpu()}); "
           f"similarity {S.shape[0]:,} x {S.shape[1]:,} with {S.nnz:,} entries ({size_mb:.0f} MB); "
           f"RSS during fit peaked at {stage_peak_mb():,.0f} MB ({stage_peak_mb() - base:+,.0f} MB over the "
           f"{base:,.0f} MB held before: interactions, ids)")
@@ -199,16 +225,16 @@ def main() -> int:
     reset_peak()
     recs, rec_s = timed(lambda: model.recommend(who, n=10))
     cf_share = float((recs["source"] == "item_cf").mean())
-    print(f"ItemCF recommend top-10 for {len(who):,} customers: {rec_s:.1f} s "
+    print(f"ItemCF recommend top-10 for {len(who):,} customers: {rec_s:.1f} s ({cpu()}) "
           f"({len(who) / rec_s:,.0f} customers/s); {len(recs):,} rows, {cf_share:.1%} from the item "
           f"neighbourhoods; RSS peaked at {stage_peak_mb():,.0f} MB ({stage_peak_mb() - base:+,.0f} MB)")
     cat = X.item_category[0]
     recs_c, rec_c_s = timed(lambda: model.recommend(who[:20_000], n=10, category=cat))
-    print(f"  restricted to one category ({cat}), 20,000 customers: {rec_c_s:.1f} s")
+    print(f"  restricted to one category ({cat}), 20,000 customers: {rec_c_s:.1f} s ({cpu()})")
 
     pop, pop_fit = timed(lambda: PopularityRecommender().fit(X))
     _, pop_rec = timed(lambda: pop.recommend(who, n=10))
-    print(f"Popularity fit {pop_fit:.2f} s, recommend top-10 for {len(who):,} customers {pop_rec:.1f} s")
+    print(f"Popularity fit {pop_fit:.2f} s, recommend top-10 for {len(who):,} customers {pop_rec:.1f} s ({cpu()})")
 
     # naive peer: brute-force cosine neighbours with scikit-learn on the item vectors
     from sklearn.neighbors import NearestNeighbors
@@ -220,10 +246,12 @@ def main() -> int:
     nn = NearestNeighbors(n_neighbors=args.neighbors + 1, metric="cosine", algorithm="brute")
     _, peer_fit = timed(lambda: nn.fit(items_by_customers))
     (dist, idx), peer_q = timed(lambda: nn.kneighbors(items_by_customers[q]))
+    peer_cpu = CPU["last"]
     peer_total = peer_fit + peer_q * X.n_items / len(q)
     print(f"naive peer (sklearn NearestNeighbors brute cosine, sparse item vectors): {len(q):,} items "
-          f"queried in {peer_q:.1f} s -> {peer_total:.0f} s extrapolated to {X.n_items:,} items; "
-          f"ratio peer / ItemCF fit = {peer_total / fit_s:.1f}x")
+          f"queried in {peer_q:.1f} s ({peer_cpu:.1f} s CPU) -> {peer_total:.0f} s extrapolated to "
+          f"{X.n_items:,} items; ratio peer / ItemCF fit = {peer_total / fit_s:.1f}x wall, "
+          f"{peer_cpu * X.n_items / len(q) / fit_cpu:.1f}x CPU")
     plain, plain_s = timed(lambda: ItemCF(n_neighbors=args.neighbors, shrinkage=0.0).fit(X))
     overlaps = []
     for row, i in enumerate(q):
@@ -236,14 +264,16 @@ def main() -> int:
         sure = {int(j) for j, v in zip(ours.indices, ours.data) if v > kth * (1 + 1e-5)}
         if sure:
             overlaps.append(len(sure & theirs) / len(sure))
-    print(f"  check: ItemCF without shrinkage (fit {plain_s:.1f} s) finds {np.mean(overlaps):.1%} of the "
+    print(f"  check: ItemCF without shrinkage (fit {plain_s:.1f} s, {cpu()}) finds {np.mean(overlaps):.1%} of the "
           f"peer's exact cosine neighbours (above the k-th tie) for {len(overlaps)} queried items")
 
     if args.sql:
         del model, plain, nn, items_by_customers, R, recs, recs_c, X
-        n_events, Xs, sql_s = bench_sql(args.sql_customers, args.items, args.seed)
+        n_events, Xs, sql_s, peak = bench_sql(args.sql_customers, args.items, args.seed)
         print(f"load_interactions from DuckDB: {n_events:,} events of {args.sql_customers:,} customers -> "
-              f"{Xs.matrix.nnz:,} pairs in {sql_s:.1f} s ({n_events / sql_s / 1e6:.1f}M events/s)")
+              f"{Xs.n_customers:,} x {Xs.n_items:,} matrix, {Xs.matrix.nnz:,} pairs in {sql_s:.1f} s "
+              f"({cpu()}, DuckDB threads included; {n_events / sql_s / 1e6:.1f}M events/s); "
+              f"RSS {peak:+,.0f} MB over the warehouse")
     print(f"peak RSS of the whole run: {rss_mb():,.0f} MB")
     return 0
 
