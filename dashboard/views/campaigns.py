@@ -39,7 +39,7 @@ st.title("🎯 Campaigns")
 dataset, version, first_day, last_day = widgets.dataset_span_or_stop()
 wh = cache.warehouse()
 
-as_of = st.date_input("As of", value=last_day, min_value=first_day, max_value=last_day, key="camp_as_of",
+as_of = st.columns([1, 3])[0].date_input("As of", value=last_day, min_value=first_day, max_value=last_day, key="camp_as_of",
                       help="Customers, scores and segments use events up to the end of this day.")
 try:
     frame = cache.campaigns_frame(dataset, as_of)
@@ -59,9 +59,10 @@ def _choices(df: pd.DataFrame, column: str, limit: int = 300) -> list[str] | Non
     return sorted(vals) if 0 < len(vals) <= limit else None
 
 
-def _extra_conditions() -> tuple[dict | None, list[int]]:
-    """The extra rule rows as a rules definition (None when there are none) and the blank rows."""
-    n = int(st.number_input("Extra conditions (all must hold)", min_value=0, max_value=MAX_EXTRA, value=0, step=1,
+def _extra_conditions(where) -> tuple[dict | None, list[int]]:
+    """The extra rule rows as a rules definition (None when there are none) and the blank rows;
+    ``where``: the container of the row-count input."""
+    n = int(where.number_input("Extra conditions (all must hold)", min_value=0, max_value=MAX_EXTRA, value=0, step=1,
                             key="camp_rule_n",
                             help="Narrow the chosen segments further, e.g. Country is one of DE, AT."))
     if n == 0:
@@ -111,14 +112,24 @@ def _ordered(targets: pd.DataFrame) -> pd.DataFrame:
     return targets[first + [c for c in targets.columns if c not in first]].reset_index(drop=True)
 
 
+LIST_FORMATS = {
+    "expected_clv": st.column_config.NumberColumn("expected_clv", format="%.2f"),
+    "churn_risk": st.column_config.NumberColumn("churn_risk", format="percent"),
+    "churn_value": st.column_config.NumberColumn("churn_value", format="%.2f"),
+    "p_alive": st.column_config.NumberColumn("p_alive", format="percent"),
+    "rank_score": st.column_config.NumberColumn("rank_score", format="%.4g"),
+}
+
+
 def _show_list(table: pd.DataFrame, key: str) -> None:
     """The target list as a table (its first SHOW_ROWS rows: the browser cannot draw millions)."""
+    config = {c: f for c, f in LIST_FORMATS.items() if c in table.columns}
     if len(table) > SHOW_ROWS:
         st.caption(f"Showing the first {SHOW_ROWS:,} of {len(table):,} rows (by rank); the downloads hold all "
                    f"{len(table):,} in this order.")
-        st.dataframe(table.head(SHOW_ROWS), hide_index=True, key=key)
+        st.dataframe(table.head(SHOW_ROWS), hide_index=True, key=key, column_config=config)
     else:
-        st.dataframe(table, hide_index=True, key=key)
+        st.dataframe(table, hide_index=True, key=key, column_config=config)
 
 
 def _file_stem(name: str) -> str:
@@ -215,20 +226,25 @@ def _readout_table(result: dict) -> pd.DataFrame:
 
 
 def _uplift_figure(table: pd.DataFrame) -> go.Figure:
-    """Conversion uplift per group with its 95% interval as error bars."""
-    shown = table.dropna(subset=["uplift (pp)"])
-    y = shown["uplift (pp)"].to_numpy(float)
-    lo = shown["CI95 low (pp)"].to_numpy(float)
-    hi = shown["CI95 high (pp)"].to_numpy(float)
-    colors = ["grey" if small else "seagreen" for small in shown["too small to tell"]]
-    fig = go.Figure(go.Scatter(
-        x=[widgets.escape(s) for s in shown["segment"]], y=y, mode="markers",
-        marker=dict(size=12, color=colors),
-        error_y=dict(type="data", symmetric=False, array=np.nan_to_num(hi - y), arrayminus=np.nan_to_num(y - lo)),
-        name="Conversion uplift"))
-    fig.add_hline(y=0, line_dash="dot", line_color="grey")
-    fig.update_layout(yaxis_title="Conversion uplift, treatment − control (pp)", height=360,
-                      margin=dict(l=10, r=10, t=30, b=10), showlegend=False)
+    """Conversion and revenue uplift per group with their 95% intervals as error bars
+    (grey: too small to tell)."""
+    from plotly.subplots import make_subplots
+
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("Conversion uplift (pp)", "Revenue uplift per customer"))
+    for col, (value, lo_col, hi_col) in enumerate((("uplift (pp)", "CI95 low (pp)", "CI95 high (pp)"),
+                                                   ("revenue uplift", "revenue CI95 low", "revenue CI95 high")),
+                                                  start=1):
+        shown = table.dropna(subset=[value])
+        y = shown[value].to_numpy(float)
+        lo = shown[lo_col].to_numpy(float)
+        hi = shown[hi_col].to_numpy(float)
+        fig.add_trace(go.Scatter(
+            x=[widgets.escape(s) for s in shown["segment"]], y=y, mode="markers",
+            marker=dict(size=12, color=["grey" if small else "seagreen" for small in shown["too small to tell"]]),
+            error_y=dict(type="data", symmetric=False, array=np.nan_to_num(hi - y), arrayminus=np.nan_to_num(y - lo)),
+            name=value), row=1, col=col)
+        fig.add_hline(y=0, line_dash="dot", line_color="grey", row=1, col=col)
+    fig.update_layout(height=380, margin=dict(l=10, r=10, t=40, b=10), showlegend=False)
     return fig
 
 
@@ -267,9 +283,15 @@ def _show_readout(result: dict) -> None:
                 "converted, revenue 0.", icon="ℹ️")
     table = _readout_table(result)
     st.markdown("**Per segment**")
+    money = st.column_config.NumberColumn(format="%.2f")
+    points = st.column_config.NumberColumn(format="%+.2f")
+    pval = st.column_config.NumberColumn(format="%.3g")
+    pct = st.column_config.NumberColumn(format="percent")
     st.dataframe(table, hide_index=True, key="camp_readout_table", column_config={
-        "conversion treatment": st.column_config.NumberColumn(format="percent"),
-        "conversion control": st.column_config.NumberColumn(format="percent"),
+        "conversion treatment": pct, "conversion control": pct, "uplift (pp)": points, "CI95 low (pp)": points,
+        "CI95 high (pp)": points, "p-value": pval, "revenue/customer treatment": money,
+        "revenue/customer control": money, "revenue uplift": points, "revenue CI95 low": points,
+        "revenue CI95 high": points, "revenue p-value": pval,
     })
     st.plotly_chart(_uplift_figure(table), key="camp_uplift_fig", width="stretch")
     st.caption("Method: " + str(result.get("method", "")))
@@ -281,11 +303,12 @@ tab_build, tab_saved, tab_readout = st.tabs(["🛠️ Build", "🗂️ Saved cam
 with tab_build:
     segs = store.list_segments(wh)
     seg_names = [str(n) for n in segs["name"]] if not segs.empty else []
-    chosen = st.multiselect("Saved segments (any of them; none = every customer)", seg_names, key="camp_segments",
+    g1, g2 = st.columns([3, 1])
+    chosen = g1.multiselect("Saved segments (any of them; none = every customer)", seg_names, key="camp_segments",
                             help="Build segments on the Segments page.")
     if not seg_names:
         st.caption("No saved segments yet: the campaign starts from every customer. Save segments on the Segments page.")
-    extra, blank = _extra_conditions()
+    extra, blank = _extra_conditions(g2)
     if blank:
         st.info("Enter a value for extra condition " + ", ".join(map(str, blank)) + " to see the selection.",
                 icon="✍️")
