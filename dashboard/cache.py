@@ -316,7 +316,8 @@ def _explorer_migration(path: str, dataset: str, from_day: str, to_day: str, col
     from analytics.explorer import segment_migration
 
     return segment_migration(_explorer_frame(path, dataset, from_day, version, stamp),
-                             _explorer_frame(path, dataset, to_day, version, stamp), column)
+                             _explorer_frame(path, dataset, to_day, version, stamp), column,
+                             history=_summary_history(path, dataset, version))
 
 
 def explorer_migration(dataset: str, from_day, to_day, column: str = "rfm_segment") -> pd.DataFrame:
@@ -447,3 +448,60 @@ def campaign_response_defaults(dataset: str, as_of, spec) -> dict:
     spec_json = json.dumps(spec.to_dict(), sort_keys=True, default=str)
     return _campaign_response_defaults(_value_db(), dataset, str(as_of), spec_json, data_version(dataset),
                                        _explorer_stamp(dataset), _segments_stamp(), _campaigns_stamp(dataset))
+
+
+# ---- Reports page (owned by the reports area) -----------------------------------------
+# The expected CLV a report shows (a published model's, else a BG/NBD + Gamma-Gamma fit on
+# every buyer: the costly part of a report at scale), per Explorer frame: read-only.
+@st.cache_resource(show_spinner="Estimating the expected CLV…", max_entries=4)
+def _reports_expected_clv(path: str, dataset: str, as_of: str, version: str, stamp: str):
+    from analytics.reports import expected_clv
+
+    return expected_clv(_explorer_frame(path, dataset, as_of, version, stamp))
+
+
+def reports_expected_clv(dataset: str, as_of):
+    """``analytics.reports.expected_clv`` of the Explorer frame at ``as_of``, cached per data version."""
+    return _reports_expected_clv(_value_db(), dataset, str(as_of), data_version(dataset), _explorer_stamp(dataset))
+
+
+# Saved campaigns: the stored list and read-outs, read once per change of the campaigns
+# tables (a stored list can have a million rows; reruns must not read it again).
+@st.cache_resource(show_spinner="Reading the stored list…", max_entries=4)
+def _stored_campaign_targets(path: str, campaign_id: int, camp_stamp: str) -> pd.DataFrame:
+    from analytics.campaigns import campaign_targets
+
+    return campaign_targets(get_warehouse(path), campaign_id)
+
+
+def stored_campaign_targets(dataset: str, campaign_id: int) -> pd.DataFrame:
+    """``analytics.campaigns.campaign_targets`` (read-only), cached until campaigns or outcomes change."""
+    return _stored_campaign_targets(_value_db(), int(campaign_id), _campaigns_stamp(dataset))
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def _stored_campaign_readout(path: str, campaign_id: int, camp_stamp: str) -> dict | None:
+    from analytics.campaigns import campaign_readout
+
+    return campaign_readout(get_warehouse(path), campaign_id)
+
+
+def stored_campaign_readout(dataset: str, campaign_id: int) -> dict | None:
+    """``analytics.campaigns.campaign_readout`` (None before any upload), cached until outcomes change."""
+    return _stored_campaign_readout(_value_db(), int(campaign_id), _campaigns_stamp(dataset))
+
+
+@st.cache_data(show_spinner="Reading the outcomes…", max_entries=4)
+def _uploaded_readout(path: str, campaign_id: int, file_id: str, camp_stamp: str, _data: bytes):
+    import io
+
+    from analytics.campaigns import read_outcomes, readout
+
+    outcomes = read_outcomes(io.BytesIO(_data))
+    return outcomes, readout(_stored_campaign_targets(path, campaign_id, camp_stamp), outcomes)
+
+
+def uploaded_readout(dataset: str, campaign_id: int, file_id: str, data: bytes):
+    """``(outcomes, readout)`` of an uploaded outcomes file against a saved campaign, cached per
+    upload (``file_id``) so reruns do not parse the file again. CampaignError on a bad file."""
+    return _uploaded_readout(_value_db(), int(campaign_id), str(file_id), _campaigns_stamp(dataset), data)

@@ -11,7 +11,6 @@ Plotly labels (widgets.escape); never as HTML.
 from __future__ import annotations
 
 import datetime as dt
-import io
 
 import numpy as np
 import pandas as pd
@@ -489,7 +488,7 @@ with tab_saved:
         pick = st.selectbox("Campaign", ids, key="camp_saved_pick", format_func=labels.get)
         try:
             info = camp.get_campaign(wh, pick)
-            stored = _ordered(camp.campaign_targets(wh, pick))
+            stored = _ordered(cache.stored_campaign_targets(dataset, pick))
         except ValueError as exc:
             _error(exc, "Could not read the campaign")
         else:
@@ -534,8 +533,7 @@ with tab_readout:
         result = None
         if up is not None:
             try:
-                outcomes = camp.read_outcomes(io.BytesIO(up.getvalue()))
-                result = camp.readout(camp.campaign_targets(wh, cid), outcomes)
+                outcomes, result = cache.uploaded_readout(dataset, cid, up.file_id, up.getvalue())
             except ValueError as exc:
                 _error(exc, "The outcomes file cannot be used")
             else:
@@ -547,7 +545,7 @@ with tab_readout:
                         _error(exc, "Could not save the outcomes")
         else:
             try:
-                result = camp.campaign_readout(wh, cid)
+                result = cache.stored_campaign_readout(dataset, cid)
             except ValueError as exc:
                 _error(exc, "Could not read the stored outcomes")
             if result is not None:
