@@ -72,9 +72,9 @@ def response_probabilities(scores, response_rate: float) -> np.ndarray:
     desc = s[order]
     tail = np.cumsum(desc[::-1])[::-1]  # tail[j] = sum of desc[j:]
     j = np.arange(n)
-    with np.errstate(divide="ignore", invalid="ignore"):
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         k = (rate * n - j) / tail
-    ok = (k * desc <= 1.0 + 1e-12) & (tail > 0)
+        ok = (k * desc <= 1.0 + 1e-12) & (tail > 0)
     first = int(np.flatnonzero(ok)[0])
     return np.minimum(k[first] * s, 1.0)
 

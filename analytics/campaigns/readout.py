@@ -58,6 +58,13 @@ def _few(values, k: int = 5) -> str:
 
 
 # ----------------------------------------------------------------- outcomes file
+def _as_text(col: pd.Series) -> pd.Series:
+    """A column as trimmed text ("" for missing); vectorized for text columns (CSV)."""
+    if not (pd.api.types.is_string_dtype(col.dtype) and col.dtype != object):
+        col = col.map(lambda v: "" if v is None or (isinstance(v, float) and math.isnan(v)) else str(v))
+    return col.astype("str").fillna("").str.strip().reset_index(drop=True)
+
+
 def _find(columns: dict[str, str], aliases) -> str | None:
     for a in aliases:
         if a in columns:
@@ -110,48 +117,38 @@ def read_outcomes(path_or_buffer) -> pd.DataFrame:
         have = ", ".join(repr(str(c)) for c in list(raw.columns)[:8]) or "none"
         raise CampaignError(f"the outcomes file lacks the column(s) {', '.join(missing)} "
                             f"(it needs customer_id, converted and revenue; found: {have})")
-    ids = pd.Series([None if v is None else str(v).strip() for v in raw[id_col]], dtype=object)
-    blank = ids.isna() | (ids == "")
+    ids = _as_text(raw[id_col])
+    blank = (ids == "").to_numpy()
     if blank.any():
-        row = int(np.flatnonzero(blank.to_numpy())[0]) + 2
+        row = int(np.flatnonzero(blank)[0]) + 2
         raise CampaignError(f"the outcomes file has an empty customer id (line {row})")
-    dup = ids[ids.duplicated(keep=False)]
-    if len(dup):
-        firsts = list(dict.fromkeys(dup))
+    dup_mask = ids.duplicated(keep=False).to_numpy()
+    if dup_mask.any():
+        firsts = list(dict.fromkeys(ids[dup_mask]))
         raise CampaignError(f"the outcomes file lists {len(firsts)} customer id(s) more than once: {_few(firsts)}")
     has_revenue = rev_col is not None
     if has_revenue:
-        rev_raw = pd.Series([None if v is None else (v.strip() if isinstance(v, str) else v)
-                             for v in raw[rev_col]], dtype=object)
-        rev_raw = rev_raw.where(~rev_raw.isin(["", None]), "0")
-        revenue = pd.to_numeric(rev_raw, errors="coerce")
-        bad = revenue.isna() | ~np.isfinite(revenue.to_numpy(float, na_value=np.nan))
+        rev_raw = _as_text(raw[rev_col])
+        rev_raw = rev_raw.where(rev_raw != "", "0")
+        revenue = pd.to_numeric(rev_raw, errors="coerce").astype(float)
+        bad = ~np.isfinite(revenue.to_numpy(float))
         if bad.any():
-            i = int(np.flatnonzero(bad.to_numpy())[0])
+            i = int(np.flatnonzero(bad)[0])
             raise CampaignError(f"revenue must be a number; customer {ids.iloc[i]!r} has {str(rev_raw.iloc[i])!r}")
-        revenue = revenue.astype(float)
     else:
         revenue = pd.Series(np.zeros(len(raw)))
     if conv_col is not None:
-        conv = []
-        for i, v in enumerate(raw[conv_col]):
-            if isinstance(v, (bool, np.bool_)):
-                conv.append(bool(v))
-                continue
-            t = "" if v is None else str(v).strip().lower()
-            if t.endswith(".0"):
-                t = t[:-2]
-            if t in _TRUE:
-                conv.append(True)
-            elif t in _FALSE:
-                conv.append(False)
-            else:
-                raise CampaignError(f"converted must be 0/1, true/false or yes/no; customer {ids.iloc[i]!r} has "
-                                    f"{str(v)[:40]!r}")
-        converted = np.array(conv, dtype=bool)
+        t = _as_text(raw[conv_col]).str.lower().str.replace(r"\.0+$", "", regex=True)
+        is_true = t.isin(list(_TRUE)).to_numpy()
+        bad = ~(is_true | t.isin(list(_FALSE)).to_numpy())
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            raise CampaignError(f"converted must be 0/1, true/false or yes/no; customer {ids.iloc[i]!r} has "
+                                f"{str(raw[conv_col].iloc[i])[:40]!r}")
+        converted = is_true
     else:
         converted = revenue.to_numpy(float) > 0
-    out = pd.DataFrame({"customer_id": ids.astype(str).to_numpy(), "converted": converted,
+    out = pd.DataFrame({"customer_id": ids.array, "converted": converted,
                         "revenue": revenue.to_numpy(float)})
     out.attrs["has_revenue"] = has_revenue
     return out
@@ -276,11 +273,11 @@ def readout(targets: pd.DataFrame, outcomes: pd.DataFrame) -> dict:
     rev_all = pd.to_numeric(outcomes["revenue"], errors="coerce").fillna(0.0).to_numpy(float)
     conv = np.where(has, conv_all[np.where(has, pos, 0)], False) if len(conv_all) else np.zeros(len(ids), bool)
     rev = np.where(has, rev_all[np.where(has, pos, 0)], 0.0) if len(rev_all) else np.zeros(len(ids))
-    group = targets["group"].astype(str).to_numpy()
-    bad = sorted(set(group) - {"treatment", "control"})
+    group = targets["group"].astype("str")
+    bad = sorted(set(group.unique()) - {"treatment", "control"}, key=str)
     if bad:
         raise CampaignError(f"unknown group value(s) in the campaign list: {_few(bad)}")
-    t = group == "treatment"
+    t = (group == "treatment").to_numpy(dtype=bool)
     c = ~t
     result: dict[str, Any] = {
         "overall": {"segment": "All", **compare(conv[t], conv[c], rev[t], rev[c])},
@@ -293,10 +290,11 @@ def readout(targets: pd.DataFrame, outcomes: pd.DataFrame) -> dict:
                    "interval and t-test; customers without an outcome count as not converted, revenue 0"),
     }
     if "segment" in targets.columns:
-        seg = targets["segment"].astype(object).where(targets["segment"].notna(), "(none)").astype(str).to_numpy()
-        names, counts = np.unique(seg, return_counts=True)
+        codes, names = pd.factorize(targets["segment"].astype(object).fillna("(none)"), sort=True)
+        names = np.asarray(names, dtype=object).astype(str)
+        counts = np.bincount(codes, minlength=len(names))
         for i in np.lexsort((names, -counts)):
-            m = seg == names[i]
+            m = codes == i
             result["per_segment"].append(
                 {"segment": str(names[i]), **compare(conv[m & t], conv[m & c], rev[m & t], rev[m & c])})
     return result

@@ -86,11 +86,9 @@ def save_campaign(wh: Warehouse, spec: CampaignSpec, targets: pd.DataFrame, now=
         raise CampaignError("a campaign needs both a treatment and a control group")
     df["rank"] = pd.to_numeric(targets["rank"]).astype(np.int64).to_numpy()
     df["grp"] = groups.to_numpy()
-    for c in ("segment", "rfm_segment", "recommended_items"):
-        df[c] = (targets[c].astype(object).where(targets[c].notna(), None).to_numpy()
-                 if c in targets.columns else None)
-        if c in targets.columns:
-            df[c] = [None if v is None else str(v) for v in df[c]]
+    for c in ("segment", "rfm_segment", "recommended_items"):  # text; missing stays missing (NULL)
+        df[c] = (targets[c].astype("str").array if c in targets.columns
+                 else pd.array([None] * len(df), dtype="str"))
     for c in ("expected_clv", "churn_risk", "churn_value", "p_alive", "rank_score"):
         df[c] = pd.to_numeric(targets[c], errors="coerce").astype(float).to_numpy() if c in targets.columns \
             else np.nan

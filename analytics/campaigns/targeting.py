@@ -193,12 +193,23 @@ def _string_ids(index: pd.Index) -> pd.Index:
     return index if pd.api.types.is_string_dtype(index.dtype) else index.astype(str)
 
 
-def _order(scores: np.ndarray, ids: pd.Index) -> np.ndarray:
-    """Positions by descending score (NaN last), ties by ascending id (numeric sorts only:
-    the ids are ranked once with the index's own argsort, fast for arrow strings)."""
+def _order(scores: np.ndarray, ids: pd.Index, top: int | None = None) -> np.ndarray:
+    """Positions by descending score (NaN last), ties by ascending id; only the first ``top``
+    when given (a partition first, so a short list of a big selection sorts only itself).
+    Sorts are numeric: ids are ranked with the index's own argsort (fast for arrow strings)."""
     key = np.where(np.isnan(scores), np.inf, -scores)
-    id_rank = np.empty(len(ids), dtype=np.int64)
-    id_rank[np.asarray(ids.argsort())] = np.arange(len(ids))
+    n = len(key)
+    if top is not None and top < n:
+        v = key[np.argpartition(key, top - 1)[top - 1]]  # the top-th smallest key
+        better = np.flatnonzero(key < v)
+        ties = np.flatnonzero(key == v)
+        need = top - len(better)
+        if need < len(ties):  # keep the ties with the smallest ids
+            ties = ties[np.asarray(ids.take(ties).argsort())[:need]]
+        sel = np.concatenate([better, ties])
+        return sel[_order(key[sel] * -1.0, ids.take(sel))]
+    id_rank = np.empty(n, dtype=np.int64)
+    id_rank[np.asarray(ids.argsort())] = np.arange(n)
     return np.lexsort((id_rank, key))
 
 
@@ -247,7 +258,6 @@ def select_targets(wh: Warehouse, frame: pd.DataFrame, spec: CampaignSpec, *, re
     scores = rank_scores(frame, spec)
     ids = _string_ids(frame.index)
     idx = np.flatnonzero(mask)
-    order = idx[_order(scores[idx], ids[idx])]
     cap, why = contact_cap(n_eligible, spec)
     if cap < 1:
         raise CampaignError(
@@ -256,7 +266,7 @@ def select_targets(wh: Warehouse, frame: pd.DataFrame, spec: CampaignSpec, *, re
     n_total = min(n_eligible, math.ceil(cap / (1 - spec.control_share) - 1e-9))
     if n_total <= cap:  # guards rounding; the control group needs at least one customer
         n_total = cap + 1
-    chosen = order[:n_total]
+    chosen = idx[_order(scores[idx], ids.take(idx), n_total)]
 
     def num(name):
         return (pd.to_numeric(frame[name], errors="coerce").to_numpy(float)[chosen] if name in frame.columns

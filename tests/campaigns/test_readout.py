@@ -134,3 +134,17 @@ def test_read_outcomes_formats_and_errors(tmp_path):
             c.read_outcomes(io.StringIO(body))
     with pytest.raises(c.CampaignError, match="no such outcomes file"):
         c.read_outcomes(tmp_path / "missing.csv")
+
+
+def test_read_outcomes_from_frame_and_parquet(tmp_path):
+    df = pd.DataFrame({"customer_id": [1, 2, 3], "converted": [True, False, True], "revenue": [5.0, np.nan, 2.5]})
+    got = c.read_outcomes(df)
+    assert list(got["customer_id"]) == ["1", "2", "3"]
+    assert list(got["converted"]) == [True, False, True]
+    assert list(got["revenue"]) == [5.0, 0.0, 2.5]
+    p = tmp_path / "o.parquet"
+    df.assign(converted=[1.0, 0.0, 1.0]).to_parquet(p)
+    pq = c.read_outcomes(p)
+    assert list(pq["converted"]) == [True, False, True] and list(pq["revenue"]) == [5.0, 0.0, 2.5]
+    with pytest.raises(c.CampaignError, match="converted must be 0/1"):
+        c.read_outcomes(df.assign(converted=[2, 0, 1]))

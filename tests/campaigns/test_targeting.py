@@ -237,3 +237,19 @@ def test_recommended_items_exclude_purchases(shop):
     assert list(t2["recommended_items"]) == list(t["recommended_items"])
     hats = c.select_targets(w, f, spec(max_contacts=30, recommendations=2, recommendation_category="hats"))
     assert all(i.startswith("hats-") for s in hats["recommended_items"] if s for i in s.split("; "))
+
+
+def test_order_partial_equals_full_sort_prefix():
+    from analytics.campaigns.targeting import _order
+
+    rng = np.random.default_rng(0)
+    for _ in range(100):
+        n = int(rng.integers(1, 200))
+        sc = rng.integers(0, 5, n).astype(float)  # many ties
+        sc[rng.random(n) < 0.2] = np.nan
+        ids = pd.Index(rng.permutation([f"x{i}" for i in range(n)]), dtype="str")
+        full = _order(sc, ids)
+        want = sorted(range(n), key=lambda i: (np.inf if np.isnan(sc[i]) else -sc[i], ids[i]))
+        assert list(full) == want
+        top = int(rng.integers(1, n + 1))
+        assert list(_order(sc, ids, top)) == want[:top]
