@@ -41,7 +41,7 @@ from analytics.warehouse import EVENT_TYPES, Warehouse, WarehouseError
 DEFAULT_WEIGHTS: dict[str, float] = {"purchase": 1.0, "cart": 0.3, "view": 0.1}
 TRANSFORMS = ("log1p", "binary", "none")
 # one similarity block holds at most about this many (item, item) products before top-k selection
-_BLOCK_BUDGET = 12_000_000
+_BLOCK_BUDGET = 3_000_000
 # customers scored at once in ``recommend``
 _RECOMMEND_BATCH = 8_192
 
