@@ -222,19 +222,26 @@ def _campaign_members(wh: Warehouse, campaign_id, dataset: str, frame: pd.DataFr
 
 
 # ----------------------------------------------------------------- sections
-def _expected_clv(wh: Warehouse, frame: pd.DataFrame, notes: list[str]) -> tuple[np.ndarray | None, str | None]:
+def expected_clv(frame: pd.DataFrame) -> tuple[pd.Series | None, str | None, str | None]:
+    """Expected CLV per customer of ``frame`` for the value section: ``(values, source, note)``.
+
+    A published model's ``predicted_value`` when the frame has one; else the BG/NBD +
+    Gamma-Gamma CLV (12 months, 10 % discount, 30 % margin; 0 for customers without a
+    purchase); ``(None, None, why)`` when those models cannot be fitted on the data.
+    Fitting is the costly part of a report at scale: the app caches this per dataset
+    version and day and passes it to :func:`build_report`.
+    """
     pv = _num(frame, "predicted_value")
     if pv is not None and not np.isnan(pv).all():
-        return pv, "published model (predicted value)"
+        return pd.Series(pv, index=frame.index), "published model (predicted value)", None
     try:
         from analytics.scores import probabilistic_clv
 
         table, _ = probabilistic_clv(frame)
     except Exception as exc:  # degenerate data or models unavailable: leave it out, say why
-        notes.append(f"expected CLV (BG/NBD) not available: {exc}")
-        return None, None
-    out = table["clv_bgnbd"].reindex(frame.index).to_numpy(dtype=float)
-    return np.where(np.isnan(out), 0.0, out), "BG/NBD + Gamma-Gamma (12 months, 30 % margin)"
+        return None, None, f"expected CLV (BG/NBD) not available: {exc}"
+    out = table["clv_bgnbd"].reindex(frame.index).fillna(0.0)
+    return out, "BG/NBD + Gamma-Gamma (12 months, 30 % margin)", None
 
 
 def _value_block(frame: pd.DataFrame, mask: np.ndarray, expected: np.ndarray | None) -> dict:
@@ -443,13 +450,14 @@ def _campaign_results(wh: Warehouse, dataset: str, subject: dict, kind: str, not
 
 # ----------------------------------------------------------------- the snapshot
 def build_report(wh: Warehouse, dataset: str, as_of, *, segment: str | None = None, campaign_id=None,
-                 frame: pd.DataFrame | None = None, now=None, trend_months: int = TREND_MONTHS,
-                 top_n: int = TOP_N) -> dict:
+                 frame: pd.DataFrame | None = None, expected: tuple | None = None, now=None,
+                 trend_months: int = TREND_MONTHS, top_n: int = TOP_N) -> dict:
     """The JSON-serializable snapshot of a saved segment (``segment``: its name) or a saved
     campaign (``campaign_id``) in ``dataset`` as of ``as_of`` (see the module docstring).
 
     ``frame``: the customer frame of ``dataset`` at ``as_of`` when the caller has it
     (:func:`analytics.explorer.build_frame`; read, never changed), else it is built.
+    ``expected``: :func:`expected_clv` of that frame when the caller has it cached.
     ``now``: the creation time to record (default: the current UTC time).
     Raises :class:`ReportError` for an unknown dataset, segment or campaign and for a
     segment without customers on that day.
@@ -481,7 +489,12 @@ def build_report(wh: Warehouse, dataset: str, as_of, *, segment: str | None = No
         raise ReportError(f"{what} {subject['name']} has no customers as of {day.date()}")
     notes: list[str] = []
     members = frame.index[mask].astype(str).to_numpy(dtype=object)
-    expected, expected_source = _expected_clv(wh, frame, notes)
+    if expected is None:
+        expected = expected_clv(frame)
+    exp_values, expected_source, why = expected
+    if why:
+        notes.append(why)
+    expected = None if exp_values is None else pd.Series(exp_values).reindex(frame.index).to_numpy(dtype=float)
     seg_value = _value_block(frame, mask, expected)
     all_value = _value_block(frame, np.ones(len(frame), dtype=bool), expected)
     trend, top_categories, top_items = _sql_sections(wh, dataset, day, members, int(trend_months), int(top_n))

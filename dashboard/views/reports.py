@@ -91,7 +91,8 @@ def _make_report() -> None:
     if st.button("Build the report", type="primary", icon="🛠️", key="reports_build"):
         try:
             frame = cache.explorer_frame(dataset, as_of)
-            snapshot = build_report(wh, dataset, as_of, segment=segment, campaign_id=campaign_id, frame=frame)
+            snapshot = build_report(wh, dataset, as_of, segment=segment, campaign_id=campaign_id, frame=frame,
+                                    expected=cache.reports_expected_clv(dataset, as_of))
         except ValueError as exc:
             st.session_state.pop(SNAPSHOT_KEY, None)
             widgets.show_error(exc, "No report")
