@@ -505,18 +505,3 @@ def uploaded_readout(dataset: str, campaign_id: int, file_id: str, data: bytes):
     """``(outcomes, readout)`` of an uploaded outcomes file against a saved campaign, cached per
     upload (``file_id``) so reruns do not parse the file again. CampaignError on a bad file."""
     return _uploaded_readout(_value_db(), int(campaign_id), str(file_id), _campaigns_stamp(dataset), data)
-
-
-# ---- Reports page (owned by the reports area) -----------------------------------------
-# The expected CLV a report shows (a published model's, else a BG/NBD + Gamma-Gamma fit on
-# every buyer: the costly part of a report at scale), per Explorer frame: read-only.
-@st.cache_resource(show_spinner="Estimating the expected CLV…", max_entries=4)
-def _reports_expected_clv(path: str, dataset: str, as_of: str, version: str, stamp: str):
-    from analytics.reports import expected_clv
-
-    return expected_clv(_explorer_frame(path, dataset, as_of, version, stamp))
-
-
-def reports_expected_clv(dataset: str, as_of):
-    """``analytics.reports.expected_clv`` of the Explorer frame at ``as_of``, cached per data version."""
-    return _reports_expected_clv(_value_db(), dataset, str(as_of), data_version(dataset), _explorer_stamp(dataset))
