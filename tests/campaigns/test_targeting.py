@@ -253,3 +253,15 @@ def test_order_partial_equals_full_sort_prefix():
         assert list(full) == want
         top = int(rng.integers(1, n + 1))
         assert list(_order(sc, ids, top)) == want[:top]
+
+
+def test_default_response_falls_back_to_repeat_rate(shop):
+    w, frame = shop
+    later = "2026-06-30"  # nobody bought in the 30 days before: the repeat-purchase rate instead
+    d = c.response_defaults(frame, as_of=later)
+    buyers = frame["n_orders"] > 0
+    assert d["response_rate"] == pytest.approx(float((frame.loc[buyers, "n_orders"] >= 2).mean()))
+    assert "repeat-purchase rate" in d["source"]
+    assert c.default_response(frame, as_of=later) == (d["response_rate"], d["value_per_response"])
+    # no earlier campaign with outcomes: the data-derived numbers even when a warehouse is given
+    assert c.response_defaults(frame, as_of=later, wh=w)["response_rate"] == d["response_rate"]
