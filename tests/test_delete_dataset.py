@@ -61,6 +61,18 @@ def _derive(wh, name: str, model_dir) -> tuple[list[int], object]:
                 [pid, name, str(folder)])
     cur.execute("INSERT INTO customer_predictions VALUES (?, 'x', 1.0, 0.5, ?, 'lightgbm', DATE '2025-03-31', 30, "
                 "current_timestamp)", [name, pid])
+    # a saved campaign (list + outcomes) and a stored report (issue 6)
+    from analytics import campaigns
+
+    targets = pd.DataFrame({"customer_id": [f"{name}1", f"{name}2"], "rank": [1, 2],
+                            "group": ["treatment", "control"]})
+    cid = campaigns.save_campaign(wh, campaigns.CampaignSpec(name=f"camp {name}", dataset=name,
+                                                             as_of="2025-03-31"), targets)
+    campaigns.save_outcomes(wh, cid, pd.DataFrame({"customer_id": [f"{name}1"], "converted": [True],
+                                                   "revenue": [5.0]}))
+    cur.execute("INSERT INTO reports (id, token_hash, kind, title, dataset, snapshot, created_at) "
+                "VALUES (nextval('report_id_seq'), ?, 'segment', 't', ?, '{}', current_timestamp)",
+                ["hash-" + name, name])
     return runs, folder
 
 
