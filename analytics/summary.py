@@ -565,17 +565,26 @@ class SummaryHistory:
             return np.ones(len(days), dtype=bool)
         return days <= t
 
+    def _located(self, t: int) -> tuple[np.ndarray, np.ndarray]:
+        """(customers with an event on or before relative day ``t``, the row of their last such day)."""
+        if not self.n_rows:
+            return np.array([], dtype=np.int64), np.array([], dtype=np.int64)
+        n_upto = np.add.reduceat(self._upto(self.day, t), self.starts, dtype=np.int32)
+        cust = np.flatnonzero(n_upto > 0)
+        return cust, self.starts[cust] + n_upto[cust] - 1
+
+    def customer_positions(self, as_of) -> np.ndarray:
+        """Positions (in :attr:`customer_index`) of the customers :meth:`summary` returns for
+        ``as_of``, in its row order: an integer key to line up summaries of two dates."""
+        cust, _ = self._located(self._relative_day(_as_day(as_of, "the as-of date")))
+        return cust
+
     def summary(self, as_of, unit: str = "days") -> pd.DataFrame:
         """``customer_summary(wh, dataset, as_of, unit, persist=False)`` from the running totals."""
         unit_days = check_unit(unit)
         as_of_day = _as_day(as_of, "the as-of date")
         t = self._relative_day(as_of_day)
-        if self.n_rows:
-            n_upto = np.add.reduceat(self._upto(self.day, t), self.starts, dtype=np.int32)
-            cust = np.flatnonzero(n_upto > 0)
-            k = self.starts[cust] + n_upto[cust] - 1
-        else:
-            cust = k = np.array([], dtype=np.int64)
+        cust, k = self._located(t)
         n_orders = self.counts["n_orders"][k].astype(np.int64)
         buyer = n_orders > 0
         fp = self.first_purchase[cust].astype(np.int64)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import streamlit as st
 
@@ -375,18 +376,53 @@ def _campaign_targets(path: str, dataset: str, as_of: str, spec_json: str, versi
     bare = CampaignSpec.from_dict({**spec.to_dict(), "recommendations": 0, "recommendation_category": None})
     targets = select_targets(get_warehouse(path), frame, bare)
     if n_recs > 0:
-        try:
-            model = _campaign_recommender(path, dataset, as_of, version)
-            recs = model.recommend(list(targets["customer_id"]), n=n_recs, exclude_purchased=True,
-                                   category=spec.recommendation_category)
-        except recommend.RecommendError as exc:
-            raise CampaignError(f"recommendations: {exc}") from None
-        text = recommend.recommendations_text(recs)
-        text.index = text.index.astype(str)
+        ids = targets["customer_id"].astype(str)
+        memo = _campaign_recs_memo(path, dataset, as_of, version, n_recs, spec.recommendation_category or "")
+        with memo["lock"]:
+            missing = ids[~ids.isin(memo["text"].index)]
+            if len(missing):
+                try:
+                    model = _campaign_recommender(path, dataset, as_of, version)
+                    recs = model.recommend(list(missing), n=n_recs, exclude_purchased=True,
+                                           category=spec.recommendation_category)
+                except recommend.RecommendError as exc:
+                    raise CampaignError(f"recommendations: {exc}") from None
+                new = _items_text(recs).reindex(pd.Index(missing.to_numpy())).fillna("")
+                memo["text"] = pd.concat([memo["text"], new])
+            text = memo["text"]
         targets = targets.copy()
-        targets["recommended_items"] = targets["customer_id"].astype(str).map(text).fillna("").to_numpy()
+        targets["recommended_items"] = ids.map(text).fillna("").to_numpy()
         targets.attrs["spec"] = spec.validated().to_dict()
     return targets
+
+
+@st.cache_resource(show_spinner=False, max_entries=4)
+def _campaign_recs_memo(path: str, dataset: str, as_of: str, version: str, n: int, category: str) -> dict:
+    """Recommended-items text per customer already computed for these settings: a customer's
+    items do not depend on the campaign around them, so a control-share or cap change only
+    recommends for customers not seen before (a lock guards the shared memo)."""
+    import threading
+
+    return {"lock": threading.Lock(), "text": pd.Series([], dtype=object, index=pd.Index([], dtype=object))}
+
+
+def _items_text(recs: pd.DataFrame, sep: str = "; ") -> pd.Series:
+    """customer_id -> "item1; item2; ..." in rank order: analytics.recommend.recommendations_text,
+    vectorized over the (at most n) rank columns instead of a Python join per customer."""
+    if recs is None or len(recs) == 0:
+        return pd.Series([], dtype=object, index=pd.Index([], dtype=object))
+    wide = recs.pivot(index="customer_id", columns="rank", values="item_id").sort_index(axis=1)
+    out = None
+    for col in wide.columns:
+        vals = wide[col].to_numpy(dtype=object)
+        have = pd.notna(vals)
+        item = np.where(have, vals, "").astype(object)
+        if out is None:
+            out, any_ = item, have
+        else:
+            out = np.where(have, np.where(any_, out + sep, "") + item, out).astype(object)
+            any_ = any_ | have
+    return pd.Series(out, index=wide.index.astype(str), dtype=object)
 
 
 def campaign_targets(dataset: str, as_of, spec) -> pd.DataFrame:

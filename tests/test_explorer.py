@@ -252,3 +252,42 @@ def test_history_gives_the_same_frame_and_cohorts_on_the_sample(wh):
                 pd.testing.assert_series_equal(b[col], a[col], check_exact=True, obj=col)
         pd.testing.assert_frame_equal(explorer.cohort_retention(wh, "sample", day, 24, history=hist),
                                       explorer.cohort_retention(wh, "sample", day, 24), check_exact=True)
+    # migration matched by history position = matched by id
+    early = explorer.build_frame(wh, "sample", "2024-03-01", history=hist)
+    late = explorer.build_frame(wh, "sample", "2025-12-31", history=hist)
+    assert len(early) < len(late)
+    for col in ("rfm_segment", "r_score"):
+        fast = explorer.segment_migration(early, late, col, history=hist)
+        pd.testing.assert_frame_equal(fast, explorer.segment_migration(early, late, col))
+        assert fast["customers"].sum() == len(late)
+    # a missing value counts as the missing label, on either side
+    holes = late.copy()
+    holes.loc[holes.index[:7], "rfm_segment"] = None
+    pd.testing.assert_frame_equal(explorer.segment_migration(early, holes, history=hist),
+                                  explorer.segment_migration(early, holes))
+    # frames that are not the history's fall back to matching ids
+    other = late.iloc[::2]
+    pd.testing.assert_frame_equal(explorer.segment_migration(early, other, history=hist),
+                                  explorer.segment_migration(early, other))
+
+
+def test_concentration_equals_the_separate_functions():
+    rng = np.random.default_rng(3)
+    for v in (rng.lognormal(3, 1.5, 5001) - 5, np.array([]), np.zeros(4), np.array([-1.0, 2.0])):
+        c = explorer.concentration(v, (0.1, 0.2, 1.0), max_points=300)
+        pd.testing.assert_frame_equal(c["curve"], explorer.lorenz_curve(v, max_points=300))
+        for f in (0.1, 0.2, 1.0):
+            assert c["top"][f] == pytest.approx(explorer.top_share(v, f), rel=1e-12, nan_ok=True)
+        assert c["gini"] == pytest.approx(explorer.gini(v), rel=1e-12, nan_ok=True)
+    with pytest.raises(explorer.ExplorerError):
+        explorer.concentration([1, 2], (0.0,))
+
+
+def test_category_groups_largest_first_without_missing():
+    f = pd.DataFrame({"s": ["b", "a", None, "b", "c", "a", "b"]}, index=list("1234567"))
+    g = explorer.category_groups(f, "s")
+    assert list(g) == ["b", "a", "c"]
+    assert g["b"].tolist() == [True, False, False, True, False, False, True]
+    assert g["b"].index.equals(f.index)
+    assert sum(int(m.sum()) for m in g.values()) == 6
+    assert explorer.category_groups(f, "nope") == {}

@@ -126,13 +126,12 @@ values = frame["net_revenue"] if scope == "All customers" else frame.loc[groups[
 if len(values) == 0:
     st.info("This segment has no customers.", icon="📭")
 else:
-    top10, top20 = explorer.top_share(values, 0.1), explorer.top_share(values, 0.2)
+    conc = explorer.concentration(values, (0.1, 0.2), max_points=LORENZ_POINTS)  # one sort for all three
+    top10, top20, g, curve = conc["top"][0.1], conc["top"][0.2], conc["gini"], conc["curve"]
     m1, m2, m3 = st.columns(3)
     m1.metric("Top 10% share of net revenue", "n/a" if pd.isna(top10) else f"{top10:.1%}")
     m2.metric("Top 20% share of net revenue", "n/a" if pd.isna(top20) else f"{top20:.1%}")
-    g = explorer.gini(values)
     m3.metric("Gini coefficient", "n/a" if pd.isna(g) else f"{g:.3f}")
-    curve = explorer.lorenz_curve(values, max_points=LORENZ_POINTS)
     fig = go.Figure()
     fig.add_trace(go.Scatter(x=curve["customer_share"], y=curve["value_share"], mode="lines", name="Lorenz curve"))
     fig.add_trace(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", name="Equal share", line=dict(dash="dot")))
