@@ -5,6 +5,7 @@
         [--budget B] [--cost C] [--control 0.1] [--seed 42] [--recommend 10] [--recommend-category CAT]
         [--response-rate R] [--value-per-response V] [--description TEXT] [--out FILE.csv|.parquet] [--json]
     valuescope campaign list [--dataset D] [--json]
+    valuescope campaign show ID [--json]
     valuescope campaign export ID --out FILE.csv|FILE.parquet [--bom]
     valuescope campaign readout ID [--outcomes FILE] [--no-save] [--json]
     valuescope campaign delete ID
@@ -63,6 +64,12 @@ def register(sub) -> None:
     q.add_argument("--dataset", default=None, metavar="NAME")
     q.add_argument("--json", action="store_true")
     q.set_defaults(func=cmd_list)
+
+    q = csub.add_parser("show", help="a saved campaign's definition, counts and expected outcome")
+    add_db_argument(q)
+    q.add_argument("campaign", metavar="ID")
+    q.add_argument("--json", action="store_true")
+    q.set_defaults(func=cmd_show)
 
     q = csub.add_parser("export", help="export a saved campaign's exact list")
     add_db_argument(q)
@@ -219,6 +226,34 @@ def cmd_list(args) -> int:
     for r in df.itertuples():
         print(f"{r.id:>4}  {str(r.created_at)[:19]:19}  {str(r.dataset)[:12]:12} {r.as_of:10} "
               f"{r.n_treatment:>7,} {r.n_control:>6,} {'yes' if r.has_outcomes else 'no':8}  {r.name}")
+    return 0
+
+
+def cmd_show(args) -> int:
+    from analytics import campaigns as c
+
+    camp = c.get_campaign(_wh(args), args.campaign)
+    if args.json:
+        print(json.dumps(camp, indent=2, default=str))
+        return 0
+    spec = camp["spec"]
+    print(f"campaign {camp['id']} {camp['name']!r} on {camp['dataset']} as of {camp['as_of']}, "
+          f"created {str(camp['created_at'])[:19]} UTC")
+    if camp["description"]:
+        print(f"  description: {camp['description']}")
+    print(f"  segments: {', '.join(spec.get('segments') or []) or 'every customer'}"
+          + ("; extra rules: " + json.dumps(spec["extra_rules"]) if spec.get("extra_rules") else ""))
+    print(f"  ranked by {c.RANKINGS.get(spec.get('ranking'), spec.get('ranking'))}"
+          + (f" ({spec['score_column']})" if spec.get("score_column") else "")
+          + f"; {camp['n_eligible']:,} eligible, {camp['n_treatment']:,} contacted, {camp['n_control']:,} control "
+          f"({spec.get('control_share', 0):.0%}, seed {spec.get('seed')})")
+    exp = (camp["summary"] or {}).get("expected")
+    if exp:
+        roi = exp.get("roi")
+        print(f"  expected: revenue {exp['expected_revenue']:,.2f}, cost {exp['cost']:,.2f}, incremental return "
+              f"{exp['incremental_return']:,.2f}, ROI {'n/a' if roi is None else f'{roi:.1%}'}")
+    print(f"  outcomes: {camp['n_outcomes']:,} rows" + (f", uploaded {str(camp['outcomes_uploaded_at'])[:19]}"
+                                                       if camp["outcomes_uploaded_at"] is not None else ""))
     return 0
 
 

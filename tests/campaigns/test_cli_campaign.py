@@ -52,6 +52,13 @@ def test_create_export_readout_delete(db, capsys, tmp_path):
     camp = json.loads(out)[0]
     assert camp["name"] == "=Spring" and camp["n_treatment"] == 200 and camp["n_control"] == 50
 
+    code, out, err = run(capsys, "campaign", "show", "=Spring", "--db", db)
+    assert code == 0, err
+    assert "200 contacted, 50 control (20%, seed 42)" in out and "segments: Buyers" in out
+    assert "expected: revenue" in out and "outcomes: 0 rows" in out
+    code, out, err = run(capsys, "campaign", "show", str(camp["id"]), "--db", db, "--json")
+    assert json.loads(out)["spec"]["budget"] == 401.0
+
     pq = tmp_path / "list.parquet"
     code, out, err = run(capsys, "campaign", "export", str(camp["id"]), "--db", db, "--out", str(pq))
     assert code == 0, err
