@@ -321,6 +321,23 @@ def _explorer_migration(path: str, dataset: str, from_day: str, to_day: str, col
                              history=_summary_history(path, dataset, version))
 
 
+@st.cache_data(show_spinner="Assigning both dates to the clusters…", max_entries=16)
+def _explorer_cluster_migration(path: str, dataset: str, from_day: str, to_day: str, run_id: int, version: str,
+                                stamp: str) -> pd.DataFrame:
+    from analytics.explorer import cluster_migration
+
+    return cluster_migration(get_warehouse(path), run_id, _explorer_frame(path, dataset, from_day, version, stamp),
+                             _explorer_frame(path, dataset, to_day, version, stamp),
+                             history=_summary_history(path, dataset, version))
+
+
+def explorer_cluster_migration(dataset: str, from_day, to_day, run_id: int) -> pd.DataFrame:
+    """``analytics.explorer.cluster_migration`` of one clustering run between two dates, cached
+    (the stamp holds the latest run's id and names, so a rename shows up)."""
+    return _explorer_cluster_migration(_value_db(), dataset, str(from_day), str(to_day), int(run_id),
+                                       data_version(dataset), _explorer_stamp(dataset))
+
+
 def explorer_migration(dataset: str, from_day, to_day, column: str = "rfm_segment") -> pd.DataFrame:
     """``analytics.explorer.segment_migration`` between the Explorer frames of two dates, cached."""
     return _explorer_migration(_value_db(), dataset, str(from_day), str(to_day), column, data_version(dataset),

@@ -11,6 +11,7 @@ Plotly labels (widgets.escape); never as HTML.
 from __future__ import annotations
 
 import datetime as dt
+import time
 
 import numpy as np
 import pandas as pd
@@ -33,6 +34,7 @@ DELETE_KEY = "camp_delete_pending"
 TABLE_FIRST = ("rank", "customer_id", "segment", "group", "rfm_segment", "expected_clv", "churn_risk",
                "rank_score", "recommended_items")
 
+_started = time.perf_counter()
 st.title("🎯 Campaigns")
 
 dataset, version, first_day, last_day = widgets.dataset_span_or_stop()
@@ -163,25 +165,27 @@ def _downloads(table: pd.DataFrame, stem: str, key: str, meta: dict) -> None:
 
 
 def _curve_figure(curve: pd.DataFrame) -> go.Figure:
-    """Incremental return against the number contacted, with the break-even points marked."""
+    """Incremental return against the number contacted, with the break-even points marked
+    (reference lines as layout shapes: plotly's add_hline/add_vline cost ~0.1 s a figure)."""
     x = curve["n_contacted"].to_numpy(float)
     y = curve["incremental_return"].to_numpy(float)
-    fig = go.Figure()
-    fig.add_trace(go.Scatter(x=x, y=y, mode="lines", name="Incremental return", line=dict(width=2)))
-    fig.add_hline(y=0, line_dash="dot", line_color="grey")
+    traces = [go.Scatter(x=x, y=y, mode="lines", name="Incremental return", line=dict(width=2))]
+    shapes = [dict(type="line", xref="paper", x0=0, x1=1, yref="y", y0=0, y1=0,
+                   line=dict(dash="dot", color="grey", width=1))]
     be = curve.attrs.get("break_even")
     if be is not None:
-        fig.add_trace(go.Scatter(x=[be], y=[float(np.interp(be, x, y))], mode="markers", name="Break-even "
-                                 "(last contact that pays; best return)",
+        traces.append(go.Scatter(x=[be], y=[float(np.interp(be, x, y))], mode="markers",
+                                 name="Break-even (last contact that pays; best return)",
                                  marker=dict(size=13, symbol="diamond", color="crimson")))
-        fig.add_vline(x=float(be), line_dash="dash", line_color="crimson")
+        shapes.append(dict(type="line", xref="x", x0=float(be), x1=float(be), yref="paper", y0=0, y1=1,
+                           line=dict(dash="dash", color="crimson", width=1)))
     zero = curve.attrs.get("zero_return_n")
     if zero is not None and zero != be and zero < x.max():
-        fig.add_trace(go.Scatter(x=[zero], y=[float(np.interp(zero, x, y))], mode="markers",
+        traces.append(go.Scatter(x=[zero], y=[float(np.interp(zero, x, y))], mode="markers",
                                  name="Return back to 0", marker=dict(size=11, symbol="x", color="grey")))
-    fig.update_layout(xaxis_title="Customers contacted (best-ranked first)", yaxis_title="Incremental return",
-                      height=360, margin=dict(l=10, r=10, t=30, b=10), legend=dict(orientation="h", y=1.12))
-    return fig
+    return go.Figure(data=traces, layout=dict(
+        xaxis_title="Customers contacted (best-ranked first)", yaxis_title="Incremental return", shapes=shapes,
+        height=360, margin=dict(l=10, r=10, t=30, b=10), legend=dict(orientation="h", y=1.12)))
 
 
 def _pct_points(x: float | None) -> str:
@@ -242,7 +246,8 @@ def _uplift_figure(table: pd.DataFrame) -> go.Figure:
             marker=dict(size=12, color=["grey" if small else "seagreen" for small in shown["too small to tell"]]),
             error_y=dict(type="data", symmetric=False, array=np.nan_to_num(hi - y), arrayminus=np.nan_to_num(y - lo)),
             name=value), row=1, col=col)
-        fig.add_hline(y=0, line_dash="dot", line_color="grey", row=1, col=col)
+        fig.add_shape(type="line", xref=f"x{col if col > 1 else ''} domain", x0=0, x1=1, yref=f"y{col if col > 1 else ''}",
+                      y0=0, y1=0, line=dict(dash="dot", color="grey", width=1))
     fig.update_layout(height=380, margin=dict(l=10, r=10, t=40, b=10), showlegend=False)
     return fig
 
@@ -442,12 +447,17 @@ with tab_build:
                       help="Incremental return / cost (– when contacts cost nothing).")
             st.plotly_chart(_curve_figure(curve), key="camp_curve", width="stretch")
             be = curve.attrs.get("break_even")
-            st.caption(("Break-even: every contact up to the "
-                        f"{int(be):,}th pays for itself; beyond it an extra contact is expected to bring less "
-                        "than it costs." if be is not None else
-                        "Break-even: not even the first contact is expected to pay for itself at these "
-                        "assumptions.") + f" Best incremental return {widgets.fmt_money(curve.attrs.get('best_return'))}"
-                       f" at {int(curve.attrs.get('best_n') or 0):,} contacted.")
+            if be is None:
+                words = "not even the first contact is expected to pay for itself at these assumptions."
+            elif be >= outcome["contacted"]:
+                words = (f"every one of the {outcome['contacted']:,} contacts is expected to pay for itself: the cap, "
+                         "not the return, limits this campaign.")
+            else:
+                words = (f"contacts up to the {int(be):,}th pay for themselves; beyond it each extra contact is "
+                         "expected to bring less than it costs.")
+            st.caption(f"Break-even: {words} Best incremental return "
+                       f"{widgets.fmt_money(curve.attrs.get('best_return'))} at "
+                       f"{int(curve.attrs.get('best_n') or 0):,} contacted.")
 
         # -------------------------------------------------------- target list
         st.subheader("Target list")
@@ -554,3 +564,5 @@ with tab_readout:
                 st.info("No outcomes for this campaign yet: upload a file.", icon="📥")
         if result is not None:
             _show_readout(result)
+
+st.caption(f"Server time for this view: {time.perf_counter() - _started:.2f} s")
