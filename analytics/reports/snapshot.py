@@ -266,43 +266,46 @@ def _value_block(frame: pd.DataFrame, mask: np.ndarray, expected: np.ndarray | N
     }
 
 
+# customers x months first (no DISTINCT over the events), then the members' flag
 _TREND_SQL = """
-SELECT date_trunc('month', e.event_time) AS month,
-       count(DISTINCT e.customer_id) FILTER (WHERE m.customer_id IS NOT NULL) AS active,
-       count(DISTINCT e.customer_id) FILTER (WHERE m.customer_id IS NOT NULL AND e.event_type = 'purchase')
-           AS buyers,
-       coalesce(sum(CASE e.event_type WHEN 'purchase' THEN e.revenue WHEN 'return' THEN -e.revenue END)
-           FILTER (WHERE m.customer_id IS NOT NULL), 0) AS revenue,
-       count(DISTINCT e.customer_id) AS all_active,
-       count(DISTINCT e.customer_id) FILTER (WHERE e.event_type = 'purchase') AS all_buyers,
-       coalesce(sum(CASE e.event_type WHEN 'purchase' THEN e.revenue WHEN 'return' THEN -e.revenue END), 0)
-           AS all_revenue
-FROM events e LEFT JOIN {members} m ON m.customer_id = e.customer_id
-WHERE e.dataset = ? AND e.event_time >= ? AND e.event_time < ?
-GROUP BY 1 ORDER BY 1
-"""
-
-_TOP_SQL = """
-WITH t AS (
-    SELECT {key} AS key, {extra}
-           sum(CASE e.event_type WHEN 'purchase' THEN e.revenue WHEN 'return' THEN -e.revenue END)
-               FILTER (WHERE m.customer_id IS NOT NULL) AS revenue,
-           count(DISTINCT e.customer_id) FILTER (WHERE m.customer_id IS NOT NULL AND e.event_type = 'purchase')
-               AS buyers,
-           sum(CASE e.event_type WHEN 'purchase' THEN e.revenue WHEN 'return' THEN -e.revenue END) AS all_revenue
-    FROM events e LEFT JOIN {members} m ON m.customer_id = e.customer_id
-    WHERE e.dataset = ? AND e.event_time < ? AND e.event_type IN ('purchase', 'return') AND {key} IS NOT NULL
-    GROUP BY 1
+WITH cm AS (
+    SELECT customer_id, date_trunc('month', event_time) AS month,
+           bool_or(event_type = 'purchase') AS bought,
+           sum(CASE event_type WHEN 'purchase' THEN revenue WHEN 'return' THEN -revenue END) AS revenue
+    FROM events
+    WHERE dataset = ? AND event_time >= ? AND event_time < ?
+    GROUP BY ALL
+), j AS (
+    SELECT cm.*, m.customer_id IS NOT NULL AS member
+    FROM cm LEFT JOIN {members} m ON m.customer_id = cm.customer_id
 )
-SELECT * FROM t WHERE revenue IS NOT NULL ORDER BY revenue DESC, key LIMIT ?
+SELECT month,
+       count(*) FILTER (WHERE member) AS active,
+       count(*) FILTER (WHERE member AND bought) AS buyers,
+       coalesce(sum(revenue) FILTER (WHERE member), 0) AS revenue,
+       count(*) AS all_active,
+       count(*) FILTER (WHERE bought) AS all_buyers,
+       coalesce(sum(revenue), 0) AS all_revenue
+FROM j GROUP BY month ORDER BY month
 """
 
-_TOTALS_SQL = """
-SELECT coalesce(sum(CASE e.event_type WHEN 'purchase' THEN e.revenue WHEN 'return' THEN -e.revenue END)
-           FILTER (WHERE m.customer_id IS NOT NULL), 0),
-       coalesce(sum(CASE e.event_type WHEN 'purchase' THEN e.revenue WHEN 'return' THEN -e.revenue END), 0)
-FROM events e LEFT JOIN {members} m ON m.customer_id = e.customer_id
-WHERE e.dataset = ? AND e.event_time < ? AND e.event_type IN ('purchase', 'return')
+# the members' events only (semi join), then everyone's revenue of the listed keys
+_TOP_SQL = """
+SELECT {key} AS key, {extra}
+       sum(CASE e.event_type WHEN 'purchase' THEN e.revenue WHEN 'return' THEN -e.revenue END) AS revenue,
+       count(DISTINCT e.customer_id) FILTER (WHERE e.event_type = 'purchase') AS buyers
+FROM events e SEMI JOIN {members} m ON m.customer_id = e.customer_id
+WHERE e.dataset = ? AND e.event_time < ? AND e.event_type IN ('purchase', 'return') AND {key} IS NOT NULL
+GROUP BY 1 HAVING revenue IS NOT NULL
+ORDER BY revenue DESC, key LIMIT ?
+"""
+
+_TOP_ALL_SQL = """
+SELECT {key} AS key,
+       sum(CASE e.event_type WHEN 'purchase' THEN e.revenue WHEN 'return' THEN -e.revenue END) AS all_revenue
+FROM events e
+WHERE e.dataset = ? AND e.event_time < ? AND e.event_type IN ('purchase', 'return') AND list_contains(?, {key})
+GROUP BY 1
 """
 
 
@@ -311,7 +314,10 @@ def _month_start(ts: pd.Timestamp) -> pd.Timestamp:
 
 
 def _sql_sections(wh: Warehouse, dataset: str, day: pd.Timestamp, members: np.ndarray,
-                  months: int, top_n: int) -> tuple[dict, list, list]:
+                  months: int, top_n: int, seg_total: float, all_total: float) -> tuple[dict, list, list]:
+    """Monthly trend and top categories / items of ``members`` (customer ids) in DuckDB.
+    ``seg_total`` / ``all_total``: the members' and everyone's net revenue up to the end of
+    ``day`` (the shares' denominators, from the customer frame)."""
     end = (day + pd.Timedelta(days=1)).to_pydatetime()
     start = (_month_start(day) - pd.DateOffset(months=months - 1)).to_pydatetime()
     rel = f"_vs_report_members_{uuid.uuid4().hex}"
@@ -320,11 +326,13 @@ def _sql_sections(wh: Warehouse, dataset: str, day: pd.Timestamp, members: np.nd
     try:
         # `rel` is generated here (a fixed prefix and hex digits), never user text
         trend = cur.execute(_TREND_SQL.format(members=rel), [dataset, start, end]).df()
-        seg_total, all_total = cur.execute(_TOTALS_SQL.format(members=rel), [dataset, end]).fetchone()
-        cats = cur.execute(_TOP_SQL.format(members=rel, key="e.category", extra=""),
-                           [dataset, end, int(top_n)]).df()
-        items = cur.execute(_TOP_SQL.format(members=rel, key="e.item_id", extra="any_value(e.category) AS category,"),
-                            [dataset, end, int(top_n)]).df()
+        tops = []
+        for key, extra in (("e.category", ""), ("e.item_id", "any_value(e.category) AS category,")):
+            top = cur.execute(_TOP_SQL.format(members=rel, key=key, extra=extra), [dataset, end, int(top_n)]).df()
+            everyone = cur.execute(_TOP_ALL_SQL.format(key=key),
+                                   [dataset, end, [str(k) for k in top["key"]]]).df()
+            tops.append(top.merge(everyone, on="key", how="left"))
+        cats, items = tops
     finally:
         cur.unregister(rel)
         cur.close()
@@ -497,7 +505,8 @@ def build_report(wh: Warehouse, dataset: str, as_of, *, segment: str | None = No
     expected = None if exp_values is None else pd.Series(exp_values).reindex(frame.index).to_numpy(dtype=float)
     seg_value = _value_block(frame, mask, expected)
     all_value = _value_block(frame, np.ones(len(frame), dtype=bool), expected)
-    trend, top_categories, top_items = _sql_sections(wh, dataset, day, members, int(trend_months), int(top_n))
+    trend, top_categories, top_items = _sql_sections(wh, dataset, day, members, int(trend_months), int(top_n),
+                                                     seg_value["net_revenue"], all_value["net_revenue"])
     title = ("Segment report: " if kind == "segment" else "Campaign report: ") + subject["name"]
     snapshot = {
         "version": SNAPSHOT_VERSION,
