@@ -378,6 +378,23 @@ def segment_migration(frame_a: pd.DataFrame, frame_b: pd.DataFrame, column: str 
     return flows.sort_values("customers", ascending=False, kind="stable").reset_index(drop=True)
 
 
+def cluster_migration(wh: Warehouse, run_id: int, frame_a: pd.DataFrame, frame_b: pd.DataFrame, *,
+                      history=None, missing: str = NOT_A_CUSTOMER) -> pd.DataFrame:
+    """Flows between the clusters of one saved clustering run at two dates (see
+    :func:`segment_migration`). Both frames are assigned with that run
+    (:func:`analytics.segments.store.assign_with_run`: its fill values, scaling and centres), so
+    a cluster means the same customers' profile on both sides, whatever date the run was
+    trained on."""
+    from analytics.segments import store
+
+    sides = []
+    for f in (frame_a, frame_b):
+        assigned = store.assign_with_run(wh, int(run_id), f)[["cluster_name"]]
+        assigned.attrs = dict(f.attrs)
+        sides.append(assigned)
+    return segment_migration(sides[0], sides[1], "cluster_name", missing, history=history)
+
+
 def _same_ids(history, positions: np.ndarray, frame: pd.DataFrame) -> bool:
     """Spot check that ``frame`` rows are the history's customers at ``positions`` (first, middle, last)."""
     if len(frame) == 0:

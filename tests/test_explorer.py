@@ -291,3 +291,30 @@ def test_category_groups_largest_first_without_missing():
     assert g["b"].index.equals(f.index)
     assert sum(int(m.sum()) for m in g.values()) == 6
     assert explorer.category_groups(f, "nope") == {}
+
+
+def test_cluster_migration_uses_one_run_at_both_dates(wh):
+    from analytics.bootstrap import ensure_default_dataset
+    from analytics.segments import store
+    from analytics.segments.clustering import CustomerClustering
+    from analytics.summary import summary_history
+
+    ensure_default_dataset(wh)
+    hist = summary_history(wh, "sample")
+    early = explorer.build_frame(wh, "sample", "2025-03-31", history=hist)
+    late = explorer.build_frame(wh, "sample", "2025-12-31", history=hist)
+    model = CustomerClustering(n_clusters=4, random_state=0).fit(late)
+    run = store.save_clustering_run(wh, model, "sample", "2025-12-31")
+    flows = explorer.cluster_migration(wh, run, early, late, history=hist)
+    # independently: nearest centre of the run at each date, outer-joined on the customer id
+    a = store.assign_with_run(wh, run, early)["cluster_name"].rename("from")
+    b = store.assign_with_run(wh, run, late)["cluster_name"].rename("to")
+    exp = pd.concat([a, b], axis=1).astype(object).fillna(explorer.NOT_A_CUSTOMER).value_counts()
+    got = flows.set_index(["from", "to"])["customers"]
+    assert got.sort_index().to_dict() == {k: int(v) for k, v in exp.sort_index().items()}
+    assert flows["customers"].sum() == len(late)
+    assert set(flows["to"]) <= set(model.names_)
+    # k-means: at the training date the run's own labels come back
+    own = model.labels_.map(dict(enumerate(model.names_))).reindex(b.index)
+    assert (own == b).mean() > 0.99, (own == b).mean()
+    pd.testing.assert_frame_equal(flows, explorer.cluster_migration(wh, run, early, late))

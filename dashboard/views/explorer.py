@@ -163,14 +163,27 @@ else:
 
 # -- migration ----------------------------------------------------------------------------
 st.subheader("Segment migration")
+MIGRATION_KINDS = ("RFM segments", "Clusters (latest run)")
+mig_kind = st.radio("Migration of", MIGRATION_KINDS, horizontal=True, key="explorer_mig_kind")
 default_from = max(first_day, as_of - dt.timedelta(days=90))
 from_day = st.date_input("From", value=default_from, min_value=first_day, max_value=as_of,
-                         key="explorer_from", help=f"RFM segments at this date vs. at {as_of}.")
+                         key="explorer_from", help=f"Segments at this date vs. at {as_of}.")
+run_id = None
+if mig_kind == MIGRATION_KINDS[1]:
+    try:
+        run_id = store.latest_clustering_run(cache.warehouse(), dataset)
+    except ValueError:
+        run_id = None
 if from_day >= as_of:
     st.info("Pick a date before the as-of date to see how customers moved.", icon="📅")
+elif mig_kind == MIGRATION_KINDS[1] and run_id is None:
+    st.info("No clustering run for this dataset yet: train one on the Segments page.", icon="🧩")
 else:
     try:
-        flows = cache.explorer_migration(dataset, from_day, as_of, "rfm_segment")
+        if run_id is None:
+            flows = cache.explorer_migration(dataset, from_day, as_of, "rfm_segment")
+        else:
+            flows = cache.explorer_cluster_migration(dataset, from_day, as_of, run_id)
     except ValueError as exc:
         widgets.show_error(exc, "The migration could not be computed")
         flows = None
@@ -183,8 +196,11 @@ else:
         fig.update_layout(height=480, margin=dict(l=10, r=10, t=10, b=10))
         st.plotly_chart(fig, width="stretch")
         moved = int(flows.loc[flows["from"] != flows["to"], "customers"].sum())
-        st.caption(f"{moved:,} of {int(flows['customers'].sum()):,} customers changed segment between "
-                   f"{from_day} and {as_of}.")
+        what = "segment" if run_id is None else "cluster"
+        st.caption(f"{moved:,} of {int(flows['customers'].sum()):,} customers changed {what} between "
+                   f"{from_day} and {as_of}."
+                   + ("" if run_id is None else f" Both dates are assigned with clustering run {run_id} "
+                      "(its scaling and cluster centres), so a cluster means the same at both dates."))
         with st.expander("Flows as a table"):
             st.dataframe(flows, hide_index=True, width="stretch")
 

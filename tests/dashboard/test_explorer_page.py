@@ -135,3 +135,29 @@ def test_clusters_of_latest_run(page, app_wh):
     exp = model.labels_.map(dict(enumerate(model.names_))).value_counts()
     assert comp["Customers"].sort_index().to_dict() == {k: int(v) for k, v in exp.sort_index().items()}
     assert int(comp["Customers"].sum()) == len(model.labels_)
+
+
+def test_cluster_migration_between_two_dates(page, app_wh):
+    from analytics.segments.clustering import CustomerClustering
+
+    at = page
+    at.radio(key="explorer_mig_kind").set_value("Clusters (latest run)").run()
+    assert not at.exception, at.exception
+    assert any("No clustering run" in i.value for i in at.info)
+
+    as_of = _as_of(app_wh)
+    frame = explorer.build_frame(app_wh, "sample", as_of)
+    model = CustomerClustering(n_clusters=3, random_state=0).fit(frame)
+    run = store.save_clustering_run(app_wh, model, "sample", as_of)
+    at.run()
+    assert not at.exception, at.exception
+    flows = _table(at, "from")
+    # independently: both dates assigned with the run, outer-joined on the id
+    earlier = explorer.build_frame(app_wh, "sample", as_of - pd.Timedelta(days=90))
+    a = store.assign_with_run(app_wh, run, earlier)["cluster_name"].rename("from")
+    b = store.assign_with_run(app_wh, run, frame)["cluster_name"].rename("to")
+    exp = pd.concat([a, b], axis=1).astype(object).fillna(explorer.NOT_A_CUSTOMER).value_counts()
+    got = flows.set_index(["from", "to"])["customers"]
+    assert got.sort_index().to_dict() == {k: int(v) for k, v in exp.sort_index().items()}
+    assert set(flows["to"]) <= set(model.names_)
+    assert any(f"clustering run {run}" in c.value for c in at.caption)
