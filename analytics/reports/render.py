@@ -256,6 +256,7 @@ section{background:white;border:1px solid #e5e7eb;border-radius:8px;padding:16px
 table{border-collapse:collapse;width:100%;font-size:.9rem}
 th,td{border-bottom:1px solid #e5e7eb;padding:6px 8px;text-align:left;vertical-align:top;overflow-wrap:anywhere}
 td.n,th.n{text-align:right;font-variant-numeric:tabular-nums}
+summary{cursor:pointer;color:#374151;margin:8px 0}
 .cards{display:flex;flex-wrap:wrap;gap:12px}
 .card{flex:1 1 150px;border:1px solid #e5e7eb;border-radius:8px;padding:10px 12px;background:#f9fafb}
 .card .v{font-size:1.3rem;font-weight:600}.card .l{color:#6b7280;font-size:.8rem}
@@ -349,11 +350,13 @@ def render_html(snapshot: dict, *, plotly_js: str | None = None) -> str:
         note = " (the last month is partial: it ends on the as-of day)" if tr.get("partial_last_month") else ""
         add(f'<p class="note">Members of the segment (as of {esc(s["as_of"])}) active per month: any event; '
             f'buyers: a purchase; net revenue: purchases minus refunds{esc(note)}.</p>')
+        add("<details><summary>Monthly figures</summary>")
         add(_table(["Month", "Active", "Buyers", "Net revenue", "All active", "All net revenue"],
                    [(m, fmt_num(a), fmt_num(b), fmt_money(r), fmt_num(aa), fmt_money(ar))
                     for m, a, b, r, aa, ar in zip(tr["months"], tr["active_customers"], tr["buyers"], tr["revenue"],
                                                   tr["all_active_customers"], tr["all_revenue"])],
                    numeric=(1, 2, 3, 4, 5)))
+        add("</details>")
     add("</section>")
 
     add("<section><h2>Profile against all customers</h2>")

@@ -57,6 +57,7 @@ def _show_link(token: str) -> None:
     if full:
         st.caption("Full link:")
         st.code(full, language=None)
+        st.link_button("Open the shared view", full, icon="↗️")
 
 
 make_tab, list_tab = st.tabs(["📝 Make a report", "📋 Reports"])

@@ -120,3 +120,26 @@ def test_permalink_view_valid_revoked_and_made_up(sample):
     at = _open_link("made-up-token-that-was-never-issued")
     assert len(at.error) == 1 and "No such report" in at.error[0].value
     assert not at.metric and not at.sidebar.selectbox
+
+
+def test_campaign_report_on_the_page(sample):
+    campaigns = pytest.importorskip("analytics.campaigns")
+    wh, last_day = sample
+    as_of = "2025-09-30"
+    frame = build_frame(wh, "sample", as_of)
+    spec = campaigns.CampaignSpec(name="Win <b>back</b>", dataset="sample", as_of=as_of, segments=[HTML_NAME],
+                                  max_contacts=120, control_share=0.25)
+    targets = campaigns.select_targets(wh, frame, spec)
+    cid = campaigns.save_campaign(wh, spec, targets)
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.switch_page(PAGE).run()
+    at.radio(key="reports_kind").set_value("Saved campaign").run()
+    assert not at.exception, at.exception
+    assert at.selectbox(key="reports_campaign").value == cid
+    at.button(key="reports_build").click().run()
+    assert not at.exception, at.exception
+    assert not at.error, [e.value for e in at.error]
+    assert _metrics(at)["Customers"] == f"{len(targets):,}"  # treatment and control, as of the campaign's day
+    assert any(h.value == md_escape("Campaign report: Win <b>back</b>") for h in at.header)
+    assert any(f"data as of {as_of}" in c.value.replace("\\", "") for c in at.caption)
+    _no_markup(at)
