@@ -297,6 +297,29 @@ def select_targets(wh: Warehouse, frame: pd.DataFrame, spec: CampaignSpec, *, re
     return targets
 
 
+def rank_eligible(wh: Warehouse, frame: pd.DataFrame, spec: CampaignSpec) -> pd.DataFrame:
+    """Every eligible customer in ranking order, without a cap or a control group:
+    ``customer_id, rank, segment, rank_score``. For a return curve over the whole selection
+    (``return_curve(rank_eligible(...), ...)``), to see where more contacts stop paying
+    before choosing the cap. Same selection, ranking and tie rule as :func:`select_targets`."""
+    spec = spec.validated()
+    if "expected_clv" not in frame.columns:
+        frame = value_columns(wh, frame)
+    mask, seg_codes, seg_names = eligible(wh, frame, spec)
+    idx = np.flatnonzero(mask)
+    if len(idx) == 0:
+        raise CampaignError("the selection is empty: no customer matches the segments and rules as of " + spec.as_of)
+    scores = rank_scores(frame, spec)
+    ids = _string_ids(frame.index)
+    chosen = idx[_order(scores[idx], ids.take(idx))]
+    return pd.DataFrame({
+        "customer_id": ids.take(chosen).array,
+        "rank": np.arange(1, len(chosen) + 1, dtype=np.int64),
+        "segment": pd.array(seg_names, dtype="str").take(seg_codes[chosen]),
+        "rank_score": scores[chosen],
+    })
+
+
 def recommended_items(wh: Warehouse, spec: CampaignSpec, customer_ids: pd.Series, recommender=None) -> pd.Series:
     """``"item1; item2; ..."`` per customer (item-based CF over purchases, carts and views
     up to the as-of day, excluding what each customer bought; empty text when there is none)."""

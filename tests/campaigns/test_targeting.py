@@ -265,3 +265,18 @@ def test_default_response_falls_back_to_repeat_rate(shop):
     assert c.default_response(frame, as_of=later) == (d["response_rate"], d["value_per_response"])
     # no earlier campaign with outcomes: the data-derived numbers even when a warehouse is given
     assert c.response_defaults(frame, as_of=later, wh=w)["response_rate"] == d["response_rate"]
+
+
+def test_rank_eligible_is_the_uncapped_ranking(seg_shop):
+    w, frame = seg_shop
+    f = c.value_columns(w, frame)
+    sp = spec(segments=["Big", "Recent"], max_contacts=20)
+    ranked = c.rank_eligible(w, f, sp)
+    t = c.select_targets(w, f, sp)
+    assert len(ranked) == t.attrs["eligible"]
+    # the capped list is the top of the full ranking, same order and segments
+    head = ranked.iloc[:len(t)]
+    assert list(head["customer_id"]) == list(t["customer_id"])
+    assert list(head["segment"]) == list(t["segment"])
+    curve = c.return_curve(ranked, 0.2, 30.0, 2.0)
+    assert curve["n_contacted"].iloc[-1] == len(ranked)
