@@ -34,23 +34,6 @@ DELETE_KEY = "camp_delete_pending"
 TABLE_FIRST = ("rank", "customer_id", "segment", "group", "rfm_segment", "expected_clv", "churn_risk",
                "rank_score", "recommended_items")
 
-_started = time.perf_counter()
-st.title("🎯 Campaigns")
-
-dataset, version, first_day, last_day = widgets.dataset_span_or_stop()
-wh = cache.warehouse()
-
-as_of = st.columns([1, 3])[0].date_input("As of", value=last_day, min_value=first_day, max_value=last_day, key="camp_as_of",
-                      help="Customers, scores and segments use events up to the end of this day.")
-try:
-    frame = cache.campaigns_frame(dataset, as_of)
-except ValueError as exc:
-    _error(exc, "The customer table could not be built")
-    st.stop()
-if frame.empty:
-    st.warning(f"No customers up to {as_of}. Pick a later as-of date.", icon="📭")
-    st.stop()
-fields = rules.fields_from_frame(frame)
 
 
 def _choices(df: pd.DataFrame, column: str, limit: int = 300) -> list[str] | None:
@@ -63,9 +46,9 @@ def _choices(df: pd.DataFrame, column: str, limit: int = 300) -> list[str] | Non
 def _extra_conditions(where) -> tuple[dict | None, list[int]]:
     """The extra rule rows as a rules definition (None when there are none) and the blank rows;
     ``where``: the container of the row-count input."""
-    n = int(where.number_input("Extra conditions (all must hold)", min_value=0, max_value=MAX_EXTRA, value=0, step=1,
-                            key="camp_rule_n",
-                            help="Narrow the chosen segments further, e.g. Country is one of DE, AT."))
+    n = int(where.number_input("Extra conditions (all must hold)", min_value=0, max_value=MAX_EXTRA, value=0,
+                               step=1, key="camp_rule_n",
+                               help="Narrow the chosen segments further, e.g. Country is one of DE, AT."))
     if n == 0:
         return None, []
     names = sorted(fields, key=lambda f: fields[f].title.lower())
@@ -246,8 +229,9 @@ def _uplift_figure(table: pd.DataFrame) -> go.Figure:
             marker=dict(size=12, color=["grey" if small else "seagreen" for small in shown["too small to tell"]]),
             error_y=dict(type="data", symmetric=False, array=np.nan_to_num(hi - y), arrayminus=np.nan_to_num(y - lo)),
             name=value), row=1, col=col)
-        fig.add_shape(type="line", xref=f"x{col if col > 1 else ''} domain", x0=0, x1=1, yref=f"y{col if col > 1 else ''}",
-                      y0=0, y1=0, line=dict(dash="dot", color="grey", width=1))
+        axis = "" if col == 1 else str(col)
+        fig.add_shape(type="line", xref=f"x{axis} domain", x0=0, x1=1, yref=f"y{axis}", y0=0, y1=0,
+                      line=dict(dash="dot", color="grey", width=1))
     fig.update_layout(height=380, margin=dict(l=10, r=10, t=40, b=10), showlegend=False)
     return fig
 
@@ -301,6 +285,25 @@ def _show_readout(result: dict) -> None:
     st.caption("Method: " + str(result.get("method", "")))
 
 
+_started = time.perf_counter()
+st.title("🎯 Campaigns")
+
+dataset, version, first_day, last_day = widgets.dataset_span_or_stop()
+wh = cache.warehouse()
+
+as_of = st.columns([1, 3])[0].date_input(
+    "As of", value=last_day, min_value=first_day, max_value=last_day, key="camp_as_of",
+    help="Customers, scores and segments use events up to the end of this day.")
+try:
+    frame = cache.campaigns_frame(dataset, as_of)
+except ValueError as exc:
+    _error(exc, "The customer table could not be built")
+    st.stop()
+if frame.empty:
+    st.warning(f"No customers up to {as_of}. Pick a later as-of date.", icon="📭")
+    st.stop()
+fields = rules.fields_from_frame(frame)
+
 tab_build, tab_saved, tab_readout = st.tabs(["🛠️ Build", "🗂️ Saved campaigns", "📊 Read-out"])
 
 # ------------------------------------------------------------------------ build
@@ -311,7 +314,8 @@ with tab_build:
     chosen = g1.multiselect("Saved segments (any of them; none = every customer)", seg_names, key="camp_segments",
                             help="Build segments on the Segments page.")
     if not seg_names:
-        st.caption("No saved segments yet: the campaign starts from every customer. Save segments on the Segments page.")
+        st.caption("No saved segments yet: the campaign starts from every customer. "
+                   "Save segments on the Segments page.")
     extra, blank = _extra_conditions(g2)
     if blank:
         st.info("Enter a value for extra condition " + ", ".join(map(str, blank)) + " to see the selection.",
