@@ -191,7 +191,9 @@ def test_default_response(shop):
     rate, value = c.default_response(frame, as_of=AS_OF)
     last = pd.to_datetime(frame["last_purchase"])
     recent = ((pd.Timestamp(AS_OF) - last).dt.days < 30).mean()
-    assert rate == pytest.approx(recent)
+    assert c.response_defaults(frame, as_of=AS_OF)["natural_rate"] == pytest.approx(recent)
+    # no campaign history: the assumed incremental response, never above the natural rate
+    assert rate == pytest.approx(min(c.targeting.ASSUMED_INCREMENTAL_RESPONSE, recent))
     buyers = frame["n_orders"] > 0
     assert value == pytest.approx(float((frame.loc[buyers, "total_revenue"] / frame.loc[buyers, "n_orders"]).median()))
 
@@ -260,7 +262,9 @@ def test_default_response_falls_back_to_repeat_rate(shop):
     later = "2026-06-30"  # nobody bought in the 30 days before: the repeat-purchase rate instead
     d = c.response_defaults(frame, as_of=later)
     buyers = frame["n_orders"] > 0
-    assert d["response_rate"] == pytest.approx(float((frame.loc[buyers, "n_orders"] >= 2).mean()))
+    repeat = float((frame.loc[buyers, "n_orders"] >= 2).mean())
+    assert d["natural_rate"] == pytest.approx(repeat)
+    assert d["response_rate"] == pytest.approx(min(c.targeting.ASSUMED_INCREMENTAL_RESPONSE, repeat))
     assert "repeat-purchase rate" in d["source"]
     assert c.default_response(frame, as_of=later) == (d["response_rate"], d["value_per_response"])
     # no earlier campaign with outcomes: the data-derived numbers even when a warehouse is given
