@@ -96,7 +96,7 @@ def _make_report() -> None:
                                     expected=cache.reports_expected_clv(dataset, as_of))
         except ValueError as exc:
             st.session_state.pop(SNAPSHOT_KEY, None)
-            widgets.show_error(exc, "No report")
+            widgets.show_error(widgets.md_escape(exc), "No report")
         else:
             st.session_state[SNAPSHOT_KEY] = snapshot
             st.session_state.pop(LAST_TOKEN_KEY, None)
@@ -113,7 +113,7 @@ def _make_report() -> None:
         try:
             token = create_report(wh, snapshot)
         except ValueError as exc:
-            widgets.show_error(exc, "No permalink")
+            widgets.show_error(widgets.md_escape(exc), "No permalink")
         else:
             tokens[report_id(wh, token)] = token
             st.session_state[LAST_TOKEN_KEY] = token
@@ -149,7 +149,7 @@ with list_tab:
                 try:
                     revoke_report(wh, report_id=rid, now=dt.datetime.now(dt.timezone.utc).replace(tzinfo=None))
                 except ValueError as exc:
-                    widgets.show_error(exc, "Not revoked")
+                    widgets.show_error(widgets.md_escape(exc), "Not revoked")
                 else:
                     st.toast(f"Report #{rid} revoked: its link now says so.", icon="🚫")
                     st.rerun()
