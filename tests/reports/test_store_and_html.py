@@ -167,3 +167,22 @@ def test_list_reports_columns(sample_wh, snap):
     assert (df["dataset"] == "sample").all() and list(df["created_at"]) == sorted(df["created_at"], reverse=True)
     assert list_reports(sample_wh, dataset="other").empty
     assert pd.Timestamp(df.iloc[0]["as_of"]).date().isoformat() == AS_OF
+
+
+def test_deleting_a_dataset_deletes_its_reports(wh):
+    from analytics.ingest import delete_dataset
+    from tests.dashboard.conftest import insert_events, synthetic_rows
+
+    insert_events(wh, "tiny", synthetic_rows(60, seed=3))
+    store.save_segment(wh, "everyone", {"op": "and", "conditions": []})
+    snap = build_report(wh, "tiny", "2024-03-01", segment="everyone")
+    n = wh.cursor().execute("SELECT count(DISTINCT customer_id) FROM events WHERE event_time < '2024-03-02'"
+                            ).fetchone()[0]
+    assert snap["size"]["customers"] == snap["size"]["all_customers"] == n
+    assert snap["top_categories"] == [] and snap["top_items"] == []  # no categories in this data
+    assert "The data has no categories or item ids." in render_html(snap, plotly_js="")
+    token = create_report(wh, snap)
+    delete_dataset(wh, "tiny")
+    with pytest.raises(ReportError, match="no such report"):
+        get_report(wh, token)
+    assert list_reports(wh).empty
