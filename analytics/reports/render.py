@@ -11,11 +11,15 @@ anything that came from a file) is escaped everywhere:
 
 * in the HTML with :func:`html.escape`;
 * in chart labels too: Plotly renders a subset of HTML in its text (``<b>``,
-  ``<br>``, ``<a href>``, ``<span style>``... and entities), so every label, legend
-  name and category is passed through :func:`chart_text` (``&``, ``<``, ``>`` as
-  entities): Plotly turns the entities back into characters and shows them as
-  text, so ``<b>x</b>`` reads literally instead of in bold (checked in a browser by
-  ``tests/browser/test_report_flow.py``);
+  ``<br>``, ``<a href>``, ``<span style>``... and some entities). Checked in Chromium
+  with plotly.js 4: a raw ``<b>x</b>`` shows bold ``x``, a raw ``<a href=...>x</a>``
+  becomes a link element, a raw ``a &lt; b`` shows ``a < b``; an unknown tag such as
+  ``<img ...>`` happens to stay text. So every label, legend name and category goes
+  through :func:`chart_text`: ``&``, ``<``, ``>`` as entities (``&amp;``, ``&lt;``,
+  ``&gt;``), which Plotly decodes and shows as those characters, so the text reads
+  exactly as typed. Quotes stay as they are: Plotly does not decode ``&quot;`` (it would
+  show the entity) and, with no ``<`` left, a quote cannot be part of a tag.
+  ``tests/browser/test_report_flow.py`` checks the legends and axis labels in a browser;
 * the data (the snapshot and the figures) sits in ``<script type="application/json">``
   blocks with ``<``, ``>``, ``&`` written as ``\\u003c``, ``\\u003e``, ``\\u0026``, so
   a ``</script>`` inside user text cannot end the block.

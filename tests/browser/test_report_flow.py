@@ -33,6 +33,9 @@ pytestmark = pytest.mark.browser
 NAME = "<img src=x onerror=alert(1)>"
 DESCRIBED = "Described segment"
 DESCRIPTION = '<iframe srcdoc="<script>parent.alert(1)</script>">'
+# Plotly would render these tags/entities if they reached it raw
+MARKUP_NAME = """<b>bold</b> & "quotes" it's a &lt; b"""
+MARKUP_CATEGORY = '<a href="javascript:alert(3)">cat</a><br>x'
 BIG = {"op": "and", "conditions": [{"field": "net_revenue", "operator": ">=", "value": 500}]}
 
 require_browser_or_skip()
@@ -51,12 +54,15 @@ def _prepare(db, out_dir) -> dict:
             pytest.fail("the bundled sample could not be loaded")
         store.save_segment(wh, NAME, BIG)
         store.save_segment(wh, DESCRIBED, BIG, description=DESCRIPTION)
+        store.save_segment(wh, MARKUP_NAME, BIG)
         last = wh.cursor().execute("SELECT max(event_time) FROM events WHERE dataset = 'sample'").fetchone()[0]
         day = pd.Timestamp(last).date()
         named = build_report(wh, "sample", day, segment=NAME)
         described = build_report(wh, "sample", day, segment=DESCRIBED)
+        markup = build_report(wh, "sample", day, segment=MARKUP_NAME)
+        markup["top_categories"][0]["category"] = MARKUP_CATEGORY  # as if the data had such a category
         files = {}
-        for key, snap in (("named", named), ("described", described)):
+        for key, snap in (("named", named), ("described", described), ("markup", markup)):
             path = out_dir / f"{key}.html"
             path.write_text(render_html(snap), encoding="utf-8")
             files[key] = path
@@ -118,8 +124,17 @@ def test_report_file_and_permalink_show_html_as_text(tmp_path):
                         expect(page.locator("#report-title")).to_have_text("Segment report: " + NAME)
                         legends = page.locator(".legendtext").all_text_contents()
                         assert f"{NAME} · active customers" in legends, legends
-                    else:
+                    elif key == "described":
                         expect(page.locator("#subject-description")).to_have_text(DESCRIPTION)
+                    else:
+                        # chart text shows exactly what was typed: no bold, no link, no decoded entity
+                        expect(page.locator("#subject-name")).to_have_text(MARKUP_NAME)
+                        legends = page.locator(".legendtext").all_text_contents()
+                        assert f"{MARKUP_NAME} · active customers" in legends, legends
+                        ticks = page.locator("#chart-top_categories .ytick text").all_text_contents()
+                        assert MARKUP_CATEGORY in ticks, ticks
+                        assert page.locator(".plotly a").count() == 0
+                        assert page.locator('.plotly tspan[style*="bold"]').count() == 0
                     _no_injected_elements(page)
                     assert requests == [url], f"requests besides the file itself: {requests}"
                     assert not console_errors, f"console errors (CSP violations included): {console_errors}"
