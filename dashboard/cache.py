@@ -314,11 +314,15 @@ def segments_assignments(run_id: int) -> pd.DataFrame:
 @st.cache_data(show_spinner="Comparing the two dates…", max_entries=16)
 def _explorer_migration(path: str, dataset: str, from_day: str, to_day: str, column: str, version: str,
                         stamp: str) -> pd.DataFrame:
-    from analytics.explorer import segment_migration
+    from analytics.explorer import rfm_segment_frame, segment_migration
 
-    return segment_migration(_explorer_frame(path, dataset, from_day, version, stamp),
-                             _explorer_frame(path, dataset, to_day, version, stamp), column,
-                             history=_summary_history(path, dataset, version))
+    history = _summary_history(path, dataset, version)
+    if column == "rfm_segment":  # the earlier date needs only the segments, not a whole frame
+        earlier = rfm_segment_frame(get_warehouse(path), dataset, from_day, history=history)
+    else:
+        earlier = _explorer_frame(path, dataset, from_day, version, stamp)
+    return segment_migration(earlier, _explorer_frame(path, dataset, to_day, version, stamp), column,
+                             history=history)
 
 
 @st.cache_data(show_spinner="Assigning both dates to the clusters…", max_entries=16)
@@ -490,7 +494,12 @@ def _campaign_response_defaults(path: str, dataset: str, as_of: str, spec_json: 
     spec = CampaignSpec.from_dict(json.loads(spec_json))
     frame = _campaigns_frame(path, dataset, as_of, version, stamp)
     targets = _campaign_targets(path, dataset, as_of, spec_json, version, stamp, seg_stamp)
-    return response_defaults(frame.loc[targets["customer_id"].to_numpy()], spec, wh=get_warehouse(path))
+    # only the columns the defaults read, taken by position (a .loc of a million ids on the
+    # whole wide frame costs seconds)
+    cols = [c for c in ("last_purchase", "n_orders", "total_revenue") if c in frame.columns]
+    rows = frame[cols].iloc[frame.index.get_indexer(targets["customer_id"].to_numpy())]
+    rows.attrs = dict(frame.attrs)
+    return response_defaults(rows, spec, wh=get_warehouse(path))
 
 
 def campaign_response_defaults(dataset: str, as_of, spec) -> dict:

@@ -105,15 +105,14 @@ LIST_FORMATS = {
 }
 
 
-def _show_list(table: pd.DataFrame, key: str) -> None:
-    """The target list as a table (its first SHOW_ROWS rows: the browser cannot draw millions)."""
-    config = {c: f for c, f in LIST_FORMATS.items() if c in table.columns}
-    if len(table) > SHOW_ROWS:
-        st.caption(f"Showing the first {SHOW_ROWS:,} of {len(table):,} rows (by rank); the downloads hold all "
-                   f"{len(table):,} in this order.")
-        st.dataframe(table.head(SHOW_ROWS), hide_index=True, key=key, column_config=config)
-    else:
-        st.dataframe(table, hide_index=True, key=key, column_config=config)
+def _show_list(targets: pd.DataFrame, key: str) -> None:
+    """The target list as a table, ordered as exported (its first SHOW_ROWS rows: the browser
+    cannot draw millions; only those rows are reordered here)."""
+    config = {c: f for c, f in LIST_FORMATS.items() if c in targets.columns}
+    if len(targets) > SHOW_ROWS:
+        st.caption(f"Showing the first {SHOW_ROWS:,} of {len(targets):,} rows (by rank); the downloads hold all "
+                   f"{len(targets):,} in this order.")
+    st.dataframe(_ordered(targets.head(SHOW_ROWS)), hide_index=True, key=key, column_config=config)
 
 
 def _file_stem(name: str) -> str:
@@ -126,17 +125,18 @@ def _error(exc: BaseException, what: str) -> None:
     st.error(f"{what}: {widgets.md_escape(exc)}", icon="🚫")
 
 
-def _downloads(table: pd.DataFrame, stem: str, key: str, meta: dict) -> None:
-    """CSV (formula cells neutralized, optional BOM) and Parquet of exactly ``table``."""
+def _downloads(targets: pd.DataFrame, stem: str, key: str, meta: dict) -> None:
+    """CSV (formula cells neutralized, optional BOM) and Parquet of exactly the list ``targets``,
+    in the table's column order (built only when a button is clicked)."""
     bom = st.checkbox("UTF-8 with BOM for Excel", value=False, key=f"{key}_bom",
                       help="Adds a byte order mark so that Excel opens accented names correctly.")
 
-    def _csv(table=table, bom=bom) -> bytes:
-        data = to_safe_csv(table, bom=bom)
+    def _csv(targets=targets, bom=bom) -> bytes:
+        data = to_safe_csv(_ordered(targets), bom=bom)
         return data if isinstance(data, bytes) else data.encode("utf-8")
 
-    def _parquet(table=table, meta=meta) -> bytes:
-        return to_parquet(table, metadata=meta)
+    def _parquet(targets=targets, meta=meta) -> bytes:
+        return to_parquet(_ordered(targets), metadata=meta)
 
     d1, d2 = st.columns(2)
     d1.download_button("Download CSV", data=_csv, file_name=f"{stem}.csv", mime="text/csv", on_click="ignore",
@@ -401,8 +401,8 @@ with tab_build:
             _error(exc, "Check the campaign")
 
     if targets is not None:
-        treat = int((targets["group"] == "treatment").sum())
-        ctrl = int((targets["group"] == "control").sum())
+        treat = int(targets.attrs.get("n_treatment", (targets["group"] == "treatment").sum()))
+        ctrl = int(targets.attrs.get("n_control", (targets["group"] == "control").sum()))
         eligible = targets.attrs.get("eligible")
         m1, m2, m3 = st.columns(3)
         m1.metric("Eligible customers", widgets.fmt_int(eligible) if eligible is not None else "–",
@@ -465,11 +465,10 @@ with tab_build:
 
         # -------------------------------------------------------- target list
         st.subheader("Target list")
-        table = _ordered(targets)
-        st.caption(f"{len(table):,} customers ({treat:,} to contact, {ctrl:,} held out as control). "
+        st.caption(f"{len(targets):,} customers ({treat:,} to contact, {ctrl:,} held out as control). "
                    "The downloads hold exactly these rows in this order.")
-        _show_list(table, "camp_table")
-        _downloads(table, _file_stem(f"campaign-{dataset}-{as_of}"), "camp_dl",
+        _show_list(targets, "camp_table")
+        _downloads(targets, _file_stem(f"campaign-{dataset}-{as_of}"), "camp_dl",
                    {"campaign": spec.to_dict(), "dataset": dataset, "as_of": str(as_of)})
 
         # -------------------------------------------------------- save
@@ -502,7 +501,7 @@ with tab_saved:
         pick = st.selectbox("Campaign", ids, key="camp_saved_pick", format_func=labels.get)
         try:
             info = camp.get_campaign(wh, pick)
-            stored = _ordered(cache.stored_campaign_targets(dataset, pick))
+            stored = cache.stored_campaign_targets(dataset, pick)
         except ValueError as exc:
             _error(exc, "Could not read the campaign")
         else:
