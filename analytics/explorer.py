@@ -67,6 +67,30 @@ def frame_scores(summary: pd.DataFrame) -> dict[str, np.ndarray]:
     }
 
 
+def rfm_segment_frame(wh: Warehouse, dataset: str, as_of, unit: str = "days", *, history=None) -> pd.DataFrame:
+    """Just the ``rfm_segment`` of every customer as of ``as_of`` (the same values as
+    :func:`build_frame`'s column: quintile R/F/M scores and the default segment rules), for a
+    migration's earlier date without building the whole frame (scores, CLV, features)."""
+    from analytics.scores import rfm_scores, rfm_segments
+    from analytics.summary import customer_summary
+
+    day = _day(as_of, "the as-of date")
+    if history is not None:
+        if history.dataset != dataset:
+            raise ExplorerError(f"the summary history is of dataset {history.dataset!r}, not {dataset!r}")
+        summary = history.summary(day.date(), unit)
+    else:
+        summary = customer_summary(wh, dataset, day.date(), unit)
+    if summary.empty:
+        seg = np.array([], dtype=object)
+    else:
+        rfm = rfm_scores(summary)
+        seg = rfm_segments(rfm["r_score"].to_numpy(), rfm["fm_score"].to_numpy())
+    frame = pd.DataFrame({"rfm_segment": seg}, index=summary.index)
+    frame.attrs = {"as_of": str(day.date()), "dataset": dataset, "unit": unit}
+    return frame
+
+
 def build_frame(wh: Warehouse, dataset: str, as_of, unit: str = "days", *, with_clusters: bool = True,
                 with_predictions: bool = True, history=None) -> pd.DataFrame:
     """Customer frame as of ``as_of``: the customer summary with the derived clustering features,
@@ -469,14 +493,12 @@ def sankey_data(flows: pd.DataFrame) -> dict:
 def search_customers(frame: pd.DataFrame, text: str | None, limit: int = 2000) -> tuple[pd.DataFrame, int]:
     """Customers whose id contains ``text`` (case-insensitive substring, not a pattern):
     the first ``limit`` rows and the number of matches."""
-    ids = frame.index.astype(str)
     needle = (text or "").strip()
-    if needle:
-        m = np.asarray(pd.Series(ids).str.contains(needle, case=False, regex=False, na=False), dtype=bool)
-        hits = frame[m]
-    else:
-        hits = frame
-    return hits.head(int(limit)), int(len(hits))
+    if not needle:
+        return frame.head(int(limit)), int(len(frame))
+    ids = pd.Series(frame.index.astype(str), copy=False)
+    idx = np.flatnonzero(np.asarray(ids.str.contains(needle, case=False, regex=False, na=False), dtype=bool))
+    return frame.iloc[idx[:int(limit)]], int(len(idx))  # copies the shown rows only
 
 
 def customer_event_count(wh: Warehouse, dataset: str, customer_id: str, as_of=None) -> int:

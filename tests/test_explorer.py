@@ -252,6 +252,12 @@ def test_history_gives_the_same_frame_and_cohorts_on_the_sample(wh):
                 pd.testing.assert_series_equal(b[col], a[col], check_exact=True, obj=col)
         pd.testing.assert_frame_equal(explorer.cohort_retention(wh, "sample", day, 24, history=hist),
                                       explorer.cohort_retention(wh, "sample", day, 24), check_exact=True)
+    for day in ("2025-12-31", "2024-03-01", "2023-01-01"):
+        light = explorer.rfm_segment_frame(wh, "sample", day, history=hist)
+        full = explorer.build_frame(wh, "sample", day)
+        assert light.index.equals(full.index) and light.attrs["as_of"] == full.attrs["as_of"]
+        assert (light["rfm_segment"].to_numpy() == full["rfm_segment"].to_numpy()).all()
+        assert light.equals(explorer.rfm_segment_frame(wh, "sample", day))
     # migration matched by history position = matched by id
     early = explorer.build_frame(wh, "sample", "2024-03-01", history=hist)
     late = explorer.build_frame(wh, "sample", "2025-12-31", history=hist)
