@@ -5,6 +5,7 @@ each bad input is a message (never an exception element)."""
 from __future__ import annotations
 
 import io
+import json
 import math
 
 import numpy as np
@@ -91,6 +92,15 @@ def _table(at, key: str) -> pd.DataFrame:
     found = [d.value for d in tab.dataframe if COLUMN[key] in d.value.columns]
     assert len(found) == 1, [list(d.value.columns)[:4] for d in tab.dataframe]
     return found[0]
+
+
+def _plotly_values(v) -> np.ndarray:
+    """A trace's data array from the figure JSON (plotly writes numpy arrays as typed base64)."""
+    if isinstance(v, dict) and "bdata" in v:
+        import base64
+
+        return np.frombuffer(base64.b64decode(v["bdata"]), dtype=np.dtype(v["dtype"]))
+    return np.asarray(v)
 
 
 def _frame(wh) -> pd.DataFrame:
@@ -316,6 +326,17 @@ def test_bad_outcome_files_are_messages(sample_wh):
             (name, errs)
         assert not [d for d in at.dataframe if "uplift (pp)" in d.value.columns]
     assert camp.campaign_readout(sample_wh, "spring") is None
+    # a valid file where the control group has only 2 conversions: read, but too small to tell
+    ctrl = targets.loc[targets["group"] == "control", "customer_id"].tolist()
+    treat = targets.loc[targets["group"] == "treatment", "customer_id"].tolist()
+    lines = ["customer_id,converted,revenue"] + [f"{c},1,30" for c in ctrl[:2]] + [f"{c},1,30" for c in treat[:60]]
+    at.file_uploader(key="camp_outcomes").set_value(("few.csv", "\n".join(lines).encode(), "text/csv")).run()
+    _ok(at)
+    assert not _errors(at), _errors(at)
+    small = [w.value for w in at.warning if "too small to tell" in w.value]
+    assert small and small[0].startswith("Overall: too small to tell"), [w.value for w in at.warning]
+    assert any("have no row in the file" in i.value for i in at.info)
+    assert _table(at, "camp_readout_table")["too small to tell"].iloc[0]
 
 
 def test_no_saved_segments_means_every_customer(app_wh):
@@ -328,3 +349,21 @@ def test_no_saved_segments_means_every_customer(app_wh):
     assert math.isclose(_int(m["Control (not contacted)"]) / (500 + _int(m["Control (not contacted)"])), 0.10,
                         abs_tol=1 / 500)
     assert any("No saved segments yet" in c.value for c in at.caption)
+    # a longer list: the return curve ships at most 500 points, the library's curve
+    at.number_input(key="camp_max").set_value(2000).run()
+    _ok(at)
+    assert _int(_metrics(at)["Contacted"]) == 2000
+    charts = at.tabs[0].get("plotly_chart")
+    assert len(charts) == 1
+    spec = json.loads(charts[0].proto.spec)
+    line = spec["data"][0]
+    xs, ys = _plotly_values(line["x"]), _plotly_values(line["y"])
+    assert 400 < len(xs) <= 500
+    frame = _frame(app_wh)
+    targets = camp.select_targets(app_wh, frame, _spec(frame, segments=[], max_contacts=2000, control_share=0.1))
+    rate, value = camp.default_response(frame.loc[targets["customer_id"]], _spec(frame), wh=app_wh)
+    curve = camp.return_curve(targets, round(100 * rate, 2) / 100, round(value, 2), 1.0, max_points=500)
+    assert xs.tolist() == curve["n_contacted"].tolist()
+    assert ys.tolist() == pytest.approx(curve["incremental_return"].tolist())
+    if curve.attrs["break_even"] is not None:
+        assert _plotly_values(spec["data"][1]["x"]).tolist() == [curve.attrs["break_even"]]
