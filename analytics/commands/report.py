@@ -13,6 +13,7 @@ own as-of day); both are said on stdout. ``--out`` writes the self-contained HTM
 """
 from __future__ import annotations
 
+import argparse
 import json
 from pathlib import Path
 
@@ -22,8 +23,14 @@ from analytics.cli import UserError, add_db_argument
 def register(sub) -> None:
     p = sub.add_parser(
         "report", help="write a segment or campaign report (HTML file and/or permalink); list / revoke reports",
-        description="Build a report of a saved segment or campaign: a self-contained HTML file (--out) and/or "
-                    "a permalink into the app (--permalink). Subcommands list and revoke stored reports.",
+        description="Build a report of a saved segment or campaign: a self-contained HTML file (--out)\n"
+                    "and/or a permalink into the app (--permalink). Subcommands list and revoke stored reports.",
+        epilog="examples:\n"
+               "  valuescope report --segment \"Big spenders\" --out big.html\n"
+               "  valuescope report --campaign 3 --out campaign.html --permalink\n"
+               "  valuescope report list\n"
+               "  valuescope report revoke TOKEN",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_db_argument(p)
     what = p.add_mutually_exclusive_group()
@@ -35,7 +42,8 @@ def register(sub) -> None:
                    help="as-of day (default: the dataset's last event day; a campaign: its own as-of day)")
     p.add_argument("--permalink", action="store_true", help="also store the report and print its link token")
     p.set_defaults(func=cmd_report, report_command=None)
-    rsub = p.add_subparsers(dest="report_command", metavar="SUBCOMMAND")
+    rsub = p.add_subparsers(dest="report_command", metavar="{list,revoke}",
+                            title="subcommands (optional; without one, a report is built)")
     rsub.required = False
 
     q = rsub.add_parser("list", help="list stored reports")

@@ -62,6 +62,24 @@ def test_report_with_explicit_dataset_and_day(db, tmp_path, capsys):
     assert "data as of 2025-06-30" in out.read_text(encoding="utf-8")
 
 
+def test_campaign_report_defaults_to_the_campaigns_day(db, tmp_path, capsys):
+    campaigns = pytest.importorskip("analytics.campaigns")
+    from analytics.explorer import build_frame
+
+    wh = warehouse_mod.get_warehouse(db)
+    frame = build_frame(wh, "sample", "2025-09-30")
+    spec = campaigns.CampaignSpec(name="cli <campaign>", dataset="sample", as_of="2025-09-30",
+                                  segments=[HTML_NAME], max_contacts=50, control_share=0.2)
+    targets = campaigns.select_targets(wh, frame, spec)
+    cid = campaigns.save_campaign(wh, spec, targets)
+    out = tmp_path / "c.html"
+    assert main(["report", "--campaign", str(cid), "--out", str(out), "--db", str(db)]) == 0
+    text = capsys.readouterr().out
+    assert "as of: 2025-09-30 (default: the campaign's as-of day)" in text
+    assert f"Campaign report: cli <campaign>: {len(targets):,} of" in text
+    assert "Campaign report: cli &lt;campaign&gt;" in out.read_text(encoding="utf-8")
+
+
 @pytest.mark.parametrize("argv, message", [
     (["report", "--segment", "ghost", "--out", "x.html"], "no saved segment 'ghost'"),
     (["report", "--out", "x.html"], "--segment NAME or --campaign ID"),
