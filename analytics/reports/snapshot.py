@@ -55,7 +55,7 @@ TOP_N = 10
 PROFILE_FEATURES = (
     ("net_revenue", "Net revenue", "money"),
     ("n_orders", "Purchase days", "count"),
-    ("avg_order_value", "Avg order value", "money"),
+    ("avg_order_value", "Avg order value (mean of customers)", "money"),
     ("time_since_purchase", "Days since last purchase", "days"),
     ("tenure", "Tenure (days)", "days"),
     ("n_views", "Views", "count"),
