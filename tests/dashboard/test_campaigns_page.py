@@ -260,6 +260,17 @@ def test_recommendations_equal_the_library(sample_wh):
     assert table["customer_id"].tolist() == direct["customer_id"].tolist()
     assert table["recommended_items"].tolist() == direct["recommended_items"].tolist()
     assert all(len(s.split("; ")) == 3 for s in table["recommended_items"])
+    # ranking by a score the user picks: the column picker appears, the list follows the library
+    at.selectbox(key="camp_ranking").set_value("score").run()
+    _ok(at)
+    at.selectbox(key="camp_score_col").set_value("behaviour_score").run()
+    _ok(at)
+    by_score = camp.select_targets(sample_wh, frame, _spec(frame, max_contacts=50, ranking="score",
+                                                           score_column="behaviour_score"))
+    table = _table(at, "camp_table")
+    assert table["customer_id"].tolist() == by_score["customer_id"].tolist()
+    assert table["customer_id"].tolist() != direct["customer_id"].tolist()
+    assert table["rank_score"].tolist() == pytest.approx(by_score["rank_score"].tolist())
     # the holdout test shows evaluate_holdout's figures (item-CF against popularity)
     from analytics.recommend import evaluate_holdout
 
