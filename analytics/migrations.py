@@ -108,6 +108,25 @@ CREATE TABLE customer_summaries (
 """,
     ),
     (
+        11,
+        "scoring: per customer and active day aggregates (the summary history), one set per dataset",
+        """
+CREATE TABLE customer_day_runs (
+    dataset VARCHAR PRIMARY KEY,
+    data_version VARCHAR NOT NULL,
+    n_rows BIGINT NOT NULL,
+    created_at TIMESTAMP DEFAULT current_timestamp
+);
+CREATE TABLE customer_days (
+    dataset VARCHAR NOT NULL,
+    customer_id VARCHAR NOT NULL,
+    day INTEGER NOT NULL,
+    n_p INTEGER, rev DOUBLE, n_v INTEGER, n_s INTEGER, n_c INTEGER, n_r INTEGER, n_w INTEGER,
+    rrev DOUBLE, srat DOUBLE, n_rat INTEGER, fe BIGINT, le BIGINT
+)
+""",
+    ),
+    (
         20,
         "segments: saved segments, clustering runs and cluster assignments",
         """

@@ -217,7 +217,7 @@ def data_version_cursor(cur, dataset: str) -> str:
         "SELECT count(*), max(ingestion_id), min(event_time), max(event_time), "
         "bit_xor(row_hash), bit_xor(hash(event_type, revenue, rating)) FROM events WHERE dataset = ?",
         [dataset],
-    ).fetchone()
+    ).fetchall()[0]  # fetchall: leaves no open result on the cursor
     return json.dumps([None if v is None else str(v) for v in row])
 
 
@@ -325,7 +325,7 @@ def _compute_run(tx, sql, bind, dataset, as_of_day, unit, phash, params, version
 
 
 def delete_summaries(wh: Warehouse, dataset: str, tx=None) -> int:
-    """Remove a dataset's persisted summaries (call it when the dataset is deleted).
+    """Remove a dataset's persisted summaries and summary history (call it when the dataset is deleted).
 
     Pass ``tx`` (a cursor inside ``wh.transaction()``) to take part in a larger
     transaction. Returns the number of runs removed.
@@ -336,6 +336,8 @@ def delete_summaries(wh: Warehouse, dataset: str, tx=None) -> int:
         for run_id in runs:
             cur.execute("DELETE FROM customer_summaries WHERE run_id = ?", [run_id])
         cur.execute("DELETE FROM customer_summary_runs WHERE dataset = ?", [dataset])
+        cur.execute("DELETE FROM customer_days WHERE dataset = ?", [dataset])  # the summary history
+        cur.execute("DELETE FROM customer_day_runs WHERE dataset = ?", [dataset])
         return len(runs)
 
     if tx is not None:
@@ -664,10 +666,58 @@ class SummaryHistory:
         })
 
 
-def summary_history(wh: Warehouse, dataset: str) -> SummaryHistory:
-    """The :class:`SummaryHistory` of ``dataset`` (one pass over its events). Build it once per
-    data version (the dashboard caches it) and ask it for summaries at any as-of day."""
+_DAY_COLUMNS = ("customer_id", "day", "n_p", "rev", "n_v", "n_s", "n_c", "n_r", "n_w", "rrev", "srat", "n_rat",
+                "fe", "le")
+
+
+def _sorted_by_customer(table) -> bool:
+    """Rows in (customer_id, day) order (a stored table read back in insertion order normally is)."""
+    import pyarrow.compute as pc
+
+    n = table.num_rows
+    if n < 2:
+        return True
+    ids = table.column("customer_id").combine_chunks()
+    day = table.column("day").combine_chunks()
+    a, b = ids.slice(0, n - 1), ids.slice(1)
+    ok = pc.or_(pc.less(a, b), pc.and_(pc.equal(a, b), pc.less(day.slice(0, n - 1), day.slice(1))))
+    return bool(pc.all(ok).as_py())
+
+
+def summary_history(wh: Warehouse, dataset: str, *, persist: bool = True) -> SummaryHistory:
+    """The :class:`SummaryHistory` of ``dataset``: one pass over its events grouped per customer
+    and day. With ``persist`` those per-day rows are stored in the warehouse
+    (``customer_days``, one set per dataset, tagged with the events' :func:`data_version`) and
+    read back while the events are unchanged, so a restarted app does not pass over the events
+    again. Build it once per data version (the dashboard caches it) and ask it for summaries at
+    any as-of day."""
     wh.require_dataset(dataset)
-    version = data_version(wh, dataset)
-    table = wh.cursor().sql(_HISTORY_SQL, params={"dataset": dataset}).to_arrow_table()
+    if not persist:
+        version = data_version(wh, dataset)
+        table = wh.cursor().sql(_HISTORY_SQL, params={"dataset": dataset}).to_arrow_table()
+        return SummaryHistory(table, dataset, version)
+    cols = ", ".join(_DAY_COLUMNS)
+    for attempt in range(3):
+        try:
+            with wh.transaction() as tx:
+                version = data_version_cursor(tx, dataset)
+                rows = tx.execute("SELECT data_version FROM customer_day_runs WHERE dataset = ?",
+                                  [dataset]).fetchall()
+                if not rows or rows[0][0] != version:
+                    tx.execute("DELETE FROM customer_days WHERE dataset = ?", [dataset])
+                    tx.execute("DELETE FROM customer_day_runs WHERE dataset = ?", [dataset])
+                    tx.execute(f"INSERT INTO customer_days (dataset, {cols}) SELECT $dataset, * FROM ({_HISTORY_SQL})",
+                               {"dataset": dataset})
+                    n = tx.execute("SELECT count(*) FROM customer_days WHERE dataset = ?", [dataset]).fetchall()[0][0]
+                    tx.execute("INSERT INTO customer_day_runs (dataset, data_version, n_rows) VALUES (?, ?, ?)",
+                               [dataset, version, n])
+                table = tx.sql(f"SELECT {cols} FROM customer_days WHERE dataset = $dataset",
+                               params={"dataset": dataset}).to_arrow_table()
+            break
+        except duckdb.TransactionException:
+            if attempt == 2:
+                raise SummaryError("the customer history could not be saved because another session was "
+                                   "writing the same data; try again") from None
+    if not _sorted_by_customer(table):  # insertion order not kept: sort here (rare)
+        table = table.sort_by([("customer_id", "ascending"), ("day", "ascending")])
     return SummaryHistory(table, dataset, version)

@@ -21,8 +21,10 @@ on the generated sample data (``sample_data`` generator, ``--customers`` custome
 events each), built once into ``bench/out/explorer_sample_<N>.duckdb`` and reused: a cold
 first run, then each interaction (group kind, compared segments, a new as-of date, back to a
 seen date, the migration From date, a search, a customer timeline) with the page script's own
-server time (the caption it prints) and the whole AppTest rerun. Persisted customer summaries
-are dropped first, so new dates are really new.
+server time (the caption it prints) and the whole AppTest rerun, and last a run after clearing
+Streamlit's caches (an app restart: the summary history is read back from the warehouse).
+Persisted customer summaries and the stored summary history are dropped first, so the cold
+run and new dates are really new.
 
     .venv/bin/python bench/bench_explorer.py --page [--customers 1000000]
 """
@@ -163,8 +165,13 @@ def bench_page(customers: int, db: str | None) -> None:
     step("search customer id '00042'", lambda a: a.text_input(key="explorer_search").input("00042"))
     step("customer timeline: pick one", lambda a: a.selectbox(key="explorer_customer").set_value(
         a.selectbox(key="explorer_customer").options[-1]))
-    warm = [r for r in rows[1:] if "new" not in r[0]]
-    new = [r for r in rows[1:] if "new" in r[0]]
+    import streamlit as st
+
+    st.cache_resource.clear()
+    st.cache_data.clear()
+    step("app restart: caches cleared, same view", None)
+    warm = [r for r in rows[1:-1] if "new" not in r[0]]
+    new = [r for r in rows[1:-1] if "new" in r[0]]
     print(f"\nslowest interaction on cached dates: {max(r[1] for r in warm):.2f} s page server time "
           f"({max(r[1] for r in warm) / TARGET_S:.2f}x the {TARGET_S:.0f} s target)")
     print(f"slowest new date: {max(r[1] for r in new):.2f} s ({max(r[1] for r in new) / TARGET_S:.2f}x)")

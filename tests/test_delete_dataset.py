@@ -7,7 +7,7 @@ import pandas as pd
 
 from analytics.ingest import delete_dataset
 from analytics.overview import stored_overview
-from analytics.summary import customer_summary
+from analytics.summary import customer_summary, summary_history
 
 from tests.predict._events import add_events
 
@@ -43,6 +43,7 @@ def _derive(wh, name: str, model_dir) -> tuple[list[int], object]:
     """Summaries, a stored overview, a clustering run and a predictor run with a model file."""
     customer_summary(wh, name, "2025-03-31")
     customer_summary(wh, name, "2025-02-28", "weeks")
+    summary_history(wh, name)  # the persisted per-customer-day history (migration 11)
     stored_overview(wh, name)
     cur = wh.cursor()
     runs = [r[0] for r in cur.execute("SELECT run_id FROM customer_summary_runs WHERE dataset = ?", [name]).fetchall()]

@@ -347,3 +347,38 @@ def test_history_of_empty_dataset(wh):
     assert hist.cohort_counts("2024-01-01", 24).empty
     with pytest.raises(WarehouseError):
         summary_history(wh, "no such dataset")
+
+
+def test_history_is_persisted_reused_and_rebuilt_after_new_events(small):
+    import pyarrow as pa
+
+    from analytics.summary import _sorted_by_customer, delete_summaries, summary_history
+
+    cur = small.cursor()
+    first = summary_history(small, "shop")
+    n_rows = cur.execute("SELECT count(*) FROM customer_days WHERE dataset = 'shop'").fetchone()[0]
+    assert n_rows == first.n_rows == 10  # active (customer, day) pairs of the fixture
+    assert cur.execute("SELECT n_rows FROM customer_day_runs WHERE dataset = 'shop'").fetchone()[0] == n_rows
+    # read back: identical summaries, and the stored rows are not rewritten
+    cur.execute("UPDATE customer_day_runs SET created_at = TIMESTAMP '2000-01-01' WHERE dataset = 'shop'")
+    again = summary_history(small, "shop")
+    assert cur.execute("SELECT created_at FROM customer_day_runs").fetchone()[0] == pd.Timestamp("2000-01-01")
+    for day in ("2024-01-12", "2024-01-20"):
+        pd.testing.assert_frame_equal(again.summary(day), first.summary(day))
+    assert_same_summary(summary_history(small, "shop", persist=False).summary("2024-01-20"),
+                        again.summary("2024-01-20"))
+    # new events change the data version: the history is rebuilt and counts them
+    add_events(small, "shop", pd.DataFrame([("b", "2024-01-19 10:00", "purchase", 12.0, None)],
+                                           columns=["customer_id", "event_time", "event_type", "revenue", "rating"]))
+    rebuilt = summary_history(small, "shop")
+    assert rebuilt.summary("2024-01-20").loc["b", "n_orders"] == 1
+    assert_same_summary(rebuilt.summary("2024-01-20"), customer_summary(small, "shop", "2024-01-20", persist=False))
+    assert cur.execute("SELECT count(*) FROM customer_day_runs").fetchone()[0] == 1
+    delete_summaries(small, "shop")
+    assert cur.execute("SELECT count(*) FROM customer_days").fetchone()[0] == 0
+    assert cur.execute("SELECT count(*) FROM customer_day_runs").fetchone()[0] == 0
+    # the order check behind the read-back
+    t = pa.table({"customer_id": ["a", "a", "b"], "day": [1, 2, 1]})
+    assert _sorted_by_customer(t)
+    assert not _sorted_by_customer(pa.table({"customer_id": ["a", "b", "a"], "day": [1, 1, 2]}))
+    assert not _sorted_by_customer(pa.table({"customer_id": ["a", "a"], "day": [2, 1]}))
