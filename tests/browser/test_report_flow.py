@@ -82,6 +82,13 @@ def _wait_idle(page, expect) -> None:
                                                                       timeout=120_000)
 
 
+def _wait_legend(page, text: str) -> None:
+    """Plotly has drawn a legend entry reading exactly ``text`` (charts draw after the page settles)."""
+    page.wait_for_function(
+        "t => Array.from(document.querySelectorAll('.legendtext')).some(e => e.textContent === t)",
+        arg=text, timeout=60_000)
+
+
 def _no_injected_elements(page) -> None:
     assert page.locator("iframe").count() == 0
     assert page.locator('img[src="x"]').count() == 0
@@ -122,15 +129,13 @@ def test_report_file_and_permalink_show_html_as_text(tmp_path):
                     if key == "named":
                         expect(page.locator("#subject-name")).to_have_text(NAME)
                         expect(page.locator("#report-title")).to_have_text("Segment report: " + NAME)
-                        legends = page.locator(".legendtext").all_text_contents()
-                        assert f"{NAME} · active customers" in legends, legends
+                        _wait_legend(page, f"{NAME} · active customers")
                     elif key == "described":
                         expect(page.locator("#subject-description")).to_have_text(DESCRIPTION)
                     else:
                         # chart text shows exactly what was typed: no bold, no link, no decoded entity
                         expect(page.locator("#subject-name")).to_have_text(MARKUP_NAME)
-                        legends = page.locator(".legendtext").all_text_contents()
-                        assert f"{MARKUP_NAME} · active customers" in legends, legends
+                        _wait_legend(page, f"{MARKUP_NAME} · active customers")
                         ticks = page.locator("#chart-top_categories .ytick text").all_text_contents()
                         assert MARKUP_CATEGORY in ticks, ticks
                         assert page.locator(".plotly a").count() == 0
@@ -161,8 +166,7 @@ def test_report_file_and_permalink_show_html_as_text(tmp_path):
                     expect(page.locator(".plotly .main-svg").first).to_be_attached()
                     assert f"{prep['customers']:,}" in page.locator('[data-testid="stMetricValue"]').first.inner_text()
                     assert page.locator('[data-testid="stSidebar"]').count() == 0  # nothing but the report
-                    legends = page.locator(".legendtext").all_text_contents()
-                    assert f"{NAME} · active customers" in legends, legends
+                    _wait_legend(page, f"{NAME} · active customers")
                     _no_injected_elements(page)
                     assert not page.locator('[data-testid="stException"]').count(), server_log(db)
 
