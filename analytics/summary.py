@@ -484,18 +484,21 @@ class SummaryHistory:
             return table.column(name).to_numpy()
 
         def running_int(x: np.ndarray) -> np.ndarray:  # exact per-customer running sums
-            cs = np.cumsum(x, dtype=np.int64)
-            before = np.zeros(n_cust, dtype=np.int64)
+            # int32 when the column's grand total fits (half the memory traffic), else int64
+            wide = x.dtype == np.bool_ or int(x.sum(dtype=np.int64)) < 2**31
+            cs = np.cumsum(x, dtype=np.int32 if wide else np.int64)
+            before = np.zeros(n_cust, dtype=cs.dtype)
             before[1:] = cs[ends[:-1]]
-            cs -= before[seg]
+            cs -= np.repeat(before, lengths)
             return _small_uint(cs)
 
         def running_float(x: np.ndarray) -> np.ndarray:  # per customer, in day order
             return pd.Series(x, copy=False).groupby(seg, sort=False).cumsum().to_numpy(dtype=np.float64)
 
-        day = col("day").astype(np.int64)
+        day = col("day")  # days since 1970 (int32)
         self.day0 = int(day.min()) if n_rows else 0
-        self.day = _small_uint(day - self.day0)
+        rel = day - np.int32(self.day0)
+        self.day = _small_uint(rel)
         n_p = col("n_p")
         purchased = n_p > 0
         self.counts = {
@@ -512,8 +515,8 @@ class SummaryHistory:
         }
         fe = col("fe")
         self.first_event = fe[self.starts].astype(np.int64)
-        le = col("le").astype(np.int64)
-        sec_of_day = le - day * _US_PER_DAY
+        le = col("le").astype(np.int64, copy=False)
+        sec_of_day = le - day.astype(np.int64) * _US_PER_DAY
         if n_rows and not (sec_of_day % 1_000_000).any():
             self._le_seconds = True   # whole seconds (usual): seconds of the day, 4 bytes a row
             self.last_event = (sec_of_day // 1_000_000).astype(np.uint32)
@@ -522,10 +525,12 @@ class SummaryHistory:
             self.last_event = le
         # last purchase day up to each row: a running max that restarts per customer (customer
         # offsets keep it from leaking across customers)
-        span = int(day.max()) - self.day0 + 2 if n_rows else 2
-        base = seg.astype(np.int64) * span
-        lp = np.maximum.accumulate(np.where(purchased, day - self.day0, -1) + base) - base
+        span = int(rel.max()) + 2 if n_rows else 2
+        base = np.repeat(np.arange(n_cust, dtype=np.int64) * span, lengths)
+        lp = np.maximum.accumulate(np.where(purchased, rel, -1) + base)
+        lp -= base
         self.last_purchase = lp.astype(np.int32)  # -1: no purchase yet (relative to day0)
+        del base
         # the first purchase day and its revenue never change once on or before the as-of day
         p_rows = np.flatnonzero(purchased)
         pc_ = seg[p_rows]
@@ -533,11 +538,13 @@ class SummaryHistory:
         first_in_cust[1:] = pc_[1:] != pc_[:-1]
         self.first_purchase = np.full(n_cust, -1, dtype=np.int32)
         self.first_revenue = np.full(n_cust, np.nan)
-        self.first_purchase[pc_[first_in_cust]] = (day[p_rows[first_in_cust]] - self.day0)
+        self.first_purchase[pc_[first_in_cust]] = rel[p_rows[first_in_cust]]
         self.first_revenue[pc_[first_in_cust]] = col("rev")[p_rows[first_in_cust]]
-        # cohorts: the first purchase day of each calendar month per customer
-        months = day.astype("datetime64[D]").astype("datetime64[M]").astype(np.int64)
-        pm = months[p_rows]
+        # cohorts: the first purchase day of each calendar month per customer (month of each
+        # relative day from a small lookup table, not a date conversion per row)
+        month_of = (np.arange(self.day0, self.day0 + span, dtype=np.int64).astype("datetime64[D]")
+                    .astype("datetime64[M]").astype(np.int64))
+        pm = month_of[rel[p_rows]]
         new_month = first_in_cust.copy()
         new_month[1:] |= pm[1:] != pm[:-1]
         mrows = p_rows[new_month]
