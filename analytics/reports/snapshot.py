@@ -502,7 +502,14 @@ def build_report(wh: Warehouse, dataset: str, as_of, *, segment: str | None = No
     exp_values, expected_source, why = expected
     if why:
         notes.append(why)
-    expected = None if exp_values is None else pd.Series(exp_values).reindex(frame.index).to_numpy(dtype=float)
+    if exp_values is None:
+        expected = None
+    elif isinstance(exp_values, pd.Series):
+        expected = exp_values.reindex(frame.index).to_numpy(dtype=float)
+    else:  # an array in the frame's order
+        expected = np.asarray(exp_values, dtype=float)
+        if expected.shape != (len(frame),):
+            raise ReportError("the expected CLV values do not match the customer frame")
     seg_value = _value_block(frame, mask, expected)
     all_value = _value_block(frame, np.ones(len(frame), dtype=bool), expected)
     trend, top_categories, top_items = _sql_sections(wh, dataset, day, members, int(trend_months), int(top_n),
