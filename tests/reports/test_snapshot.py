@@ -159,3 +159,23 @@ def test_published_model_metrics_are_reported(sample_wh, truth):
         cur.execute("DELETE FROM customer_predictions WHERE run_id = 901")
         cur.execute("DELETE FROM predictor_models WHERE run_id = 901")
         cur.execute("DELETE FROM predictor_runs WHERE id = 901")
+
+
+def test_expected_clv_given_by_the_caller(sample_wh):
+    from analytics.explorer import build_frame
+
+    frame = build_frame(sample_wh, "sample", AS_OF)
+    values = np.arange(len(frame), dtype=float)
+    s = build_report(sample_wh, "sample", AS_OF, segment=HTML_NAME, frame=frame, expected=(values, "given", None))
+    mask = (frame["net_revenue"] >= 500).to_numpy()
+    assert s["value"]["expected_clv_source"] == "given"
+    assert s["value"]["segment"]["avg_expected_clv"] == pytest.approx(values[mask].mean())
+    shuffled = pd.Series(values, index=frame.index)[::-1]  # a Series aligns by customer id
+    s2 = build_report(sample_wh, "sample", AS_OF, segment=HTML_NAME, frame=frame, expected=(shuffled, "given", None))
+    assert s2["value"]["segment"]["avg_expected_clv"] == pytest.approx(values[mask].mean())
+    s3 = build_report(sample_wh, "sample", AS_OF, segment=HTML_NAME, frame=frame,
+                      expected=(None, None, "expected CLV (BG/NBD) not available: test"))
+    assert s3["value"]["segment"]["avg_expected_clv"] is None and s3["notes"] == [
+        "expected CLV (BG/NBD) not available: test"]
+    with pytest.raises(ReportError, match="do not match the customer frame"):
+        build_report(sample_wh, "sample", AS_OF, segment=HTML_NAME, frame=frame, expected=(values[:-1], "x", None))
