@@ -36,6 +36,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from analytics.dates import parse_day
 from analytics.warehouse import EVENT_TYPES, Warehouse, WarehouseError
 
 DEFAULT_WEIGHTS: dict[str, float] = {"purchase": 1.0, "cart": 0.3, "view": 0.1}
@@ -142,15 +143,7 @@ def _sorted_codes(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _timestamp(value, what: str) -> pd.Timestamp | None:
-    if value is None:
-        return None
-    try:
-        ts = pd.Timestamp(value)
-    except (ValueError, TypeError):
-        raise RecommendError(f"{what} is not a date: {value!r}") from None
-    if pd.isna(ts):
-        raise RecommendError(f"{what} is not a date: {value!r}")
-    return ts.tz_localize(None) if ts.tzinfo is not None else ts
+    return parse_day(value, what, RecommendError, required=False, normalize=False)
 
 
 def _check_weights(weights: Mapping[str, float] | None) -> dict[str, float]:

@@ -12,7 +12,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-import pandas as pd
+from analytics.dates import parse_day
 
 #: how targets can be ranked (key -> label shown to users)
 RANKINGS = {"expected_clv": "Expected CLV", "churn_value": "Churn risk × value", "score": "A score I pick"}
@@ -48,15 +48,7 @@ def _integer(value: Any, what: str) -> int:
 
 def iso_day(value: Any, what: str = "the as-of date") -> str:
     """``value`` as an ISO day ``YYYY-MM-DD`` (CampaignError if it is not a date)."""
-    if value is None or (isinstance(value, str) and not value.strip()):
-        raise CampaignError(f"{what} is required")
-    try:
-        ts = pd.Timestamp(value)
-    except (TypeError, ValueError):
-        raise CampaignError(f"{what} is not a date: {value!r}") from None
-    if pd.isna(ts):
-        raise CampaignError(f"{what} is not a date: {value!r}")
-    return str(ts.date())
+    return str(parse_day(value, what, CampaignError).date())
 
 
 def clean_name(name: Any) -> str:

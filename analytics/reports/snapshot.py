@@ -44,6 +44,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from analytics.dates import parse_day
 from analytics.warehouse import Warehouse
 
 SNAPSHOT_VERSION = 1
@@ -107,15 +108,7 @@ def clean_json(value: Any) -> Any:
 
 
 def _day(value) -> pd.Timestamp:
-    if value is None or (isinstance(value, str) and not value.strip()):
-        raise ReportError("the as-of date is required")
-    try:
-        ts = pd.Timestamp(value)
-    except (ValueError, TypeError):
-        raise ReportError(f"the as-of date is not a date: {value!r}") from None
-    if pd.isna(ts):
-        raise ReportError(f"the as-of date is not a date: {value!r}")
-    return ts.normalize()
+    return parse_day(value, "the as-of date", ReportError)
 
 
 def _now(now=None) -> dt.datetime:

@@ -1,0 +1,30 @@
+"""Parsing the dates users type (as-of days, windows) into timestamps, with the
+caller's own user-facing error type, so every module says "X is not a date" the same way."""
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+
+
+def parse_day(value: Any, what: str, error: type[ValueError] = ValueError, *, required: bool = True,
+              normalize: bool = True) -> pd.Timestamp | None:
+    """``value`` (date, datetime, ISO text...) as a timezone-naive ``pd.Timestamp``.
+
+    ``None`` or blank text raises ``error("<what> is required")`` when ``required``, else
+    returns None; anything that is not a date raises ``error("<what> is not a date: ...")``.
+    ``normalize`` drops the time of day.
+    """
+    if value is None or (isinstance(value, str) and not value.strip()):
+        if required:
+            raise error(f"{what} is required")
+        return None
+    try:
+        ts = pd.Timestamp(value)
+    except (TypeError, ValueError):
+        raise error(f"{what} is not a date: {value!r}") from None
+    if pd.isna(ts):
+        raise error(f"{what} is not a date: {value!r}")
+    if ts.tzinfo is not None:
+        ts = ts.tz_localize(None)
+    return ts.normalize() if normalize else ts
