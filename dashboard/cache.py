@@ -172,6 +172,15 @@ def _value_prob(path: str, dataset: str, as_of: str, unit: str, min_age_months: 
     return scorer.align(table), None
 
 
+def _day_clv_models(path: str, dataset: str, as_of: str, version: str):
+    """The Value page's BG/NBD + Gamma-Gamma pair on the daily summary at ``as_of`` (the one
+    the Explorer frame carries), shared by Campaigns and Reports so a day is fitted once
+    (20-45 s at 1M customers); None when the data cannot support it (the caller's own
+    fallback then says why)."""
+    models, _problem = _value_models(path, dataset, as_of, "days", 1.0, version)
+    return models
+
+
 def value_models(dataset: str, as_of, unit: str, min_age_months: float = 1.0):
     """The fitted (BG/NBD, Gamma-Gamma) pair for the Value page, cached per data version
     (``ValueError`` with the model's message when the data cannot support it)."""
@@ -358,7 +367,8 @@ def _campaigns_frame(path: str, dataset: str, as_of: str, version: str, stamp: s
     from analytics.campaigns import value_columns
 
     wh = get_warehouse(path)
-    return value_columns(wh, _explorer_frame(path, dataset, as_of, version, stamp))
+    return value_columns(wh, _explorer_frame(path, dataset, as_of, version, stamp),
+                         models=_day_clv_models(path, dataset, as_of, version))
 
 
 def campaigns_frame(dataset: str, as_of) -> pd.DataFrame:
@@ -519,7 +529,8 @@ def campaign_response_defaults(dataset: str, as_of, spec) -> dict:
 def _reports_expected_clv(path: str, dataset: str, as_of: str, version: str, stamp: str):
     from analytics.reports import expected_clv
 
-    return expected_clv(_explorer_frame(path, dataset, as_of, version, stamp))
+    return expected_clv(_explorer_frame(path, dataset, as_of, version, stamp),
+                        models=_day_clv_models(path, dataset, as_of, version))
 
 
 def reports_expected_clv(dataset: str, as_of):

@@ -215,14 +215,15 @@ def _campaign_members(wh: Warehouse, campaign_id, dataset: str, frame: pd.DataFr
 
 
 # ----------------------------------------------------------------- sections
-def expected_clv(frame: pd.DataFrame) -> tuple[pd.Series | None, str | None, str | None]:
+def expected_clv(frame: pd.DataFrame, *, models=None) -> tuple[pd.Series | None, str | None, str | None]:
     """Expected CLV per customer of ``frame`` for the value section: ``(values, source, note)``.
 
     A published model's ``predicted_value`` when the frame has one; else the BG/NBD +
     Gamma-Gamma CLV (12 months, 10 % discount, 30 % margin; 0 for customers without a
     purchase); ``(None, None, why)`` when those models cannot be fitted on the data.
     Fitting is the costly part of a report at scale: the app caches this per dataset
-    version and day and passes it to :func:`build_report`.
+    version and day and passes it to :func:`build_report`. ``models``: an already fitted
+    ``(bgnbd, gamma_gamma)`` pair (``analytics.scores.fit_clv_models``) to skip the fit.
     """
     pv = _num(frame, "predicted_value")
     if pv is not None and not np.isnan(pv).all():
@@ -230,7 +231,7 @@ def expected_clv(frame: pd.DataFrame) -> tuple[pd.Series | None, str | None, str
     try:
         from analytics.scores import probabilistic_clv
 
-        table, _ = probabilistic_clv(frame)
+        table, _ = probabilistic_clv(frame, models=models)
     except Exception as exc:  # degenerate data or models unavailable: leave it out, say why
         return None, None, f"expected CLV (BG/NBD) not available: {exc}"
     out = table["clv_bgnbd"].reindex(frame.index).fillna(0.0)
