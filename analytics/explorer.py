@@ -78,7 +78,7 @@ def rfm_segment_frame(wh: Warehouse, dataset: str, as_of, unit: str = "days", *,
     if history is not None:
         if history.dataset != dataset:
             raise ExplorerError(f"the summary history is of dataset {history.dataset!r}, not {dataset!r}")
-        summary = history.summary(day.date(), unit)
+        summary = history.rfm_inputs(day.date())  # the three columns RFM needs
     else:
         summary = customer_summary(wh, dataset, day.date(), unit)
     if summary.empty:

@@ -642,6 +642,24 @@ class SummaryHistory:
         }, index=self.customer_index.take(cust) if cust.size else pd.Index([], dtype=object, name="customer_id"))
         return _finish(df, unit, as_of_day, self.dataset)
 
+    def rfm_inputs(self, as_of) -> pd.DataFrame:
+        """Only ``last_purchase``, ``n_orders`` and ``net_revenue`` of :meth:`summary` (same rows,
+        values and dtypes, attrs in days): what RFM scores need, without building the other
+        columns (for a migration's earlier date)."""
+        as_of_day = _as_day(as_of, "the as-of date")
+        cust, k = self._located(self._relative_day(as_of_day))
+        n_orders = self.counts["n_orders"][k].astype(np.int64)
+        buyer = n_orders > 0
+        lp = (np.where(buyer, self.last_purchase[k], 0).astype(np.int64) + self.day0).astype("datetime64[D]")
+        lp = lp.astype("datetime64[us]")
+        lp[~buyer] = np.datetime64("NaT")
+        df = pd.DataFrame({
+            "last_purchase": lp, "n_orders": n_orders,
+            "net_revenue": self.sums["total_revenue"][k] - self.sums["return_revenue"][k],
+        }, index=self.customer_index.take(cust) if cust.size else pd.Index([], dtype=object, name="customer_id"))
+        df.attrs = {"unit": "days", "as_of": as_of_day, "dataset": self.dataset}
+        return df
+
     def cohort_counts(self, as_of, max_months: int) -> pd.DataFrame:
         """Purchase-month cohorts up to the end of ``as_of``: per (``cohort`` = first purchase
         month, ``months_since`` it, up to ``max_months``) the ``customers`` of the cohort who

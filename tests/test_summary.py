@@ -270,6 +270,12 @@ def test_concurrent_sessions_get_complete_results(small):
 REVENUE_COLS = ("total_revenue", "return_revenue", "net_revenue", "monetary_value", "avg_rating")
 
 
+def _with_attrs(df: pd.DataFrame, attrs: dict) -> pd.DataFrame:
+    df = df.copy()
+    df.attrs = attrs
+    return df
+
+
 def assert_same_summary(got: pd.DataFrame, exp: pd.DataFrame) -> None:
     """Ids, order, dtypes, counts, days and times exactly; sums of money to float rounding (the
     running sums add a customer's days in day order, the SQL in any order)."""
@@ -320,6 +326,9 @@ def test_history_summary_equals_customer_summary_on_sample(wh):
         unit = list(TIME_UNITS)[i % len(TIME_UNITS)]
         exp = customer_summary(wh, "sample", day, unit, persist=False)
         assert_same_summary(hist.summary(day, unit), exp)
+        light = hist.rfm_inputs(day)
+        cols = ["last_purchase", "n_orders", "net_revenue"]
+        assert_same_summary(light, _with_attrs(exp[cols], {**exp.attrs, "unit": "days"}))
     assert len(exp) == hist.n_customers == 4000
 
 
