@@ -1,7 +1,11 @@
 """Explorer: compare segments, value concentration, cohorts, migration and single customers.
 
 Computations live in analytics.explorer; the per-date customer frame and the cohorts are
-cached (dashboard.cache), so changing the groups only re-aggregates cached arrays. Charts
+cached (dashboard.cache), so changing the groups only re-aggregates cached arrays. Summaries
+at any as-of date come from the dataset's summary history (analytics.summary.SummaryHistory,
+built and stored once per data version), so a new date costs a gather, not a pass over the
+events: at 1M customers ~2.5 s for a new as-of date (frame, scores, the migration's earlier
+date), ~0.3 s for anything on dates already seen (bench/bench_explorer.py --page). Charts
 receive aggregated data only (Lorenz curve <= 1000 points, segments x metrics, cohort
 months, segment-to-segment flows). User text (segment / cluster names, ids, event texts)
 goes through st.dataframe / st.text / widget labels, or is escaped for plotly labels.
