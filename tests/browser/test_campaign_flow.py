@@ -14,7 +14,6 @@ analytics.campaigns.readout computes. No console error, no dialog, no injected e
 """
 from __future__ import annotations
 
-import io
 import re
 
 import numpy as np
@@ -23,8 +22,8 @@ import pytest
 
 from tests.browser.server import (
     assert_no_browser_errors, launch_chromium, record_errors, require_browser_or_skip, running_app, save_failure,
-    server_log,
 )
+from tests.browser.ui import Dialogs, download_csv, grid_column, metric_value, no_exception, wait_idle
 
 pytestmark = pytest.mark.browser
 
@@ -62,31 +61,6 @@ def _prepare(db) -> tuple[pd.DataFrame, str]:
         wh.close()
 
 
-def _wait_idle(page, expect) -> None:
-    expect(page.locator('[data-testid="stApp"]')).to_have_attribute("data-test-script-state", "notRunning",
-                                                                      timeout=120_000)
-
-
-def _metric_value(page, scope, label: str):
-    metric = scope.locator('[data-testid="stMetric"]').filter(
-        has=page.locator('[data-testid="stMetricLabel"]', has_text=re.compile(rf"^\s*{re.escape(label)}\s*$")))
-    return metric.locator('[data-testid="stMetricValue"]').first
-
-
-def _no_exception(page, db) -> None:
-    assert not page.locator('[data-testid="stException"]').count(), server_log(db)
-
-
-def _grid_column(grid, name: str) -> list[str]:
-    """The visible cells of one column of an st.dataframe (glide-data-grid's accessible table)."""
-    header = [t.strip() for t in grid.locator('th[role="columnheader"]').evaluate_all(
-        "els => els.map(e => e.textContent)")]
-    assert name in header, header
-    col = header.index(name) + 1
-    return [t.strip() for t in grid.locator(f'tbody td[role="gridcell"][aria-colindex="{col}"]').evaluate_all(
-        "els => els.map(e => e.textContent)")]
-
-
 def test_campaign_build_export_save_readout(tmp_path):
     from playwright.sync_api import expect, sync_playwright
 
@@ -113,11 +87,7 @@ def test_campaign_build_export_save_readout(tmp_path):
 
     console_errors: list[str] = []
     failed_urls: list[str] = []
-    dialogs: list[str] = []
-
-    def on_dialog(d):
-        dialogs.append(f"{d.type}: {d.message}")
-        d.dismiss()
+    dialogs = Dialogs()
 
     with running_app(db) as url, sync_playwright() as p:
         browser = launch_chromium(p)
@@ -125,26 +95,26 @@ def test_campaign_build_export_save_readout(tmp_path):
             page = browser.new_page(viewport={"width": 1400, "height": 1100}, accept_downloads=True)
             page.set_default_timeout(60_000)
             record_errors(page, console_errors, failed_urls)
-            page.on("dialog", on_dialog)
+            page.on("dialog", dialogs)
 
             page.goto(url + "/campaigns")
             expect(page.get_by_role("heading", name="🎯 Campaigns", exact=True)).to_be_visible()
             build = page.get_by_role("tabpanel", name=re.compile("Build"))
-            expect(_metric_value(page, build, "Contacted")).to_be_visible(timeout=180_000)
-            _wait_idle(page, expect)
-            _no_exception(page, db)
+            expect(metric_value(page, build, "Contacted")).to_be_visible(timeout=180_000)
+            wait_idle(page, expect)
+            no_exception(page, db)
 
             # the saved segment (its name shown as text in the picker)
             ms = build.locator('[data-testid="stMultiSelect"]').filter(has_text="Saved segments")
             ms.click()
             page.get_by_role("option", name=SEGMENT, exact=True).click()
             page.keyboard.press("Escape")
-            _wait_idle(page, expect)
+            wait_idle(page, expect)
             # the cap, typed
             cap = build.get_by_label("Max contacts", exact=True)
             cap.fill(str(CAP))
             cap.press("Enter")
-            _wait_idle(page, expect)
+            wait_idle(page, expect)
             # the control share, with the keyboard: 10 % -> 20 %
             thumb = build.locator('[data-testid="stSlider"]').filter(has_text="Control group").locator(
                 'input[type="range"]')
@@ -153,28 +123,22 @@ def test_campaign_build_export_save_readout(tmp_path):
             for _ in range(CONTROL - 10):
                 thumb.press("ArrowRight")
             expect(thumb).to_have_value(str(CONTROL))
-            _wait_idle(page, expect)
-            _no_exception(page, db)
-            expect(_metric_value(page, build, "Contacted")).to_have_text(f"{n_t:,}")
-            expect(_metric_value(page, build, "Control (not contacted)")).to_have_text(f"{n_c:,}")
-            expect(_metric_value(page, build, "Eligible customers")).to_have_text(
+            wait_idle(page, expect)
+            no_exception(page, db)
+            expect(metric_value(page, build, "Contacted")).to_have_text(f"{n_t:,}")
+            expect(metric_value(page, build, "Control (not contacted)")).to_have_text(f"{n_c:,}")
+            expect(metric_value(page, build, "Eligible customers")).to_have_text(
                 f"{expected.attrs['eligible']:,}")
-            _wait_idle(page, expect)
+            wait_idle(page, expect)
 
             # the target table's first rows, then the CSV download
             grid = build.locator('[data-testid="stDataFrame"]').filter(has_text="customer_id").first
             expect(grid).to_be_visible()
             expect(grid.locator('tbody td[role="gridcell"]').first).to_be_attached()
-            shown_ids = _grid_column(grid, "customer_id")
+            shown_ids = grid_column(grid, "customer_id")
             assert len(shown_ids) >= 5, shown_ids
-            button = build.locator('[data-testid="stDownloadButton"]').filter(has_text="Download CSV").locator(
-                "button")
-            with page.expect_download(timeout=60_000) as info:
-                button.click()
             target = tmp_path / "campaign.csv"
-            info.value.save_as(str(target))
-            assert info.value.suggested_filename.endswith(".csv")
-            exported = pd.read_csv(target, dtype={"customer_id": str}, keep_default_na=False)
+            exported = download_csv(page, build, "Download CSV", target)
             assert exported["customer_id"].tolist() == expected["customer_id"].tolist()
             assert exported["group"].tolist() == expected["group"].tolist()
             assert exported["customer_id"].tolist()[:len(shown_ids)] == shown_ids
@@ -186,23 +150,23 @@ def test_campaign_build_export_save_readout(tmp_path):
             name = build.get_by_label("Campaign name", exact=True)
             name.fill(CAMPAIGN)
             name.press("Enter")
-            _wait_idle(page, expect)
+            wait_idle(page, expect)
             build.get_by_role("button", name=re.compile("Save campaign")).click()
             expect(build.locator('[data-testid="stAlertContentSuccess"]')).to_contain_text(CAMPAIGN)
-            _wait_idle(page, expect)
-            _no_exception(page, db)
+            wait_idle(page, expect)
+            no_exception(page, db)
 
             # read-out of the uploaded outcomes
             page.get_by_role("tab", name=re.compile("Read-out")).click()
             ro = page.get_by_role("tabpanel", name=re.compile("Read-out"))
             expect(ro).to_be_visible()
             ro.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(str(outcomes_path))
-            uplift = _metric_value(page, ro, "Conversion uplift")
+            uplift = metric_value(page, ro, "Conversion uplift")
             expect(uplift).to_have_text(uplift_text, timeout=120_000)
             expect(ro.locator('[data-testid="stAlertContentWarning"]').filter(
                 has_text="not in this campaign")).to_contain_text("GHOST-1")
-            _wait_idle(page, expect)
-            _no_exception(page, db)
+            wait_idle(page, expect)
+            no_exception(page, db)
             print(f"{n_t} contacted, {n_c} control of {expected.attrs['eligible']} eligible; "
                   f"conversion uplift shown {uplift_text}")
 

@@ -27,6 +27,7 @@ from tests.browser.server import (
     assert_no_browser_errors, launch_chromium, record_errors, require_browser_or_skip, running_app, save_failure,
     server_log,
 )
+from tests.browser.ui import Dialogs, wait_idle
 
 pytestmark = pytest.mark.browser
 
@@ -76,12 +77,6 @@ def _prepare(db, out_dir) -> dict:
         wh.close()
 
 
-def _wait_idle(page, expect) -> None:
-    """The script run is over (Streamlit marks its state on the app root)."""
-    expect(page.locator('[data-testid="stApp"]')).to_have_attribute("data-test-script-state", "notRunning",
-                                                                      timeout=120_000)
-
-
 def _wait_legend(page, text: str) -> None:
     """Plotly has drawn a legend entry reading exactly ``text`` (charts draw after the page settles)."""
     page.wait_for_function(
@@ -102,11 +97,7 @@ def test_report_file_and_permalink_show_html_as_text(tmp_path):
     expect.set_options(timeout=60_000)
     db = tmp_path / "browser.duckdb"
     prep = _prepare(db, tmp_path)
-    dialogs: list[str] = []
-
-    def on_dialog(d):
-        dialogs.append(f"{d.type}: {d.message}")
-        d.dismiss()
+    dialogs = Dialogs()
 
     with sync_playwright() as p:
         browser = launch_chromium(p)
@@ -119,7 +110,7 @@ def test_report_file_and_permalink_show_html_as_text(tmp_path):
                 page.on("console", lambda m: console_errors.append(m.text) if m.type == "error" else None)
                 page.on("pageerror", lambda e: console_errors.append(f"pageerror: {e}"))
                 page.on("request", lambda r: requests.append(r.url))
-                page.on("dialog", on_dialog)
+                page.on("dialog", dialogs)
                 try:
                     url = path.resolve().as_uri()
                     page.goto(url)
@@ -158,7 +149,7 @@ def test_report_file_and_permalink_show_html_as_text(tmp_path):
                 requests = []
                 record_errors(page, console_errors, failed_urls)
                 page.on("request", lambda r: requests.append(r.url))
-                page.on("dialog", on_dialog)
+                page.on("dialog", dialogs)
                 try:
                     page.goto(f"{base}/?report={prep['token']}")
                     expect(page.get_by_text("Segment report: " + NAME, exact=True)).to_be_visible(timeout=180_000)
@@ -170,22 +161,22 @@ def test_report_file_and_permalink_show_html_as_text(tmp_path):
                     _no_injected_elements(page)
                     assert not page.locator('[data-testid="stException"]').count(), server_log(db)
 
-                    _wait_idle(page, expect)
+                    wait_idle(page, expect)
 
                     page.goto(f"{base}/?report={prep['token_described']}")
                     expect(page.get_by_text(DESCRIPTION, exact=True)).to_be_visible(timeout=120_000)
                     expect(page.locator(".plotly .main-svg").first).to_be_attached()
-                    _wait_idle(page, expect)
+                    wait_idle(page, expect)
                     _no_injected_elements(page)
 
                     page.goto(f"{base}/?report={prep['revoked']}")
                     expect(page.get_by_text("This report link was revoked", exact=False)).to_be_visible()
-                    _wait_idle(page, expect)
+                    wait_idle(page, expect)
                     assert page.locator('[data-testid="stMetric"]').count() == 0
 
                     page.goto(f"{base}/?report=made-up-token-never-issued")
                     expect(page.get_by_text("No such report", exact=False)).to_be_visible()
-                    _wait_idle(page, expect)
+                    wait_idle(page, expect)
                     assert page.locator('[data-testid="stException"]').count() == 0
                     outside = [u for u in requests if not (u.startswith(base) or u.startswith(("data:", "blob:")))]
                     assert not outside, f"the app requested outside its origin: {outside}"

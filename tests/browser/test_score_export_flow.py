@@ -24,6 +24,7 @@ import pytest
 from tests.browser.server import (
     ROOT, assert_no_browser_errors, launch_chromium, record_errors, require_browser_or_skip, running_app, save_failure, server_log,
 )
+from tests.browser.ui import download_csv, metric_value, wait_idle
 
 pytestmark = pytest.mark.browser
 
@@ -46,28 +47,9 @@ def _sample_customers() -> int:
     return int(df["customer_id"].nunique())
 
 
-def _metric_value(page, label: str):
-    metric = page.locator('[data-testid="stMetric"]').filter(
-        has=page.locator('[data-testid="stMetricLabel"]', has_text=re.compile(rf"^\s*{re.escape(label)}\s*$"))
-    )
-    return metric.locator('[data-testid="stMetricValue"]').first
-
-
-def _wait_idle(page, expect) -> None:
-    """The script run is over (Streamlit marks its state on the app root)."""
-    expect(page.locator('[data-testid="stApp"]')).to_have_attribute("data-test-script-state", "notRunning",
-                                                                      timeout=120_000)
-
-
 def _download_csv(page, tmp_path, name: str) -> pd.DataFrame:
     page.get_by_role("tab", name=re.compile("Export")).click()
-    button = page.locator('[data-testid="stDownloadButton"]').filter(has_text="Download CSV").locator("button")
-    with page.expect_download(timeout=60_000) as info:
-        button.click()
-    target = tmp_path / name
-    info.value.save_as(str(target))
-    assert info.value.suggested_filename.endswith(".csv"), info.value.suggested_filename
-    return pd.read_csv(target, dtype={"customer_id": str}, keep_default_na=False)
+    return download_csv(page, page, "Download CSV", tmp_path / name)
 
 
 def _number(x: float) -> re.Pattern:
@@ -138,13 +120,13 @@ def test_value_page_scores_reweights_and_exports(tmp_path):
             # first start: the app loads the sample, summarises, scores and fits BG/NBD
             page.goto(url + "/value")
             expect(page.get_by_role("heading", name="💎 Value", exact=True)).to_be_visible()
-            customers = _metric_value(page, "Customers")
+            customers = metric_value(page, page, "Customers")
             expect(customers).to_be_visible(timeout=180_000)
-            _wait_idle(page, expect)
+            wait_idle(page, expect)
             assert not page.locator('[data-testid="stException"]').count()
             assert int(customers.inner_text().strip().replace(",", "")) == expected_customers, server_log(db)
-            mean_rfm = _metric_value(page, "Mean RFM score (buyers)")
-            clv_total = _metric_value(page, "CLV by formula, total")
+            mean_rfm = metric_value(page, page, "Mean RFM score (buyers)")
+            clv_total = metric_value(page, page, "CLV by formula, total")
             rfm_before = float(mean_rfm.inner_text().strip())
             clv_before = _parse_shown(clv_total.inner_text())
 
@@ -171,7 +153,7 @@ def test_value_page_scores_reweights_and_exports(tmp_path):
             assert clv_after > clv_before
             rfm_expected = _mean_rfm_buyers(base, w_r, DEFAULT_WEIGHT, DEFAULT_WEIGHT)
             rfm_after = _wait_shown_close(mean_rfm, rfm_expected, rel=0.0051 / rfm_expected)
-            _wait_idle(page, expect)
+            wait_idle(page, expect)
             assert float(mean_rfm.inner_text()) == rfm_after and _parse_shown(clv_total.inner_text()) == clv_after
             assert not page.locator('[data-testid="stException"]').count()
             print(f"CLV by formula, total: {clv_before:,.2f} -> {clv_after:,.2f} (margin {MARGIN} -> {margin}); "

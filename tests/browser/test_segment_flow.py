@@ -20,8 +20,9 @@ import pandas as pd
 import pytest
 
 from tests.browser.server import (
-    assert_no_browser_errors, launch_chromium, record_errors, require_browser_or_skip, running_app, save_failure, server_log,
+    assert_no_browser_errors, launch_chromium, record_errors, require_browser_or_skip, running_app, save_failure,
 )
+from tests.browser.ui import Dialogs, metric_value, no_exception, pick, wait_idle
 
 pytestmark = pytest.mark.browser
 
@@ -48,27 +49,6 @@ def _expected() -> tuple[int, int]:
     return len(summary), int((summary["net_revenue"] >= THRESHOLD).sum())
 
 
-def _wait_idle(page, expect) -> None:
-    """The script run is over (Streamlit marks its state on the app root)."""
-    expect(page.locator('[data-testid="stApp"]')).to_have_attribute("data-test-script-state", "notRunning",
-                                                                      timeout=120_000)
-
-
-def _metric_value(page, scope, label: str):
-    metric = scope.locator('[data-testid="stMetric"]').filter(
-        has=page.locator('[data-testid="stMetricLabel"]', has_text=re.compile(rf"^\s*{re.escape(label)}\s*$"))
-    )
-    return metric.locator('[data-testid="stMetricValue"]').first
-
-
-def _pick(page, scope, label: str, option: str) -> None:
-    """Open the selectbox labelled ``label`` inside ``scope`` and choose ``option``."""
-    box = scope.locator('[data-testid="stSelectbox"]').filter(
-        has=page.locator("label", has_text=re.compile(rf"^\s*{re.escape(label)}\s*$")))
-    box.first.click()
-    page.get_by_role("option", name=option, exact=True).click()
-
-
 def test_rule_segment_with_html_name(tmp_path):
     from playwright.sync_api import expect, sync_playwright
 
@@ -79,11 +59,7 @@ def test_rule_segment_with_html_name(tmp_path):
     db = tmp_path / "browser.duckdb"
     console_errors: list[str] = []
     failed_urls: list[str] = []
-    dialogs: list[str] = []
-
-    def on_dialog(d):
-        dialogs.append(f"{d.type}: {d.message}")
-        d.dismiss()
+    dialogs = Dialogs()
 
     with running_app(db) as url, sync_playwright() as p:
         browser = launch_chromium(p)
@@ -91,43 +67,43 @@ def test_rule_segment_with_html_name(tmp_path):
             page = browser.new_page(viewport={"width": 1400, "height": 1100})
             page.set_default_timeout(60_000)
             record_errors(page, console_errors, failed_urls)
-            page.on("dialog", on_dialog)
+            page.on("dialog", dialogs)
 
             # first start: the app loads the sample, then summarises and scores it for the page
             page.goto(url + "/segments")
             expect(page.get_by_role("heading", name="🧩 Segments", exact=True)).to_be_visible()
             expect(page.get_by_text(re.compile(rf"{n_customers:,} customers of .*sample"))).to_be_visible(
                 timeout=180_000)
-            _wait_idle(page, expect)
-            assert not page.locator('[data-testid="stException"]').count(), server_log(db)
+            wait_idle(page, expect)
+            no_exception(page, db)
 
             # rule builder: Net revenue ≥ 500
             page.get_by_role("tab", name="Rule builder").click()
             rules_tab = page.get_by_role("tabpanel", name="Rule builder")
             expect(rules_tab).to_be_visible()
-            _pick(page, rules_tab, "Field", "Net revenue")
-            _wait_idle(page, expect)
-            _pick(page, rules_tab, "Operator", "≥")
-            _wait_idle(page, expect)
+            pick(page, rules_tab, "Field", "Net revenue")
+            wait_idle(page, expect)
+            pick(page, rules_tab, "Operator", "≥")
+            wait_idle(page, expect)
             value = rules_tab.get_by_label("Value", exact=True)
             expect(value).to_be_visible()
             value.fill(str(THRESHOLD))
             value.press("Enter")
             expect(rules_tab.get_by_text(re.compile(r"^Selection: "))).to_be_visible()
-            _wait_idle(page, expect)
-            selected = _metric_value(page, rules_tab, "Customers selected")
+            wait_idle(page, expect)
+            selected = metric_value(page, rules_tab, "Customers selected")
             expect(selected).to_have_text(shown_expected)
-            assert not page.locator('[data-testid="stException"]').count(), server_log(db)
+            no_exception(page, db)
 
             # save it under a name that is an HTML payload
             name_box = rules_tab.get_by_label("Segment name", exact=True)
             name_box.fill(SEGMENT_NAME)
             name_box.press("Enter")
-            _wait_idle(page, expect)
+            wait_idle(page, expect)
             rules_tab.get_by_role("button", name=re.compile("Save segment")).click()
             expect(rules_tab.locator('[data-testid="stAlertContentSuccess"]')).to_contain_text(SEGMENT_NAME)
-            _wait_idle(page, expect)
-            assert not page.locator('[data-testid="stException"]').count(), server_log(db)
+            wait_idle(page, expect)
+            no_exception(page, db)
 
             # saved segments: the name as literal text, its size re-evaluated on the data
             page.get_by_role("tab", name="Saved segments").click()
@@ -146,12 +122,12 @@ def test_rule_segment_with_html_name(tmp_path):
             cluster_tab = page.get_by_role("tabpanel", name="Clustering")
             expect(cluster_tab).to_be_visible()
             expect(cluster_tab.get_by_label("Number of clusters k")).to_have_value(str(K))
-            _pick(page, cluster_tab, "Algorithm", "k-means")
-            _wait_idle(page, expect)
+            pick(page, cluster_tab, "Algorithm", "k-means")
+            wait_idle(page, expect)
             cluster_tab.get_by_role("button", name=re.compile("Train")).click()
             expect(cluster_tab.get_by_role("heading", name=f"{K} clusters")).to_be_visible(timeout=120_000)
-            _wait_idle(page, expect)
-            assert not page.locator('[data-testid="stException"]').count(), server_log(db)
+            wait_idle(page, expect)
+            no_exception(page, db)
             grid = cluster_tab.locator('[data-testid="stDataFrame"]').first
             expect(grid).to_be_visible()
             # the grid draws on a canvas; glide-data-grid keeps an accessible <table> of the
