@@ -27,6 +27,12 @@ Persisted customer summaries and the stored summary history are dropped first, s
 run and new dates are really new.
 
     .venv/bin/python bench/bench_explorer.py --page [--customers 1000000]
+
+With ``--history`` it times analytics.summary's summary history on the same warehouse: the
+build from the events (no store), the read-back of the stored one, a summary at a new as-of
+date from it against ``customer_summary`` (SQL over the events, not stored), and its memory.
+
+    .venv/bin/python bench/bench_explorer.py --history [--customers 1000000]
 """
 from __future__ import annotations
 
@@ -177,16 +183,56 @@ def bench_page(customers: int, db: str | None) -> None:
     print(f"slowest new date: {max(r[1] for r in new):.2f} s ({max(r[1] for r in new) / TARGET_S:.2f}x)")
 
 
+def bench_history(customers: int, db: str | None) -> None:
+    from bench_explorer_db import DATASET, build_sample_warehouse
+
+    from analytics.summary import customer_summary, summary_history
+    from analytics.warehouse import Warehouse
+
+    db = db or str(Path(__file__).resolve().parent / "out" / f"explorer_sample_{customers}.duckdb")
+    info = build_sample_warehouse(db, customers)
+    wh = Warehouse(db)
+    t0 = time.perf_counter()
+    summary_history(wh, DATASET)  # stored (built first if the events changed)
+    t_stored = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    built = summary_history(wh, DATASET, persist=False)
+    t_build = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    hist = summary_history(wh, DATASET)
+    t_read = time.perf_counter() - t0
+    print(f"{info['events']:,} events, {hist.n_customers:,} customers, {hist.n_rows:,} active customer-days; "
+          f"history arrays {hist.nbytes / 1e6:,.0f} MB")
+    print(f"history: build from the events {t_build:.1f} s; read back stored {t_read:.1f} s "
+          f"(first call, incl. storing if needed: {t_stored:.1f} s)")
+    del built
+    for day in ("2025-09-17", "2025-03-02"):
+        t0 = time.perf_counter()
+        s = hist.summary(day)
+        t_h = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        ref = customer_summary(wh, DATASET, day, persist=False)
+        t_sql = time.perf_counter() - t0
+        assert len(s) == len(ref)
+        print(f"summary as of {day} ({len(s):,} customers): history {t_h:.2f} s, SQL over the events "
+              f"{t_sql:.2f} s ({t_sql / t_h:.0f}x)")
+    wh.close()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--customers", type=int, default=1_000_000)
     ap.add_argument("--events-customers", type=int, default=1_000_000)
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--page", action="store_true", help="time the whole Explorer page (AppTest) on sample data")
+    ap.add_argument("--history", action="store_true", help="time the summary history (build, read, summary)")
     ap.add_argument("--db", default=None, help="warehouse file for --page (default bench/out/explorer_sample_N.duckdb)")
     a = ap.parse_args()
     if a.page:
         bench_page(a.customers, a.db)
+        return
+    if a.history:
+        bench_history(a.customers, a.db)
         return
 
     frame_b, t_b = scored_frame(a.customers, seed=42)
