@@ -10,7 +10,7 @@ from __future__ import annotations
 import streamlit as st
 
 from analytics.reports import ReportError, ReportRevokedError, get_report
-from dashboard import cache, report_render
+from dashboard import cache, report_render, widgets
 
 token = st.query_params.get("report", "")
 try:
@@ -19,7 +19,8 @@ except ReportRevokedError:
     st.error("This report link was revoked. Ask whoever shared it for a new one.", icon="🚫")
     st.stop()
 except ReportError as exc:
-    st.error(f"No such report: {exc}. Check that the whole link was copied.", icon="🔍")
+    msg = str(exc)
+    st.error(widgets.md_escape(msg[:1].upper() + msg[1:]) + ". Check that the whole link was copied.", icon="🔍")
     st.stop()
 except Exception:  # a broken warehouse file or the like: a message, not a traceback
     st.error("This report cannot be shown right now.", icon="⚠️")
