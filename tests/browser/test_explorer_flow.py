@@ -24,8 +24,8 @@ import pytest
 
 from tests.browser.server import (
     assert_no_browser_errors, launch_chromium, record_errors, require_browser_or_skip, running_app, save_failure,
-    server_log,
 )
+from tests.browser.ui import metric_value, no_exception, wait_idle
 
 pytestmark = pytest.mark.browser
 
@@ -66,17 +66,6 @@ def _sample_warehouse():
     _WH[:] = [wh]
     last = wh.cursor().execute("SELECT max(event_time) FROM events WHERE dataset = 'sample'").fetchone()[0]
     return wh, pd.Timestamp(last).date()
-
-
-def _wait_idle(page, expect) -> None:
-    expect(page.locator('[data-testid="stApp"]')).to_have_attribute("data-test-script-state", "notRunning",
-                                                                      timeout=180_000)
-
-
-def _metric_value(page, label: str):
-    metric = page.locator('[data-testid="stMetric"]').filter(
-        has=page.locator('[data-testid="stMetricLabel"]', has_text=re.compile(rf"^\s*{re.escape(label)}\s*$")))
-    return metric.locator('[data-testid="stMetricValue"]').first
 
 
 def _grid_rows(grid) -> tuple[list[str], list[list[str]]]:
@@ -135,12 +124,12 @@ def test_explorer_numbers_follow_the_as_of_date(tmp_path):
             page.goto(url + "/explorer")
             expect(page.get_by_role("heading", name="🔭 Explorer", exact=True)).to_be_visible()
             expect(page.get_by_text(re.compile(r"^Server time for this view"))).to_be_visible(timeout=180_000)
-            _wait_idle(page, expect)
-            assert not page.locator('[data-testid="stException"]').count(), server_log(db)
+            wait_idle(page, expect, timeout=180_000)
+            no_exception(page, db)
 
             # RFM segments at the last event day: customers and net revenue per segment
             assert _check_comparison(page, expect, exp_last) >= 8
-            expect(_metric_value(page, "Top 10% share of net revenue")).to_have_text(f"{exp_last['top10']:.1%}")
+            expect(metric_value(page, page, "Top 10% share of net revenue")).to_have_text(f"{exp_last['top10']:.1%}")
 
             # an earlier as-of date: the numbers move to that date's independent values
             # (a react-aria date field: year / month / day spin buttons that take typed digits)
@@ -152,9 +141,9 @@ def test_explorer_numbers_follow_the_as_of_date(tmp_path):
             # the field commits its value when it loses focus
             page.keyboard.press("Escape")
             page.get_by_role("heading", name="🔭 Explorer", exact=True).click()
-            expect(_metric_value(page, "Top 10% share of net revenue")).to_have_text(f"{exp_early['top10']:.1%}")
-            _wait_idle(page, expect)
-            assert not page.locator('[data-testid="stException"]').count(), server_log(db)
+            expect(metric_value(page, page, "Top 10% share of net revenue")).to_have_text(f"{exp_early['top10']:.1%}")
+            wait_idle(page, expect, timeout=180_000)
+            no_exception(page, db)
             assert _check_comparison(page, expect, exp_early) >= 8
 
             # search one customer and open its timeline: the event count up to the as-of day
@@ -162,12 +151,12 @@ def test_explorer_numbers_follow_the_as_of_date(tmp_path):
             search.fill(who)
             search.press("Enter")
             expect(page.get_by_text(re.compile(r"^1 customers match"))).to_be_visible()
-            _wait_idle(page, expect)
-            expect(_metric_value(page, "Events")).to_have_text(f"{n_events:,}")
+            wait_idle(page, expect, timeout=180_000)
+            expect(metric_value(page, page, "Events")).to_have_text(f"{n_events:,}")
             timeline = page.locator('[data-testid="stDataFrame"]').filter(has=page.locator(
                 'th[role="columnheader"]', has_text="event_type")).first
             expect(timeline).to_be_visible()
-            assert not page.locator('[data-testid="stException"]').count(), server_log(db)
+            no_exception(page, db)
             print(f"as of {last_day}: {exp_last['n']} customers, top 10% {exp_last['top10']:.1%}; "
                   f"as of {EARLIER}: {exp_early['n']} customers, top 10% {exp_early['top10']:.1%}; "
                   f"{who}: {n_events} events")
