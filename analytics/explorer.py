@@ -54,7 +54,7 @@ def frame_scores(summary: pd.DataFrame) -> dict[str, np.ndarray]:
     from analytics.scores import Scorer
 
     scorer = Scorer(summary)
-    result = scorer.score(top_n=1)
+    result = scorer.score(top_n=0)  # scores only: no top-customer list (no CLV ranking)
     names = np.asarray(result.segment_names, dtype=object)
     return {
         "r_score": scorer.rfm["r_score"].to_numpy(),

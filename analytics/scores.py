@@ -210,11 +210,44 @@ def _float(summary: pd.DataFrame, column: str) -> np.ndarray:
 
 def _days_before(as_of: pd.Timestamp, column: pd.Series) -> np.ndarray:
     """Days (float) from each timestamp in ``column`` to ``as_of`` (NaN where missing)."""
+    fast = _days_before_numpy(as_of, column)
+    if fast is not None:
+        return fast
     ts = pd.to_datetime(column, errors="coerce")
     if getattr(ts.dt, "tz", None) is not None:
         ts = ts.dt.tz_localize(None)
     delta = (as_of - ts).dt.total_seconds().to_numpy(dtype=np.float64, na_value=np.nan)
     return delta / SECONDS_PER_DAY
+
+
+def _days_before_numpy(as_of: pd.Timestamp, column) -> np.ndarray | None:
+    """:func:`_days_before` of a tz-naive datetime64 column in NumPy (no Series of timedeltas):
+    the same float expression as pandas' ``total_seconds`` (whole seconds plus the sub-second
+    residual over units per second), so the same values bit for bit; ``None`` where that is
+    not certain (time zones, as-of not exact in the column's unit, beyond 2**53 units)."""
+    dtype = getattr(column, "dtype", None)
+    if not (isinstance(dtype, np.dtype) and dtype.kind == "M") or as_of.tz is not None:
+        return None
+    unit, count = np.datetime_data(dtype)
+    per_second = {"s": 1, "ms": 1_000, "us": 1_000_000, "ns": 1_000_000_000}.get(unit)
+    if per_second is None or count != 1:
+        return None
+    try:
+        when = as_of.as_unit(unit)
+    except (ValueError, OverflowError):
+        return None
+    if when != as_of:
+        return None
+    values = column.to_numpy()
+    missing = np.isnat(values)
+    delta = when.asm8.view(np.int64) - values.view(np.int64)
+    delta[missing] = 0
+    if delta.size and (delta.max() > 2**53 or delta.min() < -(2**53)):
+        return None
+    whole, residual = np.divmod(delta, per_second)
+    seconds = whole + residual / per_second
+    seconds[missing] = np.nan
+    return seconds / SECONDS_PER_DAY
 
 
 def buyers_mask(summary: pd.DataFrame) -> np.ndarray:
@@ -228,10 +261,15 @@ def buyers_mask(summary: pd.DataFrame) -> np.ndarray:
 def quintile_scores(values: np.ndarray | Sequence[float], higher_is_better: bool = True) -> np.ndarray:
     """Scores 1-5 by average-rank bins (equal values, equal score); NaN -> 0.
 
-    See the module docstring for the exact rule.
+    See the module docstring for the exact rule. The score is a non-decreasing step
+    function of the value, so it is computed without a per-customer rank: one ``np.sort``
+    (no argsort), the average rank ``(#less + #less-or-equal + 1) / 2`` of each distinct
+    value (the same half-integers as ``scipy.stats.rankdata(method="average")``), the
+    score of each distinct value by the same float expression, and then the (at most four)
+    smallest values where the score steps up: a customer's score is 1 plus the number of
+    those thresholds its value reaches. Same scores as ranking every value (tested against
+    ``rankdata``), several times faster at 1M customers.
     """
-    from scipy.stats import rankdata
-
     x = np.asarray(values, dtype=np.float64)
     out = np.zeros(x.shape[0], dtype=np.int8)
     ok = ~np.isnan(x)
@@ -239,9 +277,19 @@ def quintile_scores(values: np.ndarray | Sequence[float], higher_is_better: bool
     if n == 0:
         return out
     v = x[ok] if higher_is_better else -x[ok]
-    ranks = rankdata(v, method="average")
+    s = np.sort(v)
+    # distinct values of the sorted array: starts of runs of equal values (-0.0 == 0.0)
+    starts = np.flatnonzero(np.concatenate(([True], s[1:] != s[:-1])))
+    ends = np.append(starts[1:], n)               # #less-or-equal of each distinct value
+    ranks = (starts + ends + 1) * 0.5             # average 1-based rank of the tied run
     p = (ranks - 0.5) / n
-    out[ok] = np.clip(np.floor(5.0 * p).astype(np.int64) + 1, 1, 5).astype(np.int8)
+    score = np.clip(np.floor(5.0 * p).astype(np.int64) + 1, 1, 5)
+    step = np.flatnonzero(np.diff(score)) + 1     # distinct values where the score rises
+    base = int(score[0])
+    res = np.full(n, base, dtype=np.int8)
+    for i in step:
+        res += (v >= s[starts[i]]).astype(np.int8) * np.int8(score[i] - score[i - 1])
+    out[ok] = res
     return out
 
 
@@ -427,7 +475,11 @@ def behaviour_matrix(summary: pd.DataFrame) -> np.ndarray:
     _require(summary, BEHAVIOUR_COLUMNS.values())
     out = np.empty((len(summary), len(BEHAVIOUR_KEYS)), dtype=np.float32)
     for j, key in enumerate(BEHAVIOUR_KEYS):
-        x = np.log1p(np.clip(np.nan_to_num(_float(summary, BEHAVIOUR_COLUMNS[key]), nan=0.0), 0, None))
+        col = summary[BEHAVIOUR_COLUMNS[key]]
+        if isinstance(col.dtype, np.dtype) and col.dtype.kind in "iu":  # no NaN / inf to replace
+            x = np.log1p(np.clip(col.to_numpy(dtype=np.float64), 0, None))
+        else:
+            x = np.log1p(np.clip(np.nan_to_num(_float(summary, BEHAVIOUR_COLUMNS[key]), nan=0.0), 0, None))
         lo, hi = (float(x.min()), float(x.max())) if x.size else (0.0, 0.0)
         out[:, j] = (x - lo) / (hi - lo) if hi > lo else 0.0
     return out
@@ -566,7 +618,7 @@ class Scorer:
         self.unit = summary.attrs.get("unit")
         self.dataset = summary.attrs.get("dataset")
         self.n = len(summary)
-        self.customer_ids = summary.index.to_numpy()
+        self._customer_ids: np.ndarray | None = None  # see customer_ids (built on first use)
         rfm = rfm_scores(summary, when)
         self.rfm = rfm
         # one contiguous float32 array per input column: a weighted sum of columns is several
@@ -581,8 +633,9 @@ class Scorer:
         self.clv_inputs = inputs
         self.clv_base = (inputs["avg_order_value"].to_numpy() * inputs["orders_per_year"].to_numpy()).astype(np.float64)
         # CLV by formula = clv_base x a non-negative factor: its ranking and its quantiles are
-        # those of clv_base scaled, so they are computed once here, not per slider move.
-        self._clv_order = np.lexsort((np.arange(self.n), -self.clv_base)) if self.n else np.array([], dtype=np.intp)
+        # those of clv_base scaled, so they are computed once, not per slider move (the ranking
+        # on the first re-score that lists top customers: see _clv_order).
+        self._clv_order_cache: np.ndarray | None = None
         self._clv_q995 = float(np.quantile(self.clv_base, 0.995)) if self.n else 0.0
         self._clv_min = float(self.clv_base.min()) if self.n else 0.0
         self.net_revenue = np.nan_to_num(_float(summary, "net_revenue"), nan=0.0)
@@ -594,6 +647,15 @@ class Scorer:
         self._cell_rfm = [np.bincount(self.cells, weights=c, minlength=26) for c in self.rfm_cols]
         self.summary = summary
         self._positions: pd.Index | None = None
+
+    @property
+    def customer_ids(self) -> np.ndarray:
+        """The summary's customer ids as a NumPy array (score arrays are aligned with it).
+        Built on first use: turning a million string ids into Python objects takes ~0.1 s,
+        which a Scorer asked for scores only never needs."""
+        if self._customer_ids is None:
+            self._customer_ids = self.summary.index.to_numpy()
+        return self._customer_ids
 
     def align(self, prob: pd.DataFrame) -> dict[str, np.ndarray]:
         """Per-customer probabilistic columns (``PROB_COLUMNS``, indexed by customer id) as
@@ -698,7 +760,8 @@ class Scorer:
             raise ScoreError(f"cannot rank by {rank_by!r}: choose one of {', '.join(k for k, v in scores.items() if v is not None)}")
         seg_table = self._segment_table(smap, wr, factor, prob, p.margin)
         factors = {"clv_formula": factor, "clv_bgnbd": p.margin}
-        top = self._top(scores, codes, smap, rank_by, top_n, self._presorted(rank_by, factors, prob))
+        order = self._presorted(rank_by, factors, prob) if int(top_n) > 0 else None  # no ranking for no list
+        top = self._top(scores, codes, smap, rank_by, top_n, order)
         hist_name = hist_of or rank_by
         hist = self._histogram(scores[hist_name], hist_name, bins, self._range(hist_name, factors, prob))
         params = {
@@ -741,6 +804,16 @@ class Scorer:
             data["clv_bgnbd"] = seg(prob["_cell_revenue"]) * margin
         table = pd.DataFrame(data)
         return table[table["customers"] > 0].reset_index(drop=True)
+
+    @property
+    def _clv_order(self) -> np.ndarray:
+        """Customers by ``clv_base`` descending, ties by position (a lexsort, ~0.15 s at 1M
+        customers): computed on first use, so a Scorer only asked for scores (``top_n=0``,
+        e.g. the Explorer's customer frame) never pays for it."""
+        if self._clv_order_cache is None:
+            self._clv_order_cache = (np.lexsort((np.arange(self.n), -self.clv_base)) if self.n
+                                     else np.array([], dtype=np.intp))
+        return self._clv_order_cache
 
     def _presorted(self, name, factors, prob):
         """A precomputed descending order for scores that are a fixed array times a positive factor."""
