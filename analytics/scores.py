@@ -864,7 +864,8 @@ class Scorer:
         names = np.asarray(smap.names, dtype=object)
         out = pd.DataFrame(
             {
-                "customer_id": self.customer_ids[idx],
+                "customer_id": (self.customer_ids[idx] if self._customer_ids is not None
+                                else self.summary.index.take(idx).to_numpy()),  # a few ids: no full array
                 "segment": names[codes[idx]],
                 "r_score": self.rfm_cols[0][idx].astype(np.int8),
                 "f_score": self.rfm_cols[1][idx].astype(np.int8),

@@ -47,9 +47,11 @@ new ingest (or a deletion) invalidates them automatically.
 """
 from __future__ import annotations
 
+import collections
 import datetime as _dt
 import hashlib
 import json
+import threading
 
 import duckdb
 import numpy as np
@@ -463,6 +465,10 @@ class SummaryHistory:
         n_rows = table.num_rows
         self.dataset = dataset
         self.version = version
+        # (customers, rows) located per relative day: a new Explorer date asks for the same day
+        # for its summary and again for the migration's positions (see _located)
+        self._located_cache: collections.OrderedDict = collections.OrderedDict()
+        self._located_lock = threading.Lock()
         self.n_rows = n_rows
         ids = table.column("customer_id").combine_chunks() if n_rows else pa.array([], pa.string())
         if n_rows:
@@ -574,13 +580,30 @@ class SummaryHistory:
             return np.ones(len(days), dtype=bool)
         return days <= t
 
+    #: relative days whose located customers/rows are kept (16 bytes per customer each)
+    LOCATED_CACHE_DAYS = 4
+
     def _located(self, t: int) -> tuple[np.ndarray, np.ndarray]:
-        """(customers with an event on or before relative day ``t``, the row of their last such day)."""
+        """(customers with an event on or before relative day ``t``, the row of their last such day).
+        The last few days asked for are kept (read-only arrays), since a page asks for the same
+        day more than once (its summary, then its customers' positions for a migration)."""
         if not self.n_rows:
             return np.array([], dtype=np.int64), np.array([], dtype=np.int64)
+        with self._located_lock:
+            hit = self._located_cache.get(t)
+            if hit is not None:
+                self._located_cache.move_to_end(t)
+                return hit
         n_upto = np.add.reduceat(self._upto(self.day, t), self.starts, dtype=np.int32)
         cust = np.flatnonzero(n_upto > 0)
-        return cust, self.starts[cust] + n_upto[cust] - 1
+        rows = self.starts[cust] + n_upto[cust] - 1
+        cust.flags.writeable = False
+        rows.flags.writeable = False
+        with self._located_lock:
+            self._located_cache[t] = (cust, rows)
+            while len(self._located_cache) > self.LOCATED_CACHE_DAYS:
+                self._located_cache.popitem(last=False)
+        return cust, rows
 
     def customer_positions(self, as_of) -> np.ndarray:
         """Positions (in :attr:`customer_index`) of the customers :meth:`summary` returns for

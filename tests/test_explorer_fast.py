@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from analytics import explorer
 from analytics.scores import Scorer, rfm_scores, rfm_segments
@@ -47,3 +48,37 @@ def test_frame_scores_equal_the_scorer_and_rfm_segments():
     assert np.array_equal(cols["behaviour_score"], full.behaviour_score)
     for c in ("r_score", "f_score", "m_score"):
         assert np.array_equal(cols[c], rfm[c].to_numpy())
+
+
+def test_history_located_days_are_kept_and_give_the_same_summaries(wh):
+    from analytics.bootstrap import ensure_default_dataset
+    from analytics.summary import summary_history
+
+    ensure_default_dataset(wh)
+    hist = summary_history(wh, "sample")
+    fresh = summary_history(wh, "sample")
+    days = ["2025-12-31", "2024-09-15", "2025-03-01", "2024-01-10", "2025-07-04", "2025-12-31"]
+    for day in days:  # more days than are kept: old ones are recomputed
+        pos = hist.customer_positions(day)
+        with np.testing.assert_raises(ValueError):
+            pos[0] = 0  # kept arrays are read-only
+        pd.testing.assert_frame_equal(hist.summary(day), fresh.summary(day), check_exact=True)
+        assert np.array_equal(pos, fresh.customer_positions(day))
+        assert hist.customer_index[pos].equals(hist.summary(day).index)
+    assert len(hist._located_cache) == hist.LOCATED_CACHE_DAYS
+
+
+def test_comparison_takes_series_arrays_and_lists_alike():
+    frame = pd.DataFrame({
+        "net_revenue": [10.0, 0.0, 5.0, 7.0], "n_orders": [2, 0, 1, 1], "clv": [3.0, 0.0, 1.0, np.nan],
+        "last_purchase": pd.to_datetime(["2024-06-01", None, "2024-01-01", "2024-06-20"]),
+    }, index=pd.Index(["a", "b", "c", "d"], dtype=str, name="customer_id"))
+    mask = pd.Series([True, False, True, True], index=frame.index)
+    as_series = explorer.segment_comparison(frame, {"g": mask}, as_of="2024-06-30")
+    as_array = explorer.segment_comparison(frame, {"g": mask.to_numpy()}, as_of="2024-06-30")
+    as_list = explorer.segment_comparison(frame, {"g": [True, False, True, True]}, as_of="2024-06-30")
+    pd.testing.assert_frame_equal(as_series, as_array)
+    pd.testing.assert_frame_equal(as_series, as_list)
+    row = as_series.iloc[0]
+    assert row["customers"] == 3 and row["revenue"] == 22.0 and row["avg_clv"] == 2.0
+    assert row["retention"] == pytest.approx(2 / 3)
