@@ -125,3 +125,71 @@ def dataset_span_or_stop() -> tuple[str, str, "datetime.date", "datetime.date"]:
                 icon="📭")
         st.stop()
     return dataset, version, pd.Timestamp(first_event).date(), pd.Timestamp(last_event).date()
+
+
+# ---- rule builder rows (Segments page, Campaigns page's extra conditions)
+#: how rule operators read in the builders
+RULE_OP_LABELS = {"=": "=", "!=": "≠", "<": "<", "<=": "≤", ">": ">", ">=": "≥", "between": "between",
+                  "in": "is one of", "not_in": "is none of", "contains": "contains", "is_null": "is missing"}
+
+
+def category_choices(frame, column: str, limit: int = 300) -> list[str] | None:
+    """The distinct values of a category column (None when absent or too many to list)."""
+    if column not in frame.columns:
+        return None
+    vals = frame[column].dropna().astype(str).unique()
+    return sorted(vals) if 0 < len(vals) <= limit else None
+
+
+def state_default(key: str, default) -> str:
+    """Give a widget its default through the session state (so that code loading saved values
+    can set the same keys without Streamlit's 'default and state' warning); returns ``key``."""
+    st.session_state.setdefault(key, default)
+    return key
+
+
+def rule_condition_row(prefix: str, i: int, frame, fields, default_field: str, first_day, last_day) -> dict:
+    """One field / operator / value row of a rule builder as a condition dict. Widget keys are
+    ``{prefix}_rule_field_{i}``, ``{prefix}_rule_op_{i}_{type}``, ``{prefix}_rule_null_{i}``,
+    ``_d1/_d2/_d`` (dates), ``_v1/_v2`` (between), ``_cm_{i}_{field}`` / ``_cs_{i}_{field}``
+    (listed categories), ``_vl`` (comma list), ``_v`` (one value); defaults go through the
+    session state, so a saved definition can be loaded by setting those keys."""
+    names = sorted(fields, key=lambda f: fields[f].title.lower())
+    k = f"{prefix}_rule"
+    c1, c2, c3 = st.columns([2, 1, 2])
+    if st.session_state.get(f"{k}_field_{i}") not in fields:
+        st.session_state[f"{k}_field_{i}"] = default_field
+    fname = c1.selectbox("Field", names, key=f"{k}_field_{i}", format_func=lambda f: fields[f].title)
+    field = fields[fname]
+    op = c2.selectbox("Operator", field.operators, key=f"{k}_op_{i}_{field.type}", format_func=RULE_OP_LABELS.get)
+    value: object
+    with c3:
+        if op == "is_null":
+            value = st.checkbox("missing (untick: present)", key=state_default(f"{k}_null_{i}", True))
+        elif field.type == "date":
+            if op == "between":
+                value = [str(d) for d in (st.date_input("From", key=state_default(f"{k}_d1_{i}", first_day)),
+                                          st.date_input("To", key=state_default(f"{k}_d2_{i}", last_day)))]
+            else:
+                value = str(st.date_input("Date", key=state_default(f"{k}_d_{i}", last_day)))
+        elif op == "between":
+            value = [st.text_input("From", key=f"{k}_v1_{i}"), st.text_input("To", key=f"{k}_v2_{i}")]
+        elif field.type == "category" and op in ("=", "!=", "in", "not_in") and (
+                choices := category_choices(frame, fname)):
+            if op in ("in", "not_in"):
+                value = st.multiselect("Values", choices, key=f"{k}_cm_{i}_{fname}")
+            else:
+                value = st.selectbox("Value", choices, key=f"{k}_cs_{i}_{fname}")
+        elif op in ("in", "not_in"):
+            raw = st.text_input("Values (comma-separated)", key=f"{k}_vl_{i}")
+            value = [v.strip() for v in raw.split(",") if v.strip()]
+        else:
+            hint = "a number, e.g. 500" if field.type == "numeric" else "text"
+            value = st.text_input("Value", key=f"{k}_v_{i}", placeholder=hint)
+    return {"field": fname, "operator": op, "value": value}
+
+
+def blank_conditions(conditions: list[dict]) -> list[int]:
+    """1-based numbers of the conditions still waiting for a value."""
+    return [i + 1 for i, c in enumerate(conditions)
+            if c["value"] == "" or c["value"] == [] or (isinstance(c["value"], list) and "" in c["value"])]

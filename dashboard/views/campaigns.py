@@ -23,8 +23,6 @@ from analytics.export import to_parquet, to_safe_csv
 from analytics.segments import rules, store
 from dashboard import cache, widgets
 
-OP_LABELS = {"=": "=", "!=": "≠", "<": "<", "<=": "≤", ">": ">", ">=": "≥", "between": "between",
-             "in": "is one of", "not_in": "is none of", "contains": "contains", "is_null": "is missing"}
 MAX_EXTRA = 3
 #: rows of a target list drawn in the browser; the downloads always hold the whole list
 SHOW_ROWS = 20_000
@@ -36,13 +34,6 @@ TABLE_FIRST = ("rank", "customer_id", "segment", "group", "rfm_segment", "expect
 
 
 
-def _choices(df: pd.DataFrame, column: str, limit: int = 300) -> list[str] | None:
-    if column not in df.columns:
-        return None
-    vals = df[column].dropna().astype(str).unique()
-    return sorted(vals) if 0 < len(vals) <= limit else None
-
-
 def _extra_conditions(where) -> tuple[dict | None, list[int]]:
     """The extra rule rows as a rules definition (None when there are none) and the blank rows;
     ``where``: the container of the row-count input."""
@@ -52,41 +43,10 @@ def _extra_conditions(where) -> tuple[dict | None, list[int]]:
     if n == 0:
         return None, []
     names = sorted(fields, key=lambda f: fields[f].title.lower())
-    conditions, blank = [], []
-    for i in range(n):
-        c1, c2, c3 = st.columns([2, 1, 2])
-        default = names.index("net_revenue") if "net_revenue" in names else 0
-        fname = c1.selectbox("Field", names, index=default, key=f"camp_rule_field_{i}",
-                             format_func=lambda f: fields[f].title)
-        field = fields[fname]
-        op = c2.selectbox("Operator", field.operators, key=f"camp_rule_op_{i}_{field.type}",
-                          format_func=OP_LABELS.get)
-        with c3:
-            if op == "is_null":
-                value: object = st.checkbox("missing (untick: present)", value=True, key=f"camp_rule_null_{i}")
-            elif field.type == "date":
-                if op == "between":
-                    value = [str(st.date_input("From", value=first_day, key=f"camp_rule_d1_{i}")),
-                             str(st.date_input("To", value=last_day, key=f"camp_rule_d2_{i}"))]
-                else:
-                    value = str(st.date_input("Date", value=last_day, key=f"camp_rule_d_{i}"))
-            elif op == "between":
-                value = [st.text_input("From", key=f"camp_rule_v1_{i}"), st.text_input("To", key=f"camp_rule_v2_{i}")]
-            elif field.type == "category" and op in ("=", "!=", "in", "not_in") and (
-                    choices := _choices(frame, fname)):
-                if op in ("in", "not_in"):
-                    value = st.multiselect("Values", choices, key=f"camp_rule_cm_{i}_{fname}")
-                else:
-                    value = st.selectbox("Value", choices, key=f"camp_rule_cs_{i}_{fname}")
-            elif op in ("in", "not_in"):
-                raw = st.text_input("Values (comma-separated)", key=f"camp_rule_vl_{i}")
-                value = [v.strip() for v in raw.split(",") if v.strip()]
-            else:
-                value = st.text_input("Value", key=f"camp_rule_v_{i}",
-                                      placeholder="a number, e.g. 500" if field.type == "numeric" else "text")
-        if value == "" or value == [] or (isinstance(value, list) and "" in value):
-            blank.append(i + 1)
-        conditions.append({"field": fname, "operator": op, "value": value})
+    default = "net_revenue" if "net_revenue" in names else names[0]
+    conditions = [widgets.rule_condition_row("camp", i, frame, fields, default, first_day, last_day)
+                  for i in range(n)]
+    blank = widgets.blank_conditions(conditions)
     return {"op": "and", "conditions": conditions}, blank
 
 

@@ -28,8 +28,6 @@ FLASH_KEY = "seg_saved_flash"    # a confirmation shown once after a save and re
 SCALING_LABELS = {"log1p_standard": "log1p, then standard", "standard": "standard (mean 0, sd 1)",
                   "robust": "robust (median / IQR)"}
 ALGO_LABELS = {"kmeans": "k-means", "minibatch_kmeans": "mini-batch k-means", "gmm": "Gaussian mixture"}
-OP_LABELS = {"=": "=", "!=": "≠", "<": "<", "<=": "≤", ">": ">", ">=": "≥", "between": "between",
-             "in": "is one of", "not_in": "is none of", "contains": "contains", "is_null": "is missing"}
 MAX_ROWS = 8
 
 st.title("🧩 Segments")
@@ -72,14 +70,6 @@ def _stats_line(stats: dict) -> None:
     c2.metric("Share of customers", widgets.fmt_pct(stats["share"]))
     c3.metric("Net revenue of the selection", widgets.fmt_money(stats["value"]),
               help="Share of all net revenue: " + widgets.fmt_pct(stats["value_share"]))
-
-
-def _choices(df: pd.DataFrame, column: str, limit: int = 300) -> list[str] | None:
-    """The distinct values of a category column (None when there are too many to list)."""
-    if column not in df.columns:
-        return None
-    vals = df[column].dropna().astype(str).unique()
-    return sorted(vals) if 0 < len(vals) <= limit else None
 
 
 tab_cluster, tab_rules, tab_saved = st.tabs(["Clustering", "Rule builder", "Saved segments"])
@@ -204,13 +194,6 @@ with tab_cluster:
                 widgets.show_error(exc, "Could not save the run")
 
 # ---------------------------------------------------------------- rule builder
-def _init(key: str, default) -> str:
-    """Give a rule-builder widget its default through the session state (so that loading a
-    saved segment can set the same keys without Streamlit's 'default and state' warning)."""
-    st.session_state.setdefault(key, default)
-    return key
-
-
 def _value_text(v) -> str:
     if isinstance(v, float) and v.is_integer() and abs(v) < 1e15:
         return str(int(v))
@@ -253,7 +236,8 @@ def _load_into_builder(seg_id: int, fields: dict, frame: pd.DataFrame) -> None:
                 ss[f"seg_rule_d_{i}"] = pd.Timestamp(value).date()
         elif op == "between":
             ss[f"seg_rule_v1_{i}"], ss[f"seg_rule_v2_{i}"] = (_value_text(v) for v in value)
-        elif field.type == "category" and op in ("=", "!=", "in", "not_in") and (choices := _choices(frame, fname)):
+        elif field.type == "category" and op in ("=", "!=", "in", "not_in") and (
+                choices := widgets.category_choices(frame, fname)):
             if op in ("in", "not_in"):
                 ss[f"seg_rule_cm_{i}_{fname}"] = [str(v) for v in value if str(v) in choices]
                 dropped += [str(v) for v in value if str(v) not in choices]
@@ -291,50 +275,16 @@ with tab_rules:
                 "then save the changes below.", icon="📝")
     if st.session_state.get(EDIT_NOTE_KEY):
         st.warning(widgets.md_escape(st.session_state[EDIT_NOTE_KEY]), icon="⚠️")
-    n_rows = st.number_input("Conditions", min_value=1, max_value=MAX_ROWS, step=1, key=_init("seg_rule_n", 1))
-    combine = st.radio("Combine with", ["and", "or"], horizontal=True, key=_init("seg_rule_op", "and"),
+    n_rows = st.number_input("Conditions", min_value=1, max_value=MAX_ROWS, step=1, key=widgets.state_default("seg_rule_n", 1))
+    combine = st.radio("Combine with", ["and", "or"], horizontal=True, key=widgets.state_default("seg_rule_op", "and"),
                        format_func=lambda o: "all conditions (AND)" if o == "and" else "any condition (OR)")
     conditions: list[dict] = []
     default_field = "net_revenue" if "net_revenue" in field_names else field_names[0]
     for i in range(int(n_rows)):
-        c1, c2, c3 = st.columns([2, 1, 2])
-        if st.session_state.get(f"seg_rule_field_{i}") not in fields:
-            st.session_state[f"seg_rule_field_{i}"] = default_field
-        fname = c1.selectbox("Field", field_names, key=f"seg_rule_field_{i}", format_func=lambda f: fields[f].title)
-        field = fields[fname]
-        op = c2.selectbox("Operator", field.operators, key=f"seg_rule_op_{i}_{field.type}",
-                          format_func=OP_LABELS.get)
-        value: object
-        with c3:
-            if op == "is_null":
-                value = st.checkbox("missing (untick: present)", key=_init(f"seg_rule_null_{i}", True))
-            elif field.type == "date":
-                if op == "between":
-                    value = [str(d) for d in (st.date_input("From", key=_init(f"seg_rule_d1_{i}", first_day)),
-                                              st.date_input("To", key=_init(f"seg_rule_d2_{i}", last_day)))]
-                else:
-                    value = str(st.date_input("Date", key=_init(f"seg_rule_d_{i}", last_day)))
-            elif op == "between":
-                a = st.text_input("From", key=f"seg_rule_v1_{i}")
-                b = st.text_input("To", key=f"seg_rule_v2_{i}")
-                value = [a, b]
-            elif field.type == "category" and op in ("=", "!=", "in", "not_in") and (
-                    choices := _choices(frame, fname)):
-                if op in ("in", "not_in"):
-                    value = st.multiselect("Values", choices, key=f"seg_rule_cm_{i}_{fname}")
-                else:
-                    value = st.selectbox("Value", choices, key=f"seg_rule_cs_{i}_{fname}")
-            elif op in ("in", "not_in"):
-                raw = st.text_input("Values (comma-separated)", key=f"seg_rule_vl_{i}")
-                value = [v.strip() for v in raw.split(",") if v.strip()]
-            else:
-                hint = "a number, e.g. 500" if field.type == "numeric" else "text"
-                value = st.text_input("Value", key=f"seg_rule_v_{i}", placeholder=hint)
-        conditions.append({"field": fname, "operator": op, "value": value})
+        conditions.append(widgets.rule_condition_row("seg", i, frame, fields, default_field, first_day, last_day))
     definition = {"op": combine, "conditions": conditions}
     valid = None
-    blank = [i + 1 for i, c in enumerate(conditions)
-             if c["value"] == "" or c["value"] == [] or (isinstance(c["value"], list) and "" in c["value"])]
+    blank = widgets.blank_conditions(conditions)
     if blank:
         st.info("Enter a value for condition " + ", ".join(map(str, blank)) + " to see the selection.", icon="✍️")
     try:
