@@ -50,6 +50,23 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def json_option(text: str, option: str):
+    """The JSON value of a command-line option, given inline or as ``@FILE``
+    (UserError naming the option when the file is missing or the JSON is invalid)."""
+    import json
+    from pathlib import Path
+
+    if text.startswith("@"):
+        path = Path(text[1:])
+        if not path.exists():
+            raise UserError(f"no such file: {path}")
+        text = path.read_text(encoding="utf-8")
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise UserError(f"{option} is not valid JSON: {exc.msg}") from None
+
+
 def add_db_argument(p: argparse.ArgumentParser) -> None:
     """Every subcommand's ``--db``: the DuckDB file (default: $VALUESCOPE_DB or data/valuescope.duckdb)."""
     p.add_argument(

@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from analytics.cli import UserError, add_db_argument
+from analytics.cli import UserError, add_db_argument, json_option
 
 
 def register(sub) -> None:
@@ -101,17 +101,7 @@ def _wh(args):
 
 
 def _rules(text: str | None):
-    if text is None:
-        return None
-    if text.startswith("@"):
-        path = Path(text[1:])
-        if not path.exists():
-            raise UserError(f"no such file: {path}")
-        text = path.read_text(encoding="utf-8")
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise UserError(f"--rules is not valid JSON: {exc.msg}") from None
+    return None if text is None else json_option(text, "--rules")
 
 
 def _check_out(out: str | None) -> Path | None:

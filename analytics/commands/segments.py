@@ -24,7 +24,7 @@ import json
 import sys
 from pathlib import Path
 
-from analytics.cli import UserError, add_db_argument
+from analytics.cli import UserError, add_db_argument, json_option
 
 _ALGOS = ("kmeans", "minibatch_kmeans", "gmm")
 _SCALINGS = ("log1p_standard", "standard", "robust")
@@ -116,15 +116,7 @@ def _features(args):
 
 
 def _definition(text: str):
-    if text.startswith("@"):
-        path = Path(text[1:])
-        if not path.exists():
-            raise UserError(f"no such file: {path}")
-        text = path.read_text(encoding="utf-8")
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise UserError(f"--definition is not valid JSON: {exc.msg}") from None
+    return json_option(text, "--definition")
 
 
 def _check_out(out: str | None) -> Path | None:
