@@ -70,7 +70,8 @@ def frame_scores(summary: pd.DataFrame) -> dict[str, np.ndarray]:
     from analytics.scores import Scorer
 
     scorer = Scorer(summary)
-    result = scorer.score(top_n=0)  # scores only: no top-customer list (no CLV ranking)
+    # scores only: no top-customer list (no CLV ranking), histogram of the 1-5 RFM score (no CLV quantile)
+    result = scorer.score(top_n=0, rank_by="rfm_score")
     names = np.asarray(result.segment_names, dtype=object)
     return {
         "r_score": scorer.rfm["r_score"].to_numpy(),
@@ -248,7 +249,9 @@ def segment_comparison(frame: pd.DataFrame, groups: Mapping[str, object], as_of=
 
 # ----------------------------------------------------------------- concentration
 def _clean_values(values) -> np.ndarray:
-    v = pd.to_numeric(pd.Series(np.asarray(values).ravel()), errors="coerce").fillna(0.0).to_numpy(float)
+    # a Series' values, not np.asarray(Series) (see segment_comparison: hashing 1M ids)
+    arr = values.to_numpy() if isinstance(values, (pd.Series, pd.Index)) else np.asarray(values)
+    v = pd.to_numeric(pd.Series(arr.ravel()), errors="coerce").fillna(0.0).to_numpy(float)
     return np.clip(v, 0.0, None)  # a net refund holds no share of the value
 
 

@@ -472,17 +472,26 @@ def rfm_segments(r_score, fm, rules=None, fallback: str = DEFAULT_FALLBACK) -> n
 # -- behaviour ---------------------------------------------------------------------------------
 def behaviour_matrix(summary: pd.DataFrame) -> np.ndarray:
     """The normalized event-count columns (n x 5, float32, 0-1) in :data:`BEHAVIOUR_KEYS` order."""
-    _require(summary, BEHAVIOUR_COLUMNS.values())
+    columns = _behaviour_columns(summary)
     out = np.empty((len(summary), len(BEHAVIOUR_KEYS)), dtype=np.float32)
-    for j, key in enumerate(BEHAVIOUR_KEYS):
+    for j, c in enumerate(columns):
+        out[:, j] = c
+    return out
+
+
+def _behaviour_columns(summary: pd.DataFrame) -> list[np.ndarray]:
+    """:func:`behaviour_matrix` as one contiguous float32 array per column (what the Scorer keeps)."""
+    _require(summary, BEHAVIOUR_COLUMNS.values())
+    columns = []
+    for key in BEHAVIOUR_KEYS:
         col = summary[BEHAVIOUR_COLUMNS[key]]
         if isinstance(col.dtype, np.dtype) and col.dtype.kind in "iu":  # no NaN / inf to replace
             x = np.log1p(np.clip(col.to_numpy(dtype=np.float64), 0, None))
         else:
             x = np.log1p(np.clip(np.nan_to_num(_float(summary, BEHAVIOUR_COLUMNS[key]), nan=0.0), 0, None))
         lo, hi = (float(x.min()), float(x.max())) if x.size else (0.0, 0.0)
-        out[:, j] = (x - lo) / (hi - lo) if hi > lo else 0.0
-    return out
+        columns.append(((x - lo) / (hi - lo)).astype(np.float32) if hi > lo else np.zeros(len(x), dtype=np.float32))
+    return columns
 
 
 def behaviour_score(summary: pd.DataFrame, weights=None) -> np.ndarray:
@@ -625,9 +634,7 @@ class Scorer:
         # times faster than a (n x k) @ (k,) product for these shapes
         self.rfm_cols = [np.ascontiguousarray(rfm[c].to_numpy(), dtype=np.float32) for c in ("r_score", "f_score", "m_score")]
         self.cells = rfm_cells(rfm["r_score"].to_numpy(), rfm["fm_score"].to_numpy()).astype(np.intp)
-        matrix = behaviour_matrix(summary)
-        self.behaviour_cols = [np.ascontiguousarray(matrix[:, j]) for j in range(matrix.shape[1])]
-        del matrix
+        self.behaviour_cols = _behaviour_columns(summary)  # contiguous: no (n x 5) matrix to split
         self.min_age_months = float(min_age_months)
         inputs = clv_inputs(summary, when, min_age_months)
         self.clv_inputs = inputs
@@ -636,8 +643,7 @@ class Scorer:
         # those of clv_base scaled, so they are computed once, not per slider move (the ranking
         # on the first re-score that lists top customers: see _clv_order).
         self._clv_order_cache: np.ndarray | None = None
-        self._clv_q995 = float(np.quantile(self.clv_base, 0.995)) if self.n else 0.0
-        self._clv_min = float(self.clv_base.min()) if self.n else 0.0
+        self._clv_range: tuple[float, float] | None = None  # see _clv_min / _clv_q995
         self.net_revenue = np.nan_to_num(_float(summary, "net_revenue"), nan=0.0)
         self.n_orders = np.nan_to_num(_float(summary, "n_orders"), nan=0.0)
         # per-cell (R x FM grid + "no purchase") totals for the segment table
@@ -804,6 +810,21 @@ class Scorer:
             data["clv_bgnbd"] = seg(prob["_cell_revenue"]) * margin
         table = pd.DataFrame(data)
         return table[table["customers"] > 0].reset_index(drop=True)
+
+    def _clv_bounds(self) -> tuple[float, float]:
+        """(min, 99.5th percentile) of ``clv_base``: the CLV histogram's range, on first use."""
+        if self._clv_range is None:
+            self._clv_range = ((float(self.clv_base.min()), float(np.quantile(self.clv_base, 0.995)))
+                               if self.n else (0.0, 0.0))
+        return self._clv_range
+
+    @property
+    def _clv_min(self) -> float:
+        return self._clv_bounds()[0]
+
+    @property
+    def _clv_q995(self) -> float:
+        return self._clv_bounds()[1]
 
     @property
     def _clv_order(self) -> np.ndarray:

@@ -125,3 +125,33 @@ def test_days_before_in_numpy_equals_pandas_bit_for_bit(unit):
         assert got.dtype == want.dtype == np.float64
         assert np.array_equal(got, want, equal_nan=True)
         assert np.isnan(got[::7]).all() and not np.isnan(got[1::7]).any()
+
+
+def test_behaviour_columns_equal_the_matrix_formula_for_int_and_float_counts():
+    from analytics.scores import BEHAVIOUR_COLUMNS, BEHAVIOUR_KEYS, _behaviour_columns, behaviour_matrix
+
+    s = _summary(2000)
+    s["n_views"] = s["n_views"].astype(float)
+    s.loc[s.index[::9], "n_views"] = np.nan     # a float column with gaps
+    s["n_carts"] = 2                            # a constant column scales to 0
+    want = np.empty((len(s), len(BEHAVIOUR_KEYS)), dtype=np.float32)
+    for j, key in enumerate(BEHAVIOUR_KEYS):
+        x = np.log1p(np.clip(np.nan_to_num(s[BEHAVIOUR_COLUMNS[key]].to_numpy(float), nan=0.0), 0, None))
+        lo, hi = x.min(), x.max()
+        want[:, j] = (x - lo) / (hi - lo) if hi > lo else 0.0
+    assert np.array_equal(behaviour_matrix(s), want)
+    cols = _behaviour_columns(s)
+    assert all(c.dtype == np.float32 and c.flags.c_contiguous for c in cols)
+    assert np.array_equal(np.column_stack(cols), want)
+    assert not want[:, BEHAVIOUR_KEYS.index("carts")].any() and want[:, 0].max() == 1.0
+
+
+def test_clv_histogram_range_is_the_same_when_computed_on_first_use():
+    s = _summary(3000)
+    sc = Scorer(s)
+    hist = sc.score(top_n=0).histogram  # ranks by CLV: its histogram spans min .. 99.5th percentile
+    base = sc.clv_base
+    assert sc._clv_min == float(base.min()) and sc._clv_q995 == float(np.quantile(base, 0.995))
+    assert hist["customers"].sum() == len(s)
+    factor = sc.score(top_n=0).clv_formula.max() / base.max()
+    assert hist["right"].iloc[-1] == pytest.approx(float(np.quantile(base, 0.995)) * factor)
