@@ -557,6 +557,21 @@ class SummaryHistory:
         self._m_cust = seg[mrows]
         self._m_month = pm[new_month].astype(np.int32)
         self._m_day = self.day[mrows]
+        # each row's cohort (its customer's first purchase month, relative to the earliest month)
+        # and months since it: a customer's rows up to any day are a prefix of its rows, so the
+        # cohort is the same at every as-of day where the customer has bought (cohort_counts
+        # is then a compare and two bincounts, no per-date regrouping)
+        n_m = self._m_cust.size
+        first_m = np.ones(n_m, dtype=bool)
+        first_m[1:] = self._m_cust[1:] != self._m_cust[:-1]
+        cohort = np.repeat(self._m_month[first_m], np.diff(np.append(np.flatnonzero(first_m), n_m)))
+        self._m0 = int(self._m_month.min()) if n_m else 0
+        rel_cohort = cohort - self._m0
+        since = self._m_month - cohort
+        small = n_m == 0 or max(int(rel_cohort.max()), int(since.max())) < 2**15
+        self._m_cohort = rel_cohort.astype(np.int16 if small else np.int32)
+        self._m_since = since.astype(np.int16 if small else np.int32)
+        self._m_first = first_m
 
     @property
     def n_customers(self) -> int:
@@ -567,6 +582,7 @@ class SummaryHistory:
         """Memory held by the arrays (customer ids not counted)."""
         arrays = [self.starts, self.day, self.first_event, self.last_event, self.last_purchase,
                   self.first_purchase, self.first_revenue, self._m_cust, self._m_month, self._m_day,
+                  self._m_cohort, self._m_since, self._m_first,
                   *self.counts.values(), *self.sums.values()]
         return int(sum(a.nbytes for a in arrays))
 
@@ -690,24 +706,19 @@ class SummaryHistory:
         ``analytics.explorer.cohort_retention`` computes in SQL)."""
         as_of_day = _as_day(as_of, "the as-of date")
         keep = self._upto(self._m_day, self._relative_day(as_of_day))
-        cust, month = self._m_cust[keep], self._m_month[keep].astype(np.int64)
-        if cust.size == 0:
+        if not keep.any():
             return pd.DataFrame({"cohort": pd.Series(dtype="datetime64[us]"),
                                  "months_since": pd.Series(dtype=np.int32),
                                  "customers": pd.Series(dtype=np.int64),
                                  "cohort_size": pd.Series(dtype=np.int64)})
-        first = np.ones(cust.size, dtype=bool)
-        first[1:] = cust[1:] != cust[:-1]   # a customer's first kept month is its cohort
-        cohort = np.repeat(month[first], np.diff(np.append(np.flatnonzero(first), cust.size)))
-        since = month - cohort
-        ok = since <= int(max_months)
-        m0, span = int(month.min()), int(max_months) + 1
-        counts = np.bincount((cohort[ok] - m0) * span + since[ok])
-        sizes = np.bincount(month[first] - m0)
+        span = int(max_months) + 1
+        ok = keep & (self._m_since <= int(max_months))
+        counts = np.bincount(self._m_cohort[ok].astype(np.int64) * span + self._m_since[ok])
+        sizes = np.bincount(self._m_cohort[keep & self._m_first])  # a customer's first row: its cohort
         nz = np.flatnonzero(counts)
         coh = nz // span
         return pd.DataFrame({
-            "cohort": (coh + m0).astype("datetime64[M]").astype("datetime64[us]"),
+            "cohort": (coh + self._m0).astype("datetime64[M]").astype("datetime64[us]"),
             "months_since": (nz % span).astype(np.int32),
             "customers": counts[nz].astype(np.int64),
             "cohort_size": sizes[coh].astype(np.int64),
