@@ -95,6 +95,12 @@ def rfm_segment_frame(wh: Warehouse, dataset: str, as_of, unit: str = "days", *,
     if history is not None:
         if history.dataset != dataset:
             raise ExplorerError(f"the summary history is of dataset {history.dataset!r}, not {dataset!r}")
+        positions = history.customer_positions(day.date())
+        if unit == "days" and positions.size:  # the RFM inputs as arrays: no summary frame, no timestamps
+            frame = pd.DataFrame({"rfm_segment": _history_rfm_segments(history, day)},
+                                 index=history.customer_index.take(positions))
+            frame.attrs = {"as_of": str(day.date()), "dataset": dataset, "unit": unit}
+            return frame
         summary = history.rfm_inputs(day.date())  # the three columns RFM needs
     else:
         summary = customer_summary(wh, dataset, day.date(), unit)
@@ -107,6 +113,21 @@ def rfm_segment_frame(wh: Warehouse, dataset: str, as_of, unit: str = "days", *,
     frame = pd.DataFrame({"rfm_segment": seg}, index=summary.index)
     frame.attrs = {"as_of": str(day.date()), "dataset": dataset, "unit": unit}
     return frame
+
+
+def _history_rfm_segments(history, day: pd.Timestamp):
+    """``rfm_segments`` of :func:`analytics.scores.rfm_scores` over ``history.rfm_inputs(day)``,
+    computed on the history's arrays (same quintile rule and inputs: customers without an order
+    unscored)."""
+    from analytics.scores import compile_segment_rules, fm_score, quintile_scores, rfm_cells
+
+    _, days, n_orders, net = history.rfm_values(day.date())
+    buyers = n_orders > 0
+    r = quintile_scores(days, higher_is_better=False)  # NaN (no purchase) -> 0
+    f = quintile_scores(np.where(buyers, n_orders.astype(np.float64), np.nan))
+    m = quintile_scores(np.where(buyers, np.nan_to_num(net, nan=0.0), np.nan))
+    smap = compile_segment_rules()
+    return _labels(smap.lut[rfm_cells(r, fm_score(f, m))], smap.names)
 
 
 def build_frame(wh: Warehouse, dataset: str, as_of, unit: str = "days", *, with_clusters: bool = True,

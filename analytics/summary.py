@@ -699,6 +699,20 @@ class SummaryHistory:
         df.attrs = {"unit": "days", "as_of": as_of_day, "dataset": self.dataset}
         return df
 
+    def rfm_values(self, as_of) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """What :func:`analytics.scores.rfm_scores` reads from :meth:`rfm_inputs`, as plain arrays
+        in the same row order: (customer positions, days from the last purchase to the as-of day
+        (float; NaN without purchase), ``n_orders`` (int64), ``net_revenue``). Days are whole
+        (purchase days and the as-of day are midnights), so they equal the summary's exactly."""
+        as_of_day = _as_day(as_of, "the as-of date")
+        t = self._relative_day(as_of_day)
+        cust, k = self._located(t)
+        n_orders = self.counts["n_orders"][k].astype(np.int64)
+        days = (t - self.last_purchase[k].astype(np.int64)).astype(np.float64)
+        days[n_orders <= 0] = np.nan
+        net = self.sums["total_revenue"][k] - self.sums["return_revenue"][k]
+        return cust, days, n_orders, net
+
     def cohort_counts(self, as_of, max_months: int) -> pd.DataFrame:
         """Purchase-month cohorts up to the end of ``as_of``: per (``cohort`` = first purchase
         month, ``months_since`` it, up to ``max_months``) the ``customers`` of the cohort who

@@ -82,3 +82,28 @@ def test_comparison_takes_series_arrays_and_lists_alike():
     row = as_series.iloc[0]
     assert row["customers"] == 3 and row["revenue"] == 22.0 and row["avg_clv"] == 2.0
     assert row["retention"] == pytest.approx(2 / 3)
+
+
+def test_migration_earlier_date_from_history_arrays_equals_the_rfm_scores_path(wh):
+    from analytics.bootstrap import ensure_default_dataset
+    from analytics.scores import rfm_scores, rfm_segments
+    from analytics.summary import summary_history
+
+    ensure_default_dataset(wh)
+    hist = summary_history(wh, "sample")
+    for day in ("2025-12-31", "2025-02-14", "2024-06-01", "2023-01-01", "2000-01-01"):
+        light = explorer.rfm_segment_frame(wh, "sample", day, history=hist)
+        inputs = hist.rfm_inputs(day)
+        if inputs.empty:
+            assert light.empty
+            continue
+        rfm = rfm_scores(inputs)
+        want = pd.Series(rfm_segments(rfm["r_score"].to_numpy(), rfm["fm_score"].to_numpy()), index=inputs.index)
+        pd.testing.assert_series_equal(light["rfm_segment"], want, check_names=False, check_exact=True)
+        assert light.index.equals(inputs.index) and light.attrs["as_of"] == str(pd.Timestamp(day).date())
+        full = explorer.build_frame(wh, "sample", day, history=hist)
+        assert (light["rfm_segment"].to_numpy() == full["rfm_segment"].to_numpy()).all()
+        pos, days, n_orders, net = hist.rfm_values(day)
+        np.testing.assert_array_equal(days, rfm["days_since_last_purchase"].to_numpy())
+        assert n_orders.tolist() == inputs["n_orders"].tolist()
+        assert light["rfm_segment"].nunique() >= 3
