@@ -618,7 +618,9 @@ class Scorer:
     customers by RFM/behaviour score (CLV rankings are precomputed: the CLV is a
     fixed array times a non-negative factor) and a ``bincount`` histogram; the
     segment table comes from the 26 per-cell totals without touching customers.
-    About 0.1 s at 1M customers on a 2-core VM (``bench/bench_rescore.py``).
+    About 0.02 s at 1M customers on a 2-core VM (``bench/bench_rescore.py``). The CLV order
+    (a lexsort), the CLV histogram range and the id array are built on the first re-score that
+    needs them (a Scorer asked for scores only, like the Explorer's frame, never builds them).
     """
 
     def __init__(self, summary: pd.DataFrame, as_of=None, *, min_age_months: float = 1.0):
