@@ -485,7 +485,18 @@ def _behaviour_columns(summary: pd.DataFrame) -> list[np.ndarray]:
     columns = []
     for key in BEHAVIOUR_KEYS:
         col = summary[BEHAVIOUR_COLUMNS[key]]
-        if isinstance(col.dtype, np.dtype) and col.dtype.kind in "iu":  # no NaN / inf to replace
+        if isinstance(col.dtype, np.dtype) and col.dtype.kind in "iu" and len(col):  # counts: no NaN / inf
+            v = col.to_numpy()
+            top = int(v.max())
+            if 0 <= top < 1_000_000:
+                # a count's normalized value depends on the count alone: the same expression on the
+                # distinct counts 0..max, then one gather (same floats, no log1p per customer)
+                table = np.log1p(np.arange(top + 1, dtype=np.float64))
+                low = int(max(int(v.min()), 0))
+                lo, hi = float(table[low]), float(table[top])
+                norm = ((table - lo) / (hi - lo)).astype(np.float32) if hi > lo else np.zeros(top + 1, np.float32)
+                columns.append(norm[np.clip(v, 0, None)])
+                continue
             x = np.log1p(np.clip(col.to_numpy(dtype=np.float64), 0, None))
         else:
             x = np.log1p(np.clip(np.nan_to_num(_float(summary, BEHAVIOUR_COLUMNS[key]), nan=0.0), 0, None))

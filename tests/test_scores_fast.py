@@ -155,3 +155,24 @@ def test_clv_histogram_range_is_the_same_when_computed_on_first_use():
     assert hist["customers"].sum() == len(s)
     factor = sc.score(top_n=0).clv_formula.max() / base.max()
     assert hist["right"].iloc[-1] == pytest.approx(float(np.quantile(base, 0.995)) * factor)
+
+
+@pytest.mark.parametrize("counts", [
+    [0, 0, 0, 0],                 # constant: scales to 0
+    [3, -2, 0, 7],                # negatives count as 0
+    [-5, -1, -3, -2],             # all negative
+    [1, 1, 4, 900_000],           # a wide range
+    [2, 5, 5, 2_000_000],         # beyond the lookup table: the direct formula
+])
+def test_behaviour_columns_of_integer_counts_equal_the_formula(counts):
+    from analytics.scores import BEHAVIOUR_COLUMNS, BEHAVIOUR_KEYS, _behaviour_columns
+
+    s = _summary(4)
+    for dtype in (np.int64, np.int32):
+        s["n_views"] = np.asarray(counts, dtype=dtype)
+        x = np.log1p(np.clip(np.asarray(counts, dtype=np.float64), 0, None))
+        lo, hi = x.min(), x.max()
+        want = ((x - lo) / (hi - lo)).astype(np.float32) if hi > lo else np.zeros(4, np.float32)
+        got = _behaviour_columns(s)[BEHAVIOUR_KEYS.index("views")]
+        assert got.dtype == np.float32 and np.array_equal(got, want), (dtype, got, want)
+    assert BEHAVIOUR_COLUMNS["views"] == "n_views"
