@@ -4,7 +4,7 @@ Computations live in analytics.explorer; the per-date customer frame and the coh
 cached (dashboard.cache), so changing the groups only re-aggregates cached arrays. Summaries
 at any as-of date come from the dataset's summary history (analytics.summary.SummaryHistory,
 built and stored once per data version), so a new date costs a gather, not a pass over the
-events: at 1M customers ~1.3-1.6 s for a new as-of date (frame, scores, the migration's
+events: at 1M customers ~1.1-1.3 s for a new as-of date (frame, scores, the migration's
 earlier date, cohorts; was ~2.7 s), ~0.3 s for anything on dates already seen
 (bench/bench_explorer.py --page, 2-core dev VM). Charts
 receive aggregated data only (Lorenz curve <= 1000 points, segments x metrics, cohort
