@@ -20,10 +20,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tests.browser.server import (
-    assert_no_browser_errors, launch_chromium, record_errors, require_browser_or_skip, running_app, save_failure,
-)
-from tests.browser.ui import Dialogs, download_csv, grid_column, metric_value, no_exception, wait_idle
+from tests.browser.server import require_browser_or_skip
+from tests.browser.ui import app_session, download_csv, grid_column, metric_value, no_exception, wait_idle
 
 pytestmark = pytest.mark.browser
 
@@ -62,7 +60,7 @@ def _prepare(db) -> tuple[pd.DataFrame, str]:
 
 
 def test_campaign_build_export_save_readout(tmp_path):
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
     from analytics import campaigns as camp
 
@@ -85,101 +83,84 @@ def test_campaign_build_export_save_readout(tmp_path):
     read = camp.readout(expected, camp.read_outcomes(outcomes_path))["overall"]
     uplift_text = f"{100 * read['uplift_conversion']:+.2f} pp"
 
-    console_errors: list[str] = []
-    failed_urls: list[str] = []
-    dialogs = Dialogs()
 
-    with running_app(db) as url, sync_playwright() as p:
-        browser = launch_chromium(p)
-        try:
-            page = browser.new_page(viewport={"width": 1400, "height": 1100}, accept_downloads=True)
-            page.set_default_timeout(60_000)
-            record_errors(page, console_errors, failed_urls)
-            page.on("dialog", dialogs)
+    with app_session(db, tmp_path, downloads=True) as (url, page):
 
-            page.goto(url + "/campaigns")
-            expect(page.get_by_role("heading", name="🎯 Campaigns", exact=True)).to_be_visible()
-            build = page.get_by_role("tabpanel", name=re.compile("Build"))
-            expect(metric_value(page, build, "Contacted")).to_be_visible(timeout=180_000)
-            wait_idle(page, expect)
-            no_exception(page, db)
+        page.goto(url + "/campaigns")
+        expect(page.get_by_role("heading", name="🎯 Campaigns", exact=True)).to_be_visible()
+        build = page.get_by_role("tabpanel", name=re.compile("Build"))
+        expect(metric_value(page, build, "Contacted")).to_be_visible(timeout=180_000)
+        wait_idle(page, expect)
+        no_exception(page, db)
 
-            # the saved segment (its name shown as text in the picker)
-            ms = build.locator('[data-testid="stMultiSelect"]').filter(has_text="Saved segments")
-            ms.click()
-            page.get_by_role("option", name=SEGMENT, exact=True).click()
-            page.keyboard.press("Escape")
-            wait_idle(page, expect)
-            # the cap, typed
-            cap = build.get_by_label("Max contacts", exact=True)
-            cap.fill(str(CAP))
-            cap.press("Enter")
-            wait_idle(page, expect)
-            # the control share, with the keyboard: 10 % -> 20 %
-            thumb = build.locator('[data-testid="stSlider"]').filter(has_text="Control group").locator(
-                'input[type="range"]')
-            expect(thumb).to_have_count(1)
-            thumb.focus()
-            for _ in range(CONTROL - 10):
-                thumb.press("ArrowRight")
-            expect(thumb).to_have_value(str(CONTROL))
-            wait_idle(page, expect)
-            no_exception(page, db)
-            expect(metric_value(page, build, "Contacted")).to_have_text(f"{n_t:,}")
-            expect(metric_value(page, build, "Control (not contacted)")).to_have_text(f"{n_c:,}")
-            expect(metric_value(page, build, "Eligible customers")).to_have_text(
-                f"{expected.attrs['eligible']:,}")
-            wait_idle(page, expect)
+        # the saved segment (its name shown as text in the picker)
+        ms = build.locator('[data-testid="stMultiSelect"]').filter(has_text="Saved segments")
+        ms.click()
+        page.get_by_role("option", name=SEGMENT, exact=True).click()
+        page.keyboard.press("Escape")
+        wait_idle(page, expect)
+        # the cap, typed
+        cap = build.get_by_label("Max contacts", exact=True)
+        cap.fill(str(CAP))
+        cap.press("Enter")
+        wait_idle(page, expect)
+        # the control share, with the keyboard: 10 % -> 20 %
+        thumb = build.locator('[data-testid="stSlider"]').filter(has_text="Control group").locator(
+            'input[type="range"]')
+        expect(thumb).to_have_count(1)
+        thumb.focus()
+        for _ in range(CONTROL - 10):
+            thumb.press("ArrowRight")
+        expect(thumb).to_have_value(str(CONTROL))
+        wait_idle(page, expect)
+        no_exception(page, db)
+        expect(metric_value(page, build, "Contacted")).to_have_text(f"{n_t:,}")
+        expect(metric_value(page, build, "Control (not contacted)")).to_have_text(f"{n_c:,}")
+        expect(metric_value(page, build, "Eligible customers")).to_have_text(
+            f"{expected.attrs['eligible']:,}")
+        wait_idle(page, expect)
 
-            # the target table's first rows, then the CSV download
-            grid = build.locator('[data-testid="stDataFrame"]').filter(has_text="customer_id").first
-            expect(grid).to_be_visible()
-            expect(grid.locator('tbody td[role="gridcell"]').first).to_be_attached()
-            shown_ids = grid_column(grid, "customer_id")
-            assert len(shown_ids) >= 5, shown_ids
-            target = tmp_path / "campaign.csv"
-            exported = download_csv(page, build, "Download CSV", target)
-            assert exported["customer_id"].tolist() == expected["customer_id"].tolist()
-            assert exported["group"].tolist() == expected["group"].tolist()
-            assert exported["customer_id"].tolist()[:len(shown_ids)] == shown_ids
-            assert set(exported["segment"]) == {"'" + SEGMENT}      # formula neutralized
-            raw = target.read_bytes()
-            assert b"\n=HYPERLINK" not in raw and b",=HYPERLINK" not in raw
+        # the target table's first rows, then the CSV download
+        grid = build.locator('[data-testid="stDataFrame"]').filter(has_text="customer_id").first
+        expect(grid).to_be_visible()
+        expect(grid.locator('tbody td[role="gridcell"]').first).to_be_attached()
+        shown_ids = grid_column(grid, "customer_id")
+        assert len(shown_ids) >= 5, shown_ids
+        target = tmp_path / "campaign.csv"
+        exported = download_csv(page, build, "Download CSV", target)
+        assert exported["customer_id"].tolist() == expected["customer_id"].tolist()
+        assert exported["group"].tolist() == expected["group"].tolist()
+        assert exported["customer_id"].tolist()[:len(shown_ids)] == shown_ids
+        assert set(exported["segment"]) == {"'" + SEGMENT}      # formula neutralized
+        raw = target.read_bytes()
+        assert b"\n=HYPERLINK" not in raw and b",=HYPERLINK" not in raw
 
-            # save it
-            name = build.get_by_label("Campaign name", exact=True)
-            name.fill(CAMPAIGN)
-            name.press("Enter")
-            wait_idle(page, expect)
-            build.get_by_role("button", name=re.compile("Save campaign")).click()
-            expect(build.locator('[data-testid="stAlertContentSuccess"]')).to_contain_text(CAMPAIGN)
-            wait_idle(page, expect)
-            no_exception(page, db)
+        # save it
+        name = build.get_by_label("Campaign name", exact=True)
+        name.fill(CAMPAIGN)
+        name.press("Enter")
+        wait_idle(page, expect)
+        build.get_by_role("button", name=re.compile("Save campaign")).click()
+        expect(build.locator('[data-testid="stAlertContentSuccess"]')).to_contain_text(CAMPAIGN)
+        wait_idle(page, expect)
+        no_exception(page, db)
 
-            # read-out of the uploaded outcomes
-            page.get_by_role("tab", name=re.compile("Read-out")).click()
-            ro = page.get_by_role("tabpanel", name=re.compile("Read-out"))
-            expect(ro).to_be_visible()
-            ro.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(str(outcomes_path))
-            uplift = metric_value(page, ro, "Conversion uplift")
-            expect(uplift).to_have_text(uplift_text, timeout=120_000)
-            expect(ro.locator('[data-testid="stAlertContentWarning"]').filter(
-                has_text="not in this campaign")).to_contain_text("GHOST-1")
-            wait_idle(page, expect)
-            no_exception(page, db)
-            print(f"{n_t} contacted, {n_c} control of {expected.attrs['eligible']} eligible; "
-                  f"conversion uplift shown {uplift_text}")
+        # read-out of the uploaded outcomes
+        page.get_by_role("tab", name=re.compile("Read-out")).click()
+        ro = page.get_by_role("tabpanel", name=re.compile("Read-out"))
+        expect(ro).to_be_visible()
+        ro.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(str(outcomes_path))
+        uplift = metric_value(page, ro, "Conversion uplift")
+        expect(uplift).to_have_text(uplift_text, timeout=120_000)
+        expect(ro.locator('[data-testid="stAlertContentWarning"]').filter(
+            has_text="not in this campaign")).to_contain_text("GHOST-1")
+        wait_idle(page, expect)
+        no_exception(page, db)
+        print(f"{n_t} contacted, {n_c} control of {expected.attrs['eligible']} eligible; "
+              f"conversion uplift shown {uplift_text}")
 
-            assert page.locator('img[src="x"]').count() == 0
-            assert page.locator("[onerror]").count() == 0
-        except Exception:
-            save_failure(page, tmp_path)
-            raise
-        finally:
-            browser.close()
-
-    assert not dialogs, f"dialogs fired: {dialogs}"
-    assert_no_browser_errors(failed_urls, console_errors)
+        assert page.locator('img[src="x"]').count() == 0
+        assert page.locator("[onerror]").count() == 0
 
     # the stored campaign holds exactly the exported list
     from analytics.warehouse import Warehouse

@@ -22,10 +22,8 @@ import re
 import pandas as pd
 import pytest
 
-from tests.browser.server import (
-    assert_no_browser_errors, launch_chromium, record_errors, require_browser_or_skip, running_app, save_failure,
-)
-from tests.browser.ui import metric_value, no_exception, wait_idle
+from tests.browser.server import require_browser_or_skip
+from tests.browser.ui import app_session, metric_value, no_exception, wait_idle
 
 pytestmark = pytest.mark.browser
 
@@ -98,7 +96,7 @@ def _check_comparison(page, expect, exp: dict) -> int:
 
 
 def test_explorer_numbers_follow_the_as_of_date(tmp_path):
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
     expect.set_options(timeout=60_000)
     wh, last_day = _sample_warehouse()
@@ -112,57 +110,44 @@ def test_explorer_numbers_follow_the_as_of_date(tmp_path):
     assert n_events > 0
 
     db = tmp_path / "browser.duckdb"
-    console_errors: list[str] = []
-    failed_urls: list[str] = []
-    with running_app(db) as url, sync_playwright() as p:
-        browser = launch_chromium(p)
-        try:
-            page = browser.new_page(viewport={"width": 1600, "height": 1200})
-            page.set_default_timeout(60_000)
-            record_errors(page, console_errors, failed_urls)
+    with app_session(db, tmp_path, width=1600, height=1200) as (url, page):
 
-            page.goto(url + "/explorer")
-            expect(page.get_by_role("heading", name="🔭 Explorer", exact=True)).to_be_visible()
-            expect(page.get_by_text(re.compile(r"^Server time for this view"))).to_be_visible(timeout=180_000)
-            wait_idle(page, expect, timeout=180_000)
-            no_exception(page, db)
+        page.goto(url + "/explorer")
+        expect(page.get_by_role("heading", name="🔭 Explorer", exact=True)).to_be_visible()
+        expect(page.get_by_text(re.compile(r"^Server time for this view"))).to_be_visible(timeout=180_000)
+        wait_idle(page, expect, timeout=180_000)
+        no_exception(page, db)
 
-            # RFM segments at the last event day: customers and net revenue per segment
-            assert _check_comparison(page, expect, exp_last) >= 8
-            expect(metric_value(page, page, "Top 10% share of net revenue")).to_have_text(f"{exp_last['top10']:.1%}")
+        # RFM segments at the last event day: customers and net revenue per segment
+        assert _check_comparison(page, expect, exp_last) >= 8
+        expect(metric_value(page, page, "Top 10% share of net revenue")).to_have_text(f"{exp_last['top10']:.1%}")
 
-            # an earlier as-of date: the numbers move to that date's independent values
-            # (a react-aria date field: year / month / day spin buttons that take typed digits)
-            year, month, day = EARLIER.split("-")
-            for part, digits in (("year", year), ("month", month), ("day", day)):
-                seg = page.get_by_role("spinbutton", name=f"{part}, As of", exact=True)
-                seg.click()
-                page.keyboard.type(digits)
-            # the field commits its value when it loses focus
-            page.keyboard.press("Escape")
-            page.get_by_role("heading", name="🔭 Explorer", exact=True).click()
-            expect(metric_value(page, page, "Top 10% share of net revenue")).to_have_text(f"{exp_early['top10']:.1%}")
-            wait_idle(page, expect, timeout=180_000)
-            no_exception(page, db)
-            assert _check_comparison(page, expect, exp_early) >= 8
+        # an earlier as-of date: the numbers move to that date's independent values
+        # (a react-aria date field: year / month / day spin buttons that take typed digits)
+        year, month, day = EARLIER.split("-")
+        for part, digits in (("year", year), ("month", month), ("day", day)):
+            seg = page.get_by_role("spinbutton", name=f"{part}, As of", exact=True)
+            seg.click()
+            page.keyboard.type(digits)
+        # the field commits its value when it loses focus
+        page.keyboard.press("Escape")
+        page.get_by_role("heading", name="🔭 Explorer", exact=True).click()
+        expect(metric_value(page, page, "Top 10% share of net revenue")).to_have_text(f"{exp_early['top10']:.1%}")
+        wait_idle(page, expect, timeout=180_000)
+        no_exception(page, db)
+        assert _check_comparison(page, expect, exp_early) >= 8
 
-            # search one customer and open its timeline: the event count up to the as-of day
-            search = page.get_by_label("Search customer id", exact=True)
-            search.fill(who)
-            search.press("Enter")
-            expect(page.get_by_text(re.compile(r"^1 customers match"))).to_be_visible()
-            wait_idle(page, expect, timeout=180_000)
-            expect(metric_value(page, page, "Events")).to_have_text(f"{n_events:,}")
-            timeline = page.locator('[data-testid="stDataFrame"]').filter(has=page.locator(
-                'th[role="columnheader"]', has_text="event_type")).first
-            expect(timeline).to_be_visible()
-            no_exception(page, db)
-            print(f"as of {last_day}: {exp_last['n']} customers, top 10% {exp_last['top10']:.1%}; "
-                  f"as of {EARLIER}: {exp_early['n']} customers, top 10% {exp_early['top10']:.1%}; "
-                  f"{who}: {n_events} events")
-        except Exception:
-            save_failure(page, tmp_path)
-            raise
-        finally:
-            browser.close()
-    assert_no_browser_errors(failed_urls, console_errors)
+        # search one customer and open its timeline: the event count up to the as-of day
+        search = page.get_by_label("Search customer id", exact=True)
+        search.fill(who)
+        search.press("Enter")
+        expect(page.get_by_text(re.compile(r"^1 customers match"))).to_be_visible()
+        wait_idle(page, expect, timeout=180_000)
+        expect(metric_value(page, page, "Events")).to_have_text(f"{n_events:,}")
+        timeline = page.locator('[data-testid="stDataFrame"]').filter(has=page.locator(
+            'th[role="columnheader"]', has_text="event_type")).first
+        expect(timeline).to_be_visible()
+        no_exception(page, db)
+        print(f"as of {last_day}: {exp_last['n']} customers, top 10% {exp_last['top10']:.1%}; "
+              f"as of {EARLIER}: {exp_early['n']} customers, top 10% {exp_early['top10']:.1%}; "
+              f"{who}: {n_events} events")

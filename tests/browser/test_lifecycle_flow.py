@@ -21,11 +21,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tests.browser.server import (
-    ROOT, assert_no_browser_errors, launch_chromium, record_errors, require_browser_or_skip, running_app,
-    save_failure,
-)
-from tests.browser.ui import Dialogs, download_csv, metric_value, no_exception, pick, wait_idle
+from tests.browser.server import ROOT, require_browser_or_skip
+from tests.browser.ui import app_session, download_csv, metric_value, no_exception, pick, wait_idle
 
 pytestmark = pytest.mark.browser
 
@@ -67,7 +64,7 @@ def _expected(part: pd.DataFrame) -> dict:
 
 
 def test_upload_score_segment_target_export_report(tmp_path):
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
     expect.set_options(timeout=60_000)
     csv_path, part = _upload_file(tmp_path)
@@ -76,137 +73,120 @@ def test_upload_score_segment_target_export_report(tmp_path):
     n_listed = math.ceil(CAP / (1 - CONTROL))
     assert n_members * (1 - CONTROL) > CAP, "the segment must be larger than the campaign"
     db = tmp_path / "browser.duckdb"
-    console_errors: list[str] = []
-    failed_urls: list[str] = []
-    dialogs = Dialogs()
 
-    with running_app(db, skip_sample=True) as url, sync_playwright() as p:
-        browser = launch_chromium(p)
-        try:
-            page = browser.new_page(viewport={"width": 1400, "height": 1100}, accept_downloads=True)
-            page.set_default_timeout(60_000)
-            record_errors(page, console_errors, failed_urls)
-            page.on("dialog", dialogs)
+    with app_session(db, tmp_path, skip_sample=True, downloads=True) as (url, page):
 
-            # ---- upload
-            page.goto(url + "/data")
-            expect(page.get_by_role("heading", name="🗂️ Data", exact=True)).to_be_visible()
-            page.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(str(csv_path))
-            name_box = page.get_by_label(re.compile(r"^Dataset name"))
-            name_box.fill(DATASET)
-            name_box.press("Enter")
-            wait_idle(page, expect)
-            page.get_by_role("button", name="Load", exact=True).click()
-            expect(metric_value(page, page, "Rows read")).to_have_text(f"{exp['rows']:,}", timeout=120_000)
-            expect(metric_value(page, page, "Rows rejected")).to_have_text("1")
-            expect(metric_value(page, page, "Rows loaded")).to_have_text(f"{exp['rows'] - 1:,}")
-            wait_idle(page, expect)
-            no_exception(page, db)
-            sidebar = page.locator('[data-testid="stSidebar"]')
-            if DATASET not in sidebar.locator('[data-testid="stSelectbox"]').first.inner_text():
-                sidebar.locator('[data-testid="stSelectbox"]').first.click()
-                page.get_by_role("option", name=DATASET, exact=True).click()
-                wait_idle(page, expect)
-
-            # ---- score: the Value page exports one scored row per customer of the upload
-            page.locator('[data-testid="stSidebarNav"]').get_by_role("link", name="Value").click()
-            expect(page.get_by_role("heading", name="💎 Value", exact=True)).to_be_visible()
-            wait_idle(page, expect)
-            no_exception(page, db)
-            page.get_by_role("tab", name=re.compile("Export")).click()
-            scored = download_csv(page, page, "Download CSV", tmp_path / "scores.csv")
-            assert len(scored) == exp["customers"]
-            assert set(scored["customer_id"]) == set(part["customer_id"])
-            assert scored["rfm_segment"].ne("").all()
-
-            # ---- segment: rule builder, net revenue >= threshold, saved under an HTML-ish name
-            page.locator('[data-testid="stSidebarNav"]').get_by_role("link", name="Segments").click()
-            expect(page.get_by_role("heading", name="🧩 Segments", exact=True)).to_be_visible()
-            expect(page.get_by_text(re.compile(rf"{exp['customers']:,} customers of .*{DATASET}"))).to_be_visible(
-                timeout=120_000)
-            wait_idle(page, expect)
-            page.get_by_role("tab", name="Rule builder").click()
-            rules_tab = page.get_by_role("tabpanel", name="Rule builder")
-            pick(page, rules_tab, "Field", "Net revenue")
-            wait_idle(page, expect)
-            pick(page, rules_tab, "Operator", "≥")
-            wait_idle(page, expect)
-            value = rules_tab.get_by_label("Value", exact=True)
-            value.fill(str(exp["threshold"]))
-            value.press("Enter")
-            wait_idle(page, expect)
-            expect(metric_value(page, rules_tab, "Customers selected")).to_have_text(f"{n_members:,}")
-            seg_name = rules_tab.get_by_label("Segment name", exact=True)
-            seg_name.fill(SEGMENT)
-            seg_name.press("Enter")
-            wait_idle(page, expect)
-            rules_tab.get_by_role("button", name=re.compile("Save segment")).click()
-            expect(rules_tab.locator('[data-testid="stAlertContentSuccess"]')).to_contain_text(SEGMENT)
-            wait_idle(page, expect)
-            no_exception(page, db)
-
-            # ---- target + export
-            page.locator('[data-testid="stSidebarNav"]').get_by_role("link", name="Campaigns").click()
-            expect(page.get_by_role("heading", name="🎯 Campaigns", exact=True)).to_be_visible()
-            build = page.get_by_role("tabpanel", name=re.compile("Build"))
-            expect(metric_value(page, build, "Contacted")).to_be_visible(timeout=180_000)
-            wait_idle(page, expect)
-            build.locator('[data-testid="stMultiSelect"]').filter(has_text="Saved segments").click()
-            page.get_by_role("option", name=SEGMENT, exact=True).click()
-            page.keyboard.press("Escape")
-            wait_idle(page, expect)
-            cap = build.get_by_label("Max contacts", exact=True)
-            cap.fill(str(CAP))
-            cap.press("Enter")
-            wait_idle(page, expect)
-            expect(metric_value(page, build, "Eligible customers")).to_have_text(f"{n_members:,}")
-            expect(metric_value(page, build, "Contacted")).to_have_text(f"{CAP:,}")
-            expect(metric_value(page, build, "Control (not contacted)")).to_have_text(f"{n_listed - CAP:,}")
-            no_exception(page, db)
-            targets = download_csv(page, build, "Download CSV", tmp_path / "targets.csv")
-            assert len(targets) == n_listed
-            assert set(targets["customer_id"]) <= exp["members"]
-            assert (targets["group"] == "treatment").sum() == CAP
-            assert targets["rank"].tolist() == list(range(1, n_listed + 1))
-            clv = targets["expected_clv"].astype(float).to_numpy()
-            assert np.all(np.diff(clv) <= 1e-9), "the list is ranked by expected CLV"
-            name = build.get_by_label("Campaign name", exact=True)
-            name.fill(CAMPAIGN)
-            name.press("Enter")
-            wait_idle(page, expect)
-            build.get_by_role("button", name=re.compile("Save campaign")).click()
-            expect(build.locator('[data-testid="stAlertContentSuccess"]')).to_contain_text(CAMPAIGN)
+        # ---- upload
+        page.goto(url + "/data")
+        expect(page.get_by_role("heading", name="🗂️ Data", exact=True)).to_be_visible()
+        page.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(str(csv_path))
+        name_box = page.get_by_label(re.compile(r"^Dataset name"))
+        name_box.fill(DATASET)
+        name_box.press("Enter")
+        wait_idle(page, expect)
+        page.get_by_role("button", name="Load", exact=True).click()
+        expect(metric_value(page, page, "Rows read")).to_have_text(f"{exp['rows']:,}", timeout=120_000)
+        expect(metric_value(page, page, "Rows rejected")).to_have_text("1")
+        expect(metric_value(page, page, "Rows loaded")).to_have_text(f"{exp['rows'] - 1:,}")
+        wait_idle(page, expect)
+        no_exception(page, db)
+        sidebar = page.locator('[data-testid="stSidebar"]')
+        if DATASET not in sidebar.locator('[data-testid="stSelectbox"]').first.inner_text():
+            sidebar.locator('[data-testid="stSelectbox"]').first.click()
+            page.get_by_role("option", name=DATASET, exact=True).click()
             wait_idle(page, expect)
 
-            # ---- report: a permalink of the segment, opened read-only
-            page.locator('[data-testid="stSidebarNav"]').get_by_role("link", name="Reports").click()
-            expect(page.get_by_role("heading", name="📤 Reports", exact=True)).to_be_visible()
-            wait_idle(page, expect)
-            page.get_by_role("button", name=re.compile("Build the report")).click()
-            wait_idle(page, expect)
-            no_exception(page, db)
-            page.get_by_role("button", name=re.compile("Create a permalink")).click()
-            code = page.locator("code").filter(has_text=re.compile(r"^\?report="))
-            expect(code).to_have_count(1)
-            token = code.inner_text().strip().removeprefix("?report=")
-            assert len(token) >= 32, token
-            wait_idle(page, expect)
+        # ---- score: the Value page exports one scored row per customer of the upload
+        page.locator('[data-testid="stSidebarNav"]').get_by_role("link", name="Value").click()
+        expect(page.get_by_role("heading", name="💎 Value", exact=True)).to_be_visible()
+        wait_idle(page, expect)
+        no_exception(page, db)
+        page.get_by_role("tab", name=re.compile("Export")).click()
+        scored = download_csv(page, page, "Download CSV", tmp_path / "scores.csv")
+        assert len(scored) == exp["customers"]
+        assert set(scored["customer_id"]) == set(part["customer_id"])
+        assert scored["rfm_segment"].ne("").all()
 
-            page.goto(f"{url}/?report={token}")
-            expect(page.get_by_text("Segment report: " + SEGMENT, exact=True)).to_be_visible(timeout=120_000)
-            assert page.locator('[data-testid="stSidebar"]').count() == 0
-            first = page.locator('[data-testid="stMetricValue"]').first
-            expect(first).to_contain_text(f"{n_members:,}")
-            wait_idle(page, expect)
-            no_exception(page, db)
-            assert page.locator("i").filter(has_text="Q4").count() == 0, "the segment name was rendered as HTML"
-            print(f"{exp['customers']} customers uploaded; segment net revenue >= {exp['threshold']}: "
-                  f"{n_members}; campaign {CAP} contacted + {n_listed - CAP} control; report token {len(token)} chars")
-        except Exception:
-            save_failure(page, tmp_path)
-            raise
-        finally:
-            browser.close()
+        # ---- segment: rule builder, net revenue >= threshold, saved under an HTML-ish name
+        page.locator('[data-testid="stSidebarNav"]').get_by_role("link", name="Segments").click()
+        expect(page.get_by_role("heading", name="🧩 Segments", exact=True)).to_be_visible()
+        expect(page.get_by_text(re.compile(rf"{exp['customers']:,} customers of .*{DATASET}"))).to_be_visible(
+            timeout=120_000)
+        wait_idle(page, expect)
+        page.get_by_role("tab", name="Rule builder").click()
+        rules_tab = page.get_by_role("tabpanel", name="Rule builder")
+        pick(page, rules_tab, "Field", "Net revenue")
+        wait_idle(page, expect)
+        pick(page, rules_tab, "Operator", "≥")
+        wait_idle(page, expect)
+        value = rules_tab.get_by_label("Value", exact=True)
+        value.fill(str(exp["threshold"]))
+        value.press("Enter")
+        wait_idle(page, expect)
+        expect(metric_value(page, rules_tab, "Customers selected")).to_have_text(f"{n_members:,}")
+        seg_name = rules_tab.get_by_label("Segment name", exact=True)
+        seg_name.fill(SEGMENT)
+        seg_name.press("Enter")
+        wait_idle(page, expect)
+        rules_tab.get_by_role("button", name=re.compile("Save segment")).click()
+        expect(rules_tab.locator('[data-testid="stAlertContentSuccess"]')).to_contain_text(SEGMENT)
+        wait_idle(page, expect)
+        no_exception(page, db)
 
-    assert not dialogs, f"dialogs fired: {dialogs}"
-    assert_no_browser_errors(failed_urls, console_errors)
+        # ---- target + export
+        page.locator('[data-testid="stSidebarNav"]').get_by_role("link", name="Campaigns").click()
+        expect(page.get_by_role("heading", name="🎯 Campaigns", exact=True)).to_be_visible()
+        build = page.get_by_role("tabpanel", name=re.compile("Build"))
+        expect(metric_value(page, build, "Contacted")).to_be_visible(timeout=180_000)
+        wait_idle(page, expect)
+        build.locator('[data-testid="stMultiSelect"]').filter(has_text="Saved segments").click()
+        page.get_by_role("option", name=SEGMENT, exact=True).click()
+        page.keyboard.press("Escape")
+        wait_idle(page, expect)
+        cap = build.get_by_label("Max contacts", exact=True)
+        cap.fill(str(CAP))
+        cap.press("Enter")
+        wait_idle(page, expect)
+        expect(metric_value(page, build, "Eligible customers")).to_have_text(f"{n_members:,}")
+        expect(metric_value(page, build, "Contacted")).to_have_text(f"{CAP:,}")
+        expect(metric_value(page, build, "Control (not contacted)")).to_have_text(f"{n_listed - CAP:,}")
+        no_exception(page, db)
+        targets = download_csv(page, build, "Download CSV", tmp_path / "targets.csv")
+        assert len(targets) == n_listed
+        assert set(targets["customer_id"]) <= exp["members"]
+        assert (targets["group"] == "treatment").sum() == CAP
+        assert targets["rank"].tolist() == list(range(1, n_listed + 1))
+        clv = targets["expected_clv"].astype(float).to_numpy()
+        assert np.all(np.diff(clv) <= 1e-9), "the list is ranked by expected CLV"
+        name = build.get_by_label("Campaign name", exact=True)
+        name.fill(CAMPAIGN)
+        name.press("Enter")
+        wait_idle(page, expect)
+        build.get_by_role("button", name=re.compile("Save campaign")).click()
+        expect(build.locator('[data-testid="stAlertContentSuccess"]')).to_contain_text(CAMPAIGN)
+        wait_idle(page, expect)
+
+        # ---- report: a permalink of the segment, opened read-only
+        page.locator('[data-testid="stSidebarNav"]').get_by_role("link", name="Reports").click()
+        expect(page.get_by_role("heading", name="📤 Reports", exact=True)).to_be_visible()
+        wait_idle(page, expect)
+        page.get_by_role("button", name=re.compile("Build the report")).click()
+        wait_idle(page, expect)
+        no_exception(page, db)
+        page.get_by_role("button", name=re.compile("Create a permalink")).click()
+        code = page.locator("code").filter(has_text=re.compile(r"^\?report="))
+        expect(code).to_have_count(1)
+        token = code.inner_text().strip().removeprefix("?report=")
+        assert len(token) >= 32, token
+        wait_idle(page, expect)
+
+        page.goto(f"{url}/?report={token}")
+        expect(page.get_by_text("Segment report: " + SEGMENT, exact=True)).to_be_visible(timeout=120_000)
+        assert page.locator('[data-testid="stSidebar"]').count() == 0
+        first = page.locator('[data-testid="stMetricValue"]').first
+        expect(first).to_contain_text(f"{n_members:,}")
+        wait_idle(page, expect)
+        no_exception(page, db)
+        assert page.locator("i").filter(has_text="Q4").count() == 0, "the segment name was rendered as HTML"
+        print(f"{exp['customers']} customers uploaded; segment net revenue >= {exp['threshold']}: "
+              f"{n_members}; campaign {CAP} contacted + {n_listed - CAP} control; report token {len(token)} chars")

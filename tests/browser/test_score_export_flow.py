@@ -21,10 +21,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tests.browser.server import (
-    ROOT, assert_no_browser_errors, launch_chromium, record_errors, require_browser_or_skip, running_app, save_failure, server_log,
-)
-from tests.browser.ui import download_csv, metric_value, wait_idle
+from tests.browser.server import ROOT, require_browser_or_skip, server_log
+from tests.browser.ui import app_session, download_csv, metric_value, wait_idle
 
 pytestmark = pytest.mark.browser
 
@@ -102,85 +100,71 @@ def _move_slider(page, expect, label: str, start: float, end: float) -> None:
 
 
 def test_value_page_scores_reweights_and_exports(tmp_path):
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
     expect.set_options(timeout=60_000)
     expected_customers = _sample_customers()
     db = tmp_path / "browser.duckdb"
-    console_errors: list[str] = []
-    failed_urls: list[str] = []
 
-    with running_app(db) as url, sync_playwright() as p:
-        browser = launch_chromium(p)
-        try:
-            page = browser.new_page(viewport={"width": 1400, "height": 1100}, accept_downloads=True)
-            page.set_default_timeout(60_000)
-            record_errors(page, console_errors, failed_urls)
+    with app_session(db, tmp_path, downloads=True) as (url, page):
 
-            # first start: the app loads the sample, summarises, scores and fits BG/NBD
-            page.goto(url + "/value")
-            expect(page.get_by_role("heading", name="💎 Value", exact=True)).to_be_visible()
-            customers = metric_value(page, page, "Customers")
-            expect(customers).to_be_visible(timeout=180_000)
-            wait_idle(page, expect)
-            assert not page.locator('[data-testid="stException"]').count()
-            assert int(customers.inner_text().strip().replace(",", "")) == expected_customers, server_log(db)
-            mean_rfm = metric_value(page, page, "Mean RFM score (buyers)")
-            clv_total = metric_value(page, page, "CLV by formula, total")
-            rfm_before = float(mean_rfm.inner_text().strip())
-            clv_before = _parse_shown(clv_total.inner_text())
+        # first start: the app loads the sample, summarises, scores and fits BG/NBD
+        page.goto(url + "/value")
+        expect(page.get_by_role("heading", name="💎 Value", exact=True)).to_be_visible()
+        customers = metric_value(page, page, "Customers")
+        expect(customers).to_be_visible(timeout=180_000)
+        wait_idle(page, expect)
+        assert not page.locator('[data-testid="stException"]').count()
+        assert int(customers.inner_text().strip().replace(",", "")) == expected_customers, server_log(db)
+        mean_rfm = metric_value(page, page, "Mean RFM score (buyers)")
+        clv_total = metric_value(page, page, "CLV by formula, total")
+        rfm_before = float(mean_rfm.inner_text().strip())
+        clv_before = _parse_shown(clv_total.inner_text())
 
-            # the export at the default parameters: one row per customer, and the page's figures
-            base = _download_csv(page, tmp_path, "scores_default.csv")
-            assert len(base) == expected_customers
-            assert base["customer_id"].is_unique
-            assert np.allclose(base["param_rfm_weight_recency"].to_numpy(float), 1 / 3)
-            assert np.allclose(base["param_margin"].to_numpy(float), MARGIN)
-            assert abs(rfm_before - _mean_rfm_buyers(base, 1, 1, 1)) <= 0.005 + 1e-6
-            assert clv_before == pytest.approx(float(base["clv_formula"].sum()), rel=0.005)
+        # the export at the default parameters: one row per customer, and the page's figures
+        base = _download_csv(page, tmp_path, "scores_default.csv")
+        assert len(base) == expected_customers
+        assert base["customer_id"].is_unique
+        assert np.allclose(base["param_rfm_weight_recency"].to_numpy(float), 1 / 3)
+        assert np.allclose(base["param_margin"].to_numpy(float), MARGIN)
+        assert abs(rfm_before - _mean_rfm_buyers(base, 1, 1, 1)) <= 0.005 + 1e-6
+        assert clv_before == pytest.approx(float(base["clv_formula"].sum()), rel=0.005)
 
-            # a keyboard user raises the Recency weight and the gross margin
-            page.get_by_role("tab", name=re.compile("Scores")).click()
-            w_r = DEFAULT_WEIGHT + STEPS * STEP
-            margin = round(MARGIN + STEPS * MARGIN_STEP, 2)
-            _move_slider(page, expect, "Recency", DEFAULT_WEIGHT, w_r)
-            _move_slider(page, expect, "Gross margin", MARGIN, margin)
+        # a keyboard user raises the Recency weight and the gross margin
+        page.get_by_role("tab", name=re.compile("Scores")).click()
+        w_r = DEFAULT_WEIGHT + STEPS * STEP
+        margin = round(MARGIN + STEPS * MARGIN_STEP, 2)
+        _move_slider(page, expect, "Recency", DEFAULT_WEIGHT, w_r)
+        _move_slider(page, expect, "Gross margin", MARGIN, margin)
 
-            # CLV by formula is linear in the margin: the total rises by margin / MARGIN (+10 %);
-            # the mean RFM score (buyers) takes the value the exported R/F/M scores give for
-            # the new weights (it stays near 3 by construction: quintiles)
-            clv_after = _wait_shown_close(clv_total, clv_before * margin / MARGIN, rel=0.006)
-            assert clv_after > clv_before
-            rfm_expected = _mean_rfm_buyers(base, w_r, DEFAULT_WEIGHT, DEFAULT_WEIGHT)
-            rfm_after = _wait_shown_close(mean_rfm, rfm_expected, rel=0.0051 / rfm_expected)
-            wait_idle(page, expect)
-            assert float(mean_rfm.inner_text()) == rfm_after and _parse_shown(clv_total.inner_text()) == clv_after
-            assert not page.locator('[data-testid="stException"]').count()
-            print(f"CLV by formula, total: {clv_before:,.2f} -> {clv_after:,.2f} (margin {MARGIN} -> {margin}); "
-                  f"mean RFM score (buyers): {rfm_before:.2f} -> {rfm_after:.2f} (recency weight -> {w_r:g})")
+        # CLV by formula is linear in the margin: the total rises by margin / MARGIN (+10 %);
+        # the mean RFM score (buyers) takes the value the exported R/F/M scores give for
+        # the new weights (it stays near 3 by construction: quintiles)
+        clv_after = _wait_shown_close(clv_total, clv_before * margin / MARGIN, rel=0.006)
+        assert clv_after > clv_before
+        rfm_expected = _mean_rfm_buyers(base, w_r, DEFAULT_WEIGHT, DEFAULT_WEIGHT)
+        rfm_after = _wait_shown_close(mean_rfm, rfm_expected, rel=0.0051 / rfm_expected)
+        wait_idle(page, expect)
+        assert float(mean_rfm.inner_text()) == rfm_after and _parse_shown(clv_total.inner_text()) == clv_after
+        assert not page.locator('[data-testid="stException"]').count()
+        print(f"CLV by formula, total: {clv_before:,.2f} -> {clv_after:,.2f} (margin {MARGIN} -> {margin}); "
+              f"mean RFM score (buyers): {rfm_before:.2f} -> {rfm_after:.2f} (recency weight -> {w_r:g})")
 
-            # the export now carries the new parameters and scores with them, one row per customer
-            moved = _download_csv(page, tmp_path, "scores_moved.csv")
-            assert len(moved) == expected_customers
-            assert moved["customer_id"].is_unique
-            assert set(moved["customer_id"]) == set(base["customer_id"])
-            total = w_r + 2 * DEFAULT_WEIGHT
-            for key, weight in (("recency", w_r), ("frequency", DEFAULT_WEIGHT), ("monetary", DEFAULT_WEIGHT)):
-                col = f"param_rfm_weight_{key}"
-                assert np.allclose(moved[col].to_numpy(float), weight / total), (col, moved[col].unique()[:5])
-            assert np.allclose(moved["param_margin"].to_numpy(float), margin), moved["param_margin"].unique()[:5]
-            buyers = moved[moved["n_orders"] > 0]
-            recomputed = (w_r * buyers["r_score"] + buyers["f_score"] + buyers["m_score"]) / total
-            assert buyers["rfm_score"].to_numpy() == pytest.approx(recomputed.to_numpy(), abs=1e-4)
-            assert abs(float(buyers["rfm_score"].mean()) - rfm_after) <= 0.005 + 1e-6
-            same = moved.set_index("customer_id").loc[base["customer_id"]]
-            assert same["clv_formula"].to_numpy() == pytest.approx(
-                base["clv_formula"].to_numpy() * margin / MARGIN, rel=1e-6)
-            assert same["behaviour_score"].to_numpy() == pytest.approx(base["behaviour_score"].to_numpy(), rel=1e-6)
-        except Exception:
-            save_failure(page, tmp_path)
-            raise
-        finally:
-            browser.close()
-
-    assert_no_browser_errors(failed_urls, console_errors)
+        # the export now carries the new parameters and scores with them, one row per customer
+        moved = _download_csv(page, tmp_path, "scores_moved.csv")
+        assert len(moved) == expected_customers
+        assert moved["customer_id"].is_unique
+        assert set(moved["customer_id"]) == set(base["customer_id"])
+        total = w_r + 2 * DEFAULT_WEIGHT
+        for key, weight in (("recency", w_r), ("frequency", DEFAULT_WEIGHT), ("monetary", DEFAULT_WEIGHT)):
+            col = f"param_rfm_weight_{key}"
+            assert np.allclose(moved[col].to_numpy(float), weight / total), (col, moved[col].unique()[:5])
+        assert np.allclose(moved["param_margin"].to_numpy(float), margin), moved["param_margin"].unique()[:5]
+        buyers = moved[moved["n_orders"] > 0]
+        recomputed = (w_r * buyers["r_score"] + buyers["f_score"] + buyers["m_score"]) / total
+        assert buyers["rfm_score"].to_numpy() == pytest.approx(recomputed.to_numpy(), abs=1e-4)
+        assert abs(float(buyers["rfm_score"].mean()) - rfm_after) <= 0.005 + 1e-6
+        same = moved.set_index("customer_id").loc[base["customer_id"]]
+        assert same["clv_formula"].to_numpy() == pytest.approx(
+            base["clv_formula"].to_numpy() * margin / MARGIN, rel=1e-6)
+        assert same["behaviour_score"].to_numpy() == pytest.approx(base["behaviour_score"].to_numpy(), rel=1e-6)

@@ -19,10 +19,8 @@ import re
 import pandas as pd
 import pytest
 
-from tests.browser.server import (
-    assert_no_browser_errors, launch_chromium, record_errors, require_browser_or_skip, running_app, save_failure,
-)
-from tests.browser.ui import Dialogs, metric_value, no_exception, pick, wait_idle
+from tests.browser.server import require_browser_or_skip
+from tests.browser.ui import app_session, metric_value, no_exception, pick, wait_idle
 
 pytestmark = pytest.mark.browser
 
@@ -50,109 +48,91 @@ def _expected() -> tuple[int, int]:
 
 
 def test_rule_segment_with_html_name(tmp_path):
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
     expect.set_options(timeout=60_000)
     n_customers, expected = _expected()
     assert 0 < expected < n_customers
     shown_expected = f"{expected:,}"
     db = tmp_path / "browser.duckdb"
-    console_errors: list[str] = []
-    failed_urls: list[str] = []
-    dialogs = Dialogs()
 
-    with running_app(db) as url, sync_playwright() as p:
-        browser = launch_chromium(p)
-        try:
-            page = browser.new_page(viewport={"width": 1400, "height": 1100})
-            page.set_default_timeout(60_000)
-            record_errors(page, console_errors, failed_urls)
-            page.on("dialog", dialogs)
+    with app_session(db, tmp_path) as (url, page):
 
-            # first start: the app loads the sample, then summarises and scores it for the page
-            page.goto(url + "/segments")
-            expect(page.get_by_role("heading", name="🧩 Segments", exact=True)).to_be_visible()
-            expect(page.get_by_text(re.compile(rf"{n_customers:,} customers of .*sample"))).to_be_visible(
-                timeout=180_000)
-            wait_idle(page, expect)
-            no_exception(page, db)
+        # first start: the app loads the sample, then summarises and scores it for the page
+        page.goto(url + "/segments")
+        expect(page.get_by_role("heading", name="🧩 Segments", exact=True)).to_be_visible()
+        expect(page.get_by_text(re.compile(rf"{n_customers:,} customers of .*sample"))).to_be_visible(
+            timeout=180_000)
+        wait_idle(page, expect)
+        no_exception(page, db)
 
-            # rule builder: Net revenue ≥ 500
-            page.get_by_role("tab", name="Rule builder").click()
-            rules_tab = page.get_by_role("tabpanel", name="Rule builder")
-            expect(rules_tab).to_be_visible()
-            pick(page, rules_tab, "Field", "Net revenue")
-            wait_idle(page, expect)
-            pick(page, rules_tab, "Operator", "≥")
-            wait_idle(page, expect)
-            value = rules_tab.get_by_label("Value", exact=True)
-            expect(value).to_be_visible()
-            value.fill(str(THRESHOLD))
-            value.press("Enter")
-            expect(rules_tab.get_by_text(re.compile(r"^Selection: "))).to_be_visible()
-            wait_idle(page, expect)
-            selected = metric_value(page, rules_tab, "Customers selected")
-            expect(selected).to_have_text(shown_expected)
-            no_exception(page, db)
+        # rule builder: Net revenue ≥ 500
+        page.get_by_role("tab", name="Rule builder").click()
+        rules_tab = page.get_by_role("tabpanel", name="Rule builder")
+        expect(rules_tab).to_be_visible()
+        pick(page, rules_tab, "Field", "Net revenue")
+        wait_idle(page, expect)
+        pick(page, rules_tab, "Operator", "≥")
+        wait_idle(page, expect)
+        value = rules_tab.get_by_label("Value", exact=True)
+        expect(value).to_be_visible()
+        value.fill(str(THRESHOLD))
+        value.press("Enter")
+        expect(rules_tab.get_by_text(re.compile(r"^Selection: "))).to_be_visible()
+        wait_idle(page, expect)
+        selected = metric_value(page, rules_tab, "Customers selected")
+        expect(selected).to_have_text(shown_expected)
+        no_exception(page, db)
 
-            # save it under a name that is an HTML payload
-            name_box = rules_tab.get_by_label("Segment name", exact=True)
-            name_box.fill(SEGMENT_NAME)
-            name_box.press("Enter")
-            wait_idle(page, expect)
-            rules_tab.get_by_role("button", name=re.compile("Save segment")).click()
-            expect(rules_tab.locator('[data-testid="stAlertContentSuccess"]')).to_contain_text(SEGMENT_NAME)
-            wait_idle(page, expect)
-            no_exception(page, db)
+        # save it under a name that is an HTML payload
+        name_box = rules_tab.get_by_label("Segment name", exact=True)
+        name_box.fill(SEGMENT_NAME)
+        name_box.press("Enter")
+        wait_idle(page, expect)
+        rules_tab.get_by_role("button", name=re.compile("Save segment")).click()
+        expect(rules_tab.locator('[data-testid="stAlertContentSuccess"]')).to_contain_text(SEGMENT_NAME)
+        wait_idle(page, expect)
+        no_exception(page, db)
 
-            # saved segments: the name as literal text, its size re-evaluated on the data
-            page.get_by_role("tab", name="Saved segments").click()
-            saved_tab = page.get_by_role("tabpanel", name="Saved segments")
-            expect(saved_tab).to_be_visible()
-            line = saved_tab.locator('[data-testid="stMarkdownContainer"]').filter(
-                has_text=f"{SEGMENT_NAME} · ")
-            expect(line).to_have_count(1)
-            expect(line).to_contain_text(f"{SEGMENT_NAME} · {shown_expected} customers · ")
-            assert SEGMENT_NAME in page.locator("body").inner_text()
-            assert page.locator('img[src="x"]').count() == 0
-            assert page.locator("[onerror]").count() == 0
+        # saved segments: the name as literal text, its size re-evaluated on the data
+        page.get_by_role("tab", name="Saved segments").click()
+        saved_tab = page.get_by_role("tabpanel", name="Saved segments")
+        expect(saved_tab).to_be_visible()
+        line = saved_tab.locator('[data-testid="stMarkdownContainer"]').filter(
+            has_text=f"{SEGMENT_NAME} · ")
+        expect(line).to_have_count(1)
+        expect(line).to_contain_text(f"{SEGMENT_NAME} · {shown_expected} customers · ")
+        assert SEGMENT_NAME in page.locator("body").inner_text()
+        assert page.locator('img[src="x"]').count() == 0
+        assert page.locator("[onerror]").count() == 0
 
-            # clustering: k-means with k = 6; the cluster sizes add up to every customer
-            page.get_by_role("tab", name="Clustering").click()
-            cluster_tab = page.get_by_role("tabpanel", name="Clustering")
-            expect(cluster_tab).to_be_visible()
-            expect(cluster_tab.get_by_label("Number of clusters k")).to_have_value(str(K))
-            pick(page, cluster_tab, "Algorithm", "k-means")
-            wait_idle(page, expect)
-            cluster_tab.get_by_role("button", name=re.compile("Train")).click()
-            expect(cluster_tab.get_by_role("heading", name=f"{K} clusters")).to_be_visible(timeout=120_000)
-            wait_idle(page, expect)
-            no_exception(page, db)
-            grid = cluster_tab.locator('[data-testid="stDataFrame"]').first
-            expect(grid).to_be_visible()
-            # the grid draws on a canvas; glide-data-grid keeps an accessible <table> of the
-            # visible cells inside it (not rendered, so read its textContent)
-            expect(grid.locator('th[role="columnheader"]')).to_have_count(5)
-            expect(grid.locator('tbody td[role="gridcell"]')).to_have_count(5 * K)
-            header = [t.strip() for t in grid.locator('th[role="columnheader"]').evaluate_all(
-                "els => els.map(e => e.textContent)")]
-            assert "customers" in header, header
-            col = header.index("customers") + 1
-            sizes = [int(t.replace(",", "").strip()) for t in grid.locator(
-                f'tbody td[role="gridcell"][aria-colindex="{col}"]').evaluate_all(
-                "els => els.map(e => e.textContent)")]
-            assert len(sizes) == K, (header, sizes)
-            assert all(s > 0 for s in sizes), sizes
-            assert sum(sizes) == n_customers, sizes
-            print(f"rule net_revenue >= {THRESHOLD}: {expected} customers; k-means k={K} sizes {sizes}")
+        # clustering: k-means with k = 6; the cluster sizes add up to every customer
+        page.get_by_role("tab", name="Clustering").click()
+        cluster_tab = page.get_by_role("tabpanel", name="Clustering")
+        expect(cluster_tab).to_be_visible()
+        expect(cluster_tab.get_by_label("Number of clusters k")).to_have_value(str(K))
+        pick(page, cluster_tab, "Algorithm", "k-means")
+        wait_idle(page, expect)
+        cluster_tab.get_by_role("button", name=re.compile("Train")).click()
+        expect(cluster_tab.get_by_role("heading", name=f"{K} clusters")).to_be_visible(timeout=120_000)
+        wait_idle(page, expect)
+        no_exception(page, db)
+        grid = cluster_tab.locator('[data-testid="stDataFrame"]').first
+        expect(grid).to_be_visible()
+        # the grid draws on a canvas; glide-data-grid keeps an accessible <table> of the
+        # visible cells inside it (not rendered, so read its textContent)
+        expect(grid.locator('th[role="columnheader"]')).to_have_count(5)
+        expect(grid.locator('tbody td[role="gridcell"]')).to_have_count(5 * K)
+        header = [t.strip() for t in grid.locator('th[role="columnheader"]').evaluate_all(
+            "els => els.map(e => e.textContent)")]
+        assert "customers" in header, header
+        col = header.index("customers") + 1
+        sizes = [int(t.replace(",", "").strip()) for t in grid.locator(
+            f'tbody td[role="gridcell"][aria-colindex="{col}"]').evaluate_all(
+            "els => els.map(e => e.textContent)")]
+        assert len(sizes) == K, (header, sizes)
+        assert all(s > 0 for s in sizes), sizes
+        assert sum(sizes) == n_customers, sizes
+        print(f"rule net_revenue >= {THRESHOLD}: {expected} customers; k-means k={K} sizes {sizes}")
 
-            assert not dialogs, f"dialogs fired: {dialogs}"
-            assert page.locator('img[src="x"]').count() == 0
-        except Exception:
-            save_failure(page, tmp_path)
-            raise
-        finally:
-            browser.close()
-
-    assert not dialogs, f"dialogs fired: {dialogs}"
-    assert_no_browser_errors(failed_urls, console_errors)
+        assert page.locator('img[src="x"]').count() == 0

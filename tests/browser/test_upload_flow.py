@@ -13,9 +13,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tests.browser.server import (
-    ROOT, assert_no_browser_errors, launch_chromium, record_errors, require_browser_or_skip, running_app, save_failure, server_log,
-)
+from tests.browser.server import ROOT, require_browser_or_skip, server_log
+from tests.browser.ui import app_session
 
 pytestmark = pytest.mark.browser
 
@@ -48,58 +47,44 @@ def _metric(page, label: str) -> str:
 
 
 def test_upload_then_overview_shows_customer_count(tmp_path):
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
     expect.set_options(timeout=30_000)
 
     csv_path, expected_customers = _upload_file(tmp_path)
     db = tmp_path / "browser.duckdb"
-    console_errors: list[str] = []
-    failed_urls: list[str] = []
 
-    with running_app(db, skip_sample=True) as url, sync_playwright() as p:
-        browser = launch_chromium(p)
-        try:
-            page = browser.new_page(viewport={"width": 1400, "height": 1000})
-            page.set_default_timeout(30_000)
-            record_errors(page, console_errors, failed_urls)
+    with app_session(db, tmp_path, skip_sample=True, height=1000, timeout=30_000) as (url, page):
 
-            page.goto(url + "/data")
-            expect(page.get_by_role("heading", name="🗂️ Data", exact=True)).to_be_visible()
-            # a fresh server opened on a deep link still runs through app.py (sidebar, navigation)
-            expect(page.locator('[data-testid="stSidebar"]').get_by_text(re.compile("Compute device"))).to_be_visible()
-            expect(page.locator('[data-testid="stSidebarNav"]').get_by_role("link", name="Overview")).to_be_visible()
-            page.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(str(csv_path))
+        page.goto(url + "/data")
+        expect(page.get_by_role("heading", name="🗂️ Data", exact=True)).to_be_visible()
+        # a fresh server opened on a deep link still runs through app.py (sidebar, navigation)
+        expect(page.locator('[data-testid="stSidebar"]').get_by_text(re.compile("Compute device"))).to_be_visible()
+        expect(page.locator('[data-testid="stSidebarNav"]').get_by_role("link", name="Overview")).to_be_visible()
+        page.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(str(csv_path))
 
-            name_box = page.get_by_label(re.compile(r"^Dataset name"))
-            expect(name_box).to_be_visible()
-            name_box.fill(DATASET)
-            name_box.press("Enter")
-            load = page.get_by_role("button", name="Load", exact=True)
-            expect(load).to_be_enabled()
-            load.click()
+        name_box = page.get_by_label(re.compile(r"^Dataset name"))
+        expect(name_box).to_be_visible()
+        name_box.fill(DATASET)
+        name_box.press("Enter")
+        load = page.get_by_role("button", name="Load", exact=True)
+        expect(load).to_be_enabled()
+        load.click()
 
-            expect(page.get_by_text("Validation report")).to_be_visible(timeout=60_000)
-            expect(page.get_by_text(re.compile(r"Rows read = loaded \+ rejected \+ duplicates"))).to_be_visible()
-            assert not page.locator('[data-testid="stException"]').count()
+        expect(page.get_by_text("Validation report")).to_be_visible(timeout=60_000)
+        expect(page.get_by_text(re.compile(r"Rows read = loaded \+ rejected \+ duplicates"))).to_be_visible()
+        assert not page.locator('[data-testid="stException"]').count()
 
-            # to the Overview through the navigation (same session), and pick the dataset
-            page.locator('[data-testid="stSidebarNav"]').get_by_role("link", name="Overview").click()
-            expect(page.get_by_role("heading", name="📈 Overview", exact=True)).to_be_visible()
-            sidebar = page.locator('[data-testid="stSidebar"]')
-            expect(sidebar.get_by_text(re.compile("Compute device"))).to_be_visible()
-            sidebar.locator('[data-testid="stSelectbox"]').first.click()
-            page.get_by_role("option", name=DATASET, exact=True).click()
-            expect(page.locator('[data-testid="stMetric"]').first).to_be_visible()
-            expect(page.get_by_text(re.compile(rf"Dataset {DATASET}"))).to_be_visible()
-            shown = _metric(page, "Customers")
-            assert int(shown.replace(",", "")) == expected_customers, server_log(db)
-            expect(page.locator(".js-plotly-plot")).to_have_count(3)
-            assert not page.locator('[data-testid="stException"]').count()
-        except Exception:
-            save_failure(page, tmp_path)
-            raise
-        finally:
-            browser.close()
-
-    assert_no_browser_errors(failed_urls, console_errors)
+        # to the Overview through the navigation (same session), and pick the dataset
+        page.locator('[data-testid="stSidebarNav"]').get_by_role("link", name="Overview").click()
+        expect(page.get_by_role("heading", name="📈 Overview", exact=True)).to_be_visible()
+        sidebar = page.locator('[data-testid="stSidebar"]')
+        expect(sidebar.get_by_text(re.compile("Compute device"))).to_be_visible()
+        sidebar.locator('[data-testid="stSelectbox"]').first.click()
+        page.get_by_role("option", name=DATASET, exact=True).click()
+        expect(page.locator('[data-testid="stMetric"]').first).to_be_visible()
+        expect(page.get_by_text(re.compile(rf"Dataset {DATASET}"))).to_be_visible()
+        shown = _metric(page, "Customers")
+        assert int(shown.replace(",", "")) == expected_customers, server_log(db)
+        expect(page.locator(".js-plotly-plot")).to_have_count(3)
+        assert not page.locator('[data-testid="stException"]').count()

@@ -1,12 +1,16 @@
 """Playwright helpers for driving Streamlit pages in the real-browser tests."""
 from __future__ import annotations
 
+import contextlib
 import re
 from pathlib import Path
+from typing import Iterator
 
 import pandas as pd
 
-from tests.browser.server import server_log
+from tests.browser.server import (
+    assert_no_browser_errors, launch_chromium, record_errors, running_app, save_failure, server_log,
+)
 
 
 def wait_idle(page, expect, timeout: float = 120_000) -> None:
@@ -62,3 +66,34 @@ class Dialogs(list):
     def __call__(self, dialog) -> None:
         self.append(f"{dialog.type}: {dialog.message}")
         dialog.dismiss()
+
+
+@contextlib.contextmanager
+def app_session(db: Path, tmp_path: Path, *, skip_sample: bool = False, width: int = 1400, height: int = 1100,
+                downloads: bool = False, timeout: float = 60_000) -> Iterator[tuple[str, object]]:
+    """``(base_url, page)``: the app running on warehouse ``db`` and one Chromium page on it.
+
+    The page records console errors, failed requests and dialogs (dismissed); when the body
+    fails, a screenshot and the HTML are saved under ``tmp_path``. On a clean exit it asserts
+    that no dialog fired and the browser logged no error."""
+    from playwright.sync_api import sync_playwright
+
+    console_errors: list[str] = []
+    failed_urls: list[str] = []
+    dialogs = Dialogs()
+    with running_app(db, skip_sample=skip_sample) as url, sync_playwright() as p:
+        browser = launch_chromium(p)
+        try:
+            page = browser.new_page(viewport={"width": width, "height": height}, accept_downloads=downloads)
+            page.set_default_timeout(timeout)
+            record_errors(page, console_errors, failed_urls)
+            page.on("dialog", dialogs)
+            try:
+                yield url, page
+            except BaseException:
+                save_failure(page, tmp_path)
+                raise
+        finally:
+            browser.close()
+    assert not dialogs, f"dialogs fired: {dialogs}"
+    assert_no_browser_errors(failed_urls, console_errors)
