@@ -152,7 +152,8 @@ def build_frame(wh: Warehouse, dataset: str, as_of, unit: str = "days", *, with_
         summary = history.summary(day.date(), unit)
     else:
         summary = customer_summary(wh, dataset, day.date(), unit)
-    frame = add_derived_features(summary)
+    # the summary is ours (built just now): the derived columns go into it, no copy
+    frame = add_derived_features(summary, copy=False)
     if summary.empty:
         for c in FRAME_SCORE_COLUMNS:
             frame[c if c != "clv_formula" else "clv"] = pd.Series(dtype=object if c == "rfm_segment" else float)

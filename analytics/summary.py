@@ -678,7 +678,8 @@ class SummaryHistory:
             "avg_gap": avg_gap,
             "first_event": first_event.astype("datetime64[us]"),
             "last_event": last_event.astype("datetime64[us]"),
-        }, index=self.customer_index.take(cust) if cust.size else pd.Index([], dtype=object, name="customer_id"))
+        }, index=self.customer_index.take(cust) if cust.size else pd.Index([], dtype=object, name="customer_id"),
+            copy=False)  # every column is a fresh array made here: no copy into consolidated blocks
         return _finish(df, unit, as_of_day, self.dataset)
 
     def rfm_inputs(self, as_of) -> pd.DataFrame:

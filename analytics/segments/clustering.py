@@ -135,7 +135,7 @@ class ClusteringWarning(UserWarning):
 
 
 # ----------------------------------------------------------------- features
-def add_derived_features(frame: pd.DataFrame) -> pd.DataFrame:
+def add_derived_features(frame: pd.DataFrame, *, copy: bool = True) -> pd.DataFrame:
     """A copy of a customer summary with the derived clustering features added.
 
     * ``time_since_purchase``: ``T - recency`` (time from the last purchase to
@@ -148,8 +148,11 @@ def add_derived_features(frame: pd.DataFrame) -> pd.DataFrame:
 
     Columns already present are left as they are; a derived column whose inputs
     are missing is not added.
+
+    ``copy=False``: the columns are added to ``frame`` itself, which is returned (for a
+    caller that owns a freshly built summary: no copy of a million-row frame).
     """
-    out = frame.copy()
+    out = frame.copy() if copy else frame
     cols = set(out.columns)
 
     def has(*names: str) -> bool:

@@ -121,6 +121,20 @@ def test_derived_features():
     assert "time_since_purchase" not in df  # input untouched
 
 
+def test_derived_features_in_place_same_columns():
+    df = pd.DataFrame({"T": [100.0, np.nan, 40.0], "recency": [30.0, np.nan, 40.0], "tenure": [120.0, 50.0, 60.0],
+                       "total_revenue": [300.0, 0.0, 20.0], "n_orders": [3, 0, 1], "return_revenue": [30.0, 0.0, 5.0],
+                       "n_views": [10, 7, 0], "avg_order_value": [1.0, 2.0, 3.0]})
+    copied = add_derived_features(df)
+    own = df.copy()
+    same = add_derived_features(own, copy=False)
+    assert same is own  # columns added to the caller's frame, no copy
+    pd.testing.assert_frame_equal(same, copied, check_exact=True)
+    assert same["avg_order_value"].tolist() == [1.0, 2.0, 3.0]  # present columns left as they are
+    assert same["return_rate"].tolist() == [0.1, 0.0, 0.25]
+    assert "return_rate" not in df
+
+
 # ------------------------------------------------------------------ bad input
 def test_unknown_feature(planted):
     frame, _ = planted
