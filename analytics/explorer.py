@@ -119,6 +119,12 @@ def _history_rfm_segments(history, day: pd.Timestamp):
     """``rfm_segments`` of :func:`analytics.scores.rfm_scores` over ``history.rfm_inputs(day)``,
     computed on the history's arrays (same quintile rule and inputs: customers without an order
     unscored)."""
+    codes, names = _history_rfm_codes(history, day)
+    return _labels(codes, names)
+
+
+def _history_rfm_codes(history, day: pd.Timestamp) -> tuple[np.ndarray, list]:
+    """:func:`_history_rfm_segments` as codes into the segment names (no label column)."""
     from analytics.scores import compile_segment_rules, fm_score, quintile_scores, rfm_cells
 
     _, days, n_orders, net = history.rfm_values(day.date())
@@ -127,7 +133,25 @@ def _history_rfm_segments(history, day: pd.Timestamp):
     f = quintile_scores(np.where(buyers, n_orders.astype(np.float64), np.nan))
     m = quintile_scores(np.where(buyers, np.nan_to_num(net, nan=0.0), np.nan))
     smap = compile_segment_rules()
-    return _labels(smap.lut[rfm_cells(r, fm_score(f, m))], smap.names)
+    return smap.lut[rfm_cells(r, fm_score(f, m))], list(smap.names)
+
+
+def rfm_migration(wh: Warehouse, dataset: str, from_day, frame_b: pd.DataFrame, *, history=None,
+                  unit: str = "days", missing: str = NOT_A_CUSTOMER) -> pd.DataFrame:
+    """``segment_migration(rfm_segment_frame(wh, dataset, from_day, unit, history=history), frame_b,
+    "rfm_segment", missing, history=history)``: the same flows. From a summary history, when
+    ``frame_b`` is one of its frames, the earlier date's segments stay codes into the segment
+    names (no label column, no id index, no factorization of a million labels)."""
+    day = _day(from_day, "the as-of date")
+    if (history is not None and history.dataset == dataset and unit == "days" and "rfm_segment" in frame_b.columns
+            and "as_of" in frame_b.attrs):
+        pos_a = history.customer_positions(day.date())
+        pos_b = history.customer_positions(frame_b.attrs["as_of"])
+        if pos_a.size and len(pos_b) == len(frame_b) and _same_ids(history, pos_b, frame_b):
+            return _migration_by_position(_history_rfm_codes(history, day), frame_b["rfm_segment"], pos_a, pos_b,
+                                          history.n_customers, missing)
+    earlier = rfm_segment_frame(wh, dataset, day, unit, history=history)
+    return segment_migration(earlier, frame_b, "rfm_segment", missing, history=history)
 
 
 def build_frame(wh: Warehouse, dataset: str, as_of, unit: str = "days", *, with_clusters: bool = True,
@@ -478,7 +502,8 @@ def _migration_by_position(a: pd.Series, b: pd.Series, pos_a: np.ndarray, pos_b:
     index: dict = {}
     side_codes = []
     for s in (a, b):
-        codes, uniques = pd.factorize(s, use_na_sentinel=True)
+        # a side is a Series of labels, or already (codes >= 0, the labels they index)
+        codes, uniques = s if isinstance(s, tuple) else pd.factorize(s, use_na_sentinel=True)
         remap = np.empty(len(uniques) + 1, dtype=np.int64)
         for i, v in enumerate(list(uniques)):
             key = missing if (isinstance(v, str) and v == missing) else v

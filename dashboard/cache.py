@@ -323,14 +323,13 @@ def segments_assignments(run_id: int) -> pd.DataFrame:
 @st.cache_data(show_spinner="Comparing the two dates…", max_entries=16)
 def _explorer_migration(path: str, dataset: str, from_day: str, to_day: str, column: str, version: str,
                         stamp: str) -> pd.DataFrame:
-    from analytics.explorer import rfm_segment_frame, segment_migration
+    from analytics.explorer import rfm_migration, segment_migration
 
     history = _summary_history(path, dataset, version)
-    if column == "rfm_segment":  # the earlier date needs only the segments, not a whole frame
-        earlier = rfm_segment_frame(get_warehouse(path), dataset, from_day, history=history)
-    else:
-        earlier = _explorer_frame(path, dataset, from_day, version, stamp)
-    return segment_migration(earlier, _explorer_frame(path, dataset, to_day, version, stamp), column,
+    later = _explorer_frame(path, dataset, to_day, version, stamp)
+    if column == "rfm_segment":  # the earlier date needs only the segments (as codes), not a whole frame
+        return rfm_migration(get_warehouse(path), dataset, from_day, later, history=history)
+    return segment_migration(_explorer_frame(path, dataset, from_day, version, stamp), later, column,
                              history=history)
 
 

@@ -107,3 +107,31 @@ def test_migration_earlier_date_from_history_arrays_equals_the_rfm_scores_path(w
         np.testing.assert_array_equal(days, rfm["days_since_last_purchase"].to_numpy())
         assert n_orders.tolist() == inputs["n_orders"].tolist()
         assert light["rfm_segment"].nunique() >= 3
+
+
+def test_rfm_migration_equals_segment_migration_of_the_earlier_segment_frame(wh):
+    from analytics.bootstrap import ensure_default_dataset
+    from analytics.summary import summary_history
+
+    ensure_default_dataset(wh)
+    hist = summary_history(wh, "sample")
+    later = explorer.build_frame(wh, "sample", "2025-12-31", history=hist)
+    seen_moves = 0
+    for day in ("2025-09-30", "2025-02-14", "2024-06-01", "2000-01-01"):
+        fast = explorer.rfm_migration(wh, "sample", day, later, history=hist)
+        earlier = explorer.rfm_segment_frame(wh, "sample", day, history=hist)
+        want = explorer.segment_migration(earlier, later, "rfm_segment", history=hist)
+        pd.testing.assert_frame_equal(fast, want, check_exact=True)
+        # and the id-matched path (no history) gives the same flows
+        plain = explorer.segment_migration(explorer.rfm_segment_frame(wh, "sample", day), later, "rfm_segment")
+        pd.testing.assert_frame_equal(fast, plain, check_exact=True)
+        assert int(fast["customers"].sum()) == len(later.index.union(earlier.index))
+        seen_moves += int(fast.loc[fast["from"] != fast["to"], "customers"].sum())
+    assert seen_moves > 0
+    before_all = explorer.rfm_migration(wh, "sample", "2000-01-01", later, history=hist)
+    assert set(before_all["from"]) == {explorer.NOT_A_CUSTOMER}
+    # a frame that is not the history's (rows reordered) takes the id-matched path: same flows
+    shuffled = later.iloc[::-1]
+    pd.testing.assert_frame_equal(explorer.rfm_migration(wh, "sample", "2025-02-14", shuffled, history=hist),
+                                  explorer.rfm_migration(wh, "sample", "2025-02-14", later, history=hist),
+                                  check_exact=True)
