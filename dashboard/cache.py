@@ -292,6 +292,37 @@ def explorer_frame(dataset: str, as_of) -> pd.DataFrame:
     return _explorer_frame(_value_db(), dataset, str(as_of), data_version(dataset), _explorer_stamp(dataset))
 
 
+@st.cache_resource(show_spinner=False, max_entries=12)
+def _explorer_groups(path: str, dataset: str, as_of: str, version: str, stamp: str, column: str) -> dict:
+    from analytics.explorer import category_groups
+
+    return category_groups(_explorer_frame(path, dataset, as_of, version, stamp), column)
+
+
+def explorer_groups(dataset: str, as_of, column: str) -> dict[str, pd.Series]:
+    """``analytics.explorer.category_groups`` of the Explorer frame at ``as_of`` (RFM segments,
+    clusters), cached with the frame: one mask per value, shared and read-only."""
+    return _explorer_groups(_value_db(), dataset, str(as_of), data_version(dataset), _explorer_stamp(dataset),
+                            str(column))
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def _explorer_comparison(path: str, dataset: str, as_of: str, version: str, stamp: str, column: str,
+                         names: tuple) -> pd.DataFrame:
+    from analytics.explorer import segment_comparison
+
+    groups = _explorer_groups(path, dataset, as_of, version, stamp, column)
+    return segment_comparison(_explorer_frame(path, dataset, as_of, version, stamp),
+                              {n: groups[n] for n in names}, as_of=as_of)
+
+
+def explorer_comparison(dataset: str, as_of, column: str, names) -> pd.DataFrame:
+    """``analytics.explorer.segment_comparison`` of the :func:`explorer_groups` ``names`` (in that
+    order) at ``as_of``, cached per frame and choice of groups."""
+    return _explorer_comparison(_value_db(), dataset, str(as_of), data_version(dataset), _explorer_stamp(dataset),
+                                str(column), tuple(str(n) for n in names))
+
+
 @st.cache_data(show_spinner="Computing cohorts…", max_entries=16)
 def _explorer_cohorts(path: str, dataset: str, as_of: str, max_months: int, version: str) -> pd.DataFrame:
     from analytics.explorer import cohort_retention

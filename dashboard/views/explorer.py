@@ -63,10 +63,11 @@ def _label(text: object) -> str:
 st.subheader("Compare segments")
 kind = st.radio("Groups", GROUP_KINDS, horizontal=True, key="explorer_kind")
 groups: dict[str, pd.Series] = {}
+group_column = {"RFM segments": "rfm_segment", "Clusters (latest run)": "cluster_name"}.get(kind)
 if kind == "RFM segments":
-    available = explorer.category_groups(frame, "rfm_segment")
+    available = cache.explorer_groups(dataset, as_of, group_column)  # cached with the frame
 elif kind == "Clusters (latest run)":
-    available = explorer.category_groups(frame, "cluster_name")
+    available = cache.explorer_groups(dataset, as_of, group_column)
     if not available:
         st.info("No clustering run for this dataset yet: train one on the Segments page.", icon="🧩")
 else:
@@ -94,7 +95,10 @@ if available:
 table = None
 if groups:
     try:
-        table = explorer.segment_comparison(frame, groups, as_of=as_of)
+        if group_column is None:  # saved segments: masks evaluated on this run
+            table = explorer.segment_comparison(frame, groups, as_of=as_of)
+        else:  # RFM segments / clusters: cached per frame and chosen groups
+            table = cache.explorer_comparison(dataset, as_of, group_column, list(groups))
     except ValueError as exc:
         widgets.show_error(exc, "The comparison could not be computed")
     if table is not None:

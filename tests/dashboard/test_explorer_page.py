@@ -11,6 +11,12 @@ from analytics.segments import store
 from tests.dashboard.conftest import APP, TIMEOUT
 
 PAGE = "views/explorer.py"
+COMPARE_LABELS = {
+    "customers": "Customers", "share": "Share of customers", "revenue": "Net revenue",
+    "revenue_share": "Revenue share", "avg_clv": "Avg CLV (formula)",
+    "orders_per_customer": "Orders per customer", "avg_probability_alive": "Avg probability alive (model)",
+    "retention": f"Retention (bought in last {explorer.RETENTION_DAYS} days)",
+}  # the page's column labels
 
 
 
@@ -52,6 +58,21 @@ def test_comparison_lorenz_and_search(page, app_wh):
     exp = frame["rfm_segment"].value_counts()
     got = comp.set_index("segment")["Customers"]
     assert got.sort_index().to_dict() == {k: int(v) for k, v in exp.sort_index().items()}
+    # the cached comparison (per frame and chosen segments) is the library's table, also after
+    # dropping segments and coming back to all of them
+    from analytics.summary import summary_history
+
+    # (the page's frame comes from the summary history: sums in another order than SQL's)
+    hframe = explorer.build_frame(app_wh, "sample", _as_of(app_wh), history=summary_history(app_wh, "sample"))
+    groups = explorer.category_groups(hframe, "rfm_segment")
+    want = explorer.segment_comparison(hframe, groups, as_of=_as_of(app_wh)).rename(columns=COMPARE_LABELS)
+    pd.testing.assert_frame_equal(comp, want, check_exact=True)
+    names = list(groups)
+    at.multiselect(key="explorer_groups_RFM segments").set_value(names[1:3]).run()
+    few = explorer.segment_comparison(hframe, {n: groups[n] for n in names[1:3]}, as_of=_as_of(app_wh))
+    pd.testing.assert_frame_equal(_table(at, "Customers"), few.rename(columns=COMPARE_LABELS), check_exact=True)
+    at.multiselect(key="explorer_groups_RFM segments").set_value(names).run()
+    pd.testing.assert_frame_equal(_table(at, "Customers"), want, check_exact=True)
 
     # concentration metrics equal the library on the same values
     m = _metrics(at)
