@@ -286,10 +286,21 @@ def _explorer_stamp(dataset: str) -> str:
     return prediction_stamp(dataset) + "#" + ("" if run is None else f"{run[0]}:{run[1]}")
 
 
-def explorer_frame(dataset: str, as_of) -> pd.DataFrame:
+def explorer_key(dataset: str) -> tuple[str, str]:
+    """The cache key of the Explorer's cached results: (data version, stamp of the published
+    predictions and the latest clustering run). A page run reads it once and passes it as
+    ``key=`` to the ``explorer_*`` functions (three small queries once, not per call)."""
+    return data_version(dataset), _explorer_stamp(dataset)
+
+
+def _key(dataset: str, key) -> tuple[str, str]:
+    return explorer_key(dataset) if key is None else (str(key[0]), str(key[1]))
+
+
+def explorer_frame(dataset: str, as_of, *, key: tuple[str, str] | None = None) -> pd.DataFrame:
     """Customer frame (summary, RFM segment, CLV, latest clusters, predictions) for the
     Explorer page at ``as_of`` (read-only: copy before changing it)."""
-    return _explorer_frame(_value_db(), dataset, str(as_of), data_version(dataset), _explorer_stamp(dataset))
+    return _explorer_frame(_value_db(), dataset, str(as_of), *_key(dataset, key))
 
 
 @st.cache_resource(show_spinner=False, max_entries=12)
@@ -299,11 +310,10 @@ def _explorer_groups(path: str, dataset: str, as_of: str, version: str, stamp: s
     return category_groups(_explorer_frame(path, dataset, as_of, version, stamp), column)
 
 
-def explorer_groups(dataset: str, as_of, column: str) -> dict[str, pd.Series]:
+def explorer_groups(dataset: str, as_of, column: str, *, key: tuple[str, str] | None = None) -> dict[str, pd.Series]:
     """``analytics.explorer.category_groups`` of the Explorer frame at ``as_of`` (RFM segments,
     clusters), cached with the frame: one mask per value, shared and read-only."""
-    return _explorer_groups(_value_db(), dataset, str(as_of), data_version(dataset), _explorer_stamp(dataset),
-                            str(column))
+    return _explorer_groups(_value_db(), dataset, str(as_of), *_key(dataset, key), str(column))
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
@@ -316,11 +326,12 @@ def _explorer_comparison(path: str, dataset: str, as_of: str, version: str, stam
                               {n: groups[n] for n in names}, as_of=as_of)
 
 
-def explorer_comparison(dataset: str, as_of, column: str, names) -> pd.DataFrame:
+def explorer_comparison(dataset: str, as_of, column: str, names, *,
+                        key: tuple[str, str] | None = None) -> pd.DataFrame:
     """``analytics.explorer.segment_comparison`` of the :func:`explorer_groups` ``names`` (in that
     order) at ``as_of``, cached per frame and choice of groups."""
-    return _explorer_comparison(_value_db(), dataset, str(as_of), data_version(dataset), _explorer_stamp(dataset),
-                                str(column), tuple(str(n) for n in names))
+    return _explorer_comparison(_value_db(), dataset, str(as_of), *_key(dataset, key), str(column),
+                                tuple(str(n) for n in names))
 
 
 @st.cache_data(show_spinner="Computing cohorts…", max_entries=16)
@@ -331,9 +342,10 @@ def _explorer_cohorts(path: str, dataset: str, as_of: str, max_months: int, vers
                             history=_summary_history(path, dataset, version))
 
 
-def explorer_cohorts(dataset: str, as_of, max_months: int = 24) -> pd.DataFrame:
+def explorer_cohorts(dataset: str, as_of, max_months: int = 24, *, key: tuple[str, str] | None = None) -> pd.DataFrame:
     """``analytics.explorer.cohort_retention``, cached per data version."""
-    return _explorer_cohorts(_value_db(), dataset, str(as_of), int(max_months), data_version(dataset))
+    version = data_version(dataset) if key is None else str(key[0])
+    return _explorer_cohorts(_value_db(), dataset, str(as_of), int(max_months), version)
 
 
 # ---- Segments page: a saved clustering run's assignment (segments area) -------------
@@ -374,17 +386,18 @@ def _explorer_cluster_migration(path: str, dataset: str, from_day: str, to_day: 
                              history=_summary_history(path, dataset, version))
 
 
-def explorer_cluster_migration(dataset: str, from_day, to_day, run_id: int) -> pd.DataFrame:
+def explorer_cluster_migration(dataset: str, from_day, to_day, run_id: int, *,
+                                key: tuple[str, str] | None = None) -> pd.DataFrame:
     """``analytics.explorer.cluster_migration`` of one clustering run between two dates, cached
     (the stamp holds the latest run's id and names, so a rename shows up)."""
     return _explorer_cluster_migration(_value_db(), dataset, str(from_day), str(to_day), int(run_id),
-                                       data_version(dataset), _explorer_stamp(dataset))
+                                       *_key(dataset, key))
 
 
-def explorer_migration(dataset: str, from_day, to_day, column: str = "rfm_segment") -> pd.DataFrame:
+def explorer_migration(dataset: str, from_day, to_day, column: str = "rfm_segment", *,
+                       key: tuple[str, str] | None = None) -> pd.DataFrame:
     """``analytics.explorer.segment_migration`` between the Explorer frames of two dates, cached."""
-    return _explorer_migration(_value_db(), dataset, str(from_day), str(to_day), column, data_version(dataset),
-                               _explorer_stamp(dataset))
+    return _explorer_migration(_value_db(), dataset, str(from_day), str(to_day), column, *_key(dataset, key))
 
 
 # ---- Campaigns page (owned by the campaigns-page area) -----------------------------

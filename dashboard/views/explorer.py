@@ -44,8 +44,9 @@ dataset, version, first_day, last_day = widgets.dataset_span_or_stop()
 
 as_of = st.date_input("As of", value=last_day, min_value=first_day, max_value=last_day, key="explorer_as_of",
                       help="Everything on this page uses events up to the end of this day.")
+cache_key = cache.explorer_key(dataset)  # the cache key of this run's Explorer results, read once
 try:
-    frame = cache.explorer_frame(dataset, as_of)
+    frame = cache.explorer_frame(dataset, as_of, key=cache_key)
 except ValueError as exc:
     widgets.show_error(exc, "The customers could not be summarised")
     st.stop()
@@ -65,9 +66,9 @@ kind = st.radio("Groups", GROUP_KINDS, horizontal=True, key="explorer_kind")
 groups: dict[str, pd.Series] = {}
 group_column = {"RFM segments": "rfm_segment", "Clusters (latest run)": "cluster_name"}.get(kind)
 if kind == "RFM segments":
-    available = cache.explorer_groups(dataset, as_of, group_column)  # cached with the frame
+    available = cache.explorer_groups(dataset, as_of, group_column, key=cache_key)  # cached with the frame
 elif kind == "Clusters (latest run)":
-    available = cache.explorer_groups(dataset, as_of, group_column)
+    available = cache.explorer_groups(dataset, as_of, group_column, key=cache_key)
     if not available:
         st.info("No clustering run for this dataset yet: train one on the Segments page.", icon="🧩")
 else:
@@ -98,7 +99,7 @@ if groups:
         if group_column is None:  # saved segments: masks evaluated on this run
             table = explorer.segment_comparison(frame, groups, as_of=as_of)
         else:  # RFM segments / clusters: cached per frame and chosen groups
-            table = cache.explorer_comparison(dataset, as_of, group_column, list(groups))
+            table = cache.explorer_comparison(dataset, as_of, group_column, list(groups), key=cache_key)
     except ValueError as exc:
         widgets.show_error(exc, "The comparison could not be computed")
     if table is not None:
@@ -153,7 +154,7 @@ else:
 # -- cohorts ------------------------------------------------------------------------------
 st.subheader("Cohort retention")
 try:
-    cohorts = cache.explorer_cohorts(dataset, as_of, 24)
+    cohorts = cache.explorer_cohorts(dataset, as_of, 24, key=cache_key)
 except ValueError as exc:
     widgets.show_error(exc, "The cohorts could not be computed")
     cohorts = pd.DataFrame()
@@ -190,9 +191,9 @@ elif mig_kind == MIGRATION_KINDS[1] and run_id is None:
 else:
     try:
         if run_id is None:
-            flows = cache.explorer_migration(dataset, from_day, as_of, "rfm_segment")
+            flows = cache.explorer_migration(dataset, from_day, as_of, "rfm_segment", key=cache_key)
         else:
-            flows = cache.explorer_cluster_migration(dataset, from_day, as_of, run_id)
+            flows = cache.explorer_cluster_migration(dataset, from_day, as_of, run_id, key=cache_key)
     except ValueError as exc:
         widgets.show_error(exc, "The migration could not be computed")
         flows = None
