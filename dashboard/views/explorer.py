@@ -4,9 +4,10 @@ Computations live in analytics.explorer; the per-date customer frame and the coh
 cached (dashboard.cache), so changing the groups only re-aggregates cached arrays. Summaries
 at any as-of date come from the dataset's summary history (analytics.summary.SummaryHistory,
 built and stored once per data version), so a new date costs a gather, not a pass over the
-events: at 1M customers ~1.1-1.3 s for a new as-of date (frame, scores, the migration's
-earlier date, cohorts; was ~2.7 s), ~0.3 s for anything on dates already seen
-(bench/bench_explorer.py --page, 2-core dev VM). Charts
+events: at 1M customers ~0.9-1.1 s for a new as-of date (frame, scores, the migration's
+earlier date as segment codes, cohorts; was ~2.7 s, then ~0.9-1.5 s), ~0.12-0.2 s for anything
+on dates already seen (the RFM/cluster groups and their comparison are cached with the frame;
+the cache key is read once per run) (bench/bench_explorer.py --page, 2-core dev VM). Charts
 receive aggregated data only (Lorenz curve <= 1000 points, segments x metrics, cohort
 months, segment-to-segment flows). User text (segment / cluster names, ids, event texts)
 goes through st.dataframe / st.text / widget labels, or is escaped for plotly labels.
