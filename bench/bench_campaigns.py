@@ -19,7 +19,6 @@ Targets: interactions (select, outcome + curve) under 1 s, save/read-out a few s
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 import tempfile
 import time
@@ -29,6 +28,9 @@ import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _timing import timed  # noqa: E402
 
 from analytics import campaigns as c  # noqa: E402
 from analytics.clv_models import sample_bgnbd_summary  # noqa: E402
@@ -67,15 +69,6 @@ def synthetic_frame(n: int, seed: int = 1) -> pd.DataFrame:
     df = df.join(sc[["rfm_segment", "clv_formula"]].rename(columns={"clv_formula": "clv"}))
     df.attrs = {"as_of": str(as_of.date()), "dataset": "bench", "unit": "days"}
     return df
-
-
-def timed(fn, repeats: int):
-    times, out = [], None
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        out = fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times), out
 
 
 def main() -> None:

@@ -37,7 +37,6 @@ date from it against ``customer_summary`` (SQL over the events, not stored), and
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -46,6 +45,7 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _timing import timed  # noqa: E402
 
 from analytics import explorer  # noqa: E402
 from analytics.scores import Scorer  # noqa: E402
@@ -62,15 +62,6 @@ def scored_frame(n: int, seed: int) -> tuple[pd.DataFrame, float]:
     frame = summary.join(sc[["rfm_segment", "clv_formula"]].rename(columns={"clv_formula": "clv"}))
     frame.attrs = {"as_of": str(summary.attrs["as_of"].date())}
     return frame, time.perf_counter() - t0
-
-
-def timed(fn, repeats: int) -> tuple[float, object]:
-    times, out = [], None
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        out = fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times), out
 
 
 def events_warehouse(n: int):
