@@ -14,6 +14,7 @@ from typing import Mapping
 import numpy as np
 import pandas as pd
 
+from analytics.dates import parse_day
 from analytics.warehouse import Warehouse
 
 #: retention window of :func:`segment_comparison` (days before the as-of day, inclusive)
@@ -30,15 +31,7 @@ class ExplorerError(ValueError):
 
 
 def _day(value, what: str) -> pd.Timestamp:
-    if value is None:
-        raise ExplorerError(f"{what} is required")
-    try:
-        ts = pd.Timestamp(value)
-    except (ValueError, TypeError):
-        raise ExplorerError(f"{what} is not a date: {value!r}") from None
-    if pd.isna(ts):
-        raise ExplorerError(f"{what} is not a date: {value!r}")
-    return ts.normalize()
+    return parse_day(value, what, ExplorerError)
 
 
 # ----------------------------------------------------------------- the customer frame
