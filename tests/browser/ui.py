@@ -51,7 +51,13 @@ def grid_column(grid, name: str) -> list[str]:
 
 
 def download_csv(page, button_scope, label: str, target: Path) -> pd.DataFrame:
-    """Click the download button ``label`` inside ``button_scope``; the saved CSV, parsed."""
+    """Click the download button ``label`` inside ``button_scope``; the saved CSV, parsed.
+
+    Waits for the script run to end first: a button clicked while a rerun replaces it
+    points at a file the server has already dropped, and no download starts."""
+    from playwright.sync_api import expect
+
+    wait_idle(page, expect)
     button = button_scope.locator('[data-testid="stDownloadButton"]').filter(has_text=label).locator("button")
     with page.expect_download(timeout=60_000) as info:
         button.first.click()
