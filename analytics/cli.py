@@ -67,6 +67,13 @@ def json_option(text: str, option: str):
         raise UserError(f"{option} is not valid JSON: {exc.msg}") from None
 
 
+def open_warehouse(args: argparse.Namespace):
+    """The warehouse a subcommand's ``--db`` names (default: $VALUESCOPE_DB or data/valuescope.duckdb)."""
+    from analytics.warehouse import default_db_path, get_warehouse
+
+    return get_warehouse(args.db or default_db_path())
+
+
 def add_db_argument(p: argparse.ArgumentParser) -> None:
     """Every subcommand's ``--db``: the DuckDB file (default: $VALUESCOPE_DB or data/valuescope.duckdb)."""
     p.add_argument(

@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from analytics.cli import UserError, add_db_argument, json_option
+from analytics.cli import UserError, add_db_argument, json_option, open_warehouse
 
 
 def register(sub) -> None:
@@ -94,12 +94,6 @@ def register(sub) -> None:
     q.set_defaults(func=cmd_delete)
 
 
-def _wh(args):
-    from analytics.warehouse import default_db_path, get_warehouse
-
-    return get_warehouse(args.db or default_db_path())
-
-
 def _rules(text: str | None):
     return None if text is None else json_option(text, "--rules")
 
@@ -155,7 +149,7 @@ def cmd_create(args) -> int:
         control_share=args.control, seed=args.seed, recommendations=args.recommend,
         recommendation_category=args.recommend_category, description=args.description,
     ).validated()
-    wh = _wh(args)
+    wh = open_warehouse(args)
     wh.require_dataset(spec.dataset)
     if spec.name in set(c.list_campaigns(wh)["name"]):
         raise UserError(f"a campaign named {spec.name!r} already exists; choose another name")
@@ -206,7 +200,7 @@ def cmd_create(args) -> int:
 def cmd_list(args) -> int:
     from analytics.campaigns import list_campaigns
 
-    df = list_campaigns(_wh(args), args.dataset)
+    df = list_campaigns(open_warehouse(args), args.dataset)
     if args.json:
         print(df.to_json(orient="records", date_format="iso", indent=2))
         return 0
@@ -223,7 +217,7 @@ def cmd_list(args) -> int:
 def cmd_show(args) -> int:
     from analytics import campaigns as c
 
-    camp = c.get_campaign(_wh(args), args.campaign)
+    camp = c.get_campaign(open_warehouse(args), args.campaign)
     if args.json:
         print(json.dumps(camp, indent=2, default=str))
         return 0
@@ -252,7 +246,7 @@ def cmd_export(args) -> int:
     from analytics import campaigns as c
 
     out = _check_out(args.out)
-    wh = _wh(args)
+    wh = open_warehouse(args)
     camp = c.get_campaign(wh, args.campaign)
     targets = c.campaign_targets(wh, camp["id"])
     _write(targets, out, args.bom, {"campaign_id": camp["id"], "name": camp["name"], "dataset": camp["dataset"],
@@ -280,7 +274,7 @@ def _print_row(label: str, r: dict) -> None:
 def cmd_readout(args) -> int:
     from analytics import campaigns as c
 
-    wh = _wh(args)
+    wh = open_warehouse(args)
     camp = c.get_campaign(wh, args.campaign)
     if args.outcomes:
         path = Path(args.outcomes)
@@ -316,7 +310,7 @@ def cmd_readout(args) -> int:
 def cmd_delete(args) -> int:
     from analytics import campaigns as c
 
-    wh = _wh(args)
+    wh = open_warehouse(args)
     camp = c.get_campaign(wh, args.campaign)
     c.delete_campaign(wh, camp["id"])
     print(f"deleted campaign {camp['id']} {camp['name']!r}")

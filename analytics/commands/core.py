@@ -6,8 +6,8 @@ import os
 import sys
 from pathlib import Path
 
-from analytics.cli import add_db_argument
-from analytics.warehouse import ENV_DB, default_db_path, get_warehouse
+from analytics.cli import add_db_argument, open_warehouse
+from analytics.warehouse import ENV_DB, default_db_path
 
 
 def register(sub) -> None:
@@ -73,7 +73,7 @@ def cmd_serve(args) -> int:
 
 
 def cmd_datasets(args) -> int:
-    wh = get_warehouse(args.db or default_db_path())
+    wh = open_warehouse(args)
     rows = wh.cursor().execute(
         """
         SELECT d.name, d.created_at, d.updated_at, d.pseudonymized,

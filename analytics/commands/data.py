@@ -5,8 +5,7 @@ import json
 import sys
 from pathlib import Path
 
-from analytics.cli import UserError, add_db_argument
-from analytics.warehouse import default_db_path, get_warehouse
+from analytics.cli import UserError, add_db_argument, open_warehouse
 
 
 def register(sub) -> None:
@@ -60,7 +59,7 @@ def cmd_ingest(args) -> int:
         if mapping is None:
             mapping = inspect_source(args.file).mapping
         mapping.date_format = args.date_format
-    wh = get_warehouse(args.db or default_db_path())
+    wh = open_warehouse(args)
     last = [-1.0]
 
     def progress(frac, msg):
@@ -81,7 +80,7 @@ def cmd_export(args) -> int:
     from analytics.ingest import export_dataset
 
     fmt = args.format or ("parquet" if args.out.lower().endswith(".parquet") else "csv")
-    wh = get_warehouse(args.db or default_db_path())
+    wh = open_warehouse(args)
     out = export_dataset(wh, args.dataset, args.out, fmt=fmt)
     print(f"wrote {out}")
     return 0
@@ -92,7 +91,7 @@ def cmd_delete(args) -> int:
 
     if not args.yes:
         raise UserError(f"this deletes dataset {args.name!r} and everything derived from it; add --yes to confirm")
-    wh = get_warehouse(args.db or default_db_path())
+    wh = open_warehouse(args)
     delete_dataset(wh, args.name)
     print(f"deleted dataset {args.name}")
     return 0

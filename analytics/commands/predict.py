@@ -17,7 +17,7 @@ import math
 import sys
 from pathlib import Path
 
-from analytics.cli import UserError, add_db_argument
+from analytics.cli import UserError, add_db_argument, open_warehouse
 
 COLUMNS = [("rmse", "RMSE", "{:.2f}"), ("mae", "MAE", "{:.2f}"), ("spearman", "Spearman", "{:.3f}"),
            ("normalized_gini", "Gini", "{:.3f}"), ("top_decile_capture", "Top10%", "{:.3f}"),
@@ -67,12 +67,11 @@ def _clean(obj):
 
 def cmd_backtest(args) -> int:
     from analytics.predict.backtest import run_backtest
-    from analytics.warehouse import default_db_path, get_warehouse
 
     models = [m.strip() for m in args.models.split(",") if m.strip()]
     if args.epochs < 1:
         raise UserError("--epochs must be at least 1")
-    wh = get_warehouse(args.db or default_db_path())
+    wh = open_warehouse(args)
 
     def progress(row):
         if row.get("status") == "epoch":

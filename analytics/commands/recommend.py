@@ -18,7 +18,7 @@ import json
 import sys
 from pathlib import Path
 
-from analytics.cli import UserError, add_db_argument
+from analytics.cli import UserError, add_db_argument, open_warehouse
 
 
 def register(sub) -> None:
@@ -68,9 +68,7 @@ def register(sub) -> None:
 
 
 def _wh(args):
-    from analytics.warehouse import default_db_path, get_warehouse
-
-    wh = get_warehouse(args.db or default_db_path())
+    wh = open_warehouse(args)
     wh.require_dataset(args.dataset)
     return wh
 

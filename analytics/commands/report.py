@@ -17,7 +17,7 @@ import argparse
 import json
 from pathlib import Path
 
-from analytics.cli import UserError, add_db_argument
+from analytics.cli import UserError, add_db_argument, open_warehouse
 
 
 def register(sub) -> None:
@@ -58,12 +58,6 @@ def register(sub) -> None:
     q.set_defaults(func=cmd_revoke)
 
 
-def _warehouse(args):
-    from analytics.warehouse import default_db_path, get_warehouse
-
-    return get_warehouse(args.db or default_db_path())
-
-
 def _default_dataset(wh, given: str | None) -> str:
     if given:
         wh.require_dataset(given)
@@ -93,7 +87,7 @@ def cmd_report(args) -> int:
                         "`report revoke TOKEN`)")
     if not args.out and not args.permalink:
         raise UserError("say where the report goes: --out FILE.html and/or --permalink")
-    wh = _warehouse(args)
+    wh = open_warehouse(args)
     campaign = None
     if args.campaign is not None:
         try:
@@ -132,7 +126,7 @@ def cmd_report(args) -> int:
 def cmd_list(args) -> int:
     from analytics.reports import list_reports
 
-    df = list_reports(_warehouse(args), dataset=args.dataset)
+    df = list_reports(open_warehouse(args), dataset=args.dataset)
     if args.json:
         rows = [{k: (None if v is None or (isinstance(v, float) and v != v) else str(v)) for k, v in r.items()}
                 for r in df.to_dict("records")]
@@ -151,6 +145,6 @@ def cmd_list(args) -> int:
 def cmd_revoke(args) -> int:
     from analytics.reports import revoke_report
 
-    rid = revoke_report(_warehouse(args), args.token)
+    rid = revoke_report(open_warehouse(args), args.token)
     print(f"revoked report {rid}: its link now shows 'this report link was revoked'")
     return 0

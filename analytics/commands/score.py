@@ -19,7 +19,7 @@ import json
 import sys
 from pathlib import Path
 
-from analytics.cli import UserError, add_db_argument
+from analytics.cli import UserError, add_db_argument, open_warehouse
 
 
 def register(sub) -> None:
@@ -57,7 +57,6 @@ def register(sub) -> None:
 def cmd_score(args) -> int:
     from analytics import scores
     from analytics.export import to_parquet, to_safe_csv
-    from analytics.warehouse import default_db_path, get_warehouse
 
     out = Path(args.out)
     fmt = out.suffix.lower()
@@ -82,7 +81,7 @@ def cmd_score(args) -> int:
     rules = _read_rules(args.segment_rules) if args.segment_rules else None
     scores.compile_segment_rules(rules, args.fallback_segment)  # validate before any work
 
-    wh = get_warehouse(args.db or default_db_path())
+    wh = open_warehouse(args)
     run = scores.score_dataset(
         wh, args.dataset, args.as_of, args.unit,
         rfm_weights=rfm_w, behaviour_weights=beh_w, clv=params, bgnbd=not args.no_bgnbd,

@@ -24,7 +24,7 @@ import json
 import sys
 from pathlib import Path
 
-from analytics.cli import UserError, add_db_argument, json_option
+from analytics.cli import UserError, add_db_argument, json_option, open_warehouse
 
 _ALGOS = ("kmeans", "minibatch_kmeans", "gmm")
 _SCALINGS = ("log1p_standard", "standard", "robust")
@@ -94,12 +94,6 @@ def register(sub) -> None:
     q.set_defaults(func=cmd_select)
 
 
-def _wh(args):
-    from analytics.warehouse import default_db_path, get_warehouse
-
-    return get_warehouse(args.db or default_db_path())
-
-
 def _summary(wh, args):
     from analytics.summary import customer_summary
 
@@ -135,7 +129,7 @@ def cmd_guide_k(args) -> int:
 
     if not 2 <= args.k_min < args.k_max:
         raise UserError("need 2 <= --k-min < --k-max")
-    wh = _wh(args)
+    wh = open_warehouse(args)
     summary = _summary(wh, args)
     g = k_guidance(summary, features=_features(args), scaling=args.scaling, algorithm=args.algorithm,
                    k_values=range(args.k_min, args.k_max + 1), random_state=args.seed)
@@ -158,7 +152,7 @@ def cmd_cluster(args) -> int:
     from analytics.segments.clustering import CustomerClustering
 
     out = _check_out(args.out)
-    wh = _wh(args)
+    wh = open_warehouse(args)
     summary = _summary(wh, args)
     model = CustomerClustering(features=_features(args), scaling=args.scaling, algorithm=args.algorithm,
                                n_clusters=args.k, random_state=args.seed).fit(summary)
@@ -187,7 +181,7 @@ def cmd_cluster(args) -> int:
 def cmd_runs(args) -> int:
     from analytics.segments import store
 
-    runs = store.list_clustering_runs(_wh(args), args.dataset)
+    runs = store.list_clustering_runs(open_warehouse(args), args.dataset)
     if runs.empty:
         print("no clustering runs yet: `valuescope segments cluster ... --save`")
         return 0
@@ -201,7 +195,7 @@ def cmd_runs(args) -> int:
 def cmd_list(args) -> int:
     from analytics.segments import rules, store
 
-    segs = store.list_segments(_wh(args))
+    segs = store.list_segments(open_warehouse(args))
     if segs.empty:
         print("no saved segments yet: `valuescope segments save NAME --definition JSON`")
         return 0
@@ -214,7 +208,7 @@ def cmd_list(args) -> int:
 def cmd_save(args) -> int:
     from analytics.segments import store
 
-    seg_id = store.save_segment(_wh(args), args.name, _definition(args.definition), args.description)
+    seg_id = store.save_segment(open_warehouse(args), args.name, _definition(args.definition), args.description)
     print(f"saved segment {args.name.strip()!r} (id {seg_id})")
     return 0
 
@@ -222,7 +216,7 @@ def cmd_save(args) -> int:
 def cmd_delete(args) -> int:
     from analytics.segments import store
 
-    store.delete_segment(_wh(args), args.name)
+    store.delete_segment(open_warehouse(args), args.name)
     print(f"deleted segment {args.name.strip()!r}")
     return 0
 
@@ -232,7 +226,7 @@ def cmd_select(args) -> int:
     from analytics.segments import rules, store
 
     out = _check_out(args.out)
-    wh = _wh(args)
+    wh = open_warehouse(args)
     definition = (store.get_segment(wh, args.segment)["definition"] if args.segment
                   else _definition(args.definition))
     rules.validate(definition)
