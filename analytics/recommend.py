@@ -656,13 +656,8 @@ def data_range(wh: Warehouse, dataset: str) -> tuple[pd.Timestamp | None, pd.Tim
             pd.Timestamp(row[1]) if row[1] is not None else None)
 
 
-def holdout_window(wh: Warehouse, dataset: str, days: int = 90) -> tuple[pd.Timestamp, pd.Timestamp]:
-    """A default ``(split, end)`` for ``evaluate_holdout``: the last ``days`` days of the data.
-
-    ``end`` is the day after the last event, ``split`` is ``days`` before it. Raises
-    ``RecommendError`` when the data does not reach back before ``split``.
-    """
-    days = _BaseRecommender._check_n(days)
+def _event_span(wh: Warehouse, dataset: str) -> tuple[pd.Timestamp, pd.Timestamp]:
+    """First and last event times of ``dataset`` (RecommendError if it is unknown or empty)."""
     try:
         wh.require_dataset(dataset)
     except WarehouseError as exc:
@@ -670,6 +665,17 @@ def holdout_window(wh: Warehouse, dataset: str, days: int = 90) -> tuple[pd.Time
     lo, hi = data_range(wh, dataset)
     if lo is None:
         raise RecommendError(f"dataset {dataset!r} has no events")
+    return lo, hi
+
+
+def holdout_window(wh: Warehouse, dataset: str, days: int = 90) -> tuple[pd.Timestamp, pd.Timestamp]:
+    """A default ``(split, end)`` for ``evaluate_holdout``: the last ``days`` days of the data.
+
+    ``end`` is the day after the last event, ``split`` is ``days`` before it. Raises
+    ``RecommendError`` when the data does not reach back before ``split``.
+    """
+    days = _BaseRecommender._check_n(days)
+    lo, hi = _event_span(wh, dataset)
     end = hi.normalize() + pd.Timedelta(days=1)
     split = end - pd.Timedelta(days=days)
     if lo >= split:
@@ -722,13 +728,7 @@ def evaluate_holdout(wh: Warehouse, dataset: str, split, end, k: int = 10, *,
     split_ts, end_ts = _timestamp(split, "split"), _timestamp(end, "end")
     if split_ts is None or end_ts is None:
         raise RecommendError("split and end dates are required")
-    try:
-        wh.require_dataset(dataset)
-    except WarehouseError as exc:
-        raise RecommendError(str(exc)) from None
-    lo, hi = data_range(wh, dataset)
-    if lo is None:
-        raise RecommendError(f"dataset {dataset!r} has no events")
+    lo, hi = _event_span(wh, dataset)
     if not lo < split_ts <= hi:
         raise RecommendError(
             f"split {split_ts.date()} is outside the data ({lo.date()} .. {hi.date()}): "
