@@ -21,7 +21,9 @@ import pandas as pd
 import pytest
 
 from tests.browser.server import require_browser_or_skip
-from tests.browser.ui import app_session, download_csv, grid_column, metric_value, no_exception, wait_idle
+from tests.browser.ui import (
+    app_session, download_csv, grid_column, metric_value, no_exception, pick_segment_and_cap, wait_idle,
+)
 
 pytestmark = pytest.mark.browser
 
@@ -93,17 +95,8 @@ def test_campaign_build_export_save_readout(tmp_path):
         wait_idle(page, expect)
         no_exception(page, db)
 
-        # the saved segment (its name shown as text in the picker)
-        ms = build.locator('[data-testid="stMultiSelect"]').filter(has_text="Saved segments")
-        ms.click()
-        page.get_by_role("option", name=SEGMENT, exact=True).click()
-        page.keyboard.press("Escape")
-        wait_idle(page, expect)
-        # the cap, typed
-        cap = build.get_by_label("Max contacts", exact=True)
-        cap.fill(str(CAP))
-        cap.press("Enter")
-        wait_idle(page, expect)
+        # the saved segment (its name shown as text in the picker), then the cap, typed
+        pick_segment_and_cap(page, expect, build, SEGMENT, CAP)
         # the control share, with the keyboard: 10 % -> 20 %
         thumb = build.locator('[data-testid="stSlider"]').filter(has_text="Control group").locator(
             'input[type="range"]')

@@ -22,7 +22,9 @@ import pandas as pd
 import pytest
 
 from tests.browser.server import ROOT, require_browser_or_skip
-from tests.browser.ui import app_session, download_csv, metric_value, no_exception, pick, wait_idle
+from tests.browser.ui import (
+    app_session, download_csv, metric_value, no_exception, pick, pick_segment_and_cap, wait_idle,
+)
 
 pytestmark = pytest.mark.browser
 
@@ -139,14 +141,7 @@ def test_upload_score_segment_target_export_report(tmp_path):
         build = page.get_by_role("tabpanel", name=re.compile("Build"))
         expect(metric_value(page, build, "Contacted")).to_be_visible(timeout=180_000)
         wait_idle(page, expect)
-        build.locator('[data-testid="stMultiSelect"]').filter(has_text="Saved segments").click()
-        page.get_by_role("option", name=SEGMENT, exact=True).click()
-        page.keyboard.press("Escape")
-        wait_idle(page, expect)
-        cap = build.get_by_label("Max contacts", exact=True)
-        cap.fill(str(CAP))
-        cap.press("Enter")
-        wait_idle(page, expect)
+        pick_segment_and_cap(page, expect, build, SEGMENT, CAP)
         expect(metric_value(page, build, "Eligible customers")).to_have_text(f"{n_members:,}")
         expect(metric_value(page, build, "Contacted")).to_have_text(f"{CAP:,}")
         expect(metric_value(page, build, "Control (not contacted)")).to_have_text(f"{n_listed - CAP:,}")

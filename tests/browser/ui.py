@@ -103,3 +103,15 @@ def app_session(db: Path, tmp_path: Path, *, skip_sample: bool = False, width: i
             browser.close()
     assert not dialogs, f"dialogs fired: {dialogs}"
     assert_no_browser_errors(failed_urls, console_errors)
+
+
+def pick_segment_and_cap(page, expect, build, segment: str, cap: int) -> None:
+    """On the Campaigns page's Build tab: choose the saved ``segment`` and type the contact cap."""
+    build.locator('[data-testid="stMultiSelect"]').filter(has_text="Saved segments").click()
+    page.get_by_role("option", name=segment, exact=True).click()
+    page.keyboard.press("Escape")
+    wait_idle(page, expect)
+    box = build.get_by_label("Max contacts", exact=True)
+    box.fill(str(cap))
+    box.press("Enter")
+    wait_idle(page, expect)
