@@ -4,7 +4,8 @@ Each entry is ``(version, name, sql)``; statements are separated by ``;`` at a
 line end. Never edit an applied migration: add a new one. Version ranges by
 area keep parallel work from colliding:
   1-9 core (datasets, events, ingestion), 10-19 scoring, 20-29 segments,
-  30-39 predictors, 40-49 campaigns and reports.
+  30-39 predictors, 40-49 campaigns and reports, 50-59 preparation, 60-69 access
+  control, 70-79 reviews, 80-89 recommenders, 90-99 marketer settings, 100-109 Spark.
 """
 
 MIGRATIONS: list[tuple[int, str, str]] = [
@@ -281,6 +282,18 @@ CREATE TABLE reports (
     snapshot VARCHAR NOT NULL,
     created_at TIMESTAMP NOT NULL,
     revoked_at TIMESTAMP
+)
+""",
+    ),
+    (
+        90,
+        "marketer settings: per-dataset settings (currency...), deleted with the dataset",
+        """
+CREATE TABLE dataset_settings (
+    dataset VARCHAR NOT NULL,
+    key VARCHAR NOT NULL,
+    value VARCHAR,
+    PRIMARY KEY (dataset, key)
 )
 """,
     ),

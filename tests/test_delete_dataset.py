@@ -74,6 +74,9 @@ def _derive(wh, name: str, model_dir) -> tuple[list[int], object]:
     cur.execute("INSERT INTO reports (id, token_hash, kind, title, dataset, snapshot, created_at) "
                 "VALUES (nextval('report_id_seq'), ?, 'segment', 't', ?, '{}', current_timestamp)",
                 ["hash-" + name, name])
+    from analytics.currency import set_dataset_currency
+
+    set_dataset_currency(wh, name, "EUR")  # a per-dataset setting (migration 90)
     return runs, folder
 
 
