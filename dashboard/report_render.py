@@ -8,6 +8,8 @@ literal characters).
 """
 from __future__ import annotations
 
+import functools
+
 import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
@@ -17,11 +19,27 @@ from analytics.reports.render import fmt_money, fmt_num, fmt_pct, fmt_unit, read
 from dashboard.widgets import md_escape
 
 
-def html_file(snapshot: dict) -> tuple[str, bytes]:
-    """(file name, bytes) of the self-contained HTML report; the name is built from safe characters only."""
+def html_file_name(snapshot: dict) -> str:
+    """The report's download name, built from safe characters only."""
     base = "".join(ch if ch.isalnum() else "-" for ch in str(snapshot["subject"]["name"]).lower())
     base = "-".join(p for p in base.split("-") if p)[:60] or snapshot["kind"]
-    return f"valuescope-report-{base}-{snapshot['as_of']}.html", render_html(snapshot).encode("utf-8")
+    return f"valuescope-report-{base}-{snapshot['as_of']}.html"
+
+
+def html_bytes(snapshot: dict) -> bytes:
+    """The self-contained HTML report file."""
+    return render_html(snapshot).encode("utf-8")
+
+
+def html_download(snapshot: dict):
+    """A callable for ``st.download_button(data=...)`` that renders the HTML file when clicked.
+
+    A download button given bytes stores them as a media file and the browser fetches that
+    whole file (~5 MB: plotly.js is inline) as soon as the button is drawn, to check the link;
+    leaving or rerunning the page while that fetch runs aborts it (a failed ``/media/...html``
+    request in the browser). A callable is rendered only on a click and nothing is fetched before.
+    """
+    return functools.partial(html_bytes, snapshot)
 
 
 def _chart(figs: dict, key: str) -> None:

@@ -28,6 +28,6 @@ except Exception:  # a broken warehouse file or the like: a message, not a trace
 
 st.caption("📄 Valuescope · shared report (read-only)")
 report_render.show_report(snapshot)
-file_name, data = report_render.html_file(snapshot)
-st.download_button("Download as an HTML file", data=data, file_name=file_name, mime="text/html", icon="⬇️",
+st.download_button("Download as an HTML file", data=report_render.html_download(snapshot),
+                   file_name=report_render.html_file_name(snapshot), mime="text/html", icon="⬇️",
                    on_click="ignore", key="report_view_download")

@@ -104,10 +104,10 @@ def _make_report() -> None:
     snapshot = st.session_state.get(SNAPSHOT_KEY)
     if snapshot is None or snapshot["dataset"] != dataset:
         return
-    file_name, data = report_render.html_file(snapshot)
+    file_name = report_render.html_file_name(snapshot)
     c1, c2 = st.columns(2)
-    c1.download_button("Download the HTML file", data=data, file_name=file_name, mime="text/html",
-                       icon="⬇️", on_click="ignore", key="reports_download",
+    c1.download_button("Download the HTML file", data=report_render.html_download(snapshot), file_name=file_name,
+                       mime="text/html", icon="⬇️", on_click="ignore", key="reports_download",
                        help="One self-contained file (charts included) that opens offline in any browser.")
     if c2.button("Create a permalink", icon="🔗", key="reports_permalink"):
         try:

@@ -45,7 +45,7 @@ require_browser_or_skip()
 def _prepare(db, out_dir) -> dict:
     """Sample + the two segments + their HTML files and permalinks (one revoked), in ``db``."""
     from analytics.bootstrap import ensure_default_dataset
-    from analytics.reports import build_report, create_report, render_html, revoke_report
+    from analytics.reports import build_report, create_report, get_report, render_html, revoke_report
     from analytics.segments import store
     from analytics.warehouse import Warehouse
 
@@ -68,11 +68,12 @@ def _prepare(db, out_dir) -> dict:
             path.write_text(render_html(snap), encoding="utf-8")
             files[key] = path
         token = create_report(wh, named)
+        permalink_html = render_html(get_report(wh, token))  # what the permalink's download must hold
         token_described = create_report(wh, described)
         revoked = create_report(wh, named)
         revoke_report(wh, revoked)
         return {"files": files, "token": token, "token_described": token_described, "revoked": revoked,
-                "customers": named["size"]["customers"]}
+                "permalink_html": permalink_html, "customers": named["size"]["customers"]}
     finally:
         wh.close()
 
@@ -161,6 +162,16 @@ def test_report_file_and_permalink_show_html_as_text(tmp_path):
                     _no_injected_elements(page)
                     assert not page.locator('[data-testid="stException"]').count(), server_log(db)
 
+                    wait_idle(page, expect)
+                    # The HTML file is made only when the button is clicked: drawing the button fetches
+                    # nothing (a button holding the bytes made the browser fetch the ~5 MB file at once,
+                    # and leaving the page during that fetch aborted it).
+                    assert not [u for u in requests if u.startswith(f"{base}/media/")], requests
+                    with page.expect_download(timeout=60_000) as info:
+                        page.get_by_role("button", name="Download as an HTML file").click()
+                    saved = tmp_path / "downloaded.html"
+                    info.value.save_as(str(saved))
+                    assert saved.read_text(encoding="utf-8") == prep["permalink_html"]
                     wait_idle(page, expect)
 
                     page.goto(f"{base}/?report={prep['token_described']}")
