@@ -24,7 +24,9 @@ import pytest
 from tests.browser.server import ROOT, require_browser_or_skip, server_log
 from tests.browser.ui import app_session, download_csv, metric_value, wait_idle
 
-pytestmark = pytest.mark.browser
+# slow: left out of the default run (budget: 10 min for the whole suite on 2 cores); the lifecycle
+# flow (upload -> score -> segment -> target -> export -> report) is the default run's browser representative
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 SAMPLE = ROOT / "sample_data" / "sample_events.csv.gz"
 # the sliders as dashboard/views/value.py draws them
