@@ -167,8 +167,21 @@ def test_report_file_and_permalink_show_html_as_text(tmp_path):
                     # nothing (a button holding the bytes made the browser fetch the ~5 MB file at once,
                     # and leaving the page during that fetch aborted it).
                     assert not [u for u in requests if u.startswith(f"{base}/media/")], requests
+                    # on a click Streamlit makes the file, starts the download and also fetches the file
+                    # once to check the link: every such request must end before the page is left
+                    media = f"{base}/media/"
+                    pending: set = set()
+                    page.on("request", lambda r: pending.add(r) if r.url.startswith(media) else None)
+                    page.on("requestfinished", lambda r: pending.discard(r))
+                    page.on("requestfailed", lambda r: pending.discard(r))
                     with page.expect_download(timeout=60_000) as info:
                         page.get_by_role("button", name="Download as an HTML file").click()
+                    info.value.path()  # the download is complete
+                    for _ in range(600):  # up to 60 s
+                        if not pending:
+                            break
+                        page.wait_for_timeout(100)
+                    assert not pending, [r.url for r in pending]
                     saved = tmp_path / "downloaded.html"
                     info.value.save_as(str(saved))
                     assert saved.read_text(encoding="utf-8") == prep["permalink_html"]
