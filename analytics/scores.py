@@ -52,7 +52,14 @@ CLV by formula (:func:`clv_formula`)
 
     * ``AOV_i`` = net revenue / orders (clipped at 0),
     * ``f_i`` = orders per year = orders / max(age_i, min_age_months / 12),
-      ``age_i`` = years from the first purchase to the as-of date,
+      ``age_i`` = years from the first purchase to the as-of date. The minimum age
+      (:data:`DEFAULT_MIN_AGE_MONTHS`, 9 months; shown and editable) damps the
+      annualisation of very new customers: one order two weeks ago is not 26 orders a
+      year. Chosen on validation windows before the reported holdouts
+      (``bench/bench_clv_min_age.py``: sample and CDNOW, 3-month windows): against a
+      1-month floor it lowers the error of next-window revenue by 35 % on average with
+      the same top-decile capture (0.457 vs 0.456); 12 months lowered the sample's
+      top-decile capture (0.417 vs 0.443 on one window).
     * ``A = sum_{k=1..floor(M)} v^k + (M - floor(M)) v^(floor(M)+1)``: the
       discounted number of months, ``v = (1 + discount_rate)^(-1/12)``,
       ``M = min(horizon_months, 12 x expected_lifetime_years)``.
@@ -512,6 +519,10 @@ def behaviour_score(summary: pd.DataFrame, weights=None) -> np.ndarray:
 
 
 # -- CLV by formula --------------------------------------------------------------------------------
+#: customers younger than this are annualised as if this old (see the module docstring)
+DEFAULT_MIN_AGE_MONTHS = 9.0
+
+
 @dataclass(frozen=True)
 class CLVParams:
     """Parameters of the CLV formula (and the horizon/discounting of the probabilistic CLV)."""
@@ -520,7 +531,7 @@ class CLVParams:
     horizon_months: float = 12.0
     discount_rate: float = 0.10
     expected_lifetime_years: float = 3.0
-    min_age_months: float = 1.0
+    min_age_months: float = DEFAULT_MIN_AGE_MONTHS
 
     def validated(self) -> "CLVParams":
         checks = [
@@ -559,8 +570,9 @@ def discounted_months(horizon_months: float, discount_rate: float, expected_life
     return annuity + frac * v ** (full + 1)
 
 
-def clv_inputs(summary: pd.DataFrame, as_of=None, min_age_months: float = 1.0) -> pd.DataFrame:
-    """Per customer: average order value and orders per year (the customer-specific part of the formula)."""
+def clv_inputs(summary: pd.DataFrame, as_of=None, min_age_months: float = DEFAULT_MIN_AGE_MONTHS) -> pd.DataFrame:
+    """Per customer: average order value, orders per year (the customer-specific part of the
+    formula) and ``damped``: bought, but younger than ``min_age_months``, so counted over that age."""
     _require(summary, ["first_purchase", "n_orders", "net_revenue"])
     when = _as_of(summary, as_of)
     orders = np.nan_to_num(_float(summary, "n_orders"), nan=0.0)
@@ -571,7 +583,9 @@ def clv_inputs(summary: pd.DataFrame, as_of=None, min_age_months: float = 1.0) -
         aov = np.where(orders > 0, np.clip(net, 0, None) / np.where(orders > 0, orders, 1), 0.0)
         years = np.maximum(age_years, floor_years)
         per_year = np.where((orders > 0) & (years > 0), orders / np.where(years > 0, years, 1), 0.0)
-    return pd.DataFrame({"avg_order_value": aov, "orders_per_year": per_year}, index=summary.index)
+    damped = (orders > 0) & (age_years < floor_years)
+    return pd.DataFrame({"avg_order_value": aov, "orders_per_year": per_year, "damped": damped},
+                        index=summary.index)
 
 
 def clv_formula(summary: pd.DataFrame, params: CLVParams | None = None, as_of=None) -> pd.Series:
@@ -634,7 +648,7 @@ class Scorer:
     needs them (a Scorer asked for scores only, like the Explorer's frame, never builds them).
     """
 
-    def __init__(self, summary: pd.DataFrame, as_of=None, *, min_age_months: float = 1.0):
+    def __init__(self, summary: pd.DataFrame, as_of=None, *, min_age_months: float = DEFAULT_MIN_AGE_MONTHS):
         when = _as_of(summary, as_of)
         self.as_of = when
         self.unit = summary.attrs.get("unit")

@@ -137,9 +137,15 @@ def _value_scorer(path: str, dataset: str, as_of: str, unit: str, min_age_months
     return Scorer(summary, min_age_months=min_age_months)
 
 
-def value_scorer(dataset: str, as_of, unit: str, min_age_months: float = 1.0):
+def _min_age(months: float | None) -> float:
+    from analytics.scores import DEFAULT_MIN_AGE_MONTHS
+
+    return float(DEFAULT_MIN_AGE_MONTHS if months is None else months)
+
+
+def value_scorer(dataset: str, as_of, unit: str, min_age_months: float | None = None):
     """``analytics.scores.Scorer`` over the customer summary, cached per data version."""
-    return _value_scorer(_value_db(), dataset, str(as_of), unit, float(min_age_months), data_version(dataset))
+    return _value_scorer(_value_db(), dataset, str(as_of), unit, _min_age(min_age_months), data_version(dataset))
 
 
 # A fit that fails (degenerate data) is cached as its message too, so that a slider
@@ -177,14 +183,14 @@ def _day_clv_models(path: str, dataset: str, as_of: str, version: str):
     the Explorer frame carries), shared by Campaigns and Reports so a day is fitted once
     (20-45 s at 1M customers); None when the data cannot support it (the caller's own
     fallback then says why)."""
-    models, _problem = _value_models(path, dataset, as_of, "days", 1.0, version)
+    models, _problem = _value_models(path, dataset, as_of, "days", _min_age(None), version)
     return models
 
 
-def value_models(dataset: str, as_of, unit: str, min_age_months: float = 1.0):
+def value_models(dataset: str, as_of, unit: str, min_age_months: float | None = None):
     """The fitted (BG/NBD, Gamma-Gamma) pair for the Value page, cached per data version
     (``ValueError`` with the model's message when the data cannot support it)."""
-    models, problem = _value_models(_value_db(), dataset, str(as_of), unit, float(min_age_months),
+    models, problem = _value_models(_value_db(), dataset, str(as_of), unit, _min_age(min_age_months),
                                     data_version(dataset))
     if problem:
         raise ValueError(problem)

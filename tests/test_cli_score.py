@@ -69,9 +69,10 @@ def test_score_to_csv_with_parameters(db, tmp_path, capsys):
     assert (df["param_horizon_months"] == 6).all()
     assert (df["param_as_of"] == "2024-03-31").all()
     assert df["param_rfm_weight_recency"].iloc[0] == pytest.approx(0.5)
-    # CLV by formula, by hand for alice: AOV 310/3, 3 orders over (Mar 31 - Jan 5 = 86 days), no discounting,
+    # CLV by formula, by hand for alice: AOV 310/3, 3 orders over (Mar 31 - Jan 5 = 86 days, younger than the
+    # default minimum age of 9 months, so counted over 9 months), no discounting,
     # 6 months within a 3-year lifetime -> x 0.25 x 6/12
-    expected = (310 / 3) * (3 / (86 / 365.25)) * 0.25 * 0.5
+    expected = (310 / 3) * (3 / max(86 / 365.25, 9 / 12)) * 0.25 * 0.5
     assert by.loc["alice", "clv_formula"] == pytest.approx(expected)
     meta = json.loads((tmp_path / "scores.csv.json").read_text())
     assert meta["margin"] == 0.25 and meta["dataset"] == "shop" and meta["bgnbd"] == "skipped"

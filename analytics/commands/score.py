@@ -3,7 +3,7 @@
     valuescope score --dataset NAME --as-of DATE [--unit days|weeks|months]
         [--rfm-weights 1,1,1] [--behaviour-weights views=0.1,carts=0.5,...]
         [--margin 0.3] [--horizon-months 12] [--discount-rate 0.1]
-        [--lifetime-years 3] [--min-age-months 1] [--no-bgnbd]
+        [--lifetime-years 3] [--min-age-months 9] [--no-bgnbd]
         [--segment-rules RULES.csv|RULES.json] [--fallback-segment NAME]
         --out FILE.csv|FILE.parquet [--bom] [--db PATH]
 
@@ -41,8 +41,10 @@ def register(sub) -> None:
     p.add_argument("--discount-rate", type=float, default=0.10, help="annual discount rate, 0-1 (default 0.10)")
     p.add_argument("--lifetime-years", type=float, default=3.0,
                    help="expected customer lifetime in years for the CLV formula (default 3)")
-    p.add_argument("--min-age-months", type=float, default=1.0,
-                   help="shortest customer age used for orders per year (default 1 month)")
+    p.add_argument("--min-age-months", type=float, default=None,
+                   help="customers younger than this are counted as this old for orders per year, so a new "
+                   "customer's few orders are not blown up to a year's worth (default: "
+                   "analytics.scores.DEFAULT_MIN_AGE_MONTHS, 9 months)")
     p.add_argument("--no-bgnbd", action="store_true", help="skip the BG/NBD + Gamma-Gamma CLV")
     p.add_argument("--segment-rules", metavar="FILE", default=None,
                    help="RFM segment rule table (CSV or JSON list) with columns segment,r_min,r_max,fm_min,fm_max; "
@@ -75,7 +77,7 @@ def cmd_score(args) -> int:
         horizon_months=args.horizon_months,
         discount_rate=args.discount_rate,
         expected_lifetime_years=args.lifetime_years,
-        min_age_months=args.min_age_months,
+        min_age_months=scores.DEFAULT_MIN_AGE_MONTHS if args.min_age_months is None else args.min_age_months,
     ).validated()
 
     rules = _read_rules(args.segment_rules) if args.segment_rules else None
