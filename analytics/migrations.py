@@ -297,4 +297,23 @@ CREATE TABLE dataset_settings (
 )
 """,
     ),
+    (
+        91,
+        "marketer settings: saved segments belong to a dataset (NULL: all datasets); names unique per dataset",
+        """
+CREATE TABLE segments_scoped (
+    id BIGINT PRIMARY KEY,
+    name VARCHAR NOT NULL,
+    description VARCHAR,
+    definition VARCHAR NOT NULL,
+    created_at TIMESTAMP NOT NULL,
+    updated_at TIMESTAMP NOT NULL,
+    dataset VARCHAR
+);
+INSERT INTO segments_scoped (id, name, description, definition, created_at, updated_at, dataset)
+SELECT id, name, description, definition, created_at, updated_at, NULL FROM segments;
+DROP TABLE segments;
+ALTER TABLE segments_scoped RENAME TO segments
+""",
+    ),
 ]

@@ -273,6 +273,19 @@ def segments_frame(dataset: str, as_of) -> pd.DataFrame:
     return _segments_frame(_value_db(), dataset, str(as_of), data_version(dataset), prediction_stamp(dataset))
 
 
+@st.cache_resource(show_spinner=False, max_entries=8)
+def _event_source(path: str, dataset: str, as_of: str, version: str):
+    from analytics.segments.activity import EventSource
+
+    return EventSource(get_warehouse(path), dataset, as_of)
+
+
+def event_source(dataset: str, as_of):
+    """``analytics.segments.activity.EventSource`` of ``dataset`` at ``as_of`` (answers segment conditions on
+    what customers did and on their attributes; keeps each answer), one per data version."""
+    return _event_source(_value_db(), dataset, str(as_of), data_version(dataset))
+
+
 # ---- Explorer page (owned by the explorer area) ------------------------------------
 # analytics.explorer.build_frame per as-of date: a shared read-only resource (no copy per
 # rerun at 1M customers), keyed by data version, the published predictions and the latest

@@ -132,22 +132,31 @@ def value_columns(wh: Warehouse | None, frame: pd.DataFrame, params=None, *, mod
 
 
 # ----------------------------------------------------------------- selection
-def _segment_masks(wh: Warehouse, frame: pd.DataFrame, segments: list[str]) -> list[tuple[str, np.ndarray]]:
+def _segment_masks(wh: Warehouse, frame: pd.DataFrame, segments: list[str], dataset: str | None = None,
+                   source=None) -> list[tuple[str, np.ndarray]]:
     from analytics.segments import rules, store
 
-    fields = rules.fields_from_frame(frame)
     out = []
     for name in segments:
         try:
-            mask = store.evaluate_segment(wh, name, frame, fields)
+            seg = store.get_segment(wh, name, dataset)
         except store.SegmentStoreError:
-            known = list(store.list_segments(wh)["name"])
+            known = list(store.list_segments(wh, dataset)["name"])
             shown = ", ".join(repr(k) for k in known[:10]) or "none saved yet"
             raise CampaignError(f"unknown segment {name!r} (saved segments: {shown})") from None
+        try:
+            fields = rules.fields_for(frame, source, definition=seg["definition"])
+            mask = rules.evaluate(seg["definition"], frame, fields, source=source)
         except (ValueError, KeyError) as exc:
             raise CampaignError(f"segment {name!r} cannot be applied to this data: {exc}") from None
         out.append((name, np.asarray(mask, dtype=bool)))
     return out
+
+
+def _event_source(wh: Warehouse, spec: CampaignSpec):
+    from analytics.segments.activity import EventSource
+
+    return EventSource(wh, spec.dataset, spec.as_of) if wh is not None else None
 
 
 def eligible(wh: Warehouse, frame: pd.DataFrame, spec: CampaignSpec) -> tuple[np.ndarray, np.ndarray, list[str]]:
@@ -157,11 +166,12 @@ def eligible(wh: Warehouse, frame: pd.DataFrame, spec: CampaignSpec) -> tuple[np
     from analytics.segments import rules
 
     n = len(frame)
+    source = _event_source(wh, spec)  # asked only by conditions on what the frame does not hold
     if spec.segments:
         mask = np.zeros(n, dtype=bool)
         codes = np.full(n, -1, dtype=np.int64)
         names = list(spec.segments)
-        for k, (name, m) in enumerate(_segment_masks(wh, frame, spec.segments)):
+        for k, (name, m) in enumerate(_segment_masks(wh, frame, spec.segments, spec.dataset, source)):
             codes[m & ~mask] = k
             mask |= m
     else:
@@ -170,7 +180,8 @@ def eligible(wh: Warehouse, frame: pd.DataFrame, spec: CampaignSpec) -> tuple[np
         names = [ALL_CUSTOMERS]
     if spec.extra_rules:
         try:
-            extra = rules.evaluate(spec.extra_rules, frame, rules.fields_from_frame(frame))
+            extra = rules.evaluate(spec.extra_rules, frame,
+                                   rules.fields_for(frame, source, definition=spec.extra_rules), source=source)
         except (ValueError, KeyError) as exc:
             raise CampaignError(f"the extra rules are not valid: {exc}") from None
         mask &= np.asarray(extra, dtype=bool)

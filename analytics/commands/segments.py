@@ -6,17 +6,20 @@
     valuescope segments cluster --dataset NAME --as-of DATE [--k 6] [--features ...]
         [--scaling ...] [--algorithm ...] [--seed 0] [--save] [--label TEXT] [--out FILE.csv] [--json]
     valuescope segments runs [--dataset NAME]
-    valuescope segments list
-    valuescope segments save NAME --definition JSON|@FILE [--description TEXT]
-    valuescope segments delete NAME
+    valuescope segments list [--dataset NAME]
+    valuescope segments save NAME --definition JSON|@FILE (--dataset NAME | --all-datasets) [--description TEXT]
+    valuescope segments delete NAME [--dataset NAME]
     valuescope segments select --dataset NAME --as-of DATE (--segment NAME | --definition JSON|@FILE)
         [--run ID] [--out FILE.csv]
 
 Features come from the per-customer summary (``analytics.summary``) plus the
 derived clustering features; ``select`` also sees the cluster assignment of a
 saved run (``cluster``, ``cluster_name``; the newest run of the dataset and
-as-of date unless ``--run``). CSV output is neutralized against formula
-injection (``analytics.export``).
+as-of date unless ``--run``), and answers conditions on what customers did
+(bought a product or category, event counts in the last N days) and on their
+attributes from the events. A saved segment belongs to one dataset unless saved
+with ``--all-datasets`` (``--dataset`` may be left out when the warehouse has one
+dataset). CSV output is neutralized against formula injection (``analytics.export``).
 """
 from __future__ import annotations
 
@@ -70,6 +73,7 @@ def register(sub) -> None:
 
     q = ssub.add_parser("list", help="list saved segments")
     add_db_argument(q)
+    q.add_argument("--dataset", default=None, metavar="NAME", help="only the segments this dataset sees")
     q.set_defaults(func=cmd_list)
 
     q = ssub.add_parser("save", help="save a rule-based segment")
@@ -77,11 +81,15 @@ def register(sub) -> None:
     q.add_argument("name")
     q.add_argument("--definition", required=True, metavar="JSON|@FILE")
     q.add_argument("--description", default="")
+    scope = q.add_mutually_exclusive_group()
+    scope.add_argument("--dataset", default=None, metavar="NAME", help="the dataset the segment belongs to")
+    scope.add_argument("--all-datasets", action="store_true", help="share the segment with every dataset")
     q.set_defaults(func=cmd_save)
 
     q = ssub.add_parser("delete", help="delete a saved segment")
     add_db_argument(q)
     q.add_argument("name")
+    q.add_argument("--dataset", default=None, metavar="NAME", help="the dataset whose segment of that name to delete")
     q.set_defaults(func=cmd_delete)
 
     q = ssub.add_parser("select", help="evaluate a saved segment or a definition on a dataset")
@@ -195,28 +203,50 @@ def cmd_runs(args) -> int:
 def cmd_list(args) -> int:
     from analytics.segments import rules, store
 
-    segs = store.list_segments(open_warehouse(args))
+    segs = store.list_segments(open_warehouse(args), args.dataset)
     if segs.empty:
-        print("no saved segments yet: `valuescope segments save NAME --definition JSON`")
+        print("no saved segments yet: `valuescope segments save NAME --definition JSON --dataset NAME`")
         return 0
+    known = {**rules.KNOWN_FIELDS}
     for _, s in segs.iterrows():
-        print(f"{s['name']}: {rules.describe(s['definition'])}"
-              + (f" — {s['description']}" if s["description"] else ""))
+        scope = store.ALL_DATASETS.lower() if s["dataset"] is None else f"dataset {s['dataset']}"
+        try:
+            words = rules.describe(s["definition"], known)
+        except rules.RuleError:
+            words = "(a definition on fields this version does not know)"
+        print(f"{s['name']} [{scope}]: {words}" + (f" — {s['description']}" if s["description"] else ""))
     return 0
 
 
 def cmd_save(args) -> int:
-    from analytics.segments import store
+    from analytics.segments import rules, store
 
-    seg_id = store.save_segment(open_warehouse(args), args.name, _definition(args.definition), args.description)
-    print(f"saved segment {args.name.strip()!r} (id {seg_id})")
+    wh = open_warehouse(args)
+    dataset = None
+    if not args.all_datasets:
+        dataset = args.dataset
+        if dataset is None:
+            names = wh.datasets()
+            if len(names) != 1:
+                raise UserError("say which dataset the segment belongs to (--dataset NAME), or share it with "
+                                "--all-datasets")
+            dataset = names[0]
+    fields = dict(rules.KNOWN_FIELDS)
+    if dataset is not None and wh.has_dataset(dataset):
+        from analytics.segments.activity import EventSource
+
+        fields.update(EventSource(wh, dataset, None).fields())  # the dataset's attributes (attr_...)
+    seg_id = store.save_segment(wh, args.name, _definition(args.definition), args.description,
+                                fields=fields, dataset=dataset)
+    where = "all datasets" if dataset is None else f"dataset {dataset!r}"
+    print(f"saved segment {args.name.strip()!r} (id {seg_id}, {where})")
     return 0
 
 
 def cmd_delete(args) -> int:
     from analytics.segments import store
 
-    store.delete_segment(open_warehouse(args), args.name)
+    store.delete_segment(open_warehouse(args), args.name, args.dataset)
     print(f"deleted segment {args.name.strip()!r}")
     return 0
 
@@ -227,9 +257,11 @@ def cmd_select(args) -> int:
 
     out = _check_out(args.out)
     wh = open_warehouse(args)
-    definition = (store.get_segment(wh, args.segment)["definition"] if args.segment
+    from analytics.segments.activity import EventSource
+
+    definition = (store.get_segment(wh, args.segment, args.dataset)["definition"] if args.segment
                   else _definition(args.definition))
-    rules.validate(definition)
+    rules.validate(definition, rules.KNOWN_FIELDS)
     summary = _summary(wh, args)
     run = args.run if args.run is not None else store.latest_clustering_run(wh, args.dataset, args.as_of)
     assignments = store.load_assignments(wh, run) if run is not None else None
@@ -239,7 +271,9 @@ def cmd_select(args) -> int:
     predictions = published_predictions(wh, args.dataset)
     frame = rules.customer_frame(summary, assignments,
                                  prediction_columns(predictions) if not predictions.empty else None)
-    mask = rules.evaluate(definition, frame)
+    frame.attrs.update(dataset=args.dataset)
+    source = EventSource(wh, args.dataset, args.as_of)
+    mask = rules.evaluate(definition, frame, rules.fields_for(frame, source, definition=definition), source=source)
     st = rules.selection_stats(frame, mask)
     share = f"{st['value_share']:.1%}" if st["value_share"] is not None else "n/a"
     print(f"{st['customers']:,} of {len(frame):,} customers ({st['share']:.1%}), "

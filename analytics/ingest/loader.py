@@ -679,8 +679,8 @@ def delete_dataset(wh, name: str) -> None:
     Events, ingestion log and rejects; its customer summaries (runs and rows); its
     stored overview (setting ``overview:<name>``); and the rows of every later
     stage's table with a ``dataset`` column (clustering runs and assignments,
-    predictor runs and models, published predictions). Saved segments are rule
-    definitions without a dataset and stay. After the commit, the predictor model
+    predictor runs and models, published predictions, the dataset's own saved
+    segments and settings). Segments shared by all datasets stay. After the commit, the predictor model
     files of the dataset's runs are removed from disk.
     """
     from analytics.overview import _SETTING_PREFIX as overview_prefix

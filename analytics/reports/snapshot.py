@@ -139,15 +139,19 @@ def _ratio(a: float | None, b: float | None) -> float | None:
 # ----------------------------------------------------------------- members
 def _segment_members(wh: Warehouse, name: str, frame: pd.DataFrame) -> tuple[np.ndarray, dict]:
     from analytics.segments import rules, store
+    from analytics.segments.activity import EventSource
 
+    dataset = frame.attrs.get("dataset")
     try:
-        seg = store.get_segment(wh, name)
+        seg = store.get_segment(wh, name, dataset)
     except store.SegmentStoreError:
-        known = ", ".join(store.list_segments(wh)["name"].head(10).map(repr)) or "none saved yet"
+        known = ", ".join(store.list_segments(wh, dataset)["name"].head(10).map(repr)) or "none saved yet"
         raise ReportError(f"no saved segment {name!r} (segments: {known})") from None
     try:
-        mask = np.asarray(rules.evaluate(seg["definition"], frame), dtype=bool)
-        words = rules.describe(seg["definition"])
+        source = EventSource(wh, dataset, frame.attrs["as_of"]) if dataset and frame.attrs.get("as_of") else None
+        fields = rules.fields_for(frame, source, definition=seg["definition"])
+        mask = np.asarray(rules.evaluate(seg["definition"], frame, fields, source=source), dtype=bool)
+        words = rules.describe(seg["definition"], fields)
     except rules.RuleError as exc:
         raise ReportError(f"segment {seg['name']!r} cannot be evaluated on this dataset: {exc}") from None
     subject = {"name": seg["name"], "description": seg["description"] or "",

@@ -12,7 +12,26 @@ A condition is ``{"field", "operator", "value"}``; a group is ``{"op": "and"|"or
 "conditions": [...]}`` and groups nest (up to ``MAX_DEPTH`` levels). Fields come
 from a whitelist of :class:`Field` (name + type: ``numeric``, ``date``,
 ``category``, ``text``); values are coerced to the field's type with a clear
-:class:`RuleError` when they do not fit.
+:class:`RuleError` when they do not fit. A condition on a known field that the
+data at hand lack (a country on data without countries) says so in words.
+
+Fields have a ``kind``: ``column`` (a column of the customer table), ``attribute``
+(a customer attribute from the events: country and the columns kept at load
+time; taken from the table when it has the column, else from an
+:class:`analytics.segments.activity.EventSource`) or ``activity`` (what the
+customer did, answered from the events by the source; :data:`ACTIVITY_FIELDS`)::
+
+    {"field": "bought_category", "operator": "in", "value": ["books"], "days": 30}
+    {"field": "bought_product", "operator": "not_in", "value": ["SKU1"]}          # never bought
+    {"field": "event_count", "event": "view", "operator": ">=", "value": 3, "days": 7}
+
+``days`` (1..3650, or absent for "ever") counts back from the end of the as-of day;
+``event`` is an event type. A customer with no matching event has a count of 0.
+
+Adding a field is one entry: a :class:`Field` in :data:`CUSTOMER_FIELDS` (its
+column then only has to be in the customer table), or a provider registered with
+:func:`register_field` (a function ``(wh, dataset, as_of) -> Series`` by customer
+id) for a value computed elsewhere.
 
 Semantics (identical in :func:`evaluate` over a DataFrame and in the SQL from
 :func:`to_sql`):
@@ -28,7 +47,8 @@ Semantics (identical in :func:`evaluate` over a DataFrame and in the SQL from
 
 :func:`to_sql` never puts user text into SQL: field names must be in the
 whitelist and go through ``analytics.warehouse.quote_ident``; every value is
-a ``?`` parameter.
+a ``?`` parameter; activity conditions become sub-queries on ``events`` whose
+dataset, window and values are parameters too.
 """
 from __future__ import annotations
 
@@ -62,17 +82,30 @@ class RuleError(ValueError):
     """A segment definition a user can fix (message names the condition)."""
 
 
+FIELD_KINDS = ("column", "attribute", "activity")
+#: the longest look-back of an activity condition (days)
+MAX_DAYS = 3650
+
+
 @dataclass(frozen=True)
 class Field:
-    """A whitelisted field: column name, type and a readable label."""
+    """A whitelisted field: column name, type, a readable label, its kind (``column``,
+    ``attribute`` or ``activity``: see the module docstring), the extra condition keys it
+    takes (``params``: ``days``, ``event``) and, when narrower than its type's, its operators."""
 
     name: str
     type: str
     label: str = ""
+    kind: str = "column"
+    params: tuple[str, ...] = ()
+    ops: tuple[str, ...] | None = None
+    help: str | None = None
 
     def __post_init__(self):
         if self.type not in FIELD_TYPES:
             raise ValueError(f"unknown field type {self.type!r}")
+        if self.kind not in FIELD_KINDS:
+            raise ValueError(f"unknown field kind {self.kind!r}")
         try:
             quote_ident(self.name)
         except WarehouseError as exc:
@@ -84,11 +117,25 @@ class Field:
 
     @property
     def operators(self) -> tuple[str, ...]:
-        return _OPS_FOR_TYPE[self.type]
+        return self.ops if self.ops is not None else _OPS_FOR_TYPE[self.type]
 
 
-def _f(name, type_, label=""):
-    return Field(name, type_, label)
+def _f(name, type_, label="", help=None):
+    return Field(name, type_, label, help=help)
+
+
+_COUNT_OPS = ("=", "!=", "<", "<=", ">", ">=", "between")
+#: What customers did, answered from the events (see the module docstring).
+ACTIVITY_FIELDS: dict[str, Field] = {f.name: f for f in [
+    Field("bought_product", "category", "Bought product", kind="activity", params=("days",), ops=("in", "not_in"),
+          help="Customers who bought any of these products (or none of them), ever or in the last N days."),
+    Field("bought_category", "category", "Bought from category", kind="activity", params=("days",),
+          ops=("in", "not_in"),
+          help="Customers who bought a product of any of these categories (or of none), ever or in the last N days."),
+    Field("event_count", "numeric", "Number of events", kind="activity", params=("event", "days"), ops=_COUNT_OPS,
+          help="How many events of a type (views, cart adds, purchases...) the customer had, ever or in the last "
+               "N days."),
+]}
 
 
 #: Customer attributes and scores a segment can filter on (summary columns,
@@ -121,21 +168,50 @@ CUSTOMER_FIELDS: dict[str, Field] = {f.name: f for f in [
     _f("time_since_purchase", "numeric", "Time since last purchase"),
     _f("avg_order_value", "numeric", "Avg order value"),
     _f("return_rate", "numeric", "Return rate"),
-    _f("rfm_segment", "category", "RFM segment"),
+    _f("rfm_segment", "category", "RFM segment", "Champions, Loyal, At risk...: a group named from how recently, "
+       "how often and how much the customer bought."),
     _f("rfm_score", "numeric", "RFM score"),
     _f("r_score", "numeric", "R score"),
     _f("f_score", "numeric", "F score"),
     _f("m_score", "numeric", "M score"),
     _f("behaviour_score", "numeric", "Behaviour score"),
-    _f("clv", "numeric", "CLV"),
+    _f("clv", "numeric", "CLV (formula)"),
     _f("expected_purchases", "numeric", "Expected purchases"),
-    _f("probability_alive", "numeric", "Probability alive"),
+    _f("probability_alive", "numeric", "Probability alive (0-1)"),
+    _f("p_alive", "numeric", "Probability alive (0-1)", "P(alive): the BG/NBD model's chance that the customer "
+       "has not quietly stopped buying, from 0 to 1."),
     _f("expected_spend", "numeric", "Expected spend"),
     _f("cluster", "numeric", "Cluster number"),
-    _f("cluster_name", "category", "Cluster"),
+    _f("cluster_name", "category", "Cluster", "The cluster of the latest clustering run."),
     _f("predicted_value", "numeric", "Predicted value (model)"),
-    _f("churn_probability", "numeric", "Churn probability (model)"),
+    _f("churn_probability", "numeric", "Churn probability (model, 0-1)"),
+    _f("expected_clv", "numeric", "Predicted value", "What the customer is expected to bring over the next "
+       "12 months: a published model's prediction, else the BG/NBD + Gamma-Gamma CLV."),
+    _f("churn_risk", "numeric", "Churn risk (0-1)", "The chance that the customer has stopped buying, from 0 to 1: "
+       "a published model's churn probability, else 1 - P(alive)."),
+    _f("churn_value", "numeric", "Value at risk"),
 ]}
+#: known fields of every kind (a condition on one of them that the data lack says so)
+KNOWN_FIELDS: dict[str, Field] = {**CUSTOMER_FIELDS, **ACTIVITY_FIELDS}
+#: providers of fields computed outside the customer table: name -> fn(wh, dataset, as_of) -> Series
+FIELD_PROVIDERS: dict[str, Any] = {}
+
+
+def register_field(field: Field, provider=None) -> None:
+    """Make ``field`` known to every segment builder (one call per new field). ``provider``:
+    ``fn(wh, dataset, as_of) -> Series`` indexed by customer id, for a value the customer table
+    does not carry (the source fetches it when a condition uses it)."""
+    CUSTOMER_FIELDS[field.name] = field
+    KNOWN_FIELDS[field.name] = field
+    if provider is not None:
+        FIELD_PROVIDERS[field.name] = provider
+
+
+def window_words(days: int | None) -> str:
+    """``"in the last 30 days"`` / ``"ever"``."""
+    if days is None:
+        return "ever"
+    return "in the last day" if int(days) == 1 else f"in the last {int(days):,} days"
 
 
 def fields_from_frame(frame: pd.DataFrame, base: Mapping[str, Field] | None = None) -> dict[str, Field]:
@@ -166,6 +242,30 @@ def fields_from_frame(frame: pd.DataFrame, base: Mapping[str, Field] | None = No
             out[col] = Field(col, t)
         except ValueError:
             continue
+    return out
+
+
+def fields_for(frame: pd.DataFrame, source=None, base: Mapping[str, Field] | None = None, *,
+               definition: Any = None) -> dict[str, Field]:
+    """Every field a segment can use on ``frame``: its columns (:func:`fields_from_frame`) and,
+    with an :class:`analytics.segments.activity.EventSource`, the attributes and activity the
+    dataset's events can answer (columns of the frame win). With ``definition``, the events are
+    only asked when the definition uses a field the frame lacks."""
+    out = fields_from_frame(frame, base)
+    if source is not None and definition is not None:
+        try:
+            names = {c.get("field") for c in iter_conditions(json.loads(definition) if isinstance(definition, str)
+                                                             else definition) if isinstance(c, Mapping)}
+        except (ValueError, AttributeError, TypeError):
+            names = {None}
+        if names <= set(out):
+            return out
+    if source is not None:
+        for name, f in source.fields().items():
+            out.setdefault(name, f)
+        for name, f in CUSTOMER_FIELDS.items():
+            if name in FIELD_PROVIDERS:
+                out.setdefault(name, f)
     return out
 
 
@@ -222,14 +322,39 @@ def _short(value: Any) -> str:
 
 
 def _validate_condition(cond: Mapping, fields: Mapping[str, Field], where: str) -> dict:
-    extra = set(cond) - {"field", "operator", "value"}
-    if extra:
-        raise RuleError(f"{where}: unexpected key(s) {', '.join(sorted(map(str, extra)))}")
     name = cond.get("field")
+    if isinstance(name, str) and name not in fields and (name in KNOWN_FIELDS or name.startswith("attr_")):
+        title = KNOWN_FIELDS[name].title if name in KNOWN_FIELDS else name[5:].replace("_", " ")
+        raise RuleError(f"{where}: this dataset has no data for “{title}” (field {name!r}); remove the condition "
+                        "or use data that have it")
     if not isinstance(name, str) or name not in fields:
         known = ", ".join(sorted(fields)) if len(fields) <= 15 else f"{len(fields)} known fields, see the field list"
         raise RuleError(f"{where}: unknown field {_short(name)} (fields: {known})")
     field = fields[name]
+    extra = set(cond) - {"field", "operator", "value"} - set(field.params)
+    if extra:
+        raise RuleError(f"{where}: unexpected key(s) {', '.join(sorted(map(str, extra)))}")
+    params = {}
+    if "days" in field.params and cond.get("days") is not None:
+        d = cond.get("days")
+        if isinstance(d, bool) or not isinstance(d, (int, float, np.integer, np.floating, str)):
+            raise RuleError(f"{where} ({field.title}): the number of days must be a whole number")
+        try:
+            d = float(str(d).strip()) if isinstance(d, str) else float(d)
+        except ValueError:
+            raise RuleError(f"{where} ({field.title}): the number of days must be a whole number, got "
+                            f"{_short(cond.get('days'))}") from None
+        if not math.isfinite(d) or d != int(d) or not 1 <= d <= MAX_DAYS:
+            raise RuleError(f"{where} ({field.title}): the number of days must be a whole number from 1 to "
+                            f"{MAX_DAYS}")
+        params["days"] = int(d)
+    if "event" in field.params:
+        from analytics.warehouse import EVENT_TYPES
+
+        ev = cond.get("event")
+        if ev not in EVENT_TYPES:
+            raise RuleError(f"{where} ({field.title}): choose the event type to count ({', '.join(EVENT_TYPES)})")
+        params["event"] = ev
     op = cond.get("operator")
     if op not in OPERATORS:
         raise RuleError(f"{where}: unknown operator {_short(op)} (operators: {', '.join(OPERATORS)})")
@@ -266,7 +391,7 @@ def _validate_condition(cond: Mapping, fields: Mapping[str, Field], where: str) 
             raise RuleError(f"{where_f}: 'contains' needs some text")
     else:
         value = _coerce_scalar(value, field.type, where_f)
-    return {"field": name, "operator": op, "value": value}
+    return {"field": name, "operator": op, "value": value, **params}
 
 
 def _order_key(v, ftype):
@@ -388,16 +513,32 @@ def _leaf_mask(s: pd.Series, field: Field, op: str, value) -> np.ndarray:
     return m.astype(bool) & present
 
 
-def evaluate(definition: Any, frame: pd.DataFrame, fields: Mapping[str, Field] | None = None) -> pd.Series:
-    """Boolean mask (a Series aligned with ``frame``) of the customers the definition selects."""
+def evaluate(definition: Any, frame: pd.DataFrame, fields: Mapping[str, Field] | None = None, *,
+             source=None) -> pd.Series:
+    """Boolean mask (a Series aligned with ``frame``) of the customers the definition selects.
+    ``source``: an :class:`analytics.segments.activity.EventSource` of the frame's dataset and
+    as-of day, for activity conditions and attributes the frame does not carry."""
     fields = CUSTOMER_FIELDS if fields is None else fields
     d = validate(definition, fields)
     n = len(frame)
 
+    def leaf(c) -> np.ndarray:
+        f = fields[c["field"]]
+        if f.kind == "activity":
+            if source is None:
+                raise RuleError(f"“{f.title}” conditions need the dataset's events (no event source given)")
+            return source.mask(c, frame.index)
+        if c["field"] in frame.columns or frame.index.name == c["field"] or source is None:
+            col = _column(frame, c["field"])
+        elif c["field"] in FIELD_PROVIDERS:
+            col = FIELD_PROVIDERS[c["field"]](source.wh, source.dataset, source.as_of)
+            col = col.reindex(frame.index.astype(str)).set_axis(frame.index)
+        else:
+            col = source.column(c["field"], frame.index)
+        return _leaf_mask(col, f, c["operator"], c["value"])
+
     def group(g) -> np.ndarray:
-        masks = [group(c) if "conditions" in c else
-                 _leaf_mask(_column(frame, c["field"]), fields[c["field"]], c["operator"], c["value"])
-                 for c in g["conditions"]]
+        masks = [group(c) if "conditions" in c else leaf(c) for c in g["conditions"]]
         if g["op"] == "and":
             out = np.ones(n, dtype=bool)
             for m in masks:
@@ -413,13 +554,17 @@ def evaluate(definition: Any, frame: pd.DataFrame, fields: Mapping[str, Field] |
 
 # ----------------------------------------------------------------- SQL
 def to_sql(definition: Any, fields: Mapping[str, Field] | None = None,
-           column_map: Mapping[str, str] | None = None) -> tuple[str, list]:
+           column_map: Mapping[str, str] | None = None, *, events: Mapping[str, Any] | None = None,
+           id_column: str = "customer_id") -> tuple[str, list]:
     """A parameterised WHERE clause (without the keyword) and its parameter list.
 
     Column names come only from the whitelist (``column_map`` may rename a
     field to another plain column name; it is quoted all the same) and are
     quoted by ``quote_ident``; values are ``?`` parameters. Use as
-    ``f"SELECT ... FROM t WHERE {where}"`` with ``params``.
+    ``f"SELECT ... FROM t WHERE {where}"`` with ``params``. Activity conditions become
+    sub-queries on the ``events`` table: ``events`` gives their ``dataset`` and ``end``
+    (exclusive end of the as-of day; ``EventSource.sql_context()``), ``id_column`` the
+    customer id column of the outer table.
     """
     fields = CUSTOMER_FIELDS if fields is None else fields
     d = validate(definition, fields)
@@ -429,8 +574,42 @@ def to_sql(definition: Any, fields: Mapping[str, Field] | None = None,
         real = column_map.get(name, name) if column_map else name
         return quote_ident(real)
 
+    def activity(c) -> str:
+        if events is None:
+            raise RuleError(f"“{fields[c['field']].title}” conditions need the events' dataset and as-of day")
+        idc = quote_ident(id_column)
+        end = events["end"]
+        window = "e.event_time < CAST(? AS TIMESTAMP)"
+        wparams: list = [end]
+        if c.get("days") is not None:
+            window = "e.event_time >= CAST(? AS TIMESTAMP) AND " + window
+            wparams = [pd.Timestamp(end) - pd.Timedelta(days=int(c["days"])), end]
+        if c["field"] == "event_count":
+            # uncorrelated (the outer table's name is unknown): customers whose count passes, or, when a
+            # count of 0 passes too, everyone but the customers whose count fails
+            op, v = c["operator"], c["value"]
+            if op == "between":
+                test, tparams = "count(*) BETWEEN CAST(? AS DOUBLE) AND CAST(? AS DOUBLE)", [float(v[0]), float(v[1])]
+                zero_passes = float(v[0]) <= 0 <= float(v[1])
+            else:
+                test, tparams = f"count(*) {'<>' if op == '!=' else op} CAST(? AS DOUBLE)", [float(v)]
+                zero_passes = {"=": 0 == float(v), "!=": 0 != float(v), "<": 0 < float(v), "<=": 0 <= float(v),
+                               ">": 0 > float(v), ">=": 0 >= float(v)}[op]
+            params.extend([events["dataset"], c["event"], *wparams, *tparams])
+            sub = (f"SELECT e.customer_id FROM events e WHERE e.dataset = ? AND e.event_type = ? AND {window} "
+                   f"GROUP BY e.customer_id HAVING {'NOT ' if zero_passes else ''}({test})")
+            return f"(CAST({idc} AS VARCHAR) {'NOT IN' if zero_passes else 'IN'} ({sub}))"
+        target = "e.item_id" if c["field"] == "bought_product" else "e.category"
+        params.extend([events["dataset"], *wparams, *[str(x) for x in c["value"]]])
+        marks = ", ".join(["CAST(? AS VARCHAR)"] * len(c["value"]))
+        sub = (f"SELECT e.customer_id FROM events e WHERE e.dataset = ? AND e.event_type = 'purchase' AND {window} "
+               f"AND CAST({target} AS VARCHAR) IN ({marks})")
+        return f"(CAST({idc} AS VARCHAR) {'NOT IN' if c['operator'] == 'not_in' else 'IN'} ({sub}))"
+
     def leaf(c) -> str:
         f = fields[c["field"]]
+        if f.kind == "activity":
+            return activity(c)
         op, v = c["operator"], c["value"]
         q = col(f.name)
         if op == "is_null":
@@ -532,6 +711,18 @@ def describe(definition: Any, fields: Mapping[str, Field] | None = None) -> str:
     def leaf(c):
         f = fields[c["field"]]
         op, v = c["operator"], c["value"]
+        if f.kind == "activity":
+            when = window_words(c.get("days"))
+            if c["field"] == "event_count":
+                what = f"{c['event']} events {when}"
+                if op == "between":
+                    return f"{what} between {fmt(v[0])} and {fmt(v[1])}"
+                return f"{what} {op} {fmt(v)}"
+            what = "product" if c["field"] == "bought_product" else "from category"
+            ever = c.get("days") is None
+            if op == "not_in":
+                return (f"never bought {what} {fmt(v)}" if ever else f"did not buy {what} {fmt(v)} {when}")
+            return f"bought {what} {fmt(v)}" + ("" if ever else f" {when}")
         if op == "is_null":
             return f"{f.title} is {'missing' if v else 'present'}"
         if op == "between":
@@ -549,8 +740,9 @@ def describe(definition: Any, fields: Mapping[str, Field] | None = None) -> str:
 
 
 def iter_conditions(definition: Mapping) -> Iterable[dict]:
-    for c in definition.get("conditions", []):
-        if "conditions" in c:
+    """Every condition of a definition, nested groups included (in order)."""
+    for c in definition.get("conditions", []) if isinstance(definition, Mapping) else []:
+        if isinstance(c, Mapping) and ("conditions" in c or "op" in c):
             yield from iter_conditions(c)
         else:
             yield c

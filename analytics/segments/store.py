@@ -1,7 +1,12 @@
-"""Saved segments and clustering runs in the warehouse (migration 20).
+"""Saved segments and clustering runs in the warehouse (migrations 20, 21 and 91).
 
-* ``segments``: name (unique), description, definition (the rule definition as
-  JSON data, never SQL), created_at / updated_at (UTC);
+* ``segments``: name, description, definition (the rule definition as JSON data,
+  never SQL), created_at / updated_at (UTC) and ``dataset``: the dataset the segment
+  belongs to, or NULL for a segment shared by **all datasets** (segments saved before
+  migration 91 are shared). A dataset sees its own segments and the shared ones; a
+  name is unique among what one dataset sees (two datasets may each have a "Big
+  spenders"; a shared segment's name is unique everywhere). A dataset's segments are
+  deleted with it; shared ones stay. Pages save per dataset by default;
 * ``clustering_runs``: dataset, as-of day, features, parameters, cluster names
   and profiles (JSON), number of customers, created_at;
 * ``cluster_assignments``: (run id, customer id) -> cluster number and name,
@@ -59,82 +64,140 @@ def _clean_description(description: Any) -> str:
 
 
 # ----------------------------------------------------------------- segments
+#: what a page shows for a segment shared by every dataset
+ALL_DATASETS = "All datasets"
+
+
+def _clean_scope(wh: Warehouse, dataset: Any) -> str | None:
+    if dataset is None:
+        return None
+    if not isinstance(dataset, str) or not dataset.strip():
+        raise SegmentStoreError("a segment's dataset must be a dataset name (or none, for all datasets)")
+    if not wh.has_dataset(dataset):
+        raise SegmentStoreError(f"no dataset named {dataset!r}")
+    return dataset
+
+
+def _clash(tx, name: str, dataset: str | None, exclude_id: int | None = None) -> str | None:
+    """Where a segment named ``name`` would collide with one already saved (None: it would not)."""
+    sql = "SELECT dataset FROM segments WHERE name = ? AND id <> ?"
+    params: list = [name, -1 if exclude_id is None else int(exclude_id)]
+    if dataset is not None:
+        sql += " AND (dataset = ? OR dataset IS NULL)"
+        params.append(dataset)
+    row = tx.execute(sql + " LIMIT 1", params).fetchone()
+    if row is None:
+        return None
+    return "shared by all datasets" if row[0] is None else f"of dataset {row[0]!r}"
+
+
 def save_segment(wh: Warehouse, name: str, definition: Any, description: str = "",
-                 fields: Mapping[str, rules.Field] | None = None, now=None) -> int:
-    """Save a new segment (the definition is validated first); returns its id."""
+                 fields: Mapping[str, rules.Field] | None = None, now=None, *, dataset: str | None = None) -> int:
+    """Save a new segment (the definition is validated first); returns its id. ``dataset``: the
+    dataset it belongs to (None: shared by all datasets)."""
     name = _clean_name(name)
     description = _clean_description(description)
     definition = rules.validate(definition, fields)
+    dataset = _clean_scope(wh, dataset)
     ts = _now(now)
     with wh.transaction() as tx:
-        if tx.execute("SELECT count(*) FROM segments WHERE name = ?", [name]).fetchone()[0]:
-            raise SegmentStoreError(f"a segment named {name!r} already exists; choose another name")
+        where = _clash(tx, name, dataset)
+        if where:
+            raise SegmentStoreError(f"a segment named {name!r} already exists ({where}); choose another name")
         seg_id = tx.execute("SELECT nextval('segment_id_seq')").fetchone()[0]
         tx.execute(
-            "INSERT INTO segments (id, name, description, definition, created_at, updated_at) "
-            "VALUES (?, ?, ?, ?, ?, ?)",
-            [seg_id, name, description, json.dumps(definition, sort_keys=True), ts, ts],
+            "INSERT INTO segments (id, name, description, definition, created_at, updated_at, dataset) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [seg_id, name, description, json.dumps(definition, sort_keys=True), ts, ts, dataset],
         )
     return int(seg_id)
 
 
 def _row_to_segment(row) -> dict:
     return {"id": int(row[0]), "name": row[1], "description": row[2] or "",
-            "definition": json.loads(row[3]), "created_at": row[4], "updated_at": row[5]}
+            "definition": json.loads(row[3]), "created_at": row[4], "updated_at": row[5], "dataset": row[6]}
 
 
-_SEG_COLS = "id, name, description, definition, created_at, updated_at"
+_SEG_COLS = "id, name, description, definition, created_at, updated_at, dataset"
 
 
-def get_segment(wh: Warehouse, name_or_id: str | int) -> dict:
-    """One saved segment as a dict (definition parsed); SegmentStoreError if unknown."""
+def get_segment(wh: Warehouse, name_or_id: str | int, dataset: str | None = None) -> dict:
+    """One saved segment as a dict (definition parsed; ``dataset`` None when shared). A name is
+    looked up among what ``dataset`` sees (its own and the shared segments); without a dataset a
+    name must be unambiguous. SegmentStoreError if unknown."""
     cur = wh.cursor()
     if isinstance(name_or_id, (int, np.integer)) and not isinstance(name_or_id, bool):
         row = cur.execute(f"SELECT {_SEG_COLS} FROM segments WHERE id = ?", [int(name_or_id)]).fetchone()
+        if row is not None and dataset is not None and row[6] not in (None, dataset):
+            row = None
     else:
-        row = cur.execute(f"SELECT {_SEG_COLS} FROM segments WHERE name = ?",
-                          [str(name_or_id).strip()]).fetchone()
+        name = str(name_or_id).strip()
+        if dataset is None:
+            rows = cur.execute(f"SELECT {_SEG_COLS} FROM segments WHERE name = ? ORDER BY id", [name]).fetchall()
+            if len(rows) > 1:
+                where = ", ".join(repr(r[6]) for r in rows)
+                raise SegmentStoreError(f"several datasets have a segment named {name!r} ({where}): say which dataset")
+            row = rows[0] if rows else None
+        else:
+            row = cur.execute(f"SELECT {_SEG_COLS} FROM segments WHERE name = ? AND (dataset = ? OR dataset IS NULL) "
+                              "ORDER BY dataset NULLS LAST LIMIT 1", [name, dataset]).fetchone()
     if row is None:
-        raise SegmentStoreError(f"no saved segment {name_or_id!r}")
+        raise SegmentStoreError(f"no saved segment {name_or_id!r}" + (f" for dataset {dataset!r}" if dataset else ""))
     return _row_to_segment(row)
 
 
-def list_segments(wh: Warehouse) -> pd.DataFrame:
-    """All saved segments (id, name, description, definition (dict), created_at, updated_at), by name."""
-    rows = wh.cursor().execute(f"SELECT {_SEG_COLS} FROM segments ORDER BY lower(name), id").fetchall()
-    cols = ["id", "name", "description", "definition", "created_at", "updated_at"]
+def list_segments(wh: Warehouse, dataset: str | None = None) -> pd.DataFrame:
+    """Saved segments (id, name, description, definition (dict), created_at, updated_at, dataset), by
+    name: those ``dataset`` sees (its own and the shared ones), or all of them."""
+    sql = f"SELECT {_SEG_COLS} FROM segments"
+    params: list = []
+    if dataset is not None:
+        sql += " WHERE dataset = ? OR dataset IS NULL"
+        params.append(dataset)
+    rows = wh.cursor().execute(sql + " ORDER BY lower(name), id", params).fetchall()
+    cols = ["id", "name", "description", "definition", "created_at", "updated_at", "dataset"]
     return pd.DataFrame([_row_to_segment(r) for r in rows], columns=cols)
+
+
+_KEEP = object()
 
 
 def update_segment(wh: Warehouse, name_or_id: str | int, *, name: str | None = None,
                    description: str | None = None, definition: Any = None,
-                   fields: Mapping[str, rules.Field] | None = None, now=None) -> dict:
-    """Change a segment's name, description and/or definition; bumps updated_at."""
-    seg = get_segment(wh, name_or_id)
+                   fields: Mapping[str, rules.Field] | None = None, now=None, dataset: Any = _KEEP,
+                   scope_of: str | None = None) -> dict:
+    """Change a segment's name, description, definition and/or ``dataset`` (None: share it with all
+    datasets; default: keep); bumps updated_at. ``scope_of``: the dataset a name is looked up in."""
+    seg = get_segment(wh, name_or_id, scope_of)
     new_name = seg["name"] if name is None else _clean_name(name)
     new_desc = seg["description"] if description is None else _clean_description(description)
     new_def = seg["definition"] if definition is None else rules.validate(definition, fields)
+    new_scope = seg["dataset"] if dataset is _KEEP else _clean_scope(wh, dataset)
     with wh.transaction() as tx:
-        if new_name != seg["name"] and tx.execute(
-                "SELECT count(*) FROM segments WHERE name = ? AND id <> ?", [new_name, seg["id"]]).fetchone()[0]:
-            raise SegmentStoreError(f"a segment named {new_name!r} already exists; choose another name")
+        where = _clash(tx, new_name, new_scope, seg["id"])
+        if where:
+            raise SegmentStoreError(f"a segment named {new_name!r} already exists ({where}); choose another name")
         tx.execute(
-            "UPDATE segments SET name = ?, description = ?, definition = ?, updated_at = ? WHERE id = ?",
-            [new_name, new_desc, json.dumps(new_def, sort_keys=True), _now(now), seg["id"]],
+            "UPDATE segments SET name = ?, description = ?, definition = ?, updated_at = ?, dataset = ? WHERE id = ?",
+            [new_name, new_desc, json.dumps(new_def, sort_keys=True), _now(now), new_scope, seg["id"]],
         )
     return get_segment(wh, seg["id"])
 
 
-def delete_segment(wh: Warehouse, name_or_id: str | int) -> None:
-    """Delete a saved segment; SegmentStoreError if there is none."""
-    seg = get_segment(wh, name_or_id)
+def delete_segment(wh: Warehouse, name_or_id: str | int, dataset: str | None = None) -> None:
+    """Delete a saved segment (a name looked up among what ``dataset`` sees); SegmentStoreError if none."""
+    seg = get_segment(wh, name_or_id, dataset)
     wh.cursor().execute("DELETE FROM segments WHERE id = ?", [seg["id"]])
 
 
 def evaluate_segment(wh: Warehouse, name_or_id: str | int, frame: pd.DataFrame,
-                     fields: Mapping[str, rules.Field] | None = None) -> pd.Series:
-    """Re-evaluate a saved segment on current customer data: boolean mask over ``frame``."""
-    return rules.evaluate(get_segment(wh, name_or_id)["definition"], frame, fields)
+                     fields: Mapping[str, rules.Field] | None = None, *, dataset: str | None = None,
+                     source=None) -> pd.Series:
+    """Re-evaluate a saved segment on current customer data: boolean mask over ``frame``. ``dataset``
+    (default ``frame.attrs["dataset"]``) resolves the name; ``source`` (an
+    :class:`analytics.segments.activity.EventSource`) answers activity conditions."""
+    dataset = dataset if dataset is not None else frame.attrs.get("dataset")
+    return rules.evaluate(get_segment(wh, name_or_id, dataset)["definition"], frame, fields, source=source)
 
 
 # ----------------------------------------------------------------- clustering runs

@@ -268,7 +268,7 @@ tab_build, tab_saved, tab_readout = st.tabs(["🛠️ Build", "🗂️ Saved cam
 
 # ------------------------------------------------------------------------ build
 with tab_build:
-    segs = store.list_segments(wh)
+    segs = store.list_segments(wh, dataset)
     seg_names = [str(n) for n in segs["name"]] if not segs.empty else []
     g1, g2 = st.columns([3, 1])
     chosen = g1.multiselect("Saved segments (any of them; none = every customer)", seg_names, key="camp_segments",

@@ -75,7 +75,7 @@ elif kind == "Clusters (latest run)":
 else:
     available = {}
     try:
-        saved = store.list_segments(cache.warehouse())
+        saved = store.list_segments(cache.warehouse(), dataset)
     except ValueError as exc:
         widgets.show_error(exc, "The saved segments could not be read")
         saved = pd.DataFrame()
@@ -83,7 +83,8 @@ else:
         st.info("No saved segment yet: save one on the Segments page.", icon="🧩")
     for name in saved.get("name", []):
         try:
-            available[str(name)] = store.evaluate_segment(cache.warehouse(), name, frame)
+            available[str(name)] = store.evaluate_segment(cache.warehouse(), name, frame, dataset=dataset,
+                                                          source=cache.event_source(dataset, as_of))
         except ValueError as exc:
             st.warning(f"Segment “{widgets.md_escape(name)}” cannot be evaluated on this data: "
                        f"{widgets.md_escape(exc)}", icon="⚠️")

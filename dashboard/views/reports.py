@@ -67,7 +67,7 @@ def _make_report() -> None:
     segment = campaign_id = None
     default_day = last_day
     if kind == "Saved segment":
-        names = list_segments(wh)["name"].tolist()
+        names = list_segments(wh, dataset)["name"].tolist()
         if not names:
             st.info("No saved segment yet: build and save one on the Segments page.", icon="🧩")
             return

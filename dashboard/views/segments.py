@@ -178,7 +178,7 @@ with tab_cluster:
                     if held["run_id"] is None:
                         held["run_id"] = store.save_clustering_run(wh, model, dataset, as_of)
                     store.save_segment(wh, seg_name, rules.cluster_definition(model.names_[int(cl)]),
-                                       f"Cluster {int(cl)} of clustering run {held['run_id']}")
+                                       f"Cluster {int(cl)} of clustering run {held['run_id']}", dataset=dataset)
                     st.success(f"Saved the segment “{widgets.md_escape(seg_name.strip())}” "
                                f"(clustering run {held['run_id']} saved too).", icon="✅")
                 except ValueError as exc:
@@ -316,7 +316,7 @@ with tab_rules:
         if b2.button("💾 Save as a new segment" if editing_seg is not None else "💾 Save segment",
                      key="seg_rule_save", type="secondary" if editing_seg is not None else "primary"):
             try:
-                store.save_segment(wh, name, valid, desc, fields=fields)
+                store.save_segment(wh, name, valid, desc, fields=fields, dataset=dataset)
                 st.success(f"Saved the segment “{widgets.md_escape(name.strip())}”.", icon="✅")
             except ValueError as exc:
                 widgets.show_error(exc, "Could not save the segment")
@@ -327,7 +327,7 @@ with tab_rules:
 with tab_saved:
     if st.session_state.get(FLASH_KEY):
         st.success(st.session_state.pop(FLASH_KEY), icon="✅")
-    segs = store.list_segments(wh)
+    segs = store.list_segments(wh, dataset)
     if segs.empty:
         st.info("No saved segments yet: build one in the Rule builder or save a cluster.", icon="🗂️")
     else:

@@ -54,7 +54,8 @@ def test_guide_cluster_save_select(db, capsys, tmp_path):
                          "--description", "loyal & big")
     assert code == 0, err
     code, out, _ = run(capsys, "segments", "list", "--db", db)
-    assert out.startswith("<b>Top</b>: Cluster = ") and "Net revenue >= 500" in out
+    # one dataset in the warehouse: the segment belongs to it
+    assert out.startswith("<b>Top</b> [dataset shop]: Cluster = ") and "Net revenue >= 500" in out
 
     sel = tmp_path / "top.csv"
     code, out, err = run(capsys, "segments", "select", "--db", db, "--dataset", "shop", "--as-of", "2025-12-31",
