@@ -538,16 +538,38 @@ def _placed(n: int, pos: np.ndarray) -> np.ndarray:
 def sankey_data(flows: pd.DataFrame) -> dict:
     """Nodes and links for ``plotly.graph_objects.Sankey``: left nodes are the ``from``
     values (suffixed by nothing), right nodes the ``to`` values; returns
-    ``{"labels", "source", "target", "value"}``."""
+    ``{"labels", "source", "target", "value", "node_colors", "link_colors", "x", "y"}``:
+    a segment has the same colour on both sides (colour-blind-safe palette, "not a
+    customer yet" grey), each link the translucent colour of where it comes from, and
+    nodes sit in two fixed columns spaced by size so labels do not overlap."""
+    from analytics.palettes import category_colors, rgba
+
     left = sorted(flows["from"].astype(str).unique())
     right = sorted(flows["to"].astype(str).unique())
     li = {v: i for i, v in enumerate(left)}
     ri = {v: len(left) + i for i, v in enumerate(right)}
+    colour = category_colors(left + right, neutral=[NOT_A_CUSTOMER])
+    sizes_l = flows.groupby(flows["from"].astype(str))["customers"].sum()
+    sizes_r = flows.groupby(flows["to"].astype(str))["customers"].sum()
+
+    def column(names, sizes):
+        total = float(sizes.sum()) or 1.0
+        pos, y = [], 0.0
+        for n in names:  # node centres, stacked in order with their share of the height
+            h = float(sizes.get(n, 0)) / total
+            pos.append(min(max(0.02 + 0.96 * (y + h / 2), 0.001), 0.999))
+            y += h
+        return pos
+
     return {
         "labels": left + right,
         "source": [li[str(v)] for v in flows["from"]],
         "target": [ri[str(v)] for v in flows["to"]],
         "value": [int(v) for v in flows["customers"]],
+        "node_colors": [colour[v] for v in left + right],
+        "link_colors": [rgba(colour[str(v)], 0.35) for v in flows["from"]],
+        "x": [0.001] * len(left) + [0.999] * len(right),
+        "y": column(left, sizes_l) + column(right, sizes_r),
     }
 
 

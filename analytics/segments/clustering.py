@@ -120,6 +120,19 @@ _ASPECT_WORDS: dict[str, tuple[str, str]] = {
 }
 _ASPECT_ORDER = ("value", "frequency", "recency", "tenure", "browsing", "basket", "returns",
                  "rating", "reviews")
+# aspect -> (word when more, word when less): what tells two otherwise alike clusters apart
+_COMPARATIVE: dict[str, tuple[str, str]] = {
+    "value": ("more valuable", "less valuable"),
+    "frequency": ("more frequent", "less frequent"),
+    "recency": ("more recent", "less recent"),
+    "tenure": ("longer-standing", "newer"),
+    "browsing": ("more browsing", "less browsing"),
+    "basket": ("bigger baskets", "smaller baskets"),
+    "returns": ("more returns", "fewer returns"),
+    "rating": ("happier", "less happy"),
+    "reviews": ("more reviews", "fewer reviews"),
+}
+CONTRAST_MIN = 0.05  # sd units: below this two clusters do not differ enough to say how
 NAME_THRESHOLD = 0.5  # |aspect score| (in sd units) needed for a word in the name
 _CORE_ASPECTS = ("frequency", "recency")  # the RFM traits, preferred in names ...
 _CORE_WEIGHT = 1.5                        # ... by weighting their score when ranking traits
@@ -587,6 +600,7 @@ class CustomerClustering:
         self.cluster_profiles_ = prof
         self.relative_profiles_ = rel
         self.scaled_profiles_ = scaled
+        self.overall_means_ = overall
 
     def rename(self, cluster: int, name: str) -> "CustomerClustering":
         """Give cluster ``cluster`` a user-chosen name (stored as-is; escape when rendering)."""
@@ -739,7 +753,10 @@ def cluster_names(scaled_centres: pd.DataFrame, raw_means: pd.DataFrame | None =
     "non-buyers"; about one order each (< 1.5) gives "one-time" (both always
     named when below average, and non-buyers get no purchase-based words such
     as "lapsed"). Clusters that
-    would share a name get more traits, then a number.
+    would share a name get more traits; then a cluster whose words are all in another
+    cluster's name gets the comparative word of the aspect where the two differ most
+    ("smaller baskets", "more recent", "less valuable"), so that every name says what sets
+    it apart; only clusters that do not differ by ``CONTRAST_MIN`` sd get a number.
     """
     scores = _aspect_scores(scaled_centres)
     orders_mean = None
@@ -801,6 +818,7 @@ def cluster_names(scaled_centres: pd.DataFrame, raw_means: pd.DataFrame | None =
                 grew = True
         if not grew:
             break
+    names = _contrast(names, scores, ordered_aspects)
     seen: dict[str, int] = {}
     out = []
     counts = pd.Series(names).value_counts()
@@ -811,6 +829,47 @@ def cluster_names(scaled_centres: pd.DataFrame, raw_means: pd.DataFrame | None =
             n = f"{n} #{seen[n]}"
         out.append(n)
     return out
+
+
+def _comparative(aspect: str, more: bool) -> str:
+    if aspect in _COMPARATIVE:
+        return _COMPARATIVE[aspect][0 if more else 1]
+    label = feature_label(aspect.split(":", 1)[1]).lower()
+    return f"{'higher' if more else 'lower'} {label}"
+
+
+def _contrast(names: dict, scores: pd.DataFrame, aspects: list[str]) -> dict:
+    """Add comparative words until no cluster's name is made only of another cluster's words."""
+    words = {c: names[c].split(" · ") for c in names}
+    # an aspect already named by an absolute word ("recent") is not contrasted again ("less recent")
+    said = {c: {a for a in aspects if a != "value" and {_word(a, True).lower(), _word(a, False).lower()}
+                & {w.lower() for w in words[c]}} for c in names}
+    used = {c: set(said[c]) for c in names}
+    for _ in range(len(aspects)):
+        changed = False
+        for i in scores.index:
+            wi = set(w.lower() for w in words[i])
+            rivals = [j for j in scores.index if j != i and wi <= set(w.lower() for w in words[j])]
+            if not rivals:
+                continue
+            best = None
+            for j in rivals:
+                for a in aspects:
+                    if a in used[i]:
+                        continue
+                    d = float(scores.loc[i, a] - scores.loc[j, a])
+                    if np.isfinite(d) and abs(d) >= CONTRAST_MIN and (best is None or abs(d) > abs(best[1])):
+                        best = (a, d)
+            if best is None:
+                continue
+            word = _comparative(best[0], best[1] > 0)
+            used[i].add(best[0])
+            if word.lower() not in wi:
+                words[i] = words[i] + [word]
+                changed = True
+        if not changed:
+            break
+    return {c: " · ".join(w) for c, w in words.items()}
 
 
 # ----------------------------------------------------------------- k guidance
@@ -971,9 +1030,51 @@ def k_guidance_figure(guidance: KGuidance):
     return fig
 
 
-def profile_figure(model: CustomerClustering, kind: str = "heatmap"):
-    """Cluster profiles: a heatmap (colour = centre in sd units, text = mean relative to
-    all customers) or a snake plot (one line per cluster across features)."""
+_MONEY_FEATURES = {"net_revenue", "total_revenue", "return_revenue", "monetary_value", "avg_order_value", "clv",
+                   "expected_spend", "clv_bgnbd", "expected_clv", "predicted_value"}
+_DAY_FEATURES = {"time_since_purchase", "tenure", "avg_gap", "recency", "T"}
+_RATE_FEATURES = {"return_rate", "probability_alive", "p_alive", "churn_risk", "churn_probability"}
+
+
+def _short_number(v: float) -> str:
+    a = abs(v)
+    if a >= 1e6:
+        return f"{v / 1e6:.1f}M"
+    if a >= 1e4:
+        return f"{v / 1e3:.0f}k"
+    if a >= 1e3:
+        return f"{v / 1e3:.1f}k"
+    if a >= 100:
+        return f"{v:.0f}"
+    return f"{v:.1f}" if a >= 10 or v == int(v) else f"{v:.2f}"
+
+
+def _cell_text(value, feature: str, currency=None) -> str:
+    """A cluster's average as a short label in the feature's units."""
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        return ""
+    if not np.isfinite(v):
+        return ""
+    if feature in _RATE_FEATURES:
+        return f"{100 * v:.0f}%"
+    if feature in _DAY_FEATURES:
+        return f"{v:,.0f} d"
+    text = _short_number(v)
+    if feature in _MONEY_FEATURES and currency is not None:
+        from analytics.currency import get
+
+        c = get(currency) if isinstance(currency, str) else currency
+        if c is not None:
+            text = ("-" if v < 0 else "") + c.prefix + text.lstrip("-")
+    return text.replace("-0.00", "0.00")
+
+
+def profile_figure(model: CustomerClustering, kind: str = "heatmap", currency=None):
+    """Cluster profiles: a heatmap (colour = centre in sd units, text = the cluster's average in
+    the feature's units, money in ``currency``) or a snake plot (one line per cluster across
+    features)."""
     import plotly.graph_objects as go
 
     model._check_fitted()
@@ -985,17 +1086,26 @@ def profile_figure(model: CustomerClustering, kind: str = "heatmap"):
     rows = [f"{i}: {prof.loc[i, 'name']} ({prof.loc[i, 'size_share']:.0%})" for i in z.index]
     if kind == "heatmap":
         rel = model.relative_profiles_
-        text = [[("" if not np.isfinite(v) else f"×{v:.2f}") for v in rel.loc[i].to_numpy(float)]
-                for i in z.index]
+        # each cell shows the cluster's own average in the feature's units ("€1.2k", "34 days",
+        # "2.3"); the hover adds how that compares with all customers (a ratio only where it means
+        # something: a positive overall average)
+        text = [[_cell_text(prof.loc[i, f], f, currency) for f in z.columns] for i in z.index]
+        ratio = [[(f"{v:.1f}× the average" if np.isfinite(v) and v >= 0 and np.isfinite(o) and o > 0 else
+                   f"{z.loc[i, f]:+.1f} sd from the average")
+                  for f, v, o in zip(z.columns, rel.loc[i].to_numpy(float),
+                                      model.overall_means_.reindex(z.columns).to_numpy(float))]
+                 for i in z.index]
         lim = float(np.nanmax(np.abs(z.to_numpy()))) if z.size else 1.0
         fig = go.Figure(go.Heatmap(
-            z=z.to_numpy(), x=labels, y=rows, text=text, texttemplate="%{text}",
+            z=z.to_numpy(), x=labels, y=rows, text=text, texttemplate="%{text}", customdata=ratio,
             colorscale="RdBu", zmid=0, zmin=-lim, zmax=lim,
-            colorbar=dict(title="sd from<br>average"),
-            hovertemplate="%{y}<br>%{x}: %{z:.2f} sd (%{text} the average)<extra></extra>",
+            colorbar=dict(title="below ↔ above<br>the average (sd)"),
+            hovertemplate="%{y}<br>%{x}: average %{text} (%{customdata})<extra></extra>",
         ))
-        fig.update_layout(title="Cluster profiles (colour: sd from the average; text: mean ÷ overall mean)",
-                          yaxis=dict(autorange="reversed"))
+        fig.update_layout(title="Cluster profiles: each cluster's average (colour: how far above or below "
+                                "all customers)",
+                          yaxis=dict(autorange="reversed"), xaxis=dict(tickangle=-30, automargin=True),
+                          margin=dict(l=10, r=10, t=60, b=10), height=max(320, 60 + 48 * len(rows)))
     else:
         fig = go.Figure()
         for i, row in zip(z.index, rows):
@@ -1029,15 +1139,18 @@ def projection_figure(model: CustomerClustering, frame: pd.DataFrame, max_points
     if n_comp == 1:
         p = np.column_stack([p[:, 0], np.zeros(len(p))])
     var = list(pca.explained_variance_ratio_) + [0.0] * (2 - n_comp)
+    from analytics.palettes import colors, marker_symbols
+
     fig = go.Figure()
     ids = frame.index.to_numpy()[idx].astype(str)
+    palette, symbols = colors(model.n_clusters_), marker_symbols(model.n_clusters_)
     for c in range(model.n_clusters_):
         m = lab == c
         if not m.any():
             continue
         fig.add_trace(go.Scattergl(
             x=p[m, 0], y=p[m, 1], mode="markers", name=f"{c}: {model.names_[c]}",
-            marker=dict(size=4, opacity=0.6), text=ids[m],
+            marker=dict(size=5, opacity=0.7, color=palette[c], symbol=symbols[c]), text=ids[m],
             hovertemplate="customer %{text}<extra>%{fullData.name}</extra>",
         ))
     shown = len(idx)

@@ -203,8 +203,10 @@ else:
         sk = explorer.sankey_data(flows)
         n_left = flows["from"].nunique()
         labels = [f"{_label(v)} ({'from' if i < n_left else 'to'})" for i, v in enumerate(sk["labels"])]
-        fig = go.Figure(go.Sankey(node=dict(label=labels, pad=12),
-                                  link=dict(source=sk["source"], target=sk["target"], value=sk["value"])))
+        fig = go.Figure(go.Sankey(arrangement="snap",
+                                  node=dict(label=labels, pad=18, color=sk["node_colors"], x=sk["x"], y=sk["y"]),
+                                  link=dict(source=sk["source"], target=sk["target"], value=sk["value"],
+                                            color=sk["link_colors"])))
         fig.update_layout(height=480, margin=dict(l=10, r=10, t=10, b=10))
         st.plotly_chart(fig, width="stretch")
         moved = int(flows.loc[flows["from"] != flows["to"], "customers"].sum())

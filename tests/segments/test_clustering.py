@@ -219,9 +219,13 @@ def test_cluster_names_unique_and_ordered():
                             "time_since_purchase": [-0.9, -0.9, 1.0], "n_views": [0.0, 0.0, 0.9]})
     raw = pd.DataFrame({"n_orders": [10.0, 9.0, 0.1]})
     names = cluster_names(centres, raw)
-    assert names[0] == "High value · frequent · recent #1" and names[1] == "High value · frequent · recent #2"
+    # alike but for value: each name says what sets it apart
+    assert names[0] == "High value · frequent · recent · more valuable"
+    assert names[1] == "High value · frequent · recent · less valuable"
     assert names[2] == "Low value · non-buyers · browsers"  # no "lapsed" for people who never bought
-    assert cluster_names(pd.DataFrame({"n_views": [0.1, -0.1]})) == ["Average #1", "Average #2"]
+    assert cluster_names(pd.DataFrame({"n_views": [0.1, -0.1]})) == ["Average · more browsing", "Average · less browsing"]
+    # only clusters that hardly differ at all get numbers
+    assert cluster_names(pd.DataFrame({"n_views": [0.01, -0.01]})) == ["Average #1", "Average #2"]
     assert cluster_names(pd.DataFrame({"n_views": [2.0, -2.0], "zz_score": [0.0, 1.0]})) == \
         ["Browsers", "Few visits · high zz score"]
 
