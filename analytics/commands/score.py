@@ -6,6 +6,8 @@
         [--lifetime-years 3] [--min-age-months 9] [--no-bgnbd]
         [--segment-rules RULES.csv|RULES.json] [--fallback-segment NAME]
         --out FILE.csv|FILE.parquet [--bom] [--db PATH]
+    valuescope score --engine spark --events 'PATH/*.parquet' --as-of DATE --out FILE|DIR
+        [--spark-master URL | --spark-remote sc://HOST:PORT] (same scoring options; see analytics.spark.cli)
 
 Writes one row per customer (RFM scores and segment, behaviour score, CLV by
 formula and, unless ``--no-bgnbd``, by BG/NBD + Gamma-Gamma) with every
@@ -29,7 +31,9 @@ def register(sub) -> None:
         description="Score every customer of a dataset as of a date and write CSV/Parquet.",
     )
     add_db_argument(p)
-    p.add_argument("--dataset", required=True, metavar="NAME", help="dataset to score")
+    p.add_argument("--dataset", metavar="NAME", help="dataset to score (the warehouse engine)")
+    p.add_argument("--engine", choices=["duckdb", "spark"], default="duckdb",
+                   help="duckdb: a dataset of the warehouse (default); spark: Parquet --events on Spark")
     p.add_argument("--as-of", required=True, metavar="DATE", help="as-of date (YYYY-MM-DD); later events are ignored")
     p.add_argument("--unit", default="days", help="time unit of recency/T: days, weeks or months (default days)")
     p.add_argument("--rfm-weights", default="1,1,1", metavar="R,F,M",
@@ -53,6 +57,9 @@ def register(sub) -> None:
                    help="segment of customers no rule covers (default Other)")
     p.add_argument("--out", required=True, metavar="FILE", help="output file: .csv or .parquet")
     p.add_argument("--bom", action="store_true", help="write a UTF-8 byte order mark in the CSV (for Excel)")
+    from analytics.spark.cli import add_arguments as add_spark_arguments
+
+    add_spark_arguments(p)
     p.set_defaults(func=cmd_score)
 
 
@@ -62,9 +69,14 @@ def cmd_score(args) -> int:
 
     out = Path(args.out)
     fmt = out.suffix.lower()
-    if fmt not in (".csv", ".parquet"):
+    if args.engine == "duckdb" and not args.dataset:
+        raise UserError("--dataset NAME is required (or --engine spark --events 'PATH/*.parquet')")
+    if args.engine == "spark":
+        if args.dataset:
+            raise UserError("--engine spark scores --events, not a --dataset of the warehouse")
+    elif fmt not in (".csv", ".parquet"):
         raise UserError(f"--out must end in .csv or .parquet, got {out.name!r}")
-    if not out.parent.exists():
+    elif not out.parent.exists():
         raise UserError(f"the folder {out.parent} does not exist")
     rfm_w = scores.parse_weights(args.rfm_weights, scores.RFM_KEYS, "RFM weights")
     beh_w = (
@@ -82,6 +94,10 @@ def cmd_score(args) -> int:
 
     rules = _read_rules(args.segment_rules) if args.segment_rules else None
     scores.compile_segment_rules(rules, args.fallback_segment)  # validate before any work
+    if args.engine == "spark":
+        from analytics.spark.cli import cmd_score_spark
+
+        return cmd_score_spark(args, rfm_weights=rfm_w, behaviour_weights=beh_w, clv=params, rules=rules)
 
     wh = open_warehouse(args)
     run = scores.score_dataset(
