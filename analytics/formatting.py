@@ -36,7 +36,8 @@ NOT_ENOUGH_HISTORY = "not enough history"
 KINDS = ("money", "percent", "count", "number", "score", "date", "days", "text")
 
 
-def _currency(currency: Currency | str | None) -> Currency | None:
+def resolve_currency(currency: Currency | str | None) -> Currency | None:
+    """A :class:`Currency` from a code, a Currency or None (an unknown code gives None)."""
     if currency is None or isinstance(currency, Currency):
         return currency
     return get_currency(currency)
@@ -53,7 +54,7 @@ def _missing(x: Any) -> bool:
 
 def minor_units(currency: Currency | str | None) -> int:
     """Decimals of ``currency`` (2 without one)."""
-    c = _currency(currency)
+    c = resolve_currency(currency)
     return 2 if c is None else c.minor_units
 
 
@@ -62,7 +63,7 @@ def money(x: Any, currency: Currency | str | None = None, *, compact: bool = Fal
     """``x`` as money in ``currency`` (see the module docstring)."""
     if _missing(x):
         return missing
-    c = _currency(currency)
+    c = resolve_currency(currency)
     v = float(x)
     if not math.isfinite(v):
         return missing
@@ -82,7 +83,7 @@ def money(x: Any, currency: Currency | str | None = None, *, compact: bool = Fal
 
 def money_printf(currency: Currency | str | None = None, decimals: int | None = None) -> str:
     """A printf format (sprintf-js, with ``,`` for thousands) for a money column: ``€%,.2f``."""
-    c = _currency(currency)
+    c = resolve_currency(currency)
     d = (c.minor_units if c else 2) if decimals is None else int(decimals)
     prefix = (c.prefix if c else "").replace("%", "%%")
     return f"{prefix}%,.{d}f"
@@ -90,14 +91,14 @@ def money_printf(currency: Currency | str | None = None, decimals: int | None = 
 
 def money_axis(currency: Currency | str | None = None) -> dict:
     """Plotly axis settings for a money axis: the sign as tick prefix, thousands separators."""
-    c = _currency(currency)
+    c = resolve_currency(currency)
     return {"tickprefix": c.prefix if c else "", "tickformat": ",.0f",
             "hoverformat": f",.{c.minor_units if c else 2}f"}
 
 
 def money_hover(currency: Currency | str | None = None, value: str = "y") -> str:
     """A plotly hovertemplate piece for a money value: ``€%{y:,.2f}``."""
-    c = _currency(currency)
+    c = resolve_currency(currency)
     return f"{c.prefix if c else ''}%{{{value}:,.{c.minor_units if c else 2}f}}"
 
 
@@ -341,7 +342,7 @@ def for_people(frame: pd.DataFrame, currency: Currency | str | None = None, *,
     """A copy of ``frame`` for people: human titles, money rounded to the currency's minor units
     (with the code in the title: ``Net revenue (EUR)``), rates as percentages rounded to 0.1,
     dates as days, columns missing for every row left out. Values stay numbers (sortable)."""
-    c = _currency(currency)
+    c = resolve_currency(currency)
     cols = table_columns(frame, c, kinds)
     data = {}
     for col in frame.columns:

@@ -6,7 +6,8 @@
         [--response-rate R] [--value-per-response V] [--description TEXT] [--out FILE.csv|.parquet] [--json]
     valuescope campaign list [--dataset D] [--json]
     valuescope campaign show ID [--json]
-    valuescope campaign export ID --out FILE.csv|FILE.parquet [--bom]
+    valuescope campaign export ID --out FILE.csv|FILE.parquet [--bom] [--group treatment|control|all]
+        [--headers tool|people] [--attributes country,attr_tier] [--email]
     valuescope campaign readout ID [--outcomes FILE] [--no-save] [--json]
     valuescope campaign delete ID
 
@@ -18,6 +19,7 @@ against formula injection (``analytics.export``).
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 from analytics.cli import UserError, add_db_argument, json_option, open_warehouse
@@ -77,6 +79,15 @@ def register(sub) -> None:
     q.add_argument("campaign", metavar="ID")
     q.add_argument("--out", required=True, metavar="FILE.csv|.parquet")
     q.add_argument("--bom", action="store_true", help="CSV with a UTF-8 byte order mark (Excel)")
+    q.add_argument("--group", choices=("treatment", "control", "all"), default=None,
+                   help="a send-ready file of one group (treatment: the list to upload to an email or ads tool) "
+                        "or of both; without it, the exact stored list for analysis")
+    q.add_argument("--headers", choices=("tool", "people"), default="tool",
+                   help="send-ready headers: tool-friendly (customer_id, email, expected_value...) or for people")
+    q.add_argument("--attributes", default="", metavar="A,B",
+                   help="customer attributes to pass through (country, attr_<column kept at load>)")
+    q.add_argument("--email", action="store_true",
+                   help="add the email column kept at load time (personal data: only where you may share it)")
     q.set_defaults(func=cmd_export)
 
     q = csub.add_parser("readout", help="uplift of treatment over control from an outcomes file")
@@ -249,9 +260,27 @@ def cmd_export(args) -> int:
     wh = open_warehouse(args)
     camp = c.get_campaign(wh, args.campaign)
     targets = c.campaign_targets(wh, camp["id"])
-    _write(targets, out, args.bom, {"campaign_id": camp["id"], "name": camp["name"], "dataset": camp["dataset"],
-                                    "as_of": camp["as_of"]})
-    print(f"wrote {len(targets):,} rows of campaign {camp['id']} to {out}")
+    meta = {"campaign_id": camp["id"], "name": camp["name"], "dataset": camp["dataset"], "as_of": camp["as_of"]}
+    if args.group is None:
+        _write(targets, out, args.bom, meta)
+        print(f"wrote {len(targets):,} rows of campaign {camp['id']} to {out}")
+        return 0
+    from analytics.campaigns.export import send_list
+    from analytics.currency import dataset_currency
+    from analytics.export import to_parquet, to_safe_csv
+
+    attrs = [a.strip() for a in args.attributes.split(",") if a.strip()]
+    # the command line has no sign-in: whoever runs it can read the warehouse file, personal data included
+    table = send_list(wh, targets, group=None if args.group == "all" else args.group,
+                      currency=dataset_currency(wh, camp["dataset"]).code, attributes=attrs,
+                      include_email=args.email, may_see_personal_data=True, headers=args.headers)
+    if out.suffix.lower() == ".parquet":
+        to_parquet(table, out, metadata={**meta, "group": args.group})
+    else:
+        to_safe_csv(table, out, bom=args.bom)
+    if table.attrs.get("email_note"):
+        print(table.attrs["email_note"], file=sys.stderr)
+    print(f"wrote {len(table):,} {args.group} rows of campaign {camp['id']} to {out}")
     return 0
 
 
