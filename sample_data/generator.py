@@ -239,6 +239,24 @@ class Catalogue:
     price: np.ndarray  # list price, sorted ascending within category
     cat_start: np.ndarray
     cat_count: np.ndarray
+    # item-choice structure (see ``_ItemChooser``)
+    style: np.ndarray | None = None  # style (brand / line) of each item, 0.._N_STYLES-1
+    appeal: np.ndarray | None = None  # base popularity weight (lognormal: a few hits, a long tail)
+    launch_frac: np.ndarray | None = None  # launch point as a share of the simulated weeks (< 0: always there)
+    successor: np.ndarray | None = None  # the next item of the item's series (-1: none)
+
+
+# item choice: styles, series and launches
+_N_STYLES = 4
+_N_BANDS = 10  # price bands per category: every choice stays in the band of the persona's price level
+_APPEAL_SIGMA = 1.1  # lognormal spread of item appeal: the top 10% of items get about half the weight
+_LAUNCHED_SHARE = 0.22  # items launched during the simulated weeks (the rest exist from the start)
+_LAUNCH_BOOST, _LAUNCH_WEEKS = 3.0, 8.0  # a new item's appeal is (1 + 3 e^(-weeks since launch / 8)) x base
+_FOLLOW_PROB = 0.35  # a purchase line is the follow-up (next in series / accessory) of the previous one
+_STYLE_SHARE = 0.5  # of the other lines: from the customer's current style (within the category)
+_POPULAR_SHARE = 0.25  # ... from the category's currently popular items; the rest by price level as before
+_BARGAIN_PRICE_SHARE = 0.6  # bargain hunters keep choosing by price more often
+_DRIFT_WEEKS = 40.0  # mean weeks between taste (style) changes
 
 
 def make_catalogue(seed: int) -> Catalogue:
@@ -254,7 +272,171 @@ def make_catalogue(seed: int) -> Catalogue:
     cat_count = _CAT_ITEMS.copy()
     cat_start = np.concatenate([[0], np.cumsum(cat_count)[:-1]])
     item_ids = [f"SKU{10000 + i}" for i in range(len(price))]
-    return Catalogue(item_ids, item_cat, price, cat_start, cat_count)
+    # the item-choice structure has its own stream, so prices stay what they were
+    srng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(2**31 - 2,)))
+    m = len(price)
+    style = srng.integers(0, _N_STYLES, m)
+    appeal = srng.lognormal(0.0, _APPEAL_SIGMA, m)
+    launch_frac = np.where(srng.random(m) < _LAUNCHED_SHARE, srng.uniform(0.05, 1.1, m), -1.0)
+    # series: the items of one (category, price band, style) are cut into runs of 1-4, each run
+    # ordered from the dearest (the main item) to the cheapest (accessories, later volumes)
+    successor = np.full(m, -1, dtype=np.int64)
+    band = _price_band(item_cat, cat_start, cat_count)
+    for c in range(len(_CAT_ITEMS)):
+        lo, hi = cat_start[c], cat_start[c] + cat_count[c]
+        for s in range(_N_STYLES * _N_BANDS):
+            members = lo + np.flatnonzero(style[lo:hi] * _N_BANDS + band[lo:hi] == s)
+            members = members[srng.permutation(members.size)]
+            i = 0
+            while i < members.size:
+                run = members[i:i + int(srng.integers(1, 5))]
+                run = run[np.argsort(-price[run], kind="stable")]
+                successor[run[:-1]] = run[1:]
+                i += run.size
+    return Catalogue(item_ids, item_cat, price, cat_start, cat_count, style, appeal, launch_frac, successor)
+
+
+def _price_band(item_cat, cat_start, cat_count) -> np.ndarray:
+    """0.._N_BANDS-1: the item's price band (tenth) within its category (items are price-sorted)."""
+    pos = np.arange(len(item_cat)) - cat_start[item_cat]
+    return np.minimum(pos * _N_BANDS // cat_count[item_cat], _N_BANDS - 1)
+
+
+class _ItemChooser:
+    """Which item a customer picks, given the category: tastes, series and launches.
+
+    * every item has a style (brand, product line); a customer has a current style
+      that changes at random times (exponential, mean ``_DRIFT_WEEKS`` weeks after
+      arrival and after each change): tastes drift;
+    * items have a lognormal appeal (a few hits, a long tail); about a fifth are
+      launched during the simulated weeks and cannot be bought before, with a
+      burst of interest after launch that fades over ~8 weeks: what is popular moves;
+    * items come in series (a main item, then its accessories or later volumes);
+      a purchase line is, with probability ``_FOLLOW_PROB``, the next item of the
+      series of the customer's previous purchase line: the next item depends on
+      the previous one;
+    * otherwise the item is from the customer's current style in the category, or
+      one of the category's currently popular items, or (as before) drawn by the
+      price level that suits the persona; style and popular choices stay in the
+      price band (tenth of the category by price) of that price-level draw, so the value structure of the
+      personas (what they spend) is kept.
+
+    Draws come from its own random stream so that everything else the generator
+    draws (counts, times, quantities, categories) is unchanged by the item choice.
+    """
+
+    def __init__(self, rng, cat: Catalogue, grid: "_Grid", n: int, arrival: np.ndarray, first_week: int):
+        self.rng, self.cat = rng, cat
+        W = grid.weeks
+        launch = np.where(cat.launch_frac < 0, -np.inf, first_week + cat.launch_frac * (W - first_week))
+        self.launch_s = launch * 7 * 86400
+        age = np.arange(W)[:, None] - launch[None, :]
+        weight = np.where(age >= 0, cat.appeal[None, :] * (1 + _LAUNCH_BOOST * np.exp(-np.maximum(age, 0)
+                                                                                     / _LAUNCH_WEEKS)), 0.0)
+        self.weeks = W
+        # flat cumulative weights per week for (category, band) blocks and (category, band, style)
+        # blocks: rows offset by the week so that one searchsorted serves every (week, block)
+        self.band = _price_band(cat.item_cat, cat.cat_start, cat.cat_count)
+        cb = cat.item_cat * _N_BANDS + self.band  # price-sorted items: (category, band) blocks are contiguous
+        self.cb_start = np.searchsorted(cb, np.arange(len(_CAT_ITEMS) * _N_BANDS + 1))
+        self.cs_order = np.lexsort((cat.style, cb))  # items by category, band, then style
+        key = cb[self.cs_order] * _N_STYLES + cat.style[self.cs_order]
+        self.cs_start = np.searchsorted(key, np.arange(len(_CAT_ITEMS) * _N_BANDS * _N_STYLES + 1))
+        self.cum_cat = self._flat_cum(weight)
+        self.cum_cs = self._flat_cum(weight[:, self.cs_order])
+        # tastes: the style at arrival, then up to two changes
+        n_styles = 3
+        self.style = rng.integers(0, _N_STYLES, (n, n_styles))
+        gaps = rng.exponential(_DRIFT_WEEKS * 7 * 86400, (n, n_styles - 1))
+        self.change_s = (arrival[:, None] * 7 * 86400 + np.cumsum(gaps, axis=1)).astype(np.float64)
+
+    def _flat_cum(self, weight: np.ndarray) -> np.ndarray:
+        cum = np.cumsum(weight, axis=1)
+        self.row_span = float(cum[:, -1].max()) + 1.0
+        return (cum + np.arange(cum.shape[0])[:, None] * self.row_span).ravel()
+
+    def _draw(self, cum: np.ndarray, week: np.ndarray, lo: np.ndarray, hi: np.ndarray):
+        """One weighted draw per row among flat positions ``lo..hi-1`` of week ``week``'s row;
+        -1 where the block has no weight (nothing launched yet)."""
+        n_items = len(self.cat.price)
+        base = week * n_items
+        below = np.where(lo > 0, cum[base + np.maximum(lo, 1) - 1], week * self.row_span)
+        top = cum[base + np.maximum(hi, 1) - 1]
+        top = np.where(hi > lo, top, below)
+        target = below + self.rng.random(len(week)) * (top - below)
+        pos = np.searchsorted(cum, target, side="right") - base
+        ok = (top > below)
+        return np.where(ok, np.clip(pos, lo, np.maximum(hi - 1, lo)), -1)
+
+    def current_style(self, cust: np.ndarray, ts: np.ndarray) -> np.ndarray:
+        k = (ts[:, None] >= self.change_s[cust]).sum(axis=1)
+        return self.style[cust, k]
+
+    def _week(self, ts):
+        return np.clip(ts // (7 * 86400), 0, self.weeks - 1).astype(np.int64)
+
+    def popular(self, c: np.ndarray, b: np.ndarray, ts: np.ndarray) -> np.ndarray:
+        """An item of category ``c``, price band ``b`` by its current popularity (-1: none launched yet)."""
+        block = c * _N_BANDS + b
+        return self._draw(self.cum_cat, self._week(ts), self.cb_start[block], self.cb_start[block + 1])
+
+    def of_style(self, c, b, s, ts) -> np.ndarray:
+        """An item of category ``c``, price band ``b`` and style ``s`` by its current popularity (-1: none)."""
+        block = (c * _N_BANDS + b) * _N_STYLES + s
+        lo, hi = self.cs_start[block], self.cs_start[block + 1]
+        pos = self._draw(self.cum_cs, self._week(ts), lo, hi)
+        return np.where(pos >= 0, self.cs_order[np.maximum(pos, 0)], -1)
+
+    def available(self, item, ts) -> np.ndarray:
+        return (item >= 0) & (self.launch_s[np.maximum(item, 0)] <= ts)
+
+    def browse(self, cust, c, ts, by_price, style_prob) -> np.ndarray:
+        """Viewed items: the current style w.p. ``style_prob`` (when available), else the price choice."""
+        pick = self.of_style(c, self.band[by_price], self.current_style(cust, ts), ts)
+        use = (self.rng.random(len(cust)) < style_prob) & (pick >= 0)
+        out = np.where(use, pick, by_price)
+        return self._launched_or_popular(out, c, ts)
+
+    def _launched_or_popular(self, item, c, ts):
+        bad = ~self.available(item, ts)
+        if bad.any():
+            alt = self.popular(c[bad], self.band[item[bad]], ts[bad])
+            item = item.copy()
+            item[bad] = np.where(alt >= 0, alt, item[bad])
+        return item
+
+    def purchases(self, cust, c, ts, by_price, persona) -> np.ndarray:
+        """Purchased items of lines sorted by (customer, time), with follow-ups along series."""
+        m = len(cust)
+        r = self.rng.random(m)
+        price_share = np.where(persona == BARGAIN, _BARGAIN_PRICE_SHARE, 1 - _STYLE_SHARE - _POPULAR_SHARE)
+        style_cut = (1 - price_share) * _STYLE_SHARE / (_STYLE_SHARE + _POPULAR_SHARE)
+        item = by_price.copy()
+        band = self.band[by_price]
+        st_ = r < style_cut
+        pop_ = (r >= style_cut) & (r < 1 - price_share)
+        if st_.any():
+            pick = self.of_style(c[st_], band[st_], self.current_style(cust[st_], ts[st_]), ts[st_])
+            item[st_] = np.where(pick >= 0, pick, item[st_])
+        if pop_.any():
+            pick = self.popular(c[pop_], band[pop_], ts[pop_])
+            item[pop_] = np.where(pick >= 0, pick, item[pop_])
+        item = self._launched_or_popular(item, c, ts)
+        # follow-ups, in time order within each customer: line k may continue line k-1's series
+        follow = self.rng.random(m) < _FOLLOW_PROB
+        if m > 1:
+            starts = np.searchsorted(cust, cust)  # first line of each line's customer (sorted by customer)
+            pos = np.arange(m) - starts
+            by_pos = np.argsort(pos, kind="stable")
+            bounds = np.searchsorted(pos[by_pos], np.arange(int(pos.max()) + 2))
+            succ = self.cat.successor
+            for k in range(1, int(pos.max()) + 1):
+                rows = by_pos[bounds[k]:bounds[k + 1]]
+                rows = rows[follow[rows]]
+                nxt = succ[item[rows - 1]]
+                ok = self.available(nxt, ts[rows])
+                item[rows[ok]] = nxt[ok]
+        return item
 
 
 # --------------------------------------------------------------------------- batches
@@ -418,6 +600,12 @@ def generate_batch(cfg: SampleConfig, batch_index: int, first_customer: int, n: 
     l_pers = persona[l_cust]
     l_no = np.arange(len(l_order)) - np.repeat(np.cumsum(o_lines) - o_lines, o_lines)
     l_cat, l_item = _pick_items(rng, l_pers, fav_cat[l_cust], cat_cdf, cat)
+    l_ts = o_ts[l_order] + l_no  # lines one second apart
+    # the item itself: tastes, series and launches (lines are in (customer, time) order)
+    chooser = _ItemChooser(np.random.default_rng(np.random.SeedSequence(int(cfg.seed), spawn_key=(batch_index, 1))),
+                           cat, grid, n, arrival, first_hist_week)
+    l_item = chooser.purchases(l_cust, l_cat, l_ts, l_item, l_pers)
+    l_cat = cat.item_cat[l_item]
     l_qty = 1 + rng.poisson(_PARAMS[l_pers, _QTY])
     disc_mean = _PARAMS[l_pers, _DISC]
     disc = np.where(rng.random(len(l_order)) < np.minimum(disc_mean * 3, 0.9),
@@ -425,7 +613,6 @@ def generate_batch(cfg: SampleConfig, batch_index: int, first_customer: int, n: 
     disc = np.clip(disc, 0.0, 0.7)
     unit = cat.price[l_item] * (1 - disc) * np.where(l_pers == BARGAIN, 1.0, aov_mult[l_cust])
     l_rev = np.round(l_qty * unit * 100).astype(np.int64)  # cents
-    l_ts = o_ts[l_order] + l_no  # lines one second apart
     emit(l_cust, l_ts, _PURCHASE, order=o_id[l_order], item=l_item, catg=l_cat, qty=l_qty, rev=l_rev)
     # funnel: cart add per line, views before, sometimes a search
     emit(l_cust, o_ts[l_order] - rng.integers(60, 900, len(l_order)), _CART, item=l_item, catg=l_cat, qty=l_qty)
@@ -436,9 +623,11 @@ def generate_batch(cfg: SampleConfig, batch_index: int, first_customer: int, n: 
     first_line = np.cumsum(o_lines) - o_lines
     v_cat_r, v_item_r = _pick_items(rng, persona[o_cust[v_order]], l_cat[first_line[v_order]], cat_cdf, cat,
                                     fav_prob=0.8)
+    v_ts = o_ts[v_order] - rng.integers(900, 3000, len(v_order))
+    v_item_r = chooser.browse(o_cust[v_order], v_cat_r, v_ts, v_item_r, style_prob=0.6)
     v_item = np.where(v_first, l_item[first_line[v_order]], v_item_r)
     v_cat = np.where(v_first, l_cat[first_line[v_order]], v_cat_r)
-    emit(o_cust[v_order], o_ts[v_order] - rng.integers(900, 3000, len(v_order)), _VIEW, item=v_item, catg=v_cat)
+    emit(o_cust[v_order], v_ts, _VIEW, item=v_item, catg=v_cat)
     s_o = np.repeat(np.arange(n_o), rng.poisson(_PARAMS[o_pers, _SRCH]))
     s_cat = l_cat[first_line[s_o]]
     emit(o_cust[s_o], o_ts[s_o] - rng.integers(3000, 3600, len(s_o)), _SEARCH, catg=s_cat,
@@ -473,7 +662,9 @@ def generate_batch(cfg: SampleConfig, batch_index: int, first_customer: int, n: 
     bv = 1 + rng.poisson(_PARAMS[b_pers, _VPS])
     bv_s = np.repeat(np.arange(n_b), bv)
     bv_cat, bv_item = _pick_items(rng, persona[b_cust[bv_s]], fav_cat[b_cust[bv_s]], cat_cdf, cat, fav_prob=0.5)
-    emit(b_cust[bv_s], b_ts[bv_s] + rng.integers(0, 1500, len(bv_s)), _VIEW, item=bv_item, catg=bv_cat)
+    bv_ts = b_ts[bv_s] + rng.integers(0, 1500, len(bv_s))
+    bv_item = chooser.browse(b_cust[bv_s], bv_cat, bv_ts, bv_item, style_prob=0.5)
+    emit(b_cust[bv_s], bv_ts, _VIEW, item=bv_item, catg=bv_cat)
     bs = np.repeat(np.arange(n_b), rng.poisson(_PARAMS[b_pers, _SRCH]))
     bs_cat = np.where(rng.random(len(bs)) < 0.6, fav_cat[b_cust[bs]],
                       _rand_choice_rows(rng, cat_cdf, b_pers[bs]))
