@@ -166,7 +166,7 @@ SELECT
          WHEN n_orders = 1 THEN 0.0 END AS monetary_value,
     CAST(total_revenue AS DOUBLE) AS total_revenue,
     CAST(return_revenue AS DOUBLE) AS return_revenue,
-    CAST(total_revenue - return_revenue AS DOUBLE) AS net_revenue,
+    round(CAST(total_revenue - return_revenue AS DOUBLE), 6) AS net_revenue,  -- float sums: -1e-13 is 0
     CAST(n_orders AS BIGINT) AS n_orders,
     n_views, n_searches, n_carts, n_purchases, n_returns, n_reviews,
     CAST(avg_rating AS DOUBLE) AS avg_rating,
@@ -669,7 +669,9 @@ class SummaryHistory:
             "monetary_value": monetary,
             "total_revenue": total,
             "return_revenue": ret,
-            "net_revenue": total - ret,
+            # differences of per-day running sums carry float noise (a customer who returned
+            # everything got -1e-13, not 0): rounded to 1e-6, far below any currency's minor unit
+            "net_revenue": np.round(total - ret, 6),
             "n_orders": n_orders,
             **{c: self.counts[c][k].astype(np.int64) for c in
                ("n_views", "n_searches", "n_carts", "n_purchases", "n_returns", "n_reviews")},
@@ -695,7 +697,7 @@ class SummaryHistory:
         lp[~buyer] = np.datetime64("NaT")
         df = pd.DataFrame({
             "last_purchase": lp, "n_orders": n_orders,
-            "net_revenue": self.sums["total_revenue"][k] - self.sums["return_revenue"][k],
+            "net_revenue": np.round(self.sums["total_revenue"][k] - self.sums["return_revenue"][k], 6),
         }, index=self.customer_index.take(cust) if cust.size else pd.Index([], dtype=object, name="customer_id"))
         df.attrs = {"unit": "days", "as_of": as_of_day, "dataset": self.dataset}
         return df
