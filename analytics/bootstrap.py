@@ -6,7 +6,16 @@ from pathlib import Path
 
 SAMPLE_FILE = Path(__file__).resolve().parent.parent / "sample_data" / "sample_events.csv.gz"
 SAMPLE_DATASET = "sample"
+#: set to 1 to start on an empty warehouse (no sample data)
+ENV_SKIP_SAMPLE = "VALUESCOPE_SKIP_SAMPLE"
 _LOCK = threading.Lock()  # two browser sessions starting at once load it once
+
+
+def sample_skipped() -> bool:
+    """Whether ``VALUESCOPE_SKIP_SAMPLE`` asks to start without the sample data set."""
+    import os
+
+    return os.environ.get(ENV_SKIP_SAMPLE, "").strip() not in ("", "0")
 
 
 def ensure_default_dataset(wh, path: str | Path | None = None):

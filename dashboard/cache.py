@@ -19,9 +19,8 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
+from analytics.bootstrap import sample_skipped
 from analytics.warehouse import Warehouse, default_db_path, get_warehouse
-
-ENV_SKIP_SAMPLE = "VALUESCOPE_SKIP_SAMPLE"
 
 
 def db_path() -> str:
@@ -36,7 +35,7 @@ def _warehouse(path: str) -> Warehouse:
 @st.cache_resource(show_spinner="Loading the sample data set (first start)…")
 def _bootstrap(path: str) -> str | None:
     """Load the sample data set into an empty warehouse once; the error message or None."""
-    if os.environ.get(ENV_SKIP_SAMPLE, "").strip() not in ("", "0"):
+    if sample_skipped():
         return None
     try:
         from analytics.bootstrap import ensure_default_dataset

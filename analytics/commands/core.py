@@ -11,7 +11,8 @@ from analytics.warehouse import ENV_DB, default_db_path
 
 
 def register(sub) -> None:
-    p = sub.add_parser("serve", help="start the web app (extra options pass through to streamlit run)")
+    p = sub.add_parser("serve", help="start the web app on this machine (127.0.0.1 unless --server.address says "
+                                     "otherwise); extra options pass through to streamlit run")
     add_db_argument(p)
     p.set_defaults(func=cmd_serve, passthrough=True)
 
@@ -53,19 +54,60 @@ def streamlit_flags(config_file: Path) -> list[str]:
     return flags + ["--browser.gatherUsageStats", "false"]
 
 
+#: where the app listens unless ``--server.address`` says otherwise: this machine only
+LOCAL_ADDRESS = "127.0.0.1"
+
+
+def _has_option(extra: list[str], name: str) -> bool:
+    return any(a == name or a.startswith(name + "=") for a in extra)
+
+
+def serve_command(extra: list[str], package_dir: Path) -> list[str]:
+    """The Streamlit command line of ``valuescope serve``: the project's settings as flags, the
+    local address unless ``extra`` names one, then ``extra`` (given last, so it wins). It runs
+    through ``dashboard.serve``, which keeps Streamlit from asking the internet for the external IP."""
+    flags = streamlit_flags(package_dir.parent / ".streamlit" / "config.toml")
+    if not _has_option(extra, "--server.address"):
+        flags += ["--server.address", LOCAL_ADDRESS]
+    return [sys.executable, "-m", "dashboard.serve", "run", str(package_dir / "app.py"), *flags, *extra]
+
+
+def load_sample_before_serving(db: Path) -> None:
+    """Load the bundled sample into an empty warehouse before the server starts, so the first page
+    is served from data (``VALUESCOPE_SKIP_SAMPLE=1`` starts empty). A failure is printed, not fatal:
+    the app starts anyway and the sidebar says why the sample is missing."""
+    from analytics.bootstrap import SAMPLE_FILE, ensure_default_dataset, sample_skipped
+
+    if sample_skipped():
+        return
+    from analytics.warehouse import Warehouse, WarehouseError
+
+    try:
+        wh = Warehouse(db)
+    except WarehouseError as exc:
+        print(f"valuescope: {exc}", file=sys.stderr)
+        return
+    try:
+        if not wh.datasets() and SAMPLE_FILE.is_file():
+            print("valuescope: empty warehouse, loading the sample data set (first start)...", file=sys.stderr,
+                  flush=True)
+            ensure_default_dataset(wh)
+    except Exception as exc:  # the app must still start
+        print(f"valuescope: the sample data set could not be loaded: {exc}", file=sys.stderr)
+    finally:
+        wh.close()  # the server opens the file next: release it
+
+
 def cmd_serve(args) -> int:
     import dashboard
 
     package_dir = Path(dashboard.__file__).resolve().parent
-    app = package_dir / "app.py"
     env = dict(os.environ)
-    env[ENV_DB] = str(Path(args.db).resolve() if args.db else default_db_path().resolve())
+    db = Path(args.db).resolve() if args.db else default_db_path().resolve()
+    env[ENV_DB] = str(db)
+    load_sample_before_serving(db)
     # Options given after `serve` come last, so they win over the project's config.
-    cmd = [
-        sys.executable, "-m", "streamlit", "run", str(app),
-        *streamlit_flags(package_dir.parent / ".streamlit" / "config.toml"),
-        *args.extra,
-    ]
+    cmd = serve_command(list(args.extra), package_dir)
     # Replace this process with Streamlit (no wrapper left behind): stopping
     # `valuescope serve` (Ctrl-C, SIGTERM from a supervisor or a test) stops the server.
     os.execve(sys.executable, cmd, env)
