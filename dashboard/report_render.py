@@ -15,7 +15,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from analytics.reports import render_html, report_figures
-from analytics.reports.render import fmt_money, fmt_num, fmt_pct, fmt_unit, readout_rows, value_rows
+from analytics.reports.render import fmt_money, fmt_num, fmt_pct, fmt_unit, readout_rows, report_currency, value_rows
 from dashboard.widgets import md_escape
 
 
@@ -48,7 +48,12 @@ def _chart(figs: dict, key: str) -> None:
 
 
 def show_report(snapshot: dict) -> None:
-    """The whole report, read-only."""
+    """The whole report, read-only (money in the snapshot's currency)."""
+    with report_currency(snapshot):
+        _show_report(snapshot)
+
+
+def _show_report(snapshot: dict) -> None:
     s = snapshot
     subj = s["subject"]
     kind = "Saved segment" if s["kind"] == "segment" else "Saved campaign"

@@ -26,9 +26,14 @@ anything that came from a file) is escaped everywhere:
 """
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import html
 import json
 from typing import Any, Iterable
+
+from analytics import formatting
+from analytics.periods import PARTIAL_DASH, PARTIAL_PATTERN
 
 CSP = "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; img-src data:"
 
@@ -54,16 +59,22 @@ def json_for_script(obj: Any) -> str:
             .replace("\u2028", "\\u2028").replace("\u2029", "\\u2029"))
 
 
-def fmt_money(x) -> str:
-    if x is None:
-        return "–"
-    sign = "-" if x < 0 else ""
-    x = abs(float(x))
-    if x >= 1e9:
-        return f"{sign}{x / 1e9:,.2f} bn"
-    if x >= 1e6:
-        return f"{sign}{x / 1e6:,.2f} M"
-    return f"{sign}{x:,.2f}"
+_CURRENCY: contextvars.ContextVar[str | None] = contextvars.ContextVar("report_currency", default=None)
+
+
+@contextlib.contextmanager
+def report_currency(snapshot: dict):
+    """Within the block, :func:`fmt_money` writes amounts in the snapshot's currency."""
+    token = _CURRENCY.set(snapshot.get("currency"))
+    try:
+        yield
+    finally:
+        _CURRENCY.reset(token)
+
+
+def fmt_money(x, currency: str | None = None) -> str:
+    """Money in the report's currency (``€1,234.50``; ``€1.23 M`` from a million)."""
+    return formatting.money(x, currency or _CURRENCY.get(), compact=True)
 
 
 def fmt_pct(x, digits: int = 1) -> str:
@@ -179,27 +190,84 @@ def _layout(**kw) -> dict:
     return base
 
 
+def partial_months(trend: dict) -> list[str]:
+    """``""`` for whole months, ``"5 of 31 days"`` for months the data cover only in part (the first
+    month of the data, the as-of month); older snapshots only know about the last month."""
+    months = trend.get("months") or []
+    if "covered_days" in trend and len(trend["covered_days"]) == len(months):
+        return [f"{c} of {d} days" if c < d else "" for c, d in zip(trend["covered_days"], trend["days"])]
+    out = [""] * len(months)
+    if months and trend.get("partial_last_month"):
+        out[-1] = "partial"
+    return out
+
+
+def _trend_figure(tr: dict, name: str, currency: str | None) -> dict:
+    """Monthly active customers (bars) and net revenue (line); partial months hatched and dashed,
+    with their day count in the hover and above the bar."""
+    months = tr["months"]
+    notes = partial_months(tr)
+    part = [bool(n) for n in notes]
+    suffix = [f" (partial: {n})" if n else "" for n in notes]
+    rev = list(tr["revenue"])
+    whole = [None if p else v for p, v in zip(part, rev)]
+    dashed_x, dashed_y = [], []
+    for i, p in enumerate(part):
+        if not p:
+            continue
+        for j in (i - 1, i + 1):
+            if 0 <= j < len(months) and not part[j]:
+                a, b = sorted((i, j))
+                dashed_x += [months[a], months[b], None]
+                dashed_y += [rev[a], rev[b], None]
+    prefix = chart_text(formatting.resolve_currency(currency).prefix) if formatting.resolve_currency(currency) else ""
+    data = [
+        {"type": "bar", "x": months, "y": tr["active_customers"], "name": name + " · active customers",
+         "customdata": suffix,
+         "marker": {"color": SEGMENT_COLOR, "opacity": [0.45 if p else 1.0 for p in part],
+                    "pattern": {"shape": [PARTIAL_PATTERN if p else "" for p in part], "fillmode": "overlay",
+                                "fgcolor": "#333333", "size": 6}},
+         "hovertemplate": "%{x}: %{y:,} active%{customdata}<extra></extra>"},
+        {"type": "scatter", "mode": "lines+markers", "x": months, "y": whole, "yaxis": "y2",
+         "name": name + " · net revenue", "line": {"color": "#f59e0b"}, "customdata": suffix,
+         "hovertemplate": "%{x}: " + prefix + "%{y:,.2f}%{customdata}<extra></extra>"},
+    ]
+    if dashed_x:
+        data.append({"type": "scatter", "mode": "lines", "x": dashed_x, "y": dashed_y, "yaxis": "y2",
+                     "line": {"color": "#f59e0b", "dash": PARTIAL_DASH}, "hoverinfo": "skip", "showlegend": False,
+                     "name": name + " · net revenue (partial month)"})
+        data.append({"type": "scatter", "mode": "markers", "x": [m for m, p in zip(months, part) if p],
+                     "y": [v for v, p in zip(rev, part) if p], "yaxis": "y2", "showlegend": False,
+                     "name": name + " · net revenue (partial month)",
+                     "marker": {"color": "white", "size": 8, "line": {"color": "#f59e0b", "width": 2}},
+                     "customdata": [s_ for s_, p in zip(suffix, part) if p],
+                     "hovertemplate": "%{x}: " + prefix + "%{y:,.2f}%{customdata}<extra></extra>"})
+    annotations = [{"x": m, "y": 1.0, "yref": "paper", "text": f"partial: {n}", "showarrow": False,
+                    "yanchor": "bottom", "font": {"size": 11, "color": "#555555"}}
+                   for m, n in zip(months, notes) if n]
+    return {
+        "data": data,
+        "layout": _layout(title={"text": "Monthly active customers and net revenue"},
+                          yaxis={"title": {"text": "active customers"}, "rangemode": "tozero"},
+                          yaxis2={"title": {"text": "net revenue"}, "overlaying": "y", "side": "right",
+                                  "rangemode": "tozero", "showgrid": False, "tickprefix": prefix},
+                          xaxis={"type": "category"}, annotations=annotations),
+    }
+
+
 def report_figures(snapshot: dict) -> dict[str, dict]:
     """The report's charts as Plotly figure dicts (``data`` + ``layout``), keyed by a
     chart id; every piece of user text in them is escaped with :func:`chart_text`."""
+    with report_currency(snapshot):
+        return _report_figures(snapshot)
+
+
+def _report_figures(snapshot: dict) -> dict[str, dict]:
     name = chart_text(snapshot["subject"]["name"])
     figs: dict[str, dict] = {}
     tr = snapshot["trend"]
     if tr["months"]:
-        figs["trend"] = {
-            "data": [
-                {"type": "bar", "x": tr["months"], "y": tr["active_customers"], "name": name + " · active customers",
-                 "marker": {"color": SEGMENT_COLOR}, "hovertemplate": "%{x}: %{y:,} active<extra></extra>"},
-                {"type": "scatter", "mode": "lines+markers", "x": tr["months"], "y": tr["revenue"], "yaxis": "y2",
-                 "name": name + " · net revenue", "line": {"color": "#f59e0b"},
-                 "hovertemplate": "%{x}: %{y:,.2f}<extra></extra>"},
-            ],
-            "layout": _layout(title={"text": "Monthly active customers and net revenue"},
-                              yaxis={"title": {"text": "active customers"}, "rangemode": "tozero"},
-                              yaxis2={"title": {"text": "net revenue"}, "overlaying": "y", "side": "right",
-                                      "rangemode": "tozero", "showgrid": False},
-                              xaxis={"type": "category"}),
-        }
+        figs["trend"] = _trend_figure(tr, name, snapshot.get("currency"))
     prof = [p for p in snapshot["profile"] if p.get("ratio") is not None]
     if prof:
         figs["profile"] = {
@@ -303,6 +371,12 @@ def _chart(figs: dict, key: str) -> str:
 
 
 def render_html(snapshot: dict, *, plotly_js: str | None = None) -> str:
+    """The report as one self-contained HTML document (money in the snapshot's currency)."""
+    with report_currency(snapshot):
+        return _render_html(snapshot, plotly_js=plotly_js)
+
+
+def _render_html(snapshot: dict, *, plotly_js: str | None = None) -> str:
     """One self-contained HTML document for ``snapshot`` (from ``build_report``):
     plotly.js inline (``plotly_js``: the library text, default
     ``plotly.offline.get_plotlyjs()``), no network request, all user text escaped."""
@@ -351,7 +425,9 @@ def render_html(snapshot: dict, *, plotly_js: str | None = None) -> str:
     add("<section><h2>Trend</h2>")
     add(_chart(figs, "trend"))
     if tr["months"]:
-        note = " (the last month is partial: it ends on the as-of day)" if tr.get("partial_last_month") else ""
+        partial = [f"{m} ({n})" for m, n in zip(tr["months"], partial_months(tr)) if n]
+        note = (". Partial months (drawn hatched and dashed), with the days of data they hold: " + ", ".join(partial)
+                if partial else "")
         add(f'<p class="note">Members of the segment (as of {esc(s["as_of"])}) active per month: any event; '
             f'buyers: a purchase; net revenue: purchases minus refunds{esc(note)}.</p>')
         add("<details><summary>Monthly figures</summary>")

@@ -307,6 +307,13 @@ GROUP BY 1
 """
 
 
+def _currency_code(wh: Warehouse, dataset: str) -> str | None:
+    """The dataset's currency (ISO 4217 code, set or guessed), None when unknown."""
+    from analytics.currency import dataset_currency
+
+    return dataset_currency(wh, dataset).code
+
+
 def _month_start(ts: pd.Timestamp) -> pd.Timestamp:
     return pd.Timestamp(year=ts.year, month=ts.month, day=1)
 
@@ -331,6 +338,7 @@ def _sql_sections(wh: Warehouse, dataset: str, day: pd.Timestamp, members: np.nd
                                    [dataset, end, [str(k) for k in top["key"]]]).df()
             tops.append(top.merge(everyone, on="key", how="left"))
         cats, items = tops
+        first = cur.execute("SELECT min(event_time) FROM events WHERE dataset = ?", [dataset]).fetchall()[0][0]
     finally:
         cur.unregister(rel)
         cur.close()
@@ -351,6 +359,12 @@ def _sql_sections(wh: Warehouse, dataset: str, day: pd.Timestamp, members: np.nd
         "all_revenue": trend["all_revenue"].astype(float).round(2).tolist(),
         "partial_last_month": bool(day.to_period("M").end_time.normalize() != day),
     }
+    # days of each month the data cover (first event day .. as-of day): partial months are marked in charts
+    from analytics.periods import period_coverage
+
+    cov = period_coverage(trend.index, "month", first if first is not None else trend.index.min(), day)
+    trend_out["days"] = cov["days"].astype(int).tolist()
+    trend_out["covered_days"] = cov["covered_days"].astype(int).tolist()
 
     def rows(df: pd.DataFrame, key: str) -> list[dict]:
         out = []
@@ -518,6 +532,7 @@ def build_report(wh: Warehouse, dataset: str, as_of, *, segment: str | None = No
         "title": title,
         "kind": kind,
         "dataset": dataset,
+        "currency": _currency_code(wh, dataset),
         "as_of": str(day.date()),
         "created_at": _now(now).isoformat(timespec="seconds"),
         "subject": subject,
