@@ -24,6 +24,7 @@ COMMAND_MODULES = [
     "analytics.commands.campaign",
     "analytics.commands.report",
     "analytics.commands.recommend",
+    "analytics.commands.currency",
 ]
 
 

@@ -141,11 +141,6 @@ def test_dataset_currency_guess_set_and_forget(wh, tmp_path):
     assert wh.cursor().execute("SELECT count(*) FROM dataset_settings").fetchone()[0] == 0
 
 
-def test_cdnow_is_guessed_in_us_dollars(wh, test_data):
-    ingest(wh, test_data / "CDNOW_sample.txt", "cdnow")
-    assert currency.dataset_currency(wh, "cdnow").code == "USD"
-
-
 def test_bundled_sample_is_guessed_in_euros(wh):
     from analytics.bootstrap import SAMPLE_FILE
 
@@ -153,3 +148,18 @@ def test_bundled_sample_is_guessed_in_euros(wh):
     info = currency.dataset_currency(wh, "sample")
     # 70 % of the sample's events come from euro-area countries (DE, FR, NL, IT, ES, AT, BE...)
     assert info.code == "EUR" and "70%" in info.reason
+
+
+def test_cli_currency_set_guess_and_bad_code(tmp_path, capsys, test_data):
+    from analytics.cli import main
+
+    db = str(tmp_path / "w.duckdb")
+    assert main(["ingest", str(test_data / "CDNOW_sample.txt"), "--dataset", "cdnow", "--db", db]) == 0
+    capsys.readouterr()
+    assert main(["currency", "--dataset", "cdnow", "--db", db]) == 0
+    assert "USD · US dollar ($) (guessed: CDNOW" in capsys.readouterr().out
+    assert main(["currency", "--dataset", "cdnow", "--set", "dollars", "--db", db]) == 2
+    err = capsys.readouterr().err
+    assert "'dollars' is not an ISO 4217 currency code" in err and "Traceback" not in err
+    assert main(["currency", "--dataset", "cdnow", "--set", "eur", "--db", db]) == 0
+    assert "EUR · Euro (€) (set for this dataset)" in capsys.readouterr().out
