@@ -25,6 +25,7 @@ COMMAND_MODULES = [
     "analytics.commands.report",
     "analytics.commands.recommend",
     "analytics.commands.currency",
+    "analytics.commands.attach",
 ]
 
 

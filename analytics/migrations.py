@@ -316,4 +316,42 @@ DROP TABLE segments;
 ALTER TABLE segments_scoped RENAME TO segments
 """,
     ),
+    (
+        100,
+        "spark: customer summaries computed on Spark, attached as datasets without events",
+        """
+CREATE TABLE attached_summaries (
+    dataset VARCHAR PRIMARY KEY,
+    as_of DATE NOT NULL,
+    source VARCHAR,
+    n_customers BIGINT,
+    attached_at TIMESTAMP DEFAULT current_timestamp
+);
+CREATE TABLE attached_customers (
+    dataset VARCHAR NOT NULL,
+    customer_id VARCHAR NOT NULL,
+    first_purchase TIMESTAMP,
+    last_purchase TIMESTAMP,
+    frequency DOUBLE,
+    recency DOUBLE,
+    "T" DOUBLE,
+    monetary_value DOUBLE,
+    total_revenue DOUBLE,
+    return_revenue DOUBLE,
+    net_revenue DOUBLE,
+    n_orders BIGINT,
+    n_views BIGINT,
+    n_searches BIGINT,
+    n_carts BIGINT,
+    n_purchases BIGINT,
+    n_returns BIGINT,
+    n_reviews BIGINT,
+    avg_rating DOUBLE,
+    tenure DOUBLE,
+    avg_gap DOUBLE,
+    first_event TIMESTAMP,
+    last_event TIMESTAMP
+)
+""",
+    ),
 ]

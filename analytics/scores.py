@@ -1080,7 +1080,11 @@ def score_dataset(
         "SELECT min(event_time), max(event_time) FROM events WHERE dataset = ?", [dataset]
     ).fetchone()
     if first is None:
-        raise ScoreError(f"dataset {dataset!r} has no events yet")
+        from analytics.spark.attach import attached_as_of
+
+        first = last = attached_as_of(wh, dataset)  # a summary attached from Spark has no events
+        if first is None:
+            raise ScoreError(f"dataset {dataset!r} has no events yet")
     if pd.Timestamp(day) < pd.Timestamp(first).normalize():
         raise ScoreError(
             f"the as-of date {day} is before the first event of {dataset!r} ({pd.Timestamp(first).date()}); "

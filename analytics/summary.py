@@ -223,6 +223,13 @@ def data_version_cursor(cur, dataset: str) -> str:
     return json.dumps([None if v is None else str(v) for v in row])
 
 
+def _attached(wh: Warehouse, dataset: str, as_of, unit: str, calibration_start):
+    """The attached summary of ``dataset`` (``analytics.spark.attach``), or None for a dataset of events."""
+    from analytics.spark.attach import attached_summary
+
+    return attached_summary(wh, dataset, as_of, unit, calibration_start=calibration_start)
+
+
 def _params_hash(params: dict) -> str:
     blob = json.dumps(params, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
@@ -248,6 +255,9 @@ def customer_summary(
     """
     unit_days = check_unit(unit)
     wh.require_dataset(dataset)
+    attached = _attached(wh, dataset, as_of, unit, calibration_start)
+    if attached is not None:  # a summary computed on Spark, attached without its events
+        return attached
     as_of_day = _as_day(as_of, "the as-of date")
     start_day = None if calibration_start is None else _as_day(calibration_start, "the calibration start")
     if start_day is not None and start_day > as_of_day:
@@ -768,6 +778,11 @@ def summary_history(wh: Warehouse, dataset: str, *, persist: bool = True) -> Sum
     again. Build it once per data version (the dashboard caches it) and ask it for summaries at
     any as-of day."""
     wh.require_dataset(dataset)
+    from analytics.spark.attach import attached_as_of, events_needed_message
+
+    day = attached_as_of(wh, dataset)
+    if day is not None:
+        raise SummaryError(events_needed_message(dataset, day))
     if not persist:
         version = data_version(wh, dataset)
         table = wh.cursor().sql(_HISTORY_SQL, params={"dataset": dataset}).to_arrow_table()

@@ -247,7 +247,24 @@ def published_predictions(dataset: str) -> pd.DataFrame:
 def _summary_history(path: str, dataset: str, version: str):
     from analytics.summary import summary_history
 
+    if _attached(path, dataset, version) is not None:
+        return None  # a summary attached from Spark: no events; callers then read customer_summary
     return summary_history(get_warehouse(path), dataset)
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def _attached(path: str, dataset: str, version: str) -> dict | None:
+    from analytics.spark.attach import attached_info
+
+    return attached_info(get_warehouse(path), dataset)
+
+
+def attached(dataset: str | None) -> dict | None:
+    """``analytics.spark.attach.attached_info``: the dataset is a customer summary computed on Spark
+    (as of one day, no events), or None."""
+    if not dataset:
+        return None
+    return _attached(_value_db(), dataset, data_version(dataset))
 
 
 def summary_history(dataset: str):

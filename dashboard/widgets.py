@@ -102,11 +102,13 @@ def fmt_pct(x: float | None) -> str:
     return "–" if x is None else f"{100 * x:.1f} %"
 
 
-def dataset_span_or_stop() -> tuple[str, str, "datetime.date", "datetime.date"]:
+def dataset_span_or_stop(needs_events: bool = False) -> tuple[str, str, "datetime.date", "datetime.date"]:
     """The current dataset, its data version and first/last event days.
 
     Stops the page with a friendly message when the warehouse or the dataset is
-    empty, so analysis pages start from data that exists.
+    empty, so analysis pages start from data that exists. A customer summary attached
+    from Spark (no events) spans its one as-of day; pages that ``needs_events`` stop
+    there with a message saying so.
     """
     import pandas as pd
 
@@ -115,6 +117,13 @@ def dataset_span_or_stop() -> tuple[str, str, "datetime.date", "datetime.date"]:
         st.info("The warehouse has no data yet. Load a CSV of orders or events on the Data page.", icon="👋")
         st.stop()
     version = cache.data_version(dataset)
+    summary_only = cache.attached(dataset)
+    if summary_only is not None:
+        stop_if_summary_only(dataset, needs_events)
+        day = pd.Timestamp(summary_only["as_of"]).date()
+        st.caption(f"“{md_escape(dataset)}” is a customer summary computed on Spark as of {day} "
+                   f"({summary_only['customers']:,} customers, no events): the page works at that day.")
+        return dataset, version, day, day
     span = cache.query_df(
         "SELECT min(event_time) AS first_event, max(event_time) AS last_event FROM events WHERE dataset = ?",
         (dataset,), version,
@@ -125,6 +134,18 @@ def dataset_span_or_stop() -> tuple[str, str, "datetime.date", "datetime.date"]:
                 icon="📭")
         st.stop()
     return dataset, version, pd.Timestamp(first_event).date(), pd.Timestamp(last_event).date()
+
+
+def stop_if_summary_only(dataset: str | None, needs_events: bool = True) -> None:
+    """Stop a page that needs raw events, with a message, when ``dataset`` is a summary attached from Spark."""
+    info = cache.attached(dataset) if needs_events else None
+    if info is not None:
+        import pandas as pd
+
+        from analytics.spark.attach import events_needed_message
+
+        st.info(events_needed_message(dataset, pd.Timestamp(info["as_of"]).date()), icon="🧮")
+        st.stop()
 
 
 # ---- rule builder rows (Segments page, Campaigns page's extra conditions)

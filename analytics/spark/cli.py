@@ -69,8 +69,11 @@ def cmd_score_spark(args, *, rfm_weights, behaviour_weights, clv, rules) -> int:
         raise UserError(f"the as-of date {day} is before the first event of {name} ({first.date()}); "
                         f"pick a date between {first.date()} and {last.date()}")
     summary = ssum.customer_summary(events, day, args.unit).persist()
-    if args.summary_out:
-        summary.write.mode("overwrite").parquet(args.summary_out)
+    if args.summary_out:  # always in days, with its as-of day (what attach-summary reads)
+        from pyspark.sql import functions as F
+
+        days = summary if args.unit == "days" else ssum.customer_summary(events, day, "days")
+        days.withColumn("as_of", F.lit(day).cast("date")).write.mode("overwrite").parquet(args.summary_out)
     run = scoring.score_summary(summary, day, args.unit, rfm_weights=rfm_weights,
                                 behaviour_weights=behaviour_weights, clv=clv, rules=rules,
                                 fallback=args.fallback_segment, bgnbd=not args.no_bgnbd, dataset=name)

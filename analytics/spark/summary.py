@@ -102,7 +102,7 @@ def customer_summary(events, as_of, unit: str = "days", *, calibration_start=Non
          .when(n_orders == 1, F.lit(0.0)).alias("monetary_value"),
         total.alias("total_revenue"),
         returns.alias("return_revenue"),
-        (total - returns).alias("net_revenue"),
+        F.round(total - returns, 6).alias("net_revenue"),  # as the warehouse: float sums' -1e-13 is 0
         n_orders.alias("n_orders"),
         F.coalesce(F.col("o_n_views"), F.lit(0)).cast("long").alias("n_views"),
         F.coalesce(F.col("o_n_searches"), F.lit(0)).cast("long").alias("n_searches"),

@@ -41,7 +41,7 @@ TABLE_COLUMNS = ("rfm_segment", "cluster_name", "net_revenue", "n_orders", "clv"
 _started = time.perf_counter()
 st.title("🔭 Explorer")
 
-dataset, version, first_day, last_day = widgets.dataset_span_or_stop()
+dataset, version, first_day, last_day = widgets.dataset_span_or_stop(needs_events=True)
 
 as_of = st.date_input("As of", value=last_day, min_value=first_day, max_value=last_day, key="explorer_as_of",
                       help="Everything on this page uses events up to the end of this day.")

@@ -28,6 +28,7 @@ if dataset is None:
     )
     st.page_link("views/data.py", label="Go to the Data page", icon="🗂️")
     st.stop()
+widgets.stop_if_summary_only(dataset)
 
 try:
     ov = cache.overview(dataset)

@@ -31,7 +31,7 @@ st.title("🔮 Predict")
 st.caption("Train value and churn predictors on data up to a cut-off and judge them on the holdout that "
            "follows, against the BG/NBD model and naive baselines.")
 
-dataset, version, first_day, last_day = widgets.dataset_span_or_stop()
+dataset, version, first_day, last_day = widgets.dataset_span_or_stop(needs_events=True)
 span_days = (last_day - first_day).days
 default_holdout = max(1, min(90, span_days // 3))
 default_cal = last_day - dt.timedelta(days=default_holdout)

@@ -98,3 +98,10 @@ def test_cli_spark_writes_the_warehouse_csv_and_a_parquet_folder(spark, data, tm
     assert (tmp_path / "scores.json").exists()
     summary = pd.concat(pd.read_parquet(p) for p in (tmp_path / "summary").glob("part-*.parquet"))
     assert len(summary) == 4000 and {"frequency", "recency", "T", "monetary_value"} <= set(summary.columns)
+
+    # the Spark summary attached as a dataset: the warehouse scores it as it scores the events
+    att_db, att_csv = tmp_path / "attached.duckdb", tmp_path / "attached.csv"
+    assert main(["attach-summary", str(tmp_path / "summary"), "--dataset", "big", "--db", str(att_db)]) == 0
+    assert main(["score", "--db", str(att_db), "--dataset", "big", *args, "--out", str(att_csv)]) == 0
+    capsys.readouterr()
+    assert_frames_equal(pd.read_csv(att_csv, dtype={"customer_id": str}), want)
