@@ -552,16 +552,23 @@ def event_categories(dataset: str, version: str, limit: int = 500) -> list[str]:
     return [str(c) for c in df["category"]]
 
 
+#: the recommenders the Campaigns page's quick holdout test compares (seconds on the sample); the
+#: full comparison (ALS, BPR, the sequence model) is `valuescope recommend evaluate`
+PAGE_RECOMMENDERS = "popularity,recent_popularity,item_cf"
+
+
 @st.cache_data(show_spinner="Evaluating the recommenders on a holdout…", max_entries=8)
-def _recommend_holdout(path: str, dataset: str, split: str, end: str, k: int, version: str) -> pd.DataFrame:
+def _recommend_holdout(path: str, dataset: str, split: str, end: str, k: int, version: str,
+                       families: str) -> pd.DataFrame:
     from analytics.recommend import evaluate_holdout
 
-    return evaluate_holdout(get_warehouse(path), dataset, split, end, k=k)
+    return evaluate_holdout(get_warehouse(path), dataset, split, end, k=k, families=families)
 
 
-def recommend_holdout(dataset: str, split, end, k: int = 10) -> pd.DataFrame:
-    """``analytics.recommend.evaluate_holdout`` (item-CF vs popularity), cached per data version."""
-    return _recommend_holdout(_value_db(), dataset, str(split), str(end), int(k), data_version(dataset))
+def recommend_holdout(dataset: str, split, end, k: int = 10, families: str = PAGE_RECOMMENDERS) -> pd.DataFrame:
+    """``analytics.recommend.evaluate_holdout`` of ``families`` (settings chosen on validation before
+    the split), cached per data version."""
+    return _recommend_holdout(_value_db(), dataset, str(split), str(end), int(k), data_version(dataset), families)
 
 
 def _campaigns_stamp(dataset: str) -> str:

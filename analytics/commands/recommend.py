@@ -1,16 +1,20 @@
-"""``valuescope recommend``: item-based CF recommendations and their holdout evaluation, headless.
+"""``valuescope recommend``: recommendations, their holdout evaluation and the default model, headless.
 
     valuescope recommend items --dataset D --customer ID [--customer ID ...] [--customers-file FILE]
-        [--n 10] [--category CAT] [--as-of DAY] [--include-purchased] [--neighbors 50] [--shrinkage 10]
-        [--out FILE.csv] [--json]
+        [--model auto|popularity|recent_popularity|item_cf|item_knn|als|bpr|sequence] [--n 10]
+        [--category CAT] [--as-of DAY] [--include-purchased] [--names] [--out FILE.csv] [--json]
     valuescope recommend similar --dataset D --item ID [--n 10] [--as-of DAY]
     valuescope recommend evaluate --dataset D [--split DAY --end DAY | --days 90] [--k 10]
-        [--neighbors 50] [--shrinkage 10] [--json]
+        [--models als,sequence,...] [--include-purchased] [--validation-days N] [--folds 1]
+        [--no-validation] [--device auto|cuda|mps|cpu] [--json]
+    valuescope recommend choose --dataset D [--as-of DAY] [--models ...] [--json]
 
-The recommender trains on events up to the end of ``--as-of`` (default: the last event
-day, said on stderr). ``evaluate`` trains ItemCF and the popularity baseline on the
-events before ``--split`` and measures precision@k / recall@k on the purchases from
-``--split`` to ``--end`` (inclusive); without them, the last ``--days`` days are the holdout.
+Models train on events up to the end of ``--as-of`` (default: the last event day, said on
+stderr). ``evaluate`` chooses every model's settings on validation windows before
+``--split`` (never on the holdout), refits them on all events before it and measures
+precision@k, recall@k, F1@k, NDCG@k and coverage on the purchases from ``--split`` to
+``--end`` (inclusive); without them the last ``--days`` days are the holdout. ``items
+--model auto`` (the default) uses the validation winner, as campaigns do.
 """
 from __future__ import annotations
 
@@ -20,51 +24,76 @@ from pathlib import Path
 
 from analytics.cli import UserError, add_db_argument, open_warehouse
 
+MODEL_CHOICES = ("auto", "popularity", "recent_popularity", "item_cf", "item_knn", "als", "bpr", "sequence")
+
 
 def register(sub) -> None:
-    p = sub.add_parser("recommend", help="product recommendations (item-based CF) and their holdout evaluation",
-                       description="Top-N items per customer from item-based collaborative filtering over "
-                                   "purchases, carts and views; precision/recall against a popularity baseline.")
+    p = sub.add_parser("recommend", help="product recommendations, their holdout evaluation and the default model",
+                       description="Top-N items per customer (popularity, item neighbours, matrix factorisation, "
+                                   "a GRU sequence model); precision/recall/F1/NDCG/coverage on a time holdout "
+                                   "against popularity baselines.")
     rsub = p.add_subparsers(dest="recommend_command", metavar="SUBCOMMAND")
     rsub.required = True
 
-    def model_args(q):
-        q.add_argument("--neighbors", type=int, default=50, metavar="K", help="neighbours kept per item (50)")
-        q.add_argument("--shrinkage", type=float, default=25.0, metavar="S", help="cosine shrinkage (25)")
+    def seq_args(q):
+        q.add_argument("--device", default="auto", help="sequence model device: auto, cuda, mps or cpu")
+        q.add_argument("--seq-epochs", type=int, default=None, metavar="N", help="sequence model max epochs")
 
     q = rsub.add_parser("items", help="top-N items for given customers")
     add_db_argument(q)
     q.add_argument("--dataset", required=True, metavar="NAME")
     q.add_argument("--customer", action="append", default=[], metavar="ID", help="customer id (repeat)")
     q.add_argument("--customers-file", default=None, metavar="FILE", help="text file, one customer id a line")
+    q.add_argument("--model", default="auto", choices=MODEL_CHOICES,
+                   help="auto (default) = the model that wins on the last 90 days before the as-of day")
     q.add_argument("--n", type=int, default=10, help="items per customer (10)")
     q.add_argument("--category", default=None, metavar="CAT", help="only items of this category")
     q.add_argument("--as-of", default=None, metavar="DAY", help="train on events up to this day (default: last)")
     q.add_argument("--include-purchased", action="store_true", help="allow items the customer already bought")
-    model_args(q)
+    q.add_argument("--names", action="store_true", help="add the item's name (or id and category)")
+    seq_args(q)
     q.add_argument("--out", default=None, metavar="FILE.csv", help="write the recommendations as CSV")
     q.add_argument("--json", action="store_true")
     q.set_defaults(func=cmd_items)
 
-    q = rsub.add_parser("similar", help="the items most similar to an item")
+    q = rsub.add_parser("similar", help="the items most similar to an item (item-based CF)")
     add_db_argument(q)
     q.add_argument("--dataset", required=True, metavar="NAME")
     q.add_argument("--item", required=True, metavar="ID")
     q.add_argument("--n", type=int, default=10)
     q.add_argument("--as-of", default=None, metavar="DAY")
-    model_args(q)
+    q.add_argument("--neighbors", type=int, default=50, metavar="K", help="neighbours kept per item (50)")
+    q.add_argument("--shrinkage", type=float, default=25.0, metavar="S", help="cosine shrinkage (25)")
     q.set_defaults(func=cmd_similar)
 
-    q = rsub.add_parser("evaluate", help="precision@k / recall@k of ItemCF vs popularity on a time holdout")
+    q = rsub.add_parser("evaluate", help="every model on one time holdout, settings chosen on validation")
     add_db_argument(q)
     q.add_argument("--dataset", required=True, metavar="NAME")
     q.add_argument("--split", default=None, metavar="DAY", help="first holdout day")
     q.add_argument("--end", default=None, metavar="DAY", help="last holdout day (inclusive)")
     q.add_argument("--days", type=int, default=90, help="holdout = the last DAYS days when --split is not given")
     q.add_argument("--k", type=int, default=10, help="list length (10)")
-    model_args(q)
+    q.add_argument("--models", default=None, metavar="LIST",
+                   help="comma-separated (default: all; popularity always runs)")
+    q.add_argument("--include-purchased", action="store_true",
+                   help="re-purchases count as hits and already bought items may be recommended")
+    q.add_argument("--validation-days", type=int, default=None, metavar="N",
+                   help="validation window length (default: the holdout's, at most a third of the history)")
+    q.add_argument("--folds", type=int, default=1, help="validation windows back to back before the split (1)")
+    q.add_argument("--no-validation", action="store_true", help="use each model's default setting")
+    seq_args(q)
     q.add_argument("--json", action="store_true")
     q.set_defaults(func=cmd_evaluate)
+
+    q = rsub.add_parser("choose", help="the default model for campaigns (validation winner before the as-of day)")
+    add_db_argument(q)
+    q.add_argument("--dataset", required=True, metavar="NAME")
+    q.add_argument("--as-of", default=None, metavar="DAY")
+    q.add_argument("--models", default=None, metavar="LIST")
+    q.add_argument("--validation-days", type=int, default=None, metavar="N")
+    seq_args(q)
+    q.add_argument("--json", action="store_true")
+    q.set_defaults(func=cmd_choose)
 
 
 def _wh(args):
@@ -85,10 +114,10 @@ def _day(value: str, what: str):
     return ts.normalize()
 
 
-def _fit(args, wh):
+def _end(args, wh):
     import pandas as pd
 
-    from analytics.recommend import ItemCF, data_range, load_interactions
+    from analytics.recommend import data_range
 
     if args.as_of is None:
         last = data_range(wh, args.dataset)[1]
@@ -96,13 +125,30 @@ def _fit(args, wh):
             raise UserError(f"dataset {args.dataset!r} has no events")
         end = last.normalize() + pd.Timedelta(days=1)
         print(f"as of {(end - pd.Timedelta(days=1)).date()} (the last event day)", file=sys.stderr)
-    else:
-        end = _day(args.as_of, "--as-of") + pd.Timedelta(days=1)
-    inter = load_interactions(wh, args.dataset, end=end)
-    return ItemCF(n_neighbors=args.neighbors, shrinkage=args.shrinkage).fit(inter)
+        return end
+    return _day(args.as_of, "--as-of") + pd.Timedelta(days=1)
+
+
+def _seq_params(args) -> dict:
+    from analytics.device import pick_device
+
+    out = {"device": pick_device(args.device)}
+    if getattr(args, "seq_epochs", None):
+        out["epochs"] = int(args.seq_epochs)
+    return out
+
+
+def _progress(row: dict) -> None:
+    if row.get("status") == "epoch":
+        print(f"  {row.get('stage')} {row.get('model')}: epoch {row['epoch']}/{row['epochs']} loss "
+              f"{row['train_loss']:.4f} validation recall@10 {row['val_recall']:.4f}", file=sys.stderr)
+    elif row.get("status") == "start":
+        print(f"{row.get('stage')}: {row.get('model')} {json.dumps(row.get('params') or {})}", file=sys.stderr)
 
 
 def cmd_items(args) -> int:
+    from analytics import recommend as R
+
     ids = list(args.customer)
     if args.customers_file:
         path = Path(args.customers_file)
@@ -115,8 +161,22 @@ def cmd_items(args) -> int:
     if out is not None and not out.parent.exists():
         raise UserError(f"the folder {out.parent} does not exist")
     wh = _wh(args)
-    model = _fit(args, wh)
+    end = _end(args, wh)
+    if args.model == "auto":
+        choice = R.choose_default(wh, args.dataset, end, sequence_params=_seq_params(args))
+        print(f"model: {choice['label']}" + (f" ({choice['note']})" if choice.get("note") else ""), file=sys.stderr)
+    else:
+        choice = {"model": args.model, "params": R.DEFAULT_GRID[args.model][0]}
+        if args.model == "sequence":
+            choice["params"] = {**choice["params"], **_seq_params(args)}
+    model = R.fit_default(wh, args.dataset, end, choice)
     recs = model.recommend(ids, n=args.n, exclude_purchased=not args.include_purchased, category=args.category)
+    if args.names:
+        recs = recs.assign(item_name=recs["item_id"].map(R.item_labels(wh, args.dataset, recs["item_id"])))
+    fallback = int((recs["source"] == "popularity").sum())
+    if fallback and args.model != "popularity":
+        print(f"{fallback:,} of {len(recs):,} recommendations came from the popularity fallback (customers "
+              "without history or too few candidates)", file=sys.stderr)
     if out is not None:
         from analytics.export import to_safe_csv
 
@@ -131,16 +191,37 @@ def cmd_items(args) -> int:
 
 
 def cmd_similar(args) -> int:
+    from analytics.recommend import ItemCF, load_interactions
+
     wh = _wh(args)
-    model = _fit(args, wh)
+    model = ItemCF(n_neighbors=args.neighbors, shrinkage=args.shrinkage).fit(
+        load_interactions(wh, args.dataset, end=_end(args, wh)))
     print(model.similar_items(args.item, n=args.n).to_string(index=False, float_format=lambda x: f"{x:.4f}"))
     return 0
+
+
+def evaluation_report(res) -> dict:
+    """The JSON document of ``recommend evaluate`` for an ``evaluate_holdout`` result."""
+    from analytics.recommend import ratio_summary
+
+    cols = ["model", "precision_at_k", "recall_at_k", "f1_at_k", "ndcg_at_k", "coverage", "customers",
+            "popularity_share", "k", "params", "fit_seconds", "label"]
+    rows = json.loads(res[cols].to_json(orient="records"))
+    for r in rows:
+        r["params"] = json.loads(r["params"])
+        r["vs_popularity"] = ratio_summary(res, r["model"], "popularity")
+        r["vs_recent_popularity"] = ratio_summary(res, r["model"], "recent_popularity")
+    val = res.attrs.get("validation")
+    return {**res.attrs.get("window", {}), "k": int(res["k"].iloc[0]) if len(res) else None,
+            "exclude_purchased": res.attrs.get("exclude_purchased", True), "results": rows,
+            "validation": val, "default_model": val["winner"] if val else "popularity",
+            "notes": res.attrs.get("notes", [])}
 
 
 def cmd_evaluate(args) -> int:
     import pandas as pd
 
-    from analytics.recommend import ItemCF, PopularityRecommender, evaluate_holdout, holdout_window
+    from analytics.recommend import evaluate_holdout, holdout_window
 
     wh = _wh(args)
     if (args.split is None) != (args.end is None):
@@ -149,17 +230,49 @@ def cmd_evaluate(args) -> int:
         split, end = holdout_window(wh, args.dataset, days=args.days)
     else:
         split, end = _day(args.split, "--split"), _day(args.end, "--end") + pd.Timedelta(days=1)
-    models = {"item_cf": ItemCF(n_neighbors=args.neighbors, shrinkage=args.shrinkage),
-              "popularity": PopularityRecommender()}
-    res = evaluate_holdout(wh, args.dataset, split, end, k=args.k, models=models)
-    window = {"train_before": str(split.date()), "holdout_from": str(split.date()),
-              "holdout_to": str((end - pd.Timedelta(days=1)).date())}
+    res = evaluate_holdout(wh, args.dataset, split, end, k=args.k, families=args.models,
+                           exclude_purchased=not args.include_purchased, validate=not args.no_validation,
+                           fold_days=args.validation_days, folds=args.folds, sequence_params=_seq_params(args),
+                           progress=None if args.json else _progress)
+    report = evaluation_report(res)
     if args.json:
-        print(json.dumps({**window, "results": res.to_dict(orient="records")}, indent=2))
+        print(json.dumps(report, indent=2))
         return 0
-    print(f"trained on events before {window['train_before']}; holdout purchases {window['holdout_from']} .. "
-          f"{window['holdout_to']}; {int(res['customers'].iloc[0]):,} customers with history who bought "
-          f"new items")
-    for row in res.itertuples():
-        print(f"  {row.model:<11} precision@{row.k} {row.precision_at_k:.4f}   recall@{row.k} {row.recall_at_k:.4f}")
+    k = report["k"]
+    n = int(res["customers"].iloc[0]) if len(res) else 0
+    rule = "items new to each customer" if report["exclude_purchased"] else "all purchases (re-purchases count)"
+    print(f"trained on events before {report['train_before']}; holdout purchases {report['holdout_from']} .. "
+          f"{report['holdout_to']} ({rule}); {n:,} customers with history")
+    print(f"  {'model':<18} {'prec@' + str(k):>9} {'rec@' + str(k):>9} {'F1@' + str(k):>9} {'NDCG@' + str(k):>9} "
+          f"{'coverage':>9} {'x pop P':>8} {'x pop R':>8}")
+    for r in report["results"]:
+        vp = r["vs_popularity"] or {}
+        fmt = (lambda x: f"{x:8.2f}" if x is not None else "       -")
+        print(f"  {r['model']:<18} {r['precision_at_k']:9.4f} {r['recall_at_k']:9.4f} {r['f1_at_k']:9.4f} "
+              f"{r['ndcg_at_k']:9.4f} {r['coverage']:9.3f} {fmt(vp.get('precision'))} {fmt(vp.get('recall'))}")
+    val = report["validation"]
+    if val:
+        rv = val["ratios_vs_popularity"].get(val["winner"], {})
+        print(f"validation ({', '.join(a + ' .. ' + b for a, b in val['windows'])}): the default is {val['label']} "
+              f"{json.dumps(val['params'])}: precision x{rv.get('precision', float('nan')):.2f}, recall "
+              f"x{rv.get('recall', float('nan')):.2f} of popularity there")
+    for note in report["notes"]:
+        print(f"note: {note}")
+    return 0
+
+
+def cmd_choose(args) -> int:
+    from analytics.recommend import choose_default
+
+    wh = _wh(args)
+    choice = choose_default(wh, args.dataset, _end(args, wh), families=args.models, fold_days=args.validation_days,
+                            sequence_params=_seq_params(args), progress=None if args.json else _progress)
+    if args.json:
+        print(json.dumps(choice, indent=2))
+        return 0
+    r = choice["ratios_vs_popularity"].get(choice["model"], {})
+    print(f"default: {choice['label']} {json.dumps(choice['params'])}"
+          + (f"; on {choice['windows'][0][0]} .. {choice['windows'][0][1]} precision x{r['precision']:.2f}, "
+             f"recall x{r['recall']:.2f} of popularity" if r else "")
+          + (f" ({choice['note']})" if choice.get("note") else ""))
     return 0

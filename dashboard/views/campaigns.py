@@ -330,18 +330,33 @@ with tab_build:
             except ValueError as exc:
                 _error(exc, "The recommenders cannot be evaluated")
             else:
-                shown = ev.assign(model=ev["model"].map({"item_cf": "Item-based CF", "popularity":
-                                                         "Popularity (baseline)"}).fillna(ev["model"]))
-                st.dataframe(shown, hide_index=True, key="camp_holdout_table", column_config={
-                    "precision_at_k": st.column_config.NumberColumn("precision@10", format="%.4f"),
-                    "recall_at_k": st.column_config.NumberColumn("recall@10", format="%.4f"),
-                })
+                cols = ["label", "precision_at_k", "recall_at_k", "f1_at_k", "ndcg_at_k", "coverage", "customers",
+                        "model"]
+                st.dataframe(ev[[c for c in cols if c in ev.columns]], hide_index=True, key="camp_holdout_table",
+                             column_config={
+                                 "label": st.column_config.TextColumn("recommender"),
+                                 "precision_at_k": st.column_config.NumberColumn("precision@10", format="%.4f"),
+                                 "recall_at_k": st.column_config.NumberColumn("recall@10", format="%.4f"),
+                                 "f1_at_k": st.column_config.NumberColumn("F1@10", format="%.4f"),
+                                 "ndcg_at_k": st.column_config.NumberColumn("NDCG@10", format="%.4f"),
+                                 "coverage": st.column_config.NumberColumn("catalogue coverage", format="percent"),
+                                 "model": None,
+                             })
                 byname = ev.set_index("model")
                 if {"item_cf", "popularity"} <= set(byname.index):
                     better = byname.loc["item_cf", "precision_at_k"] > byname.loc["popularity", "precision_at_k"]
                     st.caption("Item-based CF " + ("beats" if better else "does not beat")
                                + " the popularity baseline on precision@10 over "
                                f"{int(byname.loc['item_cf', 'customers']):,} customers.")
+                val = ev.attrs.get("validation")
+                if val:
+                    r = val["ratios_vs_popularity"].get(val["winner"], {})
+                    st.caption(f"Chosen on the validation window {val['windows'][0][0]} .. {val['windows'][0][1]} "
+                               f"(before the holdout, never on it): **{widgets.md_escape(val['label'])}**, "
+                               f"precision@10 x{r.get('precision', float('nan')):.2f} and recall@10 "
+                               f"x{r.get('recall', float('nan')):.2f} of popularity there.")
+                for note in ev.attrs.get("notes", []):
+                    st.caption("ℹ️ " + widgets.md_escape(note))
 
     spec = None
     targets = None

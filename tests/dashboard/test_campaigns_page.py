@@ -275,7 +275,10 @@ def test_recommendations_equal_the_library(sample_wh):
     from analytics.recommend import evaluate_holdout
 
     as_of = pd.Timestamp(frame.attrs["as_of"])
-    ev = evaluate_holdout(sample_wh, SAMPLE_DATASET, as_of - pd.Timedelta(days=89), as_of + pd.Timedelta(days=1))
+    from dashboard.cache import PAGE_RECOMMENDERS
+
+    ev = evaluate_holdout(sample_wh, SAMPLE_DATASET, as_of - pd.Timedelta(days=89), as_of + pd.Timedelta(days=1),
+                          families=PAGE_RECOMMENDERS)
     at.toggle(key="camp_holdout_run").set_value(True).run()
     _ok(at)
     assert not _errors(at), _errors(at)

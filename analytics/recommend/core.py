@@ -1,4 +1,4 @@
-"""Product recommendations: item-based collaborative filtering on sparse matrices.
+"""Interactions and the hand-written recommenders: item-based collaborative filtering and popularity.
 
 The pieces, in the order they run:
 
@@ -21,8 +21,8 @@ The pieces, in the order they run:
   from where.
 * ``PopularityRecommender`` is the baseline: most purchased items (distinct
   buyers) in the training window, same API and the same exclusion rules.
-* ``evaluate_holdout`` trains both on events before ``split`` and measures
-  precision@k and recall@k on the purchases in ``[split, end)``.
+* the evaluation of every model on one time holdout lives in
+  ``analytics.recommend.evaluate``.
 
 Ties are broken by item id (ascending) everywhere, so the same data gives the
 same recommendations.
@@ -76,6 +76,17 @@ class Interactions:
     start: pd.Timestamp | None = None
     end: pd.Timestamp | None = None
     weights: dict[str, float] = dataclasses.field(default_factory=lambda: dict(DEFAULT_WEIGHTS))
+    #: days from each (customer, item)'s last weighted event to the end of the window, aligned
+    #: with ``matrix`` (same sparsity); None when unknown (then recency-aware models treat every
+    #: interaction as recent)
+    age_days: sp.csr_matrix | None = None
+    #: days from each purchased pair's last purchase to the end of the window (aligned with ``purchased``)
+    purchase_age_days: sp.csr_matrix | None = None
+    #: every customer's weighted events in time order as item codes: ``seq_items[seq_indptr[u]:
+    #: seq_indptr[u + 1]]`` (``seq_purchase`` marks purchases); None unless asked for
+    seq_indptr: np.ndarray | None = None
+    seq_items: np.ndarray | None = None
+    seq_purchase: np.ndarray | None = None
 
     def __post_init__(self):
         self.matrix = sp.csr_matrix(self.matrix, dtype=np.float32)
@@ -90,6 +101,13 @@ class Interactions:
                 f"{self.matrix.shape} and {self.purchased.shape}")
         if len(self.item_category) != n_i:
             raise RecommendError("item_category must have one entry per item")
+        for name, like in (("age_days", self.matrix), ("purchase_age_days", self.purchased)):
+            value = getattr(self, name)
+            if value is not None:
+                value = sp.csr_matrix(value, dtype=np.float32)
+                if value.shape != like.shape:
+                    raise RecommendError(f"{name} must have the shape of the interaction matrix")
+                setattr(self, name, value)
         self._customer_index: pd.Index | None = None
 
     @property
@@ -168,7 +186,7 @@ def _check_weights(weights: Mapping[str, float] | None) -> dict[str, float]:
 
 
 def load_interactions(wh: Warehouse, dataset: str, start=None, end=None,
-                      weights: Mapping[str, float] | None = None) -> Interactions:
+                      weights: Mapping[str, float] | None = None, *, sequences: bool = False) -> Interactions:
     """Customer x item interaction strengths of ``dataset`` for events in ``[start, end)``.
 
     ``weights`` maps event types to the weight of one event (default
@@ -190,7 +208,9 @@ def load_interactions(wh: Warehouse, dataset: str, start=None, end=None,
         WITH w AS (SELECT unnest(?::VARCHAR[]) AS event_type, unnest(?::DOUBLE[]) AS weight)
         SELECT e.customer_id, e.item_id,
                sum(w.weight)::FLOAT AS strength,
-               bool_or(e.event_type = 'purchase') AS purchased
+               bool_or(e.event_type = 'purchase') AS purchased,
+               max(e.event_time) AS last_time,
+               max(e.event_time) FILTER (WHERE e.event_type = 'purchase') AS last_purchase
         FROM events e JOIN w ON e.event_type = w.event_type
         WHERE e.dataset = ? AND e.item_id IS NOT NULL AND e.customer_id IS NOT NULL
           AND (?::TIMESTAMP IS NULL OR e.event_time >= ?::TIMESTAMP)
@@ -224,10 +244,67 @@ def load_interactions(wh: Warehouse, dataset: str, start=None, end=None,
     matrix = sp.csr_matrix((strength, (cust_codes, item_codes)), shape=shape, dtype=np.float32)
     purchased = sp.csr_matrix((np.ones(int(bought.sum()), dtype=bool), (cust_codes[bought], item_codes[bought])),
                               shape=shape, dtype=bool)
+    # ages against the end of the window (or the last event when the window is open-ended)
+    last = _arrow_us(table.column("last_time"))
+    ref = (end_ts.value // 1000) if end_ts is not None else int(last.max()) + 1
+    day_us = 86_400 * 10**6
+    # +1e-3 day keeps an event at the very end a stored (non-zero) entry
+    age = ((ref - last) / day_us + 1e-3).astype(np.float32)
+    age_days = sp.csr_matrix((age, (cust_codes, item_codes)), shape=shape, dtype=np.float32)
+    lp = _arrow_us(table.column("last_purchase"))[bought]
+    p_age = ((ref - lp) / day_us + 1e-3).astype(np.float32)
+    purchase_age = sp.csr_matrix((p_age, (cust_codes[bought], item_codes[bought])), shape=shape, dtype=np.float32)
     cat_map = dict(cats)
     item_cat = np.array([cat_map.get(i) or "" for i in item_ids], dtype=object)
-    return Interactions(matrix, purchased, cust_ids, item_ids, item_cat, dataset=dataset,
-                        start=start_ts, end=end_ts, weights=weights)
+    out = Interactions(matrix, purchased, cust_ids, item_ids, item_cat, dataset=dataset,
+                       start=start_ts, end=end_ts, weights=weights, age_days=age_days,
+                       purchase_age_days=purchase_age)
+    if sequences:
+        _attach_sequences(wh, out, types, s, e)
+    return out
+
+
+def _arrow_us(column) -> np.ndarray:
+    """Microseconds since the epoch of an Arrow timestamp column (nulls -> 0)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    col = pc.fill_null(column.cast(pa.timestamp("us")), pa.scalar(0, pa.timestamp("us")))
+    return col.cast(pa.int64()).to_numpy().astype(np.int64)
+
+
+def _attach_sequences(wh: Warehouse, X: Interactions, types: list[str], s, e) -> None:
+    """Each customer's weighted events in time order (item codes of ``X``), for sequence models.
+    Repeats of the same item in a row (a view, then the cart add, then the purchase) keep one
+    token, marked as a purchase when any of them was one."""
+    cur = wh.cursor()
+    try:
+        t = cur.sql(
+            """
+            SELECT customer_id, item_id, event_type = 'purchase' AS is_purchase FROM events
+            WHERE dataset = ? AND item_id IS NOT NULL AND customer_id IS NOT NULL
+              AND list_contains(?::VARCHAR[], event_type)
+              AND (?::TIMESTAMP IS NULL OR event_time >= ?::TIMESTAMP)
+              AND (?::TIMESTAMP IS NULL OR event_time < ?::TIMESTAMP)
+            ORDER BY customer_id, event_time, (event_type = 'purchase'), item_id
+            """, params=[X.dataset, types, s, s, e, e]).to_arrow_table()
+    finally:
+        cur.close()
+    cust = X.customer_index.get_indexer(np.asarray(t.column("customer_id").to_pylist(), dtype=object))
+    item = pd.Index(X.item_ids).get_indexer(np.asarray(t.column("item_id").to_pylist(), dtype=object))
+    buy = t.column("is_purchase").to_numpy(zero_copy_only=False).astype(bool)
+    # rows come sorted by customer id = row code order; collapse repeats of one item in a row
+    new = np.ones(len(cust), dtype=bool)
+    if len(cust) > 1:
+        new[1:] = (cust[1:] != cust[:-1]) | (item[1:] != item[:-1])
+    group = np.cumsum(new) - 1
+    seq_buy = np.zeros(int(new.sum()), dtype=bool)
+    np.logical_or.at(seq_buy, group, buy)
+    seq_cust, seq_item = cust[new], item[new]
+    counts = np.bincount(seq_cust, minlength=X.n_customers)
+    X.seq_indptr = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+    X.seq_items = seq_item.astype(np.int64)
+    X.seq_purchase = seq_buy
 
 
 def _window_words(start_ts, end_ts) -> str:
@@ -423,6 +500,28 @@ class _BaseRecommender:
         return frame
 
 
+def _assemble(model: "_BaseRecommender", ids: np.ndarray, rows: np.ndarray, j: np.ndarray, cols: np.ndarray,
+              vals: np.ndarray, n: int, exclude_purchased: bool, cat_mask: np.ndarray | None,
+              source: str) -> pd.DataFrame:
+    """Result frame from a model's own picks (``j`` = position in ``ids``, grouped and best first)
+    topped up from the popularity ranking where a customer got fewer than ``n``."""
+    X = model.interactions_
+    j = np.asarray(j, dtype=np.int64)
+    cols = np.asarray(cols, dtype=np.int64)
+    got = np.bincount(j, minlength=len(ids))
+    rank = _rank_within(j)
+    taken = sp.csr_matrix((np.ones(j.size, dtype=np.float32), (j, cols)), shape=(len(ids), X.n_items))
+    fj, fcols = model._popular_fill(rows, n - got, taken, exclude_purchased, cat_mask)
+    frank = _rank_within(fj) + got[fj] if fj.size else np.empty(0, dtype=np.int64)
+    bj = np.concatenate([j, fj])
+    brank = np.concatenate([rank, frank])
+    order = np.lexsort((brank, bj))
+    own = np.concatenate([np.ones(j.size, bool), np.zeros(fj.size, bool)])[order]
+    return model._frame(ids, bj[order], brank[order], np.concatenate([cols, fcols])[order],
+                        np.concatenate([np.asarray(vals, dtype=np.float64), np.zeros(fj.size)])[order],
+                        np.where(own, source, "popularity"))
+
+
 class PopularityRecommender(_BaseRecommender):
     """Baseline: the most purchased items of the training window for everybody.
 
@@ -490,6 +589,8 @@ class ItemCF(_BaseRecommender):
     Customers without history, and customers whose neighbourhood offers fewer than ``n``
     candidates, are filled from the popularity ranking (``source`` = "popularity", score 0).
     """
+
+    _source_name = "item_cf"
 
     def __init__(self, n_neighbors: int = 50, shrinkage: float = 25.0, transform: str = "log1p",
                  normalize: bool = False, block_budget: int = _BLOCK_BUDGET):
@@ -616,10 +717,10 @@ class ItemCF(_BaseRecommender):
             parts_cf.append(np.concatenate([np.ones(j.size, bool), np.zeros(fj.size, bool)])[order])
         if not parts_j:
             return self._frame(ids, np.empty(0, dtype=np.int64), np.empty(0), np.empty(0, dtype=np.int64),
-                               np.empty(0), "item_cf")
+                               np.empty(0), self._source_name)
         cf = np.concatenate(parts_cf)
         return self._frame(ids, np.concatenate(parts_j), np.concatenate(parts_rank), np.concatenate(parts_col),
-                           np.concatenate(parts_val), np.where(cf, "item_cf", "popularity"))
+                           np.concatenate(parts_val), np.where(cf, self._source_name, "popularity"))
 
     def similar_items(self, item_id: str, n: int = 10) -> pd.DataFrame:
         """The ``n`` items most similar to ``item_id``: DataFrame[item_id, category, similarity]."""
@@ -683,81 +784,3 @@ def holdout_window(wh: Warehouse, dataset: str, days: int = 90) -> tuple[pd.Time
         raise RecommendError(f"dataset {dataset!r} spans {span} days: a {days}-day holdout leaves no history "
                              "to train on (choose fewer days)")
     return split, end
-
-
-def holdout_relevant(wh: Warehouse, dataset: str, split: pd.Timestamp, end: pd.Timestamp) -> pd.DataFrame:
-    """Distinct (customer_id, item_id) purchases in ``[split, end)`` that a recommender could hit.
-
-    Only customers with some event (any type) before ``split``, and only items they had not
-    purchased before ``split``. Independent of any model or interaction weights, so every
-    model is judged on the same customers and items.
-    """
-    return wh.cursor().execute(
-        """
-        SELECT DISTINCT h.customer_id, h.item_id FROM events h
-        WHERE h.dataset = ? AND h.event_type = 'purchase' AND h.item_id IS NOT NULL
-          AND h.customer_id IS NOT NULL
-          AND h.event_time >= ?::TIMESTAMP AND h.event_time < ?::TIMESTAMP
-          AND EXISTS (SELECT 1 FROM events p WHERE p.dataset = h.dataset AND p.customer_id = h.customer_id
-                      AND p.event_time < ?::TIMESTAMP)
-          AND NOT EXISTS (SELECT 1 FROM events p WHERE p.dataset = h.dataset
-                          AND p.customer_id = h.customer_id AND p.item_id = h.item_id
-                          AND p.event_type = 'purchase' AND p.event_time < ?::TIMESTAMP)
-        ORDER BY h.customer_id, h.item_id
-        """, [dataset, split.to_pydatetime(), end.to_pydatetime(), split.to_pydatetime(),
-              split.to_pydatetime()]).df()
-
-
-def evaluate_holdout(wh: Warehouse, dataset: str, split, end, k: int = 10, *,
-                     weights: Mapping[str, float] | None = None, models: Mapping[str, object] | None = None
-                     ) -> pd.DataFrame:
-    """Precision@k and recall@k of ItemCF and popularity on a time holdout.
-
-    Both models train on the events before ``split``. Evaluated customers are those with
-    some event before ``split`` who bought, in ``[split, end)``, at least one item they
-    had not bought before ``split`` (the only purchases a recommender that excludes past
-    purchases can hit). For each, the relevant set is those new items; both models
-    recommend ``k`` items excluding what the customer bought before ``split``.
-    precision@k = hits / k and recall@k = hits / |relevant|, averaged over customers.
-
-    ``models`` maps a name to an unfitted recommender (default: "item_cf" = ``ItemCF()`` and
-    "popularity" = ``PopularityRecommender()``); no hyperparameter is chosen on this holdout.
-    Returns DataFrame[model, precision_at_k, recall_at_k, customers, k].
-    """
-    k = _BaseRecommender._check_n(k)
-    split_ts, end_ts = _timestamp(split, "split"), _timestamp(end, "end")
-    if split_ts is None or end_ts is None:
-        raise RecommendError("split and end dates are required")
-    lo, hi = _event_span(wh, dataset)
-    if not lo < split_ts <= hi:
-        raise RecommendError(
-            f"split {split_ts.date()} is outside the data ({lo.date()} .. {hi.date()}): "
-            "it needs events before and after it")
-    if end_ts <= split_ts:
-        raise RecommendError(f"end {end_ts.date()} must be after split {split_ts.date()}")
-    train = load_interactions(wh, dataset, end=split_ts, weights=weights)
-    test = holdout_relevant(wh, dataset, split_ts, end_ts)
-    if models is None:
-        models = {"item_cf": ItemCF(), "popularity": PopularityRecommender()}
-    if test.empty:
-        raise RecommendError(
-            f"no customer with history before {split_ts.date()} bought a new item between "
-            f"{split_ts.date()} and {end_ts.date()}: nothing to evaluate")
-    pairs = test[["customer_id", "item_id"]].drop_duplicates()
-    relevant = pairs.groupby("customer_id")["item_id"].agg(set)
-    results = []
-    for name, model in models.items():
-        model.fit(train)
-        recs = model.recommend(relevant.index, n=k, exclude_purchased=True)
-        matched = recs[["customer_id", "item_id"]].merge(pairs, on=["customer_id", "item_id"])
-        hits = (matched.groupby("customer_id").size().astype(np.float64)
-                .reindex(relevant.index, fill_value=0.0))
-        sizes = relevant.map(len).astype(np.float64)
-        results.append({
-            "model": name,
-            "precision_at_k": float((hits / k).mean()),
-            "recall_at_k": float((hits / sizes).mean()),
-            "customers": int(len(relevant)),
-            "k": k,
-        })
-    return pd.DataFrame(results)

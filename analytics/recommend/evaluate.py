@@ -1,0 +1,439 @@
+"""One honest evaluation for every recommender, and the choice of the default model.
+
+Rules (the same for every model):
+
+* a time split: models learn from the events before ``split``; the holdout is the
+  purchases in ``[split, end)``;
+* evaluated customers: those with some event before ``split`` who bought, in the
+  holdout, an item that counts; with ``exclude_purchased=True`` (default) only items
+  they had not bought before count, and every model excludes what the customer
+  bought before; with ``False`` re-purchases count too and nothing is excluded;
+* every model recommends ``k`` items to every evaluated customer;
+* metrics, averaged over the evaluated customers: precision@k = hits / k,
+  recall@k = hits / relevant items, F1@k = the harmonic mean of the two averages,
+  NDCG@k (binary relevance: sum of 1 / log2(rank + 1) over the hits, divided by its
+  best possible value for that customer); coverage = distinct items recommended /
+  items in the training catalogue.
+
+Hyperparameters and the default model are chosen on **validation windows inside the
+training period** (``validate_models``): the last ``fold_days`` before ``split`` (and
+optionally earlier folds of the same length) play the holdout for models trained on
+the events before them. Every candidate setting of every family is scored there
+against the popularity baseline of the same fold; a family keeps its best setting,
+and the family with the best score is the default. The score is the geometric mean
+of precision@k and recall@k relative to popularity (both count, as in the goal of
+beating popularity on both). Nothing is chosen on the holdout itself.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from typing import Callable, Mapping
+
+import numpy as np
+import pandas as pd
+
+from analytics.recommend.core import (
+    ItemCF, PopularityRecommender, RecommendError, _BaseRecommender, _event_span, _timestamp, load_interactions,
+)
+from analytics.recommend.models import ALSRecommender, BPRRecommender, ImplicitItemKNN, RecentPopularity
+from analytics.warehouse import Warehouse
+
+#: model families in the order they are reported; the first two are the baselines
+FAMILIES = ("popularity", "recent_popularity", "item_cf", "item_knn", "als", "bpr", "sequence")
+BASELINES = ("popularity", "recent_popularity")
+LABELS = {
+    "popularity": "Popularity (baseline)",
+    "recent_popularity": "Recent popularity (baseline)",
+    "item_cf": "Item-based CF (shrunk cosine)",
+    "item_knn": "Item-item neighbours, BM25 (implicit)",
+    "als": "Matrix factorisation, ALS (implicit)",
+    "bpr": "Matrix factorisation, BPR (implicit)",
+    "sequence": "Sequence model (GRU, PyTorch)",
+}
+
+#: the settings tried on validation (small on purpose: each costs a fit per fold)
+DEFAULT_GRID: dict[str, list[dict]] = {
+    "popularity": [{}],
+    "recent_popularity": [{"days": 14}, {"days": 30}, {"days": 90}],
+    "item_cf": [{"shrinkage": 10.0}, {"shrinkage": 25.0}, {"shrinkage": 100.0}],
+    "item_knn": [{"K": 50}, {"K": 200}],
+    "als": [{"weighting": "bm25", "factors": 32}, {"weighting": "bm25", "factors": 64},
+            {"weighting": "bm25", "factors": 64, "half_life_days": 60.0},
+            {"weighting": "confidence", "alpha": 5.0, "factors": 64},
+            {"weighting": "confidence", "alpha": 5.0, "factors": 64, "half_life_days": 60.0}],
+    "bpr": [{"factors": 64, "learning_rate": 0.05}],
+    "sequence": [{}],
+}
+
+
+def make_model(family: str, params: Mapping | None = None, **extra) -> _BaseRecommender:
+    """An unfitted recommender of ``family`` with ``params`` (RecommendError for unknown ones)."""
+    params = dict(params or {})
+    if family == "sequence":
+        from analytics.recommend.sequence import SequenceRecommender
+
+        cls = SequenceRecommender
+        params = {**params, **extra}
+    else:
+        cls = {"popularity": PopularityRecommender, "recent_popularity": RecentPopularity, "item_cf": ItemCF,
+               "item_knn": ImplicitItemKNN, "als": ALSRecommender, "bpr": BPRRecommender}.get(family)
+    if cls is None:
+        raise RecommendError(f"unknown model {family!r} (known: {', '.join(FAMILIES)})")
+    try:
+        return cls(**params)
+    except TypeError as exc:
+        raise RecommendError(f"bad settings for {family}: {exc}") from None
+
+
+def check_families(families) -> list[str]:
+    if families is None:
+        return list(FAMILIES)
+    if isinstance(families, str):
+        families = [f.strip() for f in families.split(",") if f.strip()]
+    out = []
+    for f in families:
+        if f not in FAMILIES:
+            raise RecommendError(f"unknown model {f!r} (known: {', '.join(FAMILIES)})")
+        if f not in out:
+            out.append(f)
+    if "popularity" not in out:
+        out.insert(0, "popularity")  # the baseline every ratio refers to
+    return [f for f in FAMILIES if f in out]
+
+
+# ---------------------------------------------------------------------------- holdout data
+def holdout_relevant(wh: Warehouse, dataset: str, split: pd.Timestamp, end: pd.Timestamp,
+                     new_items_only: bool = True) -> pd.DataFrame:
+    """Distinct (customer_id, item_id) purchases in ``[split, end)`` that a recommender could hit.
+
+    Only customers with some event (any type) before ``split``; with ``new_items_only`` only items
+    they had not purchased before ``split``. Independent of any model or interaction weights, so
+    every model is judged on the same customers and items.
+    """
+    split_dt, end_dt = pd.Timestamp(split).to_pydatetime(), pd.Timestamp(end).to_pydatetime()
+    return wh.cursor().execute(
+        """
+        SELECT DISTINCT h.customer_id, h.item_id FROM events h
+        WHERE h.dataset = ? AND h.event_type = 'purchase' AND h.item_id IS NOT NULL
+          AND h.customer_id IS NOT NULL
+          AND h.event_time >= ?::TIMESTAMP AND h.event_time < ?::TIMESTAMP
+          AND EXISTS (SELECT 1 FROM events p WHERE p.dataset = h.dataset AND p.customer_id = h.customer_id
+                      AND p.event_time < ?::TIMESTAMP)
+          AND (NOT ? OR NOT EXISTS (SELECT 1 FROM events p WHERE p.dataset = h.dataset
+                          AND p.customer_id = h.customer_id AND p.item_id = h.item_id
+                          AND p.event_type = 'purchase' AND p.event_time < ?::TIMESTAMP))
+        ORDER BY h.customer_id, h.item_id
+        """, [dataset, split_dt, end_dt, split_dt, bool(new_items_only), split_dt]).df()
+
+
+def ranking_metrics(recs: pd.DataFrame, relevant: pd.DataFrame, k: int, n_items: int) -> dict:
+    """precision@k, recall@k, F1@k, NDCG@k, coverage of ``recs`` [customer_id, rank, item_id]
+    against ``relevant`` [customer_id, item_id] (the evaluated customers are ``relevant``'s)."""
+    pairs = relevant[["customer_id", "item_id"]].drop_duplicates()
+    sizes = pairs.groupby("customer_id").size().astype(np.float64)
+    top = recs[recs["rank"] <= k]
+    matched = top[["customer_id", "item_id", "rank"]].merge(pairs, on=["customer_id", "item_id"])
+    hits = matched.groupby("customer_id").size().astype(np.float64).reindex(sizes.index, fill_value=0.0)
+    gain = (1.0 / np.log2(matched["rank"].to_numpy(np.float64) + 1.0))
+    dcg = pd.Series(gain, index=matched["customer_id"].to_numpy()).groupby(level=0).sum() \
+        .reindex(sizes.index, fill_value=0.0)
+    discounts = np.cumsum(1.0 / np.log2(np.arange(2, k + 2)))
+    idcg = discounts[np.minimum(sizes.to_numpy(int), k) - 1]
+    precision = float((hits / k).mean())
+    recall = float((hits / sizes).mean())
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall > 0 else 0.0
+    in_scope = top[top["customer_id"].isin(sizes.index)]
+    return {
+        "precision_at_k": precision,
+        "recall_at_k": recall,
+        "f1_at_k": float(f1),
+        "ndcg_at_k": float((dcg.to_numpy() / idcg).mean()),
+        "coverage": float(in_scope["item_id"].nunique() / n_items) if n_items else 0.0,
+        "customers": int(len(sizes)),
+        "popularity_share": float((in_scope["source"] == "popularity").mean()) if "source" in in_scope
+        and len(in_scope) else 0.0,
+    }
+
+
+def _fit(model, train, progress, should_stop, name, stage):
+    from analytics.recommend.sequence import SequenceRecommender
+
+    if isinstance(model, SequenceRecommender):
+        def relay(row):
+            if progress is not None:
+                progress({"stage": stage, "model": name, "status": "epoch", **row})
+        return model.fit(train, progress=relay, should_stop=should_stop)
+    return model.fit(train)
+
+
+# ---------------------------------------------------------------------------- validation
+@dataclasses.dataclass
+class Validation:
+    """What the validation windows chose: per family the best setting and the overall winner."""
+
+    table: pd.DataFrame  # one row per (family, setting): mean metrics over the folds and the score
+    best_params: dict[str, dict]
+    winner: str
+    windows: list[tuple[str, str]]  # (first, last day) of each validation window
+    ratios: dict[str, dict[str, float]]  # per family: precision / recall relative to popularity
+    note: str | None = None
+
+    def to_dict(self) -> dict:
+        return {"winner": self.winner, "label": LABELS.get(self.winner, self.winner),
+                "params": self.best_params.get(self.winner, {}), "best_params": self.best_params,
+                "windows": [list(w) for w in self.windows], "ratios_vs_popularity": self.ratios,
+                "note": self.note,
+                "table": json.loads(self.table.to_json(orient="records"))}
+
+
+def _fold_days(lo: pd.Timestamp, end: pd.Timestamp, wanted: int | None, default: int) -> int:
+    span = (end - lo.normalize()).days
+    days = int(wanted) if wanted else default
+    return max(1, min(days, span // 3))
+
+
+def validate_models(wh: Warehouse, dataset: str, end, k: int = 10, *, families=None,
+                    grid: Mapping[str, list[dict]] | None = None, fold_days: int | None = None, folds: int = 1,
+                    exclude_purchased: bool = True, weights=None, sequence_params: Mapping | None = None,
+                    progress: Callable[[dict], None] | None = None,
+                    should_stop: Callable[[], bool] | None = None) -> Validation:
+    """Score every candidate setting on validation windows that end at ``end`` (exclusive).
+
+    ``fold_days``: window length (default 90, at most a third of the data before ``end``);
+    ``folds``: windows back to back before ``end``. Returns a ``Validation``; raises
+    RecommendError when the data before ``end`` are too short for a validation window.
+    """
+    k = _BaseRecommender._check_n(k)
+    families = check_families(families)
+    grid = {**DEFAULT_GRID, **(grid or {})}
+    end_ts = _timestamp(end, "end")
+    lo, _ = _event_span(wh, dataset)
+    days = _fold_days(lo, end_ts, fold_days, 90)
+    folds = _BaseRecommender._check_n(folds)
+    rows, windows = [], []
+    for f in range(folds):
+        v_end = end_ts - pd.Timedelta(days=days * f)
+        v_split = v_end - pd.Timedelta(days=days)
+        if v_split <= lo:
+            if f == 0:
+                raise RecommendError(f"too little history before {end_ts.date()} for a {days}-day validation window")
+            break
+        train = load_interactions(wh, dataset, end=v_split, weights=weights, sequences="sequence" in families)
+        rel = holdout_relevant(wh, dataset, v_split, v_end, new_items_only=exclude_purchased)
+        if rel.empty:
+            if f == 0:
+                raise RecommendError(f"nobody bought anything to recommend in the validation window "
+                                     f"{v_split.date()} .. {(v_end - pd.Timedelta(days=1)).date()}")
+            break
+        windows.append((str(v_split.date()), str((v_end - pd.Timedelta(days=1)).date())))
+        who = rel["customer_id"].drop_duplicates()
+        n_items = train.n_items
+        for fam in families:
+            for params in grid.get(fam, [{}]):
+                if should_stop is not None and should_stop() and fam != "popularity":
+                    continue
+                name = fam
+                if progress is not None:
+                    progress({"stage": "validation", "model": name, "status": "start", "params": params,
+                              "fold": f + 1})
+                t0 = time.perf_counter()
+                model = make_model(fam, params, **(dict(sequence_params or {}) if fam == "sequence" else {}))
+                try:
+                    _fit(model, train, progress, should_stop, name, "validation")
+                    recs = model.recommend(who, n=k, exclude_purchased=exclude_purchased)
+                except RecommendError as exc:
+                    rows.append({"model": fam, "params": json.dumps(params, sort_keys=True), "fold": f + 1,
+                                 "error": str(exc)})
+                    continue
+                m = ranking_metrics(recs, rel, k, n_items)
+                rows.append({"model": fam, "params": json.dumps(params, sort_keys=True), "fold": f + 1,
+                             "error": None, "fit_seconds": time.perf_counter() - t0, **m})
+    raw = pd.DataFrame(rows)
+    ok = raw[raw["error"].isna()] if "error" in raw else raw
+    pop = ok[ok["model"] == "popularity"].set_index("fold")
+    score_rows = []
+    for (fam, params), g in ok.groupby(["model", "params"], sort=False):
+        g = g.set_index("fold")
+        pr = (g["precision_at_k"] / pop["precision_at_k"].reindex(g.index)).replace([np.inf], np.nan)
+        rr = (g["recall_at_k"] / pop["recall_at_k"].reindex(g.index)).replace([np.inf], np.nan)
+        score_rows.append({"model": fam, "params": params, "folds": len(g),
+                           **{c: float(g[c].mean()) for c in ("precision_at_k", "recall_at_k", "f1_at_k",
+                                                               "ndcg_at_k", "coverage")},
+                           "precision_vs_popularity": float(pr.mean()), "recall_vs_popularity": float(rr.mean()),
+                           "fit_seconds": float(g["fit_seconds"].sum())})
+    table = pd.DataFrame(score_rows)
+    if table.empty:
+        raise RecommendError("no model could be fitted on the validation window")
+    table["score"] = np.sqrt(table["precision_vs_popularity"].fillna(0).clip(lower=0)
+                             * table["recall_vs_popularity"].fillna(0).clip(lower=0))
+    best_params, ratios = {}, {}
+    for fam in families:
+        t = table[table["model"] == fam]
+        if t.empty:
+            continue
+        b = t.sort_values("score", ascending=False, kind="stable").iloc[0]
+        best_params[fam] = json.loads(b["params"])
+        ratios[fam] = {"precision": float(b["precision_vs_popularity"]), "recall": float(b["recall_vs_popularity"]),
+                       "score": float(b["score"])}
+    winner = max(ratios, key=lambda f: (ratios[f]["score"], -FAMILIES.index(f)))
+    errors = raw[raw["error"].notna()] if "error" in raw else raw.iloc[0:0]
+    note = None
+    if len(errors):
+        note = "; ".join(f"{r.model}: {r.error}" for r in errors.drop_duplicates("model").itertuples())
+    table = table.assign(chosen=[best_params.get(r.model) == json.loads(r.params) for r in table.itertuples()])
+    return Validation(table, best_params, winner, windows, ratios, note)
+
+
+# ---------------------------------------------------------------------------- holdout
+def evaluate_holdout(wh: Warehouse, dataset: str, split, end, k: int = 10, *,
+                     weights: Mapping[str, float] | None = None, models: Mapping[str, object] | None = None,
+                     families=None, exclude_purchased: bool = True, validate: bool = True,
+                     fold_days: int | None = None, folds: int = 1, sequence_params: Mapping | None = None,
+                     progress: Callable[[dict], None] | None = None,
+                     should_stop: Callable[[], bool] | None = None) -> pd.DataFrame:
+    """Every model on one time holdout, with the same customers, items and rules.
+
+    ``models`` maps names to unfitted recommenders (evaluated as given, no validation). Otherwise
+    ``families`` (default: all of ``FAMILIES``) are tuned on validation windows before ``split``
+    (``validate_models``; ``validate=False`` uses each family's first grid setting) and refitted
+    on everything before ``split``. Returns DataFrame[model, precision_at_k, recall_at_k, f1_at_k,
+    ndcg_at_k, coverage, customers, k, popularity_share, params, fit_seconds, label]; ``attrs``:
+    ``validation`` (``Validation.to_dict()`` or None), ``notes`` (list of plain sentences about
+    the data: unseen items, fallbacks), ``window``.
+    """
+    k = _BaseRecommender._check_n(k)
+    split_ts, end_ts = _timestamp(split, "split"), _timestamp(end, "end")
+    if split_ts is None or end_ts is None:
+        raise RecommendError("split and end dates are required")
+    lo, hi = _event_span(wh, dataset)
+    if not lo < split_ts <= hi:
+        raise RecommendError(
+            f"split {split_ts.date()} is outside the data ({lo.date()} .. {hi.date()}): "
+            "it needs events before and after it")
+    if end_ts <= split_ts:
+        raise RecommendError(f"end {end_ts.date()} must be after split {split_ts.date()}")
+    fams = check_families(families) if models is None else []
+    need_seq = "sequence" in fams or any(type(m).__name__ == "SequenceRecommender" for m in (models or {}).values())
+    train = load_interactions(wh, dataset, end=split_ts, weights=weights, sequences=need_seq)
+    if train.n_items < 2:
+        raise RecommendError(f"the events before {split_ts.date()} name only {train.n_items} item: "
+                             "recommendations need a catalogue of at least two items")
+    if k > train.n_items:
+        raise RecommendError(f"k = {k} is larger than the catalogue before {split_ts.date()} "
+                             f"({train.n_items} items): choose k <= {train.n_items}")
+    test = holdout_relevant(wh, dataset, split_ts, end_ts, new_items_only=exclude_purchased)
+    if test.empty:
+        what = "a new item" if exclude_purchased else "anything"
+        raise RecommendError(
+            f"no customer with history before {split_ts.date()} bought {what} between "
+            f"{split_ts.date()} and {(end_ts - pd.Timedelta(days=1)).date()}: nothing to evaluate")
+    notes = _data_notes(train, test)
+    validation = None
+    chosen: dict[str, object] = {}
+    if models is not None:
+        chosen = dict(models)
+    else:
+        if validate:
+            try:
+                validation = validate_models(
+                    wh, dataset, split_ts, k, families=fams, fold_days=fold_days or (end_ts - split_ts).days,
+                    folds=folds, exclude_purchased=exclude_purchased, weights=weights,
+                    sequence_params=sequence_params, progress=progress, should_stop=should_stop)
+            except RecommendError as exc:
+                notes.append(f"no validation window could be used ({exc}); every model runs with its "
+                             "first setting and popularity is the default")
+        for fam in fams:
+            params = (validation.best_params.get(fam) if validation else None) or DEFAULT_GRID[fam][0]
+            chosen[fam] = make_model(fam, params, **(dict(sequence_params or {}) if fam == "sequence" else {}))
+    who = test["customer_id"].drop_duplicates()
+    results = []
+    for name, model in chosen.items():
+        if progress is not None:
+            progress({"stage": "holdout", "model": name, "status": "start"})
+        t0 = time.perf_counter()
+        try:
+            _fit(model, train, progress, should_stop, name, "holdout")
+            recs = model.recommend(who, n=k, exclude_purchased=exclude_purchased)
+        except RecommendError as exc:
+            notes.append(f"{name} could not run: {exc}")
+            continue
+        m = ranking_metrics(recs, test, k, train.n_items)
+        params = model.get_params() if hasattr(model, "get_params") else {}
+        results.append({"model": name, **m, "k": k, "params": json.dumps(_plain(params), sort_keys=True),
+                        "fit_seconds": time.perf_counter() - t0, "label": LABELS.get(name, name)})
+        if m["popularity_share"] > 0 and name not in BASELINES:
+            notes.append(f"{name}: {m['popularity_share']:.1%} of the recommended items came from the popularity "
+                         "fallback (customers without history before the split, or too few candidates)")
+    out = pd.DataFrame(results, columns=["model", "precision_at_k", "recall_at_k", "f1_at_k", "ndcg_at_k",
+                                         "coverage", "customers", "popularity_share", "k", "params",
+                                         "fit_seconds", "label"])
+    out.attrs = {"validation": validation.to_dict() if validation else None, "notes": notes,
+                 "window": {"train_before": str(split_ts.date()), "holdout_from": str(split_ts.date()),
+                            "holdout_to": str((end_ts - pd.Timedelta(days=1)).date())},
+                 "exclude_purchased": bool(exclude_purchased)}
+    return out
+
+
+def _plain(params: dict) -> dict:
+    return {k: (v.item() if hasattr(v, "item") else v) for k, v in params.items()
+            if isinstance(v, (int, float, str, bool, type(None), np.generic))}
+
+
+def _data_notes(train, test) -> list[str]:
+    notes = []
+    known = pd.Index(train.item_ids)
+    unseen = ~test["item_id"].isin(known)
+    if unseen.any():
+        notes.append(f"{test.loc[unseen, 'item_id'].nunique():,} item(s) bought in the holdout never appear before "
+                     f"the split ({int(unseen.sum()):,} of {len(test):,} holdout purchases): no model can "
+                     "recommend them, they count as misses for all")
+    single = int((np.diff(train.matrix.indptr) == 1).sum())
+    if single:
+        notes.append(f"{single:,} customer(s) have a single interaction before the split: little to "
+                     "personalise from")
+    return notes
+
+
+def ratio_summary(results: pd.DataFrame, model: str, baseline: str = "popularity") -> dict | None:
+    """precision / recall of ``model`` relative to ``baseline`` in an ``evaluate_holdout`` result."""
+    t = results.set_index("model")
+    if model not in t.index or baseline not in t.index:
+        return None
+    b = t.loc[baseline]
+    m = t.loc[model]
+
+    def r(a, c):
+        return float(a / c) if c > 0 else None
+    return {"precision": r(m["precision_at_k"], b["precision_at_k"]), "recall": r(m["recall_at_k"], b["recall_at_k"])}
+
+
+# ---------------------------------------------------------------------------- the campaign default
+def choose_default(wh: Warehouse, dataset: str, end, k: int = 10, *, families=None, fold_days: int | None = None,
+                   folds: int = 1, weights=None, sequence_params: Mapping | None = None,
+                   progress=None, should_stop=None) -> dict:
+    """The recommender campaigns should use for data up to ``end`` (exclusive): the validation
+    winner on the last ``fold_days`` (default 90) before ``end``. Returns a JSON-serialisable dict
+    {model, params, label, ratios_vs_popularity, windows, table, note}; when no validation window
+    can be formed the default is popularity and ``note`` says why (never raises for that)."""
+    try:
+        v = validate_models(wh, dataset, end, k, families=families, fold_days=fold_days, folds=folds,
+                            weights=weights, sequence_params=sequence_params, progress=progress,
+                            should_stop=should_stop)
+    except RecommendError as exc:
+        return {"model": "popularity", "params": {}, "label": LABELS["popularity"], "ratios_vs_popularity": {},
+                "windows": [], "table": [], "note": f"popularity is the default: {exc}"}
+    d = v.to_dict()
+    return {"model": d["winner"], "params": d["params"], "label": d["label"],
+            "ratios_vs_popularity": d["ratios_vs_popularity"], "windows": d["windows"], "table": d["table"],
+            "best_params": d["best_params"], "note": d["note"]}
+
+
+def fit_default(wh: Warehouse, dataset: str, end, choice: Mapping, *, weights=None,
+                progress=None, should_stop=None) -> _BaseRecommender:
+    """Fit the model ``choice`` (from ``choose_default``) on the events before ``end``."""
+    fam = choice.get("model", "popularity")
+    model = make_model(fam, choice.get("params") or {})
+    train = load_interactions(wh, dataset, end=end, weights=weights, sequences=fam == "sequence")
+    return _fit(model, train, progress, should_stop, fam, "fit")

@@ -1,0 +1,327 @@
+"""Recommenders beyond item-CF: recency-aware popularity and the ``implicit`` library's models.
+
+* ``RecentPopularity``: the items most bought in the last ``days`` days of the
+  training window (optionally every purchase weighted by ``0.5 ** (age / half_life)``).
+  Real catalogues move: what sold last month predicts next month better than
+  what sold over the whole history.
+* ``ALSRecommender``: implicit-feedback matrix factorisation by alternating least
+  squares (Hu, Koren & Volinsky 2008, "Collaborative filtering for implicit feedback
+  datasets", ICDM), as implemented by ``implicit.cpu.als`` (conjugate-gradient
+  solver of Takacs, Pilaszy & Tikk 2011). The customers x items strengths are
+  weighted either by BM25 (Robertson & Zaragoza 2009; damps heavy customers and
+  very popular items) or as plain confidence ``alpha * r`` (Hu et al.), after an
+  optional time decay ``0.5 ** (age / half_life_days)`` so recent interest counts more.
+* ``BPRRecommender``: Bayesian personalized ranking (Rendle et al. 2009, UAI) on the
+  binary interactions, ``implicit.cpu.bpr``.
+* ``ImplicitItemKNN``: ``implicit``'s item-item neighbours (BM25, cosine or TF-IDF
+  weighted co-occurrence, top ``K`` per item) scored like ``ItemCF``.
+
+All share ``ItemCF``'s API and rules: ``fit(interactions)``, ``recommend(customer_ids,
+n, exclude_purchased, category)`` returning ``customer_id, rank, item_id, category,
+score, source``; customers without history, or with fewer than ``n`` candidates,
+are filled from the popularity ranking (``source`` = "popularity").
+
+``implicit`` runs its own loops on all cores; BLAS is limited to one thread while it
+works (``threadpoolctl``), as ``implicit`` asks (a threaded BLAS inside its threads
+slows it down many times).
+"""
+from __future__ import annotations
+
+import contextlib
+from typing import Iterable
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from analytics.recommend.core import (
+    Interactions, ItemCF, RecommendError, _assemble, _BaseRecommender, _rank_within,
+)
+
+WEIGHTINGS = ("bm25", "confidence")
+_BATCH = 4096  # customers scored per implicit.recommend call
+
+
+@contextlib.contextmanager
+def _blas_single():
+    """BLAS on one thread, and ``implicit``'s notes about input formats and BLAS threads silenced."""
+    import warnings
+
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(1, "blas"), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*(CSR input|OpenBLAS is configured|threadpool).*")
+        yield
+
+
+def _implicit():
+    try:
+        import implicit  # noqa: F401
+    except ImportError:
+        raise RecommendError("the 'implicit' package is not installed: pip install implicit") from None
+    return implicit
+
+
+def _decayed(X: Interactions, half_life_days) -> sp.csr_matrix:
+    """log1p strengths, times 0.5 ** (age / half_life) when a half-life is given (and ages are known)."""
+    m = sp.csr_matrix(X.matrix, dtype=np.float32, copy=True)
+    np.log1p(m.data, out=m.data)
+    if half_life_days and X.age_days is not None:
+        age = X.age_days.tocsr()
+        age.sort_indices()
+        m.sort_indices()
+        if age.nnz == m.nnz and np.array_equal(age.indices, m.indices):
+            m.data *= np.power(0.5, age.data / float(half_life_days)).astype(np.float32)
+    m.eliminate_zeros()
+    return m
+
+
+def _check_positive(name, value, integer=False, allow_none=False):
+    if value is None and allow_none:
+        return
+    try:
+        ok = float(value) > 0 and np.isfinite(float(value)) and (not integer or int(value) == value)
+    except (TypeError, ValueError):
+        ok = False
+    if not ok:
+        kind = "a whole number" if integer else "a number"
+        raise RecommendError(f"{name} must be {kind} > 0, got {value!r}")
+
+
+class RecentPopularity(_BaseRecommender):
+    """Baseline: the items bought by the most customers in the last ``days`` days of the window.
+
+    ``half_life_days``: instead of a hard window, every buyer counts ``0.5 ** (days since
+    their last purchase of the item / half_life)``. Ties (and items not bought recently)
+    follow the all-time popularity. Same rules as ``PopularityRecommender``.
+    """
+
+    _source_name = "recent_popularity"
+
+    def __init__(self, days: int = 30, half_life_days: float | None = None):
+        self.days = days
+        self.half_life_days = half_life_days
+
+    def fit(self, interactions: Interactions) -> "RecentPopularity":
+        _check_positive("days", self.days, integer=True)
+        _check_positive("half_life_days", self.half_life_days, allow_none=True)
+        X = self._check_interactions(interactions)
+        self._fit_popularity(X)
+        overall = self.popularity_order_
+        rank_all = np.empty(X.n_items, dtype=np.int64)
+        rank_all[overall] = np.arange(X.n_items)
+        age = X.purchase_age_days
+        if age is None:
+            recent = self.popularity_.copy()
+        else:
+            age = age.tocsc()
+            cols = np.repeat(np.arange(X.n_items), np.diff(age.indptr))
+            if self.half_life_days:
+                w = np.power(0.5, age.data / float(self.half_life_days))
+            else:
+                w = (age.data <= float(self.days)).astype(np.float64)
+            recent = np.bincount(cols, weights=w, minlength=X.n_items)
+        self.recent_popularity_ = recent
+        self.popularity_order_ = np.lexsort((rank_all, -recent))
+        self.popularity_ = recent
+        self.n_items_ = X.n_items
+        self.interactions_ = X
+        return self
+
+    def recommend(self, customer_ids: Iterable[str], n: int = 10, exclude_purchased: bool = True,
+                  category: str | None = None) -> pd.DataFrame:
+        """Top ``n`` items per customer (``score``: recent buyers; ``source``: "recent_popularity")."""
+        self._check_fitted()
+        n = self._check_n(n)
+        cat_mask = self._category_mask(category)
+        ids, rows = self._rows_of(customer_ids)
+        j, cols = self._popular_fill(rows, np.full(len(ids), n, dtype=np.int64), None, exclude_purchased, cat_mask)
+        return self._frame(ids, j, _rank_within(j), cols, self.popularity_[cols], self._source_name)
+
+
+class _FactorRecommender(_BaseRecommender):
+    """Shared scoring for the implicit factor models (customer and item factors)."""
+
+    _source_name = "mf"
+
+    def _fit_model(self, model, M: sp.csr_matrix, X: Interactions):
+        with _blas_single():
+            model.fit(M, show_progress=False)
+        self.model_ = model
+        self._fit_popularity(X)
+        self.n_items_ = X.n_items
+        self.interactions_ = X
+        return self
+
+    def recommend(self, customer_ids: Iterable[str], n: int = 10, exclude_purchased: bool = True,
+                  category: str | None = None) -> pd.DataFrame:
+        """Top ``n`` items per customer by the factor model's score (dot product of factors);
+        ``source`` is the model's name, "popularity" for fill-ups."""
+        self._check_fitted()
+        n = self._check_n(n)
+        cat_mask = self._category_mask(category)
+        ids, rows = self._rows_of(customer_ids)
+        X = self.interactions_
+        items = np.flatnonzero(cat_mask) if cat_mask is not None else None
+        n_eff = min(n, X.n_items if items is None else items.size)
+        known = np.flatnonzero(rows >= 0)
+        parts_j, parts_c, parts_v = [], [], []
+        P = X.purchased.astype(np.float32).tocsr()
+        with _blas_single():
+            for b0 in range(0, known.size, _BATCH):
+                kb = known[b0:b0 + _BATCH]
+                r = rows[kb]
+                got_ids, got_scores = self.model_.recommend(
+                    r, P[r], N=n_eff, filter_already_liked_items=bool(exclude_purchased), items=items)
+                got_ids = np.asarray(got_ids).reshape(len(r), -1)
+                got_scores = np.asarray(got_scores).reshape(len(r), -1)
+                ok = (got_scores > -1e37) & (got_ids >= 0) & np.isfinite(got_scores)
+                jj = np.repeat(kb, got_ids.shape[1]).reshape(got_ids.shape)
+                parts_j.append(jj[ok])
+                parts_c.append(got_ids[ok])
+                parts_v.append(got_scores[ok])
+        cat = (lambda a: np.concatenate(a) if a else np.empty(0))
+        return _assemble(self, ids, rows, cat(parts_j).astype(np.int64), cat(parts_c).astype(np.int64),
+                         cat(parts_v), n, exclude_purchased, cat_mask, self._source_name)
+
+
+class ALSRecommender(_FactorRecommender):
+    """Implicit-feedback matrix factorisation by ALS (Hu, Koren & Volinsky 2008) via ``implicit``.
+
+    Parameters
+    ----------
+    factors, regularization, iterations : the factor model (``implicit.cpu.als``).
+    weighting : "bm25" (default: BM25 weights with ``bm25_k1``, ``bm25_b``) or "confidence"
+        (``alpha`` x log1p strength, Hu et al.'s confidence).
+    alpha : confidence scale (the ``implicit`` parameter; with BM25 it scales the BM25 weights).
+    half_life_days : time decay of an interaction's strength by its age at the end of the window
+        (None: no decay).
+    random_state : seed of the factor initialisation.
+
+    Fitted: ``model_`` (the ``implicit`` model; ``model_.user_factors``, ``model_.item_factors``),
+    ``popularity_order_``, ``interactions_``.
+    """
+
+    _source_name = "als"
+
+    def __init__(self, factors: int = 64, regularization: float = 0.05, iterations: int = 15,
+                 weighting: str = "bm25", alpha: float = 1.0, bm25_k1: float = 100.0, bm25_b: float = 0.8,
+                 half_life_days: float | None = None, random_state: int = 0):
+        self.factors = factors
+        self.regularization = regularization
+        self.iterations = iterations
+        self.weighting = weighting
+        self.alpha = alpha
+        self.bm25_k1 = bm25_k1
+        self.bm25_b = bm25_b
+        self.half_life_days = half_life_days
+        self.random_state = random_state
+
+    def weighted_matrix(self, X: Interactions) -> sp.csr_matrix:
+        """The customers x items matrix the factors are fitted to (decayed, then weighted)."""
+        M = _decayed(X, self.half_life_days)
+        if self.weighting == "bm25":
+            from implicit.nearest_neighbours import bm25_weight
+
+            M = bm25_weight(M, K1=float(self.bm25_k1), B=float(self.bm25_b)).tocsr()
+        return sp.csr_matrix(M, dtype=np.float32)
+
+    def fit(self, interactions: Interactions) -> "ALSRecommender":
+        _implicit()
+        if self.weighting not in WEIGHTINGS:
+            raise RecommendError(f"weighting must be one of {', '.join(WEIGHTINGS)}, got {self.weighting!r}")
+        _check_positive("factors", self.factors, integer=True)
+        _check_positive("iterations", self.iterations, integer=True)
+        _check_positive("alpha", self.alpha)
+        _check_positive("half_life_days", self.half_life_days, allow_none=True)
+        if not float(self.regularization) >= 0:
+            raise RecommendError(f"regularization must be >= 0, got {self.regularization!r}")
+        X = self._check_interactions(interactions)
+        from implicit.cpu.als import AlternatingLeastSquares
+
+        with _blas_single():
+            model = AlternatingLeastSquares(factors=int(self.factors), regularization=float(self.regularization),
+                                            alpha=float(self.alpha), iterations=int(self.iterations),
+                                            random_state=int(self.random_state))
+        return self._fit_model(model, self.weighted_matrix(X), X)
+
+
+class BPRRecommender(_FactorRecommender):
+    """Bayesian personalized ranking (Rendle et al. 2009) on the binary interactions, via ``implicit``.
+
+    ``num_threads`` defaults to 1: implicit's BPR updates shared factors from several threads without
+    locks (Hogwild), so more threads give (slightly) different factors on every run."""
+
+    _source_name = "bpr"
+
+    def __init__(self, factors: int = 64, learning_rate: float = 0.05, regularization: float = 0.01,
+                 iterations: int = 60, num_threads: int = 1, random_state: int = 0):
+        self.num_threads = num_threads
+        self.factors = factors
+        self.learning_rate = learning_rate
+        self.regularization = regularization
+        self.iterations = iterations
+        self.random_state = random_state
+
+    def fit(self, interactions: Interactions) -> "BPRRecommender":
+        _implicit()
+        _check_positive("factors", self.factors, integer=True)
+        _check_positive("iterations", self.iterations, integer=True)
+        _check_positive("learning_rate", self.learning_rate)
+        X = self._check_interactions(interactions)
+        from implicit.cpu.bpr import BayesianPersonalizedRanking
+
+        M = sp.csr_matrix(X.matrix, dtype=np.float32, copy=True)
+        M.data[:] = 1.0
+        model = BayesianPersonalizedRanking(factors=int(self.factors), learning_rate=float(self.learning_rate),
+                                            regularization=float(self.regularization),
+                                            iterations=int(self.iterations), random_state=int(self.random_state),
+                                            num_threads=int(self.num_threads))
+        return self._fit_model(model, M, X)
+
+
+class ImplicitItemKNN(ItemCF):
+    """``implicit``'s item-item neighbours (``kind`` = "bm25", "cosine" or "tfidf"; ``K`` per item),
+    scored as ``ItemCF`` does (a customer's log1p strengths times the similarity matrix)."""
+
+    _source_name = "item_knn"
+    KINDS = ("bm25", "cosine", "tfidf")
+
+    def __init__(self, kind: str = "bm25", K: int = 100, bm25_k1: float = 1.2, bm25_b: float = 0.75,
+                 half_life_days: float | None = None):
+        self.kind = kind
+        self.K = K
+        self.bm25_k1 = bm25_k1
+        self.bm25_b = bm25_b
+        self.half_life_days = half_life_days
+
+    def fit(self, interactions: Interactions) -> "ImplicitItemKNN":
+        _implicit()
+        if self.kind not in self.KINDS:
+            raise RecommendError(f"kind must be one of {', '.join(self.KINDS)}, got {self.kind!r}")
+        _check_positive("K", self.K, integer=True)
+        X = self._check_interactions(interactions)
+        from implicit import nearest_neighbours as nn
+
+        model = {"bm25": lambda: nn.BM25Recommender(K=int(self.K), K1=float(self.bm25_k1), B=float(self.bm25_b)),
+                 "cosine": lambda: nn.CosineRecommender(K=int(self.K)),
+                 "tfidf": lambda: nn.TFIDFRecommender(K=int(self.K))}[self.kind]()
+        M = _decayed(X, self.half_life_days)
+        with _blas_single():
+            model.fit(M, show_progress=False)
+        S = sp.csr_matrix(model.similarity, dtype=np.float32)
+        S.setdiag(0)
+        S.eliminate_zeros()
+        S.data[~(S.data > 0)] = 0
+        S.eliminate_zeros()
+        self.similarity_ = S
+        self.item_norms_ = np.ones(X.n_items, dtype=np.float32)
+        # ItemCF.recommend reads these
+        self.transform, self.normalize, self.n_neighbors = "log1p", False, int(self.K)
+        self._fit_popularity(X)
+        self.n_items_ = X.n_items
+        self.interactions_ = X
+        return self
+
+    def get_params(self, deep: bool = True) -> dict:
+        return {k: getattr(self, k) for k in ("kind", "K", "bm25_k1", "bm25_b", "half_life_days")}
