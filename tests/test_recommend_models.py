@@ -244,3 +244,25 @@ def test_sequence_model_on_cuda():
     assert model.device_ == "cuda" and model.best_val_recall_ > 0.9
     recs = model.recommend(list(X.customer_ids), n=1)
     assert (recs["item_id"].to_numpy() == expected).mean() > 0.9
+
+
+def test_recency_blend_fuses_the_two_rankings(wh):
+    _insert(wh, "shop", [
+        ("a", T(2024, 1, 1), "purchase", "P", "x"), ("b", T(2024, 1, 1), "purchase", "P", "x"),
+        ("b", T(2024, 1, 2), "purchase", "Q", "x"), ("c", T(2024, 3, 25), "purchase", "HOT", "x"),
+        ("d", T(2024, 3, 26), "purchase", "HOT", "x"), ("d", T(2024, 3, 27), "purchase", "R", "x"),
+    ])
+    X = R.load_interactions(wh, "shop", end="2024-04-01")
+    base = R.ImplicitItemKNN(K=10).fit(X).recommend(["a"], n=3)
+    recent = R.RecentPopularity(days=30).fit(X).recommend(["a"], n=3)
+    for w in (0.0, 1.0):
+        got = R.RecencyBlend(base="item_knn", base_params={"K": 10}, days=30, weight=w).fit(X).recommend(["a"], n=1)
+        ref = recent if w == 1.0 else base[base["source"] != "popularity"]
+        assert got["item_id"].iloc[0] == ref["item_id"].iloc[0]
+    # by hand: a's neighbours give Q only (rank 1); recent popularity gives HOT (1), R (2), then the
+    # all-time order fills its list: Q (3). Blend at w = 0.5: Q 0.5 + 0.5 / log2(4), HOT 0.5, R 0.5 / log2(3)
+    mid = R.RecencyBlend(base="item_knn", base_params={"K": 10}, days=30, weight=0.5).fit(X).recommend(["a"], n=3)
+    assert list(mid["item_id"]) == ["Q", "HOT", "R"]
+    assert mid["score"].tolist() == pytest.approx([0.75, 0.5, 0.5 / np.log2(3)])
+    with pytest.raises(R.RecommendError, match="weight must be"):
+        R.RecencyBlend(weight=2).fit(X)

@@ -7,7 +7,8 @@ Public API (everything a page, the CLI or the preparation step needs):
 * recommenders (one API: ``fit(interactions)``, ``recommend(customer_ids, n,
   exclude_purchased, category)`` -> DataFrame[customer_id, rank, item_id, category, score,
   source]): ``PopularityRecommender``, ``RecentPopularity``, ``ItemCF``, ``ImplicitItemKNN``,
-  ``ALSRecommender``, ``BPRRecommender`` and ``SequenceRecommender`` (PyTorch; imported on
+  ``ALSRecommender``, ``BPRRecommender``, ``RecencyBlend`` (item neighbours x recent
+  popularity) and ``SequenceRecommender`` (PyTorch; imported on
   first use); ``make_model(family, params)`` builds one by name (``FAMILIES``);
 * evaluation: ``evaluate_holdout`` (every model, same holdout and rules; precision@k,
   recall@k, F1@k, NDCG@k, coverage), ``validate_models`` (settings and winner chosen on
@@ -26,7 +27,9 @@ from analytics.recommend.evaluate import (  # noqa: F401
     BASELINES, DEFAULT_GRID, FAMILIES, LABELS, Validation, check_families, choose_default, evaluate_holdout,
     fit_default, holdout_relevant, make_model, ranking_metrics, ratio_summary, validate_models,
 )
-from analytics.recommend.models import ALSRecommender, BPRRecommender, ImplicitItemKNN, RecentPopularity  # noqa: F401
+from analytics.recommend.models import (  # noqa: F401
+    ALSRecommender, BPRRecommender, ImplicitItemKNN, RecencyBlend, RecentPopularity,
+)
 from analytics.recommend.names import item_labels, recommendations_named  # noqa: F401
 
 

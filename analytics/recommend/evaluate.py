@@ -37,11 +37,13 @@ import pandas as pd
 from analytics.recommend.core import (
     ItemCF, PopularityRecommender, RecommendError, _BaseRecommender, _event_span, _timestamp, load_interactions,
 )
-from analytics.recommend.models import ALSRecommender, BPRRecommender, ImplicitItemKNN, RecentPopularity
+from analytics.recommend.models import (
+    ALSRecommender, BPRRecommender, ImplicitItemKNN, RecencyBlend, RecentPopularity,
+)
 from analytics.warehouse import Warehouse
 
 #: model families in the order they are reported; the first two are the baselines
-FAMILIES = ("popularity", "recent_popularity", "item_cf", "item_knn", "als", "bpr", "sequence")
+FAMILIES = ("popularity", "recent_popularity", "item_cf", "item_knn", "als", "bpr", "blend", "sequence")
 BASELINES = ("popularity", "recent_popularity")
 LABELS = {
     "popularity": "Popularity (baseline)",
@@ -50,6 +52,7 @@ LABELS = {
     "item_knn": "Item-item neighbours, BM25 (implicit)",
     "als": "Matrix factorisation, ALS (implicit)",
     "bpr": "Matrix factorisation, BPR (implicit)",
+    "blend": "Item neighbours blended with recent popularity",
     "sequence": "Sequence model (GRU, PyTorch)",
 }
 
@@ -64,6 +67,8 @@ DEFAULT_GRID: dict[str, list[dict]] = {
             {"weighting": "confidence", "alpha": 5.0, "factors": 64},
             {"weighting": "confidence", "alpha": 5.0, "factors": 64, "half_life_days": 60.0}],
     "bpr": [{"factors": 64, "learning_rate": 0.05}],
+    "blend": [{"base": "item_knn", "base_params": {"K": 100}, "days": d, "weight": w}
+              for d in (14, 30) for w in (0.3, 0.5, 0.7)],
     "sequence": [{}],
 }
 
@@ -78,7 +83,8 @@ def make_model(family: str, params: Mapping | None = None, **extra) -> _BaseReco
         params = {**params, **extra}
     else:
         cls = {"popularity": PopularityRecommender, "recent_popularity": RecentPopularity, "item_cf": ItemCF,
-               "item_knn": ImplicitItemKNN, "als": ALSRecommender, "bpr": BPRRecommender}.get(family)
+               "item_knn": ImplicitItemKNN, "als": ALSRecommender, "bpr": BPRRecommender,
+               "blend": RecencyBlend}.get(family)
     if cls is None:
         raise RecommendError(f"unknown model {family!r} (known: {', '.join(FAMILIES)})")
     try:

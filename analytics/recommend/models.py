@@ -325,3 +325,70 @@ class ImplicitItemKNN(ItemCF):
 
     def get_params(self, deep: bool = True) -> dict:
         return {k: getattr(self, k) for k in ("kind", "K", "bm25_k1", "bm25_b", "half_life_days")}
+
+
+class RecencyBlend(_BaseRecommender):
+    """A personal model's ranking blended with recent popularity: what suits the customer and
+    what is selling now.
+
+    Each customer's top ``candidates`` items from ``base`` (a family of ``FAMILIES``, with
+    ``base_params``) and the ``candidates`` most bought items of the last ``days`` days are
+    scored ``(1 - weight) / log2(1 + base rank) + weight / log2(1 + recent-popularity rank)``
+    (a rank absent from a list scores 0) and ranked by that. ``weight`` 0 is the base model,
+    1 recent popularity; the blend is chosen on validation like any other setting. Rank fusion
+    needs no common scale between the two scores (ALS dot products, neighbour sums, counts).
+    """
+
+    _source_name = "blend"
+
+    def __init__(self, base: str = "item_knn", base_params: dict | None = None, days: int = 30,
+                 weight: float = 0.5, candidates: int = 100):
+        self.base = base
+        self.base_params = base_params
+        self.days = days
+        self.weight = weight
+        self.candidates = candidates
+
+    def fit(self, interactions: Interactions) -> "RecencyBlend":
+        from analytics.recommend.evaluate import make_model
+
+        if not 0 <= float(self.weight) <= 1:
+            raise RecommendError(f"weight must be between 0 and 1, got {self.weight!r}")
+        _check_positive("candidates", self.candidates, integer=True)
+        if self.base in ("blend", "sequence"):
+            raise RecommendError("the blend's base must be a non-sequence model other than the blend")
+        X = self._check_interactions(interactions)
+        self.base_model_ = make_model(self.base, self.base_params or {}).fit(X)
+        self.recent_ = RecentPopularity(days=self.days).fit(X)
+        self._fit_popularity(X)
+        self.n_items_ = X.n_items
+        self.interactions_ = X
+        return self
+
+    def recommend(self, customer_ids: Iterable[str], n: int = 10, exclude_purchased: bool = True,
+                  category: str | None = None) -> pd.DataFrame:
+        """Top ``n`` by the blended rank score (``source`` "blend"; "popularity" for fill-ups)."""
+        self._check_fitted()
+        n = self._check_n(n)
+        cat_mask = self._category_mask(category)
+        ids, rows = self._rows_of(customer_ids)
+        m = max(int(self.candidates), n)
+        w = float(self.weight)
+        base = self.base_model_.recommend(ids, n=m, exclude_purchased=exclude_purchased, category=category)
+        recent = self.recent_.recommend(ids, n=m, exclude_purchased=exclude_purchased, category=category)
+        base = base[base["source"] != "popularity"]
+        frame = pd.concat([
+            pd.DataFrame({"customer_id": base["customer_id"], "item_id": base["item_id"],
+                          "s": (1 - w) / np.log2(1 + base["rank"].to_numpy(np.float64))}),
+            pd.DataFrame({"customer_id": recent["customer_id"], "item_id": recent["item_id"],
+                          "s": w / np.log2(1 + recent["rank"].to_numpy(np.float64))}),
+        ], ignore_index=True)
+        frame = frame.groupby(["customer_id", "item_id"], sort=False, as_index=False)["s"].sum()
+        X = self.interactions_
+        pos = pd.Index(ids).get_indexer(frame["customer_id"])
+        col = pd.Index(X.item_ids).get_indexer(frame["item_id"])
+        order = np.lexsort((col, -frame["s"].to_numpy(), pos))
+        pos, col, s = pos[order], col[order], frame["s"].to_numpy()[order]
+        keep = _rank_within(pos) <= n
+        return _assemble(self, ids, rows, pos[keep], col[keep], s[keep], n, exclude_purchased, cat_mask,
+                         self._source_name)
