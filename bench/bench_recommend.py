@@ -176,6 +176,42 @@ def bench_sql(n_customers, n_items, seed):
     return n_events, X, secs, peak
 
 
+def bench_implicit(X, who, todo) -> None:
+    """implicit's ALS (64 factors, 15 iterations, BM25) and BM25 item-item: fit and top-10 for ``who``."""
+    from analytics.recommend import ALSRecommender, ImplicitItemKNN
+
+    for name, make in (("als", lambda: ALSRecommender(factors=64, iterations=15)),
+                       ("item_knn", lambda: ImplicitItemKNN(K=100))):
+        if name not in todo:
+            continue
+        base = current_rss_mb()
+        reset_peak()
+        model, fit_s = timed(lambda: make().fit(X))
+        fit_cpu = CPU["last"]
+        recs, rec_s = timed(lambda: model.recommend(who, n=10))
+        own = float((recs["source"] != "popularity").mean())
+        print(f"{name} ({model!r}): fit {fit_s:.1f} s (CPU {fit_cpu:.1f} s); recommend top-10 for {len(who):,} "
+              f"customers {rec_s:.1f} s ({cpu()}, {len(who) / rec_s:,.0f} customers/s), {own:.1%} from the model; "
+              f"RSS peaked at {stage_peak_mb():,.0f} MB ({stage_peak_mb() - base:+,.0f} MB)")
+        del model, recs
+
+
+def bench_sequence(n_items: int, seconds: float, seed: int) -> None:
+    """Training throughput of the GRU sequence model on this machine's CPU (and CUDA when present):
+    the full-softmax regime (a MovieLens-sized catalogue) and the sampled softmax at ``n_items``."""
+    from analytics.device import available_devices
+    from analytics.recommend.sequence import throughput
+
+    for device in [d for d in available_devices() if d in ("cuda", "cpu")]:
+        for items in (1682, n_items):
+            r = throughput(items, n_customers=4000, device=device, batch_size=256 if device == "cpu" else 1024,
+                           seconds=seconds, random_state=seed)
+            print(f"sequence model (GRU 64, embeddings 64, length 50) on {r['device']}: {items:,} items "
+                  f"({'sampled softmax, 1,024 negatives' if r['sampled_softmax'] else 'full softmax'}): "
+                  f"{r['tokens_per_s']:,.0f} training tokens/s over {r['seconds']:.0f} s "
+                  f"({r['tokens_per_s'] * 3600 / 1e6:.1f}M tokens an hour)")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--customers", type=int, default=1_000_000)
@@ -188,7 +224,11 @@ def main() -> int:
     ap.add_argument("--peer-items", type=int, default=500)
     ap.add_argument("--sql", action="store_true", help="also time load_interactions through DuckDB")
     ap.add_argument("--sql-customers", type=int, default=200_000)
+    ap.add_argument("--models", default="item_cf,peer,als,item_knn,sequence",
+                    help="what to time (comma-separated): item_cf, peer, als, item_knn, sequence")
+    ap.add_argument("--seq-seconds", type=float, default=60.0, help="sequence-model training time per catalogue")
     args = ap.parse_args()
+    todo = set(args.models.split(","))
 
     from analytics.recommend import ItemCF, PopularityRecommender
 
@@ -236,6 +276,13 @@ def main() -> int:
     _, pop_rec = timed(lambda: pop.recommend(who, n=10))
     print(f"Popularity fit {pop_fit:.2f} s, recommend top-10 for {len(who):,} customers {pop_rec:.1f} s ({cpu()})")
 
+    if "als" in todo or "item_knn" in todo:
+        bench_implicit(X, who, todo)
+    if "sequence" in todo:
+        bench_sequence(args.items, args.seq_seconds, args.seed)
+    if "peer" not in todo:
+        print(f"peak RSS of the whole run: {rss_mb():,.0f} MB")
+        return 0
     # naive peer: brute-force cosine neighbours with scikit-learn on the item vectors
     from sklearn.neighbors import NearestNeighbors
 

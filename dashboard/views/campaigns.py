@@ -245,6 +245,75 @@ def _show_readout(result: dict) -> None:
     st.caption("Method: " + str(result.get("method", "")))
 
 
+FULL_KEY = "camp_full_comparison"
+
+
+def _full_comparison(dataset: str, version: str, split, as_of) -> None:
+    """Every recommender (matrix factorisation, the sequence model...) on the same holdout, trained here
+    with live progress; any click (the stop button) ends the run at the next progress update and the
+    last finished comparison stays shown. Kept in this browser session (it belongs to who ran it)."""
+    from analytics.recommend import FAMILIES, LABELS, evaluate_holdout
+
+    st.markdown("**Full comparison** (matrix factorisation, BPR, the blend and the GRU sequence model; minutes "
+                "on a small machine, the sequence model trains on the best available device)")
+    picked = st.multiselect("Recommenders", list(FAMILIES), default=list(FAMILIES), key="camp_full_models",
+                            format_func=lambda f: LABELS.get(f, f))
+    if st.button("▶️ Run the full comparison", key="camp_full_run"):
+        st.button("⏹️ Stop", key="camp_full_stop")
+        bar = st.progress(0.0, text="Preparing…")
+        line = st.empty()
+        steps = {"n": 0}
+
+        def on_progress(row: dict) -> None:
+            if row.get("status") == "start":
+                steps["n"] += 1
+                bar.progress(min(steps["n"] / (4 * max(len(picked), 1)), 0.99),
+                             text=f"{row['stage']}: {LABELS.get(row['model'], row['model'])}")
+            elif row.get("status") == "epoch":
+                line.caption(f"{row['stage']} · sequence model epoch {row['epoch']}/{row['epochs']} · loss "
+                             f"{row['train_loss']:.4f} · held-out recall@10 {row['val_recall']:.3f} · at most "
+                             f"{row['eta_s']:.0f} s left")
+        try:
+            res = evaluate_holdout(cache.warehouse(), dataset, split, as_of + dt.timedelta(days=1), k=10,
+                                   families=picked, progress=on_progress)
+        except ValueError as exc:
+            bar.empty()
+            _error(exc, "The comparison could not run")
+            return
+        bar.progress(1.0, text="Done")
+        st.session_state[FULL_KEY] = {"dataset": dataset, "version": version, "split": str(split), "result": res}
+    held = st.session_state.get(FULL_KEY)
+    if not held or held["dataset"] != dataset:
+        return
+    res = held["result"]
+    if held["version"] != version or held["split"] != str(split):
+        st.warning("The data or the holdout changed since this comparison ran; run it again.", icon="⚠️")
+    pop = res.set_index("model")["precision_at_k"].get("popularity")
+    pop_r = res.set_index("model")["recall_at_k"].get("popularity")
+    shown = res.assign(precision_vs_popularity=res["precision_at_k"] / pop if pop else None,
+                       recall_vs_popularity=res["recall_at_k"] / pop_r if pop_r else None)
+    st.dataframe(shown[["label", "precision_at_k", "recall_at_k", "f1_at_k", "ndcg_at_k", "coverage",
+                        "precision_vs_popularity", "recall_vs_popularity", "fit_seconds"]], hide_index=True,
+                 key="camp_full_table", column_config={
+                     "label": st.column_config.TextColumn("recommender"),
+                     "precision_at_k": st.column_config.NumberColumn("precision@10", format="%.4f"),
+                     "recall_at_k": st.column_config.NumberColumn("recall@10", format="%.4f"),
+                     "f1_at_k": st.column_config.NumberColumn("F1@10", format="%.4f"),
+                     "ndcg_at_k": st.column_config.NumberColumn("NDCG@10", format="%.4f"),
+                     "coverage": st.column_config.NumberColumn("coverage", format="percent"),
+                     "precision_vs_popularity": st.column_config.NumberColumn("precision x popularity",
+                                                                              format="%.2f"),
+                     "recall_vs_popularity": st.column_config.NumberColumn("recall x popularity", format="%.2f"),
+                     "fit_seconds": st.column_config.NumberColumn("seconds", format="%.1f"),
+                 })
+    val = res.attrs.get("validation")
+    if val:
+        r = val["ratios_vs_popularity"].get(val["winner"], {})
+        st.caption(f"Validation winner (the default to use): **{widgets.md_escape(val['label'])}**, precision@10 "
+                   f"x{r.get('precision', float('nan')):.2f} and recall@10 x{r.get('recall', float('nan')):.2f} of "
+                   f"popularity on {val['windows'][0][0]} .. {val['windows'][0][1]}.")
+
+
 _started = time.perf_counter()
 st.title("🎯 Campaigns")
 
@@ -357,6 +426,7 @@ with tab_build:
                                f"x{r.get('recall', float('nan')):.2f} of popularity there.")
                 for note in ev.attrs.get("notes", []):
                     st.caption("ℹ️ " + widgets.md_escape(note))
+        _full_comparison(dataset, version, split, as_of)
 
     spec = None
     targets = None

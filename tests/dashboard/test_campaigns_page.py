@@ -81,9 +81,9 @@ def _errors(at) -> list[str]:
     return [e.value.replace("\\", "") for e in at.error]
 
 
-TABS = {"camp_table": 0, "camp_saved_table": 1, "camp_saved_targets": 1, "camp_readout_table": 2}
+TABS = {"camp_table": 0, "camp_saved_table": 1, "camp_saved_targets": 1, "camp_readout_table": 2, "camp_full_table": 0}
 COLUMN = {"camp_table": "rank_score", "camp_saved_table": "n_targets", "camp_saved_targets": "rank_score",
-          "camp_readout_table": "uplift (pp)"}
+          "camp_readout_table": "uplift (pp)", "camp_full_table": "precision_vs_popularity"}
 
 
 def _table(at, key: str) -> pd.DataFrame:
@@ -397,3 +397,22 @@ def test_recommendations_without_item_data_is_a_message(app_wh):
     at.toggle(key="camp_holdout_run").set_value(True).run()
     _ok(at)
     assert any(e.startswith("The recommenders cannot be evaluated") for e in _errors(at)), _errors(at)
+
+
+def test_full_recommender_comparison_runs_with_progress(sample_wh):
+    # the full comparison (here two cheap recommenders) shows evaluate_holdout's figures and the winner
+    from analytics.recommend import evaluate_holdout
+
+    at = _open()
+    _build(at)
+    at.multiselect(key="camp_full_models").set_value(["popularity", "recent_popularity"]).run()
+    at.button(key="camp_full_run").click().run()
+    _ok(at)
+    table = _table(at, "camp_full_table")
+    as_of = pd.Timestamp(at.date_input(key="camp_as_of").value)
+    split = as_of - pd.Timedelta(days=89)
+    ev = evaluate_holdout(sample_wh, SAMPLE_DATASET, split, as_of + pd.Timedelta(days=1),
+                          families=["popularity", "recent_popularity"])
+    assert table["precision_at_k"].tolist() == pytest.approx(ev["precision_at_k"].tolist())
+    assert table["recall_vs_popularity"].iloc[0] == pytest.approx(1.0)
+    assert any("Validation winner" in c.value for c in at.caption)
