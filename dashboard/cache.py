@@ -459,14 +459,20 @@ def _segments_stamp() -> str:
     return "|".join(map(str, row))
 
 
-@st.cache_resource(show_spinner="Fitting the item recommender…", max_entries=2)
+@st.cache_resource(show_spinner="Choosing and fitting the recommender…", max_entries=2)
 def _campaign_recommender(path: str, dataset: str, as_of: str, version: str):
-    """Item-based CF fitted on events up to the end of ``as_of`` (as analytics.campaigns does),
-    kept across reruns so that moving a campaign control does not refit it."""
+    """``analytics.recommend.campaign_recommender`` (the validation winner, fitted on events up to
+    the end of ``as_of``, as analytics.campaigns does), kept across reruns so that moving a campaign
+    control does not refit it."""
     from analytics import recommend
 
     end = pd.Timestamp(as_of) + pd.Timedelta(days=1)
-    return recommend.ItemCF().fit(recommend.load_interactions(get_warehouse(path), dataset, end=end))
+    return recommend.campaign_recommender(get_warehouse(path), dataset, end)
+
+
+def campaign_recommender_choice(dataset: str, as_of) -> dict:
+    """Which recommender campaign lists use on ``as_of`` and how it did against popularity."""
+    return dict(_campaign_recommender(_value_db(), dataset, str(as_of), data_version(dataset)).choice_)
 
 
 @st.cache_resource(show_spinner="Selecting and ranking the customers…", max_entries=8)

@@ -251,8 +251,8 @@ def select_targets(wh: Warehouse, frame: pd.DataFrame, spec: CampaignSpec, *, re
     already has ``expected_clv``. ``attrs``: ``eligible``, ``cap``, ``cap_reason``,
     ``n_treatment``, ``n_control``, ``value_source``, ``risk_source``, ``spec`` (dict).
     CampaignError for an empty selection, unknown segments or score columns, or too few
-    customers to form both groups. ``recommender``: an ``analytics.recommend.ItemCF`` already
-    fitted on the dataset's events up to the end of the as-of day (a cache can keep one);
+    customers to form both groups. ``recommender``: a recommender already fitted on the dataset's
+    events up to the end of the as-of day (``analytics.recommend.campaign_recommender``; a cache can keep one);
     fitted here when None and recommendations are asked for.
     """
     spec = spec.validated()
@@ -337,8 +337,9 @@ def rank_eligible(wh: Warehouse, frame: pd.DataFrame, spec: CampaignSpec) -> pd.
 
 
 def recommended_items(wh: Warehouse, spec: CampaignSpec, customer_ids: pd.Series, recommender=None) -> pd.Series:
-    """``"item1; item2; ..."`` per customer (item-based CF over purchases, carts and views
-    up to the as-of day, excluding what each customer bought; empty text when there is none)."""
+    """``"item1; item2; ..."`` per customer (the recommender that wins on the 90 days before the
+    as-of day, ``analytics.recommend.campaign_recommender``, over purchases, carts and views up to
+    the as-of day, excluding what each customer bought; empty text when there is none)."""
     try:
         from analytics import recommend
     except ImportError:
@@ -347,7 +348,7 @@ def recommended_items(wh: Warehouse, spec: CampaignSpec, customer_ids: pd.Series
         model = recommender
         if model is None:
             end = pd.Timestamp(spec.as_of) + pd.Timedelta(days=1)  # events up to the end of the as-of day
-            model = recommend.ItemCF().fit(recommend.load_interactions(wh, spec.dataset, end=end))
+            model = recommend.campaign_recommender(wh, spec.dataset, end)  # the validation winner
         recs = model.recommend(list(customer_ids), n=spec.recommendations, exclude_purchased=True,
                                category=spec.recommendation_category)
     except recommend.RecommendError as exc:

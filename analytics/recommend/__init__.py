@@ -15,7 +15,8 @@ Public API (everything a page, the CLI or the preparation step needs):
   validation windows before the split), ``ranking_metrics``;
 * the campaign default: ``choose_default(wh, dataset, end)`` (JSON-serialisable choice:
   validation winner and how much it beat popularity) and ``fit_default(wh, dataset, end,
-  choice)``;
+  choice)``; ``campaign_recommender(wh, dataset, end)`` (the fitted winner among the quick
+  ``CAMPAIGN_FAMILIES``, its choice on ``.choice_``: what campaign lists use);
 * output: ``recommendations_text`` (one "a; b; c" string per customer),
   ``item_labels`` / ``recommendations_named`` (items by name, for exports).
 """
@@ -24,7 +25,8 @@ from analytics.recommend.core import (  # noqa: F401
     data_range, holdout_window, load_interactions, recommendations_text,
 )
 from analytics.recommend.evaluate import (  # noqa: F401
-    BASELINES, DEFAULT_GRID, FAMILIES, LABELS, Validation, check_families, choose_default, evaluate_holdout,
+    BASELINES, CAMPAIGN_FAMILIES, DEFAULT_GRID, FAMILIES, LABELS, Validation, campaign_recommender,
+    check_families, choose_default, evaluate_holdout,
     fit_default, holdout_relevant, make_model, ranking_metrics, ratio_summary, validate_models,
 )
 from analytics.recommend.models import (  # noqa: F401

@@ -443,3 +443,38 @@ def fit_default(wh: Warehouse, dataset: str, end, choice: Mapping, *, weights=No
     model = make_model(fam, choice.get("params") or {})
     train = load_interactions(wh, dataset, end=end, weights=weights, sequences=fam == "sequence")
     return _fit(model, train, progress, should_stop, fam, "fit")
+
+
+#: what campaigns choose among (seconds on the bundled sample): the slow families (BPR, the sequence
+#: model) are compared in the full evaluation, not refitted for every campaign day
+CAMPAIGN_FAMILIES = ("popularity", "recent_popularity", "item_cf", "item_knn", "als", "blend")
+CAMPAIGN_GRID: dict[str, list[dict]] = {
+    "recent_popularity": [{"days": 30}],
+    "item_cf": [{"shrinkage": 25.0}],
+    "item_knn": [{"K": 100}],
+    "als": [{"weighting": "bm25", "factors": 64}],
+    "blend": [{"base": "item_knn", "base_params": {"K": 100}, "days": 14, "weight": 0.5},
+              {"base": "item_knn", "base_params": {"K": 100}, "days": 30, "weight": 0.3}],
+}
+
+
+def campaign_recommender(wh: Warehouse, dataset: str, end, *, families=CAMPAIGN_FAMILIES,
+                         grid: Mapping[str, list[dict]] | None = None) -> _BaseRecommender:
+    """The recommender campaigns attach items with: the validation winner among ``families`` on the
+    90 days before ``end`` (``choose_default``), fitted on every event before ``end``. The choice
+    (model, params, label, ratios_vs_popularity, windows, note) is kept on the model as ``choice_``."""
+    choice = _choose(wh, dataset, end, families, {**CAMPAIGN_GRID, **(grid or {})})
+    model = fit_default(wh, dataset, end, choice)
+    model.choice_ = choice
+    return model
+
+
+def _choose(wh, dataset, end, families, grid) -> dict:
+    try:
+        v = validate_models(wh, dataset, end, 10, families=families, grid=grid)
+    except RecommendError as exc:
+        return {"model": "popularity", "params": {}, "label": LABELS["popularity"], "ratios_vs_popularity": {},
+                "windows": [], "note": f"popularity is the default: {exc}"}
+    d = v.to_dict()
+    return {"model": d["winner"], "params": d["params"], "label": d["label"],
+            "ratios_vs_popularity": d["ratios_vs_popularity"], "windows": d["windows"], "note": d["note"]}

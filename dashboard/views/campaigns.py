@@ -456,6 +456,15 @@ with tab_build:
                   "up to the cap.")
         m3.metric("Control (not contacted)", widgets.fmt_int(ctrl))
 
+        if int(n_recs) > 0:
+            choice = cache.campaign_recommender_choice(dataset, as_of)
+            ratio = choice.get("ratios_vs_popularity", {}).get(choice["model"], {})
+            margin = (f": on {choice['windows'][0][0]} .. {choice['windows'][0][1]} it had precision@10 "
+                      f"x{ratio['precision']:.2f} and recall@10 x{ratio['recall']:.2f} of popularity"
+                      if ratio and choice.get("windows") else "")
+            st.caption(f"Recommended items from **{widgets.md_escape(choice['label'])}**, the recommender that won "
+                       f"on the 90 days before the as-of day{margin}."
+                       + (f" {widgets.md_escape(choice['note'])}." if choice.get("note") else ""))
         if targets.attrs.get("value_source"):
             st.caption(f"Expected CLV from: {targets.attrs['value_source']} · churn risk from: "
                        f"{targets.attrs.get('risk_source') or '–'} · contacts limited by: "

@@ -234,7 +234,7 @@ def test_recommended_items_exclude_purchases(shop):
         assert 1 <= len(items) <= 4 and len(set(items)) == len(items)
         assert not set(items) & bought.get(cid, set())
     # a fitted recommender passed in gives the same list
-    model = recommend.ItemCF().fit(recommend.load_interactions(w, "shop", end="2025-01-01"))
+    model = recommend.campaign_recommender(w, "shop", "2025-01-01")
     t2 = c.select_targets(w, f, spec(max_contacts=30, recommendations=4), recommender=model)
     assert list(t2["recommended_items"]) == list(t["recommended_items"])
     hats = c.select_targets(w, f, spec(max_contacts=30, recommendations=2, recommendation_category="hats"))

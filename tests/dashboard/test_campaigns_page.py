@@ -252,14 +252,24 @@ def test_save_stores_the_exact_list_then_readout_equals_library(sample_wh, downl
 
 
 def test_recommendations_equal_the_library(sample_wh):
+    from analytics.recommend import campaign_recommender
+
     frame = _frame(sample_wh)
-    direct = camp.select_targets(sample_wh, frame, _spec(frame, max_contacts=50, recommendations=3))
+    # what select_targets fits when given no recommender: the validation winner before the as-of day
+    model = campaign_recommender(sample_wh, SAMPLE_DATASET, pd.Timestamp(frame.attrs["as_of"]) + pd.Timedelta(days=1))
+    direct = camp.select_targets(sample_wh, frame, _spec(frame, max_contacts=50, recommendations=3),
+                                 recommender=model)
     at = _open()
     _build(at, max_contacts=50, recs=3)
     table = _table(at, "camp_table")
     assert table["customer_id"].tolist() == direct["customer_id"].tolist()
     assert table["recommended_items"].tolist() == direct["recommended_items"].tolist()
     assert all(len(s.split("; ")) == 3 for s in table["recommended_items"])
+    # the page says which recommender campaigns use (the validation winner) and its margin over popularity
+    said = [c.value for c in at.caption if "Recommended items from" in c.value]
+    assert len(said) == 1 and model.choice_["label"] in said[0]
+    r = model.choice_["ratios_vs_popularity"][model.choice_["model"]]
+    assert f"x{r['precision']:.2f}" in said[0] and f"x{r['recall']:.2f}" in said[0]
     # ranking by a score the user picks: the column picker appears, the list follows the library
     at.selectbox(key="camp_ranking").set_value("score").run()
     _ok(at)
@@ -416,3 +426,4 @@ def test_full_recommender_comparison_runs_with_progress(sample_wh):
     assert table["precision_at_k"].tolist() == pytest.approx(ev["precision_at_k"].tolist())
     assert table["recall_vs_popularity"].iloc[0] == pytest.approx(1.0)
     assert any("Validation winner" in c.value for c in at.caption)
+
