@@ -26,6 +26,7 @@ COMMAND_MODULES = [
     "analytics.commands.recommend",
     "analytics.commands.currency",
     "analytics.commands.attach",
+    "analytics.commands.reviews",
 ]
 
 

@@ -286,6 +286,31 @@ CREATE TABLE reports (
 """,
     ),
     (
+        70,
+        "reviews: each review's sentiment score and the run that scored them (deleted with the dataset)",
+        """
+CREATE TABLE review_sentiment (
+    dataset VARCHAR NOT NULL,
+    customer_id VARCHAR NOT NULL,
+    event_time TIMESTAMP NOT NULL,
+    item_id VARCHAR,
+    category VARCHAR,
+    rating DOUBLE,
+    text VARCHAR,
+    sentiment DOUBLE,
+    sentiment_source VARCHAR,
+    language VARCHAR
+);
+CREATE TABLE sentiment_runs (
+    dataset VARCHAR PRIMARY KEY,
+    data_version VARCHAR NOT NULL,
+    source VARCHAR,
+    info VARCHAR NOT NULL,
+    created_at TIMESTAMP NOT NULL
+)
+""",
+    ),
+    (
         90,
         "marketer settings: per-dataset settings (currency...), deleted with the dataset",
         """

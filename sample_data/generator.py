@@ -28,7 +28,12 @@ a weekly stochastic process:
   cheap, discounted items in several units).
 * **Returns** (persona-dependent rate, full refund, stored as a positive
   amount on a ``return`` row with the order and item of the purchase) and
-  **reviews** (rating 1-5 and a short text).
+  **reviews** (rating 1-5 and a text in English or Chinese whose tone follows the rating:
+  ``sample_data.review_text``);
+* **bad experiences**: an order can go wrong (broken item, late delivery...); the customer
+  then usually writes a negative review and often drops out right after, so negative
+  reviews are an early warning of churn that the purchase history alone does not show
+  (truth column ``bad_experiences``).
 
 Output is the canonical events CSV layout (``HEADER``), written per batch of
 customers so that memory stays bounded (1M customers stream to disk). The
@@ -54,6 +59,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
+from sample_data.review_text import review_texts
+
 HEADER = (
     "customer_id", "event_time", "event_type", "order_id", "item_id", "category",
     "quantity", "revenue", "rating", "text", "country",
@@ -62,7 +69,7 @@ TRUTH_HEADER = (
     "customer_id", "persona", "country", "first_seen", "true_purchase_rate", "current_purchase_rate",
     "dropout_prob", "history_purchases", "history_revenue", "alive_at_history_end",
     "future_purchases", "future_revenue", "future_returns", "future_net_revenue",
-    "alive_at_future_end", "churned",
+    "alive_at_future_end", "churned", "bad_experiences",
 )
 EVENT_TYPES = ("search", "view", "cart", "purchase", "return", "review")  # order = tie-break order in output
 _SEARCH, _VIEW, _CART, _PURCHASE, _RETURN, _REVIEW = range(6)
@@ -138,22 +145,20 @@ _WEEKDAY_W = np.array([0.92, 0.92, 0.95, 1.0, 1.06, 1.3, 1.25])  # Mon..Sun
 _HOUR_W = np.array([0.3, 0.2, 0.15, 0.1, 0.1, 0.2, 0.4, 0.7, 0.9, 1.0, 1.0, 1.1,
                     1.2, 1.1, 1.0, 1.0, 1.1, 1.3, 1.6, 1.9, 2.1, 2.0, 1.4, 0.8])
 
-_REVIEW_TEXTS = {
-    1: ("Broke after two days", "Very disappointed", "Not as described", "Poor quality and slow delivery",
-        "Would not recommend"),
-    2: ("Below expectations", "Cheap materials", "Arrived damaged", "Smaller than expected", "Meh"),
-    3: ("It is okay", "Does the job", "Average quality for the price", "Fine but nothing special",
-        "Delivery took a while"),
-    4: ("Good value", "Works well", "Happy with it", "Nice quality", "Fast delivery and good product"),
-    5: ("Excellent!", "Love it", "Perfect gift", "Great quality and fast shipping", "Would buy again"),
-}
+# Reviews and bad experiences (their own random stream, spawn key (batch, 2)).
+#: share of customers who write their reviews in Chinese (the others in English)
+ZH_SHARE = 0.3
+#: per persona: chance that a week's order goes wrong (broken, late, not as described)
+_BAD_EXPERIENCE = np.array([0.012, 0.03, 0.04, 0.015, 0.05, 0.05])
+#: chance that a customer drops out right after a bad experience (on top of the BG/NBD dropout)
+BAD_DROPOUT = 0.5
+#: chance that a bad experience gets a review (one line of the order), and its rating's mean
+BAD_REVIEW_PROB, BAD_RATING = 0.7, 1.4
 _SEARCH_TEMPLATES = ("{c}", "cheap {c}", "best {c}", "{c} sale", "{c} deals", "new {c}", "{c} gift ideas")
 
-_RATING_TEXTS = [t for r in range(1, 6) for t in _REVIEW_TEXTS[r]]
-_RATING_TEXT_START = np.cumsum([0] + [len(_REVIEW_TEXTS[r]) for r in range(1, 6)])
 _SEARCH_TEXTS = [tmpl.format(c=c) for c in CATEGORIES for tmpl in _SEARCH_TEMPLATES]
-_TEXTS = _RATING_TEXTS + _SEARCH_TEXTS
-_SEARCH_TEXT_START = len(_RATING_TEXTS)
+_TEXTS = _SEARCH_TEXTS
+_SEARCH_TEXT_START = 0
 
 
 # --------------------------------------------------------------------------- config
@@ -533,6 +538,11 @@ def generate_batch(cfg: SampleConfig, batch_index: int, first_customer: int, n: 
     # ---- weekly purchase / browse counts with BG/NBD dropout after purchases
     n_orders = np.zeros((n, W), dtype=np.int64)
     n_browse = np.zeros((n, W), dtype=np.int64)
+    # reviews and bad experiences: their own stream, so the rest of the process draws as before
+    rrng = np.random.default_rng(np.random.SeedSequence(int(cfg.seed), spawn_key=(batch_index, 2)))
+    writes_zh = rrng.random(n) < ZH_SHARE
+    bad_week = np.zeros((n, W), dtype=bool)
+    p_bad = _BAD_EXPERIENCE[persona]
     alive = np.ones(n, dtype=bool)
     alive_hist_end = np.ones(n, dtype=bool)
     one_time = persona == ONE_TIME
@@ -552,13 +562,18 @@ def generate_batch(cfg: SampleConfig, batch_index: int, first_customer: int, n: 
         blam = browse * np.sqrt(trend[:, w]) * grid.season[w] * interest[:, w + 1] * act * np.where(alive, 1.0, 0.03)
         n_browse[:, w] = rng.poisson(blam)
         alive &= ~died
+        # an order gone wrong: the customer often leaves right after (and usually says so in a review)
+        bad = (k > 0) & (rrng.random(n) < p_bad)
+        bad_week[:, w] = bad
+        alive &= ~(bad & (rrng.random(n) < BAD_DROPOUT))
     if H >= W:
         alive_hist_end = alive.copy()
 
     cols: dict[str, list[np.ndarray]] = {k: [] for k in ("cust", "ts", "type", "order", "item", "cat", "qty",
-                                                        "rev", "rating", "text")}
+                                                        "rev", "rating", "text", "rtext")}
 
-    def emit(cust, ts, typ, order=None, item=None, catg=None, qty=None, rev=None, rating=None, text=None):
+    def emit(cust, ts, typ, order=None, item=None, catg=None, qty=None, rev=None, rating=None, text=None,
+             rtext=None):
         m = len(cust)
         cols["cust"].append(cust)
         cols["ts"].append(ts)
@@ -570,6 +585,7 @@ def generate_batch(cfg: SampleConfig, batch_index: int, first_customer: int, n: 
         cols["rev"].append(rev if rev is not None else np.full(m, -1, dtype=np.int64))
         cols["rating"].append(rating if rating is not None else np.full(m, -1, dtype=np.int64))
         cols["text"].append(text if text is not None else np.full(m, -1, dtype=np.int64))
+        cols["rtext"].append(rtext if rtext is not None else np.full(m, -1, dtype=np.int64))  # review text
 
     # ---- orders
     oc, ow = np.nonzero(n_orders)
@@ -640,12 +656,19 @@ def generate_batch(cfg: SampleConfig, batch_index: int, first_customer: int, n: 
     emit(l_cust[r_idx], r_ts, _RETURN, order=o_id[l_order[r_idx]], item=l_item[r_idx], catg=l_cat[r_idx],
          qty=l_qty[r_idx], rev=l_rev[r_idx])
     rv = rng.random(len(l_order)) < _PARAMS[l_pers, _REV] * np.where(ret, 1.8, 1.0)
-    rv_idx = np.nonzero(rv)[0]
-    rating = np.clip(np.round(_PARAMS[l_pers[rv_idx], _RATING] - 1.5 * ret[rv_idx]
-                              + 0.8 * rng.standard_normal(len(rv_idx))), 1, 5).astype(np.int64)
-    rv_text = _RATING_TEXT_START[rating - 1] + rng.integers(0, 5, len(rv_idx))
+    rating_all = np.clip(np.round(_PARAMS[l_pers, _RATING] - 1.5 * ret
+                                  + 0.8 * rng.standard_normal(len(l_order))), 1, 5).astype(np.int64)
+    # an order gone wrong: its first line usually gets a low rating (and a review saying why)
+    o_bad = bad_week[o_cust, o_week]
+    bad_line = np.zeros(len(l_order), dtype=bool)
+    bad_line[first_line[o_bad & (rrng.random(n_o) < BAD_REVIEW_PROB)]] = True
+    rating_all = np.where(bad_line, np.clip(np.round(BAD_RATING + 0.6 * rrng.standard_normal(len(l_order))), 1, 3),
+                          rating_all).astype(np.int64)
+    rv_idx = np.nonzero(rv | bad_line)[0]
+    rating = rating_all[rv_idx]
+    rv_texts = review_texts(rrng, rating, writes_zh[l_cust[rv_idx]], l_cat[rv_idx])
     emit(l_cust[rv_idx], l_ts[rv_idx] + rng.integers(5 * 86400, 45 * 86400, len(rv_idx)), _REVIEW,
-         item=l_item[rv_idx], catg=l_cat[rv_idx], rating=rating, text=rv_text)
+         item=l_item[rv_idx], catg=l_cat[rv_idx], rating=rating, rtext=np.arange(len(rv_idx), dtype=np.int64))
 
     # ---- first visit: every customer views an item of their favourite category in their arrival week
     fv_cat, fv_item = _pick_items(rng, persona, fav_cat, cat_cdf, cat, fav_prob=1.0)
@@ -718,6 +741,7 @@ def generate_batch(cfg: SampleConfig, batch_index: int, first_customer: int, n: 
         "future_net_revenue": pa.array(np.round(fut_rev - fut_ret, 2)),
         "alive_at_future_end": pa.array(alive.astype(np.int8)),
         "churned": pa.array((fut_orders == 0).astype(np.int8)),
+        "bad_experiences": pa.array(bad_week[:, :H].sum(axis=1) if H <= W else bad_week.sum(axis=1)),
     })
     # only customers with any history event are "customers" of the data set
     truth = truth.filter(pa.array(seen))
@@ -733,7 +757,7 @@ def generate_batch(cfg: SampleConfig, batch_index: int, first_customer: int, n: 
         if same.any():
             keep = np.concatenate([[True], ~same])
             h = {k: v[keep] for k, v in h.items()}
-    events = _events_table(h, first_customer, cust_ids, country, cat, origin_s)
+    events = _events_table(h, first_customer, cust_ids, country, cat, origin_s, rv_texts)
     counts = np.bincount(h["type"], minlength=6)
     return Batch(events, truth, {EVENT_TYPES[i]: int(counts[i]) for i in range(6)})
 
@@ -749,7 +773,8 @@ def _take(values: pa.Array, idx: np.ndarray) -> pa.Array:
     return values.take(pa.array(np.where(missing, 0, idx), mask=missing))
 
 
-def _events_table(h, first_customer, cust_ids, country, cat: Catalogue, origin_s) -> pa.Table:
+def _events_table(h, first_customer, cust_ids, country, cat: Catalogue, origin_s,
+                  review_text: pa.Array | None = None) -> pa.Table:
     m = len(h["cust"])
     order = h["order"]
     has_order = order >= 0
@@ -772,7 +797,8 @@ def _events_table(h, first_customer, cust_ids, country, cat: Catalogue, origin_s
         # cents / 100 -> decimal(18, 2): prints exactly two decimals (checked to round correctly)
         "revenue": pa.array(rev / 100, mask=rev < 0).cast(pa.decimal128(18, 2), safe=False),
         "rating": pa.array(rating, mask=rating < 0),
-        "text": _take(_TEXT_ARR, h["text"]),
+        "text": _take(_TEXT_ARR, h["text"]) if review_text is None else pc.if_else(
+            pa.array(h["rtext"] >= 0), _take(review_text, h["rtext"]), _take(_TEXT_ARR, h["text"])),
         "country": _COUNTRY_NAMES.take(pa.array(country[h["cust"]])),
     })
 

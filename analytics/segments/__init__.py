@@ -9,3 +9,6 @@ from analytics.segments.clustering import (  # noqa: F401
     add_derived_features, cluster_names, k_guidance, k_guidance_figure, profile_figure,
     projection_figure, silhouettes,
 )
+
+# fields other areas register with the segment builder (review sentiment, churn band, next order)
+from analytics.reviews import fields as _review_fields  # noqa: E402,F401

@@ -1,0 +1,116 @@
+"""Review sentiment on the generated sample: held-out quality in English and Chinese, varied texts,
+the stored scores and the per-customer features against independent computations."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from sklearn.metrics import roc_auc_score
+
+from analytics.reviews.features import CUSTOMER_COLUMNS, _customer_sentiment_frame, customer_sentiment, item_sentiment
+from analytics.reviews.sentiment import (
+    NEGATIVE_BELOW, CharNgramSentiment, language_of, rating_labels, sentiment_run, stored_reviews,
+)
+
+
+def test_generated_texts_are_varied_bilingual_and_follow_the_rating(generated):
+    _, events, _, _ = generated
+    r = events[events["event_type"] == "review"]
+    assert len(r) > 2000
+    langs = r["text"].map(language_of)
+    assert 0.2 < (langs == "zh").mean() < 0.4 and (langs == "en").mean() > 0.55
+    # few verbatim repeats: a model cannot memorize a handful of lines
+    assert r["text"].nunique() / len(r) > 0.85
+    assert r["text"].value_counts().iloc[0] < 0.01 * len(r)
+    # no canned line of the old sample
+    assert not r["text"].isin(["Does the job", "Love it", "Meh"]).any()
+
+
+def test_heldout_auc_by_language_from_an_independent_split(generated):
+    """A split by customer (not the library's own split): train on half the customers' rated
+    reviews, score the other half, ROC AUC with scikit-learn."""
+    _, events, _, _ = generated
+    r = events[(events["event_type"] == "review")].copy()
+    y = rating_labels(r["rating"])
+    r, y = r[y >= 0], y[y >= 0]
+    ids = np.sort(r["customer_id"].unique())
+    first = set(ids[::2])
+    tr = r["customer_id"].isin(first).to_numpy()
+    model = CharNgramSentiment().fit(r["text"][tr], y[tr])
+    score = model.sentiment(r["text"][~tr])
+    lang = r["text"][~tr].map(language_of).to_numpy()
+    for which in ("en", "zh"):
+        m = lang == which
+        assert m.sum() > 200
+        assert roc_auc_score(y[~tr][m], score[m]) > 0.93, which
+    assert ((score > 0) == (y[~tr] == 1)).mean() > 0.88
+
+
+def test_stored_run_says_learned_with_heldout_metrics(generated):
+    wh, events, _, run = generated
+    info = sentiment_run(wh, "g")
+    assert info["source"] == "learned" and "learned from" in info["reason"]
+    for which in ("all", "en", "zh"):
+        assert info["heldout"][which]["roc_auc"] > 0.93 and info["heldout"][which]["accuracy"] > 0.85
+    # the held-out metrics are on about a fifth of the rated reviews
+    n_rated = int((rating_labels(events.loc[events["event_type"] == "review", "rating"]) >= 0).sum())
+    assert abs(info["heldout"]["all"]["n"] - 0.2 * n_rated) <= 2
+    stored = stored_reviews(wh, "g")
+    assert len(stored) == (events["event_type"] == "review").sum()
+    assert stored["sentiment"].between(-1, 1).all()
+    # sentiment agrees with the stars: 1-star reviews read negative, 5-star positive
+    assert stored.loc[stored["rating"] == 1, "sentiment"].mean() < -0.5
+    assert stored.loc[stored["rating"] == 5, "sentiment"].mean() > 0.5
+
+
+def test_customer_features_match_a_pandas_computation(generated):
+    wh, _, _, _ = generated
+    day = "2025-09-30"
+    sql = customer_sentiment(wh, "g", day)
+    stored = stored_reviews(wh, "g")
+    # independent: plain pandas over the stored scores
+    r = stored[(stored["event_time"] < pd.Timestamp("2025-10-01")) & stored["sentiment"].notna()]
+    r = r.sort_values("event_time", kind="stable")
+    exp_mean = r.groupby("customer_id")["sentiment"].mean()
+    exp_neg = (r["sentiment"] < NEGATIVE_BELOW).groupby(r["customer_id"]).mean()
+    exp_last = r.groupby("customer_id")["sentiment"].last()
+    neg = r[r["sentiment"] < NEGATIVE_BELOW]
+    exp_days = (pd.Timestamp(day) - neg.groupby("customer_id")["event_time"].max().dt.normalize()).dt.days
+    assert set(sql.index) == set(exp_mean.index)
+    np.testing.assert_allclose(sql.loc[exp_mean.index, "sentiment_mean"], exp_mean, atol=1e-9)
+    np.testing.assert_allclose(sql.loc[exp_neg.index, "sentiment_negative_share"], exp_neg, atol=1e-9)
+    np.testing.assert_allclose(sql.loc[exp_last.index, "sentiment_latest"], exp_last, atol=1e-9)
+    np.testing.assert_allclose(sql.loc[exp_days.index, "days_since_negative_review"], exp_days)
+    assert sql.loc[~sql.index.isin(exp_days.index), "days_since_negative_review"].isna().all()
+    frame = _customer_sentiment_frame(stored, pd.Timestamp(day), pd.Timestamp("2025-10-01"))
+    pd.testing.assert_frame_equal(frame.sort_index()[list(CUSTOMER_COLUMNS)],
+                                  sql.sort_index()[list(CUSTOMER_COLUMNS)], check_dtype=False, atol=1e-9)
+
+
+def test_item_and_category_sentiment(generated):
+    wh, _, _, _ = generated
+    stored = stored_reviews(wh, "g")
+    cats = item_sentiment(wh, "g", by="category")
+    exp = stored.dropna(subset=["sentiment"]).groupby("category")["sentiment"].agg(["mean", "size"])
+    np.testing.assert_allclose(cats.loc[exp.index, "sentiment_mean"], exp["mean"], atol=1e-9)
+    assert (cats.loc[exp.index, "n_reviews"] == exp["size"]).all()
+    items = item_sentiment(wh, "g", "2025-06-30", by="item_id", min_reviews=3)
+    assert (items["n_reviews"] >= 3).all() and items["n_reviews"].is_monotonic_decreasing
+
+
+def test_planted_negative_reviewers_churn_more_and_have_lower_sentiment(generated):
+    """The truth file: customers with a planted bad experience churn more than others of the same
+    persona; and the customers whose reviews read negative churn more than the other reviewers."""
+    wh, _, truth, _ = generated
+    t = truth[truth["history_purchases"] >= 2]
+    bad = t["bad_experiences"] > 0
+    for persona in ("loyal_high_spender", "bargain_hunter"):
+        p = t["persona"] == persona
+        assert t.loc[p & bad, "churned"].mean() > t.loc[p & ~bad, "churned"].mean() + 0.2, persona
+    feats = customer_sentiment(wh, "g", "2025-12-31")
+    reviewers = feats.index.intersection(t.index)
+    negative = feats.loc[reviewers, "sentiment_latest"] < NEGATIVE_BELOW
+    churn = t.loc[reviewers, "churned"]
+    assert churn[negative.to_numpy()].mean() > churn[~negative.to_numpy()].mean() + 0.15
+    # the planted bad experiences show in the text: their writers' sentiment is lower
+    assert feats.loc[reviewers[bad.loc[reviewers].to_numpy()], "sentiment_mean"].mean() < \
+        feats.loc[reviewers[~bad.loc[reviewers].to_numpy()], "sentiment_mean"].mean() - 0.2
