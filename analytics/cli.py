@@ -27,6 +27,7 @@ COMMAND_MODULES = [
     "analytics.commands.currency",
     "analytics.commands.attach",
     "analytics.commands.reviews",
+    "analytics.commands.newcustomers",
 ]
 
 

@@ -152,7 +152,8 @@ def build_frame(wh: Warehouse, dataset: str, as_of, unit: str = "days", *, with_
     """Customer frame as of ``as_of``: the customer summary with the derived clustering features,
     R/F/M and RFM scores and segment, behaviour score and formula CLV (``clv``) from
     :class:`analytics.scores.Scorer` with default parameters, the latest clustering run's
-    ``cluster`` / ``cluster_name`` and a published model's predictions, indexed by customer_id
+    ``cluster`` / ``cluster_name``, a published model's predictions and the review sentiment
+    columns (:func:`analytics.reviews.columns.sentiment_columns`), indexed by customer_id
     (``attrs["as_of"]``: the day as ISO text).
 
     ``history``: an :class:`analytics.summary.SummaryHistory` of ``dataset`` (built once per data
@@ -190,6 +191,10 @@ def build_frame(wh: Warehouse, dataset: str, as_of, unit: str = "days", *, with_
         pred = published_predictions(wh, dataset)
         if not pred.empty:
             others.append(prediction_columns(pred))
+    if not summary.empty:  # review sentiment (stored by the preparation step; missing when never scored)
+        from analytics.reviews.columns import sentiment_columns
+
+        others.append(sentiment_columns(wh, dataset, day, frame.index))
     for other in others:  # a left join on the customer id (columns already present are kept)
         new = [c for c in other.columns if c not in frame.columns]
         if new:

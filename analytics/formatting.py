@@ -254,6 +254,25 @@ COLUMNS: dict[str, tuple[str, str, str | None]] = {
     "active_customers": ("Active customers", "count", None),
     "period": ("Period", "date", None),
     "email": ("Email", "text", None),
+    # reviews, churn bands, next order and new customers
+    "sentiment": ("Sentiment", "number", "The review's tone from -1 (very negative) to +1 (very positive)."),
+    "sentiment_mean": ("Review sentiment", "number", "The average tone of the customer's reviews, -1 (very "
+                       "negative) to +1 (very positive)."),
+    "sentiment_negative_share": ("Negative reviews", "percent", "The share of the customer's reviews that read "
+                                 "as negative."),
+    "sentiment_latest": ("Latest review sentiment", "number", "The tone of the customer's most recent review."),
+    "days_since_negative_review": ("Days since a negative review", "days", None),
+    "n_scored_reviews": ("Reviews with a sentiment", "count", None),
+    "churn_band": ("Churn risk band", "text", "Low / medium / high: the churn risk cut at the thresholds shown on "
+                   "the Value page (repeat buyers only)."),
+    "next_order_date": ("Expected next order", "date", "When the purchase model (BG/NBD) expects the customer's "
+                        "next order (repeat buyers only)."),
+    "days_to_next_order": ("Days to next order", "days", None),
+    "first_order_value": ("Predicted value (new customer)", "money", "For a recent first-time buyer: the value "
+                          "the first-order model expects over the next six months."),
+    "new_customer_segment": ("New-customer group", "text", "The group of a recent first-time buyer, from what "
+                             "the first order looked like."),
+    "clv_source": ("CLV from", "text", "Formula, or the first-order model for recent first-time buyers."),
 }
 
 

@@ -23,6 +23,7 @@ PAGES = {
     "Analyse": [
         st.Page("views/value.py", title="Value", icon="💎", url_path="value"),
         st.Page("views/predict.py", title="Predict", icon="🔮", url_path="predict"),
+        st.Page("views/reviews.py", title="Reviews & new customers", icon="💬", url_path="reviews"),
     ],
     "Segment": [
         st.Page("views/segments.py", title="Segments", icon="🧩", url_path="segments"),

@@ -669,3 +669,125 @@ def uploaded_readout(dataset: str, campaign_id: int, file_id: str, data: bytes):
     """``(outcomes, readout)`` of an uploaded outcomes file against a saved campaign, cached per
     upload (``file_id``) so reruns do not parse the file again. CampaignError on a bad file."""
     return _uploaded_readout(_value_db(), int(campaign_id), str(file_id), _campaigns_stamp(dataset), data)
+
+
+# ---- Reviews & new customers page (reviews area) --------------------------------------
+@st.cache_data(show_spinner="Scoring the review sentiment…", max_entries=8)
+def _sentiment_info(path: str, dataset: str, version: str) -> dict:
+    from analytics.reviews.segments import ensure_ready_made_segments
+    from analytics.reviews.sentiment import ensure_sentiment
+
+    wh = get_warehouse(path)
+    info = ensure_sentiment(wh, dataset)
+    ensure_ready_made_segments(wh, dataset)
+    return info
+
+
+def sentiment_info(dataset: str) -> dict:
+    """The dataset's review sentiment run (scored first when the data changed since the last run)."""
+    return _sentiment_info(_value_db(), dataset, data_version(dataset))
+
+
+def rescore_sentiment(dataset: str) -> dict:
+    """Score the reviews again (and forget the cached review tables)."""
+    from analytics.reviews.sentiment import score_dataset_reviews
+
+    info = score_dataset_reviews(get_warehouse(_value_db()), dataset).info
+    _sentiment_info.clear()
+    _negative_reviews.clear()
+    _category_sentiment.clear()
+    return info
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def _negative_reviews(path: str, dataset: str, as_of: str, days: int, share: float, version: str, stamp: str):
+    from analytics.reviews.views import negative_reviews_of_valuable
+
+    frame = _explorer_frame(path, dataset, as_of, version, stamp)
+    return negative_reviews_of_valuable(get_warehouse(path), dataset, frame, as_of, days=days, top_share=share)
+
+
+def negative_reviews(dataset: str, as_of, days: int, share: float):
+    """The most negative recent reviews of valuable customers (analytics.reviews.views)."""
+    sentiment_info(dataset)
+    return _negative_reviews(_value_db(), dataset, str(as_of), int(days), float(share), data_version(dataset),
+                             _explorer_stamp(dataset))
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def _category_sentiment(path: str, dataset: str, version: str):
+    from analytics.reviews.features import item_sentiment
+
+    return item_sentiment(get_warehouse(path), dataset, by="category")
+
+
+def category_sentiment(dataset: str):
+    sentiment_info(dataset)
+    return _category_sentiment(_value_db(), dataset, data_version(dataset))
+
+
+def churn_thresholds(dataset: str) -> tuple[float, float]:
+    from analytics.lifecycle import band_thresholds
+
+    return band_thresholds(warehouse(), dataset)
+
+
+def set_churn_thresholds(dataset: str, thresholds) -> tuple[float, float]:
+    from analytics.lifecycle import set_band_thresholds
+
+    out = set_band_thresholds(warehouse(), dataset, thresholds)
+    _lifecycle_table.clear()
+    return out
+
+
+@st.cache_data(show_spinner="Expecting every repeat buyer's next order…", max_entries=8)
+def _lifecycle_table(path: str, dataset: str, as_of: str, version: str, stamp: str, thresholds: tuple):
+    from analytics.lifecycle import lifecycle_columns
+
+    frame = _explorer_frame(path, dataset, as_of, version, stamp)
+    models = _day_clv_models(path, dataset, as_of, version)
+    if models is None:
+        raise ValueError("the BG/NBD model cannot be fitted on these data, so there are no next-order dates")
+    from analytics.campaigns import value_columns
+
+    values = value_columns(get_warehouse(path), frame, models=models)
+    out = lifecycle_columns(frame, as_of, bgnbd=models[0], churn_risk=values["churn_risk"].to_numpy(dtype=float),
+                            thresholds=thresholds)
+    out["churn_risk"] = values["churn_risk"].to_numpy(dtype=float)
+    return out
+
+
+def lifecycle_table(dataset: str, as_of):
+    """next_order_date, days_to_next_order, churn_band and churn_risk of every customer (analytics.lifecycle)."""
+    return _lifecycle_table(_value_db(), dataset, str(as_of), data_version(dataset), _explorer_stamp(dataset),
+                            tuple(churn_thresholds(dataset)))
+
+
+@st.cache_resource(show_spinner="Fitting the first-order model on earlier first-time buyers…", max_entries=4)
+def _first_order(path: str, dataset: str, as_of: str, window: int, version: str):
+    from analytics.newcustomers import first_order_values, new_customer_segments
+
+    fov = first_order_values(get_warehouse(path), dataset, as_of, window_days=window)
+    groups, profile = new_customer_segments(fov.features, k=4) if len(fov.features) >= 4 else (
+        pd.Series(dtype=object, name="new_customer_segment"), pd.DataFrame())
+    return fov, groups, profile
+
+
+def first_order(dataset: str, as_of, window: int):
+    """(FirstOrderValues, group per new customer, group profiles) of analytics.newcustomers (read-only)."""
+    sentiment_info(dataset)
+    return _first_order(_value_db(), dataset, str(as_of), int(window), data_version(dataset))
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def _cold_start(path: str, dataset: str, as_of: str, version: str):
+    from analytics.newcustomers import cold_start_recommendations, no_history_customers
+
+    wh = get_warehouse(path)
+    ids = no_history_customers(wh, dataset, as_of)
+    return cold_start_recommendations(wh, dataset, ids[:2000], as_of, n=5)
+
+
+def cold_start(dataset: str, as_of):
+    """Labelled popular-item recommendations for (up to 2,000) customers without a purchase."""
+    return _cold_start(_value_db(), dataset, str(as_of), data_version(dataset))

@@ -77,6 +77,14 @@ def _derive(wh, name: str, model_dir) -> tuple[list[int], object]:
     from analytics.currency import set_dataset_currency
 
     set_dataset_currency(wh, name, "EUR")  # a per-dataset setting (migration 90)
+    from analytics.reviews.sentiment import score_dataset_reviews
+
+    score_dataset_reviews(wh, name)  # a sentiment run (migration 70); these events have no reviews, so one by hand
+    cur.execute("INSERT INTO review_sentiment (dataset, customer_id, event_time, sentiment) "
+                "VALUES (?, 'x', TIMESTAMP '2025-03-01 10:00:00', -0.5)", [name])
+    from analytics.reviews.segments import ensure_ready_made_segments
+
+    assert ensure_ready_made_segments(wh, name)  # a segment of the dataset's own (migration 91)
     return runs, folder
 
 

@@ -107,6 +107,11 @@ def cmd_score(args) -> int:
     )
     frame = run.frame
     meta = run.metadata()
+    # review sentiment, expected next order and churn band, new customers' first-order value
+    from analytics.reviews.columns import add_customer_columns
+
+    frame = add_customer_columns(wh, args.dataset, meta["as_of"], frame,
+                                 bgnbd=run.models[0] if run.models else None, first_order=True)
     if fmt == ".csv":
         to_safe_csv(frame, out, bom=args.bom)
     else:

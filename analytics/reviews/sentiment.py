@@ -542,3 +542,24 @@ def require_reviews(wh: Warehouse, dataset: str) -> None:
     """WarehouseError for an unknown dataset (other problems are messages, not errors)."""
     if not wh.has_dataset(dataset):
         raise WarehouseError(f"no dataset named {dataset!r} (datasets: {', '.join(wh.datasets()) or 'none yet'})")
+
+
+_UNTIL_CACHE: dict = {}
+_UNTIL_LOCK = __import__("threading").Lock()
+
+
+def reviews_scored_until(wh: Warehouse, dataset: str, end) -> pd.DataFrame:
+    """The reviews written before ``end`` (a timestamp), scored by a model trained only on them:
+    what a backtest may use as features without reading its holdout. Kept in memory per dataset
+    version and ``end`` (a backtest's windows share one)."""
+    key = (id(wh), dataset, data_fingerprint(wh, dataset), str(pd.Timestamp(end)))
+    with _UNTIL_LOCK:
+        hit = _UNTIL_CACHE.get(key)
+    if hit is not None:
+        return hit
+    reviews = score_dataset_reviews(wh, dataset, store=False, end=end).reviews
+    with _UNTIL_LOCK:
+        if len(_UNTIL_CACHE) >= 4:
+            _UNTIL_CACHE.pop(next(iter(_UNTIL_CACHE)))
+        _UNTIL_CACHE[key] = reviews
+    return reviews

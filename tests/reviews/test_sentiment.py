@@ -114,3 +114,22 @@ def test_planted_negative_reviewers_churn_more_and_have_lower_sentiment(generate
     # the planted bad experiences show in the text: their writers' sentiment is lower
     assert feats.loc[reviewers[bad.loc[reviewers].to_numpy()], "sentiment_mean"].mean() < \
         feats.loc[reviewers[~bad.loc[reviewers].to_numpy()], "sentiment_mean"].mean() - 0.2
+
+
+def test_negative_reviews_of_valuable_customers_and_sentiment_by_segment(generated):
+    from analytics.explorer import build_frame
+    from analytics.reviews.views import negative_reviews_of_valuable, sentiment_by_group
+
+    wh, _, _, _ = generated
+    frame = build_frame(wh, "g", "2025-12-31")
+    got = negative_reviews_of_valuable(wh, "g", frame, "2025-12-31", days=120, limit=30)
+    assert 0 < len(got) <= 30
+    top = frame["clv"].sort_values(ascending=False).iloc[: int(np.ceil(0.2 * len(frame)))]
+    assert set(got["customer_id"]) <= set(top.index)
+    assert (got["sentiment"] < NEGATIVE_BELOW).all() and got["sentiment"].is_monotonic_increasing
+    assert (got["event_time"] >= pd.Timestamp("2025-09-02")).all()
+    by = sentiment_by_group(frame, "rfm_segment")
+    exp = frame.groupby("rfm_segment")["sentiment_mean"].mean()
+    np.testing.assert_allclose(by.loc[exp.index, "sentiment_mean"], exp)
+    assert by["customers"].sum() == len(frame)
+    assert (by["reviewers"] == frame.groupby("rfm_segment")["sentiment_mean"].count().reindex(by.index)).all()

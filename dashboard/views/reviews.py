@@ -1,0 +1,169 @@
+"""Reviews & new customers: what customers write, who is about to leave, and the recent first-time buyers.
+
+* Review sentiment: which source scored the reviews (learned from this dataset's rated reviews, or
+  the VADER lexicon) and how well it did on held-out rated reviews; the most negative recent reviews
+  of valuable customers (texts shown as plain text in table cells: never rendered as markup);
+  sentiment by category.
+* Churn bands: low / medium / high thresholds (shown, editable, stored for the dataset) and how many
+  repeat buyers fall in each band.
+* New customers: the first-order model's predicted value of recent first-time buyers, their groups,
+  and recommendations for customers without a purchase (labelled with where they come from).
+"""
+from __future__ import annotations
+
+import streamlit as st
+
+from analytics.warehouse import WarehouseError
+from dashboard import cache, widgets
+
+st.title("💬 Reviews & new customers")
+
+dataset, version, first_day, last_day = widgets.dataset_span_or_stop()
+as_of = last_day
+st.caption(f"Dataset **{widgets.md_escape(dataset)}**, as of {as_of:%Y-%m-%d} (its last day).")
+
+tab_reviews, tab_bands, tab_new = st.tabs(["Review sentiment", "Churn bands", "New customers"])
+
+# ---------------------------------------------------------------- review sentiment
+with tab_reviews:
+    try:
+        info = cache.sentiment_info(dataset)
+    except (ValueError, WarehouseError) as exc:
+        widgets.show_error(exc, "The review sentiment could not be computed")
+        info = None
+    if info is not None:
+        if not info.get("n_reviews"):
+            st.info(info.get("message") or "This dataset has no reviews.", icon="📭")
+        else:
+            source = "Learned from this dataset's rated reviews" if info.get("source") == "learned" else \
+                info.get("source_name") or "Lexicon"
+            st.markdown(f"**Sentiment source:** {widgets.md_escape(source)}")
+            st.caption(widgets.md_escape(info.get("message") or ""))
+            held = (info.get("heldout") or {})
+            rows = []
+            for key, label in (("all", "All"), ("en", "English"), ("zh", "Chinese")):
+                m = held.get(key)
+                if m and m.get("n"):
+                    rows.append({"reviews": label, "held-out rated reviews": m["n"],
+                                 "accuracy": m.get("accuracy"), "ROC AUC": m.get("roc_auc")})
+            if rows:
+                st.dataframe(rows, hide_index=True, column_config={
+                    "accuracy": st.column_config.NumberColumn(format="percent"),
+                    "ROC AUC": st.column_config.NumberColumn(format="%.3f")})
+            c1, c2 = st.columns(2)
+            days = c1.selectbox("Reviews written in the last", [30, 90, 180, 365], index=1,
+                                format_func=lambda d: f"{d} days", key="rv_days")
+            share = c2.selectbox("Valuable customers: the top", [0.1, 0.2, 0.3, 0.5], index=1,
+                                 format_func=lambda s: f"{s:.0%} by value", key="rv_share")
+            try:
+                worst = cache.negative_reviews(dataset, as_of, int(days), float(share))
+            except (ValueError, WarehouseError) as exc:
+                widgets.show_error(exc, "The reviews could not be read")
+                worst = None
+            st.subheader("Most negative recent reviews of valuable customers")
+            if worst is not None and len(worst):
+                st.dataframe(worst, hide_index=True, column_config={
+                    "customer_id": "Customer", "event_time": st.column_config.DatetimeColumn("Written"),
+                    "item_id": "Item", "category": "Category", "rating": "Stars",
+                    "sentiment": st.column_config.NumberColumn("Sentiment", format="%.2f"),
+                    "text": st.column_config.TextColumn("Review", width="large"),
+                    "value": st.column_config.NumberColumn("Customer value", format="%.2f")})
+            elif worst is not None:
+                st.info("No negative review by a valuable customer in that period.", icon="✅")
+            cats = cache.category_sentiment(dataset)
+            if len(cats):
+                st.subheader("Sentiment by category")
+                st.dataframe(cats.reset_index(), hide_index=True, column_config={
+                    "category": "Category",
+                    "sentiment_mean": st.column_config.NumberColumn("Mean sentiment", format="%.2f"),
+                    "sentiment_negative_share": st.column_config.NumberColumn("Negative", format="percent"),
+                    "n_reviews": st.column_config.NumberColumn("Reviews", format="%d")})
+        if st.button("Score the reviews again", key="rv_rescore"):
+            try:
+                cache.rescore_sentiment(dataset)
+                st.rerun()
+            except (ValueError, WarehouseError) as exc:
+                widgets.show_error(exc, "The reviews could not be scored")
+
+# ---------------------------------------------------------------- churn bands
+with tab_bands:
+    from analytics.lifecycle import LifecycleError, describe_thresholds
+
+    lo, hi = cache.churn_thresholds(dataset)
+    st.caption("Every repeat buyer gets a churn-risk band and an expected next order date (BG/NBD). "
+               + widgets.md_escape(describe_thresholds((lo, hi))) + ".")
+    c1, c2 = st.columns(2)
+    new_lo = c1.number_input("Medium from (churn risk)", min_value=0.01, max_value=0.98, value=float(lo), step=0.05,
+                             key="rv_band_lo")
+    new_hi = c2.number_input("High from (churn risk)", min_value=0.02, max_value=0.99, value=float(hi), step=0.05,
+                             key="rv_band_hi")
+    if (new_lo, new_hi) != (lo, hi) and st.button("Save the thresholds", key="rv_band_save"):
+        try:
+            cache.set_churn_thresholds(dataset, (new_lo, new_hi))
+            st.rerun()
+        except LifecycleError as exc:
+            widgets.show_error(exc, "The thresholds were not saved")
+    try:
+        bands = cache.lifecycle_table(dataset, as_of)
+    except (ValueError, WarehouseError) as exc:
+        widgets.show_error(exc, "The churn bands could not be computed")
+        bands = None
+    if bands is not None:
+        counts = bands["churn_band"].value_counts().reindex(["low", "medium", "high"]).fillna(0).astype(int)
+        m1, m2, m3 = st.columns(3)
+        m1.metric("Low risk", f"{counts['low']:,}")
+        m2.metric("Medium risk", f"{counts['medium']:,}")
+        m3.metric("High risk", f"{counts['high']:,}")
+        st.dataframe(bands.dropna(subset=["churn_band"]).reset_index().head(500), hide_index=True, column_config={
+            "customer_id": "Customer", "churn_band": "Churn risk band",
+            "next_order_date": st.column_config.DateColumn("Expected next order"),
+            "days_to_next_order": st.column_config.NumberColumn("Days to next order", format="%.0f"),
+            "churn_risk": st.column_config.NumberColumn("Churn risk", format="percent")})
+
+# ---------------------------------------------------------------- new customers
+with tab_new:
+    window = st.number_input("A customer is new when the first purchase is in the last (days)", min_value=7,
+                             max_value=730, value=90, step=1, key="rv_window")
+    try:
+        new = cache.first_order(dataset, as_of, int(window))
+    except (ValueError, WarehouseError) as exc:
+        widgets.show_error(exc, "The first-order model could not be fitted")
+        new = None
+    if new is not None:
+        fov, groups, profile = new
+        if fov.problem:
+            st.info(fov.problem, icon="ℹ️")
+        elif len(fov.values) == 0:
+            st.info(f"No customer's first purchase is in the last {int(window)} days.", icon="📭")
+        else:
+            st.caption(f"{len(fov.values):,} new customers. Their value over the next {fov.horizon_days} days comes "
+                       "from the first-order model (first basket, browsing before buying, what they did since, "
+                       "country, acquisition month), trained on every earlier first-time buyer; it replaces the "
+                       "formula CLV's annualisation of a single order for them.")
+            st.metric("Predicted value of the new customers", widgets.fmt_money(float(fov.values.sum())))
+            st.subheader("New-customer groups")
+            st.dataframe(profile.reset_index(), hide_index=True, column_config={
+                "segment": "Group", "customers": st.column_config.NumberColumn("Customers", format="%d"),
+                "basket_value": st.column_config.NumberColumn("First basket", format="%.2f")})
+            table = fov.features[["first_category", "basket_value", "age_days"]].join(
+                fov.values.rename("first_order_value")).join(groups)
+            st.dataframe(table.sort_values("first_order_value", ascending=False).reset_index().head(500),
+                         hide_index=True, column_config={
+                             "customer_id": "Customer", "first_category": "First category",
+                             "basket_value": st.column_config.NumberColumn("First basket", format="%.2f"),
+                             "age_days": st.column_config.NumberColumn("Days since first purchase", format="%d"),
+                             "first_order_value": st.column_config.NumberColumn("Predicted value", format="%.2f"),
+                             "new_customer_segment": "Group"})
+    st.subheader("Recommendations for customers without a purchase")
+    try:
+        recs = cache.cold_start(dataset, as_of)
+    except (ValueError, WarehouseError) as exc:
+        widgets.show_error(exc, "The recommendations could not be made")
+        recs = None
+    if recs is not None and len(recs):
+        st.caption("Popular items of the category the customer first looked at, else of their country, else "
+                   "overall; the label says which.")
+        st.dataframe(recs.head(500), hide_index=True, column_config={
+            "customer_id": "Customer", "rank": "Rank", "item_id": "Item", "reason": "Why"})
+    elif recs is not None:
+        st.info("Every customer has bought something: no cold-start recommendations needed.", icon="✅")

@@ -1,0 +1,63 @@
+"""AppTest: the Reviews & new customers page on a small generated sample: the sentiment source and its
+held-out figures, the most negative reviews of valuable customers (a planted script shown as plain text,
+never as markup), churn band counts against the library, new customers and cold-start recommendations."""
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from analytics.ingest import ingest
+from sample_data.generator import SampleConfig, generate
+from tests.dashboard.conftest import APP
+
+PAGE = "views/reviews.py"
+SCRIPT = "<script>alert('x')</script> terrible <b>broken</b>"
+
+
+@pytest.fixture
+def page(app_wh, tmp_path):
+    ev = tmp_path / "events.csv.gz"
+    generate(ev, None, SampleConfig(customers=700, seed=3))
+    events = pd.read_csv(ev, dtype={"customer_id": str, "text": str})
+    # the biggest spender writes a 1-star review with markup on the last day
+    top = events[events["event_type"] == "purchase"].groupby("customer_id")["revenue"].sum().idxmax()
+    extra = pd.DataFrame([{"customer_id": top, "event_time": "2025-12-31 12:00:00", "event_type": "review",
+                           "item_id": "SKU10001", "category": "electronics", "rating": 1, "text": SCRIPT,
+                           "country": "DE"}])
+    extra_path = tmp_path / "extra.csv"
+    extra.to_csv(extra_path, index=False)
+    ingest(app_wh, ev, "gen")
+    ingest(app_wh, extra_path, "gen")
+    at = AppTest.from_file(APP, default_timeout=180)
+    at.switch_page(PAGE).run()
+    assert not at.exception, at.exception
+    return at, top
+
+
+def test_reviews_page(page, app_wh):
+    at, top = page
+    text = " ".join(m.value for m in at.markdown)
+    assert "Sentiment source" in text and "Learned from this dataset" in text
+    assert "<script" not in text and all("<script" not in c.value for c in at.caption)
+    tables = [d.value for d in at.dataframe]
+    heldout = next(t for t in tables if "ROC AUC" in t.columns)
+    assert set(heldout["reviews"]) == {"All", "English", "Chinese"} and (heldout["ROC AUC"] > 0.9).all()
+    worst = next(t for t in tables if "text" in t.columns and "sentiment" in t.columns)
+    assert (worst["sentiment"] < 0).all() and worst["sentiment"].is_monotonic_increasing
+    row = worst[worst["text"] == SCRIPT]
+    assert len(row) == 1 and row["customer_id"].iloc[0] == top  # the text as written, in a plain cell
+    # churn bands: the metrics count the library's bands
+    from analytics.lifecycle import churn_bands
+
+    bands = next(t for t in tables if "churn_band" in t.columns)
+    assert (bands["churn_band"].to_numpy() == churn_bands(bands["churn_risk"])).all()
+    metrics = {m.label: int(m.value.replace(",", "")) for m in at.metric if "risk" in m.label}
+    assert sum(metrics.values()) >= len(bands) > 0
+    # the ready-made segment was saved for the dataset
+    from analytics.segments import store
+
+    assert "Unhappy valuable customers" in set(store.list_segments(app_wh, "gen")["name"])
+    assert any("first-order model" in c.value for c in at.caption)
+    recs = next(t for t in tables if "reason" in t.columns)
+    assert recs["reason"].str.startswith("popular").all()
