@@ -85,6 +85,13 @@ def _derive(wh, name: str, model_dir) -> tuple[list[int], object]:
     from analytics.reviews.segments import ensure_ready_made_segments
 
     assert ensure_ready_made_segments(wh, name)  # a segment of the dataset's own (migration 91)
+    # an attached Spark summary's rows (migration 100: a dataset holds them instead of events, so only on the
+    # dataset that is deleted: the kept one's summary is read back below)
+    if name != "gone":
+        return runs, folder
+    cur.execute("INSERT INTO attached_summaries (dataset, as_of, source, n_customers) VALUES (?, DATE '2025-03-31', "
+                "'test', 1)", [name])
+    cur.execute("INSERT INTO attached_customers (dataset, customer_id) VALUES (?, 'x')", [name])
     return runs, folder
 
 
