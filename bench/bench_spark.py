@@ -65,7 +65,7 @@ def stage_metrics(spark) -> list[dict]:
     base = "http://127.0.0.1:" + url.rsplit(":", 1)[1].strip("/")
     try:
         app = spark.sparkContext.applicationId
-        with urllib.request.urlopen(f"{base}/api/v1/applications/{app}/stages?status=complete", timeout=10) as r:
+        with urllib.request.urlopen(f"{base}/api/v1/applications/{app}/stages?status=complete&details=false", timeout=120) as r:
             return json.load(r)
     except OSError as exc:
         print(f"  (no stage metrics: {exc})")

@@ -19,7 +19,7 @@ import pytest
 from analytics import scores
 from analytics.cli import main
 from analytics.summary import customer_summary
-from analytics.warehouse import Warehouse
+from analytics.warehouse import Warehouse, get_warehouse
 from tests.spark._compare import assert_frames_equal
 
 pytestmark = pytest.mark.spark
@@ -80,11 +80,8 @@ def edge(spark, data, tmp_path_factory):
 
 
 def _warehouse(db, unit="days"):
-    wh = Warehouse(db, read_only=True)
-    try:
-        s = customer_summary(wh, "edge", AS_OF, unit, persist=False)
-    finally:
-        wh.close()
+    wh = get_warehouse(db)  # the process-wide connection: the CLI tests open the same file
+    s = customer_summary(wh, "edge", AS_OF, unit, persist=False)
     return s
 
 

@@ -12,7 +12,7 @@ import pytest
 from analytics import scores
 from analytics.cli import main
 from analytics.summary import customer_summary
-from analytics.warehouse import Warehouse
+from analytics.warehouse import get_warehouse
 from tests.spark._compare import assert_frames_equal
 
 pytestmark = pytest.mark.spark
@@ -30,15 +30,12 @@ def test_summary_scores_and_models_equal_the_warehouse(spark, data, name, as_of,
     from analytics.spark.scoring import score_summary
 
     db, paths = data
-    wh = Warehouse(db, read_only=True)
-    try:
-        want_summary = customer_summary(wh, name, as_of, unit, persist=False)
-        # what score_dataset computes, on a read-only warehouse (no persisted summary)
-        scorer = scores.Scorer(want_summary)
-        table, models = scores.probabilistic_clv(want_summary)
-        want = scorer.frame(scorer.score(prob=scorer.align(table), top_n=0))
-    finally:
-        wh.close()
+    wh = get_warehouse(db)  # the process-wide connection: the CLI tests open the same file
+    want_summary = customer_summary(wh, name, as_of, unit, persist=False)
+    # what score_dataset computes (without persisting a summary)
+    scorer = scores.Scorer(want_summary)
+    table, models = scores.probabilistic_clv(want_summary)
+    want = scorer.frame(scorer.score(prob=scorer.align(table), top_n=0))
     sdf, ss = _spark_summary(spark, paths[name], as_of, unit, name)
     got_summary = ss.to_pandas_summary(sdf, unit, as_of, name)
     assert got_summary.index.equals(want_summary.index)

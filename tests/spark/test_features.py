@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from analytics.predict.features import SEQUENCE_CHANNELS, window_data
-from analytics.warehouse import Warehouse
+from analytics.warehouse import get_warehouse
 
 pytestmark = pytest.mark.spark
 
@@ -17,11 +17,8 @@ CUTOFF = "2025-09-30"
 @pytest.fixture(scope="module")
 def window(data):
     db, _ = data
-    wh = Warehouse(db, read_only=True)
-    try:
-        return window_data(wh, "sample", CUTOFF, "2025-12-31", period="weeks", n_periods=20)
-    finally:
-        wh.close()
+    wh = get_warehouse(db)  # the process-wide connection: the CLI tests open the same file
+    return window_data(wh, "sample", CUTOFF, "2025-12-31", period="weeks", n_periods=20)
 
 
 def test_sequences_and_features_equal_the_warehouse(spark, data, window):
