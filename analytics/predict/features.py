@@ -154,6 +154,9 @@ def window_data(wh: Warehouse, dataset: str, cutoff, target_end, *, period: str 
     index = summary.index
     seq = _sequences(wh, dataset, cutoff, period, int(n_periods), index)
     feats = _features(summary, seq, cutoff)
+    from analytics.reviews.columns import model_sentiment_features  # review sentiment up to the cut-off
+
+    feats = feats.join(model_sentiment_features(wh, dataset, cutoff, index))
     if target_end is None:  # scoring: features only
         targets = pd.DataFrame(index=index)
         target_end = cutoff

@@ -41,3 +41,17 @@ def add_customer_columns(wh, dataset: str, as_of, frame: pd.DataFrame, *, bgnbd=
             if c not in out.columns:
                 out[c] = part[c].to_numpy()
     return out
+
+
+def model_sentiment_features(wh, dataset: str, cutoff, index: pd.Index) -> pd.DataFrame:
+    """The sentiment columns as predictor features at ``cutoff`` (reviews written up to the end of
+    that day only), for datasets whose reviews were scored; an empty frame (no columns) otherwise,
+    so datasets without reviews keep the feature set they had. The scores are the stored ones: the
+    text model learned what words mean from every rated review, not who churned, and only reviews
+    written by the cut-off are read (bench/bench_sentiment_features.py compares with a model
+    trained only on reviews before the calibration end)."""
+    row = wh.cursor().execute("SELECT count(*) FROM sentiment_runs WHERE dataset = ? AND source IS NOT NULL",
+                              [dataset]).fetchone()
+    if not row or not row[0]:
+        return pd.DataFrame(index=index)
+    return sentiment_columns(wh, dataset, cutoff, index)

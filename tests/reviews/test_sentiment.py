@@ -133,3 +133,22 @@ def test_negative_reviews_of_valuable_customers_and_sentiment_by_segment(generat
     np.testing.assert_allclose(by.loc[exp.index, "sentiment_mean"], exp)
     assert by["customers"].sum() == len(frame)
     assert (by["reviewers"] == frame.groupby("rfm_segment")["sentiment_mean"].count().reindex(by.index)).all()
+
+
+def test_predictor_features_carry_sentiment_up_to_the_cutoff(generated, wh):
+    from analytics.predict.features import window_data
+
+    g, _, _, _ = generated
+    w = window_data(g, "g", "2025-06-30", "2025-09-30")
+    exp = customer_sentiment(g, "g", "2025-06-30")
+    cols = ["sentiment_mean", "sentiment_negative_share", "sentiment_latest", "days_since_negative_review"]
+    assert set(cols) <= set(w.features.columns)
+    got = w.features.loc[exp.index, cols]
+    pd.testing.assert_frame_equal(got, exp[cols], check_dtype=False, check_names=False)
+    assert w.features.loc[~w.features.index.isin(exp.index), "sentiment_mean"].isna().all()
+    # a dataset whose reviews were never scored keeps its feature set
+    from tests.predict._events import add_events
+
+    add_events(wh, "plain", pd.DataFrame({"customer_id": ["a", "b"], "event_time": ["2025-01-01", "2025-02-01"],
+                                          "event_type": ["purchase", "purchase"], "revenue": [1.0, 2.0]}))
+    assert "sentiment_mean" not in window_data(wh, "plain", "2025-03-01", None).features.columns
