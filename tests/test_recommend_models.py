@@ -266,3 +266,27 @@ def test_recency_blend_fuses_the_two_rankings(wh):
     assert mid["score"].tolist() == pytest.approx([0.75, 0.5, 0.5 / np.log2(3)])
     with pytest.raises(R.RecommendError, match="weight must be"):
         R.RecencyBlend(weight=2).fit(X)
+
+
+def test_cli_evaluate_json_has_one_entry_per_model(tmp_path, capsys):
+    from analytics.cli import main
+    from analytics.warehouse import Warehouse
+
+    path = tmp_path / "w.duckdb"
+    w = Warehouse(path)
+    _insert(w, "blocks", _blocks())
+    ref = R.evaluate_holdout(w, "blocks", "2024-07-01", "2024-09-01", k=5, families="popularity,item_cf",
+                             fold_days=30)
+    w.close()
+    rc = main(["recommend", "evaluate", "--db", str(path), "--dataset", "blocks", "--split", "2024-07-01",
+               "--end", "2024-08-31", "--k", "5", "--models", "item_cf", "--validation-days", "30", "--json"])
+    assert rc == 0
+    doc = json.loads(capsys.readouterr().out)
+    got = {r["model"]: r for r in doc["results"]}
+    assert set(got) == {"popularity", "item_cf"}  # popularity always runs: the ratios refer to it
+    for r in ref.itertuples():
+        for key in ("precision_at_k", "recall_at_k", "f1_at_k", "ndcg_at_k", "coverage"):
+            assert got[r.model][key] == pytest.approx(getattr(r, key))
+    assert got["item_cf"]["vs_popularity"]["precision"] == pytest.approx(
+        got["item_cf"]["precision_at_k"] / got["popularity"]["precision_at_k"])
+    assert doc["default_model"] == doc["validation"]["winner"] == "item_cf"
