@@ -100,6 +100,10 @@ def test_pages_open_an_attached_summary(source, app_wh):
     assert {m.label: m.value for m in at.metric}["Customers"].replace(",", "") == "300"
     at.switch_page("views/segments.py").run()
     assert not at.exception, at.exception
-    at.switch_page("views/explorer.py").run()
-    assert not at.exception, at.exception
-    assert any("needs the raw events" in i.value for i in at.info)
+    for page in ("views/campaigns.py", "views/reports.py"):
+        at.switch_page(page).run()
+        assert not at.exception, (page, at.exception)
+    for page in ("views/explorer.py", "views/predict.py"):
+        at.switch_page(page).run()
+        assert not at.exception, (page, at.exception)
+        assert any("needs the raw events" in i.value for i in at.info), page
