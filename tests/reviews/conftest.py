@@ -8,7 +8,7 @@ from analytics.ingest import ingest
 from analytics.warehouse import Warehouse
 from sample_data.generator import SampleConfig, generate
 
-N_CUSTOMERS = 1500
+N_CUSTOMERS = 1000
 
 
 @pytest.fixture(scope="package")
