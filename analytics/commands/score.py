@@ -111,7 +111,8 @@ def cmd_score(args) -> int:
     from analytics.reviews.columns import add_customer_columns
 
     frame = add_customer_columns(wh, args.dataset, meta["as_of"], frame,
-                                 bgnbd=run.models[0] if run.models else None, first_order=True)
+                                 bgnbd=run.models[0] if run.models else None, summary=run.scorer.summary,
+                                 first_order=True)
     if fmt == ".csv":
         to_safe_csv(frame, out, bom=args.bom)
     else:

@@ -19,15 +19,21 @@ def sentiment_columns(wh, dataset: str, as_of, index: pd.Index) -> pd.DataFrame:
     return feats.reindex(index.astype(str))[list(SENTIMENT_COLUMNS)].set_axis(index)
 
 
-def add_customer_columns(wh, dataset: str, as_of, frame: pd.DataFrame, *, bgnbd=None,
+def add_customer_columns(wh, dataset: str, as_of, frame: pd.DataFrame, *, bgnbd=None, summary=None,
                          first_order: bool = False) -> pd.DataFrame:
     """``frame`` (indexed by customer id, or with a ``customer_id`` column) with the sentiment and
     lifecycle columns (and ``first_order_value`` with ``first_order``) added; columns it already
-    has are kept. ``bgnbd``: the fitted BG/NBD model of the frame's summary (None: no dates)."""
+    has are kept. ``bgnbd``: the fitted BG/NBD model of the frame's summary (None: no dates);
+    ``summary``: the customer summary (indexed by id) when the frame lacks ``frequency`` / ``T``."""
     from analytics.lifecycle import band_thresholds, lifecycle_columns
 
     by_column = "customer_id" in frame.columns and frame.index.name != "customer_id"
     work = frame.set_index("customer_id", drop=False) if by_column else frame
+    if summary is not None and not {"frequency", "T"} <= set(work.columns):
+        work = work.copy()
+        for c in ("frequency", "T"):
+            if c not in work.columns:
+                work[c] = summary[c].reindex(work.index).to_numpy()
     extra = [sentiment_columns(wh, dataset, as_of, work.index),
              lifecycle_columns(work, as_of, bgnbd=bgnbd, thresholds=band_thresholds(wh, dataset))]
     if first_order:

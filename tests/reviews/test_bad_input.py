@@ -109,3 +109,23 @@ def test_cli_writes_one_row_per_review(generated, tmp_path, capsys, monkeypatch)
     assert cli_main(["sentiment", "--dataset", "nope"]) == 2
     assert "no dataset named 'nope'" in capsys.readouterr().err
     assert cli_main(["sentiment", "--dataset", "g", "--out", str(tmp_path / "x.txt")]) == 2
+
+
+def test_score_export_has_sentiment_band_and_next_order_columns(generated, tmp_path, monkeypatch, capsys):
+    from analytics.lifecycle import churn_bands
+    import analytics.commands.score as cmd
+
+    wh, _, _, _ = generated
+    monkeypatch.setattr(cmd, "open_warehouse", lambda args: wh)
+    out = tmp_path / "scores.csv"
+    assert cli_main(["score", "--dataset", "g", "--as-of", "2025-12-31", "--out", str(out)]) == 0
+    df = pd.read_csv(out, dtype={"customer_id": str}).set_index("customer_id")
+    from analytics.reviews.features import customer_sentiment
+
+    s = customer_sentiment(wh, "g", "2025-12-31")
+    np.testing.assert_allclose(df.loc[s.index, "sentiment_mean"], s["sentiment_mean"], atol=1e-9)
+    repeat = df["n_orders"] >= 2
+    assert df.loc[repeat, "churn_band"].notna().all() and df.loc[~repeat, "churn_band"].isna().all()
+    assert (df.loc[repeat, "churn_band"].to_numpy() == churn_bands(1 - df.loc[repeat, "p_alive"])).all()
+    assert (pd.to_datetime(df.loc[repeat, "next_order_date"]) > pd.Timestamp("2025-12-31")).all()
+    assert df["first_order_value"].notna().sum() > 20
