@@ -1,14 +1,22 @@
-"""BG/NBD diagnostics a user can read: matrices and a calibration/holdout check.
+"""Purchase-model diagnostics a user can read: matrices, a calibration/holdout check,
+and which purchase model (BG/NBD or Pareto/NBD) predicts a dataset better.
 
 * ``expected_purchases_matrix`` / ``probability_alive_matrix``: model output over a
   grid of frequency x recency for customers of a given age T (the heatmaps of
   Fader, Hardie & Lee 2005 and lifetimes' ``plot_frequency_recency_matrix``).
 * ``calibration_holdout_check`` (warehouse) / ``holdout_check_from_transactions``
-  (a DataFrame): the user picks a cut-off date; the BG/NBD model is fitted on the
-  calibration period (purchases up to the cut-off, customers who first bought by
-  then), and its predictions are set against what these customers actually did
-  afterwards: mean holdout purchases by calibration frequency (the paper's
-  Figure 4) and cumulative repeat purchases over time by week (Figures 1 and 3).
+  (a DataFrame): the user picks a cut-off date; the purchase model (BG/NBD by
+  default, or Pareto/NBD) is fitted on the calibration period (purchases up to the
+  cut-off, customers who first bought by then), and its predictions are set against
+  what these customers actually did afterwards: mean holdout purchases by
+  calibration frequency (the paper's Figure 4) and cumulative repeat purchases over
+  time by week (Figures 1 and 3).
+* ``compare_purchase_models`` (warehouse) / ``compare_purchase_models_from_transactions``:
+  both purchase models on the same calibration/holdout split of the dataset's own
+  purchases; ``best`` is the one whose per-customer holdout predictions have the lower
+  root-mean-squared error (the models predict means, and RMSE is the error a mean
+  minimises), ties (within 0.5 %) going to BG/NBD. The result is plain data
+  (``to_dict``) for the preparation step to store and the Value page to default to.
 * ``figure_*``: plotly figures of the above for the Value page (no streamlit here).
 
 Purchases are counted as purchase days (same-day purchases merged), as in
@@ -21,12 +29,19 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from analytics.clv_models import BetaGeoModel, ModelFitError
+from analytics.clv import (
+    PURCHASE_MODEL_LABELS,
+    PURCHASE_MODELS,
+    BetaGeoModel,
+    ModelFitError,
+    fit_purchase_model_robust,
+    purchase_model_key,
+)
 from analytics.summary import TIME_UNITS, SummaryError, _as_day, check_unit
 
 
 # ------------------------------------------------------------------ matrices
-def _grid(model: BetaGeoModel, max_frequency: int, T: float, n_recency: int):
+def _grid(model, max_frequency: int, T: float, n_recency: int):
     model._check_fitted()
     max_frequency = int(max_frequency)
     if max_frequency < 0 or not np.isfinite(T) or T <= 0:
@@ -37,7 +52,7 @@ def _grid(model: BetaGeoModel, max_frequency: int, T: float, n_recency: int):
     return freqs, rec, X, R
 
 
-def expected_purchases_matrix(model: BetaGeoModel, max_frequency: int, T: float, t: float = 1.0,
+def expected_purchases_matrix(model, max_frequency: int, T: float, t: float = 1.0,
                               n_recency: int = 40) -> pd.DataFrame:
     """Expected purchases in the next ``t`` (model unit) by frequency (rows) x recency (columns).
 
@@ -54,11 +69,12 @@ def expected_purchases_matrix(model: BetaGeoModel, max_frequency: int, T: float,
     return df
 
 
-def probability_alive_matrix(model: BetaGeoModel, max_frequency: int, T: float,
+def probability_alive_matrix(model, max_frequency: int, T: float,
                              n_recency: int = 40) -> pd.DataFrame:
-    """P(alive) by frequency (rows) x recency (columns) for customers of age ``T``."""
+    """P(alive) by frequency (rows) x recency (columns) for customers of age ``T``
+    (any purchase model: ``BetaGeoModel`` or ``ParetoNBDModel``)."""
     freqs, rec, X, R = _grid(model, max_frequency, T, n_recency)
-    vals = np.asarray(model.probability_alive(X.ravel(), R.ravel(), np.full(X.size, float(T))))
+    vals = np.asarray(model.expected_probability_alive(X.ravel(), R.ravel(), np.full(X.size, float(T))))
     vals = vals.reshape(X.shape)
     vals[(X == 0) & (R > 0)] = np.nan
     df = pd.DataFrame(vals, index=pd.Index(freqs.astype(int), name="frequency"),
@@ -72,7 +88,7 @@ def probability_alive_matrix(model: BetaGeoModel, max_frequency: int, T: float,
 class HoldoutCheck:
     """Result of a calibration/holdout check (all times in ``unit``)."""
 
-    model: BetaGeoModel
+    model: object  # the fitted purchase model (BetaGeoModel or ParetoNBDModel)
     unit: str
     cutoff: pd.Timestamp
     end: pd.Timestamp
@@ -118,14 +134,16 @@ ORDER BY pd.d
 """
 
 
-def _check(con, source: str, where: str, bind: dict, cutoff: pd.Timestamp, end: pd.Timestamp | None,
-           unit: str, start: pd.Timestamp | None, penalizer: float, max_frequency_group: int) -> HoldoutCheck:
+def _holdout_data(con, source: str, where: str, bind: dict, cutoff: pd.Timestamp, end: pd.Timestamp | None,
+                  unit: str, start: pd.Timestamp | None):
+    """Per customer (first purchase by the cut-off): calibration frequency/recency/T and holdout
+    purchases; the repeat purchases by day; the end and the holdout length."""
     unit_days = check_unit(unit)
     bind = dict(bind)
     if start is not None:
         where += " AND event_time >= $start"
         bind["start"] = start.to_pydatetime()
-    last = con.execute(f"SELECT max(event_time) FROM {source} WHERE {where}", bind).fetchone()[0]
+    first, last = con.execute(f"SELECT min(event_time), max(event_time) FROM {source} WHERE {where}", bind).fetchone()
     if last is None:
         raise SummaryError("no purchases in this dataset")
     if end is None:
@@ -133,6 +151,11 @@ def _check(con, source: str, where: str, bind: dict, cutoff: pd.Timestamp, end: 
     if cutoff >= end:
         raise SummaryError(
             f"the cut-off {cutoff.date()} must be before the end of the data / holdout end {end.date()}"
+        )
+    if cutoff < pd.Timestamp(first).normalize():
+        raise SummaryError(
+            f"the cut-off {cutoff.date()} is before the first purchase ({pd.Timestamp(first).date()}): fewer "
+            f"than 2 customers bought by then - pick a cut-off between {pd.Timestamp(first).date()} and {end.date()}"
         )
     where += " AND event_time < $end_excl"
     bind.update(end_excl=(end + pd.Timedelta(days=1)).to_pydatetime(), cutoff=cutoff.to_pydatetime())
@@ -144,10 +167,28 @@ def _check(con, source: str, where: str, bind: dict, cutoff: pd.Timestamp, end: 
         )
     repeats = con.execute(_REPEATS_SQL.format(source=source, where=where), bind).df()
     customers["first_purchase"] = pd.to_datetime(customers["first_purchase"])
-    cohort = customers["first_purchase"]
     duration = (end - cutoff).days / unit_days
-    model = BetaGeoModel(penalizer=penalizer).fit(customers["frequency"], customers["recency"],
-                                                  customers["T"], unit=unit)
+    return customers, repeats, end, duration
+
+
+def _fit_calibration(customers: pd.DataFrame, unit: str, purchase_model: str, penalizer: float):
+    try:
+        return fit_purchase_model_robust(purchase_model, customers["frequency"], customers["recency"],
+                                         customers["T"], unit=unit, random_state=0, penalizer=penalizer)
+    except ModelFitError as exc:
+        raise ModelFitError(
+            f"the {PURCHASE_MODEL_LABELS[purchase_model]} model could not be fitted on the calibration "
+            f"period: {exc}") from None
+
+
+def _check(con, source: str, where: str, bind: dict, cutoff: pd.Timestamp, end: pd.Timestamp | None,
+           unit: str, start: pd.Timestamp | None, penalizer: float, max_frequency_group: int,
+           purchase_model: str = "bgnbd") -> HoldoutCheck:
+    purchase_model = purchase_model_key(purchase_model)
+    unit_days = check_unit(unit)
+    customers, repeats, end, duration = _holdout_data(con, source, where, bind, cutoff, end, unit, start)
+    cohort = customers["first_purchase"]
+    model = _fit_calibration(customers, unit, purchase_model, penalizer)
     customers["predicted_purchases"] = np.asarray(model.expected_purchases(
         duration, customers["frequency"].to_numpy(), customers["recency"].to_numpy(),
         customers["T"].to_numpy()))
@@ -197,11 +238,14 @@ def _check(con, source: str, where: str, bind: dict, cutoff: pd.Timestamp, end: 
 
 def calibration_holdout_check(wh, dataset: str, cutoff, end=None, unit: str = "weeks", *,
                               calibration_start=None, penalizer: float = 0.0,
-                              max_frequency_group: int = 7) -> HoldoutCheck:
-    """Fit BG/NBD on purchases up to ``cutoff`` and compare with what followed up to ``end``.
+                              max_frequency_group: int = 7, purchase_model: str = "bgnbd") -> HoldoutCheck:
+    """Fit the purchase model (``"bgnbd"`` or ``"paretonbd"``) on purchases up to ``cutoff``
+    and compare with what followed up to ``end``.
 
     ``end`` defaults to the dataset's last purchase day. Only customers whose first
     purchase is on or before the cut-off are followed (a fixed cohort, as in the paper).
+    The fit starts from ``penalizer`` and falls back to small penalizers when the plain fit
+    fails or runs off (``check.model.fit_note_`` says so).
     """
     check_unit(unit)
     wh.require_dataset(dataset)
@@ -210,32 +254,177 @@ def calibration_holdout_check(wh, dataset: str, cutoff, end=None, unit: str = "w
     start_day = None if calibration_start is None else _as_day(calibration_start, "the calibration start")
     return _check(wh.cursor(), "events", "dataset = $dataset AND event_type = 'purchase'",
                   {"dataset": dataset}, cutoff_day, end_day, unit, start_day, penalizer,
-                  max_frequency_group)
+                  max_frequency_group, purchase_model)
 
 
-def holdout_check_from_transactions(df: pd.DataFrame, customer_col: str, time_col: str, cutoff,
-                                    end=None, unit: str = "weeks", *, penalizer: float = 0.0,
-                                    max_frequency_group: int = 7) -> HoldoutCheck:
-    """The same check on a DataFrame where every row is a purchase."""
+def _transactions_con(df: pd.DataFrame, customer_col: str, time_col: str):
     import duckdb
 
-    check_unit(unit)
     for col in (customer_col, time_col):
         if col not in df.columns:
             raise SummaryError(f"no column {col!r} in the transactions")
     frame = pd.DataFrame({"customer_id": df[customer_col].astype(str),
                           "event_time": pd.to_datetime(df[time_col]).astype("datetime64[us]")})
     con = duckdb.connect(":memory:")
+    con.register("tx_frame", frame)
+    return con
+
+
+def holdout_check_from_transactions(df: pd.DataFrame, customer_col: str, time_col: str, cutoff,
+                                    end=None, unit: str = "weeks", *, penalizer: float = 0.0,
+                                    max_frequency_group: int = 7, purchase_model: str = "bgnbd") -> HoldoutCheck:
+    """The same check on a DataFrame where every row is a purchase."""
+    check_unit(unit)
+    con = _transactions_con(df, customer_col, time_col)
     try:
-        con.register("tx_frame", frame)
         return _check(con, "tx_frame", "true", {}, _as_day(cutoff, "the cut-off date"),
                       None if end is None else _as_day(end, "the holdout end date"), unit, None,
-                      penalizer, max_frequency_group)
+                      penalizer, max_frequency_group, purchase_model)
+    finally:
+        con.close()
+
+
+# ------------------------------------------------------------------ which purchase model
+@dataclass
+class PurchaseModelComparison:
+    """BG/NBD vs Pareto/NBD on one calibration/holdout split (times in ``unit``).
+
+    ``best``: the model key (``"bgnbd"`` / ``"paretonbd"``) to default to; ``metrics``: one
+    row per model (index = key) with ``label``, ``log_likelihood`` (calibration, total),
+    ``rmse`` and ``mae`` of the per-customer holdout purchases, ``predicted_total``,
+    ``actual_total``, ``total_error`` (relative), ``fit_seconds``, ``penalizer``,
+    ``fit_note`` and ``error`` (why a model could not be fitted, else None); ``reason``:
+    one sentence for the page.
+    """
+
+    best: str
+    metrics: pd.DataFrame
+    cutoff: pd.Timestamp
+    end: pd.Timestamp
+    unit: str
+    customers: int
+    holdout_length: float
+    reason: str
+
+    def to_dict(self) -> dict:
+        """JSON-ready (for storing with a data version)."""
+        rows = {k: {c: (None if isinstance(v, float) and not np.isfinite(v) else v)
+                    for c, v in row.items()} for k, row in self.metrics.to_dict(orient="index").items()}
+        return {"best": self.best, "metrics": rows, "cutoff": str(self.cutoff.date()), "end": str(self.end.date()),
+                "unit": self.unit, "customers": self.customers, "holdout_length": self.holdout_length,
+                "reason": self.reason}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "PurchaseModelComparison":
+        metrics = pd.DataFrame.from_dict(d["metrics"], orient="index")
+        return cls(d["best"], metrics, pd.Timestamp(d["cutoff"]), pd.Timestamp(d["end"]), d["unit"],
+                   int(d["customers"]), float(d["holdout_length"]), d["reason"])
+
+
+TIE_TOLERANCE = 0.005  # RMSEs within 0.5 % of each other: keep BG/NBD (the long-standing default)
+
+
+def _default_cutoff(con, source: str, where: str, bind: dict) -> pd.Timestamp:
+    first, last = con.execute(f"SELECT min(event_time), max(event_time) FROM {source} WHERE {where}", bind).fetchone()
+    if last is None:
+        raise SummaryError("no purchases in this dataset")
+    first, last = pd.Timestamp(first).normalize(), pd.Timestamp(last).normalize()
+    span = (last - first).days
+    if span < 2:
+        raise SummaryError("the purchases cover less than two days: too short to compare purchase models")
+    # the middle of the purchase history: calibration and holdout of equal length, as in the
+    # CDNOW studies (39 + 39 weeks)
+    return first + pd.Timedelta(days=span // 2)
+
+
+def _compare(con, source: str, where: str, bind: dict, cutoff, end, unit: str, penalizer: float,
+             models) -> PurchaseModelComparison:
+    import time
+
+    check_unit(unit)
+    cutoff_day = _default_cutoff(con, source, where, bind) if cutoff is None else _as_day(cutoff, "the cut-off date")
+    end_day = None if end is None else _as_day(end, "the holdout end date")
+    customers, _repeats, end_day, duration = _holdout_data(con, source, where, bind, cutoff_day, end_day,
+                                                           unit, None)
+    x, tx, tt = (customers[c].to_numpy(dtype=float) for c in ("frequency", "recency", "T"))
+    actual = customers["holdout_purchases"].to_numpy(dtype=float)
+    rows = {}
+    for key in models:
+        key = purchase_model_key(key)
+        row = {"label": PURCHASE_MODEL_LABELS[key], "log_likelihood": np.nan, "rmse": np.nan, "mae": np.nan,
+               "predicted_total": np.nan, "actual_total": float(actual.sum()), "total_error": np.nan,
+               "fit_seconds": np.nan, "penalizer": np.nan, "fit_note": None, "error": None}
+        t0 = time.perf_counter()
+        try:
+            model = _fit_calibration(customers, unit, key, penalizer)
+        except ModelFitError as exc:
+            row["error"] = str(exc)
+            rows[key] = row
+            continue
+        row["fit_seconds"] = time.perf_counter() - t0
+        pred = np.asarray(model.expected_purchases(duration, x, tx, tt), dtype=float)
+        err = pred - actual
+        row.update(log_likelihood=model.log_likelihood_, rmse=float(np.sqrt(np.mean(err ** 2))),
+                   mae=float(np.mean(np.abs(err))), predicted_total=float(pred.sum()),
+                   total_error=float((pred.sum() - actual.sum()) / actual.sum()) if actual.sum() else np.nan,
+                   penalizer=model.penalizer_, fit_note=model.fit_note_)
+        rows[key] = row
+    metrics = pd.DataFrame.from_dict(rows, orient="index")
+    ok = metrics[metrics["error"].isna()]
+    if ok.empty:
+        raise ModelFitError("neither purchase model could be fitted on the calibration period: "
+                            + "; ".join(f"{r['label']}: {r['error']}" for _, r in metrics.iterrows()))
+    best = str(ok["rmse"].idxmin())
+    if "bgnbd" in ok.index and best != "bgnbd" and ok.loc[best, "rmse"] >= ok.loc["bgnbd", "rmse"] * (1 - TIE_TOLERANCE):
+        best = "bgnbd"
+    window = (f"fitted on purchases up to {cutoff_day.date()} and checked on the {duration:g} {unit} "
+              f"after it ({len(customers):,} customers)")
+    if len(ok) == 1:
+        other = metrics[metrics["error"].notna()].iloc[0]
+        reason = f"{ok.loc[best, 'label']} is used: {other['label']} could not be fitted ({other['error']})"
+    else:
+        loser = [k for k in ok.index if k != best][0]
+        b, lo = ok.loc[best], ok.loc[loser]
+        errors = (f"typical error {b['rmse']:.3f} vs {lo['rmse']:.3f} purchases per customer, {window}")
+        if b["rmse"] < lo["rmse"] * (1 - TIE_TOLERANCE):
+            reason = f"{b['label']} predicted each customer's purchases better than {lo['label']}: {errors}"
+        else:
+            reason = (f"{b['label']} and {lo['label']} predicted about equally well (within 0.5 %), so "
+                      f"{b['label']} stays the default: {errors}")
+    return PurchaseModelComparison(best, metrics, cutoff_day, end_day, unit, int(len(customers)), float(duration),
+                                   reason)
+
+
+def compare_purchase_models(wh, dataset: str, cutoff=None, end=None, unit: str = "weeks", *,
+                            penalizer: float = 0.0, models=tuple(PURCHASE_MODELS)) -> PurchaseModelComparison:
+    """BG/NBD vs Pareto/NBD on the dataset's own calibration/holdout split (module docstring).
+
+    ``cutoff`` defaults to the middle of the purchase history, ``end`` to the last purchase
+    day. Raises ``SummaryError`` for a split that cannot work (cut-off before the first
+    purchase or after the end, fewer than 2 customers) and ``ModelFitError`` when neither
+    model can be fitted; one model failing is reported in its ``error`` and the other wins.
+    """
+    wh.require_dataset(dataset)
+    return _compare(wh.cursor(), "events", "dataset = $dataset AND event_type = 'purchase'",
+                    {"dataset": dataset}, cutoff, end, unit, penalizer, models)
+
+
+def compare_purchase_models_from_transactions(df: pd.DataFrame, customer_col: str, time_col: str, cutoff=None,
+                                              end=None, unit: str = "weeks", *, penalizer: float = 0.0,
+                                              models=tuple(PURCHASE_MODELS)) -> PurchaseModelComparison:
+    """``compare_purchase_models`` on a DataFrame where every row is a purchase."""
+    con = _transactions_con(df, customer_col, time_col)
+    try:
+        return _compare(con, "tx_frame", "true", {}, cutoff, end, unit, penalizer, models)
     finally:
         con.close()
 
 
 # ------------------------------------------------------------------ figures
+def _label(model) -> str:
+    return PURCHASE_MODEL_LABELS[purchase_model_key(model)]
+
+
 def figure_matrix(matrix: pd.DataFrame, title: str | None = None):
     """Heatmap of a frequency x recency matrix (from the two matrix functions)."""
     import plotly.graph_objects as go
@@ -263,7 +452,7 @@ def figure_holdout_by_frequency(check: HoldoutCheck):
     by = check.by_frequency
     fig = go.Figure([
         go.Scatter(x=list(by.index), y=by["actual"], mode="lines+markers", name="actual"),
-        go.Scatter(x=list(by.index), y=by["predicted"], mode="lines+markers", name="BG/NBD",
+        go.Scatter(x=list(by.index), y=by["predicted"], mode="lines+markers", name=_label(check.model),
                    line={"dash": "dash"}),
     ])
     fig.update_layout(title="Holdout purchases by calibration-period frequency",
@@ -280,7 +469,7 @@ def figure_cumulative(check: HoldoutCheck):
     c = check.cumulative
     fig = go.Figure([
         go.Scatter(x=c["week_end"], y=c["actual"], mode="lines", name="actual"),
-        go.Scatter(x=c["week_end"], y=c["predicted"], mode="lines", name="BG/NBD",
+        go.Scatter(x=c["week_end"], y=c["predicted"], mode="lines", name=_label(check.model),
                    line={"dash": "dash"}),
     ])
     fig.add_shape(type="line", x0=check.cutoff, x1=check.cutoff, y0=0, y1=1, yref="paper",
@@ -294,7 +483,8 @@ def figure_cumulative(check: HoldoutCheck):
 
 
 __all__ = [
-    "HoldoutCheck", "ModelFitError", "TIME_UNITS",
+    "HoldoutCheck", "ModelFitError", "PurchaseModelComparison", "TIME_UNITS", "BetaGeoModel",
+    "compare_purchase_models", "compare_purchase_models_from_transactions",
     "expected_purchases_matrix", "probability_alive_matrix",
     "calibration_holdout_check", "holdout_check_from_transactions",
     "figure_matrix", "figure_holdout_by_frequency", "figure_cumulative",

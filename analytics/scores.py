@@ -976,76 +976,120 @@ class Scorer:
         return out
 
 
-# -- probabilistic CLV (BG/NBD + Gamma-Gamma) ----------------------------------------------------
-def probabilistic_clv(summary: pd.DataFrame, params: CLVParams | None = None, *, models=None) -> tuple[pd.DataFrame, Any]:
-    """``(table, models)``: per customer with orders: ``p_alive``, ``expected_purchases`` over the horizon,
-    ``expected_spend`` (per purchase) and ``clv_bgnbd`` (discounted, margin applied).
+# -- probabilistic CLV (BG/NBD or Pareto/NBD + Gamma-Gamma) -----------------------------------------
+#: purchase models the probabilistic CLV can use (keys of ``analytics.clv.PURCHASE_MODELS``)
+PURCHASE_MODELS = {"bgnbd": "BG/NBD", "paretonbd": "Pareto/NBD"}
 
-    Uses the BG/NBD and Gamma-Gamma estimators of ``analytics.clv_models``
-    (fitted here unless ``models`` = ``(bgnbd, gamma_gamma)`` fitted ones are
-    given). Degenerate data raise a ``ValueError`` whose message says what is
-    wrong with the data.
+
+def probabilistic_clv(summary: pd.DataFrame, params: CLVParams | None = None, *, models=None,
+                      purchase_model: str = "bgnbd", penalizer: float = 0.0) -> tuple[pd.DataFrame, Any]:
+    """``(table, models)``: per customer with orders: ``p_alive``, ``expected_purchases`` over the horizon,
+    ``expected_spend`` (per purchase) and ``clv_bgnbd`` (discounted, margin applied; the column keeps
+    its name whichever purchase model made it).
+
+    Uses ``analytics.clv``: the purchase model ``purchase_model`` (``"bgnbd"`` or ``"paretonbd"``) and
+    the Gamma-Gamma spend model, fitted here (see :func:`fit_clv_models`) unless ``models`` =
+    ``(purchase, spend)`` fitted ones are given. Data the models cannot support raise a
+    ``ValueError`` whose message says what is wrong and what to do. Customers whose CLV could not
+    be computed (none are expected) are NaN and counted in ``table.attrs["note"]``.
     """
     p = (params or CLVParams()).validated()
     try:
-        from analytics import clv_models
+        from analytics import clv
     except ImportError as exc:
-        raise ScoreError(f"the BG/NBD models are not available in this installation ({exc})") from None
-    return _probabilistic(clv_models, summary, p, models)
+        raise ScoreError(f"the probabilistic CLV models are not available in this installation ({exc})") from None
+    if models is None:
+        models = _fit(clv, summary, purchase_model, penalizer)
+    return _probabilistic(clv, summary, p, models)
 
 
-def fit_clv_models(summary: pd.DataFrame):
-    """Fit BG/NBD and Gamma-Gamma on the customers with orders; ``(bgnbd, gamma_gamma)``."""
+def fit_clv_models(summary: pd.DataFrame, *, purchase_model: str = "bgnbd", penalizer: float = 0.0):
+    """Fit the purchase model (BG/NBD or Pareto/NBD) and Gamma-Gamma on the customers with orders;
+    ``(purchase, spend)``. Both start from ``penalizer`` and fall back to small penalizers when a plain
+    fit does not converge or runs off to a boundary; each model's ``fit_note_`` says so, and the spend
+    model's also counts the repeat buyers left out for zero, negative or missing spend."""
     try:
-        from analytics import clv_models
+        from analytics import clv
     except ImportError as exc:
-        raise ScoreError(f"the BG/NBD models are not available in this installation ({exc})") from None
-    return _fit(clv_models, summary)
+        raise ScoreError(f"the probabilistic CLV models are not available in this installation ({exc})") from None
+    return _fit(clv, summary, purchase_model, penalizer)
 
 
-def _fit(clv_models, summary: pd.DataFrame):
+def _fit(clv, summary: pd.DataFrame, purchase_model: str = "bgnbd", penalizer: float = 0.0):
     _require(summary, ["n_orders", "frequency", "recency", "T", "monetary_value"])
+    if purchase_model not in PURCHASE_MODELS:
+        raise ScoreError(f"unknown purchase model {purchase_model!r}: choose {' or '.join(PURCHASE_MODELS)}")
     if not (np.nan_to_num(_float(summary, "n_orders"), nan=0.0) > 0).any():
         raise ScoreError("no customer has bought anything up to the as-of date: nothing to fit the models on")
-    # a plain fit that fails or runs off to a, b -> infinity is refitted with a small
-    # penalizer; bgnbd.fit_note_ says so (shown by the page and the CLI)
-    bgnbd = clv_models.fit_bgnbd_summary_robust(summary, random_state=0)
-    gamma_gamma = clv_models.GammaGammaModel(random_state=0).fit_summary(summary)
-    return bgnbd, gamma_gamma
+    label = PURCHASE_MODELS[purchase_model]
+    try:
+        purchase = clv.fit_purchase_model_summary_robust(summary, purchase_model, random_state=0,
+                                                         penalizer=float(penalizer))
+    except clv.ModelFitError as exc:
+        raise clv.ModelFitError(f"the {label} purchase model could not be fitted: {exc}") from None
+    try:
+        spend = clv.fit_gamma_gamma_summary_robust(summary, random_state=0, penalizer=float(penalizer))
+    except clv.ModelFitError as exc:
+        raise clv.ModelFitError(f"the Gamma-Gamma spend model could not be fitted: {exc}") from None
+    return purchase, spend
 
 
-def _probabilistic(clv_models, summary: pd.DataFrame, p: CLVParams, models):
-    bgnbd, gamma_gamma = models if models is not None else _fit(clv_models, summary)
+def _probabilistic(clv, summary: pd.DataFrame, p: CLVParams, models):
+    purchase, spend = models
     if float(p.horizon_months) != int(p.horizon_months):
-        raise ScoreError("the BG/NBD CLV needs a whole number of months as horizon")
+        raise ScoreError("the probabilistic CLV needs a whole number of months as horizon")
     rows = summary[np.nan_to_num(_float(summary, "n_orders"), nan=0.0) > 0]
     f, r, t, m = (rows[c].to_numpy(dtype=np.float64) for c in ("frequency", "recency", "T", "monetary_value"))
-    revenue = clv_models.customer_lifetime_value(
-        bgnbd, gamma_gamma, f, r, t, m,
+    revenue = clv.customer_lifetime_value(
+        purchase, spend, f, r, t, m,
         horizon_months=int(p.horizon_months), annual_discount_rate=float(p.discount_rate), margin=1.0,
     )
     table = pd.DataFrame(
         {
-            "p_alive": np.asarray(bgnbd.probability_alive(f, r, t), dtype=np.float64),
+            "p_alive": np.asarray(purchase.expected_probability_alive(f, r, t), dtype=np.float64),
             "expected_purchases": np.asarray(
-                bgnbd.expected_purchases_months(float(p.horizon_months), f, r, t), dtype=np.float64),
-            "expected_spend": np.asarray(gamma_gamma.expected_spend(f, m), dtype=np.float64),
+                purchase.expected_purchases_months(float(p.horizon_months), f, r, t), dtype=np.float64),
+            "expected_spend": np.asarray(spend.expected_customer_spend(f, m), dtype=np.float64),
             "discounted_revenue": np.asarray(revenue, dtype=np.float64),
         },
         index=rows.index,
     )
     table["clv_bgnbd"] = table["discounted_revenue"] * p.margin
-    return table, (bgnbd, gamma_gamma)
+    bad = int((~np.isfinite(table["discounted_revenue"].to_numpy())).sum())
+    if bad == len(table) and bad:
+        raise ScoreError(
+            "the probabilistic CLV could not be computed for any customer (the fitted model gives no finite "
+            "predictions); try a penalizer such as 0.01, or use the CLV by formula"
+        )
+    table.attrs["note"] = (f"the probabilistic CLV could not be computed for {bad:,} of {len(table):,} customers; "
+                           "they are left out of its totals" if bad else None)
+    return table, (purchase, spend)
+
+
+def model_label(models) -> str:
+    """``"BG/NBD + Gamma-Gamma"`` or ``"Pareto/NBD + Gamma-Gamma"`` for a fitted pair."""
+    from analytics.clv import PURCHASE_MODEL_LABELS, purchase_model_key
+
+    return f"{PURCHASE_MODEL_LABELS[purchase_model_key(models[0])]} + Gamma-Gamma"
 
 
 def model_params(models) -> dict[str, Any]:
-    """The fitted parameters of a ``(bgnbd, gamma_gamma)`` pair, JSON-ready."""
-    bgnbd, gamma_gamma = models
+    """The fitted parameters of a ``(purchase, spend)`` pair, JSON-ready. The purchase model's entry
+    is under its key (``"bgnbd"`` or ``"paretonbd"``), named again in ``"purchase_model"``."""
+    from analytics.clv import purchase_model_key
+
+    purchase, spend = models
+    key = purchase_model_key(purchase)
     return {
-        "bgnbd": {**bgnbd.params_, "log_likelihood": bgnbd.log_likelihood_, "unit": bgnbd.unit_,
-                  "customers": bgnbd.n_customers_, "penalizer": getattr(bgnbd, "penalizer_", bgnbd.penalizer)},
-        "gamma_gamma": {**gamma_gamma.params_, "log_likelihood": gamma_gamma.log_likelihood_,
-                        "customers": gamma_gamma.n_customers_},
+        "purchase_model": key,
+        key: {**purchase.params_, "log_likelihood": purchase.log_likelihood_, "unit": purchase.unit_,
+              "customers": purchase.n_customers_, "penalizer": getattr(purchase, "penalizer_", purchase.penalizer),
+              "fit_note": getattr(purchase, "fit_note_", None)},
+        "gamma_gamma": {**spend.params_, "log_likelihood": spend.log_likelihood_,
+                        "customers": spend.n_customers_, "excluded": getattr(spend, "n_excluded_", 0),
+                        "mean_spend": getattr(spend, "mean_spend_", None),
+                        "penalizer": getattr(spend, "penalizer_", spend.penalizer),
+                        "fit_note": getattr(spend, "fit_note_", None)},
     }
 
 
@@ -1061,12 +1105,16 @@ def score_dataset(
     rules=None,
     fallback: str = DEFAULT_FALLBACK,
     bgnbd: bool = True,
+    purchase_model: str = "bgnbd",
+    penalizer: float = 0.0,
 ) -> "ScoringRun":
     """Summary -> Scorer -> scores for every customer of ``dataset`` as of ``as_of`` (the CLI's path).
 
     Raises a ``ValueError`` subclass for an unknown dataset, an as-of date before
-    the dataset's first event, bad weights or parameters. A BG/NBD fit that the
-    data cannot support does not fail the run: ``bgnbd_note`` says why.
+    the dataset's first event, bad weights or parameters. ``bgnbd``: compute the
+    probabilistic CLV with ``purchase_model`` (``"bgnbd"`` or ``"paretonbd"``) + Gamma-Gamma,
+    starting from ``penalizer``. A model fit that the data cannot support does not fail
+    the run: ``bgnbd_note`` says why (and the CLV column is then absent).
     """
     from analytics.summary import as_of_date, customer_summary
 
@@ -1097,19 +1145,26 @@ def score_dataset(
     note = None
     models = None
     prob = None
+    if purchase_model not in PURCHASE_MODELS:
+        raise ScoreError(f"unknown purchase model {purchase_model!r}: choose {' or '.join(PURCHASE_MODELS)}")
+    if not np.isfinite(float(penalizer)) or float(penalizer) < 0:
+        raise ScoreError("the penalizer must be a number >= 0 (e.g. 0, 0.001, 0.01)")
+    clv_note = None
     if bgnbd:
         try:
-            table, models = probabilistic_clv(summary, p)
+            table, models = probabilistic_clv(summary, p, purchase_model=purchase_model, penalizer=penalizer)
             prob = scorer.align(table)
+            clv_note = table.attrs.get("note")
         except ValueError as exc:
             note = str(exc)
+            models = None
     result = scorer.score(rfm_weights, behaviour_weights, p, segment_map=smap, top_n=20, prob=prob)
     used_rules = validate_segment_rules(DEFAULT_SEGMENT_RULES if rules is None else rules)
     from analytics.predict.registry import join_predictions, published_predictions
 
     # a published model's predictions join the scores (nothing changes when there are none)
     frame = join_predictions(scorer.frame(result), published_predictions(wh, dataset))
-    return ScoringRun(dataset, scorer, result, frame, note, models, used_rules, smap.fallback)
+    return ScoringRun(dataset, scorer, result, frame, note, models, used_rules, smap.fallback, clv_note)
 
 
 @dataclass
@@ -1124,11 +1179,21 @@ class ScoringRun:
     models: Any = None
     rules: list[dict[str, Any]] = field(default_factory=list)
     fallback: str = DEFAULT_FALLBACK
+    clv_note: str | None = None  # customers whose probabilistic CLV could not be computed
 
     @property
     def fit_note(self) -> str | None:
-        """Why the BG/NBD fit needed a fallback penalizer (None for a plain fit or no fit)."""
-        return getattr(self.models[0], "fit_note_", None) if self.models is not None else None
+        """What the fits had to do differently (a fallback penalizer, repeat buyers left out of the
+        spend model, ...), one line; None for plain fits or no fit."""
+        if self.models is None:
+            return None
+        notes = [getattr(m, "fit_note_", None) for m in self.models] + [self.clv_note]
+        return "; ".join(n for n in notes if n) or None
+
+    @property
+    def model_label(self) -> str | None:
+        """``"BG/NBD + Gamma-Gamma"`` / ``"Pareto/NBD + Gamma-Gamma"`` (None without a fit)."""
+        return model_label(self.models) if self.models is not None else None
 
     def metadata(self) -> dict[str, Any]:
         meta: dict[str, Any] = {"dataset": self.dataset, **self.result.params}
@@ -1137,6 +1202,7 @@ class ScoringRun:
         meta["fallback_segment"] = self.fallback
         if self.models is not None:
             meta["bgnbd"] = "fitted"
+            meta["clv_model"] = self.model_label
             meta["model_params"] = model_params(self.models)
             if self.fit_note:
                 meta["bgnbd_fit_note"] = self.fit_note

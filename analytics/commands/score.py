@@ -4,13 +4,15 @@
         [--rfm-weights 1,1,1] [--behaviour-weights views=0.1,carts=0.5,...]
         [--margin 0.3] [--horizon-months 12] [--discount-rate 0.1]
         [--lifetime-years 3] [--min-age-months 9] [--no-bgnbd]
+        [--purchase-model bgnbd|paretonbd] [--penalizer 0]
         [--segment-rules RULES.csv|RULES.json] [--fallback-segment NAME]
         --out FILE.csv|FILE.parquet [--bom] [--db PATH]
     valuescope score --engine spark --events 'PATH/*.parquet' --as-of DATE --out FILE|DIR
         [--spark-master URL | --spark-remote sc://HOST:PORT] (same scoring options; see analytics.spark.cli)
 
 Writes one row per customer (RFM scores and segment, behaviour score, CLV by
-formula and, unless ``--no-bgnbd``, by BG/NBD + Gamma-Gamma) with every
+formula and, unless ``--no-bgnbd``, by a purchase model (BG/NBD or Pareto/NBD, column
+``clv_bgnbd`` either way) + Gamma-Gamma) with every
 parameter as a ``param_*`` column, plus a sidecar ``FILE.json`` with the
 parameters, the fitted model parameters and counts. CSV cells are neutralized
 against formula injection (``analytics.export``).
@@ -49,7 +51,12 @@ def register(sub) -> None:
                    help="customers younger than this are counted as this old for orders per year, so a new "
                    "customer's few orders are not blown up to a year's worth (default: "
                    "analytics.scores.DEFAULT_MIN_AGE_MONTHS, 9 months)")
-    p.add_argument("--no-bgnbd", action="store_true", help="skip the BG/NBD + Gamma-Gamma CLV")
+    p.add_argument("--no-bgnbd", action="store_true", help="skip the probabilistic CLV (BG/NBD or Pareto/NBD + Gamma-Gamma)")
+    p.add_argument("--purchase-model", default="bgnbd", choices=("bgnbd", "paretonbd"),
+                   help="purchase model of the probabilistic CLV: bgnbd (BG/NBD, default) or paretonbd (Pareto/NBD)")
+    p.add_argument("--penalizer", type=float, default=0.0,
+                   help="L2 penalizer the model fits start from (default 0; a fit that fails or runs off "
+                   "is retried with 0.001, 0.01, 0.1)")
     p.add_argument("--segment-rules", metavar="FILE", default=None,
                    help="RFM segment rule table (CSV or JSON list) with columns segment,r_min,r_max,fm_min,fm_max; "
                    "first matching rule wins (default: the standard R-vs-FM grid)")
@@ -103,7 +110,8 @@ def cmd_score(args) -> int:
     run = scores.score_dataset(
         wh, args.dataset, args.as_of, args.unit,
         rfm_weights=rfm_w, behaviour_weights=beh_w, clv=params, bgnbd=not args.no_bgnbd,
-        rules=rules, fallback=args.fallback_segment,
+        rules=rules, fallback=args.fallback_segment, purchase_model=args.purchase_model,
+        penalizer=args.penalizer,
     )
     frame = run.frame
     meta = run.metadata()
@@ -123,10 +131,16 @@ def cmd_score(args) -> int:
     print(f"scored {len(frame):,} customers of {args.dataset!r} as of {meta['as_of']} -> {out} (+ {sidecar.name})")
     buyers = int((frame["n_orders"] > 0).sum())
     print(f"customers with orders: {buyers:,}; CLV by formula, total {frame['clv_formula'].sum():,.2f}")
-    if "clv_bgnbd" in frame:
-        print(f"CLV by BG/NBD + Gamma-Gamma, total {frame['clv_bgnbd'].sum():,.2f}")
-    if run.bgnbd_note:
-        print(f"note: BG/NBD CLV skipped: {run.bgnbd_note}", file=sys.stderr)
+    clv_values = frame["clv_bgnbd"] if "clv_bgnbd" in frame else None
+    covered = int(clv_values.notna().sum()) if clv_values is not None else 0
+    if covered:
+        print(f"CLV by {run.model_label}, total {clv_values.sum():,.2f} ({covered:,} customers with orders)")
+    elif not args.no_bgnbd:
+        # never a silent "total 0.00": say that there is no probabilistic CLV, why, and what to do
+        reason = run.bgnbd_note or "the models gave no CLV for any customer"
+        print(f"warning: no probabilistic CLV in {out.name}: {reason}. The RFM and behaviour scores and the "
+              "CLV by formula are complete; try --penalizer 0.01, the other --purchase-model, a longer "
+              "period, or --no-bgnbd to skip it.", file=sys.stderr)
     if run.fit_note:
         print(f"note: {run.fit_note}", file=sys.stderr)
     table = run.result.segment_table.sort_values("revenue", ascending=False)

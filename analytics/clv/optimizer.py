@@ -1,0 +1,153 @@
+"""Deterministic, robust maximum likelihood for the hand-written CLV likelihoods.
+
+``minimize_robust`` minimises an objective of log-parameters (the mean negative
+log-likelihood plus a penalty) given with its analytic gradient:
+
+1. start values: the model's moment-based guesses and a small grid around them,
+   ranked by the objective (on a subsample of the groups for large data);
+2. L-BFGS-B from the best start. Its result is accepted when it reports success,
+   *or* when it ended with "ABNORMAL_TERMINATION_IN_LNSRCH" but the projected
+   gradient is small: that message usually means the line search could not
+   improve the objective at machine precision, i.e. the optimum was reached;
+3. otherwise a derivative-free Nelder-Mead polish from where L-BFGS-B stopped,
+   then L-BFGS-B again from the polished point;
+4. then the next start values, and finally a few random starts drawn from
+   ``random_state`` (a fixed seed by default), so the same data give the same
+   parameters on every run.
+
+The penalizer ladder (refitting with a small L2 penalty when the plain maximum
+runs off to a boundary) is the models' ``fit_*_robust`` functions' job; this
+module only finds optima.
+"""
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import optimize
+
+from analytics.clv._base import ModelFitError
+
+LOG_BOUND = 25.0  # |log(param)| <= 25, i.e. params in [1.4e-11, 7.2e10]
+DIVERGED = 18.42  # a log-parameter beyond this (a parameter above 1e8 or below 1e-8) has run off
+
+
+@dataclass
+class Optimum:
+    """Where ``minimize_robust`` ended and how."""
+
+    x: np.ndarray
+    fun: float
+    grad_max: float  # largest |projected gradient| component at x
+    nit: int
+    nfev: int
+    how: str  # "L-BFGS-B", "L-BFGS-B (line search ended at machine precision)", "Nelder-Mead polish", ...
+    start: int  # which start value led here (0 = the best ranked)
+
+    @property
+    def ran_off(self) -> bool:
+        return bool(np.any(np.abs(self.x) > DIVERGED))
+
+
+def projected_gradient(x: np.ndarray, g: np.ndarray, bound: float = LOG_BOUND) -> np.ndarray:
+    """The gradient with the components that push against a bound set to 0."""
+    pg = np.array(g, dtype=float, copy=True)
+    pg[(x <= -bound + 1e-12) & (pg > 0)] = 0.0
+    pg[(x >= bound - 1e-12) & (pg < 0)] = 0.0
+    return pg
+
+
+def minimize_robust(objective, starts, *, what: str, random_state=0, n_restarts: int = 2,
+                    max_iter: int = 2000, screen=None, gtol: float = 1e-5) -> Optimum:
+    """Minimise ``objective(theta) -> (f, grad)``; see the module docstring.
+
+    ``starts``: candidate start vectors (log-parameters); ``screen``: an optional cheaper
+    objective used only to rank them; ``gtol``: the projected-gradient size (relative to
+    max(1, |f|)) at which a line-search ending is accepted as an optimum.
+    """
+    starts = [np.asarray(s, dtype=float) for s in starts]
+    n = len(starts[0])
+    rank_fun = screen or objective
+    with np.errstate(all="ignore"):
+        scores = []
+        for s in starts:
+            f, _ = rank_fun(s)
+            scores.append(f if np.isfinite(f) else np.inf)
+    order = [int(i) for i in np.argsort(scores, kind="stable")]
+    candidates = [starts[i] for i in order[:3]]
+    rng = np.random.default_rng(random_state)
+    base = candidates[0]
+    candidates += [np.clip(base + rng.normal(0.0, 1.0, n), -LOG_BOUND / 2, LOG_BOUND / 2)
+                   for _ in range(int(n_restarts))]
+    bounds = [(-LOG_BOUND, LOG_BOUND)] * n
+    max_iter = max(1, int(max_iter))
+
+    def value(theta):
+        return objective(theta)[0]
+
+    def stop_when_running_off(intermediate_result):
+        # a maximum at infinity: the objective keeps improving by tiny steps for thousands of
+        # iterations; stop there and report it (the penalizer ladder is the remedy)
+        if np.any(np.abs(intermediate_result.x) > DIVERGED):
+            raise StopIteration
+
+    def lbfgsb(x0):
+        return optimize.minimize(objective, x0, jac=True, method="L-BFGS-B", bounds=bounds,
+                                 callback=stop_when_running_off,
+                                 options={"maxiter": max_iter, "ftol": 1e-15, "gtol": 1e-10, "maxcor": 20})
+
+    last = "no start value gave a finite likelihood"
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for k, x0 in enumerate(candidates):
+            if not np.isfinite(value(x0)):
+                continue
+            res = lbfgsb(x0)
+            nfev, nit = int(res.nfev), int(res.nit)
+            if np.isfinite(res.fun) and np.any(np.abs(res.x) > DIVERGED):
+                g = objective(res.x)[1]
+                return Optimum(res.x, float(res.fun), float(np.max(np.abs(projected_gradient(res.x, g)))),
+                               nit, nfev, "L-BFGS-B (ran off towards a boundary)", k)
+            got = _accepted(objective, res.x, gtol)
+            if got is not None and (res.success or "ABNORMAL" in str(res.message)):
+                how = "L-BFGS-B" if res.success else "L-BFGS-B (line search ended at machine precision)"
+                return Optimum(res.x, got[0], got[1], nit, nfev, how, k)
+            # derivative-free polish from where L-BFGS-B stopped, then L-BFGS-B once more
+            x1 = res.x if np.isfinite(res.fun) else x0
+            simplex = x1 + np.vstack([np.zeros(n), 0.1 * np.eye(n)])
+            nm = optimize.minimize(value, x1, method="Nelder-Mead",
+                                   options={"maxiter": min(max_iter, 200 * n), "maxfev": min(2 * max_iter, 400 * n),
+                                            "xatol": 1e-10, "fatol": 1e-15, "adaptive": True,
+                                            "initial_simplex": np.clip(simplex, -LOG_BOUND, LOG_BOUND)})
+            nfev += int(nm.nfev)
+            x2 = np.clip(nm.x, -LOG_BOUND, LOG_BOUND)
+            res2 = lbfgsb(x2)
+            nfev, nit = nfev + int(res2.nfev), nit + int(nm.nit) + int(res2.nit)
+            best_x = res2.x if np.isfinite(res2.fun) and res2.fun <= value(x2) else x2
+            got = _accepted(objective, best_x, 10 * gtol)
+            if got is not None:
+                return Optimum(best_x, got[0], got[1], nit, nfev, "Nelder-Mead polish + L-BFGS-B", k)
+            if nm.success and np.isfinite(nm.fun):
+                # Nelder-Mead converged (its simplex shrank to nothing) where the gradient is not
+                # small: accept only if L-BFGS-B cannot improve on it either
+                f2 = value(best_x)
+                if np.isfinite(f2) and f2 >= nm.fun - 1e-12 * max(1.0, abs(nm.fun)):
+                    g = objective(best_x)[1]
+                    return Optimum(best_x, f2, float(np.max(np.abs(projected_gradient(best_x, g)))),
+                                   nit, nfev, "Nelder-Mead", k)
+            last = str(res2.message if not res2.success else res.message) or "iteration limit"
+    raise ModelFitError(
+        f"the {what} fit did not converge ({last.strip() or 'iteration limit'}); the data may not follow "
+        "the model (too few repeat buyers, or too short an observation period) - try a longer period "
+        "or a small penalizer"
+    )
+
+
+def _accepted(objective, x, gtol):
+    """``(f, max |projected gradient|)`` if x is an optimum to the tolerance, else None."""
+    f, g = objective(x)
+    if not np.isfinite(f) or not np.all(np.isfinite(g)):
+        return None
+    pg = float(np.max(np.abs(projected_gradient(x, g))))
+    return (float(f), pg) if pg <= gtol * max(1.0, abs(f)) else None
