@@ -1005,9 +1005,10 @@ def probabilistic_clv(summary: pd.DataFrame, params: CLVParams | None = None, *,
 
 def fit_clv_models(summary: pd.DataFrame, *, purchase_model: str = "bgnbd", penalizer: float = 0.0):
     """Fit the purchase model (BG/NBD or Pareto/NBD) and Gamma-Gamma on the customers with orders;
-    ``(purchase, spend)``. Both start from ``penalizer`` and fall back to small penalizers when a plain
-    fit does not converge or runs off to a boundary; each model's ``fit_note_`` says so, and the spend
-    model's also counts the repeat buyers left out for zero, negative or missing spend."""
+    ``(purchase, spend)``. The purchase model starts from ``penalizer``, the spend model from 0; both
+    fall back to small penalizers when a plain fit does not converge or runs off to a boundary. Each
+    model's ``fit_note_`` says so, and the spend model's also counts the repeat buyers left out for
+    zero, negative or missing spend."""
     try:
         from analytics import clv
     except ImportError as exc:
@@ -1028,7 +1029,10 @@ def _fit(clv, summary: pd.DataFrame, purchase_model: str = "bgnbd", penalizer: f
     except clv.ModelFitError as exc:
         raise clv.ModelFitError(f"the {label} purchase model could not be fitted: {exc}") from None
     try:
-        spend = clv.fit_gamma_gamma_summary_robust(summary, random_state=0, penalizer=float(penalizer))
+        # the penalizer is the purchase model's: lifetimes' ridge on (p, q, gamma) pulls q below 1, where
+        # the mean spend no longer exists, so the spend model starts unpenalized (its own ladder
+        # steps in only when its plain fit runs off)
+        spend = clv.fit_gamma_gamma_summary_robust(summary, random_state=0)
     except clv.ModelFitError as exc:
         raise clv.ModelFitError(f"the Gamma-Gamma spend model could not be fitted: {exc}") from None
     return purchase, spend

@@ -149,24 +149,25 @@ def value_scorer(dataset: str, as_of, unit: str, min_age_months: float | None = 
 
 # A fit that fails (degenerate data) is cached as its message too, so that a slider
 # move does not try the same expensive fit again.
-@st.cache_resource(show_spinner="Fitting BG/NBD and Gamma-Gamma…", max_entries=4)
-def _value_models(path: str, dataset: str, as_of: str, unit: str, min_age_months: float, version: str):
+@st.cache_resource(show_spinner="Fitting the purchase model and Gamma-Gamma…", max_entries=4)
+def _value_models(path: str, dataset: str, as_of: str, unit: str, min_age_months: float, version: str,
+                  purchase_model: str = "bgnbd", penalizer: float = 0.0):
     from analytics.scores import fit_clv_models
 
     scorer = _value_scorer(path, dataset, as_of, unit, min_age_months, version)
     try:
-        return fit_clv_models(scorer.summary), None
+        return fit_clv_models(scorer.summary, purchase_model=purchase_model, penalizer=penalizer), None
     except ValueError as exc:
         return None, str(exc)
 
 
-@st.cache_resource(show_spinner="Computing the BG/NBD CLV…", max_entries=16)
+@st.cache_resource(show_spinner="Computing the probabilistic CLV…", max_entries=16)
 def _value_prob(path: str, dataset: str, as_of: str, unit: str, min_age_months: float, version: str,
-                horizon_months: float, discount_rate: float):
+                horizon_months: float, discount_rate: float, purchase_model: str = "bgnbd", penalizer: float = 0.0):
     from analytics.scores import CLVParams, probabilistic_clv
 
     scorer = _value_scorer(path, dataset, as_of, unit, min_age_months, version)
-    models, problem = _value_models(path, dataset, as_of, unit, min_age_months, version)
+    models, problem = _value_models(path, dataset, as_of, unit, min_age_months, version, purchase_model, penalizer)
     if problem:
         return None, problem
     params = CLVParams(horizon_months=horizon_months, discount_rate=discount_rate, min_age_months=min_age_months)
@@ -186,35 +187,58 @@ def _day_clv_models(path: str, dataset: str, as_of: str, version: str):
     return models
 
 
-def value_models(dataset: str, as_of, unit: str, min_age_months: float | None = None):
-    """The fitted (BG/NBD, Gamma-Gamma) pair for the Value page, cached per data version
+def value_models(dataset: str, as_of, unit: str, min_age_months: float | None = None, *,
+                 purchase_model: str = "bgnbd", penalizer: float = 0.0):
+    """The fitted (purchase model, Gamma-Gamma) pair for the Value page, cached per data version
     (``ValueError`` with the model's message when the data cannot support it)."""
     models, problem = _value_models(_value_db(), dataset, str(as_of), unit, _min_age(min_age_months),
-                                    data_version(dataset))
+                                    data_version(dataset), purchase_model, float(penalizer))
     if problem:
         raise ValueError(problem)
     return models
 
 
-def value_prob(dataset: str, as_of, unit: str, min_age_months: float, horizon_months: float, discount_rate: float):
-    """Per-customer BG/NBD columns aligned to the cached Scorer (margin applied at re-score)."""
+def value_prob(dataset: str, as_of, unit: str, min_age_months: float, horizon_months: float, discount_rate: float,
+               *, purchase_model: str = "bgnbd", penalizer: float = 0.0):
+    """Per-customer probabilistic CLV columns aligned to the cached Scorer (margin applied at re-score)."""
     prob, problem = _value_prob(_value_db(), dataset, str(as_of), unit, float(min_age_months),
-                                data_version(dataset), float(horizon_months), float(discount_rate))
+                                data_version(dataset), float(horizon_months), float(discount_rate),
+                                purchase_model, float(penalizer))
     if problem:
         raise ValueError(problem)
     return prob
 
 
-@st.cache_resource(show_spinner="Fitting BG/NBD on the calibration period…", max_entries=8)
-def _value_holdout(path: str, dataset: str, cutoff: str, unit: str, version: str):
+@st.cache_resource(show_spinner="Fitting the purchase model on the calibration period…", max_entries=8)
+def _value_holdout(path: str, dataset: str, cutoff: str, unit: str, version: str, purchase_model: str = "bgnbd",
+                   penalizer: float = 0.0):
     from analytics.diagnostics import calibration_holdout_check
 
-    return calibration_holdout_check(get_warehouse(path), dataset, cutoff, unit=unit)
+    return calibration_holdout_check(get_warehouse(path), dataset, cutoff, unit=unit, purchase_model=purchase_model,
+                                     penalizer=penalizer)
 
 
-def value_holdout(dataset: str, cutoff, unit: str):
+def value_holdout(dataset: str, cutoff, unit: str, *, purchase_model: str = "bgnbd", penalizer: float = 0.0):
     """``analytics.diagnostics.calibration_holdout_check`` for the Value page, cached per data version."""
-    return _value_holdout(_value_db(), dataset, str(cutoff), unit, data_version(dataset))
+    return _value_holdout(_value_db(), dataset, str(cutoff), unit, data_version(dataset), purchase_model,
+                          float(penalizer))
+
+
+# A comparison that cannot be made is cached as its message, like a failed fit.
+@st.cache_resource(show_spinner="Comparing BG/NBD and Pareto/NBD on this dataset's own history…", max_entries=4)
+def _purchase_model_comparison(path: str, dataset: str, version: str):
+    from analytics.diagnostics import compare_purchase_models
+
+    try:
+        return compare_purchase_models(get_warehouse(path), dataset), None
+    except ValueError as exc:
+        return None, str(exc)
+
+
+def purchase_model_comparison(dataset: str):
+    """``analytics.diagnostics.compare_purchase_models`` on the dataset's own calibration/holdout
+    split, cached per data version: ``(comparison or None, problem or None)``."""
+    return _purchase_model_comparison(_value_db(), dataset, data_version(dataset))
 
 
 # ---- published model predictions (analytics.predict.registry), shown on the Value page ----

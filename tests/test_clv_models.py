@@ -444,3 +444,39 @@ def test_paretonbd_recovers_simulated_parameters():
     m = ParetoNBDModel().fit(d, unit="weeks")
     assert m.r_ == pytest.approx(truth["r"], rel=0.1) and m.alpha_ == pytest.approx(truth["alpha"], rel=0.15)
     assert m.s_ == pytest.approx(truth["s"], rel=0.3) and m.beta_ == pytest.approx(truth["beta"], rel=0.4)
+
+
+def test_paretonbd_quadrature_where_the_series_overflows():
+    """Large parameters with z near 1 (a dropout rate nearly the same for everyone) overflow SciPy's
+    2F1; H and its derivatives are then integrated. The quadrature equals the series where both work,
+    and its gradient equals finite differences where only it works."""
+    from scipy import special
+
+    from analytics.clv.paretonbd import _log_H, _log_H_by_quadrature
+
+    p = np.array([0.55, 10.6, 0.6, 11.7])
+    x, t = np.array([0.0, 2, 7, 30, 120]), np.array([0.0, 30, 10, 38, 5])
+    lh, g = _log_H(p, x, t, True)
+    q = _log_H_by_quadrature(p[0] + x, np.full(5, p[2] + 1), p[1], p[3], t)
+    np.testing.assert_allclose(q[0], lh, rtol=1e-12)
+    np.testing.assert_allclose(q[[1, 3, 2, 4]], g, rtol=1e-8, atol=1e-10)  # (e1, c1, e2, c2) = (r, alpha, s, beta)
+    # alpha > beta branch against SciPy where SciPy still works
+    e1, e2, c1, c2, tt = 9.43, 1436.6, 0.0888, 35.79, 74.4
+    series = (1 - e1) * np.log(c1 + tt) - e2 * np.log(c2 + tt) + np.log(
+        special.hyp2f1(e2, 1, e1 + e2, (c2 - c1) / (c2 + tt))) - np.log(e1 + e2 - 1)
+    assert _log_H_by_quadrature(np.array([e1]), np.array([e2]), c1, c2, np.array([tt]))[0, 0] == pytest.approx(
+        series, rel=1e-12)
+    # where SciPy fails: finite values, and a gradient that matches central differences
+    p = np.array([0.62, 18.7, 974.8, 3.2e4])
+    x, t = np.array([0.0, 1, 5, 11]), np.array([0.0, 10, 28, 10])
+    with np.errstate(all="ignore"):
+        assert not np.isfinite(special.hyp2f1(p[2] + 1, 1, p[0] + p[2] + 1, (p[3] - p[1]) / p[3]))
+    lh, g = _log_H(p, x, t, True)
+    assert np.isfinite(lh).all() and np.isfinite(g).all()
+    for k in range(4):
+        h = 1e-6 * p[k]
+        up, dn = p.copy(), p.copy()
+        up[k] += h
+        dn[k] -= h
+        fd = (_log_H(up, x, t, False)[0] - _log_H(dn, x, t, False)[0]) / (2 * h)
+        np.testing.assert_allclose(g[k], fd, rtol=1e-5, atol=1e-7)

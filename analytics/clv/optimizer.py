@@ -30,7 +30,7 @@ from scipy import optimize
 from analytics.clv._base import ModelFitError
 
 LOG_BOUND = 25.0  # |log(param)| <= 25, i.e. params in [1.4e-11, 7.2e10]
-DIVERGED = 18.42  # a log-parameter beyond this (a parameter above 1e8 or below 1e-8) has run off
+DIVERGED = 13.82  # a log-parameter beyond this (a parameter above 1e6 or below 1e-6) has run off
 
 
 @dataclass

@@ -28,7 +28,7 @@ SCORE_LABELS = {
     "clv_formula": "CLV by formula",
     "rfm_score": "RFM score (1-5)",
     "behaviour_score": "Behaviour score (0-100)",
-    "clv_bgnbd": "CLV by BG/NBD + Gamma-Gamma",
+    "clv_bgnbd": "CLV by purchase model + Gamma-Gamma",
     "predicted_value": "Predicted value (published model)",
 }
 RULES_KEY = "value_rules"
@@ -45,10 +45,11 @@ as_of = c1.date_input(
     help="Scores use only events up to the end of this day. Default: the dataset's last event.",
 )
 unit = c2.selectbox("Time unit", UNITS, key="value_unit",
-                    help="Unit of recency and T in the BG/NBD model (scores do not depend on it).")
-use_bgnbd = c3.toggle("BG/NBD + Gamma-Gamma CLV", value=True, key="value_bgnbd",
-                      help="Fit the probabilistic models (BG/NBD and Gamma-Gamma, Fader, Hardie & Lee 2005) "
-                      "and show their CLV next to the formula.")
+                    help="Unit of recency and T in the purchase model (scores do not depend on it).")
+use_bgnbd = c3.toggle("Probabilistic CLV", value=True, key="value_bgnbd",
+                      help="Fit a purchase model (BG/NBD or Pareto/NBD) and the Gamma-Gamma spend model and show "
+                      "their CLV next to the formula.")
+PURCHASE_CHOICES = {"auto": "Best on this dataset's own history", "bgnbd": "BG/NBD", "paretonbd": "Pareto/NBD"}
 
 with st.expander("⚖️ Weights and CLV parameters", expanded=True):
     w1, w2, w3 = st.columns(3)
@@ -86,6 +87,22 @@ with st.expander("⚖️ Weights and CLV parameters", expanded=True):
         "M = min(horizon, 12 × expected lifetime). Orders per year = orders ÷ max(customer age, the minimum age "
         "set here), so a very new customer's first orders are not annualised into a big CLV."
     )
+    if use_bgnbd:
+        st.markdown("**Probabilistic CLV**")
+        k1, k2 = st.columns(2)
+        purchase_choice = k1.selectbox(
+            "Purchase model", list(PURCHASE_CHOICES), format_func=PURCHASE_CHOICES.get, key="value_purchase_model",
+            help="BG/NBD (Fader, Hardie & Lee 2005): customers may drop out right after a purchase. Pareto/NBD "
+                 "(Schmittlein, Morrison & Colombo 1987): they may drop out at any time. 'Best' fits both on the "
+                 "first half of this dataset's purchases and keeps the one that predicted the second half better.")
+        penalizer = k2.number_input(
+            "Penalizer", 0.0, 10.0, 0.0, 0.001, format="%.3f", key="value_penalizer",
+            help="A penalty on the purchase model's parameters. 0 = plain maximum likelihood. A small penalty "
+                 "(0.001-0.1) keeps the parameters moderate when there are few repeat buyers or the fit runs off; "
+                 "the app already retries with 0.001, 0.01 and 0.1 when a fit fails, and says so. Raise it if the "
+                 "predictions look extreme.")
+    else:
+        purchase_choice, penalizer = "bgnbd", 0.0
 
 try:
     rfm_norm = scores.normalize_weights(rfm_w, scores.RFM_KEYS, "RFM weights")
@@ -107,20 +124,34 @@ if scorer.n == 0:
 
 prob = None
 models = None
+comparison = None
+purchase_model = purchase_choice
+if use_bgnbd and purchase_choice == "auto":
+    comparison, problem = cache.purchase_model_comparison(dataset)
+    purchase_model = comparison.best if comparison is not None else "bgnbd"
+    if comparison is None:
+        st.caption(f"BG/NBD is used: the two purchase models could not be compared on this dataset ({problem}).")
+model_name = scores.PURCHASE_MODELS[purchase_model]
+SCORE_LABELS["clv_bgnbd"] = f"CLV by {model_name} + Gamma-Gamma"
 if use_bgnbd:
     try:
-        models = cache.value_models(dataset, as_of, unit, min_age)
-        prob = cache.value_prob(dataset, as_of, unit, min_age, horizon, discount)
-        fit_note = getattr(models[0], "fit_note_", None)
-        if fit_note:
-            st.info(f"Note: {fit_note}.", icon="ℹ️")
+        models = cache.value_models(dataset, as_of, unit, min_age, purchase_model=purchase_model, penalizer=penalizer)
+        prob = cache.value_prob(dataset, as_of, unit, min_age, horizon, discount, purchase_model=purchase_model,
+                                penalizer=penalizer)
+        notes = [n for n in (getattr(m, "fit_note_", None) for m in models) if n]
+        if notes:
+            st.info("Note: " + "; ".join(notes) + ".", icon="ℹ️")
     except ValueError as exc:
-        st.warning(f"BG/NBD + Gamma-Gamma CLV is not available for these data: {exc}", icon="⚠️")
+        st.warning(
+            f"{model_name} + Gamma-Gamma CLV is not available for these data: {exc}. The RFM and behaviour scores "
+            "and the CLV by formula are unaffected; a larger penalizer, the other purchase model or a later as-of "
+            "date may make the probabilistic CLV possible.", icon="⚠️")
         prob = None
+        models = None
 
 timing = st.empty()
 tab_scores, tab_segments, tab_top, tab_models, tab_export = st.tabs(
-    ["📊 Scores", "🧭 RFM segments", "🏅 Top customers", "🔮 BG/NBD", "⬇️ Export"]
+    ["📊 Scores", "🧭 RFM segments", "🏅 Top customers", "🔮 Purchase model", "⬇️ Export"]
 )
 
 # -- segment rules (drawn first: the scores use them) -------------------------------------------
@@ -204,7 +235,7 @@ with tab_scores:
     m2.metric("Mean RFM score (buyers)", f"{result.rfm_score[scorer.n_orders > 0].mean():.2f}" if buyers else "–",
               border=True)
     m3.metric("CLV by formula, total", widgets.fmt_money(float(result.clv_formula.sum())), border=True)
-    m4.metric("CLV by BG/NBD, total",
+    m4.metric(f"CLV by {model_name}, total",
               widgets.fmt_money(float(pd.Series(result.clv_bgnbd).sum())) if result.clv_bgnbd is not None else "–",
               border=True)
     hist = result.histogram
@@ -242,7 +273,7 @@ with tab_scores:
             l3.metric("Behaviour score", f"{one['behaviour_score']:.1f}")
             l4.metric("CLV by formula", f"{one['clv_formula']:,.2f}")
             if "clv_bgnbd" in one:
-                st.caption(f"CLV by BG/NBD: {one['clv_bgnbd']:,.2f}; probability alive {one['p_alive']:.2f}")
+                st.caption(f"CLV by {model_name}: {one['clv_bgnbd']:,.2f}; probability alive {one['p_alive']:.2f}")
 
 with tab_segments:
     table = result.segment_table
@@ -265,7 +296,7 @@ with tab_segments:
             "revenue_share": st.column_config.NumberColumn("revenue share", format="percent"),
             "revenue": st.column_config.NumberColumn("net revenue", format="%.2f"),
             "clv_formula": st.column_config.NumberColumn("CLV by formula", format="%.2f"),
-            "clv_bgnbd": st.column_config.NumberColumn("CLV by BG/NBD", format="%.2f"),
+            "clv_bgnbd": st.column_config.NumberColumn(f"CLV by {model_name}", format="%.2f"),
             "avg_rfm_score": st.column_config.NumberColumn("mean RFM score", format="%.2f"),
         },
     )
@@ -286,31 +317,37 @@ with tab_top:
 
 with tab_models:
     if not use_bgnbd:
-        st.info("Switch on “BG/NBD + Gamma-Gamma CLV” above to fit the models.", icon="🔮")
+        st.info("Switch on “Probabilistic CLV” above to fit the models.", icon="🔮")
     elif models is None or prob is None:
         st.info("The models could not be fitted on these data (see the message above).", icon="🔮")
     else:
         from analytics import diagnostics
-        from analytics.clv_models import DAYS_PER_MONTH
+        from analytics.clv import DAYS_PER_MONTH
         from analytics.summary import TIME_UNITS
 
         bg, gg = models
+        paper = ("Fader, Hardie & Lee (2005), *Counting your customers the easy way*" if purchase_model == "bgnbd"
+                 else "Schmittlein, Morrison & Colombo (1987), *Counting your customers*")
+        excluded = f" ({gg.n_excluded_:,} left out for zero, negative or missing spend)" if gg.n_excluded_ else ""
         st.markdown(
             f"Fitted by maximum likelihood on the {bg.n_customers_:,} customers with an order up to {as_of} "
-            f"(time unit: {bg.unit_}). BG/NBD: Fader, Hardie & Lee (2005), *Counting your customers the easy way*; "
+            f"(time unit: {bg.unit_}, penalizer {bg.penalizer_:g}). {model_name}: {paper}; "
             "Gamma-Gamma: Fader, Hardie & Lee (2005), *RFM and CLV*. Spend is fitted on the "
-            f"{gg.n_customers_:,} repeat buyers."
+            f"{gg.n_customers_:,} repeat buyers{excluded}."
         )
-        p1, p2, p3, p4, p5 = st.columns(5)
-        p1.metric("r", f"{bg.r_:.4g}")
-        p2.metric("alpha", f"{bg.alpha_:.4g}")
-        p3.metric("a", f"{bg.a_:.4g}")
-        p4.metric("b", f"{bg.b_:.4g}")
-        p5.metric("log-likelihood", f"{bg.log_likelihood_:,.1f}")
-        g1, g2, g3, _g4, _g5 = st.columns(5)
-        g1.metric("Gamma-Gamma p", f"{gg.p_:.4g}")
-        g2.metric("q", f"{gg.q_:.4g}")
-        g3.metric("gamma", f"{gg.v_:.4g}")
+        if comparison is not None:
+            st.caption(f"Purchase model chosen on this dataset: {comparison.reason}.")
+        cols = st.columns(5)
+        for col, (name, value) in zip(cols, list(bg.params_.items()) + [("log-likelihood", bg.log_likelihood_)]):
+            col.metric(name, f"{value:,.1f}" if name == "log-likelihood" else f"{value:.4g}")
+        g1, g2, g3, g4, _g5 = st.columns(5)
+        if gg.constant_spend_ is not None:
+            g1.metric("Gamma-Gamma", "constant spend", help=gg.fit_note_)
+        else:
+            g1.metric("Gamma-Gamma p", f"{gg.p_:.4g}")
+            g2.metric("q", f"{gg.q_:.4g}")
+            g3.metric("gamma", f"{gg.v_:.4g}")
+        g4.metric("Mean spend per order (model)", f"{gg.mean_spend_:,.2f}")
 
         max_t, q99 = scorer.model_grid_bounds()
         max_f = int(min(max(q99, 1), 40))
@@ -341,14 +378,15 @@ with tab_models:
                                    max_value=last_day - dt.timedelta(days=1), key="value_cutoff")
             if st.toggle("Run the holdout check", value=False, key="value_run_holdout"):
                 try:
-                    check = cache.value_holdout(dataset, cutoff, unit)
+                    check = cache.value_holdout(dataset, cutoff, unit, purchase_model=purchase_model,
+                                                penalizer=penalizer)
                 except ValueError as exc:
                     widgets.show_error(exc, "The holdout check could not be run")
                 else:
                     t = check.totals
                     k1, k2, k3 = st.columns(3)
                     k1.metric("Actual holdout purchases", f"{t['actual_holdout_purchases']:,.0f}")
-                    k2.metric("Predicted by BG/NBD", f"{t['predicted_holdout_purchases']:,.1f}")
+                    k2.metric(f"Predicted by {model_name}", f"{t['predicted_holdout_purchases']:,.1f}")
                     k3.metric("Relative error", widgets.fmt_pct(t["relative_error"]))
                     c1_, c2_ = st.columns(2)
                     with c1_:
@@ -374,6 +412,7 @@ with tab_export:
     meta = {"dataset": dataset, **result.params, "segment_rules": rules_used,
             "fallback_segment": segment_map.fallback}
     if models is not None and prob is not None:
+        meta["clv_model"] = scores.model_label(models)
         meta["model_params"] = scores.model_params(models)
     if prediction:
         meta["published_predictions"] = prediction

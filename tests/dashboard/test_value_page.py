@@ -182,6 +182,25 @@ def test_bgnbd_tab_on_cdnow(app_wh, test_data):
     assert not at.exception, at.exception
     assert len(at.get("plotly_chart")) == n_charts + 2
     assert _num(_metrics(at)["Actual holdout purchases"]) > 0
+    # the default ("best on this dataset") kept BG/NBD, and the page says why
+    assert any("Purchase model chosen on this dataset" in c.value and "BG/NBD" in c.value for c in at.caption)
+
+    # Pareto/NBD chosen by hand: its published parameters and its CLV
+    at.selectbox(key="value_purchase_model").set_value("paretonbd").run()
+    assert not at.exception, at.exception
+    m = _metrics(at)
+    assert tuple(round(float(m[k]), 2) for k in ("r", "alpha", "s", "beta")) == (0.55, 10.58, 0.61, 11.67)
+    table, _ = probabilistic_clv(summary, CLVParams(), models=fit_clv_models(summary, purchase_model="paretonbd"))
+    assert _num(m["CLV by Pareto/NBD, total"]) == pytest.approx(table["clv_bgnbd"].sum(), abs=0.01)
+
+    # the penalizer control refits with that penalty (it shrinks the parameters)
+    at.selectbox(key="value_purchase_model").set_value("bgnbd")
+    at.number_input(key="value_penalizer").set_value(0.1).run()
+    assert not at.exception, at.exception
+    m = _metrics(at)
+    pen = fit_clv_models(summary, penalizer=0.1)[0]
+    assert float(m["a"]) == pytest.approx(pen.a_, rel=1e-3) and pen.a_ < 0.793
+    assert "penalizer 0.1" in " ".join(md.value for md in at.markdown)
 
 
 def test_degenerate_data_warns_once_and_the_failed_fit_is_not_retried(app_wh, monkeypatch):
@@ -190,9 +209,9 @@ def test_degenerate_data_warns_once_and_the_failed_fit_is_not_retried(app_wh, mo
     calls = []
     real = scores_mod.fit_clv_models
 
-    def counting(summary):
+    def counting(summary, **kwargs):
         calls.append(len(summary))
-        return real(summary)
+        return real(summary, **kwargs)
 
     monkeypatch.setattr(scores_mod, "fit_clv_models", counting)
     # every customer bought exactly once: no repeat buyers for BG/NBD / Gamma-Gamma
