@@ -1,7 +1,8 @@
 """Next order date and churn-risk band of every repeat buyer (what a Klaviyo user expects).
 
-* **Expected next order date** (:func:`next_order_dates`): from the fitted BG/NBD model
-  (Fader, Hardie & Lee 2005): a repeat buyer with ``x`` repeat purchases and age ``T`` has,
+* **Expected next order date** (:func:`next_order_days`): from the fitted purchase model, BG/NBD
+  (Fader, Hardie & Lee 2005) or Pareto/NBD (Schmittlein, Morrison & Colombo 1987; both share the
+  gamma purchase-rate mixing): a repeat buyer with ``x`` repeat purchases and age ``T`` has,
   if still active, a gamma posterior purchase rate with mean ``(r + x) / (alpha + T)`` per
   unit; the expected date is the as-of day plus one inter-purchase time at that rate,
   ``(alpha + T) / (r + x)`` units (the model's purchases are memoryless: the wait counts from
