@@ -76,7 +76,9 @@ def cmd_score_spark(args, *, rfm_weights, behaviour_weights, clv, rules) -> int:
         days.withColumn("as_of", F.lit(day).cast("date")).write.mode("overwrite").parquet(args.summary_out)
     run = scoring.score_summary(summary, day, args.unit, rfm_weights=rfm_weights,
                                 behaviour_weights=behaviour_weights, clv=clv, rules=rules,
-                                fallback=args.fallback_segment, bgnbd=not args.no_bgnbd, dataset=name)
+                                fallback=args.fallback_segment, bgnbd=not args.no_bgnbd, dataset=name,
+                                purchase_model=getattr(args, "purchase_model", "bgnbd"),
+                                penalizer=getattr(args, "penalizer", 0.0))
     frame = run.frame
     meta = dict(run.metadata)
     if args.lightgbm_model:

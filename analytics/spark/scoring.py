@@ -155,36 +155,53 @@ def distinct_rows(summary, columns: list[str], where, limit: int):
     return collect(d.orderBy("first_id"))
 
 
-def fit_models(summary, unit: str, *, seed: int = 0):
-    """``((bgnbd, gamma_gamma), notes)``: the library's estimators fitted on the distinct
-    rows of the Spark summary (see the module docstring). Raises the library's
-    ``ValueError`` subclasses for data the models cannot be fitted on."""
+def fit_models(summary, unit: str, *, seed: int = 0, purchase_model: str = "bgnbd", penalizer: float = 0.0):
+    """``((purchase, spend), notes)``: the library's estimators fitted on the distinct rows of the
+    Spark summary (see the module docstring), with the same robust fits (penalizer ladder) and
+    messages as ``analytics.scores.fit_clv_models``: the purchase model (``"bgnbd"``, or
+    ``"paretonbd"`` where the library has it) from ``penalizer``, Gamma-Gamma from 0. Raises the
+    library's ``ValueError`` subclasses for data the models cannot be fitted on."""
     from pyspark.sql import functions as F
 
-    from analytics import clv_models
+    from analytics import clv_models as clv
 
     notes: list[str] = []
+    labels = getattr(scores, "PURCHASE_MODELS", {"bgnbd": "BG/NBD"})
+    if purchase_model not in labels:
+        raise scores.ScoreError(f"unknown purchase model {purchase_model!r}: choose {' or '.join(labels)}")
     if summary.where(F.col("n_orders") > 0).limit(1).count() == 0:
         raise scores.ScoreError("no customer has bought anything up to the as-of date: nothing to fit the models on")
     rows = distinct_rows(summary, ["frequency", "recency", "T"], F.col("n_orders") > 0, MAX_BGNBD_ROWS)
     if rows is None:
         raise scores.ScoreError(f"more than {MAX_BGNBD_ROWS:,} distinct (frequency, recency, T) rows: use whole days "
                                 "or weeks as the unit")
-    bgnbd = clv_models.fit_bgnbd_robust(rows["frequency"].to_numpy(), rows["recency"].to_numpy(),
-                                        rows["T"].to_numpy(), unit=unit,
-                                        weights=rows["n"].to_numpy(dtype=np.float64), random_state=0)
+    f, r, t = (rows[c].to_numpy() for c in ("frequency", "recency", "T"))
+    w = rows["n"].to_numpy(dtype=np.float64)
     repeat = F.col("frequency") > 0
-    spend = distinct_rows(summary, ["frequency", "monetary_value"], repeat, MAX_SPEND_ROWS)
-    if spend is None:
+    spend_rows = distinct_rows(summary, ["frequency", "monetary_value"], repeat, MAX_SPEND_ROWS)
+    if spend_rows is None:
         n_repeat = summary.where(repeat).count()
         frac = min(1.0, MAX_SPEND_ROWS / max(n_repeat, 1))
         sample = summary.where(repeat).sample(fraction=frac, seed=seed)
-        spend = distinct_rows(sample, ["frequency", "monetary_value"], F.lit(True), 2 * MAX_SPEND_ROWS)
+        spend_rows = distinct_rows(sample, ["frequency", "monetary_value"], F.lit(True), 2 * MAX_SPEND_ROWS)
         notes.append(f"Gamma-Gamma fitted on a seeded {frac:.1%} sample of the {n_repeat:,} repeat buyers")
-    gamma_gamma = clv_models.GammaGammaModel(random_state=0).fit(
-        spend["frequency"].to_numpy(), spend["monetary_value"].to_numpy(),
-        weights=spend["n"].to_numpy(dtype=np.float64))
-    return (bgnbd, gamma_gamma), notes
+    x, m = spend_rows["frequency"].to_numpy(), spend_rows["monetary_value"].to_numpy()
+    ws = spend_rows["n"].to_numpy(dtype=np.float64)
+    if not hasattr(clv, "fit_purchase_model_robust"):  # the library before Pareto/NBD
+        purchase = clv.fit_bgnbd_robust(f, r, t, unit=unit, weights=w, random_state=0, penalizer=float(penalizer))
+        spend = clv.GammaGammaModel(random_state=0).fit(x, m, weights=ws)
+        return (purchase, spend), notes
+    label = labels[purchase_model]
+    try:
+        purchase = clv.fit_purchase_model_robust(purchase_model, f, r, t, unit=unit, weights=w, random_state=0,
+                                                 penalizer=float(penalizer))
+    except clv.ModelFitError as exc:
+        raise clv.ModelFitError(f"the {label} purchase model could not be fitted: {exc}") from None
+    try:  # the penalizer is the purchase model's; the spend model starts unpenalized (as scores._fit)
+        spend = clv.fit_gamma_gamma_robust(x, m, weights=ws, random_state=0)
+    except clv.ModelFitError as exc:
+        raise clv.ModelFitError(f"the Gamma-Gamma spend model could not be fitted: {exc}") from None
+    return (purchase, spend), notes
 
 
 # ------------------------------------------------------------------ per customer
@@ -273,7 +290,8 @@ def _arrow_schema(frame: pd.DataFrame):
 
 def score_summary(summary, as_of, unit: str, *, rfm_weights=None, behaviour_weights=None,
                   clv: scores.CLVParams | None = None, rules=None, fallback: str = scores.DEFAULT_FALLBACK,
-                  bgnbd: bool = True, dataset: str | None = None) -> "SparkScoring":
+                  bgnbd: bool = True, dataset: str | None = None, purchase_model: str = "bgnbd",
+                  penalizer: float = 0.0) -> "SparkScoring":
     """Score every customer of a Spark summary (:func:`analytics.spark.summary.customer_summary`).
 
     Returns a :class:`SparkScoring` whose ``frame`` is a Spark DataFrame with the columns of
@@ -300,7 +318,7 @@ def score_summary(summary, as_of, unit: str, *, rfm_weights=None, behaviour_weig
         try:
             if float(p.horizon_months) != int(p.horizon_months):
                 raise scores.ScoreError("the BG/NBD CLV needs a whole number of months as horizon")
-            models, fit_notes = fit_models(summary, unit)
+            models, fit_notes = fit_models(summary, unit, purchase_model=purchase_model, penalizer=penalizer)
         except ValueError as exc:
             note = str(exc)
     spec = ScoreSpec(as_of_day, unit, rfm_weights if rfm_weights is not None else dict(scores.DEFAULT_RFM_WEIGHTS),
@@ -327,6 +345,8 @@ def score_summary(summary, as_of, unit: str, *, rfm_weights=None, behaviour_weig
     if models is not None:
         meta["bgnbd"] = "fitted"
         meta["model_params"] = scores.model_params(models)
+        if hasattr(scores, "model_label"):
+            meta["clv_model"] = scores.model_label(models)
         fit_note = getattr(models[0], "fit_note_", None)
         if fit_note:
             meta["bgnbd_fit_note"] = fit_note

@@ -102,3 +102,25 @@ def test_cli_spark_writes_the_warehouse_csv_and_a_parquet_folder(spark, data, tm
     assert main(["score", "--db", str(att_db), "--dataset", "big", *args, "--out", str(att_csv)]) == 0
     capsys.readouterr()
     assert_frames_equal(pd.read_csv(att_csv, dtype={"customer_id": str}), want)
+
+
+def test_pareto_nbd_equals_the_warehouse(spark, data):
+    """Pareto/NBD + Gamma-Gamma (where the library has Pareto/NBD) fitted on Spark's distinct rows:
+    the warehouse's parameters and every customer's P(alive), expected purchases and CLV."""
+    if "paretonbd" not in getattr(scores, "PURCHASE_MODELS", {}):
+        pytest.skip("this version of analytics.scores has no Pareto/NBD purchase model")
+    from analytics.spark.scoring import score_summary
+
+    db, paths = data
+    summary = customer_summary(get_warehouse(db), "cdnow", "1997-09-30", "weeks", persist=False)
+    scorer = scores.Scorer(summary)
+    table, models = scores.probabilistic_clv(summary, purchase_model="paretonbd")
+    want = scorer.frame(scorer.score(prob=scorer.align(table), top_n=0))
+    sdf, ss = _spark_summary(spark, paths["cdnow"], "1997-09-30", "weeks", "cdnow")
+    run = score_summary(sdf, "1997-09-30", "weeks", dataset="cdnow", purchase_model="paretonbd")
+    got = ss.collect(run.frame.orderBy("customer_id"))
+    assert_frames_equal(got, want)
+    assert run.metadata["model_params"]["purchase_model"] == "paretonbd"
+    for k, v in scores.model_params(models)["paretonbd"].items():
+        if isinstance(v, float):
+            assert run.metadata["model_params"]["paretonbd"][k] == pytest.approx(v, rel=1e-6), k
