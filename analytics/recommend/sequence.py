@@ -63,6 +63,11 @@ class SequenceRecommender(_BaseRecommender):
         autocast on CUDA. num_threads : torch CPU threads while fitting (None: leave as is).
     random_state : seed.
 
+    Defaults: learning rate 1e-2, dropout 0.1 and patience 6 were set from the validation
+    curve on the bundled sample (held-out last purchases): with 3e-3 / 0.25 / 3 the model sat on
+    the popularity prior (validation MRR ~0.04) and stopped at epoch 5; with these it kept
+    improving (MRR 0.26 at epoch 14).
+
     Fitted: ``net_``, ``history_`` (per-epoch rows), ``best_epoch_``, ``best_val_mrr_``, ``best_val_recall_``,
     ``cancelled_``, ``fit_seconds_``, ``train_tokens_per_s_``, ``device_``, ``popularity_order_``,
     ``interactions_``.
@@ -71,8 +76,8 @@ class SequenceRecommender(_BaseRecommender):
     _source_name = "sequence"
 
     def __init__(self, cell: str = "gru", embedding_dim: int = 64, hidden_size: int = 64, max_length: int = 50,
-                 epochs: int = 20, patience: int = 3, max_seconds: float | None = None, batch_size: int = 256,
-                 learning_rate: float = 3e-3, weight_decay: float = 0.0, dropout: float = 0.25,
+                 epochs: int = 20, patience: int = 6, max_seconds: float | None = None, batch_size: int = 256,
+                 learning_rate: float = 1e-2, weight_decay: float = 0.0, dropout: float = 0.1,
                  grad_clip: float | None = 5.0, validation_fraction: float = 0.15, validation_k: int = 10,
                  full_softmax_max_items: int = 20_000, n_negatives: int = 1024, device: str = "auto",
                  mixed_precision: bool = True, num_threads: int | None = None, random_state: int = 0):
