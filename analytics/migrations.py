@@ -379,4 +379,31 @@ CREATE TABLE attached_customers (
 )
 """,
     ),
+    (
+        50,
+        "preparation: derived data computed once per data version (analytics.prepare)",
+        """
+CREATE SEQUENCE prepared_result_id_seq START 1;
+CREATE TABLE prepared_results (
+    id BIGINT PRIMARY KEY,
+    dataset VARCHAR NOT NULL,
+    name VARCHAR NOT NULL,
+    version VARCHAR NOT NULL,
+    params_hash VARCHAR NOT NULL,
+    params VARCHAR,
+    format VARCHAR NOT NULL,
+    value VARCHAR,
+    attrs VARCHAR,
+    n_bytes BIGINT,
+    seconds DOUBLE,
+    created_at TIMESTAMP NOT NULL
+);
+CREATE TABLE prepared_chunks (
+    result_id BIGINT NOT NULL,
+    dataset VARCHAR NOT NULL,
+    seq INTEGER NOT NULL,
+    data BLOB NOT NULL
+)
+""",
+    ),
 ]

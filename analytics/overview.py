@@ -226,17 +226,33 @@ def events_by_type(wh: Warehouse, dataset: str) -> pd.DataFrame:
     return _compute(wh, dataset, "year")["by_type"]
 
 
+#: item categories listed by :func:`dataset_overview` (most frequent first)
+MAX_CATEGORIES = 500
+
+
+def event_categories(wh: Warehouse, dataset: str, limit: int = MAX_CATEGORIES) -> list[str]:
+    """The dataset's item categories, most frequent first (ties by name), at most ``limit``."""
+    rows = wh.cursor().execute(
+        "SELECT category FROM events WHERE dataset = ? AND category IS NOT NULL "
+        "GROUP BY category ORDER BY count(*) DESC, category LIMIT ?", [dataset, int(limit)]).fetchall()
+    return [str(r[0]) for r in rows]
+
+
 def dataset_overview(wh: Warehouse, dataset: str) -> dict[str, Any]:
-    """Everything the Overview page draws, in one call: kpis, timeline, by_type, grain."""
+    """Everything the Overview page draws, in one call: kpis, timeline, by_type, grain, and the
+    item ``categories`` (:func:`event_categories`) pickers offer."""
     wh.require_dataset(dataset)
-    return _compute(wh, dataset)
+    res = _compute(wh, dataset)
+    res["categories"] = event_categories(wh, dataset) if res["kpis"]["events"] else []
+    return res
 
 
 # ---------------------------------------------------------------- stored results
 _SETTING_PREFIX = "overview:"
 
 
-def _to_json(res: dict[str, Any]) -> str:
+def to_json(res: dict[str, Any]) -> str:
+    """``dataset_overview``'s result as JSON text (read back by :func:`from_json`)."""
     def ts(v):
         return None if v is None else pd.Timestamp(v).isoformat()
 
@@ -252,10 +268,12 @@ def _to_json(res: dict[str, Any]) -> str:
             "active_customers": [int(v) for v in tl["active_customers"]],
         },
         "by_type": res["by_type"].to_dict(orient="list"),
+        "categories": list(res.get("categories", [])),
     })
 
 
-def _from_json(blob: str) -> dict[str, Any]:
+def from_json(blob: str) -> dict[str, Any]:
+    """The result :func:`to_json` wrote."""
     d = json.loads(blob)
     kpis = d["kpis"]
     for k in ("first_event", "last_event", "as_of"):
@@ -269,35 +287,62 @@ def _from_json(blob: str) -> dict[str, Any]:
         "active_customers": pd.Series(tl["active_customers"], dtype="int64"),
     })
     timeline.attrs["grain"] = d["grain"]
-    return {"kpis": kpis, "timeline": timeline, "by_type": pd.DataFrame(d["by_type"]), "grain": d["grain"]}
+    return {"kpis": kpis, "timeline": timeline, "by_type": pd.DataFrame(d["by_type"]), "grain": d["grain"],
+            "categories": list(d.get("categories", []))}
 
 
 def stored_overview(wh: Warehouse, dataset: str) -> dict[str, Any]:
     """``dataset_overview``, kept in the warehouse until the dataset's events change.
 
     The result (a few kB) is stored in the settings table under the dataset's content
-    fingerprint (``analytics.summary.data_version``: exact and order-independent), so
+    fingerprint (``analytics.summary.events_fingerprint``: exact and order-independent), so
     the first Overview after a restart, or after a load from the CLI, reads it back
     instead of scanning millions of events again. A read-only warehouse just computes.
     """
     import duckdb
 
-    from analytics.summary import data_version
+    from analytics.summary import events_fingerprint
 
     wh.require_dataset(dataset)
-    version = data_version(wh, dataset)
+    version = events_fingerprint(wh, dataset)
     key = _SETTING_PREFIX + dataset
     raw = wh.setting(key)
     if raw:
         try:
             stored = json.loads(raw)
             if stored.get("version") == version:
-                return _from_json(stored["result"])
+                return from_json(stored["result"])
         except (ValueError, KeyError, TypeError):
             pass  # an unreadable entry is recomputed and overwritten
     res = dataset_overview(wh, dataset)
     try:
-        wh.set_setting(key, json.dumps({"version": version, "result": _to_json(res)}))
+        wh.set_setting(key, json.dumps({"version": version, "result": to_json(res)}))
     except duckdb.Error:  # read-only warehouse or a concurrent writer: keep the result in memory only
         pass
     return res
+
+
+def datasets_table(wh: Warehouse) -> pd.DataFrame:
+    """One row per dataset: name, events, customers, first_event, last_event, pseudonymized,
+    created_at, updated_at. The counts come from the prepared overview when the dataset's current
+    version has one (no pass over the events), else from one aggregate over its events."""
+    from analytics import prepare
+
+    meta = wh.cursor().execute(
+        "SELECT name, pseudonymized, created_at, updated_at FROM datasets ORDER BY name").fetchall()
+    rows = []
+    for name, pseudo, created, updated in meta:
+        ov = prepare.overview(wh, name, compute=False)
+        if ov is not None:
+            k = ov["kpis"]
+            events, customers, first, last = k["events"], k["customers"], k["first_event"], k["last_event"]
+        else:
+            events, customers, first, last = wh.cursor().execute(
+                "SELECT count(*), count(DISTINCT customer_id), min(event_time), max(event_time) FROM events "
+                "WHERE dataset = ?", [name]).fetchall()[0]
+        rows.append({"dataset": name, "events": int(events), "customers": int(customers),
+                     "first_event": None if first is None else pd.Timestamp(first),
+                     "last_event": None if last is None else pd.Timestamp(last),
+                     "pseudonymized": bool(pseudo), "created_at": created, "updated_at": updated})
+    cols = ["dataset", "events", "customers", "first_event", "last_event", "pseudonymized", "created_at", "updated_at"]
+    return pd.DataFrame(rows, columns=cols)

@@ -207,13 +207,16 @@ def _finish(df: pd.DataFrame, unit: str, as_of: pd.Timestamp, dataset: str | Non
 
 
 # ---------------------------------------------------------------- warehouse
-def data_version(wh: Warehouse, dataset: str) -> str:
-    """A fingerprint of a dataset's events: changes with any ingest or deletion."""
-    return data_version_cursor(wh.cursor(), dataset)
+def events_fingerprint(wh: Warehouse, dataset: str) -> str:
+    """An exact, order-independent fingerprint of a dataset's events (one pass over them): what
+    the persisted summaries and the stored per-day history check before they are reused, so even
+    rows written without an ingestion record invalidate them. It is not the data version of the
+    derived data (``analytics.prepare.data_version``, a cheap lookup every cached read is keyed by)."""
+    return events_fingerprint_cursor(wh.cursor(), dataset)
 
 
-def data_version_cursor(cur, dataset: str) -> str:
-    """``data_version`` on a given cursor (e.g. inside a transaction)."""
+def events_fingerprint_cursor(cur, dataset: str) -> str:
+    """``events_fingerprint`` on a given cursor (e.g. inside a transaction)."""
     row = cur.execute(
         # order-independent and exact (a float sum would differ run to run with parallel threads)
         "SELECT count(*), max(ingestion_id), min(event_time), max(event_time), "
@@ -286,7 +289,7 @@ def customer_summary(
             # lookup, (re)compute and read back in one transaction: a concurrent ingest or
             # pruning by another session can never hand back a half-deleted run
             with wh.transaction() as tx:
-                version = data_version_cursor(tx, dataset)
+                version = events_fingerprint_cursor(tx, dataset)
                 row = tx.execute(
                     "SELECT run_id FROM customer_summary_runs WHERE dataset = ? AND as_of = ? "
                     "AND unit = ? AND params_hash = ? AND data_version = ? ORDER BY run_id DESC LIMIT 1",
@@ -773,7 +776,7 @@ def _sorted_by_customer(table) -> bool:
 def summary_history(wh: Warehouse, dataset: str, *, persist: bool = True) -> SummaryHistory:
     """The :class:`SummaryHistory` of ``dataset``: one pass over its events grouped per customer
     and day. With ``persist`` those per-day rows are stored in the warehouse
-    (``customer_days``, one set per dataset, tagged with the events' :func:`data_version`) and
+    (``customer_days``, one set per dataset, tagged with the events' :func:`events_fingerprint`) and
     read back while the events are unchanged, so a restarted app does not pass over the events
     again. Build it once per data version (the dashboard caches it) and ask it for summaries at
     any as-of day."""
@@ -784,14 +787,14 @@ def summary_history(wh: Warehouse, dataset: str, *, persist: bool = True) -> Sum
     if day is not None:
         raise SummaryError(events_needed_message(dataset, day))
     if not persist:
-        version = data_version(wh, dataset)
+        version = events_fingerprint(wh, dataset)
         table = wh.cursor().sql(_HISTORY_SQL, params={"dataset": dataset}).to_arrow_table()
         return SummaryHistory(table, dataset, version)
     cols = ", ".join(_DAY_COLUMNS)
     for attempt in range(3):
         try:
             with wh.transaction() as tx:
-                version = data_version_cursor(tx, dataset)
+                version = events_fingerprint_cursor(tx, dataset)
                 rows = tx.execute("SELECT data_version FROM customer_day_runs WHERE dataset = ?",
                                   [dataset]).fetchall()
                 if not rows or rows[0][0] != version:

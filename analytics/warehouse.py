@@ -34,6 +34,33 @@ class WarehouseError(RuntimeError):
     """A problem with the warehouse a user can act on (message is user-facing)."""
 
 
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def storage_error(exc: BaseException, what: str) -> WarehouseError:
+    """A user-facing :class:`WarehouseError` for a DuckDB/OS failure while ``what`` (e.g. "the load
+    failed"): a full disk, a full temporary folder, a damaged file and a lock held by another
+    process each get their own advice; anything else its first line."""
+    text = str(exc)
+    low = text.lower()
+    if "no space left" in low or "disk full" in low or "not enough space" in low or "enospc" in low:
+        if "temp" in low or ".tmp" in low:
+            return WarehouseError(f"{what}: the temporary folder is full ({_first_line(exc)}); free space there "
+                                  "(or set VALUESCOPE_TMP to a folder with room) and try again; nothing was changed")
+        return WarehouseError(f"{what}: the disk holding the warehouse is full; free some space and try again "
+                              "(nothing was changed)")
+    if "out of memory" in low or "could not allocate" in low:
+        return WarehouseError(f"{what}: not enough memory ({_first_line(exc)}); nothing was changed")
+    if "corrupt" in low or "checksum" in low or "invalid block" in low or "bad block" in low:
+        return WarehouseError(f"{what}: the warehouse file is damaged ({_first_line(exc)}); restore it from a "
+                              "backup or export what can still be read")
+    if "could not set lock" in low or "conflicting lock" in low:
+        return WarehouseError(f"{what}: another process holds the warehouse ({_first_line(exc)})")
+    return WarehouseError(f"{what}: {_first_line(exc)}")
+
+
 def default_db_path() -> Path:
     """The database file: ``$VALUESCOPE_DB`` or ``./data/valuescope.duckdb``."""
     return Path(os.environ.get(ENV_DB) or DEFAULT_DB)

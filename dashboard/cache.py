@@ -1,30 +1,49 @@
-"""The one place that caches: the warehouse connection and query results.
+"""The one place that caches: a short table of wrappers around library calls.
 
-Pages call these instead of the library directly when a result is worth keeping
-across reruns. ``st.cache_data`` entries are keyed by the warehouse file and the
-dataset's ``data_version`` so they refresh after an ingest or delete, and several
-warehouses in one process (tests) never see each other's results.
+What pages read is computed once per data version by the preparation step
+(``analytics.prepare``) and kept in the warehouse; this module only keeps the results
+in memory, shared by every browser session (``st.cache_resource`` for big read-only
+objects, ``st.cache_data`` for small results), keyed by the warehouse file, the parts
+of the dataset's :class:`analytics.prepare.Version` the call depends on (read once per
+script run) and the call's arguments. No SQL and no library logic lives here.
+
+How a page reads prepared data: call a wrapper below with the dataset (e.g.
+``cache.explorer_frame(dataset, as_of)``). At the dataset's last day the result is read
+from the warehouse; when the preparation has not stored it yet the wrapper returns
+**None** (and makes sure the preparation runs): the page then calls
+``widgets.not_ready(dataset, "…")`` for that part. Other days are computed on demand.
+Where to add a field: in ``analytics.prepare`` (see its docstring); pages then find it
+in the frame.
 
 Environment:
 - ``VALUESCOPE_DB``: the warehouse file (see ``analytics.warehouse.default_db_path``).
 - ``VALUESCOPE_SKIP_SAMPLE=1``: do not load the bundled sample data set into an empty
   warehouse on first start.
+- ``VALUESCOPE_PREPARE``: ``background`` (default: a page whose prepared data is missing
+  says so while a background job prepares it) or ``inline`` (the page computes what is
+  missing itself, synchronously: tests and single-user scripts).
 """
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import Callable
 
-import numpy as np
-import pandas as pd
 import streamlit as st
 
+from analytics import prepare
 from analytics.bootstrap import sample_skipped
 from analytics.warehouse import Warehouse, default_db_path, get_warehouse
+
+ENV_PREPARE = "VALUESCOPE_PREPARE"
 
 
 def db_path() -> str:
     return str(default_db_path().resolve())
+
+
+def inline() -> bool:
+    """Whether missing prepared results are computed by the page itself (``VALUESCOPE_PREPARE=inline``)."""
+    return os.environ.get(ENV_PREPARE, "").strip().lower() == "inline"
 
 
 @st.cache_resource(show_spinner=False)
@@ -61,42 +80,523 @@ def bootstrap_error() -> str | None:
     return _bootstrap(db_path())
 
 
-def data_version(dataset: str | None) -> str:
-    """Changes whenever the dataset's rows change (used as a cache key)."""
-    if not dataset:
-        return ""
-    cur = warehouse().cursor()
-    row = cur.execute(
-        "SELECT coalesce(max(id), 0), count(*) FROM ingestions WHERE dataset = ?", [dataset]
-    ).fetchone()
-    upd = cur.execute(
-        "SELECT created_at, updated_at FROM datasets WHERE name = ?", [dataset]
-    ).fetchone()
-    return f"{row[0]}:{row[1]}:{upd[0] if upd else ''}:{upd[1] if upd else ''}"
+# ---------------------------------------------------------------- the version, once per run
+def version(dataset: str) -> prepare.Version:
+    """The dataset's :class:`analytics.prepare.Version`, read once per script run."""
+    from streamlit.runtime.scriptrunner_utils.script_run_context import get_script_run_ctx
+
+    ctx = get_script_run_ctx()
+    memo = getattr(ctx, "_valuescope_versions", None) if ctx is not None else None
+    if memo is None or memo[0] is not ctx.cursors:  # ctx.cursors is a new dict at every run
+        memo = (ctx.cursors if ctx is not None else None, {})
+        if ctx is not None:
+            ctx._valuescope_versions = memo
+    key = (db_path(), dataset)
+    if key not in memo[1]:
+        memo[1][key] = prepare.current_version(warehouse(), dataset)
+    return memo[1][key]
 
 
-@st.cache_data(show_spinner=False, max_entries=64)
-def _query_df(path: str, sql: str, params: tuple, version: str) -> pd.DataFrame:
-    return _warehouse(path).cursor().execute(sql, list(params)).df()
+def changed(dataset: str | None = None) -> None:
+    """Call after this session changed data (a load, a delete, a publish): the version is read
+    again, and the changed dataset's preparation starts (in the background)."""
+    from streamlit.runtime.scriptrunner_utils.script_run_context import get_script_run_ctx
+
+    ctx = get_script_run_ctx()
+    if ctx is not None and hasattr(ctx, "_valuescope_versions"):
+        del ctx._valuescope_versions
+    if dataset and warehouse().has_dataset(dataset) and not inline():
+        prepare.start(warehouse(), dataset)
 
 
-def query_df(sql: str, params: tuple, version: str) -> pd.DataFrame:
-    """Run a read-only, parameterised query; cached per warehouse and ``version``."""
-    return _query_df(db_path(), sql, tuple(params), version)
+class _NotReady(Exception):
+    """A prepared result is not stored yet (never cached: the next run looks again)."""
 
 
-@st.cache_data(show_spinner="Summarising the dataset…", max_entries=32)
-def _overview(path: str, dataset: str, version: str) -> dict[str, Any]:
-    from analytics.overview import stored_overview
+def _wrap(fn: Callable, parts: tuple[str, ...] = ("data",), *, resource: bool = False, prepared: bool = False,
+          max_entries: int = 8, spinner: str | bool = False, name: str | None = None):
+    """A cached ``fn(warehouse, dataset, *args, **kw)`` called as ``wrapper(dataset, *args, **kw)``,
+    keyed by the warehouse, the ``parts`` of the dataset's version and the (hashable) arguments.
 
-    return stored_overview(_warehouse(path), dataset)
+    ``prepared``: ``fn`` is an ``analytics.prepare`` getter: in background mode it is asked not to
+    compute what the preparation step makes, and a missing result returns None (not cached) after
+    making sure the preparation runs."""
+    decorate = st.cache_resource if resource else st.cache_data
+    label = name or fn.__name__
+
+    def cached(path: str, key: str, dataset: str, *args, **kw):
+        out = fn(_warehouse(path), dataset, *args, **kw)
+        if prepared and out is None:
+            raise _NotReady()
+        return out
+
+    cached.__qualname__ = cached.__name__ = f"cached_{label}"  # one cache per wrapper
+    cached = decorate(show_spinner=spinner, max_entries=max_entries)(cached)
+
+    def call(dataset: str, *args, **kw):
+        if prepared:
+            kw["compute"] = inline()
+        if not prepared:
+            return cached(db_path(), version(dataset).key(*parts), dataset, *args, **kw)
+        try:
+            return cached(db_path(), version(dataset).key(*parts), dataset, *args, **kw)
+        except _NotReady:
+            ensure_prepared(dataset)
+            return None
+
+    call.__name__ = label
+    call.__doc__ = f"``{getattr(fn, '__module__', '')}.{fn.__name__}``, cached (see the module docstring)."
+    call.clear = cached.clear
+    return call
 
 
-def overview(dataset: str) -> dict[str, Any]:
-    """``analytics.overview.stored_overview`` for ``dataset``, cached per data version
-    (in memory here; in the warehouse by the library, so restarts need no recomputation)."""
-    warehouse()
-    return _overview(db_path(), dataset, data_version(dataset))
+# ---------------------------------------------------------------- preparation status
+def ensure_prepared(dataset: str) -> prepare.Job | None:
+    """Start the dataset's preparation in the background when its current version is not
+    prepared and no job runs for it (a load from the CLI with --no-prepare, a restart after an
+    upgrade...); the running or last job, or None (prepared, or inline mode)."""
+    if inline() or not dataset:
+        return None
+    wh = warehouse()
+    if not wh.has_dataset(dataset):
+        return None
+    job = prepare.job(wh, dataset)
+    if job is not None and job.version == version(dataset).data and job.state in ("queued", "running", "failed"):
+        return job
+    if _is_prepared(dataset):
+        return None
+    return prepare.start(wh, dataset)
+
+
+def _prepared_marker(wh: Warehouse, dataset: str) -> bool:
+    if not prepare.is_prepared(wh, dataset):
+        raise _NotReady()  # not cached: asked again next run
+    return True
+
+
+_marker = _wrap(_prepared_marker, max_entries=64, name="prepared_marker")
+
+
+def _is_prepared(dataset: str) -> bool:
+    try:
+        return bool(_marker(dataset))
+    except _NotReady:
+        return False
+
+
+def preparation(dataset: str | None) -> prepare.Job | None:
+    """The dataset's preparation job while one runs (or failed) for the current version; None when
+    the dataset is prepared (or in inline mode)."""
+    if not dataset or inline() or _is_prepared(dataset):
+        return None
+    return ensure_prepared(dataset)
+
+
+# ---------------------------------------------------------------- the table
+# analytics.prepare getters: prepared results at the last day (None until stored), other days on demand
+overview = _wrap(prepare.overview, prepared=True, max_entries=32)
+span = _wrap(prepare.span, max_entries=64)
+event_categories = _wrap(prepare.categories, prepared=True, max_entries=16, name="event_categories")
+summary_history = _wrap(prepare.history, resource=True, max_entries=1, name="summary_history",
+                        spinner="Reading every customer's history (once per data version)…")
+_frame = _wrap(prepare.customer_frame, ("data", "clusters"), resource=True, prepared=True, max_entries=8,
+               spinner="Building the customer table…", name="customer_frame")
+value_scorer = _wrap(prepare.scorer, resource=True, prepared=True, max_entries=4, name="value_scorer",
+                     spinner="Summarising every customer…")
+_models = _wrap(prepare.clv_models, resource=True, prepared=True, max_entries=6, name="clv_models",
+                spinner="Fitting the purchase model and Gamma-Gamma…")
+_prob = _wrap(prepare.probabilistic, resource=True, prepared=True, max_entries=16, name="probabilistic",
+              spinner="Computing the probabilistic CLV…")
+reports_expected_clv = _wrap(prepare.expected_clv, resource=True, prepared=True, max_entries=4,
+                             name="reports_expected_clv", spinner="Estimating the expected CLV…")
+explorer_cohorts = _wrap(prepare.cohorts, prepared=True, max_entries=16, name="explorer_cohorts",
+                         spinner="Computing cohorts…")
+_rfm_migration = _wrap(prepare.rfm_migration, ("data", "clusters"), prepared=True, max_entries=16,
+                       name="rfm_migration", spinner="Comparing the two dates…")
+_recommender = _wrap(prepare.recommender, resource=True, prepared=True, max_entries=2, name="recommender",
+                     spinner="Fitting the item recommender…")
+
+# other library calls keyed by the version part they read
+published_predictions = _wrap(lambda wh, d: _lib("analytics.predict.registry").published_predictions(wh, d),
+                              max_entries=8, name="published_predictions")
+value_holdout = _wrap(lambda wh, d, cutoff, unit, purchase_model="bgnbd", penalizer=0.0: _lib(
+    "analytics.diagnostics").calibration_holdout_check(wh, d, cutoff, unit=unit, purchase_model=purchase_model,
+                                                       penalizer=penalizer),
+    resource=True, max_entries=8, name="value_holdout", spinner="Fitting the purchase model on the calibration period…")
+#: the recommenders the Campaigns page's quick holdout test compares (seconds on the sample); the
+#: full comparison (ALS, BPR, the sequence model) is `valuescope recommend evaluate`
+PAGE_RECOMMENDERS = "popularity,recent_popularity,item_cf"
+recommend_holdout = _wrap(lambda wh, d, split, end, k=10, families=PAGE_RECOMMENDERS: _lib(
+    "analytics.recommend").evaluate_holdout(wh, d, split, end, k=k, families=families), max_entries=8,
+    name="recommend_holdout", spinner="Evaluating the recommenders on a holdout…")
+attached = _wrap(prepare.attached, max_entries=64, name="attached")
+segments_assignments = _wrap(lambda wh, d, run_id: _lib("analytics.segments.store").load_assignments(wh, run_id),
+                             ("clusters",), resource=True, max_entries=4, name="segments_assignments")
+stored_campaign_targets = _wrap(lambda wh, d, cid: _lib("analytics.campaigns").campaign_targets(wh, cid),
+                                ("campaigns",), resource=True, max_entries=4, name="stored_campaign_targets",
+                                spinner="Reading the stored list…")
+stored_campaign_readout = _wrap(lambda wh, d, cid: _lib("analytics.campaigns").campaign_readout(wh, cid),
+                                ("campaigns",), max_entries=8, name="stored_campaign_readout")
+
+
+def _lib(module: str):
+    import importlib
+
+    return importlib.import_module(module)
+
+
+@st.cache_resource(show_spinner=False, max_entries=8)
+def _event_source(path: str, key: str, dataset: str, as_of: str):
+    from analytics.segments.activity import EventSource
+
+    return EventSource(_warehouse(path), dataset, as_of)
+
+
+def event_source(dataset: str, as_of):
+    """``analytics.segments.activity.EventSource`` of ``dataset`` at ``as_of`` (answers segment conditions on
+    what customers did and on their attributes; keeps each answer), one per data version."""
+    return _event_source(db_path(), version(dataset).events, dataset, str(as_of))
+
+
+def campaign_recommender_choice(dataset: str, as_of) -> dict:
+    """Which recommender campaign lists use on ``as_of`` and how it did against popularity."""
+    model = _recommender(dataset, str(as_of))
+    if model is None:
+        return {"model": "", "label": "the recommender being prepared", "ratios_vs_popularity": {}, "windows": [],
+                "note": "the recommender is still being prepared"}
+    return dict(getattr(model, "choice_", None) or {"model": "item_cf", "label": "item-based CF",
+                                                    "ratios_vs_popularity": {}, "windows": []})
+
+
+def explorer_frame(dataset: str, as_of):
+    """The customer frame with the latest clusters (no value columns) at ``as_of`` (read-only)."""
+    return _frame(dataset, str(as_of), clusters=True, with_values=False)
+
+
+def segments_frame(dataset: str, as_of):
+    """The customer frame without clusters (the Segments page joins the run it shows) (read-only)."""
+    return _frame(dataset, str(as_of), clusters=False, with_values=False)
+
+
+def campaigns_frame(dataset: str, as_of):
+    """The customer frame with clusters and the value columns (expected CLV...) (read-only)."""
+    return _frame(dataset, str(as_of), clusters=True, with_values=True)
+
+
+def value_models(dataset: str, as_of, unit: str, min_age_months: float | None = None, *,
+                 purchase_model: str = "auto", penalizer: float = 0.0):
+    """The fitted (purchase model, Gamma-Gamma) pair on the summary at ``as_of`` in ``unit`` (None while
+    not prepared; ``ValueError`` with the model's message when the data cannot support it)."""
+    return _models(dataset, str(as_of), unit, purchase_model=purchase_model, penalizer=float(penalizer))
+
+
+def value_prob(dataset: str, as_of, unit: str, min_age_months: float, horizon_months: float, discount_rate: float,
+               *, purchase_model: str = "auto", penalizer: float = 0.0):
+    """The probabilistic CLV columns aligned to :func:`value_scorer`'s customers (margin applied at
+    re-score); None while not prepared; ``ValueError`` when the models cannot be fitted."""
+    scorer = value_scorer(dataset, str(as_of), unit, float(min_age_months))
+    table = _prob(dataset, str(as_of), unit, float(horizon_months), float(discount_rate), float(min_age_months),
+                  purchase_model=purchase_model, penalizer=float(penalizer))
+    if scorer is None or table is None:
+        return None
+    return _aligned(db_path(), version(dataset).data, dataset, str(as_of), unit, float(min_age_months),
+                    float(horizon_months), float(discount_rate), purchase_model, float(penalizer), _scorer=scorer,
+                    _table=table)
+
+
+@st.cache_resource(show_spinner=False, max_entries=16)
+def _aligned(path, key, dataset, as_of, unit, min_age, horizon, discount, purchase_model, penalizer, _scorer, _table):
+    return _scorer.align(_table)
+
+
+_comparison_prepared = _wrap(prepare.purchase_model_comparison, resource=True, prepared=True, max_entries=4,
+                             name="purchase_model_comparison",
+                             spinner="Comparing BG/NBD and Pareto/NBD on this dataset's own history…")
+
+
+def purchase_model_comparison(dataset: str):
+    """``analytics.diagnostics.compare_purchase_models`` on the dataset's own calibration/holdout split
+    (prepared): ``(comparison or None, problem or None)``; None while it is being prepared."""
+    return _comparison_prepared(dataset)
+
+
+def explorer_groups(dataset: str, as_of, column: str):
+    """``analytics.explorer.category_groups`` of the Explorer frame (one mask per value; read-only)."""
+    frame = explorer_frame(dataset, as_of)
+    if frame is None:
+        return None
+    return _groups(db_path(), version(dataset).key("data", "clusters"), dataset, str(as_of), column, _frame=frame)
+
+
+@st.cache_resource(show_spinner=False, max_entries=12)
+def _groups(path, key, dataset, as_of, column, _frame):
+    from analytics.explorer import category_groups
+
+    return category_groups(_frame, column)
+
+
+def explorer_comparison(dataset: str, as_of, column: str, names):
+    """``analytics.explorer.segment_comparison`` of the :func:`explorer_groups` ``names`` (in order)."""
+    frame, groups = explorer_frame(dataset, as_of), explorer_groups(dataset, as_of, column)
+    if frame is None or groups is None:
+        return None
+    return _comparison(db_path(), version(dataset).key("data", "clusters"), dataset, str(as_of), column,
+                       tuple(str(n) for n in names), _frame=frame, _groups=groups)
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def _comparison(path, key, dataset, as_of, column, names, _frame, _groups):
+    from analytics.explorer import segment_comparison
+
+    return segment_comparison(_frame, {n: _groups[n] for n in names}, as_of=as_of)
+
+
+def explorer_migration(dataset: str, from_day, to_day, column: str = "rfm_segment"):
+    """Segment flows between two days (RFM segments: prepared for the default days)."""
+    if column == "rfm_segment":
+        return _rfm_migration(dataset, str(from_day), str(to_day))
+    early, late = explorer_frame(dataset, from_day), explorer_frame(dataset, to_day)
+    return _migration(db_path(), version(dataset).key("data", "clusters"), dataset, str(from_day), str(to_day),
+                      column, _early=early, _late=late, _history=summary_history(dataset))
+
+
+@st.cache_data(show_spinner="Comparing the two dates…", max_entries=16)
+def _migration(path, key, dataset, from_day, to_day, column, _early, _late, _history):
+    from analytics.explorer import segment_migration
+
+    return segment_migration(_early, _late, column, history=_history)
+
+
+def explorer_cluster_migration(dataset: str, from_day, to_day, run_id: int):
+    """``analytics.explorer.cluster_migration`` of one clustering run between two days."""
+    early, late = explorer_frame(dataset, from_day), explorer_frame(dataset, to_day)
+    return _cluster_migration(db_path(), version(dataset).key("data", "clusters"), dataset, str(from_day),
+                              str(to_day), int(run_id), _early=early, _late=late, _history=summary_history(dataset))
+
+
+@st.cache_data(show_spinner="Assigning both dates to the clusters…", max_entries=16)
+def _cluster_migration(path, key, dataset, from_day, to_day, run_id, _early, _late, _history):
+    from analytics.explorer import cluster_migration
+
+    return cluster_migration(_warehouse(path), run_id, _early, _late, history=_history)
+
+
+# ---- Reviews & new customers page
+def _sentiment(wh, dataset: str) -> dict:
+    from analytics.reviews.segments import ensure_ready_made_segments
+    from analytics.reviews.sentiment import ensure_sentiment
+
+    info = ensure_sentiment(wh, dataset)
+    ensure_ready_made_segments(wh, dataset)
+    return info
+
+
+sentiment_info = _wrap(_sentiment, max_entries=8, name="sentiment_info", spinner="Scoring the review sentiment…")
+category_sentiment = _wrap(lambda wh, d: _lib("analytics.reviews.features").item_sentiment(wh, d, by="category"),
+                           max_entries=8, name="category_sentiment")
+cold_start = _wrap(lambda wh, d, as_of: _cold_start(wh, d, as_of), max_entries=8, name="cold_start")
+
+
+def _first_order_parts(wh, dataset: str, as_of, window: int):
+    import pandas as pd
+
+    from analytics.newcustomers import first_order_values, new_customer_segments
+
+    fov = first_order_values(wh, dataset, as_of, window_days=window)
+    groups, profile = new_customer_segments(fov.features, k=4) if len(fov.features) >= 4 else (
+        pd.Series(dtype=object, name="new_customer_segment"), pd.DataFrame())
+    return fov, groups, profile
+
+
+def _cold_start(wh, dataset: str, as_of):
+    from analytics.newcustomers import cold_start_recommendations, no_history_customers
+
+    ids = no_history_customers(wh, dataset, as_of)
+    return cold_start_recommendations(wh, dataset, ids[:2000], as_of, n=5)
+
+
+_first_order = _wrap(_first_order_parts, resource=True, max_entries=4, name="first_order",
+                     spinner="Fitting the first-order model on earlier first-time buyers…")
+
+
+def first_order(dataset: str, as_of, window: int):
+    """(FirstOrderValues, group per new customer, group profiles) of analytics.newcustomers (read-only)."""
+    sentiment_info(dataset)
+    return _first_order(dataset, str(as_of), int(window))
+
+
+def rescore_sentiment(dataset: str) -> dict:
+    """Score the reviews again (and forget the cached review tables)."""
+    from analytics.reviews.sentiment import score_dataset_reviews
+
+    info = score_dataset_reviews(warehouse(), dataset).info
+    for fn in (sentiment_info, category_sentiment, _negative):
+        fn.clear()
+    return info
+
+
+def negative_reviews(dataset: str, as_of, days: int, share: float):
+    """The most negative recent reviews of valuable customers (analytics.reviews.views)."""
+    sentiment_info(dataset)
+    frame = explorer_frame(dataset, as_of)
+    if frame is None:
+        return None
+    return _negative(db_path(), version(dataset).key("data", "clusters"), dataset, str(as_of), int(days),
+                     float(share), _frame=frame)
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def _negative(path, key, dataset, as_of, days, share, _frame):
+    from analytics.reviews.views import negative_reviews_of_valuable
+
+    return negative_reviews_of_valuable(_warehouse(path), dataset, _frame, as_of, days=days, top_share=share)
+
+
+def churn_thresholds(dataset: str) -> tuple[float, float]:
+    from analytics.lifecycle import band_thresholds
+
+    return band_thresholds(warehouse(), dataset)
+
+
+def set_churn_thresholds(dataset: str, thresholds) -> tuple[float, float]:
+    from analytics.lifecycle import set_band_thresholds
+
+    out = set_band_thresholds(warehouse(), dataset, thresholds)
+    _lifecycle.clear()
+    return out
+
+
+def lifecycle_table(dataset: str, as_of):
+    """next_order_date, days_to_next_order, churn_band and churn_risk of every customer (analytics.lifecycle);
+    None while the customer table is being prepared."""
+    frame = campaigns_frame(dataset, as_of)
+    models = value_models(dataset, as_of, "days")  # ValueError when they cannot be fitted
+    if frame is None or models is None:
+        return None
+    return _lifecycle(db_path(), version(dataset).key("data", "clusters"), dataset, str(as_of),
+                      tuple(churn_thresholds(dataset)), _frame=frame, _models=models)
+
+
+@st.cache_data(show_spinner="Expecting every repeat buyer's next order…", max_entries=8)
+def _lifecycle(path, key, dataset, as_of, thresholds, _frame, _models):
+    from analytics.lifecycle import lifecycle_columns
+
+    risk = _frame["churn_risk"].to_numpy(dtype=float)
+    out = lifecycle_columns(_frame, as_of, bgnbd=_models[0], churn_risk=risk, thresholds=thresholds)
+    out["churn_risk"] = risk
+    return out
+
+
+def _spec_json(spec) -> str:
+    import json
+
+    return json.dumps(spec.to_dict(), sort_keys=True, default=str)
+
+
+def campaign_targets(dataset: str, as_of, spec):
+    """``analytics.campaigns.select_targets`` for ``spec`` on :func:`campaigns_frame` (read-only),
+    with the recommended items from the prepared recommender; None while the frame is not ready."""
+    from analytics.campaigns import CampaignSpec
+
+    frame = campaigns_frame(dataset, as_of)
+    if frame is None:
+        return None
+    bare = CampaignSpec.from_dict({**spec.to_dict(), "recommendations": 0, "recommendation_category": None})
+    key = version(dataset).key("data", "clusters", "segments")
+    targets = _targets(db_path(), key, dataset, str(as_of), _spec_json(bare), _frame=frame)
+    if int(spec.recommendations or 0) <= 0:
+        return targets
+    memo = _items_memo(dataset, as_of, int(spec.recommendations), spec.recommendation_category or "")
+    return _with_items(db_path(), key, dataset, str(as_of), _spec_json(spec), _targets=targets, _memo=memo)
+
+
+@st.cache_resource(show_spinner="Selecting and ranking the customers…", max_entries=8)
+def _targets(path, key, dataset, as_of, spec_json, _frame):
+    import json
+
+    from analytics.campaigns import CampaignSpec, select_targets
+
+    return select_targets(_warehouse(path), _frame, CampaignSpec.from_dict(json.loads(spec_json)))
+
+
+@st.cache_resource(show_spinner="Recommending items…", max_entries=8)
+def _with_items(path, key, dataset, as_of, spec_json, _targets, _memo):
+    import json
+
+    from analytics.campaigns import CampaignSpec
+    from analytics.campaigns.targeting import with_recommendations
+
+    return with_recommendations(_targets, CampaignSpec.from_dict(json.loads(spec_json)), _memo)
+
+
+def _items_memo(dataset: str, as_of, n: int, category: str):
+    from analytics.campaigns import CampaignError
+
+    try:
+        model = _recommender(dataset, str(as_of))
+    except ValueError as exc:
+        raise CampaignError(f"recommendations: {exc}") from None
+    if model is None:
+        raise CampaignError("the item recommender is still being prepared; try again in a moment")
+    return _memo(db_path(), version(dataset).data, dataset, str(as_of), n, category, _model=model)
+
+
+@st.cache_resource(show_spinner=False, max_entries=4)
+def _memo(path, key, dataset, as_of, n, category, _model):
+    from analytics.campaigns.targeting import ItemsMemo
+
+    return ItemsMemo(_model, n, category or None)
+
+
+def campaign_response_defaults(dataset: str, as_of, spec) -> dict | None:
+    """``analytics.campaigns.targeting.target_response_defaults`` for ``spec``'s target list."""
+    frame, targets = campaigns_frame(dataset, as_of), campaign_targets(dataset, as_of, spec)
+    if frame is None or targets is None:
+        return None
+    key = version(dataset).key("data", "clusters", "segments", "campaigns")
+    return _defaults(db_path(), key, dataset, str(as_of), _spec_json(spec), _frame=frame, _targets=targets)
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def _defaults(path, key, dataset, as_of, spec_json, _frame, _targets):
+    import json
+
+    from analytics.campaigns import CampaignSpec
+    from analytics.campaigns.targeting import target_response_defaults
+
+    return target_response_defaults(_warehouse(path), _frame, _targets, CampaignSpec.from_dict(json.loads(spec_json)))
+
+
+def uploaded_readout(dataset: str, campaign_id: int, file_id: str, data: bytes):
+    """``(outcomes, readout)`` of an uploaded outcomes file against a saved campaign, cached per
+    upload (``file_id``). CampaignError on a bad file."""
+    stored = stored_campaign_targets(dataset, int(campaign_id))
+    return _uploaded(db_path(), version(dataset).campaigns, int(campaign_id), str(file_id), _data=data,
+                     _stored=stored)
+
+
+@st.cache_data(show_spinner="Reading the outcomes…", max_entries=4)
+def _uploaded(path, key, campaign_id, file_id, _data, _stored):
+    import io
+
+    from analytics.campaigns import read_outcomes, readout
+
+    outcomes = read_outcomes(io.BytesIO(_data))
+    return outcomes, readout(_stored, outcomes)
+
+
+@st.cache_resource(show_spinner=False, max_entries=1)
+def _datasets_table(path: str, key: str):
+    from analytics.overview import datasets_table
+
+    return datasets_table(_warehouse(path))
+
+
+def datasets_table():
+    """``analytics.overview.datasets_table``: every dataset's events, customers and span."""
+    wh = warehouse()
+    key = "|".join(f"{n}={version(n).data}" for n in wh.datasets())
+    return _datasets_table(db_path(), key)
 
 
 @st.cache_data(show_spinner="Reading the file…", max_entries=8)
@@ -113,705 +613,5 @@ def inspect(path: str, file_name: str | None = None):
 
 
 def clear() -> None:
-    """Forget cached query results (after a write that a version key might not see)."""
-    _query_df.clear()
-    _overview.clear()
-
-
-# ---- Value page (scores; owned by the scoring area) ------------------------------
-# The Scorer (ranked / normalized arrays) and the BG/NBD fits are shared, read-only
-# resources (st.cache_resource: no copy per rerun, which matters at 1M customers);
-# a slider move then only re-weights (analytics.scores.Scorer.score).
-def _value_db() -> str:
-    warehouse()
-    return str(default_db_path().resolve())
-
-
-@st.cache_resource(show_spinner="Summarising every customer…", max_entries=4)
-def _value_scorer(path: str, dataset: str, as_of: str, unit: str, min_age_months: float, version: str):
-    from analytics.scores import Scorer
-    from analytics.summary import customer_summary
-
-    summary = customer_summary(get_warehouse(path), dataset, as_of, unit)
-    return Scorer(summary, min_age_months=min_age_months)
-
-
-def _min_age(months: float | None) -> float:
-    from analytics.scores import DEFAULT_MIN_AGE_MONTHS
-
-    return float(DEFAULT_MIN_AGE_MONTHS if months is None else months)
-
-
-def value_scorer(dataset: str, as_of, unit: str, min_age_months: float | None = None):
-    """``analytics.scores.Scorer`` over the customer summary, cached per data version."""
-    return _value_scorer(_value_db(), dataset, str(as_of), unit, _min_age(min_age_months), data_version(dataset))
-
-
-# A fit that fails (degenerate data) is cached as its message too, so that a slider
-# move does not try the same expensive fit again.
-@st.cache_resource(show_spinner="Fitting the purchase model and Gamma-Gamma…", max_entries=4)
-def _value_models(path: str, dataset: str, as_of: str, unit: str, min_age_months: float, version: str,
-                  purchase_model: str = "bgnbd", penalizer: float = 0.0):
-    from analytics.scores import fit_clv_models
-
-    scorer = _value_scorer(path, dataset, as_of, unit, min_age_months, version)
-    try:
-        return fit_clv_models(scorer.summary, purchase_model=purchase_model, penalizer=penalizer), None
-    except ValueError as exc:
-        return None, str(exc)
-
-
-@st.cache_resource(show_spinner="Computing the probabilistic CLV…", max_entries=16)
-def _value_prob(path: str, dataset: str, as_of: str, unit: str, min_age_months: float, version: str,
-                horizon_months: float, discount_rate: float, purchase_model: str = "bgnbd", penalizer: float = 0.0):
-    from analytics.scores import CLVParams, probabilistic_clv
-
-    scorer = _value_scorer(path, dataset, as_of, unit, min_age_months, version)
-    models, problem = _value_models(path, dataset, as_of, unit, min_age_months, version, purchase_model, penalizer)
-    if problem:
-        return None, problem
-    params = CLVParams(horizon_months=horizon_months, discount_rate=discount_rate, min_age_months=min_age_months)
-    try:
-        table, _ = probabilistic_clv(scorer.summary, params, models=models)
-    except ValueError as exc:
-        return None, str(exc)
-    return scorer.align(table), None
-
-
-def _day_clv_models(path: str, dataset: str, as_of: str, version: str):
-    """The Value page's BG/NBD + Gamma-Gamma pair on the daily summary at ``as_of`` (the one
-    the Explorer frame carries), shared by Campaigns and Reports so a day is fitted once
-    (20-45 s at 1M customers); None when the data cannot support it (the caller's own
-    fallback then says why)."""
-    models, _problem = _value_models(path, dataset, as_of, "days", _min_age(None), version)
-    return models
-
-
-def value_models(dataset: str, as_of, unit: str, min_age_months: float | None = None, *,
-                 purchase_model: str = "bgnbd", penalizer: float = 0.0):
-    """The fitted (purchase model, Gamma-Gamma) pair for the Value page, cached per data version
-    (``ValueError`` with the model's message when the data cannot support it)."""
-    models, problem = _value_models(_value_db(), dataset, str(as_of), unit, _min_age(min_age_months),
-                                    data_version(dataset), purchase_model, float(penalizer))
-    if problem:
-        raise ValueError(problem)
-    return models
-
-
-def value_prob(dataset: str, as_of, unit: str, min_age_months: float, horizon_months: float, discount_rate: float,
-               *, purchase_model: str = "bgnbd", penalizer: float = 0.0):
-    """Per-customer probabilistic CLV columns aligned to the cached Scorer (margin applied at re-score)."""
-    prob, problem = _value_prob(_value_db(), dataset, str(as_of), unit, float(min_age_months),
-                                data_version(dataset), float(horizon_months), float(discount_rate),
-                                purchase_model, float(penalizer))
-    if problem:
-        raise ValueError(problem)
-    return prob
-
-
-@st.cache_resource(show_spinner="Fitting the purchase model on the calibration period…", max_entries=8)
-def _value_holdout(path: str, dataset: str, cutoff: str, unit: str, version: str, purchase_model: str = "bgnbd",
-                   penalizer: float = 0.0):
-    from analytics.diagnostics import calibration_holdout_check
-
-    return calibration_holdout_check(get_warehouse(path), dataset, cutoff, unit=unit, purchase_model=purchase_model,
-                                     penalizer=penalizer)
-
-
-def value_holdout(dataset: str, cutoff, unit: str, *, purchase_model: str = "bgnbd", penalizer: float = 0.0):
-    """``analytics.diagnostics.calibration_holdout_check`` for the Value page, cached per data version."""
-    return _value_holdout(_value_db(), dataset, str(cutoff), unit, data_version(dataset), purchase_model,
-                          float(penalizer))
-
-
-# A comparison that cannot be made is cached as its message, like a failed fit.
-@st.cache_resource(show_spinner="Comparing BG/NBD and Pareto/NBD on this dataset's own history…", max_entries=4)
-def _purchase_model_comparison(path: str, dataset: str, version: str):
-    from analytics.diagnostics import compare_purchase_models
-
-    try:
-        return compare_purchase_models(get_warehouse(path), dataset), None
-    except ValueError as exc:
-        return None, str(exc)
-
-
-def purchase_model_comparison(dataset: str):
-    """``analytics.diagnostics.compare_purchase_models`` on the dataset's own calibration/holdout
-    split, cached per data version: ``(comparison or None, problem or None)``."""
-    return _purchase_model_comparison(_value_db(), dataset, data_version(dataset))
-
-
-# ---- published model predictions (analytics.predict.registry), shown on the Value page ----
-@st.cache_data(show_spinner=False, max_entries=8)
-def _published_predictions(path: str, dataset: str, stamp: str) -> pd.DataFrame:
-    from analytics.predict.registry import published_predictions
-
-    return published_predictions(get_warehouse(path), dataset)
-
-
-def prediction_stamp(dataset: str) -> str:
-    """Changes whenever predictions are (re)published for ``dataset`` (a cache key)."""
-    row = warehouse().cursor().execute(
-        "SELECT count(*), max(published_at), max(run_id), max(model) FROM customer_predictions WHERE dataset = ?",
-        [dataset],
-    ).fetchone()
-    return "|".join(map(str, row))
-
-
-def published_predictions(dataset: str) -> pd.DataFrame:
-    """The dataset's published predictions (empty frame if none), cached until the next publish."""
-    return _published_predictions(_value_db(), dataset, prediction_stamp(dataset))
-
-
-# ---- Segments page (owned by the segments area) ------------------------------------
-# The customer frame the Segments page clusters and filters: summary + derived features
-# + RFM/behaviour/CLV-formula scores (+ published predictions). A shared read-only
-# resource (never mutated by the page), cached per data version and publish stamp.
-@st.cache_resource(show_spinner="Reading every customer's history (once per data version)…", max_entries=1)
-def _summary_history(path: str, dataset: str, version: str):
-    from analytics.summary import summary_history
-
-    if _attached(path, dataset, version) is not None:
-        return None  # a summary attached from Spark: no events; callers then read customer_summary
-    return summary_history(get_warehouse(path), dataset)
-
-
-@st.cache_data(show_spinner=False, max_entries=64)
-def _attached(path: str, dataset: str, version: str) -> dict | None:
-    from analytics.spark.attach import attached_info
-
-    return attached_info(get_warehouse(path), dataset)
-
-
-def attached(dataset: str | None) -> dict | None:
-    """``analytics.spark.attach.attached_info``: the dataset is a customer summary computed on Spark
-    (as of one day, no events), or None."""
-    if not dataset:
-        return None
-    return _attached(_value_db(), dataset, data_version(dataset))
-
-
-def summary_history(dataset: str):
-    """``analytics.summary.summary_history`` of ``dataset``: built once per data version (one pass
-    over the events), then the customer summary at any as-of day is a fraction of a second.
-    Shared by the Segments and Explorer pages (one dataset held at a time: ~50 bytes per active
-    customer-day)."""
-    return _summary_history(_value_db(), dataset, data_version(dataset))
-
-
-@st.cache_resource(show_spinner="Building the customer table…", max_entries=4)
-def _segments_frame(path: str, dataset: str, as_of: str, version: str, stamp: str) -> pd.DataFrame:
-    from analytics.explorer import build_frame
-
-    # the page joins the clustering run it shows itself (segments_assignments)
-    return build_frame(get_warehouse(path), dataset, as_of, with_clusters=False,
-                       history=_summary_history(path, dataset, version))
-
-
-def segments_frame(dataset: str, as_of) -> pd.DataFrame:
-    """Customer frame for the Segments page (read-only: copy before changing it)."""
-    return _segments_frame(_value_db(), dataset, str(as_of), data_version(dataset), prediction_stamp(dataset))
-
-
-@st.cache_resource(show_spinner=False, max_entries=8)
-def _event_source(path: str, dataset: str, as_of: str, version: str):
-    from analytics.segments.activity import EventSource
-
-    return EventSource(get_warehouse(path), dataset, as_of)
-
-
-def event_source(dataset: str, as_of):
-    """``analytics.segments.activity.EventSource`` of ``dataset`` at ``as_of`` (answers segment conditions on
-    what customers did and on their attributes; keeps each answer), one per data version."""
-    return _event_source(_value_db(), dataset, str(as_of), data_version(dataset))
-
-
-# ---- Explorer page (owned by the explorer area) ------------------------------------
-# analytics.explorer.build_frame per as-of date: a shared read-only resource (no copy per
-# rerun at 1M customers), keyed by data version, the published predictions and the latest
-# clustering run (its id and cluster names, so a rename shows up).
-@st.cache_resource(show_spinner="Building the customer table…", max_entries=6)
-def _explorer_frame(path: str, dataset: str, as_of: str, version: str, stamp: str) -> pd.DataFrame:
-    from analytics.explorer import build_frame
-
-    return build_frame(get_warehouse(path), dataset, as_of, history=_summary_history(path, dataset, version))
-
-
-def _explorer_stamp(dataset: str) -> str:
-    run = warehouse().cursor().execute(
-        "SELECT id, names FROM clustering_runs WHERE dataset = ? ORDER BY created_at DESC, id DESC LIMIT 1",
-        [dataset],
-    ).fetchone()
-    return prediction_stamp(dataset) + "#" + ("" if run is None else f"{run[0]}:{run[1]}")
-
-
-def explorer_key(dataset: str) -> tuple[str, str]:
-    """The cache key of the Explorer's cached results: (data version, stamp of the published
-    predictions and the latest clustering run). A page run reads it once and passes it as
-    ``key=`` to the ``explorer_*`` functions (three small queries once, not per call)."""
-    return data_version(dataset), _explorer_stamp(dataset)
-
-
-def _key(dataset: str, key) -> tuple[str, str]:
-    return explorer_key(dataset) if key is None else (str(key[0]), str(key[1]))
-
-
-def explorer_frame(dataset: str, as_of, *, key: tuple[str, str] | None = None) -> pd.DataFrame:
-    """Customer frame (summary, RFM segment, CLV, latest clusters, predictions) for the
-    Explorer page at ``as_of`` (read-only: copy before changing it)."""
-    return _explorer_frame(_value_db(), dataset, str(as_of), *_key(dataset, key))
-
-
-@st.cache_resource(show_spinner=False, max_entries=12)
-def _explorer_groups(path: str, dataset: str, as_of: str, version: str, stamp: str, column: str) -> dict:
-    from analytics.explorer import category_groups
-
-    return category_groups(_explorer_frame(path, dataset, as_of, version, stamp), column)
-
-
-def explorer_groups(dataset: str, as_of, column: str, *, key: tuple[str, str] | None = None) -> dict[str, pd.Series]:
-    """``analytics.explorer.category_groups`` of the Explorer frame at ``as_of`` (RFM segments,
-    clusters), cached with the frame: one mask per value, shared and read-only."""
-    return _explorer_groups(_value_db(), dataset, str(as_of), *_key(dataset, key), str(column))
-
-
-@st.cache_data(show_spinner=False, max_entries=32)
-def _explorer_comparison(path: str, dataset: str, as_of: str, version: str, stamp: str, column: str,
-                         names: tuple) -> pd.DataFrame:
-    from analytics.explorer import segment_comparison
-
-    groups = _explorer_groups(path, dataset, as_of, version, stamp, column)
-    return segment_comparison(_explorer_frame(path, dataset, as_of, version, stamp),
-                              {n: groups[n] for n in names}, as_of=as_of)
-
-
-def explorer_comparison(dataset: str, as_of, column: str, names, *,
-                        key: tuple[str, str] | None = None) -> pd.DataFrame:
-    """``analytics.explorer.segment_comparison`` of the :func:`explorer_groups` ``names`` (in that
-    order) at ``as_of``, cached per frame and choice of groups."""
-    return _explorer_comparison(_value_db(), dataset, str(as_of), *_key(dataset, key), str(column),
-                                tuple(str(n) for n in names))
-
-
-@st.cache_data(show_spinner="Computing cohorts…", max_entries=16)
-def _explorer_cohorts(path: str, dataset: str, as_of: str, max_months: int, version: str) -> pd.DataFrame:
-    from analytics.explorer import cohort_retention
-
-    return cohort_retention(get_warehouse(path), dataset, as_of, max_months,
-                            history=_summary_history(path, dataset, version))
-
-
-def explorer_cohorts(dataset: str, as_of, max_months: int = 24, *, key: tuple[str, str] | None = None) -> pd.DataFrame:
-    """``analytics.explorer.cohort_retention``, cached per data version."""
-    version = data_version(dataset) if key is None else str(key[0])
-    return _explorer_cohorts(_value_db(), dataset, str(as_of), int(max_months), version)
-
-
-# ---- Segments page: a saved clustering run's assignment (segments area) -------------
-@st.cache_resource(show_spinner=False, max_entries=4)
-def _segments_assignments(path: str, run_id: int, names: str) -> pd.DataFrame:
-    from analytics.segments.store import load_assignments
-
-    return load_assignments(get_warehouse(path), run_id)
-
-
-def segments_assignments(run_id: int) -> pd.DataFrame:
-    """``analytics.segments.store.load_assignments`` (read-only), cached until the run's names change."""
-    row = warehouse().cursor().execute("SELECT names FROM clustering_runs WHERE id = ?", [int(run_id)]).fetchone()
-    return _segments_assignments(_value_db(), int(run_id), str(row[0] if row else ""))
-
-
-# ---- Explorer page: migration flows between two dates (see the Explorer section above) ----
-@st.cache_data(show_spinner="Comparing the two dates…", max_entries=16)
-def _explorer_migration(path: str, dataset: str, from_day: str, to_day: str, column: str, version: str,
-                        stamp: str) -> pd.DataFrame:
-    from analytics.explorer import rfm_migration, segment_migration
-
-    history = _summary_history(path, dataset, version)
-    later = _explorer_frame(path, dataset, to_day, version, stamp)
-    if column == "rfm_segment":  # the earlier date needs only the segments (as codes), not a whole frame
-        return rfm_migration(get_warehouse(path), dataset, from_day, later, history=history)
-    return segment_migration(_explorer_frame(path, dataset, from_day, version, stamp), later, column,
-                             history=history)
-
-
-@st.cache_data(show_spinner="Assigning both dates to the clusters…", max_entries=16)
-def _explorer_cluster_migration(path: str, dataset: str, from_day: str, to_day: str, run_id: int, version: str,
-                                stamp: str) -> pd.DataFrame:
-    from analytics.explorer import cluster_migration
-
-    return cluster_migration(get_warehouse(path), run_id, _explorer_frame(path, dataset, from_day, version, stamp),
-                             _explorer_frame(path, dataset, to_day, version, stamp),
-                             history=_summary_history(path, dataset, version))
-
-
-def explorer_cluster_migration(dataset: str, from_day, to_day, run_id: int, *,
-                                key: tuple[str, str] | None = None) -> pd.DataFrame:
-    """``analytics.explorer.cluster_migration`` of one clustering run between two dates, cached
-    (the stamp holds the latest run's id and names, so a rename shows up)."""
-    return _explorer_cluster_migration(_value_db(), dataset, str(from_day), str(to_day), int(run_id),
-                                       *_key(dataset, key))
-
-
-def explorer_migration(dataset: str, from_day, to_day, column: str = "rfm_segment", *,
-                       key: tuple[str, str] | None = None) -> pd.DataFrame:
-    """``analytics.explorer.segment_migration`` between the Explorer frames of two dates, cached."""
-    return _explorer_migration(_value_db(), dataset, str(from_day), str(to_day), column, *_key(dataset, key))
-
-
-# ---- Campaigns page (owned by the campaigns-page area) -----------------------------
-# The Explorer frame (summary, scores, latest clusters, predictions) plus the campaign value
-# columns (analytics.campaigns.value_columns: expected CLV, churn risk...), and the target
-# list of a campaign definition: shared read-only resources (the page never mutates them),
-# keyed by data version, publish/clustering stamp and, for targets, the saved segments.
-@st.cache_resource(show_spinner="Valuing every customer…", max_entries=4)
-def _campaigns_frame(path: str, dataset: str, as_of: str, version: str, stamp: str) -> pd.DataFrame:
-    from analytics.campaigns import value_columns
-
-    wh = get_warehouse(path)
-    return value_columns(wh, _explorer_frame(path, dataset, as_of, version, stamp),
-                         models=_day_clv_models(path, dataset, as_of, version))
-
-
-def campaigns_frame(dataset: str, as_of) -> pd.DataFrame:
-    """``analytics.campaigns.value_columns`` over the Explorer customer frame (read-only)."""
-    return _campaigns_frame(_value_db(), dataset, str(as_of), data_version(dataset), _explorer_stamp(dataset))
-
-
-def _segments_stamp() -> str:
-    row = warehouse().cursor().execute("SELECT count(*), max(updated_at), max(id) FROM segments").fetchone()
-    return "|".join(map(str, row))
-
-
-@st.cache_resource(show_spinner="Choosing and fitting the recommender…", max_entries=2)
-def _campaign_recommender(path: str, dataset: str, as_of: str, version: str):
-    """``analytics.recommend.campaign_recommender`` (the validation winner, fitted on events up to
-    the end of ``as_of``, as analytics.campaigns does), kept across reruns so that moving a campaign
-    control does not refit it."""
-    from analytics import recommend
-
-    end = pd.Timestamp(as_of) + pd.Timedelta(days=1)
-    return recommend.campaign_recommender(get_warehouse(path), dataset, end)
-
-
-def campaign_recommender_choice(dataset: str, as_of) -> dict:
-    """Which recommender campaign lists use on ``as_of`` and how it did against popularity."""
-    return dict(_campaign_recommender(_value_db(), dataset, str(as_of), data_version(dataset)).choice_)
-
-
-@st.cache_resource(show_spinner="Selecting and ranking the customers…", max_entries=8)
-def _campaign_targets(path: str, dataset: str, as_of: str, spec_json: str, version: str, stamp: str,
-                      seg_stamp: str) -> pd.DataFrame:
-    import json
-
-    from analytics import recommend
-    from analytics.campaigns import CampaignError, CampaignSpec, select_targets
-
-    spec = CampaignSpec.from_dict(json.loads(spec_json))
-    frame = _campaigns_frame(path, dataset, as_of, version, stamp)
-    n_recs = int(spec.recommendations or 0)
-    # the list without items (cheap), then the items from the cached recommender: the same
-    # calls as analytics.campaigns.targeting.recommended_items, without a refit per change
-    bare = CampaignSpec.from_dict({**spec.to_dict(), "recommendations": 0, "recommendation_category": None})
-    targets = select_targets(get_warehouse(path), frame, bare)
-    if n_recs > 0:
-        ids = targets["customer_id"].astype(str)
-        memo = _campaign_recs_memo(path, dataset, as_of, version, n_recs, spec.recommendation_category or "")
-        with memo["lock"]:
-            missing = ids[~ids.isin(memo["text"].index)]
-            if len(missing):
-                try:
-                    model = _campaign_recommender(path, dataset, as_of, version)
-                    recs = model.recommend(list(missing), n=n_recs, exclude_purchased=True,
-                                           category=spec.recommendation_category)
-                except recommend.RecommendError as exc:
-                    raise CampaignError(f"recommendations: {exc}") from None
-                new = _items_text(recs).reindex(pd.Index(missing.to_numpy())).fillna("")
-                memo["text"] = pd.concat([memo["text"], new])
-            text = memo["text"]
-        targets = targets.copy()
-        targets["recommended_items"] = ids.map(text).fillna("").to_numpy()
-        targets.attrs["spec"] = spec.validated().to_dict()
-    return targets
-
-
-@st.cache_resource(show_spinner=False, max_entries=4)
-def _campaign_recs_memo(path: str, dataset: str, as_of: str, version: str, n: int, category: str) -> dict:
-    """Recommended-items text per customer already computed for these settings: a customer's
-    items do not depend on the campaign around them, so a control-share or cap change only
-    recommends for customers not seen before (a lock guards the shared memo)."""
-    import threading
-
-    return {"lock": threading.Lock(), "text": pd.Series([], dtype=object, index=pd.Index([], dtype=object))}
-
-
-def _items_text(recs: pd.DataFrame, sep: str = "; ") -> pd.Series:
-    """customer_id -> "item1; item2; ..." in rank order: analytics.recommend.recommendations_text,
-    vectorized over the (at most n) rank columns instead of a Python join per customer."""
-    if recs is None or len(recs) == 0:
-        return pd.Series([], dtype=object, index=pd.Index([], dtype=object))
-    wide = recs.pivot(index="customer_id", columns="rank", values="item_id").sort_index(axis=1)
-    out = None
-    for col in wide.columns:
-        vals = wide[col].to_numpy(dtype=object)
-        have = pd.notna(vals)
-        item = np.where(have, vals, "").astype(object)
-        if out is None:
-            out, any_ = item, have
-        else:
-            out = np.where(have, np.where(any_, out + sep, "") + item, out).astype(object)
-            any_ = any_ | have
-    return pd.Series(out, index=wide.index.astype(str), dtype=object)
-
-
-def campaign_targets(dataset: str, as_of, spec) -> pd.DataFrame:
-    """``analytics.campaigns.select_targets`` for ``spec`` on the campaigns frame (read-only),
-    cached per definition, data version and saved segments (a segment edit refreshes it)."""
-    import json
-
-    spec_json = json.dumps(spec.to_dict(), sort_keys=True, default=str)
-    return _campaign_targets(_value_db(), dataset, str(as_of), spec_json, data_version(dataset),
-                             _explorer_stamp(dataset), _segments_stamp())
-
-
-def event_categories(dataset: str, version: str, limit: int = 500) -> list[str]:
-    """The dataset's item categories (most frequent first, at most ``limit``)."""
-    df = query_df(
-        "SELECT category FROM events WHERE dataset = ? AND category IS NOT NULL "
-        "GROUP BY category ORDER BY count(*) DESC, category LIMIT ?", (dataset, int(limit)), version)
-    return [str(c) for c in df["category"]]
-
-
-#: the recommenders the Campaigns page's quick holdout test compares (seconds on the sample); the
-#: full comparison (ALS, BPR, the sequence model) is `valuescope recommend evaluate`
-PAGE_RECOMMENDERS = "popularity,recent_popularity,item_cf"
-
-
-@st.cache_data(show_spinner="Evaluating the recommenders on a holdout…", max_entries=8)
-def _recommend_holdout(path: str, dataset: str, split: str, end: str, k: int, version: str,
-                       families: str) -> pd.DataFrame:
-    from analytics.recommend import evaluate_holdout
-
-    return evaluate_holdout(get_warehouse(path), dataset, split, end, k=k, families=families)
-
-
-def recommend_holdout(dataset: str, split, end, k: int = 10, families: str = PAGE_RECOMMENDERS) -> pd.DataFrame:
-    """``analytics.recommend.evaluate_holdout`` of ``families`` (settings chosen on validation before
-    the split), cached per data version."""
-    return _recommend_holdout(_value_db(), dataset, str(split), str(end), int(k), data_version(dataset), families)
-
-
-def _campaigns_stamp(dataset: str) -> str:
-    row = warehouse().cursor().execute(
-        "SELECT count(*), max(id), (SELECT count(*) FROM campaign_outcomes WHERE dataset = ?), "
-        "(SELECT max(uploaded_at) FROM campaign_outcomes WHERE dataset = ?) FROM campaigns WHERE dataset = ?",
-        [dataset, dataset, dataset]).fetchone()
-    return "|".join(map(str, row))
-
-
-@st.cache_data(show_spinner=False, max_entries=16)
-def _campaign_response_defaults(path: str, dataset: str, as_of: str, spec_json: str, version: str, stamp: str,
-                                seg_stamp: str, camp_stamp: str) -> dict:
-    import json
-
-    from analytics.campaigns import CampaignSpec, response_defaults
-
-    spec = CampaignSpec.from_dict(json.loads(spec_json))
-    frame = _campaigns_frame(path, dataset, as_of, version, stamp)
-    targets = _campaign_targets(path, dataset, as_of, spec_json, version, stamp, seg_stamp)
-    # only the columns the defaults read, taken by position (a .loc of a million ids on the
-    # whole wide frame costs seconds)
-    cols = [c for c in ("last_purchase", "n_orders", "total_revenue") if c in frame.columns]
-    rows = frame[cols].iloc[frame.index.get_indexer(targets["customer_id"].to_numpy())]
-    rows.attrs = dict(frame.attrs)
-    return response_defaults(rows, spec, wh=get_warehouse(path))
-
-
-def campaign_response_defaults(dataset: str, as_of, spec) -> dict:
-    """``analytics.campaigns.response_defaults`` for the rows of ``spec``'s target list (an earlier
-    campaign's measured uplift when one exists), cached until the data, segments or outcomes change."""
-    import json
-
-    spec_json = json.dumps(spec.to_dict(), sort_keys=True, default=str)
-    return _campaign_response_defaults(_value_db(), dataset, str(as_of), spec_json, data_version(dataset),
-                                       _explorer_stamp(dataset), _segments_stamp(), _campaigns_stamp(dataset))
-
-
-# ---- Reports page (owned by the reports area) -----------------------------------------
-# The expected CLV a report shows (a published model's, else a BG/NBD + Gamma-Gamma fit on
-# every buyer: the costly part of a report at scale), per Explorer frame: read-only.
-@st.cache_resource(show_spinner="Estimating the expected CLV…", max_entries=4)
-def _reports_expected_clv(path: str, dataset: str, as_of: str, version: str, stamp: str):
-    from analytics.reports import expected_clv
-
-    return expected_clv(_explorer_frame(path, dataset, as_of, version, stamp),
-                        models=_day_clv_models(path, dataset, as_of, version))
-
-
-def reports_expected_clv(dataset: str, as_of):
-    """``analytics.reports.expected_clv`` of the Explorer frame at ``as_of``, cached per data version."""
-    return _reports_expected_clv(_value_db(), dataset, str(as_of), data_version(dataset), _explorer_stamp(dataset))
-
-
-# Saved campaigns: the stored list and read-outs, read once per change of the campaigns
-# tables (a stored list can have a million rows; reruns must not read it again).
-@st.cache_resource(show_spinner="Reading the stored list…", max_entries=4)
-def _stored_campaign_targets(path: str, campaign_id: int, camp_stamp: str) -> pd.DataFrame:
-    from analytics.campaigns import campaign_targets
-
-    return campaign_targets(get_warehouse(path), campaign_id)
-
-
-def stored_campaign_targets(dataset: str, campaign_id: int) -> pd.DataFrame:
-    """``analytics.campaigns.campaign_targets`` (read-only), cached until campaigns or outcomes change."""
-    return _stored_campaign_targets(_value_db(), int(campaign_id), _campaigns_stamp(dataset))
-
-
-@st.cache_data(show_spinner=False, max_entries=8)
-def _stored_campaign_readout(path: str, campaign_id: int, camp_stamp: str) -> dict | None:
-    from analytics.campaigns import campaign_readout
-
-    return campaign_readout(get_warehouse(path), campaign_id)
-
-
-def stored_campaign_readout(dataset: str, campaign_id: int) -> dict | None:
-    """``analytics.campaigns.campaign_readout`` (None before any upload), cached until outcomes change."""
-    return _stored_campaign_readout(_value_db(), int(campaign_id), _campaigns_stamp(dataset))
-
-
-@st.cache_data(show_spinner="Reading the outcomes…", max_entries=4)
-def _uploaded_readout(path: str, campaign_id: int, file_id: str, camp_stamp: str, _data: bytes):
-    import io
-
-    from analytics.campaigns import read_outcomes, readout
-
-    outcomes = read_outcomes(io.BytesIO(_data))
-    return outcomes, readout(_stored_campaign_targets(path, campaign_id, camp_stamp), outcomes)
-
-
-def uploaded_readout(dataset: str, campaign_id: int, file_id: str, data: bytes):
-    """``(outcomes, readout)`` of an uploaded outcomes file against a saved campaign, cached per
-    upload (``file_id``) so reruns do not parse the file again. CampaignError on a bad file."""
-    return _uploaded_readout(_value_db(), int(campaign_id), str(file_id), _campaigns_stamp(dataset), data)
-
-
-# ---- Reviews & new customers page (reviews area) --------------------------------------
-@st.cache_data(show_spinner="Scoring the review sentiment…", max_entries=8)
-def _sentiment_info(path: str, dataset: str, version: str) -> dict:
-    from analytics.reviews.segments import ensure_ready_made_segments
-    from analytics.reviews.sentiment import ensure_sentiment
-
-    wh = get_warehouse(path)
-    info = ensure_sentiment(wh, dataset)
-    ensure_ready_made_segments(wh, dataset)
-    return info
-
-
-def sentiment_info(dataset: str) -> dict:
-    """The dataset's review sentiment run (scored first when the data changed since the last run)."""
-    return _sentiment_info(_value_db(), dataset, data_version(dataset))
-
-
-def rescore_sentiment(dataset: str) -> dict:
-    """Score the reviews again (and forget the cached review tables)."""
-    from analytics.reviews.sentiment import score_dataset_reviews
-
-    info = score_dataset_reviews(get_warehouse(_value_db()), dataset).info
-    _sentiment_info.clear()
-    _negative_reviews.clear()
-    _category_sentiment.clear()
-    return info
-
-
-@st.cache_data(show_spinner=False, max_entries=16)
-def _negative_reviews(path: str, dataset: str, as_of: str, days: int, share: float, version: str, stamp: str):
-    from analytics.reviews.views import negative_reviews_of_valuable
-
-    frame = _explorer_frame(path, dataset, as_of, version, stamp)
-    return negative_reviews_of_valuable(get_warehouse(path), dataset, frame, as_of, days=days, top_share=share)
-
-
-def negative_reviews(dataset: str, as_of, days: int, share: float):
-    """The most negative recent reviews of valuable customers (analytics.reviews.views)."""
-    sentiment_info(dataset)
-    return _negative_reviews(_value_db(), dataset, str(as_of), int(days), float(share), data_version(dataset),
-                             _explorer_stamp(dataset))
-
-
-@st.cache_data(show_spinner=False, max_entries=8)
-def _category_sentiment(path: str, dataset: str, version: str):
-    from analytics.reviews.features import item_sentiment
-
-    return item_sentiment(get_warehouse(path), dataset, by="category")
-
-
-def category_sentiment(dataset: str):
-    sentiment_info(dataset)
-    return _category_sentiment(_value_db(), dataset, data_version(dataset))
-
-
-def churn_thresholds(dataset: str) -> tuple[float, float]:
-    from analytics.lifecycle import band_thresholds
-
-    return band_thresholds(warehouse(), dataset)
-
-
-def set_churn_thresholds(dataset: str, thresholds) -> tuple[float, float]:
-    from analytics.lifecycle import set_band_thresholds
-
-    out = set_band_thresholds(warehouse(), dataset, thresholds)
-    _lifecycle_table.clear()
-    return out
-
-
-@st.cache_data(show_spinner="Expecting every repeat buyer's next order…", max_entries=8)
-def _lifecycle_table(path: str, dataset: str, as_of: str, version: str, stamp: str, thresholds: tuple):
-    from analytics.lifecycle import lifecycle_columns
-
-    frame = _explorer_frame(path, dataset, as_of, version, stamp)
-    models = _day_clv_models(path, dataset, as_of, version)
-    if models is None:
-        raise ValueError("the BG/NBD model cannot be fitted on these data, so there are no next-order dates")
-    from analytics.campaigns import value_columns
-
-    values = value_columns(get_warehouse(path), frame, models=models)
-    out = lifecycle_columns(frame, as_of, bgnbd=models[0], churn_risk=values["churn_risk"].to_numpy(dtype=float),
-                            thresholds=thresholds)
-    out["churn_risk"] = values["churn_risk"].to_numpy(dtype=float)
-    return out
-
-
-def lifecycle_table(dataset: str, as_of):
-    """next_order_date, days_to_next_order, churn_band and churn_risk of every customer (analytics.lifecycle)."""
-    return _lifecycle_table(_value_db(), dataset, str(as_of), data_version(dataset), _explorer_stamp(dataset),
-                            tuple(churn_thresholds(dataset)))
-
-
-@st.cache_resource(show_spinner="Fitting the first-order model on earlier first-time buyers…", max_entries=4)
-def _first_order(path: str, dataset: str, as_of: str, window: int, version: str):
-    from analytics.newcustomers import first_order_values, new_customer_segments
-
-    fov = first_order_values(get_warehouse(path), dataset, as_of, window_days=window)
-    groups, profile = new_customer_segments(fov.features, k=4) if len(fov.features) >= 4 else (
-        pd.Series(dtype=object, name="new_customer_segment"), pd.DataFrame())
-    return fov, groups, profile
-
-
-def first_order(dataset: str, as_of, window: int):
-    """(FirstOrderValues, group per new customer, group profiles) of analytics.newcustomers (read-only)."""
-    sentiment_info(dataset)
-    return _first_order(_value_db(), dataset, str(as_of), int(window), data_version(dataset))
-
-
-@st.cache_data(show_spinner=False, max_entries=8)
-def _cold_start(path: str, dataset: str, as_of: str, version: str):
-    from analytics.newcustomers import cold_start_recommendations, no_history_customers
-
-    wh = get_warehouse(path)
-    ids = no_history_customers(wh, dataset, as_of)
-    return cold_start_recommendations(wh, dataset, ids[:2000], as_of, n=5)
-
-
-def cold_start(dataset: str, as_of):
-    """Labelled popular-item recommendations for (up to 2,000) customers without a purchase."""
-    return _cold_start(_value_db(), dataset, str(as_of), data_version(dataset))
+    """Forget the cached query results (after a write that a version key might not see)."""
+    st.cache_data.clear()

@@ -48,6 +48,7 @@ def sidebar() -> None:
         else:
             st.session_state.pop(DATASET_KEY, None)
             st.info("No dataset yet: load one on the Data page.", icon="🗂️")
+        preparation_status(current_dataset() if names else None)
         problem = cache.bootstrap_error()
         if problem:
             st.warning(problem, icon="⚠️")
@@ -116,24 +117,74 @@ def dataset_span_or_stop(needs_events: bool = False) -> tuple[str, str, "datetim
     if dataset is None:
         st.info("The warehouse has no data yet. Load a CSV of orders or events on the Data page.", icon="👋")
         st.stop()
-    version = cache.data_version(dataset)
     summary_only = cache.attached(dataset)
     if summary_only is not None:
         stop_if_summary_only(dataset, needs_events)
         day = pd.Timestamp(summary_only["as_of"]).date()
         st.caption(f"“{md_escape(dataset)}” is a customer summary computed on Spark as of {day} "
                    f"({summary_only['customers']:,} customers, no events): the page works at that day.")
-        return dataset, version, day, day
-    span = cache.query_df(
-        "SELECT min(event_time) AS first_event, max(event_time) AS last_event FROM events WHERE dataset = ?",
-        (dataset,), version,
-    )
-    first_event, last_event = span["first_event"].iloc[0], span["last_event"].iloc[0]
-    if pd.isna(last_event):
+        return dataset, cache.version(dataset).data, day, day
+    span = cache.span(dataset)
+    first_event, last_event = span["first_event"], span["last_event"]
+    if last_event is None or pd.isna(last_event):
         st.info(f"The dataset “{md_escape(dataset)}” has no events yet. Load a file into it on the Data page.",
                 icon="📭")
         st.stop()
-    return dataset, version, pd.Timestamp(first_event).date(), pd.Timestamp(last_event).date()
+    return dataset, cache.version(dataset).data, pd.Timestamp(first_event).date(), pd.Timestamp(last_event).date()
+
+
+def not_ready(dataset: str, what: str, *, stop: bool = True) -> None:
+    """Say that ``what`` (e.g. "the customer table") is still being prepared, with the progress of
+    the preparation; the part reappears by itself when it is ready. Stops the page unless ``stop``
+    is False (then only this part is replaced by the message)."""
+    job = cache.preparation(dataset)
+    if job is not None and job.state == "failed":
+        st.error(f"{what[:1].upper() + what[1:]} could not be prepared: {md_escape(job.error)}", icon="🚫")
+        if st.button("Prepare again", key=f"prepare_again_{what}"):
+            cache.changed(dataset)
+    else:
+        text = job.text() if job is not None else "preparing…"
+        st.info(f"{what[:1].upper() + what[1:]} is being prepared for “{md_escape(dataset)}” "
+                f"({md_escape(text)}). This part appears by itself when it is ready.", icon="⏳")
+        _wait_for_preparation(dataset)
+    if stop:
+        st.stop()
+
+
+@st.fragment(run_every=1.0)
+def _wait_for_preparation(dataset: str) -> None:
+    """Polls (once a second, this fragment only) until the dataset's preparation ends, then reruns
+    the page so that it draws what is now ready."""
+    from analytics import prepare
+
+    job = prepare.job(cache.warehouse(), dataset)
+    if job is None or not job.running:
+        st.rerun(scope="app")
+
+
+def preparation_status(dataset: str | None) -> None:
+    """The sidebar's line about the dataset's preparation: a progress bar while it runs ("preparing
+    3/6: fitting models…"), the reason when it failed; nothing once the dataset is prepared."""
+    job = cache.preparation(dataset) if dataset else None
+    if job is None:
+        return
+    if job.state == "failed":
+        st.error(f"Preparing “{md_escape(dataset)}” failed: {md_escape(job.error)}", icon="🚫")
+        if st.button("Prepare again", key="sidebar_prepare_again"):
+            cache.changed(dataset)
+            st.rerun()
+        return
+    _sidebar_progress(dataset)
+
+
+@st.fragment(run_every=1.0)
+def _sidebar_progress(dataset: str) -> None:
+    from analytics import prepare
+
+    job = prepare.job(cache.warehouse(), dataset)
+    if job is None or not job.running:
+        st.rerun(scope="app")  # done: redraw the page with what is ready
+    st.progress(job.fraction, text=job.text())
 
 
 def stop_if_summary_only(dataset: str | None, needs_events: bool = True) -> None:

@@ -55,9 +55,27 @@ TARGET_COLUMNS = ["customer_id", "rank", "segment", "rfm_segment", "expected_clv
 
 
 # ----------------------------------------------------------------- value columns
-def value_columns(wh: Warehouse | None, frame: pd.DataFrame, params=None, *, models=None) -> pd.DataFrame:
-    """A copy of ``frame`` (indexed by customer id) with ``expected_clv``, ``p_alive``,
-    ``churn_risk`` and ``churn_value`` (sources in the module docstring).
+def value_columns(wh: Warehouse | None, frame: pd.DataFrame, params=None, *, models=None,
+                  prob: pd.DataFrame | None = None) -> pd.DataFrame:
+    """A copy of ``frame`` (indexed by customer id) with the columns of :func:`value_table`
+    (``expected_clv``, ``p_alive``, ``churn_risk``, ``churn_value``...; sources in the module
+    docstring) and its attrs."""
+    table = value_table(wh, frame, params, models=models, prob=prob)
+    out = frame.copy()
+    for c in table.columns:
+        out[c] = table[c].to_numpy()
+    out.attrs = {**dict(frame.attrs), **table.attrs}
+    return out
+
+
+def value_table(wh: Warehouse | None, frame: pd.DataFrame, params=None, *, models=None,
+                prob: pd.DataFrame | None = None) -> pd.DataFrame:
+    """The value columns of ``frame``'s customers (same index and order): ``expected_clv`` and
+    ``expected_clv_source`` (:func:`analytics.valuation.expected_clv`: a published model, else
+    BG/NBD + Gamma-Gamma, else the formula), ``p_alive``, ``churn_risk``, ``churn_value``, the
+    BG/NBD columns ``expected_purchases``, ``expected_spend``, ``discounted_revenue``,
+    ``clv_bgnbd`` (NaN when not fitted or for customers without a purchase) and, when ``wh`` adds
+    them, ``predicted_value`` / ``churn_probability``.
 
     ``attrs["value_source"]`` / ``attrs["risk_source"]`` say where the numbers came
     from (shown to the user); ``attrs["value_note"]`` says why BG/NBD was not used
@@ -65,61 +83,50 @@ def value_columns(wh: Warehouse | None, frame: pd.DataFrame, params=None, *, mod
     BG/NBD CLV (default parameters if None); ``models``: already fitted ``(bgnbd, gamma_gamma)``
     (``analytics.scores.fit_clv_models``) to skip the fit (most of the cost: ~1 min at 1M
     customers on a 2-core machine). ``wh`` is used to find published
-    predictions for ``frame.attrs["dataset"]`` when the frame does not carry them.
+    predictions for ``frame.attrs["dataset"]`` when the frame does not carry them. ``prob``: the
+    probabilistic table (``analytics.scores.probabilistic_clv``) already computed for the frame.
     """
-    from analytics.scores import probabilistic_clv
+    from analytics.valuation import PROB_COLUMNS, expected_clv
 
-    out = frame.copy()
-    n = len(out)
-    if wh is not None and "predicted_value" not in out.columns and out.attrs.get("dataset"):
+    n = len(frame)
+    out = pd.DataFrame(index=frame.index)
+    pred_value = frame["predicted_value"] if "predicted_value" in frame.columns else None
+    churn_prob = frame["churn_probability"] if "churn_probability" in frame.columns else None
+    if wh is not None and pred_value is None and frame.attrs.get("dataset"):
         try:
             from analytics.predict.registry import prediction_columns, published_predictions
 
-            pred = published_predictions(wh, out.attrs["dataset"])
+            pred = published_predictions(wh, frame.attrs["dataset"])
         except Exception:  # no predictor tables / unreadable: fall back to the models below
             pred = None
         if pred is not None and not pred.empty:
             cols = prediction_columns(pred)
             cols.index = cols.index.astype(str)
-            ids = out.index.astype(str)
-            out["predicted_value"] = ids.map(cols["predicted_value"]).astype(float).to_numpy()
-            out["churn_probability"] = ids.map(cols["churn_probability"]).astype(float).to_numpy()
-    note = None
-    prob = None
-    if n and {"frequency", "recency", "T", "monetary_value", "n_orders"} <= set(out.columns):
-        try:
-            prob, _ = probabilistic_clv(out, params, models=models)
-        except (ValueError, ArithmeticError, FloatingPointError) as exc:
-            note = f"BG/NBD + Gamma-Gamma could not be fitted ({exc}); formula CLV used instead"
-            prob = None
-    formula = (pd.to_numeric(out["clv"], errors="coerce").to_numpy(float) if "clv" in out.columns
-               else np.full(n, np.nan))
-    if prob is not None:
-        base = prob["clv_bgnbd"].reindex(out.index).to_numpy(float)
-        base = np.where(np.isnan(base), 0.0, base)
-        p_alive = prob["p_alive"].reindex(out.index).to_numpy(float)
-        base_source = "BG/NBD + Gamma-Gamma CLV"
-    else:
-        base = np.nan_to_num(formula, nan=0.0)
-        p_alive = np.full(n, np.nan)
-        base_source = "formula CLV"
-    pred_value = (pd.to_numeric(out["predicted_value"], errors="coerce").to_numpy(float)
-                  if "predicted_value" in out.columns else np.full(n, np.nan))
-    has_pred = ~np.isnan(pred_value)
-    out["expected_clv"] = np.where(has_pred, pred_value, base)
+            ids = frame.index.astype(str)
+            out["predicted_value"] = pred_value = ids.map(cols["predicted_value"]).astype(float).to_numpy()
+            out["churn_probability"] = churn_prob = ids.map(cols["churn_probability"]).astype(float).to_numpy()
+    # the one expected-CLV policy (published model -> BG/NBD + Gamma-Gamma -> formula)
+    fittable = {"frequency", "recency", "T", "monetary_value", "n_orders"} <= set(frame.columns)
+    source = frame if pred_value is None or "predicted_value" in frame.columns else \
+        frame.assign(predicted_value=pred_value)
+    value = expected_clv(source, models=models, params=params, prob=prob, fit=fittable)
+    note = value.note if n and fittable else None
+    prob = value.prob
+    p_alive = value.p_alive
+    out["expected_clv"] = value.values
+    out["expected_clv_source"] = pd.array(value.sources(), dtype="str") if n else pd.array([], dtype="str")
     out["p_alive"] = p_alive
-    risk_pred = (pd.to_numeric(out["churn_probability"], errors="coerce").to_numpy(float)
-                 if "churn_probability" in out.columns else np.full(n, np.nan))
+    risk_pred = (pd.to_numeric(pd.Series(churn_prob), errors="coerce").to_numpy(float)
+                 if churn_prob is not None else np.full(n, np.nan))
     has_risk = ~np.isnan(risk_pred)
     out["churn_risk"] = np.where(has_risk, risk_pred, 1.0 - p_alive)
     out["churn_value"] = np.nan_to_num(out["churn_risk"].to_numpy(float) * out["expected_clv"].to_numpy(float),
                                        nan=0.0)
-    out.attrs = dict(frame.attrs)
-    if has_pred.any():
-        out.attrs["value_source"] = (f"published model predictions ({int(has_pred.sum())} customers), "
-                                     f"else {base_source}" if not has_pred.all() else "published model predictions")
-    else:
-        out.attrs["value_source"] = base_source
+    for c in PROB_COLUMNS:
+        if c != "p_alive":
+            out[c] = (prob[c].reindex(frame.index).to_numpy(dtype=float) if prob is not None
+                      else np.full(n, np.nan))
+    out.attrs["value_source"] = value.source
     if has_risk.any():
         out.attrs["risk_source"] = "published model churn probability"
     elif prob is not None:
@@ -336,26 +343,86 @@ def rank_eligible(wh: Warehouse, frame: pd.DataFrame, spec: CampaignSpec) -> pd.
     })
 
 
-def recommended_items(wh: Warehouse, spec: CampaignSpec, customer_ids: pd.Series, recommender=None) -> pd.Series:
+def recommended_items(wh: Warehouse, spec: CampaignSpec, customer_ids: pd.Series, recommender=None,
+                      memo: "ItemsMemo | None" = None) -> np.ndarray:
     """``"item1; item2; ..."`` per customer (the recommender that wins on the 90 days before the
     as-of day, ``analytics.recommend.campaign_recommender``, over purchases, carts and views up to
-    the as-of day, excluding what each customer bought; empty text when there is none)."""
+    the as-of day, excluding what each customer bought; empty text when there is none).
+    ``recommender``: one already fitted on the events up to the end of the as-of day (fitted here
+    when None); ``memo``: an :class:`ItemsMemo` for the same
+    recommender, ``n`` and category, so customers seen before are not recommended again."""
+    if memo is None:
+        memo = ItemsMemo(_fitted_recommender(wh, spec, recommender), spec.recommendations,
+                         spec.recommendation_category)
+    return memo.text(customer_ids)
+
+
+def _fitted_recommender(wh: Warehouse, spec: CampaignSpec, recommender=None):
     try:
         from analytics import recommend
     except ImportError:
         raise CampaignError("product recommendations are not available in this installation") from None
+    if recommender is not None:
+        return recommender
     try:
-        model = recommender
-        if model is None:
-            end = pd.Timestamp(spec.as_of) + pd.Timedelta(days=1)  # events up to the end of the as-of day
-            model = recommend.campaign_recommender(wh, spec.dataset, end)  # the validation winner
-        recs = model.recommend(list(customer_ids), n=spec.recommendations, exclude_purchased=True,
-                               category=spec.recommendation_category)
+        end = pd.Timestamp(spec.as_of) + pd.Timedelta(days=1)  # events up to the end of the as-of day
+        return recommend.campaign_recommender(wh, spec.dataset, end)  # the validation winner
     except recommend.RecommendError as exc:
         raise CampaignError(f"recommendations: {exc}") from None
-    text = recommend.recommendations_text(recs)
-    text.index = text.index.astype(str)
-    return customer_ids.astype(str).map(text).fillna("").to_numpy()
+
+
+class ItemsMemo:
+    """Recommended-items text per customer for one fitted recommender, ``n`` and category,
+    remembered per customer: a customer's items do not depend on the campaign around them, so a
+    changed cap or control share only recommends for customers not seen before. Thread-safe."""
+
+    def __init__(self, recommender, n: int, category: str | None = None):
+        import threading
+
+        self.recommender, self.n, self.category = recommender, int(n), category or None
+        self._lock = threading.Lock()
+        self._text = pd.Series([], dtype=object, index=pd.Index([], dtype=object))
+
+    def text(self, customer_ids) -> np.ndarray:
+        """The items text of each of ``customer_ids`` (in that order; "" when there is none)."""
+        from analytics import recommend
+
+        ids = pd.Series(customer_ids).astype(str)
+        with self._lock:
+            missing = ids[~ids.isin(self._text.index)].drop_duplicates()
+            if len(missing):
+                try:
+                    recs = self.recommender.recommend(list(missing), n=self.n, exclude_purchased=True,
+                                                      category=self.category)
+                except recommend.RecommendError as exc:
+                    raise CampaignError(f"recommendations: {exc}") from None
+                new = recommend.recommendations_text(recs)
+                new.index = new.index.astype(str)
+                new = new.reindex(pd.Index(missing.to_numpy())).fillna("")
+                self._text = pd.concat([self._text, new.astype(object)])
+            text = self._text
+        return ids.map(text).fillna("").to_numpy(dtype=object)
+
+
+def with_recommendations(targets: pd.DataFrame, spec: CampaignSpec, memo: ItemsMemo) -> pd.DataFrame:
+    """A copy of a target list of :func:`select_targets` (made without recommendations) with the
+    ``recommended_items`` ``spec`` asks for, from ``memo``."""
+    spec = spec.validated()
+    out = targets.copy()
+    if spec.recommendations > 0:
+        out["recommended_items"] = memo.text(targets["customer_id"])
+    out.attrs = {**targets.attrs, "spec": spec.to_dict()}
+    return out
+
+
+def target_response_defaults(wh: Warehouse | None, frame: pd.DataFrame, targets: pd.DataFrame,
+                             spec: CampaignSpec) -> dict:
+    """:func:`response_defaults` over the rows of ``frame`` that ``targets`` lists (only the columns
+    it reads, taken by position: a ``.loc`` of a million ids on the whole wide frame costs seconds)."""
+    cols = [c for c in ("last_purchase", "n_orders", "total_revenue") if c in frame.columns]
+    rows = frame[cols].iloc[frame.index.get_indexer(targets["customer_id"].to_numpy())]
+    rows.attrs = dict(frame.attrs)
+    return response_defaults(rows, spec, wh=wh)
 
 
 # ----------------------------------------------------------------- control group

@@ -115,27 +115,19 @@ def cmd_serve(args) -> int:
 
 
 def cmd_datasets(args) -> int:
-    wh = open_warehouse(args)
-    rows = wh.cursor().execute(
-        """
-        SELECT d.name, d.created_at, d.updated_at, d.pseudonymized,
-               coalesce(e.events, 0), coalesce(e.customers, 0), e.first_event, e.last_event
-        FROM datasets d
-        LEFT JOIN (
-            SELECT dataset, count(*) AS events, count(DISTINCT customer_id) AS customers,
-                   min(event_time) AS first_event, max(event_time) AS last_event
-            FROM events GROUP BY dataset
-        ) e ON e.dataset = d.name
-        ORDER BY d.name
-        """
-    ).fetchall()
+    import pandas as pd
+
+    from analytics.overview import datasets_table
+
+    table = datasets_table(open_warehouse(args))
     out = [
         {
-            "name": r[0], "created_at": str(r[1]), "updated_at": str(r[2]), "pseudonymized": bool(r[3]),
-            "events": int(r[4]), "customers": int(r[5]),
-            "first_event": str(r[6]) if r[6] else None, "last_event": str(r[7]) if r[7] else None,
+            "name": r.dataset, "created_at": str(r.created_at), "updated_at": str(r.updated_at),
+            "pseudonymized": bool(r.pseudonymized), "events": int(r.events), "customers": int(r.customers),
+            "first_event": None if r.first_event is None or pd.isna(r.first_event) else str(r.first_event),
+            "last_event": None if r.last_event is None or pd.isna(r.last_event) else str(r.last_event),
         }
-        for r in rows
+        for r in table.itertuples()
     ]
     if args.json:
         print(json.dumps(out, indent=2))

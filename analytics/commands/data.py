@@ -1,4 +1,4 @@
-"""Data subcommands: ingest, export, delete-dataset."""
+"""Data subcommands: ingest, prepare, export, delete-dataset."""
 from __future__ import annotations
 
 import json
@@ -16,11 +16,20 @@ def register(sub) -> None:
     p.add_argument("--date-format", metavar="FMT", help="strptime format of the dates, e.g. %%d/%%m/%%Y (or 'unix')")
     p.add_argument("--keep-pii", nargs="+", default=[], metavar="COL", help="keep these personal-data columns")
     p.add_argument("--pseudonymize", action="store_true", help="replace customer ids with a keyed hash")
-    p.add_argument("--max-decompressed-gb", type=float, default=20.0, metavar="GB",
+    p.add_argument("--max-decompressed-gb", type=_positive_gb, default=20.0, metavar="GB",
                    help="stop when a .gz file inflates past this size (default 20)")
     p.add_argument("--show", action="store_true", help="only print the detected dialect, layout and mapping")
+    p.add_argument("--no-prepare", action="store_true",
+                   help="skip the preparation step after the load (the app, or `valuescope prepare`, runs it later)")
     add_db_argument(p)
     p.set_defaults(func=cmd_ingest)
+
+    p = sub.add_parser("prepare", help="compute and store what the pages read (summaries, scores, model fits, "
+                                       "customer table, overview, recommender); prints a JSON summary")
+    p.add_argument("--dataset", required=True, metavar="NAME")
+    p.add_argument("--force", action="store_true", help="recompute results already stored for the current data")
+    add_db_argument(p)
+    p.set_defaults(func=cmd_prepare)
 
     p = sub.add_parser("export", help="write a dataset's events to CSV or Parquet")
     p.add_argument("--dataset", required=True, metavar="NAME")
@@ -34,6 +43,45 @@ def register(sub) -> None:
     p.add_argument("--yes", action="store_true", help="confirm the deletion")
     add_db_argument(p)
     p.set_defaults(func=cmd_delete)
+
+
+def _positive_gb(text: str) -> float:
+    import argparse
+    import math
+
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of gigabytes: {text!r}") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive number of gigabytes, got {text}")
+    return value
+
+
+def _prepare(wh, dataset: str, *, force: bool = False) -> dict:
+    """Run the preparation step with progress lines on stderr; its JSON summary."""
+    from analytics import prepare
+
+    def progress(i, n, label, frac):
+        if label != "done":
+            print(f"preparing {i}/{n}: {label}…", file=sys.stderr, flush=True)
+
+    job = prepare.Job(wh.path, dataset, prepare.data_version(wh, dataset))
+    prepare.record(wh, job)  # an app serving this warehouse shows the progress too
+    try:
+        prepare.run(wh, dataset, progress=progress, job=job, force=force)
+    except Exception as exc:  # the summary says where it failed; the data are unchanged
+        print(f"valuescope: preparation failed at {job.stage}/{job.n_stages} ({job.label}): {exc}",
+              file=sys.stderr)
+    return job.summary()
+
+
+def cmd_prepare(args) -> int:
+    wh = open_warehouse(args)
+    wh.require_dataset(args.dataset)
+    summary = _prepare(wh, args.dataset, force=args.force)
+    print(json.dumps(summary, indent=2, ensure_ascii=False))
+    return 0 if summary["state"] in ("done", "superseded") else 1
 
 
 def cmd_ingest(args) -> int:
@@ -72,7 +120,10 @@ def cmd_ingest(args) -> int:
                     max_decompressed_bytes=int(args.max_decompressed_gb * 1024**3))
     if sys.stderr.isatty():
         print("", file=sys.stderr)
-    print(json.dumps(result.to_dict(), indent=2, ensure_ascii=False))
+    out = result.to_dict()
+    if not args.no_prepare:
+        out["prepare"] = _prepare(wh, result.dataset)
+    print(json.dumps(out, indent=2, ensure_ascii=False))
     return 0
 
 

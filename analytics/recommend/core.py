@@ -739,13 +739,24 @@ class ItemCF(_BaseRecommender):
 
 # ---------------------------------------------------------------------------- output helpers
 def recommendations_text(recs: pd.DataFrame, sep: str = "; ") -> pd.Series:
-    """One string per customer, items in rank order: customer_id -> "SKU1; SKU2; ..."."""
+    """One string per customer, items in rank order: customer_id -> "SKU1; SKU2; ..." (sorted by
+    customer id). Vectorized over the (at most n) rank columns, not a Python join per customer."""
     if recs is None or len(recs) == 0:
         return pd.Series([], index=pd.Index([], name="customer_id"), dtype=object, name="recommended_items")
-    ordered = recs.sort_values(["customer_id", "rank"], kind="stable")
-    text = ordered.groupby("customer_id", sort=False)["item_id"].agg(lambda s: sep.join(map(str, s)))
-    text.name = "recommended_items"
-    return text
+    wide = recs.pivot(index="customer_id", columns="rank", values="item_id").sort_index(axis=1)
+    out = any_ = None
+    for col in wide.columns:
+        vals = wide[col].to_numpy(dtype=object)
+        have = pd.notna(vals)
+        item = np.where(have, vals, "").astype(str).astype(object)
+        if out is None:
+            out, any_ = item, have
+        else:
+            out = np.where(have, np.where(any_, out + sep, "") + item, out).astype(object)
+            any_ = any_ | have
+    text = pd.Series(out, index=wide.index, dtype=object, name="recommended_items")
+    text.index.name = "customer_id"
+    return text.sort_index()
 
 
 # ---------------------------------------------------------------------------- evaluation

@@ -220,26 +220,16 @@ def _campaign_members(wh: Warehouse, campaign_id, dataset: str, frame: pd.DataFr
 
 # ----------------------------------------------------------------- sections
 def expected_clv(frame: pd.DataFrame, *, models=None) -> tuple[pd.Series | None, str | None, str | None]:
-    """Expected CLV per customer of ``frame`` for the value section: ``(values, source, note)``.
+    """Expected CLV per customer of ``frame`` for the value section: ``(values, source, note)``,
+    resolved by :func:`analytics.valuation.expected_clv` (a published model's ``predicted_value``
+    where it scored the customer, else BG/NBD + Gamma-Gamma with 12 months, 10 % discount and
+    30 % margin, 0 for customers without a purchase; else the formula CLV, with ``note`` saying
+    why). ``models``: an already fitted ``(bgnbd, gamma_gamma)`` pair to skip the fit. The app
+    passes the prepared result to :func:`build_report` instead of calling this."""
+    from analytics.valuation import expected_clv as resolve_expected
 
-    A published model's ``predicted_value`` when the frame has one; else the BG/NBD +
-    Gamma-Gamma CLV (12 months, 10 % discount, 30 % margin; 0 for customers without a
-    purchase); ``(None, None, why)`` when those models cannot be fitted on the data.
-    Fitting is the costly part of a report at scale: the app caches this per dataset
-    version and day and passes it to :func:`build_report`. ``models``: an already fitted
-    ``(bgnbd, gamma_gamma)`` pair (``analytics.scores.fit_clv_models``) to skip the fit.
-    """
-    pv = _num(frame, "predicted_value")
-    if pv is not None and not np.isnan(pv).all():
-        return pd.Series(pv, index=frame.index), "published model (predicted value)", None
-    try:
-        from analytics.scores import probabilistic_clv
-
-        table, _ = probabilistic_clv(frame, models=models)
-    except Exception as exc:  # degenerate data or models unavailable: leave it out, say why
-        return None, None, f"expected CLV (BG/NBD) not available: {exc}"
-    out = table["clv_bgnbd"].reindex(frame.index).fillna(0.0)
-    return out, "BG/NBD + Gamma-Gamma (12 months, 30 % margin)", None
+    value = resolve_expected(frame, models=models)
+    return value.series(), value.source, value.note
 
 
 def _value_block(frame: pd.DataFrame, mask: np.ndarray, expected: np.ndarray | None) -> dict:

@@ -10,6 +10,7 @@ Plotly labels (widgets.escape); never as HTML.
 """
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import time
 
@@ -34,9 +35,10 @@ TABLE_FIRST = ("rank", "customer_id", "segment", "group", "rfm_segment", "expect
 
 
 
-def _extra_conditions(where) -> tuple[dict | None, list[int]]:
+def _extra_conditions(where, p: "_Page") -> tuple[dict | None, list[int]]:
     """The extra rule rows as a rules definition (None when there are none) and the blank rows;
     ``where``: the container of the row-count input."""
+    fields, frame, first_day, last_day = p.fields, p.frame, p.first_day, p.last_day
     n = int(where.number_input("Extra conditions (all must hold)", min_value=0, max_value=MAX_EXTRA, value=0,
                                step=1, key="camp_rule_n",
                                help="Narrow the chosen segments further, e.g. Country is one of DE, AT."))
@@ -314,29 +316,42 @@ def _full_comparison(dataset: str, version: str, split, as_of) -> None:
                    f"popularity on {val['windows'][0][0]} .. {val['windows'][0][1]}.")
 
 
-_started = time.perf_counter()
-st.title("🎯 Campaigns")
+@dataclasses.dataclass
+class _Page:
+    """What every tab of this page works on (read once per run)."""
 
-dataset, version, first_day, last_day = widgets.dataset_span_or_stop()
-wh = cache.warehouse()
+    wh: object
+    dataset: str
+    first_day: object
+    last_day: object
+    as_of: object
+    frame: pd.DataFrame  # the prepared customer frame with the value columns (read-only)
+    fields: dict
 
-as_of = st.columns([1, 3])[0].date_input(
-    "As of", value=last_day, min_value=first_day, max_value=last_day, key="camp_as_of",
-    help="Customers, scores and segments use events up to the end of this day.")
-try:
-    frame = cache.campaigns_frame(dataset, as_of)
-except ValueError as exc:
-    _error(exc, "The customer table could not be built")
-    st.stop()
-if frame.empty:
-    st.warning(f"No customers up to {as_of}. Pick a later as-of date.", icon="📭")
-    st.stop()
-fields = rules.fields_from_frame(frame)
 
-tab_build, tab_saved, tab_readout = st.tabs(["🛠️ Build", "🗂️ Saved campaigns", "📊 Read-out"])
+def _load() -> _Page:
+    dataset, _version, first_day, last_day = widgets.dataset_span_or_stop()
+    as_of = st.columns([1, 3])[0].date_input(
+        "As of", value=last_day, min_value=first_day, max_value=last_day, key="camp_as_of",
+        help="Customers, scores and segments use events up to the end of this day.")
+    try:
+        frame = cache.campaigns_frame(dataset, as_of)
+    except ValueError as exc:
+        _error(exc, "The customer table could not be built")
+        st.stop()
+    if frame is None:
+        widgets.not_ready(dataset, "the customer table with expected values")
+    if frame.empty:
+        st.warning(f"No customers up to {as_of}. Pick a later as-of date.", icon="📭")
+        st.stop()
+    return _Page(cache.warehouse(), dataset, first_day, last_day, as_of, frame, rules.fields_from_frame(frame))
+
+
 
 # ------------------------------------------------------------------------ build
-with tab_build:
+def _tab_build(p: _Page) -> None:
+    """Pick segments and rules, rank, cap, control group, recommendations; expected outcome; list; save."""
+    wh, dataset, as_of, frame, fields = p.wh, p.dataset, p.as_of, p.frame, p.fields
     segs = store.list_segments(wh, dataset)
     seg_names = [str(n) for n in segs["name"]] if not segs.empty else []
     g1, g2 = st.columns([3, 1])
@@ -345,7 +360,7 @@ with tab_build:
     if not seg_names:
         st.caption("No saved segments yet: the campaign starts from every customer. "
                    "Save segments on the Segments page.")
-    extra, blank = _extra_conditions(g2)
+    extra, blank = _extra_conditions(g2, p)
     if blank:
         st.info("Enter a value for extra condition " + ", ".join(map(str, blank)) + " to see the selection.",
                 icon="✍️")
@@ -379,54 +394,12 @@ with tab_build:
     n_recs = s2.number_input("Recommended items per customer", min_value=0, max_value=20, value=0, step=1,
                              key="camp_recs", help="Item-based collaborative filtering over purchases "
                              "(carts and views count less); excludes what the customer already bought.")
-    categories = cache.event_categories(dataset, version)
+    categories = cache.event_categories(dataset) or []
     rec_cat = s3.selectbox("Recommend only from category", [None] + categories, key="camp_rec_cat",
                            format_func=lambda c: "any category" if c is None else str(c),
                            disabled=int(n_recs) == 0)
 
-    with st.expander("📏 How good are the recommendations? (holdout test)"):
-        h1, h2 = st.columns([1, 2])
-        holdout_days = h1.number_input("Holdout (last days before the as-of day)", min_value=7, max_value=365,
-                                       value=90, step=1, key="camp_holdout_days")
-        split = as_of - dt.timedelta(days=int(holdout_days) - 1)
-        h2.caption(f"Both recommenders learn from events before {split}; each customer who then bought items "
-                   f"new to them up to {as_of} gets 10 recommendations, compared with what they bought "
-                   "(precision@10 = hits / 10, recall@10 = hits / items bought). Popularity (the most bought "
-                   "items) is the baseline to beat.")
-        if st.toggle("Run the holdout test", key="camp_holdout_run"):
-            try:
-                ev = cache.recommend_holdout(dataset, split, as_of + dt.timedelta(days=1), 10)
-            except ValueError as exc:
-                _error(exc, "The recommenders cannot be evaluated")
-            else:
-                cols = ["label", "precision_at_k", "recall_at_k", "f1_at_k", "ndcg_at_k", "coverage", "customers",
-                        "model"]
-                st.dataframe(ev[[c for c in cols if c in ev.columns]], hide_index=True, key="camp_holdout_table",
-                             column_config={
-                                 "label": st.column_config.TextColumn("recommender"),
-                                 "precision_at_k": st.column_config.NumberColumn("precision@10", format="%.4f"),
-                                 "recall_at_k": st.column_config.NumberColumn("recall@10", format="%.4f"),
-                                 "f1_at_k": st.column_config.NumberColumn("F1@10", format="%.4f"),
-                                 "ndcg_at_k": st.column_config.NumberColumn("NDCG@10", format="%.4f"),
-                                 "coverage": st.column_config.NumberColumn("catalogue coverage", format="percent"),
-                                 "model": None,
-                             })
-                byname = ev.set_index("model")
-                if {"item_cf", "popularity"} <= set(byname.index):
-                    better = byname.loc["item_cf", "precision_at_k"] > byname.loc["popularity", "precision_at_k"]
-                    st.caption("Item-based CF " + ("beats" if better else "does not beat")
-                               + " the popularity baseline on precision@10 over "
-                               f"{int(byname.loc['item_cf', 'customers']):,} customers.")
-                val = ev.attrs.get("validation")
-                if val:
-                    r = val["ratios_vs_popularity"].get(val["winner"], {})
-                    st.caption(f"Chosen on the validation window {val['windows'][0][0]} .. {val['windows'][0][1]} "
-                               f"(before the holdout, never on it): **{widgets.md_escape(val['label'])}**, "
-                               f"precision@10 x{r.get('precision', float('nan')):.2f} and recall@10 "
-                               f"x{r.get('recall', float('nan')):.2f} of popularity there.")
-                for note in ev.attrs.get("notes", []):
-                    st.caption("ℹ️ " + widgets.md_escape(note))
-        _full_comparison(dataset, version, split, as_of)
+    _recommend_holdout(dataset, as_of)
 
     spec = None
     targets = None
@@ -542,8 +515,59 @@ with tab_build:
             except ValueError as exc:
                 _error(exc, "Could not save the campaign")
 
+@st.fragment
+def _recommend_holdout(dataset: str, as_of) -> None:
+    """The recommenders' holdout test (a fragment: its controls rerun only this part)."""
+    version = cache.version(dataset).data
+    with st.expander("📏 How good are the recommendations? (holdout test)"):
+        h1, h2 = st.columns([1, 2])
+        holdout_days = h1.number_input("Holdout (last days before the as-of day)", min_value=7, max_value=365,
+                                       value=90, step=1, key="camp_holdout_days")
+        split = as_of - dt.timedelta(days=int(holdout_days) - 1)
+        h2.caption(f"Both recommenders learn from events before {split}; each customer who then bought items "
+                   f"new to them up to {as_of} gets 10 recommendations, compared with what they bought "
+                   "(precision@10 = hits / 10, recall@10 = hits / items bought). Popularity (the most bought "
+                   "items) is the baseline to beat.")
+        if st.toggle("Run the holdout test", key="camp_holdout_run"):
+            try:
+                ev = cache.recommend_holdout(dataset, split, as_of + dt.timedelta(days=1), 10)
+            except ValueError as exc:
+                _error(exc, "The recommenders cannot be evaluated")
+            else:
+                cols = ["label", "precision_at_k", "recall_at_k", "f1_at_k", "ndcg_at_k", "coverage", "customers",
+                        "model"]
+                st.dataframe(ev[[c for c in cols if c in ev.columns]], hide_index=True, key="camp_holdout_table",
+                             column_config={
+                                 "label": st.column_config.TextColumn("recommender"),
+                                 "precision_at_k": st.column_config.NumberColumn("precision@10", format="%.4f"),
+                                 "recall_at_k": st.column_config.NumberColumn("recall@10", format="%.4f"),
+                                 "f1_at_k": st.column_config.NumberColumn("F1@10", format="%.4f"),
+                                 "ndcg_at_k": st.column_config.NumberColumn("NDCG@10", format="%.4f"),
+                                 "coverage": st.column_config.NumberColumn("catalogue coverage", format="percent"),
+                                 "model": None,
+                             })
+                byname = ev.set_index("model")
+                if {"item_cf", "popularity"} <= set(byname.index):
+                    better = byname.loc["item_cf", "precision_at_k"] > byname.loc["popularity", "precision_at_k"]
+                    st.caption("Item-based CF " + ("beats" if better else "does not beat")
+                               + " the popularity baseline on precision@10 over "
+                               f"{int(byname.loc['item_cf', 'customers']):,} customers.")
+                val = ev.attrs.get("validation")
+                if val:
+                    r = val["ratios_vs_popularity"].get(val["winner"], {})
+                    st.caption(f"Chosen on the validation window {val['windows'][0][0]} .. {val['windows'][0][1]} "
+                               f"(before the holdout, never on it): **{widgets.md_escape(val['label'])}**, "
+                               f"precision@10 x{r.get('precision', float('nan')):.2f} and recall@10 "
+                               f"x{r.get('recall', float('nan')):.2f} of popularity there.")
+                for note in ev.attrs.get("notes", []):
+                    st.caption("ℹ️ " + widgets.md_escape(note))
+        _full_comparison(dataset, version, split, as_of)
+
+
 # ------------------------------------------------------------------------ saved
-with tab_saved:
+def _tab_saved(p: _Page) -> None:
+    """The saved campaigns: their exact lists, downloads, delete."""
+    wh, dataset = p.wh, p.dataset
     saved = camp.list_campaigns(wh, dataset)
     if saved.empty:
         st.info("No saved campaigns for this dataset yet: build one and save it.", icon="🗂️")
@@ -585,7 +609,9 @@ with tab_saved:
                     st.rerun()
 
 # ------------------------------------------------------------------------ read-out
-with tab_readout:
+def _tab_readout(p: _Page) -> None:
+    """Upload outcomes and read the uplift (or the outcomes kept with the campaign)."""
+    wh, dataset = p.wh, p.dataset
     st.markdown("Upload what happened after the campaign: a CSV with the columns `customer_id`, `converted` "
                 "(1/0, true/false, yes/no) and `revenue`, one row per customer of the list (contacted and "
                 "control). Customers without a row count as not converted.")
@@ -622,4 +648,19 @@ with tab_readout:
         if result is not None:
             _show_readout(result)
 
-st.caption(f"Server time for this view: {time.perf_counter() - _started:.2f} s")
+
+def main() -> None:
+    started = time.perf_counter()
+    st.title("🎯 Campaigns")
+    p = _load()
+    tab_build, tab_saved, tab_readout = st.tabs(["🛠️ Build", "🗂️ Saved campaigns", "📊 Read-out"])
+    with tab_build:
+        _tab_build(p)
+    with tab_saved:
+        _tab_saved(p)
+    with tab_readout:
+        _tab_readout(p)
+    st.caption(f"Server time for this view: {time.perf_counter() - started:.2f} s")
+
+
+main()

@@ -25,8 +25,6 @@ UPLOAD_TYPES = ["csv", "tsv", "txt", "gz"]
 BIG_EXPORT_EVENTS = 2_000_000
 USER_ERRORS = (ValueError, WarehouseError, OSError)
 
-st.title("🗂️ Data")
-
 try:
     from analytics import ingest as ing
 except ImportError as exc:  # pragma: no cover - ingestion is part of every install
@@ -34,10 +32,6 @@ except ImportError as exc:  # pragma: no cover - ingestion is part of every inst
     st.stop()
 
 wh = cache.warehouse()
-
-_deleted = st.session_state.pop("_deleted_message", None)
-if _deleted:
-    st.success(_deleted, icon="🗑️")
 
 
 # -- helpers -----------------------------------------------------------------------
@@ -153,39 +147,43 @@ def _report(last: dict) -> None:
         )
 
 
-# -- 1. the source -------------------------------------------------------------------
-st.subheader("1. Choose a file")
-source = st.radio(
-    "Source", ["Upload from this computer", "File on the server (path)"], horizontal=True, key="source",
-    help="Uploads are limited by server.maxUploadSize; load bigger files (at least 2 GB) by path.",
-)
-path: str | None = None
-file_name: str | None = None
-gen = st.session_state.setdefault("_source_gen", 0)  # bumped after a load: empties the source widgets
-if source.startswith("Upload"):
-    uploaded = st.file_uploader(
-        "CSV, TSV or text file (optionally .gz compressed)", type=UPLOAD_TYPES, key=f"upload_{gen}",
+def _source() -> tuple[str | None, str | None, int]:
+    """1. The file: an upload (stored in a temporary file once) or a path on the server;
+    (path, file name, source generation)."""
+    st.subheader("1. Choose a file")
+    source = st.radio(
+        "Source", ["Upload from this computer", "File on the server (path)"], horizontal=True, key="source",
+        help="Uploads are limited by server.maxUploadSize; load bigger files (at least 2 GB) by path.",
     )
-    if uploaded is not None:
-        try:
-            path = _uploaded_to_temp(uploaded)
-            file_name = uploaded.name
-        except OSError as exc:
-            widgets.show_error(exc, "The upload could not be stored")
-else:
-    typed = st.text_input(
-        "Path of the file on the server", key=f"server_path_{gen}",
-        placeholder="/data/exports/orders_2024.csv.gz",
-    )
-    if typed.strip():
-        try:
-            path = _check_server_path(typed)
-            file_name = os.path.basename(path)
-        except ValueError as exc:
-            widgets.show_error(exc, "Cannot use that path")
+    path: str | None = None
+    file_name: str | None = None
+    gen = st.session_state.setdefault("_source_gen", 0)  # bumped after a load: empties the source widgets
+    if source.startswith("Upload"):
+        uploaded = st.file_uploader(
+            "CSV, TSV or text file (optionally .gz compressed)", type=UPLOAD_TYPES, key=f"upload_{gen}",
+        )
+        if uploaded is not None:
+            try:
+                path = _uploaded_to_temp(uploaded)
+                file_name = uploaded.name
+            except OSError as exc:
+                widgets.show_error(exc, "The upload could not be stored")
+    else:
+        typed = st.text_input(
+            "Path of the file on the server", key=f"server_path_{gen}",
+            placeholder="/data/exports/orders_2024.csv.gz",
+        )
+        if typed.strip():
+            try:
+                path = _check_server_path(typed)
+                file_name = os.path.basename(path)
+            except ValueError as exc:
+                widgets.show_error(exc, "Cannot use that path")
+    return path, file_name, gen
 
-# -- 2. preview and mapping ------------------------------------------------------------
-if path is not None:
+
+def _preview_and_load(path: str, file_name: str | None, gen: int) -> None:
+    """2.-4. What was detected, the editable mapping, and the load with progress."""
     preview = None
     try:
         preview = cache.inspect(path, file_name)
@@ -309,31 +307,28 @@ if path is not None:
                     shutil.rmtree(tmp["dir"], ignore_errors=True)
                 st.rerun()
 
-last = st.session_state.get("last_ingest")
-if last:
-    _report(last)
 
-# -- datasets: history, export, delete -------------------------------------------------
-st.divider()
-st.subheader("Datasets")
-names = wh.datasets()
-if not names:
-    st.info("No datasets yet.", icon="📭")
-    st.stop()
+def _datasets() -> None:
+    """The datasets: their sizes, ingestion history, export and delete."""
+    st.subheader("Datasets")
+    names = wh.datasets()
+    if not names:
+        st.info("No datasets yet.", icon="📭")
+        st.stop()
 
-summary = cache.query_df(
-    "SELECT d.name AS dataset, coalesce(e.events, 0) AS events, coalesce(e.customers, 0) AS customers, "
-    "e.first_event, e.last_event, d.pseudonymized, d.created_at "
-    "FROM datasets d LEFT JOIN (SELECT dataset, count(*) AS events, count(DISTINCT customer_id) AS customers, "
-    "min(event_time) AS first_event, max(event_time) AS last_event FROM events GROUP BY dataset) e "
-    "ON e.dataset = d.name ORDER BY d.name",
-    (),
-    "|".join(f"{n}={cache.data_version(n)}" for n in names),
-)
-st.dataframe(summary, hide_index=True, key="datasets_table")
+    summary = cache.datasets_table()[["dataset", "events", "customers", "first_event", "last_event", "pseudonymized",
+                                       "created_at"]]
+    st.dataframe(summary, hide_index=True, key="datasets_table")
+    tab_hist, tab_export, tab_delete = st.tabs(["🕘 Ingestion history", "⬇️ Export", "🗑️ Delete"])
+    with tab_hist:
+        _tab_history()
+    with tab_export:
+        _tab_export(names, summary)
+    with tab_delete:
+        _tab_delete(names)
 
-tab_hist, tab_export, tab_delete = st.tabs(["🕘 Ingestion history", "⬇️ Export", "🗑️ Delete"])
-with tab_hist:
+
+def _tab_history() -> None:
     try:
         history = ing.ingestion_history(wh)
     except USER_ERRORS as exc:
@@ -341,7 +336,7 @@ with tab_hist:
     else:
         st.dataframe(history, hide_index=True, key="history_table")
 
-with tab_export:
+def _tab_export(names: list[str], summary) -> None:
     current = widgets.current_dataset()
     exp_name = st.selectbox("Dataset to export", names, index=names.index(current) if current in names else 0,
                             key="export_dataset")
@@ -385,7 +380,7 @@ with tab_export:
             else:
                 st.success(f"Wrote {n_events:,} events to {widgets.md_escape(written)}", icon="✅")
 
-with tab_delete:
+def _tab_delete(names: list[str]) -> None:
     del_name = st.selectbox("Dataset to delete", names, index=None, key="delete_dataset",
                             placeholder="Choose a dataset")
     if del_name:
@@ -400,10 +395,28 @@ with tab_delete:
             except USER_ERRORS as exc:
                 widgets.show_error(exc, "The dataset was not deleted")
             else:
-                cache.clear()
+                cache.changed()
                 st.session_state.pop("delete_confirm", None)
                 st.session_state.pop("delete_dataset", None)
                 if (st.session_state.get("last_ingest") or {}).get("dataset") == del_name:
                     st.session_state.pop("last_ingest", None)
                 st.session_state["_deleted_message"] = f"Deleted the dataset “{widgets.md_escape(del_name)}”."
                 st.rerun()
+
+
+def main() -> None:
+    st.title("🗂️ Data")
+    deleted = st.session_state.pop("_deleted_message", None)
+    if deleted:
+        st.success(deleted, icon="🗑️")
+    path, file_name, gen = _source()
+    if path is not None:
+        _preview_and_load(path, file_name, gen)
+    last = st.session_state.get("last_ingest")
+    if last:
+        _report(last)
+    st.divider()
+    _datasets()
+
+
+main()

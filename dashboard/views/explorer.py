@@ -1,13 +1,15 @@
 """Explorer: compare segments, value concentration, cohorts, migration and single customers.
 
-Computations live in analytics.explorer; the per-date customer frame and the cohorts are
-cached (dashboard.cache), so changing the groups only re-aggregates cached arrays. Summaries
-at any as-of date come from the dataset's summary history (analytics.summary.SummaryHistory,
-built and stored once per data version), so a new date costs a gather, not a pass over the
-events: at 1M customers ~0.9-1.1 s for a new as-of date (frame, scores, the migration's
+Computations live in analytics.explorer; the customer frame, the cohorts and the default
+migration at the last day are prepared once per data version (analytics.prepare) and read
+through dashboard.cache, so the first visit reads, and changing the groups only re-aggregates
+cached arrays. Summaries at other as-of dates come from the dataset's summary history
+(analytics.summary.SummaryHistory, built and stored once per data version), so a new date
+costs a gather, not a pass over the events: at 1M customers ~0.9-1.1 s for a new as-of date (frame, scores, the migration's
 earlier date as segment codes, cohorts; was ~2.7 s, then ~0.9-1.5 s), ~0.12-0.2 s for anything
 on dates already seen (the RFM/cluster groups and their comparison are cached with the frame;
-the cache key is read once per run) (bench/bench_explorer.py --page, 2-core dev VM). Charts
+the version is read once per run) (bench/bench_explorer.py --page, 2-core dev VM). One function
+per section; the migration and the customer search are fragments (only they rerun). Charts
 receive aggregated data only (Lorenz curve <= 1000 points, segments x metrics, cohort
 months, segment-to-segment flows). User text (segment / cluster names, ids, event texts)
 goes through st.dataframe / st.text / widget labels, or is escaped for plotly labels.
@@ -38,41 +40,20 @@ COMPARE_LABELS = {
 TABLE_COLUMNS = ("rfm_segment", "cluster_name", "net_revenue", "n_orders", "clv", "last_purchase",
                  "first_purchase", "country", "category", "predicted_value", "churn_probability")
 
-_started = time.perf_counter()
-st.title("🔭 Explorer")
-
-dataset, version, first_day, last_day = widgets.dataset_span_or_stop(needs_events=True)
-
-as_of = st.date_input("As of", value=last_day, min_value=first_day, max_value=last_day, key="explorer_as_of",
-                      help="Everything on this page uses events up to the end of this day.")
-cache_key = cache.explorer_key(dataset)  # the cache key of this run's Explorer results, read once
-try:
-    frame = cache.explorer_frame(dataset, as_of, key=cache_key)
-except ValueError as exc:
-    widgets.show_error(exc, "The customers could not be summarised")
-    st.stop()
-if frame.empty:
-    st.info(f"No customer has events up to {as_of}.", icon="📭")
-    st.stop()
-
 
 def _label(text: object) -> str:
     """User text for plotly labels (plotly renders a subset of HTML in text)."""
     return widgets.escape(text)
 
 
-# -- groups -----------------------------------------------------------------------------
-st.subheader("Compare segments")
-kind = st.radio("Groups", GROUP_KINDS, horizontal=True, key="explorer_kind")
-groups: dict[str, pd.Series] = {}
-group_column = {"RFM segments": "rfm_segment", "Clusters (latest run)": "cluster_name"}.get(kind)
-if kind == "RFM segments":
-    available = cache.explorer_groups(dataset, as_of, group_column, key=cache_key)  # cached with the frame
-elif kind == "Clusters (latest run)":
-    available = cache.explorer_groups(dataset, as_of, group_column, key=cache_key)
-    if not available:
-        st.info("No clustering run for this dataset yet: train one on the Segments page.", icon="🧩")
-else:
+def _available_groups(dataset: str, as_of, frame: pd.DataFrame, kind: str) -> tuple[dict, str | None]:
+    """(name -> mask of the groups of ``kind``, the frame column they come from or None)."""
+    group_column = {"RFM segments": "rfm_segment", "Clusters (latest run)": "cluster_name"}.get(kind)
+    if group_column is not None:
+        available = cache.explorer_groups(dataset, as_of, group_column) or {}  # cached with the frame
+        if kind == "Clusters (latest run)" and not available:
+            st.info("No clustering run for this dataset yet: train one on the Segments page.", icon="🧩")
+        return available, group_column
     available = {}
     try:
         saved = store.list_segments(cache.warehouse(), dataset)
@@ -88,56 +69,66 @@ else:
         except ValueError as exc:
             st.warning(f"Segment “{widgets.md_escape(name)}” cannot be evaluated on this data: "
                        f"{widgets.md_escape(exc)}", icon="⚠️")
+    return available, None
 
-if available:
-    names = list(available)
-    default = names[:10] if kind == "Saved segments" else names
-    chosen = st.multiselect("Segments to compare", names, default=default, key=f"explorer_groups_{kind}")
-    groups = {n: available[n] for n in chosen}
 
-table = None
-if groups:
+def _compare(dataset: str, as_of, frame: pd.DataFrame) -> dict[str, pd.Series]:
+    """The group comparison; returns the chosen groups (the concentration section offers them)."""
+    st.subheader("Compare segments")
+    kind = st.radio("Groups", GROUP_KINDS, horizontal=True, key="explorer_kind")
+    available, group_column = _available_groups(dataset, as_of, frame, kind)
+    groups: dict[str, pd.Series] = {}
+    if available:
+        names = list(available)
+        default = names[:10] if kind == "Saved segments" else names
+        chosen = st.multiselect("Segments to compare", names, default=default, key=f"explorer_groups_{kind}")
+        groups = {n: available[n] for n in chosen}
+    if not groups:
+        if available:
+            st.info("Pick at least one segment to compare.", icon="👆")
+        return groups
+    table = None
     try:
         if group_column is None:  # saved segments: masks evaluated on this run
             table = explorer.segment_comparison(frame, groups, as_of=as_of)
         else:  # RFM segments / clusters: cached per frame and chosen groups
-            table = cache.explorer_comparison(dataset, as_of, group_column, list(groups), key=cache_key)
+            table = cache.explorer_comparison(dataset, as_of, group_column, list(groups))
     except ValueError as exc:
         widgets.show_error(exc, "The comparison could not be computed")
-    if table is not None:
-        empty = table.loc[table["customers"] == 0, "segment"].tolist()
-        for name in empty:
-            st.info(f"Segment “{widgets.md_escape(name)}” has no customers as of {as_of}.", icon="📭")
-        st.dataframe(
-            table.rename(columns=COMPARE_LABELS), hide_index=True, width="stretch",
-            column_config={
-                COMPARE_LABELS["share"]: st.column_config.NumberColumn(format="percent"),
-                COMPARE_LABELS["revenue_share"]: st.column_config.NumberColumn(format="percent"),
-                COMPARE_LABELS["retention"]: st.column_config.NumberColumn(format="percent"),
-                COMPARE_LABELS["revenue"]: st.column_config.NumberColumn(format="%.2f"),
-                COMPARE_LABELS["avg_clv"]: st.column_config.NumberColumn(format="%.2f"),
-                COMPARE_LABELS["orders_per_customer"]: st.column_config.NumberColumn(format="%.2f"),
-            },
-        )
-        shown = table[table["customers"] > 0]
-        metric_cols = [c for c in ("revenue_share", "avg_clv", "orders_per_customer", "retention",
-                                   "avg_probability_alive") if c in shown.columns]
-        cols = st.columns(2)
-        for i, col in enumerate(metric_cols):
-            fig = go.Figure(go.Bar(x=[_label(s) for s in shown["segment"]], y=shown[col]))
-            fig.update_layout(title=COMPARE_LABELS[col], height=300, margin=dict(l=10, r=10, t=40, b=10))
-            cols[i % 2].plotly_chart(fig, width="stretch")
-elif available:
-    st.info("Pick at least one segment to compare.", icon="👆")
+    if table is None:
+        return groups
+    for name in table.loc[table["customers"] == 0, "segment"].tolist():
+        st.info(f"Segment “{widgets.md_escape(name)}” has no customers as of {as_of}.", icon="📭")
+    st.dataframe(
+        table.rename(columns=COMPARE_LABELS), hide_index=True, width="stretch",
+        column_config={
+            COMPARE_LABELS["share"]: st.column_config.NumberColumn(format="percent"),
+            COMPARE_LABELS["revenue_share"]: st.column_config.NumberColumn(format="percent"),
+            COMPARE_LABELS["retention"]: st.column_config.NumberColumn(format="percent"),
+            COMPARE_LABELS["revenue"]: st.column_config.NumberColumn(format="%.2f"),
+            COMPARE_LABELS["avg_clv"]: st.column_config.NumberColumn(format="%.2f"),
+            COMPARE_LABELS["orders_per_customer"]: st.column_config.NumberColumn(format="%.2f"),
+        },
+    )
+    shown = table[table["customers"] > 0]
+    metric_cols = [c for c in ("revenue_share", "avg_clv", "orders_per_customer", "retention",
+                               "avg_probability_alive") if c in shown.columns]
+    cols = st.columns(2)
+    for i, col in enumerate(metric_cols):
+        fig = go.Figure(go.Bar(x=[_label(s) for s in shown["segment"]], y=shown[col]))
+        fig.update_layout(title=COMPARE_LABELS[col], height=300, margin=dict(l=10, r=10, t=40, b=10))
+        cols[i % 2].plotly_chart(fig, width="stretch")
+    return groups
 
-# -- value concentration ------------------------------------------------------------------
-st.subheader("Value concentration")
-scope_names = ["All customers"] + list(groups)
-scope = st.selectbox("Customers", scope_names, key="explorer_lorenz_scope")
-values = frame["net_revenue"] if scope == "All customers" else frame.loc[groups[scope].to_numpy(), "net_revenue"]
-if len(values) == 0:
-    st.info("This segment has no customers.", icon="📭")
-else:
+
+def _concentration(frame: pd.DataFrame, groups: dict[str, pd.Series]) -> None:
+    st.subheader("Value concentration")
+    scope_names = ["All customers"] + list(groups)
+    scope = st.selectbox("Customers", scope_names, key="explorer_lorenz_scope")
+    values = frame["net_revenue"] if scope == "All customers" else frame.loc[groups[scope].to_numpy(), "net_revenue"]
+    if len(values) == 0:
+        st.info("This segment has no customers.", icon="📭")
+        return
     conc = explorer.concentration(values, (0.1, 0.2), max_points=LORENZ_POINTS)  # one sort for all three
     top10, top20, g, curve = conc["top"][0.1], conc["top"][0.2], conc["gini"], conc["curve"]
     m1, m2, m3 = st.columns(3)
@@ -153,16 +144,20 @@ else:
     st.plotly_chart(fig, width="stretch")
     st.caption("Refunds beyond purchases count as zero value.")
 
-# -- cohorts ------------------------------------------------------------------------------
-st.subheader("Cohort retention")
-try:
-    cohorts = cache.explorer_cohorts(dataset, as_of, 24, key=cache_key)
-except ValueError as exc:
-    widgets.show_error(exc, "The cohorts could not be computed")
-    cohorts = pd.DataFrame()
-if cohorts.empty:
-    st.info(f"No purchase up to {as_of}.", icon="📭")
-else:
+
+def _cohorts(dataset: str, as_of) -> None:
+    st.subheader("Cohort retention")
+    try:
+        cohorts = cache.explorer_cohorts(dataset, str(as_of), 24)
+    except ValueError as exc:
+        widgets.show_error(exc, "The cohorts could not be computed")
+        cohorts = pd.DataFrame()
+    if cohorts is None:
+        widgets.not_ready(dataset, "the cohort table", stop=False)
+        return
+    if cohorts.empty:
+        st.info(f"No purchase up to {as_of}.", icon="📭")
+        return
     matrix = explorer.cohort_matrix(cohorts)
     fig = go.Figure(go.Heatmap(z=matrix.to_numpy(), x=[str(c) for c in matrix.columns], y=list(matrix.index),
                                colorscale="Blues", zmin=0, zmax=1, colorbar=dict(tickformat=".0%"),
@@ -173,76 +168,113 @@ else:
     st.plotly_chart(fig, width="stretch")
     st.caption("Share of each first-purchase cohort that purchased again in each later month (last 24 months).")
 
-# -- migration ----------------------------------------------------------------------------
-st.subheader("Segment migration")
-MIGRATION_KINDS = ("RFM segments", "Clusters (latest run)")
-mig_kind = st.radio("Migration of", MIGRATION_KINDS, horizontal=True, key="explorer_mig_kind")
-default_from = max(first_day, as_of - dt.timedelta(days=90))
-from_day = st.date_input("From", value=default_from, min_value=first_day, max_value=as_of,
-                         key="explorer_from", help=f"Segments at this date vs. at {as_of}.")
-run_id = None
-if mig_kind == MIGRATION_KINDS[1]:
-    try:
-        run_id = store.latest_clustering_run(cache.warehouse(), dataset)
-    except ValueError:
-        run_id = None
-if from_day >= as_of:
-    st.info("Pick a date before the as-of date to see how customers moved.", icon="📅")
-elif mig_kind == MIGRATION_KINDS[1] and run_id is None:
-    st.info("No clustering run for this dataset yet: train one on the Segments page.", icon="🧩")
-else:
+
+@st.fragment
+def _migration(dataset: str, first_day, as_of) -> None:
+    """Segment or cluster migration between two dates (a fragment: its controls rerun only it)."""
+    st.subheader("Segment migration")
+    kinds = ("RFM segments", "Clusters (latest run)")
+    mig_kind = st.radio("Migration of", kinds, horizontal=True, key="explorer_mig_kind")
+    default_from = max(first_day, as_of - dt.timedelta(days=90))
+    from_day = st.date_input("From", value=default_from, min_value=first_day, max_value=as_of,
+                             key="explorer_from", help=f"Segments at this date vs. at {as_of}.")
+    run_id = None
+    if mig_kind == kinds[1]:
+        try:
+            run_id = store.latest_clustering_run(cache.warehouse(), dataset)
+        except ValueError:
+            run_id = None
+    if from_day >= as_of:
+        st.info("Pick a date before the as-of date to see how customers moved.", icon="📅")
+        return
+    if mig_kind == kinds[1] and run_id is None:
+        st.info("No clustering run for this dataset yet: train one on the Segments page.", icon="🧩")
+        return
     try:
         if run_id is None:
-            flows = cache.explorer_migration(dataset, from_day, as_of, "rfm_segment", key=cache_key)
+            flows = cache.explorer_migration(dataset, from_day, as_of, "rfm_segment")
         else:
-            flows = cache.explorer_cluster_migration(dataset, from_day, as_of, run_id, key=cache_key)
+            flows = cache.explorer_cluster_migration(dataset, from_day, as_of, run_id)
     except ValueError as exc:
         widgets.show_error(exc, "The migration could not be computed")
-        flows = None
-    if flows is not None and not flows.empty:
-        sk = explorer.sankey_data(flows)
-        n_left = flows["from"].nunique()
-        labels = [f"{_label(v)} ({'from' if i < n_left else 'to'})" for i, v in enumerate(sk["labels"])]
-        fig = go.Figure(go.Sankey(arrangement="snap",
-                                  node=dict(label=labels, pad=18, color=sk["node_colors"], x=sk["x"], y=sk["y"]),
-                                  link=dict(source=sk["source"], target=sk["target"], value=sk["value"],
-                                            color=sk["link_colors"])))
-        fig.update_layout(height=480, margin=dict(l=10, r=10, t=10, b=10))
-        st.plotly_chart(fig, width="stretch")
-        moved = int(flows.loc[flows["from"] != flows["to"], "customers"].sum())
-        what = "segment" if run_id is None else "cluster"
-        st.caption(f"{moved:,} of {int(flows['customers'].sum()):,} customers changed {what} between "
-                   f"{from_day} and {as_of}."
-                   + ("" if run_id is None else f" Both dates are assigned with clustering run {run_id} "
-                      "(its scaling and cluster centres), so a cluster means the same at both dates."))
-        with st.expander("Flows as a table"):
-            st.dataframe(flows, hide_index=True, width="stretch")
+        return
+    if flows is None:
+        widgets.not_ready(dataset, "the segment migration", stop=False)
+        return
+    if flows.empty:
+        return
+    sk = explorer.sankey_data(flows)
+    n_left = flows["from"].nunique()
+    labels = [f"{_label(v)} ({'from' if i < n_left else 'to'})" for i, v in enumerate(sk["labels"])]
+    fig = go.Figure(go.Sankey(arrangement="snap",
+                              node=dict(label=labels, pad=18, color=sk["node_colors"], x=sk["x"], y=sk["y"]),
+                              link=dict(source=sk["source"], target=sk["target"], value=sk["value"],
+                                        color=sk["link_colors"])))
+    fig.update_layout(height=480, margin=dict(l=10, r=10, t=10, b=10))
+    st.plotly_chart(fig, width="stretch")
+    moved = int(flows.loc[flows["from"] != flows["to"], "customers"].sum())
+    what = "segment" if run_id is None else "cluster"
+    st.caption(f"{moved:,} of {int(flows['customers'].sum()):,} customers changed {what} between "
+               f"{from_day} and {as_of}."
+               + ("" if run_id is None else f" Both dates are assigned with clustering run {run_id} "
+                  "(its scaling and cluster centres), so a cluster means the same at both dates."))
+    with st.expander("Flows as a table"):
+        st.dataframe(flows, hide_index=True, width="stretch")
 
-# -- customers ----------------------------------------------------------------------------
-st.subheader("Customers")
-needle = st.text_input("Search customer id", key="explorer_search", placeholder="part of an id")
-hits, n_hits = explorer.search_customers(frame, needle, limit=TABLE_LIMIT)
-if n_hits == 0:
-    st.info("No customer id contains that text.", icon="🔎")
-else:
+
+@st.fragment
+def _customers(dataset: str, frame: pd.DataFrame, as_of) -> None:
+    """Customer search and one customer's timeline (a fragment: typing reruns only it)."""
+    st.subheader("Customers")
+    needle = st.text_input("Search customer id", key="explorer_search", placeholder="part of an id")
+    hits, n_hits = explorer.search_customers(frame, needle, limit=TABLE_LIMIT)
+    if n_hits == 0:
+        st.info("No customer id contains that text.", icon="🔎")
+        return
     cols = [c for c in TABLE_COLUMNS if c in hits.columns]
     st.caption(f"{n_hits:,} customers match" + (f"; showing the first {TABLE_LIMIT:,}" if n_hits > TABLE_LIMIT else ""))
     st.dataframe(hits[cols].reset_index(), hide_index=True, width="stretch")
     who = st.selectbox("Customer timeline", list(hits.index.astype(str)), key="explorer_customer")
-    if who is not None:
-        try:
-            n_events = explorer.customer_event_count(cache.warehouse(), dataset, who, as_of=as_of)
-            timeline = explorer.customer_timeline(cache.warehouse(), dataset, who, TIMELINE_LIMIT, as_of=as_of)
-        except ValueError as exc:
-            widgets.show_error(exc, "The timeline could not be read")
-        else:
-            c1, c2, c3 = st.columns(3)
-            c1.metric("Events", f"{n_events:,}")
-            row = hits.loc[who]  # the search hits (at most TABLE_LIMIT rows): no id lookup over every customer
-            c2.metric("Orders", f"{int(row['n_orders']):,}")
-            c3.metric("Net revenue", f"{float(row['net_revenue']):,.2f}")
-            if n_events > TIMELINE_LIMIT:
-                st.caption(f"Newest {TIMELINE_LIMIT} of {n_events:,} events.")
-            st.dataframe(timeline, hide_index=True, width="stretch")
+    if who is None:
+        return
+    try:
+        n_events = explorer.customer_event_count(cache.warehouse(), dataset, who, as_of=as_of)
+        timeline = explorer.customer_timeline(cache.warehouse(), dataset, who, TIMELINE_LIMIT, as_of=as_of)
+    except ValueError as exc:
+        widgets.show_error(exc, "The timeline could not be read")
+        return
+    c1, c2, c3 = st.columns(3)
+    c1.metric("Events", f"{n_events:,}")
+    row = hits.loc[who]  # the search hits (at most TABLE_LIMIT rows): no id lookup over every customer
+    c2.metric("Orders", f"{int(row['n_orders']):,}")
+    c3.metric("Net revenue", f"{float(row['net_revenue']):,.2f}")
+    if n_events > TIMELINE_LIMIT:
+        st.caption(f"Newest {TIMELINE_LIMIT} of {n_events:,} events.")
+    st.dataframe(timeline, hide_index=True, width="stretch")
 
-st.caption(f"Server time for this view: {time.perf_counter() - _started:.2f} s")
+
+def main() -> None:
+    started = time.perf_counter()
+    st.title("🔭 Explorer")
+    dataset, _version, first_day, last_day = widgets.dataset_span_or_stop(needs_events=True)
+    as_of = st.date_input("As of", value=last_day, min_value=first_day, max_value=last_day, key="explorer_as_of",
+                          help="Everything on this page uses events up to the end of this day.")
+    try:
+        frame = cache.explorer_frame(dataset, as_of)
+    except ValueError as exc:
+        widgets.show_error(exc, "The customers could not be summarised")
+        st.stop()
+    if frame is None:
+        widgets.not_ready(dataset, "the customer table")
+    if frame.empty:
+        st.info(f"No customer has events up to {as_of}.", icon="📭")
+        st.stop()
+    groups = _compare(dataset, as_of, frame)
+    _concentration(frame, groups)
+    _cohorts(dataset, as_of)
+    _migration(dataset, first_day, as_of)
+    _customers(dataset, frame, as_of)
+    st.caption(f"Server time for this view: {time.perf_counter() - started:.2f} s")
+
+
+main()

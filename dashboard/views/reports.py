@@ -20,16 +20,7 @@ SNAPSHOT_KEY = "reports_snapshot"
 TOKENS_KEY = "reports_tokens"  # report id -> token, for the reports made in this browser session
 LAST_TOKEN_KEY = "reports_last_token"
 
-st.title("📤 Reports")
-st.caption("Share a saved segment or campaign with colleagues: as a self-contained HTML file that opens offline "
-           "anywhere, or as a read-only link into this app. A report records the numbers of the day it is made.")
-
-dataset, version, first_day, last_day = widgets.dataset_span_or_stop()
-wh = cache.warehouse()
-tokens: dict[int, str] = st.session_state.setdefault(TOKENS_KEY, {})
-
-
-def _campaigns(dataset: str) -> pd.DataFrame | None:
+def _campaigns(wh, dataset: str) -> pd.DataFrame | None:
     try:
         from analytics.campaigns import list_campaigns
     except ImportError:
@@ -60,9 +51,8 @@ def _show_link(token: str) -> None:
         st.link_button("Open the shared view", full, icon="↗️")
 
 
-make_tab, list_tab = st.tabs(["📝 Make a report", "📋 Reports"])
-
-def _make_report() -> None:
+def _make_report(wh, dataset: str, first_day, last_day, tokens: dict) -> None:
+    """Pick a saved segment or campaign and the day, build, download, create a permalink."""
     kind = st.radio("Report on", ["Saved segment", "Saved campaign"], horizontal=True, key="reports_kind")
     segment = campaign_id = None
     default_day = last_day
@@ -73,7 +63,7 @@ def _make_report() -> None:
             return
         segment = st.selectbox("Segment", names, key="reports_segment")
     else:
-        camps = _campaigns(dataset)
+        camps = _campaigns(wh, dataset)
         if camps is None:
             st.info("Campaigns are not available in this installation.", icon="🎯")
             return
@@ -92,8 +82,11 @@ def _make_report() -> None:
     if st.button("Build the report", type="primary", icon="🛠️", key="reports_build"):
         try:
             frame = cache.explorer_frame(dataset, as_of)
+            expected = cache.reports_expected_clv(dataset, as_of) if frame is not None else None
+            if frame is None or expected is None:
+                widgets.not_ready(dataset, "the customer table with expected values")
             snapshot = build_report(wh, dataset, as_of, segment=segment, campaign_id=campaign_id, frame=frame,
-                                    expected=cache.reports_expected_clv(dataset, as_of))
+                                    expected=expected)
         except ValueError as exc:
             st.session_state.pop(SNAPSHOT_KEY, None)
             widgets.show_error(widgets.md_escape(exc), "No report")
@@ -123,10 +116,8 @@ def _make_report() -> None:
     report_render.show_report(snapshot)
 
 
-with make_tab:
-    _make_report()
-
-with list_tab:
+def _list_reports(wh, tokens: dict) -> None:
+    """The stored reports with their links (this session's) and revocation."""
     reports = list_reports(wh)
     if reports.empty:
         st.info("No stored report yet: build one and create a permalink.", icon="📭")
@@ -153,3 +144,21 @@ with list_tab:
                 else:
                     st.toast(f"Report #{rid} revoked: its link now says so.", icon="🚫")
                     st.rerun()
+
+
+def main() -> None:
+    st.title("📤 Reports")
+    st.caption("Share a saved segment or campaign with colleagues: as a self-contained HTML file that opens "
+               "offline anywhere, or as a read-only link into this app. A report records the numbers of the day "
+               "it is made.")
+    dataset, _version, first_day, last_day = widgets.dataset_span_or_stop()
+    wh = cache.warehouse()
+    tokens: dict[int, str] = st.session_state.setdefault(TOKENS_KEY, {})
+    make_tab, list_tab = st.tabs(["📝 Make a report", "📋 Reports"])
+    with make_tab:
+        _make_report(wh, dataset, first_day, last_day, tokens)
+    with list_tab:
+        _list_reports(wh, tokens)
+
+
+main()

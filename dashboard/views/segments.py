@@ -6,6 +6,7 @@ names, descriptions, filter values) is only ever shown escaped or as plain text.
 """
 from __future__ import annotations
 
+import dataclasses
 import warnings
 
 import pandas as pd
@@ -30,38 +31,53 @@ SCALING_LABELS = {"log1p_standard": "log1p, then standard", "standard": "standar
 ALGO_LABELS = {"kmeans": "k-means", "minibatch_kmeans": "mini-batch k-means", "gmm": "Gaussian mixture"}
 MAX_ROWS = 8
 
-st.title("🧩 Segments")
+@dataclasses.dataclass
+class _Page:
+    """What every tab of this page works on (read once per run)."""
 
-dataset, version, first_day, last_day = widgets.dataset_span_or_stop()
+    wh: object
+    dataset: str
+    first_day: object
+    last_day: object
+    as_of: object
+    base: pd.DataFrame     # the prepared customer frame (read-only)
+    frame: pd.DataFrame    # + the newest saved clustering run's assignment (what rules filter on)
+    fields: dict
+    latest_run: int | None
+    state_key: tuple
 
-as_of = st.date_input("As of", value=last_day, min_value=first_day, max_value=last_day, key="seg_as_of",
-                      help="Customers, features and scores use events up to the end of this day.")
-try:
-    base = cache.segments_frame(dataset, as_of)
-except ValueError as exc:
-    widgets.show_error(exc, "The customer table could not be built")
-    st.stop()
-if base.empty:
-    st.warning(f"No customers up to {as_of}. Pick a later as-of date.", icon="📭")
-    st.stop()
 
-wh = cache.warehouse()
-state_key = (dataset, str(as_of), version)
-
-# The customer frame rules filter on: the cached frame plus the cluster assignment of the
-# newest saved run for this dataset and as-of date (so cluster segments re-evaluate).
-frame = base
-try:
-    latest_run = store.latest_clustering_run(wh, dataset, as_of)
-except ValueError:
-    latest_run = None
-if latest_run is not None:
-    # a shallow copy (copy-on-write) with two new columns: no copy of the wide cached frame
-    assigned = cache.segments_assignments(latest_run).reindex(base.index)
-    frame = base.assign(cluster=assigned["cluster"].to_numpy(), cluster_name=assigned["cluster_name"].to_numpy())
-fields = rules.fields_from_frame(frame)
-st.caption(f"{len(frame):,} customers of “{widgets.md_escape(dataset)}” as of {as_of}"
-           + (f" · cluster fields from saved run {latest_run}" if latest_run is not None else ""))
+def _load() -> _Page:
+    dataset, version, first_day, last_day = widgets.dataset_span_or_stop()
+    as_of = st.date_input("As of", value=last_day, min_value=first_day, max_value=last_day, key="seg_as_of",
+                          help="Customers, features and scores use events up to the end of this day.")
+    try:
+        base = cache.segments_frame(dataset, as_of)
+    except ValueError as exc:
+        widgets.show_error(exc, "The customer table could not be built")
+        st.stop()
+    if base is None:
+        widgets.not_ready(dataset, "the customer table")
+    if base.empty:
+        st.warning(f"No customers up to {as_of}. Pick a later as-of date.", icon="📭")
+        st.stop()
+    wh = cache.warehouse()
+    # The customer frame rules filter on: the cached frame plus the cluster assignment of the
+    # newest saved run for this dataset and as-of date (so cluster segments re-evaluate).
+    frame = base
+    try:
+        latest_run = store.latest_clustering_run(wh, dataset, as_of)
+    except ValueError:
+        latest_run = None
+    if latest_run is not None:
+        # a shallow copy (copy-on-write) with two new columns: no copy of the wide cached frame
+        assigned = cache.segments_assignments(dataset, latest_run).reindex(base.index)
+        frame = base.assign(cluster=assigned["cluster"].to_numpy(), cluster_name=assigned["cluster_name"].to_numpy())
+    fields = rules.fields_from_frame(frame)
+    st.caption(f"{len(frame):,} customers of “{widgets.md_escape(dataset)}” as of {as_of}"
+               + (f" · cluster fields from saved run {latest_run}" if latest_run is not None else ""))
+    return _Page(wh, dataset, first_day, last_day, as_of, base, frame, fields, latest_run,
+                 (dataset, str(as_of), version))
 
 
 def _stats_line(stats: dict) -> None:
@@ -72,10 +88,11 @@ def _stats_line(stats: dict) -> None:
               help="Share of all net revenue: " + widgets.fmt_pct(stats["value_share"]))
 
 
-tab_cluster, tab_rules, tab_saved = st.tabs(["Clustering", "Rule builder", "Saved segments"])
 
 # ---------------------------------------------------------------- clustering
-with tab_cluster:
+def _tab_cluster(p: _Page) -> None:
+    """Clustering with k guidance: train, inspect, rename, save."""
+    wh, dataset, as_of, base, state_key = p.wh, p.dataset, p.as_of, p.base, p.state_key
     options = [f for f in available_features(base) if f in base.columns or f in DEFAULT_FEATURES]
     default = [f for f in DEFAULT_FEATURES if f in options]
     # a default feature missing for every customer (e.g. ratings when nobody reviews) is left out
@@ -205,7 +222,7 @@ def _load_into_builder(seg_id: int, fields: dict, frame: pd.DataFrame) -> None:
     ss = st.session_state
     ss.pop(EDIT_NOTE_KEY, None)
     try:
-        seg = store.get_segment(wh, int(seg_id))
+        seg = store.get_segment(cache.warehouse(), int(seg_id))
         definition = rules.validate(seg["definition"], fields)
     except ValueError as exc:
         ss[EDIT_NOTE_KEY] = f"This segment cannot be edited on the current data: {exc}"
@@ -261,7 +278,9 @@ def _stop_editing() -> None:
     st.session_state.pop(EDIT_NOTE_KEY, None)
 
 
-with tab_rules:
+def _tab_rules(p: _Page) -> None:
+    """The rule builder: conditions, live selection, save (or save changes to an edited segment)."""
+    wh, frame, fields, first_day, last_day = p.wh, p.frame, p.fields, p.first_day, p.last_day
     field_names = sorted(fields, key=lambda f: fields[f].title.lower())
     editing = st.session_state.get(EDITING_KEY)
     editing_seg = None
@@ -324,7 +343,9 @@ with tab_rules:
             b3.button("Stop editing", key="seg_edit_stop", on_click=_stop_editing)
 
 # ---------------------------------------------------------------- saved segments
-with tab_saved:
+def _tab_saved(p: _Page) -> None:
+    """The saved segments: list with live sizes, edit, delete."""
+    wh, frame, fields = p.wh, p.frame, p.fields
     if st.session_state.get(FLASH_KEY):
         st.success(st.session_state.pop(FLASH_KEY), icon="✅")
     segs = store.list_segments(wh, dataset)
@@ -399,3 +420,18 @@ with tab_saved:
             if n.button("Cancel", key="seg_delete_no"):
                 st.session_state.pop(DELETE_KEY, None)
                 st.rerun()
+
+
+def main() -> None:
+    st.title("🧩 Segments")
+    p = _load()
+    tab_cluster, tab_rules, tab_saved = st.tabs(["Clustering", "Rule builder", "Saved segments"])
+    with tab_cluster:
+        _tab_cluster(p)
+    with tab_rules:
+        _tab_rules(p)
+    with tab_saved:
+        _tab_saved(p)
+
+
+main()

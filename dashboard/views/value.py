@@ -1,8 +1,11 @@
 """Value: RFM, behaviour and CLV scores for every customer, re-weighted live.
 
-The customer summary, the ranked/normalized arrays (analytics.scores.Scorer) and
-the BG/NBD fits are cached (dashboard.cache); moving a slider only re-weights
-cached arrays. Charts receive binned / aggregated data only.
+The customer summary, the ranked/normalized arrays (analytics.scores.Scorer) and the
+BG/NBD fits at the last day come from the preparation step (analytics.prepare, read
+through dashboard.cache); moving a slider only re-weights cached arrays. The expected
+CLV is the one resolver's (analytics.valuation: published model, else BG/NBD, else the
+formula). Charts receive binned / aggregated data only. One function per tab; the
+customer lookup and the holdout check are fragments (only they rerun).
 """
 from __future__ import annotations
 
@@ -15,7 +18,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from analytics import scores
+from analytics import scores, valuation
 from analytics.export import to_parquet, to_safe_csv
 from analytics.predict import registry
 from analytics.warehouse import WarehouseError
@@ -32,130 +35,134 @@ SCORE_LABELS = {
     "predicted_value": "Predicted value (published model)",
 }
 RULES_KEY = "value_rules"
-
-_started = time.perf_counter()
-st.title("💎 Value")
-
-dataset, version, first_day, last_day = widgets.dataset_span_or_stop()
-
-# -- the as-of date and the parameters --------------------------------------------------
-c1, c2, c3 = st.columns([2, 1, 2])
-as_of = c1.date_input(
-    "As of", value=last_day, min_value=first_day, max_value=last_day, key="value_as_of",
-    help="Scores use only events up to the end of this day. Default: the dataset's last event.",
-)
-unit = c2.selectbox("Time unit", UNITS, key="value_unit",
-                    help="Unit of recency and T in the purchase model (scores do not depend on it).")
-use_bgnbd = c3.toggle("Probabilistic CLV", value=True, key="value_bgnbd",
-                      help="Fit a purchase model (BG/NBD or Pareto/NBD) and the Gamma-Gamma spend model and show "
-                      "their CLV next to the formula.")
 PURCHASE_CHOICES = {"auto": "Best on this dataset's own history", "bgnbd": "BG/NBD", "paretonbd": "Pareto/NBD"}
 
-with st.expander("⚖️ Weights and CLV parameters", expanded=True):
-    w1, w2, w3 = st.columns(3)
-    with w1:
-        st.markdown("**RFM weights**")
-        rfm_w = {
-            k: st.slider(RFM_LABELS[k], 0.0, 5.0, float(scores.DEFAULT_RFM_WEIGHTS[k]), 0.25, key=f"value_w_{k}")
-            for k in scores.RFM_KEYS
-        }
-        st.caption("RFM score = weighted mean of the R, F and M quintile scores (1-5).")
-    with w2:
-        st.markdown("**Behaviour weights**")
-        beh_w = {
-            k: st.slider(BEHAVIOUR_LABELS[k], 0.0, 1.0, float(scores.DEFAULT_BEHAVIOUR_WEIGHTS[k]), 0.05,
-                         key=f"value_b_{k}")
-            for k in scores.BEHAVIOUR_KEYS
-        }
-        st.caption("Each event count is log1p-transformed and min-max scaled to 0-1; "
-                   "score = weighted mean x 100. Defaults 0.1 / 0.1 / 0.2 / 0.4 / 0.2.")
-    with w3:
-        st.markdown("**CLV parameters**")
-        margin = st.slider("Gross margin", 0.0, 1.0, 0.30, 0.01, key="value_margin", format="%.2f")
-        horizon = st.slider("Horizon (months)", 1, 60, 12, 1, key="value_horizon")
-        discount = st.slider("Annual discount rate", 0.0, 0.5, 0.10, 0.01, key="value_discount", format="%.2f")
-        lifetime = st.slider("Expected lifetime (years)", 0.5, 10.0, 3.0, 0.5, key="value_lifetime")
-        min_age = st.number_input(
-            "Count new customers as at least this old (months)", 0.0, 24.0, scores.DEFAULT_MIN_AGE_MONTHS, 0.5,
-            key="value_min_age",
-            help="Orders per year = orders ÷ the customer's age, but never less than this age: without it a "
-                 "customer whose first and only order was two weeks ago would count as 26 orders a year and top "
-                 "the CLV list. 9 months gave the most accurate next-quarter revenue on validation data.")
-    st.markdown(
-        "CLV by formula = average order value × orders per year × margin × A / 12, where "
-        "A = Σₖ₌₁..M (1 + discount rate)^(−k/12) is the discounted number of months and "
-        "M = min(horizon, 12 × expected lifetime). Orders per year = orders ÷ max(customer age, the minimum age "
-        "set here), so a very new customer's first orders are not annualised into a big CLV."
+
+def _parameters(first_day, last_day) -> dict:
+    """The as-of date, unit, model switch, weights and CLV parameters (validated; stops on an error)."""
+    c1, c2, c3 = st.columns([2, 1, 2])
+    as_of = c1.date_input(
+        "As of", value=last_day, min_value=first_day, max_value=last_day, key="value_as_of",
+        help="Scores use only events up to the end of this day. Default: the dataset's last event.",
     )
-    if use_bgnbd:
-        st.markdown("**Probabilistic CLV**")
-        k1, k2 = st.columns(2)
-        purchase_choice = k1.selectbox(
-            "Purchase model", list(PURCHASE_CHOICES), format_func=PURCHASE_CHOICES.get, key="value_purchase_model",
-            help="BG/NBD (Fader, Hardie & Lee 2005): customers may drop out right after a purchase. Pareto/NBD "
-                 "(Schmittlein, Morrison & Colombo 1987): they may drop out at any time. 'Best' fits both on the "
-                 "first half of this dataset's purchases and keeps the one that predicted the second half better.")
-        penalizer = k2.number_input(
-            "Penalizer", 0.0, 10.0, 0.0, 0.001, format="%.3f", key="value_penalizer",
-            help="A penalty on the purchase model's parameters. 0 = plain maximum likelihood. A small penalty "
-                 "(0.001-0.1) keeps the parameters moderate when there are few repeat buyers or the fit runs off; "
-                 "the app already retries with 0.001, 0.01 and 0.1 when a fit fails, and says so. Raise it if the "
-                 "predictions look extreme.")
-    else:
-        purchase_choice, penalizer = "bgnbd", 0.0
-
-try:
-    rfm_norm = scores.normalize_weights(rfm_w, scores.RFM_KEYS, "RFM weights")
-    beh_norm = scores.normalize_weights(beh_w, scores.BEHAVIOUR_KEYS, "behaviour weights")
-    clv = scores.CLVParams(margin=margin, horizon_months=horizon, discount_rate=discount,
-                           expected_lifetime_years=lifetime, min_age_months=min_age).validated()
-except ValueError as exc:
-    widgets.show_error(exc, "Check the weights")
-    st.stop()
-
-try:
-    scorer = cache.value_scorer(dataset, as_of, unit, min_age)
-except (ValueError, WarehouseError) as exc:
-    widgets.show_error(exc, "The customers could not be summarised")
-    st.stop()
-if scorer.n == 0:
-    st.info(f"No customer has events up to {as_of}.", icon="📭")
-    st.stop()
-
-prob = None
-models = None
-comparison = None
-purchase_model = purchase_choice
-if use_bgnbd and purchase_choice == "auto":
-    comparison, problem = cache.purchase_model_comparison(dataset)
-    purchase_model = comparison.best if comparison is not None else "bgnbd"
-    if comparison is None:
-        st.caption(f"BG/NBD is used: the two purchase models could not be compared on this dataset ({problem}).")
-model_name = scores.PURCHASE_MODELS[purchase_model]
-SCORE_LABELS["clv_bgnbd"] = f"CLV by {model_name} + Gamma-Gamma"
-if use_bgnbd:
+    unit = c2.selectbox("Time unit", UNITS, key="value_unit",
+                        help="Unit of recency and T in the purchase model (scores do not depend on it).")
+    use_bgnbd = c3.toggle("Probabilistic CLV", value=True, key="value_bgnbd",
+                          help="Fit a purchase model (BG/NBD or Pareto/NBD) and the Gamma-Gamma spend model and show "
+                          "their CLV next to the formula.")
+    with st.expander("⚖️ Weights and CLV parameters", expanded=True):
+        w1, w2, w3 = st.columns(3)
+        with w1:
+            st.markdown("**RFM weights**")
+            rfm_w = {
+                k: st.slider(RFM_LABELS[k], 0.0, 5.0, float(scores.DEFAULT_RFM_WEIGHTS[k]), 0.25, key=f"value_w_{k}")
+                for k in scores.RFM_KEYS
+            }
+            st.caption("RFM score = weighted mean of the R, F and M quintile scores (1-5).")
+        with w2:
+            st.markdown("**Behaviour weights**")
+            beh_w = {
+                k: st.slider(BEHAVIOUR_LABELS[k], 0.0, 1.0, float(scores.DEFAULT_BEHAVIOUR_WEIGHTS[k]), 0.05,
+                             key=f"value_b_{k}")
+                for k in scores.BEHAVIOUR_KEYS
+            }
+            st.caption("Each event count is log1p-transformed and min-max scaled to 0-1; "
+                       "score = weighted mean x 100. Defaults 0.1 / 0.1 / 0.2 / 0.4 / 0.2.")
+        with w3:
+            st.markdown("**CLV parameters**")
+            margin = st.slider("Gross margin", 0.0, 1.0, 0.30, 0.01, key="value_margin", format="%.2f")
+            horizon = st.slider("Horizon (months)", 1, 60, 12, 1, key="value_horizon")
+            discount = st.slider("Annual discount rate", 0.0, 0.5, 0.10, 0.01, key="value_discount", format="%.2f")
+            lifetime = st.slider("Expected lifetime (years)", 0.5, 10.0, 3.0, 0.5, key="value_lifetime")
+            min_age = st.number_input(
+                "Count new customers as at least this old (months)", 0.0, 24.0, scores.DEFAULT_MIN_AGE_MONTHS, 0.5,
+                key="value_min_age",
+                help="Orders per year = orders ÷ the customer's age, but never less than this age: without it a "
+                     "customer whose first and only order was two weeks ago would count as 26 orders a year and "
+                     "top the CLV list. 9 months gave the most accurate next-quarter revenue on validation data.")
+        st.markdown(
+            "CLV by formula = average order value × orders per year × margin × A / 12, where "
+            "A = Σₖ₌₁..M (1 + discount rate)^(−k/12) is the discounted number of months and "
+            "M = min(horizon, 12 × expected lifetime). Orders per year = orders ÷ max(customer age, the minimum "
+            "age set here), so a very new customer's first orders are not annualised into a big CLV."
+        )
+        if use_bgnbd:
+            st.markdown("**Probabilistic CLV**")
+            k1, k2 = st.columns(2)
+            purchase_choice = k1.selectbox(
+                "Purchase model", list(PURCHASE_CHOICES), format_func=PURCHASE_CHOICES.get,
+                key="value_purchase_model",
+                help="BG/NBD (Fader, Hardie & Lee 2005): customers may drop out right after a purchase. Pareto/NBD "
+                     "(Schmittlein, Morrison & Colombo 1987): they may drop out at any time. 'Best' fits both on "
+                     "the first half of this dataset's purchases and keeps the one that predicted the second half "
+                     "better.")
+            penalizer = k2.number_input(
+                "Penalizer", 0.0, 10.0, 0.0, 0.001, format="%.3f", key="value_penalizer",
+                help="A penalty on the purchase model's parameters. 0 = plain maximum likelihood. A small penalty "
+                     "(0.001-0.1) keeps the parameters moderate when there are few repeat buyers or the fit runs "
+                     "off; the app already retries with 0.001, 0.01 and 0.1 when a fit fails, and says so. Raise "
+                     "it if the predictions look extreme.")
+        else:
+            purchase_choice, penalizer = "bgnbd", 0.0
     try:
-        models = cache.value_models(dataset, as_of, unit, min_age, purchase_model=purchase_model, penalizer=penalizer)
-        prob = cache.value_prob(dataset, as_of, unit, min_age, horizon, discount, purchase_model=purchase_model,
-                                penalizer=penalizer)
-        notes = [n for n in (getattr(m, "fit_note_", None) for m in models) if n]
-        if notes:
-            st.info("Note: " + "; ".join(notes) + ".", icon="ℹ️")
+        rfm_norm = scores.normalize_weights(rfm_w, scores.RFM_KEYS, "RFM weights")
+        beh_norm = scores.normalize_weights(beh_w, scores.BEHAVIOUR_KEYS, "behaviour weights")
+        clv = scores.CLVParams(margin=margin, horizon_months=horizon, discount_rate=discount,
+                               expected_lifetime_years=lifetime, min_age_months=min_age).validated()
+    except ValueError as exc:
+        widgets.show_error(exc, "Check the weights")
+        st.stop()
+    return {"as_of": as_of, "unit": unit, "use_bgnbd": use_bgnbd, "rfm": rfm_norm, "behaviour": beh_norm,
+            "clv": clv, "horizon": horizon, "discount": discount, "min_age": min_age,
+            "purchase_choice": purchase_choice, "penalizer": float(penalizer)}
+
+
+def _purchase_model(dataset: str, p: dict):
+    """(model key, its name, the comparison behind an automatic choice or None)."""
+    comparison = None
+    model = p["purchase_choice"]
+    if p["use_bgnbd"] and model == "auto":
+        res = cache.purchase_model_comparison(dataset)
+        if res is None:  # being prepared: BG/NBD until the comparison is ready
+            model = "bgnbd"
+        else:
+            comparison, problem = res
+            model = comparison.best if comparison is not None else "bgnbd"
+            if comparison is None:
+                st.caption(f"BG/NBD is used: the two purchase models could not be compared on this dataset "
+                           f"({problem}).")
+    return model, scores.PURCHASE_MODELS[model], comparison
+
+
+def _models(dataset: str, p: dict, model_name: str):
+    """(models, prob) of the purchase model + Gamma-Gamma for these parameters, or (None, None) with
+    a warning when the data cannot support them."""
+    if not p["use_bgnbd"]:
+        return None, None
+    # "auto" when it is the prepared choice (the comparison's best), else the model the user picked
+    choice = p["purchase_choice"] if p["purchase_choice"] == "auto" else p["model"]
+    try:
+        models = cache.value_models(dataset, p["as_of"], p["unit"], p["min_age"], purchase_model=choice,
+                                    penalizer=p["penalizer"])
+        prob = cache.value_prob(dataset, p["as_of"], p["unit"], p["min_age"], p["horizon"], p["discount"],
+                                purchase_model=choice, penalizer=p["penalizer"])
     except ValueError as exc:
         st.warning(
             f"{model_name} + Gamma-Gamma CLV is not available for these data: {exc}. The RFM and behaviour scores "
             "and the CLV by formula are unaffected; a larger penalizer, the other purchase model or a later as-of "
             "date may make the probabilistic CLV possible.", icon="⚠️")
-        prob = None
-        models = None
+        return None, None
+    if models is None or prob is None:
+        widgets.not_ready(dataset, f"the {model_name} + Gamma-Gamma fit", stop=False)
+        return None, None
+    notes = [n for n in (getattr(m, "fit_note_", None) for m in models) if n]
+    if notes:
+        st.info("Note: " + "; ".join(notes) + ".", icon="ℹ️")
+    return models, prob
 
-timing = st.empty()
-tab_scores, tab_segments, tab_top, tab_models, tab_export = st.tabs(
-    ["📊 Scores", "🧭 RFM segments", "🏅 Top customers", "🔮 Purchase model", "⬇️ Export"]
-)
 
-# -- segment rules (drawn first: the scores use them) -------------------------------------------
-with tab_segments:
+def _tab_rules():
+    """The RFM segment rule table (drawn first: the scores use it); (segment map, rules used)."""
     st.markdown(
         "Segments come from the R score and the FM score (mean of F and M, rounded half up) through this "
         "table: **the first matching rule wins**; customers no rule covers get the fallback segment. "
@@ -191,53 +198,56 @@ with tab_segments:
     if segment_map.uncovered:
         cells = ", ".join(f"R{r}/FM{f}" for r, f in segment_map.uncovered)
         st.caption(f"{len(segment_map.uncovered)} grid cells fall to “{widgets.md_escape(segment_map.fallback)}”: {cells}")
+    return segment_map, rules_used
 
-# -- published model predictions (the Predict page publishes one model's scores per dataset) -------
-try:
-    predictions = cache.published_predictions(dataset)
-except WarehouseError as exc:
-    widgets.show_error(exc, "The published predictions could not be read")
-    predictions = pd.DataFrame()
-prediction = registry.prediction_info(predictions)
-prediction_note = (
-    f"Predicted value = expected revenue over the next {prediction['horizon_days']} days from the published "
-    f"model “{widgets.md_escape(prediction['model'])}” (run {prediction['run_id']}, scored as of "
-    f"{prediction['as_of']}; {prediction['customers']:,} customers). Publish another model on the Predict page."
-    if prediction else None
-)
 
-# -- re-score (vector arithmetic over the cached arrays) ---------------------------------------------
-rank_choices = (["clv_formula", "rfm_score", "behaviour_score"] + (["clv_bgnbd"] if prob is not None else [])
-                + (["predicted_value"] if prediction else []))
-with tab_scores:
-    rank_by = st.selectbox("Score", rank_choices, format_func=SCORE_LABELS.get, key="value_rank_by",
-                           help="Shown in the distribution and used to rank the top customers.")
-if rank_by not in rank_choices:
-    rank_by = "clv_formula"
-try:
-    result = scorer.score(rfm_norm, beh_norm, clv, segment_map=segment_map,
-                          rank_by="clv_formula" if rank_by == "predicted_value" else rank_by, top_n=100, prob=prob)
-except ValueError as exc:
-    widgets.show_error(exc, "The scores could not be computed")
-    st.stop()
+def _predictions(dataset: str):
+    """The published predictions (empty frame if none) and their description (None if none)."""
+    try:
+        predictions = cache.published_predictions(dataset)
+    except WarehouseError as exc:
+        widgets.show_error(exc, "The published predictions could not be read")
+        predictions = pd.DataFrame()
+    prediction = registry.prediction_info(predictions)
+    note = (
+        f"Predicted value = expected revenue over the next {prediction['horizon_days']} days from the published "
+        f"model “{widgets.md_escape(prediction['model'])}” (run {prediction['run_id']}, scored as of "
+        f"{prediction['as_of']}; {prediction['customers']:,} customers). Publish another model on the Predict page."
+        if prediction else None
+    )
+    return predictions, prediction, note
 
-# ranking by the published model: its predictions joined to every customer's scores
-ranked_by_model = None
-if rank_by == "predicted_value":
-    ranked_by_model = registry.join_predictions(scorer.frame(result, with_params=False), predictions)
 
-buyers = int((scorer.n_orders > 0).sum())
-with tab_scores:
-    m1, m2, m3, m4 = st.columns(4)
+def _expected(scorer, result, predictions, prob) -> valuation.ExpectedCLV:
+    """The expected CLV of every scored customer by the one resolver (published model, else BG/NBD +
+    Gamma-Gamma at these parameters, else the formula at these parameters)."""
+    predicted = None
+    if predictions is not None and not predictions.empty:
+        pv = predictions["expected_value"]
+        pv.index = pv.index.astype(str)
+        predicted = pv.reindex(scorer.summary.index.astype(str)).to_numpy(dtype=float)
+    model_clv = None if prob is None or result.clv_bgnbd is None else np.asarray(result.clv_bgnbd, dtype=float)
+    values, codes = valuation.resolve(predicted, model_clv, result.clv_formula, n=scorer.n)
+    return valuation.ExpectedCLV(index=scorer.summary.index, values=values, codes=codes,
+                                 p_alive=np.full(scorer.n, np.nan),
+                                 base=valuation.FORMULA if model_clv is None else valuation.PROBABILISTIC)
+
+
+def _tab_scores(scorer, result, expected, rank_by, ranked_by_model, prediction_note, as_of) -> None:
+    buyers = int((scorer.n_orders > 0).sum())
+    m1, m2, m3, m4, m5 = st.columns(5)
     m1.metric("Customers", widgets.fmt_int(scorer.n), border=True,
               help=f"{buyers:,} with at least one order; the others have RFM scores 0 and the segment "
               f"“{scores.NO_PURCHASE}”.")
     m2.metric("Mean RFM score (buyers)", f"{result.rfm_score[scorer.n_orders > 0].mean():.2f}" if buyers else "–",
               border=True)
     m3.metric("CLV by formula, total", widgets.fmt_money(float(result.clv_formula.sum())), border=True)
-    m4.metric(f"CLV by {model_name}, total",
+    m4.metric(SCORE_LABELS["clv_bgnbd"].split(" + ")[0] + ", total",
               widgets.fmt_money(float(pd.Series(result.clv_bgnbd).sum())) if result.clv_bgnbd is not None else "–",
               border=True)
+    m5.metric("Expected CLV, total", widgets.fmt_money(float(expected.values.sum())), border=True,
+              help=f"Per customer, the first available of: published model, BG/NBD + Gamma-Gamma, formula "
+              f"(here: {expected.source}). Campaigns and reports use the same rule.")
     hist = result.histogram
     if ranked_by_model is not None:
         values = ranked_by_model["predicted_value"].dropna().to_numpy(dtype=float)
@@ -258,24 +268,35 @@ with tab_scores:
         st.caption("The last bar also holds the top 0.5 % (the long right tail is folded into it).")
     if prediction_note:
         st.caption(prediction_note)
+    _lookup(scorer, result, expected, as_of)
 
+
+@st.fragment
+def _lookup(scorer, result, expected, as_of) -> None:
+    """Look up one customer (a fragment: typing an id reruns only this box)."""
     st.markdown("**Look up a customer**")
     who = st.text_input("Customer id", key="value_lookup", placeholder="e.g. an id from the top customers")
-    if who:
-        one = scorer.customer(result, who)
-        if one is None:
-            st.info(f"No customer “{widgets.md_escape(who)}” up to {as_of}.")
-        else:
-            l1, l2, l3, l4 = st.columns(4)
-            l1.metric("RFM score", f"{one['rfm_score']:.2f}",
-                      help=f"R {one['r_score']}, F {one['f_score']}, M {one['m_score']}")
-            l2.metric("Segment", widgets.md_escape(one["segment"]))
-            l3.metric("Behaviour score", f"{one['behaviour_score']:.1f}")
-            l4.metric("CLV by formula", f"{one['clv_formula']:,.2f}")
-            if "clv_bgnbd" in one:
-                st.caption(f"CLV by {model_name}: {one['clv_bgnbd']:,.2f}; probability alive {one['p_alive']:.2f}")
+    if not who:
+        return
+    one = scorer.customer(result, who)
+    if one is None:
+        st.info(f"No customer “{widgets.md_escape(who)}” up to {as_of}.")
+        return
+    l1, l2, l3, l4 = st.columns(4)
+    l1.metric("RFM score", f"{one['rfm_score']:.2f}",
+              help=f"R {one['r_score']}, F {one['f_score']}, M {one['m_score']}")
+    l2.metric("Segment", widgets.md_escape(one["segment"]))
+    l3.metric("Behaviour score", f"{one['behaviour_score']:.1f}")
+    l4.metric("CLV by formula", f"{one['clv_formula']:,.2f}")
+    pos = scorer.position(who)
+    if pos is not None:
+        st.caption(f"Expected CLV: {expected.values[pos]:,.2f} (from the {expected.sources()[pos]})")
+    if "clv_bgnbd" in one:
+        name = SCORE_LABELS["clv_bgnbd"].split(" + ")[0]
+        st.caption(f"{name}: {one['clv_bgnbd']:,.2f}; probability alive {one['p_alive']:.2f}")
 
-with tab_segments:
+
+def _tab_segments(result) -> None:
     table = result.segment_table
     fig = go.Figure(go.Treemap(
         labels=[widgets.escape(x) for x in table["segment"]], parents=[""] * len(table),
@@ -296,12 +317,13 @@ with tab_segments:
             "revenue_share": st.column_config.NumberColumn("revenue share", format="percent"),
             "revenue": st.column_config.NumberColumn("net revenue", format="%.2f"),
             "clv_formula": st.column_config.NumberColumn("CLV by formula", format="%.2f"),
-            "clv_bgnbd": st.column_config.NumberColumn(f"CLV by {model_name}", format="%.2f"),
+            "clv_bgnbd": st.column_config.NumberColumn(SCORE_LABELS["clv_bgnbd"].split(" + ")[0], format="%.2f"),
             "avg_rfm_score": st.column_config.NumberColumn("mean RFM score", format="%.2f"),
         },
     )
 
-with tab_top:
+
+def _tab_top(result, rank_by, ranked_by_model, prediction_note) -> None:
     st.caption(f"The 100 customers with the highest {SCORE_LABELS[rank_by]} (pick the score on the Scores tab).")
     top = result.top_customers
     if ranked_by_model is not None:
@@ -315,88 +337,100 @@ with tab_top:
                                 for c in ("rfm_score", "behaviour_score", "net_revenue", "clv_formula", "clv_bgnbd",
                                           "predicted_value", "churn_probability")})
 
-with tab_models:
-    if not use_bgnbd:
+
+def _tab_models(dataset, scorer, models, prob, p, first_day, last_day, model_name, comparison) -> None:
+    if not p["use_bgnbd"]:
         st.info("Switch on “Probabilistic CLV” above to fit the models.", icon="🔮")
-    elif models is None or prob is None:
+        return
+    if models is None or prob is None:
         st.info("The models could not be fitted on these data (see the message above).", icon="🔮")
+        return
+    from analytics import diagnostics
+    from analytics.clv import DAYS_PER_MONTH
+    from analytics.summary import TIME_UNITS
+
+    bg, gg = models
+    horizon = p["horizon"]
+    paper = ("Fader, Hardie & Lee (2005), *Counting your customers the easy way*" if p["model"] == "bgnbd"
+             else "Schmittlein, Morrison & Colombo (1987), *Counting your customers*")
+    excluded = f" ({gg.n_excluded_:,} left out for zero, negative or missing spend)" if gg.n_excluded_ else ""
+    st.markdown(
+        f"Fitted by maximum likelihood on the {bg.n_customers_:,} customers with an order up to {p['as_of']} "
+        f"(time unit: {bg.unit_}, penalizer {bg.penalizer_:g}). {model_name}: {paper}; "
+        "Gamma-Gamma: Fader, Hardie & Lee (2005), *RFM and CLV*. Spend is fitted on the "
+        f"{gg.n_customers_:,} repeat buyers{excluded}."
+    )
+    if comparison is not None:
+        st.caption(f"Purchase model chosen on this dataset: {comparison.reason}.")
+    cols = st.columns(5)
+    for col, (name, value) in zip(cols, list(bg.params_.items()) + [("log-likelihood", bg.log_likelihood_)]):
+        col.metric(name, f"{value:,.1f}" if name == "log-likelihood" else f"{value:.4g}")
+    g1, g2, g3, g4, _g5 = st.columns(5)
+    if gg.constant_spend_ is not None:
+        g1.metric("Gamma-Gamma", "constant spend", help=gg.fit_note_)
     else:
-        from analytics import diagnostics
-        from analytics.clv import DAYS_PER_MONTH
-        from analytics.summary import TIME_UNITS
+        g1.metric("Gamma-Gamma p", f"{gg.p_:.4g}")
+        g2.metric("q", f"{gg.q_:.4g}")
+        g3.metric("gamma", f"{gg.v_:.4g}")
+    g4.metric("Mean spend per order (model)", f"{gg.mean_spend_:,.2f}")
 
-        bg, gg = models
-        paper = ("Fader, Hardie & Lee (2005), *Counting your customers the easy way*" if purchase_model == "bgnbd"
-                 else "Schmittlein, Morrison & Colombo (1987), *Counting your customers*")
-        excluded = f" ({gg.n_excluded_:,} left out for zero, negative or missing spend)" if gg.n_excluded_ else ""
-        st.markdown(
-            f"Fitted by maximum likelihood on the {bg.n_customers_:,} customers with an order up to {as_of} "
-            f"(time unit: {bg.unit_}, penalizer {bg.penalizer_:g}). {model_name}: {paper}; "
-            "Gamma-Gamma: Fader, Hardie & Lee (2005), *RFM and CLV*. Spend is fitted on the "
-            f"{gg.n_customers_:,} repeat buyers{excluded}."
-        )
-        if comparison is not None:
-            st.caption(f"Purchase model chosen on this dataset: {comparison.reason}.")
-        cols = st.columns(5)
-        for col, (name, value) in zip(cols, list(bg.params_.items()) + [("log-likelihood", bg.log_likelihood_)]):
-            col.metric(name, f"{value:,.1f}" if name == "log-likelihood" else f"{value:.4g}")
-        g1, g2, g3, g4, _g5 = st.columns(5)
-        if gg.constant_spend_ is not None:
-            g1.metric("Gamma-Gamma", "constant spend", help=gg.fit_note_)
-        else:
-            g1.metric("Gamma-Gamma p", f"{gg.p_:.4g}")
-            g2.metric("q", f"{gg.q_:.4g}")
-            g3.metric("gamma", f"{gg.v_:.4g}")
-        g4.metric("Mean spend per order (model)", f"{gg.mean_spend_:,.2f}")
+    max_t, q99 = scorer.model_grid_bounds()
+    max_f = int(min(max(q99, 1), 40))
+    horizon_t = horizon * DAYS_PER_MONTH / TIME_UNITS[bg.unit_]
+    if max_t > 0:
+        h1, h2 = st.columns(2)
+        with h1:
+            mat = diagnostics.expected_purchases_matrix(bg, max_f, max_t, t=horizon_t)
+            fig = diagnostics.figure_matrix(mat, title=f"Expected purchases in the next {horizon} months")
+            fig.update_layout(height=380)
+            st.plotly_chart(fig, key="value_ep_matrix", config={"displaylogo": False})
+        with h2:
+            mat = diagnostics.probability_alive_matrix(bg, max_f, max_t)
+            fig = diagnostics.figure_matrix(mat)
+            fig.update_layout(height=380)
+            st.plotly_chart(fig, key="value_pa_matrix", config={"displaylogo": False})
+        st.caption(f"For a customer whose first purchase was {max_t:g} {bg.unit_} before the as-of date.")
+    _holdout(dataset, p["unit"], first_day, last_day, p["model"], p["penalizer"], model_name)
 
-        max_t, q99 = scorer.model_grid_bounds()
-        max_f = int(min(max(q99, 1), 40))
-        horizon_t = horizon * DAYS_PER_MONTH / TIME_UNITS[bg.unit_]
-        if max_t > 0:
-            h1, h2 = st.columns(2)
-            with h1:
-                mat = diagnostics.expected_purchases_matrix(bg, max_f, max_t, t=horizon_t)
-                fig = diagnostics.figure_matrix(mat, title=f"Expected purchases in the next {horizon} months")
-                fig.update_layout(height=380)
-                st.plotly_chart(fig, key="value_ep_matrix", config={"displaylogo": False})
-            with h2:
-                mat = diagnostics.probability_alive_matrix(bg, max_f, max_t)
-                fig = diagnostics.figure_matrix(mat)
-                fig.update_layout(height=380)
-                st.plotly_chart(fig, key="value_pa_matrix", config={"displaylogo": False})
-            st.caption(f"For a customer whose first purchase was {max_t:g} {bg.unit_} before the as-of date.")
 
-        st.subheader("Calibration / holdout check")
-        st.caption("Fit the model on purchases up to a cut-off date, then compare its predictions with what "
-                   "the same customers actually bought after it (up to the dataset's last purchase).")
-        span_days = (last_day - first_day).days
-        default_cut = first_day + dt.timedelta(days=max(1, int(span_days * 2 / 3)))
-        if span_days < 2:
-            st.info("The data cover less than two days: not enough for a holdout check.")
-        else:
-            cutoff = st.date_input("Cut-off date", value=default_cut, min_value=first_day + dt.timedelta(days=1),
-                                   max_value=last_day - dt.timedelta(days=1), key="value_cutoff")
-            if st.toggle("Run the holdout check", value=False, key="value_run_holdout"):
-                try:
-                    check = cache.value_holdout(dataset, cutoff, unit, purchase_model=purchase_model,
-                                                penalizer=penalizer)
-                except ValueError as exc:
-                    widgets.show_error(exc, "The holdout check could not be run")
-                else:
-                    t = check.totals
-                    k1, k2, k3 = st.columns(3)
-                    k1.metric("Actual holdout purchases", f"{t['actual_holdout_purchases']:,.0f}")
-                    k2.metric(f"Predicted by {model_name}", f"{t['predicted_holdout_purchases']:,.1f}")
-                    k3.metric("Relative error", widgets.fmt_pct(t["relative_error"]))
-                    c1_, c2_ = st.columns(2)
-                    with c1_:
-                        st.plotly_chart(diagnostics.figure_holdout_by_frequency(check), key="value_holdout_freq",
-                                        config={"displaylogo": False})
-                    with c2_:
-                        st.plotly_chart(diagnostics.figure_cumulative(check), key="value_holdout_cum",
-                                        config={"displaylogo": False})
+@st.fragment
+def _holdout(dataset, unit, first_day, last_day, purchase_model, penalizer, model_name) -> None:
+    """The calibration / holdout check (a fragment: its controls rerun only this part)."""
+    from analytics import diagnostics
 
-with tab_export:
+    st.subheader("Calibration / holdout check")
+    st.caption("Fit the model on purchases up to a cut-off date, then compare its predictions with what "
+               "the same customers actually bought after it (up to the dataset's last purchase).")
+    span_days = (last_day - first_day).days
+    default_cut = first_day + dt.timedelta(days=max(1, int(span_days * 2 / 3)))
+    if span_days < 2:
+        st.info("The data cover less than two days: not enough for a holdout check.")
+        return
+    cutoff = st.date_input("Cut-off date", value=default_cut, min_value=first_day + dt.timedelta(days=1),
+                           max_value=last_day - dt.timedelta(days=1), key="value_cutoff")
+    if not st.toggle("Run the holdout check", value=False, key="value_run_holdout"):
+        return
+    try:
+        check = cache.value_holdout(dataset, str(cutoff), unit, purchase_model=purchase_model, penalizer=penalizer)
+    except ValueError as exc:
+        widgets.show_error(exc, "The holdout check could not be run")
+        return
+    t = check.totals
+    k1, k2, k3 = st.columns(3)
+    k1.metric("Actual holdout purchases", f"{t['actual_holdout_purchases']:,.0f}")
+    k2.metric(f"Predicted by {model_name}", f"{t['predicted_holdout_purchases']:,.1f}")
+    k3.metric("Relative error", widgets.fmt_pct(t["relative_error"]))
+    c1_, c2_ = st.columns(2)
+    with c1_:
+        st.plotly_chart(diagnostics.figure_holdout_by_frequency(check), key="value_holdout_freq",
+                        config={"displaylogo": False})
+    with c2_:
+        st.plotly_chart(diagnostics.figure_cumulative(check), key="value_holdout_cum",
+                        config={"displaylogo": False})
+
+
+def _tab_export(dataset, scorer, result, expected, models, prob, predictions, prediction, segment_map,
+                rules_used, as_of) -> None:
     st.markdown(
         f"Every customer ({scorer.n:,}) with all scores; the parameters are included as `param_*` columns "
         "(CSV) and as file metadata (Parquet). CSV cells that a spreadsheet would run as formulas "
@@ -410,7 +444,7 @@ with tab_export:
     stem = f"valuescope-{dataset}-{as_of}".replace("/", "_").replace("\\", "_")
 
     meta = {"dataset": dataset, **result.params, "segment_rules": rules_used,
-            "fallback_segment": segment_map.fallback}
+            "fallback_segment": segment_map.fallback, "expected_clv_source": expected.source}
     if models is not None and prob is not None:
         meta["clv_model"] = scores.model_label(models)
         meta["model_params"] = scores.model_params(models)
@@ -419,12 +453,18 @@ with tab_export:
 
     # Deferred downloads: built only when clicked (never on a slider move); everything they
     # need is bound here, since they run outside this script run.
-    def _csv(scorer=scorer, result=result, bom=bom, predictions=predictions) -> bytes:
-        data = to_safe_csv(registry.join_predictions(scorer.frame(result), predictions), bom=bom)
+    def _frame(scorer=scorer, result=result, predictions=predictions, expected=expected, with_params=True):
+        out = registry.join_predictions(scorer.frame(result, with_params=with_params), predictions)
+        out["expected_clv"] = expected.values
+        out["expected_clv_source"] = expected.sources()
+        return out
+
+    def _csv(bom=bom) -> bytes:
+        data = to_safe_csv(_frame(), bom=bom)
         return data if isinstance(data, bytes) else data.encode("utf-8")
 
-    def _parquet(scorer=scorer, result=result, meta=meta, predictions=predictions) -> bytes:
-        return to_parquet(registry.join_predictions(scorer.frame(result), predictions), metadata=meta)
+    def _parquet(meta=meta) -> bytes:
+        return to_parquet(_frame(), metadata=meta)
 
     def _params_json(meta=meta) -> str:
         return json.dumps(meta, indent=2, default=str)
@@ -438,6 +478,69 @@ with tab_export:
                        mime="application/json", on_click="ignore", icon="⬇️", key="value_dl_json")
     st.caption("The segment rule table and the fitted model parameters are in the Parquet metadata and the JSON file.")
 
-# server time of this run (what a slider move costs once the summary and the fits are cached)
-st.session_state["value_last_run_ms"] = elapsed = 1000.0 * (time.perf_counter() - _started)
-timing.caption(f"{scorer.n:,} customers scored in {elapsed:,.0f} ms (server time of this update).")
+
+def main() -> None:
+    started = time.perf_counter()
+    st.title("💎 Value")
+    dataset, _version, first_day, last_day = widgets.dataset_span_or_stop()
+    p = _parameters(first_day, last_day)
+    try:
+        scorer = cache.value_scorer(dataset, str(p["as_of"]), p["unit"], float(p["min_age"]))
+    except (ValueError, WarehouseError) as exc:
+        widgets.show_error(exc, "The customers could not be summarised")
+        st.stop()
+    if scorer is None:
+        widgets.not_ready(dataset, "the customer scores")
+    if scorer.n == 0:
+        st.info(f"No customer has events up to {p['as_of']}.", icon="📭")
+        st.stop()
+    p["model"], model_name, comparison = _purchase_model(dataset, p)
+    SCORE_LABELS["clv_bgnbd"] = f"CLV by {model_name} + Gamma-Gamma"
+    models, prob = _models(dataset, p, model_name)
+
+    timing = st.empty()
+    tab_scores, tab_segments, tab_top, tab_models, tab_export = st.tabs(
+        ["📊 Scores", "🧭 RFM segments", "🏅 Top customers", "🔮 Purchase model", "⬇️ Export"]
+    )
+    with tab_segments:
+        segment_map, rules_used = _tab_rules()
+    predictions, prediction, prediction_note = _predictions(dataset)
+
+    # re-score (vector arithmetic over the cached arrays)
+    rank_choices = (["clv_formula", "rfm_score", "behaviour_score"] + (["clv_bgnbd"] if prob is not None else [])
+                    + (["predicted_value"] if prediction else []))
+    with tab_scores:
+        rank_by = st.selectbox("Score", rank_choices, format_func=SCORE_LABELS.get, key="value_rank_by",
+                               help="Shown in the distribution and used to rank the top customers.")
+    if rank_by not in rank_choices:
+        rank_by = "clv_formula"
+    try:
+        result = scorer.score(p["rfm"], p["behaviour"], p["clv"], segment_map=segment_map,
+                              rank_by="clv_formula" if rank_by == "predicted_value" else rank_by, top_n=100,
+                              prob=prob)
+    except ValueError as exc:
+        widgets.show_error(exc, "The scores could not be computed")
+        st.stop()
+    # ranking by the published model: its predictions joined to every customer's scores
+    ranked_by_model = None
+    if rank_by == "predicted_value":
+        ranked_by_model = registry.join_predictions(scorer.frame(result, with_params=False), predictions)
+    expected = _expected(scorer, result, predictions, prob)
+
+    with tab_scores:
+        _tab_scores(scorer, result, expected, rank_by, ranked_by_model, prediction_note, p["as_of"])
+    with tab_segments:
+        _tab_segments(result)
+    with tab_top:
+        _tab_top(result, rank_by, ranked_by_model, prediction_note)
+    with tab_models:
+        _tab_models(dataset, scorer, models, prob, p, first_day, last_day, model_name, comparison)
+    with tab_export:
+        _tab_export(dataset, scorer, result, expected, models, prob, predictions, prediction, segment_map,
+                    rules_used, p["as_of"])
+    # server time of this run (what a slider move costs once the summary and the fits are cached)
+    st.session_state["value_last_run_ms"] = elapsed = 1000.0 * (time.perf_counter() - started)
+    timing.caption(f"{scorer.n:,} customers scored in {elapsed:,.0f} ms (server time of this update).")
+
+
+main()

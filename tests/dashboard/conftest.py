@@ -30,10 +30,16 @@ def app_wh(tmp_path, monkeypatch):
     db = tmp_path / "app.duckdb"
     monkeypatch.setenv("VALUESCOPE_DB", str(db))
     monkeypatch.setenv("VALUESCOPE_SKIP_SAMPLE", "1")
+    # pages compute what the preparation step has not stored yet themselves, in the script run
+    # (no background thread): each test sees its data prepared on first read
+    monkeypatch.setenv("VALUESCOPE_PREPARE", "inline")
     st.cache_data.clear()
     st.cache_resource.clear()
     wh = get_warehouse(db)
     yield wh
+    from analytics import prepare
+
+    prepare.stop_all(wh)  # a test of background preparation leaves no job running
     st.cache_data.clear()
     st.cache_resource.clear()
     _close(db)

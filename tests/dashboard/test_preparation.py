@@ -1,0 +1,48 @@
+"""AppTest: with background preparation a page says what is not ready yet and the sidebar shows
+the progress ("preparing 1/6: …"); once the job ends the page draws from the prepared results."""
+from __future__ import annotations
+
+import threading
+
+from streamlit.testing.v1 import AppTest
+
+from analytics import prepare
+from tests.dashboard.conftest import APP, TIMEOUT, insert_events, synthetic_rows
+
+
+def test_a_page_waits_for_background_preparation_then_reads_it(app_wh, monkeypatch):
+    monkeypatch.setenv("VALUESCOPE_PREPARE", "background")
+    insert_events(app_wh, "shop", synthetic_rows(50, seed=4))
+    gate, reached = threading.Event(), threading.Event()
+    real = prepare._STAGE_FUNCS["overview"]
+
+    def held(*args):  # the job waits in its first stage until the page has been drawn
+        reached.set()
+        assert gate.wait(TIMEOUT)
+        return real(*args)
+
+    monkeypatch.setitem(prepare._STAGE_FUNCS, "overview", held)
+    try:
+        _check(app_wh, gate, reached)
+    finally:
+        gate.set()
+
+
+def _check(app_wh, gate, reached) -> None:
+    started = prepare.start(app_wh, "shop")  # as the app does after a load
+    assert reached.wait(TIMEOUT)
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
+    assert not at.exception, at.exception
+    assert any("The overview is being prepared" in i.value for i in at.info), [i.value for i in at.info]
+    texts = [p.proto.text for p in at.get("progress")]
+    assert any(t.startswith("preparing 1/6: summarising the dataset") for t in texts), texts
+    job = prepare.job(app_wh, "shop")
+    assert job is started and job.running  # the page found the running job, started no other
+    assert not at.metric  # nothing computed by the page itself
+    gate.set()
+    assert job.wait(TIMEOUT) and job.state == "done", job.error
+    at.run()
+    assert not at.exception, at.exception
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Customers"] == "50"
+    assert not at.get("progress")  # prepared: no progress bar any more
