@@ -100,7 +100,9 @@ def _as_day(value, what: str) -> pd.Timestamp:
         raise SummaryError(f"{what} is not a date: {value!r}")
     if ts.tzinfo is not None:
         ts = ts.tz_convert(None)
-    return ts.normalize()
+    from analytics.dates import check_range
+
+    return check_range(ts.normalize(), what, SummaryError)
 
 
 def _py(ts: pd.Timestamp | None):

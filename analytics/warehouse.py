@@ -6,6 +6,14 @@ and a ``cursor()`` per use, which is what DuckDB documents as safe across thread
 several statements goes through ``Warehouse.transaction()`` so that a failure
 leaves the file exactly as it was.
 
+Connection model (one warehouse, many clients). DuckDB lets one process open a file for
+writing and then no other process may open it. While ``valuescope serve`` runs, the app
+process owns the warehouse and CLI commands are handed to it (``analytics.jobserver``);
+without a server a CLI command opens the file itself, and a second one waits (with a
+message) until the first closes it (:func:`get_warehouse` with ``wait``). Inside a process,
+big writes (loads, deletions) take :meth:`Warehouse.writer` one at a time, and a caller that
+has to wait is told who it waits for. :func:`connect` is the one place a file is opened.
+
 Schema changes are versioned migrations (``analytics.migrations``), applied in
 order on open and recorded in ``schema_version``.
 """
@@ -14,15 +22,20 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import secrets
 import threading
+import time
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import duckdb
 
 from analytics.migrations import MIGRATIONS
 
 ENV_DB = "VALUESCOPE_DB"
+#: the folder for temporary files (loads' transcoded copies, uploads, DuckDB's spill files);
+#: default: ``tmp/`` next to the warehouse file
+ENV_TMP = "VALUESCOPE_TMP"
 DEFAULT_DB = Path("data") / "valuescope.duckdb"
 
 EVENT_TYPES = ("view", "search", "cart", "purchase", "return", "review")
@@ -61,6 +74,58 @@ def storage_error(exc: BaseException, what: str) -> WarehouseError:
     return WarehouseError(f"{what}: {_first_line(exc)}")
 
 
+def temp_dir(db_path: str | Path) -> Path:
+    """$VALUESCOPE_TMP, else the ``tmp`` folder next to the warehouse file ``db_path``."""
+    env = os.environ.get(ENV_TMP, "").strip()
+    if env:
+        return Path(env)
+    if str(db_path) == ":memory:":
+        import tempfile
+
+        return Path(tempfile.gettempdir()) / "valuescope"
+    return Path(db_path).resolve().parent / "tmp"
+
+
+_TEMP_RE = re.compile(r"^[a-z]+-(\d+)-")
+
+
+def clean_temp(folder: Path) -> list[Path]:
+    """Remove what processes that no longer run left in ``folder`` (files and folders named
+    ``KIND-PID-...``, e.g. the copies of a load killed with ``kill -9``); returns what was removed."""
+    import shutil
+
+    removed = []
+    try:
+        entries = list(Path(folder).iterdir())
+    except OSError:
+        return removed
+    for entry in entries:
+        m = _TEMP_RE.match(entry.name)
+        if not m or _pid_alive(int(m.group(1))):
+            continue
+        try:
+            if entry.is_dir():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink()
+            removed.append(entry)
+        except OSError:
+            pass
+    return removed
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True
+    return True
+
+
 def default_db_path() -> Path:
     """The database file: ``$VALUESCOPE_DB`` or ``./data/valuescope.duckdb``."""
     return Path(os.environ.get(ENV_DB) or DEFAULT_DB)
@@ -78,28 +143,101 @@ def quote_ident(name: str) -> str:
     return '"' + name + '"'
 
 
+class WarehouseLocked(WarehouseError):
+    """Another process has the warehouse file open (``pid``: that process when DuckDB names it)."""
+
+    def __init__(self, message: str, pid: int | None = None):
+        super().__init__(message)
+        self.pid = pid
+
+
+def open_error(path: str, exc: BaseException) -> WarehouseError:
+    """A user-facing error for a failure to open the warehouse file ``path``: each cause gets its
+    own advice (only a lock held by another process mentions other processes)."""
+    text = str(exc)
+    low = text.lower()
+    where = f"cannot open the warehouse {path}"
+    if "could not set lock" in low or "conflicting lock" in low:
+        m = re.search(r"PID (\d+)", text)
+        pid = int(m.group(1)) if m else None
+        who = f" (process {pid})" if pid else ""
+        return WarehouseLocked(
+            f"{where}: another process{who} has it open. Only one process can open a DuckDB file; while "
+            "`valuescope serve` runs, CLI commands are handed to it. Wait for the other command to finish, "
+            "stop it, or pass another --db.", pid)
+    if "is a directory" in low:
+        return WarehouseError(f"{where}: it is a folder, not a file; give the path of a .duckdb file (--db)")
+    if "not a valid duckdb database" in low:
+        return WarehouseError(f"{where}: the file is not a DuckDB database (is it the right file?); "
+                              "give the path of a .duckdb file (--db) or a new name to start an empty warehouse")
+    if "could not read enough bytes" in low or "truncated" in low:
+        return WarehouseError(f"{where}: the file is cut short (truncated: a copy that did not finish?); "
+                              "restore it from a backup")
+    if "corrupt" in low or "checksum" in low:
+        return WarehouseError(f"{where}: the file is damaged ({_first_line(exc)}); restore it from a backup")
+    if "permission denied" in low or "read-only file system" in low or "read only" in low:
+        return WarehouseError(f"{where}: it cannot be written (read-only file or folder, or permission denied); "
+                              "give a writable location (--db)")
+    if "no space left" in low:
+        return WarehouseError(f"{where}: the disk is full; free some space and try again")
+    return WarehouseError(f"{where}: {_first_line(exc)}")
+
+
+def connect(path: str, *, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+    """Open the warehouse file ``path`` (``":memory:"``: a private in-memory one): the one place a
+    warehouse is opened, so that opening options (e.g. encryption) are added here for every
+    caller. Raises :class:`WarehouseError` (:class:`WarehouseLocked` for a lock) with advice."""
+    if path != ":memory:":
+        p = Path(path)
+        if p.is_dir():
+            raise WarehouseError(f"cannot open the warehouse {path}: it is a folder, not a file; "
+                                 "give the path of a .duckdb file (--db)")
+        try:
+            p.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise open_error(path, exc) from None
+    try:
+        return duckdb.connect(path, read_only=read_only)
+    except (duckdb.Error, OSError) as exc:  # locked by another process, not a database, unreadable...
+        raise open_error(path, exc) from None
+
+
 class Warehouse:
     """A DuckDB file with the Valuescope schema applied.
 
     Use ``cursor()`` for reads and single statements, ``transaction()`` for
-    anything that writes more than once.
+    anything that writes more than once, ``writer()`` around big writes.
     """
 
     def __init__(self, path: str | Path = ":memory:", read_only: bool = False):
         self.path = str(path)
-        if self.path != ":memory:":
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        try:
-            self._con = duckdb.connect(self.path, read_only=read_only)
-        except duckdb.IOException as exc:  # locked by another process, unreadable...
-            raise WarehouseError(
-                f"cannot open the warehouse {self.path}: {exc}. "
-                "Only one process can write a DuckDB file at a time; stop the other "
-                "Valuescope process (app or CLI) or pass another --db."
-            ) from exc
+        self._con = connect(self.path, read_only=read_only)
         self._lock = threading.Lock()
+        self._writer = threading.Lock()
+        self._writing: dict | None = None
+        if self.path != ":memory:":
+            clean_temp(self.temp_dir())
+            try:  # DuckDB's spill files go to this process's own folder, removed at the next start
+                self._con.execute("SET temp_directory = ?", [str(self.temp_dir() / f"duckdb-{os.getpid()}")])
+            except duckdb.Error:
+                pass
         if not read_only:
-            self._migrate()
+            try:
+                self._migrate()
+            except duckdb.Error as exc:
+                self._con.close()
+                raise open_error(self.path, exc) from None
+
+    def temp_dir(self) -> Path:
+        """The folder for this warehouse's temporary files ($VALUESCOPE_TMP or ``tmp/`` beside the file)."""
+        return temp_dir(self.path)
+
+    def temp_path(self, kind: str, suffix: str = "") -> Path:
+        """A new temporary file name for ``kind`` (e.g. "ingest") in :meth:`temp_dir`, tagged with this
+        process id so that a later start removes it when this process died without cleaning up."""
+        folder = self.temp_dir()
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder / f"{kind}-{os.getpid()}-{secrets.token_hex(6)}{suffix}"
 
     # -- connections -------------------------------------------------------
     def cursor(self) -> duckdb.DuckDBPyConnection:
@@ -109,18 +247,50 @@ class Warehouse:
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        """BEGIN ... COMMIT on a fresh cursor; ROLLBACK on any exception."""
+        """BEGIN ... COMMIT on a fresh cursor; ROLLBACK on any exception. A COMMIT that fails
+        (a full disk...) has already ended the transaction: it raises a :class:`WarehouseError`
+        saying nothing was written, never DuckDB's "cannot rollback - no transaction is active"."""
         cur = self.cursor()
         cur.execute("BEGIN TRANSACTION")
         try:
             yield cur
         except BaseException:
-            cur.execute("ROLLBACK")
+            _rollback(cur)
             cur.close()
             raise
-        else:
+        try:
             cur.execute("COMMIT")
+        except duckdb.TransactionException:
+            _rollback(cur)
             cur.close()
+            raise  # a write conflict: callers that retry look for this one
+        except duckdb.Error as exc:
+            _rollback(cur)
+            cur.close()
+            raise storage_error(exc, "the change could not be saved") from None
+        cur.close()
+
+    @contextlib.contextmanager
+    def writer(self, what: str, on_wait: Callable[[str], None] | None = None) -> Iterator[None]:
+        """Take this process's turn for a big write (a load, a deletion): one at a time. A caller
+        that has to wait gets ``on_wait(description of the write it waits for)`` once, then waits."""
+        if not self._writer.acquire(blocking=False):
+            held = self._writing or {}
+            if on_wait is not None:
+                since = time.strftime("%H:%M:%S", time.localtime(held.get("since", time.time())))
+                on_wait(f"{held.get('what', 'another change')} (since {since})")
+            self._writer.acquire()
+        self._writing = {"what": what, "since": time.time()}
+        try:
+            yield
+        finally:
+            self._writing = None
+            self._writer.release()
+
+    def writing(self) -> str | None:
+        """What big write runs in this process now (None: none)."""
+        held = self._writing
+        return None if held is None else held.get("what")
 
     def close(self) -> None:
         self._con.close()
@@ -174,6 +344,14 @@ class Warehouse:
         )
 
 
+def _rollback(cur) -> None:
+    """ROLLBACK when a transaction is still open (a failed COMMIT has already ended it)."""
+    try:
+        cur.execute("ROLLBACK")
+    except duckdb.Error:
+        pass
+
+
 def _split_sql(sql: str) -> list[str]:
     """Split a migration script on ';' at line ends (migrations contain no literals with ';')."""
     return [s.strip() for s in sql.split(";\n") if s.strip() and not s.strip().startswith("--")]
@@ -183,14 +361,38 @@ _WAREHOUSES: dict[str, Warehouse] = {}
 _WAREHOUSES_LOCK = threading.Lock()
 
 
-def get_warehouse(path: str | Path | None = None) -> Warehouse:
-    """The process-wide warehouse for ``path`` (default: ``default_db_path()``)."""
+def get_warehouse(path: str | Path | None = None, *, wait: bool = False,
+                  on_wait: Callable[[WarehouseLocked], None] | None = None,
+                  stop: threading.Event | None = None) -> Warehouse:
+    """The process-wide warehouse for ``path`` (default: ``default_db_path()``).
+
+    ``wait``: when another process has the file open, wait until it closes it (``on_wait`` is
+    called once with the lock error, e.g. to say so; ``stop`` set ends the wait with that error)
+    instead of raising :class:`WarehouseLocked` at once."""
     if path is None:
         path = default_db_path()
     key = ":memory:" if str(path) == ":memory:" else str(Path(path).resolve())
-    with _WAREHOUSES_LOCK:
-        wh = _WAREHOUSES.get(key)
-        if wh is None:
-            wh = Warehouse(key)
-            _WAREHOUSES[key] = wh
-        return wh
+    told = False
+    while True:
+        with _WAREHOUSES_LOCK:
+            wh = _WAREHOUSES.get(key)
+            if wh is not None:
+                return wh
+            try:
+                wh = Warehouse(key)
+            except WarehouseLocked as exc:
+                if not wait or (stop is not None and stop.is_set()):
+                    raise
+                locked = exc
+            else:
+                _WAREHOUSES[key] = wh
+                return wh
+        if not told and on_wait is not None:
+            on_wait(locked)
+            told = True
+        # the other process holds the file: look again shortly (no event crosses processes)
+        (stop or threading.Event()).wait(LOCK_POLL_S)
+
+
+#: how often a waiting process looks whether the warehouse file is free again
+LOCK_POLL_S = 0.5

@@ -9,9 +9,11 @@ _ROOT = Path(__file__).resolve().parent.parent
 if str(_ROOT) not in sys.path:
     sys.path.insert(0, str(_ROOT))
 
+import duckdb  # noqa: E402
 import streamlit as st  # noqa: E402
 
-from dashboard import widgets  # noqa: E402
+from analytics.warehouse import WarehouseError  # noqa: E402
+from dashboard import cache, widgets  # noqa: E402
 
 st.set_page_config(page_title="Valuescope", page_icon="📈", layout="wide")
 
@@ -35,6 +37,12 @@ PAGES = {
     ],
 }
 
+try:
+    cache.warehouse()
+except WarehouseError as exc:  # e.g. a CLI command holds the file: say so and look again shortly
+    widgets.warehouse_unavailable(exc)
+    st.stop()
+
 if "report" in st.query_params:
     # a shared report link (?report=TOKEN): the read-only report and nothing else
     # (no other page, no sidebar, no dataset picker)
@@ -43,4 +51,7 @@ if "report" in st.query_params:
 else:
     nav = st.navigation(PAGES)
     widgets.sidebar()
-nav.run()
+try:
+    nav.run()
+except (WarehouseError, duckdb.Error) as exc:  # a warehouse problem while a page read: a message, not a traceback
+    widgets.show_error(widgets.warehouse_problem(exc), "The warehouse could not be read")

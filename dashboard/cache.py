@@ -48,7 +48,13 @@ def inline() -> bool:
 
 @st.cache_resource(show_spinner=False)
 def _warehouse(path: str) -> Warehouse:
-    return get_warehouse(path)
+    # WarehouseLocked (a CLI command has the file open) is not cached: the next run tries again
+    wh = get_warehouse(path)
+    if os.environ.get("VALUESCOPE_SERVE") == "1":  # `valuescope serve`: run CLI commands for this warehouse
+        from analytics import jobserver
+
+        jobserver.start(wh)
+    return wh
 
 
 @st.cache_resource(show_spinner="Loading the sample data set (first start)…")

@@ -65,6 +65,39 @@ def device_label() -> str:
         return f"CPU (torch unavailable: {exc})"
 
 
+def warehouse_problem(exc: BaseException) -> str:
+    """A plain sentence for a warehouse failure (DuckDB's own errors classified by the library)."""
+    from analytics.warehouse import WarehouseError, storage_error
+
+    if isinstance(exc, WarehouseError):
+        return str(exc)
+    return str(storage_error(exc, "the warehouse is busy or failed"))
+
+
+def warehouse_unavailable(exc: BaseException) -> None:
+    """The app cannot open its warehouse (another process has it, or the file is unusable): say
+    why; when it is only held by another process, look again every two seconds until it is free."""
+    from analytics.warehouse import WarehouseLocked
+
+    st.title("Valuescope")
+    if isinstance(exc, WarehouseLocked):
+        st.info(f"{exc} This page opens by itself when the warehouse is free again.", icon="⏳")
+        _retry_open()
+    else:
+        st.error(str(exc), icon="🚫")
+
+
+@st.fragment(run_every=2.0)
+def _retry_open() -> None:
+    from analytics.warehouse import WarehouseError
+
+    try:
+        cache.warehouse()
+    except WarehouseError:
+        return
+    st.rerun(scope="app")
+
+
 def show_error(exc: BaseException, what: str = "That did not work") -> None:
     """A user-facing error: one clear message, never a traceback."""
     st.error(f"{what}: {exc}", icon="🚫")

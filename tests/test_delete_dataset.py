@@ -45,6 +45,13 @@ def _derive(wh, name: str, model_dir) -> tuple[list[int], object]:
     customer_summary(wh, name, "2025-02-28", "weeks")
     summary_history(wh, name)  # the persisted per-customer-day history (migration 11)
     stored_overview(wh, name)
+    from analytics import prepare
+
+    prepare.scores(wh, name)  # a prepared result with its blob (migration 50)
+    from analytics.segments import store
+
+    store.save_segment(wh, f"big {name}", {"op": "and", "conditions": [  # a segment of this dataset (migration 91)
+        {"field": "net_revenue", "operator": ">=", "value": 10}]}, dataset=name)
     cur = wh.cursor()
     runs = [r[0] for r in cur.execute("SELECT run_id FROM customer_summary_runs WHERE dataset = ?", [name]).fetchall()]
     rid = cur.execute("SELECT nextval('clustering_run_id_seq')").fetchone()[0]

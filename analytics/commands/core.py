@@ -9,17 +9,20 @@ from pathlib import Path
 from analytics.cli import add_db_argument, open_warehouse
 from analytics.warehouse import ENV_DB, default_db_path
 
+#: set by ``valuescope serve`` for the app process: serve CLI commands for its warehouse
+ENV_SERVE = "VALUESCOPE_SERVE"
+
 
 def register(sub) -> None:
     p = sub.add_parser("serve", help="start the web app on this machine (127.0.0.1 unless --server.address says "
                                      "otherwise); extra options pass through to streamlit run")
     add_db_argument(p)
-    p.set_defaults(func=cmd_serve, passthrough=True)
+    p.set_defaults(func=cmd_serve, passthrough=True, local=True)
 
     p = sub.add_parser("datasets", help="list the datasets in the warehouse")
     add_db_argument(p)
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    p.set_defaults(func=cmd_datasets)
+    p.set_defaults(func=cmd_datasets, readonly=True)
 
 
 # Used when the project's .streamlit/config.toml is not beside the package
@@ -106,6 +109,7 @@ def cmd_serve(args) -> int:
     db = Path(args.db).resolve() if args.db else default_db_path().resolve()
     env[ENV_DB] = str(db)
     load_sample_before_serving(db)
+    env[ENV_SERVE] = "1"  # the app owns the warehouse and runs CLI commands for it (analytics.jobserver)
     # Options given after `serve` come last, so they win over the project's config.
     cmd = serve_command(list(args.extra), package_dir)
     # Replace this process with Streamlit (no wrapper left behind): stopping

@@ -5,7 +5,7 @@ import json
 import sys
 from pathlib import Path
 
-from analytics.cli import UserError, add_db_argument, open_warehouse
+from analytics.cli import UserError, add_db_argument, atomic_output, open_warehouse
 
 
 def register(sub) -> None:
@@ -36,7 +36,7 @@ def register(sub) -> None:
     p.add_argument("--out", required=True, metavar="FILE", help="*.csv or *.parquet")
     p.add_argument("--format", choices=["csv", "parquet"], help="default: from the file extension")
     add_db_argument(p)
-    p.set_defaults(func=cmd_export)
+    p.set_defaults(func=cmd_export, readonly=True)
 
     p = sub.add_parser("delete-dataset", help="delete a dataset and everything derived from it")
     p.add_argument("name", metavar="NAME")
@@ -115,9 +115,12 @@ def cmd_ingest(args) -> int:
             last[0] = frac
             print(f"\r{frac:5.0%} {msg:30}", end="", file=sys.stderr, flush=True)
 
+    def waiting(what: str) -> None:
+        print(f"valuescope ingest: waiting for {what} to finish…", file=sys.stderr, flush=True)
+
     result = ingest(wh, args.file, args.dataset, mapping=mapping, keep_pii=args.keep_pii,
                     pseudonymize=args.pseudonymize, progress=progress,
-                    max_decompressed_bytes=int(args.max_decompressed_gb * 1024**3))
+                    max_decompressed_bytes=int(args.max_decompressed_gb * 1024**3), on_wait=waiting)
     if sys.stderr.isatty():
         print("", file=sys.stderr)
     out = result.to_dict()
@@ -132,8 +135,9 @@ def cmd_export(args) -> int:
 
     fmt = args.format or ("parquet" if args.out.lower().endswith(".parquet") else "csv")
     wh = open_warehouse(args)
-    out = export_dataset(wh, args.dataset, args.out, fmt=fmt)
-    print(f"wrote {out}")
+    with atomic_output(args.out) as tmp:  # a stopped export leaves no cut-off file
+        export_dataset(wh, args.dataset, tmp, fmt=fmt)
+    print(f"wrote {args.out}")
     return 0
 
 

@@ -161,6 +161,17 @@ def cmd_items(args) -> int:
     if out is not None and not out.parent.exists():
         raise UserError(f"the folder {out.parent} does not exist")
     wh = _wh(args)
+    known = {r[0] for r in wh.cursor().execute(
+        "SELECT DISTINCT customer_id FROM events WHERE dataset = ? AND customer_id IN (SELECT unnest(?))",
+        [args.dataset, ids]).fetchall()}
+    unknown = [i for i in dict.fromkeys(ids) if i not in known]
+    if unknown:
+        shown = ", ".join(repr(i) for i in unknown[:5]) + (" …" if len(unknown) > 5 else "")
+        if len(unknown) == len(set(ids)):
+            raise UserError(f"no customer {shown} in dataset {args.dataset!r} (no events with that id)")
+        print(f"valuescope recommend items: skipped {len(unknown):,} unknown customer id(s): {shown}",
+              file=sys.stderr)
+        ids = [i for i in ids if i in known]
     end = _end(args, wh)
     if args.model == "auto":
         choice = R.choose_default(wh, args.dataset, end, sequence_params=_seq_params(args))

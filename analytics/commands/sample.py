@@ -45,7 +45,7 @@ def register(sub) -> None:
     p.add_argument("--future-days", type=int, default=DEFAULT_FUTURE_DAYS, metavar="DAYS",
                    help=f"length of the truth period after --end (default {DEFAULT_FUTURE_DAYS})")
     p.add_argument("--quiet", action="store_true", help="no progress on stderr")
-    p.set_defaults(func=cmd_sample)
+    p.set_defaults(func=cmd_sample, local=True)  # writes files, never the warehouse
 
 
 def cmd_sample(args) -> int:

@@ -23,7 +23,7 @@ import json
 import sys
 from pathlib import Path
 
-from analytics.cli import UserError, add_db_argument, open_warehouse
+from analytics.cli import UserError, add_db_argument, atomic_output, open_warehouse
 
 
 def register(sub) -> None:
@@ -121,12 +121,15 @@ def cmd_score(args) -> int:
     frame = add_customer_columns(wh, args.dataset, meta["as_of"], frame,
                                  bgnbd=run.models[0] if run.models else None, summary=run.scorer.summary,
                                  first_order=True)
-    if fmt == ".csv":
-        to_safe_csv(frame, out, bom=args.bom)
-    else:
-        to_parquet(frame, out, metadata=meta)
+    # written under temporary names and renamed when complete: a stopped run leaves no cut-off file
+    with atomic_output(out) as tmp:
+        if fmt == ".csv":
+            to_safe_csv(frame, tmp, bom=args.bom)
+        else:
+            to_parquet(frame, tmp, metadata=meta)
     sidecar = out.with_name(out.name + ".json")
-    sidecar.write_text(json.dumps(meta, indent=2, default=str) + "\n", encoding="utf-8")
+    with atomic_output(sidecar) as tmp:
+        tmp.write_text(json.dumps(meta, indent=2, default=str) + "\n", encoding="utf-8")
 
     print(f"scored {len(frame):,} customers of {args.dataset!r} as of {meta['as_of']} -> {out} (+ {sidecar.name})")
     buyers = int((frame["n_orders"] > 0).sum())

@@ -222,13 +222,14 @@ _SEPARATOR_CANDIDATES = ("\x1f", "\x1e", "\x1d", "\x1c", "\x02", "\x03")
 
 
 def prepare_source(path, dialect: Dialect, *, max_decompressed_bytes: int = DEFAULT_MAX_DECOMPRESSED,
-                   progress=None) -> PreparedSource:
+                   progress=None, temp_path=None) -> PreparedSource:
     """Stream the file once: hash it, enforce the decompressed-size cap, and produce UTF-8.
 
     Plain UTF-8 files are used in place (one read-only pass). Gzip files and files in
     other encodings are streamed into a temporary UTF-8 file in ``CHUNK``-sized pieces,
     so memory stays bounded whatever the size. A gzip stream that inflates past
-    ``max_decompressed_bytes`` stops there with an ``IngestError``.
+    ``max_decompressed_bytes`` stops there with an ``IngestError``. ``temp_path``: the name of the
+    temporary copy (default: a new file in the system's temporary folder).
     """
     path = str(path)
     size = os.path.getsize(path)
@@ -241,8 +242,12 @@ def prepare_source(path, dialect: Dialect, *, max_decompressed_bytes: int = DEFA
     out = None
     out_path = None
     if needs_copy:
-        fd, out_path = tempfile.mkstemp(prefix="valuescope-ingest-", suffix=".csv")
-        out = os.fdopen(fd, "wb")
+        if temp_path is not None:
+            out_path = str(temp_path)
+            out = open(out_path, "xb")
+        else:
+            fd, out_path = tempfile.mkstemp(prefix="valuescope-ingest-", suffix=".csv")
+            out = os.fdopen(fd, "wb")
     try:
         with open(path, "rb") as raw:
             src = gzip.GzipFile(fileobj=raw, mode="rb") if dialect.compression == "gzip" else raw

@@ -68,7 +68,7 @@ from analytics.ingest.mapping import (
     FIELD_NAMES, UNIX_MILLIS, UNIX_SECONDS, Mapping, candidate_date_formats, detect_layout, propose_mapping,
 )
 from analytics.ingest.pii import detect_pii, hmac_pads, pseudonym_key, pseudonymize_sql
-from analytics.warehouse import EVENT_TYPES, quote_ident
+from analytics.warehouse import EVENT_TYPES, quote_ident, storage_error
 
 MAX_LINE_BYTES = 16 * 1024 * 1024
 RAW_LINE_CHARS = 2000
@@ -239,13 +239,24 @@ class _Tx:
         self.open = True
 
     def commit(self):
-        self.cur.execute("COMMIT")
-        self.open = False
+        try:
+            self.cur.execute("COMMIT")
+        finally:
+            self.open = False  # a COMMIT that fails (a full disk) has ended the transaction too
 
     def rollback(self):
         if self.open:
             self.open = False
-            self.cur.execute("ROLLBACK")
+            try:
+                self.cur.execute("ROLLBACK")
+            except duckdb.Error:  # the transaction was already gone: nothing to undo
+                pass
+
+
+def _write_conflict(exc: BaseException) -> bool:
+    """A DuckDB transaction error that is a write-write conflict (not a storage failure)."""
+    low = str(exc).lower()
+    return "conflict" in low and not any(w in low for w in ("no space", "disk", "i/o", "io error", "write"))
 
 
 def _check_dataset_name(name: str) -> str:
@@ -260,8 +271,22 @@ def _check_dataset_name(name: str) -> str:
 def ingest(wh, path, dataset: str, *, mapping: Mapping | dict | None = None, dialect: Dialect | None = None,
            keep_pii=(), pseudonymize: bool = False, file_name: str | None = None,
            progress: ProgressFn | None = None, max_decompressed_bytes: int = DEFAULT_MAX_DECOMPRESSED,
-           max_bytes: int | None = None, description: str | None = None) -> IngestResult:
-    """Validate and append a file to ``dataset`` (created if new). See the module docstring."""
+           max_bytes: int | None = None, description: str | None = None,
+           on_wait: Callable[[str], None] | None = None) -> IngestResult:
+    """Validate and append a file to ``dataset`` (created if new). See the module docstring.
+
+    Loads into one warehouse run one at a time (``Warehouse.writer``): ``on_wait(what)`` is called
+    when this one has to wait for another to finish first."""
+    if not isinstance(max_decompressed_bytes, int) or max_decompressed_bytes <= 0:
+        raise IngestError("the decompressed-size limit must be a positive number of bytes")
+    with wh.writer(f"the load into {str(dataset).strip()!r}", on_wait):
+        return _ingest(wh, path, dataset, mapping=mapping, dialect=dialect, keep_pii=keep_pii,
+                       pseudonymize=pseudonymize, file_name=file_name, progress=progress,
+                       max_decompressed_bytes=max_decompressed_bytes, max_bytes=max_bytes, description=description)
+
+
+def _ingest(wh, path, dataset: str, *, mapping, dialect, keep_pii, pseudonymize, file_name, progress,
+            max_decompressed_bytes, max_bytes, description) -> IngestResult:
     t0 = time.perf_counter()
     dataset = _check_dataset_name(dataset)
     p = _check_file(path)
@@ -311,7 +336,11 @@ def ingest(wh, path, dataset: str, *, mapping: Mapping | dict | None = None, dia
     hash_future = pool.submit(file_sha256, p, stop)
     pool.shutdown(wait=False)
     try:
-        prepared = _prepare(p, dia, max_decompressed_bytes, report, warnings)
+        prepared = _prepare(wh, p, dia, max_decompressed_bytes, report, warnings)
+    except OSError as exc:  # the temporary copy could not be written (a full temporary folder...)
+        stop.set()
+        raise IngestError(str(storage_error(exc, "nothing was loaded: the temporary copy of the file failed"))) \
+            from None
     except BaseException:
         stop.set()
         raise
@@ -325,12 +354,19 @@ def ingest(wh, path, dataset: str, *, mapping: Mapping | dict | None = None, dia
     except duckdb.TransactionException as exc:
         stop.set()
         tx.rollback()
-        raise IngestError("another change to this dataset was written at the same time; nothing was loaded, "
-                          f"try again ({str(exc).splitlines()[0]})") from exc
+        if _write_conflict(exc):
+            raise IngestError("another change to this dataset was written at the same time; nothing was loaded, "
+                              f"try again ({str(exc).splitlines()[0]})") from None
+        raise IngestError(str(storage_error(exc, "nothing was loaded"))) from None
     except duckdb.Error as exc:
         stop.set()
         tx.rollback()
-        raise IngestError(f"the database refused the load, nothing was written: {str(exc).splitlines()[0]}") from exc
+        problem = storage_error(exc, "nothing was loaded")
+        if str(problem).startswith("nothing was loaded: ") and "full" not in str(problem) \
+                and "damaged" not in str(problem) and "memory" not in str(problem):
+            raise IngestError(f"the database refused the load, nothing was written: {str(exc).splitlines()[0]}") \
+                from None
+        raise IngestError(str(problem)) from None
     except BaseException:
         stop.set()
         tx.rollback()
@@ -350,14 +386,18 @@ def ingest(wh, path, dataset: str, *, mapping: Mapping | dict | None = None, dia
     return result
 
 
-def _prepare(p, dia, max_decompressed_bytes, report, warnings):
-    prepared = prepare_source(p, dia, max_decompressed_bytes=max_decompressed_bytes, progress=report)
+def _prepare(wh, p, dia, max_decompressed_bytes, report, warnings):
+    # a transcoded copy goes to the warehouse's temporary folder, named with this process id: a
+    # load killed with kill -9 leaves it behind, and the next start of any process removes it
+    prepared = prepare_source(p, dia, max_decompressed_bytes=max_decompressed_bytes, progress=report,
+                              temp_path=wh.temp_path("ingest", ".csv"))
     if prepared.invalid_utf8:
         head = read_head(p, dia.compression, SAMPLE_BYTES)
         if head.isascii():  # a legacy-encoded file whose first part is plain ASCII
             prepared.cleanup()
             dia.encoding = "cp1252"
-            prepared = prepare_source(p, dia, max_decompressed_bytes=max_decompressed_bytes, progress=report)
+            prepared = prepare_source(p, dia, max_decompressed_bytes=max_decompressed_bytes, progress=report,
+                                      temp_path=wh.temp_path("ingest", ".csv"))
             warnings.append("the file is not UTF-8: read as Windows-1252")
     return prepared
 
@@ -690,7 +730,7 @@ def delete_dataset(wh, name: str) -> None:
         known = ", ".join(wh.datasets()) or "none yet"
         raise IngestError(f"no dataset named {name!r} (datasets: {known})")
     model_paths: list[str] = []
-    with wh.transaction() as tx:
+    with wh.writer(f"the deletion of {name!r}"), wh.transaction() as tx:
         others = _other_dataset_tables(tx)
         if "predictor_models" in others:
             model_paths = [r[0] for r in tx.execute(

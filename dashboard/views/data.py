@@ -11,7 +11,6 @@ import hashlib
 import os
 import re
 import shutil
-import tempfile
 from pathlib import Path
 
 import streamlit as st
@@ -57,7 +56,10 @@ def _uploaded_to_temp(uploaded) -> str:
         return state["path"]
     if state:
         shutil.rmtree(state["dir"], ignore_errors=True)
-    tmp_dir = tempfile.mkdtemp(prefix="valuescope-upload-")
+    # under the warehouse's temporary folder, named with this process id: removed at the next start
+    # when the app was killed before it could clean up
+    tmp_dir = str(wh.temp_path("upload"))
+    os.makedirs(tmp_dir)
     path = os.path.join(tmp_dir, _safe_file_name(uploaded.name))
     with open(path, "wb") as fh:
         shutil.copyfileobj(uploaded, fh, length=1 << 20)
@@ -286,6 +288,7 @@ def _preview_and_load(path: str, file_name: str | None, gen: int) -> None:
                     wh, path, dataset_name, mapping=mapping, dialect=preview.dialect,
                     keep_pii=tuple(keep_pii), pseudonymize=pseudonymize, file_name=file_name,
                     progress=_progress,
+                    on_wait=lambda what: bar.progress(0.0, text=f"Waiting for {what} to finish…"),
                 )
             except USER_ERRORS as exc:
                 bar.empty()
@@ -351,7 +354,8 @@ def _tab_export(names: list[str], summary) -> None:
     )
     if where.startswith("Download"):
         def _export_bytes(name=exp_name, fmt=exp_fmt) -> bytes:
-            tmp_dir = tempfile.mkdtemp(prefix="valuescope-export-")
+            tmp_dir = str(wh.temp_path("export"))
+            os.makedirs(tmp_dir)
             try:
                 out = ing.export_dataset(wh, name, os.path.join(tmp_dir, f"{name}.{fmt}"), fmt)
                 with open(out, "rb") as fh:
