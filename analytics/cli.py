@@ -207,3 +207,7 @@ def main(argv: list[str] | None = None) -> int:
             if status is not None:
                 return status
     return _run(args)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

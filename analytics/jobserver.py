@@ -175,6 +175,7 @@ class JobServer:
         argv = [str(a) for a in request.get("argv", [])]
         writes = not bool(request.get("readonly"))
         command = " ".join(["valuescope"] + argv[:3])
+        _install_router()  # again: something (a test runner, a framework) may have replaced sys.stdout since
         _LOCAL.sink = lambda which, text: send({which: text})
         _LOCAL.isatty = bool(request.get("isatty"))
         try:

@@ -52,6 +52,13 @@ def _first_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
+def is_write_conflict(exc: BaseException) -> bool:
+    """Whether a DuckDB transaction error is a write-write conflict with another transaction (retry
+    it), not a storage failure (a full disk also ends in a TransactionException at COMMIT)."""
+    low = str(exc).lower()
+    return "conflict" in low and not any(w in low for w in ("no space", "could not write", "i/o error", "io error"))
+
+
 def storage_error(exc: BaseException, what: str) -> WarehouseError:
     """A user-facing :class:`WarehouseError` for a DuckDB/OS failure while ``what`` (e.g. "the load
     failed"): a full disk, a full temporary folder, a damaged file and a lock held by another
@@ -86,7 +93,7 @@ def temp_dir(db_path: str | Path) -> Path:
     return Path(db_path).resolve().parent / "tmp"
 
 
-_TEMP_RE = re.compile(r"^[a-z]+-(\d+)-")
+_TEMP_RE = re.compile(r"^[a-z]+-(\d+)(?:-|$)")
 
 
 def clean_temp(folder: Path) -> list[Path]:
@@ -260,10 +267,12 @@ class Warehouse:
             raise
         try:
             cur.execute("COMMIT")
-        except duckdb.TransactionException:
+        except duckdb.TransactionException as exc:
             _rollback(cur)
             cur.close()
-            raise  # a write conflict: callers that retry look for this one
+            if is_write_conflict(exc):
+                raise  # callers that retry on a conflict look for this one
+            raise storage_error(exc, "the change could not be saved") from None
         except duckdb.Error as exc:
             _rollback(cur)
             cur.close()

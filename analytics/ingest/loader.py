@@ -68,7 +68,7 @@ from analytics.ingest.mapping import (
     FIELD_NAMES, UNIX_MILLIS, UNIX_SECONDS, Mapping, candidate_date_formats, detect_layout, propose_mapping,
 )
 from analytics.ingest.pii import detect_pii, hmac_pads, pseudonym_key, pseudonymize_sql
-from analytics.warehouse import EVENT_TYPES, quote_ident, storage_error
+from analytics.warehouse import EVENT_TYPES, is_write_conflict, quote_ident, storage_error
 
 MAX_LINE_BYTES = 16 * 1024 * 1024
 RAW_LINE_CHARS = 2000
@@ -253,11 +253,6 @@ class _Tx:
                 pass
 
 
-def _write_conflict(exc: BaseException) -> bool:
-    """A DuckDB transaction error that is a write-write conflict (not a storage failure)."""
-    low = str(exc).lower()
-    return "conflict" in low and not any(w in low for w in ("no space", "disk", "i/o", "io error", "write"))
-
 
 def _check_dataset_name(name: str) -> str:
     if not isinstance(name, str) or not name.strip():
@@ -354,7 +349,7 @@ def _ingest(wh, path, dataset: str, *, mapping, dialect, keep_pii, pseudonymize,
     except duckdb.TransactionException as exc:
         stop.set()
         tx.rollback()
-        if _write_conflict(exc):
+        if is_write_conflict(exc):
             raise IngestError("another change to this dataset was written at the same time; nothing was loaded, "
                               f"try again ({str(exc).splitlines()[0]})") from None
         raise IngestError(str(storage_error(exc, "nothing was loaded"))) from None

@@ -48,10 +48,15 @@ def _serve_command(port: int) -> list[str]:
 
 
 @contextlib.contextmanager
-def running_app(db: Path, *, skip_sample: bool = False, timeout: float = 90.0) -> Iterator[str]:
-    """Run the app against warehouse ``db``; yield its base URL; stop it afterwards."""
+def running_app(db: Path, *, skip_sample: bool = False, timeout: float = 90.0,
+                prepare: str = "inline") -> Iterator[str]:
+    """Run the app against warehouse ``db``; yield its base URL; stop it afterwards.
+
+    ``prepare``: ``"inline"`` (default: a page computes what the preparation step has not stored
+    yet itself, so a flow never waits for a background job) or ``"background"`` (as in
+    production: pages say what is being prepared until the background job has stored it)."""
     port = free_port()
-    env = dict(os.environ, VALUESCOPE_DB=str(db), PYTHONUNBUFFERED="1")
+    env = dict(os.environ, VALUESCOPE_DB=str(db), PYTHONUNBUFFERED="1", VALUESCOPE_PREPARE=prepare)
     if skip_sample:
         env["VALUESCOPE_SKIP_SAMPLE"] = "1"
     log_path = Path(db).with_suffix(".server.log")

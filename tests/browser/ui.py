@@ -76,18 +76,19 @@ class Dialogs(list):
 
 @contextlib.contextmanager
 def app_session(db: Path, tmp_path: Path, *, skip_sample: bool = False, width: int = 1400, height: int = 1100,
-                downloads: bool = False, timeout: float = 60_000) -> Iterator[tuple[str, object]]:
+                downloads: bool = False, timeout: float = 60_000,
+                prepare: str = "inline") -> Iterator[tuple[str, object]]:
     """``(base_url, page)``: the app running on warehouse ``db`` and one Chromium page on it.
 
     The page records console errors, failed requests and dialogs (dismissed); when the body
     fails, a screenshot and the HTML are saved under ``tmp_path``. On a clean exit it asserts
-    that no dialog fired and the browser logged no error."""
+    that no dialog fired and the browser logged no error. ``prepare``: see ``running_app``."""
     from playwright.sync_api import sync_playwright
 
     console_errors: list[str] = []
     failed_urls: list[str] = []
     dialogs = Dialogs()
-    with running_app(db, skip_sample=skip_sample) as url, sync_playwright() as p:
+    with running_app(db, skip_sample=skip_sample, prepare=prepare) as url, sync_playwright() as p:
         browser = launch_chromium(p)
         try:
             page = browser.new_page(viewport={"width": width, "height": height}, accept_downloads=downloads)
