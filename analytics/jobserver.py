@@ -229,16 +229,6 @@ def start(wh) -> JobServer:
 
 
 # ---------------------------------------------------------------------------- the client
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return False
-    except (PermissionError, OSError, ValueError):
-        return True
-    return True
-
-
 def find_server(db_path: str | Path) -> dict | None:
     """The announcement of a live server for ``db_path`` (None: none; a stale file is removed)."""
     path = server_file(db_path)
@@ -246,7 +236,9 @@ def find_server(db_path: str | Path) -> dict | None:
         info = json.loads(path.read_text())
     except (OSError, ValueError):
         return None
-    if not _pid_alive(info.get("pid", -1)):
+    from analytics.warehouse import pid_alive
+
+    if not pid_alive(int(info.get("pid", -1))):
         with contextlib.suppress(OSError):
             path.unlink()
         return None

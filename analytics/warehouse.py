@@ -108,7 +108,7 @@ def clean_temp(folder: Path) -> list[Path]:
         return removed
     for entry in entries:
         m = _TEMP_RE.match(entry.name)
-        if not m or _pid_alive(int(m.group(1))):
+        if not m or pid_alive(int(m.group(1))):
             continue
         try:
             if entry.is_dir():
@@ -121,7 +121,8 @@ def clean_temp(folder: Path) -> list[Path]:
     return removed
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` runs (this process counts as running)."""
     if pid == os.getpid():
         return True
     try:

@@ -166,6 +166,22 @@ def dataset_span_or_stop(needs_events: bool = False) -> tuple[str, str, "datetim
     return dataset, cache.version(dataset).data, pd.Timestamp(first_event).date(), pd.Timestamp(last_event).date()
 
 
+def customer_frame_or_stop(read, dataset: str, as_of, what: str = "the customer table"):
+    """``read(dataset, as_of)`` (a ``dashboard.cache`` frame reader); stops the page with one clear
+    message when it fails (user-facing error), is still being prepared, or has no customers."""
+    try:
+        frame = read(dataset, as_of)
+    except ValueError as exc:
+        st.error(f"{what[:1].upper() + what[1:]} could not be built: {md_escape(exc)}", icon="🚫")
+        st.stop()
+    if frame is None:
+        not_ready(dataset, what)
+    if frame.empty:
+        st.warning(f"No customers up to {as_of}. Pick a later as-of date.", icon="📭")
+        st.stop()
+    return frame
+
+
 def not_ready(dataset: str, what: str, *, stop: bool = True) -> None:
     """Say that ``what`` (e.g. "the customer table") is still being prepared, with the progress of
     the preparation; the part reappears by itself when it is ready. Stops the page unless ``stop``

@@ -334,16 +334,8 @@ def _load() -> _Page:
     as_of = st.columns([1, 3])[0].date_input(
         "As of", value=last_day, min_value=first_day, max_value=last_day, key="camp_as_of",
         help="Customers, scores and segments use events up to the end of this day.")
-    try:
-        frame = cache.campaigns_frame(dataset, as_of)
-    except ValueError as exc:
-        _error(exc, "The customer table could not be built")
-        st.stop()
-    if frame is None:
-        widgets.not_ready(dataset, "the customer table with expected values")
-    if frame.empty:
-        st.warning(f"No customers up to {as_of}. Pick a later as-of date.", icon="📭")
-        st.stop()
+    frame = widgets.customer_frame_or_stop(cache.campaigns_frame, dataset, as_of,
+                                           "the customer table with expected values")
     return _Page(cache.warehouse(), dataset, first_day, last_day, as_of, frame, rules.fields_from_frame(frame))
 
 

@@ -259,16 +259,7 @@ def main() -> None:
     dataset, _version, first_day, last_day = widgets.dataset_span_or_stop(needs_events=True)
     as_of = st.date_input("As of", value=last_day, min_value=first_day, max_value=last_day, key="explorer_as_of",
                           help="Everything on this page uses events up to the end of this day.")
-    try:
-        frame = cache.explorer_frame(dataset, as_of)
-    except ValueError as exc:
-        widgets.show_error(exc, "The customers could not be summarised")
-        st.stop()
-    if frame is None:
-        widgets.not_ready(dataset, "the customer table")
-    if frame.empty:
-        st.info(f"No customer has events up to {as_of}.", icon="📭")
-        st.stop()
+    frame = widgets.customer_frame_or_stop(cache.explorer_frame, dataset, as_of)
     groups = _compare(dataset, as_of, frame)
     _concentration(frame, groups)
     _cohorts(dataset, as_of)

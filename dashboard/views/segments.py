@@ -51,16 +51,7 @@ def _load() -> _Page:
     dataset, version, first_day, last_day = widgets.dataset_span_or_stop()
     as_of = st.date_input("As of", value=last_day, min_value=first_day, max_value=last_day, key="seg_as_of",
                           help="Customers, features and scores use events up to the end of this day.")
-    try:
-        base = cache.segments_frame(dataset, as_of)
-    except ValueError as exc:
-        widgets.show_error(exc, "The customer table could not be built")
-        st.stop()
-    if base is None:
-        widgets.not_ready(dataset, "the customer table")
-    if base.empty:
-        st.warning(f"No customers up to {as_of}. Pick a later as-of date.", icon="📭")
-        st.stop()
+    base = widgets.customer_frame_or_stop(cache.segments_frame, dataset, as_of)
     wh = cache.warehouse()
     # The customer frame rules filter on: the cached frame plus the cluster assignment of the
     # newest saved run for this dataset and as-of date (so cluster segments re-evaluate).
@@ -280,7 +271,7 @@ def _stop_editing() -> None:
 
 def _tab_rules(p: _Page) -> None:
     """The rule builder: conditions, live selection, save (or save changes to an edited segment)."""
-    wh, frame, fields, first_day, last_day = p.wh, p.frame, p.fields, p.first_day, p.last_day
+    wh, dataset, frame, fields, first_day, last_day = p.wh, p.dataset, p.frame, p.fields, p.first_day, p.last_day
     field_names = sorted(fields, key=lambda f: fields[f].title.lower())
     editing = st.session_state.get(EDITING_KEY)
     editing_seg = None
@@ -345,7 +336,7 @@ def _tab_rules(p: _Page) -> None:
 # ---------------------------------------------------------------- saved segments
 def _tab_saved(p: _Page) -> None:
     """The saved segments: list with live sizes, edit, delete."""
-    wh, frame, fields = p.wh, p.frame, p.fields
+    wh, dataset, frame, fields = p.wh, p.dataset, p.frame, p.fields
     if st.session_state.get(FLASH_KEY):
         st.success(st.session_state.pop(FLASH_KEY), icon="✅")
     segs = store.list_segments(wh, dataset)
