@@ -16,16 +16,9 @@ import streamlit as st
 from analytics.warehouse import WarehouseError
 from dashboard import cache, widgets
 
-st.title("💬 Reviews & new customers")
-
-dataset, version, first_day, last_day = widgets.dataset_span_or_stop()
-as_of = last_day
-st.caption(f"Dataset **{widgets.md_escape(dataset)}**, as of {as_of:%Y-%m-%d} (its last day).")
-
-tab_reviews, tab_bands, tab_new = st.tabs(["Review sentiment", "Churn bands", "New customers"])
-
 # ---------------------------------------------------------------- review sentiment
-with tab_reviews:
+def _tab_reviews(dataset: str, as_of) -> None:
+    """Which source scored the reviews, how well; the most negative recent reviews of valuable customers."""
     try:
         info = cache.sentiment_info(dataset)
     except (ValueError, WarehouseError) as exc:
@@ -61,7 +54,9 @@ with tab_reviews:
                 widgets.show_error(exc, "The reviews could not be read")
                 worst = None
             st.subheader("Most negative recent reviews of valuable customers")
-            if worst is not None and len(worst):
+            if worst is None:
+                widgets.not_ready(dataset, "the customer table", stop=False)
+            elif len(worst):
                 st.dataframe(worst, hide_index=True, column_config={
                     "customer_id": "Customer", "event_time": st.column_config.DatetimeColumn("Written"),
                     "item_id": "Item", "category": "Category", "rating": "Stars",
@@ -86,7 +81,8 @@ with tab_reviews:
                 widgets.show_error(exc, "The reviews could not be scored")
 
 # ---------------------------------------------------------------- churn bands
-with tab_bands:
+def _tab_bands(dataset: str, as_of) -> None:
+    """The churn-risk band thresholds (editable) and every repeat buyer's band and next order."""
     from analytics.lifecycle import LifecycleError, describe_thresholds
 
     lo, hi = cache.churn_thresholds(dataset)
@@ -107,7 +103,10 @@ with tab_bands:
         bands = cache.lifecycle_table(dataset, as_of)
     except (ValueError, WarehouseError) as exc:
         widgets.show_error(exc, "The churn bands could not be computed")
-        bands = None
+        return
+    if bands is None:
+        widgets.not_ready(dataset, "the churn bands", stop=False)
+        return
     if bands is not None:
         counts = bands["churn_band"].value_counts().reindex(["low", "medium", "high"]).fillna(0).astype(int)
         m1, m2, m3 = st.columns(3)
@@ -121,7 +120,8 @@ with tab_bands:
             "churn_risk": st.column_config.NumberColumn("Churn risk", format="percent")})
 
 # ---------------------------------------------------------------- new customers
-with tab_new:
+def _tab_new(dataset: str, as_of) -> None:
+    """Recent first-time buyers' predicted value and groups; recommendations without history."""
     window = st.number_input("A customer is new when the first purchase is in the last (days)", min_value=7,
                              max_value=730, value=90, step=1, key="rv_window")
     try:
@@ -167,3 +167,20 @@ with tab_new:
             "customer_id": "Customer", "rank": "Rank", "item_id": "Item", "reason": "Why"})
     elif recs is not None:
         st.info("Every customer has bought something: no cold-start recommendations needed.", icon="✅")
+
+
+def main() -> None:
+    st.title("💬 Reviews & new customers")
+    dataset, _version, _first_day, last_day = widgets.dataset_span_or_stop()
+    as_of = last_day
+    st.caption(f"Dataset **{widgets.md_escape(dataset)}**, as of {as_of:%Y-%m-%d} (its last day).")
+    tab_reviews, tab_bands, tab_new = st.tabs(["Review sentiment", "Churn bands", "New customers"])
+    with tab_reviews:
+        _tab_reviews(dataset, as_of)
+    with tab_bands:
+        _tab_bands(dataset, as_of)
+    with tab_new:
+        _tab_new(dataset, as_of)
+
+
+main()
