@@ -492,7 +492,13 @@ def resolve_purchase_model(wh: Warehouse, dataset: str, purchase_model: str = "a
     return comparison.best if comparison is not None else "bgnbd"
 
 
-def clv_models(wh: Warehouse, dataset: str, as_of=None, unit: str = "days", *, purchase_model: str = "auto",
+#: the purchase model of the prepared expected CLV: the library's default (what valuescope campaign create
+#: and report fit too), so the app and the command line give a customer the same expected CLV; the
+#: comparison's choice is prepared as well and is the Value page's default ("auto")
+VALUE_PURCHASE_MODEL = "bgnbd"
+
+
+def clv_models(wh: Warehouse, dataset: str, as_of=None, unit: str = "days", *, purchase_model: str = "bgnbd",
                penalizer: float = 0.0, version: str | None = None, compute: bool = True, _summary=None):
     """The fitted ``(purchase model, gamma_gamma)`` pair (``analytics.scores.fit_clv_models``) on the
     summary at ``as_of`` in ``unit``; ``purchase_model``: "bgnbd", "paretonbd" or "auto" (the one the
@@ -503,8 +509,9 @@ def clv_models(wh: Warehouse, dataset: str, as_of=None, unit: str = "days", *, p
 
     version = version or data_version(wh, dataset)
     day, default = _day(wh, dataset, as_of, version)
-    prepared = default and unit == "days" and purchase_model == "auto" and float(penalizer) == 0.0
-    compute = compute or not prepared  # only the last day's automatic choice in days is prepared
+    prepared = default and unit == "days" and purchase_model in ("auto", VALUE_PURCHASE_MODEL) \
+        and float(penalizer) == 0.0
+    compute = compute or not prepared  # the last day in days: the value model and the automatic choice
     model = resolve_purchase_model(wh, dataset, purchase_model, version=version, compute=compute)
     if model is None:
         return None
@@ -693,12 +700,12 @@ def scorer(wh: Warehouse, dataset: str, as_of=None, unit: str = "days", min_age_
 
 
 def probabilistic(wh: Warehouse, dataset: str, as_of=None, unit: str = "days", horizon_months: float = 12.0,
-                  discount_rate: float = 0.10, min_age_months: float | None = None, *, purchase_model: str = "auto",
+                  discount_rate: float = 0.10, min_age_months: float | None = None, *, purchase_model: str = "bgnbd",
                   penalizer: float = 0.0, version: str | None = None, compute: bool = True) -> pd.DataFrame | None:
     """The probabilistic CLV table of :func:`analytics.scores.probabilistic_clv` (per buyer:
     ``p_alive``, ``expected_purchases``, ``expected_spend``, ``discounted_revenue``, ``clv_bgnbd``)
     at ``as_of`` in ``unit`` for a horizon, discount rate and purchase model: read from the prepared
-    values at the defaults (last day, days, 12 months, 10 %, the automatic model, no penalizer),
+    values at the defaults (last day, days, 12 months, 10 %, BG/NBD, no penalizer),
     else computed with the (stored) fitted models. ``ValueError`` when the models cannot be fitted."""
     from analytics.scores import DEFAULT_MIN_AGE_MONTHS, CLVParams, probabilistic_clv
     from analytics.valuation import prob_table_from_frame
@@ -707,12 +714,15 @@ def probabilistic(wh: Warehouse, dataset: str, as_of=None, unit: str = "days", h
     day, default = _day(wh, dataset, as_of, version)
     params = CLVParams(horizon_months=horizon_months, discount_rate=discount_rate,
                        min_age_months=DEFAULT_MIN_AGE_MONTHS if min_age_months is None else min_age_months).validated()
-    prepared = default and unit == "days" and purchase_model == "auto" and float(penalizer) == 0.0
+    prepared = default and unit == "days" and purchase_model in ("auto", VALUE_PURCHASE_MODEL) \
+        and float(penalizer) == 0.0
     models = clv_models(wh, dataset, day, unit, purchase_model=purchase_model, penalizer=penalizer,
                         version=version, compute=compute or not prepared)
     if models is None:
         return None
-    if prepared and float(horizon_months) == 12.0 and float(discount_rate) == 0.10:
+    resolved = resolve_purchase_model(wh, dataset, purchase_model, version=version, compute=compute or not prepared)
+    if prepared and resolved == VALUE_PURCHASE_MODEL and float(horizon_months) == 12.0 \
+            and float(discount_rate) == 0.10:
         vals = values(wh, dataset, day, version=version, compute=compute)
         if vals is None:
             return None
@@ -897,15 +907,22 @@ def _stage_models(wh, dataset, version, ctx, job):
     frame = ctx["scores"]
     s = frame[SUMMARY_COLUMNS]
     s.attrs = {"unit": "days", "as_of": pd.Timestamp(ctx["last_day"]), "dataset": dataset}
-    if not ctx["attached"]:  # BG/NBD vs Pareto/NBD on the dataset's own backtest: the default choice
+    best = VALUE_PURCHASE_MODEL
+    if not ctx["attached"]:  # BG/NBD vs Pareto/NBD on the dataset's own backtest: the Value page's default
         res = purchase_model_comparison(wh, dataset, version=version)
         if res is not None and res[1]:
             job.warnings.append(f"purchase models not compared (BG/NBD used): {res[1]}")
+        best = resolve_purchase_model(wh, dataset, "auto", version=version) or VALUE_PURCHASE_MODEL
     try:
-        ctx["models"] = clv_models(wh, dataset, version=version, _summary=s)
+        ctx["models"] = clv_models(wh, dataset, version=version, purchase_model=VALUE_PURCHASE_MODEL, _summary=s)
     except ValueError as exc:
         ctx["models"] = None
         job.warnings.append(f"BG/NBD + Gamma-Gamma not available: {exc}")
+    if best != VALUE_PURCHASE_MODEL:
+        try:
+            clv_models(wh, dataset, version=version, purchase_model=best, _summary=s)
+        except ValueError as exc:
+            job.warnings.append(f"{best} + Gamma-Gamma not available: {exc}")
 
 
 def _stage_frame(wh, dataset, version, ctx, job):

@@ -290,14 +290,14 @@ def campaigns_frame(dataset: str, as_of):
 
 
 def value_models(dataset: str, as_of, unit: str, min_age_months: float | None = None, *,
-                 purchase_model: str = "auto", penalizer: float = 0.0):
+                 purchase_model: str = "bgnbd", penalizer: float = 0.0):
     """The fitted (purchase model, Gamma-Gamma) pair on the summary at ``as_of`` in ``unit`` (None while
     not prepared; ``ValueError`` with the model's message when the data cannot support it)."""
     return _models(dataset, str(as_of), unit, purchase_model=purchase_model, penalizer=float(penalizer))
 
 
 def value_prob(dataset: str, as_of, unit: str, min_age_months: float, horizon_months: float, discount_rate: float,
-               *, purchase_model: str = "auto", penalizer: float = 0.0):
+               *, purchase_model: str = "bgnbd", penalizer: float = 0.0):
     """The probabilistic CLV columns aligned to :func:`value_scorer`'s customers (margin applied at
     re-score); None while not prepared; ``ValueError`` when the models cannot be fitted."""
     scorer = value_scorer(dataset, str(as_of), unit, float(min_age_months))
