@@ -96,7 +96,7 @@ def test_rules_filter_on_churn_probability(wh):
     assert sorted(cf.index[rules.evaluate(definition, cf)]) == ["bob"]
     high = rules.validate(rules.all_of(rules.condition("predicted_value", ">", 100)))
     assert sorted(cf.index[rules.evaluate(high, cf)]) == ["alice"]
-    assert rules.CUSTOMER_FIELDS["churn_probability"].label == "Churn probability (model)"
+    assert rules.CUSTOMER_FIELDS["churn_probability"].label == "Churn probability (model, 0-1)"
 
 
 def test_published_lightgbm_run_joins_score_dataset(tmp_path):
