@@ -47,6 +47,20 @@ TERMS: dict[str, str] = {
                       "its totals look low; it is drawn hatched or dashed with its day count.",
     "min_age": "Minimum age: customers younger than this are counted as this old when their orders are turned into "
                "orders per year.",
+    # backtest figures (Predict page, CLI)
+    "rmse": "RMSE: the typical size of a miss for one customer, in money (root mean squared error); lower is better.",
+    "mae": "MAE: the average miss for one customer, in money, whatever its direction; lower is better.",
+    "spearman": "Spearman: how well the order of the predicted values follows the order of what customers spent "
+                "(1 = the same order).",
+    "total_ratio": "Predicted / actual: the total the model expected divided by what customers spent; 1.00 is "
+                   "right, 0.90 is 10 % too low.",
+    "churn_auc": "Churn ROC AUC: how well the churn risk tells apart the customers who did not buy again from those "
+                 "who did (1 = always, 0.5 = chance).",
+    "pr_auc": "Churn PR AUC: how many of the customers flagged as riskiest really did not buy again.",
+    "brier": "Churn Brier score: the mean squared error of the churn probability; lower is better.",
+    "fit_seconds": "Fit time: seconds spent fitting the model on this machine (its validation and final fit).",
+    "validation_gini": "Validation Gini: the normalized Gini on the last weeks of the calibration data, where the "
+                       "models' settings were checked; the holdout is never used for that.",
 }
 
 

@@ -2,11 +2,13 @@
 
     valuescope backtest --dataset NAME --calibration-end DATE --holdout-end DATE
         [--models bgnbd,naive,lightgbm,lstm] [--period weeks|months]
-        [--device auto|cuda|mps|cpu] [--epochs 30] [--seed 0]
+        [--device auto|cuda|mps|cpu] [--epochs N] [--hidden N] [--seed 0]
         [--json OUT.json] [--save [--label TEXT]] [--db PATH]
 
-Prints the comparison table (one row per model; the zero, naive and BG/NBD
-baselines always run) and writes every metric, the decile tables and the run
+Prints the comparison table (one row per model with RMSE, Gini, top-decile
+capture, predicted / actual total, churn AUC and fit time; the zero, naive and
+BG/NBD baselines always run; a learned model that cannot run on the dates says
+why in its row) and writes every metric, the decile tables and the run
 information to ``--json``. ``--save`` stores the run and the fitted models in
 the warehouse's model registry (files next to the warehouse).
 """
@@ -39,7 +41,9 @@ def register(sub) -> None:
                    help="comma-separated: zero,naive,bgnbd,lightgbm,lstm (baselines always run)")
     p.add_argument("--period", default="weeks", choices=["weeks", "months"], help="LSTM sequence period")
     p.add_argument("--device", default="auto", help="LSTM device: auto, cuda, mps or cpu")
-    p.add_argument("--epochs", type=int, default=30, help="LSTM maximum epochs (early stopping may stop sooner)")
+    p.add_argument("--epochs", type=int, default=None,
+                   help="LSTM maximum epochs (early stopping may stop sooner; default: the backtest's CPU default)")
+    p.add_argument("--hidden", type=int, default=None, help="LSTM hidden units (default: the backtest's)")
     p.add_argument("--seed", type=int, default=0, help="random seed")
     p.add_argument("--json", default=None, metavar="OUT", help="write every metric to this JSON file")
     p.add_argument("--save", action="store_true", help="store the run and its models in the model registry")
@@ -69,24 +73,33 @@ def cmd_backtest(args) -> int:
     from analytics.predict.backtest import run_backtest
 
     models = [m.strip() for m in args.models.split(",") if m.strip()]
-    if args.epochs < 1:
+    if args.epochs is not None and args.epochs < 1:
         raise UserError("--epochs must be at least 1")
+    if args.hidden is not None and args.hidden < 1:
+        raise UserError("--hidden must be at least 1")
+    lstm_params = {k: v for k, v in (("epochs", args.epochs), ("hidden_size", args.hidden)) if v is not None}
     wh = open_warehouse(args)
 
     def progress(row):
         if row.get("status") == "epoch":
-            print(f"  lstm epoch {row['epoch']}/{row['epochs']}: val loss {row['val_loss']:.4f}", file=sys.stderr)
+            print(f"  lstm {row.get('phase', '')} fit, epoch {row['epoch']}/{row['epochs']}: train loss "
+                  f"{row['train_loss']:.4f}, validation loss {row['val_loss']:.4f}", file=sys.stderr)
         elif row.get("status") == "done":
             note = f" ({row['error']})" if row.get("error") else ""
             print(f"  {row['stage']}: {row['seconds']:.1f} s{note}", file=sys.stderr)
 
     res = run_backtest(wh, args.dataset, args.calibration_end, args.holdout_end, models, period=args.period,
-                       device=args.device, random_state=args.seed, lstm_params={"epochs": args.epochs},
+                       device=args.device, random_state=args.seed, lstm_params=lstm_params,
                        progress=progress)
     info = res.info
     print(f"backtest of {info['dataset']}: calibration to {info['calibration_end']}, holdout to "
           f"{info['holdout_end']} ({info['holdout_days']} days), {info['n_customers']} customers, "
           f"{info['holdout_purchasers']} bought in the holdout")
+    if info.get("learned_error"):
+        print(f"note: {info['learned_error']}")
+    for line in (info.get("horizon"), (info.get("levels") or {}).get("note")):
+        if line and info.get("training_cutoffs"):
+            print(f"  {line}")
     print(f"{'model':10}" + "".join(f"{label:>10}" for _, label, _ in COLUMNS))
     for name, row in res.metrics.iterrows():
         if isinstance(row.get("error"), str):

@@ -1,29 +1,55 @@
 """Backtest data from the warehouse: calibration-only features, per-period
-sequences and holdout targets.
+sequences, holdout targets, and the rolling-origin plan of training windows.
 
-For a dataset, a *cut-off* (the last calibration day, inclusive) and a
-*target end* (the last holdout day, inclusive):
+For a dataset, a *cut-off* (the last day whose events a model may read,
+inclusive) and a *target end* (the last day of the target period, inclusive):
 
 * the customers are those with any event up to the cut-off (customers who
-  first appear in the holdout cannot be scored and are left out);
+  first appear later cannot be scored and are left out);
 * ``features`` (one row per customer) come from
   ``analytics.summary.customer_summary(as_of=cut-off)`` plus recency-style
-  columns and recent-window aggregates of the sequences: only events up to the
-  end of the cut-off day are read;
+  columns, recency/frequency interactions, inter-purchase-time statistics and
+  recent-window aggregates of the sequences: only events up to the end of the
+  cut-off day are read (:func:`window_data`);
 * ``sequences`` ``[customers, periods, channels]`` hold, per period (weeks of
   7 days or months of 30.4375 days, counted back from the cut-off so the last
   period ends on it), the count of each event type and the purchase revenue;
-  computed in DuckDB SQL from events up to the cut-off only;
-* targets come from the holdout ``(cut-off, target end]`` only: revenue of
-  purchases (``holdout_value``), distinct purchase days (``holdout_purchases``)
-  and ``churn`` = no purchase in the holdout.
+* targets come from ``(cut-off, target end]`` only: revenue of purchases
+  (``holdout_value``), distinct purchase days (``holdout_purchases``) and
+  ``churn`` = no purchase in that period.
 
-``backtest_frames`` builds the two windows a backtest needs: a *training*
-window that ends at the cut-off (features as of ``cut-off - holdout length``,
-targets from the last ``holdout length`` of the calibration period) and the
-*test* window (features as of the cut-off, targets from the holdout). Models
-learn, validate and stop early on the training window, so the holdout is used
-for nothing but the final scoring.
+What the statistical models know, as features (:func:`model_features`): at
+every cut-off, BG/NBD (Fader, Hardie & Lee 2005) and Gamma-Gamma (Fader,
+Hardie & Lee 2005, JMR) are fitted on that cut-off's own summary, and each
+customer gets the expected purchases over the target length, the probability
+of being alive, the expected spend per purchase and their product. A fit that
+cannot be made leaves these columns missing (LightGBM handles missing values;
+the LSTM sees 0 and a flag), never the whole backtest.
+
+The plan (:func:`backtest_plan`). Let ``H`` be the holdout length and ``D``
+the days of data up to the calibration end ``C``:
+
+* the training target length ``h`` is ``H`` when the history allows a
+  validation window and a training window before it (``D >= 2 H +
+  MIN_HISTORY_DAYS``); otherwise (short histories: CDNOW's 39 weeks before a
+  39-week holdout) it is ``(D - MIN_HISTORY_DAYS) // 2``, at least
+  ``MIN_TRAINING_DAYS``, and value predictions are stretched from ``h`` to
+  ``H`` by the fitted BG/NBD's horizon curve (see ``backtest``);
+* rolling origins: training cut-offs ``C - h - j * step`` (``step`` = h / 3
+  between 7 and 30 days, at most ``MAX_CUTOFFS``, each with at least
+  ``MIN_HISTORY_DAYS`` of data before it), each with targets over the next
+  ``h`` days, all inside the calibration period; their examples are stacked;
+* the *validation window* is the latest one (cut-off ``C - h``, targets up to
+  ``C``); the *validation model* learns only from windows whose targets end
+  by that cut-off (purged: no target day shared with the validation window),
+  stops early there, and its predictions on the validation window fit the
+  calibration step. The final model learns from every window;
+* the season and the times are not features: the backtest gives every window a
+  *level* (``analytics.predict.backtest.window_levels``) and predicts the
+  holdout at the level of the same season a year earlier when the windows reach
+  back that far (``MAX_CUTOFFS`` x 30 days do on two years of data).
+
+The holdout ``(C, holdout end]`` is read only to score the predictions.
 """
 from __future__ import annotations
 
@@ -36,12 +62,19 @@ import pandas as pd
 from analytics.summary import customer_summary
 from analytics.warehouse import EVENT_TYPES, Warehouse
 
-__all__ = ["MIN_TRAINING_DAYS", "BacktestError", "WindowData", "PERIOD_DAYS", "SEQUENCE_CHANNELS", "window_data", "backtest_frames",
-           "data_span"]
+__all__ = ["MIN_TRAINING_DAYS", "MIN_HISTORY_DAYS", "MAX_CUTOFFS", "BacktestError", "WindowData", "BacktestPlan",
+           "PERIOD_DAYS", "SEQUENCE_CHANNELS", "MODEL_FEATURES", "window_data", "backtest_plan",
+           "data_span", "model_features", "plan_shape"]
 
 PERIOD_DAYS = {"weeks": 7.0, "months": 30.4375}
 SEQUENCE_CHANNELS = [*(f"n_{t}" for t in EVENT_TYPES), "purchase_revenue"]
-MAX_PERIODS = {"weeks": 104, "months": 36}
+#: sequences reach back at most this far (a year of weeks or two of months): older behaviour is in the
+#: summary features, and the LSTM's cost grows with the sequence length
+MAX_PERIODS = {"weeks": 52, "months": 24}
+MIN_TRAINING_DAYS = 28  # shortest training target period
+MIN_HISTORY_DAYS = 28  # data before the earliest training cut-off
+MAX_CUTOFFS = 15  # rolling origins (15 x 30 days reach the same season a year before the holdout)
+MODEL_FEATURES = ["bg_expected_purchases", "bg_p_alive", "gg_expected_spend", "bg_expected_value"]
 
 
 class BacktestError(ValueError):
@@ -59,6 +92,7 @@ class WindowData:
     cutoff: pd.Timestamp
     target_end: pd.Timestamp
     period: str
+    notes: list = dataclasses.field(default_factory=list)  # e.g. a statistical model that could not be fitted
 
     @property
     def horizon_days(self) -> int:
@@ -97,6 +131,21 @@ WHERE dataset = ? AND event_time < ? AND event_time >= ?
 GROUP BY 1, 2
 """
 
+# gaps between a customer's distinct purchase days up to the cut-off
+_GAPS_SQL = """
+WITH d AS (
+    SELECT DISTINCT CAST(customer_id AS VARCHAR) AS customer_id, date_trunc('day', event_time) AS day
+    FROM events WHERE dataset = ? AND event_type = 'purchase' AND event_time < ?
+), g AS (
+    SELECT customer_id, day,
+           date_diff('day', lag(day) OVER (PARTITION BY customer_id ORDER BY day), day) AS gap
+    FROM d
+)
+SELECT customer_id, stddev_pop(gap) AS gap_std, min(gap) AS gap_min, max(gap) AS gap_max,
+       arg_max(gap, day) AS gap_last
+FROM g WHERE gap IS NOT NULL GROUP BY 1
+"""
+
 
 def _sequences(wh, dataset, cutoff, period, n_periods, index) -> np.ndarray:
     pdays = PERIOD_DAYS[period]
@@ -118,6 +167,12 @@ def _sequences(wh, dataset, cutoff, period, n_periods, index) -> np.ndarray:
     return out
 
 
+def _gaps(wh, dataset, cutoff, index) -> pd.DataFrame:
+    end = (cutoff + pd.Timedelta(days=1)).to_pydatetime()
+    df = wh.cursor().execute(_GAPS_SQL, [dataset, end]).df().set_index("customer_id")
+    return df.reindex(index).astype(float)
+
+
 def _targets(wh, dataset, cutoff, target_end, index) -> pd.DataFrame:
     df = wh.cursor().execute(
         "SELECT CAST(customer_id AS VARCHAR) AS customer_id, "
@@ -127,7 +182,8 @@ def _targets(wh, dataset, cutoff, target_end, index) -> pd.DataFrame:
         [dataset, (cutoff + pd.Timedelta(days=1)).to_pydatetime(), (target_end + pd.Timedelta(days=1)).to_pydatetime()],
     ).df().set_index("customer_id")
     out = pd.DataFrame(index=index)
-    out["holdout_value"] = df["holdout_value"].reindex(index).fillna(0.0).astype(float)
+    # refunds are not purchases; a purchase recorded at a negative amount counts as 0 (value cannot be negative)
+    out["holdout_value"] = df["holdout_value"].reindex(index).fillna(0.0).astype(float).clip(lower=0.0)
     out["holdout_purchases"] = df["holdout_purchases"].reindex(index).fillna(0).astype("int64")
     out["churn"] = (out["holdout_purchases"] == 0).astype(float)
     return out
@@ -153,7 +209,7 @@ def window_data(wh: Warehouse, dataset: str, cutoff, target_end, *, period: str 
         n_periods = int(min(MAX_PERIODS[period], max(1, math.ceil(span / PERIOD_DAYS[period]))))
     index = summary.index
     seq = _sequences(wh, dataset, cutoff, period, int(n_periods), index)
-    feats = _features(summary, seq, cutoff)
+    feats = _features(summary, seq, cutoff, _gaps(wh, dataset, cutoff, index))
     from analytics.reviews.columns import model_sentiment_features  # review sentiment up to the cut-off
 
     feats = feats.join(model_sentiment_features(wh, dataset, cutoff, index))
@@ -165,7 +221,7 @@ def window_data(wh: Warehouse, dataset: str, cutoff, target_end, *, period: str 
     return WindowData(index, feats, seq, targets, cutoff, target_end, period)
 
 
-def _features(summary: pd.DataFrame, seq: np.ndarray, cutoff: pd.Timestamp) -> pd.DataFrame:
+def _features(summary: pd.DataFrame, seq: np.ndarray, cutoff: pd.Timestamp, gaps: pd.DataFrame) -> pd.DataFrame:
     f = pd.DataFrame(index=summary.index)
     for col in ("frequency", "recency", "T", "monetary_value", "total_revenue", "return_revenue", "net_revenue",
                 "n_orders", "n_views", "n_searches", "n_carts", "n_purchases", "n_returns", "n_reviews",
@@ -176,6 +232,18 @@ def _features(summary: pd.DataFrame, seq: np.ndarray, cutoff: pd.Timestamp) -> p
     f["avg_order_value"] = np.where(summary["n_orders"] > 0,
                                     summary["total_revenue"] / summary["n_orders"].clip(lower=1), np.nan)
     f["orders_per_day"] = summary["n_orders"] / (f["tenure"] + 1.0)
+    # recency / frequency interactions (what BG/NBD reads from them, in plain ratios)
+    T1 = f["T"] + 1.0
+    f["recency_ratio"] = f["recency"] / T1  # 1: bought lately relative to the customer's age
+    f["repeat_rate"] = f["frequency"] / T1  # repeat purchase days per day of age
+    f["frequency_x_recency_ratio"] = f["frequency"] * f["recency_ratio"]
+    f["value_rate"] = f["total_revenue"] / T1
+    # inter-purchase times (days): spread, extremes, the latest gap, and how overdue the next purchase is
+    for col in ("gap_std", "gap_min", "gap_max", "gap_last"):
+        f[col] = gaps[col].to_numpy(dtype=float)
+    mean_gap = f["avg_gap"]
+    f["gap_cv"] = f["gap_std"] / mean_gap.where(mean_gap > 0)
+    f["overdue_ratio"] = f["days_since_last_purchase"] / mean_gap.where(mean_gap > 0)
     rev = SEQUENCE_CHANNELS.index("purchase_revenue")
     buy = SEQUENCE_CHANNELS.index("n_purchase")
     view = SEQUENCE_CHANNELS.index("n_view")
@@ -187,24 +255,144 @@ def _features(summary: pd.DataFrame, seq: np.ndarray, cutoff: pd.Timestamp) -> p
     return f
 
 
-MIN_TRAINING_DAYS = 28
+# ----------------------------------------------------------------- statistical-model features
+#: L2 penalizer of the BG/NBD feature fits: the plain BG/NBD fit ran off to a, b -> infinity or did not converge at
+#: most of the bundled sample's cut-offs and was then refitted with 0.001 anyway (1-3 s per cut-off instead of
+#: one fit); features need stable, comparable fits more than the unpenalized optimum
+FEATURE_PENALIZER = 0.001
 
 
-def backtest_frames(wh: Warehouse, dataset: str, calibration_end, holdout_end, *, period: str = "weeks",
-                    n_periods: int | None = None) -> tuple[WindowData, WindowData]:
-    """(training window, test window) for a backtest; see the module docstring.
+def fit_statistical_models(features: pd.DataFrame, random_state=0,
+                           penalizer: float = FEATURE_PENALIZER) -> tuple[object | None, object | None, list]:
+    """(BG/NBD, Gamma-Gamma, notes) fitted on one window's purchasers (time in weeks: better
+    conditioned than days). A model that cannot be fitted is None, with a note saying why."""
+    from analytics.clv_models import GammaGammaModel, fit_bgnbd_robust
 
-    The training window's target period is as long as the holdout when the
-    calibration period holds at least twice that; otherwise (short histories,
-    e.g. CDNOW's 9 + 9 months) it is half the calibration span, at least
-    MIN_TRAINING_DAYS days, and value predictions must be scaled by
-    ``test.horizon_days / train.horizon_days`` (the backtest does; ranking
-    metrics are unaffected).
+    notes = []
+    f = features
+    buyers = (f["n_orders"] > 0).to_numpy()
+    x = f.loc[buyers, "frequency"].to_numpy(dtype=float)
+    tx = f.loc[buyers, "recency"].to_numpy(dtype=float) / 7.0
+    tt = f.loc[buyers, "T"].to_numpy(dtype=float) / 7.0
+    m = f.loc[buyers, "monetary_value"].to_numpy(dtype=float)
+    bg = gg = None
+    try:
+        bg = fit_bgnbd_robust(x, tx, tt, unit="weeks", random_state=random_state, penalizer=penalizer)
+    except (ValueError, ArithmeticError, FloatingPointError) as exc:
+        notes.append(f"BG/NBD: {exc}")
+    try:
+        gg = GammaGammaModel(random_state=random_state).fit(x, m)  # a penalizer pulled q below 1 here
+    except (ValueError, ArithmeticError, FloatingPointError) as exc:
+        notes.append(f"Gamma-Gamma: {exc}")
+    return bg, gg, notes
 
-    Raises BacktestError for dates outside the data, too little history before
-    the cut-off for a training window, a dataset with fewer than 2 customers,
-    or a holdout (or training target window) without any purchase.
+
+def model_features(features: pd.DataFrame, horizon_days: float, models) -> pd.DataFrame:
+    """BG/NBD expected purchases over ``horizon_days``, probability alive, Gamma-Gamma expected
+    spend and expected value per customer of one window (NaN where a model is missing and
+    for customers without a purchase). ``models``: ``(bgnbd, gamma_gamma)`` of that window
+    (:func:`fit_statistical_models`)."""
+    bg, gg = models[0], models[1]
+    f = features
+    out = pd.DataFrame(np.nan, index=f.index, columns=MODEL_FEATURES)
+    buyers = (f["n_orders"] > 0).to_numpy()
+    x = f.loc[buyers, "frequency"].to_numpy(dtype=float)
+    tx = f.loc[buyers, "recency"].to_numpy(dtype=float) / 7.0
+    tt = f.loc[buyers, "T"].to_numpy(dtype=float) / 7.0
+    m = f.loc[buyers, "monetary_value"].to_numpy(dtype=float)
+    with np.errstate(all="ignore"):
+        if bg is not None:
+            out.loc[buyers, "bg_expected_purchases"] = np.asarray(
+                bg.expected_purchases(horizon_days / 7.0, x, tx, tt), dtype=float)
+            out.loc[buyers, "bg_p_alive"] = np.asarray(bg.probability_alive(x, tx, tt), dtype=float)
+        if gg is not None:
+            out.loc[buyers, "gg_expected_spend"] = np.asarray(gg.expected_spend(x, m), dtype=float)
+    out["bg_expected_value"] = out["bg_expected_purchases"] * out["gg_expected_spend"]
+    return out.where(np.isfinite(out.to_numpy()))
+
+
+# ----------------------------------------------------------------- the plan
+@dataclasses.dataclass
+class BacktestPlan:
+    """What a backtest trains and tests on (see the module docstring).
+
+    ``windows``: training windows, newest first; ``windows[0]`` is the validation window and
+    ``purged`` the positions of the windows the validation model learns from. ``learned_error``:
+    why the learned models cannot run on these dates (the baselines still do), else None.
     """
+
+    test: WindowData
+    windows: list
+    purged: list
+    target_days: int
+    holdout_days: int
+    step_days: int
+    n_periods: int
+    calibration_days: int
+    first_purchase: pd.Timestamp
+    learned_error: str | None = None
+
+    @property
+    def short_history(self) -> bool:
+        return self.target_days < self.holdout_days
+
+
+def _purchase_span(wh: Warehouse, dataset: str):
+    return wh.cursor().execute(
+        "SELECT min(event_time), max(event_time) FROM events WHERE dataset = ? AND event_type = 'purchase'",
+        [dataset]).fetchone()
+
+
+def plan_shape(first_day, calibration_end, holdout_end, *, max_cutoffs: int | None = None,
+               target_days: int | None = None) -> dict:
+    """The plan's arithmetic alone (no data read): ``target_days``, ``step_days``, the training
+    ``cutoffs`` (newest first; empty when the history is too short for the learned models) and
+    the ``purged`` positions. Used by :func:`backtest_plan` and for run-time estimates."""
+    first_day, cal, hold = _day(first_day, "the first day"), _day(calibration_end, "the calibration end"), \
+        _day(holdout_end, "the holdout end")
+    horizon = (hold - cal).days
+    calibration_days = (cal - first_day).days + 1
+    room = calibration_days - MIN_HISTORY_DAYS  # days available for a validation and a training target period
+    if target_days is None:
+        h = horizon if room >= 2 * horizon else room // 2
+    else:
+        h = int(target_days)
+    h = max(0, min(h, horizon))
+    out = {"target_days": int(h), "holdout_days": int(horizon), "step_days": 0, "cutoffs": [], "purged": []}
+    if h < min(MIN_TRAINING_DAYS, horizon) or h < 1 or room < 2 * h:
+        return out
+    step = int(min(30, max(7, round(h / 3))))
+    max_cutoffs = MAX_CUTOFFS if max_cutoffs is None else int(max_cutoffs)
+    earliest = first_day + pd.Timedelta(days=MIN_HISTORY_DAYS - 1)
+    cutoffs = []
+    j = 0
+    while len(cutoffs) < max_cutoffs:
+        c = cal - pd.Timedelta(days=h + j * step)
+        if c < earliest:
+            break
+        cutoffs.append(c)
+        j += 1
+    purged = [k for k, c in enumerate(cutoffs) if c + pd.Timedelta(days=h) <= cutoffs[0]]
+    if not purged:  # max_cutoffs too small to reach before the validation window: one purged window
+        cutoffs.append(cutoffs[0] - pd.Timedelta(days=h))
+        purged = [len(cutoffs) - 1]
+    out.update(step_days=step, cutoffs=cutoffs, purged=purged)
+    return out
+
+
+def backtest_plan(wh: Warehouse, dataset: str, calibration_end, holdout_end, *, period: str = "weeks",
+                  n_periods: int | None = None, max_cutoffs: int | None = None,
+                  target_days: int | None = None) -> BacktestPlan:
+    """The test window and the rolling-origin training windows of a backtest (module docstring).
+
+    ``target_days`` overrides the training target length (default: the rule above).
+    Raises BacktestError, with what to do, for dates outside the data, a calibration end
+    before the first purchase, a holdout without purchases or beyond the data, and a
+    dataset with fewer than 2 customers. A history too short for the learned models is
+    not an error: ``learned_error`` says so and the baselines still run.
+    """
+    if period not in PERIOD_DAYS:
+        raise BacktestError(f"unknown period {period!r}: choose weeks or months")
     first_day, last_day, n_customers = data_span(wh, dataset)
     cal = _day(calibration_end, "the calibration end")
     hold = _day(holdout_end, "the holdout end")
@@ -217,27 +405,49 @@ def backtest_frames(wh: Warehouse, dataset: str, calibration_end, holdout_end, *
         )
     if hold <= cal:
         raise BacktestError(f"the holdout end {hold.date()} must be after the calibration end {cal.date()}")
-    horizon_days = (hold - cal).days
-    calibration_days = (cal - first_day).days + 1
-    train_days = min(horizon_days, calibration_days // 2)
-    if train_days < min(MIN_TRAINING_DAYS, horizon_days):
+    if hold > last_day:
         raise BacktestError(
-            f"too little history before {cal.date()}: only {calibration_days} days of data from "
-            f"{first_day.date()}; the models need at least {2 * min(MIN_TRAINING_DAYS, horizon_days)} days "
-            "of calibration data to train on; choose a later calibration end"
-        )
-    train_cut = cal - pd.Timedelta(days=train_days)
+            f"the holdout end {hold.date()} is after the last day of data ({last_day.date()}): days without "
+            f"data would count as days without purchases; pick {last_day.date()} or earlier")
+    first_buy, last_buy = _purchase_span(wh, dataset)
+    if first_buy is None:
+        raise BacktestError(f"dataset {dataset!r} has no purchases: there is no value to predict or to judge")
+    first_buy = pd.Timestamp(first_buy).normalize()
+    if first_buy > cal:
+        raise BacktestError(
+            f"the calibration end {cal.date()} is before the first purchase ({first_buy.date()}): no model "
+            f"can learn what customers spend from views alone; pick a calibration end after {first_buy.date()}")
+    horizon = (hold - cal).days
+    calibration_days = (cal - first_day).days + 1
     if n_periods is None:
-        span = (train_cut - first_day).days + 1
-        n_periods = int(min(MAX_PERIODS.get(period, 1), max(1, math.ceil(span / PERIOD_DAYS.get(period, 7.0)))))
-    train = window_data(wh, dataset, train_cut, cal, period=period, n_periods=n_periods)
+        n_periods = int(min(MAX_PERIODS[period], max(1, math.ceil(calibration_days / PERIOD_DAYS[period]))))
     test = window_data(wh, dataset, cal, hold, period=period, n_periods=n_periods)
     if test.targets["holdout_purchases"].sum() == 0:
-        raise BacktestError(f"no purchases between {cal.date()} and {hold.date()}: nothing to evaluate against")
-    if train.targets["holdout_purchases"].sum() == 0:
         raise BacktestError(
-            f"no purchases in the last {train_days} days before {cal.date()}: the models have nothing to learn from"
-        )
-    if len(train.customers) < 2:
-        raise BacktestError(f"fewer than 2 customers before {train_cut.date()}: too little history to train on")
-    return train, test
+            f"no purchases between {(cal + pd.Timedelta(days=1)).date()} and {hold.date()}: there is nothing to "
+            f"judge the predictions against (the last purchase is on {pd.Timestamp(last_buy).date()}); "
+            "pick a holdout that contains purchases")
+    shape = plan_shape(first_day, cal, hold, max_cutoffs=max_cutoffs, target_days=target_days)
+    h = shape["target_days"]
+    plan = BacktestPlan(test=test, windows=[], purged=[], target_days=int(h), holdout_days=int(horizon),
+                        step_days=0, n_periods=int(n_periods), calibration_days=calibration_days,
+                        first_purchase=first_buy)
+    least = min(MIN_TRAINING_DAYS, horizon)
+    if not shape["cutoffs"]:
+        plan.learned_error = (
+            f"too little history before {cal.date()} for the learned models: {calibration_days} days of data "
+            f"from {first_day.date()}; they need at least {2 * least + MIN_HISTORY_DAYS} days (a training and a "
+            f"validation period of {least} days each, after {MIN_HISTORY_DAYS} days of history); the naive and "
+            "BG/NBD baselines below need no training period. Choose a later calibration end for LightGBM and the LSTM")
+        return plan
+    step, cutoffs, purged = shape["step_days"], shape["cutoffs"], shape["purged"]
+    windows = [window_data(wh, dataset, c, c + pd.Timedelta(days=h), period=period, n_periods=n_periods)
+               for c in cutoffs]
+    plan.windows, plan.purged, plan.step_days = windows, purged, step
+    if sum(int(w.targets["holdout_purchases"].sum()) for w in windows) == 0:
+        plan.learned_error = (f"no purchases in the {h}-day target periods before {cal.date()}: the learned models "
+                              "have nothing to learn from; the baselines below still ran")
+    elif windows[0].targets["holdout_purchases"].sum() == 0:
+        plan.learned_error = (f"no purchases in the last {h} days before {cal.date()} (the validation period): "
+                              "the learned models cannot be checked or calibrated; the baselines below still ran")
+    return plan

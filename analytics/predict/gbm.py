@@ -25,7 +25,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from analytics.predict import NotFittedError, get_params_of
+from sklearn.base import BaseEstimator
+
+from analytics.predict import NotFittedError
 
 __all__ = ["LightGBMValueModel", "NotFittedError"]
 
@@ -49,7 +51,7 @@ def _as_target(y, n: int, name: str) -> np.ndarray:
     return arr
 
 
-class LightGBMValueModel:
+class LightGBMValueModel(BaseEstimator):
     """Tweedie regressor for holdout value + binary classifier for churn.
 
     Parameters
@@ -92,17 +94,6 @@ class LightGBMValueModel:
         self.n_jobs = n_jobs
         self.random_state = random_state
 
-    # -- scikit-learn style introspection -------------------------------------------
-    def get_params(self, deep: bool = True) -> dict[str, Any]:
-        return get_params_of(self)
-
-    def set_params(self, **params) -> "LightGBMValueModel":
-        for k, v in params.items():
-            if k not in self.get_params():
-                raise ValueError(f"unknown parameter {k!r}")
-            setattr(self, k, v)
-        return self
-
     def _base_params(self) -> dict[str, Any]:
         if not 1.0 < self.tweedie_variance_power < 2.0:
             raise ValueError("tweedie_variance_power must lie strictly between 1 and 2")
@@ -139,6 +130,7 @@ class LightGBMValueModel:
         y_value_val=None,
         y_churn_val=None,
         categorical_features: list[str] | None = None,
+        num_rounds: dict | None = None,
     ) -> "LightGBMValueModel":
         """Fit both models.
 
@@ -146,6 +138,8 @@ class LightGBMValueModel:
         no purchase in the holdout (default: ``y_value <= 0``). With ``X_val`` (and
         its targets, carved by the caller from the calibration period), each model
         stops early on its validation loss and keeps its best iteration.
+        ``num_rounds`` (``{"value": n, "churn": m}``, without a validation set): boost
+        exactly that many rounds per model, e.g. the best iterations a validation run found.
         """
         import lightgbm as lgb
 
@@ -201,10 +195,13 @@ class LightGBMValueModel:
             if has_val:
                 valid_sets, names = [dval], ["validation"]
                 callbacks.append(lgb.early_stopping(self.early_stopping_rounds, verbose=False))
+            rounds = int(self.n_estimators)
+            if num_rounds is not None and not has_val:
+                rounds = max(1, int(num_rounds.get(kind, rounds)))
             booster = lgb.train(
                 {**base, **params},
                 ds,
-                num_boost_round=int(self.n_estimators),
+                num_boost_round=rounds,
                 valid_sets=valid_sets,
                 valid_names=names,
                 callbacks=callbacks,

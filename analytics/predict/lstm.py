@@ -43,12 +43,14 @@ import json
 import math
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
 import numpy as np
 
 from analytics.device import pick_device
-from analytics.predict import NotFittedError, get_params_of
+from sklearn.base import BaseEstimator
+
+from analytics.predict import NotFittedError
 
 __all__ = ["LSTMValueModel", "ziln_loss", "ziln_expected_value"]
 
@@ -100,7 +102,7 @@ def _build_net(n_channels: int, n_static: int, hidden: int, static_hidden: int, 
     return ZILNNet()
 
 
-class LSTMValueModel:
+class LSTMValueModel(BaseEstimator):
     """LSTM over per-period behaviour + static features, ZILN output.
 
     Parameters
@@ -115,7 +117,8 @@ class LSTMValueModel:
         sqrt(batch_size / 1024) above 1024.
     weight_decay : Adam L2 penalty. grad_clip : max gradient norm (None: no clipping).
     validation_fraction : share of training customers held out when ``fit`` gets
-        no ``validation_data``.
+        no ``validation_data``; 0 = no validation: train exactly ``epochs`` epochs and keep
+        the last weights (a refit with the epoch count a validation run chose).
     bucket_width : sequence lengths are bucketed in steps of this many periods.
     device : 'auto' (CUDA, then MPS, then CPU), 'cuda', 'mps' or 'cpu'.
     mixed_precision : use autocast on CUDA (ignored elsewhere).
@@ -158,16 +161,6 @@ class LSTMValueModel:
         self.mixed_precision = mixed_precision
         self.num_threads = num_threads
         self.random_state = random_state
-
-    def get_params(self, deep: bool = True) -> dict[str, Any]:
-        return get_params_of(self)
-
-    def set_params(self, **params) -> "LSTMValueModel":
-        for k, v in params.items():
-            if k not in self.get_params():
-                raise ValueError(f"unknown parameter {k!r}")
-            setattr(self, k, v)
-        return self
 
     # -- input handling ----------------------------------------------------------------
     @staticmethod
@@ -250,7 +243,9 @@ class LSTMValueModel:
         device = pick_device(self.device)
         rng = np.random.default_rng(self.random_state)
 
-        if validation_data is None:
+        if validation_data is None and self.validation_fraction == 0:
+            seq_v = stat_v = y_v = None
+        elif validation_data is None:
             if not 0 < self.validation_fraction < 1:
                 raise ValueError("validation_fraction must be in (0, 1) when no validation data is given")
             n_val = int(round(self.validation_fraction * seq.shape[0]))
@@ -356,11 +351,13 @@ class LSTMValueModel:
         scaler = torch.amp.GradScaler("cuda") if amp_dtype == torch.float16 else None
 
         a, lens, s = self._tensors(seq, stat, device)
-        av, lv, sv = self._tensors(seq_v, stat_v, device)
+        validate = seq_v is not None
+        if validate:
+            av, lv, sv = self._tensors(seq_v, stat_v, device)
+            yvt = torch.as_tensor(y_v / self.y_scale_, dtype=torch.float32).to(device)
+            val_batches = self._batches(lv, None)
         yt = torch.as_tensor(y / self.y_scale_, dtype=torch.float32).to(device)
-        yvt = torch.as_tensor(y_v / self.y_scale_, dtype=torch.float32).to(device)
         lens_np = lens
-        val_batches = self._batches(lv, None)
 
         history: list[dict] = []
         best_loss, best_state, best_epoch, waited = math.inf, None, 0, 0
@@ -394,8 +391,11 @@ class LSTMValueModel:
                 count += idx.size
             if cancelled and count == 0 and best_state is not None:
                 break
-            val_loss, val_ev = self._evaluate(net, av, lv, sv, yvt, val_batches, device)
-            val_metric = gini(y_v, val_ev) if (y_v > 0).any() else float("nan")
+            if validate:
+                val_loss, val_ev = self._evaluate(net, av, lv, sv, yvt, val_batches, device)
+                val_metric = gini(y_v, val_ev) if (y_v > 0).any() else float("nan")
+            else:  # no validation: the last epoch is kept
+                val_loss, val_metric = -float(epoch), float("nan")
             elapsed = time.perf_counter() - started
             row = {
                 "epoch": epoch,
@@ -406,6 +406,8 @@ class LSTMValueModel:
                 "elapsed_s": elapsed,
                 "eta_s": elapsed / epoch * (self.epochs - epoch),
             }
+            if not validate:
+                row["val_loss"] = float("nan")
             history.append(row)
             if val_loss < best_loss - 1e-6 or best_state is None:
                 best_loss, best_epoch, waited = val_loss, epoch, 0
@@ -421,7 +423,7 @@ class LSTMValueModel:
         self.net_ = net
         self.history_ = history
         self.best_epoch_ = best_epoch
-        self.best_val_loss_ = best_loss
+        self.best_val_loss_ = best_loss if validate else float("nan")
         self.cancelled_ = cancelled
         self.fit_seconds_ = time.perf_counter() - started
         self.lr_ = lr

@@ -228,3 +228,32 @@ def churn_metrics(y_churn, p_churn) -> dict[str, float]:
         "pr_auc": pr_auc(y_churn, p_churn),
         "brier": brier_score(y_churn, p_churn),
     }
+
+
+def explain_metrics(row, model: str, holdout_days: int, money=None) -> list[str]:
+    """Plain sentences for one model's backtest ``row`` (a mapping of metric -> value):
+    what its figures mean for the holdout of ``holdout_days`` days. ``money(x)`` formats amounts."""
+    money = money or (lambda x: f"{x:,.2f}")
+    out = []
+
+    def ok(key):
+        v = row.get(key)
+        return v is not None and isinstance(v, (int, float, np.floating)) and math.isfinite(float(v))
+
+    if ok("top_decile_capture"):
+        out.append(f"The 10 % of customers {model} ranks highest brought {float(row['top_decile_capture']):.0%} of "
+                   f"the revenue of the {holdout_days} days after the cut-off.")
+    if ok("normalized_gini"):
+        out.append(f"Its ranking of who spends most scores {float(row['normalized_gini']):.2f} on a scale where 1 "
+                   "is a perfect order and 0 is chance (normalized Gini).")
+    if ok("total_ratio") and ok("total_predicted") and ok("total_actual"):
+        r = float(row["total_ratio"])
+        how = "about right" if abs(r - 1) <= 0.1 else ("too high" if r > 1 else "too low")
+        out.append(f"It expected {money(float(row['total_predicted']))} in total against "
+                   f"{money(float(row['total_actual']))} actually spent ({r:.2f} x, {how}).")
+    if ok("rmse"):
+        out.append(f"A typical miss for one customer was {money(float(row['rmse']))} (RMSE).")
+    if ok("roc_auc"):
+        out.append(f"Its churn risk told apart those who bought again from those who did not with an AUC of "
+                   f"{float(row['roc_auc']):.2f} (1 = always, 0.5 = chance).")
+    return out

@@ -139,22 +139,20 @@ def load_model(wh: Warehouse, run_id: int, model: str, device: str | None = None
 
 def score_customers(wh: Warehouse, run_id: int, model: str, as_of, dataset: str | None = None,
                     device: str | None = None) -> pd.DataFrame:
-    """Score ``dataset`` (default: the run's) as of ``as_of`` with a saved model:
-    expected value over the run's holdout length and churn probability per customer."""
-    from analytics.predict.backtest import static_features
+    """Score ``dataset`` (default: the run's) as of ``as_of`` with a saved model: expected value
+    over the run's holdout length and churn probability per customer, made exactly as the backtest
+    made its predictions (statistical features fitted as of ``as_of``, the run's calibration, window
+    level and horizon curve: ``analytics.predict.backtest.predict_window``)."""
+    from analytics.predict.backtest import predict_window, recipe_of
 
     info = _run_info(wh, run_id)
+    if "target_days" not in info:
+        raise ValueError(f"run {run_id} was saved by an older version of the backtest; run the backtest again "
+                         "and save it to score with its models")
     fitted = load_model(wh, run_id, model, device=device)
     dataset = dataset or info["dataset"]
     w = window_data(wh, dataset, as_of, None, period=info["period"], n_periods=int(info["n_periods"]))
-    scale = float(info.get("value_scale", 1.0))
-    if model == "lightgbm":
-        value = fitted.predict_value(w.features) * scale
-        churn = fitted.predict_churn(w.features)
-    else:
-        static = static_features(w.features)
-        value = fitted.predict_value(w.sequences, static) * scale
-        churn = fitted.predict_churn(w.sequences, static)
+    value, churn = predict_window(model, fitted, w, recipe_of(info, model))
     out = pd.DataFrame({"expected_value": value, "churn_probability": churn}, index=w.customers)
     out.attrs = {"run_id": int(run_id), "model": model, "as_of": str(w.cutoff.date()),
                  "horizon_days": int(info["holdout_days"])}

@@ -15,9 +15,17 @@ from ._events import add_events, sample_events
 def db(tmp_path_factory):
     path = tmp_path_factory.mktemp("cli") / "vs.duckdb"
     wh = Warehouse(path)
-    add_events(wh, "sample", sample_events())
+    ev = sample_events()
+    add_events(wh, "sample", ev[ev["customer_id"] < "C0001200"])  # a slice keeps the default run quick
     wh.close()
     return path
+
+
+@pytest.fixture(autouse=True)
+def few_cutoffs(monkeypatch):
+    from analytics.predict import features
+
+    monkeypatch.setattr(features, "MAX_CUTOFFS", 4)  # fewer rolling origins keep the test quick
 
 
 def test_backtest_writes_table_and_json(db, tmp_path, capsys):
@@ -39,9 +47,21 @@ def test_backtest_writes_table_and_json(db, tmp_path, capsys):
 @pytest.mark.parametrize("argv, message", [
     (["--calibration-end", "2030-01-01", "--holdout-end", "2030-03-01"], "outside the data"),
     (["--calibration-end", "2025-09-30", "--holdout-end", "2025-12-31", "--models", "magic"], "unknown model"),
-    (["--calibration-end", "2024-01-20", "--holdout-end", "2024-03-01"], "too little history"),
+    (["--calibration-end", "2025-09-30", "--holdout-end", "2026-03-31"], "after the last day of data"),
+    (["--calibration-end", "2025-09-30", "--holdout-end", "2025-12-31", "--epochs", "0"], "--epochs"),
 ])
 def test_backtest_bad_input_is_one_line(db, capsys, argv, message):
     rc = main(["backtest", "--db", str(db), "--dataset", "sample", *argv])
     err = capsys.readouterr().err
     assert rc == 2 and message in err and "Traceback" not in err
+
+
+def test_short_history_prints_the_baselines_and_why_not_the_learned_models(db, capsys):
+    rc = main(["backtest", "--db", str(db), "--dataset", "sample", "--calibration-end", "2024-01-20",
+               "--holdout-end", "2024-03-01", "--models", "lightgbm"])
+    out = capsys.readouterr().out
+    assert rc == 0
+    assert "note: too little history before 2024-01-20" in out
+    assert "lightgbm    failed: too little history" in out
+    naive = next(line for line in out.splitlines() if line.startswith("naive"))
+    assert "failed" not in naive and len(naive.split()) == 11  # every figure of the baseline is there

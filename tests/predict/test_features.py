@@ -5,7 +5,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analytics.predict.features import SEQUENCE_CHANNELS, BacktestError, backtest_frames, window_data
+from analytics.predict.features import (
+    MIN_HISTORY_DAYS, SEQUENCE_CHANNELS, BacktestError, backtest_plan, fit_statistical_models, model_features,
+    plan_shape, window_data,
+)
 
 from ._events import add_events
 
@@ -72,40 +75,100 @@ def test_no_leakage_from_holdout(wh):
     assert not a.targets.equals(b.targets)  # the targets do see the holdout
 
 
-def test_training_window_ends_at_cutoff(wh):
+def test_inter_purchase_times_and_interactions(wh):
     add_events(wh, "s", small_events())
-    train, test = backtest_frames(wh, "s", CUT, "2025-04-30")
-    assert train.cutoff == pd.Timestamp("2025-03-01") and train.target_end == pd.Timestamp(CUT)
-    assert test.cutoff == pd.Timestamp(CUT)
-    assert train.sequences.shape[1] == test.sequences.shape[1]
-    # training targets come from (2025-03-01, 2025-03-31]: only a's purchase on the 31st
-    assert train.targets["holdout_value"].sum() == pytest.approx(5.0)
+    f = window_data(wh, "s", CUT, END, n_periods=20).features
+    # a: purchase days 2025-01-06 and 2025-03-31 -> one gap of 84 days; b and d: a single purchase day
+    assert f.loc["a", "gap_min"] == f.loc["a", "gap_max"] == f.loc["a", "gap_last"] == 84
+    assert f.loc["a", "gap_std"] == 0 and f.loc["a", "gap_cv"] == 0
+    assert f.loc["a", "overdue_ratio"] == 0  # bought on the cut-off day
+    assert np.isnan(f.loc["b", "gap_last"]) and np.isnan(f.loc["d", "overdue_ratio"])
+    # recency / T (days since the first purchase, + 1)
+    assert f.loc["a", "recency_ratio"] == pytest.approx(84 / 85)
+    assert f.loc["b", "recency_ratio"] == 0 and f.loc["a", "repeat_rate"] == pytest.approx(1 / 85)
+
+
+def test_model_features_equal_the_fitted_models(wh):
+    from analytics.clv_models import BetaGeoModel, GammaGammaModel
+
+    from ._events import sample_events
+
+    ev = sample_events()
+    add_events(wh, "sample", ev[ev["customer_id"] < "C0000800"])
+    f = window_data(wh, "sample", "2025-06-30", None, n_periods=8).features
+    bg, gg, notes = fit_statistical_models(f, 0)
+    assert isinstance(bg, BetaGeoModel) and isinstance(gg, GammaGammaModel)
+    m = model_features(f, 91, (bg, gg))
+    buyers = f["n_orders"] > 0
+    b = f[buyers]
+    x, tx, tt = b["frequency"].to_numpy(), b["recency"].to_numpy() / 7, b["T"].to_numpy() / 7
+    np.testing.assert_allclose(m.loc[buyers, "bg_expected_purchases"], bg.expected_purchases(13.0, x, tx, tt))
+    np.testing.assert_allclose(m.loc[buyers, "bg_p_alive"], bg.probability_alive(x, tx, tt))
+    np.testing.assert_allclose(m.loc[buyers, "gg_expected_spend"], gg.expected_spend(x, b["monetary_value"]))
+    np.testing.assert_allclose(m["bg_expected_value"], m["bg_expected_purchases"] * m["gg_expected_spend"])
+    assert m.loc[~buyers].isna().all().all()
+    # a model that cannot be fitted leaves its columns missing, never the window
+    none = model_features(f, 91, (None, gg))
+    assert none["bg_expected_purchases"].isna().all() and none.loc[buyers, "gg_expected_spend"].notna().all()
+
+
+def test_plan_rolling_origins_inside_the_calibration_period(wh):
+    from ._events import sample_events
+
+    add_events(wh, "sample", sample_events().query("customer_id < 'C0000600'"))
+    plan = backtest_plan(wh, "sample", "2025-09-30", "2025-12-31", max_cutoffs=6)
+    cal = pd.Timestamp("2025-09-30")
+    assert plan.target_days == plan.holdout_days == 92 and plan.learned_error is None
+    cuts = [w.cutoff for w in plan.windows]
+    assert cuts[0] == cal - pd.Timedelta(days=92)  # the validation window's targets end at the calibration end
+    assert all(w.target_end <= cal for w in plan.windows)  # every training target inside the calibration period
+    assert all(a - b == pd.Timedelta(days=plan.step_days) for a, b in zip(cuts, cuts[1:]))
+    # the validation model learns only from windows whose targets end by the validation cut-off
+    assert plan.purged and all(plan.windows[k].target_end <= cuts[0] for k in plan.purged)
+    assert 0 not in plan.purged
+    assert plan.test.cutoff == cal and all(w.sequences.shape[1] == plan.test.sequences.shape[1] for w in plan.windows)
+
+
+def test_plan_shape_short_history_cdnow_layout():
+    """CDNOW: 273 days of calibration before a 273-day holdout: the training target is (273 - 28) // 2 days."""
+    s = plan_shape("1997-01-01", "1997-09-30", "1998-06-30")
+    assert s["holdout_days"] == 273 and s["target_days"] == (273 - MIN_HISTORY_DAYS) // 2
+    cal = pd.Timestamp("1997-09-30")
+    assert s["cutoffs"][0] == cal - pd.Timedelta(days=s["target_days"])
+    assert min(s["cutoffs"]) >= pd.Timestamp("1997-01-01") + pd.Timedelta(days=MIN_HISTORY_DAYS - 1)
+    assert all(s["cutoffs"][k] + pd.Timedelta(days=s["target_days"]) <= s["cutoffs"][0] for k in s["purged"])
+    assert plan_shape("2025-01-01", "2025-01-20", "2025-03-01")["cutoffs"] == []  # too short: no learned models
 
 
 def test_bad_input(wh):
     add_events(wh, "s", small_events())
     with pytest.raises(BacktestError, match="outside the data"):
-        backtest_frames(wh, "s", "2023-01-01", "2023-03-01")
+        backtest_plan(wh, "s", "2023-01-01", "2023-03-01")
     with pytest.raises(BacktestError, match="outside the data"):
-        backtest_frames(wh, "s", "2025-05-20", "2025-06-30")
+        backtest_plan(wh, "s", "2025-05-20", "2025-06-30")
     with pytest.raises(BacktestError, match="must be after"):
-        backtest_frames(wh, "s", CUT, "2025-03-01")
-    with pytest.raises(BacktestError, match="too little history"):
-        backtest_frames(wh, "s", "2025-01-20", "2025-04-30")
-    with pytest.raises(BacktestError, match="no purchases between"):
-        backtest_frames(wh, "s", "2025-04-11", "2025-05-10")
+        backtest_plan(wh, "s", CUT, "2025-03-01")
+    with pytest.raises(BacktestError, match="after the last day of data"):
+        backtest_plan(wh, "s", CUT, "2025-12-31")
+    with pytest.raises(BacktestError, match="no purchases between 2025-04-12 and 2025-05-10"):
+        backtest_plan(wh, "s", "2025-04-11", "2025-05-10")
     with pytest.raises(BacktestError, match="not a date"):
-        backtest_frames(wh, "s", "soon", END)
+        backtest_plan(wh, "s", "soon", END)
     one = pd.DataFrame([("x", "2025-01-01", "purchase", 1.0), ("x", "2025-06-01", "purchase", 1.0)],
                        columns=["customer_id", "event_time", "event_type", "revenue"])
     add_events(wh, "one", one)
     with pytest.raises(BacktestError, match="at least 2"):
-        backtest_frames(wh, "one", "2025-03-01", "2025-04-01")
+        backtest_plan(wh, "one", "2025-03-01", "2025-04-01")
+    views = pd.DataFrame([("v", "2025-01-01", "view", None), ("w", "2025-02-01", "view", None),
+                          ("v", "2025-03-10", "purchase", 5.0), ("w", "2025-03-20", "purchase", 7.0)],
+                         columns=["customer_id", "event_time", "event_type", "revenue"])
+    add_events(wh, "views", views)
+    with pytest.raises(BacktestError, match=r"before the first purchase \(2025-03-10\)"):
+        backtest_plan(wh, "views", "2025-02-15", "2025-03-20")
 
 
-def test_short_history_uses_half_the_calibration_span(wh):
+def test_short_history_is_a_note_for_the_learned_models_not_an_error(wh):
     add_events(wh, "s", small_events())
-    train, test = backtest_frames(wh, "s", CUT, "2025-12-31")
-    # 121 days of data up to the cut-off -> a 60-day training target period
-    assert train.horizon_days == 60 and train.cutoff == pd.Timestamp("2025-01-30")
-    assert test.horizon_days == 275
+    plan = backtest_plan(wh, "s", "2025-01-20", "2025-04-30")
+    assert plan.windows == [] and "too little history before 2025-01-20" in plan.learned_error
+    assert "baselines" in plan.learned_error and plan.test.cutoff == pd.Timestamp("2025-01-20")

@@ -104,8 +104,9 @@ def test_published_lightgbm_run_joins_score_dataset(tmp_path):
     from analytics.predict.backtest import run_backtest
 
     wh = Warehouse(":memory:")
-    add_events(wh, "sample", sample_events())
-    res = run_backtest(wh, "sample", CAL, HOLD, models=["lightgbm"], device="cpu")
+    ev = sample_events()
+    add_events(wh, "sample", ev[ev["customer_id"] < "C0001200"])  # a slice and few cut-offs keep it quick
+    res = run_backtest(wh, "sample", CAL, HOLD, models=["lightgbm"], device="cpu", max_cutoffs=4)
     run_id = registry.save_backtest(wh, res, model_dir=tmp_path)
     n = registry.publish_predictions(wh, run_id, "lightgbm", HOLD)
     pub = registry.published_predictions(wh, "sample")
