@@ -1,113 +1,180 @@
-"""Predict: backtest value/churn predictors (LightGBM, LSTM) against BG/NBD and naive baselines.
+"""Predict: backtest value/churn predictors (LightGBM, LSTM) against BG/NBD, Pareto/NBD and naive baselines.
 
 The page only lays out widgets and calls analytics.predict; the finished
 backtest is kept in this browser session's state (not a cache: it belongs to
 the session that trained it). Each browser session runs its script in its own
 thread and torch / LightGBM release the GIL while they compute, so a training
-run here does not freeze other sessions.
+run here does not freeze other sessions. Before Run the page shows an estimate
+of the run time (analytics.predict.backtest.estimate_seconds); while it runs, a
+Stop button, a progress bar and a line of figures, all removed when it ends.
 """
 from __future__ import annotations
 
 import datetime as dt
+import math
 
 import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from analytics.predict.backtest import MODEL_NAMES, run_backtest
+from analytics import formatting, glossary
+from analytics.currency import dataset_currency
+from analytics.predict import metrics as M
+from analytics.predict.backtest import BASELINES, DEFAULT_LSTM_PARAMS, MODEL_NAMES, estimate_seconds, run_backtest
+from analytics.predict.features import MAX_PERIODS, PERIOD_DAYS, data_span, plan_shape
 from dashboard import cache, widgets
 
 RESULT_KEY = "predict_result"
 MODEL_LABELS = {"zero": "Zero", "naive": "Naive rate x AOV", "bgnbd": "BG/NBD x Gamma-Gamma",
-                "lightgbm": "LightGBM", "lstm": "LSTM (ZILN)"}
-METRIC_LABELS = {
-    "rmse": "RMSE", "mae": "MAE", "spearman": "Spearman", "normalized_gini": "Normalized Gini",
-    "top_decile_capture": "Top-decile capture", "total_predicted": "Total predicted", "total_actual": "Total actual",
-    "total_ratio": "Predicted / actual", "roc_auc": "Churn ROC AUC", "pr_auc": "Churn PR AUC",
-    "brier": "Churn Brier", "fit_seconds": "Fit (s)", "error": "Error",
-}
-
+                "paretonbd": "Pareto/NBD x Gamma-Gamma", "lightgbm": "LightGBM", "lstm": "LSTM (ZILN)",
+                "ensemble": "Ensemble (LightGBM + LSTM)"}
+#: the comparison table: what fits on one screen (more in the expander below it); (metric, title, glossary term)
+MAIN_COLUMNS = [("rmse", "RMSE", "rmse"), ("normalized_gini", "Normalized Gini", "normalized_gini"),
+                ("top_decile_capture", "Top-decile capture", "top_decile_capture"),
+                ("total_ratio", "Predicted / actual", "total_ratio"), ("roc_auc", "Churn ROC AUC", "churn_auc"),
+                ("fit_seconds", "Fit (s)", "fit_seconds")]
+MORE_COLUMNS = [("mae", "MAE", "mae"), ("spearman", "Spearman", "spearman"), ("pr_auc", "Churn PR AUC", "pr_auc"),
+                ("brier", "Churn Brier", "brier"), ("total_predicted", "Total predicted", None),
+                ("total_actual", "Total actual", None), ("validation_gini", "Validation Gini", "validation_gini")]
+FORMATS = {"rmse": "%.2f", "fit_seconds": "%.1f", "total_ratio": "%.2f x"}
 
 
 def _form(first_day, last_day) -> dict:
-    """The backtest form; its values and whether it was submitted."""
+    """The backtest settings (plain widgets, not a form: the run-time estimate follows every change)."""
     span_days = (last_day - first_day).days
     default_holdout = max(1, min(90, span_days // 3))
     default_cal = last_day - dt.timedelta(days=default_holdout)
-
-    with st.form("predict_form"):
-        c1, c2, c3 = st.columns(3)
-        cal_end = c1.date_input("Calibration end (cut-off)", value=default_cal, min_value=first_day,
-                                max_value=last_day, key="predict_cal_end",
-                                help="Models see only events up to the end of this day.")
-        hold_end = c2.date_input("Holdout end", value=last_day, min_value=first_day, max_value=last_day,
-                                 key="predict_hold_end", help="Predictions are judged on the days after the cut-off up to this one.")
-        period = c3.selectbox("Sequence period (LSTM)", ["weeks", "months"], key="predict_period")
-        models = st.multiselect("Models", ["lightgbm", "lstm"], default=["lightgbm", "lstm"],
-                                format_func=MODEL_LABELS.get, key="predict_models",
-                                help="The zero, naive and BG/NBD baselines always run.")
-        c4, c5, c6 = st.columns(3)
-        epochs = c4.slider("LSTM max epochs", 1, 100, 30, key="predict_epochs",
+    c1, c2, c3 = st.columns(3)
+    cal_end = c1.date_input("Calibration end (cut-off)", value=default_cal, min_value=first_day,
+                            max_value=last_day, key="predict_cal_end",
+                            help="Models see only events up to the end of this day.")
+    hold_end = c2.date_input("Holdout end", value=last_day, min_value=first_day, max_value=last_day,
+                             key="predict_hold_end",
+                             help="Predictions are judged on the days after the cut-off up to this one.")
+    models = c3.multiselect("Models", ["lightgbm", "lstm"], default=["lightgbm", "lstm"],
+                            format_func=MODEL_LABELS.get, key="predict_models",
+                            help="The zero, naive, BG/NBD and Pareto/NBD baselines always run.")
+    with st.expander("⚙️ LSTM settings"):
+        a1, a2, a3, a4 = st.columns(4)
+        period = a1.selectbox("Sequence period", ["weeks", "months"], key="predict_period")
+        epochs = a2.slider("Max epochs", 1, 60, int(DEFAULT_LSTM_PARAMS["epochs"]), key="predict_epochs",
                            help="Training stops earlier when the validation loss stops improving.")
-        hidden = c5.select_slider("LSTM hidden units", [8, 16, 32, 64], value=32, key="predict_hidden")
-        device = c6.selectbox("Device", ["auto", "cpu", "cuda", "mps"], key="predict_device",
+        hidden = a3.select_slider("Hidden units", [8, 16, 32, 64], value=int(DEFAULT_LSTM_PARAMS["hidden_size"]),
+                                  key="predict_hidden", help="More units can learn more and take longer (about the "
+                                  "square of the units).")
+        device = a4.selectbox("Device", ["auto", "cpu", "cuda", "mps"], key="predict_device",
                               help="auto picks CUDA, then Apple MPS, then the CPU.")
-        submitted = st.form_submit_button("▶️ Run backtest", type="primary")
-    return {"submitted": submitted, "cal_end": cal_end, "hold_end": hold_end, "period": period, "models": models,
-            "epochs": epochs, "hidden": hidden, "device": device}
+    return {"cal_end": cal_end, "hold_end": hold_end, "period": period, "models": models, "device": device,
+            "lstm_params": {"epochs": int(epochs), "hidden_size": int(hidden)}}
+
+
+def _estimate(dataset: str, first_day, f: dict) -> None:
+    """The expected run time of these settings, before Run."""
+    if f["hold_end"] <= f["cal_end"]:
+        return
+    shape = plan_shape(first_day, f["cal_end"], f["hold_end"])
+    _, _, n_customers = data_span(cache.warehouse(), dataset)
+    days = (f["cal_end"] - first_day).days + 1
+    n_periods = int(min(MAX_PERIODS[f["period"]], max(1, math.ceil(days / PERIOD_DAYS[f["period"]]))))
+    est = estimate_seconds(n_customers, n_periods, f["models"], n_windows=max(1, len(shape["cutoffs"])),
+                           lstm_params=f["lstm_params"], device=f["device"])
+    parts = ", ".join(f"{MODEL_LABELS.get(k, k)} ~{v:.0f} s" for k, v in est.items() if k in ("lightgbm", "lstm"))
+    st.caption(f"⏱️ Estimated run time: about {est['total']:.0f} s on a 2-core CPU for "
+               f"{formatting.integer(n_customers)} customers" + (f" ({parts})" if parts else "")
+               + "; a busy machine takes longer.")
 
 
 def _train(dataset: str, version: str, f: dict) -> None:
     """Run the backtest with live progress; keeps the result in this browser session."""
-    cal_end, hold_end, period, models = f["cal_end"], f["hold_end"], f["period"], f["models"]
-    epochs, hidden, device = f["epochs"], f["hidden"], f["device"]
-    # Any click starts a new run of this script, which Streamlit stops the current
-    # one for at its next progress update (between LSTM epochs); the last finished
-    # backtest stays shown.
-    st.button("⏹️ Stop training", key="predict_stop")
-    bar = st.progress(0.0, text="Preparing features…")
-    line = st.empty()
-    stages = [m for m in MODEL_NAMES if m in set(models) | {"zero", "naive", "bgnbd"}]
+    # A click on Stop starts a new run of this script, which Streamlit stops the current one for at
+    # its next progress update (between LSTM batches); the last finished backtest stays shown.
+    live = st.empty()
+    with live.container():
+        st.button("⏹️ Stop training", key="predict_stop")
+        bar = st.progress(0.0, text="Preparing features…")
+        line = st.empty()
+    stages = ["features"] + [m for m in MODEL_NAMES if m in set(f["models"]) | set(BASELINES)]
 
     def on_progress(row: dict) -> None:
         done = stages.index(row["stage"]) if row["stage"] in stages else 0
         frac = done / len(stages)
         if row.get("status") == "epoch":
-            frac += (row["epoch"] / max(row["epochs"], 1)) / len(stages)
-            bar.progress(min(frac, 1.0), text=f"LSTM epoch {row['epoch']}/{row['epochs']}")
-            line.caption(f"train loss {row['train_loss']:.4f} · validation loss {row['val_loss']:.4f} · "
-                         f"validation Gini {row['val_metric']:.3f} · at most {row['eta_s']:.0f} s left")
+            phase = row.get("phase", "validation")
+            half = 0.0 if phase == "validation" else 0.5
+            frac += (half + 0.5 * row["epoch"] / max(row["epochs"], 1)) / len(stages)
+            bar.progress(min(frac, 1.0), text=f"LSTM ({phase} fit) epoch {row['epoch']}/{row['epochs']}")
+            val = row.get("val_loss")
+            vtext = "" if val is None or pd.isna(val) else f" · validation loss {val:.4f}"
+            line.caption(f"train loss {row['train_loss']:.4f}{vtext} · at most {row['eta_s']:.0f} s left "
+                         "in this fit")
         elif row.get("status") == "start":
-            bar.progress(min(frac, 1.0), text=f"Training {MODEL_LABELS[row['stage']]}…")
+            what = "Preparing features and the statistical models" if row["stage"] == "features" \
+                else f"Training {MODEL_LABELS[row['stage']]}"
+            bar.progress(min(frac, 1.0), text=f"{what}…")
 
     try:
-        result = run_backtest(cache.warehouse(), dataset, cal_end, hold_end, models, period=period, device=device,
-                              lstm_params={"epochs": int(epochs), "hidden_size": int(hidden)},
+        result = run_backtest(cache.warehouse(), dataset, f["cal_end"], f["hold_end"], f["models"],
+                              period=f["period"], device=f["device"], lstm_params=f["lstm_params"],
                               progress=on_progress)
-    except ValueError as exc:
-        bar.empty()
+    except ValueError as exc:  # the message says what is wrong; the last finished backtest stays below
+        live.empty()
         widgets.show_error(exc, "The backtest could not run")
-        st.stop()
-    bar.progress(1.0, text="Done")
-    st.session_state[RESULT_KEY] = {"dataset": dataset, "version": version, "result": result}
+    else:
+        live.empty()  # the Stop button, the bar and the figures line go when the work ends
+        st.session_state[RESULT_KEY] = {"dataset": dataset, "version": version, "result": result}
 
 
-def _comparison(res, info) -> None:
-    """The metrics of every model on the holdout."""
+def _comparison(res, info, money, currency) -> None:
+    """The main figures of every model on the holdout, in plain words too."""
     st.subheader("Comparison on the holdout")
     st.caption(
-        f"Calibration to {info['calibration_end']}, holdout to {info['holdout_end']} ({info['holdout_days']} days); "
-        f"{widgets.fmt_int(info['n_customers'])} customers, {widgets.fmt_int(info['holdout_purchasers'])} bought in "
-        f"the holdout. Models trained on targets up to {info['calibration_end']} (training cut-off "
-        f"{info['training_cutoff']}); early stopping on {widgets.fmt_int(info['n_validation'])} validation customers."
-    )
-    table = res.metrics.rename(index=MODEL_LABELS).rename(columns=METRIC_LABELS)
-    st.dataframe(table, width="stretch", key="predict_table")
-    ok = res.metrics[res.metrics["error"].isna()] if "error" in res.metrics else res.metrics
+        f"Calibration to {formatting.date(info['calibration_end'])}, holdout to "
+        f"{formatting.date(info['holdout_end'])} ({info['holdout_days']} days); "
+        f"{formatting.integer(info['n_customers'])} customers, {formatting.integer(info['holdout_purchasers'])} "
+        "bought in the holdout.")
+    if info.get("learned_error"):
+        st.warning(widgets.md_escape(info["learned_error"][:1].upper() + info["learned_error"][1:]) + ".",
+                   icon="⚠️")
+    metrics = res.metrics
+    table = pd.DataFrame(index=[MODEL_LABELS.get(m, m) for m in metrics.index])
+    config = {}
+    for key, title, term in MAIN_COLUMNS:
+        table[title] = metrics[key].to_numpy() if key in metrics else float("nan")
+        config[title] = st.column_config.NumberColumn(title, help=glossary.term(term),
+                                                      format=FORMATS.get(key, "%.3f"))
+    notes = metrics["error"].where(metrics["error"].notna(), "") if "error" in metrics else None
+    if notes is not None and (notes != "").any():
+        table["Note"] = notes.map(lambda t: "" if not t else ("could not run: " + str(t))[:140]).to_numpy()
+    st.dataframe(table, width="stretch", key="predict_table", column_config=config)
+
+    ok = metrics[metrics["error"].isna()] if "error" in metrics else metrics
     if len(ok) and ok["normalized_gini"].notna().any():
         best = ok["normalized_gini"].idxmax()
-        st.success(f"Best ranking of holdout value (normalized Gini): {MODEL_LABELS[best]} "
-                   f"({ok.loc[best, 'normalized_gini']:.3f}).", icon="🏆")
+        st.success(f"Best ranking of holdout value: {MODEL_LABELS[best]} (normalized Gini "
+                   f"{ok.loc[best, 'normalized_gini']:.3f}).", icon="🏆")
+        st.markdown("\n".join(f"- {widgets.md_escape(s)}" for s in
+                              M.explain_metrics(ok.loc[best].to_dict(), MODEL_LABELS[best], info["holdout_days"],
+                                                money)))
+    with st.expander("What the figures mean, and more of them"):
+        st.markdown("\n".join(f"- {widgets.md_escape(glossary.term(term))}"
+                              for _, _, term in MAIN_COLUMNS + MORE_COLUMNS if term))
+        more = pd.DataFrame(index=table.index)
+        for key, title, _ in MORE_COLUMNS:
+            if key in metrics:
+                more[title] = metrics[key].to_numpy()
+        currency_format = formatting.money_printf(currency)
+        st.dataframe(more, width="stretch", key="predict_more", column_config={
+            t: st.column_config.NumberColumn(t, format=currency_format if k.startswith("total") else "%.3f")
+            for k, t, _ in MORE_COLUMNS})
+        how = [info.get("horizon")]
+        if (info.get("levels") or {}).get("note"):
+            how.append(f"level of the holdout period: {info['levels']['note']}")
+        if info.get("training_cutoffs"):
+            how.append(f"learned models trained on {len(info['training_cutoffs'])} cut-offs from "
+                       f"{formatting.date(info['training_cutoffs'][-1])} to "
+                       f"{formatting.date(info['training_cutoffs'][0])}, each with the next {info['target_days']} "
+                       f"days as target; checked on the period after {formatting.date(info['validation_cutoff'])}")
+        st.caption(widgets.md_escape("How the predictions were made: " + "; ".join(h for h in how if h) + "."))
 
 
 def _tab_deciles(res) -> None:
@@ -135,8 +202,8 @@ def _tab_curves(res) -> None:
                          go.Scatter(x=hist["epoch"], y=hist["val_loss"], name="validation loss")])
         fig.update_layout(xaxis_title="Epoch", yaxis_title="ZILN loss", height=320, margin=dict(t=20, b=40))
         st.plotly_chart(fig, key="predict_curves")
-        st.caption(f"Best epoch {lstm.best_epoch_} of {len(hist)}; device {lstm.device_}; "
-                   f"{lstm.fit_seconds_:.1f} s.")
+        st.caption(f"Best epoch {lstm.best_epoch_} of {len(hist)} (validation fit; the final fit on every window "
+                   f"ran that many epochs); device {lstm.device_}.")
 
 
 def _tab_importance(res) -> None:
@@ -152,16 +219,16 @@ def _tab_importance(res) -> None:
         st.plotly_chart(fig, key="predict_importance")
 
 
-def _tab_explain(res) -> None:
+def _tab_explain(res, money) -> None:
     """One customer's LightGBM prediction and its drivers."""
     gbm = res.models.get("lightgbm")
-    if gbm is None or res.features is None:
+    if gbm is None or res.features is None or "lightgbm_value" not in res.predictions:
         st.info("Run LightGBM to explain individual predictions.", icon="🔍")
     else:
         top = res.predictions.sort_values("lightgbm_value", ascending=False).head(500)
         who = st.selectbox("Customer (500 highest predicted)", list(top.index), key="predict_customer")
         drivers = gbm.top_drivers(res.features.loc[[who]], k=5)
-        st.metric("Predicted holdout value", widgets.fmt_money(float(top.loc[who, "lightgbm_value"])))
+        st.metric("Predicted holdout value", money(float(top.loc[who, "lightgbm_value"])))
         st.dataframe(drivers[["rank", "feature", "feature_value", "contribution"]], hide_index=True,
                      key="predict_drivers")
         st.caption("Contributions are LightGBM's own (pred_contrib), in log-value units: positive raises "
@@ -196,18 +263,24 @@ def _tab_save(res, info, dataset, last_day) -> None:
                 widgets.show_error(exc, "The predictions could not be published")
             else:
                 cache.changed(dataset)  # the published values are part of the prepared data: prepare again
-                st.success(f"Published {MODEL_LABELS[pick]} predictions for {widgets.fmt_int(n)} customers "
-                           f"(as of {last_day}, next {info['holdout_days']} days).", icon="📣")
+                st.success(f"Published {MODEL_LABELS[pick]} predictions for {formatting.integer(n)} customers "
+                           f"(as of {formatting.date(last_day)}, next {info['holdout_days']} days).", icon="📣")
 
 
 def main() -> None:
     st.title("🔮 Predict")
     st.caption("Train value and churn predictors on data up to a cut-off and judge them on the holdout that "
-               "follows, against the BG/NBD model and naive baselines.")
+               "follows, against the BG/NBD and Pareto/NBD models and naive baselines.")
     dataset, _version, first_day, last_day = widgets.dataset_span_or_stop(needs_events=True)
     version = cache.version(dataset).events  # a publish changes the data version, not the events
+    currency = dataset_currency(cache.warehouse(), dataset).code
+
+    def money(x) -> str:
+        return formatting.money(x, currency)
+
     f = _form(first_day, last_day)
-    if f["submitted"]:
+    _estimate(dataset, first_day, f)
+    if st.button("▶️ Run backtest", type="primary", key="predict_run"):
         _train(dataset, version, f)
     held = st.session_state.get(RESULT_KEY)
     if not held or held["dataset"] != dataset:
@@ -217,7 +290,7 @@ def main() -> None:
     info = res.info
     if held["version"] != version:
         st.warning("The dataset changed since this backtest ran; run it again for current figures.", icon="⚠️")
-    _comparison(res, info)
+    _comparison(res, info, money, currency)
     tabs = st.tabs(["📊 Deciles", "📉 Learning curves", "🌲 Feature importance", "🔍 Explain a customer", "💾 Save"])
     with tabs[0]:
         _tab_deciles(res)
@@ -226,7 +299,7 @@ def main() -> None:
     with tabs[2]:
         _tab_importance(res)
     with tabs[3]:
-        _tab_explain(res)
+        _tab_explain(res, money)
     with tabs[4]:
         _tab_save(res, info, dataset, last_day)
 

@@ -1,4 +1,6 @@
-"""AppTest: the Predict page runs a backtest and shows the library's figures; bad dates give a clear error."""
+"""AppTest: the Predict page estimates the run time, runs a backtest, shows the library's figures in a
+table that fits the page (with plain-words help), clears its progress widgets, and bad dates give a
+clear message while the rest of the page keeps working."""
 from __future__ import annotations
 
 import datetime as dt
@@ -21,7 +23,10 @@ def _table(at, column: str):
 
 
 @pytest.fixture
-def page(app_wh):
+def page(app_wh, monkeypatch):
+    from analytics.predict import features
+
+    monkeypatch.setattr(features, "MAX_CUTOFFS", 4)  # fewer rolling origins keep the test quick
     ev = sample_events()
     ev = ev[ev["customer_id"] < "C0001200"]  # a smaller slice keeps the test quick
     rows = list(zip(ev["customer_id"], __import__("pandas").to_datetime(ev["event_time"]), ev["event_type"],
@@ -38,27 +43,54 @@ def test_backtest_runs_and_table_matches_library(page):
     at.date_input(key="predict_cal_end").set_value(dt.date(2025, 9, 30))
     at.date_input(key="predict_hold_end").set_value(dt.date(2025, 12, 31))
     at.multiselect(key="predict_models").set_value(["lightgbm"])
-    at.button[0].click().run()  # the form's submit button
+    estimate = [c.value for c in at.caption if c.value.startswith("⏱️ Estimated run time")]
+    assert len(estimate) == 1 and "LightGBM ~" in estimate[0], [c.value for c in at.caption]
+    at.button(key="predict_run").click().run()
     assert not at.exception, at.exception
     assert not at.error, [e.value for e in at.error]
     table = _table(at, "RMSE")
     assert list(table.index) == ["Zero", "Naive rate x AOV", "BG/NBD x Gamma-Gamma", "LightGBM"]
+    # one screen: the main figures only, no dates or cut-offs, no empty error column
+    assert list(table.columns) == ["RMSE", "Normalized Gini", "Top-decile capture", "Predicted / actual",
+                                   "Churn ROC AUC", "Fit (s)"]
     res = at.session_state["predict_result"]["result"]
     p = res.predictions
     assert table.loc["LightGBM", "RMSE"] == pytest.approx(M.rmse(p["actual_value"], p["lightgbm_value"]))
+    assert table.loc["LightGBM", "Predicted / actual"] == pytest.approx(
+        p["lightgbm_value"].sum() / p["actual_value"].sum())
     assert table.loc["Zero", "Top-decile capture"] == pytest.approx(0.1)
+    assert (table["Fit (s)"] >= 0).all()
+    # plain words under the table, from the best model's own figures
+    best = res.metrics["normalized_gini"].idxmax()
+    share = f"{res.metrics.loc[best, 'top_decile_capture']:.0%}"
+    assert any("The 10 % of customers" in m.value and share in m.value for m in at.markdown)
+    # the progress widgets are gone once the work has ended
+    assert not at.get("progress")
+    assert not [b for b in at.button if b.key == "predict_stop"]
     drivers = _table(at, "contribution")
     assert len(drivers) == 5 and drivers["feature"].isin(res.models["lightgbm"].feature_names_).all()
 
 
-def test_bad_dates_show_an_error_not_a_traceback(page):
+def test_bad_dates_are_messages_and_the_page_keeps_working(page):
     at = page
-    at.date_input(key="predict_cal_end").set_value(dt.date(2024, 1, 10))
+    # too little history for the learned models: the baselines still run, the reason is shown
+    at.date_input(key="predict_cal_end").set_value(dt.date(2024, 1, 31))
     at.date_input(key="predict_hold_end").set_value(dt.date(2024, 3, 1))
     at.multiselect(key="predict_models").set_value(["lightgbm"])
-    at.button[0].click().run()
+    at.button(key="predict_run").click().run()
     assert not at.exception
-    assert any("too little history" in e.value for e in at.error)
+    assert any("Too little history before 2024-01-31" in w.value.replace("\\", "") for w in at.warning)
+    table = _table(at, "RMSE")
+    assert "could not run: too little history" in table.loc["LightGBM", "Note"]
+    assert table.loc["Naive rate x AOV", "RMSE"] > 0
+    # a holdout that ends where the calibration ends: an error that says what to do; the last result stays
+    at.date_input(key="predict_cal_end").set_value(dt.date(2025, 9, 30))
+    at.date_input(key="predict_hold_end").set_value(dt.date(2025, 9, 30))
+    at.button(key="predict_run").click().run()
+    assert not at.exception
+    errors = [e.value.replace("\\", "") for e in at.error]
+    assert any("must be after the calibration end 2025-09-30" in e for e in errors), errors
+    assert _table(at, "RMSE").loc["Naive rate x AOV", "RMSE"] > 0  # the earlier result is still shown
 
 
 def test_save_and_publish(page):
@@ -66,7 +98,7 @@ def test_save_and_publish(page):
     at.date_input(key="predict_cal_end").set_value(dt.date(2025, 9, 30))
     at.date_input(key="predict_hold_end").set_value(dt.date(2025, 12, 31))
     at.multiselect(key="predict_models").set_value(["lightgbm"])
-    at.button[0].click().run()
+    at.button(key="predict_run").click().run()
     at.button(key="predict_save").click().run()
     assert not at.exception, at.exception
     assert any("Saved as run" in s.value for s in at.success)
