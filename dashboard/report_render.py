@@ -64,6 +64,9 @@ def _show_report(snapshot: dict) -> None:
     if subj.get("description"):
         st.text(subj["description"])
     st.markdown("**Who is in it:** " + md_escape(subj["definition_text"]))
+    if subj.get("ranking_warning"):
+        st.warning("**Not ranked:** " + md_escape(subj["ranking_warning"]) + "; no expected return or ROI is "
+                   "reported for this list.", icon="⚠️")
 
     seg = s["value"]["segment"]
     st.subheader("Size and value", anchor=False)

@@ -16,6 +16,9 @@ Assumptions (documented for the user):
 * expected revenue = Σ expected responses × value per response; cost = contacted ×
   cost per contact; incremental return = revenue − cost; ROI = incremental return / cost
   (None when the cost is 0).
+* No ROI for a list that is not ranked: when the target list says its ranking score cannot
+  rank (``targets.attrs["score_warning"]``, see :func:`analytics.campaigns.targeting.ranking_problem`),
+  ``roi`` is None and ``roi_withheld`` says why.
 """
 from __future__ import annotations
 
@@ -101,7 +104,8 @@ def expected_outcome(targets: pd.DataFrame, response_rate: float, value_per_resp
                      cost_per_contact: float) -> dict:
     """``contacted`` (treatment rows; every row when there is no ``group`` column),
     ``expected_responses``, ``expected_revenue``, ``cost``, ``incremental_return`` and ``roi``
-    (None when the cost is 0). See the module docstring for the assumptions."""
+    (None when the cost is 0, or when the list is not ranked: ``roi_withheld`` then says why).
+    See the module docstring for the assumptions."""
     rate, value, cost_each = _check(response_rate, value_per_response, cost_per_contact)
     df = _contacted(targets)
     p = response_probabilities(_scores(df), rate)
@@ -110,8 +114,10 @@ def expected_outcome(targets: pd.DataFrame, response_rate: float, value_per_resp
     revenue = responses * value
     cost = n * cost_each
     inc = revenue - cost
+    warning = targets.attrs.get("score_warning") if isinstance(targets, pd.DataFrame) else None
     return {"contacted": n, "expected_responses": responses, "expected_revenue": revenue, "cost": cost,
-            "incremental_return": inc, "roi": (inc / cost) if cost > 0 else None,
+            "incremental_return": inc, "roi": (inc / cost) if cost > 0 and not warning else None,
+            "roi_withheld": f"no ROI: {warning}" if warning else None,
             "response_rate": rate, "value_per_response": value, "cost_per_contact": cost_each}
 
 

@@ -17,6 +17,13 @@ Ranking (:func:`select_targets`): descending ``rank_score`` (expected_clv,
 churn_value or the numeric column the user picked; missing scores rank last),
 ties broken by ascending customer id, so the same data always give the same list.
 
+Ranking that cannot rank (:func:`ranking_problem`): when the score is the same for every
+selected customer (all 0 included), missing for all of them, or missing for at least
+``MISSING_SCORE_SHARE`` of them, the list is (partly) in customer-id order, not ranked.
+``select_targets`` then puts a sentence in ``attrs["score_warning"]`` (with where the score
+came from, ``attrs["score_source"]``) and :func:`analytics.campaigns.expected_outcome`
+withholds the ROI: a return computed for an unranked list would be a number without a basis.
+
 Cap and control group. The contacted (treatment) count is
 
     cap = min(max_contacts, floor(budget / cost_per_contact), floor(eligible × (1 - control_share)))
@@ -49,6 +56,9 @@ RESPONSE_WINDOW_DAYS = 30
 #: 30-day rate is 35-76 %, which would promise ROIs in the thousands of per cent); 2 % is a
 #: conservative, commonly seen direct-marketing response. It is never above the natural rate.
 ASSUMED_INCREMENTAL_RESPONSE = 0.02
+
+#: at least this share of the selection without a ranking score makes the ranking untrustworthy
+MISSING_SCORE_SHARE = 0.1
 
 TARGET_COLUMNS = ["customer_id", "rank", "segment", "rfm_segment", "expected_clv", "churn_risk", "churn_value",
                   "p_alive", "rank_score", "group"]
@@ -212,6 +222,42 @@ def rank_scores(frame: pd.DataFrame, spec: CampaignSpec) -> np.ndarray:
     return values
 
 
+def score_source(frame: pd.DataFrame, spec: CampaignSpec) -> str:
+    """Where the ranking score of ``spec`` comes from, in words."""
+    value = frame.attrs.get("value_source") or "the customer table"
+    if spec.ranking == "expected_clv":
+        return f"expected CLV from {value}"
+    if spec.ranking == "churn_value":
+        return f"churn risk ({frame.attrs.get('risk_source') or 'not available'}) x expected CLV ({value})"
+    return f"the customer-table column {spec.score_column!r}"
+
+
+def ranking_problem(scores, source: str | None = None) -> str | None:
+    """A sentence saying why ``scores`` (one per selected customer) cannot rank them, or None:
+    every score missing, every score the same (0 included), or at least ``MISSING_SCORE_SHARE``
+    of them missing (those rank last, in customer-id order)."""
+    s = np.asarray(scores, dtype=float)
+    n = s.size
+    if n == 0:
+        return None
+    where = f" (the score is {source})" if source else ""
+    finite = np.isfinite(s)
+    k = int(finite.sum())
+    if k == 0:
+        return (f"no selected customer has a ranking score{where}: the list is in customer-id order, "
+                "not ranked by value")
+    vals = s[finite]
+    if vals.min() == vals.max():
+        what = "0.00" if vals[0] == 0 else f"{vals[0]:,.4g}"
+        return (f"the ranking score is {what} for every {'scored ' if k < n else ''}selected customer{where}: "
+                "it ranks nobody above anybody, so the list is in customer-id order")
+    missing = 1.0 - k / n
+    if missing >= MISSING_SCORE_SHARE:
+        return (f"{missing:.0%} of the selected customers ({n - k:,} of {n:,}) have no ranking score{where}: "
+                "they are placed last, in customer-id order")
+    return None
+
+
 def _string_ids(index: pd.Index) -> pd.Index:
     return index if pd.api.types.is_string_dtype(index.dtype) else index.astype(str)
 
@@ -256,7 +302,8 @@ def select_targets(wh: Warehouse, frame: pd.DataFrame, spec: CampaignSpec, *, re
     ``frame``: the customer frame (``analytics.explorer.build_frame``) indexed by
     customer id; value columns are added with :func:`value_columns` unless the frame
     already has ``expected_clv``. ``attrs``: ``eligible``, ``cap``, ``cap_reason``,
-    ``n_treatment``, ``n_control``, ``value_source``, ``risk_source``, ``spec`` (dict).
+    ``n_treatment``, ``n_control``, ``value_source``, ``risk_source``, ``score_source``,
+    ``score_warning`` (see :func:`ranking_problem`; None when the score ranks), ``spec`` (dict).
     CampaignError for an empty selection, unknown segments or score columns, or too few
     customers to form both groups. ``recommender``: a recommender already fitted on the dataset's
     events up to the end of the as-of day (``analytics.recommend.campaign_recommender``; a cache can keep one);
@@ -308,6 +355,8 @@ def select_targets(wh: Warehouse, frame: pd.DataFrame, spec: CampaignSpec, *, re
         "rank_score": scores[chosen],
     })
     targets = _assign(targets, n_total - cap, spec.seed, "segment")
+    source = score_source(frame, spec)
+    warning = ranking_problem(scores[idx], source)
     if spec.recommendations > 0:
         targets["recommended_items"] = recommended_items(wh, spec, targets["customer_id"], recommender)
     targets.attrs = {
@@ -315,6 +364,7 @@ def select_targets(wh: Warehouse, frame: pd.DataFrame, spec: CampaignSpec, *, re
         "n_treatment": int((targets["group"] == "treatment").sum()),
         "n_control": int((targets["group"] == "control").sum()),
         "value_source": frame.attrs.get("value_source"), "risk_source": frame.attrs.get("risk_source"),
+        "score_source": source, "score_warning": warning,
         "spec": spec.to_dict(),
     }
     return targets

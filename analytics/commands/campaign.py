@@ -173,7 +173,7 @@ def cmd_create(args) -> int:
     value = spec.value_per_response if spec.value_per_response is not None else d_value
     expected = c.expected_outcome(targets, rate, value, spec.cost_per_contact)
     curve = c.return_curve(targets, rate, value, spec.cost_per_contact)
-    summary = {"expected": expected, "break_even": curve.attrs["break_even"],
+    summary = {"expected": expected, "break_even": None if expected["roi_withheld"] else curve.attrs["break_even"],
                "zero_return_n": curve.attrs["zero_return_n"],
                "default_response_rate": d_rate, "default_value_per_response": d_value,
                "default_source": defaults["source"]}
@@ -185,24 +185,31 @@ def cmd_create(args) -> int:
     if args.json:
         print(json.dumps({"id": cid, "eligible": a["eligible"], "cap": a["cap"], "cap_reason": a["cap_reason"],
                           "n_treatment": a["n_treatment"], "n_control": a["n_control"],
-                          "value_source": a["value_source"], **summary}, indent=2, default=str))
+                          "value_source": a["value_source"], "score_source": a.get("score_source"),
+                          "score_warning": a.get("score_warning"), **summary}, indent=2, default=str))
         return 0
     print(f"campaign {cid} {spec.name!r} saved: {a['eligible']:,} eligible customers, "
           f"{a['n_treatment']:,} to contact (limited by {a['cap_reason']}), {a['n_control']:,} held out "
           f"as control ({spec.control_share:.0%}, seed {spec.seed}, stratified by segment)")
     print(f"ranked by {c.RANKINGS[spec.ranking]}" + (f" ({spec.score_column})" if spec.score_column else "")
           + f"; values from {a['value_source']}")
+    if a.get("score_warning"):
+        print(f"warning: {a['score_warning']}")
     print(f"assumed response rate {rate:.2%}" + (" (default)" if spec.response_rate is None else "")
           + f", value per response {value:,.2f}" + (" (from the data)" if spec.value_per_response is None else ""))
     if spec.response_rate is None or spec.value_per_response is None:
         print(f"  defaults: {defaults['source']}")
     roi = expected["roi"]
-    print(f"expected: {expected['expected_responses']:,.1f} responses, revenue {expected['expected_revenue']:,.2f}, "
-          f"cost {expected['cost']:,.2f}, incremental return {expected['incremental_return']:,.2f}, "
-          f"ROI {'n/a' if roi is None else f'{roi:.1%}'}")
-    be = curve.attrs["break_even"]
-    print("break-even: " + (f"the {be:,}th contact is the last whose expected return covers its cost"
-                            if be is not None else "no contact is expected to cover its cost"))
+    if expected["roi_withheld"]:
+        print(f"expected: cost {expected['cost']:,.2f}; revenue, return and ROI not shown: the list is not "
+              "ranked (see the warning above); pick a ranking that differs between customers")
+    else:
+        print(f"expected: {expected['expected_responses']:,.1f} responses, revenue "
+              f"{expected['expected_revenue']:,.2f}, cost {expected['cost']:,.2f}, incremental return "
+              f"{expected['incremental_return']:,.2f}, ROI {'n/a' if roi is None else f'{roi:.1%}'}")
+        be = curve.attrs["break_even"]
+        print("break-even: " + (f"the {be:,}th contact is the last whose expected return covers its cost"
+                                if be is not None else "no contact is expected to cover its cost"))
     if out is not None:
         print(f"wrote {len(targets):,} rows to {out}")
     return 0
@@ -244,7 +251,11 @@ def cmd_show(args) -> int:
           + f"; {camp['n_eligible']:,} eligible, {camp['n_treatment']:,} contacted, {camp['n_control']:,} control "
           f"({spec.get('control_share', 0):.0%}, seed {spec.get('seed')})")
     exp = (camp["summary"] or {}).get("expected")
-    if exp:
+    if (camp["summary"] or {}).get("score_warning"):
+        print(f"  warning: {camp['summary']['score_warning']}")
+    if exp and exp.get("roi_withheld"):
+        print(f"  expected: cost {exp['cost']:,.2f}; revenue, return and ROI not shown (the list is not ranked)")
+    elif exp:
         roi = exp.get("roi")
         print(f"  expected: revenue {exp['expected_revenue']:,.2f}, cost {exp['cost']:,.2f}, incremental return "
               f"{exp['incremental_return']:,.2f}, ROI {'n/a' if roi is None else f'{roi:.1%}'}")

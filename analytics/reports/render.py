@@ -334,6 +334,7 @@ summary{cursor:pointer;color:#374151;margin:8px 0}
 .card .v{font-size:1.3rem;font-weight:600}.card .l{color:#6b7280;font-size:.8rem}
 .chart{min-height:300px}
 .desc{white-space:pre-wrap;overflow-wrap:anywhere}
+.warning{background:#fef3c7;border-left:4px solid #d97706;padding:6px 10px}
 """
 
 _BOOT = """
@@ -408,6 +409,9 @@ def _render_html(snapshot: dict, *, plotly_js: str | None = None) -> str:
     if subj.get("description"):
         add(f'<p class="desc" id="subject-description">{esc(subj["description"])}</p>')
     add(f'<p><strong>Who is in it:</strong> <span id="subject-definition">{esc(subj["definition_text"])}</span></p>')
+    if subj.get("ranking_warning"):
+        add(f'<p class="warning" id="ranking-warning"><strong>Not ranked:</strong> {esc(subj["ranking_warning"])}; '
+            'no expected return or ROI is reported for this list.</p>')
     add("</section>")
 
     add("<section><h2>Size and value</h2><div class=\"cards\">")

@@ -212,9 +212,15 @@ def _campaign_members(wh: Warehouse, campaign_id, dataset: str, frame: pd.DataFr
                      "per contact")
     if spec.get("control_share"):
         parts.append(f"{100 * float(spec['control_share']):.0f} % held out as control")
+    # a list whose ranking score ranks nobody (constant, all 0, missing): said, as on the Campaigns page
+    summary = camp.get("summary") or {}
+    warning = summary.get("score_warning")
+    if warning is None and hasattr(campaigns, "ranking_problem") and "rank_score" in targets.columns:
+        warning = campaigns.ranking_problem(targets["rank_score"], summary.get("score_source"))
     subject = {"name": spec.get("name") or f"campaign {cid}", "description": spec.get("description") or "",
                "definition": spec, "definition_text": ", ".join(parts), "campaign_id": clean_json(cid),
-               "targets": int(len(ids)), "campaign_as_of": clean_json(spec.get("as_of"))}
+               "targets": int(len(ids)), "campaign_as_of": clean_json(spec.get("as_of")),
+               "ranking_warning": warning}
     return mask, subject
 
 
@@ -512,6 +518,11 @@ def build_report(wh: Warehouse, dataset: str, as_of, *, segment: str | None = No
         expected = np.asarray(exp_values, dtype=float)
         if expected.shape != (len(frame),):
             raise ReportError("the expected CLV values do not match the customer frame")
+    if expected is not None:
+        finite = expected[np.isfinite(expected)]
+        if finite.size == 0 or finite.min() == finite.max():
+            what = "missing" if finite.size == 0 else f"{finite[0]:,.2f} for every customer"
+            notes.append(f"expected CLV ({expected_source}) is {what}: it says nothing about who is worth more")
     seg_value = _value_block(frame, mask, expected)
     all_value = _value_block(frame, np.ones(len(frame), dtype=bool), expected)
     trend, top_categories, top_items = _sql_sections(wh, dataset, day, members, int(trend_months), int(top_n),

@@ -435,6 +435,12 @@ def _tab_build(p: _Page) -> None:
                        f"{targets.attrs.get('risk_source') or '–'} · contacts limited by: "
                        f"{targets.attrs.get('cap_reason', '–')}.")
 
+        score_warning = targets.attrs.get("score_warning")
+        if score_warning:
+            said = widgets.md_escape(score_warning[:1].upper() + score_warning[1:])
+            st.warning(f"**This list is not ranked.** {said}. No expected return or ROI is shown for it: pick a "
+                       "ranking (or a score column) that differs between these customers.", icon="⚠️")
+
         # -------------------------------------------------------- expected outcome
         st.subheader("Expected outcome")
         defaults = cache.campaign_response_defaults(dataset, as_of, spec)
@@ -457,7 +463,12 @@ def _tab_build(p: _Page) -> None:
         except ValueError as exc:
             outcome = curve = None
             _error(exc, "Check the assumptions")
-        if outcome is not None:
+        if outcome is not None and outcome.get("roi_withheld"):
+            o1, o2 = st.columns([1, 3])
+            o2.metric("Cost", widgets.fmt_money(outcome["cost"]))
+            o1.metric("ROI", "not shown", help="The ranking score does not rank this selection (see the warning "
+                      "above), so no return is computed for it.")
+        elif outcome is not None:
             o1, o2, o3, o4 = st.columns(4)
             o1.metric("Expected revenue", widgets.fmt_money(outcome["expected_revenue"]),
                       help=f"{outcome['expected_responses']:,.1f} expected responses among "
