@@ -32,6 +32,7 @@ from tests.predict.test_backtest import cdnow_events  # noqa: E402
 
 SPLITS = {"sample": ("2025-09-30", "2025-12-31"), "cdnow": ("1997-09-30", "1998-06-30")}
 LABELS = {"zero": "zero", "naive": "naive (rate x horizon x AOV)", "bgnbd": "BG/NBD x Gamma-Gamma",
+          "paretonbd": "Pareto/NBD x Gamma-Gamma",
           "lightgbm": "LightGBM", "lstm": "LSTM (ZILN)", "ensemble": "ensemble"}
 
 

@@ -38,7 +38,7 @@ def register(sub) -> None:
     p.add_argument("--calibration-end", required=True, metavar="DATE", help="last calibration day (inclusive)")
     p.add_argument("--holdout-end", required=True, metavar="DATE", help="last holdout day (inclusive)")
     p.add_argument("--models", default="bgnbd,naive,lightgbm,lstm", metavar="LIST",
-                   help="comma-separated: zero,naive,bgnbd,lightgbm,lstm (baselines always run)")
+                   help="comma-separated: zero,naive,bgnbd,paretonbd,lightgbm,lstm (baselines always run)")
     p.add_argument("--period", default="weeks", choices=["weeks", "months"], help="LSTM sequence period")
     p.add_argument("--device", default="auto", help="LSTM device: auto, cuda, mps or cpu")
     p.add_argument("--epochs", type=int, default=None,

@@ -266,25 +266,28 @@ def fit_statistical_models(features: pd.DataFrame, random_state=0,
                            penalizer: float = FEATURE_PENALIZER) -> tuple[object | None, object | None, list]:
     """(BG/NBD, Gamma-Gamma, notes) fitted on one window's purchasers (time in weeks: better
     conditioned than days). A model that cannot be fitted is None, with a note saying why."""
-    from analytics.clv_models import GammaGammaModel, fit_bgnbd_robust
+    from analytics.clv import fit_bgnbd_robust, fit_gamma_gamma_robust
 
     notes = []
-    f = features
-    buyers = (f["n_orders"] > 0).to_numpy()
-    x = f.loc[buyers, "frequency"].to_numpy(dtype=float)
-    tx = f.loc[buyers, "recency"].to_numpy(dtype=float) / 7.0
-    tt = f.loc[buyers, "T"].to_numpy(dtype=float) / 7.0
-    m = f.loc[buyers, "monetary_value"].to_numpy(dtype=float)
+    x, tx, tt, m = _buyer_inputs(features)
     bg = gg = None
     try:
         bg = fit_bgnbd_robust(x, tx, tt, unit="weeks", random_state=random_state, penalizer=penalizer)
     except (ValueError, ArithmeticError, FloatingPointError) as exc:
         notes.append(f"BG/NBD: {exc}")
-    try:
-        gg = GammaGammaModel(random_state=random_state).fit(x, m)  # a penalizer pulled q below 1 here
+    try:  # unpenalized: lifetimes' ridge pulls q below 1 (no expected spend) on the bundled sample
+        gg = fit_gamma_gamma_robust(x, m, random_state=random_state)
     except (ValueError, ArithmeticError, FloatingPointError) as exc:
         notes.append(f"Gamma-Gamma: {exc}")
     return bg, gg, notes
+
+
+def _buyer_inputs(features: pd.DataFrame):
+    """(frequency, recency in weeks, T in weeks, monetary value) of a window's purchasers."""
+    buyers = (features["n_orders"] > 0).to_numpy()
+    f = features.loc[buyers]
+    return (f["frequency"].to_numpy(dtype=float), f["recency"].to_numpy(dtype=float) / 7.0,
+            f["T"].to_numpy(dtype=float) / 7.0, f["monetary_value"].to_numpy(dtype=float))
 
 
 def model_features(features: pd.DataFrame, horizon_days: float, models) -> pd.DataFrame:
@@ -292,21 +295,18 @@ def model_features(features: pd.DataFrame, horizon_days: float, models) -> pd.Da
     spend and expected value per customer of one window (NaN where a model is missing and
     for customers without a purchase). ``models``: ``(bgnbd, gamma_gamma)`` of that window
     (:func:`fit_statistical_models`)."""
-    bg, gg = models[0], models[1]
+    bg, gg = models[0], models[1]  # a purchase model: BG/NBD or Pareto/NBD (the same API)
     f = features
     out = pd.DataFrame(np.nan, index=f.index, columns=MODEL_FEATURES)
     buyers = (f["n_orders"] > 0).to_numpy()
-    x = f.loc[buyers, "frequency"].to_numpy(dtype=float)
-    tx = f.loc[buyers, "recency"].to_numpy(dtype=float) / 7.0
-    tt = f.loc[buyers, "T"].to_numpy(dtype=float) / 7.0
-    m = f.loc[buyers, "monetary_value"].to_numpy(dtype=float)
+    x, tx, tt, m = _buyer_inputs(f)
     with np.errstate(all="ignore"):
         if bg is not None:
             out.loc[buyers, "bg_expected_purchases"] = np.asarray(
                 bg.expected_purchases(horizon_days / 7.0, x, tx, tt), dtype=float)
-            out.loc[buyers, "bg_p_alive"] = np.asarray(bg.probability_alive(x, tx, tt), dtype=float)
+            out.loc[buyers, "bg_p_alive"] = np.asarray(bg.expected_probability_alive(x, tx, tt), dtype=float)
         if gg is not None:
-            out.loc[buyers, "gg_expected_spend"] = np.asarray(gg.expected_spend(x, m), dtype=float)
+            out.loc[buyers, "gg_expected_spend"] = np.asarray(gg.expected_customer_spend(x, m), dtype=float)
     out["bg_expected_value"] = out["bg_expected_purchases"] * out["gg_expected_spend"]
     return out.where(np.isfinite(out.to_numpy()))
 

@@ -49,7 +49,8 @@ def test_backtest_runs_and_table_matches_library(page):
     assert not at.exception, at.exception
     assert not at.error, [e.value for e in at.error]
     table = _table(at, "RMSE")
-    assert list(table.index) == ["Zero", "Naive rate x AOV", "BG/NBD x Gamma-Gamma", "LightGBM"]
+    assert list(table.index) == ["Zero", "Naive rate x AOV", "BG/NBD x Gamma-Gamma", "Pareto/NBD x Gamma-Gamma",
+                                   "LightGBM"]
     # one screen: the main figures only, no dates or cut-offs, no empty error column
     assert list(table.columns) == ["RMSE", "Normalized Gini", "Top-decile capture", "Predicted / actual",
                                    "Churn ROC AUC", "Fit (s)"]

@@ -50,12 +50,12 @@ def result(sample_wh):
 def test_table_has_every_model_with_fit_time_and_total_ratio(result):
     res, stages = result
     t = res.metrics
-    assert list(t.index)[:5] == ["zero", "naive", "bgnbd", "lightgbm", "lstm"]
-    assert set(t.index) <= {"zero", "naive", "bgnbd", "lightgbm", "lstm", "ensemble"}
+    assert list(t.index)[:6] == ["zero", "naive", "bgnbd", "paretonbd", "lightgbm", "lstm"]
+    assert set(t.index) <= {"zero", "naive", "bgnbd", "paretonbd", "lightgbm", "lstm", "ensemble"}
     assert t["error"].isna().all(), t["error"].to_dict()
-    assert {s["stage"] for s in stages} == {"features", "zero", "naive", "bgnbd", "lightgbm", "lstm"}
+    assert {s["stage"] for s in stages} == {"features", "zero", "naive", "bgnbd", "paretonbd", "lightgbm", "lstm"}
     assert {s.get("phase") for s in stages if s["status"] == "epoch"} == {"validation", "final"}
-    assert (t["fit_seconds"] >= 0).all() and (t.loc[["bgnbd", "lightgbm", "lstm"], "fit_seconds"] > 0).all()
+    assert (t["fit_seconds"] >= 0).all() and (t.loc[["bgnbd", "paretonbd", "lightgbm", "lstm"], "fit_seconds"] > 0).all()
     p = res.predictions
     for name in t.index:  # the ratio is the model's total over the actual total, baselines included
         assert t.loc[name, "total_ratio"] == pytest.approx(p[f"{name}_value"].sum() / p["actual_value"].sum())
@@ -89,8 +89,8 @@ def test_same_seed_same_table(sample_wh, result):
     res, _ = result
     again = run_backtest(sample_wh, "sample", CAL, HOLD, models=["lightgbm"], device="cpu", max_cutoffs=5)
     cols = ["rmse", "normalized_gini", "total_ratio", "roc_auc"]
-    pd.testing.assert_frame_equal(again.metrics.loc[["naive", "bgnbd", "lightgbm"], cols],
-                                  res.metrics.loc[["naive", "bgnbd", "lightgbm"], cols])
+    keep = ["naive", "bgnbd", "paretonbd", "lightgbm"]
+    pd.testing.assert_frame_equal(again.metrics.loc[keep, cols], res.metrics.loc[keep, cols])
 
 
 def test_bad_input(sample_wh):

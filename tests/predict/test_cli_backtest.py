@@ -36,7 +36,7 @@ def test_backtest_writes_table_and_json(db, tmp_path, capsys):
     text = capsys.readouterr().out
     assert "lightgbm" in text and "bgnbd" in text and "saved as run" in text
     data = json.loads(out.read_text())
-    assert set(data["metrics"]) == {"zero", "naive", "bgnbd", "lightgbm"}
+    assert set(data["metrics"]) == {"zero", "naive", "bgnbd", "paretonbd", "lightgbm"}
     assert data["metrics"]["zero"]["top_decile_capture"] == pytest.approx(0.1)
     assert data["metrics"]["lightgbm"]["rmse"] < data["metrics"]["zero"]["rmse"]
     assert len(data["deciles"]["lightgbm"]) == 10

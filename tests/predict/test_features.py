@@ -89,7 +89,7 @@ def test_inter_purchase_times_and_interactions(wh):
 
 
 def test_model_features_equal_the_fitted_models(wh):
-    from analytics.clv_models import BetaGeoModel, GammaGammaModel
+    from analytics.clv import BetaGeoModel, GammaGammaModel
 
     from ._events import sample_events
 
@@ -103,8 +103,8 @@ def test_model_features_equal_the_fitted_models(wh):
     b = f[buyers]
     x, tx, tt = b["frequency"].to_numpy(), b["recency"].to_numpy() / 7, b["T"].to_numpy() / 7
     np.testing.assert_allclose(m.loc[buyers, "bg_expected_purchases"], bg.expected_purchases(13.0, x, tx, tt))
-    np.testing.assert_allclose(m.loc[buyers, "bg_p_alive"], bg.probability_alive(x, tx, tt))
-    np.testing.assert_allclose(m.loc[buyers, "gg_expected_spend"], gg.expected_spend(x, b["monetary_value"]))
+    np.testing.assert_allclose(m.loc[buyers, "bg_p_alive"], bg.expected_probability_alive(x, tx, tt))
+    np.testing.assert_allclose(m.loc[buyers, "gg_expected_spend"], gg.expected_customer_spend(x, b["monetary_value"]))
     np.testing.assert_allclose(m["bg_expected_value"], m["bg_expected_purchases"] * m["gg_expected_spend"])
     assert m.loc[~buyers].isna().all().all()
     # a model that cannot be fitted leaves its columns missing, never the window
