@@ -26,7 +26,7 @@ def _table(at, column: str):
 def page(app_wh, monkeypatch):
     from analytics.predict import features
 
-    monkeypatch.setattr(features, "MAX_CUTOFFS", 4)  # fewer rolling origins keep the test quick
+    monkeypatch.setattr(features, "MAX_CUTOFFS", 3)  # fewer rolling origins keep the test quick
     ev = sample_events()
     ev = ev[ev["customer_id"] < "C0001200"]  # a smaller slice keeps the test quick
     rows = list(zip(ev["customer_id"], __import__("pandas").to_datetime(ev["event_time"]), ev["event_type"],

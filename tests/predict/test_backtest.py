@@ -42,7 +42,7 @@ def sample_wh():
 @pytest.fixture(scope="module")
 def result(sample_wh):
     stages = []
-    res = run_backtest(sample_wh, "sample", CAL, HOLD, models=["lightgbm", "lstm"], device="cpu", max_cutoffs=5,
+    res = run_backtest(sample_wh, "sample", CAL, HOLD, models=["lightgbm", "lstm"], device="cpu", max_cutoffs=3,
                        lstm_params=FAST_LSTM, progress=stages.append)
     return res, stages
 
@@ -60,7 +60,7 @@ def test_table_has_every_model_with_fit_time_and_total_ratio(result):
     for name in t.index:  # the ratio is the model's total over the actual total, baselines included
         assert t.loc[name, "total_ratio"] == pytest.approx(p[f"{name}_value"].sum() / p["actual_value"].sum())
     info = res.info
-    assert info["holdout_days"] == info["target_days"] == 92 and len(info["training_cutoffs"]) == 5
+    assert info["holdout_days"] == info["target_days"] == 92 and len(info["training_cutoffs"]) == 4
     assert info["validation_cutoff"] == "2025-06-30" and info["purged_cutoffs"]
 
 
@@ -87,7 +87,7 @@ def test_learned_models_beat_bgnbd_on_planted_data(result):
 
 def test_same_seed_same_table(sample_wh, result):
     res, _ = result
-    again = run_backtest(sample_wh, "sample", CAL, HOLD, models=["lightgbm"], device="cpu", max_cutoffs=5)
+    again = run_backtest(sample_wh, "sample", CAL, HOLD, models=["lightgbm"], device="cpu", max_cutoffs=3)
     cols = ["rmse", "normalized_gini", "total_ratio", "roc_auc"]
     keep = ["naive", "bgnbd", "paretonbd", "lightgbm"]
     pd.testing.assert_frame_equal(again.metrics.loc[keep, cols], res.metrics.loc[keep, cols])

@@ -25,7 +25,7 @@ def db(tmp_path_factory):
 def few_cutoffs(monkeypatch):
     from analytics.predict import features
 
-    monkeypatch.setattr(features, "MAX_CUTOFFS", 4)  # fewer rolling origins keep the test quick
+    monkeypatch.setattr(features, "MAX_CUTOFFS", 3)  # fewer rolling origins keep the test quick
 
 
 def test_backtest_writes_table_and_json(db, tmp_path, capsys):
