@@ -245,6 +245,30 @@ stored_campaign_readout = _wrap(lambda wh, d, cid: _lib("analytics.campaigns").c
                                 ("campaigns",), max_entries=8, name="stored_campaign_readout")
 
 
+def _currency_info(wh, dataset: str):
+    from analytics.currency import dataset_currency as _dataset_currency
+
+    return _dataset_currency(wh, dataset)
+
+
+#: ``analytics.currency.dataset_currency`` (the stored choice, else the guess with its reason)
+dataset_currency = _wrap(_currency_info, max_entries=32, name="dataset_currency")
+
+
+def set_currency(dataset: str, code: str | None) -> str | None:
+    """Store the dataset's currency (``CurrencyError`` for a code that is not ISO 4217; None: back to
+    the guess) and forget the cached one."""
+    from analytics.currency import set_dataset_currency
+
+    out = set_dataset_currency(warehouse(), dataset, code)
+    dataset_currency.clear()
+    return out
+
+
+range_comparison = _wrap(lambda wh, d, start, end: _lib("analytics.periods").compare_ranges(wh, d, start, end),
+                         max_entries=16, name="range_comparison", spinner="Comparing with the previous period…")
+
+
 def _lib(module: str):
     import importlib
 

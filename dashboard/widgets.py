@@ -136,6 +136,48 @@ def fmt_pct(x: float | None) -> str:
     return "–" if x is None else f"{100 * x:.1f} %"
 
 
+def currency(dataset: str | None):
+    """The :class:`analytics.currency.Currency` money of ``dataset`` is shown in (None when unknown:
+    figures then carry no sign)."""
+    if not dataset:
+        return None
+    try:
+        return cache.dataset_currency(dataset).currency
+    except Exception:  # a dataset deleted meanwhile, a busy warehouse: show bare numbers
+        return None
+
+
+def column_config(frame, currency=None, kinds: dict | None = None, titles: dict | None = None) -> dict:
+    """An ``st.dataframe`` column configuration for ``frame`` from ``analytics.formatting``: human
+    titles, money in ``currency`` with thousands separators, rates as percentages, dates as days,
+    plain-words tooltips. Values stay numbers (the table sorts them as numbers)."""
+    from analytics import formatting
+
+    out = {}
+    for name, f in formatting.table_columns(frame, currency, kinds).items():
+        title = (titles or {}).get(name, f.title)
+        if f.kind == "percent":
+            out[name] = st.column_config.NumberColumn(title, format="percent", help=f.help)
+        elif f.kind == "date":
+            out[name] = st.column_config.DateColumn(title, format="D MMM YYYY", help=f.help)
+        elif f.printf:
+            out[name] = st.column_config.NumberColumn(title, format=f.printf, help=f.help)
+        else:
+            out[name] = st.column_config.Column(title, help=f.help)
+    return out
+
+
+def table(frame, key: str, currency=None, *, kinds: dict | None = None, titles: dict | None = None,
+          drop_empty: bool = True, **kw) -> None:
+    """``frame`` as an ``st.dataframe`` for people (:func:`column_config`), without the columns that
+    are empty in every row (no "None" / "nan" columns)."""
+    from analytics import formatting
+
+    shown = formatting.drop_empty_columns(frame) if drop_empty else frame
+    kw.setdefault("hide_index", True)
+    st.dataframe(shown, key=key, column_config=column_config(shown, currency, kinds, titles), **kw)
+
+
 def dataset_span_or_stop(needs_events: bool = False) -> tuple[str, str, "datetime.date", "datetime.date"]:
     """The current dataset, its data version and first/last event days.
 
