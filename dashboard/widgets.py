@@ -356,3 +356,87 @@ def blank_conditions(conditions: list[dict]) -> list[int]:
     """1-based numbers of the conditions still waiting for a value."""
     return [i + 1 for i, c in enumerate(conditions)
             if c["value"] == "" or c["value"] == [] or (isinstance(c["value"], list) and "" in c["value"])]
+
+
+# ---- numbers as people read them (analytics.formatting on the screen)
+#: momentjs format of a day in tables, as analytics.formatting.date writes it ("31 Dec 2025")
+DATE_FORMAT = "D MMM YYYY"
+
+
+def dataset_currency(dataset: str | None):
+    """The :class:`analytics.currency.Currency` money of ``dataset`` is shown in (None: no sign)."""
+    from analytics.currency import dataset_currency as _info
+
+    try:
+        return _info(cache.warehouse(), dataset).currency
+    except Exception:  # a warehouse hiccup must not stop a page over a currency sign
+        return None
+
+
+def people_table(frame, currency=None, *, kinds: dict | None = None, titles: dict | None = None,
+                 helps: dict | None = None, missing: dict | None = None, drop_empty: bool = True):
+    """``(display frame, column_config)`` for ``st.dataframe``: human titles and tooltips
+    (:data:`analytics.formatting.COLUMNS`, or ``titles``/``helps``), money in ``currency`` with
+    thousands separators and its minor units, rates as percentages with one decimal, dates as
+    days, counts with separators; columns missing in every row are left out. A number column
+    missing in some rows is shown as text, its gaps saying why (``missing``: column -> phrase,
+    default "not enough history"), so no cell reads "None" or "nan". The machine names stay in
+    exports; this is only what the screen shows."""
+    import pandas as pd
+
+    from analytics import formatting
+
+    cols = formatting.table_columns(frame, currency, kinds)
+    data, config = {}, {}
+    for col in frame.columns:
+        name = str(col)
+        f = cols[name]
+        s = frame[col]
+        if drop_empty and len(frame) and (s.isna().all() or (s.dtype == object and s.map(
+                lambda v: v is None or (isinstance(v, str) and not v.strip())).all())):
+            continue
+        title = (titles or {}).get(name, f.title)
+        help_ = (helps or {}).get(name, f.help)
+        numeric = f.kind in ("money", "percent", "count", "number", "score", "days") and (
+            pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s))
+        if numeric and s.isna().any():
+            reason = (missing or {}).get(name, formatting.NOT_ENOUGH_HISTORY)
+            s = pd.Series([reason if pd.isna(v) else formatting.format_value(v, f.kind, currency) for v in s],
+                          index=s.index, dtype=object)
+            config[title] = st.column_config.TextColumn(title, help=help_)
+        elif numeric and f.kind == "percent":
+            s = pd.to_numeric(s) * 100.0
+            config[title] = st.column_config.NumberColumn(title, help=help_, format="%.1f %%")
+        elif numeric:
+            config[title] = st.column_config.NumberColumn(title, help=help_, format=f.printf or "%,.2f")
+        elif f.kind == "date" or pd.api.types.is_datetime64_any_dtype(s):
+            s = pd.to_datetime(s, errors="coerce")
+            if s.isna().any():
+                s = pd.Series([formatting.date(v, missing=(missing or {}).get(name, formatting.MISSING))
+                               for v in s], index=s.index, dtype=object)
+                config[title] = st.column_config.TextColumn(title, help=help_)
+            else:
+                config[title] = st.column_config.DateColumn(title, help=help_, format=DATE_FORMAT)
+        else:
+            if s.dtype == object or pd.api.types.is_string_dtype(s):
+                s = s.astype(object).where(s.notna(), (missing or {}).get(name, formatting.MISSING))
+            config[title] = st.column_config.Column(title, help=help_)
+        data[title] = s.to_numpy() if hasattr(s, "to_numpy") else s
+    return pd.DataFrame(data, index=frame.index), config
+
+
+def show_table(frame, currency=None, *, kinds: dict | None = None, titles: dict | None = None,
+               helps: dict | None = None, missing: dict | None = None, key: str | None = None,
+               height=None, hide_index: bool = True, drop_empty: bool = True) -> None:
+    """``frame`` as a table people read (see :func:`people_table`), as wide as the page."""
+    shown, config = people_table(frame, currency, kinds=kinds, titles=titles, helps=helps, missing=missing,
+                                 drop_empty=drop_empty)
+    kw = {} if height is None else {"height": height}
+    st.dataframe(shown, hide_index=hide_index, width="stretch", column_config=config, key=key, **kw)
+
+
+def money_text(currency):
+    """A one-argument formatter of money in ``currency`` (for captions, metrics and plain-words help)."""
+    from analytics import formatting
+
+    return lambda x: formatting.money(x, currency)
