@@ -10,7 +10,11 @@ from tests.dashboard.conftest import APP, TIMEOUT, insert_events, synthetic_rows
 
 
 def _metrics(at) -> dict[str, str]:
-    return {m.label: m.value for m in at.metric}
+    """The all-time KPIs (the first metric of each label; the date range's row follows)."""
+    out: dict[str, str] = {}
+    for m in at.metric:
+        out.setdefault(m.label, m.value)
+    return out
 
 
 def _num(text: str) -> float:
@@ -101,3 +105,89 @@ def test_pages_use_emoji_icons_only():
     for node in ast.walk(ast.parse(src)):
         if isinstance(node, ast.keyword) and node.arg == "icon" and isinstance(node.value, ast.Constant):
             assert not node.value.value.startswith(":"), node.value.value
+
+
+def _dated_rows(seed: int = 7) -> list[tuple]:
+    """Events from 10 Jun 2023 to 5 Mar 2024: a partial first month (21 of 30 days) and a partial
+    last month (5 of 31 days)."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    first, last = dt.datetime(2023, 6, 10, 9), dt.datetime(2024, 3, 5, 18)
+    span = int((last - first).total_seconds() // 3600)
+    rows = [("c000", first, "purchase", "o-first", 20.0), ("c001", last, "purchase", "o-last", 30.0)]
+    for i in range(600):
+        t = first + dt.timedelta(hours=int(rng.integers(0, span)))
+        c = f"c{int(rng.integers(0, 80)):03d}"
+        kind = str(rng.choice(["view", "purchase", "purchase", "return"]))
+        rows.append((c, t, kind, f"o{i}" if kind != "view" else None,
+                     float(rng.integers(5, 300)) + 0.25 if kind != "view" else None))
+    return rows
+
+
+def _window(df, start, end) -> dict:
+    w = df[(df.event_time >= start) & (df.event_time < end + dt.timedelta(days=1))]
+    buy = w[w.event_type == "purchase"]
+    return {"revenue": buy.revenue.sum() - w[w.event_type == "return"].revenue.sum(),
+            "orders": buy.order_id.nunique(), "active": w.customer_id.nunique()}
+
+
+def test_date_range_kpis_and_deltas_match_pandas(app_wh):
+    df = insert_events(app_wh, "shop", _dated_rows())
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
+    assert not at.exception, at.exception
+    # default range: the data's last 30 days
+    assert at.date_input(key="ov_range").value == (dt.date(2024, 2, 5), dt.date(2024, 3, 5))
+    at.date_input(key="ov_range").set_value((dt.date(2024, 2, 1), dt.date(2024, 2, 29))).run()
+    assert not at.exception, at.exception
+    cur, prev = _window(df, dt.datetime(2024, 2, 1), dt.datetime(2024, 2, 29)), \
+        _window(df, dt.datetime(2024, 1, 3), dt.datetime(2024, 1, 31))
+    row = at.metric[5:]  # after the five all-time KPIs
+    by = {m.label: m for m in row}
+    assert _num(by["Net revenue"].value) == round(cur["revenue"], 2)
+    assert _num(by["Orders"].value) == cur["orders"]
+    assert _num(by["Active customers"].value) == cur["active"]
+    assert by["Net revenue"].delta == f"{100 * (cur['revenue'] / prev['revenue'] - 1):+,.1f} %"
+    assert by["Orders"].delta == f"{100 * (cur['orders'] / prev['orders'] - 1):+,.1f} %"
+    assert any("1 Feb – 29 Feb 2024" in md.value and "29 days" in md.value for md in at.markdown)
+
+
+def test_range_at_the_start_has_no_comparison(app_wh):
+    insert_events(app_wh, "shop", _dated_rows())
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
+    at.date_input(key="ov_range").set_value((dt.date(2023, 6, 10), dt.date(2023, 6, 30))).run()
+    assert not at.exception
+    assert all(m.delta in (None, "") for m in at.metric[5:])
+    assert any("no earlier period" in c.value for c in at.caption)
+    at.date_input(key="ov_range").set_value((dt.date(2023, 6, 20), dt.date(2023, 6, 30))).run()
+    assert any("not like for like" in w.value for w in at.warning)
+
+
+def test_partial_months_are_marked_with_their_day_count(app_wh):
+    import json
+
+    insert_events(app_wh, "shop", _dated_rows())
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
+    assert not at.exception
+    note = [c.value for c in at.caption if "drawn hatched or dashed" in c.value]
+    assert note and "first month has data for 21 of its 30 days" in note[0] \
+        and "last month has data for 5 of its 31 days" in note[0]
+    revenue = json.loads(at.get("plotly_chart")[0].proto.spec)
+    bars = revenue["data"][0]
+    shapes = bars["marker"]["pattern"]["shape"]
+    assert shapes[0] == shapes[-1] == "/" and set(shapes[1:-1]) == {""} and len(shapes) == 10
+    labels = [a["text"] for a in revenue["layout"]["annotations"]]
+    assert labels == ["partial: 21 of 30 days", "partial: 5 of 31 days"]
+    active = json.loads(at.get("plotly_chart")[1].proto.spec)
+    assert any(t.get("line", {}).get("dash") == "dot" for t in active["data"])
+
+
+def test_money_in_the_dataset_currency(app_wh):
+    from analytics.currency import set_dataset_currency
+
+    insert_events(app_wh, "shop", [("a", dt.datetime(2024, 1, 1), "purchase", "o1", 1234.5)])
+    set_dataset_currency(app_wh, "shop", "EUR")
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
+    assert not at.exception
+    assert _metrics(at)["Revenue (net)"] == "€1,234.50"
+    assert any("Money in Euro" in c.value for c in at.caption)
