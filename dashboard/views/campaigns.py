@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import time
 
 import numpy as np
 import pandas as pd
@@ -20,6 +19,8 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from analytics import campaigns as camp
+from analytics import formatting, glossary
+from analytics.campaigns.export import HEADER_STYLES, email_column_key, send_list
 from analytics.export import to_parquet, to_safe_csv
 from analytics.segments import rules, store
 from dashboard import cache, widgets
@@ -58,23 +59,26 @@ def _ordered(targets: pd.DataFrame) -> pd.DataFrame:
     return targets[first + [c for c in targets.columns if c not in first]].reset_index(drop=True)
 
 
-LIST_FORMATS = {
-    "expected_clv": st.column_config.NumberColumn("expected_clv", format="%.2f"),
-    "churn_risk": st.column_config.NumberColumn("churn_risk", format="percent"),
-    "churn_value": st.column_config.NumberColumn("churn_value", format="%.2f"),
-    "p_alive": st.column_config.NumberColumn("p_alive", format="percent"),
-    "rank_score": st.column_config.NumberColumn("rank_score", format="%.4g"),
-}
+#: why a cell of the target list is empty, in words
+LIST_MISSING = {"churn_risk": "never bought", "churn_value": "never bought", "p_alive": "never bought",
+                "expected_clv": formatting.NOT_ENOUGH_HISTORY, "recommended_items": "none"}
+HEADER_LABELS = {"tool": "Tool-friendly (customer_id, email, expected_value…)",
+                 "people": "For people (Customer, Expected value (EUR)…)", "machine": "The library's own names"}
 
 
-def _show_list(targets: pd.DataFrame, key: str) -> None:
-    """The target list as a table, ordered as exported (its first SHOW_ROWS rows: the browser
-    cannot draw millions; only those rows are reordered here)."""
-    config = {c: f for c, f in LIST_FORMATS.items() if c in targets.columns}
+def _money(p: "_Page"):
+    return widgets.money_text(p.currency)
+
+
+def _show_list(targets: pd.DataFrame, key: str, currency=None) -> None:
+    """The target list as a table people read (human titles, money in the dataset currency,
+    rates as percentages), ordered as exported (its first SHOW_ROWS rows: the browser cannot
+    draw millions; only those rows are reordered here)."""
     if len(targets) > SHOW_ROWS:
         st.caption(f"Showing the first {SHOW_ROWS:,} of {len(targets):,} rows (by rank); the downloads hold all "
                    f"{len(targets):,} in this order.")
-    st.dataframe(_ordered(targets.head(SHOW_ROWS)), hide_index=True, key=key, column_config=config)
+    widgets.show_table(_ordered(targets.head(SHOW_ROWS)), currency, key=key, missing=LIST_MISSING,
+                       kinds={"rank_score": "number"})
 
 
 def _file_stem(name: str) -> str:
@@ -87,11 +91,51 @@ def _error(exc: BaseException, what: str) -> None:
     st.error(f"{what}: {widgets.md_escape(exc)}", icon="🚫")
 
 
-def _downloads(targets: pd.DataFrame, stem: str, key: str, meta: dict) -> None:
-    """CSV (formula cells neutralized, optional BOM) and Parquet of exactly the list ``targets``,
-    in the table's column order (built only when a button is clicked)."""
+def _send_options(p: "_Page", key: str) -> dict:
+    """Header style, customer attributes and the email column of the send-ready files."""
+    o1, o2, o3 = st.columns([2, 3, 2])
+    headers = o1.radio("Column headers", [h for h in HEADER_STYLES if h != "machine"], format_func=HEADER_LABELS.get,
+                       key=f"{key}_headers", help="Tool-friendly headers map without help in Klaviyo, Mailchimp and "
+                       "ad platforms; for people: titles with the currency code, for a spreadsheet.")
+    try:
+        fields = cache.event_source(p.dataset, p.as_of).fields()
+    except ValueError:
+        fields = {}
+    attrs = {n: f.title for n, f in fields.items() if getattr(f, "kind", None) == "attribute"}
+    email_key = email_column_key(p.wh, p.dataset)
+    attrs = {n: t for n, t in attrs.items() if not (email_key and t == email_key)}
+    chosen = o2.multiselect("Customer attributes to pass through", list(attrs), format_func=attrs.get,
+                            key=f"{key}_attrs", help="Each customer's latest value up to the as-of day (country and "
+                            "the columns kept when the data were loaded).", disabled=not attrs,
+                            placeholder="none in this dataset" if not attrs else "Choose attributes")
+    email = False
+    if email_key:
+        email = o3.checkbox("Add the email column", value=False, key=f"{key}_email",
+                            help="The email kept when the data were loaded (personal data: share it only where "
+                            "you may).")
+    else:
+        o3.caption("No email column: none was kept when the data were loaded.")
+    return {"headers": headers, "attributes": chosen, "include_email": email,
+            "may_see_personal_data": widgets.may_see_personal_data()}
+
+
+def _downloads(targets: pd.DataFrame, stem: str, key: str, meta: dict, p: "_Page") -> None:
+    """The send-ready treatment file (to upload to an email or ads tool) and the control file
+    (to keep aside), then the full list of both groups for analysis as CSV (formula cells
+    neutralized, optional BOM) and Parquet, in the table's column order and machine names
+    (all built only when a button is clicked)."""
+    opts = _send_options(p, key)
     bom = st.checkbox("UTF-8 with BOM for Excel", value=False, key=f"{key}_bom",
                       help="Adds a byte order mark so that Excel opens accented names correctly.")
+    n_t = int((targets["group"] == "treatment").sum()) if "group" in targets else 0
+    n_c = int((targets["group"] == "control").sum()) if "group" in targets else 0
+
+    def _send(group, targets=targets, bom=bom, opts=opts, dataset=p.dataset, as_of=p.as_of,
+              currency=p.currency) -> bytes:
+        frame = send_list(cache.warehouse(), targets, dataset=dataset, as_of=as_of, group=group, currency=currency,
+                          **opts)
+        data = to_safe_csv(frame, bom=bom)
+        return data if isinstance(data, bytes) else data.encode("utf-8")
 
     def _csv(targets=targets, bom=bom) -> bytes:
         data = to_safe_csv(_ordered(targets), bom=bom)
@@ -101,9 +145,23 @@ def _downloads(targets: pd.DataFrame, stem: str, key: str, meta: dict) -> None:
         return to_parquet(_ordered(targets), metadata=meta)
 
     d1, d2 = st.columns(2)
-    d1.download_button("Download CSV", data=_csv, file_name=f"{stem}.csv", mime="text/csv", on_click="ignore",
+    d1.download_button(f"Treatment list to upload ({n_t:,})", data=lambda: _send("treatment"),
+                       file_name=f"{stem}_treatment.csv", mime="text/csv", on_click="ignore", icon="📤",
+                       key=f"{key}_treatment", type="primary", disabled=n_t == 0,
+                       help="Only the customers to contact, best-ranked first, money rounded: the file for your "
+                       "email or ads tool.")
+    d2.download_button(f"Control list, not to contact ({n_c:,})", data=lambda: _send("control"),
+                       file_name=f"{stem}_control.csv", mime="text/csv", on_click="ignore", icon="🧪",
+                       key=f"{key}_control", disabled=n_t == 0 or n_c == 0,
+                       help="The customers held out at random: keep them out of the campaign and compare their "
+                       "purchases with the treatment list's afterwards.")
+    if opts["include_email"] and not opts["may_see_personal_data"]:
+        st.caption("No email column: your role may not see personal data.")
+    st.markdown("**Full list for analysis** (both groups, every column, the library's column names)")
+    d3, d4 = st.columns(2)
+    d3.download_button("Download CSV", data=_csv, file_name=f"{stem}.csv", mime="text/csv", on_click="ignore",
                        icon="⬇️", key=f"{key}_csv")
-    d2.download_button("Download Parquet", data=_parquet, file_name=f"{stem}.parquet",
+    d4.download_button("Download Parquet", data=_parquet, file_name=f"{stem}.parquet",
                        mime="application/vnd.apache.parquet", on_click="ignore", icon="⬇️", key=f"{key}_parquet")
     st.caption("CSV cells a spreadsheet would run as formulas (starting with = + - @, a tab or a carriage return) "
                "are neutralized with a leading '. Parquet keeps the values and types as they are.")
@@ -142,29 +200,39 @@ def _ci_points(ci) -> str:
     return "–" if lo is None or hi is None else f"[{100 * lo:+.2f}, {100 * hi:+.2f}] pp"
 
 
-def _ci_money(ci) -> str:
+def _signed_money(x, currency) -> str:
+    return "–" if x is None else ("+" if x > 0 else "") + formatting.money(x, currency)
+
+
+def _ci_money(ci, currency=None) -> str:
     lo, hi = (ci or [None, None])[:2]
-    return "–" if lo is None or hi is None else f"[{lo:+,.2f}, {hi:+,.2f}]"
+    return "–" if lo is None or hi is None else f"[{_signed_money(lo, currency)}, {_signed_money(hi, currency)}]"
 
 
 def _p(x: float | None) -> str:
     return "–" if x is None else (f"{x:.4f}" if x >= 0.0001 else "< 0.0001")
 
 
+#: the read-out table's columns as people read them (the figure uses the same frame)
+READOUT_KINDS = {"Contacted": "count", "Control": "count", "Conversion, contacted": "percent",
+                 "Conversion, control": "percent", "Revenue per customer, contacted": "money",
+                 "Revenue per customer, control": "money"}
+
+
 def _readout_table(result: dict) -> pd.DataFrame:
     rows = [result["overall"]] + list(result["per_segment"])
     return pd.DataFrame({
         "segment": [str(r["segment"]) for r in rows],
-        "treatment": [r["n_treatment"] for r in rows],
-        "control": [r["n_control"] for r in rows],
-        "conversion treatment": [r["conversion_t"] for r in rows],
-        "conversion control": [r["conversion_c"] for r in rows],
+        "Contacted": [r["n_treatment"] for r in rows],
+        "Control": [r["n_control"] for r in rows],
+        "Conversion, contacted": [r["conversion_t"] for r in rows],
+        "Conversion, control": [r["conversion_c"] for r in rows],
         "uplift (pp)": [None if r["uplift_conversion"] is None else 100 * r["uplift_conversion"] for r in rows],
         "CI95 low (pp)": [None if r["ci95"][0] is None else 100 * r["ci95"][0] for r in rows],
         "CI95 high (pp)": [None if r["ci95"][1] is None else 100 * r["ci95"][1] for r in rows],
         "p-value": [r["p_value"] for r in rows],
-        "revenue/customer treatment": [r["revenue_per_customer_t"] for r in rows],
-        "revenue/customer control": [r["revenue_per_customer_c"] for r in rows],
+        "Revenue per customer, contacted": [r["revenue_per_customer_t"] for r in rows],
+        "Revenue per customer, control": [r["revenue_per_customer_c"] for r in rows],
         "revenue uplift": [r["uplift_revenue"] for r in rows],
         "revenue CI95 low": [r["ci95_revenue"][0] for r in rows],
         "revenue CI95 high": [r["ci95_revenue"][1] for r in rows],
@@ -198,7 +266,7 @@ def _uplift_figure(table: pd.DataFrame) -> go.Figure:
     return fig
 
 
-def _show_readout(result: dict) -> None:
+def _show_readout(result: dict, currency=None) -> None:
     o = result["overall"]
     st.markdown("**Overall**")
     c1, c2, c3, c4 = st.columns(4)
@@ -207,16 +275,18 @@ def _show_readout(result: dict) -> None:
     c2.metric("Conversion, control", widgets.fmt_pct(o["conversion_c"]),
               help=f"{o['conversions_c']:,} of {o['n_control']:,} control customers converted")
     c3.metric("Conversion uplift", _pct_points(o["uplift_conversion"]),
-              help="Treatment minus control, in percentage points; 95% interval and p-value below.")
+              help="Treatment minus control, in percentage points; 95% interval and p-value below. "
+              + glossary.term("uplift"))
     c4.metric("p-value (conversion)", _p(o["p_value"]), help=o.get("p_value_method") or None)
     st.caption(f"Conversion uplift 95% CI: {_ci_points(o['ci95'])} · "
                f"{o.get('p_value_method') or ''}")
     r1, r2, r3, r4 = st.columns(4)
-    r1.metric("Revenue per customer, contacted", widgets.fmt_money(o["revenue_per_customer_t"]))
-    r2.metric("Revenue per customer, control", widgets.fmt_money(o["revenue_per_customer_c"]))
-    r3.metric("Revenue uplift per customer", "–" if o["uplift_revenue"] is None else f"{o['uplift_revenue']:+,.2f}")
+    r1.metric("Revenue per customer, contacted", formatting.money(o["revenue_per_customer_t"], currency))
+    r2.metric("Revenue per customer, control", formatting.money(o["revenue_per_customer_c"], currency))
+    r3.metric("Revenue uplift per customer", _signed_money(o["uplift_revenue"], currency))
     r4.metric("p-value (revenue)", _p(o["p_value_revenue"]), help="Welch t-test")
-    st.caption(f"Revenue uplift 95% CI: {_ci_money(o['ci95_revenue'])} (Welch)")
+    st.caption(f"Revenue uplift 95% CI: {_ci_money(o['ci95_revenue'], currency)} (Welch). "
+               + glossary.term("ci95"))
     if o.get("too_small"):
         st.warning("Overall: " + str(o.get("warning") or "the groups are too small to tell"), icon="⚠️")
     small = [r["segment"] for r in result["per_segment"] if r.get("too_small")]
@@ -233,15 +303,17 @@ def _show_readout(result: dict) -> None:
                 "converted, revenue 0.", icon="ℹ️")
     table = _readout_table(result)
     st.markdown("**Per segment**")
-    money = st.column_config.NumberColumn(format="%.2f")
+    money = st.column_config.NumberColumn(format=formatting.money_printf(currency))
     points = st.column_config.NumberColumn(format="%+.2f")
     pval = st.column_config.NumberColumn(format="%.3g")
-    pct = st.column_config.NumberColumn(format="percent")
-    st.dataframe(table, hide_index=True, key="camp_readout_table", column_config={
-        "conversion treatment": pct, "conversion control": pct, "uplift (pp)": points, "CI95 low (pp)": points,
-        "CI95 high (pp)": points, "p-value": pval, "revenue/customer treatment": money,
-        "revenue/customer control": money, "revenue uplift": points, "revenue CI95 low": points,
-        "revenue CI95 high": points, "revenue p-value": pval,
+    pct = st.column_config.NumberColumn(format="%.1f %%")
+    shown = table.assign(**{c: table[c] * 100.0 for c in ("Conversion, contacted", "Conversion, control")})
+    st.dataframe(shown.rename(columns={"segment": "Segment"}), hide_index=True, key="camp_readout_table",
+                 width="stretch", column_config={
+        "Conversion, contacted": pct, "Conversion, control": pct, "uplift (pp)": points, "CI95 low (pp)": points,
+        "CI95 high (pp)": points, "p-value": pval, "Revenue per customer, contacted": money,
+        "Revenue per customer, control": money, "revenue uplift": money, "revenue CI95 low": money,
+        "revenue CI95 high": money, "revenue p-value": pval,
     })
     st.plotly_chart(_uplift_figure(table), key="camp_uplift_fig", width="stretch")
     st.caption("Method: " + str(result.get("method", "")))
@@ -280,9 +352,11 @@ def _full_comparison(dataset: str, version: str, split, as_of) -> None:
                                    families=picked, progress=on_progress)
         except ValueError as exc:
             bar.empty()
+            line.empty()
             _error(exc, "The comparison could not run")
             return
-        bar.progress(1.0, text="Done")
+        bar.empty()  # the bar and the figures line go when the work ends
+        line.empty()
         st.session_state[FULL_KEY] = {"dataset": dataset, "version": version, "split": str(split), "result": res}
     held = st.session_state.get(FULL_KEY)
     if not held or held["dataset"] != dataset:
@@ -327,6 +401,7 @@ class _Page:
     as_of: object
     frame: pd.DataFrame  # the prepared customer frame with the value columns (read-only)
     fields: dict
+    currency: object = None  # the dataset's analytics.currency.Currency (None: no sign)
 
 
 def _load() -> _Page:
@@ -336,7 +411,8 @@ def _load() -> _Page:
         help="Customers, scores and segments use events up to the end of this day.")
     frame = widgets.customer_frame_or_stop(cache.campaigns_frame, dataset, as_of,
                                            "the customer table with expected values")
-    return _Page(cache.warehouse(), dataset, first_day, last_day, as_of, frame, rules.fields_from_frame(frame))
+    return _Page(cache.warehouse(), dataset, first_day, last_day, as_of, frame, rules.fields_from_frame(frame),
+                 widgets.dataset_currency(dataset))
 
 
 
@@ -344,6 +420,7 @@ def _load() -> _Page:
 def _tab_build(p: _Page) -> None:
     """Pick segments and rules, rank, cap, control group, recommendations; expected outcome; list; save."""
     wh, dataset, as_of, frame, fields = p.wh, p.dataset, p.as_of, p.frame, p.fields
+    money = _money(p)
     segs = store.list_segments(wh, dataset)
     seg_names = [str(n) for n in segs["name"]] if not segs.empty else []
     g1, g2 = st.columns([3, 1])
@@ -372,9 +449,9 @@ def _tab_build(p: _Page) -> None:
     max_contacts = c1.number_input("Max contacts", min_value=1, value=500, step=50, key="camp_max",
                                    disabled=not cap_on)
     budget_on = c2.checkbox("Cap by budget", value=False, key="camp_budget_on")
-    budget = c2.number_input("Budget", min_value=0.0, value=1000.0, step=100.0, key="camp_budget",
+    budget = c2.number_input("Budget" + (f" ({p.currency.code})" if p.currency else ""), min_value=0.0, value=1000.0, step=100.0, key="camp_budget",
                              disabled=not budget_on)
-    cost = c3.number_input("Cost per contact", min_value=0.0, value=1.0, step=0.1, key="camp_cost",
+    cost = c3.number_input("Cost per contact" + (f" ({p.currency.code})" if p.currency else ""), min_value=0.0, value=1.0, step=0.1, key="camp_cost",
                            help="Used for the budget cap and the expected cost.")
     control_pct = c4.slider("Control group (% held out)", min_value=0, max_value=100, value=10, step=1,
                             key="camp_control", help="A random share of the selected customers, drawn within each "
@@ -450,10 +527,11 @@ def _tab_build(p: _Page) -> None:
         rate_pct = e1.number_input("Response rate (%)", min_value=0.0, max_value=100.0,
                                    value=round(100.0 * d_rate, 2), step=0.5, key=f"camp_rate_{round(d_rate, 6)}",
                                    help="Share of contacted customers expected to respond.")
-        per_response = e2.number_input("Value per response", min_value=0.0, value=round(d_value, 2), step=1.0,
+        per_response = e2.number_input(
+            "Value per response" + (f" ({p.currency.code})" if p.currency else ""), min_value=0.0, value=round(d_value, 2), step=1.0,
                                        key=f"camp_vpr_{round(d_value, 4)}",
                                        help="Revenue one response is expected to bring.")
-        st.caption(f"Defaults ({100 * d_rate:.2f} %, {d_value:,.2f}) for these {len(targets):,} customers: "
+        st.caption(f"Defaults ({100 * d_rate:.2f} %, {money(d_value)}) for these {len(targets):,} customers: "
                    f"{widgets.md_escape(defaults.get('source', ''))}. Better-ranked customers are assumed more "
                    "likely to respond (in proportion to their rank score, averaging the rate above).")
         try:
@@ -465,16 +543,16 @@ def _tab_build(p: _Page) -> None:
             _error(exc, "Check the assumptions")
         if outcome is not None and outcome.get("roi_withheld"):
             o1, o2 = st.columns([1, 3])
-            o2.metric("Cost", widgets.fmt_money(outcome["cost"]))
+            o2.metric("Cost", money(outcome["cost"]))
             o1.metric("ROI", "not shown", help="The ranking score does not rank this selection (see the warning "
                       "above), so no return is computed for it.")
         elif outcome is not None:
             o1, o2, o3, o4 = st.columns(4)
-            o1.metric("Expected revenue", widgets.fmt_money(outcome["expected_revenue"]),
+            o1.metric("Expected revenue", money(outcome["expected_revenue"]),
                       help=f"{outcome['expected_responses']:,.1f} expected responses among "
                            f"{outcome['contacted']:,} contacted")
-            o2.metric("Cost", widgets.fmt_money(outcome["cost"]))
-            o3.metric("Incremental return", widgets.fmt_money(outcome["incremental_return"]),
+            o2.metric("Cost", money(outcome["cost"]))
+            o3.metric("Incremental return", money(outcome["incremental_return"]),
                       help="Expected revenue less the cost of the contacts.")
             roi = outcome.get("roi")
             o4.metric("ROI", "–" if roi is None else widgets.fmt_pct(roi),
@@ -490,16 +568,16 @@ def _tab_build(p: _Page) -> None:
                 words = (f"contacts up to the {int(be):,}th pay for themselves; beyond it each extra contact is "
                          "expected to bring less than it costs.")
             st.caption(f"Break-even: {words} Best incremental return "
-                       f"{widgets.fmt_money(curve.attrs.get('best_return'))} at "
+                       f"{money(curve.attrs.get('best_return'))} at "
                        f"{int(curve.attrs.get('best_n') or 0):,} contacted.")
 
         # -------------------------------------------------------- target list
         st.subheader("Target list")
         st.caption(f"{len(targets):,} customers ({treat:,} to contact, {ctrl:,} held out as control). "
                    "The downloads hold exactly these rows in this order.")
-        _show_list(targets, "camp_table")
+        _show_list(targets, "camp_table", p.currency)
         _downloads(targets, _file_stem(f"campaign-{dataset}-{as_of}"), "camp_dl",
-                   {"campaign": spec.to_dict(), "dataset": dataset, "as_of": str(as_of)})
+                   {"campaign": spec.to_dict(), "dataset": dataset, "as_of": str(as_of)}, p)
 
         # -------------------------------------------------------- save
         st.subheader("Save the campaign")
@@ -591,9 +669,10 @@ def _tab_saved(p: _Page) -> None:
                         f" · saved {widgets.md_escape(info['created_at'])}")
             if info.get("description"):
                 st.text(info["description"])
-            _show_list(stored, "camp_saved_targets")
+            _show_list(stored, "camp_saved_targets", p.currency)
+            stored_page = dataclasses.replace(p, as_of=pd.Timestamp(info["as_of"]).date())
             _downloads(stored, _file_stem(f"campaign-{pick}-{info['name']}"), "camp_saved_dl",
-                       {"campaign_id": pick, "campaign": info["spec"], "as_of": info["as_of"]})
+                       {"campaign_id": pick, "campaign": info["spec"], "as_of": info["as_of"]}, stored_page)
             if st.button("🗑️ Delete…", key="camp_delete"):
                 st.session_state[DELETE_KEY] = pick
             if st.session_state.get(DELETE_KEY) == pick:
@@ -649,11 +728,10 @@ def _tab_readout(p: _Page) -> None:
             else:
                 st.info("No outcomes for this campaign yet: upload a file.", icon="📥")
         if result is not None:
-            _show_readout(result)
+            _show_readout(result, p.currency)
 
 
 def main() -> None:
-    started = time.perf_counter()
     st.title("🎯 Campaigns")
     p = _load()
     tab_build, tab_saved, tab_readout = st.tabs(["🛠️ Build", "🗂️ Saved campaigns", "📊 Read-out"])
@@ -663,7 +741,6 @@ def main() -> None:
         _tab_saved(p)
     with tab_readout:
         _tab_readout(p)
-    st.caption(f"Server time for this view: {time.perf_counter() - started:.2f} s")
 
 
 main()

@@ -14,6 +14,9 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from analytics import campaigns as camp
+from analytics import formatting
+from analytics.campaigns.export import send_list
+from analytics.currency import dataset_currency
 from analytics.bootstrap import SAMPLE_DATASET, ensure_default_dataset
 from analytics.explorer import build_frame
 from analytics.segments import store
@@ -82,7 +85,8 @@ def _errors(at) -> list[str]:
 
 
 TABS = {"camp_table": 0, "camp_saved_table": 1, "camp_saved_targets": 1, "camp_readout_table": 2, "camp_full_table": 0}
-COLUMN = {"camp_table": "rank_score", "camp_saved_table": "n_targets", "camp_saved_targets": "rank_score",
+# on screen the lists have human titles (the downloads for analysis keep the machine names)
+COLUMN = {"camp_table": "Ranking score", "camp_saved_table": "n_targets", "camp_saved_targets": "Ranking score",
           "camp_readout_table": "uplift (pp)", "camp_full_table": "precision_vs_popularity"}
 
 
@@ -92,6 +96,15 @@ def _table(at, key: str) -> pd.DataFrame:
     found = [d.value for d in tab.dataframe if COLUMN[key] in d.value.columns]
     assert len(found) == 1, [list(d.value.columns)[:4] for d in tab.dataframe]
     return found[0]
+
+
+LIST_NAMES = ("rank", "customer_id", "segment", "group", "rfm_segment", "expected_clv", "churn_risk", "rank_score",
+              "recommended_items")
+
+
+def _list(at, key: str = "camp_table") -> pd.DataFrame:
+    """A target list as shown (human titles) with the machine names back, for comparing with the library."""
+    return _table(at, key).rename(columns={formatting.column_title(c): c for c in LIST_NAMES})
 
 
 def _plotly_values(v) -> np.ndarray:
@@ -143,18 +156,20 @@ def test_counts_table_and_exports_equal_the_library(sample_wh, downloads):
     # control share 20 % of the list, within rounding
     assert abs(n_c / (n_t + n_c) - 0.20) <= 1.0 / (n_t + n_c)
 
-    table = _table(at, "camp_table")
+    table = _list(at)
     assert table["customer_id"].tolist() == direct["customer_id"].tolist()
     assert table["group"].tolist() == direct["group"].tolist()
     assert table["rank"].tolist() == list(range(1, len(direct) + 1))
     assert set(table["segment"]) == {SEGMENT}
+    assert not any("_" in c for c in _table(at, "camp_table").columns)  # human titles on screen
 
     # expected outcome at the data-derived defaults: the library's numbers
     rate, value = camp.default_response(frame.loc[direct["customer_id"]], _spec(frame), wh=sample_wh)
     exp = camp.expected_outcome(direct, round(100 * rate, 2) / 100, round(value, 2), 1.0)
-    assert m["Expected revenue"] == f"{exp['expected_revenue']:,.2f}"
-    assert m["Cost"] == f"{exp['cost']:,.2f}" == "300.00"
-    assert m["Incremental return"] == f"{exp['incremental_return']:,.2f}"
+    cur = dataset_currency(sample_wh, SAMPLE_DATASET).currency
+    assert m["Expected revenue"] == formatting.money(exp["expected_revenue"], cur)
+    assert m["Cost"] == formatting.money(exp["cost"], cur) == formatting.money(300.0, cur)
+    assert m["Incremental return"] == formatting.money(exp["incremental_return"], cur)
     assert len(at.get("plotly_chart")) == 1
 
     # CSV: exactly the table's rows in its order, formula cells neutralized; BOM on request
@@ -176,11 +191,29 @@ def test_counts_table_and_exports_equal_the_library(sample_wh, downloads):
     assert set(pq["segment"]) == {SEGMENT}
     assert np.allclose(pq["expected_clv"].to_numpy(float), table["expected_clv"].to_numpy(float))
 
+    # send-ready files: the treatment list to upload and the control list are the library's, money rounded
+    kw = dict(dataset=SAMPLE_DATASET, as_of=direct.attrs.get("as_of") or frame.attrs["as_of"], currency=cur)
+    for group in ("treatment", "control"):
+        got = pd.read_csv(io.BytesIO(downloads[f"camp_dl_{group}"]()), dtype={"customer_id": str},
+                          keep_default_na=False)
+        want = send_list(sample_wh, direct, group=group, headers="tool", **kw)
+        assert got["customer_id"].tolist() == want["customer_id"].tolist()
+        assert len(got) == (n_t if group == "treatment" else n_c)
+        assert "group" not in got.columns and "expected_value" in got.columns
+        money = got["expected_value"].astype(float)
+        assert np.allclose(money, money.round(formatting.minor_units(cur)))
+        assert np.allclose(money, want["expected_value"].astype(float))
+    at.radio(key="camp_dl_headers").set_value("people").run()
+    _ok(at)
+    people = pd.read_csv(io.BytesIO(downloads["camp_dl_treatment"]()), dtype=str, keep_default_na=False)
+    want = send_list(sample_wh, direct, group="treatment", headers="people", **kw)
+    assert list(people.columns) == list(want.columns) and "Customer" in people.columns
+
 
 def test_save_stores_the_exact_list_then_readout_equals_library(sample_wh, downloads):
     at = _open()
     _build(at, max_contacts=400, control=25)
-    table = _table(at, "camp_table")
+    table = _list(at)
     name = "<img src=x onerror=alert(1)> spring"
     at.text_input(key="camp_name").input(name)
     at.text_area(key="camp_desc").input("=1+1 <b>desc</b>")
@@ -218,13 +251,16 @@ def test_save_stores_the_exact_list_then_readout_equals_library(sample_wh, downl
     assert not _errors(at), _errors(at)
     m = _metrics(at)
     o = expected["overall"]
+    cur = dataset_currency(sample_wh, SAMPLE_DATASET).currency
     assert m["Conversion uplift"] == f"{100 * o['uplift_conversion']:+.2f} pp"
     assert m["Conversion, contacted"] == f"{100 * o['conversion_t']:.1f} %"
     assert m["Conversion, control"] == f"{100 * o['conversion_c']:.1f} %"
-    assert m["Revenue uplift per customer"] == f"{o['uplift_revenue']:+,.2f}"
+    assert m["Revenue uplift per customer"] == ("+" if o["uplift_revenue"] > 0 else "") + formatting.money(
+        o["uplift_revenue"], cur)
+    assert m["Revenue per customer, contacted"] == formatting.money(o["revenue_per_customer_t"], cur)
     assert any(f"[{100 * o['ci95'][0]:+.2f}, {100 * o['ci95'][1]:+.2f}] pp" in c.value for c in at.caption)
     ro = _table(at, "camp_readout_table")
-    assert ro["segment"].tolist() == ["All"] + [r["segment"] for r in expected["per_segment"]]
+    assert ro["Segment"].tolist() == ["All"] + [r["segment"] for r in expected["per_segment"]]
     assert ro["uplift (pp)"].iloc[0] == pytest.approx(100 * o["uplift_conversion"])
     assert ro["p-value"].iloc[0] == pytest.approx(o["p_value"])
     assert ro["CI95 low (pp)"].iloc[0] == pytest.approx(100 * o["ci95"][0])
@@ -261,7 +297,7 @@ def test_recommendations_equal_the_library(sample_wh):
                                  recommender=model)
     at = _open()
     _build(at, max_contacts=50, recs=3)
-    table = _table(at, "camp_table")
+    table = _list(at)
     assert table["customer_id"].tolist() == direct["customer_id"].tolist()
     assert table["recommended_items"].tolist() == direct["recommended_items"].tolist()
     assert all(len(s.split("; ")) == 3 for s in table["recommended_items"])
@@ -280,7 +316,7 @@ def test_recommendations_equal_the_library(sample_wh):
     _ok(at)
     by_score = camp.select_targets(sample_wh, frame, _spec(frame, max_contacts=50, ranking="score",
                                                            score_column="behaviour_score"))
-    table = _table(at, "camp_table")
+    table = _list(at)
     assert table["customer_id"].tolist() == by_score["customer_id"].tolist()
     assert table["customer_id"].tolist() != direct["customer_id"].tolist()
     assert table["rank_score"].tolist() == pytest.approx(by_score["rank_score"].tolist())
