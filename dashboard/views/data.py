@@ -92,13 +92,77 @@ def _size(n: int) -> str:
     return f"{max(n / 1e3, 0.1):,.1f} kB"
 
 
+#: how the parts of a date pattern read in words
+_DATE_PARTS = {"%Y": "year", "%y": "year (2 digits)", "%m": "month", "%d": "day", "%H": "hour", "%M": "minute",
+               "%S": "second", "%f": "fraction of a second", "%b": "month name", "%B": "month name", "%p": "AM/PM",
+               "%I": "hour (1-12)", "%j": "day of the year", "%z": "time zone"}
+#: the pattern choices for dates that are not detected, in the order people meet them
+DETECT = ""
+CUSTOM = "(custom)"
+UNIX_WORDS = {"unix": "seconds since 1 January 1970 (a Unix timestamp), e.g. 1706708707",
+              "unix_ms": "milliseconds since 1 January 1970, e.g. 1706708707000"}
+
+
+def _date_words(fmt: str) -> str:
+    """A date pattern in words: ``%d/%m/%Y %H:%M`` -> ``day/month/year hour:minute``."""
+    out = fmt
+    for code, word in _DATE_PARTS.items():
+        out = out.replace(code, word)
+    return out.replace("T", " T ").replace("%%", "%")
+
+
+def _date_example(fmt: str, when: dt.datetime | None = None) -> str:
+    when = when or dt.datetime(2024, 1, 31, 13, 45, 7)
+    try:
+        return when.strftime(fmt)
+    except ValueError:
+        return fmt
+
+
+def _date_format_label(fmt: str) -> str:
+    """How a date pattern reads in the picker: an example and the order of its parts."""
+    if fmt == DETECT:
+        return "Detect from the file"
+    if fmt == CUSTOM:
+        return "Another way (type a pattern)…"
+    if fmt in UNIX_WORDS:
+        return UNIX_WORDS[fmt]
+    return f"{_date_example(fmt)}  ({_date_words(fmt)})"
+
+
 def _date_choice_label(fmt: str) -> str:
+    """An ambiguous reading in words: ``02/01/2024 13:45 means 2 January 2024 (day/month/year ...)``."""
     example = dt.datetime(2024, 1, 2, 13, 45, 0)
     try:
         shown = example.strftime(fmt)
     except ValueError:
         return fmt
-    return f"{fmt}  —  {shown} means 2 January 2024"
+    return f"{shown} means 2 January 2024  ({_date_words(fmt)})"
+
+
+def _date_format_field(preview, token: str) -> str | None:
+    """The date format as a choice of examples (the file's detected one first); a pattern typed by
+    hand only for a way of writing dates that is not listed."""
+    suggested = preview.mapping.date_format or (preview.date_formats[0] if preview.date_formats else "")
+    known = list(dict.fromkeys([*preview.date_formats, *ing.DATE_FORMATS, *UNIX_WORDS]))
+    options = [DETECT, *known, CUSTOM]
+    if suggested and suggested not in options:
+        options.insert(1, suggested)
+    choice = st.selectbox(
+        "How the dates are written in the file", options, index=options.index(suggested) if suggested else 0,
+        key=f"datefmt_{token}", format_func=_date_format_label,
+        help="Each choice shows 31 January 2024, 13:45:07 written that way. Pick the one that looks like the dates "
+        "in your file; 'Detect from the file' tries the usual ways.")
+    if choice != CUSTOM:
+        return choice or None
+    typed = st.text_input(
+        "Pattern of the dates", key=f"datefmt_custom_{token}", placeholder="%d %b %Y",
+        help="Write a date the way the file does, with %d for the day, %m for the month (number), %b for a "
+        "short month name (Jan), %Y for a 4-digit year, %y for 2 digits, %H, %M and %S for hours, minutes and "
+        "seconds. Example: 31 Jan 2024 is %d %b %Y.").strip()
+    if typed:
+        st.caption(f"31 January 2024, 13:45:07 would be written {widgets.md_escape(_date_example(typed))}.")
+    return typed or None
 
 
 def _report(last: dict) -> None:
@@ -184,12 +248,48 @@ def _source() -> tuple[str | None, str | None, int]:
     return path, file_name, gen
 
 
+def _load_currency(preview, token: str, dataset_name: str, existing: list[str]) -> tuple[str | None, bool]:
+    """The currency of the file's amounts (guessed from the file, editable): ``(code or None, ok)``."""
+    from analytics.currency import CurrencyError, check_code, guess_from_preview
+
+    stored = None
+    if dataset_name in existing:
+        try:
+            info = cache.dataset_currency(dataset_name)
+            stored = info.code if info.source == "set" else None
+        except USER_ERRORS:
+            stored = None
+    guess, reason = (None, "")
+    if stored is None:
+        try:
+            guess, reason = guess_from_preview(preview)
+        except (ValueError, KeyError, IndexError, TypeError):
+            guess, reason = None, ""
+    typed = st.text_input(
+        "Currency of the amounts (ISO 4217 code, e.g. EUR, USD, GBP; empty = unknown)",
+        value=stored or guess or "", key=f"currency_{token}", max_chars=40,
+        help="Every money figure of the dataset is shown in this currency. It can be changed later below, under "
+        "Datasets › Currency.").strip()
+    if stored:
+        st.caption(f"“{widgets.md_escape(dataset_name)}” is kept in {stored}.")
+    elif guess and typed.upper() == guess:
+        st.caption(f"Guessed {guess}: {widgets.md_escape(reason)}.")
+    if not typed:
+        return None, True
+    try:
+        return check_code(typed), True
+    except CurrencyError as exc:
+        st.error(f"Currency: {widgets.md_escape(exc)}", icon="🚫")
+        return None, False
+
+
 def _preview_and_load(path: str, file_name: str | None, gen: int) -> None:
     """2.-4. What was detected, the editable mapping, and the load with progress."""
     preview = None
     try:
         preview = cache.inspect(path, file_name)
     except USER_ERRORS as exc:
+        st.session_state.pop("last_ingest", None)  # the previous file's report would read as this one's
         widgets.show_error(exc, "This file cannot be loaded")
 
     if preview is not None:
@@ -233,11 +333,7 @@ def _preview_and_load(path: str, file_name: str | None, gen: int) -> None:
             if date_format is None:
                 st.info("Choose how to read the dates before loading.", icon="📅")
         else:
-            suggested = preview.mapping.date_format or (preview.date_formats[0] if preview.date_formats else "")
-            date_format = st.text_input(
-                "Date format (strptime codes, e.g. %Y-%m-%d %H:%M:%S; empty = detect)",
-                value=suggested or "", key=f"datefmt_{token}",
-            ).strip() or None
+            date_format = _date_format_field(preview, token)
 
         flags = {}
         mapping_dict = preview.mapping.to_dict()
@@ -273,7 +369,9 @@ def _preview_and_load(path: str, file_name: str | None, gen: int) -> None:
         if dataset_name in existing:
             st.info(f"“{widgets.md_escape(dataset_name)}” exists: the rows will be appended; rows already loaded are skipped.", icon="➕")
 
-        can_load = bool(dataset_name) and not (len(preview.date_formats) > 1 and date_format is None)
+        currency_code, currency_ok = _load_currency(preview, token, dataset_name, existing)
+
+        can_load = bool(dataset_name) and currency_ok and not (len(preview.date_formats) > 1 and date_format is None)
         if st.button("Load", type="primary", disabled=not can_load, key=f"load_{token}"):
             bar = st.progress(0.0, text="Starting…")
 
@@ -292,9 +390,15 @@ def _preview_and_load(path: str, file_name: str | None, gen: int) -> None:
                 )
             except USER_ERRORS as exc:
                 bar.empty()
+                st.session_state.pop("last_ingest", None)  # the previous file's report would read as this one's
                 widgets.show_error(exc, "Nothing was loaded")
             else:
                 st.session_state["last_ingest"] = result.to_dict()
+                if currency_code and result.rows_loaded:
+                    try:
+                        cache.set_currency(result.dataset, currency_code)
+                    except USER_ERRORS:
+                        pass  # checked before the load; a dataset deleted meanwhile has no currency to keep
                 cache.clear()
                 if result.rows_loaded:
                     # summarise now, so that the Overview opens at once (it is cached per data version)
@@ -321,8 +425,14 @@ def _datasets() -> None:
 
     summary = cache.datasets_table()[["dataset", "events", "customers", "first_event", "last_event", "pseudonymized",
                                        "created_at"]]
-    st.dataframe(summary, hide_index=True, key="datasets_table")
-    tab_hist, tab_export, tab_delete = st.tabs(["🕘 Ingestion history", "⬇️ Export", "🗑️ Delete"])
+    shown = summary.assign(currency=[_currency_text(n) for n in summary["dataset"]])
+    widgets.table(shown, "datasets_table", kinds={"created_at": "date", "pseudonymized": "text"},
+                  titles={"dataset": "Dataset", "pseudonymized": "Pseudonymized ids", "created_at": "Created",
+                          "currency": "Currency"}, drop_empty=False)
+    tab_cur, tab_hist, tab_export, tab_delete = st.tabs(["💱 Currency", "🕘 Ingestion history", "⬇️ Export",
+                                                         "🗑️ Delete"])
+    with tab_cur:
+        _tab_currency(names)
     with tab_hist:
         _tab_history()
     with tab_export:
@@ -331,13 +441,73 @@ def _datasets() -> None:
         _tab_delete(names)
 
 
+def _currency_text(name: str) -> str:
+    try:
+        info = cache.dataset_currency(name)
+    except USER_ERRORS:
+        return "–"
+    if info.code is None:
+        return "not set"
+    return info.code + ("" if info.source == "set" else " (guessed)")
+
+
+def _tab_currency(names: list[str]) -> None:
+    """The dataset's currency: what it is and why, and a field to set it (ISO 4217, checked)."""
+    from analytics.currency import CurrencyError, label
+
+    current = widgets.current_dataset()
+    name = st.selectbox("Dataset", names, index=names.index(current) if current in names else 0,
+                        key="currency_dataset")
+    try:
+        info = cache.dataset_currency(name)
+    except USER_ERRORS as exc:
+        widgets.show_error(exc, "The currency could not be read")
+        return
+    if info.code:
+        st.markdown(f"Money of “{widgets.md_escape(name)}” is shown in **{widgets.md_escape(label(info.code))}** "
+                    f"({widgets.md_escape(info.reason)}).")
+    else:
+        st.markdown(f"“{widgets.md_escape(name)}” has no currency yet ({widgets.md_escape(info.reason)}): money is "
+                    "shown without a sign.")
+    flash = st.session_state.pop("_currency_flash", None)
+    if flash:
+        st.success(flash, icon="✅")
+    typed = st.text_input("Currency code (ISO 4217)", key=f"currency_code_{name}", max_chars=40,
+                          placeholder="EUR, USD, GBP, CHF, JPY…",
+                          help="The three-letter code of the currency the amounts of this dataset are in.")
+    c1, c2 = st.columns(2)
+    if c1.button("Set the currency", key="currency_set", type="primary", disabled=not typed.strip()):
+        try:
+            code = cache.set_currency(name, typed)
+        except CurrencyError as exc:
+            st.error(f"The currency was not changed: {widgets.md_escape(exc)}", icon="🚫")
+        except USER_ERRORS as exc:
+            widgets.show_error(exc, "The currency was not changed")
+        else:
+            st.session_state["_currency_flash"] = f"Money of “{widgets.md_escape(name)}” is now shown in {code}."
+            st.session_state.pop(f"currency_code_{name}", None)
+            st.rerun()
+    if info.source == "set" and c2.button("Forget it (use the guess)", key="currency_forget"):
+        try:
+            cache.set_currency(name, None)
+        except USER_ERRORS as exc:
+            widgets.show_error(exc, "The currency was not changed")
+        else:
+            st.rerun()
+
+
 def _tab_history() -> None:
     try:
         history = ing.ingestion_history(wh)
     except USER_ERRORS as exc:
         widgets.show_error(exc, "The history could not be read")
     else:
-        st.dataframe(history, hide_index=True, key="history_table")
+        widgets.table(history, "history_table", kinds={"created_at": "date", "duration_s": "number",
+                                                       "ingestion_id": "text"},
+                      titles={"ingestion_id": "Load", "dataset": "Dataset", "file_name": "File", "layout": "Layout",
+                              "rows_read": "Rows read", "rows_loaded": "Rows loaded", "rows_rejected": "Rows rejected",
+                              "rows_duplicate": "Duplicates skipped", "duration_s": "Seconds", "created_at": "Loaded on",
+                              "content_hash": "Content fingerprint"})
 
 def _tab_export(names: list[str], summary) -> None:
     current = widgets.current_dataset()

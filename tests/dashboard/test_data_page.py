@@ -97,7 +97,13 @@ def test_uci_file_by_path_proposal_and_load(app_wh, tmp_path):
     assert m["country"] == "Country"
     # unambiguous (12/13/2010 settles month-first): a plain format field, no question
     assert not [r for r in at.radio if r.key and r.key.startswith("datefmt_")]
-    assert _by_label(at.text_input, "Date format").value == "%m/%d/%Y %H:%M"
+    fmt_box = _by_label(at.selectbox, "How the dates are written")
+    assert fmt_box.value == "%m/%d/%Y %H:%M"
+    # in plain words with an example, no strptime codes on screen
+    assert fmt_box.format_func(fmt_box.value) == "01/31/2024 13:45  (month/day/year hour:minute)"
+    assert not any("strptime" in (w.label or "") for w in at.text_input)
+    # the file's layout says pounds sterling: the currency field holds the guess
+    assert _by_label(at.text_input, "Currency of the amounts").value == "GBP"
     _by_label(at.text_input, "Dataset name").input("retail").run()
     _load_button(at).click().run()
     assert not at.exception, at.exception
@@ -170,8 +176,10 @@ def test_ambiguous_dates_are_asked(app_wh, tmp_path):
     assert radio.value is None  # no guess
     assert len(radio.options) >= 2
     assert _load_button(at).disabled
-    assert any(o.startswith("%d/%m/%Y") for o in radio.options)
-    assert any(o.startswith("%m/%d/%Y") for o in radio.options)
+    assert "02/01/2024 13:45 means 2 January 2024  (day/month/year hour:minute)" in [
+        radio.format_func(o) for o in ["%d/%m/%Y %H:%M"]]
+    assert any(o.startswith("02/01/2024 means 2 January 2024") and "day/month/year" in o for o in radio.options)
+    assert any(o.startswith("01/02/2024 means 2 January 2024") and "month/day/year" in o for o in radio.options)
     radio.set_value("%d/%m/%Y").run()
     assert not _load_button(at).disabled
     _by_label(at.text_input, "Dataset name").input("amb").run()
@@ -352,3 +360,64 @@ def test_gzip_upload(app_wh):
     assert app_wh.cursor().execute(
         "SELECT count(DISTINCT customer_id), sum(revenue) FROM events WHERE dataset='orders'"
     ).fetchone() == (5, float(sum(10 + i for i in range(12))))
+
+
+def test_failed_load_clears_the_previous_report(app_wh, tmp_path):
+    good = tmp_path / "good.csv"
+    good.write_text("client,day,amount\na,2024-01-05,10.5\nb,2024-01-06,20\n", encoding="utf-8")
+    at = _use_path(_page(app_wh), good)
+    _load_button(at).click().run()
+    assert any(h.value == "Validation report" for h in at.subheader)
+    bad = tmp_path / "bad.csv"
+    bad.write_text("client,day,amount\nc,2024-02-05,1\n", encoding="utf-8")
+    at = _use_path(at, bad)
+    next(sb for sb in at.selectbox if sb.label == "customer_id *").set_value("(none)").run()
+    _load_button(at).click().run()
+    assert any(e.value.startswith("Nothing was loaded:") for e in at.error)
+    assert not any(h.value == "Validation report" for h in at.subheader)
+    assert not any("Loaded “good”" in s.value for s in at.success)
+
+
+def test_currency_code_is_checked_at_load(app_wh, tmp_path):
+    src = tmp_path / "orders.csv"
+    src.write_text("client,day,amount\na,2024-01-05,10.5\nb,2024-01-06,20\n", encoding="utf-8")
+    at = _use_path(_page(app_wh), src)
+    box = _by_label(at.text_input, "Currency of the amounts")
+    assert box.value == ""  # nothing in the file says which
+    box.input("EURO").run()
+    assert any("'EURO' is not an ISO 4217 currency code" in e.value.replace("\\", "") for e in at.error), [e.value for e in at.error]
+    assert _load_button(at).disabled
+    _by_label(at.text_input, "Currency of the amounts").input("chf").run()
+    assert not at.error and not _load_button(at).disabled
+    _load_button(at).click().run()
+    from analytics.currency import dataset_currency
+
+    assert dataset_currency(app_wh, "orders").code == "CHF"
+    assert dataset_currency(app_wh, "orders").source == "set"
+
+
+def test_set_dataset_currency_with_a_clear_message_for_a_bad_code(app_wh):
+    from analytics.currency import dataset_currency
+
+    insert_events(app_wh, "shop", [("a", dt.datetime(2024, 1, 1), "purchase", "o1", 1234.5)])
+    at = _page(app_wh)
+    assert _frame_with(at, "currency")["currency"].tolist() == ["not set"]
+    at.text_input(key="currency_code_shop").input("XAU").run()
+    at.button(key="currency_set").click().run()
+    assert any(e.value.startswith("The currency was not changed:") and "not a circulating currency" in e.value
+               for e in at.error), [e.value for e in at.error]
+    assert dataset_currency(app_wh, "shop").code is None
+    at.text_input(key="currency_code_shop").input("£").run()
+    at.button(key="currency_set").click().run()
+    assert any("is a sign, not a code" in e.value.replace("\\", "") and "GBP" in e.value for e in at.error)
+    at.text_input(key="currency_code_shop").input("gbp").run()
+    at.button(key="currency_set").click().run()
+    assert not at.exception and not at.error
+    assert any("now shown in GBP" in s.value for s in at.success)
+    assert dataset_currency(app_wh, "shop").code == "GBP"
+    assert _frame_with(at, "currency")["currency"].tolist() == ["GBP"]
+    at.switch_page("views/overview.py").run()
+    assert next(m.value for m in at.metric if m.label == "Revenue (net)") == "£1,234.50"
+    at.switch_page(DATA_PAGE).run()
+    at.button(key="currency_forget").click().run()
+    assert dataset_currency(app_wh, "shop").code is None
