@@ -78,7 +78,7 @@ def cmd_score_spark(args, *, rfm_weights, behaviour_weights, clv, rules) -> int:
                                 behaviour_weights=behaviour_weights, clv=clv, rules=rules,
                                 fallback=args.fallback_segment, bgnbd=not args.no_bgnbd, dataset=name,
                                 purchase_model=getattr(args, "purchase_model", "bgnbd"),
-                                penalizer=getattr(args, "penalizer", 0.0))
+                                penalizer=getattr(args, "penalizer", 0.0), customer_columns=True)
     frame = run.frame
     meta = dict(run.metadata)
     if args.lightgbm_model:
@@ -87,6 +87,7 @@ def cmd_score_spark(args, *, rfm_weights, behaviour_weights, clv, rules) -> int:
         frame = add_lightgbm_predictions(frame, events, args.lightgbm_model, day, period=args.period,
                                          n_periods=args.n_periods)
         meta["lightgbm_model"] = str(args.lightgbm_model)
+    meta["warehouse_only_columns"] = list(scoring.WAREHOUSE_ONLY)
     meta["events"] = {"paths": list(args.events), "rows": span["rows"], "unusable_rows": span["unusable"]}
     frame = frame.persist()
     totals = _totals(frame)
@@ -109,6 +110,8 @@ def cmd_score_spark(args, *, rfm_weights, behaviour_weights, clv, rules) -> int:
     print(f"customers with orders: {totals['buyers']:,}; CLV by formula, total {totals['clv_formula']:,.2f}")
     if totals.get("clv_bgnbd") is not None:
         print(f"CLV by BG/NBD + Gamma-Gamma, total {totals['clv_bgnbd']:,.2f}")
+    print("note: review sentiment and first-order value are left empty on Spark (their models are trained in "
+          "the warehouse: valuescope ingest, then valuescope score --dataset)", file=sys.stderr)
     if span["unusable"]:
         print(f"note: {span['unusable']:,} rows without a customer id, a readable event time or an event type "
               "were left out", file=sys.stderr)

@@ -70,6 +70,30 @@ def _dense(seq_column, n: int, n_periods: int) -> np.ndarray:
     return out
 
 
+#: inter-purchase gap columns (``analytics.predict.features._GAPS_SQL``)
+GAP_COLUMNS = ("gap_std", "gap_min", "gap_max", "gap_last")
+
+
+def gaps(events, cutoff):
+    """Spark frame ``customer_id, gap_std, gap_min, gap_max, gap_last``: the days between a
+    customer's distinct purchase days up to the cut-off (population standard deviation, extremes
+    and the latest gap), only customers with at least two purchase days, as ``_GAPS_SQL``."""
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
+    from analytics.spark.events import usable
+    from analytics.spark.summary import _ts
+
+    end = _as_day(cutoff, "the cut-off") + pd.Timedelta(days=1)
+    days = (usable(events).where((F.col("event_type") == "purchase") & (F.col("event_time") < _ts(end)))
+            .select("customer_id", F.to_date("event_time").alias("day")).distinct())
+    w = Window.partitionBy("customer_id").orderBy("day")
+    g = days.withColumn("gap", F.datediff("day", F.lag("day").over(w)).cast("double")).where(F.col("gap").isNotNull())
+    return g.groupBy("customer_id").agg(
+        F.stddev_pop("gap").alias("gap_std"), F.min("gap").alias("gap_min"), F.max("gap").alias("gap_max"),
+        F.max_by("gap", "day").alias("gap_last"))
+
+
 def _feature_batches(events, cutoff, period: str, n_periods: int):
     """(joined Spark frame, per-batch function -> (summary, features)) for :func:`features`."""
     from pyspark.sql import functions as F
@@ -80,12 +104,15 @@ def _feature_batches(events, cutoff, period: str, n_periods: int):
     seq = sequences(events, cut, period, n_periods)
     packed = seq.groupBy("customer_id").agg(
         F.collect_list(F.struct("p", *SEQUENCE_CHANNELS)).alias("seq"))
-    joined = customer_summary(events, cut, "days").join(packed, "customer_id", "left")
+    joined = (customer_summary(events, cut, "days").join(packed, "customer_id", "left")
+              .join(gaps(events, cut), "customer_id", "left"))
 
     def batch_features(batch) -> pd.DataFrame:
-        summary = _finish(arrow_to_pandas(batch.drop_columns(["seq"])), "days", cut, None)
+        summary = _finish(arrow_to_pandas(batch.drop_columns(["seq", *GAP_COLUMNS])), "days", cut, None)
         dense = _dense(batch.column("seq"), batch.num_rows, n_periods)
-        return _features(summary, dense, cut)
+        gap = pd.DataFrame({c: batch.column(c).to_numpy(zero_copy_only=False) for c in GAP_COLUMNS},
+                           index=summary.index).astype(float)
+        return _features(summary, dense, cut, gap)
 
     return joined, batch_features
 
@@ -123,7 +150,7 @@ def _schema(n_periods: int):
         empty[c] = empty[c].astype("int64")
     empty.index = pd.Index([], dtype=object, name="customer_id")
     f = _features(empty, np.zeros((0, n_periods, len(SEQUENCE_CHANNELS)), dtype=np.float32),
-                  pd.Timestamp("2000-01-01"))
+                  pd.Timestamp("2000-01-01"), pd.DataFrame(columns=list(GAP_COLUMNS), dtype=float))
     fields = [pa.field("customer_id", pa.string())]
     for c in f.columns:
         fields.append(pa.field(str(c), pa.float32() if f[c].dtype == np.float32 else pa.float64()))

@@ -240,8 +240,11 @@ def _with_bounds(summary: pd.DataFrame, bounds) -> pd.DataFrame:
     return out
 
 
-def score_frame(summary: pd.DataFrame, spec: ScoreSpec, *, with_prob: bool | None = None) -> pd.DataFrame:
-    """The exported per-customer frame (``Scorer.frame``'s columns) for one batch of the summary."""
+def score_frame(summary: pd.DataFrame, spec: ScoreSpec, *, with_prob: bool | None = None,
+                customer_columns: bool = False) -> pd.DataFrame:
+    """The per-customer frame (``Scorer.frame``'s columns) for one batch of the summary; with
+    ``customer_columns`` also the columns the scored-customers export adds
+    (:func:`add_customer_columns`)."""
     n = len(summary)
     padded = _with_bounds(summary, spec.bounds)
     scorer = scores.Scorer(padded, min_age_months=spec.clv.min_age_months)
@@ -265,7 +268,31 @@ def score_frame(summary: pd.DataFrame, spec: ScoreSpec, *, with_prob: bool | Non
     frame["rfm_score"] = scores.weighted_rfm_score(r, f, m, spec.rfm_weights)
     names = np.asarray(spec.segment_map.names, dtype=object)
     frame["rfm_segment"] = names[spec.segment_map.lut[scores.rfm_cells(r, fm)]]
+    return add_customer_columns(frame, summary, spec) if customer_columns else frame
+
+
+def add_customer_columns(frame: pd.DataFrame, summary: pd.DataFrame, spec: ScoreSpec) -> pd.DataFrame:
+    """The columns ``valuescope score --dataset`` adds after the scores, in its order: review
+    sentiment (empty: the review texts are scored by a model trained in the warehouse, see
+    :data:`WAREHOUSE_ONLY`), the expected next order date and churn band from the fitted purchase
+    model (the default band thresholds), and the first-order value (empty, warehouse only)."""
+    from analytics.lifecycle import lifecycle_columns
+    from analytics.reviews.columns import SENTIMENT_COLUMNS
+
+    for c in SENTIMENT_COLUMNS:
+        frame[c] = np.nan
+    work = frame.assign(frequency=summary["frequency"].to_numpy(), T=summary["T"].to_numpy())
+    life = lifecycle_columns(work, spec.as_of, bgnbd=spec.models[0] if spec.models else None)
+    for c in life.columns:
+        frame[c] = life[c].to_numpy()
+    frame["first_order_value"] = np.nan
     return frame
+
+
+#: score columns the Spark engine leaves empty: review sentiment needs the text model the warehouse
+#: trains on the dataset's rated reviews, the first-order value the first-order model fitted there
+WAREHOUSE_ONLY = ("sentiment_mean", "sentiment_negative_share", "sentiment_latest", "days_since_negative_review",
+                  "first_order_value")
 
 
 def summary_batch(batch) -> pd.DataFrame:
@@ -282,7 +309,7 @@ def _arrow_schema(frame: pd.DataFrame):
     fields = []
     for f in schema:
         t = f.type
-        if pa.types.is_large_string(t):
+        if pa.types.is_large_string(t) or pa.types.is_null(t):  # null: a text column empty in the first rows
             t = pa.string()
         fields.append(pa.field(f.name, t))
     return pa.schema(fields)
@@ -291,12 +318,13 @@ def _arrow_schema(frame: pd.DataFrame):
 def score_summary(summary, as_of, unit: str, *, rfm_weights=None, behaviour_weights=None,
                   clv: scores.CLVParams | None = None, rules=None, fallback: str = scores.DEFAULT_FALLBACK,
                   bgnbd: bool = True, dataset: str | None = None, purchase_model: str = "bgnbd",
-                  penalizer: float = 0.0) -> "SparkScoring":
+                  penalizer: float = 0.0, customer_columns: bool = False) -> "SparkScoring":
     """Score every customer of a Spark summary (:func:`analytics.spark.summary.customer_summary`).
 
     Returns a :class:`SparkScoring` whose ``frame`` is a Spark DataFrame with the columns of
     ``valuescope score --dataset`` (``Scorer.frame``), one row per customer, and the run's
-    metadata. Nothing per customer is collected."""
+    metadata. Nothing per customer is collected. ``customer_columns``: also the columns of the
+    scored-customers export (:func:`add_customer_columns`)."""
     import pyarrow as pa
 
     from analytics.spark.summary import collect
@@ -324,7 +352,7 @@ def score_summary(summary, as_of, unit: str, *, rfm_weights=None, behaviour_weig
     spec = ScoreSpec(as_of_day, unit, rfm_weights if rfm_weights is not None else dict(scores.DEFAULT_RFM_WEIGHTS),
                      behaviour_weights if behaviour_weights is not None else dict(scores.DEFAULT_BEHAVIOUR_WEIGHTS),
                      p, smap, rfm_levels(summary, as_of_day), behaviour_bounds(summary), models)
-    sample = score_frame(head, spec)
+    sample = score_frame(head, spec, customer_columns=customer_columns)
     schema = _arrow_schema(sample)
     result_params = scores.Scorer(_with_bounds(head, spec.bounds), min_age_months=p.min_age_months).score(
         spec.rfm_weights, spec.behaviour_weights, p, segment_map=smap, top_n=0).params
@@ -334,7 +362,7 @@ def score_summary(summary, as_of, unit: str, *, rfm_weights=None, behaviour_weig
             if batch.num_rows == 0:
                 continue
             part = _finish(summary_batch(batch), unit, as_of_day, dataset)
-            frame = score_frame(part, spec)
+            frame = score_frame(part, spec, customer_columns=customer_columns)
             yield pa.RecordBatch.from_pandas(frame, schema=schema, preserve_index=False)
 
     from pyspark.sql.pandas.types import from_arrow_schema
