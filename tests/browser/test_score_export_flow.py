@@ -60,8 +60,10 @@ def _number(x: float) -> re.Pattern:
 
 
 def _parse_shown(text: str) -> float:
-    """A metric as the page formats it: 1,234.56 / 1.23 M / 1.23 bn."""
-    text = text.strip().replace(",", "")
+    """A metric as the page formats it: 1,234.56 / €1,234.56 / CHF 1.23 M / 1.23 bn."""
+    import re
+
+    text = re.sub(r"^[^0-9-]*", "", text.strip().replace(",", ""))
     scale = 1.0
     for suffix, factor in ((" bn", 1e9), (" M", 1e6)):
         if text.endswith(suffix):

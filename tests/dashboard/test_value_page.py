@@ -32,7 +32,10 @@ def _metrics(at) -> dict[str, str]:
 
 
 def _num(text: str) -> float:
-    return float(text.replace(",", "").replace("%", "").strip())
+    """A metric's number (thousands separators, a currency sign or a % dropped)."""
+    import re
+
+    return float(re.sub(r"[^0-9.eE+-]", "", text.replace(",", "")).strip("+") or "nan")
 
 
 @pytest.fixture
@@ -110,18 +113,20 @@ def test_charts_tables_and_exports_are_there(page):
     at = page
     keys = {c.key for c in at.get("plotly_chart")}
     assert {"value_hist", "value_treemap"} <= keys
-    top = _table(at, "customer_id")
-    assert top["clv_formula"].is_monotonic_decreasing
-    seg = _table(at, "revenue_share")
-    assert seg["customers"].sum() == 202
-    assert seg["revenue_share"].sum() == pytest.approx(1.0)
+    # tables with human titles; rates shown as percentages
+    top = _table(at, "Customer")
+    assert top["CLV (formula)"].is_monotonic_decreasing
+    assert "RFM segment" in top.columns and not any("_" in c for c in top.columns)
+    seg = _table(at, "Share of revenue")
+    assert seg["Customers"].sum() == 202
+    assert seg["Share of revenue"].sum() == pytest.approx(100.0)
     buttons = at.get("download_button")
     assert len(buttons) == 3  # CSV, Parquet, parameters JSON
     # rank by the RFM score instead
     at.selectbox(key="value_rank_by").set_value("rfm_score").run()
-    top = _table(at, "customer_id")
-    assert top["rfm_score"].is_monotonic_decreasing
-    assert np.isclose(top["rfm_score"].iloc[0], 5.0)
+    top = _table(at, "Customer")
+    assert top["RFM score (1-5)"].is_monotonic_decreasing
+    assert np.isclose(top["RFM score (1-5)"].iloc[0], 5.0)
 
 
 def test_all_zero_weights_show_an_error_not_a_traceback(page):
@@ -173,9 +178,14 @@ def test_bgnbd_tab_on_cdnow(app_wh, test_data):
     assert _num(m["CLV by BG/NBD, total"]) == pytest.approx(table["clv_bgnbd"].sum(), abs=0.01)
     # rank by the BG/NBD CLV
     at.selectbox(key="value_rank_by").set_value("clv_bgnbd").run()
-    top = _table(at, "customer_id")
-    assert top["clv_bgnbd"].is_monotonic_decreasing
-    assert top["clv_bgnbd"].iloc[0] == pytest.approx(table["clv_bgnbd"].max(), rel=1e-6)
+    top = _table(at, "Customer")
+    assert top["CLV (BG/NBD model)"].is_monotonic_decreasing
+    assert top["CLV (BG/NBD model)"].iloc[0] == pytest.approx(table["clv_bgnbd"].max(), rel=1e-6)
+    # the fitted parameters in plain words, from the fitted values
+    said = " ".join(md.value for md in at.markdown)
+    bg = fit_clv_models(summary)[0]
+    assert f"buys about {bg.r_ / bg.alpha_:.3g} times a week" in said.replace("\\", "")
+    assert "chance of stopping for good" in said
     # heatmaps, then the holdout check
     n_charts = len(at.get("plotly_chart"))
     at.toggle(key="value_run_holdout").set_value(True).run()
@@ -278,6 +288,24 @@ def test_bad_rule_input_shows_an_error_and_keeps_the_default_grid(page):
     at.text_input(key="value_fallback").input("No purchase yet").run()
     assert not at.exception, at.exception
     assert any("rule table has a problem" in e.value and "reserved" in e.value for e in at.error)
-    seg = _table(at, "revenue_share")
-    assert "Champions" in set(seg["segment"])
-    assert seg["customers"].sum() == 202
+    seg = _table(at, "Share of revenue")
+    assert "Champions" in set(seg["RFM segment"])
+    assert seg["Customers"].sum() == 202
+
+
+def test_money_in_the_dataset_currency(page, app_wh):
+    from analytics import formatting
+    from analytics.currency import set_dataset_currency
+
+    set_dataset_currency(app_wh, "shop", "EUR")
+    at = page
+    at.run()
+    assert not at.exception, at.exception
+    total = clv_formula(_summary(app_wh), CLVParams()).sum()
+    assert _metrics(at)["CLV by formula, total"] == formatting.money(total, "EUR")
+    seg = at.dataframe[[i for i, d in enumerate(at.dataframe) if "Share of revenue" in d.value.columns][0]]
+    import json
+
+    config = json.loads(seg.proto.columns)  # the column configuration sent with the table
+    assert config["Net revenue"]["type_config"]["format"] == formatting.money_printf("EUR") == "€%,.2f"
+    assert config["Share of revenue"]["type_config"]["format"] == "%.1f %%"
