@@ -308,6 +308,12 @@ def segments_frame(dataset: str, as_of):
     return _frame(dataset, str(as_of), clusters=False, with_values=False)
 
 
+def segments_value_frame(dataset: str, as_of):
+    """The customer frame with the value columns (expected value, churn risk, P(alive)...) and without
+    clusters (the Segments page joins the run it shows) (read-only)."""
+    return _frame(dataset, str(as_of), clusters=False, with_values=True)
+
+
 def campaigns_frame(dataset: str, as_of):
     """The customer frame with clusters and the value columns (expected CLV...) (read-only)."""
     return _frame(dataset, str(as_of), clusters=True, with_values=True)

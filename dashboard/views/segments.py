@@ -3,6 +3,13 @@
 The page lays out widgets and calls analytics.segments (clustering, rules, store);
 the customer frame is cached in dashboard.cache. User text (segment and cluster
 names, descriptions, filter values) is only ever shown escaped or as plain text.
+
+The rule builder edits a tree of groups (AND / OR, nested up to three levels) and
+conditions kept in the session state (:data:`TREE_KEY`); every condition's widgets are
+keyed by its node id (``seg_rule_field_{id}``...), so the tree can be rebuilt from a saved
+definition by setting those keys. Conditions on what customers did (bought a product or
+a category, events in the last N days) and on their attributes (country, columns kept at
+load) are answered from the events by ``analytics.segments.activity.EventSource``.
 """
 from __future__ import annotations
 
@@ -12,6 +19,8 @@ import warnings
 import pandas as pd
 import streamlit as st
 
+from analytics import formatting as fmt
+from analytics.glossary import term
 from analytics.segments import rules, store
 from analytics.segments.clustering import (
     ALGORITHMS, DEFAULT_FEATURES, SCALINGS, ClusteringWarning, CustomerClustering, available_features,
@@ -22,14 +31,27 @@ from dashboard import cache, widgets
 
 MODEL_KEY = "seg_model"          # {"key": (dataset, as_of), "model": CustomerClustering, "run_id": int | None}
 GUIDE_KEY = "seg_guidance"       # {"key": (...), "guidance": KGuidance}
+K_NEXT_KEY = "_seg_k_next"       # the suggested k, put into the k field on the next run
 DELETE_KEY = "seg_delete_pending"
 EDITING_KEY = "seg_editing"      # id of the saved segment loaded into the rule builder
 EDIT_NOTE_KEY = "seg_edit_note"  # why a saved segment could not (fully) be loaded into the builder
 FLASH_KEY = "seg_saved_flash"    # a confirmation shown once after a save and rerun (already escaped)
+TREE_KEY = "seg_tree"            # {"nodes": {id: {"kind": "group"|"cond", "children": [...]}}, "next": int}
+ROOT = "g"
 SCALING_LABELS = {"log1p_standard": "log1p, then standard", "standard": "standard (mean 0, sd 1)",
                   "robust": "robust (median / IQR)"}
 ALGO_LABELS = {"kmeans": "k-means", "minibatch_kmeans": "mini-batch k-means", "gmm": "Gaussian mixture"}
-MAX_ROWS = 8
+#: conditions and group depth the builder shows
+MAX_ROWS = 20
+MAX_DEPTH = 3
+SCOPES = ("dataset", "all")
+SCOPE_LABELS = {"dataset": "This dataset only", "all": "All datasets"}
+BOUGHT_OP_LABELS = {"in": "bought any of", "not_in": "bought none of"}
+EVENT_LABELS = {"view": "views", "search": "searches", "cart": "cart adds", "purchase": "purchases",
+                "return": "returns", "review": "reviews"}
+#: fields on a 0-1 scale (the value hint says so)
+UNIT_FIELDS = {"p_alive", "probability_alive", "churn_risk", "churn_probability", "return_rate"}
+
 
 @dataclasses.dataclass
 class _Page:
@@ -45,13 +67,36 @@ class _Page:
     fields: dict
     latest_run: int | None
     state_key: tuple
+    source: object = None  # analytics.segments.activity.EventSource (activity and attribute conditions)
+    currency: object = None
+
+    def title(self, name: str) -> str:
+        f = self.fields.get(name)
+        if f is not None and f.label:
+            return f.label
+        return fmt.column_title(name)
+
+    def help(self, name: str) -> str | None:
+        f = self.fields.get(name)
+        return (f.help if f is not None else None) or fmt.column_help(name)
 
 
 def _load() -> _Page:
     dataset, version, first_day, last_day = widgets.dataset_span_or_stop()
     as_of = st.date_input("As of", value=last_day, min_value=first_day, max_value=last_day, key="seg_as_of",
                           help="Customers, features and scores use events up to the end of this day.")
-    base = widgets.customer_frame_or_stop(cache.segments_frame, dataset, as_of)
+    value_note = None
+    try:
+        base = cache.segments_value_frame(dataset, as_of)
+    except ValueError as exc:  # the value models cannot be fitted: the builder works without their fields
+        value_note = str(exc)
+        base = widgets.customer_frame_or_stop(cache.segments_frame, dataset, as_of)
+    else:
+        if base is None:
+            widgets.not_ready(dataset, "the customer table")
+        if base.empty:
+            st.warning(f"No customers up to {as_of}. Pick a later as-of date.", icon="📭")
+            st.stop()
     wh = cache.warehouse()
     # The customer frame rules filter on: the cached frame plus the cluster assignment of the
     # newest saved run for this dataset and as-of date (so cluster segments re-evaluate).
@@ -64,20 +109,31 @@ def _load() -> _Page:
         # a shallow copy (copy-on-write) with two new columns: no copy of the wide cached frame
         assigned = cache.segments_assignments(dataset, latest_run).reindex(base.index)
         frame = base.assign(cluster=assigned["cluster"].to_numpy(), cluster_name=assigned["cluster_name"].to_numpy())
-    fields = rules.fields_from_frame(frame)
+    source = None
+    if cache.attached(dataset) is None:  # a summary attached from Spark has no events to ask
+        source = cache.event_source(dataset, as_of)
+    fields = rules.fields_for(frame, source)
     st.caption(f"{len(frame):,} customers of “{widgets.md_escape(dataset)}” as of {as_of}"
                + (f" · cluster fields from saved run {latest_run}" if latest_run is not None else ""))
+    if value_note:
+        st.caption("Predicted value, churn risk and P(alive) cannot be used as conditions on these data: "
+                   + widgets.md_escape(value_note))
     return _Page(wh, dataset, first_day, last_day, as_of, base, frame, fields, latest_run,
-                 (dataset, str(as_of), version))
+                 (dataset, str(as_of), version), source, widgets.currency(dataset))
 
 
-def _stats_line(stats: dict) -> None:
-    c1, c2, c3 = st.columns(3)
-    c1.metric("Customers selected", widgets.fmt_int(stats["customers"]))
-    c2.metric("Share of customers", widgets.fmt_pct(stats["share"]))
-    c3.metric("Net revenue of the selection", widgets.fmt_money(stats["value"]),
-              help="Share of all net revenue: " + widgets.fmt_pct(stats["value_share"]))
-
+def _stats_line(p: _Page, stats: dict, mask) -> None:
+    cols = st.columns(4 if "expected_clv" in p.frame.columns else 3)
+    cols[0].metric("Customers selected", fmt.integer(stats["customers"]))
+    cols[1].metric("Share of customers", fmt.percent(stats["share"]))
+    cols[2].metric("Net revenue of the selection", fmt.money(stats["value"], p.currency, compact=True),
+                   help="What the selected customers spent so far, refunds taken off; share of all net revenue: "
+                   + fmt.percent(stats["value_share"]))
+    if len(cols) > 3:
+        ev = rules.selection_stats(p.frame, mask, "expected_clv")
+        cols[3].metric("Expected value of the selection", fmt.money(ev["value"], p.currency, compact=True),
+                       help=f"{fmt.column_help('expected_clv')} Share of all customers' expected value: "
+                       f"{fmt.percent(ev['value_share'])}.")
 
 
 # ---------------------------------------------------------------- clustering
@@ -97,7 +153,12 @@ def _tab_cluster(p: _Page) -> None:
     c1, c2, c3 = st.columns(3)
     scaling = c1.selectbox("Scaling", SCALINGS, key="seg_scaling", format_func=SCALING_LABELS.get)
     algorithm = c2.selectbox("Algorithm", ALGORITHMS, key="seg_algorithm", format_func=ALGO_LABELS.get)
-    k = c3.number_input("Number of clusters k", min_value=2, max_value=12, value=6, step=1, key="seg_k")
+    if K_NEXT_KEY in st.session_state:  # the suggested k, put into the field before it is drawn
+        st.session_state["seg_k"] = st.session_state.pop(K_NEXT_KEY)
+    k = c3.number_input("Number of clusters k", min_value=2, max_value=12, step=1,
+                        key=widgets.state_default("seg_k", 6),
+                        help="How many groups to split the customers into. 'Help me choose k' puts its suggestion "
+                        "here; you can still change it.")
     params_key = state_key + (tuple(feats), scaling, algorithm)
 
     if st.button("🧭 Help me choose k (k = 2..12)", key="seg_guide"):
@@ -117,15 +178,21 @@ def _tab_cluster(p: _Page) -> None:
                                                             if issubclass(w.category, ClusteringWarning)]}
             except ValueError as exc:
                 st.session_state.pop(GUIDE_KEY, None)
+                bar.empty()
                 widgets.show_error(exc, "k guidance failed")
-            bar.empty()
+            else:
+                bar.empty()
+                st.session_state[K_NEXT_KEY] = int(g.suggested_k)
+                st.rerun()
     guide = st.session_state.get(GUIDE_KEY)
     if guide and guide["key"] == params_key:
         g = guide["guidance"]
         for w in guide["warnings"]:
             st.warning(w, icon="⚠️")
         st.plotly_chart(k_guidance_figure(g), key="seg_guide_fig")
-        st.info(f"Suggested k = {g.suggested_k}: {g.reason}", icon="🧭")
+        st.info(f"Suggested k = {g.suggested_k}: {g.reason} It is in the k field above; change it if you like, "
+                "then Train.", icon="🧭")
+        st.caption(widgets.md_escape(term("inertia") + " " + term("silhouette")))
 
     if st.button("▶️ Train", key="seg_train", type="primary"):
         if not feats:
@@ -157,11 +224,11 @@ def _tab_cluster(p: _Page) -> None:
             "cluster": prof.index, "name": prof["name"].astype(str), "customers": prof["size"].astype(int),
             "share": prof["size_share"].astype(float), "revenue share": prof["revenue_share"].astype(float),
         })
-        st.dataframe(table, hide_index=True, key="seg_cluster_table", column_config={
-            "share": st.column_config.NumberColumn(format="percent"),
-            "revenue share": st.column_config.NumberColumn(format="percent"),
-        })
-        st.plotly_chart(profile_figure(model), key="seg_profile_fig")
+        widgets.table(table, "seg_cluster_table", p.currency,
+                      kinds={"cluster": "count", "share": "percent", "revenue share": "percent"},
+                      titles={"cluster": "Cluster number", "name": "Name", "customers": "Customers",
+                              "share": "Share of customers", "revenue share": "Share of net revenue"})
+        st.plotly_chart(profile_figure(model, currency=p.currency), key="seg_profile_fig")
         st.plotly_chart(projection_figure(model, base, max_points=20_000), key="seg_projection_fig")
 
         cluster_names = list(model.names_)
@@ -208,58 +275,238 @@ def _value_text(v) -> str:
     return str(v)
 
 
-def _load_into_builder(seg_id: int, fields: dict, frame: pd.DataFrame) -> None:
-    """on_click: put a saved segment's definition into the rule builder's widgets."""
+def _tree() -> dict:
+    ss = st.session_state
+    if TREE_KEY not in ss:
+        ss[TREE_KEY] = {"nodes": {ROOT: {"kind": "group", "children": ["0"]}, "0": {"kind": "cond"}}, "next": 1}
+    return ss[TREE_KEY]
+
+
+def _n_conditions(tree: dict) -> int:
+    return sum(1 for n in tree["nodes"].values() if n["kind"] == "cond")
+
+
+def _add(group_id: str, kind: str) -> None:
+    """on_click: a new condition, or a new group holding one condition, at the end of ``group_id``."""
+    t = _tree()
+
+    def new(node: dict) -> str:
+        nid = str(t["next"])
+        t["next"] += 1
+        t["nodes"][nid] = node
+        return nid
+
+    if kind == "group":
+        gid = new({"kind": "group", "children": []})
+        t["nodes"][gid]["children"].append(new({"kind": "cond"}))
+        t["nodes"][group_id]["children"].append(gid)
+    else:
+        t["nodes"][group_id]["children"].append(new({"kind": "cond"}))
+
+
+def _remove(node_id: str) -> None:
+    """on_click: remove a condition or a group (with everything in it)."""
+    t = _tree()
+    for n in t["nodes"].values():
+        if n["kind"] == "group" and node_id in n["children"]:
+            n["children"].remove(node_id)
+    stack = [node_id]
+    while stack:
+        nid = stack.pop()
+        node = t["nodes"].pop(nid, None)
+        if node and node["kind"] == "group":
+            stack += node["children"]
+
+
+def _choices(p: _Page, name: str) -> list[str] | None:
+    """The values a category field can take (None when absent or too many to list)."""
+    if name in p.frame.columns:
+        return widgets.category_choices(p.frame, name)
+    f = p.fields.get(name)
+    if p.source is not None and f is not None and f.kind in ("attribute", "activity") and f.type == "category":
+        try:
+            return p.source.values(name)
+        except (ValueError, KeyError):
+            return None
+    return None
+
+
+def _value_widget(p: _Page, cid: str, name: str, field, op: str):
+    k = "seg_rule"
+    if op == "is_null":
+        return st.checkbox("missing (untick: present)", key=widgets.state_default(f"{k}_null_{cid}", True))
+    if field.type == "date":
+        if op == "between":
+            return [str(d) for d in (st.date_input("From", key=widgets.state_default(f"{k}_d1_{cid}", p.first_day)),
+                                     st.date_input("To", key=widgets.state_default(f"{k}_d2_{cid}", p.last_day)))]
+        return str(st.date_input("Date", key=widgets.state_default(f"{k}_d_{cid}", p.last_day)))
+    if op == "between":
+        a, b = st.columns(2)
+        return [a.text_input("From", key=f"{k}_v1_{cid}"), b.text_input("To", key=f"{k}_v2_{cid}")]
+    if field.type in ("category", "text") and op in ("=", "!=", "in", "not_in") and (choices := _choices(p, name)):
+        if op in ("in", "not_in"):
+            return st.multiselect("Values", choices, key=f"{k}_cm_{cid}_{name}")
+        return st.selectbox("Value", choices, key=f"{k}_cs_{cid}_{name}")
+    if op in ("in", "not_in"):
+        raw = st.text_input("Values (comma-separated)", key=f"{k}_vl_{cid}")
+        return [v.strip() for v in raw.split(",") if v.strip()]
+    if name in UNIT_FIELDS:
+        hint = "from 0 to 1, e.g. 0.7 = 70 %"
+    elif field.type == "numeric":
+        hint = "a number, e.g. 500"
+    else:
+        hint = "text"
+    return st.text_input("Value", key=f"{k}_v_{cid}", placeholder=hint)
+
+
+def _condition_row(p: _Page, cid: str, names: list[str], default_field: str) -> dict:
+    """One condition: field, operator, value, and for activity fields the event type and the window."""
+    k = "seg_rule"
+    ss = st.session_state
+    if ss.get(f"{k}_field_{cid}") not in p.fields:
+        ss[f"{k}_field_{cid}"] = default_field
+    c1, c2, c3, c4 = st.columns([2, 1.4, 2.6, 0.5], vertical_alignment="bottom")
+    name = c1.selectbox("Field", names, key=f"{k}_field_{cid}", format_func=p.title)
+    field = p.fields[name]
+    activity = field.kind == "activity"
+    labels = BOUGHT_OP_LABELS if name in ("bought_product", "bought_category") else widgets.RULE_OP_LABELS
+    op = c2.selectbox("Operator", field.operators, key=f"{k}_op_{cid}_{name if activity else field.type}",
+                      format_func=lambda o: labels.get(o, o))
+    cond: dict = {"field": name, "operator": op}
+    with c3:
+        if name == "event_count":
+            types = (p.source.info()["event_types"] if p.source is not None else []) or ["purchase"]
+            cond["event"] = st.selectbox("Event type", types, key=f"{k}_ev_{cid}",
+                                         format_func=lambda t: EVENT_LABELS.get(t, t))
+        cond["value"] = _value_widget(p, cid, name, field, op)
+        if "days" in field.params:
+            w1, w2 = st.columns(2)
+            when = w1.selectbox("When", ["ever", "last"], key=widgets.state_default(f"{k}_when_{cid}", "ever"),
+                                format_func=lambda w: "ever" if w == "ever" else "in the last … days")
+            if when == "last":
+                cond["days"] = int(w2.number_input("Days", min_value=1, max_value=rules.MAX_DAYS, step=1,
+                                                   key=widgets.state_default(f"{k}_days_{cid}", 30)))
+    c4.button("✖", key=f"seg_del_{cid}", on_click=_remove, args=(cid,), help="Remove this condition")
+    help_text = p.help(name)
+    if help_text:
+        st.caption(widgets.md_escape(help_text))
+    return cond
+
+
+def _group(p: _Page, gid: str, depth: int, names: list[str], default_field: str) -> dict:
+    """A group's combine choice, its conditions and groups (drawn in a box), and its add/remove buttons."""
+    t = _tree()
+    node = t["nodes"][gid]
+    op_key = "seg_rule_op" if gid == ROOT else f"seg_grp_op_{gid}"
+    op = st.radio("Combine with" if gid == ROOT else "Inside this group", ["and", "or"], horizontal=True,
+                  key=widgets.state_default(op_key, "and"),
+                  format_func=lambda o: "all conditions (AND)" if o == "and" else "any condition (OR)")
+    items = []
+    for child in list(node["children"]):
+        if t["nodes"][child]["kind"] == "cond":
+            items.append(_condition_row(p, child, names, default_field))
+        else:
+            with st.container(border=True):
+                items.append(_group(p, child, depth + 1, names, default_field))
+    full = _n_conditions(t) >= MAX_ROWS
+    b1, b2, b3 = st.columns([1, 1.4, 1.6])
+    b1.button("➕ Condition", key=f"seg_add_c_{gid}", on_click=_add, args=(gid, "cond"), disabled=full)
+    if depth < MAX_DEPTH:
+        b2.button("➕ Group of conditions", key=f"seg_add_g_{gid}", on_click=_add, args=(gid, "group"),
+                  disabled=full, help="A group inside this one, combined with its own AND / OR: e.g. "
+                  "“net revenue ≥ 500 AND (bought from Books OR 3+ views in the last 7 days)”.")
+    if gid != ROOT:
+        b3.button("Remove this group", key=f"seg_del_{gid}", on_click=_remove, args=(gid,))
+    return {"op": op, "conditions": items}
+
+
+def _blank(definition: dict) -> int:
+    """The number of conditions still waiting for a value."""
+    return sum(1 for c in rules.iter_conditions(definition)
+               if c["value"] == "" or c["value"] == [] or (isinstance(c["value"], list) and "" in c["value"]))
+
+
+def _set_condition_keys(p: _Page, cid: str, c: dict, dropped: list[str]) -> None:
+    ss = st.session_state
+    k = "seg_rule"
+    name, op, value = c["field"], c["operator"], c["value"]
+    field = p.fields[name]
+    ss[f"{k}_field_{cid}"] = name
+    ss[f"{k}_op_{cid}_{name if field.kind == 'activity' else field.type}"] = op
+    if "event" in c:
+        ss[f"{k}_ev_{cid}"] = c["event"]
+    if "days" in field.params:
+        ss[f"{k}_when_{cid}"] = "ever" if c.get("days") is None else "last"
+        if c.get("days") is not None:
+            ss[f"{k}_days_{cid}"] = int(c["days"])
+    if op == "is_null":
+        ss[f"{k}_null_{cid}"] = bool(value)
+    elif field.type == "date":
+        if op == "between":
+            ss[f"{k}_d1_{cid}"], ss[f"{k}_d2_{cid}"] = (pd.Timestamp(v).date() for v in value)
+        else:
+            ss[f"{k}_d_{cid}"] = pd.Timestamp(value).date()
+    elif op == "between":
+        ss[f"{k}_v1_{cid}"], ss[f"{k}_v2_{cid}"] = (_value_text(v) for v in value)
+    elif field.type in ("category", "text") and op in ("=", "!=", "in", "not_in") and (choices := _choices(p, name)):
+        if op in ("in", "not_in"):
+            ss[f"{k}_cm_{cid}_{name}"] = [str(v) for v in value if str(v) in choices]
+            dropped += [str(v) for v in value if str(v) not in choices]
+        elif str(value) in choices:
+            ss[f"{k}_cs_{cid}_{name}"] = str(value)
+        else:
+            dropped.append(str(value))
+    elif op in ("in", "not_in"):
+        ss[f"{k}_vl_{cid}"] = ", ".join(_value_text(v) for v in value)
+    else:
+        ss[f"{k}_v_{cid}"] = _value_text(value)
+
+
+def _load_into_builder(seg_id: int, p: _Page) -> None:
+    """on_click: put a saved segment's definition (nested groups included) into the rule builder."""
     ss = st.session_state
     ss.pop(EDIT_NOTE_KEY, None)
     try:
         seg = store.get_segment(cache.warehouse(), int(seg_id))
-        definition = rules.validate(seg["definition"], fields)
+        definition = rules.validate(seg["definition"], p.fields)
     except ValueError as exc:
         ss[EDIT_NOTE_KEY] = f"This segment cannot be edited on the current data: {exc}"
         return
-    conds = definition["conditions"]
-    if any("conditions" in c for c in conds):
-        ss[EDIT_NOTE_KEY] = ("This segment has nested groups of conditions, which the rule builder cannot show; "
-                             "its name and description can still be changed.")
+
+    def depth(g) -> int:
+        return 1 + max([depth(c) for c in g["conditions"] if "conditions" in c] or [0])
+
+    n = sum(1 for _ in rules.iter_conditions(definition))
+    if depth(definition) > MAX_DEPTH or n > MAX_ROWS:
+        ss[EDIT_NOTE_KEY] = (f"The rule builder shows up to {MAX_ROWS} conditions in groups nested {MAX_DEPTH} "
+                             "levels deep; this segment has more. Its name and description can still be changed.")
         return
-    if not conds or len(conds) > MAX_ROWS:
-        ss[EDIT_NOTE_KEY] = (f"The rule builder shows 1 to {MAX_ROWS} conditions; this segment has {len(conds)}; "
-                             "its name and description can still be changed.")
-        return
-    dropped = []
-    ss["seg_rule_n"] = len(conds)
-    ss["seg_rule_op"] = definition["op"]
-    for i, c in enumerate(conds):
-        fname, op, value = c["field"], c["operator"], c["value"]
-        field = fields[fname]
-        ss[f"seg_rule_field_{i}"] = fname
-        ss[f"seg_rule_op_{i}_{field.type}"] = op
-        if op == "is_null":
-            ss[f"seg_rule_null_{i}"] = bool(value)
-        elif field.type == "date":
-            if op == "between":
-                ss[f"seg_rule_d1_{i}"], ss[f"seg_rule_d2_{i}"] = (pd.Timestamp(v).date() for v in value)
+    for key in [k for k in ss if str(k).startswith(("seg_rule_", "seg_grp_op_")) and k not in (
+            "seg_rule_name", "seg_rule_desc")]:
+        del ss[key]
+    nodes: dict = {}
+    counter = [0]
+    dropped: list[str] = []
+
+    def build(g, gid: str) -> None:
+        nodes[gid] = {"kind": "group", "children": []}
+        ss["seg_rule_op" if gid == ROOT else f"seg_grp_op_{gid}"] = g["op"]
+        for c in g["conditions"]:
+            nid = str(counter[0])
+            counter[0] += 1
+            nodes[gid]["children"].append(nid)
+            if "conditions" in c:
+                build(c, nid)
             else:
-                ss[f"seg_rule_d_{i}"] = pd.Timestamp(value).date()
-        elif op == "between":
-            ss[f"seg_rule_v1_{i}"], ss[f"seg_rule_v2_{i}"] = (_value_text(v) for v in value)
-        elif field.type == "category" and op in ("=", "!=", "in", "not_in") and (
-                choices := widgets.category_choices(frame, fname)):
-            if op in ("in", "not_in"):
-                ss[f"seg_rule_cm_{i}_{fname}"] = [str(v) for v in value if str(v) in choices]
-                dropped += [str(v) for v in value if str(v) not in choices]
-            elif str(value) in choices:
-                ss[f"seg_rule_cs_{i}_{fname}"] = str(value)
-            else:
-                dropped.append(str(value))
-        elif op in ("in", "not_in"):
-            ss[f"seg_rule_vl_{i}"] = ", ".join(_value_text(v) for v in value)
-        else:
-            ss[f"seg_rule_v_{i}"] = _value_text(value)
+                nodes[nid] = {"kind": "cond"}
+                _set_condition_keys(p, nid, c, dropped)
+
+    build(definition, ROOT)
+    ss[TREE_KEY] = {"nodes": nodes, "next": counter[0]}
     ss[EDITING_KEY] = int(seg_id)
     ss["seg_rule_name"] = seg["name"]
     ss["seg_rule_desc"] = seg["description"]
+    ss["seg_rule_scope"] = "all" if seg["dataset"] is None else "dataset"
     if dropped:
         ss[EDIT_NOTE_KEY] = ("Values no customer has today were left out of the builder: " + ", ".join(dropped))
 
@@ -270,9 +517,9 @@ def _stop_editing() -> None:
 
 
 def _tab_rules(p: _Page) -> None:
-    """The rule builder: conditions, live selection, save (or save changes to an edited segment)."""
-    wh, dataset, frame, fields, first_day, last_day = p.wh, p.dataset, p.frame, p.fields, p.first_day, p.last_day
-    field_names = sorted(fields, key=lambda f: fields[f].title.lower())
+    """The rule builder: nested groups of conditions, live selection, save (or save changes)."""
+    wh, dataset, frame, fields = p.wh, p.dataset, p.frame, p.fields
+    names = sorted(fields, key=lambda f: p.title(f).lower())
     editing = st.session_state.get(EDITING_KEY)
     editing_seg = None
     if editing is not None:
@@ -285,57 +532,63 @@ def _tab_rules(p: _Page) -> None:
                 "then save the changes below.", icon="📝")
     if st.session_state.get(EDIT_NOTE_KEY):
         st.warning(widgets.md_escape(st.session_state[EDIT_NOTE_KEY]), icon="⚠️")
-    n_rows = st.number_input("Conditions", min_value=1, max_value=MAX_ROWS, step=1, key=widgets.state_default("seg_rule_n", 1))
-    combine = st.radio("Combine with", ["and", "or"], horizontal=True, key=widgets.state_default("seg_rule_op", "and"),
-                       format_func=lambda o: "all conditions (AND)" if o == "and" else "any condition (OR)")
-    conditions: list[dict] = []
-    default_field = "net_revenue" if "net_revenue" in field_names else field_names[0]
-    for i in range(int(n_rows)):
-        conditions.append(widgets.rule_condition_row("seg", i, frame, fields, default_field, first_day, last_day))
-    definition = {"op": combine, "conditions": conditions}
-    valid = None
-    blank = widgets.blank_conditions(conditions)
+    st.caption("Conditions on the customer table, on what customers did (bought a product or a category, events "
+               "in the last N days) and on who they are (country and the columns kept at load).")
+    default_field = "net_revenue" if "net_revenue" in names else names[0]
+    definition = _group(p, ROOT, 1, names, default_field)
+    valid = mask = None
+    blank = _blank(definition)
     if blank:
-        st.info("Enter a value for condition " + ", ".join(map(str, blank)) + " to see the selection.", icon="✍️")
-    try:
-        if not blank:
+        st.info(f"Enter a value for {'the condition' if blank == 1 else f'{blank} conditions'} still empty to see "
+                "the selection.", icon="✍️")
+    else:
+        try:
             valid = rules.validate(definition, fields)
-            mask = rules.evaluate(valid, frame, fields)
-    except ValueError as exc:
-        valid = None
-        widgets.show_error(exc, "Check the conditions")
-    if valid is not None:
-        st.caption("Selection: " + widgets.md_escape(rules.describe(valid, fields)))
-        stats = rules.selection_stats(frame, mask)
-        _stats_line(stats)
-        if stats["customers"] == 0:
-            st.warning("No customer matches these conditions today. You can still save the segment: "
-                       "it is re-evaluated on the current data every time.", icon="📭")
-        name = st.text_input("Segment name", key="seg_rule_name", max_chars=200)
-        desc = st.text_area("Description", key="seg_rule_desc", max_chars=5000)
-        b1, b2, b3 = st.columns(3)
-        if editing_seg is not None and b1.button(f"💾 Save changes to “{widgets.md_escape(editing_seg['name'])}”",
-                                                 key="seg_edit_def_save", type="primary"):
-            try:
-                seg = store.update_segment(wh, editing_seg["id"], name=name, description=desc, definition=valid,
-                                           fields=fields)
-                st.session_state.pop(EDITING_KEY, None)
-                st.success(f"Saved the changes to the segment “{widgets.md_escape(seg['name'])}”.", icon="✅")
-            except ValueError as exc:
-                widgets.show_error(exc, "Could not save the changes")
-        if b2.button("💾 Save as a new segment" if editing_seg is not None else "💾 Save segment",
-                     key="seg_rule_save", type="secondary" if editing_seg is not None else "primary"):
-            try:
-                store.save_segment(wh, name, valid, desc, fields=fields, dataset=dataset)
-                st.success(f"Saved the segment “{widgets.md_escape(name.strip())}”.", icon="✅")
-            except ValueError as exc:
-                widgets.show_error(exc, "Could not save the segment")
-        if editing_seg is not None:
-            b3.button("Stop editing", key="seg_edit_stop", on_click=_stop_editing)
+            mask = rules.evaluate(valid, frame, fields, source=p.source)
+        except ValueError as exc:
+            valid = None
+            widgets.show_error(widgets.md_escape(exc), "Check the conditions")
+    if valid is None:
+        return
+    st.caption("Selection: " + widgets.md_escape(rules.describe(valid, fields)))
+    stats = rules.selection_stats(frame, mask)
+    _stats_line(p, stats, mask)
+    if stats["customers"] == 0:
+        st.warning("No customer matches these conditions today. You can still save the segment: "
+                   "it is re-evaluated on the current data every time.", icon="📭")
+    name = st.text_input("Segment name", key="seg_rule_name", max_chars=200)
+    desc = st.text_area("Description", key="seg_rule_desc", max_chars=5000)
+    scope = st.radio("Who uses this segment", SCOPES, horizontal=True, key=widgets.state_default("seg_rule_scope",
+                                                                                                 "dataset"),
+                     format_func=lambda sc: (f"This dataset only (“{dataset}”)" if sc == "dataset"
+                                             else SCOPE_LABELS[sc]),
+                     help="A segment belongs to this dataset unless it is shared with all datasets; a shared one "
+                     "counts the customers of whichever dataset it is used on.")
+    target = dataset if scope == "dataset" else None
+    b1, b2, b3 = st.columns(3)
+    if editing_seg is not None and b1.button(f"💾 Save changes to “{widgets.md_escape(editing_seg['name'])}”",
+                                             key="seg_edit_def_save", type="primary"):
+        try:
+            seg = store.update_segment(wh, editing_seg["id"], name=name, description=desc, definition=valid,
+                                       fields=fields, dataset=target)
+            st.session_state.pop(EDITING_KEY, None)
+            st.success(f"Saved the changes to the segment “{widgets.md_escape(seg['name'])}”.", icon="✅")
+        except ValueError as exc:
+            widgets.show_error(exc, "Could not save the changes")
+    if b2.button("💾 Save as a new segment" if editing_seg is not None else "💾 Save segment",
+                 key="seg_rule_save", type="secondary" if editing_seg is not None else "primary"):
+        try:
+            store.save_segment(wh, name, valid, desc, fields=fields, dataset=target)
+            where = f"for “{widgets.md_escape(dataset)}”" if target else "for all datasets"
+            st.success(f"Saved the segment “{widgets.md_escape(name.strip())}” {where}.", icon="✅")
+        except ValueError as exc:
+            widgets.show_error(exc, "Could not save the segment")
+    if editing_seg is not None:
+        b3.button("Stop editing", key="seg_edit_stop", on_click=_stop_editing)
 
 # ---------------------------------------------------------------- saved segments
 def _tab_saved(p: _Page) -> None:
-    """The saved segments: list with live sizes, edit, delete."""
+    """The saved segments this dataset sees (its own and the shared ones): live sizes, edit, delete."""
     wh, dataset, frame, fields = p.wh, p.dataset, p.frame, p.fields
     if st.session_state.get(FLASH_KEY):
         st.success(st.session_state.pop(FLASH_KEY), icon="✅")
@@ -343,29 +596,40 @@ def _tab_saved(p: _Page) -> None:
     if segs.empty:
         st.info("No saved segments yet: build one in the Rule builder or save a cluster.", icon="🗂️")
     else:
+        st.caption(f"The segments of “{widgets.md_escape(dataset)}” and those shared by all datasets, counted on "
+                   f"the customers of “{widgets.md_escape(dataset)}” as of {p.as_of}.")
         rows = []
         for _, s in segs.iterrows():
             try:
                 words = rules.describe(s["definition"], fields)
-                m = rules.evaluate(s["definition"], frame, fields)
+                m = rules.evaluate(s["definition"], frame, fields, source=p.source)
                 stt = rules.selection_stats(frame, m)
-                size, value, note = stt["customers"], stt["value"], ""
+                ev = rules.selection_stats(frame, m, "expected_clv")
+                size, value, expected, note = stt["customers"], stt["value"], ev["value"], ""
             except ValueError as exc:
                 try:
                     words = rules.describe(s["definition"])
                 except ValueError:
                     words = "(definition no longer valid)"
-                size, value, note = None, None, f"cannot evaluate on current data: {exc}"
+                size, value, expected, note = None, None, None, f"cannot be counted on these data: {exc}"
             rows.append({"name": s["name"], "description": s["description"], "definition": words,
-                         "customers": size, "net revenue": value, "note": note,
+                         "scope": "This dataset" if s["dataset"] is not None else store.ALL_DATASETS,
+                         "customers": size, "net_revenue": value, "expected_clv": expected, "note": note,
                          "created": s["created_at"], "updated": s["updated_at"]})
         listing = pd.DataFrame(rows)
+        listing["note"] = listing["note"].replace("", None)
         # st.dataframe shows every cell as plain text (no markup is rendered)
-        st.dataframe(listing, hide_index=True, key="seg_saved_table")
+        widgets.table(listing, "seg_saved_table", p.currency,
+                      kinds={"customers": "count", "created": "date", "updated": "date"},
+                      titles={"name": "Name", "description": "Description", "definition": "Conditions",
+                              "scope": "Used by", "net_revenue": "Net revenue", "expected_clv": "Expected value",
+                              "note": "Note", "created": "Created", "updated": "Changed"})
         for r in rows:
             st.markdown(f"**{widgets.md_escape(r['name'])}** · "
-                        + (f"{r['customers']:,} customers" if r["customers"] is not None else "not evaluated")
-                        + f" · {widgets.md_escape(r['definition'])}")
+                        + (f"{r['customers']:,} customers" if r["customers"] is not None
+                           else "not counted: " + widgets.md_escape(r["note"]))
+                        + f" · {widgets.md_escape(r['definition'])}"
+                        + (" · shared by all datasets" if r["scope"] == store.ALL_DATASETS else ""))
         seg_names = segs["name"].tolist()
 
         st.markdown("##### Edit a saved segment")
@@ -388,7 +652,7 @@ def _tab_saved(p: _Page) -> None:
                 except ValueError as exc:
                     widgets.show_error(exc, "Could not save the segment")
             e2.button("📝 Edit the conditions in the Rule builder", key="seg_edit_load",
-                      on_click=_load_into_builder, args=(edit_id, fields, frame),
+                      on_click=_load_into_builder, args=(edit_id, p),
                       help="Loads this segment's conditions into the Rule builder tab; save them there.")
             if st.session_state.get(EDITING_KEY) == edit_id:
                 st.caption("Loaded into the Rule builder tab: change the conditions there and save the changes.")
@@ -403,7 +667,7 @@ def _tab_saved(p: _Page) -> None:
             y, n = st.columns(2)
             if y.button("Yes, delete", key="seg_delete_yes", type="primary"):
                 try:
-                    store.delete_segment(wh, pending)
+                    store.delete_segment(wh, pending, dataset)
                 except ValueError as exc:
                     widgets.show_error(exc, "Could not delete")
                 st.session_state.pop(DELETE_KEY, None)

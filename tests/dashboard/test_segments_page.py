@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from analytics.segments import store
+from analytics.segments import rules, store
 from analytics.summary import customer_summary
 from tests.dashboard.conftest import APP, ROOT, TIMEOUT, insert_events, synthetic_rows
 
@@ -41,7 +41,10 @@ def _metrics(at) -> dict[str, str]:
 
 
 def _num(text: str) -> float:
-    return float(text.replace(",", "").replace("%", "").strip())
+    """A shown number without its thousands separators, currency sign or percent sign."""
+    import re
+
+    return float(re.sub(r"[^0-9.\-]", "", text))
 
 
 def _table(at, column: str) -> pd.DataFrame:
@@ -169,6 +172,7 @@ def test_guidance_warnings_rename_and_cluster_segment(page, app_wh, rows):
     assert len(info) == 1, [i.value for i in at.info]
     k_sug = int(info[0].split("=")[1].split(":")[0])
     assert 2 <= k_sug <= 12
+    assert at.number_input(key="seg_k").value == k_sug   # the suggestion is put into the k field
     assert len(at.get("plotly_chart")) == 1
     # nobody searches in these data: that feature is dropped with a warning
     at.number_input(key="seg_k").set_value(3)
@@ -193,6 +197,7 @@ def test_guidance_warnings_rename_and_cluster_segment(page, app_wh, rows):
     assert not at.exception, at.exception
     assert not _errors(at), _errors(at)
     at.run()  # the next run evaluates against the saved run's assignment
+    assert "Cluster" in at.selectbox(key="seg_rule_field_0").options  # the latest run's clusters as a field
     saved = _table(at, "definition")
     assert saved["name"].tolist() == ["cluster one"]
     assert int(saved["customers"].iloc[0]) == size1
@@ -272,7 +277,7 @@ def test_edit_saved_segment_rename_description_and_definition(page, app_wh, rows
     # load the definition into the rule builder: its widgets show the saved conditions
     at.button(key="seg_edit_load").click().run()
     assert not at.exception, at.exception
-    assert at.number_input(key="seg_rule_n").value == 2
+    assert at.session_state["seg_tree"]["nodes"]["g"]["children"] == ["0", "1"]
     assert at.selectbox(key="seg_rule_field_0").value == "net_revenue"
     assert at.selectbox(key="seg_rule_op_0_numeric").value == ">="
     assert at.text_input(key="seg_rule_v_0").value == "500"
@@ -298,14 +303,172 @@ def test_edit_saved_segment_rename_description_and_definition(page, app_wh, rows
     assert len(store.list_segments(app_wh)) == 2   # changed in place, not saved as a new one
 
 
-def test_edit_nested_definition_explains_and_keeps_builder(page, app_wh):
+def test_edit_nested_definition_loads_into_the_builder(page, app_wh, rows):
     at = page
     store.save_segment(app_wh, "Nested", {"op": "or", "conditions": [
-        {"op": "and", "conditions": [{"field": "net_revenue", "operator": ">=", "value": 1}]},
-        {"field": "n_orders", "operator": "=", "value": 0}]})
+        {"op": "and", "conditions": [{"field": "net_revenue", "operator": ">=", "value": 100},
+                                     {"field": "n_orders", "operator": ">=", "value": 2}]},
+        {"field": "n_orders", "operator": "=", "value": 0}]}, dataset="shop")
     at.run()
     at.button(key="seg_edit_load").click().run()
     assert not at.exception, at.exception
-    assert any("nested groups" in w.value for w in at.warning)
-    assert at.number_input(key="seg_rule_n").value == 1     # the builder was left as it was
-    assert not any("Editing the saved segment" in i.value for i in at.info)
+    assert not at.warning, [w.value for w in at.warning]
+    assert any("Editing the saved segment" in i.value for i in at.info)
+    tree = at.session_state["seg_tree"]["nodes"]
+    assert tree["g"]["children"] == ["0", "3"] and tree["0"]["children"] == ["1", "2"]
+    assert at.radio(key="seg_rule_op").value == "or" and at.radio(key="seg_grp_op_0").value == "and"
+    assert at.text_input(key="seg_rule_v_1").value == "100"
+    summary = _summary(app_wh, rows)
+    sel = ((summary["net_revenue"] >= 100) & (summary["n_orders"] >= 2)) | (summary["n_orders"] == 0)
+    assert _num(_metrics(at)["Customers selected"]) == int(sel.sum())
+
+
+# ---------------------------------------------------------------- the richer builder
+CATEGORIES = ("books", "games", "garden")
+COUNTRIES = ("DE", "FR", "GB")
+
+
+def _rich_rows(n: int = 160, seed: int = 11) -> pd.DataFrame:
+    """Events with items, categories and countries (what activity and attribute conditions read)."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    start = dt.datetime(2024, 1, 1)
+    out = []
+    for c in range(n):
+        country = COUNTRIES[c % 3]
+        for j in range(int(rng.integers(1, 7))):
+            t = start + dt.timedelta(hours=int(rng.integers(0, 24 * 200)))
+            kind = str(rng.choice(["view", "view", "purchase", "purchase", "cart"]))
+            cat = CATEGORIES[int(rng.integers(0, 3))]
+            out.append({"customer_id": f"k{c:04d}", "event_time": t, "event_type": kind,
+                        "order_id": f"o{c}-{j}" if kind == "purchase" else None,
+                        "item_id": f"{cat[:2]}{int(rng.integers(0, 4))}", "category": cat,
+                        "revenue": float(rng.integers(5, 300)) if kind == "purchase" else None, "country": country})
+    # the last event on a fixed day, so that "the last 30 days" is known
+    out.append({"customer_id": "k0000", "event_time": dt.datetime(2024, 7, 19, 12), "event_type": "view",
+                "order_id": None, "item_id": "bo0", "category": "books", "revenue": None, "country": "DE"})
+    return pd.DataFrame(out)
+
+
+def _insert_rich(wh, dataset: str, df: pd.DataFrame) -> None:
+    full = df.assign(dataset=dataset)
+    with wh.transaction() as tx:
+        tx.execute("INSERT OR IGNORE INTO datasets (name) VALUES (?)", [dataset])
+        tx.register("incoming", full)
+        tx.execute("INSERT INTO events (dataset, customer_id, event_time, event_type, order_id, item_id, category, "
+                   "revenue, country) SELECT dataset, customer_id, event_time, event_type, order_id, item_id, "
+                   "category, revenue, country FROM incoming")
+        tx.execute("INSERT INTO ingestions (id, dataset, file_name, rows_read, rows_loaded, rows_rejected, "
+                   "rows_duplicate) VALUES (nextval('ingestion_id_seq'), ?, 'test', ?, ?, 0, 0)",
+                   [dataset, len(full), len(full)])
+
+
+@pytest.fixture
+def rich(app_wh):
+    df = _rich_rows()
+    _insert_rich(app_wh, "shop", df)
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.switch_page(PAGE).run()
+    assert not at.exception, at.exception
+    return at, df
+
+
+def test_builder_offers_the_marketer_fields(rich):
+    at, _ = rich
+    options = at.selectbox(key="seg_rule_field_0").options
+    for title in ("RFM segment", "Country", "Bought from category", "Bought product", "Number of events",
+                  "Predicted value", "Churn risk (0-1)", "Probability alive (0-1)"):
+        assert title in options, options
+
+
+def test_nested_groups_with_activity_conditions_match_pandas(rich, app_wh):
+    at, df = rich
+    # net revenue >= 100 AND (bought from books in the last 30 days OR 2+ views in the last 30 days)
+    _set_rule(at, "100")
+    at.button(key="seg_add_g_g").click().run()
+    tree = at.session_state["seg_tree"]["nodes"]
+    gid = tree["g"]["children"][-1]
+    c1 = tree[gid]["children"][0]
+    at.radio(key=f"seg_grp_op_{gid}").set_value("or").run()
+    at.selectbox(key=f"seg_rule_field_{c1}").set_value("bought_category").run()
+    at.selectbox(key=f"seg_rule_op_{c1}_bought_category").set_value("in").run()
+    at.multiselect(key=f"seg_rule_cm_{c1}_bought_category").set_value(["books"]).run()
+    at.selectbox(key=f"seg_rule_when_{c1}").set_value("last").run()
+    at.number_input(key=f"seg_rule_days_{c1}").set_value(30).run()
+    at.button(key=f"seg_add_c_{gid}").click().run()
+    c2 = at.session_state["seg_tree"]["nodes"][gid]["children"][-1]
+    at.selectbox(key=f"seg_rule_field_{c2}").set_value("event_count").run()
+    at.selectbox(key=f"seg_rule_ev_{c2}").set_value("view")
+    at.selectbox(key=f"seg_rule_op_{c2}_event_count").set_value(">=")
+    at.selectbox(key=f"seg_rule_when_{c2}").set_value("last").run()
+    at.number_input(key=f"seg_rule_days_{c2}").set_value(30)
+    at.text_input(key=f"seg_rule_v_{c2}").input("2").run()
+    assert not at.exception, at.exception
+    assert not _errors(at), _errors(at)
+
+    # independent: pandas over the raw events
+    end = dt.datetime(2024, 7, 20)
+    since = end - dt.timedelta(days=30)
+    recent = df[(df.event_time >= since) & (df.event_time < end)]
+    net = df[df.event_type == "purchase"].groupby("customer_id").revenue.sum()
+    books = set(recent[(recent.event_type == "purchase") & (recent.category == "books")].customer_id)
+    views = recent[recent.event_type == "view"].groupby("customer_id").size()
+    many_views = set(views[views >= 2].index)
+    expected = {c for c in net[net >= 100].index if c in books or c in many_views}
+    assert expected, "the example must select someone"
+    assert _num(_metrics(at)["Customers selected"]) == len(expected)
+    assert _num(_metrics(at)["Net revenue of the selection"]) == pytest.approx(net[list(expected)].sum(), abs=0.01)
+    caption = next(c.value for c in at.caption if c.value.startswith("Selection: "))
+    assert "bought from category books in the last 30 days" in caption.replace("\\", "")
+
+    # saved for this dataset by default; the stored definition keeps the nesting
+    at.text_input(key="seg_rule_name").input("Recent books or browsing")
+    at.button(key="seg_rule_save").click().run()
+    assert not _errors(at), _errors(at)
+    seg = store.get_segment(app_wh, "Recent books or browsing")
+    assert seg["dataset"] == "shop"
+    inner = seg["definition"]["conditions"][1]
+    assert inner["op"] == "or" and inner["conditions"][0] == {
+        "field": "bought_category", "operator": "in", "value": ["books"], "days": 30}
+    listing = _table(at, "definition").set_index("name")
+    assert int(listing.loc["Recent books or browsing", "customers"]) == len(expected)
+    assert listing.loc["Recent books or browsing", "scope"] == "This dataset"
+
+    # removing the group: back to the one condition
+    at.button(key=f"seg_del_{gid}").click().run()
+    assert at.session_state["seg_tree"]["nodes"]["g"]["children"] == ["0"]
+    assert _num(_metrics(at)["Customers selected"]) == int((net >= 100).sum())
+
+
+def test_country_condition_and_shared_scope(rich, app_wh):
+    at, df = rich
+    at.selectbox(key="seg_rule_field_0").set_value("country").run()
+    at.selectbox(key="seg_rule_op_0_category").set_value("in").run()
+    ms = at.multiselect(key="seg_rule_cm_0_country")
+    assert sorted(ms.options) == list(COUNTRIES)
+    ms.set_value(["FR"]).run()
+    assert _num(_metrics(at)["Customers selected"]) == df[df.country == "FR"].customer_id.nunique()
+    at.text_input(key="seg_rule_name").input("French")
+    at.radio(key="seg_rule_scope").set_value("all")
+    at.button(key="seg_rule_save").click().run()
+    assert not _errors(at), _errors(at)
+    assert store.get_segment(app_wh, "French")["dataset"] is None
+    assert any("for all datasets" in s.value for s in at.success)
+    assert _table(at, "definition").set_index("name").loc["French", "scope"] == store.ALL_DATASETS
+
+
+def test_condition_on_data_the_dataset_lacks_says_so(page, app_wh):
+    at = page  # plain events: no categories, items or countries
+    store.save_segment(app_wh, "Book buyers", {"op": "and", "conditions": [
+        {"field": "bought_category", "operator": "in", "value": ["books"]}]},
+        fields=rules.KNOWN_FIELDS)  # shared by all datasets
+    at.run()
+    assert not at.exception, at.exception
+    listing = _table(at, "definition").set_index("name")
+    assert listing.loc["Book buyers", "note"].startswith("cannot be counted on these data:")
+    assert "this dataset has no data for “Bought from category”" in listing.loc["Book buyers", "note"]
+    assert any("not counted" in m.value and "no data for" in m.value for m in at.markdown)
+    assert "bought_category" not in at.selectbox(key="seg_rule_field_0").options
+    at.button(key="seg_edit_load").click().run()
+    assert any("cannot be edited on the current data" in w.value and "no data for" in w.value for w in at.warning)
