@@ -15,7 +15,8 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from analytics.reports import render_html, report_figures
-from analytics.reports.render import fmt_money, fmt_num, fmt_pct, fmt_unit, readout_rows, report_currency, value_rows
+from analytics.reports.render import (categories_note, fmt_money, fmt_num, fmt_pct, fmt_unit, item_label,
+                                      items_note, partial_months, readout_rows, report_currency, value_rows)
 from dashboard.widgets import md_escape
 
 
@@ -85,10 +86,16 @@ def _show_report(snapshot: dict) -> None:
     _chart(figs, "trend")
     tr = s["trend"]
     if tr["months"]:
-        st.dataframe(pd.DataFrame({"Month": tr["months"], "Active": tr["active_customers"], "Buyers": tr["buyers"],
-                                   "Net revenue": tr["revenue"], "All active": tr["all_active_customers"],
-                                   "All net revenue": tr["all_revenue"]}),
-                     hide_index=True, width="stretch", height=220)
+        partial = partial_months(tr)
+        st.dataframe(pd.DataFrame({
+            "Month": [pd.Timestamp(m + "-01").strftime("%b %Y") + (f" ({p})" if p else "")
+                      for m, p in zip(tr["months"], partial)],
+            "Active customers": [fmt_num(x) for x in tr["active_customers"]],
+            "Buyers": [fmt_num(x) for x in tr["buyers"]],
+            "Net revenue": [fmt_money(x) for x in tr["revenue"]],
+            "All active customers": [fmt_num(x) for x in tr["all_active_customers"]],
+            "All net revenue": [fmt_money(x) for x in tr["all_revenue"]]}),
+            hide_index=True, width="stretch", height=220, key="report_trend_table")
 
     st.subheader("Profile against all customers", anchor=False)
     left, right = st.columns(2)
@@ -112,17 +119,23 @@ def _show_report(snapshot: dict) -> None:
     with left:
         _chart(figs, "top_categories")
         if s["top_categories"]:
-            st.dataframe(pd.DataFrame(s["top_categories"]).rename(columns={
-                "category": "Category", "revenue": "Net revenue", "buyers": "Buyers",
-                "share": "Share of segment revenue", "all_share": "Share of all revenue"}),
-                hide_index=True, width="stretch")
+            st.dataframe(pd.DataFrame([{
+                "Category": r["category"], "Net revenue": fmt_money(r["revenue"]), "Buyers": fmt_num(r["buyers"]),
+                "Share of segment revenue": fmt_pct(r["share"]), "Share of all revenue": fmt_pct(r["all_share"])}
+                for r in s["top_categories"]]), hide_index=True, width="stretch", key="report_top_categories")
+        elif s["top_items"]:
+            st.info(categories_note(s), icon="🏷️")
     with right:
         _chart(figs, "top_items")
         if s["top_items"]:
-            st.dataframe(pd.DataFrame(s["top_items"]).rename(columns={
-                "item_id": "Item", "category": "Category", "revenue": "Net revenue", "buyers": "Buyers",
-                "share": "Share of segment revenue", "all_share": "Share of all revenue"}),
-                hide_index=True, width="stretch")
+            note = items_note(s)
+            if note:
+                st.caption(md_escape(note))
+            st.dataframe(pd.DataFrame([{
+                "Item": item_label(r), "Code": r["item_id"], "Category": r.get("category") or "–",
+                "Net revenue": fmt_money(r["revenue"]), "Buyers": fmt_num(r["buyers"]),
+                "Share of segment revenue": fmt_pct(r["share"]), "Share of all revenue": fmt_pct(r["all_share"])}
+                for r in s["top_items"]]), hide_index=True, width="stretch", key="report_top_items")
 
     p = s.get("predictor")
     if p:

@@ -41,6 +41,31 @@ SEGMENT_COLOR = "#2563eb"
 ALL_COLOR = "#9ca3af"
 
 
+# ----------------------------------------------------------------- item names and notes
+NO_CATEGORIES = "No categories in this dataset: the loaded file had no category column."
+CODES_ONLY = ("This dataset has item codes only: no item names or descriptions were loaded (map a name or "
+              "Description column when loading to see names here).")
+
+
+def item_label(row: dict) -> str:
+    """A top item as people read it: its loaded name (or description), else its code."""
+    return str(row.get("name") or row["item_id"])
+
+
+def items_note(snapshot: dict) -> str | None:
+    """Why the top items show codes (None when they have names, or there are no items)."""
+    if not snapshot.get("top_items"):
+        return None
+    if snapshot.get("items_named") or any(r.get("name") for r in snapshot["top_items"]):
+        return None
+    return CODES_ONLY
+
+
+def categories_note(snapshot: dict) -> str | None:
+    """Said in place of the top categories when the dataset has none."""
+    return NO_CATEGORIES if not snapshot.get("top_categories") else None
+
+
 # ----------------------------------------------------------------- escaping and formats
 def esc(value: Any) -> str:
     """HTML-escape anything for the HTML document (quotes too)."""
@@ -297,8 +322,10 @@ def _report_figures(snapshot: dict) -> dict[str, dict]:
                               ("top_items", "item_id", "Top items by net revenue")):
         rows = snapshot[key]
         if rows:
+            shown = [(item_label(r) if key == "top_items" else r[label]) for r in rows]
+            shown = [t if len(t) <= 40 else t[:39] + "…" for t in map(str, shown)]
             figs[key] = {
-                "data": [{"type": "bar", "orientation": "h", "y": [chart_text(r[label]) for r in rows],
+                "data": [{"type": "bar", "orientation": "h", "y": [chart_text(t) for t in shown],
                           "x": [r["revenue"] for r in rows], "name": name, "marker": {"color": SEGMENT_COLOR},
                           "hovertemplate": "%{y}: %{x:,.2f}<extra></extra>"}],
                 "layout": _layout(title={"text": title}, showlegend=False, height=max(300, 26 * len(rows) + 80),
@@ -469,11 +496,15 @@ def _render_html(snapshot: dict, *, plotly_js: str | None = None) -> str:
         add(_table(["Category", "Net revenue", "Buyers", "Share of segment revenue", "Share of all revenue"],
                    [(r["category"], fmt_money(r["revenue"]), fmt_num(r["buyers"]), fmt_pct(r["share"]),
                      fmt_pct(r["all_share"])) for r in s["top_categories"]], numeric=(1, 2, 3, 4)))
+    elif s["top_items"]:
+        add(f'<p class="note">{esc(NO_CATEGORIES)}</p>')
     if s["top_items"]:
         add(_chart(figs, "top_items"))
-        add(_table(["Item", "Category", "Net revenue", "Buyers", "Share of segment revenue"],
-                   [(r["item_id"], r.get("category") or "–", fmt_money(r["revenue"]), fmt_num(r["buyers"]),
-                     fmt_pct(r["share"])) for r in s["top_items"]], numeric=(2, 3, 4)))
+        if items_note(s):
+            add(f'<p class="note">{esc(items_note(s))}</p>')
+        add(_table(["Item", "Code", "Category", "Net revenue", "Buyers", "Share of segment revenue"],
+                   [(item_label(r), r["item_id"], r.get("category") or "–", fmt_money(r["revenue"]),
+                     fmt_num(r["buyers"]), fmt_pct(r["share"])) for r in s["top_items"]], numeric=(3, 4, 5)))
     if not s["top_categories"] and not s["top_items"]:
         add('<p class="note">The data has no categories or item ids.</p>')
     add("</section>")

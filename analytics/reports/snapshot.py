@@ -314,6 +314,17 @@ def _month_start(ts: pd.Timestamp) -> pd.Timestamp:
     return pd.Timestamp(year=ts.year, month=ts.month, day=1)
 
 
+def _name_items(wh: Warehouse, dataset: str, top_items: list[dict]) -> bool:
+    """Give each top item its name (or description) loaded with the data (``name``: None where
+    there is none); True when at least one has a name, False when the dataset has codes only."""
+    from analytics.recommend.names import stored_names
+
+    names = stored_names(wh, dataset, [r["item_id"] for r in top_items]) if top_items else {}
+    for r in top_items:
+        r["name"] = names.get(r["item_id"])
+    return bool(names)
+
+
 def _sql_sections(wh: Warehouse, dataset: str, day: pd.Timestamp, members: np.ndarray,
                   months: int, top_n: int, seg_total: float, all_total: float) -> tuple[dict, list, list]:
     """Monthly trend and top categories / items of ``members`` (customer ids) in DuckDB.
@@ -527,6 +538,7 @@ def build_report(wh: Warehouse, dataset: str, as_of, *, segment: str | None = No
     all_value = _value_block(frame, np.ones(len(frame), dtype=bool), expected)
     trend, top_categories, top_items = _sql_sections(wh, dataset, day, members, int(trend_months), int(top_n),
                                                      seg_value["net_revenue"], all_value["net_revenue"])
+    items_named = _name_items(wh, dataset, top_items)
     title = ("Segment report: " if kind == "segment" else "Campaign report: ") + subject["name"]
     snapshot = {
         "version": SNAPSHOT_VERSION,
@@ -545,6 +557,7 @@ def build_report(wh: Warehouse, dataset: str, as_of, *, segment: str | None = No
         "concentration": _concentration(frame, mask),
         "top_categories": top_categories,
         "top_items": top_items,
+        "items_named": items_named,
         "predictor": _predictor(wh, dataset, frame, mask),
         "campaigns": _campaign_results(wh, dataset, subject, kind, notes),
         "notes": notes,

@@ -12,6 +12,7 @@ import datetime as dt
 import pandas as pd
 import streamlit as st
 
+from analytics import formatting
 from analytics.reports import build_report, create_report, list_reports, report_id, revoke_report
 from analytics.segments.store import list_segments
 from dashboard import cache, report_render, widgets
@@ -125,11 +126,12 @@ def _list_reports(wh, tokens: dict) -> None:
         view = reports.copy()
         view["link"] = [f"?report={tokens[int(i)]}" if int(i) in tokens else f"{h}… (shown once at creation)"
                         for i, h in zip(view["id"], view["token_hint"])]
-        view["as_of"] = [str(pd.Timestamp(d).date()) if pd.notna(d) else "" for d in view["as_of"]]
-        st.dataframe(view[["id", "title", "kind", "dataset", "as_of", "created_at", "status", "link"]],
-                     hide_index=True, width="stretch",
-                     column_config={"created_at": st.column_config.DatetimeColumn("created (UTC)"),
-                                    "link": st.column_config.TextColumn("link", width="large")})
+        view["as_of"] = [formatting.date(d) if pd.notna(d) else "–" for d in view["as_of"]]
+        titles = {"id": "Report", "title": "Title", "kind": "Kind", "dataset": "Dataset", "as_of": "Data as of",
+                  "created_at": "Created (UTC)", "status": "Status", "link": "Link"}
+        st.dataframe(view[list(titles)].rename(columns=titles), hide_index=True, width="stretch",
+                     column_config={"Created (UTC)": st.column_config.DatetimeColumn(format="D MMM YYYY, HH:mm"),
+                                    "Link": st.column_config.TextColumn(width="large")})
         active = reports[reports["status"] == "active"]
         if active.empty:
             st.caption("Every report link is revoked.")

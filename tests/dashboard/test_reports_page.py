@@ -59,6 +59,15 @@ def test_build_preview_permalink_list_and_revoke(sample):
     value = next(d.value for d in at.dataframe if "Measure" in d.value.columns).set_index("Measure")
     assert value.loc["Customers", "This segment"] == f"{expected:,}"
     assert len(at.get("download_button")) == 1
+    # top items: the sample has item codes only, and the page says so; money in the report's currency
+    from analytics.formatting import money
+    from analytics.reports.render import CODES_ONLY
+
+    snap = build_report(wh, "sample", last_day, segment=HTML_NAME, frame=frame)
+    items = next(d.value for d in at.dataframe if "Code" in d.value.columns)
+    assert items["Item"].tolist() == [r["item_id"] for r in snap["top_items"]]
+    assert items["Net revenue"].iloc[0] == money(snap["top_items"][0]["revenue"], snap["currency"], compact=True)
+    assert any(c.value == md_escape(CODES_ONLY) for c in at.caption)
 
     at.button(key="reports_permalink").click().run()
     assert not at.exception, at.exception
@@ -66,11 +75,11 @@ def test_build_preview_permalink_list_and_revoke(sample):
     token = next(c.split("=", 1)[1] for c in codes if c.startswith("?report="))
     snap = get_report(wh, token)
     assert snap["size"]["customers"] == expected and snap["subject"]["name"] == HTML_NAME
-    listing = next(d.value for d in at.dataframe if "link" in d.value.columns)
-    row = listing[listing["link"] == f"?report={token}"]
-    assert len(row) == 1 and row.iloc[0]["status"] == "active"
+    listing = next(d.value for d in at.dataframe if "Link" in d.value.columns)
+    row = listing[listing["Link"] == f"?report={token}"]
+    assert len(row) == 1 and row.iloc[0]["Status"] == "active"
 
-    rid = int(row.iloc[0]["id"])
+    rid = int(row.iloc[0]["Report"])
     at.selectbox(key="reports_revoke_id").set_value(rid).run()
     at.button(key="reports_revoke").click().run()
     assert not at.exception, at.exception
