@@ -476,7 +476,7 @@ def _tab_currency(names: list[str]) -> None:
                           placeholder="EUR, USD, GBP, CHF, JPY…",
                           help="The three-letter code of the currency the amounts of this dataset are in.")
     c1, c2 = st.columns(2)
-    if c1.button("Set the currency", key="currency_set", type="primary", disabled=not typed.strip()):
+    if c1.button("Set the currency", key="currency_set", type="primary"):
         try:
             code = cache.set_currency(name, typed)
         except CurrencyError as exc:

@@ -131,7 +131,7 @@ def _range_kpis(dataset: str, start: dt.date, end: dt.date, cur) -> None:
     days = fmt.days(comp.days)
     prev_words = f"the {days} before ({fmt.date_range(comp.previous_start, comp.previous_end)})"
     st.markdown(f"**{fmt.date_range(comp.start, comp.end)}** ({days}) vs {prev_words}")
-    cols = st.columns(len(RANGE_KPIS))
+    cols = st.columns(4) + st.columns(4)  # two rows: seven figures fit without being cut
     comparable = comp.previous_covered_days > 0
     for col, (key, label, kind, help_text) in zip(cols, RANGE_KPIS):
         v, pv = comp.current.get(key), comp.previous.get(key)
