@@ -17,13 +17,12 @@ goes through st.dataframe / st.text / widget labels, or is escaped for plotly la
 from __future__ import annotations
 
 import datetime as dt
-import time
 
 import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from analytics import explorer
+from analytics import explorer, formatting, glossary
 from analytics.segments import store
 from dashboard import cache, widgets
 
@@ -32,11 +31,18 @@ TABLE_LIMIT = 2000
 TIMELINE_LIMIT = 500
 LORENZ_POINTS = 1000
 COMPARE_LABELS = {
-    "customers": "Customers", "share": "Share of customers", "revenue": "Net revenue",
-    "revenue_share": "Revenue share", "avg_clv": "Avg CLV (formula)",
-    "orders_per_customer": "Orders per customer", "avg_probability_alive": "Avg probability alive (model)",
+    "segment": "Segment", "customers": "Customers", "share": "Share of customers", "revenue": "Net revenue",
+    "revenue_share": "Share of revenue", "avg_clv": "Average CLV (formula)",
+    "orders_per_customer": "Orders per customer", "avg_probability_alive": "Average probability still active",
     "retention": f"Retention (bought in last {explorer.RETENTION_DAYS} days)",
 }
+COMPARE_HELP = {"avg_clv": glossary.term("clv_formula"), "avg_probability_alive": glossary.term("p_alive"),
+                "retention": f"The share of the group's customers who bought in the last {explorer.RETENTION_DAYS} "
+                             "days before the as-of date."}
+#: a customer's events as people read them
+TIMELINE_TITLES = {"event_time": "When", "event_type": "Event", "order_id": "Order", "item_id": "Item",
+                   "category": "Category", "quantity": "Quantity", "revenue": "Amount", "rating": "Rating",
+                   "text": "Text", "country": "Country"}
 TABLE_COLUMNS = ("rfm_segment", "cluster_name", "net_revenue", "n_orders", "clv", "last_purchase",
                  "first_purchase", "country", "category", "predicted_value", "churn_probability")
 
@@ -72,7 +78,7 @@ def _available_groups(dataset: str, as_of, frame: pd.DataFrame, kind: str) -> tu
     return available, None
 
 
-def _compare(dataset: str, as_of, frame: pd.DataFrame) -> dict[str, pd.Series]:
+def _compare(dataset: str, as_of, frame: pd.DataFrame, currency=None) -> dict[str, pd.Series]:
     """The group comparison; returns the chosen groups (the concentration section offers them)."""
     st.subheader("Compare segments")
     kind = st.radio("Groups", GROUP_KINDS, horizontal=True, key="explorer_kind")
@@ -99,14 +105,18 @@ def _compare(dataset: str, as_of, frame: pd.DataFrame) -> dict[str, pd.Series]:
         return groups
     for name in table.loc[table["customers"] == 0, "segment"].tolist():
         st.info(f"Segment “{widgets.md_escape(name)}” has no customers as of {as_of}.", icon="📭")
+    money = formatting.money_printf(currency)
+    pct = st.column_config.NumberColumn(format="percent")
     st.dataframe(
-        table.rename(columns=COMPARE_LABELS), hide_index=True, width="stretch",
+        table.rename(columns=COMPARE_LABELS), hide_index=True, width="stretch", key="explorer_compare_table",
         column_config={
-            COMPARE_LABELS["share"]: st.column_config.NumberColumn(format="percent"),
-            COMPARE_LABELS["revenue_share"]: st.column_config.NumberColumn(format="percent"),
-            COMPARE_LABELS["retention"]: st.column_config.NumberColumn(format="percent"),
-            COMPARE_LABELS["revenue"]: st.column_config.NumberColumn(format="%.2f"),
-            COMPARE_LABELS["avg_clv"]: st.column_config.NumberColumn(format="%.2f"),
+            COMPARE_LABELS["customers"]: st.column_config.NumberColumn(format="%,d"),
+            COMPARE_LABELS["share"]: pct, COMPARE_LABELS["revenue_share"]: pct, COMPARE_LABELS["retention"]:
+                st.column_config.NumberColumn(format="percent", help=COMPARE_HELP["retention"]),
+            COMPARE_LABELS["avg_probability_alive"]: st.column_config.NumberColumn(
+                format="percent", help=COMPARE_HELP["avg_probability_alive"]),
+            COMPARE_LABELS["revenue"]: st.column_config.NumberColumn(format=money),
+            COMPARE_LABELS["avg_clv"]: st.column_config.NumberColumn(format=money, help=COMPARE_HELP["avg_clv"]),
             COMPARE_LABELS["orders_per_customer"]: st.column_config.NumberColumn(format="%.2f"),
         },
     )
@@ -117,6 +127,10 @@ def _compare(dataset: str, as_of, frame: pd.DataFrame) -> dict[str, pd.Series]:
     for i, col in enumerate(metric_cols):
         fig = go.Figure(go.Bar(x=[_label(s) for s in shown["segment"]], y=shown[col]))
         fig.update_layout(title=COMPARE_LABELS[col], height=300, margin=dict(l=10, r=10, t=40, b=10))
+        if col == "avg_clv":
+            fig.update_yaxes(**formatting.money_axis(currency))
+        elif col != "orders_per_customer":
+            fig.update_yaxes(tickformat=".0%", hoverformat=".1%")
         cols[i % 2].plotly_chart(fig, width="stretch")
     return groups
 
@@ -132,9 +146,20 @@ def _concentration(frame: pd.DataFrame, groups: dict[str, pd.Series]) -> None:
     conc = explorer.concentration(values, (0.1, 0.2), max_points=LORENZ_POINTS)  # one sort for all three
     top10, top20, g, curve = conc["top"][0.1], conc["top"][0.2], conc["gini"], conc["curve"]
     m1, m2, m3 = st.columns(3)
-    m1.metric("Top 10% share of net revenue", "n/a" if pd.isna(top10) else f"{top10:.1%}")
-    m2.metric("Top 20% share of net revenue", "n/a" if pd.isna(top20) else f"{top20:.1%}")
-    m3.metric("Gini coefficient", "n/a" if pd.isna(g) else f"{g:.3f}")
+    m1.metric("Top 10% share of net revenue", "n/a" if pd.isna(top10) else f"{top10:.1%}",
+              help="The share of net revenue that the 10 % of customers who spent most brought.")
+    m2.metric("Top 20% share of net revenue", "n/a" if pd.isna(top20) else f"{top20:.1%}",
+              help="The share of net revenue that the 20 % of customers who spent most brought.")
+    m3.metric("Gini coefficient", "n/a" if pd.isna(g) else f"{g:.3f}",
+              help="How unequally net revenue is spread over the customers, from 0 (everyone spent the same) to 1 "
+                   "(one customer brought everything).")
+    if not pd.isna(top10):
+        who = "customers" if scope == "All customers" else "customers of this segment"
+        st.caption(f"The 10 % of {who} who spent most brought {formatting.percent(top10)} of their net revenue, "
+                   f"the top 20 % brought {formatting.percent(top20)}" + (
+                       "" if pd.isna(g) else f"; a Gini coefficient of {g:.2f} means revenue is "
+                       + ("very unequally" if g >= 0.6 else "unequally" if g >= 0.3 else "fairly evenly")
+                       + " spread") + ".")
     fig = go.Figure()
     fig.add_trace(go.Scatter(x=curve["customer_share"], y=curve["value_share"], mode="lines", name="Lorenz curve"))
     fig.add_trace(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", name="Equal share", line=dict(dash="dot")))
@@ -205,25 +230,41 @@ def _migration(dataset: str, first_day, as_of) -> None:
         return
     sk = explorer.sankey_data(flows)
     n_left = flows["from"].nunique()
-    labels = [f"{_label(v)} ({'from' if i < n_left else 'to'})" for i, v in enumerate(sk["labels"])]
-    fig = go.Figure(go.Sankey(arrangement="snap",
-                              node=dict(label=labels, pad=18, color=sk["node_colors"], x=sk["x"], y=sk["y"]),
-                              link=dict(source=sk["source"], target=sk["target"], value=sk["value"],
-                                        color=sk["link_colors"])))
-    fig.update_layout(height=480, margin=dict(l=10, r=10, t=10, b=10))
-    st.plotly_chart(fig, width="stretch")
+    n_right = flows["to"].nunique()
+    sizes = ([int(flows.loc[flows["from"].astype(str) == v, "customers"].sum()) for v in sk["labels"][:n_left]]
+             + [int(flows.loc[flows["to"].astype(str) == v, "customers"].sum()) for v in sk["labels"][n_left:]])
+    # the same segment has the same colour on both sides (the library's palette); each side is a column
+    # headed by its date, and each label says its customers
+    labels = [f"{_label(v)} · {n:,}" for v, n in zip(sk["labels"], sizes)]
+    fig = go.Figure(go.Sankey(
+        arrangement="fixed",
+        node=dict(label=labels, pad=14, thickness=18, color=sk["node_colors"], x=sk["x"], y=sk["y"],
+                  line=dict(color="white", width=0.5),
+                  hovertemplate="%{label} customers<extra></extra>"),
+        link=dict(source=sk["source"], target=sk["target"], value=sk["value"], color=sk["link_colors"],
+                  hovertemplate="%{source.label} → %{target.label}: %{value:,} customers<extra></extra>"),
+        textfont=dict(size=13)))
+    fig.update_layout(height=max(480, 34 * max(n_left, n_right) + 80), margin=dict(l=10, r=10, t=36, b=10),
+                      annotations=[dict(x=0, y=1.06, xref="paper", yref="paper", showarrow=False, xanchor="left",
+                                        text=f"<b>{formatting.date(from_day)}</b>"),
+                                   dict(x=1, y=1.06, xref="paper", yref="paper", showarrow=False, xanchor="right",
+                                        text=f"<b>{formatting.date(as_of)}</b>")])
+    st.plotly_chart(fig, width="stretch", key="explorer_sankey")
     moved = int(flows.loc[flows["from"] != flows["to"], "customers"].sum())
     what = "segment" if run_id is None else "cluster"
     st.caption(f"{moved:,} of {int(flows['customers'].sum()):,} customers changed {what} between "
-               f"{from_day} and {as_of}."
+               f"{formatting.date(from_day)} and {formatting.date(as_of)}."
                + ("" if run_id is None else f" Both dates are assigned with clustering run {run_id} "
                   "(its scaling and cluster centres), so a cluster means the same at both dates."))
     with st.expander("Flows as a table"):
-        st.dataframe(flows, hide_index=True, width="stretch")
+        st.dataframe(flows.rename(columns={"from": f"On {formatting.date(from_day)}",
+                                           "to": f"On {formatting.date(as_of)}", "customers": "Number of customers"}),
+                     hide_index=True, width="stretch", key="explorer_flows_table",
+                     column_config={"Number of customers": st.column_config.NumberColumn(format="%,d")})
 
 
 @st.fragment
-def _customers(dataset: str, frame: pd.DataFrame, as_of) -> None:
+def _customers(dataset: str, frame: pd.DataFrame, as_of, currency=None) -> None:
     """Customer search and one customer's timeline (a fragment: typing reruns only it)."""
     st.subheader("Customers")
     needle = st.text_input("Search customer id", key="explorer_search", placeholder="part of an id")
@@ -233,7 +274,12 @@ def _customers(dataset: str, frame: pd.DataFrame, as_of) -> None:
         return
     cols = [c for c in TABLE_COLUMNS if c in hits.columns]
     st.caption(f"{n_hits:,} customers match" + (f"; showing the first {TABLE_LIMIT:,}" if n_hits > TABLE_LIMIT else ""))
-    st.dataframe(hits[cols].reset_index(), hide_index=True, width="stretch")
+    widgets.show_table(hits[cols].reset_index(), currency, key="explorer_customers_table",
+                       titles={"clv": "CLV (formula)"}, kinds={"clv": "money"},
+                       missing={"predicted_value": "not scored by the model",
+                                "churn_probability": "not scored by the model",
+                                "last_purchase": "no purchase yet", "first_purchase": "no purchase yet",
+                                "cluster_name": "not clustered", "category": "–", "country": "–"})
     who = st.selectbox("Customer timeline", list(hits.index.astype(str)), key="explorer_customer")
     if who is None:
         return
@@ -247,25 +293,28 @@ def _customers(dataset: str, frame: pd.DataFrame, as_of) -> None:
     c1.metric("Events", f"{n_events:,}")
     row = hits.loc[who]  # the search hits (at most TABLE_LIMIT rows): no id lookup over every customer
     c2.metric("Orders", f"{int(row['n_orders']):,}")
-    c3.metric("Net revenue", f"{float(row['net_revenue']):,.2f}")
+    c3.metric("Net revenue", formatting.money(float(row["net_revenue"]), currency))
     if n_events > TIMELINE_LIMIT:
         st.caption(f"Newest {TIMELINE_LIMIT} of {n_events:,} events.")
-    st.dataframe(timeline, hide_index=True, width="stretch")
+    shown = timeline.assign(event_time=[f"{formatting.date(t)}, {pd.Timestamp(t):%H:%M}" for t in
+                                        timeline["event_time"]])
+    widgets.show_table(shown, currency, key="explorer_timeline_table", titles=TIMELINE_TITLES,
+                       kinds={"event_time": "text", "revenue": "money", "quantity": "count", "rating": "number"},
+                       missing={c: formatting.MISSING for c in TIMELINE_TITLES})
 
 
 def main() -> None:
-    started = time.perf_counter()
     st.title("🔭 Explorer")
     dataset, _version, first_day, last_day = widgets.dataset_span_or_stop(needs_events=True)
     as_of = st.date_input("As of", value=last_day, min_value=first_day, max_value=last_day, key="explorer_as_of",
                           help="Everything on this page uses events up to the end of this day.")
     frame = widgets.customer_frame_or_stop(cache.explorer_frame, dataset, as_of)
-    groups = _compare(dataset, as_of, frame)
+    currency = widgets.dataset_currency(dataset)
+    groups = _compare(dataset, as_of, frame, currency)
     _concentration(frame, groups)
     _cohorts(dataset, as_of)
     _migration(dataset, first_day, as_of)
-    _customers(dataset, frame, as_of)
-    st.caption(f"Server time for this view: {time.perf_counter() - started:.2f} s")
+    _customers(dataset, frame, as_of, currency)
 
 
 main()

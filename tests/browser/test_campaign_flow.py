@@ -116,10 +116,11 @@ def test_campaign_build_export_save_readout(tmp_path):
         wait_idle(page, expect)
 
         # the target table's first rows, then the CSV download
-        grid = build.locator('[data-testid="stDataFrame"]').filter(has_text="customer_id").first
+        # (on screen the list has human titles; the download for analysis keeps the machine names)
+        grid = build.locator('[data-testid="stDataFrame"]').filter(has_text="Ranking score").first
         expect(grid).to_be_visible()
         expect(grid.locator('tbody td[role="gridcell"]').first).to_be_attached()
-        shown_ids = grid_column(grid, "customer_id")
+        shown_ids = grid_column(grid, "Customer")
         assert len(shown_ids) >= 5, shown_ids
         target = tmp_path / "campaign.csv"
         exported = download_csv(page, build, "Download CSV", target)

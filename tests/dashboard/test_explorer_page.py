@@ -12,11 +12,11 @@ from tests.dashboard.conftest import APP, TIMEOUT
 
 PAGE = "views/explorer.py"
 COMPARE_LABELS = {
-    "customers": "Customers", "share": "Share of customers", "revenue": "Net revenue",
-    "revenue_share": "Revenue share", "avg_clv": "Avg CLV (formula)",
-    "orders_per_customer": "Orders per customer", "avg_probability_alive": "Avg probability alive (model)",
+    "segment": "Segment", "customers": "Customers", "share": "Share of customers", "revenue": "Net revenue",
+    "revenue_share": "Share of revenue", "avg_clv": "Average CLV (formula)",
+    "orders_per_customer": "Orders per customer", "avg_probability_alive": "Average probability still active",
     "retention": f"Retention (bought in last {explorer.RETENTION_DAYS} days)",
-}  # the page's column labels
+}  # the page's column titles
 
 
 
@@ -42,6 +42,14 @@ def _table(at, column: str) -> pd.DataFrame:
     return found[0]
 
 
+def _flows(at) -> pd.DataFrame:
+    """The migration flows table with the library's column names back (its titles carry the dates)."""
+    found = [d.value for d in at.dataframe if len(d.value.columns) == 3 and str(d.value.columns[0]).startswith("On ")]
+    assert len(found) == 1, [list(d.value.columns) for d in at.dataframe]
+    flows = found[0]
+    return flows.set_axis(["from", "to", "customers"], axis=1)
+
+
 def _metrics(at) -> dict[str, str]:
     return {m.label: m.value for m in at.metric}
 
@@ -56,7 +64,7 @@ def test_comparison_lorenz_and_search(page, app_wh):
     comp = _table(at, "Customers")
     assert int(comp["Customers"].sum()) == n_customers
     exp = frame["rfm_segment"].value_counts()
-    got = comp.set_index("segment")["Customers"]
+    got = comp.set_index("Segment")["Customers"]
     assert got.sort_index().to_dict() == {k: int(v) for k, v in exp.sort_index().items()}
     # the cached comparison (per frame and chosen segments) is the library's table, also after
     # dropping segments and coming back to all of them
@@ -92,22 +100,29 @@ def test_comparison_lorenz_and_search(page, app_wh):
     who = str(frame.index[len(frame) // 2])
     at.text_input(key="explorer_search").input(who).run()
     assert not at.exception, at.exception
-    table = _table(at, "customer_id")
-    assert who in set(table["customer_id"].astype(str))
-    assert all(who.lower() in c.lower() for c in table["customer_id"].astype(str))
+    table = _table(at, "Customer")
+    assert who in set(table["Customer"].astype(str))
+    assert all(who.lower() in c.lower() for c in table["Customer"].astype(str))
+    assert not any("_" in c for c in table.columns)  # human titles
     at.selectbox(key="explorer_customer").set_value(who).run()
     assert not at.exception, at.exception
     n_events = app_wh.cursor().execute(
         "SELECT count(*) FROM events WHERE dataset = 'sample' AND customer_id = ?", [who]).fetchone()[0]
     assert _metrics(at)["Events"] == f"{n_events:,}"
-    timeline = _table(at, "event_type")
+    timeline = _table(at, "Event")
     assert len(timeline) == min(n_events, 500)
+    assert not timeline.astype(str).isin(["None", "nan", "NaT"]).any().any()
+    from analytics import formatting
+    from analytics.currency import dataset_currency
+
+    net = float(frame.loc[who, "net_revenue"])
+    assert _metrics(at)["Net revenue"] == formatting.money(net, dataset_currency(app_wh, "sample").currency)
 
 
 def test_cohorts_migration_and_no_match(page, app_wh):
     at = page
     # migration flows cover every customer known at either date
-    flows = _table(at, "from")
+    flows = _flows(at)
     as_of = _as_of(app_wh)
     frame = explorer.build_frame(app_wh, "sample", as_of)
     frame_a = explorer.build_frame(app_wh, "sample", as_of - pd.Timedelta(days=90))
@@ -126,7 +141,7 @@ def test_saved_segment_with_html_name_and_empty_segment(page, app_wh):
         {"field": "net_revenue", "operator": "<", "value": -1e12}]})
     at.radio(key="explorer_kind").set_value("Saved segments").run()
     assert not at.exception, at.exception
-    comp = _table(at, "Customers").set_index("segment")
+    comp = _table(at, "Customers").set_index("Segment")
     frame = explorer.build_frame(app_wh, "sample", _as_of(app_wh))
     assert comp.loc["<script>alert(1)</script>", "Customers"] == int((frame["net_revenue"] >= 0).sum())
     assert comp.loc["nobody", "Customers"] == 0
@@ -152,7 +167,7 @@ def test_clusters_of_latest_run(page, app_wh):
     store.save_clustering_run(app_wh, model, "sample", as_of)
     at.run()
     assert not at.exception, at.exception
-    comp = _table(at, "Customers").set_index("segment")
+    comp = _table(at, "Customers").set_index("Segment")
     exp = model.labels_.map(dict(enumerate(model.names_))).value_counts()
     assert comp["Customers"].sort_index().to_dict() == {k: int(v) for k, v in exp.sort_index().items()}
     assert int(comp["Customers"].sum()) == len(model.labels_)
@@ -172,7 +187,7 @@ def test_cluster_migration_between_two_dates(page, app_wh):
     run = store.save_clustering_run(app_wh, model, "sample", as_of)
     at.run()
     assert not at.exception, at.exception
-    flows = _table(at, "from")
+    flows = _flows(at)
     # independently: both dates assigned with the run, outer-joined on the id
     earlier = explorer.build_frame(app_wh, "sample", as_of - pd.Timedelta(days=90))
     a = store.assign_with_run(app_wh, run, earlier)["cluster_name"].rename("from")
