@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 
+import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
@@ -124,6 +125,19 @@ def _train(dataset: str, version: str, f: dict) -> None:
         st.session_state[RESULT_KEY] = {"dataset": dataset, "version": version, "result": result}
 
 
+def _cell(v, key: str, money) -> str:
+    """One figure of the comparison as text (for a column where some model has none)."""
+    if v is None or not math.isfinite(float(v)):
+        return "not available"
+    if key == "rmse":
+        return money(v)
+    if key == "fit_seconds":
+        return f"{v:,.1f}"
+    if key == "total_ratio":
+        return f"{v:.2f} x"
+    return f"{v:.3f}"
+
+
 def _comparison(res, info, money, currency) -> None:
     """The main figures of every model on the holdout, in plain words too."""
     st.subheader("Comparison on the holdout")
@@ -138,10 +152,16 @@ def _comparison(res, info, money, currency) -> None:
     metrics = res.metrics
     table = pd.DataFrame(index=[MODEL_LABELS.get(m, m) for m in metrics.index])
     config = {}
+    formats = {**FORMATS, "rmse": formatting.money_printf(currency)}
     for key, title, term in MAIN_COLUMNS:
-        table[title] = metrics[key].to_numpy() if key in metrics else float("nan")
-        config[title] = st.column_config.NumberColumn(title, help=glossary.term(term),
-                                                      format=FORMATS.get(key, "%.3f"))
+        values = metrics[key].to_numpy(dtype=float) if key in metrics else np.full(len(metrics), np.nan)
+        if np.isnan(values).any():  # a figure a model cannot have (a constant prediction has no ranking)
+            table[title] = [_cell(v, key, money) for v in values]
+            config[title] = st.column_config.TextColumn(title, help=glossary.term(term))
+        else:
+            table[title] = values
+            config[title] = st.column_config.NumberColumn(title, help=glossary.term(term),
+                                                          format=formats.get(key, "%.3f"))
     notes = metrics["error"].where(metrics["error"].notna(), "") if "error" in metrics else None
     if notes is not None and (notes != "").any():
         table["Note"] = notes.map(lambda t: "" if not t else ("could not run: " + str(t))[:140]).to_numpy()
@@ -159,13 +179,20 @@ def _comparison(res, info, money, currency) -> None:
         st.markdown("\n".join(f"- {widgets.md_escape(glossary.term(term))}"
                               for _, _, term in MAIN_COLUMNS + MORE_COLUMNS if term))
         more = pd.DataFrame(index=table.index)
+        more_config = {}
         for key, title, _ in MORE_COLUMNS:
-            if key in metrics:
-                more[title] = metrics[key].to_numpy()
-        currency_format = formatting.money_printf(currency)
-        st.dataframe(more, width="stretch", key="predict_more", column_config={
-            t: st.column_config.NumberColumn(t, format=currency_format if k.startswith("total") else "%.3f")
-            for k, t, _ in MORE_COLUMNS})
+            if key not in metrics:
+                continue
+            values = metrics[key].to_numpy(dtype=float)
+            is_money = key.startswith("total") or key == "mae"
+            if np.isnan(values).any():
+                more[title] = [_cell(v, "rmse" if is_money else key, money) for v in values]
+                more_config[title] = st.column_config.TextColumn(title)
+            else:
+                more[title] = values
+                more_config[title] = st.column_config.NumberColumn(
+                    title, format=formatting.money_printf(currency) if is_money else "%.3f")
+        st.dataframe(more, width="stretch", key="predict_more", column_config=more_config)
         how = [info.get("horizon")]
         if (info.get("levels") or {}).get("note"):
             how.append(f"level of the holdout period: {info['levels']['note']}")
@@ -177,7 +204,7 @@ def _comparison(res, info, money, currency) -> None:
         st.caption(widgets.md_escape("How the predictions were made: " + "; ".join(h for h in how if h) + "."))
 
 
-def _tab_deciles(res) -> None:
+def _tab_deciles(res, currency=None) -> None:
     """Predicted vs actual mean per predicted decile."""
     choice = st.selectbox("Model", list(res.deciles), format_func=MODEL_LABELS.get, key="predict_decile_model",
                           index=len(res.deciles) - 1)
@@ -186,8 +213,14 @@ def _tab_deciles(res) -> None:
         go.Bar(name="Predicted mean", x=d["decile"], y=d["predicted_mean"]),
         go.Bar(name="Actual mean", x=d["decile"], y=d["actual_mean"]),
     ])
-    fig.update_layout(barmode="group", xaxis_title="Predicted decile (1 = highest)", yaxis_title="Holdout value",
-                      height=360, margin=dict(t=20, b=40))
+    fig.update_layout(barmode="group", xaxis_title="Predicted decile (1 = highest)",
+                      yaxis_title="Mean holdout value per customer", height=360, margin=dict(t=20, b=40))
+    fig.update_yaxes(**formatting.money_axis(currency))
+    if len(d):
+        first = d.sort_values("decile").iloc[0]
+        st.caption(f"The 10 % of customers {MODEL_LABELS.get(choice, choice)} ranks highest were expected to spend "
+                   f"{formatting.money(first['predicted_mean'], currency)} each in the holdout and spent "
+                   f"{formatting.money(first['actual_mean'], currency)}.")
     st.plotly_chart(fig, key="predict_decile_chart")
 
 
@@ -229,8 +262,11 @@ def _tab_explain(res, money) -> None:
         who = st.selectbox("Customer (500 highest predicted)", list(top.index), key="predict_customer")
         drivers = gbm.top_drivers(res.features.loc[[who]], k=5)
         st.metric("Predicted holdout value", money(float(top.loc[who, "lightgbm_value"])))
-        st.dataframe(drivers[["rank", "feature", "feature_value", "contribution"]], hide_index=True,
-                     key="predict_drivers")
+        st.dataframe(drivers[["rank", "feature", "feature_value", "contribution"]].rename(columns={
+            "rank": "Rank", "feature": "Feature", "feature_value": "Customer's value", "contribution": "Effect"}),
+            hide_index=True, key="predict_drivers", width="stretch",
+            column_config={"Customer's value": st.column_config.NumberColumn(format="%,.2f"),
+                           "Effect": st.column_config.NumberColumn(format="%+.3f")})
         st.caption("Contributions are LightGBM's own (pred_contrib), in log-value units: positive raises "
                    "the prediction.")
 
@@ -293,7 +329,7 @@ def main() -> None:
     _comparison(res, info, money, currency)
     tabs = st.tabs(["📊 Deciles", "📉 Learning curves", "🌲 Feature importance", "🔍 Explain a customer", "💾 Save"])
     with tabs[0]:
-        _tab_deciles(res)
+        _tab_deciles(res, currency)
     with tabs[1]:
         _tab_curves(res)
     with tabs[2]:

@@ -13,11 +13,32 @@ from __future__ import annotations
 
 import streamlit as st
 
+from analytics import formatting
 from analytics.warehouse import WarehouseError
 from dashboard import cache, widgets
 
 # ---------------------------------------------------------------- review sentiment
-def _tab_reviews(dataset: str, as_of) -> None:
+#: the first-order model's new-customer profile, as people read it
+PROFILE_CONFIG = {
+    "segment": "Group", "customers": st.column_config.NumberColumn("Customers", format="%,d"),
+    "basket_units": st.column_config.NumberColumn("Units in the first basket", format="%.1f"),
+    "basket_discount": st.column_config.NumberColumn("Discount", format="percent"),
+    "views_before": st.column_config.NumberColumn("Views before buying", format="%.1f"),
+    "visits_since": st.column_config.NumberColumn("Visits since", format="%.1f"),
+    "purchase_days_since": st.column_config.NumberColumn("Bought again (days)", format="%.2f"),
+    "returned_first": st.column_config.NumberColumn("Returned the first order", format="percent")}
+
+
+def _filled(frame):
+    """Text cells that are missing read as a dash (never "None")."""
+    out = frame.copy()
+    for c in out.columns:
+        if out[c].dtype == object:
+            out[c] = out[c].where(out[c].notna(), formatting.MISSING)
+    return out
+
+
+def _tab_reviews(dataset: str, as_of, currency=None) -> None:
     """Which source scored the reviews, how well; the most negative recent reviews of valuable customers."""
     try:
         info = cache.sentiment_info(dataset)
@@ -37,12 +58,17 @@ def _tab_reviews(dataset: str, as_of) -> None:
             for key, label in (("all", "All"), ("en", "English"), ("zh", "Chinese")):
                 m = held.get(key)
                 if m and m.get("n"):
-                    rows.append({"reviews": label, "held-out rated reviews": m["n"],
-                                 "accuracy": m.get("accuracy"), "ROC AUC": m.get("roc_auc")})
+                    rows.append({"Reviews": label, "Held-out rated reviews": m["n"],
+                                 "Accuracy": m.get("accuracy"), "ROC AUC": m.get("roc_auc")})
             if rows:
                 st.dataframe(rows, hide_index=True, column_config={
-                    "accuracy": st.column_config.NumberColumn(format="percent"),
-                    "ROC AUC": st.column_config.NumberColumn(format="%.3f")})
+                    "Held-out rated reviews": st.column_config.NumberColumn(format="%,d"),
+                    "Accuracy": st.column_config.NumberColumn(
+                        format="percent", help="The share of held-out rated reviews whose tone (positive or "
+                        "negative) the sentiment source read as their stars say."),
+                    "ROC AUC": st.column_config.NumberColumn(
+                        format="%.3f", help="How well the sentiment tells apart the negative reviews from the "
+                        "positive ones: 1 = always, 0.5 = chance.")})
             c1, c2 = st.columns(2)
             days = c1.selectbox("Reviews written in the last", [30, 90, 180, 365], index=1,
                                 format_func=lambda d: f"{d} days", key="rv_days")
@@ -57,22 +83,26 @@ def _tab_reviews(dataset: str, as_of) -> None:
             if worst is None:
                 widgets.not_ready(dataset, "the customer table", stop=False)
             elif len(worst):
-                st.dataframe(worst, hide_index=True, column_config={
-                    "customer_id": "Customer", "event_time": st.column_config.DatetimeColumn("Written"),
+                st.dataframe(_filled(worst), hide_index=True, width="stretch", key="rv_worst", column_config={
+                    "customer_id": "Customer",
+                    "event_time": st.column_config.DatetimeColumn("Written", format=widgets.DATE_FORMAT),
                     "item_id": "Item", "category": "Category", "rating": "Stars",
-                    "sentiment": st.column_config.NumberColumn("Sentiment", format="%.2f"),
+                    "sentiment": st.column_config.NumberColumn("Sentiment", format="%.2f",
+                                                               help=formatting.column_help("sentiment")),
                     "text": st.column_config.TextColumn("Review", width="large"),
-                    "value": st.column_config.NumberColumn("Customer value", format="%.2f")})
+                    "value": st.column_config.NumberColumn("Customer value", format=formatting.money_printf(currency),
+                                                           help=formatting.column_help("expected_clv"))})
             elif worst is not None:
                 st.info("No negative review by a valuable customer in that period.", icon="✅")
             cats = cache.category_sentiment(dataset)
             if len(cats):
                 st.subheader("Sentiment by category")
-                st.dataframe(cats.reset_index(), hide_index=True, column_config={
+                st.dataframe(cats.reset_index(), hide_index=True, width="stretch", column_config={
                     "category": "Category",
-                    "sentiment_mean": st.column_config.NumberColumn("Mean sentiment", format="%.2f"),
+                    "sentiment_mean": st.column_config.NumberColumn("Mean sentiment", format="%.2f",
+                                                                    help=formatting.column_help("sentiment")),
                     "sentiment_negative_share": st.column_config.NumberColumn("Negative", format="percent"),
-                    "n_reviews": st.column_config.NumberColumn("Reviews", format="%d")})
+                    "n_reviews": st.column_config.NumberColumn("Reviews", format="%,d")})
         if st.button("Score the reviews again", key="rv_rescore"):
             try:
                 cache.rescore_sentiment(dataset)
@@ -113,14 +143,13 @@ def _tab_bands(dataset: str, as_of) -> None:
         m1.metric("Low risk", f"{counts['low']:,}")
         m2.metric("Medium risk", f"{counts['medium']:,}")
         m3.metric("High risk", f"{counts['high']:,}")
-        st.dataframe(bands.dropna(subset=["churn_band"]).reset_index().head(500), hide_index=True, column_config={
-            "customer_id": "Customer", "churn_band": "Churn risk band",
-            "next_order_date": st.column_config.DateColumn("Expected next order"),
-            "days_to_next_order": st.column_config.NumberColumn("Days to next order", format="%.0f"),
-            "churn_risk": st.column_config.NumberColumn("Churn risk", format="percent")})
+        shown = bands.dropna(subset=["churn_band"]).reset_index().head(500)
+        widgets.show_table(shown, None, key="rv_bands_table",
+                           missing={"next_order_date": "no next order expected",
+                                    "days_to_next_order": "no next order expected"})
 
 # ---------------------------------------------------------------- new customers
-def _tab_new(dataset: str, as_of) -> None:
+def _tab_new(dataset: str, as_of, currency=None) -> None:
     """Recent first-time buyers' predicted value and groups; recommendations without history."""
     window = st.number_input("A customer is new when the first purchase is in the last (days)", min_value=7,
                              max_value=730, value=90, step=1, key="rv_window")
@@ -140,19 +169,23 @@ def _tab_new(dataset: str, as_of) -> None:
                        "from the first-order model (first basket, browsing before buying, what they did since, "
                        "country, acquisition month), trained on every earlier first-time buyer; it replaces the "
                        "formula CLV's annualisation of a single order for them.")
-            st.metric("Predicted value of the new customers", widgets.fmt_money(float(fov.values.sum())))
+            money = formatting.money_printf(currency)
+            st.metric("Predicted value of the new customers", formatting.money(float(fov.values.sum()), currency),
+                      help=formatting.column_help("first_order_value"))
+            st.caption(f"On average {formatting.money(float(fov.values.mean()), currency)} per new customer over "
+                       f"the next {fov.horizon_days} days.")
             st.subheader("New-customer groups")
-            st.dataframe(profile.reset_index(), hide_index=True, column_config={
-                "segment": "Group", "customers": st.column_config.NumberColumn("Customers", format="%d"),
-                "basket_value": st.column_config.NumberColumn("First basket", format="%.2f")})
+            st.dataframe(profile.reset_index(), hide_index=True, width="stretch", column_config={
+                **PROFILE_CONFIG, "basket_value": st.column_config.NumberColumn("First basket", format=money)})
             table = fov.features[["first_category", "basket_value", "age_days"]].join(
                 fov.values.rename("first_order_value")).join(groups)
-            st.dataframe(table.sort_values("first_order_value", ascending=False).reset_index().head(500),
-                         hide_index=True, column_config={
+            st.dataframe(_filled(table.sort_values("first_order_value", ascending=False).reset_index().head(500)),
+                         hide_index=True, width="stretch", key="rv_new_table", column_config={
                              "customer_id": "Customer", "first_category": "First category",
-                             "basket_value": st.column_config.NumberColumn("First basket", format="%.2f"),
-                             "age_days": st.column_config.NumberColumn("Days since first purchase", format="%d"),
-                             "first_order_value": st.column_config.NumberColumn("Predicted value", format="%.2f"),
+                             "basket_value": st.column_config.NumberColumn("First basket", format=money),
+                             "age_days": st.column_config.NumberColumn("Days since first purchase", format="%,d"),
+                             "first_order_value": st.column_config.NumberColumn(
+                                 "Predicted value", format=money, help=formatting.column_help("first_order_value")),
                              "new_customer_segment": "Group"})
     st.subheader("Recommendations for customers without a purchase")
     try:
@@ -163,7 +196,7 @@ def _tab_new(dataset: str, as_of) -> None:
     if recs is not None and len(recs):
         st.caption("Popular items of the category the customer first looked at, else of their country, else "
                    "overall; the label says which.")
-        st.dataframe(recs.head(500), hide_index=True, column_config={
+        st.dataframe(_filled(recs.head(500)), hide_index=True, width="stretch", column_config={
             "customer_id": "Customer", "rank": "Rank", "item_id": "Item", "reason": "Why"})
     elif recs is not None:
         st.info("Every customer has bought something: no cold-start recommendations needed.", icon="✅")
@@ -173,14 +206,15 @@ def main() -> None:
     st.title("💬 Reviews & new customers")
     dataset, _version, _first_day, last_day = widgets.dataset_span_or_stop()
     as_of = last_day
-    st.caption(f"Dataset **{widgets.md_escape(dataset)}**, as of {as_of:%Y-%m-%d} (its last day).")
+    currency = widgets.dataset_currency(dataset)
+    st.caption(f"Dataset **{widgets.md_escape(dataset)}**, as of {formatting.date(as_of)} (its last day).")
     tab_reviews, tab_bands, tab_new = st.tabs(["Review sentiment", "Churn bands", "New customers"])
     with tab_reviews:
-        _tab_reviews(dataset, as_of)
+        _tab_reviews(dataset, as_of, currency)
     with tab_bands:
         _tab_bands(dataset, as_of)
     with tab_new:
-        _tab_new(dataset, as_of)
+        _tab_new(dataset, as_of, currency)
 
 
 main()

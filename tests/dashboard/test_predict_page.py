@@ -38,6 +38,19 @@ def page(app_wh, monkeypatch):
     return at
 
 
+def _amount(cell) -> float:
+    """A money cell shown as a number or as formatted text (when another model has none)."""
+    import re
+
+    return float(cell) if not isinstance(cell, str) else float(re.sub(r"[^0-9.-]", "", cell))
+
+
+def at_wh():
+    from dashboard import cache
+
+    return cache.warehouse()
+
+
 def test_backtest_runs_and_table_matches_library(page):
     at = page
     at.date_input(key="predict_cal_end").set_value(dt.date(2025, 9, 30))
@@ -68,8 +81,19 @@ def test_backtest_runs_and_table_matches_library(page):
     # the progress widgets are gone once the work has ended
     assert not at.get("progress")
     assert not [b for b in at.button if b.key == "predict_stop"]
-    drivers = _table(at, "contribution")
-    assert len(drivers) == 5 and drivers["feature"].isin(res.models["lightgbm"].feature_names_).all()
+    drivers = _table(at, "Effect")
+    assert len(drivers) == 5 and drivers["Feature"].isin(res.models["lightgbm"].feature_names_).all()
+    # money figures in the dataset currency: the RMSE column and the deciles' sentence
+    import json
+
+    from analytics import formatting
+    from analytics.currency import dataset_currency
+
+    cur = dataset_currency(at_wh(), "sample").code
+    config = json.loads(next(d for d in at.dataframe if "RMSE" in d.value.columns).proto.columns)
+    assert config["RMSE"]["type_config"]["format"] == formatting.money_printf(cur)
+    d = res.deciles["lightgbm"].sort_values("decile").iloc[0]
+    assert any(formatting.money(d["actual_mean"], cur) in c.value and "ranks highest" in c.value for c in at.caption)
 
 
 def test_bad_dates_are_messages_and_the_page_keeps_working(page):
@@ -83,7 +107,9 @@ def test_bad_dates_are_messages_and_the_page_keeps_working(page):
     assert any("Too little history before 2024-01-31" in w.value.replace("\\", "") for w in at.warning)
     table = _table(at, "RMSE")
     assert "could not run: too little history" in table.loc["LightGBM", "Note"]
-    assert table.loc["Naive rate x AOV", "RMSE"] > 0
+    # a model without figures says so (no "None" cells); the others keep their money figures
+    assert table.loc["LightGBM", "RMSE"] == "not available"
+    assert _amount(table.loc["Naive rate x AOV", "RMSE"]) > 0
     # a holdout that ends where the calibration ends: an error that says what to do; the last result stays
     at.date_input(key="predict_cal_end").set_value(dt.date(2025, 9, 30))
     at.date_input(key="predict_hold_end").set_value(dt.date(2025, 9, 30))
@@ -91,7 +117,7 @@ def test_bad_dates_are_messages_and_the_page_keeps_working(page):
     assert not at.exception
     errors = [e.value.replace("\\", "") for e in at.error]
     assert any("must be after the calibration end 2025-09-30" in e for e in errors), errors
-    assert _table(at, "RMSE").loc["Naive rate x AOV", "RMSE"] > 0  # the earlier result is still shown
+    assert _amount(_table(at, "RMSE").loc["Naive rate x AOV", "RMSE"]) > 0  # the earlier result is still shown
 
 
 def test_save_and_publish(page):
