@@ -20,6 +20,29 @@ from analytics.reports.render import (categories_note, fmt_money, fmt_num, fmt_p
 from dashboard.widgets import md_escape
 
 
+#: a backtest's figures as the Predict page titles them
+METRIC_TITLES = {"rmse": "RMSE", "mae": "MAE", "normalized_gini": "Normalized Gini",
+                 "top_decile_capture": "Top-decile capture", "total_ratio": "Predicted / actual",
+                 "spearman": "Spearman", "roc_auc": "Churn ROC AUC", "pr_auc": "Churn PR AUC", "brier": "Churn Brier",
+                 "total_predicted": "Total predicted", "total_actual": "Total actual", "fit_seconds": "Fit (s)",
+                 "validation_gini": "Validation Gini"}
+
+
+def _metric(key: str, value) -> str:
+    """One backtest figure as text: money for the money figures, else three decimals."""
+    if value is None or (isinstance(value, float) and pd.isna(value)):
+        return "–"
+    if not isinstance(value, (int, float)):
+        return str(value)
+    if key in ("rmse", "mae", "total_predicted", "total_actual"):
+        return fmt_money(value)
+    if key == "fit_seconds":
+        return f"{value:,.1f}"
+    if key == "total_ratio":
+        return f"{value:.2f} x"
+    return f"{value:.3f}"
+
+
 def html_file_name(snapshot: dict) -> str:
     """The report's download name, built from safe characters only."""
     base = "".join(ch if ch.isalnum() else "-" for ch in str(snapshot["subject"]["name"]).lower())
@@ -146,8 +169,10 @@ def _show_report(snapshot: dict) -> None:
             f" in the segment vs {fmt_money(p.get('all_predicted_value'))} among all; mean churn probability "
             f"{fmt_pct(p.get('segment_churn_probability'))} vs {fmt_pct(p.get('all_churn_probability'))}."))
         if p["models"]:
-            st.dataframe(pd.DataFrame([{"model": m["model"] + (" (published)" if m["published"] else ""),
-                                        **m["metrics"]} for m in p["models"]]), hide_index=True, width="stretch")
+            st.dataframe(pd.DataFrame([{"Model": m["model"] + (" (published)" if m["published"] else ""),
+                                        **{METRIC_TITLES.get(k, k): _metric(k, v) for k, v in m["metrics"].items()}}
+                                       for m in p["models"]]), hide_index=True, width="stretch",
+                         key="report_models_table")
     if s.get("campaigns"):
         st.subheader("Campaign results", anchor=False)
         for camp in s["campaigns"]:

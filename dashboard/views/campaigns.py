@@ -59,6 +59,17 @@ def _ordered(targets: pd.DataFrame) -> pd.DataFrame:
     return targets[first + [c for c in targets.columns if c not in first]].reset_index(drop=True)
 
 
+#: the saved campaigns' table as people read it
+SAVED_TITLES = {"id": "Campaign", "name": "Name", "as_of": "As of", "description": "Description",
+                "ranking": "Ranked by", "n_eligible": "Eligible", "n_targets": "On the list",
+                "n_treatment": "Contacted", "n_control": "Control", "created_at": "Saved (UTC)",
+                "has_outcomes": "Outcomes"}
+#: the read-out table's statistics columns as people read them
+READOUT_TITLES = {"uplift (pp)": "Conversion uplift (pp)", "CI95 low (pp)": "95 % interval from (pp)",
+                  "CI95 high (pp)": "95 % interval to (pp)", "p-value": "p-value (conversion)",
+                  "revenue uplift": "Revenue uplift per customer", "revenue CI95 low": "Revenue 95 % interval from",
+                  "revenue CI95 high": "Revenue 95 % interval to", "revenue p-value": "p-value (revenue)",
+                  "too small to tell": "Too small to tell"}
 #: why a cell of the target list is empty, in words
 LIST_MISSING = {"churn_risk": "never bought", "churn_value": "never bought", "p_alive": "never bought",
                 "expected_clv": formatting.NOT_ENOUGH_HISTORY, "recommended_items": "none"}
@@ -308,13 +319,14 @@ def _show_readout(result: dict, currency=None) -> None:
     pval = st.column_config.NumberColumn(format="%.3g")
     pct = st.column_config.NumberColumn(format="%.1f %%")
     shown = table.assign(**{c: table[c] * 100.0 for c in ("Conversion, contacted", "Conversion, control")})
-    st.dataframe(shown.rename(columns={"segment": "Segment"}), hide_index=True, key="camp_readout_table",
-                 width="stretch", column_config={
-        "Conversion, contacted": pct, "Conversion, control": pct, "uplift (pp)": points, "CI95 low (pp)": points,
-        "CI95 high (pp)": points, "p-value": pval, "Revenue per customer, contacted": money,
-        "Revenue per customer, control": money, "revenue uplift": money, "revenue CI95 low": money,
-        "revenue CI95 high": money, "revenue p-value": pval,
-    })
+    formats = {"Conversion, contacted": pct, "Conversion, control": pct, "uplift (pp)": points,
+               "CI95 low (pp)": points, "CI95 high (pp)": points, "p-value": pval,
+               "Revenue per customer, contacted": money, "Revenue per customer, control": money,
+               "revenue uplift": money, "revenue CI95 low": money, "revenue CI95 high": money,
+               "revenue p-value": pval}
+    st.dataframe(shown.rename(columns={"segment": "Segment", **READOUT_TITLES}), hide_index=True,
+                 key="camp_readout_table", width="stretch",
+                 column_config={READOUT_TITLES.get(c, c): f for c, f in formats.items()})
     st.plotly_chart(_uplift_figure(table), key="camp_uplift_fig", width="stretch")
     st.caption("Method: " + str(result.get("method", "")))
 
@@ -654,7 +666,14 @@ def _tab_saved(p: _Page) -> None:
         st.info("No saved campaigns for this dataset yet: build one and save it.", icon="🗂️")
     else:
         # st.dataframe shows every cell as plain text (names and descriptions are user text)
-        st.dataframe(saved, hide_index=True, key="camp_saved_table")
+        shown = saved.assign(ranking=saved["ranking"].map(lambda r: camp.RANKINGS.get(r, r)),
+                             as_of=saved["as_of"].map(formatting.date),
+                             has_outcomes=saved["has_outcomes"].map({True: "yes", False: "no"}))
+        st.dataframe(shown.drop(columns=["dataset"]).rename(columns=SAVED_TITLES), hide_index=True,
+                     key="camp_saved_table", width="stretch", column_config={
+                         SAVED_TITLES["created_at"]: st.column_config.DatetimeColumn(format="D MMM YYYY, HH:mm"),
+                         **{SAVED_TITLES[c]: st.column_config.NumberColumn(format="%,d")
+                            for c in ("n_eligible", "n_targets", "n_treatment", "n_control")}})
         ids = [int(i) for i in saved["id"]]
         labels = {int(r["id"]): f"{int(r['id'])}: {r['name']}" for _, r in saved.iterrows()}
         pick = st.selectbox("Campaign", ids, key="camp_saved_pick", format_func=labels.get)

@@ -86,8 +86,8 @@ def _errors(at) -> list[str]:
 
 TABS = {"camp_table": 0, "camp_saved_table": 1, "camp_saved_targets": 1, "camp_readout_table": 2, "camp_full_table": 0}
 # on screen the lists have human titles (the downloads for analysis keep the machine names)
-COLUMN = {"camp_table": "Ranking score", "camp_saved_table": "n_targets", "camp_saved_targets": "Ranking score",
-          "camp_readout_table": "uplift (pp)", "camp_full_table": "precision_vs_popularity"}
+COLUMN = {"camp_table": "Ranking score", "camp_saved_table": "On the list", "camp_saved_targets": "Ranking score",
+          "camp_readout_table": "Conversion uplift (pp)", "camp_full_table": "precision_vs_popularity"}
 
 
 def _table(at, key: str) -> pd.DataFrame:
@@ -229,7 +229,7 @@ def test_save_stores_the_exact_list_then_readout_equals_library(sample_wh, downl
     assert stored["group"].tolist() == table["group"].tolist()
     assert camp.get_campaign(sample_wh, cid)["spec"]["control_share"] == pytest.approx(0.25)
     # the saved list is shown as plain text and re-exported as stored
-    assert _table(at, "camp_saved_table")["name"].tolist() == [name]
+    assert _table(at, "camp_saved_table")["Name"].tolist() == [name]
     assert all(not md.proto.allow_html for md in at.markdown)
     assert not any(name in md.value for md in at.markdown)
     re_csv = pd.read_csv(io.BytesIO(downloads["camp_saved_dl_csv"]()), dtype={"customer_id": str})
@@ -261,9 +261,9 @@ def test_save_stores_the_exact_list_then_readout_equals_library(sample_wh, downl
     assert any(f"[{100 * o['ci95'][0]:+.2f}, {100 * o['ci95'][1]:+.2f}] pp" in c.value for c in at.caption)
     ro = _table(at, "camp_readout_table")
     assert ro["Segment"].tolist() == ["All"] + [r["segment"] for r in expected["per_segment"]]
-    assert ro["uplift (pp)"].iloc[0] == pytest.approx(100 * o["uplift_conversion"])
-    assert ro["p-value"].iloc[0] == pytest.approx(o["p_value"])
-    assert ro["CI95 low (pp)"].iloc[0] == pytest.approx(100 * o["ci95"][0])
+    assert ro["Conversion uplift (pp)"].iloc[0] == pytest.approx(100 * o["uplift_conversion"])
+    assert ro["p-value (conversion)"].iloc[0] == pytest.approx(o["p_value"])
+    assert ro["95 % interval from (pp)"].iloc[0] == pytest.approx(100 * o["ci95"][0])
     unknown = [w.value for w in at.warning if "not in this campaign" in w.value]
     assert len(unknown) == 1 and unknown[0].startswith("2 customer id(s)") and "NOPE\\<1\\>" in unknown[0], unknown
     # keep them: the stored read-out is the same
@@ -399,7 +399,7 @@ def test_bad_outcome_files_are_messages(sample_wh):
     small = [w.value for w in at.warning if "too small to tell" in w.value]
     assert small and small[0].startswith("Overall: too small to tell"), [w.value for w in at.warning]
     assert any("have no row in the file" in i.value for i in at.info)
-    assert _table(at, "camp_readout_table")["too small to tell"].iloc[0]
+    assert _table(at, "camp_readout_table")["Too small to tell"].iloc[0]
 
 
 def test_no_saved_segments_means_every_customer(app_wh):

@@ -65,3 +65,15 @@ def test_codes_only_is_said(wh):
     assert items_note(snap) == CODES_ONLY
     assert [item_label(r) for r in snap["top_items"]] == [r["item_id"] for r in snap["top_items"]]
     assert CODES_ONLY.replace("'", "&#x27;") in render_html(snap, plotly_js="")
+
+
+def test_report_backtest_figures_read_as_on_the_predict_page():
+    from analytics import formatting
+    from analytics.reports.render import report_currency
+    from dashboard.report_render import METRIC_TITLES, _metric
+
+    with report_currency({"currency": "GBP"}):
+        assert _metric("rmse", 1670.2284694360917) == formatting.money(1670.2284694360917, "GBP", compact=True)
+        assert _metric("normalized_gini", 0.51234) == "0.512"
+        assert _metric("roc_auc", None) == "–"
+    assert METRIC_TITLES["top_decile_capture"] == "Top-decile capture"
