@@ -112,7 +112,7 @@ def test_rule_segment_with_html_name(tmp_path):
         page.get_by_role("tab", name="Clustering").click()
         cluster_tab = page.get_by_role("tabpanel", name="Clustering")
         expect(cluster_tab).to_be_visible()
-        expect(cluster_tab.get_by_label("Number of clusters k")).to_have_value(str(K))
+        expect(cluster_tab.get_by_label("Number of clusters k", exact=True)).to_have_value(str(K))
         pick(page, cluster_tab, "Algorithm", "k-means")
         wait_idle(page, expect)
         cluster_tab.get_by_role("button", name=re.compile("Train")).click()
@@ -127,8 +127,8 @@ def test_rule_segment_with_html_name(tmp_path):
         expect(grid.locator('tbody td[role="gridcell"]')).to_have_count(5 * K)
         header = [t.strip() for t in grid.locator('th[role="columnheader"]').evaluate_all(
             "els => els.map(e => e.textContent)")]
-        assert "customers" in header, header
-        col = header.index("customers") + 1
+        assert "Customers" in header, header  # the table's people title
+        col = header.index("Customers") + 1
         sizes = [int(t.replace(",", "").strip()) for t in grid.locator(
             f'tbody td[role="gridcell"][aria-colindex="{col}"]').evaluate_all(
             "els => els.map(e => e.textContent)")]
