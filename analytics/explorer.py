@@ -540,14 +540,19 @@ def _placed(n: int, pos: np.ndarray) -> np.ndarray:
     return out
 
 
+#: the least distance between two node centres of a Sankey column (a share of its height)
+MIN_LABEL_GAP = 0.045
+
+
 def sankey_data(flows: pd.DataFrame) -> dict:
     """Nodes and links for ``plotly.graph_objects.Sankey``: left nodes are the ``from``
     values (suffixed by nothing), right nodes the ``to`` values; returns
     ``{"labels", "source", "target", "value", "node_colors", "link_colors", "x", "y"}``:
-    a segment has the same colour on both sides (colour-blind-safe palette, "not a
-    customer yet" grey), each link the translucent colour of where it comes from, and
-    nodes sit in two fixed columns spaced by size so labels do not overlap."""
-    from analytics.palettes import category_colors, rgba
+    a segment has the same colour on both sides (colour-blind-safe palette of thirteen
+    colours, "not a customer yet" grey), each link the translucent colour of where it comes
+    from, and nodes sit in two fixed columns spaced by size, with at least ``MIN_LABEL_GAP``
+    of the height between node centres so that the labels of small nodes do not overlap."""
+    from analytics.palettes import distinct_category_colors as category_colors, rgba
 
     left = sorted(flows["from"].astype(str).unique())
     right = sorted(flows["to"].astype(str).unique())
@@ -559,12 +564,15 @@ def sankey_data(flows: pd.DataFrame) -> dict:
 
     def column(names, sizes):
         total = float(sizes.sum()) or 1.0
+        heights = [float(sizes.get(n, 0)) / total for n in names]
         pos, y = [], 0.0
-        for n in names:  # node centres, stacked in order with their share of the height
-            h = float(sizes.get(n, 0)) / total
-            pos.append(min(max(0.02 + 0.96 * (y + h / 2), 0.001), 0.999))
-            y += h
-        return pos
+        for h in heights:  # node centres, stacked in order with their share of the height, a label apart
+            centre = y + h / 2 if not pos else max(y + h / 2, pos[-1] + MIN_LABEL_GAP)
+            pos.append(centre)
+            y = centre + h / 2
+        span = (pos[-1] + heights[-1] / 2) if pos else 1.0
+        scale = 0.96 / max(span, 1.0)  # squeezed back into the plot when the gaps add height
+        return [min(max(0.02 + scale * p, 0.001), 0.999) for p in pos]
 
     return {
         "labels": left + right,

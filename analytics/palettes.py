@@ -48,3 +48,24 @@ def rgba(hex_colour: str, alpha: float) -> str:
     h = hex_colour.lstrip("#")
     r, g, b = (int(h[i:i + 2], 16) for i in (0, 2, 4))
     return f"rgba({r}, {g}, {b}, {alpha:g})"
+
+
+#: more distinct colours for charts that cannot tell categories apart by marker (a Sankey's nodes):
+#: Okabe & Ito's eight, then five of Paul Tol's colour-blind-safe "muted" scheme (2021)
+DISTINCT = OKABE_ITO + ("#332288", "#117733", "#882255", "#999933", "#AA4499")
+
+
+def distinct_category_colors(names: Iterable, neutral: Iterable = ()) -> dict:
+    """Like :func:`category_colors`, over :data:`DISTINCT`: thirteen categories before a colour repeats."""
+    grey = set(neutral)
+    out: dict = {}
+    k = 0
+    for n in names:
+        if n in out:
+            continue
+        if n in grey:
+            out[n] = NEUTRAL
+        else:
+            out[n] = DISTINCT[k % len(DISTINCT)]
+            k += 1
+    return out

@@ -32,13 +32,20 @@ TIMELINE_LIMIT = 500
 LORENZ_POINTS = 1000
 COMPARE_LABELS = {
     "segment": "Segment", "customers": "Customers", "share": "Share of customers", "revenue": "Net revenue",
-    "revenue_share": "Share of revenue", "avg_clv": "Average CLV (formula)",
-    "orders_per_customer": "Orders per customer", "avg_probability_alive": "Average probability still active",
-    "retention": f"Retention (bought in last {explorer.RETENTION_DAYS} days)",
+    "revenue_share": "Share of revenue", "avg_clv": "Avg CLV", "orders_per_customer": "Orders each",
+    "avg_probability_alive": "Still active", "retention": f"Bought in {explorer.RETENTION_DAYS} days",
 }
-COMPARE_HELP = {"avg_clv": glossary.term("clv_formula"), "avg_probability_alive": glossary.term("p_alive"),
-                "retention": f"The share of the group's customers who bought in the last {explorer.RETENTION_DAYS} "
-                             "days before the as-of date."}
+CHART_TITLES = {"revenue_share": "Share of revenue", "avg_clv": "Average CLV (formula)",
+                "orders_per_customer": "Orders per customer", "avg_probability_alive": "Average probability still "
+                "active", "retention": f"Retention (bought in the last {explorer.RETENTION_DAYS} days)"}
+#: the comparison's rates (fractions 0-1), shown as percentages with one decimal
+COMPARE_RATES = ("share", "revenue_share", "retention", "avg_probability_alive")
+COMPARE_HELP = {
+    "avg_clv": "Average customer lifetime value by formula. " + glossary.term("clv_formula"),
+    "orders_per_customer": "Average number of orders per customer.",
+    "avg_probability_alive": "Average probability still active (BG/NBD model). " + glossary.term("p_alive"),
+    "retention": f"Retention: the share of the group's customers who bought in the last {explorer.RETENTION_DAYS} "
+                 "days before the as-of date."}
 #: a customer's events as people read them
 TIMELINE_TITLES = {"event_time": "When", "event_type": "Event", "order_id": "Order", "item_id": "Item",
                    "category": "Category", "quantity": "Quantity", "revenue": "Amount", "rating": "Rating",
@@ -78,6 +85,27 @@ def _available_groups(dataset: str, as_of, frame: pd.DataFrame, kind: str) -> tu
     return available, None
 
 
+def compare_display(table: pd.DataFrame) -> pd.DataFrame:
+    """The comparison as shown: human titles, rates in percent (the library's table stays as it is)."""
+    shown = table.copy()
+    for c in COMPARE_RATES:
+        if c in shown.columns:
+            shown[c] = shown[c] * 100.0
+    return shown.rename(columns=COMPARE_LABELS)
+
+
+def _compare_config(currency) -> dict:
+    money = formatting.money_printf(currency)
+    config = {COMPARE_LABELS["customers"]: st.column_config.NumberColumn(format="%,d"),
+              COMPARE_LABELS["revenue"]: st.column_config.NumberColumn(format=money),
+              COMPARE_LABELS["avg_clv"]: st.column_config.NumberColumn(format=money, help=COMPARE_HELP["avg_clv"]),
+              COMPARE_LABELS["orders_per_customer"]: st.column_config.NumberColumn(
+                  format="%.2f", help=COMPARE_HELP["orders_per_customer"])}
+    for c in COMPARE_RATES:
+        config[COMPARE_LABELS[c]] = st.column_config.NumberColumn(format="%.1f %%", help=COMPARE_HELP.get(c))
+    return config
+
+
 def _compare(dataset: str, as_of, frame: pd.DataFrame, currency=None) -> dict[str, pd.Series]:
     """The group comparison; returns the chosen groups (the concentration section offers them)."""
     st.subheader("Compare segments")
@@ -105,28 +133,15 @@ def _compare(dataset: str, as_of, frame: pd.DataFrame, currency=None) -> dict[st
         return groups
     for name in table.loc[table["customers"] == 0, "segment"].tolist():
         st.info(f"Segment “{widgets.md_escape(name)}” has no customers as of {as_of}.", icon="📭")
-    money = formatting.money_printf(currency)
-    pct = st.column_config.NumberColumn(format="percent")
-    st.dataframe(
-        table.rename(columns=COMPARE_LABELS), hide_index=True, width="stretch", key="explorer_compare_table",
-        column_config={
-            COMPARE_LABELS["customers"]: st.column_config.NumberColumn(format="%,d"),
-            COMPARE_LABELS["share"]: pct, COMPARE_LABELS["revenue_share"]: pct, COMPARE_LABELS["retention"]:
-                st.column_config.NumberColumn(format="percent", help=COMPARE_HELP["retention"]),
-            COMPARE_LABELS["avg_probability_alive"]: st.column_config.NumberColumn(
-                format="percent", help=COMPARE_HELP["avg_probability_alive"]),
-            COMPARE_LABELS["revenue"]: st.column_config.NumberColumn(format=money),
-            COMPARE_LABELS["avg_clv"]: st.column_config.NumberColumn(format=money, help=COMPARE_HELP["avg_clv"]),
-            COMPARE_LABELS["orders_per_customer"]: st.column_config.NumberColumn(format="%.2f"),
-        },
-    )
+    st.dataframe(compare_display(table), hide_index=True, width="stretch", key="explorer_compare_table",
+                 column_config=_compare_config(currency))
     shown = table[table["customers"] > 0]
     metric_cols = [c for c in ("revenue_share", "avg_clv", "orders_per_customer", "retention",
                                "avg_probability_alive") if c in shown.columns]
     cols = st.columns(2)
     for i, col in enumerate(metric_cols):
         fig = go.Figure(go.Bar(x=[_label(s) for s in shown["segment"]], y=shown[col]))
-        fig.update_layout(title=COMPARE_LABELS[col], height=300, margin=dict(l=10, r=10, t=40, b=10))
+        fig.update_layout(title=CHART_TITLES[col], height=300, margin=dict(l=10, r=10, t=40, b=10))
         if col == "avg_clv":
             fig.update_yaxes(**formatting.money_axis(currency))
         elif col != "orders_per_customer":
@@ -244,7 +259,7 @@ def _migration(dataset: str, first_day, as_of) -> None:
         link=dict(source=sk["source"], target=sk["target"], value=sk["value"], color=sk["link_colors"],
                   hovertemplate="%{source.label} → %{target.label}: %{value:,} customers<extra></extra>"),
         textfont=dict(size=13)))
-    fig.update_layout(height=max(480, 34 * max(n_left, n_right) + 80), margin=dict(l=10, r=10, t=36, b=10),
+    fig.update_layout(height=max(520, 42 * max(n_left, n_right) + 80), margin=dict(l=10, r=10, t=36, b=10),
                       annotations=[dict(x=0, y=1.06, xref="paper", yref="paper", showarrow=False, xanchor="left",
                                         text=f"<b>{formatting.date(from_day)}</b>"),
                                    dict(x=1, y=1.06, xref="paper", yref="paper", showarrow=False, xanchor="right",

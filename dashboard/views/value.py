@@ -245,7 +245,9 @@ def _titles(model_name: str) -> dict:
 def _tab_scores(scorer, result, expected, rank_by, ranked_by_model, prediction_note, as_of, currency) -> None:
     money = widgets.money_text(currency)
     buyers = int((scorer.n_orders > 0).sum())
-    m1, m2, m3, m4, m5 = st.columns(5)
+    # two rows: money totals need the width of a third of the page to show their cents
+    m1, m2 = st.columns(2)
+    m3, m4, m5 = st.columns(3)
     m1.metric("Customers", widgets.fmt_int(scorer.n), border=True,
               help=f"{buyers:,} with at least one order; the others have RFM scores 0 and the segment "
               f"“{scores.NO_PURCHASE}”.")

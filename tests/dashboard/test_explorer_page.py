@@ -13,10 +13,19 @@ from tests.dashboard.conftest import APP, TIMEOUT
 PAGE = "views/explorer.py"
 COMPARE_LABELS = {
     "segment": "Segment", "customers": "Customers", "share": "Share of customers", "revenue": "Net revenue",
-    "revenue_share": "Share of revenue", "avg_clv": "Average CLV (formula)",
-    "orders_per_customer": "Orders per customer", "avg_probability_alive": "Average probability still active",
-    "retention": f"Retention (bought in last {explorer.RETENTION_DAYS} days)",
+    "revenue_share": "Share of revenue", "avg_clv": "Avg CLV", "orders_per_customer": "Orders each",
+    "avg_probability_alive": "Still active", "retention": f"Bought in {explorer.RETENTION_DAYS} days",
 }  # the page's column titles
+RATES = ("share", "revenue_share", "retention", "avg_probability_alive")  # shown in percent
+
+
+def _shown(table: pd.DataFrame) -> pd.DataFrame:
+    """The library's comparison as the page shows it (rates in percent, human titles)."""
+    out = table.copy()
+    for c in RATES:
+        if c in out.columns:
+            out[c] = out[c] * 100.0
+    return out.rename(columns=COMPARE_LABELS)
 
 
 
@@ -73,12 +82,12 @@ def test_comparison_lorenz_and_search(page, app_wh):
     # (the page's frame comes from the summary history: sums in another order than SQL's)
     hframe = explorer.build_frame(app_wh, "sample", _as_of(app_wh), history=summary_history(app_wh, "sample"))
     groups = explorer.category_groups(hframe, "rfm_segment")
-    want = explorer.segment_comparison(hframe, groups, as_of=_as_of(app_wh)).rename(columns=COMPARE_LABELS)
+    want = _shown(explorer.segment_comparison(hframe, groups, as_of=_as_of(app_wh)))
     pd.testing.assert_frame_equal(comp, want, check_exact=True)
     names = list(groups)
     at.multiselect(key="explorer_groups_RFM segments").set_value(names[1:3]).run()
     few = explorer.segment_comparison(hframe, {n: groups[n] for n in names[1:3]}, as_of=_as_of(app_wh))
-    pd.testing.assert_frame_equal(_table(at, "Customers"), few.rename(columns=COMPARE_LABELS), check_exact=True)
+    pd.testing.assert_frame_equal(_table(at, "Customers"), _shown(few), check_exact=True)
     at.multiselect(key="explorer_groups_RFM segments").set_value(names).run()
     pd.testing.assert_frame_equal(_table(at, "Customers"), want, check_exact=True)
 
