@@ -351,12 +351,24 @@ def _value_widget(p: _Page, cid: str, name: str, field, op: str):
         raw = st.text_input("Values (comma-separated)", key=f"{k}_vl_{cid}")
         return [v.strip() for v in raw.split(",") if v.strip()]
     if name in UNIT_FIELDS:
-        hint = "from 0 to 1, e.g. 0.7 = 70 %"
+        hint = "e.g. 70 % (or 0.7)"
     elif field.type == "numeric":
         hint = "a number, e.g. 500"
     else:
         hint = "text"
     return st.text_input("Value", key=f"{k}_v_{cid}", placeholder=hint)
+
+
+def _percent_value(value):
+    """A 0-1 field's value typed as a percentage (``70 %``) as the fraction the rule compares (0.7)."""
+    if isinstance(value, list):
+        return [_percent_value(v) for v in value]
+    if isinstance(value, str) and value.strip().endswith("%"):
+        try:
+            return float(value.strip()[:-1].strip().replace(",", "")) / 100.0
+        except ValueError:
+            return value
+    return value
 
 
 def _condition_row(p: _Page, cid: str, names: list[str], default_field: str) -> dict:
@@ -378,7 +390,8 @@ def _condition_row(p: _Page, cid: str, names: list[str], default_field: str) -> 
             types = (p.source.info()["event_types"] if p.source is not None else []) or ["purchase"]
             cond["event"] = st.selectbox("Event type", types, key=f"{k}_ev_{cid}",
                                          format_func=lambda t: EVENT_LABELS.get(t, t))
-        cond["value"] = _value_widget(p, cid, name, field, op)
+        cond["value"] = _percent_value(_value_widget(p, cid, name, field, op)) if name in UNIT_FIELDS else \
+            _value_widget(p, cid, name, field, op)
         if "days" in field.params:
             w1, w2 = st.columns(2)
             when = w1.selectbox("When", ["ever", "last"], key=widgets.state_default(f"{k}_when_{cid}", "ever"),

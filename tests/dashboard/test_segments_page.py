@@ -472,3 +472,28 @@ def test_condition_on_data_the_dataset_lacks_says_so(page, app_wh):
     assert "bought_category" not in at.selectbox(key="seg_rule_field_0").options
     at.button(key="seg_edit_load").click().run()
     assert any("cannot be edited on the current data" in w.value and "no data for" in w.value for w in at.warning)
+
+
+def test_churn_risk_as_a_percentage_and_scope_change_on_edit(rich, app_wh):
+    at, _ = rich
+    from analytics import prepare
+
+    at.selectbox(key="seg_rule_field_0").set_value("churn_risk").run()
+    at.selectbox(key="seg_rule_op_0_numeric").set_value(">=")
+    at.text_input(key="seg_rule_v_0").input("70 %").run()
+    assert not _errors(at), _errors(at)
+    frame = prepare.customer_frame(app_wh, "shop", clusters=False)
+    assert _num(_metrics(at)["Customers selected"]) == int((frame["churn_risk"] >= 0.7).sum())
+    caption = next(c.value for c in at.caption if c.value.startswith("Selection: "))
+    assert "0.7" in caption.replace("\\", "")
+    at.text_input(key="seg_rule_name").input("Slipping")
+    at.button(key="seg_rule_save").click().run()
+    seg = store.get_segment(app_wh, "Slipping")
+    assert seg["dataset"] == "shop" and seg["definition"]["conditions"][0]["value"] == 0.7
+    # loaded into the builder, shared with all datasets and saved back
+    at.button(key="seg_edit_load").click().run()
+    assert at.radio(key="seg_rule_scope").value == "dataset"
+    at.radio(key="seg_rule_scope").set_value("all").run()
+    at.button(key="seg_edit_def_save").click().run()
+    assert not _errors(at), _errors(at)
+    assert store.get_segment(app_wh, "Slipping")["dataset"] is None
