@@ -631,9 +631,17 @@ def _tab_saved(p: _Page) -> None:
                          "created": s["created_at"], "updated": s["updated_at"]})
         listing = pd.DataFrame(rows)
         listing["note"] = listing["note"].replace("", None)
+        kinds = {"customers": "count", "created": "date", "updated": "date"}
+        counted = listing["customers"].notna()
+        if not counted.all():  # a segment not counted on these data: its cells say so, not "None"
+            shows = {"customers": fmt.integer, "net_revenue": lambda v: fmt.money(v, p.currency),
+                     "expected_clv": lambda v: fmt.money(v, p.currency)}
+            for col, show in shows.items():
+                if listing[col].notna().any() or col == "customers":
+                    listing[col] = [show(v) if c else "not counted" for v, c in zip(listing[col], counted)]
+                    kinds[col] = "text"
         # st.dataframe shows every cell as plain text (no markup is rendered)
-        widgets.table(listing, "seg_saved_table", p.currency,
-                      kinds={"customers": "count", "created": "date", "updated": "date"},
+        widgets.table(listing, "seg_saved_table", p.currency, kinds=kinds,
                       titles={"name": "Name", "description": "Description", "definition": "Conditions",
                               "scope": "Used by", "net_revenue": "Net revenue", "expected_clv": "Expected value",
                               "note": "Note", "created": "Created", "updated": "Changed"})

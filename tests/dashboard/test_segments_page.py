@@ -468,6 +468,7 @@ def test_condition_on_data_the_dataset_lacks_says_so(page, app_wh):
     listing = _table(at, "definition").set_index("name")
     assert listing.loc["Book buyers", "note"].startswith("cannot be counted on these data:")
     assert "this dataset has no data for “Bought from category”" in listing.loc["Book buyers", "note"]
+    assert listing.loc["Book buyers", "customers"] == "not counted"   # no "None" cell
     assert any("not counted" in m.value and "no data for" in m.value for m in at.markdown)
     assert "bought_category" not in at.selectbox(key="seg_rule_field_0").options
     at.button(key="seg_edit_load").click().run()
