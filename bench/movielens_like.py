@@ -139,7 +139,8 @@ def main() -> int:
     ap.add_argument("--models", default=None)
     ap.add_argument("--out", default=None, help="also keep the events CSV here")
     ap.add_argument("--json", default=None, help="write the results as JSON here")
-    ap.add_argument("--folds", type=int, default=1)
+    ap.add_argument("--folds", type=int, default=3, help="validation cut-offs (3)")
+    ap.add_argument("--step-days", type=int, default=None, help="days between them (default: a third of a window)")
     ap.add_argument("--seq-epochs", type=int, default=None, help="sequence model max epochs (default: its own)")
     args = ap.parse_args()
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -160,7 +161,8 @@ def main() -> int:
         ingest(wh, path, "ml")
     t1 = time.perf_counter()
     seq = {"epochs": args.seq_epochs} if args.seq_epochs else None
-    res = evaluate_holdout(wh, "ml", SPLIT, END, k=10, families=args.models, folds=args.folds, sequence_params=seq)
+    res = evaluate_holdout(wh, "ml", SPLIT, END, k=10, families=args.models, folds=args.folds,
+                          step_days=args.step_days, sequence_params=seq)
     rep = evaluation_report(res)
     print(f"holdout {rep['holdout_from']} .. {rep['holdout_to']}, {int(res['customers'].iloc[0])} customers; "
           f"evaluation {time.perf_counter() - t1:.0f} s")

@@ -5,7 +5,7 @@
         [--category CAT] [--as-of DAY] [--include-purchased] [--names] [--out FILE.csv] [--json]
     valuescope recommend similar --dataset D --item ID [--n 10] [--as-of DAY]
     valuescope recommend evaluate --dataset D [--split DAY --end DAY | --days 90] [--k 10]
-        [--models als,sequence,...] [--include-purchased] [--validation-days N] [--folds 1]
+        [--models als,sequence,...] [--include-purchased] [--validation-days N] [--folds 3] [--step-days N]
         [--no-validation] [--device auto|cuda|mps|cpu] [--json]
     valuescope recommend choose --dataset D [--as-of DAY] [--models ...] [--json]
 
@@ -79,7 +79,9 @@ def register(sub) -> None:
                    help="re-purchases count as hits and already bought items may be recommended")
     q.add_argument("--validation-days", type=int, default=None, metavar="N",
                    help="validation window length (default: the holdout's, at most a third of the history)")
-    q.add_argument("--folds", type=int, default=1, help="validation windows back to back before the split (1)")
+    q.add_argument("--folds", type=int, default=3, help="validation windows before the split (3)")
+    q.add_argument("--step-days", type=int, default=None, metavar="N",
+                   help="days between the validation cut-offs (default: a third of a window, so they overlap)")
     q.add_argument("--no-validation", action="store_true", help="use each model's default setting")
     seq_args(q)
     q.add_argument("--json", action="store_true")
@@ -243,7 +245,8 @@ def cmd_evaluate(args) -> int:
         split, end = _day(args.split, "--split"), _day(args.end, "--end") + pd.Timedelta(days=1)
     res = evaluate_holdout(wh, args.dataset, split, end, k=args.k, families=args.models,
                            exclude_purchased=not args.include_purchased, validate=not args.no_validation,
-                           fold_days=args.validation_days, folds=args.folds, sequence_params=_seq_params(args),
+                           fold_days=args.validation_days, folds=args.folds, step_days=args.step_days,
+                           sequence_params=_seq_params(args),
                            progress=None if args.json else _progress)
     report = evaluation_report(res)
     if args.json:

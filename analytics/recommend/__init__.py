@@ -7,7 +7,8 @@ Public API (everything a page, the CLI or the preparation step needs):
 * recommenders (one API: ``fit(interactions)``, ``recommend(customer_ids, n,
   exclude_purchased, category)`` -> DataFrame[customer_id, rank, item_id, category, score,
   source]): ``PopularityRecommender``, ``RecentPopularity``, ``ItemCF``, ``ImplicitItemKNN``,
-  ``ALSRecommender``, ``BPRRecommender``, ``RecencyBlend`` (item neighbours x recent
+  ``ALSRecommender``, ``BPRRecommender``, ``EASERecommender`` (Steck 2019),
+  ``RecencyBlend`` (item neighbours x recent
   popularity) and ``SequenceRecommender`` (PyTorch; imported on
   first use); ``make_model(family, params)`` builds one by name (``FAMILIES``);
 * evaluation: ``evaluate_holdout`` (every model, same holdout and rules; precision@k,
@@ -30,7 +31,7 @@ from analytics.recommend.evaluate import (  # noqa: F401
     fit_default, holdout_relevant, make_model, ranking_metrics, ratio_summary, validate_models,
 )
 from analytics.recommend.models import (  # noqa: F401
-    ALSRecommender, BPRRecommender, ImplicitItemKNN, RecencyBlend, RecentPopularity,
+    ALSRecommender, BPRRecommender, EASERecommender, ImplicitItemKNN, RecencyBlend, RecentPopularity,
 )
 from analytics.recommend.names import item_labels, recommendations_named  # noqa: F401
 

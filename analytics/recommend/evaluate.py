@@ -17,8 +17,11 @@ Rules (the same for every model):
 
 Hyperparameters and the default model are chosen on **validation windows inside the
 training period** (``validate_models``): the last ``fold_days`` before ``split`` (and
-optionally earlier folds of the same length) play the holdout for models trained on
-the events before them. Every candidate setting of every family is scored there
+optionally earlier folds of the same length, back to back or, with ``step_days``, cut off
+every ``step_days`` so they overlap) play the holdout for models trained on the events
+before them. ``evaluate_holdout`` uses three such cut-offs a third of a window apart by
+default: the same horizon as the holdout (up to a third of the history), several cut-offs,
+so that one noisy window does not pick the default. Every candidate setting of every family is scored there
 against the popularity baseline of the same fold; a family keeps its best setting,
 and the family with the best score is the default. The score is the geometric mean
 of precision@k and recall@k relative to popularity (both count, as in the goal of
@@ -38,18 +41,19 @@ from analytics.recommend.core import (
     ItemCF, PopularityRecommender, RecommendError, _BaseRecommender, _event_span, _timestamp, load_interactions,
 )
 from analytics.recommend.models import (
-    ALSRecommender, BPRRecommender, ImplicitItemKNN, RecencyBlend, RecentPopularity,
+    ALSRecommender, BPRRecommender, EASERecommender, ImplicitItemKNN, RecencyBlend, RecentPopularity,
 )
 from analytics.warehouse import Warehouse
 
 #: model families in the order they are reported; the first two are the baselines
-FAMILIES = ("popularity", "recent_popularity", "item_cf", "item_knn", "als", "bpr", "blend", "sequence")
+FAMILIES = ("popularity", "recent_popularity", "item_cf", "item_knn", "ease", "als", "bpr", "blend", "sequence")
 BASELINES = ("popularity", "recent_popularity")
 LABELS = {
     "popularity": "Popularity (baseline)",
     "recent_popularity": "Recent popularity (baseline)",
     "item_cf": "Item-based CF (shrunk cosine)",
     "item_knn": "Item-item neighbours, BM25 (implicit)",
+    "ease": "EASE (closed-form item-item, Steck 2019)",
     "als": "Matrix factorisation, ALS (implicit)",
     "bpr": "Matrix factorisation, BPR (implicit)",
     "blend": "Item neighbours blended with recent popularity",
@@ -62,13 +66,15 @@ DEFAULT_GRID: dict[str, list[dict]] = {
     "recent_popularity": [{"days": 14}, {"days": 30}, {"days": 90}],
     "item_cf": [{"shrinkage": 10.0}, {"shrinkage": 25.0}, {"shrinkage": 100.0}],
     "item_knn": [{"K": 50}, {"K": 200}],
+    "ease": [{"l2": 300.0}, {"l2": 1000.0}],
     "als": [{"weighting": "bm25", "factors": 32}, {"weighting": "bm25", "factors": 64},
             {"weighting": "bm25", "factors": 64, "half_life_days": 60.0},
             {"weighting": "confidence", "alpha": 5.0, "factors": 64},
             {"weighting": "confidence", "alpha": 5.0, "factors": 64, "half_life_days": 60.0}],
     "bpr": [{"factors": 64, "learning_rate": 0.05}],
-    "blend": [{"base": "item_knn", "base_params": {"K": 100}, "days": d, "weight": w}
-              for d in (14, 30) for w in (0.3, 0.5, 0.7)],
+    "blend": [{"base": "ease", "base_params": {"l2": 300.0}, "days": d, "weight": w}
+              for d in (14, 30) for w in (0.3, 0.5, 0.7)]
+    + [{"base": "item_knn", "base_params": {"K": 100}, "days": 14, "weight": 0.5}],
     "sequence": [{}],
 }
 
@@ -83,7 +89,7 @@ def make_model(family: str, params: Mapping | None = None, **extra) -> _BaseReco
         params = {**params, **extra}
     else:
         cls = {"popularity": PopularityRecommender, "recent_popularity": RecentPopularity, "item_cf": ItemCF,
-               "item_knn": ImplicitItemKNN, "als": ALSRecommender, "bpr": BPRRecommender,
+               "item_knn": ImplicitItemKNN, "ease": EASERecommender, "als": ALSRecommender, "bpr": BPRRecommender,
                "blend": RecencyBlend}.get(family)
     if cls is None:
         raise RecommendError(f"unknown model {family!r} (known: {', '.join(FAMILIES)})")
@@ -202,13 +208,14 @@ def _fold_days(lo: pd.Timestamp, end: pd.Timestamp, wanted: int | None, default:
 
 def validate_models(wh: Warehouse, dataset: str, end, k: int = 10, *, families=None,
                     grid: Mapping[str, list[dict]] | None = None, fold_days: int | None = None, folds: int = 1,
-                    exclude_purchased: bool = True, weights=None, sequence_params: Mapping | None = None,
+                    step_days: int | None = None, exclude_purchased: bool = True, weights=None, sequence_params: Mapping | None = None,
                     progress: Callable[[dict], None] | None = None,
                     should_stop: Callable[[], bool] | None = None) -> Validation:
     """Score every candidate setting on validation windows that end at ``end`` (exclusive).
 
     ``fold_days``: window length (default 90, at most a third of the data before ``end``);
-    ``folds``: windows back to back before ``end``. Returns a ``Validation``; raises
+    ``folds``: windows before ``end``, each ``step_days`` (default: ``fold_days``, back to back)
+    before the previous one. Returns a ``Validation``; raises
     RecommendError when the data before ``end`` are too short for a validation window.
     """
     k = _BaseRecommender._check_n(k)
@@ -218,9 +225,10 @@ def validate_models(wh: Warehouse, dataset: str, end, k: int = 10, *, families=N
     lo, _ = _event_span(wh, dataset)
     days = _fold_days(lo, end_ts, fold_days, 90)
     folds = _BaseRecommender._check_n(folds)
+    step = days if step_days is None else _BaseRecommender._check_n(step_days)
     rows, windows = [], []
     for f in range(folds):
-        v_end = end_ts - pd.Timedelta(days=days * f)
+        v_end = end_ts - pd.Timedelta(days=step * f)
         v_split = v_end - pd.Timedelta(days=days)
         if v_split <= lo:
             if f == 0:
@@ -296,14 +304,16 @@ def validate_models(wh: Warehouse, dataset: str, end, k: int = 10, *, families=N
 def evaluate_holdout(wh: Warehouse, dataset: str, split, end, k: int = 10, *,
                      weights: Mapping[str, float] | None = None, models: Mapping[str, object] | None = None,
                      families=None, exclude_purchased: bool = True, validate: bool = True,
-                     fold_days: int | None = None, folds: int = 1, sequence_params: Mapping | None = None,
-                     progress: Callable[[dict], None] | None = None,
+                     fold_days: int | None = None, folds: int = 3, step_days: int | None = None,
+                     sequence_params: Mapping | None = None, progress: Callable[[dict], None] | None = None,
                      should_stop: Callable[[], bool] | None = None) -> pd.DataFrame:
     """Every model on one time holdout, with the same customers, items and rules.
 
     ``models`` maps names to unfitted recommenders (evaluated as given, no validation). Otherwise
     ``families`` (default: all of ``FAMILIES``) are tuned on validation windows before ``split``
-    (``validate_models``; ``validate=False`` uses each family's first grid setting) and refitted
+    (``validate_models`` with ``folds`` windows as long as the holdout (at most a third of the
+    history), cut off every ``step_days``: default a third of a window, so the three default
+    windows overlap; ``validate=False`` uses each family's first grid setting) and refitted
     on everything before ``split``. Returns DataFrame[model, precision_at_k, recall_at_k, f1_at_k,
     ndcg_at_k, coverage, customers, k, popularity_share, params, fit_seconds, label]; ``attrs``:
     ``validation`` (``Validation.to_dict()`` or None), ``notes`` (list of plain sentences about
@@ -343,9 +353,10 @@ def evaluate_holdout(wh: Warehouse, dataset: str, split, end, k: int = 10, *,
     else:
         if validate:
             try:
+                v_days = _fold_days(lo, split_ts, fold_days or (end_ts - split_ts).days, 90)
                 validation = validate_models(
-                    wh, dataset, split_ts, k, families=fams, fold_days=fold_days or (end_ts - split_ts).days,
-                    folds=folds, exclude_purchased=exclude_purchased, weights=weights,
+                    wh, dataset, split_ts, k, families=fams, fold_days=v_days, folds=folds,
+                    step_days=step_days or max(1, v_days // 3), exclude_purchased=exclude_purchased, weights=weights,
                     sequence_params=sequence_params, progress=progress, should_stop=should_stop)
             except RecommendError as exc:
                 notes.append(f"no validation window could be used ({exc}); every model runs with its "

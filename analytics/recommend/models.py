@@ -40,6 +40,7 @@ from analytics.recommend.core import (
 
 WEIGHTINGS = ("bm25", "confidence")
 _BATCH = 4096  # customers scored per implicit.recommend call
+_EASE_BATCH = 1024  # customers scored at once by EASE (a dense batch x items block)
 
 
 @contextlib.contextmanager
@@ -392,3 +393,113 @@ class RecencyBlend(_BaseRecommender):
         keep = _rank_within(pos) <= n
         return _assemble(self, ids, rows, pos[keep], col[keep], s[keep], n, exclude_purchased, cat_mask,
                          self._source_name)
+
+
+class EASERecommender(_BaseRecommender):
+    """EASE, the closed-form item-item model of Steck (2019, "Embarrassingly shallow autoencoders
+    for sparse data", WWW): the item x item weights ``B`` that minimise
+    ``||X - X B||^2 + l2 ||B||^2`` with ``diag(B) = 0``, i.e. ``P = (X^T X + l2 I)^-1``,
+    ``B = -P / diag(P)`` (column-wise) with the diagonal set to 0. A customer's scores are
+    ``x_u B``.
+
+    ``X`` is the binary customers x items matrix (``binary=False``: log1p strengths). ``l2`` is
+    the only setting (chosen on validation; large catalogues want larger values).
+    ``half_life_days`` weights each of the customer's items by ``0.5 ** (age / half_life)`` when
+    scoring (not when fitting): what a customer bought last points at what comes next.
+    ``max_items``: ``B`` is dense, so only the ``max_items`` most bought items take part (the
+    others are never recommended by EASE itself; fill-ups come from popularity as everywhere).
+
+    Fitted: ``B_`` (float32, items_used x items_used), ``items_`` (their item codes),
+    ``popularity_order_``, ``interactions_``.
+    """
+
+    _source_name = "ease"
+
+    def __init__(self, l2: float = 200.0, binary: bool = True, half_life_days: float | None = None,
+                 max_items: int = 8000):
+        self.l2 = l2
+        self.binary = binary
+        self.half_life_days = half_life_days
+        self.max_items = max_items
+
+    def _user_matrix(self, X: Interactions, rows: np.ndarray | None = None, decay: bool = False) -> sp.csr_matrix:
+        M = X.matrix if rows is None else X.matrix[rows]
+        M = sp.csr_matrix(M, dtype=np.float32, copy=True)
+        if self.binary:
+            M.data[:] = 1.0
+        else:
+            np.log1p(M.data, out=M.data)
+        if decay and self.half_life_days and X.age_days is not None:
+            age = X.age_days if rows is None else X.age_days[rows]
+            age = sp.csr_matrix(age, dtype=np.float32)
+            age.sort_indices()
+            M.sort_indices()
+            if age.nnz == M.nnz and np.array_equal(age.indices, M.indices):
+                M.data *= np.power(0.5, age.data / float(self.half_life_days)).astype(np.float32)
+        M.eliminate_zeros()
+        return M
+
+    def fit(self, interactions: Interactions) -> "EASERecommender":
+        _check_positive("l2", self.l2)
+        _check_positive("max_items", self.max_items, integer=True)
+        _check_positive("half_life_days", self.half_life_days, allow_none=True)
+        X = self._check_interactions(interactions)
+        self._fit_popularity(X)
+        items = np.sort(self.popularity_order_[:int(self.max_items)])
+        M = self._user_matrix(X)[:, items]
+        G = (M.T @ M).toarray().astype(np.float64)
+        G[np.diag_indices_from(G)] += float(self.l2)
+        P = np.linalg.inv(G)
+        B = P / (-np.diag(P))[None, :]
+        B[np.diag_indices_from(B)] = 0.0
+        self.B_ = B.astype(np.float32)
+        self.items_ = items
+        self.n_items_ = X.n_items
+        self.interactions_ = X
+        return self
+
+    def scores(self, customer_ids: Iterable[str]) -> np.ndarray:
+        """Dense EASE scores (customers in the given order x the ``items_`` columns); 0 rows for
+        customers without history."""
+        self._check_fitted()
+        ids, rows = self._rows_of(customer_ids)
+        out = np.zeros((len(ids), self.items_.size), dtype=np.float32)
+        known = np.flatnonzero(rows >= 0)
+        if known.size:
+            U = self._user_matrix(self.interactions_, rows[known], decay=True)[:, self.items_]
+            out[known] = np.asarray(U @ self.B_)
+        return out
+
+    def recommend(self, customer_ids: Iterable[str], n: int = 10, exclude_purchased: bool = True,
+                  category: str | None = None) -> pd.DataFrame:
+        """Top ``n`` items per customer by ``x_u B`` (``source`` "ease"; "popularity" for fill-ups)."""
+        self._check_fitted()
+        n = self._check_n(n)
+        cat_mask = self._category_mask(category)
+        ids, rows = self._rows_of(customer_ids)
+        X = self.interactions_
+        items = self.items_
+        allowed = np.ones(items.size, dtype=bool) if cat_mask is None else cat_mask[items]
+        parts_j, parts_c, parts_v = [], [], []
+        known = np.flatnonzero(rows >= 0)
+        for b0 in range(0, known.size, _EASE_BATCH):
+            kb = known[b0:b0 + _EASE_BATCH]
+            S = self.scores(ids[kb])
+            S[:, ~allowed] = -np.inf
+            if exclude_purchased:
+                bought = X.purchased[rows[kb]][:, items].toarray()
+                S[bought] = -np.inf
+            m = min(n, items.size)
+            top = np.argpartition(-S, m - 1, axis=1)[:, :m] if m < items.size else \
+                np.tile(np.arange(items.size), (len(kb), 1))
+            vals = np.take_along_axis(S, top, axis=1)
+            cols = items[top]
+            o = np.lexsort((cols, -vals), axis=1)  # best first, ties by item code
+            cols, vals = np.take_along_axis(cols, o, axis=1), np.take_along_axis(vals, o, axis=1)
+            ok = np.isfinite(vals)
+            parts_j.append(np.repeat(kb, ok.sum(axis=1)))
+            parts_c.append(cols[ok])
+            parts_v.append(vals[ok])
+        cat = (lambda a: np.concatenate(a) if a else np.empty(0))
+        return _assemble(self, ids, rows, cat(parts_j).astype(np.int64), cat(parts_c).astype(np.int64),
+                         cat(parts_v), n, exclude_purchased, cat_mask, self._source_name)
