@@ -142,7 +142,8 @@ def _range_kpis(dataset: str, start: dt.date, end: dt.date, cur) -> None:
         else:
             shown, prev_shown = fmt.integer(v), fmt.integer(pv)
         delta = _delta(v, pv, kind) if comparable else None
-        col.metric(label, shown, delta=delta, border=True,
+        flat = delta is not None and float(delta.split()[0].replace(",", "")) == 0
+        col.metric(label, shown, delta=delta, border=True, delta_color="off" if flat else "normal",
                    help=f"{help_text} Previous period: {prev_shown}.")
     if not comparable:
         st.caption(f"The data start on {fmt.date(comp.data_first_day)}: there is no earlier period to compare with.")
