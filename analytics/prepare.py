@@ -6,16 +6,19 @@ After every change of a dataset (a load, an append, a deletion, a newly publishe
 ====  ============  ==========================================================================
  #    stage         results (``prepared_results``; big ones as chunked Parquet / pickle blobs)
 ====  ============  ==========================================================================
- 1    overview      ``overview``: KPIs, timeline, events by type, categories (a few kB of JSON)
+ 1    overview      ``overview``: KPIs, timeline, events by type, categories (a few kB of JSON);
+                    ``range_comparison``: the default date range (last 30 days) vs the days before
  2    history       ``history``: the per-customer, per-day history (``customer_days`` table)
- 3    scores        ``scores``: summary + derived features + R/F/M, RFM segment, behaviour score
-                    and formula CLV of every customer at the last day (+ published predictions)
+ 3    scores        the reviews' sentiment (``review_sentiment``, read by the frame and the Reviews
+                    page); ``scores``: summary + derived features + R/F/M, RFM segment, behaviour
+                    score and formula CLV of every customer at the last day (+ published predictions)
  4    models        ``comparison``: BG/NBD vs Pareto/NBD on the dataset's own backtest (the default
                     choice); ``models``: that purchase model + Gamma-Gamma fitted on the summary
                     (or why they cannot be)
  5    frame         ``values``: the resolved expected CLV (:mod:`analytics.valuation`) with its
                     source, probability alive, churn risk and value, the BG/NBD columns;
-                    ``cohorts`` and ``migration``: the Explorer's default cohort table and RFM flows
+                    ``cohorts`` and ``migration``: the Explorer's default cohort table and RFM flows;
+                    ``first_order``: the new customers' first-order model and groups
  6    neighbours    ``neighbours``: the item-based recommender fitted on events up to the last day
 ====  ============  ==========================================================================
 
@@ -63,7 +66,7 @@ import pandas as pd
 from analytics.warehouse import Warehouse, WarehouseError, storage_error
 
 #: bump when a stored result's layout or computation changes: results of the old format stop matching
-FORMAT = 1
+FORMAT = 2
 #: a stored blob is split into chunks of at most this many bytes
 CHUNK_BYTES = 32 << 20
 #: results at other than the default day kept per dataset and result name (expensive ones: fits, frames)
@@ -71,6 +74,8 @@ KEEP_OTHER_DAYS = 4
 #: the Explorer's defaults, prepared for the last day
 COHORT_MONTHS = 24
 MIGRATION_DAYS = 90
+#: the Overview's default date range, in days up to the last day (its comparison is prepared)
+RANGE_DAYS = 30
 
 ProgressFn = Callable[[int, int, str, float], None]
 
@@ -389,6 +394,31 @@ def overview(wh: Warehouse, dataset: str, *, version: str | None = None, compute
     if hit.error:
         raise PrepareError(hit.error)
     return ov.from_json(json.dumps(hit.value))
+
+
+def default_range(first: dt.date, last: dt.date) -> tuple[dt.date, dt.date]:
+    """The Overview's default date range: the last :data:`RANGE_DAYS` days of the data (its
+    comparison with the days before is prepared)."""
+    return max(first, last - dt.timedelta(days=RANGE_DAYS - 1)), last
+
+
+def range_comparison(wh: Warehouse, dataset: str, start, end, *, version: str | None = None,
+                     compute: bool = True):
+    """:func:`analytics.periods.compare_ranges` of ``start..end`` (a pass over the events), stored per
+    data version and range: computed once per load and range, read back by every session and after
+    a restart. The default range (:func:`default_range`) is prepared. ``ValueError`` for a range
+    a user has to fix."""
+    from analytics.periods import PeriodError, compare_ranges
+
+    wh.require_dataset(dataset)
+    params = {"start": str(start), "end": str(end)}
+    hit = obtain(wh, dataset, "range_comparison", params, lambda: compare_ranges(wh, dataset, start, end),
+                 fmt="pickle", version=version, compute=compute)
+    if hit is None:
+        return None
+    if hit.error:
+        raise PeriodError(hit.error)
+    return hit.value
 
 
 def history(wh: Warehouse, dataset: str, *, version: str | None = None, compute: bool = True):
@@ -732,9 +762,24 @@ def probabilistic(wh: Warehouse, dataset: str, as_of=None, unit: str = "days", h
         prob = prob_table_from_frame(_join(base[["n_orders"]], vals))
         if prob is not None:
             return prob
-    s = summary(wh, dataset, day, unit, version=version)
-    table, _ = probabilistic_clv(s, params, models=models)
-    return table
+
+    def compute_fn():
+        s = summary(wh, dataset, day, unit, version=version)
+        return probabilistic_clv(s, params, models=models)[0]
+
+    if not (prepared and float(horizon_months) == 12.0 and float(discount_rate) == 0.10):
+        return compute_fn()
+    # the default table of the automatically chosen model when it is not BG/NBD (e.g. Pareto/NBD, whose
+    # per-customer integrals take seconds): prepared and read back like the BG/NBD values
+    hit = obtain(wh, dataset, "probabilistic", {"as_of": str(day), "model": resolved,
+                                                "min_age_months": params.min_age_months},
+                 compute_fn, fmt="parquet", version=version,
+                 compute=compute or params.min_age_months != DEFAULT_MIN_AGE_MONTHS)  # only the default is prepared
+    if hit is None:
+        return None
+    if hit.error:
+        raise PrepareError(hit.error)
+    return hit.value
 
 
 def expected_clv(wh: Warehouse, dataset: str, as_of=None, *, version: str | None = None,
@@ -876,6 +921,13 @@ def _stage_overview(wh, dataset, version, ctx, job):
     ctx["overview"] = overview(wh, dataset, version=version)
     ctx["attached"] = attached(wh, dataset) is not None
     ctx["last_day"] = last_day(wh, dataset, version=version)
+    kpis = ctx["overview"]["kpis"]
+    if not ctx["attached"] and kpis.get("first_event") is not None and kpis.get("last_event") is not None:
+        first, last = pd.Timestamp(kpis["first_event"]).date(), pd.Timestamp(kpis["last_event"]).date()
+        try:  # the comparison the Overview shows first
+            range_comparison(wh, dataset, *default_range(first, last), version=version)
+        except ValueError as exc:
+            job.warnings.append(f"the default date range's comparison is not prepared: {exc}")
 
 
 def _stage_history(wh, dataset, version, ctx, job):
@@ -896,7 +948,20 @@ def _later_results(ctx):
 def _stage_scores(wh, dataset, version, ctx, job):
     if ctx["last_day"] is None:
         return
+    if not ctx["attached"]:  # the reviews first: the customer frame reads their sentiment
+        _prepare_reviews(wh, dataset, job)
     ctx["scores"] = scores(wh, dataset, version=version, _history=ctx.get("history"))
+
+
+def _prepare_reviews(wh, dataset, job):
+    """Score the reviews' sentiment (unless the current data's scores are stored) and save the
+    ready-made review segments, so the Reviews page and the frame's sentiment columns only read."""
+    from analytics.reviews.prepared import prepare_reviews
+
+    try:
+        prepare_reviews(wh, dataset)
+    except ValueError as exc:  # e.g. no reviews to learn from: the lexicon or nothing, said on the page
+        job.warnings.append(f"review sentiment not prepared: {exc}")
 
 
 def _stage_models(wh, dataset, version, ctx, job):
@@ -921,6 +986,7 @@ def _stage_models(wh, dataset, version, ctx, job):
     if best != VALUE_PURCHASE_MODEL:
         try:
             clv_models(wh, dataset, version=version, purchase_model=best, _summary=s)
+            probabilistic(wh, dataset, purchase_model="auto", version=version)  # the Value page's default
         except ValueError as exc:
             job.warnings.append(f"{best} + Gamma-Gamma not available: {exc}")
 
@@ -943,6 +1009,38 @@ def _stage_frame(wh, dataset, version, ctx, job):
         cohorts(wh, dataset, version=version)
         rfm_migration(wh, dataset, start, version=version, _frame=frame, _history=hist)
     ctx.pop("history", None)  # ~50 bytes per customer-day: not kept past this stage
+    try:  # the new customers' first-order model (after the review sentiment, one of its features)
+        first_order(wh, dataset, version=version)
+    except ValueError as exc:
+        job.warnings.append(f"the first-order model is not prepared: {exc}")
+
+
+def first_order(wh: Warehouse, dataset: str, as_of=None, window_days: int | None = None, *,
+                version: str | None = None, compute: bool = True):
+    """``(FirstOrderValues, group per new customer, group profiles)``: the first-order model of
+    :mod:`analytics.newcustomers` fitted up to ``as_of`` and its new-customer groups (the Reviews &
+    new customers page), stored per data version, day and window; prepared for the last day and the
+    default window."""
+    from analytics.newcustomers import DEFAULT_WINDOW_DAYS, first_order_values, new_customer_segments
+
+    wh.require_dataset(dataset)
+    version = version or data_version(wh, dataset)
+    day, _ = _day(wh, dataset, as_of, version)
+    window = int(window_days or DEFAULT_WINDOW_DAYS)
+
+    def compute_fn():
+        fov = first_order_values(wh, dataset, day, window_days=window)
+        groups, profile = new_customer_segments(fov.features, k=4) if len(fov.features) >= 4 else (
+            pd.Series(dtype=object, name="new_customer_segment"), pd.DataFrame())
+        return fov, groups, profile
+
+    hit = obtain(wh, dataset, "first_order", {"as_of": str(day), "window": window}, compute_fn, fmt="pickle",
+                 version=version, compute=compute)
+    if hit is None:
+        return None
+    if hit.error:
+        raise PrepareError(hit.error)
+    return hit.value
 
 
 def _stage_neighbours(wh, dataset, version, ctx, job):

@@ -265,8 +265,8 @@ def set_currency(dataset: str, code: str | None) -> str | None:
     return out
 
 
-range_comparison = _wrap(lambda wh, d, start, end: _lib("analytics.periods").compare_ranges(wh, d, start, end),
-                         max_entries=16, name="range_comparison", spinner="Comparing with the previous period…")
+range_comparison = _wrap(prepare.range_comparison, max_entries=16, name="range_comparison",
+                         spinner="Comparing with the previous period…")
 
 
 def _lib(module: str):
@@ -433,17 +433,6 @@ category_sentiment = _wrap(lambda wh, d: _lib("analytics.reviews.features").item
 cold_start = _wrap(lambda wh, d, as_of: _cold_start(wh, d, as_of), max_entries=8, name="cold_start")
 
 
-def _first_order_parts(wh, dataset: str, as_of, window: int):
-    import pandas as pd
-
-    from analytics.newcustomers import first_order_values, new_customer_segments
-
-    fov = first_order_values(wh, dataset, as_of, window_days=window)
-    groups, profile = new_customer_segments(fov.features, k=4) if len(fov.features) >= 4 else (
-        pd.Series(dtype=object, name="new_customer_segment"), pd.DataFrame())
-    return fov, groups, profile
-
-
 def _cold_start(wh, dataset: str, as_of):
     from analytics.newcustomers import cold_start_recommendations, no_history_customers
 
@@ -451,7 +440,7 @@ def _cold_start(wh, dataset: str, as_of):
     return cold_start_recommendations(wh, dataset, ids[:2000], as_of, n=5)
 
 
-_first_order = _wrap(_first_order_parts, resource=True, max_entries=4, name="first_order",
+_first_order = _wrap(prepare.first_order, resource=True, max_entries=4, name="first_order",
                      spinner="Fitting the first-order model on earlier first-time buyers…")
 
 

@@ -192,7 +192,7 @@ def test_data_changing_during_the_run_is_not_stored_under_the_old_version(tmp_pa
     # the stages that finished before the load are stored under the old version, nothing after it
     names = {r[0] for r in wh.cursor().execute("SELECT name FROM prepared_results WHERE version = ?",
                                                [old]).fetchall()}
-    assert stored <= {old} and names <= {"overview", "history", "scores"} and "complete" not in names
+    assert stored <= {old} and names <= {"overview", "range_comparison", "history", "scores"} and "complete" not in names
     assert not prepare.is_prepared(wh, "shop") and not prepare.is_prepared(wh, "shop", version=old)
     wh.close()
 
