@@ -502,12 +502,12 @@ def _tab_history() -> None:
     except USER_ERRORS as exc:
         widgets.show_error(exc, "The history could not be read")
     else:
+        history = history.drop(columns=["content_hash"], errors="ignore")  # an engineer's fingerprint
         widgets.table(history, "history_table", kinds={"created_at": "date", "duration_s": "number",
                                                        "ingestion_id": "text"},
                       titles={"ingestion_id": "Load", "dataset": "Dataset", "file_name": "File", "layout": "Layout",
                               "rows_read": "Rows read", "rows_loaded": "Rows loaded", "rows_rejected": "Rows rejected",
-                              "rows_duplicate": "Duplicates skipped", "duration_s": "Seconds", "created_at": "Loaded on",
-                              "content_hash": "Content fingerprint"})
+                              "rows_duplicate": "Duplicates skipped", "duration_s": "Seconds", "created_at": "Loaded on"})
 
 def _tab_export(names: list[str], summary) -> None:
     current = widgets.current_dataset()
