@@ -273,9 +273,10 @@ def _trend_figure(tr: dict, name: str, currency: str | None) -> dict:
     return {
         "data": data,
         "layout": _layout(title={"text": "Monthly active customers and net revenue"},
-                          yaxis={"title": {"text": "active customers"}, "rangemode": "tozero"},
-                          yaxis2={"title": {"text": "net revenue"}, "overlaying": "y", "side": "right",
-                                  "rangemode": "tozero", "showgrid": False, "tickprefix": prefix},
+                          yaxis={"title": {"text": "Active customers"}, "rangemode": "tozero", "tickformat": ",d"},
+                          yaxis2={"title": {"text": "Net revenue"}, "overlaying": "y", "side": "right",
+                                  "rangemode": "tozero", "showgrid": False, "tickprefix": prefix,
+                                  "tickmode": "auto", "nticks": 6, "tickformat": "~s", "automargin": True},
                           xaxis={"type": "category"}, annotations=annotations),
     }
 

@@ -178,7 +178,7 @@ def _downloads(targets: pd.DataFrame, stem: str, key: str, meta: dict, p: "_Page
                "are neutralized with a leading '. Parquet keeps the values and types as they are.")
 
 
-def _curve_figure(curve: pd.DataFrame) -> go.Figure:
+def _curve_figure(curve: pd.DataFrame, currency=None) -> go.Figure:
     """Incremental return against the number contacted, with the break-even points marked
     (reference lines as layout shapes: plotly's add_hline/add_vline cost ~0.1 s a figure)."""
     x = curve["n_contacted"].to_numpy(float)
@@ -197,9 +197,12 @@ def _curve_figure(curve: pd.DataFrame) -> go.Figure:
     if zero is not None and zero != be and zero < x.max():
         traces.append(go.Scatter(x=[zero], y=[float(np.interp(zero, x, y))], mode="markers",
                                  name="Return back to 0", marker=dict(size=11, symbol="x", color="grey")))
-    return go.Figure(data=traces, layout=dict(
+    fig = go.Figure(data=traces, layout=dict(
         xaxis_title="Customers contacted (best-ranked first)", yaxis_title="Incremental return", shapes=shapes,
         height=360, margin=dict(l=10, r=10, t=30, b=10), legend=dict(orientation="h", y=1.12)))
+    fig.update_yaxes(**formatting.money_axis(currency))
+    fig.update_xaxes(tickformat=",d")
+    return fig
 
 
 def _pct_points(x: float | None) -> str:
@@ -569,7 +572,7 @@ def _tab_build(p: _Page) -> None:
             roi = outcome.get("roi")
             o4.metric("ROI", "–" if roi is None else widgets.fmt_pct(roi),
                       help="Incremental return / cost (– when contacts cost nothing).")
-            st.plotly_chart(_curve_figure(curve), key="camp_curve", width="stretch")
+            st.plotly_chart(_curve_figure(curve, p.currency), key="camp_curve", width="stretch")
             be = curve.attrs.get("break_even")
             if be is None:
                 words = "not even the first contact is expected to pay for itself at these assumptions."

@@ -265,8 +265,8 @@ def _tab_scores(scorer, result, expected, rank_by, ranked_by_model, prediction_n
         mean_clv = float(result.clv_formula[scorer.n_orders > 0].mean())
         st.caption(f"{buyers:,} of {scorer.n:,} customers have bought; on average each buyer is expected to bring "
                    f"{money(mean_clv)} over the horizon by the formula" + (
-                       f", {money(float(pd.Series(result.clv_bgnbd).mean()))} per customer by the purchase model"
-                       if result.clv_bgnbd is not None else "") + ".")
+                       f" and {money(float(pd.Series(result.clv_bgnbd)[scorer.n_orders > 0].mean()))} by the "
+                       "purchase model" if result.clv_bgnbd is not None else "") + ".")
     hist = result.histogram
     if ranked_by_model is not None:
         values = ranked_by_model["predicted_value"].dropna().to_numpy(dtype=float)
