@@ -28,8 +28,6 @@ TYPE_COLORS = {
 }
 TYPE_LABELS = {"view": "Views", "search": "Searches", "cart": "Cart adds", "purchase": "Purchases",
                "return": "Returns", "review": "Reviews", "other": "Other"}
-#: the default date range: the last this many days of the data
-DEFAULT_RANGE_DAYS = 30
 RANGE_KEY = "ov_range"
 
 # graph_objects directly: plotly.express costs far more per rerun for the same figure.
@@ -74,7 +72,10 @@ def _kpis(k: dict, cur) -> None:
 
 
 def _default_range(first: dt.date, last: dt.date) -> tuple[dt.date, dt.date]:
-    return max(first, last - dt.timedelta(days=DEFAULT_RANGE_DAYS - 1)), last
+    """The data's last days (the range whose comparison the preparation step holds ready)."""
+    from analytics.prepare import default_range
+
+    return default_range(first, last)
 
 
 def _pick_range(first: dt.date, last: dt.date) -> tuple[dt.date, dt.date] | None:
