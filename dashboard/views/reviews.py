@@ -116,8 +116,9 @@ def _tab_bands(dataset: str, as_of) -> None:
     from analytics.lifecycle import LifecycleError, describe_thresholds
 
     lo, hi = cache.churn_thresholds(dataset)
+    said = describe_thresholds((lo, hi))
     st.caption("Every repeat buyer gets a churn-risk band and an expected next order date (BG/NBD). "
-               + widgets.md_escape(describe_thresholds((lo, hi))) + ".")
+               + widgets.md_escape(said[:1].upper() + said[1:]) + ".")
     c1, c2 = st.columns(2)
     new_lo = c1.number_input("Medium from (churn risk)", min_value=0.01, max_value=0.98, value=float(lo), step=0.05,
                              key="rv_band_lo")
