@@ -328,15 +328,23 @@ def set_dataset_currency(wh: Warehouse, dataset: str, code: str | None) -> str |
     return code
 
 
-def dataset_currency(wh: Warehouse, dataset: str | None) -> CurrencyInfo:
-    """The currency money of ``dataset`` is shown in: the stored choice, else a guess (with its reason)."""
-    if not dataset:
-        return CurrencyInfo(None, "unknown", "no dataset")
+def stored_currency(wh: Warehouse, dataset: str) -> str | None:
+    """The code a user set for ``dataset`` (None when never set): one small read, no guess."""
     row = wh.cursor().execute("SELECT value FROM dataset_settings WHERE dataset = ? AND key = ?",
                               [dataset, SETTING_KEY]).fetchone()
-    if row and row[0] in CURRENCIES:
-        return CurrencyInfo(row[0], "set", "set for this dataset")
-    code, reason = guess_from_data(wh, dataset)
+    return row[0] if row and row[0] in CURRENCIES else None
+
+
+def dataset_currency(wh: Warehouse, dataset: str | None, *, guess=None) -> CurrencyInfo:
+    """The currency money of ``dataset`` is shown in: the stored choice, else a guess (with its reason).
+    ``guess``: a callable giving ``(code, reason)`` in place of :func:`guess_from_data` (a cached one:
+    the guess reads the events)."""
+    if not dataset:
+        return CurrencyInfo(None, "unknown", "no dataset")
+    stored = stored_currency(wh, dataset)
+    if stored:
+        return CurrencyInfo(stored, "set", "set for this dataset")
+    code, reason = guess() if guess is not None else guess_from_data(wh, dataset)
     if code:
         return CurrencyInfo(code, "guessed", f"guessed: {reason}")
     return CurrencyInfo(None, "unknown", "not set and nothing in the data says which; set it on the Data page")

@@ -245,24 +245,24 @@ stored_campaign_readout = _wrap(lambda wh, d, cid: _lib("analytics.campaigns").c
                                 ("campaigns",), max_entries=8, name="stored_campaign_readout")
 
 
-def _currency_info(wh, dataset: str):
+_currency_guess = _wrap(lambda wh, d: _lib("analytics.currency").guess_from_data(wh, d), max_entries=32,
+                        name="currency_guess")
+
+
+def dataset_currency(dataset: str):
+    """``analytics.currency.dataset_currency``: the stored choice (read at every call, so a change made
+    from the command line shows at once), else the guess from the data (cached per data version)."""
     from analytics.currency import dataset_currency as _dataset_currency
 
-    return _dataset_currency(wh, dataset)
-
-
-#: ``analytics.currency.dataset_currency`` (the stored choice, else the guess with its reason)
-dataset_currency = _wrap(_currency_info, max_entries=32, name="dataset_currency")
+    return _dataset_currency(warehouse(), dataset, guess=lambda: _currency_guess(dataset))
 
 
 def set_currency(dataset: str, code: str | None) -> str | None:
     """Store the dataset's currency (``CurrencyError`` for a code that is not ISO 4217; None: back to
-    the guess) and forget the cached one."""
+    the guess)."""
     from analytics.currency import set_dataset_currency
 
-    out = set_dataset_currency(warehouse(), dataset, code)
-    dataset_currency.clear()
-    return out
+    return set_dataset_currency(warehouse(), dataset, code)
 
 
 range_comparison = _wrap(prepare.range_comparison, max_entries=16, name="range_comparison",

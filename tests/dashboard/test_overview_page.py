@@ -191,3 +191,7 @@ def test_money_in_the_dataset_currency(app_wh):
     assert not at.exception
     assert _metrics(at)["Revenue (net)"] == "€1,234.50"
     assert any("Money in Euro" in c.value for c in at.caption)
+    # changed elsewhere (the command line) while the page is open: the next run shows it
+    set_dataset_currency(app_wh, "shop", "JPY")
+    at.run()
+    assert _metrics(at)["Revenue (net)"] == "¥1,234"
