@@ -290,7 +290,8 @@ def _customers(dataset: str, frame: pd.DataFrame, as_of, currency=None) -> None:
     cols = [c for c in TABLE_COLUMNS if c in hits.columns]
     st.caption(f"{n_hits:,} customers match" + (f"; showing the first {TABLE_LIMIT:,}" if n_hits > TABLE_LIMIT else ""))
     widgets.show_table(hits[cols].reset_index(), currency, key="explorer_customers_table",
-                       titles={"clv": "CLV (formula)"}, kinds={"clv": "money"},
+                       titles={"clv": "CLV (formula)", "category": "Top category", "predicted_value": "Predicted value",
+                               "churn_probability": "Churn risk"}, kinds={"clv": "money"},
                        missing={"predicted_value": "not scored by the model",
                                 "churn_probability": "not scored by the model",
                                 "last_purchase": "no purchase yet", "first_purchase": "no purchase yet",

@@ -36,8 +36,13 @@ SCORE_LABELS = {
 }
 RULES_KEY = "value_rules"
 #: the page's tables: tooltips from the glossary
-TABLE_HELP = {"segment": formatting.column_help("rfm_segment"), "rfm_score": glossary.term("rfm"),
-              "behaviour_score": glossary.term("behaviour_score"), "clv_formula": glossary.term("clv_formula")}
+TABLE_HELP = {"segment": formatting.column_help("rfm_segment"), "rfm_score": "1-5. " + glossary.term("rfm"),
+              "behaviour_score": glossary.term("behaviour_score"), "clv_formula": glossary.term("clv_formula"),
+              "r_score": "Recency score, 1-5: " + formatting.column_help("r_score"),
+              "f_score": "Frequency score, 1-5: " + formatting.column_help("f_score"),
+              "m_score": "Money score, 1-5: " + formatting.column_help("m_score"),
+              "predicted_value": formatting.column_help("predicted_value"),
+              "churn_probability": formatting.column_help("churn_probability")}
 PURCHASE_CHOICES = {"auto": "Best on this dataset's own history", "bgnbd": "BG/NBD", "paretonbd": "Pareto/NBD"}
 
 
@@ -238,8 +243,10 @@ def _expected(scorer, result, predictions, prob) -> valuation.ExpectedCLV:
 
 def _titles(model_name: str) -> dict:
     """Table titles of the page's score columns (the purchase model's name in its CLV's title)."""
-    return {"segment": "RFM segment", "clv_formula": "CLV (formula)", "clv_bgnbd": f"CLV ({model_name} model)",
-            "avg_rfm_score": "Mean RFM score", "revenue": "Net revenue", "customer_share": "Share of customers"}
+    return {"segment": "RFM segment", "clv_formula": "CLV (formula)", "clv_bgnbd": f"CLV ({model_name})",
+            "avg_rfm_score": "Mean RFM score", "revenue": "Net revenue", "customer_share": "Share of customers",
+            "r_score": "R", "f_score": "F", "m_score": "M", "rfm_score": "RFM score", "behaviour_score": "Behaviour",
+            "predicted_value": "Predicted value", "churn_probability": "Churn risk"}
 
 
 def _tab_scores(scorer, result, expected, rank_by, ranked_by_model, prediction_note, as_of, currency) -> None:

@@ -208,6 +208,13 @@ def test_counts_table_and_exports_equal_the_library(sample_wh, downloads):
     people = pd.read_csv(io.BytesIO(downloads["camp_dl_treatment"]()), dtype=str, keep_default_na=False)
     want = send_list(sample_wh, direct, group="treatment", headers="people", **kw)
     assert list(people.columns) == list(want.columns) and "Customer" in people.columns
+    # a customer attribute passed through (the sample keeps the country)
+    at.multiselect(key="camp_dl_attrs").set_value(["country"]).run()
+    _ok(at)
+    with_country = pd.read_csv(io.BytesIO(downloads["camp_dl_treatment"]()), dtype=str, keep_default_na=False)
+    want = send_list(sample_wh, direct, group="treatment", headers="people", attributes=["country"], **kw)
+    assert list(with_country.columns) == list(want.columns) and "Country" in with_country.columns
+    assert with_country["Country"].tolist() == want["Country"].fillna("").astype(str).tolist()
 
 
 def test_save_stores_the_exact_list_then_readout_equals_library(sample_wh, downloads):

@@ -51,13 +51,11 @@ def test_predicted_value_option_ranks_top_customers(app_wh, customers):
     assert LABEL in box.options
     box.select("predicted_value").run()
     assert not at.exception, at.exception
-    from analytics.formatting import column_title
-
-    tables = [d.value for d in at.dataframe if column_title("predicted_value") in d.value.columns]
+    tables = [d.value for d in at.dataframe if "Predicted value" in d.value.columns]
     assert len(tables) == 1
     top = tables[0]
     assert list(top["Customer"]) == [customers[1], customers[2], customers[0]]
-    assert list(top[column_title("predicted_value")]) == [500.0, 75.5, 10.0]
-    assert list(top[column_title("churn_probability")]) == pytest.approx([10.0, 60.0, 90.0])  # shown in %
+    assert list(top["Predicted value"]) == [500.0, 75.5, 10.0]
+    assert list(top["Churn risk"]) == pytest.approx([10.0, 60.0, 90.0])  # shown in %
     captions = " ".join(c.value for c in at.caption)
     assert "lightgbm" in captions and "run 42" in captions and "2024-06-30" in captions
