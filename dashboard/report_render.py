@@ -20,6 +20,9 @@ from analytics.reports.render import (categories_note, fmt_money, fmt_num, fmt_p
 from dashboard.widgets import md_escape
 
 
+#: the top lists' share columns, in full in their tooltips
+SHARE_HELP = {"Share (segment)": st.column_config.TextColumn(help="Share of the segment's net revenue."),
+              "Share (all)": st.column_config.TextColumn(help="Share of all customers' net revenue.")}
 #: a backtest's figures as the Predict page titles them
 METRIC_TITLES = {"rmse": "RMSE", "mae": "MAE", "normalized_gini": "Normalized Gini",
                  "top_decile_capture": "Top-decile capture", "total_ratio": "Predicted / actual",
@@ -144,8 +147,9 @@ def _show_report(snapshot: dict) -> None:
         if s["top_categories"]:
             st.dataframe(pd.DataFrame([{
                 "Category": r["category"], "Net revenue": fmt_money(r["revenue"]), "Buyers": fmt_num(r["buyers"]),
-                "Share of segment revenue": fmt_pct(r["share"]), "Share of all revenue": fmt_pct(r["all_share"])}
-                for r in s["top_categories"]]), hide_index=True, width="stretch", key="report_top_categories")
+                "Share (segment)": fmt_pct(r["share"]), "Share (all)": fmt_pct(r["all_share"])}
+                for r in s["top_categories"]]), hide_index=True, width="stretch", key="report_top_categories",
+                column_config=SHARE_HELP)
         elif s["top_items"]:
             st.info(categories_note(s), icon="🏷️")
     with right:
@@ -154,11 +158,14 @@ def _show_report(snapshot: dict) -> None:
             note = items_note(s)
             if note:
                 st.caption(md_escape(note))
-            st.dataframe(pd.DataFrame([{
-                "Item": item_label(r), "Code": r["item_id"], "Category": r.get("category") or "–",
-                "Net revenue": fmt_money(r["revenue"]), "Buyers": fmt_num(r["buyers"]),
-                "Share of segment revenue": fmt_pct(r["share"]), "Share of all revenue": fmt_pct(r["all_share"])}
-                for r in s["top_items"]]), hide_index=True, width="stretch", key="report_top_items")
+            rows = [{"Item": item_label(r), "Code": r["item_id"], "Category": r.get("category") or "–",
+                     "Net revenue": fmt_money(r["revenue"]), "Buyers": fmt_num(r["buyers"]),
+                     "Share (segment)": fmt_pct(r["share"]), "Share (all)": fmt_pct(r["all_share"])}
+                    for r in s["top_items"]]
+            items = pd.DataFrame(rows)
+            if note:  # codes only: the code is the item
+                items = items.drop(columns=["Code"])
+            st.dataframe(items, hide_index=True, width="stretch", key="report_top_items", column_config=SHARE_HELP)
 
     p = s.get("predictor")
     if p:

@@ -319,6 +319,8 @@ def _report_figures(snapshot: dict) -> dict[str, dict]:
                           xaxis={"title": {"text": "share of customers (lowest value first)"}, "tickformat": ".0%"},
                           yaxis={"title": {"text": "share of net revenue"}, "tickformat": ".0%"}),
     }
+    cur = formatting.resolve_currency(snapshot.get("currency"))
+    prefix = chart_text(cur.prefix) if cur else ""
     for key, label, title in (("top_categories", "category", "Top categories by net revenue"),
                               ("top_items", "item_id", "Top items by net revenue")):
         rows = snapshot[key]
@@ -328,8 +330,9 @@ def _report_figures(snapshot: dict) -> dict[str, dict]:
             figs[key] = {
                 "data": [{"type": "bar", "orientation": "h", "y": [chart_text(t) for t in shown],
                           "x": [r["revenue"] for r in rows], "name": name, "marker": {"color": SEGMENT_COLOR},
-                          "hovertemplate": "%{y}: %{x:,.2f}<extra></extra>"}],
+                          "hovertemplate": "%{y}: " + prefix + "%{x:,.2f}<extra></extra>"}],
                 "layout": _layout(title={"text": title}, showlegend=False, height=max(300, 26 * len(rows) + 80),
+                                  xaxis={"tickprefix": prefix, "tickformat": "~s"},
                                   yaxis={"autorange": "reversed", "automargin": True, "type": "category"}),
             }
     mix = snapshot.get("rfm_mix") or []
@@ -503,9 +506,14 @@ def _render_html(snapshot: dict, *, plotly_js: str | None = None) -> str:
         add(_chart(figs, "top_items"))
         if items_note(s):
             add(f'<p class="note">{esc(items_note(s))}</p>')
-        add(_table(["Item", "Code", "Category", "Net revenue", "Buyers", "Share of segment revenue"],
-                   [(item_label(r), r["item_id"], r.get("category") or "–", fmt_money(r["revenue"]),
-                     fmt_num(r["buyers"]), fmt_pct(r["share"])) for r in s["top_items"]], numeric=(3, 4, 5)))
+        if items_note(s):  # codes only: the code is the item
+            add(_table(["Item", "Category", "Net revenue", "Buyers", "Share of segment revenue"],
+                       [(r["item_id"], r.get("category") or "–", fmt_money(r["revenue"]), fmt_num(r["buyers"]),
+                         fmt_pct(r["share"])) for r in s["top_items"]], numeric=(2, 3, 4)))
+        else:
+            add(_table(["Item", "Code", "Category", "Net revenue", "Buyers", "Share of segment revenue"],
+                       [(item_label(r), r["item_id"], r.get("category") or "–", fmt_money(r["revenue"]),
+                         fmt_num(r["buyers"]), fmt_pct(r["share"])) for r in s["top_items"]], numeric=(3, 4, 5)))
     if not s["top_categories"] and not s["top_items"]:
         add('<p class="note">The data has no categories or item ids.</p>')
     add("</section>")

@@ -64,7 +64,7 @@ def test_build_preview_permalink_list_and_revoke(sample):
     from analytics.reports.render import CODES_ONLY
 
     snap = build_report(wh, "sample", last_day, segment=HTML_NAME, frame=frame)
-    items = next(d.value for d in at.dataframe if "Code" in d.value.columns)
+    items = next(d.value for d in at.dataframe if "Share (segment)" in d.value.columns and "Item" in d.value.columns)
     assert items["Item"].tolist() == [r["item_id"] for r in snap["top_items"]]
     assert items["Net revenue"].iloc[0] == money(snap["top_items"][0]["revenue"], snap["currency"], compact=True)
     assert any(c.value == md_escape(CODES_ONLY) for c in at.caption)
