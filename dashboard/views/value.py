@@ -433,7 +433,7 @@ def _tab_models(dataset, scorer, models, prob, p, first_day, last_day, model_nam
         g1.metric("Gamma-Gamma p", f"{gg.p_:.4g}", help=glossary.term("gamma_gamma"))
         g2.metric("q", f"{gg.q_:.4g}", help=glossary.term("gamma_gamma"))
         g3.metric("gamma", f"{gg.v_:.4g}", help=glossary.term("gamma_gamma"))
-    g4.metric("Mean spend per order (model)", formatting.money(gg.mean_spend_, currency),
+    g4.metric("Mean order (model)", formatting.money(gg.mean_spend_, currency),
               help=glossary.term("gamma_gamma"))
     st.markdown("\n".join(f"- {widgets.md_escape(w)}" for w in _model_words(bg, gg, p["model"], bg.unit_, currency)))
 
