@@ -136,17 +136,6 @@ def fmt_pct(x: float | None) -> str:
     return "–" if x is None else f"{100 * x:.1f} %"
 
 
-def currency(dataset: str | None):
-    """The :class:`analytics.currency.Currency` money of ``dataset`` is shown in (None when unknown:
-    figures then carry no sign)."""
-    if not dataset:
-        return None
-    try:
-        return cache.dataset_currency(dataset).currency
-    except Exception:  # a dataset deleted meanwhile, a busy warehouse: show bare numbers
-        return None
-
-
 def column_config(frame, currency=None, kinds: dict | None = None, titles: dict | None = None) -> dict:
     """An ``st.dataframe`` column configuration for ``frame`` from ``analytics.formatting``: human
     titles, money in ``currency`` with thousands separators, rates as percentages, dates as days,
@@ -364,12 +353,14 @@ DATE_FORMAT = "D MMM YYYY"
 
 
 def dataset_currency(dataset: str | None):
-    """The :class:`analytics.currency.Currency` money of ``dataset`` is shown in (None: no sign)."""
-    from analytics.currency import dataset_currency as _info
-
+    """The :class:`analytics.currency.Currency` money of ``dataset`` is shown in (None when unknown:
+    figures then carry no sign): the stored choice, else the guess from the data (cached per data
+    version)."""
+    if not dataset:
+        return None
     try:
-        return _info(cache.warehouse(), dataset).currency
-    except Exception:  # a warehouse hiccup must not stop a page over a currency sign
+        return cache.dataset_currency(dataset).currency
+    except Exception:  # a dataset deleted meanwhile, a busy warehouse: show bare numbers
         return None
 
 

@@ -241,7 +241,7 @@ def main() -> None:
                 icon="📭")
         st.page_link("views/data.py", label="Go to the Data page", icon="🗂️")
         st.stop()
-    cur = widgets.currency(dataset)
+    cur = widgets.dataset_currency(dataset)
     st.caption(
         f"Dataset **{widgets.md_escape(dataset)}**: {fmt.integer(k['events'])} events from "
         f"{fmt.date(k['first_event'])} to {fmt.date(k['last_event'])}." + widgets.md_escape(_currency_caption(dataset))

@@ -119,7 +119,7 @@ def _load() -> _Page:
         st.caption("Predicted value, churn risk and P(alive) cannot be used as conditions on these data: "
                    + widgets.md_escape(value_note))
     return _Page(wh, dataset, first_day, last_day, as_of, base, frame, fields, latest_run,
-                 (dataset, str(as_of), version), source, widgets.currency(dataset))
+                 (dataset, str(as_of), version), source, widgets.dataset_currency(dataset))
 
 
 def _stats_line(p: _Page, stats: dict, mask) -> None:
