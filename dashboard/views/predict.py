@@ -135,7 +135,9 @@ def _cell(v, key: str, money) -> str:
         return f"{v:,.1f}"
     if key == "total_ratio":
         return f"{v:.2f} x"
-    return f"{v:.3f}"
+    if key == "top_decile_capture":
+        return formatting.percent(v)
+    return formatting.number(v, 3)
 
 
 def _comparison(res, info, money, currency) -> None:
@@ -158,8 +160,12 @@ def _comparison(res, info, money, currency) -> None:
         if np.isnan(values).any():  # a figure a model cannot have (a constant prediction has no ranking)
             table[title] = [_cell(v, key, money) for v in values]
             config[title] = st.column_config.TextColumn(title, help=glossary.term(term))
+        elif key == "top_decile_capture":  # a share of revenue: in percent
+            table[title] = values * 100.0
+            config[title] = st.column_config.NumberColumn(title, help=glossary.term(term), format="%.1f %%")
         else:
-            table[title] = values
+            # a figure shown with three decimals that rounds to zero is 0 (no "-0.000")
+            table[title] = values if key in formats else np.where(np.abs(values) < 5e-4, 0.0, values)
             config[title] = st.column_config.NumberColumn(title, help=glossary.term(term),
                                                           format=formats.get(key, "%.3f"))
     notes = metrics["error"].where(metrics["error"].notna(), "") if "error" in metrics else None

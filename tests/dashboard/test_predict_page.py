@@ -72,7 +72,7 @@ def test_backtest_runs_and_table_matches_library(page):
     assert table.loc["LightGBM", "RMSE"] == pytest.approx(M.rmse(p["actual_value"], p["lightgbm_value"]))
     assert table.loc["LightGBM", "Predicted / actual"] == pytest.approx(
         p["lightgbm_value"].sum() / p["actual_value"].sum())
-    assert table.loc["Zero", "Top-decile capture"] == pytest.approx(0.1)
+    assert table.loc["Zero", "Top-decile capture"] == pytest.approx(10.0)  # shown in percent
     assert (table["Fit (s)"] >= 0).all()
     # plain words under the table, from the best model's own figures
     best = res.metrics["normalized_gini"].idxmax()
