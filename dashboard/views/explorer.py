@@ -50,8 +50,9 @@ COMPARE_HELP = {
 TIMELINE_TITLES = {"event_time": "When", "event_type": "Event", "order_id": "Order", "item_id": "Item",
                    "category": "Category", "quantity": "Quantity", "revenue": "Amount", "rating": "Rating",
                    "text": "Text", "country": "Country"}
-TABLE_COLUMNS = ("rfm_segment", "cluster_name", "net_revenue", "n_orders", "clv", "last_purchase",
-                 "first_purchase", "country", "category", "predicted_value", "churn_probability")
+#: the customer search table: what fits on the page (the timeline below shows the rest of a customer)
+TABLE_COLUMNS = ("rfm_segment", "cluster_name", "net_revenue", "n_orders", "clv", "last_purchase", "country",
+                 "category", "predicted_value", "churn_probability")
 
 
 def _label(text: object) -> str:
