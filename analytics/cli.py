@@ -117,7 +117,11 @@ def open_warehouse(args: argparse.Namespace):
         print(f"valuescope {args.command}: {exc} Waiting for it to close the warehouse… (Ctrl-C to stop)",
               file=sys.stderr, flush=True)
 
-    return get_warehouse(db_path(args), wait=not getattr(args, "no_wait", False), on_wait=tell)
+    from analytics import access
+
+    wh = get_warehouse(db_path(args), wait=not getattr(args, "no_wait", False), on_wait=tell)
+    access.set_warehouse(wh)
+    return wh
 
 
 def add_db_argument(p: argparse.ArgumentParser) -> None:
@@ -147,8 +151,16 @@ def _run(args: argparse.Namespace) -> int:
 
     from analytics.warehouse import storage_error
 
+    from analytics import access
+
+    # the command line acts as a local admin (whoever holds the file and its key), recorded as cli:USER@HOST;
+    # a command the app server runs for a client keeps the client's caller
+    caller = access.current()
+    if caller is None or caller.kind not in ("cli",):
+        caller = access.cli_caller()
     try:
-        return int(args.func(args) or 0)
+        with access.acting_as(caller):
+            return int(args.func(args) or 0)
     except _user_error_types() as exc:
         print(f"valuescope {args.command}: error: {exc}", file=sys.stderr)
         return 2

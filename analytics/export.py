@@ -105,6 +105,9 @@ def to_safe_csv(
     get the CSV back (``bytes`` when ``bom`` is set, so the mark survives a
     download button; else ``str``). ``index``: also write the index.
     """
+    from analytics.access import check_export
+
+    check_export(df)
     safe = neutralize_frame(df)
     # CRLF line ends (RFC 4180): the csv writer then also quotes cells holding a bare "\r".
     text = safe.to_csv(index=index, quoting=csv.QUOTE_MINIMAL, lineterminator="\r\n")
@@ -139,6 +142,9 @@ def to_parquet(
     import pyarrow as pa
     import pyarrow.parquet as pq
 
+    from analytics.access import check_export
+
+    check_export(df)
     frame = df if index else df.reset_index(drop=True)
     table = pa.Table.from_pandas(frame, preserve_index=index)
     if metadata:

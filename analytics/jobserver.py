@@ -178,8 +178,14 @@ class JobServer:
         _install_router()  # again: something (a test runner, a framework) may have replaced sys.stdout since
         _LOCAL.sink = lambda which, text: send({which: text})
         _LOCAL.isatty = bool(request.get("isatty"))
+        from analytics import access
+
+        # whoever holds the token (mode 0600, beside the warehouse) is a local admin: the command line
+        caller = access.cli_caller(str(request.get("user") or "") or None)
         try:
-            with self._writer_turn(command, send) if writes else contextlib.nullcontext():
+            with self._writer_turn(command, send) if writes else contextlib.nullcontext(), \
+                    access.acting_as(caller):
+                access.set_warehouse(self.wh)
                 status = self._run(argv, dict(request.get("overrides") or {}))
         except BaseException as exc:  # never let a command take the server down
             send({"err": f"valuescope: the command failed in the app server: {exc}\n"})
@@ -245,6 +251,15 @@ def find_server(db_path: str | Path) -> dict | None:
     return info
 
 
+def _user() -> str:
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except Exception:  # no user name in this environment
+        return "unknown"
+
+
 def submit(info: dict, argv: list[str], overrides: dict, *, readonly: bool = False,
            out=None, err=None) -> int | None:
     """Send a command to the server described by ``info`` and relay its output; its exit status,
@@ -258,7 +273,7 @@ def submit(info: dict, argv: list[str], overrides: dict, *, readonly: bool = Fal
     sock.settimeout(None)  # a long load may print nothing for minutes
     with sock, sock.makefile("rwb") as f:
         request = {"token": info.get("token"), "argv": argv, "overrides": overrides, "readonly": readonly,
-                   "isatty": bool(getattr(err, "isatty", lambda: False)())}
+                   "isatty": bool(getattr(err, "isatty", lambda: False)()), "user": _user()}
         try:
             f.write((json.dumps(request) + "\n").encode("utf-8"))
             f.flush()

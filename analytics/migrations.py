@@ -406,4 +406,64 @@ CREATE TABLE prepared_chunks (
 )
 """,
     ),
+    (
+        60,
+        "access: people and their roles, per-dataset grants, the append-only audit trail",
+        """
+CREATE TABLE people (
+    id VARCHAR PRIMARY KEY,
+    name VARCHAR,
+    role VARCHAR NOT NULL,
+    source VARCHAR,
+    added_by VARCHAR,
+    added_at TIMESTAMP,
+    last_seen TIMESTAMP,
+    active BOOLEAN NOT NULL DEFAULT true
+);
+CREATE TABLE dataset_grants (
+    person VARCHAR NOT NULL,
+    dataset VARCHAR NOT NULL,
+    granted_by VARCHAR,
+    granted_at TIMESTAMP,
+    PRIMARY KEY (person, dataset)
+);
+CREATE SEQUENCE audit_id_seq START 1;
+CREATE TABLE audit_log (
+    id BIGINT PRIMARY KEY,
+    happened_at TIMESTAMP NOT NULL,
+    actor VARCHAR NOT NULL,
+    actor_kind VARCHAR,
+    role VARCHAR,
+    action VARCHAR NOT NULL,
+    dataset_name VARCHAR,
+    target VARCHAR,
+    n_rows BIGINT,
+    detail VARCHAR,
+    outcome VARCHAR NOT NULL
+)
+""",
+    ),
+    (
+        61,
+        "access: report links with an expiry, their maker, and whether viewers see raw ids in them",
+        """
+ALTER TABLE reports ADD COLUMN expires_at TIMESTAMP;
+ALTER TABLE reports ADD COLUMN created_by VARCHAR;
+ALTER TABLE reports ADD COLUMN raw_ids BOOLEAN DEFAULT false
+""",
+    ),
+    (
+        62,
+        "access: fitted model files kept inside the (encrypted) warehouse",
+        """
+CREATE TABLE model_files (
+    run_id BIGINT NOT NULL,
+    dataset VARCHAR NOT NULL,
+    model VARCHAR NOT NULL,
+    name VARCHAR NOT NULL,
+    data BLOB NOT NULL,
+    PRIMARY KEY (run_id, model, name)
+)
+""",
+    ),
 ]

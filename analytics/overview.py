@@ -326,12 +326,15 @@ def datasets_table(wh: Warehouse) -> pd.DataFrame:
     """One row per dataset: name, events, customers, first_event, last_event, pseudonymized,
     created_at, updated_at. The counts come from the prepared overview when the dataset's current
     version has one (no pass over the events), else from one aggregate over its events."""
-    from analytics import prepare
+    from analytics import access, prepare
 
     meta = wh.cursor().execute(
         "SELECT name, pseudonymized, created_at, updated_at FROM datasets ORDER BY name").fetchall()
     rows = []
+    visible = access.visible_datasets(wh)
     for name, pseudo, created, updated in meta:
+        if visible is not None and name not in visible:
+            continue
         ov = prepare.overview(wh, name, compute=False)
         if ov is not None:
             k = ov["kpis"]

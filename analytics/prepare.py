@@ -1081,10 +1081,13 @@ def start(wh: Warehouse, dataset: str) -> Job:
         old.stop()
 
     def work():
+        from analytics import access
+
         if old is not None and old._thread is not None:
             old._thread.join()
         try:
-            run(wh, dataset, job=new)
+            with access.acting_as(access.SYSTEM):  # derived data, for whoever may read the dataset
+                run(wh, dataset, job=new)
         except Exception:  # recorded on the job (state failed, error); the app shows it
             pass
 

@@ -16,6 +16,16 @@ has to wait is told who it waits for. :func:`connect` is the one place a file is
 
 Schema changes are versioned migrations (``analytics.migrations``), applied in
 order on open and recorded in ``schema_version``.
+
+Encryption at rest. With a key (:func:`encryption_key`: ``$VALUESCOPE_KEY``, else the file named by
+``$VALUESCOPE_KEY_FILE``, else ``encryption_key`` in the ``[valuescope]`` table of the secrets file
+``.streamlit/secrets.toml`` or ``$VALUESCOPE_SECRETS``) the warehouse is an encrypted DuckDB
+database (``ATTACH ... (ENCRYPTION_KEY ...)``, AES-GCM; its WAL and spill files are encrypted too).
+The key is never written anywhere by Valuescope, and a key file in the warehouse's own folder is
+refused. Opening an encrypted file without the key, or with a wrong one, is a clear
+:class:`WarehouseError`. Writing needs DuckDB's ``httpfs`` extension (OpenSSL); where it is not
+installed, ``VALUESCOPE_ENCRYPTION_FALLBACK=mbedtls`` lets DuckDB's built-in module write, which
+DuckDB itself does not call secure (see the README).
 """
 from __future__ import annotations
 
@@ -33,6 +43,14 @@ import duckdb
 from analytics.migrations import MIGRATIONS
 
 ENV_DB = "VALUESCOPE_DB"
+#: the warehouse's encryption key itself / a file holding it / the secrets file to read it from
+ENV_KEY = "VALUESCOPE_KEY"
+ENV_KEY_FILE = "VALUESCOPE_KEY_FILE"
+ENV_SECRETS = "VALUESCOPE_SECRETS"
+#: ``mbedtls``: write encrypted warehouses with DuckDB's built-in crypto module when httpfs is missing
+ENV_FALLBACK = "VALUESCOPE_ENCRYPTION_FALLBACK"
+#: the catalog name of the attached (encrypted) warehouse
+CATALOG = "vs"
 #: the folder for temporary files (loads' transcoded copies, uploads, DuckDB's spill files);
 #: default: ``tmp/`` next to the warehouse file
 ENV_TMP = "VALUESCOPE_TMP"
@@ -191,10 +209,93 @@ def open_error(path: str, exc: BaseException) -> WarehouseError:
     return WarehouseError(f"{where}: {_first_line(exc)}")
 
 
-def connect(path: str, *, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+def secrets_file() -> Path:
+    """The secrets file: ``$VALUESCOPE_SECRETS`` or ``.streamlit/secrets.toml`` here."""
+    return Path(os.environ.get(ENV_SECRETS) or Path(".streamlit") / "secrets.toml")
+
+
+def read_secrets(path: Path | None = None) -> dict:
+    """The secrets file as a dict ({} when there is none); WarehouseError when it is not valid TOML."""
+    import tomllib
+
+    p = secrets_file() if path is None else Path(path)
+    if not p.is_file():
+        return {}
+    try:
+        with open(p, "rb") as fh:
+            return tomllib.load(fh)
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise WarehouseError(f"the secrets file {p} cannot be read: {_first_line(exc)}") from None
+
+
+def encryption_key(db_path: str | Path | None = None) -> str | None:
+    """The warehouse key: ``$VALUESCOPE_KEY``, the file ``$VALUESCOPE_KEY_FILE``, or ``encryption_key`` in
+    the secrets file's ``[valuescope]`` table (None: not encrypted). A key file kept in the
+    warehouse's own folder is refused (a copy of the folder would carry the key with the data)."""
+    key = os.environ.get(ENV_KEY)
+    if key is not None and key.strip():
+        return key.strip()
+    key_file = os.environ.get(ENV_KEY_FILE, "").strip()
+    if key_file:
+        kp = Path(key_file).expanduser()
+        if db_path is not None and str(db_path) != ":memory:" and kp.resolve().parent == Path(db_path).resolve().parent:
+            raise WarehouseError(f"the key file {kp} is in the warehouse's own folder: keep the key away from the "
+                                 "data (another folder, a secrets manager) and point VALUESCOPE_KEY_FILE at it")
+        try:
+            key = kp.read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise WarehouseError(f"the key file {kp} (VALUESCOPE_KEY_FILE) cannot be read: {exc.strerror or exc}") \
+                from None
+        if not key:
+            raise WarehouseError(f"the key file {kp} (VALUESCOPE_KEY_FILE) is empty")
+        return key
+    section = read_secrets().get("valuescope") or {}
+    key = section.get("encryption_key") if isinstance(section, dict) else None
+    return str(key).strip() if key and str(key).strip() else None
+
+
+def _crypto(con, path: str) -> None:
+    """DuckDB writes encrypted files with OpenSSL from its httpfs extension; without it, only with
+    its built-in module when the fallback is asked for."""
+    try:
+        con.execute("LOAD httpfs")
+        return
+    except duckdb.Error:
+        pass
+    if os.environ.get(ENV_FALLBACK, "").strip().lower() == "mbedtls":
+        con.execute("SET force_mbedtls_unsafe = 'true'")
+        return
+    raise WarehouseError(
+        f"cannot open the encrypted warehouse {path} for writing: DuckDB's httpfs extension (OpenSSL) is not "
+        "installed. Install it once where the internet can be reached (python -c \"import duckdb; "
+        "duckdb.execute('INSTALL httpfs')\"), or set VALUESCOPE_ENCRYPTION_FALLBACK=mbedtls to write with "
+        "DuckDB's built-in crypto module (DuckDB does not consider it secure for writing)")
+
+
+def _key_error(path: str, exc: BaseException) -> WarehouseError | None:
+    low = str(exc).lower()
+    if "without a key" in low or ("encrypted" in low and "key" in low and "not encrypted" not in low
+                                  and "wrong" not in low):
+        return WarehouseError(f"cannot open the warehouse {path}: it is encrypted and no key was given. Set "
+                              "VALUESCOPE_KEY (or VALUESCOPE_KEY_FILE, or encryption_key in the [valuescope] "
+                              "section of .streamlit/secrets.toml) to its key")
+    if "wrong encryption key" in low or "wrong key" in low:
+        return WarehouseError(f"cannot open the warehouse {path}: the encryption key is wrong (it does not "
+                              "open this file); nothing was read or changed")
+    if "is not encrypted" in low:
+        return WarehouseError(f"cannot open the warehouse {path}: a key is set but this file is not encrypted. "
+                              "Unset VALUESCOPE_KEY to open it as it is, or make an encrypted copy with "
+                              "`valuescope encrypt --db FILE --out NEW_FILE`")
+    return None
+
+
+def connect(path: str, *, read_only: bool = False, key: str | None | bool = True) -> duckdb.DuckDBPyConnection:
     """Open the warehouse file ``path`` (``":memory:"``: a private in-memory one): the one place a
-    warehouse is opened, so that opening options (e.g. encryption) are added here for every
-    caller. Raises :class:`WarehouseError` (:class:`WarehouseLocked` for a lock) with advice."""
+    warehouse is opened, so that opening options (encryption) are added here for every caller.
+    ``key``: the encryption key (True: :func:`encryption_key`; None/False: none). Raises
+    :class:`WarehouseError` (:class:`WarehouseLocked` for a lock) with advice."""
+    if key is True:
+        key = encryption_key(path) if path != ":memory:" else None
     if path != ":memory:":
         p = Path(path)
         if p.is_dir():
@@ -204,10 +305,31 @@ def connect(path: str, *, read_only: bool = False) -> duckdb.DuckDBPyConnection:
             p.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise open_error(path, exc) from None
+    if key:
+        return _connect_encrypted(path, key, read_only)
     try:
         return duckdb.connect(path, read_only=read_only)
     except (duckdb.Error, OSError) as exc:  # locked by another process, not a database, unreadable...
-        raise open_error(path, exc) from None
+        raise _key_error(path, exc) or open_error(path, exc) from None
+
+
+def _connect_encrypted(path: str, key: str, read_only: bool) -> duckdb.DuckDBPyConnection:
+    con = duckdb.connect(":memory:")
+    try:
+        if not read_only:
+            _crypto(con, path)
+        with contextlib.suppress(duckdb.Error):
+            con.execute("SET temp_file_encryption = true")
+        options = "READ_ONLY, ENCRYPTION_KEY ?" if read_only else "ENCRYPTION_KEY ?"
+        con.execute(f"ATTACH ? AS {CATALOG} ({options})", [path, key])
+        con.execute(f"USE {CATALOG}")
+    except (duckdb.Error, OSError) as exc:
+        con.close()
+        raise _key_error(path, exc) or open_error(path, exc) from None
+    except BaseException:
+        con.close()
+        raise
+    return con
 
 
 class Warehouse:
@@ -217,9 +339,13 @@ class Warehouse:
     anything that writes more than once, ``writer()`` around big writes.
     """
 
-    def __init__(self, path: str | Path = ":memory:", read_only: bool = False):
+    def __init__(self, path: str | Path = ":memory:", read_only: bool = False, *, key: str | None | bool = True):
         self.path = str(path)
-        self._con = connect(self.path, read_only=read_only)
+        if key is True:
+            key = encryption_key(self.path) if self.path != ":memory:" else None
+        #: whether the file is an encrypted DuckDB database (model files then live inside it too)
+        self.encrypted = bool(key)
+        self._con = connect(self.path, read_only=read_only, key=key)
         self._lock = threading.Lock()
         self._writer = threading.Lock()
         self._writing: dict | None = None
@@ -251,7 +377,10 @@ class Warehouse:
     def cursor(self) -> duckdb.DuckDBPyConnection:
         """A new cursor on the shared connection (one per use / per thread)."""
         with self._lock:
-            return self._con.cursor()
+            cur = self._con.cursor()
+        if self.encrypted:  # a cursor starts in the in-memory catalog: point it at the attached warehouse
+            cur.execute(f"USE {CATALOG}")
+        return cur
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
@@ -333,11 +462,28 @@ class Warehouse:
 
     # -- small helpers used everywhere ---------------------------------------
     def datasets(self) -> list[str]:
-        return [r[0] for r in self.cursor().execute("SELECT name FROM datasets ORDER BY name").fetchall()]
+        """The datasets the current caller may see (``analytics.access``), by name."""
+        names = [r[0] for r in self.cursor().execute("SELECT name FROM datasets ORDER BY name").fetchall()]
+        allowed = self._visible()
+        return names if allowed is None else [n for n in names if n in allowed]
 
     def has_dataset(self, name: str) -> bool:
+        """Whether ``name`` is a dataset the current caller may see."""
         row = self.cursor().execute("SELECT count(*) FROM datasets WHERE name = ?", [name]).fetchone()
-        return bool(row[0])
+        if not row[0]:
+            return False
+        allowed = self._visible()
+        return allowed is None or name in allowed
+
+    def exists_dataset(self, name: str) -> bool:
+        """Whether a dataset ``name`` exists, visible to the caller or not (a load must not create a
+        second one beside a dataset the caller cannot see)."""
+        return bool(self.cursor().execute("SELECT count(*) FROM datasets WHERE name = ?", [name]).fetchone()[0])
+
+    def _visible(self) -> set[str] | None:
+        from analytics.access import visible_datasets
+
+        return visible_datasets(self)
 
     def require_dataset(self, name: str) -> None:
         if not self.has_dataset(name):

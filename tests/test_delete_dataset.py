@@ -81,6 +81,10 @@ def _derive(wh, name: str, model_dir) -> tuple[list[int], object]:
     cur.execute("INSERT INTO reports (id, token_hash, kind, title, dataset, snapshot, created_at) "
                 "VALUES (nextval('report_id_seq'), ?, 'segment', 't', ?, '{}', current_timestamp)",
                 ["hash-" + name, name])
+    # a person's grant for the dataset and a model file kept inside the warehouse (migrations 60, 62)
+    cur.execute("INSERT INTO dataset_grants (person, dataset) VALUES (?, ?)", ["ana@example.com", name])
+    cur.execute("INSERT INTO model_files (run_id, dataset, model, name, data) VALUES (?, ?, 'lightgbm', 'model.txt', "
+                "'tree'::BLOB)", [pid, name])
     from analytics.currency import set_dataset_currency
 
     set_dataset_currency(wh, name, "EUR")  # a per-dataset setting (migration 90)

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from analytics import access
 from analytics.campaigns.readout import readout
 from analytics.campaigns.spec import CampaignError, CampaignSpec
 from analytics.warehouse import Warehouse
@@ -68,6 +69,7 @@ def save_campaign(wh: Warehouse, spec: CampaignSpec, targets: pd.DataFrame, now=
     exists, the list is empty, ids repeat, or the groups are not treatment/control.
     """
     spec = spec.validated()
+    access.require(wh, "campaign", spec.dataset if wh.exists_dataset(spec.dataset) else None)
     need = {"customer_id", "rank", "group"}
     if not isinstance(targets, pd.DataFrame) or not need <= set(targets.columns):
         raise CampaignError("the target list needs customer_id, rank and group columns")
@@ -115,6 +117,8 @@ def save_campaign(wh: Warehouse, spec: CampaignSpec, targets: pd.DataFrame, now=
                 "p_alive, rank_score, recommended_items FROM _vs_campaign_targets", [cid, spec.dataset])
         finally:
             tx.unregister("_vs_campaign_targets")
+        access.audit(wh, "save_campaign", dataset=spec.dataset, target=spec.name, rows=len(df),
+                     detail={"id": cid, "treatment": n_t, "control": n_c}, cur=tx)
     return cid
 
 
@@ -138,7 +142,7 @@ def _resolve(wh: Warehouse, id_or_name) -> dict:
         row = cur.execute(f"SELECT {_COLS} FROM campaigns WHERE name = ?", [text]).fetchone()
         if row is None and text.isdigit():
             row = cur.execute(f"SELECT {_COLS} FROM campaigns WHERE id = ?", [int(text)]).fetchone()
-    if row is None:
+    if row is None or not wh.has_dataset(row[2]):  # a campaign of a dataset the caller cannot see: none
         raise CampaignError(f"no campaign {id_or_name!r}")
     return _row(row)
 
@@ -169,7 +173,10 @@ def list_campaigns(wh: Warehouse, dataset: str | None = None) -> pd.DataFrame:
     cols = ["id", "name", "dataset", "as_of", "description", "ranking", "n_eligible", "n_targets", "n_treatment",
             "n_control", "created_at", "has_outcomes"]
     out = []
+    visible = access.visible_datasets(wh)
     for r in rows:
+        if visible is not None and r[2] not in visible:
+            continue
         c = _row(r)
         out.append([c["id"], c["name"], c["dataset"], c["as_of"], c["description"], c["spec"].get("ranking"),
                     c["n_eligible"], c["n_targets"], c["n_treatment"], c["n_control"], c["created_at"], bool(r[12])])
@@ -197,10 +204,12 @@ def campaign_targets(wh: Warehouse, id_or_name) -> pd.DataFrame:
 def delete_campaign(wh: Warehouse, id_or_name) -> None:
     """Delete a campaign, its list and its outcomes (one transaction)."""
     c = _resolve(wh, id_or_name)
+    access.require(wh, "campaign", c["dataset"])
     with wh.transaction() as tx:
         tx.execute("DELETE FROM campaign_outcomes WHERE campaign_id = ?", [c["id"]])
         tx.execute("DELETE FROM campaign_targets WHERE campaign_id = ?", [c["id"]])
         tx.execute("DELETE FROM campaigns WHERE id = ?", [c["id"]])
+        access.audit(wh, "delete_campaign", dataset=c["dataset"], target=c["name"], cur=tx)
 
 
 def save_outcomes(wh: Warehouse, campaign_id, outcomes: pd.DataFrame, now=None) -> dict:
@@ -208,6 +217,7 @@ def save_outcomes(wh: Warehouse, campaign_id, outcomes: pd.DataFrame, now=None) 
     (:func:`analytics.campaigns.readout`). Unknown ids are kept in the table, so the
     stored read-out reports them too."""
     c = _resolve(wh, campaign_id)
+    access.require(wh, "campaign", c["dataset"])
     targets = campaign_targets(wh, c["id"])
     result = readout(targets, outcomes)  # validates (duplicates...) before anything is written
     df = pd.DataFrame({"customer_id": outcomes["customer_id"].astype(str).to_numpy(),
@@ -225,6 +235,7 @@ def save_outcomes(wh: Warehouse, campaign_id, outcomes: pd.DataFrame, now=None) 
                 "FROM _vs_campaign_outcomes", [c["id"], c["dataset"], has_rev, ts])
         finally:
             tx.unregister("_vs_campaign_outcomes")
+        access.audit(wh, "upload_outcomes", dataset=c["dataset"], target=c["name"], rows=len(df), cur=tx)
     return result
 
 

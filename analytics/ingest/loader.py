@@ -59,6 +59,7 @@ from typing import Callable
 import duckdb
 import pandas as pd
 
+from analytics import access
 from analytics.ingest.dialect import (
     DEFAULT_MAX_DECOMPRESSED, SAMPLE_BYTES, Dialect, decode_head, detect_delimiter, detect_encoding,
     detect_header, file_sha256, is_gzip, prepare_source, read_head, sample_lines, split_line,
@@ -274,6 +275,8 @@ def ingest(wh, path, dataset: str, *, mapping: Mapping | dict | None = None, dia
     when this one has to wait for another to finish first."""
     if not isinstance(max_decompressed_bytes, int) or max_decompressed_bytes <= 0:
         raise IngestError("the decompressed-size limit must be a positive number of bytes")
+    name = str(dataset).strip()
+    access.require(wh, "load", name if wh.exists_dataset(name) else None)
     with wh.writer(f"the load into {str(dataset).strip()!r}", on_wait):
         return _ingest(wh, path, dataset, mapping=mapping, dialect=dialect, keep_pii=keep_pii,
                        pseudonymize=pseudonymize, file_name=file_name, progress=progress,
@@ -628,6 +631,7 @@ def _load(cur, tx, names, prepared, dia: Dialect, columns, m: Mapping, keep, pse
     if existing is None:
         cur.execute("INSERT INTO datasets (name, description, pseudonymized) VALUES (?, ?, ?)",
                     [dataset, description, bool(pseudonymize)])
+        access.grant_creator(wh, dataset, cur=cur)
     else:
         cur.execute("UPDATE datasets SET updated_at = current_timestamp WHERE name = ?", [dataset])
     cur.execute(f"INSERT INTO rejects SELECT ?, ln, raw_line, reason FROM {ST} WHERE reason IS NOT NULL", [iid])
@@ -668,6 +672,9 @@ def _load(cur, tx, names, prepared, dia: Dialect, columns, m: Mapping, keep, pse
         [iid, dataset, file_name, content_hash, preview.layout, json.dumps(dia.to_dict()), m.to_json(),
          n_read, n_loaded, n_bad, n_dup, duration],
     )
+    access.audit(wh, "load", dataset=dataset, target=file_name, rows=int(n_loaded),
+                 detail={"read": int(n_read), "rejected": int(n_bad), "duplicate": int(n_dup),
+                         "new_dataset": existing is None}, cur=cur)
     tx.commit()
     return IngestResult(
         ingestion_id=int(iid), dataset=dataset, file_name=file_name, layout=preview.layout, rows_read=int(n_read),
@@ -695,7 +702,9 @@ def ingestion_history(wh, dataset: str | None = None) -> pd.DataFrame:
     if dataset is not None:
         sql += " WHERE dataset = ?"
         params.append(dataset)
-    return wh.cursor().execute(sql + " ORDER BY id DESC", params).df()
+    df = wh.cursor().execute(sql + " ORDER BY id DESC", params).df()
+    visible = access.visible_datasets(wh)
+    return df if visible is None else df[df["dataset"].isin(visible)].reset_index(drop=True)
 
 
 def _other_dataset_tables(cur) -> list[str]:
@@ -721,6 +730,7 @@ def delete_dataset(wh, name: str) -> None:
     from analytics.overview import _SETTING_PREFIX as overview_prefix
     from analytics.summary import delete_summaries
 
+    access.require(wh, "delete_dataset", name if wh.exists_dataset(name) else None)
     if not wh.has_dataset(name):
         known = ", ".join(wh.datasets()) or "none yet"
         raise IngestError(f"no dataset named {name!r} (datasets: {known})")
@@ -738,6 +748,7 @@ def delete_dataset(wh, name: str) -> None:
         for t in others:
             tx.execute(f"DELETE FROM {quote_ident(t)} WHERE dataset = ?", [name])
         tx.execute("DELETE FROM datasets WHERE name = ?", [name])
+        access.audit(wh, "delete_dataset", dataset=name, cur=tx)
     _remove_model_files(model_paths)
 
 
@@ -769,6 +780,7 @@ def export_dataset(wh, name: str, path, fmt: str = "csv") -> Path:
     """
     if fmt not in ("csv", "parquet"):
         raise IngestError(f"unknown export format {fmt!r} (csv or parquet)")
+    access.require(wh, "export", name if wh.exists_dataset(name) else None)
     if not wh.has_dataset(name):
         known = ", ".join(wh.datasets()) or "none yet"
         raise IngestError(f"no dataset named {name!r} (datasets: {known})")

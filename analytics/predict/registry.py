@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from analytics import access
 from analytics.predict.features import window_data
 from analytics.warehouse import Warehouse
 
@@ -52,14 +53,50 @@ def default_model_dir(wh: Warehouse) -> Path | None:
     return Path(wh.path).resolve().parent / "models"
 
 
+#: the ``path`` of a model whose files are kept inside the warehouse (table ``model_files``)
+IN_WAREHOUSE = "warehouse:"
+
+
+def _keep_in_warehouse(tx, run_id: int, dataset: str, model: str, folder: Path) -> str:
+    """Move the files ``model.save`` wrote under ``folder`` into ``model_files``; the path to record."""
+    import shutil as _shutil
+
+    files = [f for f in sorted(folder.rglob("*")) if f.is_file()] if folder.is_dir() else [folder]
+    for f in files:
+        name = f.relative_to(folder).as_posix() if folder.is_dir() else f.name
+        tx.execute("INSERT INTO model_files (run_id, dataset, model, name, data) VALUES (?, ?, ?, ?, ?)",
+                   [int(run_id), dataset, model, name, f.read_bytes()])
+    _shutil.rmtree(folder, ignore_errors=True) if folder.is_dir() else folder.unlink(missing_ok=True)
+    return f"{IN_WAREHOUSE}run_{int(run_id)}/{model}"
+
+
+def _extract(wh: Warehouse, run_id: int, model: str) -> Path:
+    """The files of a model kept in the warehouse, written to a new temporary folder (removed by the caller)."""
+    rows = wh.cursor().execute("SELECT name, data FROM model_files WHERE run_id = ? AND model = ? ORDER BY name",
+                               [int(run_id), model]).fetchall()
+    if not rows:
+        raise ValueError(f"the files of run {run_id}'s {model} model are missing from the warehouse")
+    folder = wh.temp_path("model")
+    for name, data in rows:
+        target = folder / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(bytes(data))
+    return folder
+
+
 def save_backtest(wh: Warehouse, result, *, model_dir: str | Path | None = None, label: str | None = None) -> int:
     """Persist a ``BacktestResult``; returns the run id. Model files go to
-    ``model_dir`` (default: next to the warehouse; required for an in-memory one)."""
-    base = Path(model_dir) if model_dir is not None else default_model_dir(wh)
+    ``model_dir`` (default: next to the warehouse; required for an in-memory one); in an encrypted
+    warehouse they are kept inside it (``model_files``), never next to it in the clear."""
+    encrypted = bool(getattr(wh, "encrypted", False))
+    base = Path(model_dir) if model_dir is not None and not encrypted else default_model_dir(wh)
     info = result.info
+    access.require(wh, "model", info["dataset"] if wh.exists_dataset(info["dataset"]) else None)
     with wh.transaction() as tx:
         run_id = int(tx.execute("SELECT nextval('predictor_run_id_seq')").fetchone()[0])
         folder = None if base is None else base / f"run_{run_id}"
+        if encrypted:
+            folder = wh.temp_path("model")
         rows = []
         for name, metrics in result.metrics.iterrows():
             model = result.models.get(name)
@@ -69,6 +106,8 @@ def save_backtest(wh: Warehouse, result, *, model_dir: str | Path | None = None,
                     raise ValueError("an in-memory warehouse needs a model_dir to save fitted models in")
                 path = folder / name
                 model.save(path)
+                if encrypted:
+                    path = _keep_in_warehouse(tx, run_id, info["dataset"], name, path)
             params = model.get_params() if hasattr(model, "get_params") else None
             device = getattr(model, "device_", "cpu") if model is not None else None
             err = metrics.get("error")
@@ -76,6 +115,8 @@ def save_backtest(wh: Warehouse, result, *, model_dir: str | Path | None = None,
                          _json({k: v for k, v in metrics.items() if k != "error"}), device,
                          float(metrics.get("fit_seconds", math.nan)), None if path is None else str(path),
                          None if err is None or (isinstance(err, float) and math.isnan(err)) else str(err)])
+        if encrypted and folder is not None:
+            shutil.rmtree(folder, ignore_errors=True)
         tx.execute(
             "INSERT INTO predictor_runs (id, dataset, calibration_end, holdout_end, period, info, label, created_at) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, current_timestamp)",
@@ -86,6 +127,8 @@ def save_backtest(wh: Warehouse, result, *, model_dir: str | Path | None = None,
             "error) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             rows,
         )
+        access.audit(wh, "save_models", dataset=info["dataset"], target=f"run {run_id}",
+                     detail={"models": [r[2] for r in rows]}, cur=tx)
     return run_id
 
 
@@ -125,9 +168,19 @@ def load_model(wh: Warehouse, run_id: int, model: str, device: str | None = None
     ).fetchone()
     if row is None or row[0] is None:
         raise ValueError(f"run {run_id} has no saved {model} model (only lightgbm and lstm models are saved)")
+    if str(row[0]).startswith(IN_WAREHOUSE):
+        folder = _extract(wh, run_id, model)
+        try:
+            return _load_files(folder, model, device)
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
     path = Path(row[0])
     if not path.exists():
         raise ValueError(f"the files of run {run_id}'s {model} model are missing ({path})")
+    return _load_files(path, model, device)
+
+
+def _load_files(path: Path, model: str, device: str | None):
     if model == "lightgbm":
         from analytics.predict.gbm import LightGBMValueModel
 
@@ -165,6 +218,7 @@ def publish_predictions(wh: Warehouse, run_id: int, model: str, as_of, dataset: 
     the run's holdout length and churn probability per customer), replacing the
     previous ones in one transaction, so segments and targeting can join them.
     Returns the number of customers scored."""
+    access.require(wh, "model", dataset or _run_info(wh, run_id)["dataset"])
     scores = score_customers(wh, run_id, model, as_of, dataset=dataset)
     dataset = dataset or _run_info(wh, run_id)["dataset"]
     frame = pd.DataFrame({
@@ -181,6 +235,8 @@ def publish_predictions(wh: Warehouse, run_id: int, model: str, as_of, dataset: 
             [dataset, int(run_id), model, scores.attrs["as_of"], scores.attrs["horizon_days"]],
         )
         tx.unregister("published_frame")
+        access.audit(wh, "publish_predictions", dataset=dataset, target=f"run {run_id} {model}", rows=len(frame),
+                     cur=tx)
     return len(frame)
 
 
@@ -236,10 +292,13 @@ def prediction_info(predictions: pd.DataFrame) -> dict | None:
 
 def delete_run(wh: Warehouse, run_id: int) -> None:
     """Remove a run's rows and its model files."""
+    row = wh.cursor().execute("SELECT dataset FROM predictor_runs WHERE id = ?", [int(run_id)]).fetchone()
+    access.require(wh, "model", row[0] if row else None)
     paths = [r[0] for r in wh.cursor().execute(
         "SELECT path FROM predictor_models WHERE run_id = ? AND path IS NOT NULL", [int(run_id)]).fetchall()]
     with wh.transaction() as tx:
         tx.execute("DELETE FROM predictor_models WHERE run_id = ?", [int(run_id)])
+        tx.execute("DELETE FROM model_files WHERE run_id = ?", [int(run_id)])
         tx.execute("DELETE FROM predictor_runs WHERE id = ?", [int(run_id)])
     for p in paths:
         shutil.rmtree(p, ignore_errors=True)

@@ -10,6 +10,12 @@ stored snapshot (the numbers of the day it was made, whatever arrived since), or
 report link was revoked" after ``revoke_report``.
 
 The table has a ``dataset`` column, so deleting a dataset deletes its reports too.
+
+Links under control (``analytics.access``): making a link needs the analyst role on the report's
+dataset; a link may carry an expiry (``expires``: after it, "this report link expired"); its maker
+or an admin revokes it; an admin sees every link, others the links of the datasets they see.
+A caller without the right to raw customer ids sees them pseudonymised in a report unless an admin
+allowed raw ids for that report (:func:`allow_raw_ids`).
 """
 from __future__ import annotations
 
@@ -21,6 +27,7 @@ import secrets
 
 import pandas as pd
 
+from analytics import access
 from analytics.reports.snapshot import ReportError, ReportRevokedError, clean_json
 from analytics.warehouse import Warehouse
 
@@ -29,6 +36,7 @@ HINT_CHARS = 6
 _TOKEN_RE = re.compile(r"^[A-Za-z0-9_-]{16,128}$")
 NO_SUCH_REPORT = "no such report: the link is incomplete, mistyped or was never issued"
 REVOKED = "this report link was revoked"
+EXPIRED = "this report link expired on {when}"
 
 
 def _hash(token: str) -> str:
@@ -47,10 +55,23 @@ def _clean_token(token) -> str:
     return token.strip()
 
 
-def create_report(wh: Warehouse, snapshot: dict, now=None) -> str:
-    """Store ``snapshot`` (from ``build_report``) for a permalink; returns the new token."""
+def create_report(wh: Warehouse, snapshot: dict, now=None, *, expires=None) -> str:
+    """Store ``snapshot`` (from ``build_report``) for a permalink; returns the new token.
+    ``expires``: a day or time after which the link no longer opens (None: never)."""
     if not isinstance(snapshot, dict) or "kind" not in snapshot or "dataset" not in snapshot:
         raise ReportError("that is not a report snapshot (build it with build_report)")
+    dataset = str(snapshot["dataset"])
+    caller = access.require(wh, "report", dataset if wh.exists_dataset(dataset) else None)
+    expires_at = None
+    if expires is not None and str(expires).strip():
+        try:
+            expires_at = pd.Timestamp(expires).to_pydatetime().replace(tzinfo=None)
+        except (ValueError, TypeError):
+            raise ReportError(f"not a date for the link's expiry: {expires!r}") from None
+        if isinstance(expires, dt.date) and not isinstance(expires, dt.datetime):
+            expires_at = expires_at + dt.timedelta(days=1)  # a day: valid through that day
+        if expires_at <= _now(now):
+            raise ReportError("the link's expiry is in the past: choose a later date")
     body = json.dumps(clean_json(snapshot), allow_nan=False, sort_keys=True)
     subject = (snapshot.get("subject") or {}).get("name")
     with wh.transaction() as tx:
@@ -61,17 +82,21 @@ def create_report(wh: Warehouse, snapshot: dict, now=None) -> str:
         report_id = int(tx.execute("SELECT nextval('report_id_seq')").fetchone()[0])
         tx.execute(
             "INSERT INTO reports (id, token_hash, token_hint, kind, title, subject, dataset, as_of, snapshot, "
-            "created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "created_at, expires_at, created_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [report_id, _hash(token), token[:HINT_CHARS], str(snapshot["kind"]), str(snapshot.get("title", "")),
-             None if subject is None else str(subject), str(snapshot["dataset"]),
-             pd.Timestamp(snapshot.get("as_of")).date() if snapshot.get("as_of") else None, body, _now(now)],
+             None if subject is None else str(subject), dataset,
+             pd.Timestamp(snapshot.get("as_of")).date() if snapshot.get("as_of") else None, body, _now(now),
+             expires_at, caller.id if caller else None],
         )
+        access.audit(wh, "create_report_link", dataset=dataset, target=f"report {report_id}",
+                     detail={"title": str(snapshot.get("title", "")), "expires_at": expires_at}, cur=tx)
     return token
 
 
 def _row(wh: Warehouse, token) -> tuple:
     row = wh.cursor().execute(
-        "SELECT id, snapshot, revoked_at FROM reports WHERE token_hash = ?", [_hash(_clean_token(token))]
+        "SELECT id, snapshot, revoked_at, expires_at, raw_ids, dataset FROM reports WHERE token_hash = ?",
+        [_hash(_clean_token(token))]
     ).fetchone()
     if row is None:
         raise ReportError(NO_SUCH_REPORT)
@@ -83,12 +108,48 @@ def report_id(wh: Warehouse, token) -> int:
     return int(_row(wh, token)[0])
 
 
-def get_report(wh: Warehouse, token) -> dict:
-    """The stored snapshot behind ``token`` (ReportError if unknown, ReportRevokedError if revoked)."""
-    _, body, revoked_at = _row(wh, token)
+def get_report(wh: Warehouse, token, now=None) -> dict:
+    """The stored snapshot behind ``token`` (ReportError if unknown, ReportRevokedError if revoked
+    or expired). Customer ids in it are pseudonymised for a caller without raw ids unless an admin
+    allowed them for this report. A link opens its report for anyone who may read pages; the
+    dataset need not be granted (the link is the grant: it shows only the report)."""
+    _, body, revoked_at, expires_at, raw_ids, _dataset = _row(wh, token)
     if revoked_at is not None:
         raise ReportRevokedError(REVOKED)
-    return json.loads(body)
+    if expires_at is not None and pd.Timestamp(expires_at) <= pd.Timestamp(_now(now)):
+        raise ReportRevokedError(EXPIRED.format(when=pd.Timestamp(expires_at).strftime("%Y-%m-%d %H:%M")))
+    access.require(wh, "read", what="open a report")
+    snapshot = json.loads(body)
+    if not raw_ids and not access.may(wh, "raw_ids"):
+        snapshot = _pseudonymised(wh, snapshot)
+    return snapshot
+
+
+def _pseudonymised(wh: Warehouse, obj):
+    """``obj`` with every value under a ``customer_id`` key (and lists under ``customer_ids``) replaced."""
+    if isinstance(obj, dict):
+        out = {}
+        for k, v in obj.items():
+            if k == "customer_id" and v is not None:
+                out[k] = access.ids_for(wh, [v], caller=access.current())[0]
+            elif k == "customer_ids" and isinstance(v, list):
+                out[k] = access.ids_for(wh, v)
+            else:
+                out[k] = _pseudonymised(wh, v)
+        return out
+    if isinstance(obj, list):
+        return [_pseudonymised(wh, v) for v in obj]
+    return obj
+
+
+def allow_raw_ids(wh: Warehouse, report_id: int, allow: bool = True) -> None:
+    """Let viewers see the raw customer ids of one report (admins only; recorded)."""
+    access.require(wh, "manage_reports")
+    if wh.cursor().execute("SELECT count(*) FROM reports WHERE id = ?", [int(report_id)]).fetchone()[0] == 0:
+        raise ReportError(f"no report with id {report_id}")
+    with wh.transaction() as tx:
+        tx.execute("UPDATE reports SET raw_ids = ? WHERE id = ?", [bool(allow), int(report_id)])
+        access.audit(wh, "report_raw_ids", target=f"report {int(report_id)}", detail={"allow": bool(allow)}, cur=tx)
 
 
 def revoke_report(wh: Warehouse, token=None, *, report_id: int | None = None, now=None) -> int:
@@ -103,19 +164,34 @@ def revoke_report(wh: Warehouse, token=None, *, report_id: int | None = None, no
         if row is None:
             raise ReportError(f"no report with id {report_id}")
         rid = int(row[0])
-    wh.cursor().execute("UPDATE reports SET revoked_at = coalesce(revoked_at, ?) WHERE id = ?", [_now(now), rid])
+    maker, dataset = wh.cursor().execute("SELECT created_by, dataset FROM reports WHERE id = ?", [rid]).fetchone()
+    caller = access.current()
+    if not (caller is not None and maker is not None and caller.id == maker
+            and access.may(wh, "report", dataset if wh.exists_dataset(dataset) else None)):
+        access.require(wh, "manage_reports", what="revoke another person's report link")
+    with wh.transaction() as tx:
+        tx.execute("UPDATE reports SET revoked_at = coalesce(revoked_at, ?) WHERE id = ?", [_now(now), rid])
+        access.audit(wh, "revoke_report_link", dataset=dataset, target=f"report {rid}", cur=tx)
     return rid
 
 
-def list_reports(wh: Warehouse, dataset: str | None = None) -> pd.DataFrame:
+def list_reports(wh: Warehouse, dataset: str | None = None, now=None) -> pd.DataFrame:
     """Stored reports, newest first: id, title, kind, subject, dataset, as_of, created_at,
-    revoked_at, status (``active`` | ``revoked``), token_hint (first characters of the token)."""
-    sql = ("SELECT id, title, kind, subject, dataset, as_of, created_at, revoked_at, token_hint FROM reports")
+    revoked_at, status (``active`` | ``revoked`` | ``expired``), token_hint (first characters of
+    the token), expires_at, created_by, raw_ids. An admin sees every link; anyone else the links
+    of the datasets they see."""
+    sql = ("SELECT id, title, kind, subject, dataset, as_of, created_at, revoked_at, token_hint, expires_at, "
+           "created_by, raw_ids FROM reports")
     params: list = []
     if dataset is not None:
         sql += " WHERE dataset = ?"
         params.append(dataset)
     df = wh.cursor().execute(sql + " ORDER BY created_at DESC, id DESC", params).df()
+    visible = access.visible_datasets(wh)
+    if visible is not None:
+        df = df[df["dataset"].isin(visible)].reset_index(drop=True)
+    t = pd.Timestamp(_now(now))
     df.insert(df.columns.get_loc("revoked_at") + 1, "status",
-              ["revoked" if pd.notna(v) else "active" for v in df["revoked_at"]])
+              ["revoked" if pd.notna(r) else "expired" if pd.notna(e) and pd.Timestamp(e) <= t else "active"
+               for r, e in zip(df["revoked_at"], df["expires_at"])])
     return df

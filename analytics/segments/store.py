@@ -26,6 +26,7 @@ from typing import Any, Mapping
 import numpy as np
 import pandas as pd
 
+from analytics import access
 from analytics.segments import rules
 from analytics.warehouse import Warehouse
 
@@ -99,6 +100,7 @@ def save_segment(wh: Warehouse, name: str, definition: Any, description: str = "
     description = _clean_description(description)
     definition = rules.validate(definition, fields)
     dataset = _clean_scope(wh, dataset)
+    access.require(wh, "segment", dataset)
     ts = _now(now)
     with wh.transaction() as tx:
         where = _clash(tx, name, dataset)
@@ -110,6 +112,7 @@ def save_segment(wh: Warehouse, name: str, definition: Any, description: str = "
             "VALUES (?, ?, ?, ?, ?, ?, ?)",
             [seg_id, name, description, json.dumps(definition, sort_keys=True), ts, ts, dataset],
         )
+        access.audit(wh, "save_segment", dataset=dataset, target=name, cur=tx)
     return int(seg_id)
 
 
@@ -173,6 +176,7 @@ def update_segment(wh: Warehouse, name_or_id: str | int, *, name: str | None = N
     new_desc = seg["description"] if description is None else _clean_description(description)
     new_def = seg["definition"] if definition is None else rules.validate(definition, fields)
     new_scope = seg["dataset"] if dataset is _KEEP else _clean_scope(wh, dataset)
+    access.require(wh, "segment", seg["dataset"])
     with wh.transaction() as tx:
         where = _clash(tx, new_name, new_scope, seg["id"])
         if where:
@@ -187,7 +191,10 @@ def update_segment(wh: Warehouse, name_or_id: str | int, *, name: str | None = N
 def delete_segment(wh: Warehouse, name_or_id: str | int, dataset: str | None = None) -> None:
     """Delete a saved segment (a name looked up among what ``dataset`` sees); SegmentStoreError if none."""
     seg = get_segment(wh, name_or_id, dataset)
-    wh.cursor().execute("DELETE FROM segments WHERE id = ?", [seg["id"]])
+    access.require(wh, "segment", seg["dataset"])
+    with wh.transaction() as tx:
+        tx.execute("DELETE FROM segments WHERE id = ?", [seg["id"]])
+        access.audit(wh, "delete_segment", dataset=seg["dataset"], target=seg["name"], cur=tx)
 
 
 def evaluate_segment(wh: Warehouse, name_or_id: str | int, frame: pd.DataFrame,
@@ -212,6 +219,7 @@ def save_clustering_run(wh: Warehouse, model, dataset: str, as_of, label: str | 
     model._check_fitted()
     if not isinstance(dataset, str) or not dataset:
         raise SegmentStoreError("a clustering run needs a dataset name")
+    access.require(wh, "model", dataset if wh.exists_dataset(dataset) else None)
     try:
         as_of_day = pd.Timestamp(as_of).date()
     except (ValueError, TypeError):
@@ -335,6 +343,7 @@ def assign_with_run(wh: Warehouse, run_id: int, frame: pd.DataFrame) -> pd.DataF
 def rename_cluster(wh: Warehouse, run_id: int, cluster: int, name: str) -> None:
     """Rename one cluster of a run (run names and assignments, one transaction)."""
     run = get_clustering_run(wh, run_id)
+    access.require(wh, "segment", run["dataset"])
     if not isinstance(name, str) or not name.strip():
         raise SegmentStoreError("a cluster name must be non-empty text")
     name = " ".join(name.split())
@@ -354,7 +363,8 @@ def rename_cluster(wh: Warehouse, run_id: int, cluster: int, name: str) -> None:
 
 def delete_clustering_run(wh: Warehouse, run_id: int) -> None:
     """Delete a run and its assignments (one transaction)."""
-    get_clustering_run(wh, run_id)
+    run = get_clustering_run(wh, run_id)
+    access.require(wh, "model", run["dataset"])
     with wh.transaction() as tx:
         tx.execute("DELETE FROM cluster_assignments WHERE run_id = ?", [int(run_id)])
         tx.execute("DELETE FROM clustering_runs WHERE id = ?", [int(run_id)])
