@@ -17,7 +17,15 @@ def register(sub) -> None:
     p = sub.add_parser("serve", help="start the web app on this machine (127.0.0.1 unless --server.address says "
                                      "otherwise); extra options pass through to streamlit run")
     add_db_argument(p)
+    p.add_argument("--allow-anonymous", action="store_true",
+                   help="serve on a non-local address without sign-in (everyone who reaches it is an admin)")
     p.set_defaults(func=cmd_serve, passthrough=True, local=True)
+
+    p = sub.add_parser("encrypt", help="write an encrypted copy of a warehouse (key from VALUESCOPE_KEY, "
+                                       "VALUESCOPE_KEY_FILE or the secrets file); the original is left as it is")
+    add_db_argument(p)
+    p.add_argument("--out", required=True, metavar="PATH", help="the new, encrypted warehouse file (must not exist)")
+    p.set_defaults(func=cmd_encrypt, local=True)
 
     p = sub.add_parser("datasets", help="list the datasets in the warehouse")
     add_db_argument(p)
@@ -101,9 +109,52 @@ def load_sample_before_serving(db: Path) -> None:
         wh.close()  # the server opens the file next: release it
 
 
+#: addresses that only this machine reaches
+LOCAL_ADDRESSES = ("127.0.0.1", "localhost", "::1", "[::1]")
+
+
+def _option_value(extra: list[str], name: str) -> str | None:
+    for i, a in enumerate(extra):
+        if a == name and i + 1 < len(extra):
+            return extra[i + 1]
+        if a.startswith(name + "="):
+            return a.split("=", 1)[1]
+    return None
+
+
+def anonymous_refusal(extra: list[str], allow_anonymous: bool, secrets_path: Path | None = None) -> str | None:
+    """Why ``valuescope serve`` must not start (None: it may): a non-local address without sign-in
+    configured (an ``[auth]`` table in the secrets file) and without ``--allow-anonymous``."""
+    from analytics.warehouse import read_secrets
+
+    address = _option_value(extra, "--server.address") or LOCAL_ADDRESS
+    if address.strip().lower() in LOCAL_ADDRESSES or allow_anonymous:
+        return None
+    # where Streamlit looks for secrets: the working directory's .streamlit/, then the home folder's
+    paths = [secrets_path] if secrets_path is not None else [Path(".streamlit") / "secrets.toml",
+                                                             Path.home() / ".streamlit" / "secrets.toml"]
+    for path in paths:
+        try:
+            secrets = read_secrets(path)
+        except Exception as exc:  # a broken secrets file: say so rather than serve without sign-in
+            return f"valuescope serve: {exc}"
+        if isinstance(secrets.get("auth"), dict) and secrets["auth"]:
+            return None
+    where = secrets_path or Path(".streamlit") / "secrets.toml"
+    return (f"valuescope serve: refusing to serve on {address} without sign-in: anyone who reaches that address "
+            "would see every dataset as an admin. Configure sign-in with your identity provider in an [auth] "
+            f"section of {where} (redirect_uri, cookie_secret, client_id, client_secret, server_metadata_url; see "
+            "the README, 'Sign-in, roles and encryption'), serve on 127.0.0.1, or pass --allow-anonymous to do "
+            "it deliberately.")
+
+
 def cmd_serve(args) -> int:
     import dashboard
 
+    refusal = anonymous_refusal(list(args.extra), bool(getattr(args, "allow_anonymous", False)))
+    if refusal:
+        print(refusal, file=sys.stderr)
+        return 2
     package_dir = Path(dashboard.__file__).resolve().parent
     env = dict(os.environ)
     db = Path(args.db).resolve() if args.db else default_db_path().resolve()
@@ -141,4 +192,37 @@ def cmd_datasets(args) -> int:
         print(f"{'name':24} {'customers':>10} {'events':>12}  first event          last event")
         for d in out:
             print(f"{d['name']:24} {d['customers']:>10} {d['events']:>12}  {d['first_event'] or '-':20} {d['last_event'] or '-'}")
+    return 0
+
+
+def cmd_encrypt(args) -> int:
+    """Copy a plain warehouse into a new encrypted one (``COPY FROM DATABASE``), then check it opens."""
+    import duckdb
+
+    from analytics.cli import UserError, db_path
+    from analytics.warehouse import Warehouse, _crypto, encryption_key, open_error
+
+    src = Path(db_path(args)).resolve()
+    out = Path(args.out).resolve()
+    if not src.is_file():
+        raise UserError(f"no warehouse file {src}")
+    if out.exists():
+        raise UserError(f"{out} exists: give a new file name (the copy never overwrites)")
+    key = encryption_key(out)
+    if not key:
+        raise UserError("no encryption key: set VALUESCOPE_KEY (or VALUESCOPE_KEY_FILE, or encryption_key in the "
+                        "[valuescope] section of .streamlit/secrets.toml)")
+    con = duckdb.connect(":memory:")
+    try:
+        _crypto(con, str(out))
+        con.execute("ATTACH ? AS src (READ_ONLY)", [str(src)])
+        con.execute("ATTACH ? AS dst (ENCRYPTION_KEY ?)", [str(out), key])
+        con.execute("COPY FROM DATABASE src TO dst")
+    except duckdb.Error as exc:
+        con.close()
+        out.unlink(missing_ok=True)
+        raise open_error(str(src), exc) from None
+    con.close()
+    Warehouse(out, key=key).close()  # opens with the key, schema current
+    print(f"encrypted copy written: {out} (keep the key away from it; open it with the same key set)")
     return 0
