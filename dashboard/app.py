@@ -12,8 +12,9 @@ if str(_ROOT) not in sys.path:
 import duckdb  # noqa: E402
 import streamlit as st  # noqa: E402
 
+from analytics import access  # noqa: E402
 from analytics.warehouse import WarehouseError  # noqa: E402
-from dashboard import cache, widgets  # noqa: E402
+from dashboard import auth, cache, widgets  # noqa: E402
 
 st.set_page_config(page_title="Valuescope", page_icon="📈", layout="wide")
 
@@ -37,11 +38,17 @@ PAGES = {
     ],
 }
 
+ADMIN_PAGE = st.Page("views/admin.py", title="Admin", icon="🛡️", url_path="admin")
+
 try:
-    cache.warehouse()
+    wh = cache.warehouse()
 except WarehouseError as exc:  # e.g. a CLI command holds the file: say so and look again shortly
     widgets.warehouse_unavailable(exc)
     st.stop()
+
+# who acts in this run: the local user without sign-in configured; else the signed-in person
+# (a request without sign-in sees the sign-in page and nothing else)
+caller = auth.gate(wh)
 
 if "report" in st.query_params:
     # a shared report link (?report=TOKEN): the read-only report and nothing else
@@ -49,8 +56,12 @@ if "report" in st.query_params:
     nav = st.navigation([st.Page("views/report_view.py", title="Report", icon="📄", url_path="report",
                                  default=True)], position="hidden")
 else:
-    nav = st.navigation(PAGES)
+    pages = dict(PAGES)
+    if not caller.trusted and access.may(wh, "manage_people"):  # shared deployments only
+        pages["Manage"] = [ADMIN_PAGE]
+    nav = st.navigation(pages)
     widgets.sidebar()
+    auth.account_box(caller, wh)
 try:
     nav.run()
 except (WarehouseError, duckdb.Error) as exc:  # a warehouse problem while a page read: a message, not a traceback

@@ -30,7 +30,7 @@ from typing import Callable
 
 import streamlit as st
 
-from analytics import prepare
+from analytics import access, prepare
 from analytics.bootstrap import sample_skipped
 from analytics.warehouse import Warehouse, default_db_path, get_warehouse
 
@@ -140,12 +140,17 @@ def _wrap(fn: Callable, parts: tuple[str, ...] = ("data",), *, resource: bool = 
     cached = decorate(show_spinner=spinner, max_entries=max_entries)(cached)
 
     def call(dataset: str, *args, **kw):
+        # the cache is shared by every session: the caller's right to read the dataset is checked on
+        # every call (a cached result skips the library's own checks), and what comes back is what the
+        # caller may see (pseudonymised ids and no personal columns for a viewer)
+        wh = warehouse()
+        access.require(wh, "read", dataset)
         if prepared:
             kw["compute"] = inline()
         if not prepared:
-            return cached(db_path(), version(dataset).key(*parts), dataset, *args, **kw)
+            return access.present(wh, cached(db_path(), version(dataset).key(*parts), dataset, *args, **kw))
         try:
-            return cached(db_path(), version(dataset).key(*parts), dataset, *args, **kw)
+            return access.present(wh, cached(db_path(), version(dataset).key(*parts), dataset, *args, **kw))
         except _NotReady:
             ensure_prepared(dataset)
             return None
@@ -620,8 +625,10 @@ def _datasets_table(path: str, key: str):
 def datasets_table():
     """``analytics.overview.datasets_table``: every dataset's events, customers and span."""
     wh = warehouse()
-    key = "|".join(f"{n}={version(n).data}" for n in wh.datasets())
-    return _datasets_table(db_path(), key)
+    names = wh.datasets()  # those the caller may see
+    key = "|".join(f"{n}={version(n).data}" for n in names)
+    table = _datasets_table(db_path(), key)
+    return table[table["dataset"].isin(names)].reset_index(drop=True)
 
 
 @st.cache_data(show_spinner="Reading the file…", max_entries=8)

@@ -14,6 +14,36 @@ DATASET_KEY = "dataset"
 SELECT_NEXT_KEY = "_select_dataset_next"
 
 
+def may(action: str, dataset: str | None = None) -> bool:
+    """Whether the caller of this run may do ``action`` (``analytics.access.ACTIONS``): pages hide what
+    the library would refuse anyway."""
+    from analytics import access
+
+    return access.may(cache.warehouse(), action, dataset)
+
+
+def needs_role(action: str) -> None:
+    """A one-line note where a control is hidden for the caller's role."""
+    from analytics import access
+
+    st.caption(f"🔒 This needs the {access.ACTIONS[action]} role.")
+
+
+def server_files() -> bool:
+    """Whether this caller may read and write files on the server by path (the local user, an admin)."""
+    from analytics import access
+
+    caller = access.current()
+    return caller is not None and (caller.trusted or access.may(cache.warehouse(), "manage_people"))
+
+
+def deferred(fn):
+    """A download button's data callable that runs as this run's caller (it runs later, in another thread)."""
+    from analytics import access
+
+    return access.bound(fn)
+
+
 def select_dataset_next(name: str) -> None:
     """Make the sidebar pick ``name`` on the next run (call ``st.rerun()`` after)."""
     st.session_state[SELECT_NEXT_KEY] = name
@@ -434,7 +464,7 @@ def money_text(currency):
 
 
 def may_see_personal_data() -> bool:
-    """Whether the person using the app may see personal data (an email column in a campaign file).
-    The app has no sign-in yet: whoever opens it can read the warehouse file, as with the command
-    line, so this is True; a sign-in puts the user's role here."""
-    return True
+    """Whether the person using the app may see personal data (an email column in a campaign file):
+    the local user without sign-in (who can read the warehouse file, as with the command line), or a
+    signed-in analyst or admin (``analytics.access``: ``raw_ids``)."""
+    return may("raw_ids")

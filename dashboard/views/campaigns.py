@@ -135,6 +135,9 @@ def _downloads(targets: pd.DataFrame, stem: str, key: str, meta: dict, p: "_Page
     (to keep aside), then the full list of both groups for analysis as CSV (formula cells
     neutralized, optional BOM) and Parquet, in the table's column order and machine names
     (all built only when a button is clicked)."""
+    if not widgets.may("export", p.dataset):
+        widgets.needs_role("export")
+        return
     opts = _send_options(p, key)
     bom = st.checkbox("UTF-8 with BOM for Excel", value=False, key=f"{key}_bom",
                       help="Adds a byte order mark so that Excel opens accented names correctly.")
@@ -155,13 +158,15 @@ def _downloads(targets: pd.DataFrame, stem: str, key: str, meta: dict, p: "_Page
     def _parquet(targets=targets, meta=meta) -> bytes:
         return to_parquet(_ordered(targets), metadata=meta)
 
+    # the buttons' data run later in another thread: bound to this run's caller
+    _csv, _parquet = widgets.deferred(_csv), widgets.deferred(_parquet)
     d1, d2 = st.columns(2)
-    d1.download_button(f"Treatment list to upload ({n_t:,})", data=lambda: _send("treatment"),
+    d1.download_button(f"Treatment list to upload ({n_t:,})", data=widgets.deferred(lambda: _send("treatment")),
                        file_name=f"{stem}_treatment.csv", mime="text/csv", on_click="ignore", icon="📤",
                        key=f"{key}_treatment", type="primary", disabled=n_t == 0,
                        help="Only the customers to contact, best-ranked first, money rounded: the file for your "
                        "email or ads tool.")
-    d2.download_button(f"Control list, not to contact ({n_c:,})", data=lambda: _send("control"),
+    d2.download_button(f"Control list, not to contact ({n_c:,})", data=widgets.deferred(lambda: _send("control")),
                        file_name=f"{stem}_control.csv", mime="text/csv", on_click="ignore", icon="🧪",
                        key=f"{key}_control", disabled=n_t == 0 or n_c == 0,
                        help="The customers held out at random: keep them out of the campaign and compare their "

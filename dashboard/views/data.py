@@ -208,7 +208,7 @@ def _report(last: dict) -> None:
             return to_safe_csv(ing.rejects_frame(wh, ingestion_id), bom=True)
 
         st.download_button(
-            "⬇️ Download rejected rows (CSV)", _all_rejects,
+            "⬇️ Download rejected rows (CSV)", widgets.deferred(_all_rejects),
             file_name=f"rejects_{ingestion_id}.csv", mime="text/csv", key="rejects_download",
         )
 
@@ -217,8 +217,11 @@ def _source() -> tuple[str | None, str | None, int]:
     """1. The file: an upload (stored in a temporary file once) or a path on the server;
     (path, file name, source generation)."""
     st.subheader("1. Choose a file")
+    sources = ["Upload from this computer", "File on the server (path)"]
+    if not widgets.server_files():
+        sources = sources[:1]  # people signed in to a shared app do not read the server's files
     source = st.radio(
-        "Source", ["Upload from this computer", "File on the server (path)"], horizontal=True, key="source",
+        "Source", sources, horizontal=True, key="source",
         help="Uploads are limited by server.maxUploadSize; load bigger files (at least 2 GB) by path.",
     )
     path: str | None = None
@@ -510,6 +513,9 @@ def _tab_history() -> None:
                               "rows_duplicate": "Duplicates skipped", "duration_s": "Seconds", "created_at": "Loaded on"})
 
 def _tab_export(names: list[str], summary) -> None:
+    if not widgets.may("export"):
+        widgets.needs_role("export")
+        return
     current = widgets.current_dataset()
     exp_name = st.selectbox("Dataset to export", names, index=names.index(current) if current in names else 0,
                             key="export_dataset")
@@ -517,9 +523,12 @@ def _tab_export(names: list[str], summary) -> None:
                        format_func=lambda f: {"csv": "CSV", "parquet": "Parquet"}[f])
     n_events = int(summary.loc[summary["dataset"] == exp_name, "events"].iloc[0])
     big = n_events > BIG_EXPORT_EVENTS
+    destinations = ["Download in the browser", "Write to a file on the server"]
+    if not widgets.server_files():
+        destinations = destinations[:1]
     where = st.radio(
-        "Destination", ["Download in the browser", "Write to a file on the server"],
-        index=1 if big else 0, key="export_where", horizontal=True,
+        "Destination", destinations,
+        index=1 if big and len(destinations) > 1 else 0, key="export_where", horizontal=True,
         help=f"Datasets above {BIG_EXPORT_EVENTS:,} events are best written to a file on the server.",
     )
     if where.startswith("Download"):
@@ -534,7 +543,7 @@ def _tab_export(names: list[str], summary) -> None:
                 shutil.rmtree(tmp_dir, ignore_errors=True)
 
         st.download_button(
-            f"⬇️ Download {exp_name}.{exp_fmt} ({n_events:,} events)", _export_bytes,
+            f"⬇️ Download {exp_name}.{exp_fmt} ({n_events:,} events)", widgets.deferred(_export_bytes),
             file_name=f"{exp_name}.{exp_fmt}",
             mime="text/csv" if exp_fmt == "csv" else "application/octet-stream",
             key="export_download",
@@ -555,6 +564,9 @@ def _tab_export(names: list[str], summary) -> None:
                 st.success(f"Wrote {n_events:,} events to {widgets.md_escape(written)}", icon="✅")
 
 def _tab_delete(names: list[str]) -> None:
+    if not widgets.may("delete_dataset"):
+        widgets.needs_role("delete_dataset")
+        return
     del_name = st.selectbox("Dataset to delete", names, index=None, key="delete_dataset",
                             placeholder="Choose a dataset")
     if del_name:
@@ -583,9 +595,12 @@ def main() -> None:
     deleted = st.session_state.pop("_deleted_message", None)
     if deleted:
         st.success(deleted, icon="🗑️")
-    path, file_name, gen = _source()
-    if path is not None:
-        _preview_and_load(path, file_name, gen)
+    if widgets.may("load"):
+        path, file_name, gen = _source()
+        if path is not None:
+            _preview_and_load(path, file_name, gen)
+    else:
+        st.info("Loading data needs the analyst role.", icon="🔒")
     last = st.session_state.get("last_ingest")
     if last:
         _report(last)

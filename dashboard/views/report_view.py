@@ -10,13 +10,18 @@ from __future__ import annotations
 import streamlit as st
 
 from analytics.reports import ReportError, ReportRevokedError, get_report
+from analytics.warehouse import WarehouseError
 from dashboard import cache, report_render, widgets
 
 token = st.query_params.get("report", "")
 try:
     snapshot = get_report(cache.warehouse(), token)
-except ReportRevokedError:
-    st.error("This report link was revoked. Ask whoever shared it for a new one.", icon="🚫")
+except ReportRevokedError as exc:
+    what = "expired" if "expired" in str(exc) else "was revoked"
+    st.error(f"This report link {what}. Ask whoever shared it for a new one.", icon="🚫")
+    st.stop()
+except WarehouseError as exc:  # refused (e.g. a signed-in person without a role)
+    st.error(widgets.md_escape(exc), icon="🚫")
     st.stop()
 except ReportError as exc:
     msg = str(exc)

@@ -12,7 +12,7 @@ import datetime as dt
 import pandas as pd
 import streamlit as st
 
-from analytics import formatting
+from analytics import access, formatting
 from analytics.reports import build_report, create_report, list_reports, report_id, revoke_report
 from analytics.segments.store import list_segments
 from dashboard import cache, report_render, widgets
@@ -103,10 +103,17 @@ def _make_report(wh, dataset: str, first_day, last_day, tokens: dict) -> None:
     c1.download_button("Download the HTML file", data=report_render.html_download(snapshot), file_name=file_name,
                        mime="text/html", icon="⬇️", on_click="ignore", key="reports_download",
                        help="One self-contained file (charts included) that opens offline in any browser.")
-    if c2.button("Create a permalink", icon="🔗", key="reports_permalink"):
+    may_link = widgets.may("report", dataset)
+    never = c2.checkbox("The link never expires", value=True, key="reports_never_expires", disabled=not may_link)
+    expires = None if never else c2.date_input(
+        "The link works through", value=dt.date.today() + dt.timedelta(days=30), min_value=dt.date.today(),
+        key="reports_expires")
+    if not may_link:
+        widgets.needs_role("report")
+    elif c2.button("Create a permalink", icon="🔗", key="reports_permalink"):
         try:
-            token = create_report(wh, snapshot)
-        except ValueError as exc:
+            token = create_report(wh, snapshot, expires=expires)
+        except (ValueError, access.WarehouseError) as exc:
             widgets.show_error(widgets.md_escape(exc), "No permalink")
         else:
             tokens[report_id(wh, token)] = token
@@ -128,9 +135,11 @@ def _list_reports(wh, tokens: dict) -> None:
                         for i, h in zip(view["id"], view["token_hint"])]
         view["as_of"] = [formatting.date(d) if pd.notna(d) else "–" for d in view["as_of"]]
         titles = {"id": "Report", "title": "Title", "kind": "Kind", "dataset": "Dataset", "as_of": "Data as of",
-                  "created_at": "Created (UTC)", "status": "Status", "link": "Link"}
+                  "created_at": "Created (UTC)", "expires_at": "Expires (UTC)", "status": "Status",
+                  "link": "Link"}
         st.dataframe(view[list(titles)].rename(columns=titles), hide_index=True, width="stretch",
                      column_config={"Created (UTC)": st.column_config.DatetimeColumn(format="D MMM YYYY, HH:mm"),
+                                    "Expires (UTC)": st.column_config.DatetimeColumn(format="D MMM YYYY, HH:mm"),
                                     "Link": st.column_config.TextColumn(width="large")})
         active = reports[reports["status"] == "active"]
         if active.empty:
@@ -141,7 +150,7 @@ def _list_reports(wh, tokens: dict) -> None:
             if st.button("Revoke its link", icon="🚫", key="reports_revoke"):
                 try:
                     revoke_report(wh, report_id=rid, now=dt.datetime.now(dt.timezone.utc).replace(tzinfo=None))
-                except ValueError as exc:
+                except (ValueError, access.WarehouseError) as exc:
                     widgets.show_error(widgets.md_escape(exc), "Not revoked")
                 else:
                     st.toast(f"Report #{rid} revoked: its link now says so.", icon="🚫")

@@ -502,6 +502,9 @@ def _holdout(dataset, unit, first_day, last_day, purchase_model, penalizer, mode
 
 def _tab_export(dataset, scorer, result, expected, models, prob, predictions, prediction, segment_map,
                 rules_used, as_of) -> None:
+    if not widgets.may("export", dataset):
+        st.info("Customer-level exports need the analyst role.", icon="🔒")
+        return
     st.markdown(
         f"Every customer ({scorer.n:,}) with all scores; the parameters are included as `param_*` columns "
         "(CSV) and as file metadata (Parquet). CSV cells that a spreadsheet would run as formulas "
@@ -540,6 +543,7 @@ def _tab_export(dataset, scorer, result, expected, models, prob, predictions, pr
     def _params_json(meta=meta) -> str:
         return json.dumps(meta, indent=2, default=str)
 
+    _csv, _parquet = widgets.deferred(_csv), widgets.deferred(_parquet)
     d1, d2, d3 = st.columns(3)
     d1.download_button("Download CSV", data=_csv, file_name=f"{stem}.csv", mime="text/csv",
                        on_click="ignore", icon="⬇️", key="value_dl_csv")

@@ -38,30 +38,31 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def _serve_command(port: int) -> list[str]:
+def _serve_command(port: int, extra: tuple[str, ...] | list[str] = ()) -> list[str]:
     exe = Path(sys.executable).with_name("valuescope")
     base = [str(exe)] if exe.exists() else [sys.executable, "-m", "analytics.cli"]
     return base + [
         "serve", "--server.port", str(port), "--server.headless", "true",
-        "--server.address", "127.0.0.1", "--server.fileWatcherType", "none",
+        "--server.address", "127.0.0.1", "--server.fileWatcherType", "none", *extra,
     ]
 
 
 @contextlib.contextmanager
 def running_app(db: Path, *, skip_sample: bool = False, timeout: float = 90.0,
-                prepare: str = "inline") -> Iterator[str]:
+                prepare: str = "inline", port: int | None = None, extra: tuple[str, ...] | list[str] = (),
+                env: dict | None = None) -> Iterator[str]:
     """Run the app against warehouse ``db``; yield its base URL; stop it afterwards.
 
     ``prepare``: ``"inline"`` (default: a page computes what the preparation step has not stored
     yet itself, so a flow never waits for a background job) or ``"background"`` (as in
     production: pages say what is being prepared until the background job has stored it)."""
-    port = free_port()
-    env = dict(os.environ, VALUESCOPE_DB=str(db), PYTHONUNBUFFERED="1", VALUESCOPE_PREPARE=prepare)
+    port = port or free_port()
+    env = dict(os.environ, VALUESCOPE_DB=str(db), PYTHONUNBUFFERED="1", VALUESCOPE_PREPARE=prepare, **(env or {}))
     if skip_sample:
         env["VALUESCOPE_SKIP_SAMPLE"] = "1"
     log_path = Path(db).with_suffix(".server.log")
     log = open(log_path, "wb")
-    proc = subprocess.Popen(_serve_command(port), cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(_serve_command(port, extra), cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + timeout

@@ -1,0 +1,160 @@
+"""Sign-in for a shared deployment: Streamlit's own ``st.login`` / ``st.user`` (OpenID Connect).
+
+Configured by an ``[auth]`` table in ``.streamlit/secrets.toml`` (``redirect_uri``,
+``cookie_secret``, ``client_id``, ``client_secret``, ``server_metadata_url``, or one sub-table per
+provider), plus Valuescope's own ``[valuescope]`` table: ``admins`` (the first admins),
+``group_claim`` and ``group_roles`` (a role from the identity token's groups), ``default_role``,
+``default_datasets``. Without ``[auth]`` the app is the single-person local tool and everyone
+who opens it acts as :data:`analytics.access.LOCAL`.
+
+With sign-in, :func:`gate` runs at the top of every script run: a request without a signed-in
+identity sees only the sign-in page; a signed-in identity becomes the caller of this session
+(``analytics.access.sign_in``, once per session), whose role the library checks at every call.
+"""
+from __future__ import annotations
+
+import time
+
+import streamlit as st
+
+from analytics import access
+
+#: session-state key of this session's signed-in caller (and the identity it was made for)
+CALLER_KEY = "_vs_caller"
+REQUIRED = ("redirect_uri", "cookie_secret")
+PROVIDER_KEYS = ("client_id", "client_secret", "server_metadata_url")
+
+
+def _secrets() -> dict:
+    try:
+        return st.secrets.to_dict()
+    except Exception:  # no secrets file at all: the local single-person app
+        return {}
+
+
+def auth_section() -> dict | None:
+    """The ``[auth]`` table of the secrets (None: sign-in is not configured)."""
+    section = _secrets().get("auth")
+    return dict(section) if isinstance(section, dict) and section else None
+
+
+def configured() -> bool:
+    return auth_section() is not None
+
+
+def providers(section: dict) -> list[str | None]:
+    """The providers to offer: None for a single provider configured in ``[auth]`` itself, else the
+    names of its sub-tables."""
+    named = [k for k, v in section.items() if isinstance(v, dict)]
+    return [None] if "client_id" in section or not named else named
+
+
+def config_problems(section: dict) -> list[str]:
+    """What is missing from the ``[auth]`` table, in words (empty: complete)."""
+    problems = [f"[auth] needs {k}" for k in REQUIRED if not section.get(k)]
+    for name in providers(section):
+        table = section if name is None else section[name]
+        where = "[auth]" if name is None else f"[auth.{name}]"
+        problems += [f"{where} needs {k}" for k in PROVIDER_KEYS if not table.get(k)]
+    secret = str(section.get("cookie_secret") or "")
+    if secret and len(secret) < 32:
+        problems.append("[auth] cookie_secret is too short (use at least 32 random characters)")
+    return problems
+
+
+def policy() -> access.SignInPolicy:
+    return access.SignInPolicy.from_config(_secrets().get("valuescope") or {})
+
+
+def _claims() -> dict:
+    try:
+        return dict(st.user.to_dict())
+    except Exception:
+        return {}
+
+
+def _expired(claims: dict) -> bool:
+    exp = claims.get("exp")
+    try:
+        return exp is not None and float(exp) < time.time()
+    except (TypeError, ValueError):
+        return False
+
+
+def gate(wh) -> access.Caller:
+    """The caller of this script run (see the module docstring); stops the run on the sign-in page
+    when nobody is signed in, or with a message when the signed-in identity may not use the app."""
+    section = auth_section()
+    if section is None:
+        access.set_default(access.LOCAL)
+        access.set_current(access.LOCAL, wh)
+        return access.LOCAL
+    access.set_default(None)  # shared: work started without a caller is refused
+    access.set_current(None, wh)
+    claims = _claims()
+    if not claims.get("is_logged_in"):
+        st.session_state.pop(CALLER_KEY, None)
+        sign_in_page(section)
+        st.stop()
+    if _expired(claims):
+        st.session_state.pop(CALLER_KEY, None)
+        sign_in_page(section, note="Your sign-in has expired (the identity token is past its expiry time). "
+                                   "Sign in again.")
+        st.stop()
+    who = (claims.get("email"), claims.get("sub"))
+    held = st.session_state.get(CALLER_KEY)
+    if held is None or held[0] != who:
+        try:
+            caller = access.sign_in(wh, claims, policy())
+        except access.WarehouseError as exc:
+            refused(str(exc))
+            st.stop()
+        held = (who, caller)
+        st.session_state[CALLER_KEY] = held
+    caller = held[1]
+    if access.role_of(wh, caller) is None:  # removed since sign-in
+        st.session_state.pop(CALLER_KEY, None)
+        refused(f"{caller.id} no longer has a role in Valuescope: ask an admin to add you again")
+        st.stop()
+    access.set_current(caller, wh)
+    return caller
+
+
+def sign_in_page(section: dict, note: str | None = None) -> None:
+    """The only thing a request without a signed-in identity sees."""
+    st.title("Valuescope")
+    st.subheader("Sign in")
+    problems = config_problems(section)
+    if problems:
+        st.error("Sign-in is configured in .streamlit/secrets.toml but incomplete: " + "; ".join(problems)
+                 + ". Nobody can sign in until it is fixed.", icon="🚫")
+        return
+    if note:
+        st.warning(note, icon="⏱️")
+    st.write("Valuescope holds customer-level data: sign in with your company account to continue.")
+    for name in providers(section):
+        label = "Sign in" if name is None else f"Sign in with {name}"
+        if st.button(label, key=f"sign_in_{name or 'default'}", type="primary", icon="🔑"):
+            st.login() if name is None else st.login(name)
+    st.caption("If signing in brings you back to this page, the identity provider refused Valuescope's "
+               "client (check client_id, client_secret and server_metadata_url in [auth]); the server log "
+               "says why.")
+
+
+def refused(message: str) -> None:
+    st.title("Valuescope")
+    st.error(message, icon="🚫")
+    if st.button("Sign out", key="sign_out_refused"):
+        st.logout()
+
+
+def account_box(caller: access.Caller, wh) -> None:
+    """Who is signed in, their role, and a sign-out button (sidebar, shared mode only)."""
+    if caller.trusted:
+        return
+    role = access.role_of(wh, caller) or "no role"
+    with st.sidebar:
+        st.caption(f"Signed in as **{caller.label()}** ({role})")
+        if st.button("Sign out", key="sign_out", icon="🚪"):
+            st.session_state.pop(CALLER_KEY, None)
+            st.logout()

@@ -1,0 +1,98 @@
+"""AppTest: sign-in configured in the secrets — the sign-in page for a request without an identity, the
+Admin page (people, grants, the last admin, report links, the audit trail) and what a viewer sees."""
+from __future__ import annotations
+
+import time
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from analytics import access
+from tests.dashboard.conftest import APP, TIMEOUT, insert_events, synthetic_rows
+
+AUTH = {"redirect_uri": "http://127.0.0.1:8501/oauth2callback", "cookie_secret": "x" * 40,
+        "client_id": "valuescope", "client_secret": "s3cret",
+        "server_metadata_url": "http://127.0.0.1:9/.well-known/openid-configuration"}
+CONFIG = {"admins": ["ada@example.com"]}
+ADA = {"is_logged_in": True, "email": "ada@example.com", "name": "Ada", "sub": "1"}
+VIC = {"is_logged_in": True, "email": "vic@example.com", "name": "Vic", "sub": "2"}
+
+
+@pytest.fixture
+def shop(app_wh):
+    insert_events(app_wh, "shop", synthetic_rows(30))
+    insert_events(app_wh, "secret", synthetic_rows(10, seed=2))
+    yield app_wh
+    access.set_default(access.LOCAL)  # the app set "nobody" as this process's default
+
+
+def _app(user=None, auth=AUTH, page=None):
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.secrets["auth"] = dict(auth)
+    at.secrets["valuescope"] = dict(CONFIG)
+    if user is not None:
+        at.user = dict(user)
+    if page:
+        at.switch_page(page)
+    return at.run()
+
+
+def test_without_sign_in_only_the_sign_in_page(shop):
+    at = _app({"email": "someone@example.com"})  # not logged in
+    assert not at.exception, at.exception
+    assert [b.key for b in at.button] == ["sign_in_default"]
+    assert not at.sidebar.selectbox and not at.dataframe
+    at = _app(None, page="views/data.py")
+    assert [b.key for b in at.button] == ["sign_in_default"] and not at.dataframe
+
+
+def test_incomplete_configuration_is_named(shop):
+    at = _app({}, auth={"redirect_uri": AUTH["redirect_uri"], "client_id": "x"})
+    assert "cookie_secret" in at.error[0].value and "client_secret" in at.error[0].value
+    assert not at.button
+
+
+def test_expired_sign_in_and_no_role(shop):
+    at = _app(dict(ADA, exp=int(time.time()) - 60))
+    assert "expired" in at.warning[0].value and [b.key for b in at.button] == ["sign_in_default"]
+    at = _app({"is_logged_in": True, "email": "stranger@example.com"})
+    assert "has no role" in at.error[0].value
+    assert [b.key for b in at.button] == ["sign_out_refused"]
+
+
+def test_admin_manages_people_grants_and_reads_the_trail(shop):
+    at = _app(ADA, page="views/admin.py")
+    assert not at.exception, at.exception
+    people = at.tabs[0].dataframe[0].value
+    assert list(people["id"]) == ["ada@example.com"] and people["role"][0] == "admin"
+    at.text_input(key="admin_person_id").set_value("vic@example.com")
+    at.selectbox(key="admin_person_role").set_value("viewer")
+    at.button[0].click().run()  # the form's submit button
+    assert not at.exception, at.exception
+    assert at.success[0].value.endswith("is now viewer") and "vic@example" in at.success[0].value
+    at.selectbox(key="admin_grant_who").set_value("vic@example.com")
+    at.selectbox(key="admin_grant_dataset").set_value("shop").run()
+    at.button(key="admin_grant").click().run()
+    assert "may now see shop" in at.success[0].value
+    at.selectbox(key="admin_remove_who").set_value("ada@example.com").run()
+    at.button(key="admin_remove").click().run()
+    assert "last admin" in at.error[0].value
+    trail = at.tabs[3].dataframe[0].value
+    assert {"sign_in", "set_role", "grant"} <= set(trail["action"])
+    assert "remove_person" not in set(trail["action"])  # the refused removal wrote nothing
+    assert at.get("download_button")
+
+
+def test_a_viewer_sees_granted_data_without_exports_or_admin(shop):
+    with access.acting_as(access.SYSTEM):
+        access.set_person(shop, "vic@example.com", "viewer")
+        access.grant(shop, "vic@example.com", "shop")
+    at = _app(VIC, page="views/data.py")
+    assert not at.exception, at.exception
+    assert at.sidebar.selectbox(key="dataset").options == ["shop"]
+    assert list(at.dataframe[0].value["dataset"]) == ["shop"]
+    assert any("needs the analyst role" in i.value for i in at.info)  # no loading
+    assert not [b for b in at.get("download_button")]
+    captions = " ".join(c.value for c in at.caption)
+    assert "needs the analyst role" in captions and "needs the admin role" in captions
+    assert "Signed in as **Vic** (viewer)" in " ".join(c.value for c in at.sidebar.caption)
