@@ -156,11 +156,11 @@ def on_warehouse(wh) -> Iterator[Any]:
 def current_warehouse():
     """This context's warehouse, else the only one this process has open (None: not known)."""
     wh = _WAREHOUSE.get()
-    if wh is not None:
+    if wh is not None and not getattr(wh, "closed", False):
         return wh
     from analytics import warehouse
 
-    open_ = list(warehouse._WAREHOUSES.values())
+    open_ = [w for w in warehouse._WAREHOUSES.values() if not getattr(w, "closed", False)]
     return open_[0] if len(open_) == 1 else None
 
 
@@ -556,10 +556,10 @@ def _salt(wh) -> str:
 
 
 def present(wh, obj: Any, caller: Caller | None = None) -> Any:
-    """``obj`` as the caller may see it: for a caller without ``raw_ids`` a DataFrame's customer
-    ids (column or index) are pseudonymised and its personal columns dropped; anything else is
-    returned as it is."""
-    if not isinstance(obj, pd.DataFrame):
+    """``obj`` as the caller may see it: for a caller without ``raw_ids`` a customer-level table's
+    customer ids (column or index) are pseudonymised and its personal columns dropped; anything else
+    is returned as it is."""
+    if not is_customer_level(obj):
         return obj
     caller = current() if caller is None else caller
     if may(wh, "raw_ids", caller=caller):

@@ -159,7 +159,7 @@ def _run(args: argparse.Namespace) -> int:
     if caller is None or caller.kind not in ("cli",):
         caller = access.cli_caller()
     try:
-        with access.acting_as(caller):
+        with access.acting_as(caller), access.on_warehouse(None):  # the command's warehouse, for this command
             return int(args.func(args) or 0)
     except _user_error_types() as exc:
         print(f"valuescope {args.command}: error: {exc}", file=sys.stderr)

@@ -431,7 +431,11 @@ class Warehouse:
         held = self._writing
         return None if held is None else held.get("what")
 
+    #: set by :meth:`close`
+    closed = False
+
     def close(self) -> None:
+        self.closed = True
         self._con.close()
 
     # -- schema ------------------------------------------------------------

@@ -62,6 +62,29 @@ def config_problems(section: dict) -> list[str]:
     return problems
 
 
+@st.cache_data(ttl=60, show_spinner=False)
+def discovery_problem(url: str) -> str | None:
+    """Why the provider's discovery document at ``url`` cannot be used (None: it can); looked up at
+    most once a minute, so a wrong ``server_metadata_url`` is named on the sign-in page instead of
+    failing behind the Sign in button."""
+    import json
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(url, timeout=5) as r:
+            meta = json.loads(r.read().decode("utf-8"))
+    except urllib.error.HTTPError as exc:
+        return f"it answers HTTP {exc.code}"
+    except (urllib.error.URLError, OSError) as exc:
+        return f"it cannot be reached ({getattr(exc, 'reason', exc)})"
+    except ValueError:
+        return "it is not a JSON discovery document"
+    missing = [k for k in ("issuer", "authorization_endpoint", "token_endpoint", "jwks_uri")
+               if not isinstance(meta, dict) or not meta.get(k)]
+    return f"the discovery document lacks {', '.join(missing)}" if missing else None
+
+
 def policy() -> access.SignInPolicy:
     return access.SignInPolicy.from_config(_secrets().get("valuescope") or {})
 
@@ -129,6 +152,15 @@ def sign_in_page(section: dict, note: str | None = None) -> None:
         st.error("Sign-in is configured in .streamlit/secrets.toml but incomplete: " + "; ".join(problems)
                  + ". Nobody can sign in until it is fixed.", icon="🚫")
         return
+    for name in providers(section):
+        table = section if name is None else section[name]
+        problem = discovery_problem(str(table["server_metadata_url"]))
+        if problem:
+            where = "[auth]" if name is None else f"[auth.{name}]"
+            st.error(f"The identity provider's discovery URL in {where} (server_metadata_url = "
+                     f"{widgets_escape(table['server_metadata_url'])}) does not work: {widgets_escape(problem)}. "
+                     "Check the URL in .streamlit/secrets.toml; nobody can sign in until it works.", icon="🚫")
+            return
     if note:
         st.warning(note, icon="⏱️")
     st.write("Valuescope holds customer-level data: sign in with your company account to continue.")
@@ -139,6 +171,12 @@ def sign_in_page(section: dict, note: str | None = None) -> None:
     st.caption("If signing in brings you back to this page, the identity provider refused Valuescope's "
                "client (check client_id, client_secret and server_metadata_url in [auth]); the server log "
                "says why.")
+
+
+def widgets_escape(text) -> str:
+    from dashboard.widgets import md_escape
+
+    return md_escape(text)
 
 
 def refused(message: str) -> None:

@@ -135,6 +135,11 @@ def send_list(wh: Warehouse | None, targets: pd.DataFrame, *, dataset: str | Non
     out = pd.DataFrame({"customer_id": ids})
     note = None
     if include_email:
+        if wh is not None and may_see_personal_data:
+            from analytics import access
+
+            # the caller's word is not enough: the library checks the role too (analyst or admin)
+            may_see_personal_data = access.may(wh, "raw_ids")
         if not may_see_personal_data:
             note = "no email column: your role may not see personal data"
         elif wh is None or not dataset:

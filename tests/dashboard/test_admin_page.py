@@ -18,8 +18,18 @@ ADA = {"is_logged_in": True, "email": "ada@example.com", "name": "Ada", "sub": "
 VIC = {"is_logged_in": True, "email": "vic@example.com", "name": "Vic", "sub": "2"}
 
 
+@pytest.fixture(scope="module")
+def provider():
+    """The test suite's OpenID Connect provider: the sign-in page reads its discovery document."""
+    from tests.oidc_provider import Provider
+
+    with Provider().running() as p:
+        AUTH["server_metadata_url"] = p.discovery_url
+        yield p
+
+
 @pytest.fixture
-def shop(app_wh):
+def shop(app_wh, provider):
     insert_events(app_wh, "shop", synthetic_rows(30))
     insert_events(app_wh, "secret", synthetic_rows(10, seed=2))
     yield app_wh
@@ -96,3 +106,22 @@ def test_a_viewer_sees_granted_data_without_exports_or_admin(shop):
     captions = " ".join(c.value for c in at.caption)
     assert "needs the analyst role" in captions and "needs the admin role" in captions
     assert "Signed in as **Vic** (viewer)" in " ".join(c.value for c in at.sidebar.caption)
+
+
+def test_a_wrong_discovery_url_is_named_on_the_sign_in_page(shop, provider):
+    at = _app({}, auth=dict(AUTH, server_metadata_url=provider.issuer + "/nowhere"))
+    assert "discovery URL" in at.error[0].value and "HTTP 404" in at.error[0].value
+    assert not at.button
+
+
+def test_a_viewer_sees_pseudonymised_customer_ids(shop):
+    with access.acting_as(access.SYSTEM):
+        access.set_person(shop, "vic@example.com", "viewer")
+        access.grant(shop, "vic@example.com", "shop")
+    raw = {r[0] for r in shop.cursor().execute("SELECT DISTINCT customer_id FROM events").fetchall()}
+    at = _app(VIC, page="views/explorer.py")
+    assert not at.exception, at.exception
+    tables = [d.value for d in at.dataframe if "Customer" in d.value.columns]
+    assert tables, [list(d.value.columns) for d in at.dataframe]
+    shown = set(tables[0]["Customer"].astype(str))
+    assert shown and not shown & raw and all(c.startswith("c-") for c in shown)
