@@ -4,6 +4,7 @@ form and see what their role allows; a tampered session cookie is refused."""
 from __future__ import annotations
 
 import re
+import time
 
 import pytest
 
@@ -154,3 +155,36 @@ def test_a_tampered_session_cookie_is_refused(app, browser):
     expect(page.get_by_role("button", name=re.compile("Sign in"))).to_be_visible(timeout=60_000)
     _wait(page, expect)
     assert page.get_by_text(re.compile("Signed in as")).count() == 0
+
+
+def _sign_in_refused(page, expect, base: str, email: str) -> None:
+    """The provider's form is filled but the app does not sign anyone in: back on the sign-in page."""
+    page.goto(base + "/")
+    page.get_by_role("button", name=re.compile("Sign in")).click()
+    page.wait_for_selector("#login", timeout=30_000)
+    page.fill("#login", email)
+    page.click("#submit")
+    expect(page.get_by_role("button", name=re.compile("Sign in"))).to_be_visible(timeout=60_000)
+    _wait(page, expect)
+    assert page.get_by_text(re.compile("Signed in as")).count() == 0
+
+
+@pytest.mark.slow
+def test_an_expired_id_token_or_a_wrong_client_secret_signs_nobody_in(app, browser):
+    from playwright.sync_api import expect
+
+    base, db, provider = app
+    provider.expired_tokens = True
+    n = len(provider.issued)
+    try:
+        _sign_in_refused(browser.new_context().new_page(), expect, base, "ada@example.com")
+    finally:
+        provider.expired_tokens = False
+    assert len(provider.issued) == n + 1 and provider.issued[-1]["exp"] < time.time()  # issued, refused by the app
+    right = provider.client_secret
+    provider.client_secret = "rotated at the provider"  # the app's configured secret is now wrong
+    try:
+        _sign_in_refused(browser.new_context().new_page(), expect, base, "ada@example.com")
+    finally:
+        provider.client_secret = right
+    assert len(provider.issued) == n + 1  # the provider refused the client: no token at all
