@@ -5,9 +5,15 @@ address when it starts on a wildcard address (``--server.address 0.0.0.0``) and 
 checks a browser origin it does not know. Valuescope never needs that address (it shows
 the local and network URLs), and a start must not call out, so the lookup is replaced by
 "unknown" before Streamlit runs. ``valuescope serve`` starts the app through this module.
+
+Under ``valuescope serve`` the server process also opens the warehouse and starts its job
+server (:mod:`analytics.jobserver`) before Streamlit serves anything, so a CLI command run
+before anyone opened the app is handed to the app too, instead of taking the file itself and
+leaving the first page with "warehouse unavailable".
 """
 from __future__ import annotations
 
+import os
 import sys
 
 
@@ -18,8 +24,24 @@ def no_external_ip() -> None:
     net_util.get_external_ip = lambda: None
 
 
+def own_warehouse() -> None:
+    """Open the warehouse in this process and serve CLI commands for it (``valuescope serve``).
+    A warehouse another process holds right now is left to the pages, which retry on each run."""
+    from analytics import jobserver
+    from analytics.warehouse import default_db_path, get_warehouse
+
+    try:
+        wh = get_warehouse(str(default_db_path().resolve()))
+    except Exception as exc:  # locked, no key, a damaged file: the pages say so in words
+        print(f"note: the warehouse is not open yet ({exc}); the app opens it on the first page", file=sys.stderr)
+        return
+    jobserver.start(wh)
+
+
 def main(argv: list[str] | None = None) -> int:
     no_external_ip()
+    if os.environ.get("VALUESCOPE_SERVE") == "1":
+        own_warehouse()
     from streamlit.web import cli
 
     sys.argv = ["streamlit", *(sys.argv[1:] if argv is None else argv)]

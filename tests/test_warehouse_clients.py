@@ -250,3 +250,22 @@ def test_writers_in_one_process_take_turns_and_the_second_is_told(tmp_path):
     assert order == ["first in", "first out", "second in"]
     assert len(told) == 1 and told[0].startswith("the load into 'a' (since ")
     wh.close()
+
+
+def test_serve_hands_cli_commands_over_before_anyone_opens_the_app(tmp_path):
+    """`valuescope serve` owns the warehouse from its start: a CLI command run before the first
+    browser session is handed to the server (it does not take the file itself)."""
+    import subprocess
+    import sys
+
+    from tests.browser.server import running_app
+
+    db = tmp_path / "served.duckdb"
+    with running_app(db, timeout=180):
+        info = jobserver.find_server(db)
+        assert info is not None, "no job server announced before any session"
+        out = subprocess.run([sys.executable, "-m", "analytics.cli", "datasets", "--db", str(db)],
+                             capture_output=True, text=True, timeout=120)
+        # the server holds the file: a CLI that opened it itself would exit 2 with the lock message
+        assert out.returncode == 0, out.stderr
+        assert "sample" in out.stdout
