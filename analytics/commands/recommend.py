@@ -1,7 +1,7 @@
 """``valuescope recommend``: recommendations, their holdout evaluation and the default model, headless.
 
     valuescope recommend items --dataset D --customer ID [--customer ID ...] [--customers-file FILE]
-        [--model auto|popularity|recent_popularity|item_cf|item_knn|als|bpr|sequence] [--n 10]
+        [--model auto|popularity|recent_popularity|item_cf|item_knn|ease|als|bpr|blend|sequence] [--n 10]
         [--category CAT] [--as-of DAY] [--include-purchased] [--names] [--out FILE.csv] [--json]
     valuescope recommend similar --dataset D --item ID [--n 10] [--as-of DAY]
     valuescope recommend evaluate --dataset D [--split DAY --end DAY | --days 90] [--k 10]
@@ -24,7 +24,8 @@ from pathlib import Path
 
 from analytics.cli import UserError, add_db_argument, open_warehouse
 
-MODEL_CHOICES = ("auto", "popularity", "recent_popularity", "item_cf", "item_knn", "als", "bpr", "sequence")
+MODEL_CHOICES = ("auto", "popularity", "recent_popularity", "item_cf", "item_knn", "ease", "als", "bpr", "blend",
+                 "sequence")
 
 
 def register(sub) -> None:

@@ -208,7 +208,8 @@ def _fold_days(lo: pd.Timestamp, end: pd.Timestamp, wanted: int | None, default:
 
 def validate_models(wh: Warehouse, dataset: str, end, k: int = 10, *, families=None,
                     grid: Mapping[str, list[dict]] | None = None, fold_days: int | None = None, folds: int = 1,
-                    step_days: int | None = None, exclude_purchased: bool = True, weights=None, sequence_params: Mapping | None = None,
+                    step_days: int | None = None, exclude_purchased: bool = True, weights=None,
+                    sequence_params: Mapping | None = None,
                     progress: Callable[[dict], None] | None = None,
                     should_stop: Callable[[], bool] | None = None) -> Validation:
     """Score every candidate setting on validation windows that end at ``end`` (exclusive).
@@ -458,13 +459,15 @@ def fit_default(wh: Warehouse, dataset: str, end, choice: Mapping, *, weights=No
 
 #: what campaigns choose among (seconds on the bundled sample): the slow families (BPR, the sequence
 #: model) are compared in the full evaluation, not refitted for every campaign day
-CAMPAIGN_FAMILIES = ("popularity", "recent_popularity", "item_cf", "item_knn", "als", "blend")
+CAMPAIGN_FAMILIES = ("popularity", "recent_popularity", "item_cf", "item_knn", "ease", "als", "blend")
 CAMPAIGN_GRID: dict[str, list[dict]] = {
     "recent_popularity": [{"days": 30}],
     "item_cf": [{"shrinkage": 25.0}],
     "item_knn": [{"K": 100}],
+    "ease": [{"l2": 300.0}],
     "als": [{"weighting": "bm25", "factors": 64}],
-    "blend": [{"base": "item_knn", "base_params": {"K": 100}, "days": 14, "weight": 0.5},
+    "blend": [{"base": "ease", "base_params": {"l2": 300.0}, "days": 14, "weight": 0.3},
+              {"base": "item_knn", "base_params": {"K": 100}, "days": 14, "weight": 0.5},
               {"base": "item_knn", "base_params": {"K": 100}, "days": 30, "weight": 0.3}],
 }
 
