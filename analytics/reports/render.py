@@ -325,8 +325,9 @@ def _report_figures(snapshot: dict) -> dict[str, dict]:
                               ("top_items", "item_id", "Top items by net revenue")):
         rows = snapshot[key]
         if rows:
-            shown = [(item_label(r) if key == "top_items" else r[label]) for r in rows]
-            shown = [t if len(t) <= 40 else t[:39] + "…" for t in map(str, shown)]
+            shown = [str(r[label]) for r in rows]
+            if key == "top_items":  # names (or descriptions) loaded with the data, long ones cut for the axis
+                shown = [t if len(t) <= 60 else t[:59] + "…" for t in map(item_label, rows)]
             figs[key] = {
                 "data": [{"type": "bar", "orientation": "h", "y": [chart_text(t) for t in shown],
                           "x": [r["revenue"] for r in rows], "name": name, "marker": {"color": SEGMENT_COLOR},
