@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 
 
 def no_external_ip() -> None:
@@ -38,10 +39,36 @@ def own_warehouse() -> None:
     jobserver.start(wh)
 
 
+#: what the pages' first runs import (scikit-learn and SciPy for the CLV models, Plotly for the
+#: charts, PyArrow for prepared frames): seconds of imports a first visit after a start waited for
+WARM_MODULES = ("plotly.graph_objects", "pyarrow.parquet", "sklearn.base", "scipy.stats", "scipy.special",
+                "analytics.prepare", "analytics.scores", "analytics.clv", "analytics.valuation",
+                "analytics.diagnostics", "analytics.explorer", "analytics.periods", "analytics.formatting")
+
+
+def warm_imports(modules=WARM_MODULES) -> threading.Thread:
+    """Import the pages' heavy modules in a background thread while Streamlit starts, so the first
+    visit after a start does not wait for them (a module still loading when a page needs it is
+    simply waited for, as it would have been). A module that fails to import is left to the page."""
+    def run():
+        import importlib
+
+        for name in modules:
+            try:
+                importlib.import_module(name)
+            except Exception:  # the page that needs it reports it in words
+                pass
+
+    t = threading.Thread(target=run, name="valuescope-warm-imports", daemon=True)
+    t.start()
+    return t
+
+
 def main(argv: list[str] | None = None) -> int:
     no_external_ip()
     if os.environ.get("VALUESCOPE_SERVE") == "1":
         own_warehouse()
+        warm_imports()
     from streamlit.web import cli
 
     sys.argv = ["streamlit", *(sys.argv[1:] if argv is None else argv)]
