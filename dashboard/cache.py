@@ -115,6 +115,18 @@ def changed(dataset: str | None = None) -> None:
         prepare.start(warehouse(), dataset)
 
 
+def _key(dataset: str, *parts: str) -> str:
+    """The version key of a result derived from frames as this caller sees them: viewers' pseudonymised
+    frames and everyone else's raw ones are cached apart (never one handed to the other)."""
+    view = "" if access.may(warehouse(), "raw_ids") else "|pseudonymised"
+    return version(dataset).key(*parts) + view
+
+
+def _seen(out):
+    """A derived result as the caller may see it (``analytics.access.present``)."""
+    return access.present(warehouse(), out)
+
+
 class _NotReady(Exception):
     """A prepared result is not stored yet (never cached: the next run looks again)."""
 
@@ -139,18 +151,20 @@ def _wrap(fn: Callable, parts: tuple[str, ...] = ("data",), *, resource: bool = 
     cached.__qualname__ = cached.__name__ = f"cached_{label}"  # one cache per wrapper
     cached = decorate(show_spinner=spinner, max_entries=max_entries)(cached)
 
-    def call(dataset: str, *args, **kw):
+    def call(dataset: str, *args, _raw: bool = False, **kw):
         # the cache is shared by every session: the caller's right to read the dataset is checked on
         # every call (a cached result skips the library's own checks), and what comes back is what the
-        # caller may see (pseudonymised ids and no personal columns for a viewer)
+        # caller may see (pseudonymised ids and no personal columns for a viewer). ``_raw``: the stored
+        # result itself, for a wrapper below that derives from it and presents its own result.
         wh = warehouse()
         access.require(wh, "read", dataset)
+        seen = (lambda out: out) if _raw else (lambda out: access.present(wh, out))
         if prepared:
             kw["compute"] = inline()
         if not prepared:
-            return access.present(wh, cached(db_path(), version(dataset).key(*parts), dataset, *args, **kw))
+            return seen(cached(db_path(), version(dataset).key(*parts), dataset, *args, **kw))
         try:
-            return access.present(wh, cached(db_path(), version(dataset).key(*parts), dataset, *args, **kw))
+            return seen(cached(db_path(), version(dataset).key(*parts), dataset, *args, **kw))
         except _NotReady:
             ensure_prepared(dataset)
             return None
@@ -303,25 +317,25 @@ def campaign_recommender_choice(dataset: str, as_of) -> dict:
                                                     "ratios_vs_popularity": {}, "windows": []})
 
 
-def explorer_frame(dataset: str, as_of):
+def explorer_frame(dataset: str, as_of, *, _raw: bool = False):
     """The customer frame with the latest clusters (no value columns) at ``as_of`` (read-only)."""
-    return _frame(dataset, str(as_of), clusters=True, with_values=False)
+    return _frame(dataset, str(as_of), clusters=True, with_values=False, _raw=_raw)
 
 
-def segments_frame(dataset: str, as_of):
+def segments_frame(dataset: str, as_of, *, _raw: bool = False):
     """The customer frame without clusters (the Segments page joins the run it shows) (read-only)."""
-    return _frame(dataset, str(as_of), clusters=False, with_values=False)
+    return _frame(dataset, str(as_of), clusters=False, with_values=False, _raw=_raw)
 
 
-def segments_value_frame(dataset: str, as_of):
+def segments_value_frame(dataset: str, as_of, *, _raw: bool = False):
     """The customer frame with the value columns (expected value, churn risk, P(alive)...) and without
     clusters (the Segments page joins the run it shows) (read-only)."""
-    return _frame(dataset, str(as_of), clusters=False, with_values=True)
+    return _frame(dataset, str(as_of), clusters=False, with_values=True, _raw=_raw)
 
 
-def campaigns_frame(dataset: str, as_of):
+def campaigns_frame(dataset: str, as_of, *, _raw: bool = False):
     """The customer frame with clusters and the value columns (expected CLV...) (read-only)."""
-    return _frame(dataset, str(as_of), clusters=True, with_values=True)
+    return _frame(dataset, str(as_of), clusters=True, with_values=True, _raw=_raw)
 
 
 def value_models(dataset: str, as_of, unit: str, min_age_months: float | None = None, *,
@@ -366,7 +380,7 @@ def explorer_groups(dataset: str, as_of, column: str):
     frame = explorer_frame(dataset, as_of)
     if frame is None:
         return None
-    return _groups(db_path(), version(dataset).key("data", "clusters"), dataset, str(as_of), column, _frame=frame)
+    return _groups(db_path(), _key(dataset, "data", "clusters"), dataset, str(as_of), column, _frame=frame)
 
 
 @st.cache_resource(show_spinner=False, max_entries=12)
@@ -381,7 +395,7 @@ def explorer_comparison(dataset: str, as_of, column: str, names):
     frame, groups = explorer_frame(dataset, as_of), explorer_groups(dataset, as_of, column)
     if frame is None or groups is None:
         return None
-    return _comparison(db_path(), version(dataset).key("data", "clusters"), dataset, str(as_of), column,
+    return _comparison(db_path(), _key(dataset, "data", "clusters"), dataset, str(as_of), column,
                        tuple(str(n) for n in names), _frame=frame, _groups=groups)
 
 
@@ -397,7 +411,7 @@ def explorer_migration(dataset: str, from_day, to_day, column: str = "rfm_segmen
     if column == "rfm_segment":
         return _rfm_migration(dataset, str(from_day), str(to_day))
     early, late = explorer_frame(dataset, from_day), explorer_frame(dataset, to_day)
-    return _migration(db_path(), version(dataset).key("data", "clusters"), dataset, str(from_day), str(to_day),
+    return _migration(db_path(), _key(dataset, "data", "clusters"), dataset, str(from_day), str(to_day),
                       column, _early=early, _late=late, _history=summary_history(dataset))
 
 
@@ -411,7 +425,7 @@ def _migration(path, key, dataset, from_day, to_day, column, _early, _late, _his
 def explorer_cluster_migration(dataset: str, from_day, to_day, run_id: int):
     """``analytics.explorer.cluster_migration`` of one clustering run between two days."""
     early, late = explorer_frame(dataset, from_day), explorer_frame(dataset, to_day)
-    return _cluster_migration(db_path(), version(dataset).key("data", "clusters"), dataset, str(from_day),
+    return _cluster_migration(db_path(), _key(dataset, "data", "clusters"), dataset, str(from_day),
                               str(to_day), int(run_id), _early=early, _late=late, _history=summary_history(dataset))
 
 
@@ -452,7 +466,8 @@ _first_order = _wrap(prepare.first_order, resource=True, max_entries=4, name="fi
 def first_order(dataset: str, as_of, window: int):
     """(FirstOrderValues, group per new customer, group profiles) of analytics.newcustomers (read-only)."""
     sentiment_info(dataset)
-    return _first_order(dataset, str(as_of), int(window))
+    out = _first_order(dataset, str(as_of), int(window))
+    return out if out is None or not isinstance(out, tuple) else tuple(_seen(x) for x in out)
 
 
 def rescore_sentiment(dataset: str) -> dict:
@@ -468,11 +483,11 @@ def rescore_sentiment(dataset: str) -> dict:
 def negative_reviews(dataset: str, as_of, days: int, share: float):
     """The most negative recent reviews of valuable customers (analytics.reviews.views)."""
     sentiment_info(dataset)
-    frame = explorer_frame(dataset, as_of)
+    frame = explorer_frame(dataset, as_of, _raw=True)
     if frame is None:
         return None
-    return _negative(db_path(), version(dataset).key("data", "clusters"), dataset, str(as_of), int(days),
-                     float(share), _frame=frame)
+    return _seen(_negative(db_path(), version(dataset).key("data", "clusters"), dataset, str(as_of), int(days),
+                           float(share), _frame=frame))
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
@@ -499,12 +514,12 @@ def set_churn_thresholds(dataset: str, thresholds) -> tuple[float, float]:
 def lifecycle_table(dataset: str, as_of):
     """next_order_date, days_to_next_order, churn_band and churn_risk of every customer (analytics.lifecycle);
     None while the customer table is being prepared."""
-    frame = campaigns_frame(dataset, as_of)
+    frame = campaigns_frame(dataset, as_of, _raw=True)
     models = value_models(dataset, as_of, "days")  # ValueError when they cannot be fitted
     if frame is None or models is None:
         return None
-    return _lifecycle(db_path(), version(dataset).key("data", "clusters"), dataset, str(as_of),
-                      tuple(churn_thresholds(dataset)), _frame=frame, _models=models)
+    return _seen(_lifecycle(db_path(), version(dataset).key("data", "clusters"), dataset, str(as_of),
+                            tuple(churn_thresholds(dataset)), _frame=frame, _models=models))
 
 
 @st.cache_data(show_spinner="Expecting every repeat buyer's next order…", max_entries=8)
@@ -528,16 +543,16 @@ def campaign_targets(dataset: str, as_of, spec):
     with the recommended items from the prepared recommender; None while the frame is not ready."""
     from analytics.campaigns import CampaignSpec
 
-    frame = campaigns_frame(dataset, as_of)
+    frame = campaigns_frame(dataset, as_of, _raw=True)
     if frame is None:
         return None
     bare = CampaignSpec.from_dict({**spec.to_dict(), "recommendations": 0, "recommendation_category": None})
     key = version(dataset).key("data", "clusters", "segments")
     targets = _targets(db_path(), key, dataset, str(as_of), _spec_json(bare), _frame=frame)
     if int(spec.recommendations or 0) <= 0:
-        return targets
+        return _seen(targets)
     memo = _items_memo(dataset, as_of, int(spec.recommendations), spec.recommendation_category or "")
-    return _with_items(db_path(), key, dataset, str(as_of), _spec_json(spec), _targets=targets, _memo=memo)
+    return _seen(_with_items(db_path(), key, dataset, str(as_of), _spec_json(spec), _targets=targets, _memo=memo))
 
 
 @st.cache_resource(show_spinner="Selecting and ranking the customers…", max_entries=8)
@@ -583,7 +598,7 @@ def campaign_response_defaults(dataset: str, as_of, spec) -> dict | None:
     frame, targets = campaigns_frame(dataset, as_of), campaign_targets(dataset, as_of, spec)
     if frame is None or targets is None:
         return None
-    key = version(dataset).key("data", "clusters", "segments", "campaigns")
+    key = _key(dataset, "data", "clusters", "segments", "campaigns")
     return _defaults(db_path(), key, dataset, str(as_of), _spec_json(spec), _frame=frame, _targets=targets)
 
 

@@ -449,7 +449,11 @@ def people_table(frame, currency=None, *, kinds: dict | None = None, titles: dic
 def show_table(frame, currency=None, *, kinds: dict | None = None, titles: dict | None = None,
                helps: dict | None = None, missing: dict | None = None, key: str | None = None,
                height=None, hide_index: bool = True, drop_empty: bool = True) -> None:
-    """``frame`` as a table people read (see :func:`people_table`), as wide as the page."""
+    """``frame`` as a table people read (see :func:`people_table`), as wide as the page; a customer-level
+    table as the caller may see it (``analytics.access.present``: pseudonymised ids for a viewer)."""
+    from analytics import access
+
+    frame = access.present(cache.warehouse(), frame)
     shown, config = people_table(frame, currency, kinds=kinds, titles=titles, helps=helps, missing=missing,
                                  drop_empty=drop_empty)
     kw = {} if height is None else {"height": height}

@@ -757,6 +757,8 @@ def _remove_model_files(paths: list[str]) -> None:
     import shutil
 
     for p in paths:
+        if str(p).startswith("warehouse:"):  # kept inside the (encrypted) warehouse: gone with its rows
+            continue
         path = Path(p)
         if path.is_dir():
             shutil.rmtree(path, ignore_errors=True)

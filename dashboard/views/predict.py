@@ -314,6 +314,9 @@ def main() -> None:
     st.caption("Train value and churn predictors on data up to a cut-off and judge them on the holdout that "
                "follows, against the BG/NBD and Pareto/NBD models and naive baselines.")
     dataset, _version, first_day, last_day = widgets.dataset_span_or_stop(needs_events=True)
+    if not widgets.may("model", dataset):  # training reads every customer's history: analysts and admins
+        st.info("Training and judging predictors needs the analyst role.", icon="🔒")
+        st.stop()
     version = cache.version(dataset).events  # a publish changes the data version, not the events
     currency = dataset_currency(cache.warehouse(), dataset).code
 
