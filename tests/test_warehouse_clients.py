@@ -65,6 +65,11 @@ def test_cli_commands_run_in_the_process_that_owns_the_warehouse(served, tmp_pat
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["rows_loaded"] == 30
     assert wh.has_dataset("shop")  # written by this process, on its connection
+    from analytics import access
+
+    with access.acting_as(access.SYSTEM):  # recorded as the command line (a local admin), not as the app's user
+        load_row = access.audit_trail(wh, action="load").iloc[0]
+    assert load_row["actor_kind"] == "cli" and load_row["actor"].startswith("cli:") and load_row["n_rows"] == 30
     # the same through the client function (no new interpreter per command: each costs seconds)
     def run(*args, cwd=None):
         from analytics.cli import _parse, _resolved_paths
