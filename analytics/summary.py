@@ -123,10 +123,12 @@ WITH pday AS (
     GROUP BY customer_id, d
 ),
 pcust AS (
-    -- sums over many rows in day order (and refunds by amount): a plain float sum over parallel
-    -- threads adds in a different order each run and gave totals that differed in the last bits,
-    -- which moved the learned models' fits from one run to the next
-    SELECT customer_id, min(d) AS fp, max(d) AS lp, count(*) AS n_orders, sum(rev ORDER BY d) AS total_revenue,
+    -- sums over many rows exactly, in DECIMAL at 1e-6 (the warehouse's money precision): a plain float
+    -- sum over parallel threads adds in a different order each run and gave totals that differed in
+    -- the last bits, which moved the learned models' fits from one run to the next (an ordered sum,
+    -- sum(rev ORDER BY d), is as exact but took 1.8x as long at 10M events)
+    SELECT customer_id, min(d) AS fp, max(d) AS lp, count(*) AS n_orders,
+           CAST(sum(CAST(rev AS DECIMAL(38, 6))) AS DOUBLE) AS total_revenue,
            arg_min(rev, d) AS first_rev, sum(n) AS n_purchases, min(fe) AS fe, max(le) AS le
     FROM pday
     GROUP BY customer_id
@@ -141,7 +143,7 @@ other AS (
            count(*) FILTER (WHERE event_type = 'cart') AS n_carts,
            count(*) FILTER (WHERE event_type = 'return') AS n_returns,
            count(*) FILTER (WHERE event_type = 'review') AS n_reviews,
-           sum(revenue ORDER BY revenue) FILTER (WHERE event_type = 'return') AS return_revenue,
+           CAST(sum(CAST(revenue AS DECIMAL(38, 6))) FILTER (WHERE event_type = 'return') AS DOUBLE) AS return_revenue,
            sum(rating) AS srat, count(rating) AS nrat
     FROM {source}
     WHERE {where} AND (event_type <> 'purchase' OR rating IS NOT NULL)

@@ -125,7 +125,7 @@ _SEQ_SQL = """
 SELECT CAST(customer_id AS VARCHAR) AS customer_id,
        CAST(? - 1 - floor(date_diff('day', date_trunc('day', event_time), CAST(? AS TIMESTAMP)) / ?) AS INTEGER) AS p,
        {counts},
-       coalesce(sum(revenue ORDER BY revenue) FILTER (WHERE event_type = 'purchase'), 0) AS purchase_revenue
+       coalesce(CAST(sum(CAST(revenue AS DECIMAL(38, 6))) FILTER (WHERE event_type = 'purchase') AS DOUBLE), 0) AS purchase_revenue
 FROM events
 WHERE dataset = ? AND event_time < ? AND event_time >= ?
 GROUP BY 1, 2
@@ -176,7 +176,7 @@ def _gaps(wh, dataset, cutoff, index) -> pd.DataFrame:
 def _targets(wh, dataset, cutoff, target_end, index) -> pd.DataFrame:
     df = wh.cursor().execute(
         "SELECT CAST(customer_id AS VARCHAR) AS customer_id, "
-        "coalesce(sum(revenue ORDER BY revenue), 0) AS holdout_value, count(DISTINCT date_trunc('day', event_time)) AS holdout_purchases "
+        "coalesce(CAST(sum(CAST(revenue AS DECIMAL(38, 6))) AS DOUBLE), 0) AS holdout_value, count(DISTINCT date_trunc('day', event_time)) AS holdout_purchases "
         "FROM events WHERE dataset = ? AND event_type = 'purchase' AND event_time >= ? AND event_time < ? "
         "GROUP BY 1",
         [dataset, (cutoff + pd.Timedelta(days=1)).to_pydatetime(), (target_end + pd.Timedelta(days=1)).to_pydatetime()],
