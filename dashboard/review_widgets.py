@@ -35,10 +35,14 @@ def new_customer_groups(dataset: str, as_of, key: str = "new_groups") -> None:
     window = st.number_input("New customers: first purchase in the last (days)", min_value=7, max_value=730,
                              value=90, step=1, key=key)
     try:
-        fov, groups, profile = cache.first_order(dataset, as_of, int(window))
+        prepared = cache.first_order(dataset, as_of, int(window))
     except ValueError as exc:
         widgets.show_error(exc, "The new customers could not be grouped")
         return
+    if prepared is None:
+        widgets.not_ready(dataset, "the new-customer groups", stop=False)
+        return
+    fov, groups, profile = prepared
     if fov.problem or not len(profile):
         st.info(fov.problem or f"Too few customers with a first purchase in the last {int(window)} days to group.",
                 icon="ℹ️")

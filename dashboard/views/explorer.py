@@ -24,7 +24,7 @@ import streamlit as st
 
 from analytics import explorer, formatting, glossary
 from analytics.segments import store
-from dashboard import cache, widgets
+from dashboard import cache, review_widgets, widgets
 
 GROUP_KINDS = ("RFM segments", "Clusters (latest run)", "Saved segments")
 TABLE_LIMIT = 2000
@@ -186,6 +186,12 @@ def _concentration(frame: pd.DataFrame, groups: dict[str, pd.Series]) -> None:
     st.caption("Refunds beyond purchases count as zero value.")
 
 
+def _sentiment(frame: pd.DataFrame) -> None:
+    st.subheader("Review sentiment by segment")
+    st.caption("What each group's customers write in their reviews: who is unhappy, and where.")
+    review_widgets.sentiment_by_segment(frame, key="explorer_sentiment_by")
+
+
 def _cohorts(dataset: str, as_of) -> None:
     st.subheader("Cohort retention")
     try:
@@ -329,6 +335,7 @@ def main() -> None:
     currency = widgets.dataset_currency(dataset)
     groups = _compare(dataset, as_of, frame, currency)
     _concentration(frame, groups)
+    _sentiment(frame)
     _cohorts(dataset, as_of)
     _migration(dataset, first_day, as_of)
     _customers(dataset, frame, as_of, currency)

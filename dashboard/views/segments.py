@@ -27,7 +27,7 @@ from analytics.segments.clustering import (
     feature_label,
     k_guidance, k_guidance_figure, profile_figure, projection_figure,
 )
-from dashboard import cache, widgets
+from dashboard import cache, review_widgets, widgets
 
 MODEL_KEY = "seg_model"          # {"key": (dataset, as_of), "model": CustomerClustering, "run_id": int | None}
 GUIDE_KEY = "seg_guidance"       # {"key": (...), "guidance": KGuidance}
@@ -701,13 +701,20 @@ def _tab_saved(p: _Page) -> None:
 def main() -> None:
     st.title("🧩 Segments")
     p = _load()
-    tab_cluster, tab_rules, tab_saved = st.tabs(["Clustering", "Rule builder", "Saved segments"])
+    tab_cluster, tab_rules, tab_saved, tab_new = st.tabs(["Clustering", "Rule builder", "Saved segments",
+                                                          "New customers"])
     with tab_cluster:
         _tab_cluster(p)
     with tab_rules:
         _tab_rules(p)
     with tab_saved:
         _tab_saved(p)
+    with tab_new:
+        st.caption("Customers whose first purchase is recent, grouped by what their first order and first days "
+                   "show; their value comes from the first-order model instead of the formula's annualisation.")
+        # on request: the groups come with the first-order model and the review scores it reads
+        if st.toggle("Show the new-customer groups", key="segments_new_show"):
+            review_widgets.new_customer_groups(p.dataset, p.as_of, key="segments_new_window")
 
 
 main()
