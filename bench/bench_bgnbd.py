@@ -9,7 +9,7 @@ libraries are fitted on exactly the same arrays (lifetimes' fitters take them as
 valuescope groups identical rows itself); the log-likelihoods of both fitted parameter sets are
 evaluated with the same function and compared.
 
-    flock /work/coord/bench.lock .venv/bin/python bench/bench_bgnbd.py [--model bgnbd|paretonbd]
+    .venv/bin/python bench/bench_bgnbd.py [--model bgnbd|paretonbd]
         [--customers 1000000] [--seed 42] [--lifetimes-limit SECONDS]
 
 ``--lifetimes-limit``: stop lifetimes' fit after that many seconds (Pareto/NBD's fit in

@@ -1,6 +1,6 @@
 """Benchmark: many sessions at once, each cycling Overview, Value and Explorer.
 
-    flock /work/coord/bench.lock python bench/bench_concurrency.py --db bench/out/first_visit_100000/warehouse.duckdb \
+    python bench/bench_concurrency.py --db bench/out/first_visit_100000/warehouse.duckdb \
         [--levels 1,4,8,16] [--seconds 60]
 
 Starts ``valuescope serve`` on 127.0.0.1 over a prepared warehouse (default: the one

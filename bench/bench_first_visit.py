@@ -1,6 +1,6 @@
 """Benchmark: the first visit of every page after a load, and after a restart of the app.
 
-    flock /work/coord/bench.lock python bench/bench_first_visit.py [--customers 1000000] [--pages Overview,Value]
+    python bench/bench_first_visit.py [--customers 1000000] [--pages Overview,Value]
 
 1. Generates ``bench/out/sample_<customers>_<seed>.csv`` with the sample generator (cached).
 2. Starts ``valuescope serve`` on 127.0.0.1 over a new, empty warehouse (no bundled sample) and

@@ -1,6 +1,6 @@
 """Spark engine vs the warehouse (DuckDB) on generated events: scoring every customer.
 
-    flock /work/coord/bench.lock python bench/bench_spark.py --events 10000000 [--keep]
+    python bench/bench_spark.py --events 10000000 [--keep]
 
 1. Generates ``--events`` events (the sample generator, ~57.7 events per customer) as
    Parquet part files in ``--dir`` (default /tmp/vs_bench_spark; deleted afterwards unless
