@@ -1,8 +1,8 @@
 """Versioned schema migrations, applied in order by ``Warehouse`` on open.
 
 Each entry is ``(version, name, sql)``; statements are separated by ``;`` at a
-line end. Never edit an applied migration: add a new one. Version ranges by
-area keep parallel work from colliding:
+line end. Never edit an applied migration: add a new one. Versions are grouped
+by the part of the product a table belongs to:
   1-9 core (datasets, events, ingestion), 10-19 scoring, 20-29 segments,
   30-39 predictors, 40-49 campaigns and reports, 50-59 preparation, 60-69 access
   control, 70-79 reviews, 80-89 recommenders, 90-99 marketer settings, 100-109 Spark.

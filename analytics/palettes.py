@@ -27,8 +27,10 @@ def marker_symbols(n: int) -> list[str]:
     return [SYMBOLS[(i // len(OKABE_ITO)) % len(SYMBOLS)] for i in range(max(int(n), 0))]
 
 
-def category_colors(names: Iterable, neutral: Iterable = ()) -> dict:
-    """``{name: colour}`` in the order given (first seen first); ``neutral`` names are grey."""
+def category_colors(names: Iterable, neutral: Iterable = (), palette=None) -> dict:
+    """``{name: colour}`` in the order given (first seen first), over ``palette`` (default
+    :data:`OKABE_ITO`), repeating past its end; ``neutral`` names are grey."""
+    colours = OKABE_ITO if palette is None else tuple(palette)
     grey = set(neutral)
     out: dict = {}
     k = 0
@@ -38,7 +40,7 @@ def category_colors(names: Iterable, neutral: Iterable = ()) -> dict:
         if n in grey:
             out[n] = NEUTRAL
         else:
-            out[n] = OKABE_ITO[k % len(OKABE_ITO)]
+            out[n] = colours[k % len(colours)]
             k += 1
     return out
 
@@ -56,16 +58,5 @@ DISTINCT = OKABE_ITO + ("#332288", "#117733", "#882255", "#999933", "#AA4499")
 
 
 def distinct_category_colors(names: Iterable, neutral: Iterable = ()) -> dict:
-    """Like :func:`category_colors`, over :data:`DISTINCT`: thirteen categories before a colour repeats."""
-    grey = set(neutral)
-    out: dict = {}
-    k = 0
-    for n in names:
-        if n in out:
-            continue
-        if n in grey:
-            out[n] = NEUTRAL
-        else:
-            out[n] = DISTINCT[k % len(DISTINCT)]
-            k += 1
-    return out
+    """:func:`category_colors` over :data:`DISTINCT`: thirteen categories before a colour repeats."""
+    return category_colors(names, neutral, DISTINCT)

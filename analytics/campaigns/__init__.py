@@ -1,4 +1,4 @@
-"""Campaign targeting and read-out (issue 6): whom to contact, what it should return,
+"""Campaign targeting and read-out: whom to contact, what it should return,
 a fair control group, the stored list, and the uplift once outcomes are in.
 
 Modules: ``spec`` (CampaignSpec, CampaignError, RANKINGS), ``targeting`` (value

@@ -1,4 +1,4 @@
-"""Shareable segment and campaign reports (issue 6).
+"""Shareable segment and campaign reports.
 
 ``build_report`` makes a JSON-serializable snapshot of a saved segment or campaign;
 ``render_html`` turns it into one self-contained HTML file (plotly.js inline, no
