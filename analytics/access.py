@@ -594,6 +594,32 @@ def ids_for(wh, ids: Iterable[Any], caller: Caller | None = None) -> list[str]:
     return [pseudonym(i, salt) for i in ids]
 
 
+def resolve_customer(wh, dataset: str, shown: Any, caller: Caller | None = None) -> str | None:
+    """The stored customer id behind ``shown``, an id as the caller sees it (None: no such customer).
+
+    A caller with ``raw_ids`` names customers by their stored ids. Anyone else sees pseudonyms
+    (:func:`present`) and names customers by them: the pseudonym is matched against the pseudonyms
+    of the dataset's customers inside the warehouse, and the stored id it stands for is returned to
+    the library code that reads the customer's rows, never shown. A stored id typed by such a
+    caller finds nobody (it would tell them that the id exists)."""
+    text = str(shown if shown is not None else "").strip()
+    if not text:
+        return None
+    caller = current() if caller is None else caller
+    require(wh, "read", dataset)
+    if may(wh, "raw_ids", caller=caller):
+        return text
+    if not _PSEUDONYM_RE.match(text):
+        return None
+    # the same digest as pseudonym(): sha256 of salt, NUL, id; ids that already are pseudonyms stay
+    row = wh.cursor().execute(
+        "SELECT customer_id FROM (SELECT DISTINCT customer_id FROM events WHERE dataset = ?) "
+        "WHERE CASE WHEN regexp_full_match(customer_id, '^c-[0-9a-f]{12}$') THEN customer_id "
+        "ELSE 'c-' || left(sha256(? || chr(0) || customer_id), 12) END = ? LIMIT 1",
+        [dataset, _salt(wh), text]).fetchone()
+    return None if row is None else str(row[0])
+
+
 def is_customer_level(frame: Any) -> bool:
     """Whether a table holds one row per customer (a ``customer_id`` column or index)."""
     if not isinstance(frame, pd.DataFrame):

@@ -14,6 +14,7 @@ from typing import Mapping
 import numpy as np
 import pandas as pd
 
+from analytics import access
 from analytics.dates import parse_day
 from analytics.warehouse import Warehouse
 
@@ -599,9 +600,13 @@ def search_customers(frame: pd.DataFrame, text: str | None, limit: int = 2000) -
 
 
 def customer_event_count(wh: Warehouse, dataset: str, customer_id: str, as_of=None) -> int:
-    """Number of events of one customer (up to the end of ``as_of`` when given)."""
+    """Number of events of one customer (up to the end of ``as_of`` when given). ``customer_id``: the id
+    as the caller sees it (a pseudonym for a caller without raw ids, see ``access.resolve_customer``)."""
+    stored = access.resolve_customer(wh, dataset, customer_id)
+    if stored is None:
+        return 0
     sql = "SELECT count(*) FROM events WHERE dataset = ? AND customer_id = ?"
-    params: list = [dataset, str(customer_id)]
+    params: list = [dataset, stored]
     if as_of is not None:
         sql += " AND event_time < ?"
         params.append((_day(as_of, "the as-of date") + pd.Timedelta(days=1)).to_pydatetime())
@@ -610,12 +615,17 @@ def customer_event_count(wh: Warehouse, dataset: str, customer_id: str, as_of=No
 
 def customer_timeline(wh: Warehouse, dataset: str, customer_id: str, limit: int = 500,
                       as_of=None) -> pd.DataFrame:
-    """One customer's events, newest first (at most ``limit``; up to the end of ``as_of`` when given)."""
+    """One customer's events, newest first (at most ``limit``; up to the end of ``as_of`` when given).
+    ``customer_id``: the id as the caller sees it (a pseudonym for a caller without raw ids); an id
+    that names nobody gives no rows."""
     if int(limit) < 1:
         raise ExplorerError("the timeline limit must be at least 1")
     cols = ", ".join(TIMELINE_COLUMNS)
+    stored = access.resolve_customer(wh, dataset, customer_id)
     sql = f"SELECT {cols} FROM events WHERE dataset = ? AND customer_id = ?"
-    params: list = [dataset, str(customer_id)]
+    params: list = [dataset, "" if stored is None else stored]
+    if stored is None:
+        sql += " AND false"
     if as_of is not None:
         sql += " AND event_time < ?"
         params.append((_day(as_of, "the as-of date") + pd.Timedelta(days=1)).to_pydatetime())

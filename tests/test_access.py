@@ -301,3 +301,32 @@ def test_report_links_expire_are_revoked_by_their_maker_or_an_admin(shared):
         assert store.list_reports(shared).empty  # links of datasets the caller does not see
     actions = _trail(shared).query("outcome == 'ok'")["action"]
     assert list(actions).count("create_report_link") == 3 and list(actions).count("revoke_report_link") == 2
+
+
+def test_a_viewer_names_customers_by_the_pseudonyms_they_see(shared):
+    """The id a viewer sees (a pseudonym) finds the customer in the library; the stored id a viewer
+    might type finds nobody; an analyst uses stored ids; a dataset without a grant is refused."""
+    from analytics import explorer
+
+    frame = pd.DataFrame({"customer_id": ["C-1001", "C-1002"]})
+    with access.acting_as(VIEWER):
+        seen = list(access.present(shared, frame)["customer_id"])
+        assert [access.resolve_customer(shared, "shop", s) for s in seen] == ["C-1001", "C-1002"]
+        assert access.resolve_customer(shared, "shop", "C-1001") is None  # no probing with stored ids
+        assert access.resolve_customer(shared, "shop", "c-000000000000") is None
+        # the timeline by the pseudonym: the stored customer's events, counted independently
+        assert explorer.customer_event_count(shared, "shop", seen[0]) == 2
+        timeline = explorer.customer_timeline(shared, "shop", seen[0])
+        assert sorted(timeline["revenue"]) == [9.0, 10.0] and "customer_id" not in timeline.columns
+        assert explorer.customer_timeline(shared, "shop", "C-1001").empty
+        with pytest.raises(AccessDenied, match="no access to dataset 'other'"):
+            access.resolve_customer(shared, "other", seen[0])
+    with access.acting_as(ANALYST):
+        assert access.resolve_customer(shared, "shop", "C-1001") == "C-1001"
+        assert explorer.customer_event_count(shared, "shop", "C-1001") == 2
+    # a stored id that already is a pseudonym is named by itself
+    with access.acting_as(access.SYSTEM):
+        shared.cursor().execute("INSERT INTO events (dataset, customer_id, event_time, event_type, revenue) "
+                                "VALUES ('shop', 'c-0123456789ab', TIMESTAMP '2025-01-09', 'purchase', 5)")
+    with access.acting_as(VIEWER):
+        assert access.resolve_customer(shared, "shop", "c-0123456789ab") == "c-0123456789ab"

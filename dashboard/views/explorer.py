@@ -24,6 +24,7 @@ import streamlit as st
 
 from analytics import explorer, formatting, glossary
 from analytics.segments import store
+from analytics.warehouse import WarehouseError
 from dashboard import cache, review_widgets, widgets
 
 GROUP_KINDS = ("RFM segments", "Clusters (latest run)", "Saved segments")
@@ -309,7 +310,7 @@ def _customers(dataset: str, frame: pd.DataFrame, as_of, currency=None) -> None:
     try:
         n_events = explorer.customer_event_count(cache.warehouse(), dataset, who, as_of=as_of)
         timeline = explorer.customer_timeline(cache.warehouse(), dataset, who, TIMELINE_LIMIT, as_of=as_of)
-    except ValueError as exc:
+    except (ValueError, WarehouseError) as exc:
         widgets.show_error(exc, "The timeline could not be read")
         return
     c1, c2, c3 = st.columns(3)

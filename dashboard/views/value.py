@@ -18,7 +18,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from analytics import formatting, glossary, scores, valuation
+from analytics import access, formatting, glossary, scores, valuation
 from analytics.export import to_parquet, to_safe_csv
 from analytics.predict import registry
 from analytics.warehouse import WarehouseError
@@ -249,7 +249,8 @@ def _titles(model_name: str) -> dict:
             "predicted_value": "Predicted value", "churn_probability": "Churn risk"}
 
 
-def _tab_scores(scorer, result, expected, rank_by, ranked_by_model, prediction_note, as_of, currency) -> None:
+def _tab_scores(scorer, result, expected, rank_by, ranked_by_model, prediction_note, as_of, currency,
+                dataset: str) -> None:
     money = widgets.money_text(currency)
     buyers = int((scorer.n_orders > 0).sum())
     # two rows: money totals need the width of a third of the page to show their cents
@@ -299,17 +300,23 @@ def _tab_scores(scorer, result, expected, rank_by, ranked_by_model, prediction_n
         st.caption("The last bar also holds the top 0.5 % (the long right tail is folded into it).")
     if prediction_note:
         st.caption(prediction_note)
-    _lookup(scorer, result, expected, as_of, currency)
+    _lookup(dataset, scorer, result, expected, as_of, currency)
 
 
 @st.fragment
-def _lookup(scorer, result, expected, as_of, currency=None) -> None:
-    """Look up one customer (a fragment: typing an id reruns only this box)."""
+def _lookup(dataset, scorer, result, expected, as_of, currency=None) -> None:
+    """Look up one customer (a fragment: typing an id reruns only this box) by the id the person sees
+    in the tables: a pseudonym for a person without raw ids, resolved by the library."""
     st.markdown("**Look up a customer**")
     who = st.text_input("Customer id", key="value_lookup", placeholder="e.g. an id from the top customers")
     if not who:
         return
-    one = scorer.customer(result, who)
+    try:
+        stored = access.resolve_customer(cache.warehouse(), dataset, who)
+    except WarehouseError as exc:
+        widgets.show_error(exc, "The customer could not be looked up")
+        return
+    one = None if stored is None else scorer.customer(result, stored)
     if one is None:
         st.info(f"No customer “{widgets.md_escape(who)}” up to {as_of}.")
         return
@@ -320,7 +327,7 @@ def _lookup(scorer, result, expected, as_of, currency=None) -> None:
     l2.metric("Segment", widgets.md_escape(one["segment"]))
     l3.metric("Behaviour score", f"{one['behaviour_score']:.1f}", help=glossary.term("behaviour_score"))
     l4.metric("CLV by formula", money(one["clv_formula"]), help=glossary.term("clv_formula"))
-    pos = scorer.position(who)
+    pos = scorer.position(stored)
     if pos is not None:
         st.caption(f"Expected CLV: {money(expected.values[pos])} (from the {expected.sources()[pos]})")
     if "clv_bgnbd" in one:
@@ -603,7 +610,8 @@ def main() -> None:
     expected = _expected(scorer, result, predictions, prob)
 
     with tab_scores:
-        _tab_scores(scorer, result, expected, rank_by, ranked_by_model, prediction_note, p["as_of"], currency)
+        _tab_scores(scorer, result, expected, rank_by, ranked_by_model, prediction_note, p["as_of"], currency,
+                    dataset)
     with tab_segments:
         _tab_segments(result, currency, model_name)
     with tab_top:

@@ -125,3 +125,49 @@ def test_a_viewer_sees_pseudonymised_customer_ids(shop):
     assert tables, [list(d.value.columns) for d in at.dataframe]
     shown = set(tables[0]["Customer"].astype(str))
     assert shown and not shown & raw and all(c.startswith("c-") for c in shown)
+
+
+def _metric_values(at) -> dict[str, str]:
+    return {m.label: m.value for m in at.metric}
+
+
+def test_a_viewer_opens_timelines_and_looks_up_customers_by_pseudonym(shop):
+    """The Explorer's timeline and the Value page's lookup take the pseudonym a viewer sees: the same
+    customer as the stored id gives an admin, counted in the warehouse; no stored id is shown."""
+    with access.acting_as(access.SYSTEM):
+        access.set_person(shop, "vic@example.com", "viewer")
+        access.grant(shop, "vic@example.com", "shop")
+    raw = {r[0] for r in shop.cursor().execute("SELECT DISTINCT customer_id FROM events").fetchall()}
+    stored = "cust00007"
+    with access.acting_as(access.Caller("vic@example.com", "person", "viewer")), access.on_warehouse(shop):
+        seen = access.ids_for(shop, [stored])[0]
+    n_events = shop.cursor().execute("SELECT count(*) FROM events WHERE dataset = 'shop' AND customer_id = ?",
+                                     [stored]).fetchone()[0]
+    at = _app(VIC, page="views/explorer.py")
+    at.text_input(key="explorer_search").input(seen).run()
+    assert not at.exception, at.exception
+    assert at.selectbox(key="explorer_customer").options == [seen]
+    at.selectbox(key="explorer_customer").set_value(seen).run()
+    assert not at.exception, at.exception
+    assert _metric_values(at)["Events"] == f"{n_events:,}"
+    timeline = [d.value for d in at.dataframe if "Event" in d.value.columns]
+    assert timeline and len(timeline[0]) == n_events
+    shown = " ".join(str(d.value.to_csv()) for d in at.dataframe) + " ".join(m.value for m in at.metric)
+    assert not any(r in shown for r in raw)
+
+    def lookup(user, who):
+        at = _app(user, page="views/value.py")
+        at.text_input(key="value_lookup").input(who).run()
+        assert not at.exception, at.exception
+        return {k: v for k, v in _metric_values(at).items() if k in ("RFM score", "Segment", "CLV by formula")}
+
+    as_viewer = lookup(VIC, seen)
+    with access.acting_as(access.SYSTEM):  # an analyst of the same dataset, who sees stored ids
+        access.set_person(shop, "ann@example.com", "analyst")
+        access.grant(shop, "ann@example.com", "shop")
+    ann = {"is_logged_in": True, "email": "ann@example.com", "name": "Ann", "sub": "3"}
+    assert len(as_viewer) == 3 and as_viewer == lookup(ann, stored)
+    at = _app(VIC, page="views/value.py")
+    at.text_input(key="value_lookup").input(stored).run()  # a stored id finds nobody for a viewer
+    assert not at.exception and "RFM score" not in _metric_values(at)
+    assert any("No customer" in i.value for i in at.info)
