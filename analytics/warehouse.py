@@ -111,6 +111,53 @@ def temp_dir(db_path: str | Path) -> Path:
     return Path(db_path).resolve().parent / "tmp"
 
 
+class MemoryFile:
+    """A file kept in this process's memory (a Linux ``memfd``), under a path that Python's ``open``,
+    ``os.stat`` and DuckDB's readers accept like any file's (``/proc/self/fd/N``): where an
+    encrypted warehouse keeps an upload or a load's decompressed / transcoded copy, so that no
+    customer data passes through a file in the clear. :meth:`close` frees it (so does the end of
+    the process); DuckDB writes into it with ``USE_TMP_FILE false`` (it cannot make a file beside it)."""
+
+    def __init__(self, name: str):
+        self.name = str(name)
+        self.fd: int | None = os.memfd_create(f"valuescope-{self.name}"[:200], getattr(os, "MFD_CLOEXEC", 1))
+        self.path = f"/proc/self/fd/{self.fd}"
+
+    def __fspath__(self) -> str:
+        return self.path
+
+    @property
+    def size(self) -> int:
+        return os.fstat(self.fd).st_size if self.fd is not None else 0
+
+    def open(self, mode: str = "rb"):
+        """A new file object on the memory file (its own position; closing it keeps the file)."""
+        if self.fd is None:
+            raise ValueError(f"the memory file {self.name} is closed")
+        f = os.fdopen(os.dup(self.fd), mode)
+        if "w" in mode:
+            f.truncate(0)
+        return f
+
+    def read_bytes(self) -> bytes:
+        with self.open("rb") as f:
+            return f.read()
+
+    def close(self) -> None:
+        fd, self.fd = self.fd, None
+        if fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+    def __del__(self):
+        self.close()
+
+
+def memory_files() -> bool:
+    """Whether this system can keep files in memory (:class:`MemoryFile`: Linux)."""
+    return hasattr(os, "memfd_create") and Path("/proc/self/fd").is_dir()
+
+
 _TEMP_RE = re.compile(r"^[a-z]+-(\d+)(?:-|$)")
 
 
@@ -254,22 +301,63 @@ def encryption_key(db_path: str | Path | None = None) -> str | None:
     return str(key).strip() if key and str(key).strip() else None
 
 
-def _crypto(con, path: str) -> None:
-    """DuckDB writes encrypted files with OpenSSL from its httpfs extension; without it, only with
-    its built-in module when the fallback is asked for."""
+#: the path of DuckDB's httpfs extension file (``httpfs.duckdb_extension``) to load without network
+ENV_HTTPFS = "VALUESCOPE_HTTPFS"
+
+
+def httpfs_files() -> list[Path]:
+    """Where an httpfs extension built for this DuckDB may be, in order: ``$VALUESCOPE_HTTPFS``, then
+    the one inside an installed ``duckdb_extension_httpfs`` / ``duckdb_extensions`` package (PyPI
+    packages that ship DuckDB's extension binaries, one release per DuckDB version)."""
+    out = []
+    env = os.environ.get(ENV_HTTPFS, "").strip()
+    if env:
+        out.append(Path(env).expanduser())
+    import importlib.util
+
+    version = "v" + duckdb.__version__
+    for package in ("duckdb_extension_httpfs", "duckdb_extensions"):
+        with contextlib.suppress(Exception):
+            spec = importlib.util.find_spec(package)
+            if spec is not None and spec.submodule_search_locations:
+                for root in spec.submodule_search_locations:
+                    out += sorted(Path(root).glob(f"**/{version}/**/httpfs.duckdb_extension*"))
+                    out += sorted(Path(root).glob(f"**/{version}/httpfs.duckdb_extension*"))
+    return list(dict.fromkeys(out))
+
+
+def _crypto(con, path: str) -> str:
+    """DuckDB writes encrypted files with OpenSSL from its httpfs extension (installed in DuckDB's
+    extension folder, or an extension file named by ``$VALUESCOPE_HTTPFS`` or shipped by an installed
+    package: loaded from the file, no network); without it, only with its built-in module when the
+    fallback is asked for. Returns which one writes: ``openssl`` or ``mbedtls``."""
     try:
         con.execute("LOAD httpfs")
-        return
+        return "openssl"
     except duckdb.Error:
         pass
+    problems = []
+    for candidate in httpfs_files():
+        try:
+            con.execute(f"LOAD '{_sql_text(candidate)}'")
+            return "openssl"
+        except duckdb.Error as exc:
+            problems.append(f"{candidate}: {_first_line(exc)}")
     if os.environ.get(ENV_FALLBACK, "").strip().lower() == "mbedtls":
         con.execute("SET force_mbedtls_unsafe = 'true'")
-        return
+        return "mbedtls"
+    tried = f" ({'; '.join(problems)})" if problems else ""
     raise WarehouseError(
         f"cannot open the encrypted warehouse {path} for writing: DuckDB's httpfs extension (OpenSSL) is not "
-        "installed. Install it once where the internet can be reached (python -c \"import duckdb; "
-        "duckdb.execute('INSTALL httpfs')\"), or set VALUESCOPE_ENCRYPTION_FALLBACK=mbedtls to write with "
+        f"installed{tried}. Install it once where the internet can be reached (python -c \"import duckdb; "
+        "duckdb.execute('INSTALL httpfs')\"), or point VALUESCOPE_HTTPFS at an httpfs.duckdb_extension file built "
+        f"for DuckDB {duckdb.__version__}, or set VALUESCOPE_ENCRYPTION_FALLBACK=mbedtls to write with "
         "DuckDB's built-in crypto module (DuckDB does not consider it secure for writing)")
+
+
+def _sql_text(value) -> str:
+    """A path as the text of a single-quoted SQL literal (LOAD takes no bound parameter)."""
+    return str(value).replace("'", "''")
 
 
 def _key_error(path: str, exc: BaseException) -> WarehouseError | None:
@@ -372,6 +460,15 @@ class Warehouse:
         folder = self.temp_dir()
         folder.mkdir(parents=True, exist_ok=True)
         return folder / f"{kind}-{os.getpid()}-{secrets.token_hex(6)}{suffix}"
+
+    def scratch_file(self, kind: str, suffix: str = "") -> "Path | MemoryFile":
+        """Where a temporary copy of customer data goes (an upload, a load's decompressed or
+        transcoded copy, a download being made): a new file in :meth:`temp_dir`, or, for an
+        encrypted warehouse, a :class:`MemoryFile`, so that nothing of it is ever on disk in the clear
+        (a system without memory files gets the temporary folder; the README says so)."""
+        if self.encrypted and memory_files():
+            return MemoryFile(f"{kind}{suffix}")
+        return self.temp_path(kind, suffix)
 
     # -- connections -------------------------------------------------------
     def cursor(self) -> duckdb.DuckDBPyConnection:

@@ -113,6 +113,32 @@ def test_writing_without_httpfs_needs_the_explicit_fallback(tmp_path, monkeypatc
         Warehouse(tmp_path / "w.duckdb")
 
 
+def test_an_httpfs_file_that_does_not_load_is_named(tmp_path, monkeypatch):
+    """VALUESCOPE_HTTPFS names an extension file to load without network; one that is not an httpfs
+    build for this DuckDB is named with DuckDB's reason, and nothing is written."""
+    monkeypatch.setenv("VALUESCOPE_KEY", KEY)
+    monkeypatch.delenv("VALUESCOPE_ENCRYPTION_FALLBACK", raising=False)
+    con = duckdb.connect(":memory:")
+    try:
+        con.execute("LOAD httpfs")
+        pytest.skip("httpfs is installed here: encrypted writes use OpenSSL")
+    except duckdb.Error:
+        pass
+    finally:
+        con.close()
+    fake = tmp_path / "ext" / "httpfs.duckdb_extension"
+    fake.parent.mkdir()
+    fake.write_bytes(b"not an extension" * 64)
+    monkeypatch.setenv("VALUESCOPE_HTTPFS", str(fake))
+    from analytics.warehouse import httpfs_files
+
+    assert httpfs_files()[0] == fake
+    with pytest.raises(WarehouseError, match="httpfs extension") as err:
+        Warehouse(tmp_path / "w.duckdb")
+    assert str(fake) in str(err.value) and "VALUESCOPE_HTTPFS" in str(err.value)
+    assert not (tmp_path / "w.duckdb").exists()
+
+
 def test_encrypt_command_makes_an_encrypted_copy(tmp_path, monkeypatch, capsys):
     from analytics.cli import main
 
@@ -140,9 +166,8 @@ def test_model_files_live_inside_an_encrypted_warehouse(keyed, tmp_path):
     from analytics.predict import registry
 
     class Fake:
-        def save(self, path):
-            path.mkdir(parents=True)
-            (path / "model.json").write_text('{"secret": "CUSTOMER-Q7"}')
+        def to_files(self):
+            return {"model.json": b'{"secret": "CUSTOMER-Q7"}'}
 
         def get_params(self):
             return {}
@@ -160,8 +185,7 @@ def test_model_files_live_inside_an_encrypted_warehouse(keyed, tmp_path):
     assert not (tmp_path / "models").exists()
     wh.cursor().execute("CHECKPOINT")
     assert b"CUSTOMER-Q7" not in _bytes(tmp_path)  # nothing in the clear beside the warehouse
-    folder = registry._extract(wh, run_id, "lightgbm")
-    assert (folder / "model.json").read_text() == '{"secret": "CUSTOMER-Q7"}'
+    assert registry._files_in_warehouse(wh, run_id, "lightgbm") == {"model.json": b'{"secret": "CUSTOMER-Q7"}'}
     registry.delete_run(wh, run_id)
     assert wh.cursor().execute("SELECT count(*) FROM model_files").fetchone()[0] == 0
     wh.close()

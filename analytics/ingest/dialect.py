@@ -209,9 +209,15 @@ class PreparedSource:
     invalid_utf8: bool = False
     separator_free: str = "\x1f"
     notes: list[str] = field(default_factory=list)
+    #: "gzip": ``path`` is the compressed original, for DuckDB to decompress as it reads
+    compression: str | None = None
+    #: the memory file holding the copy (an encrypted warehouse's loads), freed by cleanup
+    memory: object = None
 
     def cleanup(self) -> None:
-        if self.temporary:
+        if self.memory is not None:
+            self.memory.close()
+        elif self.temporary:
             try:
                 os.unlink(self.path)
             except OSError:
@@ -222,18 +228,25 @@ _SEPARATOR_CANDIDATES = ("\x1f", "\x1e", "\x1d", "\x1c", "\x02", "\x03")
 
 
 def prepare_source(path, dialect: Dialect, *, max_decompressed_bytes: int = DEFAULT_MAX_DECOMPRESSED,
-                   progress=None, temp_path=None) -> PreparedSource:
+                   progress=None, temp_path=None, stream_gzip: bool = False) -> PreparedSource:
     """Stream the file once: hash it, enforce the decompressed-size cap, and produce UTF-8.
 
     Plain UTF-8 files are used in place (one read-only pass). Gzip files and files in
     other encodings are streamed into a temporary UTF-8 file in ``CHUNK``-sized pieces,
     so memory stays bounded whatever the size. A gzip stream that inflates past
     ``max_decompressed_bytes`` stops there with an ``IngestError``. ``temp_path``: the name of the
-    temporary copy (default: a new file in the system's temporary folder).
+    temporary copy (default: a new file in the system's temporary folder), or a
+    ``warehouse.MemoryFile`` to hold it in memory. ``stream_gzip``: a gzip file in UTF-8 gets no copy
+    at all (it is still read once for the checks); DuckDB decompresses it as it reads
+    (``PreparedSource.compression``).
     """
     path = str(path)
     size = os.path.getsize(path)
     needs_copy = dialect.compression == "gzip" or dialect.encoding not in ("utf-8",)
+    streamed = stream_gzip and dialect.compression == "gzip" and dialect.encoding == "utf-8"
+    if streamed:
+        needs_copy = False
+    memory = None
     seen_sep = {c: False for c in _SEPARATOR_CANDIDATES}
     has_nul = False
     has_quote = False
@@ -242,7 +255,11 @@ def prepare_source(path, dialect: Dialect, *, max_decompressed_bytes: int = DEFA
     out = None
     out_path = None
     if needs_copy:
-        if temp_path is not None:
+        if temp_path is not None and hasattr(temp_path, "fd"):  # a memory file: nothing on disk
+            memory = temp_path
+            out_path = memory.path
+            out = memory.open("wb")
+        elif temp_path is not None:
             out_path = str(temp_path)
             out = open(out_path, "xb")
         else:
@@ -305,18 +322,24 @@ def prepare_source(path, dialect: Dialect, *, max_decompressed_bytes: int = DEFA
     except BaseException:
         if out is not None:
             out.close()
-        if out_path:
-            os.unlink(out_path)
+        _discard(out_path, memory)
         raise
     sep = next((c for c in _SEPARATOR_CANDIDATES if not seen_sep[c]), None)
     if sep is None:
-        if out_path:
-            os.unlink(out_path)
+        _discard(out_path, memory)
         raise IngestError("the file contains too many control characters to be read as CSV text")
     return PreparedSource(
         path=out_path or path, temporary=bool(out_path), size_bytes=size,
         decoded_bytes=decoded, has_nul=has_nul, has_quote=has_quote, invalid_utf8=invalid, separator_free=sep,
+        compression="gzip" if streamed else None, memory=memory,
     )
+
+
+def _discard(out_path, memory) -> None:
+    if memory is not None:
+        memory.close()
+    elif out_path:
+        os.unlink(out_path)
 
 
 def file_sha256(path, stop=None) -> str:

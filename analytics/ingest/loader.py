@@ -387,15 +387,18 @@ def _ingest(wh, path, dataset: str, *, mapping, dialect, keep_pii, pseudonymize,
 def _prepare(wh, p, dia, max_decompressed_bytes, report, warnings):
     # a transcoded copy goes to the warehouse's temporary folder, named with this process id: a
     # load killed with kill -9 leaves it behind, and the next start of any process removes it
+    # (an encrypted warehouse's copy is held in memory and a gzip file in UTF-8 is decompressed by
+    # DuckDB as it reads: no customer data passes through a file in the clear)
+    secret = bool(getattr(wh, "encrypted", False))
     prepared = prepare_source(p, dia, max_decompressed_bytes=max_decompressed_bytes, progress=report,
-                              temp_path=wh.temp_path("ingest", ".csv"))
+                              temp_path=wh.scratch_file("ingest", ".csv"), stream_gzip=secret)
     if prepared.invalid_utf8:
         head = read_head(p, dia.compression, SAMPLE_BYTES)
         if head.isascii():  # a legacy-encoded file whose first part is plain ASCII
             prepared.cleanup()
             dia.encoding = "cp1252"
             prepared = prepare_source(p, dia, max_decompressed_bytes=max_decompressed_bytes, progress=report,
-                                      temp_path=wh.temp_path("ingest", ".csv"))
+                                      temp_path=wh.scratch_file("ingest", ".csv"), stream_gzip=secret)
             warnings.append("the file is not UTF-8: read as Windows-1252")
     return prepared
 
@@ -425,6 +428,7 @@ def _load(cur, tx, names, prepared, dia: Dialect, columns, m: Mapping, keep, pse
         f"CREATE TEMP TABLE {L} AS SELECT line FROM read_csv($path, columns={{'line': 'VARCHAR'}}, delim=$sep, "
         f"quote='', escape='', header=false, auto_detect=false, store_rejects=true, "
         f"rejects_table='{REJ[1:-1]}', rejects_scan='{SCAN[1:-1]}', max_line_size={MAX_LINE_BYTES}, "
+        + ("compression='gzip', " if prepared.compression == "gzip" else "") +
         f"buffer_size={2 * MAX_LINE_BYTES})",  # buffers per reading thread: keep them modest
         {"path": prepared.path, "sep": prepared.separator_free},
     )
@@ -786,14 +790,16 @@ def export_dataset(wh, name: str, path, fmt: str = "csv") -> Path:
     if not wh.has_dataset(name):
         known = ", ".join(wh.datasets()) or "none yet"
         raise IngestError(f"no dataset named {name!r} (datasets: {known})")
+    in_memory = hasattr(path, "fd")  # a warehouse.MemoryFile: DuckDB writes into it directly
     out = Path(path)
-    if out.parent and not out.parent.exists():
+    if not in_memory and out.parent and not out.parent.exists():
         raise IngestError(f"the folder {out.parent} does not exist")
+    direct = ", USE_TMP_FILE false" if in_memory else ""
     cols = ", ".join(EXPORT_COLUMNS)
     cur = wh.cursor()
     if fmt == "parquet":
         cur.execute(f"COPY (SELECT {cols} FROM events WHERE dataset = $name ORDER BY event_time, customer_id) "
-                    f"TO $path (FORMAT parquet)", {"name": name, "path": str(out)})
+                    f"TO $path (FORMAT parquet{direct})", {"name": name, "path": str(out)})
         return out
     # CSV: formula cells neutralized with the OWASP quote prefix, in SQL (no Python row loop)
     trig = "'^[ ]*[=+\\-@\\t\\r]'"
@@ -806,5 +812,5 @@ def export_dataset(wh, name: str, path, fmt: str = "csv") -> Path:
         else:
             sel.append(f"CASE WHEN regexp_matches({c}, {trig}) THEN '''' || {c} ELSE {c} END AS {c}")
     cur.execute(f"COPY (SELECT {', '.join(sel)} FROM events WHERE dataset = $name ORDER BY event_time, customer_id) "
-                f"TO $path (FORMAT csv, HEADER true)", {"name": name, "path": str(out)})
+                f"TO $path (FORMAT csv, HEADER true{direct})", {"name": name, "path": str(out)})
     return out

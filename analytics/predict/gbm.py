@@ -316,16 +316,12 @@ class LightGBMValueModel(BaseEstimator):
         raise ValueError("target must be 'value' or 'churn'")
 
     # -- persistence -----------------------------------------------------------------
-    def save(self, path) -> None:
-        """Write both boosters (LightGBM text format) and the settings as JSON."""
+    def to_files(self) -> dict[str, bytes]:
+        """The saved model as file name -> bytes (both boosters in LightGBM's text format, the
+        settings as JSON), made in memory: what :meth:`save` writes, and what a warehouse keeps."""
         import json
-        from pathlib import Path
 
         self._check_fitted()
-        path = Path(path)
-        path.mkdir(parents=True, exist_ok=True)
-        self.value_booster_.save_model(str(path / "value.txt"))
-        self.churn_booster_.save_model(str(path / "churn.txt"))
         meta = {
             "kind": "lightgbm",
             "params": self.get_params(),
@@ -334,19 +330,30 @@ class LightGBMValueModel(BaseEstimator):
             "best_iteration": self.best_iteration_,
             "fit_seconds": self.fit_seconds_,
         }
-        (path / "model.json").write_text(json.dumps(meta, indent=2))
+        return {"value.txt": self.value_booster_.model_to_string().encode("utf-8"),
+                "churn.txt": self.churn_booster_.model_to_string().encode("utf-8"),
+                "model.json": json.dumps(meta, indent=2).encode("utf-8")}
+
+    def save(self, path) -> None:
+        """Write both boosters (LightGBM text format) and the settings as JSON into the folder ``path``."""
+        from pathlib import Path
+
+        path = Path(path)
+        files = self.to_files()
+        path.mkdir(parents=True, exist_ok=True)
+        for name, data in files.items():
+            (path / name).write_bytes(data)
 
     @classmethod
-    def load(cls, path) -> "LightGBMValueModel":
+    def from_files(cls, files: dict[str, bytes]) -> "LightGBMValueModel":
+        """A model from :meth:`to_files`' file name -> bytes (read in memory, nothing written)."""
         import json
-        from pathlib import Path
 
         import lightgbm as lgb
 
-        path = Path(path)
-        if not (path / "model.json").exists():
-            raise ValueError(f"no saved LightGBM model in {path}")
-        meta = json.loads((path / "model.json").read_text())
+        if "model.json" not in files:
+            raise ValueError("no saved LightGBM model in these files")
+        meta = json.loads(bytes(files["model.json"]).decode("utf-8"))
         model = cls(**meta["params"])
         model.feature_names_ = meta["feature_names"]
         model.n_features_in_ = len(model.feature_names_)
@@ -354,6 +361,15 @@ class LightGBMValueModel(BaseEstimator):
         model.best_iteration_ = {k: int(v) for k, v in meta["best_iteration"].items()}
         model.fit_seconds_ = meta["fit_seconds"]
         model.history_ = {}
-        model.value_booster_ = lgb.Booster(model_file=str(path / "value.txt"))
-        model.churn_booster_ = lgb.Booster(model_file=str(path / "churn.txt"))
+        model.value_booster_ = lgb.Booster(model_str=bytes(files["value.txt"]).decode("utf-8"))
+        model.churn_booster_ = lgb.Booster(model_str=bytes(files["churn.txt"]).decode("utf-8"))
         return model
+
+    @classmethod
+    def load(cls, path) -> "LightGBMValueModel":
+        from pathlib import Path
+
+        path = Path(path)
+        if not (path / "model.json").exists():
+            raise ValueError(f"no saved LightGBM model in {path}")
+        return cls.from_files({f.name: f.read_bytes() for f in path.iterdir() if f.is_file()})

@@ -497,16 +497,17 @@ class LSTMValueModel(BaseEstimator):
         return self.predict_value(X_seq, X_static)
 
     # -- persistence ---------------------------------------------------------------------
-    def save(self, path) -> None:
-        """Write ``weights.pt`` (a torch state_dict) and ``model.json``
-        (hyperparameters, scalers, shapes) into the folder ``path``."""
+    def to_files(self) -> dict[str, bytes]:
+        """The saved model as file name -> bytes (``weights.pt``, a torch state_dict, and
+        ``model.json``), made in memory: what :meth:`save` writes, and what a warehouse keeps."""
+        import io
+
         import torch
 
         self._check_fitted()
-        path = Path(path)
-        path.mkdir(parents=True, exist_ok=True)
         state = {k: v.detach().cpu() for k, v in self.net_.state_dict().items()}
-        torch.save(state, path / "weights.pt")
+        weights = io.BytesIO()
+        torch.save(state, weights)
         meta = {
             "kind": "lstm",
             "params": self.get_params(),
@@ -523,17 +524,37 @@ class LSTMValueModel(BaseEstimator):
             "fit_seconds": self.fit_seconds_,
             "history": self.history_,
         }
-        (path / "model.json").write_text(json.dumps(meta, indent=2, allow_nan=True))
+        return {"weights.pt": weights.getvalue(),
+                "model.json": json.dumps(meta, indent=2, allow_nan=True).encode("utf-8")}
+
+    def save(self, path) -> None:
+        """Write ``weights.pt`` (a torch state_dict) and ``model.json``
+        (hyperparameters, scalers, shapes) into the folder ``path``."""
+        files = self.to_files()
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        for name, data in files.items():
+            (path / name).write_bytes(data)
 
     @classmethod
     def load(cls, path, device: str | None = None) -> "LSTMValueModel":
         """Load a model saved by :meth:`save`, onto ``device`` (default: 'auto')."""
-        import torch
-
         path = Path(path)
         if not (path / "model.json").exists() or not (path / "weights.pt").exists():
             raise ValueError(f"no saved LSTM model in {path}")
-        meta = json.loads((path / "model.json").read_text())
+        return cls.from_files({n: (path / n).read_bytes() for n in ("model.json", "weights.pt")}, device=device)
+
+    @classmethod
+    def from_files(cls, files: dict[str, bytes], device: str | None = None) -> "LSTMValueModel":
+        """A model from :meth:`to_files`' file name -> bytes (read in memory, nothing written), onto
+        ``device`` (default: 'auto')."""
+        import io
+
+        import torch
+
+        if "model.json" not in files or "weights.pt" not in files:
+            raise ValueError("no saved LSTM model in these files")
+        meta = json.loads(bytes(files["model.json"]).decode("utf-8"))
         model = cls(**meta["params"])
         model.n_periods_ = meta["n_periods"]
         model.n_channels_ = meta["n_channels"]
@@ -550,7 +571,8 @@ class LSTMValueModel(BaseEstimator):
         model.device_ = pick_device(device or "auto")
         net = _build_net(model.n_channels_, model.n_static_ + 1, model.hidden_size, model.static_hidden,
                          model.num_layers, model.dropout)
-        net.load_state_dict(torch.load(path / "weights.pt", map_location="cpu", weights_only=True))
+        state = torch.load(io.BytesIO(bytes(files["weights.pt"])), map_location="cpu", weights_only=True)
+        net.load_state_dict(state)
         net.eval()
         model.net_ = net.to(model.device_)
         return model

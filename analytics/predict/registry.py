@@ -57,31 +57,21 @@ def default_model_dir(wh: Warehouse) -> Path | None:
 IN_WAREHOUSE = "warehouse:"
 
 
-def _keep_in_warehouse(tx, run_id: int, dataset: str, model: str, folder: Path) -> str:
-    """Move the files ``model.save`` wrote under ``folder`` into ``model_files``; the path to record."""
-    import shutil as _shutil
-
-    files = [f for f in sorted(folder.rglob("*")) if f.is_file()] if folder.is_dir() else [folder]
-    for f in files:
-        name = f.relative_to(folder).as_posix() if folder.is_dir() else f.name
+def _keep_in_warehouse(tx, run_id: int, dataset: str, model: str, files: dict[str, bytes]) -> str:
+    """Store a model's files (``model.to_files()``, made in memory) in ``model_files``; the path to record."""
+    for name, data in sorted(files.items()):
         tx.execute("INSERT INTO model_files (run_id, dataset, model, name, data) VALUES (?, ?, ?, ?, ?)",
-                   [int(run_id), dataset, model, name, f.read_bytes()])
-    _shutil.rmtree(folder, ignore_errors=True) if folder.is_dir() else folder.unlink(missing_ok=True)
+                   [int(run_id), dataset, model, name, bytes(data)])
     return f"{IN_WAREHOUSE}run_{int(run_id)}/{model}"
 
 
-def _extract(wh: Warehouse, run_id: int, model: str) -> Path:
-    """The files of a model kept in the warehouse, written to a new temporary folder (removed by the caller)."""
+def _files_in_warehouse(wh: Warehouse, run_id: int, model: str) -> dict[str, bytes]:
+    """The files of a model kept in the warehouse, as name -> bytes (read in memory, never written out)."""
     rows = wh.cursor().execute("SELECT name, data FROM model_files WHERE run_id = ? AND model = ? ORDER BY name",
                                [int(run_id), model]).fetchall()
     if not rows:
         raise ValueError(f"the files of run {run_id}'s {model} model are missing from the warehouse")
-    folder = wh.temp_path("model")
-    for name, data in rows:
-        target = folder / name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(bytes(data))
-    return folder
+    return {str(name): bytes(data) for name, data in rows}
 
 
 def save_backtest(wh: Warehouse, result, *, model_dir: str | Path | None = None, label: str | None = None) -> int:
@@ -95,19 +85,18 @@ def save_backtest(wh: Warehouse, result, *, model_dir: str | Path | None = None,
     with wh.transaction() as tx:
         run_id = int(tx.execute("SELECT nextval('predictor_run_id_seq')").fetchone()[0])
         folder = None if base is None else base / f"run_{run_id}"
-        if encrypted:
-            folder = wh.temp_path("model")
         rows = []
         for name, metrics in result.metrics.iterrows():
             model = result.models.get(name)
             path = None
             if name in SAVED_KINDS and model is not None:
-                if folder is None:
-                    raise ValueError("an in-memory warehouse needs a model_dir to save fitted models in")
-                path = folder / name
-                model.save(path)
-                if encrypted:
-                    path = _keep_in_warehouse(tx, run_id, info["dataset"], name, path)
+                if encrypted:  # made in memory and kept inside the encrypted file: never on disk in the clear
+                    path = _keep_in_warehouse(tx, run_id, info["dataset"], name, model.to_files())
+                else:
+                    if folder is None:
+                        raise ValueError("an in-memory warehouse needs a model_dir to save fitted models in")
+                    path = folder / name
+                    model.save(path)
             params = model.get_params() if hasattr(model, "get_params") else None
             device = getattr(model, "device_", "cpu") if model is not None else None
             err = metrics.get("error")
@@ -115,8 +104,6 @@ def save_backtest(wh: Warehouse, result, *, model_dir: str | Path | None = None,
                          _json({k: v for k, v in metrics.items() if k != "error"}), device,
                          float(metrics.get("fit_seconds", math.nan)), None if path is None else str(path),
                          None if err is None or (isinstance(err, float) and math.isnan(err)) else str(err)])
-        if encrypted and folder is not None:
-            shutil.rmtree(folder, ignore_errors=True)
         tx.execute(
             "INSERT INTO predictor_runs (id, dataset, calibration_end, holdout_end, period, info, label, created_at) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, current_timestamp)",
@@ -169,11 +156,14 @@ def load_model(wh: Warehouse, run_id: int, model: str, device: str | None = None
     if row is None or row[0] is None:
         raise ValueError(f"run {run_id} has no saved {model} model (only lightgbm and lstm models are saved)")
     if str(row[0]).startswith(IN_WAREHOUSE):
-        folder = _extract(wh, run_id, model)
-        try:
-            return _load_files(folder, model, device)
-        finally:
-            shutil.rmtree(folder, ignore_errors=True)
+        files = _files_in_warehouse(wh, run_id, model)
+        if model == "lightgbm":
+            from analytics.predict.gbm import LightGBMValueModel
+
+            return LightGBMValueModel.from_files(files)
+        from analytics.predict.lstm import LSTMValueModel
+
+        return LSTMValueModel.from_files(files, device=device or "auto")
     path = Path(row[0])
     if not path.exists():
         raise ValueError(f"the files of run {run_id}'s {model} model are missing ({path})")

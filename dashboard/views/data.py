@@ -50,15 +50,26 @@ def _default_dataset_name(file_name: str) -> str:
 
 
 def _uploaded_to_temp(uploaded) -> str:
-    """Write an upload to a temp file once per upload (kept across reruns), return its path."""
+    """Write an upload to a temp file once per upload (kept across reruns), return its path. For an
+    encrypted warehouse the "file" is held in memory (``warehouse.MemoryFile``): nothing of the
+    upload is written to disk in the clear."""
     state = st.session_state.get("_upload_tmp")
     if state and state["id"] == uploaded.file_id and os.path.exists(state["path"]):
         return state["path"]
     if state:
-        shutil.rmtree(state["dir"], ignore_errors=True)
+        if state.get("memory") is not None:
+            state["memory"].close()
+        else:
+            shutil.rmtree(state["dir"], ignore_errors=True)
+    scratch = wh.scratch_file("upload")
+    if hasattr(scratch, "fd"):
+        with scratch.open("wb") as fh:
+            shutil.copyfileobj(uploaded, fh, length=1 << 20)
+        st.session_state["_upload_tmp"] = {"id": uploaded.file_id, "path": scratch.path, "memory": scratch}
+        return scratch.path
     # under the warehouse's temporary folder, named with this process id: removed at the next start
     # when the app was killed before it could clean up
-    tmp_dir = str(wh.temp_path("upload"))
+    tmp_dir = str(scratch)
     os.makedirs(tmp_dir)
     path = os.path.join(tmp_dir, _safe_file_name(uploaded.name))
     with open(path, "wb") as fh:
@@ -413,7 +424,9 @@ def _preview_and_load(path: str, file_name: str | None, gen: int) -> None:
                 widgets.select_dataset_next(result.dataset)
                 st.session_state["_source_gen"] = gen + 1
                 tmp = st.session_state.pop("_upload_tmp", None)
-                if tmp:  # the upload's temporary copy is no longer needed
+                if tmp and tmp.get("memory") is not None:  # the upload's copy is no longer needed
+                    tmp["memory"].close()
+                elif tmp:
                     shutil.rmtree(tmp["dir"], ignore_errors=True)
                 st.rerun()
 
@@ -533,7 +546,14 @@ def _tab_export(names: list[str], summary) -> None:
     )
     if where.startswith("Download"):
         def _export_bytes(name=exp_name, fmt=exp_fmt) -> bytes:
-            tmp_dir = str(wh.temp_path("export"))
+            scratch = wh.scratch_file("export", f".{fmt}")
+            if hasattr(scratch, "fd"):  # an encrypted warehouse: the file is made in memory
+                try:
+                    ing.export_dataset(wh, name, scratch, fmt)
+                    return scratch.read_bytes()
+                finally:
+                    scratch.close()
+            tmp_dir = str(scratch)
             os.makedirs(tmp_dir)
             try:
                 out = ing.export_dataset(wh, name, os.path.join(tmp_dir, f"{name}.{fmt}"), fmt)

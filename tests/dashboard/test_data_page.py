@@ -421,3 +421,47 @@ def test_set_dataset_currency_with_a_clear_message_for_a_bad_code(app_wh):
     at.switch_page(DATA_PAGE).run()
     at.button(key="currency_forget").click().run()
     assert dataset_currency(app_wh, "shop").code is None
+
+
+@pytest.fixture
+def keyed_env(monkeypatch):
+    """An encrypted warehouse for the app (set before app_wh opens it)."""
+    from analytics import warehouse as warehouse_mod
+
+    if not warehouse_mod.memory_files():
+        pytest.skip("memory files need Linux (memfd)")
+    monkeypatch.setenv("VALUESCOPE_KEY", "correct horse battery staple")
+    monkeypatch.setenv("VALUESCOPE_ENCRYPTION_FALLBACK", "mbedtls")
+    monkeypatch.delenv("VALUESCOPE_TMP", raising=False)
+
+
+def test_an_encrypted_warehouses_upload_is_held_in_memory(keyed_env, app_wh):
+    """A gzip upload into an encrypted warehouse: kept in memory, loaded, and no customer id is in any
+    file under the data folder after the upload or after the load."""
+    import gzip
+    from pathlib import Path
+
+    assert app_wh.encrypted
+    ids = [f"CUSTQ7{i:04d}" for i in range(17)]
+    rows = ["customer_id,event_time,event_type,order_id,revenue"]
+    rows += [f"{ids[i % 17]},2024-03-{1 + i % 28:02d} 10:00:00,purchase,o{i},{i + 1}.5" for i in range(40)]
+    data_dir = Path(app_wh.path).parent
+
+    def leaked() -> list[str]:
+        blobs = [f.read_bytes() for f in data_dir.rglob("*") if f.is_file()]
+        return [i for i in ids if any(i.encode() in b for b in blobs)]
+
+    at = _page(app_wh)
+    at.file_uploader(key=f"upload_{_gen(at)}").set_value(
+        ("shop.csv.gz", gzip.compress("\n".join(rows).encode()), "application/gzip")).run()
+    assert not at.error, [e.value for e in at.error]
+    held = at.session_state["_upload_tmp"]
+    assert held["path"].startswith("/proc/self/fd/") and held["memory"].size > 0
+    assert not leaked()
+    _load_button(at).click().run()
+    assert not at.exception, at.exception
+    assert _metric_values(at)["Rows loaded"] == 40
+    assert held["memory"].fd is None  # freed after the load
+    app_wh.cursor().execute("CHECKPOINT")
+    assert not leaked()
+    assert app_wh.cursor().execute("SELECT count(DISTINCT customer_id) FROM events").fetchone()[0] == 17
