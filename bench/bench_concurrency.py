@@ -9,7 +9,8 @@ counted), then for each level N runs N concurrent clients for ``--seconds``: eac
 Overview, Value, Explorer, Overview, ... every visit in a fresh session (``bench/_st_client.py``,
 Streamlit's websocket protocol), timing the request until the page's script run ends. A visit
 that is still running when the time is up is finished and counted. Reports per level the visits,
-median and p95 seconds (all pages and per page), the server process's CPU use (cores) and the
+median and p95 seconds (all pages and per page), the server process's CPU use (cores), its CPU
+seconds per visit (what a page view costs the server, whatever else the machine runs) and the
 machine's load average. Goal: median <= 2 s at 16 sessions.
 """
 from __future__ import annotations
@@ -83,23 +84,25 @@ def main() -> int:
             v = asyncio.run(visit_async(url, page, timeout=args.timeout))
             print(f"  warm-up {page:9} {v.seconds:6.2f} s{'' if v.ok else '  <- ' + v.status}", flush=True)
         print(f"{'sessions':>8} {'visits':>6} {'median s':>9} {'p95 s':>7} {'max s':>7} {'per page median s':>40}"
-              f" {'server cores':>12}  load", flush=True)
+              f" {'server cores':>12} {'CPU s/visit':>11}  load", flush=True)
         for n in levels:
             c0, t0 = proc_cpu_s(proc.pid), time.perf_counter()
             rows = asyncio.run(level(url, n, args.seconds, args.timeout))
             wall = time.perf_counter() - t0
-            cores = (proc_cpu_s(proc.pid) - c0) / wall
+            cpu = proc_cpu_s(proc.pid) - c0
+            cores = cpu / wall
             secs = [r["seconds"] for r in rows]
             per_page = {p: statistics.median([r["seconds"] for r in rows if r["page"] == p] or [float("nan")])
                         for p in CYCLE}
             failed = sum(not r["ok"] for r in rows)
             entry = {"visits": len(rows), "failed": failed, "median_s": statistics.median(secs),
                      "p95_s": pctl(secs, 0.95), "max_s": max(secs), "per_page_median_s": per_page,
-                     "wall_s": wall, "server_cores": cores, "load": load()}
+                     "wall_s": wall, "server_cores": cores, "server_cpu_s_per_visit": cpu / max(1, len(rows)),
+                     "visits_per_s": len(rows) / wall, "load": load()}
             results["levels"][n] = entry
             pp = ", ".join(f"{p} {s:.2f}" for p, s in per_page.items())
             print(f"{n:8} {len(rows):6} {entry['median_s']:9.2f} {entry['p95_s']:7.2f} {entry['max_s']:7.2f} "
-                  f"{pp:>40} {cores:12.2f}  {load()}{'  failed ' + str(failed) if failed else ''}", flush=True)
+                  f"{pp:>40} {cores:12.2f} {entry['server_cpu_s_per_visit']:11.3f}  {load()}{'  failed ' + str(failed) if failed else ''}", flush=True)
     out = Path(args.json) if args.json else OUT / "concurrency.json"
     out.write_text(json.dumps(results, indent=2))
     top = results["levels"].get(max(levels))

@@ -25,7 +25,9 @@ Environment:
 """
 from __future__ import annotations
 
+import functools
 import os
+from pathlib import Path
 from typing import Callable
 
 import streamlit as st
@@ -38,7 +40,14 @@ ENV_PREPARE = "VALUESCOPE_PREPARE"
 
 
 def db_path() -> str:
-    return str(default_db_path().resolve())
+    """The warehouse file's absolute path (resolved once per setting and working directory: every
+    cached call asks for it)."""
+    return _resolved(str(default_db_path()), os.getcwd())
+
+
+@functools.lru_cache(maxsize=16)
+def _resolved(path: str, cwd: str) -> str:
+    return str((Path(cwd) / path).resolve())
 
 
 def inline() -> bool:
@@ -373,6 +382,53 @@ def purchase_model_comparison(dataset: str):
     """``analytics.diagnostics.compare_purchase_models`` on the dataset's own calibration/holdout split
     (prepared): ``(comparison or None, problem or None)``; None while it is being prepared."""
     return _comparison_prepared(dataset)
+
+
+def _explorer_derived(fn: Callable, name: str, max_entries: int = 16):
+    """A cached ``fn(frame, *args)`` of the Explorer frame, called as ``wrapper(dataset, as_of, *args)``
+    (None while the frame is being prepared): what every visit draws from the frame is computed
+    once per frame version, as this caller sees the frame, and the arguments (hashable)."""
+    def cached(path, key, dataset, as_of, args, _frame):
+        return fn(_frame, *args)
+
+    cached.__qualname__ = cached.__name__ = f"cached_{name}"
+    cached = st.cache_data(show_spinner=False, max_entries=max_entries)(cached)
+
+    def call(dataset: str, as_of, *args):
+        frame = explorer_frame(dataset, as_of)
+        if frame is None:
+            return None
+        return cached(db_path(), _key(dataset, "data", "clusters"), dataset, str(as_of), tuple(args), _frame=frame)
+
+    call.__name__ = name
+    call.__doc__ = f"``{getattr(fn, '__module__', '')}.{getattr(fn, '__name__', name)}`` of the Explorer frame, cached."
+    call.clear = cached.clear
+    return call
+
+
+def _sentiment_columns(frame) -> list[str] | None:
+    from analytics.reviews.views import sentiment_group_columns
+
+    return sentiment_group_columns(frame)
+
+
+def _sentiment_table(frame, column: str):
+    from analytics.reviews.views import sentiment_by_group
+
+    return sentiment_by_group(frame, column)
+
+
+def _all_concentration(frame, fractions: tuple, max_points: int) -> dict:
+    from analytics.explorer import concentration
+
+    return concentration(frame["net_revenue"], fractions, max_points=max_points)
+
+
+#: the columns review sentiment can be grouped by (None: no scored review), and the table per column
+explorer_sentiment_columns = _explorer_derived(_sentiment_columns, "explorer_sentiment_columns")
+explorer_sentiment = _explorer_derived(_sentiment_table, "explorer_sentiment")
+#: ``analytics.explorer.concentration`` of every customer's net revenue
+explorer_concentration = _explorer_derived(_all_concentration, "explorer_concentration", max_entries=8)
 
 
 def explorer_groups(dataset: str, as_of, column: str):

@@ -7,20 +7,17 @@ import streamlit as st
 from dashboard import cache, widgets
 
 
-def sentiment_by_segment(frame, key: str = "sent_by") -> None:
+def sentiment_by_segment(dataset: str, as_of, key: str = "sent_by") -> None:
     """Mean review sentiment and share of customers whose latest review is negative, per RFM segment
-    or cluster of ``frame`` (the page's customer frame)."""
-    from analytics.reviews.views import sentiment_by_group
-
-    if frame is None or "sentiment_mean" not in frame.columns or frame["sentiment_mean"].notna().sum() == 0:
+    or cluster of the dataset's customer frame at ``as_of`` (computed once per frame version)."""
+    options = cache.explorer_sentiment_columns(dataset, as_of)
+    if not options:
         st.info("No review sentiment for this dataset yet (it has no reviews, or they are being scored).", icon="💬")
         return
-    options = [c for c in ("rfm_segment", "cluster_name", "churn_band", "new_customer_segment", "country")
-               if c in frame.columns and frame[c].notna().any()]
     labels = {"rfm_segment": "RFM segment", "cluster_name": "Cluster", "churn_band": "Churn risk band",
               "new_customer_segment": "New-customer group", "country": "Country"}
     column = st.selectbox("Group by", options, format_func=lambda c: labels.get(c, c), key=key)
-    table = sentiment_by_group(frame, column)
+    table = cache.explorer_sentiment(dataset, as_of, column)
     st.dataframe(table.reset_index(), hide_index=True, column_config={
         column: labels.get(column, column),
         "customers": st.column_config.NumberColumn("Customers", format="%d"),

@@ -39,6 +39,7 @@ _FALLBACK_STREAMLIT_CONFIG = {
     "browser": {"gatherUsageStats": False},
     "server": {"maxUploadSize": 200, "headless": True},
     "client": {"toolbarMode": "minimal"},
+    "runner": {"postScriptGC": False},
 }
 
 

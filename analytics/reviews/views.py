@@ -57,6 +57,18 @@ def negative_reviews_of_valuable(wh, dataset: str, frame: pd.DataFrame, as_of, *
     return df[cols]
 
 
+#: what review sentiment can be grouped by, in the order pages offer them
+SENTIMENT_GROUP_COLUMNS = ("rfm_segment", "cluster_name", "churn_band", "new_customer_segment", "country")
+
+
+def sentiment_group_columns(frame: pd.DataFrame | None) -> list[str] | None:
+    """The columns of ``frame`` (a customer frame) that :func:`sentiment_by_group` can group by (those
+    with a value), or None when no customer has a scored review."""
+    if frame is None or "sentiment_mean" not in frame.columns or frame["sentiment_mean"].notna().sum() == 0:
+        return None
+    return [c for c in SENTIMENT_GROUP_COLUMNS if c in frame.columns and frame[c].notna().any()]
+
+
 def sentiment_by_group(frame: pd.DataFrame, column: str) -> pd.DataFrame:
     """Per value of ``column`` (an RFM segment, a cluster...): customers, how many wrote a scored
     review, their mean sentiment and the share of those whose latest review is negative."""

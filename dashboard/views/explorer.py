@@ -152,15 +152,18 @@ def _compare(dataset: str, as_of, frame: pd.DataFrame, currency=None) -> dict[st
     return groups
 
 
-def _concentration(frame: pd.DataFrame, groups: dict[str, pd.Series]) -> None:
+def _concentration(dataset: str, as_of, frame: pd.DataFrame, groups: dict[str, pd.Series]) -> None:
     st.subheader("Value concentration")
     scope_names = ["All customers"] + list(groups)
     scope = st.selectbox("Customers", scope_names, key="explorer_lorenz_scope")
-    values = frame["net_revenue"] if scope == "All customers" else frame.loc[groups[scope].to_numpy(), "net_revenue"]
-    if len(values) == 0:
-        st.info("This segment has no customers.", icon="📭")
-        return
-    conc = explorer.concentration(values, (0.1, 0.2), max_points=LORENZ_POINTS)  # one sort for all three
+    if scope == "All customers":  # the default: once per frame version
+        conc = cache.explorer_concentration(dataset, as_of, (0.1, 0.2), LORENZ_POINTS)
+    else:
+        values = frame.loc[groups[scope].to_numpy(), "net_revenue"]
+        if len(values) == 0:
+            st.info("This segment has no customers.", icon="📭")
+            return
+        conc = explorer.concentration(values, (0.1, 0.2), max_points=LORENZ_POINTS)  # one sort for all three
     top10, top20, g, curve = conc["top"][0.1], conc["top"][0.2], conc["gini"], conc["curve"]
     m1, m2, m3 = st.columns(3)
     m1.metric("Top 10% share of net revenue", "n/a" if pd.isna(top10) else f"{top10:.1%}",
@@ -187,10 +190,10 @@ def _concentration(frame: pd.DataFrame, groups: dict[str, pd.Series]) -> None:
     st.caption("Refunds beyond purchases count as zero value.")
 
 
-def _sentiment(frame: pd.DataFrame) -> None:
+def _sentiment(dataset: str, as_of) -> None:
     st.subheader("Review sentiment by segment")
     st.caption("What each group's customers write in their reviews: who is unhappy, and where.")
-    review_widgets.sentiment_by_segment(frame, key="explorer_sentiment_by")
+    review_widgets.sentiment_by_segment(dataset, as_of, key="explorer_sentiment_by")
 
 
 def _cohorts(dataset: str, as_of) -> None:
@@ -335,8 +338,8 @@ def main() -> None:
     frame = widgets.customer_frame_or_stop(cache.explorer_frame, dataset, as_of)
     currency = widgets.dataset_currency(dataset)
     groups = _compare(dataset, as_of, frame, currency)
-    _concentration(frame, groups)
-    _sentiment(frame)
+    _concentration(dataset, as_of, frame, groups)
+    _sentiment(dataset, as_of)
     _cohorts(dataset, as_of)
     _migration(dataset, first_day, as_of)
     _customers(dataset, frame, as_of, currency)
