@@ -17,7 +17,7 @@ import time
 
 import streamlit as st
 
-from analytics import access
+from analytics import access, oidc
 
 #: session-state key of this session's signed-in caller (and the identity it was made for)
 CALLER_KEY = "_vs_caller"
@@ -67,22 +67,20 @@ def discovery_problem(url: str) -> str | None:
     """Why the provider's discovery document at ``url`` cannot be used (None: it can); looked up at
     most once a minute, so a wrong ``server_metadata_url`` is named on the sign-in page instead of
     failing behind the Sign in button."""
-    import json
-    import urllib.error
-    import urllib.request
+    return oidc.fetch_discovery(url)[1]
 
-    try:
-        with urllib.request.urlopen(url, timeout=5) as r:
-            meta = json.loads(r.read().decode("utf-8"))
-    except urllib.error.HTTPError as exc:
-        return f"it answers HTTP {exc.code}"
-    except (urllib.error.URLError, OSError) as exc:
-        return f"it cannot be reached ({getattr(exc, 'reason', exc)})"
-    except ValueError:
-        return "it is not a JSON discovery document"
-    missing = [k for k in ("issuer", "authorization_endpoint", "token_endpoint", "jwks_uri")
-               if not isinstance(meta, dict) or not meta.get(k)]
-    return f"the discovery document lacks {', '.join(missing)}" if missing else None
+
+def client_problem(section: dict, name: str | None) -> str | None:
+    """Why the provider ``name`` refuses Valuescope's client id/secret (None: it accepts them, or
+    cannot tell); asked when the Sign in button is pressed, so a wrong secret is named in words
+    instead of the browser coming back from the provider to this page with nothing said."""
+    table = section if name is None else section[name]
+    meta, problem = oidc.fetch_discovery(str(table["server_metadata_url"]))
+    if problem:
+        return None  # the page has just named a discovery URL that does not work
+    return oidc.client_problem(meta, table["client_id"], table["client_secret"],
+                               redirect_uri=str(section.get("redirect_uri") or ""),
+                               auth_method=oidc._auth_method(table))
 
 
 def policy() -> access.SignInPolicy:
@@ -167,6 +165,12 @@ def sign_in_page(section: dict, note: str | None = None) -> None:
     for name in providers(section):
         label = "Sign in" if name is None else f"Sign in with {name}"
         if st.button(label, key=f"sign_in_{name or 'default'}", type="primary", icon="🔑"):
+            problem = client_problem(section, name)
+            if problem:
+                st.error(f"Signing in cannot work: {widgets_escape(problem)}. Nobody can sign in until the "
+                         f"client_id and client_secret in {oidc.where(name)} of .streamlit/secrets.toml match "
+                         "the ones registered at the identity provider: tell whoever runs Valuescope.", icon="🚫")
+                continue
             st.login() if name is None else st.login(name)
     st.caption("If signing in brings you back to this page, the identity provider refused Valuescope's "
                "client (check client_id, client_secret and server_metadata_url in [auth]); the server log "

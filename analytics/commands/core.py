@@ -149,10 +149,55 @@ def anonymous_refusal(extra: list[str], allow_anonymous: bool, secrets_path: Pat
             "it deliberately.")
 
 
+def _auth_sections(extra: list[str], secrets_path: Path | None = None) -> list[tuple[Path, dict]]:
+    """The ``[auth]`` tables Streamlit will read: the files of ``--secrets.files`` when given, else
+    the working directory's ``.streamlit/secrets.toml``, then the home folder's."""
+    from analytics.warehouse import read_secrets
+
+    given = _option_value(extra, "--secrets.files")
+    if secrets_path is not None:
+        paths = [Path(secrets_path)]
+    elif given:
+        paths = [Path(p.strip().strip("'\"")) for p in given.strip("[]").split(",") if p.strip().strip("'\"")]
+    else:
+        paths = [Path(".streamlit") / "secrets.toml", Path.home() / ".streamlit" / "secrets.toml"]
+    out = []
+    for path in paths:
+        try:
+            secrets = read_secrets(path)
+        except Exception:  # a broken file: anonymous_refusal and Streamlit name it
+            continue
+        if isinstance(secrets.get("auth"), dict) and secrets["auth"]:
+            out.append((path, dict(secrets["auth"])))
+    return out
+
+
+def sign_in_refusal(extra: list[str], secrets_path: Path | None = None, warn=None) -> str | None:
+    """Why ``valuescope serve`` must not start with the sign-in configured (None: it may): the
+    identity provider refuses Valuescope's client id or secret (asked at its token endpoint, see
+    ``analytics.oidc``), so nobody could sign in. A provider that cannot be reached now is only
+    reported (``warn``), since it may answer later."""
+    from analytics import oidc
+
+    warn = warn or (lambda text: print(text, file=sys.stderr))
+    for path, section in _auth_sections(extra, secrets_path):
+        for problem, certain in oidc.provider_problems(section):
+            if certain:
+                return (f"valuescope serve: sign-in cannot work: {problem}. Nobody could sign in: set the "
+                        f"client_id and client_secret registered at the identity provider in {path}, then start "
+                        "again.")
+            warn(f"valuescope serve: warning: {problem} (sign-in will fail until it does)")
+    return None
+
+
 def cmd_serve(args) -> int:
     import dashboard
 
     refusal = anonymous_refusal(list(args.extra), bool(getattr(args, "allow_anonymous", False)))
+    if refusal:
+        print(refusal, file=sys.stderr)
+        return 2
+    refusal = sign_in_refusal(list(args.extra))
     if refusal:
         print(refusal, file=sys.stderr)
         return 2

@@ -171,3 +171,17 @@ def test_a_viewer_opens_timelines_and_looks_up_customers_by_pseudonym(shop):
     at.text_input(key="value_lookup").input(stored).run()  # a stored id finds nobody for a viewer
     assert not at.exception and "RFM score" not in _metric_values(at)
     assert any("No customer" in i.value for i in at.info)
+
+
+def test_a_rejected_client_secret_is_named_when_sign_in_is_pressed(shop, provider):
+    """Pressing Sign in asks the provider whether it accepts Valuescope's client first: a wrong secret
+    is named on the page (the provider is not visited, no token is issued)."""
+    issued = len(provider.issued)
+    at = _app({}, auth=dict(AUTH, client_secret="not the registered secret"))
+    at.button(key="sign_in_default").click().run()
+    assert not at.exception, at.exception
+    assert any("rejected the client id/secret" in e.value and "client_secret" in e.value for e in at.error)
+    assert len(provider.issued) == issued
+    at = _app({}, auth=dict(AUTH, client_secret=provider.client_secret))
+    at.button(key="sign_in_default").click().run()
+    assert not any("rejected" in e.value for e in at.error)
