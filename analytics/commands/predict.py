@@ -97,7 +97,7 @@ def cmd_backtest(args) -> int:
           f"{info['holdout_purchasers']} bought in the holdout")
     if info.get("learned_error"):
         print(f"note: {info['learned_error']}")
-    for line in (info.get("horizon"), (info.get("levels") or {}).get("note")):
+    for line in (info.get("horizon"), (info.get("levels") or {}).get("note"), info.get("ensemble")):
         if line and info.get("training_cutoffs"):
             print(f"  {line}")
     print(f"{'model':10}" + "".join(f"{label:>10}" for _, label, _ in COLUMNS))

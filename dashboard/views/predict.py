@@ -28,7 +28,7 @@ from dashboard import cache, widgets
 RESULT_KEY = "predict_result"
 MODEL_LABELS = {"zero": "Zero", "naive": "Naive rate x AOV", "bgnbd": "BG/NBD x Gamma-Gamma",
                 "paretonbd": "Pareto/NBD x Gamma-Gamma", "lightgbm": "LightGBM", "lstm": "LSTM (ZILN)",
-                "ensemble": "Ensemble (LightGBM + LSTM)"}
+                "ensemble": "Ensemble (weights chosen on validation)"}
 #: the comparison table: what fits on one screen (more in the expander below it); (metric, title, glossary term)
 MAIN_COLUMNS = [("rmse", "RMSE", "rmse"), ("normalized_gini", "Normalized Gini", "normalized_gini"),
                 ("top_decile_capture", "Top-decile capture", "top_decile_capture"),

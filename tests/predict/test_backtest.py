@@ -175,9 +175,9 @@ def test_cdnow_39_39_lightgbm_total_is_calibrated(cdnow_wh):
     assert info["holdout_days"] == 273 and info["target_days"] < 273
     assert 1.5 < info["horizon_ratio_mean"] < 273 / info["target_days"]  # drop-out bends the curve
     assert abs(t.loc["lightgbm", "total_ratio"] - 1) <= 0.10, t["total_ratio"].to_dict()
-    # on this small real data set LightGBM matches BG/NBD's ranking (0.63-0.64 vs 0.638; the last bits of the
-    # revenue sums moved it from one side to the other), it does not beat it: the LSTM does (README)
-    assert t.loc["lightgbm", "normalized_gini"] > t.loc["bgnbd", "normalized_gini"] - 0.02
+    # with the Poisson value loss LightGBM ranks better than BG/NBD on this small real data set (0.677 vs 0.638,
+    # README); the Tweedie loss it had before only matched it (0.63)
+    assert t.loc["lightgbm", "normalized_gini"] > t.loc["bgnbd", "normalized_gini"] + 0.02
 
 
 @pytest.mark.slow

@@ -102,3 +102,17 @@ def test_bad_input(data):
     model = LightGBMValueModel(n_estimators=5).fit(X, y, c)
     with pytest.raises(ValueError, match="missing feature"):
         model.predict_value(X.drop(columns="aov"))
+
+
+def test_poisson_objective_learns_and_keeps_the_mean(data):
+    """The Poisson value loss (the backtest's default): log link, its own validation metric, the
+    training mean matched (a Poisson fit's predictions sum to the targets' sum at its optimum)."""
+    (X, y, c), (Xv, yv, cv), (Xt, yt, _) = data
+    model = LightGBMValueModel(objective="poisson", learning_rate=0.05, random_state=0).fit(
+        X, y, c, X_val=Xv, y_value_val=yv, y_churn_val=cv)
+    assert "poisson" in model.history_["value"] and "tweedie" not in model.history_["value"]
+    pv = model.predict_value(Xt)
+    assert (pv > 0).all() and m.normalized_gini(yt, pv) > 0.4
+    assert model.predict_value(X).sum() == pytest.approx(y.sum(), rel=0.05)
+    with pytest.raises(ValueError, match="objective must be"):
+        LightGBMValueModel(objective="lambdarank").fit(X, y, c)
