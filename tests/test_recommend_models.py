@@ -290,3 +290,26 @@ def test_cli_evaluate_json_has_one_entry_per_model(tmp_path, capsys):
     assert got["item_cf"]["vs_popularity"]["precision"] == pytest.approx(
         got["item_cf"]["precision_at_k"] / got["popularity"]["precision_at_k"])
     assert doc["default_model"] == doc["validation"]["winner"] == "item_cf"
+
+
+def test_validation_on_a_sample_of_customers_still_picks_the_planted_best(wh):
+    """The window's evaluated customers capped at a seeded sample: the same sample for every
+    candidate, the same choice when run again, and the planted group structure still wins over
+    popularity (the models learn from everyone's events)."""
+    _insert(wh, "blocks", _blocks(per_group=60))
+    kw = dict(k=5, families="popularity,recent_popularity,item_cf", fold_days=30,
+              grid={"item_cf": [{"shrinkage": 5.0}], "recent_popularity": [{"days": 30}]})
+    full = R.validate_models(wh, "blocks", "2024-07-01", **kw)
+    n_full = int(full.table["customers"].iloc[0])
+    assert n_full > 150
+    v = R.validate_models(wh, "blocks", "2024-07-01", max_customers=60, **kw)
+    again = R.validate_models(wh, "blocks", "2024-07-01", max_customers=60, **kw)
+    other = R.validate_models(wh, "blocks", "2024-07-01", max_customers=60, random_state=1, **kw)
+    assert (v.table["customers"] == 60).all()
+    assert v.winner == full.winner == "item_cf"
+    assert v.ratios["item_cf"]["precision"] > 1.5 and v.ratios["item_cf"]["recall"] > 1.5
+    pd.testing.assert_frame_equal(v.table.drop(columns="fit_seconds"), again.table.drop(columns="fit_seconds"))
+    assert not np.allclose(v.table["precision_at_k"], other.table["precision_at_k"])
+    # a cap above the window's customers changes nothing
+    big = R.validate_models(wh, "blocks", "2024-07-01", max_customers=10 * n_full, **kw)
+    pd.testing.assert_frame_equal(big.table.drop(columns="fit_seconds"), full.table.drop(columns="fit_seconds"))

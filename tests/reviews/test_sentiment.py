@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
 from sklearn.metrics import roc_auc_score
 
 from analytics.reviews.features import CUSTOMER_COLUMNS, _customer_sentiment_frame, customer_sentiment, item_sentiment
@@ -152,3 +153,50 @@ def test_predictor_features_carry_sentiment_up_to_the_cutoff(generated, wh):
     add_events(wh, "plain", pd.DataFrame({"customer_id": ["a", "b"], "event_time": ["2025-01-01", "2025-02-01"],
                                           "event_type": ["purchase", "purchase"], "revenue": [1.0, 2.0]}))
     assert "sentiment_mean" not in window_data(wh, "plain", "2025-03-01", None).features.columns
+
+
+def test_stratified_sample_keeps_the_label_shares_and_is_seeded():
+    from analytics.reviews.sentiment import _stratified
+
+    labels = np.array([1] * 700 + [0] * 300)
+    rows = np.arange(1000)
+    a = _stratified(rows, labels, 100, np.random.default_rng(3))
+    b = _stratified(rows, labels, 100, np.random.default_rng(3))
+    c = _stratified(rows, labels, 100, np.random.default_rng(4))
+    assert len(a) == 100 and len(np.unique(a)) == 100 and (np.diff(a) > 0).all()
+    assert (labels[a] == 1).sum() == 70 and (labels[a] == 0).sum() == 30
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, c)
+    # at or under the cap: every row, untouched
+    np.testing.assert_array_equal(_stratified(rows[:50], labels, 100, np.random.default_rng(0)), rows[:50])
+
+
+def test_capped_training_and_judging_are_seeded_samples_and_still_rank_well(generated, monkeypatch):
+    """With caps far below the sample's rated reviews, the model learns from exactly the cap (the
+    shares of positive and negative kept), is judged on exactly the held-out cap, gives the same
+    scores when run again, and its held-out ROC AUC (checked here with scikit-learn on the scores
+    of the rated reviews it did not learn from) is still high."""
+    import analytics.reviews.sentiment as S
+
+    _, events, _, _ = generated
+    r = events[events["event_type"] == "review"].reset_index(drop=True)
+    monkeypatch.setattr(S, "MAX_TRAIN_REVIEWS", 600)
+    monkeypatch.setattr(S, "MAX_HELDOUT_REVIEWS", 300)
+    fit, sent, source = S.fit_and_score(r["text"], r["rating"], random_state=0)
+    again, sent2, _ = S.fit_and_score(r["text"], r["rating"], random_state=0)
+    other, sent3, _ = S.fit_and_score(r["text"], r["rating"], random_state=1)
+    np.testing.assert_array_equal(sent, sent2)
+    assert not np.allclose(sent, sent3)
+    assert fit.source == "learned" and fit.n_train == 600 and "a sample of 600" in fit.reason
+    assert fit.heldout["all"]["n"] == 300
+    # the lexicon is judged on the same held-out reviews (it scores the English ones)
+    assert fit.heldout["en"]["n"] <= fit.lexicon_heldout["all"]["n"] < 300
+    y = rating_labels(r["rating"])
+    rated = y >= 0
+    assert fit.n_rated == int((rated & r["text"].fillna("").str.strip().ne("").to_numpy()).sum()) > 1500
+    pos_share = (y[rated] == 1).mean()  # the held-out split's own share is kept, which is close to it
+    assert fit.heldout["all"]["n_positive"] / 300 == pytest.approx(pos_share, abs=0.06)
+    assert fit.heldout["all"]["roc_auc"] > 0.9
+    # every review with text is scored (in chunks), and the scores agree with the stars
+    assert (source[r["text"].fillna("").str.strip().ne("").to_numpy()] == "learned").all()
+    assert roc_auc_score(y[rated], sent[rated]) > 0.9
