@@ -313,3 +313,47 @@ def test_validation_on_a_sample_of_customers_still_picks_the_planted_best(wh):
     # a cap above the window's customers changes nothing
     big = R.validate_models(wh, "blocks", "2024-07-01", max_customers=10 * n_full, **kw)
     pd.testing.assert_frame_equal(big.table.drop(columns="fit_seconds"), full.table.drop(columns="fit_seconds"))
+
+
+def test_validation_can_learn_from_a_sample_of_customers(wh):
+    """The candidates learn from the judged customers and a seeded sample of the others: the
+    restricted interactions are the original rows of exactly those customers, every item stays,
+    and the planted structure still wins."""
+    from analytics.recommend.evaluate import _with_customers
+
+    _insert(wh, "blocks", _blocks(per_group=60))
+    X = R.load_interactions(wh, "blocks", end="2024-07-01")
+    keep = ["g1c000", "g2c005", "nobody"]
+    sub = _with_customers(X, keep, 50, np.random.default_rng(0))
+    again = _with_customers(X, keep, 50, np.random.default_rng(0))
+    assert sub.n_customers == 50 and sub.n_items == X.n_items
+    assert {"g1c000", "g2c005"} <= set(sub.customer_ids) and "nobody" not in set(sub.customer_ids)
+    assert list(sub.customer_ids) == sorted(sub.customer_ids)
+    np.testing.assert_array_equal(sub.customer_ids, again.customer_ids)
+    rows = X.customer_index.get_indexer(sub.customer_ids)
+    assert (sub.matrix != X.matrix[rows]).nnz == 0 and (sub.purchased != X.purchased[rows]).nnz == 0
+    assert (sub.purchase_age_days != X.purchase_age_days[rows]).nnz == 0
+    v = R.validate_models(wh, "blocks", "2024-07-01", k=5, families="popularity,item_cf", fold_days=30,
+                          grid={"item_cf": [{"shrinkage": 5.0}]}, max_customers=40, max_train_customers=120)
+    assert v.winner == "item_cf" and v.ratios["item_cf"]["precision"] > 1.5
+
+
+def test_validation_lends_fitted_bases_to_the_blends(wh, monkeypatch):
+    """A blend whose base is also a candidate reuses that fit (one fit of the base, not two): its
+    validation metrics are those of the same blend fitted on its own."""
+    from analytics.recommend.models import ImplicitItemKNN
+
+    _insert(wh, "blocks", _blocks())
+    blend = {"base": "item_knn", "base_params": {"K": 50}, "days": 14, "weight": 0.5}
+    kw = dict(k=5, fold_days=30, grid={"item_knn": [{"K": 50}], "blend": [blend]})
+    fits = []
+    real_fit = ImplicitItemKNN.fit
+    monkeypatch.setattr(ImplicitItemKNN, "fit", lambda self, X: (fits.append(1), real_fit(self, X))[1])
+    both = R.validate_models(wh, "blocks", "2024-07-01", families="popularity,item_knn,blend", **kw)
+    assert len(fits) == 1
+    alone = R.validate_models(wh, "blocks", "2024-07-01", families="popularity,blend", **kw)
+    cols = ["precision_at_k", "recall_at_k", "ndcg_at_k", "coverage", "customers"]
+    a = both.table[both.table["model"] == "blend"][cols].reset_index(drop=True)
+    b = alone.table[alone.table["model"] == "blend"][cols].reset_index(drop=True)
+    pd.testing.assert_frame_equal(a, b)
+    assert a["precision_at_k"].iloc[0] > 0

@@ -38,7 +38,7 @@ import numpy as np
 import pandas as pd
 
 from analytics.recommend.core import (
-    ItemCF, PopularityRecommender, RecommendError, _BaseRecommender, _event_span, _timestamp, load_interactions,
+    Interactions, ItemCF, PopularityRecommender, RecommendError, _BaseRecommender, _event_span, _timestamp, load_interactions,
 )
 from analytics.recommend.models import (
     ALSRecommender, BPRRecommender, EASERecommender, ImplicitItemKNN, RecencyBlend, RecentPopularity,
@@ -212,16 +212,17 @@ def validate_models(wh: Warehouse, dataset: str, end, k: int = 10, *, families=N
                     sequence_params: Mapping | None = None,
                     progress: Callable[[dict], None] | None = None,
                     should_stop: Callable[[], bool] | None = None, max_customers: int | None = None,
-                    random_state: int = 0) -> Validation:
+                    max_train_customers: int | None = None, random_state: int = 0) -> Validation:
     """Score every candidate setting on validation windows that end at ``end`` (exclusive).
 
     ``fold_days``: window length (default 90, at most a third of the data before ``end``);
     ``folds``: windows before ``end``, each ``step_days`` (default: ``fold_days``, back to back)
     before the previous one. ``max_customers``: every setting is judged on the same seeded
     sample (``random_state``) of at most this many of a window's evaluated customers (all of
-    them when None): the models still learn from everyone's events before the window. Returns a
-    ``Validation``; raises RecommendError when the data before ``end`` are too short for a
-    validation window.
+    them when None); ``max_train_customers``: the models learn from the events before the window
+    of at most this many customers, the judged ones and a seeded sample of the others (everyone
+    when None). Returns a ``Validation``; raises RecommendError when the data before ``end`` are
+    too short for a validation window.
     """
     k = _BaseRecommender._check_n(k)
     families = check_families(families)
@@ -252,7 +253,13 @@ def validate_models(wh: Warehouse, dataset: str, end, k: int = 10, *, families=N
             rng = np.random.default_rng([int(random_state), f])
             who = who.iloc[np.sort(rng.choice(len(who), int(max_customers), replace=False))]
             rel = rel[rel["customer_id"].isin(who)]
+        if max_train_customers is not None and train.n_customers > int(max_train_customers):
+            train = _with_customers(train, who, int(max_train_customers), np.random.default_rng([int(random_state), f, 1]))
         n_items = train.n_items
+        # the blends' bases that are candidates too: fitted once, lent to the blends
+        bases = {(b.get("base"), json.dumps(b.get("base_params") or {}, sort_keys=True))
+                 for b in grid.get("blend", []) if "blend" in families}
+        fitted: dict = {}
         for fam in families:
             for params in grid.get(fam, [{}]):
                 if should_stop is not None and should_stop() and fam != "popularity":
@@ -263,8 +270,16 @@ def validate_models(wh: Warehouse, dataset: str, end, k: int = 10, *, families=N
                               "fold": f + 1})
                 t0 = time.perf_counter()
                 model = make_model(fam, params, **(dict(sequence_params or {}) if fam == "sequence" else {}))
+                key = (fam, json.dumps(params, sort_keys=True))
                 try:
-                    _fit(model, train, progress, should_stop, name, "validation")
+                    lent = fitted.get((params.get("base"), json.dumps(params.get("base_params") or {},
+                                                                      sort_keys=True))) if fam == "blend" else None
+                    if lent is not None:
+                        model.fit(train, base_model=lent)
+                    else:
+                        _fit(model, train, progress, should_stop, name, "validation")
+                    if key in bases:
+                        fitted[key] = model
                     recs = model.recommend(who, n=k, exclude_purchased=exclude_purchased)
                 except RecommendError as exc:
                     rows.append({"model": fam, "params": json.dumps(params, sort_keys=True), "fold": f + 1,
@@ -307,6 +322,28 @@ def validate_models(wh: Warehouse, dataset: str, end, k: int = 10, *, families=N
         note = "; ".join(f"{r.model}: {r.error}" for r in errors.drop_duplicates("model").itertuples())
     table = table.assign(chosen=[best_params.get(r.model) == json.loads(r.params) for r in table.itertuples()])
     return Validation(table, best_params, winner, windows, ratios, note)
+
+
+def _with_customers(X: Interactions, keep, cap: int, rng: np.random.Generator) -> Interactions:
+    """``X`` restricted to ``cap`` customers: those of ``keep`` it has, then a seeded sample of the
+    others (every item stays in the catalogue; rows keep their order)."""
+    rows = X.customer_index.get_indexer(pd.Index(keep))
+    rows = np.unique(rows[rows >= 0])
+    others = np.setdiff1d(np.arange(X.n_customers), rows, assume_unique=True)
+    extra = max(0, cap - len(rows))
+    if extra < len(others):
+        others = rng.choice(others, extra, replace=False)
+    rows = np.sort(np.concatenate([rows, others]))
+    sub = lambda m: None if m is None else m[rows]  # noqa: E731
+    seq = {}
+    if X.seq_indptr is not None:
+        lo, hi = X.seq_indptr[rows], X.seq_indptr[rows + 1]
+        take = np.concatenate([np.arange(a, b) for a, b in zip(lo, hi)]) if len(rows) else np.empty(0, np.int64)
+        seq = {"seq_indptr": np.concatenate([[0], np.cumsum(hi - lo)]).astype(X.seq_indptr.dtype),
+               "seq_items": X.seq_items[take], "seq_purchase": X.seq_purchase[take]}
+    return dataclasses.replace(X, matrix=X.matrix[rows], purchased=X.purchased[rows],
+                               customer_ids=X.customer_ids[rows], age_days=sub(X.age_days),
+                               purchase_age_days=sub(X.purchase_age_days), **seq)
 
 
 # ---------------------------------------------------------------------------- holdout
@@ -485,6 +522,10 @@ CAMPAIGN_GRID: dict[str, list[dict]] = {
 #: window costs minutes per candidate, and a sample of this size separates candidates whose
 #: precision differs by a few per cent of popularity's
 CAMPAIGN_VALIDATION_CUSTOMERS = 20_000
+#: ... and its candidates learn from the events before the window of at most this many customers (the
+#: judged ones and a seeded sample of the others): the fits grow with the customers; the chosen
+#: model is then fitted on everyone's events
+CAMPAIGN_VALIDATION_TRAIN_CUSTOMERS = 200_000
 
 
 def campaign_recommender(wh: Warehouse, dataset: str, end, *, families=CAMPAIGN_FAMILIES,
@@ -501,7 +542,8 @@ def campaign_recommender(wh: Warehouse, dataset: str, end, *, families=CAMPAIGN_
 def _choose(wh, dataset, end, families, grid) -> dict:
     try:
         v = validate_models(wh, dataset, end, 10, families=families, grid=grid,
-                            max_customers=CAMPAIGN_VALIDATION_CUSTOMERS)
+                            max_customers=CAMPAIGN_VALIDATION_CUSTOMERS,
+                            max_train_customers=CAMPAIGN_VALIDATION_TRAIN_CUSTOMERS)
     except RecommendError as exc:
         return {"model": "popularity", "params": {}, "label": LABELS["popularity"], "ratios_vs_popularity": {},
                 "windows": [], "note": f"popularity is the default: {exc}"}

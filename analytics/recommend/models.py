@@ -350,7 +350,9 @@ class RecencyBlend(_BaseRecommender):
         self.weight = weight
         self.candidates = candidates
 
-    def fit(self, interactions: Interactions) -> "RecencyBlend":
+    def fit(self, interactions: Interactions, base_model: _BaseRecommender | None = None) -> "RecencyBlend":
+        """``base_model``: the base already fitted on these same interactions with these settings
+        (validation fits every candidate once and lends it to the blends built on it)."""
         from analytics.recommend.evaluate import make_model
 
         if not 0 <= float(self.weight) <= 1:
@@ -359,7 +361,10 @@ class RecencyBlend(_BaseRecommender):
         if self.base in ("blend", "sequence"):
             raise RecommendError("the blend's base must be a non-sequence model other than the blend")
         X = self._check_interactions(interactions)
-        self.base_model_ = make_model(self.base, self.base_params or {}).fit(X)
+        if base_model is not None and getattr(base_model, "interactions_", None) is X:
+            self.base_model_ = base_model
+        else:
+            self.base_model_ = make_model(self.base, self.base_params or {}).fit(X)
         self.recent_ = RecentPopularity(days=self.days).fit(X)
         self._fit_popularity(X)
         self.n_items_ = X.n_items
