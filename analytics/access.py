@@ -121,10 +121,31 @@ def default() -> Caller | None:
     return _DEFAULT[0]
 
 
+_RESOLVER: list[Any] = [None]
+
+
+def set_resolver(fn) -> None:
+    """A function that names the caller of a context where none was set (None: no such function):
+    the app's partial reruns (a fragment, which does not run the top of the script where the caller
+    is set) find the caller their session signed in as through it."""
+    _RESOLVER[0] = fn
+
+
 def current() -> Caller | None:
-    """The caller of this thread/context, else the process default."""
+    """The caller of this thread/context, else the resolver's (:func:`set_resolver`), else the
+    process default."""
     caller = _CURRENT.get()
-    return caller if caller is not None else _DEFAULT[0]
+    if caller is not None:
+        return caller
+    resolver = _RESOLVER[0]
+    if resolver is not None:
+        try:
+            caller = resolver()
+        except Exception:  # no session here (a background thread): the default
+            caller = None
+        if caller is not None:
+            return caller
+    return _DEFAULT[0]
 
 
 _WAREHOUSE: contextvars.ContextVar[Any] = contextvars.ContextVar("valuescope_warehouse", default=None)

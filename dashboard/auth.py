@@ -108,9 +108,11 @@ def gate(wh) -> access.Caller:
     section = auth_section()
     if section is None:
         access.set_default(access.LOCAL)
+        access.set_resolver(None)
         access.set_current(access.LOCAL, wh)
         return access.LOCAL
     access.set_default(None)  # shared: work started without a caller is refused
+    access.set_resolver(session_caller)  # a fragment's rerun acts as its session's caller
     access.set_current(None, wh)
     claims = _claims()
     if not claims.get("is_logged_in"):
@@ -139,6 +141,18 @@ def gate(wh) -> access.Caller:
         st.stop()
     access.set_current(caller, wh)
     return caller
+
+
+def session_caller() -> access.Caller | None:
+    """The caller this browser session signed in as (None outside a script run, or before sign-in).
+    A fragment's rerun does not pass through :func:`gate`; the library finds its caller here, and
+    still reads the role from the warehouse at every check."""
+    from streamlit.runtime.scriptrunner import get_script_run_ctx
+
+    if get_script_run_ctx(suppress_warning=True) is None:
+        return None
+    held = st.session_state.get(CALLER_KEY)
+    return None if held is None else held[1]
 
 
 def sign_in_page(section: dict, note: str | None = None) -> None:

@@ -330,3 +330,25 @@ def test_a_viewer_names_customers_by_the_pseudonyms_they_see(shared):
                                 "VALUES ('shop', 'c-0123456789ab', TIMESTAMP '2025-01-09', 'purchase', 5)")
     with access.acting_as(VIEWER):
         assert access.resolve_customer(shared, "shop", "c-0123456789ab") == "c-0123456789ab"
+
+
+def test_a_context_without_a_caller_asks_the_resolver_before_the_default(shared):
+    """The app's fragments rerun without passing the top of the script: the resolver names their
+    session's caller; where it names nobody the default holds; a caller set explicitly wins."""
+    access.set_default(None)
+    try:
+        seen = []
+        access.set_resolver(lambda: seen.append(1) or VIEWER)
+        assert access.current() is VIEWER and seen
+        with pytest.raises(AccessDenied, match="Vic is a viewer"):
+            access.require(shared, "export", "shop")
+        with access.acting_as(ANALYST):
+            assert access.current() is ANALYST
+        access.set_resolver(lambda: None)
+        assert access.current() is None
+        access.set_resolver(lambda: 1 / 0)  # a resolver that fails: the default
+        assert access.current() is None
+    finally:
+        access.set_resolver(None)
+        access.set_default(access.LOCAL)
+    assert access.current() is access.LOCAL

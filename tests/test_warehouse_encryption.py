@@ -67,16 +67,20 @@ def test_sample_customer_ids_are_not_in_the_encrypted_files(keyed, tmp_path):
 def test_missing_wrong_and_unneeded_keys_have_clear_messages(keyed, tmp_path, monkeypatch):
     db = tmp_path / "w.duckdb"
     Warehouse(db).close()
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()}
     monkeypatch.delenv("VALUESCOPE_KEY")
     with pytest.raises(WarehouseError, match="it is encrypted and no key was given. Set VALUESCOPE_KEY"):
         Warehouse(db)
     monkeypatch.setenv("VALUESCOPE_KEY", "not the key")
     with pytest.raises(WarehouseError, match="the encryption key is wrong"):
         Warehouse(db)
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()} == before  # nothing written
     plain = tmp_path / "plain.duckdb"
     Warehouse(plain, key=None).close()
+    plain_bytes = plain.read_bytes()
     with pytest.raises(WarehouseError, match="a key is set but this file is not encrypted"):
         Warehouse(plain)
+    assert plain.read_bytes() == plain_bytes
 
 
 def test_key_from_a_file_or_the_secrets_file_never_beside_the_warehouse(tmp_path, monkeypatch):

@@ -37,6 +37,8 @@ def app(tmp_path_factory):
     access.set_person(wh, "vic@example.com", "viewer")
     access.grant(wh, "ann@example.com", "shop")
     access.grant(wh, "vic@example.com", "shop")
+    with access.acting_as(access.Caller("vic@example.com", "person", "viewer")), access.on_warehouse(wh):
+        provider_note = access.ids_for(wh, ["C-0007"])[0]  # the pseudonym the viewer will see
     wh.close()
     provider = Provider()
     with provider.running():
@@ -45,6 +47,7 @@ def app(tmp_path_factory):
         secrets = tmp / "secrets.toml"
         secrets.write_text(provider.secrets_toml(url))
         with running_app(db, skip_sample=True, port=port, extra=["--secrets.files", str(secrets)]) as base:
+            provider.viewer_sees = provider_note
             yield base, db, provider
 
 
@@ -113,6 +116,20 @@ def test_a_viewer_sees_only_granted_data_and_no_export(app, browser):
     box.click()
     options = [o.strip() for o in page.get_by_role("option").all_inner_texts()]
     assert options == ["shop"], options  # 'secret' is not granted
+    assert not page.locator('[data-testid="stException"]').count(), server_log(db)
+    # the Explorer's timeline by the pseudonym the viewer sees (C-0007 has one order in 'shop')
+    from tests.browser.ui import metric_value
+
+    page.keyboard.press("Escape")
+    page.goto(base + "/explorer")
+    search = page.get_by_label("Search customer id", exact=True)
+    expect(search).to_be_visible(timeout=120_000)
+    search.fill(_provider.viewer_sees)
+    search.press("Enter")
+    expect(page.get_by_text(re.compile(r"^1 customers match"))).to_be_visible(timeout=60_000)
+    _wait(page, expect)
+    expect(metric_value(page, page, "Events")).to_have_text("1", timeout=60_000)
+    assert not re.search(r"C-\d{4}", page.locator("body").inner_text())  # no stored id on the page
     assert not page.locator('[data-testid="stException"]').count(), server_log(db)
 
 

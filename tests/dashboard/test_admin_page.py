@@ -63,11 +63,22 @@ def test_incomplete_configuration_is_named(shop):
 
 
 def test_expired_sign_in_and_no_role(shop):
+    def written():
+        cur = shop.cursor()
+        return (cur.execute("SELECT count(*) FROM people").fetchone()[0],
+                cur.execute("SELECT count(*) FROM dataset_grants").fetchone()[0],
+                cur.execute("SELECT count(*) FROM audit_log WHERE outcome = 'ok'").fetchone()[0])
+
+    before = written()
     at = _app(dict(ADA, exp=int(time.time()) - 60))
     assert "expired" in at.warning[0].value and [b.key for b in at.button] == ["sign_in_default"]
     at = _app({"is_logged_in": True, "email": "stranger@example.com"})
     assert "has no role" in at.error[0].value
     assert [b.key for b in at.button] == ["sign_out_refused"]
+    # nothing written but the refusal's own audit row
+    assert written() == before
+    refused = shop.cursor().execute("SELECT target, outcome FROM audit_log WHERE action = 'sign_in'").fetchall()
+    assert refused == [("stranger@example.com", "denied")]
 
 
 def test_admin_manages_people_grants_and_reads_the_trail(shop):
