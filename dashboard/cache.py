@@ -136,6 +136,21 @@ def _seen(out):
     return access.present(warehouse(), out)
 
 
+def shared(dataset: str, name: str, build: Callable[[], object], *key):
+    """The Plotly figure (or table for people) ``build()`` makes, built once per version of the
+    dataset's data and clusters, per caller's view (raw or pseudonymised ids) and per ``key``
+    (hashable: everything else the chart shows, e.g. the date range, the currency, the chosen
+    groups), and shared by every session; building a figure (validating its properties and
+    template) costs a page view more than drawing it. The result is read-only: a page that changed
+    it after the call would change it for everyone."""
+    return _chart(db_path(), _key(dataset, "data", "clusters"), dataset, name, key, _build=build)
+
+
+@st.cache_resource(show_spinner=False, max_entries=256)
+def _chart(path: str, version_key: str, dataset: str, name: str, key: tuple, _build):
+    return _build()
+
+
 class _NotReady(Exception):
     """A prepared result is not stored yet (never cached: the next run looks again)."""
 

@@ -448,14 +448,24 @@ def people_table(frame, currency=None, *, kinds: dict | None = None, titles: dic
 
 def show_table(frame, currency=None, *, kinds: dict | None = None, titles: dict | None = None,
                helps: dict | None = None, missing: dict | None = None, key: str | None = None,
-               height=None, hide_index: bool = True, drop_empty: bool = True) -> None:
+               height=None, hide_index: bool = True, drop_empty: bool = True, once_per: tuple | None = None) -> None:
     """``frame`` as a table people read (see :func:`people_table`), as wide as the page; a customer-level
-    table as the caller may see it (``analytics.access.present``: pseudonymised ids for a viewer)."""
+    table as the caller may see it (``analytics.access.present``: pseudonymised ids for a viewer).
+
+    ``once_per``: ``(dataset, name, *key)`` when ``frame`` is fixed by the dataset's data version and
+    ``key`` (e.g. a table of prepared results at a given day): the table people read is then made once
+    and shared by every session with the same view (``dashboard.cache.shared``)."""
     from analytics import access
 
-    frame = access.present(cache.warehouse(), frame)
-    shown, config = people_table(frame, currency, kinds=kinds, titles=titles, helps=helps, missing=missing,
-                                 drop_empty=drop_empty)
+    def build():
+        seen = access.present(cache.warehouse(), frame)
+        return people_table(seen, currency, kinds=kinds, titles=titles, helps=helps, missing=missing,
+                            drop_empty=drop_empty)
+
+    if once_per is None:
+        shown, config = build()
+    else:
+        shown, config = cache.shared(once_per[0], f"table:{once_per[1]}", build, currency, *once_per[2:])
     kw = {} if height is None else {"height": height}
     st.dataframe(shown, hide_index=hide_index, width="stretch", column_config=config, key=key, **kw)
 

@@ -142,14 +142,23 @@ def _compare(dataset: str, as_of, frame: pd.DataFrame, currency=None) -> dict[st
                                "avg_probability_alive") if c in shown.columns]
     cols = st.columns(2)
     for i, col in enumerate(metric_cols):
-        fig = go.Figure(go.Bar(x=[_label(s) for s in shown["segment"]], y=shown[col]))
-        fig.update_layout(title=CHART_TITLES[col], height=300, margin=dict(l=10, r=10, t=40, b=10))
-        if col == "avg_clv":
-            fig.update_yaxes(**formatting.money_axis(currency))
-        elif col != "orders_per_customer":
-            fig.update_yaxes(tickformat=".0%", hoverformat=".1%")
+        if group_column is None:  # saved segments: this run's masks
+            fig = _metric_figure(shown, col, currency)
+        else:  # the cached comparison's charts, once per frame version and chosen groups
+            fig = cache.shared(dataset, "explorer_compare", lambda col=col: _metric_figure(shown, col, currency),
+                              str(as_of), group_column, tuple(str(n) for n in groups), col, currency)
         cols[i % 2].plotly_chart(fig, width="stretch")
     return groups
+
+
+def _metric_figure(shown: pd.DataFrame, col: str, currency) -> go.Figure:
+    fig = go.Figure(go.Bar(x=[_label(s) for s in shown["segment"]], y=shown[col]))
+    fig.update_layout(title=CHART_TITLES[col], height=300, margin=dict(l=10, r=10, t=40, b=10))
+    if col == "avg_clv":
+        fig.update_yaxes(**formatting.money_axis(currency))
+    elif col != "orders_per_customer":
+        fig.update_yaxes(tickformat=".0%", hoverformat=".1%")
+    return fig
 
 
 def _concentration(dataset: str, as_of, frame: pd.DataFrame, groups: dict[str, pd.Series]) -> None:
@@ -180,14 +189,22 @@ def _concentration(dataset: str, as_of, frame: pd.DataFrame, groups: dict[str, p
                        "" if pd.isna(g) else f"; a Gini coefficient of {g:.2f} means revenue is "
                        + ("very unequally" if g >= 0.6 else "unequally" if g >= 0.3 else "fairly evenly")
                        + " spread") + ".")
+    if scope == "All customers":
+        fig = cache.shared(dataset, "explorer_lorenz", lambda: _lorenz_figure(curve), str(as_of))
+    else:
+        fig = _lorenz_figure(curve)
+    st.plotly_chart(fig, width="stretch")
+    st.caption("Refunds beyond purchases count as zero value.")
+
+
+def _lorenz_figure(curve: pd.DataFrame) -> go.Figure:
     fig = go.Figure()
     fig.add_trace(go.Scatter(x=curve["customer_share"], y=curve["value_share"], mode="lines", name="Lorenz curve"))
     fig.add_trace(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", name="Equal share", line=dict(dash="dot")))
     fig.update_layout(xaxis_title="Share of customers (lowest value first)", yaxis_title="Share of net revenue",
                       xaxis_tickformat=".0%", yaxis_tickformat=".0%", height=380,
                       margin=dict(l=10, r=10, t=10, b=10))
-    st.plotly_chart(fig, width="stretch")
-    st.caption("Refunds beyond purchases count as zero value.")
+    return fig
 
 
 def _sentiment(dataset: str, as_of) -> None:
@@ -209,6 +226,12 @@ def _cohorts(dataset: str, as_of) -> None:
     if cohorts.empty:
         st.info(f"No purchase up to {as_of}.", icon="📭")
         return
+    st.plotly_chart(cache.shared(dataset, "explorer_cohorts", lambda: _cohort_figure(cohorts), str(as_of), 24),
+                    width="stretch")
+    st.caption("Share of each first-purchase cohort that purchased again in each later month (last 24 months).")
+
+
+def _cohort_figure(cohorts: pd.DataFrame) -> go.Figure:
     matrix = explorer.cohort_matrix(cohorts)
     fig = go.Figure(go.Heatmap(z=matrix.to_numpy(), x=[str(c) for c in matrix.columns], y=list(matrix.index),
                                colorscale="Blues", zmin=0, zmax=1, colorbar=dict(tickformat=".0%"),
@@ -216,8 +239,32 @@ def _cohorts(dataset: str, as_of) -> None:
     fig.update_layout(xaxis_title="Months since first purchase", yaxis_title="First-purchase month",
                       yaxis_autorange="reversed", height=max(300, 18 * len(matrix) + 120),
                       margin=dict(l=10, r=10, t=10, b=10))
-    st.plotly_chart(fig, width="stretch")
-    st.caption("Share of each first-purchase cohort that purchased again in each later month (last 24 months).")
+    return fig
+
+
+def _sankey_figure(flows: pd.DataFrame, from_day, as_of) -> go.Figure:
+    sk = explorer.sankey_data(flows)
+    n_left = flows["from"].nunique()
+    n_right = flows["to"].nunique()
+    sizes = ([int(flows.loc[flows["from"].astype(str) == v, "customers"].sum()) for v in sk["labels"][:n_left]]
+             + [int(flows.loc[flows["to"].astype(str) == v, "customers"].sum()) for v in sk["labels"][n_left:]])
+    # the same segment has the same colour on both sides (the library's palette); each side is a column
+    # headed by its date, and each label says its customers
+    labels = [f"{_label(v)} · {n:,}" for v, n in zip(sk["labels"], sizes)]
+    fig = go.Figure(go.Sankey(
+        arrangement="fixed",
+        node=dict(label=labels, pad=14, thickness=18, color=sk["node_colors"], x=sk["x"], y=sk["y"],
+                  line=dict(color="white", width=0.5),
+                  hovertemplate="%{label} customers<extra></extra>"),
+        link=dict(source=sk["source"], target=sk["target"], value=sk["value"], color=sk["link_colors"],
+                  hovertemplate="%{source.label} → %{target.label}: %{value:,} customers<extra></extra>"),
+        textfont=dict(size=13)))
+    fig.update_layout(height=max(520, 42 * max(n_left, n_right) + 80), margin=dict(l=10, r=10, t=36, b=10),
+                      annotations=[dict(x=0, y=1.06, xref="paper", yref="paper", showarrow=False, xanchor="left",
+                                        text=f"<b>{formatting.date(from_day)}</b>"),
+                                   dict(x=1, y=1.06, xref="paper", yref="paper", showarrow=False, xanchor="right",
+                                        text=f"<b>{formatting.date(as_of)}</b>")])
+    return fig
 
 
 @st.fragment
@@ -254,27 +301,8 @@ def _migration(dataset: str, first_day, as_of) -> None:
         return
     if flows.empty:
         return
-    sk = explorer.sankey_data(flows)
-    n_left = flows["from"].nunique()
-    n_right = flows["to"].nunique()
-    sizes = ([int(flows.loc[flows["from"].astype(str) == v, "customers"].sum()) for v in sk["labels"][:n_left]]
-             + [int(flows.loc[flows["to"].astype(str) == v, "customers"].sum()) for v in sk["labels"][n_left:]])
-    # the same segment has the same colour on both sides (the library's palette); each side is a column
-    # headed by its date, and each label says its customers
-    labels = [f"{_label(v)} · {n:,}" for v, n in zip(sk["labels"], sizes)]
-    fig = go.Figure(go.Sankey(
-        arrangement="fixed",
-        node=dict(label=labels, pad=14, thickness=18, color=sk["node_colors"], x=sk["x"], y=sk["y"],
-                  line=dict(color="white", width=0.5),
-                  hovertemplate="%{label} customers<extra></extra>"),
-        link=dict(source=sk["source"], target=sk["target"], value=sk["value"], color=sk["link_colors"],
-                  hovertemplate="%{source.label} → %{target.label}: %{value:,} customers<extra></extra>"),
-        textfont=dict(size=13)))
-    fig.update_layout(height=max(520, 42 * max(n_left, n_right) + 80), margin=dict(l=10, r=10, t=36, b=10),
-                      annotations=[dict(x=0, y=1.06, xref="paper", yref="paper", showarrow=False, xanchor="left",
-                                        text=f"<b>{formatting.date(from_day)}</b>"),
-                                   dict(x=1, y=1.06, xref="paper", yref="paper", showarrow=False, xanchor="right",
-                                        text=f"<b>{formatting.date(as_of)}</b>")])
+    fig = cache.shared(dataset, "explorer_sankey", lambda: _sankey_figure(flows, from_day, as_of), str(from_day),
+                      str(as_of), run_id)
     st.plotly_chart(fig, width="stretch", key="explorer_sankey")
     moved = int(flows.loc[flows["from"] != flows["to"], "customers"].sum())
     what = "segment" if run_id is None else "cluster"
@@ -301,6 +329,7 @@ def _customers(dataset: str, frame: pd.DataFrame, as_of, currency=None) -> None:
     cols = [c for c in TABLE_COLUMNS if c in hits.columns]
     st.caption(f"{n_hits:,} customers match" + (f"; showing the first {TABLE_LIMIT:,}" if n_hits > TABLE_LIMIT else ""))
     widgets.show_table(hits[cols].reset_index(), currency, key="explorer_customers_table",
+                       once_per=None if needle.strip() else (dataset, "explorer_customers", str(as_of)),
                        titles={"clv": "CLV (formula)", "category": "Top category", "predicted_value": "Predicted value",
                                "churn_probability": "Churn risk"}, kinds={"clv": "money"},
                        missing={"predicted_value": "not scored by the model",
@@ -326,6 +355,7 @@ def _customers(dataset: str, frame: pd.DataFrame, as_of, currency=None) -> None:
     shown = timeline.assign(event_time=[f"{formatting.date(t)}, {pd.Timestamp(t):%H:%M}" for t in
                                         timeline["event_time"]])
     widgets.show_table(shown, currency, key="explorer_timeline_table", titles=TIMELINE_TITLES,
+                       once_per=(dataset, "explorer_timeline", str(as_of), str(who)),
                        kinds={"event_time": "text", "revenue": "money", "quantity": "count", "rating": "number"},
                        missing={c: formatting.MISSING for c in TIMELINE_TITLES})
 

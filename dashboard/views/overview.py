@@ -164,41 +164,52 @@ def _shade(fig, rng) -> None:
                       fillcolor="#f2b35b", opacity=0.12, line_width=0, layer="below")
 
 
-def _timeline(ov: dict, cur, rng) -> None:
+def _revenue_figure(ov: dict, cov: pd.DataFrame, cur, rng) -> go.Figure:
     timeline = ov["timeline"]
+    fig = go.Figure(periods.partial_traces(
+        timeline["period"], timeline["revenue"], cov["partial"], kind="bar", name="Net revenue",
+        color="#2f6fdf", notes=cov["note"],
+        hovertemplate="%{x|%d %b %Y}<br>net revenue " + fmt.money_hover(cur) + "<extra></extra>"))
+    periods.annotate_partial(fig, cov)
+    _shade(fig, rng)
+    fig.update_layout(**LAYOUT, showlegend=False, yaxis_title=f"Net revenue ({cur.code})" if cur else "Net revenue",
+                      yaxis=fmt.money_axis(cur))
+    return fig
+
+
+def _active_figure(ov: dict, cov: pd.DataFrame, rng) -> go.Figure:
+    timeline = ov["timeline"]
+    fig = go.Figure(periods.partial_traces(
+        timeline["period"], timeline["active_customers"], cov["partial"], kind="line", name="Active customers",
+        color="#2f6fdf", notes=cov["note"],
+        hovertemplate="%{x|%d %b %Y}<br>%{y:,} customers<extra></extra>"))
+    periods.annotate_partial(fig, cov)
+    _shade(fig, rng)
+    fig.update_layout(**LAYOUT, showlegend=False, yaxis_title="Customers with any event",
+                      yaxis=dict(tickformat=",d"))
+    return fig
+
+
+def _timeline(dataset: str, ov: dict, cur, rng) -> None:
     grain = GRAIN_LABEL.get(ov["grain"], ov["grain"])
     cov = _coverage(ov)
     note = periods.partial_note(cov, ov["grain"])
     if note:
         st.caption("🟧 " + note + " The shaded band is the date range above."
                    if rng is not None else note, help=term("partial_period"))
+    rng = None if rng is None else (rng[0], rng[1])
     left, right = st.columns(2)
     with left:
         st.subheader(f"Net revenue, {grain}")
-        fig = go.Figure(periods.partial_traces(
-            timeline["period"], timeline["revenue"], cov["partial"], kind="bar", name="Net revenue",
-            color="#2f6fdf", notes=cov["note"],
-            hovertemplate="%{x|%d %b %Y}<br>net revenue " + fmt.money_hover(cur) + "<extra></extra>"))
-        periods.annotate_partial(fig, cov)
-        _shade(fig, rng)
-        fig.update_layout(**LAYOUT, showlegend=False, yaxis_title=f"Net revenue ({cur.code})" if cur else "Net revenue",
-                          yaxis=fmt.money_axis(cur))
+        fig = cache.shared(dataset, "overview_revenue", lambda: _revenue_figure(ov, cov, cur, rng), cur, rng)
         st.plotly_chart(fig, key="revenue_chart", config={"displaylogo": False})
     with right:
         st.subheader(f"Active customers, {grain}")
-        fig = go.Figure(periods.partial_traces(
-            timeline["period"], timeline["active_customers"], cov["partial"], kind="line", name="Active customers",
-            color="#2f6fdf", notes=cov["note"],
-            hovertemplate="%{x|%d %b %Y}<br>%{y:,} customers<extra></extra>"))
-        periods.annotate_partial(fig, cov)
-        _shade(fig, rng)
-        fig.update_layout(**LAYOUT, showlegend=False, yaxis_title="Customers with any event",
-                          yaxis=dict(tickformat=",d"))
+        fig = cache.shared(dataset, "overview_active", lambda: _active_figure(ov, cov, rng), rng)
         st.plotly_chart(fig, key="active_chart", config={"displaylogo": False})
 
 
-def _events_by_type(ov: dict) -> None:
-    st.subheader("Events by type")
+def _types_figure(ov: dict) -> go.Figure:
     by_type = ov["by_type"].iloc[::-1]  # first type on top
     fig = go.Figure(go.Bar(
         x=by_type["events"], y=[TYPE_LABELS.get(t, str(t).capitalize()) for t in by_type["event_type"]],
@@ -208,7 +219,13 @@ def _events_by_type(ov: dict) -> None:
         hovertemplate="%{y}: %{x:,} events by %{customdata:,} customers<extra></extra>",
     ))
     fig.update_layout(**{**LAYOUT, "height": 260}, xaxis_title="Events", xaxis=dict(tickformat=",d"))
-    st.plotly_chart(fig, key="types_chart", config={"displaylogo": False})
+    return fig
+
+
+def _events_by_type(dataset: str, ov: dict) -> None:
+    st.subheader("Events by type")
+    st.plotly_chart(cache.shared(dataset, "overview_types", lambda: _types_figure(ov)), key="types_chart",
+                    config={"displaylogo": False})
 
 
 def _currency_caption(dataset: str) -> str:
@@ -253,8 +270,8 @@ def main() -> None:
     rng = _pick_range(first, last)
     if rng is not None:
         _range_kpis(dataset, rng[0], rng[1], cur)
-    _timeline(ov, cur, rng)
-    _events_by_type(ov)
+    _timeline(dataset, ov, cur, rng)
+    _events_by_type(dataset, ov)
 
 
 main()

@@ -125,6 +125,16 @@ def _parameters(first_day, last_day) -> dict:
             "purchase_choice": purchase_choice, "penalizer": float(penalizer)}
 
 
+def _score_key(p: dict, segment_map, rank_by: str) -> str:
+    """Everything a re-score and its charts depend on besides the data version (a string key)."""
+    return json.dumps({k: p[k] for k in ("as_of", "unit", "use_bgnbd", "horizon", "discount", "min_age",
+                                         "purchase_choice", "penalizer", "model")}
+                      | {"rfm": [float(x) for x in p["rfm"]], "behaviour": [float(x) for x in p["behaviour"]],
+                         "clv": repr(p["clv"]), "segments": [list(segment_map.names), segment_map.lut.tolist(),
+                                                             segment_map.fallback], "rank_by": rank_by},
+                      sort_keys=True, default=str)
+
+
 def _purchase_model(dataset: str, p: dict):
     """(model key, its name, the comparison behind an automatic choice or None)."""
     comparison = None
@@ -250,7 +260,7 @@ def _titles(model_name: str) -> dict:
 
 
 def _tab_scores(scorer, result, expected, rank_by, ranked_by_model, prediction_note, as_of, currency,
-                dataset: str) -> None:
+                dataset: str, key: str) -> None:
     money = widgets.money_text(currency)
     buyers = int((scorer.n_orders > 0).sum())
     # two rows: money totals need the width of a third of the page to show their cents
@@ -275,6 +285,17 @@ def _tab_scores(scorer, result, expected, rank_by, ranked_by_model, prediction_n
                    f"{money(mean_clv)} over the horizon by the formula" + (
                        f" and {money(float(pd.Series(result.clv_bgnbd)[scorer.n_orders > 0].mean()))} by the "
                        "purchase model" if result.clv_bgnbd is not None else "") + ".")
+    fig = cache.shared(dataset, "value_hist", lambda: _hist_figure(result, rank_by, ranked_by_model, currency),
+                       key, currency)
+    st.plotly_chart(fig, key="value_hist", config={"displaylogo": False})
+    if rank_by.startswith("clv"):
+        st.caption("The last bar also holds the top 0.5 % (the long right tail is folded into it).")
+    if prediction_note:
+        st.caption(prediction_note)
+    _lookup(dataset, scorer, result, expected, as_of, currency)
+
+
+def _hist_figure(result, rank_by, ranked_by_model, currency) -> go.Figure:
     hist = result.histogram
     if ranked_by_model is not None:
         values = ranked_by_model["predicted_value"].dropna().to_numpy(dtype=float)
@@ -295,12 +316,7 @@ def _tab_scores(scorer, result, expected, rank_by, ranked_by_model, prediction_n
                       xaxis_title=SCORE_LABELS[rank_by], yaxis_title="Customers")
     if is_money:
         fig.update_xaxes(**formatting.money_axis(currency))
-    st.plotly_chart(fig, key="value_hist", config={"displaylogo": False})
-    if rank_by.startswith("clv"):
-        st.caption("The last bar also holds the top 0.5 % (the long right tail is folded into it).")
-    if prediction_note:
-        st.caption(prediction_note)
-    _lookup(dataset, scorer, result, expected, as_of, currency)
+    return fig
 
 
 @st.fragment
@@ -339,7 +355,15 @@ def _lookup(dataset, scorer, result, expected, as_of, currency=None) -> None:
         st.caption(f"{name}: {money(one['clv_bgnbd'])}; {words}.", help=glossary.term("p_alive"))
 
 
-def _tab_segments(result, currency=None, model_name: str = "BG/NBD") -> None:
+def _tab_segments(dataset: str, key: str, result, currency=None, model_name: str = "BG/NBD") -> None:
+    fig = cache.shared(dataset, "value_treemap", lambda: _treemap_figure(result, currency), key, currency)
+    st.plotly_chart(fig, key="value_treemap", config={"displaylogo": False})
+    widgets.show_table(result.segment_table, currency, titles=_titles(model_name), helps=TABLE_HELP,
+                       kinds={"customer_share": "percent", "revenue": "money", "avg_rfm_score": "number"},
+                       key="value_segment_table", once_per=(dataset, "value_segments", key, model_name))
+
+
+def _treemap_figure(result, currency) -> go.Figure:
     table = result.segment_table
     prefix = currency.prefix if currency else ""
     fig = go.Figure(go.Treemap(
@@ -354,13 +378,11 @@ def _tab_segments(result, currency=None, model_name: str = "BG/NBD") -> None:
         "<extra></extra>",
     ))
     fig.update_layout(margin=dict(l=10, r=10, t=10, b=10), height=420)
-    st.plotly_chart(fig, key="value_treemap", config={"displaylogo": False})
-    widgets.show_table(result.segment_table, currency, titles=_titles(model_name), helps=TABLE_HELP,
-                       kinds={"customer_share": "percent", "revenue": "money", "avg_rfm_score": "number"},
-                       key="value_segment_table")
+    return fig
 
 
-def _tab_top(result, rank_by, ranked_by_model, prediction_note, currency=None, model_name: str = "BG/NBD") -> None:
+def _tab_top(dataset: str, key: str, result, rank_by, ranked_by_model, prediction_note, currency=None,
+             model_name: str = "BG/NBD") -> None:
     st.caption(f"The 100 customers with the highest {SCORE_LABELS[rank_by]} (pick the score on the Scores tab).")
     top = result.top_customers
     if ranked_by_model is not None:
@@ -371,7 +393,8 @@ def _tab_top(result, rank_by, ranked_by_model, prediction_note, currency=None, m
         st.caption(prediction_note)
     widgets.show_table(top, currency, titles=_titles(model_name), helps=TABLE_HELP, key="value_top_table",
                        missing={"predicted_value": "not scored by the model",
-                                "churn_probability": "not scored by the model"})
+                                "churn_probability": "not scored by the model"},
+                       once_per=(dataset, "value_top", key, model_name))
 
 
 def _model_words(bg, gg, model: str, unit: str, currency) -> list[str]:
@@ -449,16 +472,21 @@ def _tab_models(dataset, scorer, models, prob, p, first_day, last_day, model_nam
     horizon_t = horizon * DAYS_PER_MONTH / TIME_UNITS[bg.unit_]
     if max_t > 0:
         h1, h2 = st.columns(2)
-        with h1:
+        def expected_figure():
             mat = diagnostics.expected_purchases_matrix(bg, max_f, max_t, t=horizon_t)
-            fig = diagnostics.figure_matrix(mat, title=f"Expected purchases in the next {horizon} months")
-            fig.update_layout(height=380)
+            return diagnostics.figure_matrix(mat, title=f"Expected purchases in the next {horizon} months").update_layout(
+                height=380)
+
+        def alive_figure():
+            return diagnostics.figure_matrix(diagnostics.probability_alive_matrix(bg, max_f, max_t)).update_layout(
+                height=380)
+
+        with h1:  # the fitted model's matrices: once per fit and grid
+            fig = cache.shared(dataset, "value_ep_matrix", expected_figure, p["key"], max_f, max_t, horizon_t)
             st.plotly_chart(fig, key="value_ep_matrix", config={"displaylogo": False})
         with h2:
-            mat = diagnostics.probability_alive_matrix(bg, max_f, max_t)
-            fig = diagnostics.figure_matrix(mat)
+            fig = cache.shared(dataset, "value_pa_matrix", alive_figure, p["key"], max_f, max_t)
             st.caption(glossary.term("p_alive"))
-            fig.update_layout(height=380)
             st.plotly_chart(fig, key="value_pa_matrix", config={"displaylogo": False})
         st.caption(f"For a customer whose first purchase was {max_t:g} {bg.unit_} before the as-of date.")
     _holdout(dataset, p["unit"], first_day, last_day, p["model"], p["penalizer"], model_name)
@@ -596,10 +624,11 @@ def main() -> None:
                                help="Shown in the distribution and used to rank the top customers.")
     if rank_by not in rank_choices:
         rank_by = "clv_formula"
-    try:
-        result = scorer.score(p["rfm"], p["behaviour"], p["clv"], segment_map=segment_map,
-                              rank_by="clv_formula" if rank_by == "predicted_value" else rank_by, top_n=100,
-                              prob=prob)
+    p["key"] = _score_key(p, segment_map, rank_by)
+    try:  # the same parameters give every session the same scores: computed once per data version
+        result = cache.shared(dataset, "value_scores", lambda: scorer.score(
+            p["rfm"], p["behaviour"], p["clv"], segment_map=segment_map,
+            rank_by="clv_formula" if rank_by == "predicted_value" else rank_by, top_n=100, prob=prob), p["key"])
     except ValueError as exc:
         widgets.show_error(exc, "The scores could not be computed")
         st.stop()
@@ -611,11 +640,11 @@ def main() -> None:
 
     with tab_scores:
         _tab_scores(scorer, result, expected, rank_by, ranked_by_model, prediction_note, p["as_of"], currency,
-                    dataset)
+                    dataset, p["key"])
     with tab_segments:
-        _tab_segments(result, currency, model_name)
+        _tab_segments(dataset, p["key"], result, currency, model_name)
     with tab_top:
-        _tab_top(result, rank_by, ranked_by_model, prediction_note, currency, model_name)
+        _tab_top(dataset, p["key"], result, rank_by, ranked_by_model, prediction_note, currency, model_name)
     with tab_models:
         _tab_models(dataset, scorer, models, prob, p, first_day, last_day, model_name, comparison, currency)
     with tab_export:

@@ -73,3 +73,31 @@ def test_sentiment_columns_and_table_follow_the_frame():
     assert table.loc["a", "customers"] == 2 and table.loc["a", "reviewers"] == 1
     assert table.loc["(none)", "sentiment_mean"] == pytest.approx(0.1)
     assert sentiment_group_columns(frame.assign(sentiment_mean=np.nan)) is None
+
+
+def test_a_shared_chart_is_built_once_per_version_key_and_view(shop):
+    from analytics import access
+
+    wh, as_of = shop
+    built = []
+
+    def build():
+        built.append(1)
+        return {"customers": len(cache.explorer_frame("shop", as_of))}
+
+    first = cache.shared("shop", "test_chart", build, str(as_of))
+    assert cache.shared("shop", "test_chart", build, str(as_of)) is first  # every session: the same object
+    assert len(built) == 1
+    cache.shared("shop", "test_chart", build, "another key")
+    assert len(built) == 2
+    # a viewer (pseudonymised ids) never gets what was built for a caller with raw ids
+    vic = access.Caller("vic@example.com", "person", "viewer")
+    access.set_person(wh, vic.id, "viewer")
+    access.grant(wh, vic.id, "shop")
+    with access.on_warehouse(wh), access.acting_as(vic):
+        cache.shared("shop", "test_chart", build, str(as_of))
+    assert len(built) == 3
+    # a load moves the version: built again, on the new data
+    insert_events(wh, "shop", [("newcomer", dt.datetime.combine(as_of, dt.time(9)), "purchase", "n-1", 10.0)])
+    after = cache.shared("shop", "test_chart", build, str(as_of))
+    assert len(built) == 4 and after["customers"] == first["customers"] + 1
