@@ -191,6 +191,8 @@ class JobServer:
             send({"err": f"valuescope: the command failed in the app server: {exc}\n"})
             status = 1
         finally:
+            if writes:
+                self.wh.note_change()  # the pages read the version again, whatever the command wrote
             _LOCAL.sink = None
             _LOCAL.isatty = False
         send({"exit": int(status)})

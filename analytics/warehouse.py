@@ -437,6 +437,9 @@ class Warehouse:
         self._lock = threading.Lock()
         self._writer = threading.Lock()
         self._writing: dict | None = None
+        #: a count of the changes this object saw end (commits of ``transaction()``, ends of ``writer()``,
+        #: :meth:`note_change`): a reader that remembered it can tell that nothing was written since
+        self.changes = 0
         if self.path != ":memory:":
             clean_temp(self.temp_dir())
             try:  # DuckDB's spill files go to this process's own folder, removed at the next start
@@ -504,7 +507,13 @@ class Warehouse:
             _rollback(cur)
             cur.close()
             raise storage_error(exc, "the change could not be saved") from None
+        self.note_change()
         cur.close()
+
+    def note_change(self) -> None:
+        """Count a change made through this warehouse (see :attr:`changes`)."""
+        with self._lock:
+            self.changes += 1
 
     @contextlib.contextmanager
     def writer(self, what: str, on_wait: Callable[[str], None] | None = None) -> Iterator[None]:
@@ -522,6 +531,7 @@ class Warehouse:
         finally:
             self._writing = None
             self._writer.release()
+            self.note_change()
 
     def writing(self) -> str | None:
         """What big write runs in this process now (None: none)."""

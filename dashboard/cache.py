@@ -27,6 +27,8 @@ from __future__ import annotations
 
 import functools
 import os
+import threading
+import time
 from pathlib import Path
 from typing import Callable
 
@@ -96,20 +98,66 @@ def bootstrap_error() -> str | None:
 
 
 # ---------------------------------------------------------------- the version, once per run
-def version(dataset: str) -> prepare.Version:
-    """The dataset's :class:`analytics.prepare.Version`, read once per script run."""
+#: how long ``valuescope serve`` (which owns the warehouse: every write happens in its process) shares a
+#: version it read between sessions while this process has committed nothing since (seconds)
+VERSION_TRUST_S = 1.0
+_SHARED_VERSIONS: dict[tuple[str, str], tuple[int, float, prepare.Version]] = {}
+_SHARED_LOCK = threading.Lock()
+_clock = time.monotonic
+
+
+def _run_memo(name: str) -> dict:
+    """A dict that lives for the current script run (a fresh one at the next run; outside a run, a
+    fresh one at every call)."""
     from streamlit.runtime.scriptrunner_utils.script_run_context import get_script_run_ctx
 
     ctx = get_script_run_ctx()
-    memo = getattr(ctx, "_valuescope_versions", None) if ctx is not None else None
+    if ctx is None:
+        return {}
+    memo = getattr(ctx, "_valuescope_memo", None)
     if memo is None or memo[0] is not ctx.cursors:  # ctx.cursors is a new dict at every run
-        memo = (ctx.cursors if ctx is not None else None, {})
-        if ctx is not None:
-            ctx._valuescope_versions = memo
+        memo = (ctx.cursors, {})
+        ctx._valuescope_memo = memo
+    return memo[1].setdefault(name, {})
+
+
+def _serving() -> bool:
+    return os.environ.get("VALUESCOPE_SERVE") == "1"
+
+
+def version(dataset: str) -> prepare.Version:
+    """The dataset's :class:`analytics.prepare.Version`, read once per script run. Under ``valuescope
+    serve`` a version read by one session is shared with the others for up to :data:`VERSION_TRUST_S`
+    seconds as long as this process committed nothing since (``Warehouse.changes``; CLI commands run
+    here too): many sessions at once ask the warehouse once, and a change is seen at the next run."""
+    memo = _run_memo("versions")
     key = (db_path(), dataset)
-    if key not in memo[1]:
-        memo[1][key] = prepare.current_version(warehouse(), dataset)
-    return memo[1][key]
+    if key not in memo:
+        memo[key] = _current_version(key, dataset)
+    return memo[key]
+
+
+def _current_version(key: tuple[str, str], dataset: str) -> prepare.Version:
+    wh = warehouse()
+    if not _serving():
+        return prepare.current_version(wh, dataset)
+    changes, now = wh.changes, _clock()  # read before the query: a commit during it is seen next time
+    with _SHARED_LOCK:
+        hit = _SHARED_VERSIONS.get(key)
+    if hit is not None and hit[0] == changes and now - hit[1] < VERSION_TRUST_S:
+        return hit[2]
+    out = prepare.current_version(wh, dataset)
+    with _SHARED_LOCK:
+        _SHARED_VERSIONS[key] = (changes, now, out)
+    return out
+
+
+def datasets() -> list[str]:
+    """``Warehouse.datasets``: the datasets the caller may see, read once per script run."""
+    memo = _run_memo("datasets")
+    if db_path() not in memo:
+        memo[db_path()] = warehouse().datasets()
+    return list(memo[db_path()])
 
 
 def changed(dataset: str | None = None) -> None:
@@ -118,8 +166,10 @@ def changed(dataset: str | None = None) -> None:
     from streamlit.runtime.scriptrunner_utils.script_run_context import get_script_run_ctx
 
     ctx = get_script_run_ctx()
-    if ctx is not None and hasattr(ctx, "_valuescope_versions"):
-        del ctx._valuescope_versions
+    if ctx is not None and hasattr(ctx, "_valuescope_memo"):
+        del ctx._valuescope_memo
+    with _SHARED_LOCK:
+        _SHARED_VERSIONS.clear()
     if dataset and warehouse().has_dataset(dataset) and not inline():
         prepare.start(warehouse(), dataset)
 
@@ -297,7 +347,11 @@ def dataset_currency(dataset: str):
     from the command line shows at once), else the guess from the data (cached per data version)."""
     from analytics.currency import dataset_currency as _dataset_currency
 
-    return _dataset_currency(warehouse(), dataset, guess=lambda: _currency_guess(dataset))
+    memo = _run_memo("currency")
+    key = (db_path(), dataset)
+    if key not in memo:  # pages ask several times per run
+        memo[key] = _dataset_currency(warehouse(), dataset, guess=lambda: _currency_guess(dataset))
+    return memo[key]
 
 
 def set_currency(dataset: str, code: str | None) -> str | None:
@@ -305,7 +359,9 @@ def set_currency(dataset: str, code: str | None) -> str | None:
     the guess)."""
     from analytics.currency import set_dataset_currency
 
-    return set_dataset_currency(warehouse(), dataset, code)
+    out = set_dataset_currency(warehouse(), dataset, code)
+    _run_memo("currency").clear()
+    return out
 
 
 range_comparison = _wrap(prepare.range_comparison, max_entries=16, name="range_comparison",
@@ -710,8 +766,7 @@ def _datasets_table(path: str, key: str):
 
 def datasets_table():
     """``analytics.overview.datasets_table``: every dataset's events, customers and span."""
-    wh = warehouse()
-    names = wh.datasets()  # those the caller may see
+    names = datasets()  # those the caller may see
     key = "|".join(f"{n}={version(n).data}" for n in names)
     table = _datasets_table(db_path(), key)
     return table[table["dataset"].isin(names)].reset_index(drop=True)
@@ -732,4 +787,6 @@ def inspect(path: str, file_name: str | None = None):
 
 def clear() -> None:
     """Forget the cached query results (after a write that a version key might not see)."""
+    with _SHARED_LOCK:
+        _SHARED_VERSIONS.clear()
     st.cache_data.clear()

@@ -51,7 +51,7 @@ def select_dataset_next(name: str) -> None:
 
 def current_dataset() -> str | None:
     """The dataset picked in the sidebar (None when the warehouse is empty)."""
-    names = cache.warehouse().datasets()
+    names = cache.datasets()
     if not names:
         return None
     chosen = st.session_state.get(DATASET_KEY)
@@ -62,7 +62,7 @@ def current_dataset() -> str | None:
 
 def sidebar() -> None:
     """Dataset picker and the compute device, on every page."""
-    names = cache.warehouse().datasets()
+    names = cache.datasets()
     wanted = st.session_state.pop(SELECT_NEXT_KEY, None)
     with st.sidebar:
         if names:

@@ -274,3 +274,31 @@ def test_serve_hands_cli_commands_over_before_anyone_opens_the_app(tmp_path):
         # the server holds the file: a CLI that opened it itself would exit 2 with the lock message
         assert out.returncode == 0, out.stderr
         assert "sample" in out.stdout
+
+
+def test_a_command_run_for_a_client_counts_as_a_change(served):
+    """Pages of `valuescope serve` share a version they read while nothing was written since
+    (``Warehouse.changes``): a command handed to the server counts, whatever it wrote and how."""
+    wh, _db, server = served
+
+    def bare_write(argv, overrides):  # a write without transaction() or writer()
+        wh.cursor().execute("INSERT INTO datasets (name) VALUES ('bare')")
+        return 0
+
+    server._run = bare_write
+    info = json.loads(server.file.read_text())
+    before = wh.changes
+    assert jobserver.submit(info, ["ingest", "a.csv", "--dataset", "x"], {}, out=io.StringIO(),
+                            err=io.StringIO()) == 0
+    assert wh.changes == before + 1
+    with wh.transaction() as tx:
+        tx.execute("INSERT INTO datasets (name) VALUES ('tx')")
+    assert wh.changes == before + 2
+    with pytest.raises(RuntimeError):
+        with wh.transaction() as tx:  # rolled back: nothing changed
+            tx.execute("INSERT INTO datasets (name) VALUES ('rolled back')")
+            raise RuntimeError("stop")
+    assert wh.changes == before + 2
+    with wh.writer("a load"):
+        pass
+    assert wh.changes == before + 3

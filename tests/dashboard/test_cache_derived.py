@@ -101,3 +101,32 @@ def test_a_shared_chart_is_built_once_per_version_key_and_view(shop):
     insert_events(wh, "shop", [("newcomer", dt.datetime.combine(as_of, dt.time(9)), "purchase", "n-1", 10.0)])
     after = cache.shared("shop", "test_chart", build, str(as_of))
     assert len(built) == 4 and after["customers"] == first["customers"] + 1
+
+
+def test_served_sessions_share_a_version_until_a_change_or_a_second(shop, monkeypatch):
+    from analytics import prepare
+
+    wh, as_of = shop
+    calls = _counting(monkeypatch, prepare, "current_version")
+    now = [1000.0]
+    monkeypatch.setattr(cache, "_clock", lambda: now[0])
+    monkeypatch.setenv("VALUESCOPE_SERVE", "1")
+    cache.clear()
+    first = cache.version("shop")
+    assert cache.version("shop") == first and len(calls) == 1  # a second session: no query
+    # a load commits: the next read asks the warehouse and sees the new version
+    insert_events(wh, "shop", [("late", dt.datetime.combine(as_of, dt.time(10)), "purchase", "l-1", 5.0)])
+    after_load = cache.version("shop")
+    assert len(calls) == 2 and after_load != first
+    assert after_load == prepare.current_version(wh, "shop")
+    # a change no commit counted (a bare statement) is seen once the trust period is over
+    calls.clear()
+    wh.cursor().execute("UPDATE datasets SET updated_at = updated_at + INTERVAL 1 SECOND WHERE name = 'shop'")
+    assert cache.version("shop") == after_load and not calls
+    now[0] += cache.VERSION_TRUST_S + 0.01
+    assert cache.version("shop") != after_load and len(calls) == 1
+    # outside `valuescope serve` every read asks the warehouse
+    monkeypatch.delenv("VALUESCOPE_SERVE")
+    calls.clear()
+    cache.version("shop"), cache.version("shop")
+    assert len(calls) == 2
