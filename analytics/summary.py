@@ -51,6 +51,7 @@ import collections
 import datetime as _dt
 import hashlib
 import json
+import re
 import threading
 
 import duckdb
@@ -110,57 +111,16 @@ def _py(ts: pd.Timestamp | None):
 
 
 # ---------------------------------------------------------------- SQL
-_SUMMARY_SQL = """
-WITH pday AS (
-    -- purchases: one row per customer and purchase day (same-day purchases merged),
-    -- days as DATE (4 bytes, plain integer arithmetic). This is the one big
-    -- aggregation (about one group per purchase), kept narrow; it also carries the
-    -- purchase counts and first/last event times, so purchases are aggregated once.
-    SELECT customer_id, CAST(event_time AS DATE) AS d, coalesce(sum(revenue), 0) AS rev,
-           count(*) AS n, min(event_time) AS fe, max(event_time) AS le
-    FROM {source}
-    WHERE {where} AND event_type = 'purchase'
-    GROUP BY customer_id, d
-),
-pcust AS (
-    -- sums over many rows exactly, in DECIMAL at 1e-6 (the warehouse's money precision): a plain float
-    -- sum over parallel threads adds in a different order each run and gave totals that differed in
-    -- the last bits, which moved the learned models' fits from one run to the next (an ordered sum,
-    -- sum(rev ORDER BY d), is as exact but took 1.8x as long at 10M events)
-    SELECT customer_id, min(d) AS fp, max(d) AS lp, count(*) AS n_orders,
-           CAST(sum(CAST(rev AS DECIMAL(38, 6))) AS DOUBLE) AS total_revenue,
-           arg_min(rev, d) AS first_rev, sum(n) AS n_purchases, min(fe) AS fe, max(le) AS le
-    FROM pday
-    GROUP BY customer_id
-),
-other AS (
-    -- every other event (views, searches, ...) and rated purchases, one row per
-    -- customer: no second pass over all the purchases
-    SELECT customer_id,
-           min(event_time) AS fe, max(event_time) AS le,
-           count(*) FILTER (WHERE event_type = 'view') AS n_views,
-           count(*) FILTER (WHERE event_type = 'search') AS n_searches,
-           count(*) FILTER (WHERE event_type = 'cart') AS n_carts,
-           count(*) FILTER (WHERE event_type = 'return') AS n_returns,
-           count(*) FILTER (WHERE event_type = 'review') AS n_reviews,
-           CAST(sum(CAST(revenue AS DECIMAL(38, 6))) FILTER (WHERE event_type = 'return') AS DOUBLE) AS return_revenue,
-           sum(rating) AS srat, count(rating) AS nrat
-    FROM {source}
-    WHERE {where} AND (event_type <> 'purchase' OR rating IS NOT NULL)
-    GROUP BY customer_id
-),
-c AS (
-    SELECT coalesce(p.customer_id, o.customer_id) AS customer_id, p.fp, p.lp,
-           coalesce(p.n_orders, 0) AS n_orders, coalesce(p.total_revenue, 0) AS total_revenue, p.first_rev,
-           coalesce(o.n_views, 0) AS n_views, coalesce(o.n_searches, 0) AS n_searches,
-           coalesce(o.n_carts, 0) AS n_carts, coalesce(p.n_purchases, 0) AS n_purchases,
-           coalesce(o.n_returns, 0) AS n_returns, coalesce(o.n_reviews, 0) AS n_reviews,
-           coalesce(o.return_revenue, 0) AS return_revenue,
-           o.srat / nullif(o.nrat, 0) AS avg_rating,
-           CASE WHEN o.fe IS NULL OR p.fe < o.fe THEN p.fe ELSE o.fe END AS first_event,
-           CASE WHEN o.le IS NULL OR p.le > o.le THEN p.le ELSE o.le END AS last_event
-    FROM pcust p FULL OUTER JOIN other o ON p.customer_id = o.customer_id
-)
+# Money sums are exact: DECIMAL at 1e-6 (the warehouse's money precision). A plain float sum over
+# parallel threads adds in a different order each run and gave totals that differed in the last
+# bits, which moved the learned models' fits from one run to the next (an ordered sum,
+# sum(rev ORDER BY d), is as exact but took 1.8x as long at 10M events). Values below 1e12 are cast
+# to DECIMAL(18, 6), a 64-bit integer of micro-units (cheaper to add than the 128-bit DECIMAL(38, 6));
+# a dataset with a larger amount is summed again in DECIMAL(38, 6) (same sums, see _MONEY).
+_MONEY = ("DECIMAL(18, 6)", "DECIMAL(38, 6)")
+
+# The per-customer columns every summary source produces (CTE ``c``), then one projection.
+_SUMMARY_SELECT = """
 SELECT
     CAST(customer_id AS VARCHAR) AS customer_id,
     CAST(fp AS TIMESTAMP) AS first_purchase,
@@ -185,9 +145,117 @@ FROM c
 ORDER BY customer_id
 """
 
+_SUMMARY_SQL = """
+WITH pday AS (
+    -- purchases: one row per customer and purchase day (same-day purchases merged),
+    -- days as DATE (4 bytes, plain integer arithmetic). This is the one big
+    -- aggregation (about one group per purchase), kept narrow; it also carries the
+    -- purchase counts and first/last event times, so purchases are aggregated once.
+    SELECT customer_id, CAST(event_time AS DATE) AS d, coalesce(sum(revenue), 0) AS rev,
+           count(*) AS n, min(event_time) AS fe, max(event_time) AS le
+    FROM {source}
+    WHERE {where} AND event_type = 'purchase'
+    GROUP BY customer_id, d
+),
+pcust AS (
+    SELECT customer_id, min(d) AS fp, max(d) AS lp, count(*) AS n_orders,
+           CAST(sum(CAST(rev AS {money})) AS DOUBLE) AS total_revenue,
+           arg_min(rev, d) AS first_rev, sum(n) AS n_purchases, min(fe) AS fe, max(le) AS le
+    FROM pday
+    GROUP BY customer_id
+),
+other AS (
+    -- every other event (views, searches, ...) and rated purchases, one row per
+    -- customer: no second pass over all the purchases
+    SELECT customer_id,
+           min(event_time) AS fe, max(event_time) AS le,
+           count(*) FILTER (WHERE event_type = 'view') AS n_views,
+           count(*) FILTER (WHERE event_type = 'search') AS n_searches,
+           count(*) FILTER (WHERE event_type = 'cart') AS n_carts,
+           count(*) FILTER (WHERE event_type = 'return') AS n_returns,
+           count(*) FILTER (WHERE event_type = 'review') AS n_reviews,
+           CAST(sum(CAST(revenue AS {money})) FILTER (WHERE event_type = 'return') AS DOUBLE) AS return_revenue,
+           sum(rating) AS srat, count(rating) AS nrat
+    FROM {source}
+    WHERE {where} AND (event_type <> 'purchase' OR rating IS NOT NULL)
+    GROUP BY customer_id
+),
+c AS (
+    SELECT coalesce(p.customer_id, o.customer_id) AS customer_id, p.fp, p.lp,
+           coalesce(p.n_orders, 0) AS n_orders, coalesce(p.total_revenue, 0) AS total_revenue, p.first_rev,
+           coalesce(o.n_views, 0) AS n_views, coalesce(o.n_searches, 0) AS n_searches,
+           coalesce(o.n_carts, 0) AS n_carts, coalesce(p.n_purchases, 0) AS n_purchases,
+           coalesce(o.n_returns, 0) AS n_returns, coalesce(o.n_reviews, 0) AS n_reviews,
+           coalesce(o.return_revenue, 0) AS return_revenue,
+           o.srat / nullif(o.nrat, 0) AS avg_rating,
+           CASE WHEN o.fe IS NULL OR p.fe < o.fe THEN p.fe ELSE o.fe END AS first_event,
+           CASE WHEN o.le IS NULL OR p.le > o.le THEN p.le ELSE o.le END AS last_event
+    FROM pcust p FULL OUTER JOIN other o ON p.customer_id = o.customer_id
+)
+""" + _SUMMARY_SELECT
 
-def _summary_sql(source: str, where: str) -> str:
-    return _SUMMARY_SQL.format(source=source, where=where)
+# The same summary from the stored per-customer, per-day rows (``customer_days``, written by
+# ``summary_history``): one aggregation over about one row per purchase instead of two over
+# the events. Its per-day revenue is the same per-day sum ``pday`` makes, so the purchase
+# columns are identical; the return revenue and rating sums add per-day sums (float rounding).
+_DAYS_SUMMARY_SQL = """
+WITH c AS (
+    SELECT customer_id,
+           DATE '1970-01-01' + min(day) FILTER (WHERE n_p > 0) AS fp,
+           DATE '1970-01-01' + max(day) FILTER (WHERE n_p > 0) AS lp,
+           count(*) FILTER (WHERE n_p > 0) AS n_orders,
+           coalesce(CAST(sum(CAST(rev AS {money})) FILTER (WHERE n_p > 0) AS DOUBLE), 0) AS total_revenue,
+           arg_min(rev, day) FILTER (WHERE n_p > 0) AS first_rev,
+           CAST(sum(n_v) AS BIGINT) AS n_views, CAST(sum(n_s) AS BIGINT) AS n_searches,
+           CAST(sum(n_c) AS BIGINT) AS n_carts, CAST(sum(n_p) AS BIGINT) AS n_purchases,
+           CAST(sum(n_r) AS BIGINT) AS n_returns, CAST(sum(n_w) AS BIGINT) AS n_reviews,
+           CAST(sum(CAST(rrev AS {money})) AS DOUBLE) AS return_revenue,
+           sum(srat) / nullif(sum(n_rat), 0) AS avg_rating,
+           make_timestamp(min(fe)) AS first_event, make_timestamp(max(le)) AS last_event
+    FROM customer_days
+    WHERE {where}
+    GROUP BY customer_id
+)
+""" + _SUMMARY_SELECT
+
+
+def _summary_sql(source: str, where: str, money: str = _MONEY[0]) -> str:
+    return _SUMMARY_SQL.format(source=source, where=where, money=money)
+
+
+def _days_summary_sql(where: str, money: str = _MONEY[0]) -> str:
+    return _DAYS_SUMMARY_SQL.format(where=where, money=money)
+
+
+def _money_overflow(exc: BaseException) -> bool:
+    """DuckDB's error for an amount too large for the narrow money type (retried in the wide one)."""
+    return isinstance(exc, duckdb.ConversionException) and "DECIMAL(18,6)" in str(exc)
+
+
+def _summary_query(cur, dataset: str, version: str | None, money: str, start_day) -> str:
+    """The summary SQL for ``dataset``: from its stored per-day rows when they were made from the
+    events as they are now (``version``: their fingerprint; None: compute it only if such rows
+    exist), else from the events. The binds are those :func:`customer_summary` makes."""
+    rows = cur.execute("SELECT data_version FROM customer_day_runs WHERE dataset = ?", [dataset]).fetchall()
+    if rows:
+        if version is None:
+            version = events_fingerprint_cursor(cur, dataset)
+        if rows[0][0] == version:
+            where = "dataset = $dataset AND day < $end_day" + (
+                " AND day >= $start_day" if start_day is not None else "")
+            return _days_summary_sql(where, money)
+    where = "dataset = $dataset AND event_time < $end" + (
+        " AND event_time >= $start" if start_day is not None else "")
+    return _summary_sql("events", where, money)
+
+
+def _binds(sql: str, bind: dict) -> dict:
+    """The parameters ``sql`` uses (DuckDB refuses unused named parameters)."""
+    return {k: v for k, v in bind.items() if re.search(rf"\${k}\b", sql)}
+
+
+def _epoch_day(ts: pd.Timestamp) -> int:
+    return int((ts - _EPOCH).days)
 
 
 def _finish(df: pd.DataFrame, unit: str, as_of: pd.Timestamp, dataset: str | None) -> pd.DataFrame:
@@ -275,23 +343,34 @@ def customer_summary(
             f"the calibration start {start_day.date()} is after the as-of date {as_of_day.date()}"
         )
     end = as_of_day + pd.Timedelta(days=1)
-    where = "dataset = $dataset AND event_time < $end" + (
-        " AND event_time >= $start" if start_day is not None else ""
-    )
-    bind = {"dataset": dataset, "end": _py(end), "as_of": _py(as_of_day), "unit_days": unit_days}
+    bind = {"dataset": dataset, "end": _py(end), "as_of": _py(as_of_day), "unit_days": unit_days,
+            "end_day": _epoch_day(end)}
     if start_day is not None:
         bind["start"] = _py(start_day)
-    sql = _summary_sql("events", where)
+        bind["start_day"] = _epoch_day(start_day)
+
+    def run(cur, sql):
+        return cur.execute(sql, _binds(sql, bind))
 
     if not persist:
-        df = wh.cursor().execute(sql, bind).df()
-        return _finish(df, unit, as_of_day, dataset)
+        for money in _MONEY:
+            try:
+                # one snapshot: stored per-day rows are checked against the events they stand for
+                with wh.transaction() as tx:
+                    df = run(tx, _summary_query(tx, dataset, None, money, start_day)).df()
+                return _finish(df, unit, as_of_day, dataset)
+            except duckdb.ConversionException as exc:
+                if not _money_overflow(exc) or money == _MONEY[-1]:
+                    raise
+        raise AssertionError("unreachable")  # pragma: no cover
 
     params = {"calibration_start": None if start_day is None else str(start_day.date()),
               "summary_version": _SUMMARY_VERSION}
     phash = _params_hash(params)
     cols = ", ".join(["customer_id"] + [f'"{c}"' for c in SUMMARY_COLUMNS])
-    for attempt in range(3):
+    money = _MONEY[0]
+    attempt = 0
+    while True:
         try:
             # lookup, (re)compute and read back in one transaction: a concurrent ingest or
             # pruning by another session can never hand back a half-deleted run
@@ -303,20 +382,26 @@ def customer_summary(
                     [dataset, as_of_day.date(), unit, phash, version],
                 ).fetchone()
                 if row is None:
-                    run_id = _compute_run(tx, sql, bind, dataset, as_of_day, unit, phash, params, version)
+                    sql = _summary_query(tx, dataset, version, money, start_day)
+                    run_id = _compute_run(tx, sql, _binds(sql, bind),
+                                          dataset, as_of_day, unit, phash, params, version)
                 else:
                     run_id = row[0]
                 df = tx.execute(
                     f"SELECT {cols} FROM customer_summaries WHERE run_id = ? ORDER BY customer_id", [run_id]
                 ).df()
             return _finish(df, unit, as_of_day, dataset)
+        except duckdb.ConversionException as exc:
+            if not _money_overflow(exc) or money == _MONEY[-1]:
+                raise
+            money = _MONEY[-1]
         except duckdb.TransactionException:
-            if attempt == 2:
+            attempt += 1
+            if attempt == 3:
                 raise SummaryError(
                     "the customer summary could not be saved because another session was writing "
                     "the same data; try again"
                 ) from None
-    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def _compute_run(tx, sql, bind, dataset, as_of_day, unit, phash, params, version) -> int:
@@ -403,7 +488,13 @@ def summary_from_transactions(
         con.register("tx_frame", frame)
         bind = {"end": _py(as_of_day + pd.Timedelta(days=1)), "as_of": _py(as_of_day),
                 "unit_days": unit_days}
-        out = con.execute(_summary_sql("tx_frame", "event_time < $end"), bind).df()
+        for money in _MONEY:
+            try:
+                out = con.execute(_summary_sql("tx_frame", "event_time < $end", money), bind).df()
+                break
+            except duckdb.ConversionException as exc:
+                if not _money_overflow(exc) or money == _MONEY[-1]:
+                    raise
     finally:
         con.close()
     return _finish(out, unit, as_of_day, None)

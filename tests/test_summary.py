@@ -391,3 +391,74 @@ def test_history_is_persisted_reused_and_rebuilt_after_new_events(small):
     assert _sorted_by_customer(t)
     assert not _sorted_by_customer(pa.table({"customer_id": ["a", "b", "a"], "day": [1, 1, 2]}))
     assert not _sorted_by_customer(pa.table({"customer_id": ["a", "a"], "day": [2, 1]}))
+
+
+def _events_only(wh, dataset):
+    """Forget the stored per-day rows of ``dataset`` so the summary is computed from the events."""
+    wh.cursor().execute("DELETE FROM customer_day_runs WHERE dataset = ?", [dataset])
+
+
+def test_summary_from_stored_days_equals_summary_from_events(wh):
+    """Once the per-day rows are stored, customer_summary reads them: the same rows as from the
+    events, for windows with and without a calibration start, every unit, persisted or not."""
+    import analytics.summary as summary_mod
+    from analytics.bootstrap import ensure_default_dataset
+    from analytics.summary import summary_history
+
+    ensure_default_dataset(wh)
+    first, last = wh.cursor().execute(
+        "SELECT min(event_time), max(event_time) FROM events WHERE dataset = 'sample'").fetchone()
+    first, last = pd.Timestamp(first).normalize(), pd.Timestamp(last).normalize()
+    cases = [(last, None, "weeks"), (first + (last - first) / 2, None, "days"),
+             (last - pd.Timedelta(days=30), first + pd.Timedelta(days=200), "months"),
+             (first, first, "days")]
+    from_events = [customer_summary(wh, "sample", day, unit, calibration_start=start, persist=False)
+                   for day, start, unit in cases]
+    summary_history(wh, "sample")  # stores customer_days
+    read = []
+    real = summary_mod._days_summary_sql
+    summary_mod._days_summary_sql = lambda *a, **k: read.append(1) or real(*a, **k)
+    try:
+        for (day, start, unit), exp in zip(cases, from_events):
+            assert_same_summary(customer_summary(wh, "sample", day, unit, calibration_start=start,
+                                                 persist=False), exp)
+            persisted = customer_summary(wh, "sample", day, unit, calibration_start=start)
+            assert_same_summary(persisted, exp)
+    finally:
+        summary_mod._days_summary_sql = real
+    assert len(read) == 2 * len(cases)  # the stored rows were used every time
+    assert len(from_events[0]) == 4000 and from_events[-1]["n_orders"].sum() > 0
+
+
+def test_stored_days_of_older_events_are_not_used(small):
+    from analytics.summary import summary_history
+
+    summary_history(small, "shop")
+    add_events(small, "shop", pd.DataFrame([("b", "2024-01-19 10:00", "purchase", 12.0, None)],
+                                           columns=["customer_id", "event_time", "event_type", "revenue", "rating"]))
+    s = customer_summary(small, "shop", "2024-01-20", persist=False)
+    assert s.loc["b", "n_orders"] == 1 and s.loc["b", "total_revenue"] == 12.0
+    assert_same_summary(customer_summary(small, "shop", "2024-01-20"), s)
+
+
+@pytest.mark.parametrize("stored_days", [False, True])
+def test_amounts_beyond_a_trillion_are_summed_exactly(wh, stored_days):
+    """Money is summed in 64-bit micro-units below 1e12 and in DECIMAL(38, 6) beyond."""
+    from analytics.summary import summary_history
+
+    big = 4_000_000_000_000.25
+    add_events(wh, "big", pd.DataFrame([
+        ("a", "2024-01-01 09:00", "purchase", big, None),
+        ("a", "2024-01-02 09:00", "purchase", big, None),
+        ("a", "2024-01-03 09:00", "purchase", 0.5, None),
+        ("a", "2024-01-04 09:00", "return", big, None),
+        ("b", "2024-01-02 09:00", "purchase", 1.25, None),
+    ], columns=["customer_id", "event_time", "event_type", "revenue", "rating"]))
+    if stored_days:
+        summary_history(wh, "big")
+    for persist in (False, True):
+        s = customer_summary(wh, "big", "2024-01-31", persist=persist)
+        assert s.loc["a", "total_revenue"] == 8_000_000_000_001.0
+        assert s.loc["a", "return_revenue"] == big
+        assert s.loc["a", "monetary_value"] == (big + 0.5) / 2
+        assert s.loc["b", "total_revenue"] == 1.25
