@@ -42,14 +42,15 @@ ENV_PREPARE = "VALUESCOPE_PREPARE"
 
 
 def db_path() -> str:
-    """The warehouse file's absolute path (resolved once per setting and working directory: every
-    cached call asks for it)."""
-    return _resolved(str(default_db_path()), os.getcwd())
+    """The warehouse file's absolute path (resolved once per setting, and working directory for a
+    relative one: every cached call asks for it)."""
+    raw = str(default_db_path())
+    return _resolved(raw, "" if os.path.isabs(raw) else os.getcwd())
 
 
 @functools.lru_cache(maxsize=16)
 def _resolved(path: str, cwd: str) -> str:
-    return str((Path(cwd) / path).resolve())
+    return str((Path(cwd or "/") / path).resolve())
 
 
 def inline() -> bool:

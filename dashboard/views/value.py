@@ -262,29 +262,27 @@ def _titles(model_name: str) -> dict:
 def _tab_scores(scorer, result, expected, rank_by, ranked_by_model, prediction_note, as_of, currency,
                 dataset: str, key: str) -> None:
     money = widgets.money_text(currency)
-    buyers = int((scorer.n_orders > 0).sum())
+    t = cache.shared(dataset, "value_totals", lambda: _totals(scorer, result, expected), key)
+    buyers = t["buyers"]
     # two rows: money totals need the width of a third of the page to show their cents
     m1, m2 = st.columns(2)
     m3, m4, m5 = st.columns(3)
     m1.metric("Customers", widgets.fmt_int(scorer.n), border=True,
               help=f"{buyers:,} with at least one order; the others have RFM scores 0 and the segment "
               f"“{scores.NO_PURCHASE}”.")
-    m2.metric("Mean RFM score (buyers)", f"{result.rfm_score[scorer.n_orders > 0].mean():.2f}" if buyers else "–",
-              border=True)
-    m3.metric("CLV by formula, total", money(float(result.clv_formula.sum())), border=True,
-              help=glossary.term("clv_formula"))
+    m2.metric("Mean RFM score (buyers)", f"{t['mean_rfm']:.2f}" if buyers else "–", border=True)
+    m3.metric("CLV by formula, total", money(t["clv_formula"]), border=True, help=glossary.term("clv_formula"))
     m4.metric(SCORE_LABELS["clv_bgnbd"].split(" + ")[0] + ", total",
-              money(float(pd.Series(result.clv_bgnbd).sum())) if result.clv_bgnbd is not None else "–",
+              money(t["clv_bgnbd"]) if t["clv_bgnbd"] is not None else "–",
               border=True, help=glossary.term("bgnbd") + " " + glossary.term("gamma_gamma"))
-    m5.metric("Expected CLV, total", money(float(expected.values.sum())), border=True,
+    m5.metric("Expected CLV, total", money(t["expected"]), border=True,
               help=f"Per customer, the first available of: published model, BG/NBD + Gamma-Gamma, formula "
               f"(here: {expected.source}). Campaigns and reports use the same rule.")
     if buyers:
-        mean_clv = float(result.clv_formula[scorer.n_orders > 0].mean())
         st.caption(f"{buyers:,} of {scorer.n:,} customers have bought; on average each buyer is expected to bring "
-                   f"{money(mean_clv)} over the horizon by the formula" + (
-                       f" and {money(float(pd.Series(result.clv_bgnbd)[scorer.n_orders > 0].mean()))} by the "
-                       "purchase model" if result.clv_bgnbd is not None else "") + ".")
+                   f"{money(t['mean_clv_formula'])} over the horizon by the formula" + (
+                       f" and {money(t['mean_clv_bgnbd'])} by the purchase model"
+                       if t["mean_clv_bgnbd"] is not None else "") + ".")
     fig = cache.shared(dataset, "value_hist", lambda: _hist_figure(result, rank_by, ranked_by_model, currency),
                        key, currency)
     st.plotly_chart(fig, key="value_hist", config={"displaylogo": False})
@@ -293,6 +291,18 @@ def _tab_scores(scorer, result, expected, rank_by, ranked_by_model, prediction_n
     if prediction_note:
         st.caption(prediction_note)
     _lookup(dataset, scorer, result, expected, as_of, currency)
+
+
+def _totals(scorer, result, expected) -> dict:
+    """The Scores tab's totals and means over every customer (and over the buyers)."""
+    bought = scorer.n_orders > 0
+    buyers = int(bought.sum())
+    bg = None if result.clv_bgnbd is None else pd.Series(result.clv_bgnbd)
+    return {"buyers": buyers, "mean_rfm": float(result.rfm_score[bought].mean()) if buyers else None,
+            "clv_formula": float(result.clv_formula.sum()), "clv_bgnbd": None if bg is None else float(bg.sum()),
+            "expected": float(expected.values.sum()),
+            "mean_clv_formula": float(result.clv_formula[bought].mean()) if buyers else None,
+            "mean_clv_bgnbd": None if bg is None or not buyers else float(bg[bought].mean())}
 
 
 def _hist_figure(result, rank_by, ranked_by_model, currency) -> go.Figure:
@@ -636,7 +646,7 @@ def main() -> None:
     ranked_by_model = None
     if rank_by == "predicted_value":
         ranked_by_model = registry.join_predictions(scorer.frame(result, with_params=False), predictions)
-    expected = _expected(scorer, result, predictions, prob)
+    expected = cache.shared(dataset, "value_expected", lambda: _expected(scorer, result, predictions, prob), p["key"])
 
     with tab_scores:
         _tab_scores(scorer, result, expected, rank_by, ranked_by_model, prediction_note, p["as_of"], currency,
