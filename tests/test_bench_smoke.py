@@ -55,3 +55,18 @@ def test_bench_first_visit_and_concurrency_small(tmp_path):
               "--seconds", "1", "--json", str(out_json))
     conc = json.loads(out_json.read_text())
     assert conc["levels"]["2"]["visits"] >= 2 and conc["levels"]["2"]["failed"] == 0
+
+
+@pytest.mark.slow  # a LightGBM backtest of the CDNOW sample: ~25 s on the busy 2-core machine
+def test_bench_backtest_groups_cdnow():
+    """Per-group totals on CDNOW's 39/39-week split: every customer is older than the 122-day training
+    target at the cut-off, so the groups' actual values add up to the whole holdout's, and no rolling
+    window has two earlier windows to learn from."""
+    out = run_bench(str(BENCH / "backtest_groups.py"), "--dataset", "cdnow", "--models", "lightgbm").stdout
+    rows = {line.split("  ")[0].strip(): line.split() for line in out.splitlines()
+            if line.startswith(("all ", "older, ", "new, "))}
+    assert set(rows) == {"all", "older, one purchase day", "older, repeat"}, out
+    # columns: customers, actual, then zero naive bgnbd paretonbd lightgbm (predicted / actual)
+    actual = {k: float(v[-6]) for k, v in rows.items()}
+    assert actual["older, one purchase day"] + actual["older, repeat"] == pytest.approx(actual["all"], abs=0.02)
+    assert "no training window has two earlier windows" in out and "load average" in out

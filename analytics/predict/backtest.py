@@ -38,7 +38,13 @@ total is reported (``info["models"][m]["validation_ratio"]``). A scale factor
 fitted there was tried as the calibration step and left out: on the development
 data (generated data sets, seeds 7 and 11, and the CDNOW sample) it moved the
 totals the wrong way (the validation quarter's drift is not the holdout's), to
-0.57-1.37 of the actual where the steps above gave 0.89-1.06.
+0.57-1.37 of the actual where the steps above gave 0.89-1.06. Also tried and left out, for
+customers newer than the training target length: a factor per tenure group, and their total
+blended between the trees' share and BG/NBD's or Pareto/NBD's, chosen on the validation window
+or on rolling windows (models trained on earlier windows only). On the bundled sample the new
+customers were worth less than the trees predicted in every such window, so the factor lowers
+them and the blend's weight depends on the criterion (0 to 1); ``bench/backtest_groups.py``
+prints the groups' ratios and each criterion's weight.
 
 Models (the first three always run, as baselines):
 

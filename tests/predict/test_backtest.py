@@ -182,9 +182,12 @@ def test_cdnow_39_39_lightgbm_total_is_calibrated(cdnow_wh):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("dataset", [
-    # the sample's planted newcomers arrive after the calibration period's last validation window and
-    # spend a quarter of the holdout: a calibration chosen on validation cannot see them (README)
-    pytest.param("sample", marks=pytest.mark.xfail(strict=True, reason="learned totals 0.82-0.84 of the actual")),
+    # the sample's planted newcomers (every customer newer than the 92-day target length at the cut-off)
+    # arrive after the last validation window's cut-off, ramp up and spend a quarter of the holdout; in
+    # every window inside the calibration period new customers were worth less than predicted, so no
+    # calibration chosen there raises them (README, bench/backtest_groups.py)
+    pytest.param("sample", marks=pytest.mark.xfail(strict=True, reason="learned totals 0.82-0.84 of the actual: "
+                                                   "new customers predicted at about half their holdout value")),
     "cdnow"])
 def test_every_learned_total_within_ten_percent(dataset):
     """The acceptance figures: the bundled sample (92-day holdout) and CDNOW (39/39 weeks), both
