@@ -632,13 +632,28 @@ def resolve_customer(wh, dataset: str, shown: Any, caller: Caller | None = None)
         return text
     if not _PSEUDONYM_RE.match(text):
         return None
+    salt = _salt(wh)
+    key = (id(wh), str(getattr(wh, "path", "")), salt, str(dataset), text)
+    found = _RESOLVED.get(key)
+    if found is not None:  # a pseudonym always stands for the same stored id (the salt never changes)
+        return found
     # the same digest as pseudonym(): sha256 of salt, NUL, id; ids that already are pseudonyms stay
     row = wh.cursor().execute(
         "SELECT customer_id FROM (SELECT DISTINCT customer_id FROM events WHERE dataset = ?) "
         "WHERE CASE WHEN regexp_full_match(customer_id, '^c-[0-9a-f]{12}$') THEN customer_id "
         "ELSE 'c-' || left(sha256(? || chr(0) || customer_id), 12) END = ? LIMIT 1",
-        [dataset, _salt(wh), text]).fetchone()
-    return None if row is None else str(row[0])
+        [dataset, salt, text]).fetchone()
+    if row is None:
+        return None
+    if len(_RESOLVED) >= 4096:
+        _RESOLVED.clear()
+    _RESOLVED[key] = str(row[0])
+    return str(row[0])
+
+
+#: pseudonyms found by resolve_customer (the next look-up of one skips the scan of the dataset's
+#: customers; a customer deleted since then simply has no rows)
+_RESOLVED: dict[tuple, str] = {}
 
 
 def is_customer_level(frame: Any) -> bool:
