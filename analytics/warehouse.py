@@ -307,8 +307,8 @@ ENV_HTTPFS = "VALUESCOPE_HTTPFS"
 
 def httpfs_files() -> list[Path]:
     """Where an httpfs extension built for this DuckDB may be, in order: ``$VALUESCOPE_HTTPFS``, then
-    the one inside an installed ``duckdb_extension_httpfs`` / ``duckdb_extensions`` package (PyPI
-    packages that ship DuckDB's extension binaries, one release per DuckDB version)."""
+    the one inside an installed ``duckdb_extension_httpfs`` / ``duckdb_extensions`` / ``duckdb_ext``
+    package (PyPI packages that ship DuckDB's extension binaries, one release per DuckDB version)."""
     out = []
     env = os.environ.get(ENV_HTTPFS, "").strip()
     if env:
@@ -316,7 +316,7 @@ def httpfs_files() -> list[Path]:
     import importlib.util
 
     version = "v" + duckdb.__version__
-    for package in ("duckdb_extension_httpfs", "duckdb_extensions"):
+    for package in ("duckdb_extension_httpfs", "duckdb_extensions", "duckdb_ext"):
         with contextlib.suppress(Exception):
             spec = importlib.util.find_spec(package)
             if spec is not None and spec.submodule_search_locations:
