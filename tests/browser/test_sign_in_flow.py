@@ -131,6 +131,16 @@ def test_a_viewer_sees_only_granted_data_and_no_export(app, browser):
     expect(metric_value(page, page, "Events")).to_have_text("1", timeout=60_000)
     assert not re.search(r"C-\d{4}", page.locator("body").inner_text())  # no stored id on the page
     assert not page.locator('[data-testid="stException"]').count(), server_log(db)
+    # and the Value page's lookup by the same pseudonym
+    page.goto(base + "/value")
+    box = page.get_by_label("Customer id", exact=True)
+    expect(box).to_be_visible(timeout=120_000)
+    box.fill(_provider.viewer_sees)
+    box.press("Enter")
+    expect(metric_value(page, page, "RFM score")).to_be_visible(timeout=60_000)
+    _wait(page, expect)
+    assert page.get_by_text(re.compile("No customer")).count() == 0
+    assert not page.locator('[data-testid="stException"]').count(), server_log(db)
 
 
 @pytest.mark.slow
