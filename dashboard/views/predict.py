@@ -207,6 +207,8 @@ def _comparison(res, info, money, currency) -> None:
                        f"{formatting.date(info['training_cutoffs'][-1])} to "
                        f"{formatting.date(info['training_cutoffs'][0])}, each with the next {info['target_days']} "
                        f"days as target; checked on the period after {formatting.date(info['validation_cutoff'])}")
+        if info.get("ensemble"):
+            how.append(info["ensemble"])
         st.caption(widgets.md_escape("How the predictions were made: " + "; ".join(h for h in how if h) + "."))
 
 
