@@ -27,7 +27,7 @@ forecast of holdout value in three steps, each fitted on calibration data only:
    ageing: customers likely gone add little in the extra days.
 3. **Mean calibration.** A single factor per model, its (de-levelled) training
    targets' total over its own predictions' total on those rows: the ZILN
-   network's mean was 0.8-1.75x off from one fit to the next, LightGBM's Tweedie
+   network's mean was 0.8-1.75x off from one fit to the next, LightGBM's Poisson or Tweedie
    mean is within a few per cent. A factor keeps the ranking intact (isotonic
    regression would tie customers and lose ranking resolution).
 
