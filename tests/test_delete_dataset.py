@@ -36,7 +36,16 @@ def _rows_of(wh, name: str, summary_runs) -> dict[str, int]:
     out["customer_summaries"] = cur.execute(
         "SELECT count(*) FROM customer_summaries WHERE list_contains(?, run_id)", [summary_runs]).fetchone()[0]
     out["settings"] = cur.execute("SELECT count(*) FROM settings WHERE key = ?", ["overview:" + name]).fetchone()[0]
+    # prepared results keep their blobs in a table each (the shared prepared_chunks is the earlier layout)
+    out.pop("prepared_chunks", None)
+    ids = [r[0] for r in cur.execute("SELECT id FROM prepared_results WHERE dataset = ?", [name]).fetchall()]
+    out["prepared_blobs"] = len(_blob_tables(wh) & {f"prepared_blob_{i}" for i in ids})
     return out
+
+
+def _blob_tables(wh) -> set[str]:
+    return {r[0] for r in wh.cursor().execute(
+        "SELECT table_name FROM duckdb_tables() WHERE table_name LIKE 'prepared_blob_%'").fetchall()}
 
 
 def _derive(wh, name: str, model_dir) -> tuple[list[int], object]:
@@ -120,6 +129,9 @@ def test_delete_dataset_removes_everything_derived(wh, tmp_path):
 
     assert all(n == 0 for n in _rows_of(wh, "gone", gone_runs).values()), _rows_of(wh, "gone", gone_runs)
     assert _rows_of(wh, "kept", kept_runs) == kept_before
+    # no blob table is left behind: only the kept dataset's results have theirs
+    kept_ids = [r[0] for r in wh.cursor().execute("SELECT id FROM prepared_results").fetchall()]
+    assert _blob_tables(wh) <= {f"prepared_blob_{i}" for i in kept_ids} and kept_before["prepared_blobs"] > 0
     assert not gone_model.exists() and not gone_model.parent.exists()  # model files and the run folder
     assert (kept_model / "model.txt").read_text() == "tree"
     # the kept dataset's stored results still work

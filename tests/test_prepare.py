@@ -159,6 +159,10 @@ def test_missing_results_are_none_without_compute_and_a_new_version_is_prepared_
     assert len(frame) == 120 > n1 and frame.attrs["as_of"] == str(events["event_time"].max().date())
     versions = {r[0] for r in wh.cursor().execute("SELECT DISTINCT version FROM prepared_results").fetchall()}
     assert versions == {v2}  # the old version's results were dropped when replaced
+    # each stored blob in a table of its own, and only the current results' tables are left
+    blobs = {r[0] for r in wh.cursor().execute("SELECT id FROM prepared_results WHERE format IN "
+                                              "('parquet', 'pickle')").fetchall()}
+    assert len(blobs) >= 5 and _blob_tables(wh) == {f"prepared_blob_{i}" for i in blobs}
     # a published prediction is a new version too (the expected CLV changes)
     wh.cursor().execute("INSERT INTO customer_predictions VALUES ('shop', ?, 1e6, 0.5, 1, 'lightgbm', "
                         "DATE '2024-12-31', 90, TIMESTAMP '2025-01-01')", [frame.index[0]])
@@ -173,6 +177,31 @@ def test_missing_results_are_none_without_compute_and_a_new_version_is_prepared_
     delete_dataset(wh, "shop")
     assert wh.cursor().execute("SELECT count(*) FROM prepared_results").fetchone()[0] == 0
     assert wh.cursor().execute("SELECT count(*) FROM prepared_chunks").fetchone()[0] == 0
+    assert _blob_tables(wh) == set()
+    wh.close()
+
+
+def _blob_tables(wh) -> set[str]:
+    return {r[0] for r in wh.cursor().execute("SELECT table_name FROM duckdb_tables() "
+                                              "WHERE table_name LIKE 'prepared_blob_%'").fetchall()}
+
+
+def test_blobs_of_the_earlier_shared_layout_are_read_back_and_removed(tmp_path):
+    """A result whose chunks an earlier version kept in the shared ``prepared_chunks`` table reads
+    back the same, and replacing it removes those rows."""
+    wh = Warehouse(tmp_path / "l.duckdb")
+    _load(wh, "shop", make_events(40, seed=2))
+    version = prepare.data_version(wh, "shop")
+    frame = pd.DataFrame({"a": np.arange(5.0), "b": list("vwxyz")})
+    prepare.put(wh, "shop", "thing", frame, {"k": 1}, version=version, fmt="parquet")
+    rid = wh.cursor().execute("SELECT id FROM prepared_results WHERE name = 'thing'").fetchone()[0]
+    with wh.transaction() as tx:  # move its chunks to the earlier layout
+        tx.execute(f"INSERT INTO prepared_chunks SELECT {rid}, 'shop', seq, data FROM prepared_blob_{rid}")
+        tx.execute(f"DROP TABLE prepared_blob_{rid}")
+    pd.testing.assert_frame_equal(prepare.get(wh, "shop", "thing", {"k": 1}).value, frame)
+    prepare.put(wh, "shop", "thing", frame.head(2), {"k": 1}, version=version, fmt="parquet")
+    assert wh.cursor().execute("SELECT count(*) FROM prepared_chunks").fetchone()[0] == 0
+    pd.testing.assert_frame_equal(prepare.get(wh, "shop", "thing", {"k": 1}).value, frame.head(2))
     wh.close()
 
 

@@ -732,6 +732,7 @@ def delete_dataset(wh, name: str) -> None:
     files of the dataset's runs are removed from disk.
     """
     from analytics.overview import _SETTING_PREFIX as overview_prefix
+    from analytics.prepare import delete_prepared
     from analytics.summary import delete_summaries
 
     access.require(wh, "delete_dataset", name if wh.exists_dataset(name) else None)
@@ -745,6 +746,7 @@ def delete_dataset(wh, name: str) -> None:
             model_paths = [r[0] for r in tx.execute(
                 "SELECT path FROM predictor_models WHERE dataset = ? AND path IS NOT NULL", [name]).fetchall()]
         delete_summaries(wh, name, tx)  # customer_summaries rows carry only a run id
+        delete_prepared(wh, name, tx)  # prepared results keep their blobs in tables of their own
         tx.execute("DELETE FROM settings WHERE key = ?", [overview_prefix + name])
         tx.execute("DELETE FROM rejects WHERE ingestion_id IN (SELECT id FROM ingestions WHERE dataset = ?)", [name])
         tx.execute("DELETE FROM events WHERE dataset = ?", [name])
