@@ -53,8 +53,9 @@ HOLDOUT_FRACTION = 0.2
 #: the model reads at most this many characters of a text
 MAX_TEXT_CHARS = 2000
 #: the learned model trains on at most this many rated reviews (a seeded sample beyond it, with the
-#: share of positive and negative ones kept): on the generated sample the held-out ROC AUC of 50k
-#: training reviews is within 0.002 of 230k, at a quarter of the fit time
+#: share of positive and negative ones kept): on the generated sample of 100k customers (238k rated
+#: reviews) the held-out ROC AUC was 0.991 learning from 50k and 0.992 from 200k, and the whole
+#: sentiment step took 33 s instead of 84 s
 MAX_TRAIN_REVIEWS = 50_000
 #: the model (and the lexicon) are judged on at most this many held-out rated reviews (a seeded,
 #: stratified sample of the held-out share): the ROC AUC's standard error stays below 0.002
