@@ -20,6 +20,7 @@ from analytics.clv.optimizer import minimize_robust
 from analytics.summary import TIME_UNITS
 
 _SCREEN_GROUPS = 5000  # start values are ranked on at most this many groups
+_EXPLORE_GROUPS = 600  # the model's limits are explored from their own starts up to this many groups
 
 
 class PurchaseModel(BaseEstimator):
@@ -39,6 +40,12 @@ class PurchaseModel(BaseEstimator):
         self.random_state = random_state
         self.n_restarts = n_restarts
         self.max_iter = max_iter
+
+    @staticmethod
+    def _limit_models(data: PurchaseData):
+        """``optimizer.Limit`` models on the boundary at infinity to compare the fit with
+        (none by default)."""
+        return ()
 
     # -- scikit-learn ---------------------------------------------------------------
     def __sklearn_is_fitted__(self) -> bool:
@@ -91,7 +98,9 @@ class PurchaseModel(BaseEstimator):
         screen = self._objective(data.subsample(_SCREEN_GROUPS), pen) if data.n_groups > _SCREEN_GROUPS else None
         opt = minimize_robust(objective, self._start_values(data), what=self._name,
                               random_state=self.random_state, n_restarts=int(self.n_restarts),
-                              max_iter=int(self.max_iter), screen=screen)
+                              max_iter=int(self.max_iter), screen=screen,
+                              limits=self._limit_models(data) if pen == 0 else (),
+                              explore=data.n_groups <= _EXPLORE_GROUPS)
         params = np.exp(opt.x)
         self._set_params(params, unit)
         self.log_likelihood_ = float(self._loglik(params, data, False)[0])

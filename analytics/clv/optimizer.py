@@ -58,14 +58,124 @@ def projected_gradient(x: np.ndarray, g: np.ndarray, bound: float = LOG_BOUND) -
     return pg
 
 
+@dataclass
+class Limit:
+    """A limiting model on the boundary at infinity: for every (i, j) in ``ridges`` the
+    log-parameters i and j run to infinity together with their difference fixed (a Gamma shape
+    and its rate with the mean fixed: the rate is then the same for everyone). ``starts``: full
+    log-parameter vectors with large but finite shapes, to start the full model from there."""
+
+    label: str
+    ridges: tuple[tuple[int, int], ...]
+    starts: list
+
+
+LIMIT_LOG = float(np.log(1e10))  # a limit model is evaluated with its ridge shapes at 1e10
+RIDGE_SHAPE_LOG = float(np.log(1e3))  # a run off with a shape above 1e3 heads along that ridge
+
+
 def minimize_robust(objective, starts, *, what: str, random_state=0, n_restarts: int = 2,
-                    max_iter: int = 2000, screen=None, gtol: float = 1e-5) -> Optimum:
+                    max_iter: int = 2000, screen=None, gtol: float = 1e-5, limits=(),
+                    explore: bool = True) -> Optimum:
     """Minimise ``objective(theta) -> (f, grad)``; see the module docstring.
 
     ``starts``: candidate start vectors (log-parameters); ``screen``: an optional cheaper
     objective used only to rank them; ``gtol``: the projected-gradient size (relative to
     max(1, |f|)) at which a line-search ending is accepted as an optimum.
+
+    ``limits``: ``Limit`` models on the boundary at infinity, where small or nearly homogeneous
+    data often have their maximum (or a better optimum than the one the ordinary starts lead
+    to). Where a run heads off along a limit's ridges, the limit model is fitted in its own
+    parameters (ridge shapes held at 1e10, where a likelihood that keeps its digits equals the
+    limit's to many digits), which continues the run to the limit. With ``explore``, the full
+    model is also started from each limit's best-ranked start (large but finite shapes) and
+    continued the same way. The best of everything is returned; a limit model is reported at
+    shapes 1e10, as having run off, with ``how`` naming the limit.
     """
+    try:
+        best = _minimize_interior(objective, starts, what=what, random_state=random_state,
+                                  n_restarts=n_restarts, max_iter=max_iter, screen=screen, gtol=gtol)
+        error = None
+    except ModelFitError as exc:
+        best, error = None, exc
+    if not limits:
+        if best is None:
+            raise error
+        return best
+    kw = dict(what=what, random_state=random_state, n_restarts=0, max_iter=max_iter, gtol=gtol, polish=False)
+    n = len(np.asarray(starts[0]))
+    if best is not None and best.ran_off:  # heading off along a ridge: continue it to the limit
+        cont = _explore(objective, None, limits, n, kw, start=best.x)
+        if cont is not None and cont.fun < best.fun:
+            best = cont
+    if explore:
+        f_ref = best.fun if best is not None else np.inf
+        for lim in limits:
+            cand = _explore(objective, lim, limits, n, kw)
+            if cand is not None and cand.fun < f_ref - 1e-13 * max(1.0, abs(f_ref)):
+                best, f_ref = cand, cand.fun
+    if best is None:
+        raise error
+    return best
+
+
+def _explore(objective, lim, limits, n, kw, start=None):
+    """The full model from ``lim``'s starts (or from ``start``), continued to the limit model
+    along the ridges it heads off on. None where nothing finite came of it."""
+    x = None if start is None else np.asarray(start, dtype=float)
+    res = None
+    if x is None or not np.any(x > DIVERGED):
+        try:
+            res = _minimize_interior(objective, lim.starts if x is None else [x], **kw)
+        except ModelFitError:
+            return None
+        x = res.x
+    done = set()
+    for _ in range(2):  # a limit model may head off along a further ridge: at most both
+        away = {(i, j) for m in limits for i, j in m.ridges if max(x[i], x[j]) > DIVERGED and x[i] > RIDGE_SHAPE_LOG}
+        target = next((m for m in limits if set(m.ridges) == away), None)
+        if not away or target is None or target.label in done:
+            break
+        done.add(target.label)
+        red, expand, reduce = _reduced(objective, target.ridges, n)
+        try:
+            o = _minimize_interior(red, [reduce(x)], **kw)
+        except ModelFitError:
+            break
+        at = Optimum(expand(o.x), o.fun, o.grad_max, o.nit, o.nfev, f"limit: {target.label}", o.start)
+        if res is None or at.fun < res.fun:
+            res = at
+        x = at.x
+    return res
+
+
+def _reduced(objective, ridges, n: int):
+    """The objective of a limit model in its own log-parameters (ridge j's entry is the log of
+    the ratio i/j), with the maps from and to the full log-parameters."""
+    fixed = [i for i, _ in ridges]
+    free = [k for k in range(n) if k not in fixed]
+    ratio = {j: i for i, j in ridges}
+
+    def expand(phi):
+        theta = np.empty(n)
+        for k, v in zip(free, phi):
+            theta[k] = LIMIT_LOG - v if k in ratio else v
+        for i in fixed:
+            theta[i] = LIMIT_LOG
+        return theta
+
+    def reduce(theta):
+        return np.array([theta[ratio[k]] - theta[k] if k in ratio else theta[k] for k in free])
+
+    def red(phi):
+        f, g = objective(expand(phi))
+        return f, np.array([-g[k] if k in ratio else g[k] for k in free])
+
+    return red, expand, reduce
+
+
+def _minimize_interior(objective, starts, *, what: str, random_state=0, n_restarts: int = 2,
+                       max_iter: int = 2000, screen=None, gtol: float = 1e-5, polish: bool = True) -> Optimum:
     starts = [np.asarray(s, dtype=float) for s in starts]
     n = len(starts[0])
     rank_fun = screen or objective
@@ -113,6 +223,9 @@ def minimize_robust(objective, starts, *, what: str, random_state=0, n_restarts:
             if got is not None and (res.success or "ABNORMAL" in str(res.message)):
                 how = "L-BFGS-B" if res.success else "L-BFGS-B (line search ended at machine precision)"
                 return Optimum(res.x, got[0], got[1], nit, nfev, how, k)
+            if not polish:
+                last = str(res.message) or "iteration limit"
+                continue
             # derivative-free polish from where L-BFGS-B stopped, then L-BFGS-B once more
             x1 = res.x if np.isfinite(res.fun) else x0
             simplex = x1 + np.vstack([np.zeros(n), 0.1 * np.eye(n)])

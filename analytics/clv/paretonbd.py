@@ -37,6 +37,7 @@ from scipy import special
 
 from analytics.clv._base import PurchaseData, _row_codes, as_array, index_of, wrap
 from analytics.clv._model import PurchaseModel
+from analytics.clv.optimizer import Limit
 
 __all__ = ["ParetoNBDModel", "sample_paretonbd_summary"]
 
@@ -49,144 +50,226 @@ def _log_hyp_1(e2, c, z):
         return np.log(special.hyp2f1(e2, 1.0, c, z))
 
 
-def _log_H(params, x, t, grad: bool):
-    """log H(t) for frequency x (see the module docstring) and, with ``grad``, its partial
-    derivatives with respect to (r, alpha, s, beta) as a (4, n) array."""
-    r, alpha, s, beta = params
-    x = np.asarray(x, dtype=float)
+def _log_h(e1, e2, c1: float, c2: float, t, grad: bool):
+    """log h(t) and, with ``grad``, its partial derivatives with respect to (e1, e2, c1, c2) as a
+    (4, n) array, where c1 <= c2 and
+
+        h(t) = Int_t^inf ((c1+u)/(c1+t))^-e1 ((c2+u)/(c2+t))^-e2 du
+             = (c1+t) 2F1(e2, 1; e1+e2; z) / (e1+e2-1),    z = (c2-c1)/(c2+t) in [0, 1):
+
+    H(t) of the module docstring divided by its integrand at u = t, a number on the scale of the
+    time axis whatever the size of the parameters."""
+    e1 = np.broadcast_to(np.asarray(e1, dtype=float), np.shape(t))
+    e2 = np.broadcast_to(np.asarray(e2, dtype=float), np.shape(t))
     t = np.asarray(t, dtype=float)
-    a = r + s + x
-    if alpha >= beta:
-        c1, c2, e1, e2 = beta, alpha, s + 1.0, r + x
-    else:
-        c1, c2, e1, e2 = alpha, beta, r + x, s + 1.0
-    e1 = np.broadcast_to(e1, x.shape)
-    e2 = np.broadcast_to(e2, x.shape)
-    l1 = np.log(c1 + t)
-    l2 = np.log(c2 + t)
-    z = (c2 - c1) / (c2 + t)
+    a = e1 + e2 - 1.0
     c = a + 1.0
-    # where SciPy's 2F1 is slow and then fails (large e2 with z near 1), go to quadrature at once
-    hard = (e2 > 100.0) & (z > 0.9)
-    if np.any(hard):
-        z = np.where(hard, 0.0, z)  # a cheap placeholder; these entries are replaced below
-    LS = _log_hyp_1(e2, c, z)
-    logH = (1.0 - e1) * l1 - e2 * l2 + LS - np.log(a)
+    l1 = np.log(c1 + t)
+    z = (c2 - c1) / (c2 + t)
+    # where SciPy's 2F1 is slow or inaccurate (large parameters with z near 1, or very large
+    # parameters), go to quadrature at once
+    hard = (e2 > 100.0) & ((z > 0.9) | (c > 1e5))
+    zz = np.where(hard, 0.0, z)  # a cheap placeholder; these entries are replaced below
+    LS = _log_hyp_1(e2, c, zz)
+    logh = l1 + LS - np.log(a)
+    D = None
     if grad:
         # central differences: truncation ~1e-10, rounding ~1e-15 / 1e-5 (forward differences,
         # with SciPy's last-digit noise, left gradient errors the stopping rule could see)
         he = _FD * np.maximum(1.0, e2)
         hc = _FD * np.maximum(1.0, c)
-        S_e = (_log_hyp_1(e2 + he, c, z) - _log_hyp_1(e2 - he, c, z)) / (2.0 * he)
-        S_c = (_log_hyp_1(e2, c + hc, z) - _log_hyp_1(e2, c - hc, z)) / (2.0 * hc)
+        S_e = (_log_hyp_1(e2 + he, c, zz) - _log_hyp_1(e2 - he, c, zz)) / (2.0 * he)
+        S_c = (_log_hyp_1(e2, c + hc, zz) - _log_hyp_1(e2, c - hc, zz)) / (2.0 * hc)
         with np.errstate(all="ignore"):
             # d log S / dz = (e2 / c) 2F1(e2+1, 2; c+1; z) / S
-            S_z = np.where(z > 0, e2 / c * special.hyp2f1(e2 + 1.0, 2.0, c + 1.0, z) / np.exp(LS), e2 / c)
-        D_e1 = -l1 + S_c - 1.0 / a
-        D_e2 = -l2 + S_e + S_c - 1.0 / a
-        D_c1 = (1.0 - e1) / (c1 + t) - S_z / (c2 + t)
-        D_c2 = -e2 / (c2 + t) + S_z * (c1 + t) / (c2 + t) ** 2
-        bad = ~(np.isfinite(logH) & np.isfinite(D_e1) & np.isfinite(D_e2) & np.isfinite(D_c1) & np.isfinite(D_c2))
+            S_z = np.where(zz > 0, e2 / c * special.hyp2f1(e2 + 1.0, 2.0, c + 1.0, zz) / np.exp(LS), e2 / c)
+        D = np.vstack([S_c - 1.0 / a, S_e + S_c - 1.0 / a,
+                       1.0 / (c1 + t) - S_z / (c2 + t), S_z * (c1 + t) / (c2 + t) ** 2])
+        bad = ~(np.isfinite(logh) & np.all(np.isfinite(D), axis=0))
     else:
-        bad = ~np.isfinite(logH)
+        bad = ~np.isfinite(logh)
     bad |= hard
     if np.any(bad):
         # SciPy's 2F1 overflows for large parameters with z near 1 (hundreds of purchases, or a
         # dropout rate that is nearly the same for everyone): integrate there instead
-        q = _log_H_by_quadrature(e1[bad], e2[bad], c1, c2, t[bad])
-        logH = np.array(logH, copy=True)
-        logH[bad] = q[0]
+        q = (c1 + t[bad]) / (c2 + t[bad])
+        Q = _log_h_by_quadrature(e1[bad], e2[bad], q)
+        logh = np.array(logh, copy=True)
+        logh[bad] = l1[bad] + Q[0]
         if grad:
-            D_e1, D_e2, D_c1, D_c2 = (np.array(v, copy=True) for v in (D_e1, D_e2, D_c1, D_c2))
-            D_e1[bad], D_e2[bad], D_c1[bad], D_c2[bad] = q[1], q[2], q[3], q[4]
-    if not grad:
-        return logH, None
+            D = np.array(D, copy=True)
+            D[0, bad], D[1, bad] = Q[1], Q[2]
+            D[2, bad] = 1.0 / (c1 + t[bad]) + Q[3] / (c2 + t[bad])
+            D[3, bad] = -Q[3] * q / (c2 + t[bad])
+    return logh, D
+
+
+def _log_h_params(params, x, t, grad: bool):
+    """log h(t) for frequency x and its derivatives with respect to (r, alpha, s, beta)."""
+    r, alpha, s, beta = params
+    x = np.asarray(x, dtype=float)
     if alpha >= beta:  # e1 = s + 1 (with beta), e2 = r + x (with alpha)
-        d_r, d_s, d_alpha, d_beta = D_e2, D_e1, D_c2, D_c1
-    else:  # e1 = r + x (with alpha), e2 = s + 1 (with beta)
-        d_r, d_s, d_alpha, d_beta = D_e1, D_e2, D_c1, D_c2
-    return logH, np.vstack([d_r, d_alpha, d_s, d_beta])
+        lh, D = _log_h(s + 1.0, r + x, beta, alpha, t, grad)
+        return lh, None if D is None else D[[1, 3, 0, 2]]
+    lh, D = _log_h(r + x, s + 1.0, alpha, beta, t, grad)  # e1 = r + x (alpha), e2 = s + 1 (beta)
+    return lh, None if D is None else D[[0, 2, 1, 3]]
+
+
+def _log_H(params, x, t, grad: bool):
+    """log H(t) of the module docstring (not normalised: for checks) and its gradient."""
+    r, alpha, s, beta = params
+    x = np.asarray(x, dtype=float)
+    t = np.asarray(t, dtype=float)
+    lh, g = _log_h_params(params, x, t, grad)
+    out = lh - (r + x) * np.log(alpha + t) - (s + 1.0) * np.log(beta + t)
+    if not grad:
+        return out, None
+    g = g + np.vstack([-np.log(alpha + t), -(r + x) / (alpha + t), -np.log(beta + t) + 0 * t,
+                       -(s + 1.0) / (beta + t)])
+    return out, g
 
 
 _GL_X, _GL_W = np.polynomial.legendre.leggauss(8)
 _PANELS = 64
+_GRID = 256  # grid on which the panel edges are placed
 _DROP = 46.0  # the integrand is integrated down to exp(-46) of its maximum
 
 
-def _log_H_by_quadrature(e1, e2, c1: float, c2: float, t):
-    """log H(t) and d log H / d(e1, e2, c1, c2) by composite Gauss-Legendre quadrature.
+def _log_h_by_quadrature(e1, e2, q):
+    """log I and d log I / d(e1, e2, q) by composite Gauss-Legendre quadrature, where
 
-    In l = log(c1 + u) the integrand of H is exp(phi(l)), phi = (1-e1) l - e2 log(d + e^l) with
-    d = c2 - c1 >= 0: concave, with its maximum at l0 = log(c1 + t) or where phi' = 0 (closed
-    form). It is integrated from l0 to where phi has fallen 46 below its maximum, on 64 panels
-    of equal "length + variation of phi" (so flat stretches and steep falls both get narrow
-    enough panels: each panel spans at most about one unit of l and of phi), 8 nodes each;
-    the derivatives' integrands use the same nodes. About 1e-12 relative accuracy, vectorized
+        I = Int_0^inf exp(psi(v)) dv,   psi(v) = (1-e1) v - e2 log(1 + q (e^v - 1)),   0 < q <= 1
+
+    (h(t) = (c1+t) I with v = log((c1+u)/(c1+t)) and q = (c1+t)/(c2+t)). psi is concave with
+    psi(0) = 0 and its maximum at 0 or where psi' = 0 (closed form). It is integrated from 0 to
+    where psi has fallen 46 below its maximum, on 64 panels of equal "length + variation of psi"
+    (so flat stretches and steep falls both get narrow enough panels: each panel spans at most
+    about one unit of v and of psi), 8 nodes each; the derivatives' integrands use the same nodes.
+    Everything is relative to the integrand at the lower end, so it stays exact for parameters
+    in the billions (the limits of no heterogeneity). About 1e-12 relative accuracy, vectorized
     over the entries."""
     e1 = np.asarray(e1, dtype=float)[:, None]
     e2 = np.asarray(e2, dtype=float)[:, None]
-    d = float(c2 - c1)
-    ld = np.log(d) if d > 0 else -np.inf
-    l0 = np.log(c1 + np.asarray(t, dtype=float))[:, None]
+    q = np.asarray(q, dtype=float)[:, None]
 
-    def phi(lv):
-        return (1.0 - e1) * lv - e2 * np.logaddexp(ld, lv)
+    def psi(v):
+        return (1.0 - e1) * v - e2 * np.log1p(q * np.expm1(v))
 
     with np.errstate(divide="ignore", invalid="ignore"):
-        slope0 = 1.0 - e1 - e2 * np.exp(l0 - np.logaddexp(ld, l0))
-        interior = (slope0 > 0) & (d > 0)
-        lm = np.where(interior, np.maximum(l0, np.log(np.where(interior, d * (1.0 - e1) / (e1 + e2 - 1.0), 1.0))), l0)
-    pm = phi(lm)
+        interior = (1.0 - e1 - e2 * q > 0) & (q < 1.0)
+        em = np.where(interior, (1.0 - e1) * (1.0 - q) / (q * (e1 + e2 - 1.0)), 1.0)
+        vm = np.where(interior, np.maximum(np.log(em), 0.0), 0.0)
+    pm = psi(vm)
     target = pm - _DROP
-    hi = lm + 1.0
-    for _ in range(200):  # phi falls with slope -> -(e1 + e2 - 1) < 0, so this ends
-        low = phi(hi) > target
+    # psi falls with slope -> -(e1 + e2 - 1) < 0; start from the slope at the far side of the top
+    width = np.minimum(1.0, _DROP / np.maximum(e1 - 1.0 + e2 * q, 1e-300))
+    hi = vm + np.maximum(width, 1e-300)
+    for _ in range(400):
+        low = psi(hi) > target
         if not low.any():
             break
-        hi = np.where(low, lm + 2.0 * (hi - lm), hi)
-    lo = lm.copy()
-    for _ in range(40):
+        hi = np.where(low, vm + 2.0 * (hi - vm), hi)
+    lo = vm.copy()
+    for _ in range(60):
         mid = 0.5 * (lo + hi)
-        up = phi(mid) > target
+        up = psi(mid) > target
         lo, hi = np.where(up, mid, lo), np.where(up, hi, mid)
     R = hi
-    p0 = phi(l0)
 
-    def psi(lv):  # length + total variation of phi from l0: increasing in lv
-        return (lv - l0) + (phi(np.minimum(lv, lm)) - p0) + np.where(lv > lm, pm - phi(np.maximum(lv, lm)), 0.0)
+    def var(v):  # length + total variation of psi from 0: increasing in v
+        return v + psi(np.minimum(v, vm)) + np.where(v > vm, pm - psi(np.maximum(v, vm)), 0.0)
 
-    total = psi(R)
+    # panel edges: var on a fine grid over [0, R], inverted by linear interpolation (any
+    # increasing edges integrate correctly; these give panels of about equal var)
+    grid = R * (np.arange(_GRID + 1)[None, :] / _GRID)
+    vg = var(grid)
+    vg[:, 0] = 0.0
+    vg = np.maximum.accumulate(vg, axis=1)
+    total = vg[:, -1:]
     levels = total * (np.arange(_PANELS + 1)[None, :] / _PANELS)
-    a_, b_ = np.broadcast_to(l0, levels.shape).copy(), np.broadcast_to(R, levels.shape).copy()
-    for _ in range(30):  # panel edges need not be exact: any increasing edges integrate correctly
-        mid = 0.5 * (a_ + b_)
-        below = psi(mid) < levels
-        a_, b_ = np.where(below, mid, a_), np.where(below, b_, mid)
-    edges = 0.5 * (a_ + b_)
-    edges[:, 0], edges[:, -1] = l0[:, 0], R[:, 0]
+    rows = np.arange(len(levels))[:, None]
+    off = rows * (2.0 * float(total.max()) + 1.0)  # one sorted array for all rows
+    k = np.searchsorted((vg + off).ravel(), (levels + off).ravel()).reshape(levels.shape) - rows * (_GRID + 1)
+    k = np.clip(k, 1, _GRID)
+    v0, v1 = vg[rows, k - 1], vg[rows, k]
+    g0, g1 = grid[rows, k - 1], grid[rows, k]
+    frac = np.where(v1 > v0, (levels - v0) / np.where(v1 > v0, v1 - v0, 1.0), 0.0)
+    edges = g0 + np.clip(frac, 0.0, 1.0) * (g1 - g0)
+    edges[:, 0], edges[:, -1] = 0.0, R[:, 0]
     half = 0.5 * np.diff(edges, axis=1)  # (n, P)
     centre = 0.5 * (edges[:, 1:] + edges[:, :-1])
     nodes = centre[:, :, None] + half[:, :, None] * _GL_X[None, None, :]  # (n, P, 8)
-    wts = (half[:, :, None] * _GL_W[None, None, :]).reshape(len(l0), -1)
-    lv = nodes.reshape(len(l0), -1)
-    L = np.logaddexp(ld, lv)
-    f = np.exp(phi(lv) - pm) * wts
+    wts = (half[:, :, None] * _GL_W[None, None, :]).reshape(len(e1), -1)
+    v = nodes.reshape(len(e1), -1)
+    em1 = np.expm1(v)
+    L = np.log1p(q * em1)
+    f = np.exp((1.0 - e1) * v - e2 * L - pm) * wts
     i0 = f.sum(axis=1)
-    i1 = (f * lv).sum(axis=1)
+    i1 = (f * v).sum(axis=1)
     i2 = (f * L).sum(axis=1)
-    i3 = (f * np.exp(-L)).sum(axis=1)
-    dl0 = -np.exp(p0[:, 0] - pm[:, 0]) / i0
-    dd = -e2[:, 0] * i3 / i0
-    return np.vstack([pm[:, 0] + np.log(i0), -i1 / i0, -i2 / i0, dl0 / np.exp(l0[:, 0]) - dd, dd])
+    i3 = (f * (em1 / (1.0 + q * em1))).sum(axis=1)
+    return np.vstack([pm[:, 0] + np.log(i0), -i1 / i0, -i2 / i0, -e2[:, 0] * i3 / i0])
 
 
-def _triple_terms(params, x, tx, T, lHR, lHT):
-    """Per row: log A (alive at T), log D (died after t_x), log of their sum."""
+def _log_H_by_quadrature(e1, e2, c1: float, c2: float, t):
+    """log H(t) and d log H / d(e1, e2, c1, c2) by quadrature (for checks)."""
+    e1 = np.asarray(e1, dtype=float)
+    e2 = np.asarray(e2, dtype=float)
+    t = np.asarray(t, dtype=float)
+    q = (c1 + t) / (c2 + t)
+    Q = _log_h_by_quadrature(e1, e2, q)
+    l1, l2 = np.log(c1 + t), np.log(c2 + t)
+    return np.vstack([l1 + Q[0] - e1 * l1 - e2 * l2, Q[1] - l1, Q[2] - l2,
+                      1.0 / (c1 + t) + Q[3] / (c2 + t) - e1 / (c1 + t), -Q[3] * q / (c2 + t) - e2 / (c2 + t)])
+
+
+def _log_pochhammer(r: float, x, grad: bool):
+    """log Gamma(r + x) - log Gamma(r) for whole x >= 0, and its derivative in r.
+
+    For large r the difference of two log-gamma values (each about r log r) loses every digit
+    it has; as sum_{k < x} log(r + k) = x log r + sum log1p(k / r) it stays exact."""
+    x = np.asarray(x, dtype=float)
+    if r < 1e4 or x.size == 0 or np.any(x != np.round(x)) or x.max() > 1e6:
+        val = special.gammaln(r + x) - special.gammaln(r)
+        return val, (special.digamma(r + x) - special.digamma(r)) if grad else None
+    k = np.arange(int(x.max()), dtype=float)
+    idx = x.astype(np.int64)
+    cum = np.concatenate([[0.0], np.cumsum(np.log1p(k / r))])
+    val = x * np.log(r) + cum[idx]
+    if not grad:
+        return val, None
+    cd = np.concatenate([[0.0], np.cumsum(1.0 / (r + k))])
+    return val, cd[idx]
+
+
+def _time_terms(params, x, t, grad: bool):
+    """Per distinct (x, t): E(t) = log[alpha^r beta^s (alpha+t)^-(r+x) (beta+t)^-s] (the log
+    of "alive at t"), log Hn(t) = log[alpha^r beta^s H(t)] = E(t) - log(beta+t) + log h(t), and
+    with ``grad`` their gradients with respect to (r, alpha, s, beta) as (4, n) arrays.
+
+    The powers are taken as r log1p(t/alpha), never as r log(alpha) - r log(alpha + t), so the
+    terms keep their digits when r, alpha (or s, beta) run towards infinity together."""
     r, alpha, s, beta = params
-    lA = -(r + x) * np.log(alpha + T) - s * np.log(beta + T)
+    x = np.asarray(x, dtype=float)
+    t = np.asarray(t, dtype=float)
+    la1, lb1 = np.log1p(t / alpha), np.log1p(t / beta)
+    lat, lbt = np.log(alpha + t), np.log(beta + t)
+    E = -r * la1 - x * lat - s * lb1
+    lh, gh = _log_h_params(params, x, t, grad)
+    lHn = E - lbt + lh
+    if not grad:
+        return E, lHn, None, None
+    gE = np.vstack([-la1, r * t / (alpha * (alpha + t)) - x / (alpha + t), -lb1, s * t / (beta * (beta + t))])
+    gHn = gE + gh
+    gHn[3] -= 1.0 / (beta + t)
+    return E, lHn, gE, gHn
+
+
+def _row_terms(s, lA, lHnR, lHnT):
+    """Per row: log D (died between t_x and T) and log(A + D) (A: alive at T)."""
     with np.errstate(divide="ignore"):
-        lD = np.log(s) + lHR + np.log(-np.expm1(np.minimum(lHT - lHR, 0.0)))
-    return lA, lD, np.logaddexp(lA, lD)
+        lD = np.log(s) + lHnR + np.log(-np.expm1(np.minimum(lHnT - lHnR, 0.0)))
+    return lD, np.logaddexp(lA, lD)
 
 
 class ParetoNBDModel(PurchaseModel):
@@ -210,32 +293,25 @@ class ParetoNBDModel(PurchaseModel):
     def _loglik(params, d: PurchaseData, grad: bool):
         r, alpha, s, beta = params
         Hx, Ht, hT, hR = d.time_pairs()
-        lH, gH = _log_H(params, Hx, Ht, grad)
-        lHT, lHR = lH[hT], lH[hR]
-        ux, wx = d.ux, d.wx
-        total = d.total
-        lA, lD, L = _triple_terms(params, d.x, d.tx, d.T, lHR[d.iR], lHT[d.iT])
-        ll = (float(np.dot(wx, special.gammaln(r + ux) - special.gammaln(r)))
-              + total * (r * np.log(alpha) + s * np.log(beta)) + float(np.dot(d.w, L)))
+        E, lHn, gE, gHn = _time_terms(params, Hx, Ht, grad)
+        jT, jR = hT[d.iT], hR[d.iR]  # row -> (x, T) and (x, t_x) among the distinct (x, t)
+        lA, lHnT, lHnR = E[jT], lHn[jT], lHn[jR]
+        lD, L = _row_terms(s, lA, lHnR, lHnT)
+        G, gG = _log_pochhammer(r, d.ux, grad)
+        ll = float(np.dot(d.wx, G)) + float(np.dot(d.w, L))
         if not grad:
             return ll, None
         pA = np.exp(lA - L) * d.w
         pD = d.w - pA
-        cR = s * np.exp(lHR[d.iR] - L) * d.w  # d L / d log H(t_x)
-        cT = -s * np.exp(lHT[d.iT] - L) * d.w  # d L / d log H(T)
-        nT, nR = len(d.Tx), len(d.Rx)
-        WA = np.bincount(d.iT, weights=pA, minlength=nT)
-        WT = np.bincount(d.iT, weights=cT, minlength=nT)
-        WR = np.bincount(d.iR, weights=cR, minlength=nR)
-        laT = np.log(alpha + d.TT)
-        lbT = np.log(beta + d.TT)
-        WH = np.bincount(hT, weights=WT, minlength=len(Hx)) + np.bincount(hR, weights=WR, minlength=len(Hx))
-        g = gH @ WH
-        g_r = np.dot(wx, special.digamma(r + ux) - special.digamma(r)) + total * np.log(alpha) - np.dot(WA, laT)
-        g_alpha = total * r / alpha - np.dot(WA, (r + d.Tx) / (alpha + d.TT))
-        g_s = total * np.log(beta) - np.dot(WA, lbT) + pD.sum() / s
-        g_beta = total * s / beta - np.dot(WA, s / (beta + d.TT))
-        return ll, g + np.array([g_r, g_alpha, g_s, g_beta])
+        cR = s * np.exp(lHnR - L) * d.w  # d L / d log Hn(t_x)
+        cT = -s * np.exp(lHnT - L) * d.w  # d L / d log Hn(T)
+        nH = len(Hx)
+        WA = np.bincount(jT, weights=pA, minlength=nH)
+        WH = np.bincount(jT, weights=cT, minlength=nH) + np.bincount(jR, weights=cR, minlength=nH)
+        g = gE @ WA + gHn @ WH
+        g[0] += float(np.dot(d.wx, gG))
+        g[2] += pD.sum() / s
+        return ll, g
 
     @staticmethod
     def _start_values(d):
@@ -251,6 +327,22 @@ class ParetoNBDModel(PurchaseModel):
                     starts.append(np.log([r, r / rate, s, s * k * mean_T]))
         return starts
 
+    @staticmethod
+    def _limit_models(d):
+        """The Pareto/NBD's limits of no heterogeneity, where its maximum likelihood often lies on
+        small or nearly Poisson data: the same purchase rate for everyone (r, alpha -> infinity,
+        r/alpha = lambda), the same dropout rate (s, beta -> infinity, s/beta = mu), and both."""
+        rate = float(np.dot(d.w, d.x) / max(np.dot(d.w, np.maximum(d.T, 1e-9)), 1e-12))
+        rate = min(max(rate, 1e-8), 1e8)
+        mean_T = float(max(np.dot(d.w, d.T) / d.total, 1e-6))
+        big = 30.0
+        lam = [np.log([big, big / rate, s, s * k * mean_T]) for s in (0.3, 1.0, 3.0) for k in (0.5, 3.0)]
+        mu = [np.log([r, r / rate, big, big * k * mean_T]) for r in (0.3, 1.0, 3.0) for k in (0.5, 3.0)]
+        both = [np.log([big, big / rate, big, big * k * mean_T]) for k in (0.5, 1.0, 3.0, 10.0)]
+        return (Limit("the same purchase rate for everyone (r, alpha -> infinity)", ((0, 1),), lam),
+                Limit("the same dropout rate for everyone (s, beta -> infinity)", ((2, 3),), mu),
+                Limit("the same purchase and dropout rates for everyone", ((0, 1), (2, 3)), both))
+
     # -- predictions ------------------------------------------------------------------
     def _alive_terms(self, x, tx, T):
         """log P(alive) per row (finite rows only)."""
@@ -259,9 +351,9 @@ class ParetoNBDModel(PurchaseModel):
         first = np.empty(k, dtype=np.int64)
         first[codes[::-1]] = np.arange(len(codes) - 1, -1, -1)
         ux, utx, uT = x[first], tx[first], T[first]
-        lHR, _ = _log_H(params, ux, utx, False)
-        lHT, _ = _log_H(params, ux, uT, False)
-        lA, _lD, L = _triple_terms(params, ux, utx, uT, lHR, lHT)
+        _, lHnR, _, _ = _time_terms(params, ux, utx, False)
+        lA, lHnT, _, _ = _time_terms(params, ux, uT, False)
+        _, L = _row_terms(params[2], lA, lHnR, lHnT)
         return (lA - L)[codes]
 
     def expected_probability_alive(self, frequency, recency, T):
