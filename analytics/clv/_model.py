@@ -41,6 +41,8 @@ class PurchaseModel(BaseEstimator):
         self.n_restarts = n_restarts
         self.max_iter = max_iter
 
+    _warm_start = False  # fit the screening subsample first and start the full fit from there
+
     @staticmethod
     def _limit_models(data: PurchaseData):
         """``optimizer.Limit`` models on the boundary at infinity to compare the fit with
@@ -100,7 +102,7 @@ class PurchaseModel(BaseEstimator):
                               random_state=self.random_state, n_restarts=int(self.n_restarts),
                               max_iter=int(self.max_iter), screen=screen,
                               limits=self._limit_models(data) if pen == 0 else (),
-                              explore=data.n_groups <= _EXPLORE_GROUPS)
+                              explore=data.n_groups <= _EXPLORE_GROUPS, warm=self._warm_start)
         params = np.exp(opt.x)
         self._set_params(params, unit)
         self.log_likelihood_ = float(self._loglik(params, data, False)[0])

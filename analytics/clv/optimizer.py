@@ -76,12 +76,15 @@ RIDGE_SHAPE_LOG = float(np.log(1e3))  # a run off with a shape above 1e3 heads a
 
 def minimize_robust(objective, starts, *, what: str, random_state=0, n_restarts: int = 2,
                     max_iter: int = 2000, screen=None, gtol: float = 1e-5, limits=(),
-                    explore: bool = True) -> Optimum:
+                    explore: bool = True, warm: bool = False) -> Optimum:
     """Minimise ``objective(theta) -> (f, grad)``; see the module docstring.
 
     ``starts``: candidate start vectors (log-parameters); ``screen``: an optional cheaper
     objective used only to rank them; ``gtol``: the projected-gradient size (relative to
     max(1, |f|)) at which a line-search ending is accepted as an optimum.
+
+    ``warm``: with ``screen``, fit on the screen objective first and start the full data's fit
+    from its optimum.
 
     ``limits``: ``Limit`` models on the boundary at infinity, where small or nearly homogeneous
     data often have their maximum (or a better optimum than the one the ordinary starts lead
@@ -92,6 +95,16 @@ def minimize_robust(objective, starts, *, what: str, random_state=0, n_restarts:
     continued the same way. The best of everything is returned; a limit model is reported at
     shapes 1e10, as having run off, with ``how`` naming the limit.
     """
+    if warm and screen is not None:
+        # optimise on the subsample first (cheap), then on the full data from its optimum (a
+        # few iterations instead of a whole run: the two optima differ by sampling error)
+        try:
+            w = _minimize_interior(screen, starts, what=what, random_state=random_state, n_restarts=0,
+                                   max_iter=max_iter, gtol=gtol, polish=False)
+            if not w.ran_off:
+                starts = [w.x] + list(starts)
+        except ModelFitError:
+            pass
     try:
         best = _minimize_interior(objective, starts, what=what, random_state=random_state,
                                   n_restarts=n_restarts, max_iter=max_iter, screen=screen, gtol=gtol)

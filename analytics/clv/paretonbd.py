@@ -50,6 +50,49 @@ def _log_hyp_1(e2, c, z):
         return np.log(special.hyp2f1(e2, 1.0, c, z))
 
 
+_Z_SERIES = 0.5  # below this z the series is summed here (with its derivatives), above by SciPy
+
+
+def _log_hyp_series(e2, c, z, grad: bool):
+    """log 2F1(e2, 1; c; z) for c > e2 > 0, 0 <= z <= 1/2 by summing the series, and with
+    ``grad`` its derivatives with respect to e2, c and z as a (3, n) array.
+
+    The terms t_n = (e2)_n / (c)_n z^n are positive and fall at least as fast as z^n; the sum
+    stops where what is left is below 1e-17 of it, so value and derivatives are exact to
+    rounding (and cost a few dozen vector operations, against five SciPy calls with central
+    differences)."""
+    zmax = float(z.max(initial=0.0))
+    extra = float(np.max(np.maximum(1.0, 1.0 / e2), initial=1.0))  # bounds the derivative sums' factors
+    if zmax <= 0.0:
+        n_terms = 1
+    else:
+        n_terms = int(min(200, np.ceil(np.log(1e-17 / (extra * 200.0)) / np.log(zmax)) + 1))
+    term = np.ones_like(z)
+    F = np.ones_like(z)
+    if grad:
+        de = np.zeros_like(z)  # sum_{k<n} 1/(e2+k)
+        dc = np.zeros_like(z)  # sum_{k<n} 1/(c+k)
+        Fe = np.zeros_like(z)
+        Fc = np.zeros_like(z)
+        Fz = np.zeros_like(z)
+    for n in range(n_terms):
+        if grad:
+            de = de + 1.0 / (e2 + n)
+            dc = dc + 1.0 / (c + n)
+        term = term * ((e2 + n) / (c + n) * z)
+        F = F + term
+        if grad:
+            Fe = Fe + term * de
+            Fc = Fc - term * dc
+            Fz = Fz + (n + 1) * term
+    LS = np.log(F)
+    if not grad:
+        return LS, None
+    with np.errstate(divide="ignore", invalid="ignore"):
+        Sz = np.where(z > 0, Fz / np.where(z > 0, z, 1.0) / F, e2 / c)
+    return LS, np.vstack([Fe / F, Fc / F, Sz])
+
+
 def _log_h(e1, e2, c1: float, c2: float, t, grad: bool):
     """log h(t) and, with ``grad``, its partial derivatives with respect to (e1, e2, c1, c2) as a
     (4, n) array, where c1 <= c2 and
@@ -69,20 +112,32 @@ def _log_h(e1, e2, c1: float, c2: float, t, grad: bool):
     # where SciPy's 2F1 is slow or inaccurate (large parameters with z near 1, or very large
     # parameters), go to quadrature at once
     hard = (e2 > 100.0) & ((z > 0.9) | (c > 1e5))
-    zz = np.where(hard, 0.0, z)  # a cheap placeholder; these entries are replaced below
-    LS = _log_hyp_1(e2, c, zz)
+    ser = ~hard & (z <= _Z_SERIES)
+    sci = ~hard & ~ser
+    LS = np.zeros_like(z)
+    S = np.zeros((3,) + z.shape) if grad else None
+    if ser.any():
+        LS[ser], Sv = _log_hyp_series(e2[ser], c[ser], z[ser], grad)
+        if grad:
+            S[:, ser] = Sv
+    if sci.any():
+        e2s, cs, zs = e2[sci], c[sci], z[sci]
+        LS[sci] = _log_hyp_1(e2s, cs, zs)
+        if grad:
+            # central differences: truncation ~1e-10, rounding ~1e-15 / 1e-5 (forward differences,
+            # with SciPy's last-digit noise, left gradient errors the stopping rule could see)
+            he = _FD * np.maximum(1.0, e2s)
+            hc = _FD * np.maximum(1.0, cs)
+            S[0, sci] = (_log_hyp_1(e2s + he, cs, zs) - _log_hyp_1(e2s - he, cs, zs)) / (2.0 * he)
+            S[1, sci] = (_log_hyp_1(e2s, cs + hc, zs) - _log_hyp_1(e2s, cs - hc, zs)) / (2.0 * hc)
+            with np.errstate(all="ignore"):
+                # d log S / dz = (e2 / c) 2F1(e2+1, 2; c+1; z) / S
+                S[2, sci] = np.where(zs > 0, e2s / cs * special.hyp2f1(e2s + 1.0, 2.0, cs + 1.0, zs)
+                                     / np.exp(LS[sci]), e2s / cs)
     logh = l1 + LS - np.log(a)
     D = None
     if grad:
-        # central differences: truncation ~1e-10, rounding ~1e-15 / 1e-5 (forward differences,
-        # with SciPy's last-digit noise, left gradient errors the stopping rule could see)
-        he = _FD * np.maximum(1.0, e2)
-        hc = _FD * np.maximum(1.0, c)
-        S_e = (_log_hyp_1(e2 + he, c, zz) - _log_hyp_1(e2 - he, c, zz)) / (2.0 * he)
-        S_c = (_log_hyp_1(e2, c + hc, zz) - _log_hyp_1(e2, c - hc, zz)) / (2.0 * hc)
-        with np.errstate(all="ignore"):
-            # d log S / dz = (e2 / c) 2F1(e2+1, 2; c+1; z) / S
-            S_z = np.where(zz > 0, e2 / c * special.hyp2f1(e2 + 1.0, 2.0, c + 1.0, zz) / np.exp(LS), e2 / c)
+        S_e, S_c, S_z = S
         D = np.vstack([S_c - 1.0 / a, S_e + S_c - 1.0 / a,
                        1.0 / (c1 + t) - S_z / (c2 + t), S_z * (c1 + t) / (c2 + t) ** 2])
         bad = ~(np.isfinite(logh) & np.all(np.isfinite(D), axis=0))
@@ -288,6 +343,7 @@ class ParetoNBDModel(PurchaseModel):
 
     _name = "Pareto/NBD"
     _param_names = ("r", "alpha", "s", "beta")
+    _warm_start = True  # its likelihood is costly per evaluation: most iterations on the subsample
 
     @staticmethod
     def _loglik(params, d: PurchaseData, grad: bool):
@@ -295,16 +351,25 @@ class ParetoNBDModel(PurchaseModel):
         Hx, Ht, hT, hR = d.time_pairs()
         E, lHn, gE, gHn = _time_terms(params, Hx, Ht, grad)
         jT, jR = hT[d.iT], hR[d.iR]  # row -> (x, T) and (x, t_x) among the distinct (x, t)
-        lA, lHnT, lHnR = E[jT], lHn[jT], lHn[jR]
-        lD, L = _row_terms(s, lA, lHnR, lHnT)
+        lHnR = lHn[jR]
+        # per row, relative to Hn(t_x): A / Hn(t_x) = e^u, D / Hn(t_x) = s (1 - e^dl)
+        u = E[jT] - lHnR
+        dl = np.minimum(lHn[jT] - lHnR, 0.0)
+        with np.errstate(over="ignore"):
+            eu = np.exp(u)
+        em = np.expm1(dl)
+        den = eu - s * em
         G, gG = _log_pochhammer(r, d.ux, grad)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            L = np.where(np.isfinite(eu), lHnR + np.log(den), E[jT])  # log(A + D)
         ll = float(np.dot(d.wx, G)) + float(np.dot(d.w, L))
         if not grad:
             return ll, None
-        pA = np.exp(lA - L) * d.w
+        wd = d.w / den
+        pA = np.where(np.isfinite(eu), eu * wd, d.w)
         pD = d.w - pA
-        cR = s * np.exp(lHnR - L) * d.w  # d L / d log Hn(t_x)
-        cT = -s * np.exp(lHnT - L) * d.w  # d L / d log Hn(T)
+        cR = s * wd  # d L / d log Hn(t_x)
+        cT = -s * (em + 1.0) * wd  # d L / d log Hn(T)
         nH = len(Hx)
         WA = np.bincount(jT, weights=pA, minlength=nH)
         WH = np.bincount(jT, weights=cT, minlength=nH) + np.bincount(jR, weights=cR, minlength=nH)
