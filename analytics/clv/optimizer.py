@@ -13,7 +13,11 @@ log-likelihood plus a penalty) given with its analytic gradient:
    then L-BFGS-B again from the polished point;
 4. then the next start values, and finally a few random starts drawn from
    ``random_state`` (a fixed seed by default), so the same data give the same
-   parameters on every run.
+   parameters on every run;
+5. for a model that declares limits on the boundary at infinity (``Limit``: Gamma
+   shapes and rates running off together, i.e. no heterogeneity), a run heading off
+   along such a ridge is continued in the limit model's own parameters, and on small
+   data the full model is also started near each limit; the best optimum found wins.
 
 The penalizer ladder (refitting with a small L2 penalty when the plain maximum
 runs off to a boundary) is the models' ``fit_*_robust`` functions' job; this

@@ -17,14 +17,19 @@ branches (alpha >= beta and alpha < beta). Here the same integral, for either br
          = (c1+t)^(1-e1) (c2+t)^-e2 * 2F1(e2, 1; a+1; z) / a,    z = (c2-c1)/(c2+t) in [0, 1),
 
 with c1 = min(alpha, beta) and its exponent e1, c2 = max(alpha, beta) with e2, a = r+s+x:
-every term of that series is positive (no cancellation), the powers are taken in log space,
-and the difference H(t_x) - H(T) is formed as H(t_x) * (1 - exp(log H(T) - log H(t_x))) with
-``expm1``, so it stays exact when t_x is close to T and when alpha is close to beta (z -> 0).
-H is evaluated once per distinct (frequency, time) pair. Where SciPy's hyp2f1 overflows
-(large parameters with z near 1: hundreds of purchases, or a dropout rate nearly the same
-for everyone) H and its derivatives are integrated numerically instead.
-The gradient is analytic except for the derivatives of the series with respect to its
-parameters, which are central differences.
+every term of that series is positive (no cancellation). The likelihood is assembled from
+terms that keep their digits however large the parameters get: r log(alpha) - r log(alpha+T)
+as -r log1p(T/alpha), log Gamma(r+x) - log Gamma(r) as a sum of log(r+k) for large r, and H
+relative to its integrand at u = t (h(t) below, a number on the scale of the time axis). So
+the fit can follow r, alpha (or s, beta) towards infinity together, the limits of no
+heterogeneity in the purchase (or dropout) rate where small data often have their maximum,
+and evaluate the limit models themselves (shapes of 1e10). The difference H(t_x) - H(T) is
+formed as H(t_x) * (1 - exp(log H(T) - log H(t_x))) with ``expm1``, so it stays exact when
+t_x is close to T and when alpha is close to beta (z -> 0). H is evaluated once per distinct
+(frequency, time) pair: for z <= 1/2 by summing the series here, with exact derivatives; above
+by SciPy's hyp2f1 (derivatives in its parameters by central differences); where that
+overflows or loses accuracy (large parameters with z near 1: hundreds of purchases, or a rate
+nearly the same for everyone) by quadrature. The gradient is otherwise analytic.
 
 P(alive), E[X(t)] and the conditional expectation E[Y(t) | x, t_x, T] are the note's
 equations (11), (17) and (18)-(22).
