@@ -77,6 +77,7 @@ def main() -> int:
     if not db.exists():
         raise SystemExit(f"no warehouse at {db}: run bench/bench_first_visit.py --keep first, or pass --db")
     levels = [int(x) for x in args.levels.split(",") if x.strip()]
+    OUT.mkdir(parents=True, exist_ok=True)
     results: dict = {"db": str(db), "cpus": os.cpu_count(), "seconds_per_level": args.seconds, "levels": {}}
     with start_server(db, log=OUT / "concurrency.server.log") as (url, proc, healthy):
         print(f"server up in {healthy:.1f} s at {url} ({load()})", flush=True)
