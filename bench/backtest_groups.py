@@ -41,7 +41,7 @@ sys.path.insert(0, str(ROOT))
 
 from analytics.predict import metrics as M  # noqa: E402
 from analytics.predict.backtest import (  # noqa: E402
-    _bgnbd, _paretonbd, _stack, design_matrix, run_backtest, window_levels,
+    DEFAULT_LIGHTGBM_PARAMS, _bgnbd, _paretonbd, _stack, design_matrix, run_backtest, window_levels,
 )
 from analytics.predict.features import backtest_plan, fit_statistical_models, model_features  # noqa: E402
 from analytics.predict.gbm import LightGBMValueModel  # noqa: E402
@@ -80,7 +80,8 @@ def holdout(wh, dataset, cal, hold, models, truth):
           f"{time.perf_counter() - t0:.0f} s")
     print("predicted / actual per group (first row: all customers)")
     total = ratio_table(p.assign(all="all"), "all", values)
-    print(pd.concat([total, ratio_table(p, "group", values)]).round(3).to_string())
+    tenure = ratio_table(p.assign(tenure=p["group"].str.split(",").str[0]), "tenure", values)
+    print(pd.concat([total, tenure, ratio_table(p, "group", values)]).round(3).to_string())
     if truth is not None:
         t = pd.read_csv(truth, usecols=["customer_id", "persona"]).set_index("customer_id")["persona"]
         p["persona"] = t.reindex(p.index.astype(str)).to_numpy()
@@ -115,7 +116,7 @@ def rolling(wh, dataset, cal, hold, random_state=0) -> pd.DataFrame:
         X, y, c, _ = _stack(windows, earlier, designs)
         y = y * np.repeat(np.exp(-lev), [len(windows[j].customers) for j in earlier])
         yk = windows[k].targets["holdout_value"].to_numpy()
-        model = LightGBMValueModel(random_state=random_state).fit(  # early stopping on the window itself
+        model = LightGBMValueModel(random_state=random_state, **DEFAULT_LIGHTGBM_PARAMS).fit(  # early stop: window k
             X, y, c, X_val=designs[k], y_value_val=yk, y_churn_val=windows[k].targets["churn"].to_numpy())
         preds = {"lightgbm": model.predict_value(designs[k]), "bgnbd": stat[k][0], "paretonbd": stat[k][1]}
         g = groups(windows[k].features, h)
