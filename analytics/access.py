@@ -568,6 +568,86 @@ def pseudonym(customer_id: Any, salt: str = "") -> str:
 #: columns that hold personal data (a viewer never sees them)
 PERSONAL_COLUMNS = ("email", "e_mail", "name", "first_name", "last_name", "phone", "address", "postcode", "zip")
 ID_COLUMNS = ("customer_id",)
+#: free-text columns of customer-level tables (also as a kept attribute, ``attr_`` + the name): a
+#: viewer reads them with contact details replaced (:func:`redact_text`). The events' ``text`` (review
+#: or search text) is the one the data holds; the others are names such text takes elsewhere.
+FREE_TEXT_COLUMNS = ("text", "review_text", "review", "comment", "comments", "title", "description", "note",
+                     "notes", "message", "body", "query", "search_query")
+#: ``attrs`` key that marks a table as one customer's rows without a customer id column (a timeline)
+CUSTOMER_LEVEL = "customer_level"
+
+_re = __import__("re")
+_EMAIL_RE = _re.compile(r"[A-Za-z0-9._%+'-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}")
+_URL_RE = _re.compile(
+    r"(?:\b(?:https?|ftp)://|\bwww\.)[^\s<>\"'\[\]]+"                      # with a scheme or www.
+    r"|\b(?:[a-z0-9-]+\.)+[a-z]{2,}/[^\s<>\"'\[\]]*", _re.IGNORECASE)       # a domain with a path
+_PHONE_RE = _re.compile(r"(?:\+|(?<![A-Za-z0-9_+]))\(?\d+\)?(?:[ .\-/]{0,2}\(?\d+\)?)*")
+_DATE_RE = _re.compile(r"\d{4}[-/.]\d{1,2}[-/.]\d{1,2}|\d{1,2}[-/.]\d{1,2}[-/.]\d{4}")
+_TRAILING = ".,;:!?)"
+#: at least this many digits make a number a phone number (a date like 2025-12-31 excepted)
+PHONE_DIGITS = 7
+
+
+def _link(m) -> str:
+    url = m.group(0)
+    tail = len(url) - len(url.rstrip(_TRAILING))
+    return "[link]" + (url[len(url) - tail:] if tail else "")
+
+
+def _phone(m) -> str:
+    found = m.group(0)
+    out, rest = "", found
+    while rest:
+        date = _DATE_RE.match(rest)
+        if date is None:
+            break
+        out, rest = out + date.group(0), rest[date.end():]  # a date (and what follows) is no phone
+        sep = len(rest) - len(rest.lstrip(" .-/"))
+        out, rest = out + rest[:sep], rest[sep:]
+    if sum(ch.isdigit() for ch in rest) < PHONE_DIGITS:
+        return found
+    close = ")" if rest.endswith(")") and rest.count(")") > rest.count("(") else ""  # "(call 020 7946 0958)"
+    return out + "[phone]" + close
+
+
+def redact_text(value: Any) -> Any:
+    """``value`` with e-mail addresses, URLs and phone numbers replaced by ``[email]``, ``[link]`` and
+    ``[phone]``; the rest of the text as written. A phone number is a run of at least
+    :data:`PHONE_DIGITS` digits, optionally with ``+``, spaces, dots, dashes, slashes or parentheses
+    between them (so a long order or card number reads ``[phone]`` too; a date does not). Values
+    that are not text (missing, numbers) are returned as they are; a redacted text stays redacted."""
+    if not isinstance(value, str) or not value:
+        return value
+    text = _EMAIL_RE.sub("[email]", value) if "@" in value else value
+    if "/" in text or "www." in text.lower():
+        text = _URL_RE.sub(_link, text)
+    if sum(ch.isdigit() for ch in text) >= PHONE_DIGITS:
+        text = _PHONE_RE.sub(_phone, text)
+    return text
+
+
+def is_free_text(column: Any) -> bool:
+    """Whether ``column`` names a free-text column (:data:`FREE_TEXT_COLUMNS`, also as ``attr_...``)."""
+    if not isinstance(column, str):
+        return False
+    name = column.lower()
+    name = name[len("attr_"):] if name.startswith("attr_") else name
+    return name in FREE_TEXT_COLUMNS
+
+
+def redact_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with its free-text columns (:func:`is_free_text`) passed through :func:`redact_text`
+    (the frame itself when it has none; else a copy)."""
+    cols = [c for c in frame.columns if is_free_text(c) and not pd.api.types.is_numeric_dtype(frame[c])]
+    if not cols:
+        return frame
+    out = frame.copy(deep=False)
+    for c in cols:
+        s = out[c]
+        uniq = pd.unique(s.dropna().to_numpy(dtype=object))
+        mapping = {v: redact_text(v) for v in uniq}
+        out[c] = s.map(lambda v: mapping.get(v, v) if isinstance(v, str) else v)
+    return out
 
 
 def _salt(wh) -> str:
@@ -585,8 +665,13 @@ def _salt(wh) -> str:
 
 def present(wh, obj: Any, caller: Caller | None = None) -> Any:
     """``obj`` as the caller may see it: for a caller without ``raw_ids`` a customer-level table's
-    customer ids (column or index) are pseudonymised and its personal columns dropped; anything else
-    is returned as it is."""
+    customer ids (column or index) are pseudonymised, its personal columns dropped and its free-text
+    columns (a review's ``text``...) shown with e-mail addresses, phone numbers and links replaced
+    (:func:`redact_frame`); anything else is returned as it is.
+
+    ``country`` stays: it is coarse (one of a few dozen values), the pages show it in aggregates
+    everywhere (groups, sentiment by country, new-customer features), and with the ids pseudonymised
+    it does not name anyone."""
     if not is_customer_level(obj):
         return obj
     caller = current() if caller is None else caller
@@ -596,7 +681,7 @@ def present(wh, obj: Any, caller: Caller | None = None) -> Any:
     out = obj.copy(deep=False)
     drop = [c for c in out.columns if isinstance(c, str) and (c.lower() in PERSONAL_COLUMNS
                                                               or c.lower().startswith("attr_email"))]
-    out = out.drop(columns=drop)
+    out = redact_frame(out.drop(columns=drop))
     for c in ID_COLUMNS:
         if c in out.columns:
             out[c] = [pseudonym(v, salt) for v in out[c].astype(str)]
@@ -657,10 +742,12 @@ _RESOLVED: dict[tuple, str] = {}
 
 
 def is_customer_level(frame: Any) -> bool:
-    """Whether a table holds one row per customer (a ``customer_id`` column or index)."""
+    """Whether a table holds customers' rows: a ``customer_id`` column or index, or one customer's
+    rows marked by ``attrs[CUSTOMER_LEVEL]`` (a timeline, which has no id column)."""
     if not isinstance(frame, pd.DataFrame):
         return False
-    return any(c in frame.columns for c in ID_COLUMNS) or frame.index.name in ID_COLUMNS
+    return (any(c in frame.columns for c in ID_COLUMNS) or frame.index.name in ID_COLUMNS
+            or bool(frame.attrs.get(CUSTOMER_LEVEL)))
 
 
 def check_export(frame: Any, *, what: str = "export") -> None:

@@ -617,7 +617,9 @@ def customer_timeline(wh: Warehouse, dataset: str, customer_id: str, limit: int 
                       as_of=None) -> pd.DataFrame:
     """One customer's events, newest first (at most ``limit``; up to the end of ``as_of`` when given).
     ``customer_id``: the id as the caller sees it (a pseudonym for a caller without raw ids); an id
-    that names nobody gives no rows."""
+    that names nobody gives no rows. The table is marked customer-level (``access.CUSTOMER_LEVEL``)
+    and comes as the caller may see it (``access.present``: for a caller without raw ids the review
+    and search texts with e-mail addresses, phone numbers and links replaced; ``country`` stays)."""
     if int(limit) < 1:
         raise ExplorerError("the timeline limit must be at least 1")
     cols = ", ".join(TIMELINE_COLUMNS)
@@ -631,4 +633,6 @@ def customer_timeline(wh: Warehouse, dataset: str, customer_id: str, limit: int 
         params.append((_day(as_of, "the as-of date") + pd.Timedelta(days=1)).to_pydatetime())
     sql += " ORDER BY event_time DESC, row_hash LIMIT ?"
     params.append(int(limit))
-    return wh.cursor().execute(sql, params).df()
+    timeline = wh.cursor().execute(sql, params).df()
+    timeline.attrs[access.CUSTOMER_LEVEL] = True
+    return access.present(wh, timeline)

@@ -352,3 +352,74 @@ def test_a_context_without_a_caller_asks_the_resolver_before_the_default(shared)
         access.set_resolver(None)
         access.set_default(access.LOCAL)
     assert access.current() is access.LOCAL
+
+
+PLANTED = "Arrived broken. Call me at +44 20 7946 0958 or jane.doe@example.com, photos: https://imgs.example.org/j/1"
+
+
+def _plant_review(wh, customer="C-1001", text=PLANTED):
+    with access.acting_as(access.SYSTEM):
+        wh.cursor().execute(
+            "INSERT INTO events (dataset, customer_id, event_time, event_type, item_id, rating, text, country) "
+            "VALUES ('shop', ?, TIMESTAMP '2025-02-10 12:00', 'review', 'SKU1', 1, ?, 'GB')", [customer, text])
+
+
+@pytest.mark.parametrize("text, shown", [
+    (PLANTED, "Arrived broken. Call me at [phone] or [email], photos: [link]"),
+    ("mail JANE_DOE+x@Mail.Example.co.uk!", "mail [email]!"),
+    ("(phone: (555) 123-4567) or 07700900123.", "(phone: [phone]) or [phone]."),
+    ("电话13800138000，谢谢", "电话[phone]，谢谢"),
+    ("see www.example.com. or facebook.com/jane.doe", "see [link]. or [link]"),
+    # what is not contact data stays as written
+    ("5 stars! bought 2025-12-31 12:00, order 12345, SKU10001, 1,299.00 EUR, 3/4 fit, amazon.com",
+     "5 stars! bought 2025-12-31 12:00, order 12345, SKU10001, 1,299.00 EUR, 3/4 fit, amazon.com"),
+    ("on 12.12.2025 call +1-202-555-0143", "on 12.12.2025 call [phone]"),
+])
+def test_redact_text_replaces_contact_details_and_keeps_the_rest(text, shown):
+    assert access.redact_text(text) == shown
+    assert access.redact_text(shown) == shown  # a redacted text stays as it is
+    assert access.redact_text(None) is None and access.redact_text(4.0) == 4.0
+
+
+def test_a_viewer_reads_customer_texts_without_contact_details(shared):
+    """A review with an e-mail address, a phone number and a link: a viewer reads it with placeholders in
+    the customer's timeline and in a customer-level table (the Reviews page's); an analyst and an admin
+    read it as written; the country stays for everyone."""
+    from analytics import explorer
+
+    _plant_review(shared)
+    reviews = pd.DataFrame({"customer_id": ["C-1001", "C-1002"], "text": [PLANTED, "fine"],
+                            "attr_notes": ["vip, jane.doe@example.com", None], "rating": [1, 4]})
+    with access.acting_as(VIEWER):
+        who = access.ids_for(shared, ["C-1001"])[0]
+        timeline = explorer.customer_timeline(shared, "shop", who)
+        seen = access.present(shared, reviews)
+        again = access.present(shared, seen)
+    text = timeline.loc[timeline["event_type"] == "review", "text"].iloc[0]
+    assert text.startswith("Arrived broken. Call me at [phone] or [email]") and text.endswith("[link]")
+    shown = timeline.astype(str).to_csv() + seen.astype(str).to_csv()
+    for secret in ("jane.doe", "7946", "0958", "imgs.example.org"):
+        assert secret not in shown
+    assert list(timeline["country"].dropna()) == ["GB"]
+    assert list(seen["text"]) == ["Arrived broken. Call me at [phone] or [email], photos: [link]", "fine"]
+    assert list(seen["attr_notes"].iloc[:1]) == ["vip, [email]"] and pd.isna(seen["attr_notes"].iloc[1])
+    assert list(seen["rating"]) == [1, 4] and again["text"].equals(seen["text"])
+    assert list(reviews["text"]) == [PLANTED, "fine"]  # the caller's frame is not changed
+    for caller in (ANALYST, ADMIN):
+        with access.acting_as(caller):
+            timeline = explorer.customer_timeline(shared, "shop", "C-1001")
+            assert list(timeline.loc[timeline["event_type"] == "review", "text"]) == [PLANTED]
+            assert access.present(shared, reviews) is reviews
+
+
+def test_a_report_shows_a_viewer_review_snippets_without_contact_details(shared):
+    from analytics.reports import store
+
+    snap = {"kind": "segment", "dataset": "shop", "title": "T",
+            "reviews": [{"customer_id": "C-1001", "text": PLANTED, "rating": 1}]}
+    with access.acting_as(ANALYST):
+        token = store.create_report(shared, snap)
+        assert store.get_report(shared, token)["reviews"][0]["text"] == PLANTED
+    with access.acting_as(VIEWER):
+        row = store.get_report(shared, token)["reviews"][0]
+    assert row["text"] == "Arrived broken. Call me at [phone] or [email], photos: [link]" and row["rating"] == 1

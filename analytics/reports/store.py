@@ -126,14 +126,19 @@ def get_report(wh: Warehouse, token, now=None) -> dict:
 
 
 def _pseudonymised(wh: Warehouse, obj):
-    """``obj`` with every value under a ``customer_id`` key (and lists under ``customer_ids``) replaced."""
+    """``obj`` with every value under a ``customer_id`` key (and lists under ``customer_ids``) replaced,
+    and the free-text values beside a ``customer_id`` (``access.is_free_text``: a review snippet)
+    with contact details replaced (``access.redact_text``)."""
     if isinstance(obj, dict):
         out = {}
+        of_customer = "customer_id" in obj
         for k, v in obj.items():
             if k == "customer_id" and v is not None:
                 out[k] = access.ids_for(wh, [v], caller=access.current())[0]
             elif k == "customer_ids" and isinstance(v, list):
                 out[k] = access.ids_for(wh, v)
+            elif of_customer and access.is_free_text(k) and isinstance(v, str):
+                out[k] = access.redact_text(v)
             else:
                 out[k] = _pseudonymised(wh, v)
         return out
