@@ -480,3 +480,30 @@ def test_paretonbd_quadrature_where_the_series_overflows():
         dn[k] -= h
         fd = (_log_H(up, x, t, False)[0] - _log_H(dn, x, t, False)[0]) / (2 * h)
         np.testing.assert_allclose(g[k], fd, rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize("cls", [BetaGeoModel, ParetoNBDModel])
+def test_warm_started_fit_reaches_the_cold_fits_optimum(cls):
+    """On data large enough to be screened on a subsample (> 5,000 distinct rows), the fit that
+    starts from the subsample's optimum (its run stopped at a looser tolerance) ends where the
+    fit ranked and run from the ordinary start values ends; and the value-only objective used
+    to rank start values equals the full objective's value."""
+    from analytics.clv import sample_paretonbd_summary
+
+    rng = np.random.default_rng(5)
+    T = rng.integers(7, 420, 40000) / 7.0
+    if cls is ParetoNBDModel:
+        d = sample_paretonbd_summary(40000, 0.55, 10.58, 0.61, 11.67, T, random_state=5)
+    else:
+        d = sample_bgnbd_summary(40000, 0.24, 4.4, 0.79, 2.43, T, random_state=5)
+    d["recency"] = np.floor(d["recency"] * 7.0) / 7.0
+    warm = type("Warm", (cls,), {"_warm_start": True})().fit(d, unit="weeks")
+    cold = type("Cold", (cls,), {"_warm_start": False})().fit(d, unit="weeks")
+    assert warm.n_groups_ > 5000
+    assert warm.log_likelihood_ >= cold.log_likelihood_ - 1e-10 * abs(cold.log_likelihood_)
+    for k in warm.params_:
+        assert warm.params_[k] == pytest.approx(cold.params_[k], rel=1e-5)
+    data = PurchaseData.build(d["frequency"].to_numpy(), d["recency"].to_numpy(), d["T"].to_numpy(), np.ones(len(d)))
+    objective = cls()._objective(data, 0.0)
+    for theta in (np.log(list(warm.params_.values())), np.zeros(4), np.log([2.0, 30.0, 0.3, 5.0])):
+        assert objective.value(theta) == pytest.approx(objective(theta)[0], rel=1e-13)

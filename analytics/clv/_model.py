@@ -75,6 +75,15 @@ class PurchaseModel(BaseEstimator):
                 return np.inf, np.zeros_like(theta)
             return f, val
 
+        def value(theta):
+            # the objective without its gradient: what ranking start values needs (for a
+            # likelihood with special functions, far cheaper than value and gradient)
+            params = np.exp(theta)
+            ll, _ = self._loglik(params, data, False)
+            f = -ll / total + pen * float(np.sum(params ** 2))
+            return f if np.isfinite(f) else np.inf
+
+        objective.value = value
         return objective
 
     def fit(self, frequency, recency=None, T=None, *, unit: str | None = None, weights=None):

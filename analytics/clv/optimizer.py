@@ -34,6 +34,8 @@ from scipy import optimize
 from analytics.clv._base import ModelFitError
 
 LOG_BOUND = 25.0  # |log(param)| <= 25, i.e. params in [1.4e-11, 7.2e10]
+SCREEN_FTOL = 1e-10  # relative decrease at which a run on the subsample (a start value only) stops
+SCREEN_GTOL = 1e-3  # and the projected gradient it accepts there
 DIVERGED = 13.82  # a log-parameter beyond this (a parameter above 1e6 or below 1e-6) has run off
 
 
@@ -99,22 +101,29 @@ def minimize_robust(objective, starts, *, what: str, random_state=0, n_restarts:
     continued the same way. The best of everything is returned; a limit model is reported at
     shapes 1e10, as having run off, with ``how`` naming the limit.
     """
+    best = error = None
     if warm and screen is not None:
         # optimise on the subsample first (cheap), then on the full data from its optimum (a
-        # few iterations instead of a whole run: the two optima differ by sampling error)
+        # few iterations instead of a whole run: the two optima differ by sampling error). The
+        # subsample's optimum is only a start value, so its run stops at a looser tolerance;
+        # the full data's run from there is the one held to ``gtol``. Only where that run does
+        # not end at an interior optimum are the other start values tried.
         try:
             w = _minimize_interior(screen, starts, what=what, random_state=random_state, n_restarts=0,
-                                   max_iter=max_iter, gtol=gtol, polish=False)
+                                   max_iter=max_iter, gtol=max(gtol, SCREEN_GTOL), polish=False, ftol=SCREEN_FTOL)
             if not w.ran_off:
-                starts = [w.x] + list(starts)
+                best = _minimize_interior(objective, [w.x], what=what, random_state=random_state,
+                                          n_restarts=0, max_iter=max_iter, gtol=gtol)
+                if best.ran_off:
+                    best = None
         except ModelFitError:
-            pass
-    try:
-        best = _minimize_interior(objective, starts, what=what, random_state=random_state,
-                                  n_restarts=n_restarts, max_iter=max_iter, screen=screen, gtol=gtol)
-        error = None
-    except ModelFitError as exc:
-        best, error = None, exc
+            best = None
+    if best is None:
+        try:
+            best = _minimize_interior(objective, starts, what=what, random_state=random_state,
+                                      n_restarts=n_restarts, max_iter=max_iter, screen=screen, gtol=gtol)
+        except ModelFitError as exc:
+            best, error = None, exc
     if not limits:
         if best is None:
             raise error
@@ -191,16 +200,27 @@ def _reduced(objective, ridges, n: int):
     return red, expand, reduce
 
 
+def _value_of(objective):
+    """``theta -> f``: the objective's own value-only form where it has one (``objective.value``:
+    no gradient computed), else its first return value."""
+    fast = getattr(objective, "value", None)
+    return fast if fast is not None else (lambda theta: objective(theta)[0])
+
+
 def _minimize_interior(objective, starts, *, what: str, random_state=0, n_restarts: int = 2,
-                       max_iter: int = 2000, screen=None, gtol: float = 1e-5, polish: bool = True) -> Optimum:
+                       max_iter: int = 2000, screen=None, gtol: float = 1e-5, polish: bool = True,
+                       ftol: float = 1e-15) -> Optimum:
     starts = [np.asarray(s, dtype=float) for s in starts]
     n = len(starts[0])
-    rank_fun = screen or objective
+    rank_fun = _value_of(screen or objective)
     with np.errstate(all="ignore"):
-        scores = []
-        for s in starts:
-            f, _ = rank_fun(s)
-            scores.append(f if np.isfinite(f) else np.inf)
+        if len(starts) == 1:
+            scores = [0.0]
+        else:
+            scores = []
+            for s in starts:
+                f = rank_fun(s)
+                scores.append(f if np.isfinite(f) else np.inf)
     order = [int(i) for i in np.argsort(scores, kind="stable")]
     candidates = [starts[i] for i in order[:3]]
     rng = np.random.default_rng(random_state)
@@ -210,8 +230,7 @@ def _minimize_interior(objective, starts, *, what: str, random_state=0, n_restar
     bounds = [(-LOG_BOUND, LOG_BOUND)] * n
     max_iter = max(1, int(max_iter))
 
-    def value(theta):
-        return objective(theta)[0]
+    value = _value_of(objective)
 
     def stop_when_running_off(intermediate_result):
         # a maximum at infinity: the objective keeps improving by tiny steps for thousands of
@@ -222,7 +241,7 @@ def _minimize_interior(objective, starts, *, what: str, random_state=0, n_restar
     def lbfgsb(x0):
         return optimize.minimize(objective, x0, jac=True, method="L-BFGS-B", bounds=bounds,
                                  callback=stop_when_running_off,
-                                 options={"maxiter": max_iter, "ftol": 1e-15, "gtol": 1e-10, "maxcor": 20})
+                                 options={"maxiter": max_iter, "ftol": ftol, "gtol": 1e-10, "maxcor": 20})
 
     last = "no start value gave a finite likelihood"
     with np.errstate(all="ignore"), warnings.catch_warnings():
