@@ -355,32 +355,46 @@ class ParetoNBDModel(PurchaseModel):
         r, alpha, s, beta = params
         Hx, Ht, hT, hR = d.time_pairs()
         E, lHn, gE, gHn = _time_terms(params, Hx, Ht, grad)
-        jT, jR = hT[d.iT], hR[d.iR]  # row -> (x, T) and (x, t_x) among the distinct (x, t)
+        rows = getattr(d, "_pnbd_rows", None)
+        if rows is None:  # row -> (x, T) and (x, t_x) among the distinct (x, t): fixed for the data
+            rows = d._pnbd_rows = (hT[d.iT], hR[d.iR])
+        jT, jR = rows
+        # per row, relative to Hn(t_x): A / Hn(t_x) = e^u, D / Hn(t_x) = s (1 - e^dl); the
+        # arithmetic is done in place (a fit evaluates this on every distinct row dozens of times)
         lHnR = lHn[jR]
-        # per row, relative to Hn(t_x): A / Hn(t_x) = e^u, D / Hn(t_x) = s (1 - e^dl)
-        u = E[jT] - lHnR
-        dl = np.minimum(lHn[jT] - lHnR, 0.0)
+        ET = E[jT]
+        u = np.subtract(ET, lHnR)
+        dl = lHn[jT]
+        dl -= lHnR
+        np.minimum(dl, 0.0, out=dl)
+        em = np.expm1(dl, out=dl)
         with np.errstate(over="ignore"):
-            eu = np.exp(u)
-        em = np.expm1(dl)
-        den = eu - s * em
+            eu = np.exp(u, out=u)
+        finite = bool(np.isfinite(eu.max(initial=0.0)))
+        den = em * -s
+        den += eu
         G, gG = _log_pochhammer(r, d.ux, grad)
         with np.errstate(divide="ignore", invalid="ignore"):
-            L = np.where(np.isfinite(eu), lHnR + np.log(den), E[jT])  # log(A + D)
+            L = np.log(den)
+            L += lHnR
+            if not finite:  # alive at T outweighs everything by more than e^709: log(A + D) = log A
+                L = np.where(np.isfinite(eu), L, ET)
         ll = float(np.dot(d.wx, G)) + float(np.dot(d.w, L))
         if not grad:
             return ll, None
-        wd = d.w / den
-        pA = np.where(np.isfinite(eu), eu * wd, d.w)
-        pD = d.w - pA
-        cR = s * wd  # d L / d log Hn(t_x)
-        cT = -s * (em + 1.0) * wd  # d L / d log Hn(T)
+        wd = np.divide(d.w, den, out=den)
+        pA = eu * wd if finite else np.where(np.isfinite(eu), eu * wd, d.w)
+        cR = wd * s  # d L / d log Hn(t_x)
+        em += 1.0
+        em *= wd
+        em *= -s  # d L / d log Hn(T)
         nH = len(Hx)
         WA = np.bincount(jT, weights=pA, minlength=nH)
-        WH = np.bincount(jT, weights=cT, minlength=nH) + np.bincount(jR, weights=cR, minlength=nH)
+        WH = np.bincount(jT, weights=em, minlength=nH)
+        WH += np.bincount(jR, weights=cR, minlength=nH)
         g = gE @ WA + gHn @ WH
         g[0] += float(np.dot(d.wx, gG))
-        g[2] += pD.sum() / s
+        g[2] += (float(d.w.sum()) - float(pA.sum())) / s
         return ll, g
 
     @staticmethod
