@@ -70,7 +70,7 @@ class BetaGeoModel(PurchaseModel):
         laT = np.log(alpha + d.TT)
         A3 = -(r + d.Tx) * laT
         laR = np.log(alpha + d.Rt)
-        bx = b + np.maximum(d.Rx, 1.0) - 1.0
+        bx = b + (np.maximum(d.Rx, 1.0) - 1.0)  # b + x - 1: exact for x = 1 however small b is
         A4 = np.where(d.Rx > 0, np.log(a) - np.log(bx) - (r + d.Rx) * laR, -np.inf)
         a3 = A3[d.iT]
         a4 = A4[d.iR]
@@ -127,7 +127,7 @@ class BetaGeoModel(PurchaseModel):
         x, tx, tt = (as_array(v, n) for v, n in ((frequency, "frequency"), (recency, "recency"), (T, "T")))
         with np.errstate(all="ignore"):
             log_ratio = (r + x) * (np.log(alpha + tt) - np.log(alpha + tx))
-            log_term = np.log(a) - np.log(b + np.maximum(x, 1.0) - 1.0) + log_ratio
+            log_term = np.log(a) - np.log(b + (np.maximum(x, 1.0) - 1.0)) + log_ratio
             p = np.where(x > 0, special.expit(-log_term), 1.0)
             p = np.where(np.isnan(x) | np.isnan(tx) | np.isnan(tt), np.nan, p)
         return wrap(p, index, "probability_alive", np.ndim(frequency) == 0)
