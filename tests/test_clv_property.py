@@ -162,6 +162,15 @@ def test_paretonbd_at_least_as_good_as_lifetimes_at_its_limits(seed):
     assert outcome == "compared" and failure is None, failure
 
 
+def test_bgnbd_at_least_as_good_as_lifetimes_at_its_dropout_limit():
+    """Seed 98 (58 customers): the BG/NBD's maximum lies at a, b -> 0 with a/(a+b) fixed (every
+    customer drops out at her first repeat purchase or never), which lifetimes approaches with
+    a, b ~ 1e-7 and where the ordinary fit stops at a, b ~ 1e-6, 4e-6 short in log-likelihood
+    (lifetimes fitted here)."""
+    outcome, failure = check_case("bgnbd", 98)
+    assert outcome == "compared" and failure is None, failure
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("kind", ["bgnbd", "gamma_gamma"])
 def test_fits_at_least_as_good_as_lifetimes_300_cases(kind):

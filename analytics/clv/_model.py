@@ -43,6 +43,13 @@ class PurchaseModel(BaseEstimator):
 
     _warm_start = False  # fit the screening subsample first and start the full fit from there
 
+    def _boundary_fit(self, data: PurchaseData, objective, opt):
+        """A limit of the model with a likelihood of its own (not a limit of its parameters
+        that the objective can be evaluated at): where the unpenalized fit ``opt`` runs off
+        towards one, fit it there and return the better ``Optimum`` (in the model's
+        log-parameters). By default the model has none: ``opt`` as it is."""
+        return opt
+
     @staticmethod
     def _limit_models(data: PurchaseData):
         """``optimizer.Limit`` models on the boundary at infinity to compare the fit with
@@ -112,6 +119,8 @@ class PurchaseModel(BaseEstimator):
                               max_iter=int(self.max_iter), screen=screen,
                               limits=self._limit_models(data) if pen == 0 else (),
                               explore=data.n_groups <= _EXPLORE_GROUPS, warm=self._warm_start)
+        if pen == 0:
+            opt = self._boundary_fit(data, objective, opt)
         params = np.exp(opt.x)
         self._set_params(params, unit)
         self.log_likelihood_ = float(self._loglik(params, data, False)[0])

@@ -6,6 +6,21 @@ every purchase she drops out with probability p ~ Beta(a, b). The likelihood of
 (x, t_x, T) is the paper's equation (6); conditional expected purchases its
 equation (10) and P(alive) Fader, Hardie & Lee's note "Computing P(alive) using
 the BG/NBD model" (2008).
+
+On small data the maximum likelihood can lie on the boundary a, b -> 0 with pi = a/(a+b)
+fixed. There Beta(a, b) becomes a two-point mixture: a share pi of customers have p = 1 (they
+drop out right after their first repeat purchase) and 1 - pi have p = 0 (they never drop out).
+With G(x, t) = Gamma(r+x)/Gamma(r) alpha^r (alpha+t)^-(r+x), eq. (6) tends to
+
+    x = 0:   G(0, T)
+    x = 1:   (1 - pi) G(1, T) + pi G(1, t_x)
+    x >= 2:  (1 - pi) G(x, T)
+
+(B(a, b+x)/B(a, b) -> 1 - pi for x >= 1, and B(a+1, b+x-1)/B(a, b) -> pi for x = 1, 0 for
+x >= 2). Where the ordinary fit runs off towards that boundary, this limit model is fitted in
+(r, alpha, logit pi) and kept if its likelihood is higher; the fitted model then holds
+a = pi * 1e-10, b = (1 - pi) * 1e-10, which eq. (6) evaluates to the limit's value within
+about 1e-10 relative, and its predictions use the limit's closed forms (below).
 """
 from __future__ import annotations
 
@@ -13,8 +28,12 @@ import numpy as np
 import pandas as pd
 from scipy import special
 
-from analytics.clv._base import as_array, dedup, index_of, wrap
+from analytics.clv._base import ModelFitError, as_array, dedup, index_of, wrap
 from analytics.clv._model import PurchaseModel
+from analytics.clv.optimizer import DIVERGED, Optimum, minimize_robust
+
+_LIMIT_AB = 1e-10  # a + b with which a fitted limit model a, b -> 0 is held
+_AB_SMALL = 1e-8  # below this a + b, predictions use the limit's closed forms (error O(a + b))
 
 __all__ = ["BetaGeoModel", "sample_bgnbd_summary"]
 
@@ -41,7 +60,9 @@ class BetaGeoModel(PurchaseModel):
     (distinct (frequency, recency, T) rows), ``n_iter_``, ``penalizer_``, ``optimizer_``
     (how the optimum was reached), ``gradient_max_``, ``ran_off_`` (a parameter ran off
     towards 0 or infinity), ``fit_note_`` (None, or from ``fit_bgnbd_robust``: why a
-    fallback penalizer was needed).
+    fallback penalizer was needed). Where the maximum lies at the limit a, b -> 0 (module
+    docstring) ``optimizer_`` starts with "limit:", ``a_ + b_`` is 1e-10 and ``a_ / (a_ + b_)``
+    is the share of customers who drop out at their first repeat purchase (the rest never do).
 
     Method names follow PyMC-Marketing's clv module (``expected_purchases``,
     ``expected_probability_alive``, ``expected_purchases_new_customer``); they take
@@ -105,11 +126,37 @@ class BetaGeoModel(PurchaseModel):
                     starts.append(np.log([r, r / rate, a, b]))
         return starts
 
+    def _boundary_fit(self, data, objective, opt):
+        """The limit a, b -> 0 (pi = a/(a+b) fixed; module docstring) where the fit ``opt`` ran
+        off towards it: the limit model fitted from where the run stopped (and a few values of
+        pi), kept when its likelihood is higher. The ordinary fit stops there (a parameter
+        below 1e-6) a little short of the limit's likelihood."""
+        la, lb = float(opt.x[2]), float(opt.x[3])
+        if not (opt.ran_off and min(la, lb) < -DIVERGED):
+            return opt
+        lim_objective = _dropout_limit_objective(data)
+        head = np.array([opt.x[0], opt.x[1], np.clip(la - lb, -20.0, 20.0)])
+        starts = [head] + [np.array([opt.x[0], opt.x[1], u]) for u in (-2.0, 0.0, 2.0)]
+        try:
+            lim = minimize_robust(lim_objective, starts, what=self._name, random_state=self.random_state,
+                                  n_restarts=int(self.n_restarts), max_iter=int(self.max_iter))
+        except ModelFitError:
+            return opt
+        theta = _expand_dropout_limit(lim.x)
+        f = objective.value(theta)  # the full model at a + b = 1e-10: what the fit reports
+        if not (np.isfinite(f) and f < opt.fun):
+            return opt
+        return Optimum(theta, float(f), lim.grad_max, opt.nit + lim.nit, opt.nfev + lim.nfev,
+                       "limit: dropout probability 0 or 1 (a, b -> 0)", opt.start)
+
     # -- predictions ------------------------------------------------------------------
     def expected_purchases_new_customer(self, t):
         """E[X(t)]: expected purchases of a new customer in a period of length t (eq. 9)."""
         r, alpha, a, b = self._check_fitted()
         t = np.asarray(t, dtype="float64")
+        if a + b < _AB_SMALL:  # the limit a, b -> 0: (1 - pi) r t / alpha + pi (1 - (alpha/(alpha+t))^r)
+            out = _alive_expected_limit(r, alpha, a / (a + b), 0.0, 0.0, t)
+            return float(out) if np.ndim(out) == 0 else out
         with np.errstate(all="ignore"):
             hyp = special.hyp2f1(r, b, a + b - 1.0, t / (alpha + t))
             out = (a + b - 1.0) / (a - 1.0) * (1.0 - (alpha / (alpha + t)) ** r * hyp)
@@ -144,6 +191,12 @@ class BetaGeoModel(PurchaseModel):
                 (ux, utx, utt), inv = dd
                 out = np.asarray(self.expected_purchases(t, ux, utx, utt))[inv]
                 return wrap(out, index, "expected_purchases")
+        if a + b < _AB_SMALL:  # the limit a, b -> 0: P(alive) as ever, times the limit's E[. | alive]
+            with np.errstate(all="ignore"):
+                p_alive = np.asarray(self.expected_probability_alive(x, tx, tt))
+                out = p_alive * _alive_expected_limit(r, alpha, a / (a + b), x, tt, t)
+            return wrap(np.asarray(out, dtype="float64"), index, "expected_purchases",
+                        np.ndim(frequency) == 0 and np.ndim(t) == 0)
         with np.errstate(all="ignore"):
             hyp = special.hyp2f1(r + x, b + x, a + b + x - 1.0, t / (alpha + tt + t))
             first = (a + b + x - 1.0) / (a - 1.0) * (
@@ -165,6 +218,84 @@ class BetaGeoModel(PurchaseModel):
     def probability_alive(self, frequency, recency, T):
         """Alias of ``expected_probability_alive``."""
         return self.expected_probability_alive(frequency, recency, T)
+
+
+def _loglik_dropout_limit(params, d, grad: bool):
+    """Total log-likelihood of the limit a, b -> 0 with pi = a/(a+b) fixed (module docstring)
+    and its gradient with respect to (r, alpha, u), u = logit(pi) = log(a/b).
+
+    Laid out as ``BetaGeoModel._loglik`` with the limits of its terms: the factor
+    B(a, b+x)/B(a, b) -> 1 - pi for x >= 1 (1 for x = 0), and the "dropped after the last
+    purchase" branch relative to it, a/(b+x-1) (alpha+t_x)^-(r+x) -> pi/(1-pi) (alpha+t_x)^-(r+1)
+    for x = 1 and 0 otherwise."""
+    r, alpha, u = params
+    ux, wx = d.ux, d.wx
+    log_q = -float(np.logaddexp(0.0, u))  # log(1 - pi)
+    w_rep = float(wx[ux > 0].sum())
+    A1 = special.gammaln(r + ux) - special.gammaln(r) + r * np.log(alpha)
+    ll = float(np.dot(wx, A1)) + w_rep * log_q
+    laT = np.log(alpha + d.TT)
+    A3 = -(r + d.Tx) * laT
+    laR = np.log(alpha + d.Rt)
+    A4 = np.where(d.Rx == 1, u - (r + 1.0) * laR, -np.inf)
+    a3 = A3[d.iT]
+    a4 = A4[d.iR]
+    e = np.exp(-np.abs(a4 - a3))
+    ll += float(np.dot(d.w, np.maximum(a3, a4) + np.log1p(e)))
+    if not grad:
+        return ll, None
+    w4 = np.where(a4 > a3, 1.0 / (1.0 + e), e / (1.0 + e)) * d.w
+    W4 = np.bincount(d.iR, weights=w4, minlength=len(d.Rx))
+    W3 = d.wT - np.bincount(d.iT, weights=w4, minlength=len(d.Tx))
+    dA1_r = special.digamma(r + ux) - special.digamma(r) + np.log(alpha)
+    g_r = np.dot(wx, dA1_r) - np.dot(W3, laT) - np.dot(W4, laR)
+    g_alpha = (r / alpha) * wx.sum() - np.dot(W3, (r + d.Tx) / (alpha + d.TT)) - np.dot(
+        W4, (r + d.Rx) / (alpha + d.Rt))
+    g_u = -special.expit(u) * w_rep + W4.sum()
+    return ll, np.array([g_r, g_alpha, g_u])
+
+
+def _dropout_limit_objective(d):
+    """The limit model's mean negative log-likelihood of phi = (log r, log alpha, logit pi) with
+    its gradient (and ``.value``: without it), as ``PurchaseModel._objective`` for the model."""
+    total = d.total
+
+    def objective(phi):
+        r, alpha = np.exp(phi[:2])
+        ll, g = _loglik_dropout_limit((r, alpha, phi[2]), d, True)
+        f = -ll / total
+        val = -g / total * np.array([r, alpha, 1.0])
+        if not np.isfinite(f) or not np.all(np.isfinite(val)):
+            return np.inf, np.zeros_like(phi)
+        return f, val
+
+    def value(phi):
+        r, alpha = np.exp(phi[:2])
+        f = -_loglik_dropout_limit((r, alpha, phi[2]), d, False)[0] / total
+        return f if np.isfinite(f) else np.inf
+
+    objective.value = value
+    return objective
+
+
+def _expand_dropout_limit(phi) -> np.ndarray:
+    """log(r, alpha, a, b) holding the limit model phi = (log r, log alpha, logit pi) at
+    a + b = 1e-10."""
+    u = float(phi[2])
+    base = np.log(_LIMIT_AB)
+    return np.array([phi[0], phi[1], base - np.logaddexp(0.0, -u), base - np.logaddexp(0.0, u)])
+
+
+def _alive_expected_limit(r, alpha, pi, x, T, t):
+    """E[purchases in (T, T+t] | alive at T, x] in the limit a, b -> 0. A customer alive after
+    a repeat purchase has p = 0 (the p = 1 ones dropped out at it): Poisson with
+    lambda ~ Gamma(r+x, alpha+T), (r+x) t/(alpha+T). Without one (x = 0) p is still 1 with
+    probability pi, and such a customer buys once at most: (1-pi) r k + pi (1 - (1+k)^-r), with
+    k = t/(alpha+T)."""
+    x = np.asarray(x, dtype="float64")
+    k = np.asarray(t, dtype="float64") / (alpha + np.asarray(T, dtype="float64"))
+    none = (1.0 - pi) * r * k - pi * np.expm1(-r * np.log1p(k))
+    return np.where(x > 0, (r + x) * k, none)
 
 
 def _expected_by_quadrature(r, alpha, a, b, x, T, t, n_nodes: int = 64) -> np.ndarray:
