@@ -213,6 +213,14 @@ class PreparedSource:
     compression: str | None = None
     #: the memory file holding the copy (an encrypted warehouse's loads), freed by cleanup
     memory: object = None
+    #: physical lines of the text DuckDB reads (line feeds, plus a last line without one),
+    #: counted here independently of any CSV reader
+    lines: int = 0
+    #: empty lines at the very end of that text (after the last line with content)
+    trailing_blank_lines: int = 0
+    #: whether the text has a carriage return not followed by a line feed (a CSV reader may take
+    #: it for a line break, so ``lines`` would not be the number of records it sees)
+    lone_cr: bool = False
 
     def cleanup(self) -> None:
         if self.memory is not None:
@@ -222,6 +230,46 @@ class PreparedSource:
                 os.unlink(self.path)
             except OSError:
                 pass
+
+
+class _LineTally:
+    """Counts the line feeds of a text fed in pieces (UTF-8 bytes), notes a carriage return that
+    no line feed follows, and keeps the text's end to count the empty lines there."""
+
+    TAIL = 4096
+
+    def __init__(self):
+        self.newlines = 0
+        self.lone_cr = False
+        self.pending_cr = False
+        self.tail = b""
+
+    def feed(self, b: bytes) -> None:
+        if not b:
+            return
+        if self.pending_cr and not b.startswith(b"\n"):
+            self.lone_cr = True
+        self.newlines += b.count(b"\n")
+        if not self.lone_cr and b"\r" in b:
+            ends = b.endswith(b"\r")
+            if b.count(b"\r") - b.count(b"\r\n") - ends > 0:
+                self.lone_cr = True
+            self.pending_cr = ends
+        else:
+            self.pending_cr = False
+        self.tail = (self.tail + b)[-self.TAIL:] if len(b) < self.TAIL else b[-self.TAIL:]
+
+    def finish(self) -> tuple[int, int, bool]:
+        """(lines, empty lines at the end, lone carriage return)."""
+        if self.pending_cr:
+            self.lone_cr = True
+        last = self.tail[-1:]
+        lines = self.newlines + (1 if last not in (b"", b"\n") else 0)
+        body = self.tail.rstrip(b"\r\n")
+        if not body and len(self.tail) >= self.TAIL:  # only line breaks as far as the tail reaches
+            return lines, -1, self.lone_cr
+        blank = max(self.tail[len(body):].count(b"\n") - 1, 0) if body else self.tail.count(b"\n")
+        return lines, blank, self.lone_cr
 
 
 _SEPARATOR_CANDIDATES = ("\x1f", "\x1e", "\x1d", "\x1c", "\x02", "\x03")
@@ -252,6 +300,7 @@ def prepare_source(path, dialect: Dialect, *, max_decompressed_bytes: int = DEFA
     has_quote = False
     invalid = False
     decoded = 0
+    tally = _LineTally()
     out = None
     out_path = None
     if needs_copy:
@@ -297,6 +346,7 @@ def prepare_source(path, dialect: Dialect, *, max_decompressed_bytes: int = DEFA
                     for c in _SEPARATOR_CANDIDATES:
                         if not seen_sep[c] and c.encode() in chunk:
                             seen_sep[c] = True
+                    tally.feed(chunk)
                     if out is not None:
                         out.write(chunk)
                 else:
@@ -311,11 +361,15 @@ def prepare_source(path, dialect: Dialect, *, max_decompressed_bytes: int = DEFA
                     for c in _SEPARATOR_CANDIDATES:
                         if not seen_sep[c] and c in text:
                             seen_sep[c] = True
-                    out.write(text.encode("utf-8"))
+                    data = text.encode("utf-8")
+                    tally.feed(data)
+                    out.write(data)
                 if progress and size:
                     progress(min(0.25, 0.25 * raw.tell() / size), "reading the file")
             if dialect.encoding != "utf-8":
-                out.write(decoder.decode(b"", final=True).encode("utf-8"))
+                data = decoder.decode(b"", final=True).encode("utf-8")
+                tally.feed(data)
+                out.write(data)
         if out is not None:
             out.close()
             out = None
@@ -328,10 +382,12 @@ def prepare_source(path, dialect: Dialect, *, max_decompressed_bytes: int = DEFA
     if sep is None:
         _discard(out_path, memory)
         raise IngestError("the file contains too many control characters to be read as CSV text")
+    lines, trailing_blank, lone_cr = tally.finish()
     return PreparedSource(
         path=out_path or path, temporary=bool(out_path), size_bytes=size,
         decoded_bytes=decoded, has_nul=has_nul, has_quote=has_quote, invalid_utf8=invalid, separator_free=sep,
         compression="gzip" if streamed else None, memory=memory,
+        lines=lines, trailing_blank_lines=trailing_blank, lone_cr=lone_cr,
     )
 
 

@@ -5,7 +5,8 @@ How a load works (all heavy work is DuckDB SQL, two passes over the data):
 1. ``prepare_source`` streams the file once in Python (bounded chunks): decompressed-size
    cap, UTF-8 check (ASCII fast path), presence of quotes / NUL bytes; gzip and non-UTF-8
    files are transcoded to a temporary UTF-8 file. The content hash (SHA-256 of the
-   original bytes, for the ingestion log) is computed in a thread meanwhile.
+   original bytes, for the ingestion log) is computed in a thread meanwhile. The pass also
+   counts the physical lines (line feeds), independently of any CSV reader.
 2. DuckDB reads every *physical line* as one VARCHAR (``read_csv`` with an explicit,
    non-occurring delimiter, no quoting, no sniffing), so nothing is ever silently
    dropped and each line's table position is its line number. Lines DuckDB itself
@@ -22,6 +23,15 @@ How a load works (all heavy work is DuckDB SQL, two passes over the data):
 4. One SQL statement computes the canonical columns and a reject reason per record;
    bad records go to ``rejects`` (line number, raw line cut to 2,000 characters,
    reason), good ones are appended to ``events`` unless already in the dataset.
+
+A clean file (delimited UTF-8 without quote characters, NUL bytes or lone carriage returns)
+into a new dataset is first read directly instead (``_load_direct``): DuckDB's CSV reader with
+the decided dialect, no sniffing and every column as text, the same checks (``_records_sql``)
+and the good rows inserted into ``events`` in the same statement, with no table of lines and
+no staging table; bad rows, if any, are numbered by a second read into ``rejects``. Its records
+are reconciled with the line count of step 1, so a line the reader skipped or split is never
+lost: on any difference, reader error, repeated row or all-invalid file the direct read is
+rolled back and steps 2-4 run instead.
 
 Counting: ``rows_read`` = non-blank records after the header (blank lines are not
 rows). Every record is exactly one of loaded / rejected / duplicate, so
@@ -423,6 +433,12 @@ ISO_FORMATS = ("%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S.%f",
 def _load(cur, tx, names, prepared, dia: Dialect, columns, m: Mapping, keep, pseudonymize, dataset, preview,
           file_name, warnings, report, t0, description, wh, hash_future) -> IngestResult:
     L, REJ, SCAN, RECS, ST, KEYS = (names[k] for k in ("lines", "rej", "scan", "recs", "st", "keys"))
+    iid = None
+    if _direct_read_possible(prepared, dia):
+        result, iid = _load_direct(cur, tx, prepared, dia, columns, m, keep, pseudonymize, dataset, preview,
+                                   file_name, warnings, report, t0, description, wh, hash_future)
+        if result is not None:
+            return result
     # 1. physical lines, in file order (outside the transaction: temp tables only)
     cur.execute(
         f"CREATE TEMP TABLE {L} AS SELECT line FROM read_csv($path, columns={{'line': 'VARCHAR'}}, delim=$sep, "
@@ -491,10 +507,220 @@ def _load(cur, tx, names, prepared, dia: Dialect, columns, m: Mapping, keep, pse
         params["delim"] = dia.delimiter
         if quoted:
             params["fieldrx"] = rx
+    sql = f"CREATE TEMP TABLE {ST} AS " + _records_sql(
+        columns, m, keep, pseudonymize, wh, prepared.has_nul,
+        f"SELECT ln, line, open_quote, {fields} AS f FROM {recs}", lambda i: f"f[{i + 1}]", "len(f)", params)
+    cur.execute(sql, _used(sql, params))
+    for t in (L, RECS):  # free the raw lines before writing (peak memory)
+        cur.execute(f"DROP TABLE IF EXISTS {t}")
+    report(0.7, "writing rows")
+    n_read, n_bad, n_distinct = cur.execute(
+        f"SELECT count(*), count(reason), count(DISTINCT h) FROM {ST}").fetchone()
+    n_read += len(dropped)
+    n_bad += len(dropped)
+    if n_read == 0:
+        raise IngestError("the file has a header but no data rows" if dia.has_header else "the file has no data rows")
+    if n_bad == n_read:
+        ex = cur.execute(f"SELECT ln, reason FROM {ST} WHERE reason IS NOT NULL ORDER BY ln LIMIT 1").fetchone()
+        if ex is None:
+            ex = (dropped[0][0], reject_msgs.get(dropped[0][1], dropped[0][2]))
+        raise IngestError(f"no row of the file is valid (all {n_read:,} rejected; e.g. line {ex[0]}: {ex[1]})")
+
+    # 4. write, in one transaction
+    tx.begin()
+    existing = cur.execute("SELECT pseudonymized FROM datasets WHERE name = ?", [dataset]).fetchone()
+    if existing is not None and bool(existing[0]) != bool(pseudonymize):
+        state = "pseudonymized" if existing[0] else "not pseudonymized"
+        raise IngestError(f"dataset {dataset!r} is {state}: load into it with the same pseudonymize setting")
+    if iid is None:  # (a direct read that was given up has already taken this load's id)
+        iid = cur.execute("SELECT nextval('ingestion_id_seq')").fetchone()[0]
+    if existing is None:
+        cur.execute("INSERT INTO datasets (name, description, pseudonymized) VALUES (?, ?, ?)",
+                    [dataset, description, bool(pseudonymize)])
+        access.grant_creator(wh, dataset, cur=cur)
+    else:
+        cur.execute("UPDATE datasets SET updated_at = current_timestamp WHERE name = ?", [dataset])
+    cur.execute(f"INSERT INTO rejects SELECT ?, ln, raw_line, reason FROM {ST} WHERE reason IS NOT NULL", [iid])
+    if dropped:
+        cur.executemany("INSERT INTO rejects VALUES (?, ?, ?, ?)", [
+            [iid, r[0], (r[3] or "")[:RAW_LINE_CHARS], reject_msgs.get(r[1], str(r[2])[:200])] for r in dropped])
+    has_rows = cur.execute("SELECT count(*) FROM (SELECT 1 FROM events WHERE dataset = ? LIMIT 1)", [dataset]).fetchone()[0]
+    anti = "WHERE h NOT IN (SELECT row_hash FROM events WHERE dataset = $dataset AND row_hash IS NOT NULL)" if has_rows else ""
+    # identical rows within the file are kept (often genuine repeats): the k-th copy (k > 1) gets
+    # row_hash = hash(h, k), so re-loading the same file finds every copy already present
+    has_repeats = n_distinct < n_read - n_bad
+    if has_repeats:
+        cur.execute(f"""
+            UPDATE {ST} SET h = x.nh FROM (
+                SELECT ln, hash(h, k) AS nh FROM (
+                    SELECT ln, h, row_number() OVER (PARTITION BY h ORDER BY ln) AS k FROM {ST}
+                    WHERE h IN (SELECT h FROM {ST} WHERE h IS NOT NULL GROUP BY h HAVING count(*) > 1))
+                WHERE k > 1) x
+            WHERE {ST}.ln = x.ln""")
+    anti = "AND h NOT IN (SELECT row_hash FROM events WHERE dataset = $dataset AND row_hash IS NOT NULL)" if has_rows else ""
+    cur.execute(f"""
+        INSERT INTO events (dataset, customer_id, event_time, event_type, order_id, item_id, category, quantity,
+                            revenue, rating, text, country, attributes, ingestion_id, row_hash)
+        SELECT $dataset, customer_id, event_time, event_type, order_id, item_id, category, quantity, revenue,
+               rating, text, country, attributes, $iid, h
+        FROM {ST} WHERE reason IS NULL {anti}""", {"dataset": dataset, "iid": iid})
+    n_loaded = cur.fetchone()[0]  # rows inserted
+    n_dup = n_read - n_bad - n_loaded
+    content_hash = hash_future.result()
+    duration = time.perf_counter() - t0
+    if n_bad:
+        warnings.append(f"{n_bad:,} rows rejected: see the reject report")
+    if n_dup:
+        warnings.append(f"{n_dup:,} duplicate rows skipped")
+    cur.execute(
+        "INSERT INTO ingestions (id, dataset, file_name, content_hash, layout, dialect, mapping, rows_read, rows_loaded,"
+        " rows_rejected, rows_duplicate, duration_s) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [iid, dataset, file_name, content_hash, preview.layout, json.dumps(dia.to_dict()), m.to_json(),
+         n_read, n_loaded, n_bad, n_dup, duration],
+    )
+    access.audit(wh, "load", dataset=dataset, target=file_name, rows=int(n_loaded),
+                 detail={"read": int(n_read), "rejected": int(n_bad), "duplicate": int(n_dup),
+                         "new_dataset": existing is None}, cur=cur)
+    tx.commit()
+    return IngestResult(
+        ingestion_id=int(iid), dataset=dataset, file_name=file_name, layout=preview.layout, rows_read=int(n_read),
+        rows_loaded=int(n_loaded), rows_rejected=int(n_bad), rows_duplicate=int(n_dup), duration_s=duration,
+        warnings=warnings, dialect=dia.describe(), content_hash=content_hash,
+    )
+
+
+def _direct_read_possible(prepared, dia: Dialect) -> bool:
+    """Whether a file may first be read straight into ``events`` (see ``_load_direct``): a
+    delimited UTF-8 text without quote characters, NUL bytes or lone carriage returns whose first
+    line is not blank."""
+    if dia.delimiter == "whitespace" or prepared.has_nul or prepared.invalid_utf8 or prepared.lines < 1:
+        return False
+    if prepared.lone_cr or prepared.trailing_blank_lines < 0:  # records and lines may not match one to one
+        return False
+    if dia.quote and prepared.has_quote:  # quoted fields: only the line-by-line split reads them our way
+        return False
+    if dia.has_header:
+        # DuckDB skips blank lines silently: a blank first line would make it take the header for a row
+        first = decode_head(read_head(prepared.path, prepared.compression, 65536), "utf-8")
+        first = first.split("\n", 1)[0].strip(" \t\r")
+        if not first:
+            return False
+    return True
+
+
+def _load_direct(cur, tx, prepared, dia: Dialect, columns, m: Mapping, keep, pseudonymize, dataset, preview,
+                 file_name, warnings, report, t0, description, wh, hash_future):
+    """The fast way for clean files: DuckDB's CSV reader with the decided dialect and every column
+    as text (no sniffing), the same checks as the line-by-line path (``_records_sql``), and the
+    good rows inserted into ``events`` in the same statement, with no staging table. The bad rows,
+    if any, are found by a second read into ``rejects``.
+
+    Nothing is trusted that the reader could have skipped: the records it returns are compared
+    with the physical lines counted by ``prepare_source``. The load is given up (rolled back,
+    returning ``(None, id)``) and the line-by-line path runs instead when the counts differ
+    (a blank line, a record over several lines), when the reader refuses the file (a wrong
+    number of fields, mixed line endings, a line too long), when no row is valid, when the
+    dataset already exists (duplicates against its rows) or when the file repeats a row (each
+    copy's row hash needs its line order). Returns ``(result, ingestion id or None)``.
+    """
+    # empty lines at the end are no rows in either path (the reader skips them too)
+    expected = prepared.lines - prepared.trailing_blank_lines - (1 if dia.has_header else 0)
+    if expected <= 0:
+        return None, None
+    names = [f"c{i + 1}" for i in range(len(columns))]
+    spec = "{" + ", ".join(f"'{n}': 'VARCHAR'" for n in names) + "}"
+    read = (f"read_csv($path, columns={spec}, delim=$delim, quote='', escape='', header=false, "
+            f"skip={1 if dia.has_header else 0}, auto_detect=false, strict_mode=true, nullstr=$nullstr, "
+            f"max_line_size={MAX_LINE_BYTES}, "
+            + ("compression='gzip', " if prepared.compression == "gzip" else "")
+            + f"buffer_size={2 * MAX_LINE_BYTES})")
+    # empty fields are '' as in the line split (no text equals nullstr: the file lacks that character)
+    base = {"path": prepared.path, "delim": dia.delimiter, "nullstr": prepared.separator_free,
+            "dataset": dataset}
+    cols = ", ".join(names)
+
+    def records(numbered: bool) -> tuple[str, dict]:
+        params = dict(base)
+        if numbered:  # the reader keeps the file's order; a record is one line (checked by the count)
+            src = (f"SELECT row_number() OVER () + {1 if dia.has_header else 0} AS ln, "
+                   f"concat_ws($delim, {cols}) AS line, false AS open_quote, {cols} FROM {read}")
+        else:
+            src = f"SELECT NULL::BIGINT AS ln, NULL::VARCHAR AS line, false AS open_quote, {cols} FROM {read}"
+        sql = _records_sql(columns, m, keep, pseudonymize, wh, False, src, lambda i: names[i],
+                           str(len(columns)), params)
+        return sql, params
+
+    report(0.3, "checking rows")
+    tx.begin()
+    if cur.execute("SELECT 1 FROM datasets WHERE name = ?", [dataset]).fetchone() is not None:
+        tx.rollback()
+        return None, None
+    iid = cur.execute("SELECT nextval('ingestion_id_seq')").fetchone()[0]
+    try:
+        cur.execute("INSERT INTO datasets (name, description, pseudonymized) VALUES (?, ?, ?)",
+                    [dataset, description, bool(pseudonymize)])
+        access.grant_creator(wh, dataset, cur=cur)
+        sql, params = records(False)
+        sql = f"""
+            INSERT INTO events (dataset, customer_id, event_time, event_type, order_id, item_id, category, quantity,
+                                revenue, rating, text, country, attributes, ingestion_id, row_hash)
+            SELECT $dataset, customer_id, event_time, event_type, order_id, item_id, category, quantity, revenue,
+                   rating, text, country, attributes, $iid, h
+            FROM ({sql}) WHERE reason IS NULL"""
+        params["iid"] = iid
+        n_loaded = cur.execute(sql, _used(sql, params)).fetchone()[0]
+        n_bad = 0
+        if 0 < n_loaded < expected:
+            sql, params = records(True)
+            sql = f"INSERT INTO rejects SELECT $iid, ln, raw_line, reason FROM ({sql}) WHERE reason IS NOT NULL"
+            params["iid"] = iid
+            n_bad = cur.execute(sql, _used(sql, params)).fetchone()[0]
+        if n_loaded == 0 or n_loaded + n_bad != expected:
+            tx.rollback()
+            return None, iid
+        n_repeat = cur.execute("SELECT count(*) - count(DISTINCT row_hash) FROM events WHERE dataset = ?",
+                               [dataset]).fetchone()[0]
+        if n_repeat:
+            tx.rollback()
+            return None, iid
+    except duckdb.Error:
+        tx.rollback()
+        return None, iid
+    report(0.9, "writing rows")
+    n_read = expected
+    content_hash = hash_future.result()
+    duration = time.perf_counter() - t0
+    if n_bad:
+        warnings.append(f"{n_bad:,} rows rejected: see the reject report")
+    cur.execute(
+        "INSERT INTO ingestions (id, dataset, file_name, content_hash, layout, dialect, mapping, rows_read, rows_loaded,"
+        " rows_rejected, rows_duplicate, duration_s) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [iid, dataset, file_name, content_hash, preview.layout, json.dumps(dia.to_dict()), m.to_json(),
+         n_read, n_loaded, n_bad, 0, duration],
+    )
+    access.audit(wh, "load", dataset=dataset, target=file_name, rows=int(n_loaded),
+                 detail={"read": int(n_read), "rejected": int(n_bad), "duplicate": 0, "new_dataset": True}, cur=cur)
+    tx.commit()
+    return IngestResult(
+        ingestion_id=int(iid), dataset=dataset, file_name=file_name, layout=preview.layout, rows_read=int(n_read),
+        rows_loaded=int(n_loaded), rows_rejected=int(n_bad), rows_duplicate=0, duration_s=duration,
+        warnings=warnings, dialect=dia.describe(), content_hash=content_hash,
+    ), iid
+
+
+def _records_sql(columns, m: Mapping, keep, pseudonymize, wh, has_nul: bool, source: str, field_ref, nf: str,
+                 params: dict) -> str:
+    """The statement that turns records into canonical columns, a reject reason and a row hash.
+
+    ``source`` selects ``ln, line, open_quote`` and the fields; ``field_ref(i)`` is the SQL for
+    the i-th (0-based) field of a record and ``nf`` its number of fields. Both ways of reading a
+    file (the line-by-line split and the typed read of clean files) share it, so their checks and
+    messages are the same. Adds its named parameters to ``params``.
+    """
 
     def col(field_name):
         c = m.columns.get(field_name)
-        return None if c is None else f"f[{columns.index(c) + 1}]"
+        return None if c is None else field_ref(columns.index(c))
 
     def text(field_name):
         c = col(field_name)
@@ -551,7 +777,7 @@ def _load(cur, tx, names, prepared, dia: Dialect, columns, m: Mapping, keep, pse
         parts = []
         for i, c in enumerate(attr_cols):
             params[f"ak{i}"] = c
-            parts.append(f"$ak{i}, nullif(trim(f[{columns.index(c) + 1}]), '')")
+            parts.append(f"$ak{i}, nullif(trim({field_ref(columns.index(c))}), '')")
         attrs = f"json_object({', '.join(parts)})::VARCHAR"
     else:
         attrs = "NULL::VARCHAR"
@@ -559,22 +785,20 @@ def _load(cur, tx, names, prepared, dia: Dialect, columns, m: Mapping, keep, pse
     params["maxtime"] = now + FUTURE_GRACE
     params["mintime"] = MIN_DATE
     params["ncols"] = len(columns)
-    params["dataset"] = dataset
     if pseudonymize:
         ipad, opad = hmac_pads(pseudonym_key(wh))
         params["ipad"], params["opad"] = ipad, opad
         cust_out = pseudonymize_sql("customer_id")
     else:
         cust_out = "customer_id"
-    nul_check = "WHEN contains(line, chr(0)) THEN 'contains NUL bytes' " if prepared.has_nul else ""
+    nul_check = "WHEN contains(line, chr(0)) THEN 'contains NUL bytes' " if has_nul else ""
     fmt_text = {UNIX_SECONDS: "Unix seconds", UNIX_MILLIS: "Unix milliseconds"}.get(fmt, fmt)
     params["fmttext"] = fmt_text
     sql = f"""
-        CREATE TEMP TABLE {ST} AS
         SELECT *, CASE WHEN reason IS NULL THEN hash({HASH_COLS}) END AS h FROM (
-        WITH s AS (SELECT ln, line, open_quote, {fields} AS f FROM {recs}),
+        WITH s AS ({source}),
         c AS (
-            SELECT ln, line, open_quote, len(f) AS nf,
+            SELECT ln, line, open_quote, {nf} AS nf,
                    {cust} AS customer_id, {traw} AS t_raw, {tparsed} AS event_time,
                    {etype0} AS etype0, {text('event_type')} AS et_raw,
                    {order} AS order_id, {text('item_id')} AS item_id, {text('category')} AS category,
@@ -609,82 +833,7 @@ def _load(cur, tx, names, prepared, dia: Dialect, columns, m: Mapping, keep, pse
                CASE WHEN {is_return} THEN abs(r_num) ELSE r_num END AS revenue,
                rating, text, country, attributes
         FROM v)"""
-    cur.execute(sql, _used(sql, params))
-    for t in (L, RECS):  # free the raw lines before writing (peak memory)
-        cur.execute(f"DROP TABLE IF EXISTS {t}")
-    report(0.7, "writing rows")
-    n_read, n_bad, n_distinct = cur.execute(
-        f"SELECT count(*), count(reason), count(DISTINCT h) FROM {ST}").fetchone()
-    n_read += len(dropped)
-    n_bad += len(dropped)
-    if n_read == 0:
-        raise IngestError("the file has a header but no data rows" if dia.has_header else "the file has no data rows")
-    if n_bad == n_read:
-        ex = cur.execute(f"SELECT ln, reason FROM {ST} WHERE reason IS NOT NULL ORDER BY ln LIMIT 1").fetchone()
-        if ex is None:
-            ex = (dropped[0][0], reject_msgs.get(dropped[0][1], dropped[0][2]))
-        raise IngestError(f"no row of the file is valid (all {n_read:,} rejected; e.g. line {ex[0]}: {ex[1]})")
-
-    # 4. write, in one transaction
-    tx.begin()
-    existing = cur.execute("SELECT pseudonymized FROM datasets WHERE name = ?", [dataset]).fetchone()
-    if existing is not None and bool(existing[0]) != bool(pseudonymize):
-        state = "pseudonymized" if existing[0] else "not pseudonymized"
-        raise IngestError(f"dataset {dataset!r} is {state}: load into it with the same pseudonymize setting")
-    iid = cur.execute("SELECT nextval('ingestion_id_seq')").fetchone()[0]
-    if existing is None:
-        cur.execute("INSERT INTO datasets (name, description, pseudonymized) VALUES (?, ?, ?)",
-                    [dataset, description, bool(pseudonymize)])
-        access.grant_creator(wh, dataset, cur=cur)
-    else:
-        cur.execute("UPDATE datasets SET updated_at = current_timestamp WHERE name = ?", [dataset])
-    cur.execute(f"INSERT INTO rejects SELECT ?, ln, raw_line, reason FROM {ST} WHERE reason IS NOT NULL", [iid])
-    if dropped:
-        cur.executemany("INSERT INTO rejects VALUES (?, ?, ?, ?)", [
-            [iid, r[0], (r[3] or "")[:RAW_LINE_CHARS], reject_msgs.get(r[1], str(r[2])[:200])] for r in dropped])
-    has_rows = cur.execute("SELECT count(*) FROM (SELECT 1 FROM events WHERE dataset = ? LIMIT 1)", [dataset]).fetchone()[0]
-    anti = "WHERE h NOT IN (SELECT row_hash FROM events WHERE dataset = $dataset AND row_hash IS NOT NULL)" if has_rows else ""
-    # identical rows within the file are kept (often genuine repeats): the k-th copy (k > 1) gets
-    # row_hash = hash(h, k), so re-loading the same file finds every copy already present
-    has_repeats = n_distinct < n_read - n_bad
-    if has_repeats:
-        cur.execute(f"""
-            UPDATE {ST} SET h = x.nh FROM (
-                SELECT ln, hash(h, k) AS nh FROM (
-                    SELECT ln, h, row_number() OVER (PARTITION BY h ORDER BY ln) AS k FROM {ST}
-                    WHERE h IN (SELECT h FROM {ST} WHERE h IS NOT NULL GROUP BY h HAVING count(*) > 1))
-                WHERE k > 1) x
-            WHERE {ST}.ln = x.ln""")
-    anti = "AND h NOT IN (SELECT row_hash FROM events WHERE dataset = $dataset AND row_hash IS NOT NULL)" if has_rows else ""
-    cur.execute(f"""
-        INSERT INTO events (dataset, customer_id, event_time, event_type, order_id, item_id, category, quantity,
-                            revenue, rating, text, country, attributes, ingestion_id, row_hash)
-        SELECT $dataset, customer_id, event_time, event_type, order_id, item_id, category, quantity, revenue,
-               rating, text, country, attributes, $iid, h
-        FROM {ST} WHERE reason IS NULL {anti}""", {"dataset": dataset, "iid": iid})
-    n_loaded = cur.fetchone()[0]  # rows inserted
-    n_dup = n_read - n_bad - n_loaded
-    content_hash = hash_future.result()
-    duration = time.perf_counter() - t0
-    if n_bad:
-        warnings.append(f"{n_bad:,} rows rejected: see the reject report")
-    if n_dup:
-        warnings.append(f"{n_dup:,} duplicate rows skipped")
-    cur.execute(
-        "INSERT INTO ingestions (id, dataset, file_name, content_hash, layout, dialect, mapping, rows_read, rows_loaded,"
-        " rows_rejected, rows_duplicate, duration_s) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        [iid, dataset, file_name, content_hash, preview.layout, json.dumps(dia.to_dict()), m.to_json(),
-         n_read, n_loaded, n_bad, n_dup, duration],
-    )
-    access.audit(wh, "load", dataset=dataset, target=file_name, rows=int(n_loaded),
-                 detail={"read": int(n_read), "rejected": int(n_bad), "duplicate": int(n_dup),
-                         "new_dataset": existing is None}, cur=cur)
-    tx.commit()
-    return IngestResult(
-        ingestion_id=int(iid), dataset=dataset, file_name=file_name, layout=preview.layout, rows_read=int(n_read),
-        rows_loaded=int(n_loaded), rows_rejected=int(n_bad), rows_duplicate=int(n_dup), duration_s=duration,
-        warnings=warnings, dialect=dia.describe(), content_hash=content_hash,
-    )
+    return sql
 
 
 # ------------------------------------------------------------------ reading back
