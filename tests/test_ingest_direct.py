@@ -179,7 +179,9 @@ def test_a_lone_carriage_return_is_left_to_the_line_by_line_path(wh, tmp_path, a
 def test_line_numbers_of_a_file_read_in_many_pieces(wh, tmp_path, attempts, monkeypatch, short_row):
     """Small reader buffers split the file into many pieces read by several threads: the
     reported line numbers and raw lines are still exactly the planted ones, whether the direct
-    read keeps the load or a short row makes it give way to the line-by-line path."""
+    read keeps the load or a short row makes it give way to the line-by-line path (which
+    numbers lines by their order in the table it reads them into: the failed direct insert
+    must have put DuckDB's insertion-order setting back)."""
     monkeypatch.setattr(loader, "MAX_LINE_BYTES", 4096)  # buffers of 8 KB
     rng = random.Random(17)
     n = 40_000
@@ -203,9 +205,20 @@ def test_line_numbers_of_a_file_read_in_many_pieces(wh, tmp_path, attempts, monk
     got = rejects(wh, r)
     assert got == [(i + 2, lines[i], reasons[i]) for i in bad]
     cur = wh.cursor()
+    assert cur.execute("SELECT current_setting('preserve_insertion_order')").fetchone()[0] is True
     assert cur.execute("SELECT count(*) FROM events").fetchone()[0] == n - nb
     want = round(sum(float(x.rsplit(",", 1)[1]) for i, x in enumerate(lines) if i not in reasons), 2)
     assert round(cur.execute("SELECT sum(revenue) FROM events").fetchone()[0], 2) == want
+
+
+def test_the_insertion_order_setting_is_put_back(wh, tmp_path):
+    cur = wh.cursor()
+    p = write(tmp_path, HEADER + "a,2024-01-05,10\nb,2024-01-06,20\n")
+    ingest(wh, p, "d")
+    assert cur.execute("SELECT current_setting('preserve_insertion_order')").fetchone()[0] is True
+    p2 = write(tmp_path, HEADER + "c,2024-01-07,10\n", "two.csv")
+    ingest(wh, p2, "d")  # an append: the line-by-line path
+    assert cur.execute("SELECT current_setting('preserve_insertion_order')").fetchone()[0] is True
 
 
 @pytest.mark.parametrize("text, lines, blank, lone", [
