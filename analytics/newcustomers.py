@@ -213,6 +213,10 @@ class FirstOrderModel(RegressorMixin, BaseEstimator):
         if len(y) < MIN_TRAINING_EXAMPLES:
             raise NewCustomerError(f"only {len(y)} earlier first-time buyers to learn from "
                                    f"(at least {MIN_TRAINING_EXAMPLES} are needed)")
+        if not np.clip(y, 0, None).sum() > 0:
+            raise NewCustomerError(f"none of the {len(y)} earlier first-time buyers spent anything in the "
+                                   "horizon after their first days: there is no value to learn from "
+                                   "(the scores and the CLV by formula are unaffected)")
         self.categories_ = {c: sorted({str(v) for v in X[c].dropna()}) for c in CATEGORICAL_FEATURES}
         self.population_mean_ = float(np.clip(y, 0, None).mean())
         self.model_ = lgb.LGBMRegressor(

@@ -111,3 +111,14 @@ def test_bad_settings_are_refused(generated):
         nc.first_order_values(wh, "g", "2025-12-31", window_days=3)
     with pytest.raises(nc.NewCustomerError, match="after the calibration end"):
         nc.backtest(wh, "g", "2025-06-30", "2025-06-01")
+
+
+def test_no_repeat_value_in_the_training_window_is_a_reason_not_a_crash(wh):
+    # 60 customers whose only purchase is on one day: every training target is zero, which
+    # LightGBM's Tweedie objective refuses; the fit must say why instead
+    rows = [(f"C{i:03d}", "2025-01-05 10:00:00", "purchase", f"O{i}", "I1", "home", 1, 10.0 + i) for i in range(60)]
+    add_events(wh, "one_day", pd.DataFrame(rows, columns=["customer_id", "event_time", "event_type", "order_id",
+                                                          "item_id", "category", "quantity", "revenue"]))
+    fov = nc.first_order_values(wh, "one_day", "2025-12-31", window_days=30, horizon_days=60)
+    assert fov.model is None and fov.values.empty
+    assert "no value to learn from" in fov.problem
