@@ -108,9 +108,17 @@ def _summary(wh, args):
     return customer_summary(wh, args.dataset, args.as_of)
 
 
-def _features(args):
+def _features(args, summary):
+    """The --features list, or the standard set without the features that no customer has (an order
+    log has no ratings), as the Segments page does; a note names what was left out."""
     if args.features is None:
-        return None
+        from analytics.segments.clustering import DEFAULT_FEATURES
+
+        missing = [f for f in DEFAULT_FEATURES if f in summary.columns and not summary[f].notna().any()]
+        if missing:
+            print(f"note: left out of the default features (missing for every customer): {', '.join(missing)}",
+                  file=sys.stderr)
+        return [f for f in DEFAULT_FEATURES if f not in missing]
     feats = [f.strip() for f in args.features.split(",") if f.strip()]
     if not feats:
         raise UserError("--features needs at least one feature name")
@@ -139,7 +147,7 @@ def cmd_guide_k(args) -> int:
         raise UserError("need 2 <= --k-min < --k-max")
     wh = open_warehouse(args)
     summary = _summary(wh, args)
-    g = k_guidance(summary, features=_features(args), scaling=args.scaling, algorithm=args.algorithm,
+    g = k_guidance(summary, features=_features(args, summary), scaling=args.scaling, algorithm=args.algorithm,
                    k_values=range(args.k_min, args.k_max + 1), random_state=args.seed)
     if args.json:
         print(json.dumps({"suggested_k": g.suggested_k, "reason": g.reason, "features": g.features,
@@ -162,7 +170,7 @@ def cmd_cluster(args) -> int:
     out = _check_out(args.out)
     wh = open_warehouse(args)
     summary = _summary(wh, args)
-    model = CustomerClustering(features=_features(args), scaling=args.scaling, algorithm=args.algorithm,
+    model = CustomerClustering(features=_features(args, summary), scaling=args.scaling, algorithm=args.algorithm,
                                n_clusters=args.k, random_state=args.seed).fit(summary)
     run_id = store.save_clustering_run(wh, model, args.dataset, args.as_of, label=args.label) if args.save else None
     if out is not None:

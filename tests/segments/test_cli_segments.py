@@ -90,3 +90,27 @@ def test_errors_are_one_line(db, capsys, argv, msg):
     code, out, err = run(capsys, "segments", *argv[:1], "--db", db, *argv[1:])
     assert code == 2
     assert msg in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_order_log_without_ratings_clusters_on_the_other_default_features(tmp_path, capsys):
+    # a plain order log has no ratings: the default features leave avg_rating out (with a note)
+    # instead of refusing the whole run, as the Segments page does
+    import numpy as np
+
+    rng = np.random.default_rng(11)
+    rows = ["customer_id,order_date,amount"]
+    for c in range(120):
+        for _ in range(1 + rng.poisson(2 if c % 2 else 0.3)):
+            day = pd.Timestamp("2024-01-01") + pd.Timedelta(days=int(rng.integers(0, 360)))
+            rows.append(f"K{c:04d},{day.date()},{rng.lognormal(3 + (c % 2), 0.3):.2f}")
+    f = tmp_path / "orders.csv"
+    f.write_text("\n".join(rows) + "\n")
+    db = str(tmp_path / "w.duckdb")
+    code, _, err = run(capsys, "ingest", str(f), "--dataset", "orders", "--db", db, "--no-prepare")
+    assert code == 0, err
+    for cmd in (["guide-k", "--k-max", "4"], ["cluster", "--k", "2"]):
+        code, out, err = run(capsys, "segments", *cmd, "--db", db, "--dataset", "orders", "--as-of", "2024-12-31")
+        assert code == 0, err
+        assert "left out of the default features (missing for every customer): avg_rating" in err
+        assert "avg_rating" not in out
+    assert "120 customers in 2 clusters" in out
