@@ -316,6 +316,11 @@ def main() -> None:
     st.caption("Train value and churn predictors on data up to a cut-off and judge them on the holdout that "
                "follows, against the BG/NBD and Pareto/NBD models and naive baselines.")
     dataset, _version, first_day, last_day = widgets.dataset_span_or_stop(needs_events=True)
+    if last_day <= first_day:  # no cut-off lies before the last day
+        st.info(f"A backtest needs events on at least two days: every event of “{widgets.md_escape(dataset)}” "
+                f"is on {formatting.date(last_day)}. The Overview, Value and Segments pages work on it.",
+                icon="📅")
+        st.stop()
     if not widgets.may("model", dataset):  # training reads every customer's history: analysts and admins
         st.info("Training and judging predictors needs the analyst role.", icon="🔒")
         st.stop()

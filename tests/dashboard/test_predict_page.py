@@ -137,3 +137,20 @@ def test_save_and_publish(page):
 
     pub = published_predictions(cache.warehouse(), "sample")
     assert len(pub) > 0 and (pub["model"] == "lightgbm").all()
+
+
+def _orders(days: list[dt.date], n_customers: int = 30) -> list[tuple]:
+    return [(f"k{c:03d}", dt.datetime.combine(d, dt.time(12)), "purchase", f"o{c}-{i}", 10.0 + c)
+            for c in range(n_customers) for i, d in enumerate(days)]
+
+
+def test_one_day_of_data_says_a_backtest_needs_more_days(app_wh):
+    # every order on the same day: there is no cut-off before the last day, so the page says so
+    # instead of offering a calibration end before the data's first day (Streamlit refused it)
+    insert_events(app_wh, "oneday", _orders([dt.date(2024, 3, 5)]))
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.switch_page(PAGE).run()
+    assert not at.exception, at.exception
+    assert any("at least two days" in i.value for i in at.info), [i.value for i in at.info]
+    assert "predict_run" not in [b.key for b in at.button]
+
