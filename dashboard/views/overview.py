@@ -29,6 +29,7 @@ TYPE_COLORS = {
 TYPE_LABELS = {"view": "Views", "search": "Searches", "cart": "Cart adds", "purchase": "Purchases",
                "return": "Returns", "review": "Reviews", "other": "Other"}
 RANGE_KEY = "ov_range"
+RANGE_DATASET_KEY = "ov_range_dataset"  # the dataset whose days the held range are
 
 # graph_objects directly: plotly.express costs far more per rerun for the same figure.
 LAYOUT = dict(margin=dict(l=10, r=10, t=30, b=10), height=320, template="plotly_white")
@@ -78,14 +79,17 @@ def _default_range(first: dt.date, last: dt.date) -> tuple[dt.date, dt.date]:
     return default_range(first, last)
 
 
-def _pick_range(first: dt.date, last: dt.date) -> tuple[dt.date, dt.date] | None:
+def _pick_range(dataset: str, first: dt.date, last: dt.date) -> tuple[dt.date, dt.date] | None:
     """The date range of the comparison (None while only its start is picked)."""
-    if RANGE_KEY in st.session_state:  # a range of another dataset: back to the default of this one
-        held = st.session_state[RANGE_KEY]
-        if not all(first <= d <= last for d in held):
-            del st.session_state[RANGE_KEY]
+    held = st.session_state.get(RANGE_KEY)
+    # a range picked on another dataset goes back to this one's default, even where it lies inside
+    # this dataset's days; set through the session state, so that the browser shows it too
+    if (held is None or st.session_state.get(RANGE_DATASET_KEY) != dataset
+            or not all(first <= d <= last for d in held)):
+        st.session_state[RANGE_KEY] = _default_range(first, last)
+    st.session_state[RANGE_DATASET_KEY] = dataset
     value = st.date_input(
-        "Date range", value=_default_range(first, last), min_value=first, max_value=last, key=RANGE_KEY,
+        "Date range", min_value=first, max_value=last, key=RANGE_KEY,
         format="YYYY-MM-DD",
         help="The KPIs below count the events of these days (both included) and compare them with the same "
         "number of days just before.")
@@ -267,7 +271,7 @@ def main() -> None:
     _kpis(k, cur)
     st.markdown("##### A date range vs the period before")
     first, last = pd.Timestamp(k["first_event"]).date(), pd.Timestamp(k["last_event"]).date()
-    rng = _pick_range(first, last)
+    rng = _pick_range(dataset, first, last)
     if rng is not None:
         _range_kpis(dataset, rng[0], rng[1], cur)
     _timeline(dataset, ov, cur, rng)

@@ -195,3 +195,22 @@ def test_money_in_the_dataset_currency(app_wh):
     set_dataset_currency(app_wh, "shop", "JPY")
     at.run()
     assert _metrics(at)["Revenue (net)"] == "¥1,234"
+
+
+def test_a_range_picked_on_one_dataset_is_not_kept_on_the_next(app_wh):
+    # the range of "shop" lies inside the days of "wide": switching still starts "wide" on its own
+    # default (its last 30 days), held in the session state so that the browser shows the same days
+    insert_events(app_wh, "shop", _dated_rows())
+    insert_events(app_wh, "wide", [("w1", dt.datetime(2023, 1, 1), "purchase", "w-o1", 5.0),
+                                   ("w2", dt.datetime(2024, 12, 31), "purchase", "w-o2", 7.0)])
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.session_state["dataset"] = "shop"
+    at.run()
+    at.date_input(key="ov_range").set_value((dt.date(2024, 2, 1), dt.date(2024, 2, 29))).run()
+    at.sidebar.selectbox(key="dataset").select("wide").run()
+    assert not at.exception, at.exception
+    assert at.date_input(key="ov_range").value == (dt.date(2024, 12, 2), dt.date(2024, 12, 31))
+    assert any("2 Dec – 31 Dec 2024" in md.value for md in at.markdown), [md.value for md in at.markdown]
+    # and back: "shop" starts on its default too, not on the range picked before
+    at.sidebar.selectbox(key="dataset").select("shop").run()
+    assert at.date_input(key="ov_range").value == (dt.date(2024, 2, 5), dt.date(2024, 3, 5))
