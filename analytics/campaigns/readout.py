@@ -72,6 +72,28 @@ def _find(columns: dict[str, str], aliases) -> str | None:
     return None
 
 
+def _separator(src) -> str:
+    """The delimiter of a CSV's header line: comma, semicolon (what a spreadsheet in a
+    comma-decimal locale writes), tab or bar, whichever it holds most of; comma by default."""
+    try:
+        if isinstance(src, (str, os.PathLike)):
+            with open(src, "rb") as f:
+                head = f.readline(65536)
+        elif hasattr(src, "seek") and hasattr(src, "tell") and hasattr(src, "readline"):
+            pos = src.tell()
+            head = src.readline(65536)
+            src.seek(pos)
+        else:
+            return ","
+    except (OSError, ValueError):  # unreadable: read_csv says why
+        return ","
+    if isinstance(head, bytes):
+        head = head.decode("utf-8", "replace")
+    counts = {sep: head.count(sep) for sep in (",", ";", "\t", "|")}
+    best = max(counts, key=counts.get)
+    return best if counts[best] else ","
+
+
 def read_outcomes(path_or_buffer) -> pd.DataFrame:
     """Outcomes as ``DataFrame[customer_id (str), converted (bool), revenue (float)]``.
 
@@ -83,6 +105,7 @@ def read_outcomes(path_or_buffer) -> pd.DataFrame:
     ``attrs["has_revenue"]`` is False and revenue is 0. CampaignError for missing columns,
     empty or duplicate customer ids (the message names a few), or bad values.
     """
+    sep = ","
     if isinstance(path_or_buffer, pd.DataFrame):
         raw = path_or_buffer.copy()
         raw.columns = [str(c) for c in raw.columns]
@@ -97,7 +120,8 @@ def read_outcomes(path_or_buffer) -> pd.DataFrame:
                 raw = pd.read_parquet(src)
                 raw = raw.astype(object).where(raw.notna(), None)
             else:
-                raw = pd.read_csv(src, dtype=str, keep_default_na=False, skipinitialspace=True,
+                sep = _separator(src)
+                raw = pd.read_csv(src, sep=sep, dtype=str, keep_default_na=False, skipinitialspace=True,
                                   encoding="utf-8-sig", nrows=MAX_OUTCOME_ROWS + 1)
         except FileNotFoundError:
             raise CampaignError(f"no such outcomes file: {name}") from None
@@ -130,6 +154,9 @@ def read_outcomes(path_or_buffer) -> pd.DataFrame:
     if has_revenue:
         rev_raw = _as_text(raw[rev_col])
         rev_raw = rev_raw.where(rev_raw != "", "0")
+        if sep != ",":  # a decimal comma ("12,5"), where a comma cannot be the delimiter
+            comma = rev_raw.str.contains(",", regex=False) & ~rev_raw.str.contains(".", regex=False)
+            rev_raw = rev_raw.where(~comma, rev_raw.str.replace(",", ".", regex=False))
         revenue = pd.to_numeric(rev_raw, errors="coerce").astype(float)
         bad = ~np.isfinite(revenue.to_numpy(float))
         if bad.any():
@@ -264,7 +291,14 @@ def readout(targets: pd.DataFrame, outcomes: pd.DataFrame) -> dict:
     if out_ids.has_duplicates:
         dup = list(dict.fromkeys(out_ids[out_ids.duplicated(keep=False)]))
         raise CampaignError(f"the outcomes list {len(dup)} customer id(s) more than once: {_few(dup)}")
+    if len(out_ids) == 0:
+        raise CampaignError("the outcomes have no rows: list the contacted customers (treatment and control) "
+                            "with converted 0/1 and, if known, their revenue")
     known = ids.get_indexer(out_ids) >= 0
+    if not known.any():
+        raise CampaignError(f"none of the {len(out_ids):,} customer ids in the outcomes is on the campaign's list "
+                            f"(outcomes: {_few(out_ids)}; the list: {_few(ids)}): write the ids as the exported "
+                            "list does")
     unknown = out_ids[~known].tolist()
     pos = out_ids.get_indexer(ids)  # each campaign customer's outcome row, -1 when absent
     has = pos >= 0

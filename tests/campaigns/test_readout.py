@@ -148,3 +148,29 @@ def test_read_outcomes_from_frame_and_parquet(tmp_path):
     assert list(pq["converted"]) == [True, False, True] and list(pq["revenue"]) == [5.0, 0.0, 2.5]
     with pytest.raises(c.CampaignError, match="converted must be 0/1"):
         c.read_outcomes(df.assign(converted=[2, 0, 1]))
+
+
+def test_outcomes_with_no_rows_or_no_known_id_are_refused():
+    # a header-only file, or ids written differently from the list ("17850" for "17850.0"), would
+    # read out as 0 % against 0 % for everyone; they say what is wrong instead
+    targets, out = planted(n=50, seed=2)
+    with pytest.raises(c.CampaignError, match="the outcomes have no rows"):
+        c.readout(targets, c.read_outcomes(io.StringIO("customer_id,converted,revenue\n")))
+    renamed = out.assign(customer_id="x" + out["customer_id"])
+    with pytest.raises(c.CampaignError, match=r"none of the 100 customer ids in the outcomes is on the "
+                                              r"campaign's list \(outcomes: 'xu00000'"):
+        c.readout(targets, renamed)
+
+
+def test_semicolon_outcomes_with_decimal_commas(tmp_path):
+    # what a spreadsheet in a comma-decimal locale saves: semicolons, "12,5", a BOM
+    p = tmp_path / "o.csv"
+    p.write_text("customer_id;converted;revenue\n007;ja;12,5\n8;0;\n9;1;3.25\n10;1;1,0\n".replace("ja", "yes"),
+                 encoding="utf-8-sig")
+    df = c.read_outcomes(p)
+    assert list(df["customer_id"]) == ["007", "8", "9", "10"]
+    assert list(df["converted"]) == [True, False, True, True]
+    assert list(df["revenue"]) == [12.5, 0.0, 3.25, 1.0]
+    assert c.read_outcomes(io.BytesIO(p.read_bytes())).equals(df)
+    tabbed = c.read_outcomes(io.StringIO("customer_id\tconverted\trevenue\na\t1\t2.5\n"))
+    assert list(tabbed["revenue"]) == [2.5]

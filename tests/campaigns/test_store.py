@@ -79,7 +79,8 @@ def test_deleting_the_dataset_removes_campaigns(campaign):
 
     wh, spec, targets = campaign
     cid = c.save_campaign(wh, spec, targets)
-    c.save_outcomes(wh, cid, pd.DataFrame({"customer_id": ["x"], "converted": [True], "revenue": [1.0]}))
+    first = str(targets["customer_id"].iloc[0])
+    c.save_outcomes(wh, cid, pd.DataFrame({"customer_id": [first], "converted": [True], "revenue": [1.0]}))
     delete_dataset(wh, "shop")
     for table in ("campaigns", "campaign_targets", "campaign_outcomes"):
         assert wh.cursor().execute(f"SELECT count(*) FROM {table}").fetchone()[0] == 0
