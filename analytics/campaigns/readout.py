@@ -125,6 +125,9 @@ def read_outcomes(path_or_buffer) -> pd.DataFrame:
                                   encoding="utf-8-sig", nrows=MAX_OUTCOME_ROWS + 1)
         except FileNotFoundError:
             raise CampaignError(f"no such outcomes file: {name}") from None
+        except pd.errors.EmptyDataError:
+            raise CampaignError("the outcomes file is empty: it needs a header line customer_id,converted,revenue "
+                                "and a row per contacted customer") from None
         except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError, OSError) as exc:
             raise CampaignError(f"cannot read the outcomes file: {str(exc).splitlines()[0] if str(exc) else exc}") \
                 from None

@@ -127,7 +127,7 @@ def test_read_outcomes_formats_and_errors(tmp_path):
         ("customer_id,converted,revenue\na,maybe,1\n", "converted must be 0/1"),
         ("customer_id,converted,revenue\na,1,1\nb,0,0\na,0,0\n", "more than once: 'a'"),
         ("customer_id,converted,revenue\n,1,1\n", "empty customer id"),
-        ("", "cannot read"),
+        ("", "the outcomes file is empty"),
     ]
     for body, msg in bad:
         with pytest.raises(c.CampaignError, match=msg):
