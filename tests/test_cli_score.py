@@ -171,6 +171,7 @@ def test_custom_segment_rules_file(db, tmp_path, capsys):
     rc = main(["score", "--db", db, "--dataset", "shop", "--as-of", "2024-03-31", "--no-bgnbd",
                "--segment-rules", str(rules), "--fallback-segment", "Older", "--out", str(out)])
     assert rc == 0, capsys.readouterr().err
+    capsys.readouterr()  # the first run's notes
     df = pd.read_csv(out).set_index("customer_id")
     by_r = df.groupby("r_score")["rfm_segment"].agg(set).to_dict()
     for r, segs in by_r.items():
@@ -185,3 +186,16 @@ def test_custom_segment_rules_file(db, tmp_path, capsys):
                "--segment-rules", str(bad), "--out", str(tmp_path / "b.csv")])
     err = capsys.readouterr().err
     assert rc == 2 and "whole number 1-5" in err and len(err.strip().splitlines()) == 1
+
+
+def test_an_as_of_after_the_data_is_noted(db, tmp_path, capsys):
+    # the data end on 2024-03-02; a mistyped year scores everyone as silent for years: say so
+    out = tmp_path / "s.csv"
+    assert main(["score", "--db", db, "--dataset", "shop", "--as-of", "2042-03-02", "--out", str(out),
+                 "--no-bgnbd"]) == 0
+    err = capsys.readouterr().err
+    days = (dt.date(2042, 3, 2) - dt.date(2024, 3, 2)).days
+    assert f"the as-of date 2042-03-02 is {days:,} days after the last event of 'shop' (2024-03-02)" in err
+    assert main(["score", "--db", db, "--dataset", "shop", "--as-of", "2024-03-02", "--out", str(out),
+                 "--no-bgnbd"]) == 0
+    assert "after the last event" not in capsys.readouterr().err

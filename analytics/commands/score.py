@@ -146,11 +146,27 @@ def cmd_score(args) -> int:
               "period, or --no-bgnbd to skip it.", file=sys.stderr)
     if run.fit_note:
         print(f"note: {run.fit_note}", file=sys.stderr)
+    _note_days_after_the_data(wh, args.dataset, meta["as_of"])
     table = run.result.segment_table.sort_values("revenue", ascending=False)
     print(f"{'segment':22} {'customers':>10} {'revenue share':>14}")
     for _, row in table.iterrows():
         print(f"{row['segment']:22} {int(row['customers']):>10,} {row['revenue_share']:>13.1%}")
     return 0
+
+
+def _note_days_after_the_data(wh, dataset: str, as_of) -> None:
+    """A note when the as-of day lies after the data's last event day: every customer's recency
+    and age then count those days without data (a mistyped year reads as a dead customer base)."""
+    import pandas as pd
+
+    last = wh.cursor().execute("SELECT max(event_time) FROM events WHERE dataset = ?", [dataset]).fetchone()[0]
+    if last is None:
+        return
+    gap = (pd.Timestamp(as_of).normalize() - pd.Timestamp(last).normalize()).days
+    if gap > 0:
+        print(f"note: the as-of date {pd.Timestamp(as_of).date()} is {gap:,} day{'s' if gap != 1 else ''} after the "
+              f"last event of {dataset!r} ({pd.Timestamp(last).date()}): recency and the models count those days "
+              "as days without purchases", file=sys.stderr)
 
 
 def _read_rules(path: str):
