@@ -94,29 +94,41 @@ def test_clean_file_is_read_directly_with_bad_values_reported(wh, tmp_path, atte
     assert_same_as_line_by_line(wh, r, p)
 
 
-@pytest.mark.parametrize("case", ["blank line", "short row", "long row", "blank first line"])
+def test_rows_with_a_wrong_number_of_fields_are_counted_by_the_direct_read(wh, tmp_path, attempts):
+    rows = [f"C{i},2024-02-{i % 28 + 1:02d},{10 + i}.5" for i in range(2200)]  # format guessed from the start
+    want = {}
+    for i, (line, found) in enumerate([("C5,2024-02-06", 2), ("C6", 1), (",,", 3), ("C9,2024-02-10,1,,x", 5),
+                                        ("C11,2024-02-12,2,a,b,c", 6), ("C12,2024-02-13,3,", 4)]):
+        rows[2100 + 4 * i] = line
+        want[2100 + 4 * i + 2] = (line, f"expected 3 fields, found {found}" if found != 3 else "missing customer id")
+    p = write(tmp_path, HEADER + "\n".join(rows) + "\n")
+    r = ingest(wh, p, "d")
+    assert attempts == [True]
+    assert (r.rows_read, r.rows_loaded, r.rows_rejected) == (2200, 2194, 6)
+    assert rejects(wh, r) == [(ln, line, why) for ln, (line, why) in sorted(want.items())]
+    assert_same_as_line_by_line(wh, r, p)
+
+
+@pytest.mark.parametrize("case", ["blank line", "blank first line", "line of spaces", "many fields"])
 def test_direct_read_gives_way_to_the_line_by_line_path(wh, tmp_path, attempts, case):
     rows = [f"C{i},2024-02-{i + 1:02d},{10 + i}.5" for i in range(20)]
     if case == "blank line":  # DuckDB's reader skips it silently: the line count must notice
         text = HEADER + "\n".join(rows[:8]) + "\n\n" + "\n".join(rows[8:]) + "\n"
-    elif case == "short row":
-        rows[5] = "C5,2024-02-06"
-        text = HEADER + "\n".join(rows) + "\n"
-    elif case == "long row":
-        rows[9] = rows[9] + ",extra"
+    elif case == "line of spaces":  # a blank line to the line-by-line path, a row to the reader
+        text = HEADER + "\n".join(rows[:8]) + "\n  \t \n" + "\n".join(rows[8:]) + "\n"
+    elif case == "many fields":  # more fields than the direct read has columns: it cannot count them
+        rows[9] = rows[9] + ",a,b,c,d"
         text = HEADER + "\n".join(rows) + "\n"
     else:
         text = "\n" + HEADER + "\n".join(rows) + "\n"
     p = write(tmp_path, text)
     r = ingest(wh, p, "d")
     assert attempts in ([False], [])  # tried and given up, or not tried at all
-    if case in ("blank line", "blank first line"):
+    if case != "many fields":
         assert (r.rows_read, r.rows_rejected) == (20, 0)
     else:
         assert (r.rows_read, r.rows_rejected) == (20, 1)
-        reason = rejects(wh, r)[0]
-        assert reason[0] == (7 if case == "short row" else 11)
-        assert reason[2] == ("expected 3 fields, found 2" if case == "short row" else "expected 3 fields, found 4")
+        assert rejects(wh, r) == [(11, rows[9], "expected 3 fields, found 7")]
     assert_same_as_line_by_line(wh, r, p)
     # the given-up read left nothing behind: the dataset holds exactly this one load
     cur = wh.cursor()
@@ -194,11 +206,12 @@ def test_a_lone_carriage_return_is_left_to_the_line_by_line_path(wh, tmp_path, a
         assert (r.rows_read, r.rows_loaded, r.rows_rejected) == (r2.rows_read, r2.rows_loaded, r2.rows_rejected)
 
 
-@pytest.mark.parametrize("short_row", [False, True])
-def test_line_numbers_of_a_file_read_in_many_pieces(wh, tmp_path, attempts, monkeypatch, short_row):
+@pytest.mark.parametrize("long_line", [False, True])
+def test_line_numbers_of_a_file_read_in_many_pieces(wh, tmp_path, attempts, monkeypatch, long_line):
     """Small reader buffers split the file into many pieces read by several threads: the
     reported line numbers and raw lines are still exactly the planted ones, whether the direct
-    read keeps the load or a short row makes it give way to the line-by-line path (which
+    read keeps the load or a line over the line limit makes it fail and give way to the
+    line-by-line path (which
     numbers lines by their order in the table it reads them into: the failed direct insert
     must have put DuckDB's insertion-order setting back)."""
     monkeypatch.setattr(loader, "MAX_LINE_BYTES", 4096)  # buffers of 8 KB
@@ -210,19 +223,20 @@ def test_line_numbers_of_a_file_read_in_many_pieces(wh, tmp_path, attempts, monk
     for i in bad:
         lines[i] = lines[i].rsplit(",", 1)[0] + ",12..5"
     reasons = {i: "non-numeric amount '12..5'" for i in bad}
-    if short_row:
+    if long_line:
         i = next(i for i in range(20_000, n) if i not in reasons)
-        lines[i] = lines[i].rsplit(",", 1)[0]
-        reasons[i] = "expected 3 fields, found 2"
+        lines[i] = lines[i] + "9" * 5000
+        reasons[i] = f"line longer than {loader.MAX_LINE_BYTES // 2**20} MB"
         bad = sorted(reasons)
     p = write(tmp_path, HEADER + "\n".join(lines) + "\n")
     assert p.stat().st_size > 100 * 8192
     r = ingest(wh, p, "d")
-    assert attempts == [not short_row]
+    assert attempts == [not long_line]
     nb = len(bad)
     assert (r.rows_read, r.rows_loaded, r.rows_rejected) == (n, n - nb, nb)
     got = rejects(wh, r)
-    assert got == [(i + 2, lines[i], reasons[i]) for i in bad]
+    assert [(x[0], x[2]) for x in got] == [(i + 2, reasons[i]) for i in bad]
+    assert [x[1] for x in got if "longer" not in x[2]] == [lines[i] for i in bad if "longer" not in reasons[i]]
     cur = wh.cursor()
     assert cur.execute("SELECT current_setting('preserve_insertion_order')").fetchone()[0] is True
     assert cur.execute("SELECT count(*) FROM events").fetchone()[0] == n - nb

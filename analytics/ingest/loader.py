@@ -30,8 +30,9 @@ the decided dialect, no sniffing and every column as text, the same checks (``_r
 and the good rows inserted into ``events`` in the same statement, with no table of lines and
 no staging table; bad rows, if any, are numbered by a second read into ``rejects``. Its records
 are reconciled with the line count of step 1, so a line the reader skipped or split is never
-lost: on any difference, reader error or all-invalid file the direct read is rolled back and
-steps 2-4 run instead.
+lost: on any difference, reader error, all-invalid file or row whose fields it cannot count (a
+few more fields than the header's are counted: the reader takes DIRECT_EXTRA_FIELDS more
+columns) the direct read is rolled back and steps 2-4 run instead.
 
 Counting: ``rows_read`` = non-blank records after the header (blank lines are not
 rows). Every record is exactly one of loaded / rejected / duplicate, so
@@ -82,6 +83,9 @@ from analytics.ingest.pii import detect_pii, hmac_pads, pseudonym_key, pseudonym
 from analytics.warehouse import EVENT_TYPES, is_write_conflict, quote_ident, storage_error
 
 MAX_LINE_BYTES = 16 * 1024 * 1024
+#: columns the direct read takes beyond the header's, to count the fields of rows that have more
+DIRECT_EXTRA_FIELDS = 4
+UNCOUNTED = -1  # (the direct read's field count of a row it cannot count)
 RAW_LINE_CHARS = 2000
 MIN_DATE = dt.datetime(1990, 1, 1)
 FUTURE_GRACE = dt.timedelta(days=1)
@@ -642,19 +646,25 @@ def _load_direct(cur, tx, prepared, dia: Dialect, columns, m: Mapping, keep, pse
     Nothing is trusted that the reader could have skipped: the records it returns are compared
     with the physical lines counted by ``prepare_source``. The load is given up (rolled back,
     returning ``(None, id)``) and the line-by-line path runs instead when the counts differ
-    (a blank line, a record over several lines), when the reader refuses the file (a wrong
-    number of fields, mixed line endings, a line too long), when no row is valid or when the
-    dataset already exists (duplicates against its rows). Returns ``(result, ingestion id or
-    None)``.
+    (a blank line, a record over several lines), when the reader refuses the file (a line too
+    long), when a row has more fields than it can count or is a line of spaces, when no row is
+    valid or when the dataset already exists (duplicates against its rows). Returns ``(result,
+    ingestion id or None)``.
     """
     # empty lines at the end are no rows in either path (the reader skips them too)
     expected = prepared.lines - prepared.trailing_blank_lines - (1 if dia.has_header else 0)
     if expected <= 0:
         return None, None
-    names = [f"c{i + 1}" for i in range(len(columns))]
-    spec = "{" + ", ".join(f"'{n}': 'VARCHAR'" for n in names) + "}"
+    n = len(columns)
+    # DIRECT_EXTRA_FIELDS more columns than the header's, missing fields as NULL: a row's number
+    # of fields is its number of non-NULL values, exact up to n + DIRECT_EXTRA_FIELDS - 1 (a row
+    # that fills the last column may have been cut by the reader: the load then goes the
+    # line-by-line way, as it does for a line of spaces, a blank line to us and a row to the reader)
+    names = [f"c{i + 1}" for i in range(n + DIRECT_EXTRA_FIELDS)]
+    spec = "{" + ", ".join(f"'{c}': 'VARCHAR'" for c in names) + "}"
     read = (f"read_csv($path, columns={spec}, delim=$delim, quote='', escape='', header=false, "
-            f"skip={1 if dia.has_header else 0}, auto_detect=false, strict_mode=true, nullstr=$nullstr, "
+            f"skip={1 if dia.has_header else 0}, auto_detect=false, strict_mode=false, null_padding=true, "
+            f"nullstr=$nullstr, "
             f"max_line_size={MAX_LINE_BYTES}, "
             + ("compression='gzip', " if prepared.compression == "gzip" else "")
             + f"buffer_size={2 * MAX_LINE_BYTES})")
@@ -662,6 +672,10 @@ def _load_direct(cur, tx, prepared, dia: Dialect, columns, m: Mapping, keep, pse
     base = {"path": prepared.path, "delim": dia.delimiter, "nullstr": prepared.separator_free,
             "dataset": dataset}
     cols = ", ".join(names)
+    count_all = " + ".join(f"({c} IS NOT NULL)::INT" for c in names)
+    nf = (f"CASE WHEN {names[n - 1]} IS NOT NULL AND {names[n]} IS NULL THEN {n} "
+          f"WHEN {names[-1]} IS NOT NULL OR ({names[1]} IS NULL AND trim({names[0]}, ' ' || chr(9)) = '') "
+          f"THEN {UNCOUNTED} ELSE {count_all} END")
 
     def records(numbered: bool) -> tuple[str, dict]:
         params = dict(base)
@@ -670,8 +684,7 @@ def _load_direct(cur, tx, prepared, dia: Dialect, columns, m: Mapping, keep, pse
                    f"concat_ws($delim, {cols}) AS line, false AS open_quote, {cols} FROM {read}")
         else:
             src = f"SELECT NULL::BIGINT AS ln, NULL::VARCHAR AS line, false AS open_quote, {cols} FROM {read}"
-        sql = _records_sql(columns, m, keep, pseudonymize, wh, False, src, lambda i: names[i],
-                           str(len(columns)), params)
+        sql = _records_sql(columns, m, keep, pseudonymize, wh, False, src, lambda i: names[i], nf, params)
         return sql, params
 
     report(0.3, "checking rows")
@@ -701,6 +714,10 @@ def _load_direct(cur, tx, prepared, dia: Dialect, columns, m: Mapping, keep, pse
             n_bad = cur.execute(sql, _used(sql, params)).fetchone()[0]
         if n_loaded == 0 or n_loaded + n_bad != expected:
             tx.rollback()
+            return None, iid
+        if n_bad and cur.execute("SELECT count(*) FROM rejects WHERE ingestion_id = ? AND reason = ?",
+                                 [iid, f"expected {n} fields, found {UNCOUNTED}"]).fetchone()[0]:
+            tx.rollback()  # a row the reader may have cut, or a line of spaces
             return None, iid
         # rows repeated within the file: the k-th copy's row hash becomes hash(h, k), as in the
         # line-by-line path. Copies are equal in every stored field, so which one counts as the
