@@ -306,6 +306,14 @@ def _preview_and_load(path: str, file_name: str | None, gen: int) -> None:
         st.session_state.pop("last_ingest", None)  # the previous file's report would read as this one's
         widgets.show_error(exc, "This file cannot be loaded")
 
+    if preview is not None and preview.sample.empty:
+        # nothing to map or load (a header only): say that, not a mapping with a date-format warning
+        st.session_state.pop("last_ingest", None)
+        rows = "a header but no data rows" if preview.dialect.has_header else "no data rows"
+        st.error(f"This file cannot be loaded: it has {rows}. Nothing was changed; the datasets below "
+                 "are as they were.", icon="🚫")
+        preview = None
+
     if preview is not None:
         stat = os.stat(path)
         token = hashlib.sha1(f"{path}|{stat.st_size}|{stat.st_mtime}".encode()).hexdigest()[:10]

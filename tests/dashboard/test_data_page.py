@@ -465,3 +465,17 @@ def test_an_encrypted_warehouses_upload_is_held_in_memory(keyed_env, app_wh):
     app_wh.cursor().execute("CHECKPOINT")
     assert not leaked()
     assert app_wh.cursor().execute("SELECT count(DISTINCT customer_id) FROM events").fetchone()[0] == 17
+
+
+def test_header_only_upload_stops_before_the_mapping(app_wh):
+    # a header without rows has nothing to map: one error, no Load button, no date-format warning
+    insert_events(app_wh, "keep", [("a", dt.datetime(2024, 1, 1), "purchase", "o1", 10.0)])
+    at = _page(app_wh)
+    at.file_uploader(key=f"upload_{_gen(at)}").set_value(
+        ("orders.csv", b"customer_id,order_date,amount\n", "text/csv")).run()
+    assert not at.exception, at.exception
+    assert [e.value for e in at.error] == ["This file cannot be loaded: it has a header but no data rows. Nothing "
+                                           "was changed; the datasets below are as they were."]
+    assert not [w.value for w in at.warning if "date" in w.value]
+    assert not [b for b in at.button if b.label == "Load"]
+    assert app_wh.datasets() == ["keep"]
