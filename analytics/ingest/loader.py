@@ -77,7 +77,8 @@ from analytics.ingest.dialect import (
 )
 from analytics.ingest.errors import IngestError
 from analytics.ingest.mapping import (
-    FIELD_NAMES, UNIX_MILLIS, UNIX_SECONDS, Mapping, candidate_date_formats, detect_layout, propose_mapping,
+    FIELD_NAMES, UNIX_MILLIS, UNIX_SECONDS, Mapping, candidate_date_formats, date_misses, detect_layout,
+    propose_mapping,
 )
 from analytics.ingest.pii import detect_pii, hmac_pads, pseudonym_key, pseudonymize_sql
 from analytics.warehouse import EVENT_TYPES, is_write_conflict, quote_ident, storage_error
@@ -232,6 +233,13 @@ def inspect_source(path, file_name: str | None = None, *, dialect: Dialect | Non
         warnings.append(f"dates in {tcol!r} are ambiguous ({' or '.join(date_formats)}): choose the format")
     elif tcol and not date_formats:
         warnings.append(f"the dates in {tcol!r} do not match a known format: enter one")
+    elif tcol:
+        i = columns.index(tcol)
+        values = [r[i] for r in data[:2000] if len(r) > i]
+        missed = date_misses(values, date_formats[0])
+        if missed:
+            warnings.append(f"{missed} of the first {len(values)} values in {tcol!r} are not dates in "
+                            f"{date_formats[0]}: those rows will be rejected")
     sample = pd.DataFrame([(r + [""] * len(columns))[: len(columns)] for r in data[:20]], columns=columns, dtype=str) \
         if columns else pd.DataFrame()
     return Preview(
@@ -315,7 +323,8 @@ def _ingest(wh, path, dataset: str, *, mapping, dialect, keep_pii, pseudonymize,
     else:
         m = mapping if isinstance(mapping, Mapping) else Mapping.from_dict(mapping)
         m = Mapping.from_dict(m.to_dict())  # a copy we may complete
-    warnings = [w for w in preview.warnings if "ambiguous" not in w and "known format" not in w]
+    warnings = [w for w in preview.warnings
+                if "ambiguous" not in w and "known format" not in w and "will be rejected" not in w]
     m.validate(columns)
     keep = list(keep_pii or ())
     for c in keep:

@@ -210,8 +210,21 @@ def _con() -> duckdb.DuckDBPyConnection:
     return duckdb.connect(":memory:")
 
 
+# A date column may miss this share of its sampled values (rejected rows) and still get a format.
+DATE_MISS_SHARE = 0.01
+DATE_MISS_MIN_SAMPLE = 50
+
+
 def candidate_date_formats(values: list[str]) -> list[str]:
-    """Formats (strptime patterns, or 'unix'/'unix_ms') that parse every non-empty sample value.
+    """Formats (strptime patterns, or 'unix'/'unix_ms') that parse the non-empty sample values.
+
+    Formats that parse every value win. Real exports carry the odd broken date ("not a date",
+    1997-02-30) among thousands of good ones, so when no format parses them all, the formats that
+    parse the most values are still proposed if they miss at most ``DATE_MISS_SHARE`` of a sample
+    of at least ``DATE_MISS_MIN_SAMPLE`` values: the load then rejects those rows one by one
+    (counted and listed with their line numbers) instead of refusing the file. A smaller sample
+    must parse whole, and a column of mixed formats misses far more than that and is still
+    refused with a request for the format.
 
     More than one strptime candidate differing in day/month order means the dates
     are ambiguous (e.g. 02/01/2024): the user must choose.
@@ -226,15 +239,32 @@ def candidate_date_formats(values: list[str]) -> list[str]:
     con = _con()
     try:
         con.execute("CREATE TABLE v AS SELECT unnest(?::VARCHAR[]) AS v", [vals[:2000]])
-        fits = []
-        for fmt in DATE_FORMATS:
-            ok = con.execute("SELECT count(*) = count(try_strptime(v, ?)) FROM v", [fmt]).fetchone()[0]
-            if ok:
-                fits.append(fmt)
+        n = min(len(vals), 2000)
+        parsed = {fmt: con.execute("SELECT count(try_strptime(v, ?)) FROM v", [fmt]).fetchone()[0]
+                  for fmt in DATE_FORMATS}
     finally:
         con.close()
+    fits = [fmt for fmt in DATE_FORMATS if parsed[fmt] == n]
+    if not fits and n >= DATE_MISS_MIN_SAMPLE:
+        best = max(parsed.values())
+        if n - best <= DATE_MISS_SHARE * n:
+            fits = [fmt for fmt in DATE_FORMATS if parsed[fmt] == best]
     # prefer the most specific pattern among those that differ only by optional parts
     return _dedupe_formats(fits)
+
+
+def date_misses(values: list[str], fmt: str) -> int:
+    """How many non-empty ``values`` the strptime pattern ``fmt`` does not parse (0 for unix times,
+    which :func:`candidate_date_formats` only proposes when every value is one)."""
+    vals = [v.strip() for v in values if v and v.strip()]
+    if not vals or fmt in (UNIX_SECONDS, UNIX_MILLIS):
+        return 0
+    con = _con()
+    try:
+        return con.execute("SELECT count(*) - count(try_strptime(v, ?)) FROM unnest(?::VARCHAR[]) t(v)",
+                           [fmt, vals]).fetchone()[0]
+    finally:
+        con.close()
 
 
 def _dedupe_formats(fits: list[str]) -> list[str]:
