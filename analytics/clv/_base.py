@@ -198,6 +198,38 @@ class PurchaseData:
         w = self.w[sel] * (self.total / self.w[sel].sum())
         return PurchaseData.build(self.x[sel], self.tx[sel], self.T[sel], w)
 
+    def sample_customers(self, max_groups: int) -> "PurchaseData":
+        """A systematic sample of the customers on about ``max_groups`` groups: every group of
+        at least ``tau`` customers kept with its own weight, the others taken with probability
+        weight / tau and weight tau, in the order of their frequency (so the sample is
+        stratified by it). Its log-likelihood estimates the full data's without bias, with the
+        variance of a sample of customers, not of groups (every k-th group with the weights
+        scaled up keeps few of the heavy groups - the non-repeaters of each age - and lets
+        those stand for all the others)."""
+        if self.n_groups <= max_groups:
+            return self
+        w = self.w
+        tau = self.total / max_groups
+        for _ in range(20):  # tau = (weight of the groups below tau) / (places left for them)
+            big = w >= tau
+            room = max_groups - int(big.sum())
+            if room < 1:
+                break
+            new = float(w[~big].sum()) / room
+            if abs(new - tau) <= 1e-9 * tau:
+                break
+            tau = new
+        big = w >= tau
+        order = getattr(self, "_x_order", None)
+        if order is None:  # the groups by frequency (kept for further samples of the same data)
+            order = self._x_order = np.argsort(self.x, kind="stable")
+        order = order[~big[order]]
+        c = np.cumsum(w[order]) / tau
+        k = np.diff(np.floor(c + 0.5), prepend=0.0)  # customers at positions (j - 1/2) tau
+        sel = np.concatenate([np.flatnonzero(big), order[k > 0]])
+        wt = np.concatenate([w[big], k[k > 0] * tau])
+        return PurchaseData.build(self.x[sel], self.tx[sel], self.T[sel], wt)
+
 
 def validate_purchases(frequency, recency, T, model_name: str):
     """The checks every purchase model needs; returns float arrays (x, t_x, T)."""

@@ -51,6 +51,14 @@ class PurchaseModel(BaseEstimator):
         return opt
 
     @staticmethod
+    def _screen_data(data: PurchaseData) -> PurchaseData:
+        """The subsample that start values are ranked (and a warm start is fitted) on; or a
+        tuple of subsamples from small to large, fitted one after the other from the previous
+        one's optimum (start values ranked on the first; where the warm start fails, on the
+        last)."""
+        return data.subsample(_SCREEN_GROUPS)
+
+    @staticmethod
     def _limit_models(data: PurchaseData):
         """``optimizer.Limit`` models on the boundary at infinity to compare the fit with
         (none by default)."""
@@ -113,7 +121,10 @@ class PurchaseModel(BaseEstimator):
             raise ModelFitError("penalizer must be a number >= 0")
         data = PurchaseData.build(x, tx, tt, w)
         objective = self._objective(data, pen)
-        screen = self._objective(data.subsample(_SCREEN_GROUPS), pen) if data.n_groups > _SCREEN_GROUPS else None
+        screen = None
+        if data.n_groups > _SCREEN_GROUPS:
+            sd = self._screen_data(data)  # one subsample, or a tuple of them from small to large
+            screen = tuple(self._objective(s, pen) for s in sd) if isinstance(sd, tuple) else self._objective(sd, pen)
         opt = minimize_robust(objective, self._start_values(data), what=self._name,
                               random_state=self.random_state, n_restarts=int(self.n_restarts),
                               max_iter=int(self.max_iter), screen=screen,

@@ -41,11 +41,12 @@ import pandas as pd
 from scipy import special
 
 from analytics.clv._base import PurchaseData, _row_codes, as_array, index_of, wrap
-from analytics.clv._model import PurchaseModel
+from analytics.clv._model import _SCREEN_GROUPS, PurchaseModel
 from analytics.clv.optimizer import Limit
 
 __all__ = ["ParetoNBDModel", "sample_paretonbd_summary"]
 
+_TINY_GROUPS = 300  # the first, smallest subsample of a warm-started fit
 _FD = 1e-5  # relative step of the central differences in the series' parameters
 
 
@@ -332,6 +333,15 @@ def _row_terms(s, lA, lHnR, lHnT):
     return lD, np.logaddexp(lA, lD)
 
 
+def _rate_and_age(d):
+    """The observed purchase rate (repeat purchases per unit of time observed) and the mean
+    age T, to scale the start values by (sums of products, not BLAS dot products: this runs
+    before the fit holds the BLAS to one thread)."""
+    wT = float((d.w * np.maximum(d.T, 1e-9)).sum())
+    rate = float((d.w * d.x).sum()) / max(wT, 1e-12)
+    return min(max(rate, 1e-8), 1e8), float(max(float((d.w * d.T).sum()) / d.total, 1e-6))
+
+
 class ParetoNBDModel(PurchaseModel):
     """Pareto/NBD model (Schmittlein, Morrison & Colombo 1987; Fader & Hardie 2005 note).
 
@@ -353,6 +363,11 @@ class ParetoNBDModel(PurchaseModel):
     @staticmethod
     def _loglik(params, d: PurchaseData, grad: bool):
         r, alpha, s, beta = params
+        key = np.asarray(params, dtype=float).tobytes()
+        last = getattr(d, "_pnbd_last", None)
+        if last is not None and last[0] == key and (last[2] is not None or not grad):
+            # the same point again (the optimizer's acceptance test, the fitted log-likelihood)
+            return last[1], None if last[2] is None or not grad else last[2].copy()
         Hx, Ht, hT, hR = d.time_pairs()
         E, lHn, gE, gHn = _time_terms(params, Hx, Ht, grad)
         rows = getattr(d, "_pnbd_rows", None)
@@ -381,6 +396,7 @@ class ParetoNBDModel(PurchaseModel):
                 L = np.where(np.isfinite(eu), L, ET)
         ll = float(np.dot(d.wx, G)) + float(np.dot(d.w, L))
         if not grad:
+            d._pnbd_last = (key, ll, None)
             return ll, None
         wd = np.divide(d.w, den, out=den)
         pA = eu * wd if finite else np.where(np.isfinite(eu), eu * wd, d.w)
@@ -395,15 +411,23 @@ class ParetoNBDModel(PurchaseModel):
         g = gE @ WA + gHn @ WH
         g[0] += float(np.dot(d.wx, gG))
         g[2] += (float(d.w.sum()) - float(pA.sum())) / s
+        d._pnbd_last = (key, ll, g.copy())
         return ll, g
+
+    @staticmethod
+    def _screen_data(d):
+        """Samples of the customers (not of the groups) on 300 and on 5,000 groups: start
+        values are ranked and run on the small one (far from the optimum the hypergeometric
+        terms cost most, here on a few hundred time points), the large one is fitted from its
+        optimum, and the full data's fit starts from that (closer to the full data's optimum
+        than a sample of groups is, and with a curvature closer to the full data's)."""
+        return (d.sample_customers(_TINY_GROUPS), d.sample_customers(_SCREEN_GROUPS))
 
     @staticmethod
     def _start_values(d):
         """log(r, alpha, s, beta): all ones, and a grid of shapes with alpha matched to the
         observed purchase rate and beta to lifetimes of about the observation length."""
-        rate = float(np.dot(d.w, d.x) / max(np.dot(d.w, np.maximum(d.T, 1e-9)), 1e-12))
-        rate = min(max(rate, 1e-8), 1e8)
-        mean_T = float(max(np.dot(d.w, d.T) / d.total, 1e-6))
+        rate, mean_T = _rate_and_age(d)
         starts = [np.zeros(4)]
         for r in (0.3, 1.0, 3.0):
             for s in (0.3, 1.0, 3.0):
@@ -416,9 +440,7 @@ class ParetoNBDModel(PurchaseModel):
         """The Pareto/NBD's limits of no heterogeneity, where its maximum likelihood often lies on
         small or nearly Poisson data: the same purchase rate for everyone (r, alpha -> infinity,
         r/alpha = lambda), the same dropout rate (s, beta -> infinity, s/beta = mu), and both."""
-        rate = float(np.dot(d.w, d.x) / max(np.dot(d.w, np.maximum(d.T, 1e-9)), 1e-12))
-        rate = min(max(rate, 1e-8), 1e8)
-        mean_T = float(max(np.dot(d.w, d.T) / d.total, 1e-6))
+        rate, mean_T = _rate_and_age(d)
         big = 30.0
         lam = [np.log([big, big / rate, s, s * k * mean_T]) for s in (0.3, 1.0, 3.0) for k in (0.5, 3.0)]
         mu = [np.log([r, r / rate, big, big * k * mean_T]) for r in (0.3, 1.0, 3.0) for k in (0.5, 3.0)]
