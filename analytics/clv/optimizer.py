@@ -127,17 +127,26 @@ def _minimize_robust(objective, starts, *, what: str, random_state=0, n_restarts
         # few iterations instead of a whole run: the two optima differ by sampling error). The
         # subsample's optimum is only a start value, so its run stops at a looser tolerance;
         # the full data's run from there is the one held to ``gtol``. Only where that run does
-        # not end at an interior optimum are the other start values tried.
+        # not end at an interior optimum are the other start values tried. After the first
+        # subsample, every run is Newton's from the previous optimum with the curvature carried
+        # along (L-BFGS-B where that fails).
         try:
-            w = None
+            w = B = None
             for k, sc in enumerate(screens):  # from the smallest subsample to the largest
+                got = None if k == 0 else _newton_finish(sc, w.x, max(gtol, SCREEN_GTOL), curvature=sc,
+                                                         ftol=SCREEN_FTOL)
+                if got is not None:
+                    w, B = got
+                    continue
                 w = _minimize_interior(sc, starts if k == 0 else [w.x], what=what, random_state=random_state,
                                        n_restarts=0, max_iter=max_iter, gtol=max(gtol, SCREEN_GTOL),
                                        polish=False, ftol=SCREEN_FTOL)
+                B = None
                 if w.ran_off:
                     break
             if not w.ran_off:
-                best = _newton_finish(objective, screen, w.x, gtol)
+                got = _newton_finish(objective, w.x, gtol, curvature=screen if B is None else None, B=B)
+                best = None if got is None else got[0]
                 if best is None:
                     best = _minimize_interior(objective, [w.x], what=what, random_state=random_state,
                                               n_restarts=0, max_iter=max_iter, gtol=gtol)
@@ -175,32 +184,37 @@ def _minimize_robust(objective, starts, *, what: str, random_state=0, n_restarts
 NEWTON_FTOL = 1e-15  # the Newton finish stops where the predicted decrease is below this (relative)
 
 
-def _newton_finish(objective, screen, x0, gtol: float, max_steps: int = 12):
-    """The full data's optimum from the subsample's (``x0``) by Newton steps with the
-    subsample's Hessian (forward differences of its gradient), updated by BFGS from the full
-    data's gradients; None where that does not converge cleanly (the caller runs L-BFGS-B).
+def _newton_finish(objective, x0, gtol: float, *, curvature=None, B=None, ftol: float = NEWTON_FTOL,
+                   max_steps: int = 12):
+    """The optimum of ``objective`` from ``x0`` near it by Newton steps with the Hessian of
+    ``curvature`` at ``x0`` (forward differences of its gradient) or with ``B``, updated by BFGS
+    from ``objective``'s gradients; ``(Optimum, final B)``, or None where that does not converge
+    cleanly (the caller runs L-BFGS-B).
 
-    The two objectives are means per customer and their optima differ by sampling error, so
-    the subsample's curvature is close to the full data's: each step cuts the gradient by
-    about the relative error of that curvature, and the full data's objective is evaluated a
-    handful of times instead of the twenty-odd of an L-BFGS-B run that starts with no curvature
-    at all. It stops where the predicted decrease is below 1e-15 of the objective (L-BFGS-B's
-    ``ftol`` in the ordinary run), and must meet the same projected-gradient test."""
+    From a subsample's optimum to a larger sample's or the full data's: the objectives are
+    means per customer and their optima differ by sampling error, so the subsample's curvature
+    is close to the full data's; each step cuts the gradient by about the relative error of
+    that curvature, and the objective is evaluated a handful of times instead of the twenty-odd
+    of an L-BFGS-B run that starts with no curvature at all. It stops where the predicted
+    decrease is below ``ftol`` of the objective (1e-15: L-BFGS-B's ``ftol`` in the ordinary
+    run), and must meet the same projected-gradient test."""
     x = np.asarray(x0, dtype=float)
     n = len(x)
-    h = 1e-5
-    f0, g0 = screen(x)
-    if not np.isfinite(f0) or not np.all(np.isfinite(g0)):
-        return None
-    B = np.empty((n, n))
-    for i in range(n):
-        e = x.copy()
-        e[i] += h
-        gi = screen(e)[1]
-        B[:, i] = (gi - g0) / h
-    B = 0.5 * (B + B.T)
+    nfev = 0
+    if B is None:
+        h = 1e-5
+        f0, g0 = curvature(x)
+        if not np.isfinite(f0) or not np.all(np.isfinite(g0)):
+            return None
+        B = np.empty((n, n))
+        for i in range(n):
+            e = x.copy()
+            e[i] += h
+            B[:, i] = (curvature(e)[1] - g0) / h
+        B = 0.5 * (B + B.T)
+        nfev = n + 1
     f, g = objective(x)
-    nfev = 1 + (n + 1)
+    nfev += 1
     for k in range(max_steps):
         if not np.isfinite(f) or not np.all(np.isfinite(g)):
             return None
@@ -211,7 +225,7 @@ def _newton_finish(objective, screen, x0, gtol: float, max_steps: int = 12):
         dec = -float(np.dot(g, p))
         if not dec >= 0.0:  # B not positive definite along g
             return None
-        if 0.5 * dec <= NEWTON_FTOL * max(1.0, abs(f)):
+        if 0.5 * dec <= ftol * max(1.0, abs(f)):
             break
         step = min(1.0, 1.0 / max(float(np.max(np.abs(p))), 1e-300))  # at most one unit in a log-parameter
         for _ in range(4):
@@ -236,7 +250,7 @@ def _newton_finish(objective, screen, x0, gtol: float, max_steps: int = 12):
     pg = float(np.max(np.abs(projected_gradient(x, g))))
     if pg > gtol * max(1.0, abs(f)):
         return None
-    return Optimum(x, float(f), pg, k, nfev, "Newton from the subsample's curvature", 0)
+    return Optimum(x, float(f), pg, k, nfev, "Newton from the subsample's curvature", 0), B
 
 
 def _explore(objective, lim, limits, n, kw, start=None):
