@@ -540,3 +540,75 @@ def test_sample_of_customers_keeps_the_heavy_groups_and_the_likelihood():
         err_new.append(abs(ParetoNBDModel._loglik(np.array(p), smp, False)[0] / smp.total - full))
         err_old.append(abs(ParetoNBDModel._loglik(np.array(p), old, False)[0] / old.total - full))
     assert max(err_new) < 0.03 and max(err_new) < max(err_old) / 5  # here 0.012 against 0.33
+
+
+@pytest.mark.parametrize("two_d", [False, True])
+def test_hypergeometric_series_against_mpmath(two_d, monkeypatch):
+    """log 2F1(e2, 1; c; z) and its derivatives in e2, c and z from the series (term by term,
+    and as one array for few points) against mpmath at 30 digits, on a grid up to z = 1/2
+    (where the series gives way to SciPy)."""
+    import mpmath as mp
+
+    from analytics.clv import paretonbd as P
+
+    monkeypatch.setattr(P, "_SERIES_2D", 10**9 if two_d else 0)
+    mp.mp.dps = 30
+    try:
+        _check_series(P, mp)
+    finally:
+        mp.mp.dps = 15
+
+
+def _check_series(P, mp):
+    e2s, cs, zs = [], [], []
+    for e2 in (0.3, 2.5, 30.0):
+        for dc in (0.4, 3.0):
+            for z in (0.0, 0.1, 0.3, 0.49, 0.5):
+                e2s.append(e2), cs.append(e2 + dc), zs.append(z)
+    e2a, ca, za = np.array(e2s), np.array(cs), np.array(zs)
+    LS, D = P._log_hyp_series(e2a, ca, za, True)
+    LS0, _ = P._log_hyp_series(e2a, ca, za, False)
+    np.testing.assert_array_equal(LS, LS0)
+    for i, (e2, c, z) in enumerate(zip(e2s, cs, zs)):
+        f = lambda a, b, w: mp.log(mp.hyp2f1(a, 1, b, w))  # noqa: E731
+        want = [f(e2, c, z), mp.diff(lambda a: f(a, c, z), e2), mp.diff(lambda b: f(e2, b, z), c),
+                mp.diff(lambda w: f(e2, c, w), z)]
+        got = [LS[i], D[0, i], D[1, i], D[2, i]]
+        for g, w in zip(got, want):
+            assert g == pytest.approx(float(w), rel=1e-13, abs=1e-14), (e2, c, z)
+
+
+def test_log_h_against_mpmath_up_to_z_near_1():
+    """log h(t) = log Int_t^inf ((c1+u)/(c1+t))^-e1 ((c2+u)/(c2+t))^-e2 du and its derivatives
+    in (e1, e2, c1, c2), through every branch of its evaluation (the series for z <= 1/2, SciPy's
+    2F1 with central differences above, up to z = 0.999), against mpmath's quadrature."""
+    import mpmath as mp
+
+    from analytics.clv import paretonbd as P
+
+    mp.mp.dps = 20
+    try:
+        _check_log_h(P, mp)
+    finally:
+        mp.mp.dps = 15
+
+
+def _check_log_h(P, mp):
+    for e1, e2 in ((1.6, 0.55), (4.0, 12.0)):
+        c1, c2 = 0.05, 50.0
+        ts = np.array([0.0, 3.0, 48.0, 400.0])  # z = 0.999, 0.94, 0.50, 0.11
+        lh, Dh = P._log_h(e1, e2, c1, c2, ts, True)
+        for j, t in enumerate(ts):
+            def logh(a1, a2, b1, b2, t=mp.mpf(t)):
+                return mp.log(mp.quad(lambda u: ((b1 + u) / (b1 + t)) ** -a1 * ((b2 + u) / (b2 + t)) ** -a2,
+                                      [t, t + 1, t + 100, mp.inf]))
+            assert lh[j] == pytest.approx(float(logh(e1, e2, c1, c2)), rel=1e-11)
+            for k, (name, v) in enumerate((("e1", e1), ("e2", e2), ("c1", c1), ("c2", c2))):
+                args = [e1, e2, c1, c2]
+
+                def part(x, k=k, args=args):
+                    a = list(args)
+                    a[k] = x
+                    return logh(*a)
+                want = float(mp.diff(part, v))
+                assert Dh[k, j] == pytest.approx(want, rel=1e-7, abs=1e-9), (e1, e2, t, name)
