@@ -185,7 +185,7 @@ NEWTON_FTOL = 1e-15  # the Newton finish stops where the predicted decrease is b
 
 
 def _newton_finish(objective, x0, gtol: float, *, curvature=None, B=None, ftol: float = NEWTON_FTOL,
-                   max_steps: int = 12):
+                   max_steps: int = 20):
     """The optimum of ``objective`` from ``x0`` near it by Newton steps with the Hessian of
     ``curvature`` at ``x0`` (forward differences of its gradient) or with ``B``, updated by BFGS
     from ``objective``'s gradients; ``(Optimum, final B)``, or None where that does not converge
