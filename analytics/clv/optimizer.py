@@ -132,18 +132,25 @@ def _minimize_robust(objective, starts, *, what: str, random_state=0, n_restarts
         # along (L-BFGS-B where that fails).
         try:
             w = B = None
+            last = len(screens) - 1
             for k, sc in enumerate(screens):  # from the smallest subsample to the largest
-                got = None if k == 0 else _newton_finish(sc, w.x, max(gtol, SCREEN_GTOL), curvature=sc,
-                                                         ftol=SCREEN_FTOL)
+                got = None if w is None else _newton_finish(sc, w.x, max(gtol, SCREEN_GTOL), curvature=sc,
+                                                            ftol=SCREEN_FTOL)
                 if got is not None:
                     w, B = got
                     continue
-                w = _minimize_interior(sc, starts if k == 0 else [w.x], what=what, random_state=random_state,
-                                       n_restarts=0, max_iter=max_iter, gtol=max(gtol, SCREEN_GTOL),
-                                       polish=False, ftol=SCREEN_FTOL)
                 B = None
-                if w.ran_off:
-                    break
+                try:
+                    w = _minimize_interior(sc, starts if w is None else [w.x], what=what, random_state=random_state,
+                                           n_restarts=0, max_iter=max_iter, gtol=max(gtol, SCREEN_GTOL),
+                                           polish=False, ftol=SCREEN_FTOL)
+                except ModelFitError:
+                    if k == last:
+                        raise
+                    w = None
+                    continue
+                if w.ran_off and k < last:
+                    w = None  # a small sample's optimum may lie at a limit: the next one starts afresh
             if not w.ran_off:
                 got = _newton_finish(objective, w.x, gtol, curvature=screen if B is None else None, B=B)
                 best = None if got is None else got[0]

@@ -46,7 +46,7 @@ from analytics.clv.optimizer import Limit
 
 __all__ = ["ParetoNBDModel", "sample_paretonbd_summary"]
 
-_TINY_GROUPS = 300  # the first, smallest subsample of a warm-started fit
+_TINY_GROUPS = 500  # the first, smallest subsample of a warm-started fit
 _FD = 1e-5  # relative step of the central differences in the series' parameters
 
 
@@ -441,7 +441,7 @@ class ParetoNBDModel(PurchaseModel):
 
     @staticmethod
     def _screen_data(d):
-        """Samples of the customers (not of the groups) on 300 and on 5,000 groups: start
+        """Samples of the customers (not of the groups) on 500 and on 5,000 groups: start
         values are ranked and run on the small one (far from the optimum the hypergeometric
         terms cost most, here on a few hundred time points), the large one is fitted from its
         optimum, and the full data's fit starts from that (closer to the full data's optimum
