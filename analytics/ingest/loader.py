@@ -433,11 +433,17 @@ def _used(sql: str, params: dict) -> dict:
 
 def _num(expr: str, decimal_comma: bool) -> str:
     """A number from text: DuckDB's cast (which allows surrounding spaces) and, only for the
-    values it refuses, a second try without currency signs (COALESCE evaluates lazily)."""
+    values it refuses, a second try without currency signs and then one without thousands
+    separators (COALESCE evaluates lazily). Separators are dropped only where they group the
+    digits in threes ("1,234.50", a spreadsheet's formatted number), so "1,5" is still refused
+    rather than read as 15."""
     if decimal_comma:
         x = f"replace(replace(trim({expr}, ' $€£'), '.', ''), ',', '.')"
         return f"try_cast({x} AS DOUBLE)"
-    return f"coalesce(try_cast({expr} AS DOUBLE), try_cast(trim({expr}, ' $€£') AS DOUBLE))"
+    bare = f"trim({expr}, ' $€£')"
+    grouped = (f"CASE WHEN regexp_full_match({bare}, '[-+]?[0-9]{{1,3}}(,[0-9]{{3}})+([.][0-9]*)?') "
+               f"THEN try_cast(replace({bare}, ',', '') AS DOUBLE) END")
+    return f"coalesce(try_cast({expr} AS DOUBLE), try_cast({bare} AS DOUBLE), {grouped})"
 
 
 ISO_FORMATS = ("%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S.%f", "%Y-%m-%dT%H:%M:%S.%f", "%Y-%m-%d")

@@ -1,6 +1,6 @@
-"""Order logs with the odd broken date: the format is still found, the broken rows are rejected
-with their line numbers and every other row is loaded; a column that is not one format is still
-refused with a request for the format."""
+"""What real exports carry: the odd broken date (the format is still found, the broken rows are
+rejected with their line numbers and every other row is loaded; a column that is not one format is
+still refused with a request for the format) and spreadsheet-formatted amounts ("1,234.50")."""
 from __future__ import annotations
 
 import datetime as dt
@@ -89,3 +89,16 @@ def test_the_preview_says_how_many_dates_will_be_rejected(tmp_path):
         "3 of the first 300 values in 'order_date' are not dates in %Y-%m-%d: those rows will be rejected"]
     clean = inspect_source(write(tmp_path, order_lines(300, seed=3)))
     assert not [w for w in clean.warnings if "rejected" in w]
+
+
+def test_amounts_with_thousands_separators(wh, tmp_path):
+    p = tmp_path / "formatted.csv"
+    p.write_text(HEADER + 'a,2024-01-05,"1,234.50"\nb,2024-01-06,"$2,000"\nc,2024-01-07,"-1,000,000.25"\n'
+                 'd,2024-01-08,"1,5"\ne,2024-01-09,"12,34,567"\nf,2024-01-10,12.5\n', encoding="utf-8")
+    r = ingest(wh, p, "formatted")
+    rows = wh.cursor().execute("SELECT customer_id, revenue, event_type FROM events WHERE dataset = 'formatted'")
+    got = {c: (-v if t == "return" else v) for c, v, t in rows.fetchall()}  # a negative amount is a return
+    assert got == {"a": 1234.5, "b": 2000.0, "c": -1000000.25, "f": 12.5}
+    # not grouped in threes: a decimal comma or another grouping, never guessed
+    reasons = dict(zip(*[rejects_frame(wh, r.ingestion_id)[c].tolist() for c in ("line_number", "reason")]))
+    assert reasons == {5: "non-numeric amount '1,5'", 6: "non-numeric amount '12,34,567'"}
