@@ -100,7 +100,7 @@ def test_rows_with_a_wrong_number_of_fields_are_counted_by_the_direct_read(wh, t
     for i, (line, found) in enumerate([("C5,2024-02-06", 2), ("C6", 1), (",,", 3), ("C9,2024-02-10,1,,x", 5),
                                         ("C11,2024-02-12,2,a,b,c", 6), ("C12,2024-02-13,3,", 4)]):
         rows[2100 + 4 * i] = line
-        want[2100 + 4 * i + 2] = (line, f"expected 3 fields, found {found}" if found != 3 else "missing customer id")
+        want[2100 + 4 * i + 2] = (line, f"expected 3 fields, found {found}" if found != 3 else "empty row (no customer, date or amount)")
     p = write(tmp_path, HEADER + "\n".join(rows) + "\n")
     r = ingest(wh, p, "d")
     assert attempts == [True]

@@ -102,3 +102,14 @@ def test_amounts_with_thousands_separators(wh, tmp_path):
     # not grouped in threes: a decimal comma or another grouping, never guessed
     reasons = dict(zip(*[rejects_frame(wh, r.ingestion_id)[c].tolist() for c in ("line_number", "reason")]))
     assert reasons == {5: "non-numeric amount '1,5'", 6: "non-numeric amount '12,34,567'"}
+
+
+def test_blank_rows_of_a_spreadsheet_export_are_named_as_such(wh, tmp_path):
+    p = tmp_path / "export.csv"
+    p.write_text("customer_id;order_date;amount\na;2024-01-05;10\nb;2024-01-06;20\n;2024-01-07;5\n;;\n;;\n",
+                 encoding="utf-8")
+    r = ingest(wh, p, "export")
+    assert (r.rows_loaded, r.rows_rejected) == (2, 3)
+    reasons = dict(zip(*[rejects_frame(wh, r.ingestion_id)[c].tolist() for c in ("line_number", "reason")]))
+    assert reasons == {4: "missing customer id", 5: "empty row (no customer, date or amount)",
+                       6: "empty row (no customer, date or amount)"}

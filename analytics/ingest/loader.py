@@ -883,6 +883,8 @@ def _records_sql(columns, m: Mapping, keep, pseudonymize, wh, has_nul: bool, sou
                 WHEN open_quote THEN 'unterminated quoted field (is the file cut off?)'
                 {nul_check}
                 WHEN nf <> $ncols THEN 'expected ' || $ncols || ' fields, found ' || nf
+                WHEN customer_id IS NULL AND t_raw IS NULL AND r_raw IS NULL AND q_raw IS NULL AND et_raw IS NULL
+                    THEN 'empty row (no customer, date or amount)'
                 WHEN customer_id IS NULL THEN 'missing customer id'
                 WHEN t_raw IS NULL THEN 'missing date'
                 WHEN event_time IS NULL THEN 'date ''' || left(t_raw, 40) || ''' does not match the format ' || $fmttext
