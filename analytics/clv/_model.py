@@ -51,6 +51,11 @@ class PurchaseModel(BaseEstimator):
         return opt
 
     @staticmethod
+    def _warm_start_values(data: PurchaseData):
+        """Start values for the warm start's first subsample (None: the ordinary ones)."""
+        return None
+
+    @staticmethod
     def _screen_data(data: PurchaseData) -> PurchaseData:
         """The subsample that start values are ranked (and a warm start is fitted) on; or a
         tuple of subsamples from small to large, fitted one after the other from the previous
@@ -129,7 +134,8 @@ class PurchaseModel(BaseEstimator):
                               random_state=self.random_state, n_restarts=int(self.n_restarts),
                               max_iter=int(self.max_iter), screen=screen,
                               limits=self._limit_models(data) if pen == 0 else (),
-                              explore=data.n_groups <= _EXPLORE_GROUPS, warm=self._warm_start)
+                              explore=data.n_groups <= _EXPLORE_GROUPS, warm=self._warm_start,
+                              warm_starts=self._warm_start_values(data) if self._warm_start else None)
         if pen == 0:
             opt = self._boundary_fit(data, objective, opt)
         params = np.exp(opt.x)

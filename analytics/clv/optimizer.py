@@ -98,7 +98,7 @@ def minimize_robust(objective, starts, **kwargs) -> Optimum:
 
 def _minimize_robust(objective, starts, *, what: str, random_state=0, n_restarts: int = 2,
                      max_iter: int = 2000, screen=None, gtol: float = 1e-5, limits=(),
-                     explore: bool = True, warm: bool = False) -> Optimum:
+                     explore: bool = True, warm: bool = False, warm_starts=None) -> Optimum:
     """Minimise ``objective(theta) -> (f, grad)``; see the module docstring.
 
     ``starts``: candidate start vectors (log-parameters); ``screen``: an optional cheaper
@@ -107,8 +107,8 @@ def _minimize_robust(objective, starts, *, what: str, random_state=0, n_restarts
 
     ``warm``: with ``screen``, fit on the screen objective first and start the full data's fit
     from its optimum. ``screen`` may be a tuple of objectives on subsamples from small to large:
-    the warm start fits them one after the other (start values ranked on the first); the
-    ordinary starts are ranked on the last.
+    the warm start fits them one after the other (start values ranked on the first:
+    ``warm_starts`` where given, else ``starts``); the ordinary starts are ranked on the last.
 
     ``limits``: ``Limit`` models on the boundary at infinity, where small or nearly homogeneous
     data often have their maximum (or a better optimum than the one the ordinary starts lead
@@ -141,7 +141,8 @@ def _minimize_robust(objective, starts, *, what: str, random_state=0, n_restarts
                     continue
                 B = None
                 try:
-                    w = _minimize_interior(sc, starts if w is None else [w.x], what=what, random_state=random_state,
+                    first = (warm_starts or starts) if k == 0 else starts
+                    w = _minimize_interior(sc, first if w is None else [w.x], what=what, random_state=random_state,
                                            n_restarts=0, max_iter=max_iter, gtol=max(gtol, SCREEN_GTOL),
                                            polish=False, ftol=SCREEN_FTOL)
                 except ModelFitError:

@@ -471,6 +471,17 @@ class ParetoNBDModel(PurchaseModel):
         return starts
 
     @staticmethod
+    def _warm_start_values(d):
+        """The first subsample's start values: the shapes of ``_start_values`` with beta = alpha,
+        where z = |alpha - beta| / (max(alpha, beta) + t) is 0 and stays small on the way to the
+        optimum (alpha and beta are usually of the same order), so h(t) is summed as a series
+        with exact derivatives instead of SciPy's 2F1 by differences; starts with beta far from
+        alpha (long lifetimes with a large s) rank well but run along the flat ridge of
+        s / beta with every time point above z = 1/2."""
+        rate, _ = _rate_and_age(d)
+        return [np.log([r, r / rate, s, r / rate]) for r in (0.3, 1.0, 3.0) for s in (0.3, 1.0, 3.0)]
+
+    @staticmethod
     def _limit_models(d):
         """The Pareto/NBD's limits of no heterogeneity, where its maximum likelihood often lies on
         small or nearly Poisson data: the same purchase rate for everyone (r, alpha -> infinity,
