@@ -124,7 +124,7 @@ def _log_hyp_series_2d(e2, c, z, n_terms: int, grad: bool):
     return LS, np.vstack([Fe / F, Fc / F, Sz])
 
 
-def _log_h(e1, e2, c1: float, c2: float, t, grad: bool, rough: bool = False):
+def _log_h(e1, e2, c1: float, c2: float, t, grad: bool):
     """log h(t) and, with ``grad``, its partial derivatives with respect to (e1, e2, c1, c2) as a
     (4, n) array, where c1 <= c2 and
 
@@ -132,9 +132,7 @@ def _log_h(e1, e2, c1: float, c2: float, t, grad: bool, rough: bool = False):
              = (c1+t) 2F1(e2, 1; e1+e2; z) / (e1+e2-1),    z = (c2-c1)/(c2+t) in [0, 1):
 
     H(t) of the module docstring divided by its integrand at u = t, a number on the scale of the
-    time axis whatever the size of the parameters. ``rough``: SciPy's 2F1 differentiated in its
-    parameters by forward differences (two calls fewer per point, gradient errors ~1e-5
-    relative: for a run whose optimum is only a start value)."""
+    time axis whatever the size of the parameters."""
     e1 = np.broadcast_to(np.asarray(e1, dtype=float), np.shape(t))
     e2 = np.broadcast_to(np.asarray(e2, dtype=float), np.shape(t))
     t = np.asarray(t, dtype=float)
@@ -161,12 +159,8 @@ def _log_h(e1, e2, c1: float, c2: float, t, grad: bool, rough: bool = False):
             # with SciPy's last-digit noise, left gradient errors the stopping rule could see)
             he = _FD * np.maximum(1.0, e2s)
             hc = _FD * np.maximum(1.0, cs)
-            if rough:
-                S[0, sci] = (_log_hyp_1(e2s + he, cs, zs) - LS[sci]) / he
-                S[1, sci] = (_log_hyp_1(e2s, cs + hc, zs) - LS[sci]) / hc
-            else:
-                S[0, sci] = (_log_hyp_1(e2s + he, cs, zs) - _log_hyp_1(e2s - he, cs, zs)) / (2.0 * he)
-                S[1, sci] = (_log_hyp_1(e2s, cs + hc, zs) - _log_hyp_1(e2s, cs - hc, zs)) / (2.0 * hc)
+            S[0, sci] = (_log_hyp_1(e2s + he, cs, zs) - _log_hyp_1(e2s - he, cs, zs)) / (2.0 * he)
+            S[1, sci] = (_log_hyp_1(e2s, cs + hc, zs) - _log_hyp_1(e2s, cs - hc, zs)) / (2.0 * hc)
             with np.errstate(all="ignore"):
                 # d log S / dz = (e2 / c) 2F1(e2+1, 2; c+1; z) / S
                 S[2, sci] = np.where(zs > 0, e2s / cs * special.hyp2f1(e2s + 1.0, 2.0, cs + 1.0, zs)
@@ -196,14 +190,14 @@ def _log_h(e1, e2, c1: float, c2: float, t, grad: bool, rough: bool = False):
     return logh, D
 
 
-def _log_h_params(params, x, t, grad: bool, rough: bool = False):
+def _log_h_params(params, x, t, grad: bool):
     """log h(t) for frequency x and its derivatives with respect to (r, alpha, s, beta)."""
     r, alpha, s, beta = params
     x = np.asarray(x, dtype=float)
     if alpha >= beta:  # e1 = s + 1 (with beta), e2 = r + x (with alpha)
-        lh, D = _log_h(s + 1.0, r + x, beta, alpha, t, grad, rough)
+        lh, D = _log_h(s + 1.0, r + x, beta, alpha, t, grad)
         return lh, None if D is None else D[[1, 3, 0, 2]]
-    lh, D = _log_h(r + x, s + 1.0, alpha, beta, t, grad, rough)  # e1 = r + x (alpha), e2 = s + 1 (beta)
+    lh, D = _log_h(r + x, s + 1.0, alpha, beta, t, grad)  # e1 = r + x (alpha), e2 = s + 1 (beta)
     return lh, None if D is None else D[[0, 2, 1, 3]]
 
 
@@ -334,7 +328,7 @@ def _log_pochhammer(r: float, x, grad: bool):
     return val, cd[idx]
 
 
-def _time_terms(params, x, t, grad: bool, rough: bool = False):
+def _time_terms(params, x, t, grad: bool):
     """Per distinct (x, t): E(t) = log[alpha^r beta^s (alpha+t)^-(r+x) (beta+t)^-s] (the log
     of "alive at t"), log Hn(t) = log[alpha^r beta^s H(t)] = E(t) - log(beta+t) + log h(t), and
     with ``grad`` their gradients with respect to (r, alpha, s, beta) as (4, n) arrays.
@@ -347,7 +341,7 @@ def _time_terms(params, x, t, grad: bool, rough: bool = False):
     la1, lb1 = np.log1p(t / alpha), np.log1p(t / beta)
     lat, lbt = np.log(alpha + t), np.log(beta + t)
     E = -r * la1 - x * lat - s * lb1
-    lh, gh = _log_h_params(params, x, t, grad, rough)
+    lh, gh = _log_h_params(params, x, t, grad)
     lHn = E - lbt + lh
     if not grad:
         return E, lHn, None, None
@@ -400,7 +394,7 @@ class ParetoNBDModel(PurchaseModel):
             # the same point again (the optimizer's acceptance test, the fitted log-likelihood)
             return last[1], None if last[2] is None or not grad else last[2].copy()
         Hx, Ht, hT, hR = d.time_pairs()
-        E, lHn, gE, gHn = _time_terms(params, Hx, Ht, grad, getattr(d, "_pnbd_rough", False))
+        E, lHn, gE, gHn = _time_terms(params, Hx, Ht, grad)
         rows = getattr(d, "_pnbd_rows", None)
         if rows is None:  # row -> (x, T) and (x, t_x) among the distinct (x, t): fixed for the data
             rows = d._pnbd_rows = (hT[d.iT], hR[d.iR])
@@ -452,11 +446,7 @@ class ParetoNBDModel(PurchaseModel):
         terms cost most, here on a few hundred time points), the large one is fitted from its
         optimum, and the full data's fit starts from that (closer to the full data's optimum
         than a sample of groups is, and with a curvature closer to the full data's)."""
-        tiny = d.sample_customers(_TINY_GROUPS)
-        if tiny is not d:
-            # its optimum only starts the 5,000-group run: forward differences in SciPy's 2F1
-            tiny._pnbd_rough = True
-        return (tiny, d.sample_customers(_SCREEN_GROUPS))
+        return (d.sample_customers(_TINY_GROUPS), d.sample_customers(_SCREEN_GROUPS))
 
     @staticmethod
     def _start_values(d):
