@@ -584,6 +584,13 @@ def _load(cur, tx, names, prepared, dia: Dialect, columns, m: Mapping, keep, pse
                rating, text, country, attributes, $iid, h
         FROM {ST} WHERE reason IS NULL {anti}""", {"dataset": dataset, "iid": iid})
     n_dup = n_read - n_bad - n_loaded
+    return _record_load(cur, tx, wh, iid, dataset, file_name, preview, dia, m, warnings, t0, hash_future,
+                        n_read, n_loaded, n_bad, n_dup, new_dataset=existing is None)
+
+
+def _record_load(cur, tx, wh, iid, dataset, file_name, preview, dia: Dialect, m: Mapping, warnings, t0,
+                 hash_future, n_read, n_loaded, n_bad, n_dup, *, new_dataset: bool) -> IngestResult:
+    """Write the load's bookkeeping (ingestion row, audit entry), commit, and say what was loaded."""
     content_hash = hash_future.result()
     duration = time.perf_counter() - t0
     if n_bad:
@@ -598,7 +605,7 @@ def _load(cur, tx, names, prepared, dia: Dialect, columns, m: Mapping, keep, pse
     )
     access.audit(wh, "load", dataset=dataset, target=file_name, rows=int(n_loaded),
                  detail={"read": int(n_read), "rejected": int(n_bad), "duplicate": int(n_dup),
-                         "new_dataset": existing is None}, cur=cur)
+                         "new_dataset": new_dataset}, cur=cur)
     tx.commit()
     return IngestResult(
         ingestion_id=int(iid), dataset=dataset, file_name=file_name, layout=preview.layout, rows_read=int(n_read),
@@ -759,25 +766,8 @@ def _load_direct(cur, tx, prepared, dia: Dialect, columns, m: Mapping, keep, pse
         tx.rollback()
         return None, iid
     report(0.9, "writing rows")
-    n_read = expected
-    content_hash = hash_future.result()
-    duration = time.perf_counter() - t0
-    if n_bad:
-        warnings.append(f"{n_bad:,} rows rejected: see the reject report")
-    cur.execute(
-        "INSERT INTO ingestions (id, dataset, file_name, content_hash, layout, dialect, mapping, rows_read, rows_loaded,"
-        " rows_rejected, rows_duplicate, duration_s) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        [iid, dataset, file_name, content_hash, preview.layout, json.dumps(dia.to_dict()), m.to_json(),
-         n_read, n_loaded, n_bad, 0, duration],
-    )
-    access.audit(wh, "load", dataset=dataset, target=file_name, rows=int(n_loaded),
-                 detail={"read": int(n_read), "rejected": int(n_bad), "duplicate": 0, "new_dataset": True}, cur=cur)
-    tx.commit()
-    return IngestResult(
-        ingestion_id=int(iid), dataset=dataset, file_name=file_name, layout=preview.layout, rows_read=int(n_read),
-        rows_loaded=int(n_loaded), rows_rejected=int(n_bad), rows_duplicate=0, duration_s=duration,
-        warnings=warnings, dialect=dia.describe(), content_hash=content_hash,
-    ), iid
+    return _record_load(cur, tx, wh, iid, dataset, file_name, preview, dia, m, warnings, t0, hash_future,
+                        expected, n_loaded, n_bad, 0, new_dataset=True), iid
 
 
 def _records_sql(columns, m: Mapping, keep, pseudonymize, wh, has_nul: bool, source: str, field_ref, nf: str,
