@@ -113,3 +113,13 @@ def test_blank_rows_of_a_spreadsheet_export_are_named_as_such(wh, tmp_path):
     reasons = dict(zip(*[rejects_frame(wh, r.ingestion_id)[c].tolist() for c in ("line_number", "reason")]))
     assert reasons == {4: "missing customer id", 5: "empty row (no customer, date or amount)",
                        6: "empty row (no customer, date or amount)"}
+
+
+def test_line_endings_the_reader_cannot_split_are_named(wh, tmp_path):
+    p = tmp_path / "twice.csv"
+    p.write_bytes(b"customer_id,order_date,amount\r\r\n" + b"".join(
+        f"c{i},2024-01-{i % 28 + 1:02d},{i}.5\r\r\n".encode() for i in range(300)))
+    with pytest.raises(IngestError, match="line endings are mixed up.*nothing was written") as info:
+        ingest(wh, p, "twice")
+    assert "state machine" not in str(info.value)
+    assert wh.cursor().execute("SELECT count(*) FROM events").fetchone()[0] == 0

@@ -382,6 +382,12 @@ def _ingest(wh, path, dataset: str, *, mapping, dialect, keep_pii, pseudonymize,
     except duckdb.Error as exc:
         stop.set()
         tx.rollback()
+        if "state machine reached an invalid state" in str(exc):  # DuckDB's reader on \r\r\n and the like
+            raise IngestError(
+                "the file's lines cannot be told apart: its line endings are mixed up (for example two carriage "
+                "returns before each line feed, as in a file converted to Windows line endings twice); nothing was "
+                "written. Save it again from the program that made it, or convert its line endings once "
+                "(e.g. dos2unix)") from None
         problem = storage_error(exc, "nothing was loaded")
         if str(problem).startswith("nothing was loaded: ") and "full" not in str(problem) \
                 and "damaged" not in str(problem) and "memory" not in str(problem):
