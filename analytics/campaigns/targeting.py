@@ -2,7 +2,7 @@
 
 Value sources (:func:`value_columns`), per customer, first available wins:
 
-* ``expected_clv``: a published predictor's ``predicted_value`` (issue 5) when
+* ``expected_clv``: a published predictor's ``predicted_value`` when
   the customer has one; else the BG/NBD + Gamma-Gamma CLV ``clv_bgnbd`` of
   :func:`analytics.scores.probabilistic_clv` fitted on the frame (default CLV
   parameters; customers with no purchase get 0: they have no purchase history

@@ -1,4 +1,4 @@
-"""``valuescope report``: shareable segment / campaign reports (issue 6).
+"""``valuescope report``: shareable segment / campaign reports.
 
     valuescope report --segment NAME --out FILE.html [--dataset D] [--as-of DAY] [--permalink]
     valuescope report --campaign ID_OR_NAME --out FILE.html [--dataset D] [--as-of DAY] [--permalink]

@@ -1,4 +1,4 @@
-"""Reports page: a saved segment or campaign as a shareable report (issue 6).
+"""Reports page: a saved segment or campaign as a shareable report.
 
 Pick what to report on and the as-of day, preview the report, download it as one
 self-contained HTML file, create a permalink (``?report=TOKEN``, shown once: only its
