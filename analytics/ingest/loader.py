@@ -128,6 +128,8 @@ class IngestResult:
     warnings: list[str] = field(default_factory=list)
     dialect: str = ""
     content_hash: str = ""
+    #: loaded purchases whose amount was empty (kept, as orders with no revenue)
+    purchases_without_amount: int = 0
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -240,6 +242,11 @@ def inspect_source(path, file_name: str | None = None, *, dialect: Dialect | Non
         if missed:
             warnings.append(f"{missed} of the first {len(values)} values in {tcol!r} are not dates in "
                             f"{date_formats[0]}: those rows will be rejected")
+    rcol = mapping.columns.get("revenue")
+    if rcol and tcol:
+        n_empty, n_rows = _purchases_without_amount(columns, data[:2000], mapping)
+        if n_empty:
+            warnings.append(no_amount_warning(n_empty, of_first=n_rows))
     sample = pd.DataFrame([(r + [""] * len(columns))[: len(columns)] for r in data[:20]], columns=columns, dtype=str) \
         if columns else pd.DataFrame()
     return Preview(
@@ -247,6 +254,24 @@ def inspect_source(path, file_name: str | None = None, *, dialect: Dialect | Non
         sample=sample, layout=layout, mapping=mapping, pii_columns=pii, date_formats=date_formats,
         warnings=warnings,
     )
+
+
+def _purchases_without_amount(columns: list[str], rows: list[list[str]], m: Mapping) -> tuple[int, int]:
+    """Of the well-formed rows, how many are purchases with an empty amount; and how many rows were looked at."""
+    ri = columns.index(m.columns["revenue"])
+    ec = m.columns.get("event_type")
+    ei = columns.index(ec) if ec else None
+    etmap = {k.strip().lower(): v for k, v in m.event_type_map.items()}
+    for t in EVENT_TYPES:
+        etmap.setdefault(t, t)
+    good = [r for r in rows if len(r) == len(columns) and any(v.strip() for v in r)]
+    n = 0
+    for r in good:
+        if r[ri].strip():
+            continue
+        etype = etmap.get(r[ei].strip().lower()) if ei is not None else m.default_event_type
+        n += etype == "purchase"
+    return n, len(good)
 
 
 # ------------------------------------------------------------------ ingest
@@ -324,7 +349,8 @@ def _ingest(wh, path, dataset: str, *, mapping, dialect, keep_pii, pseudonymize,
         m = mapping if isinstance(mapping, Mapping) else Mapping.from_dict(mapping)
         m = Mapping.from_dict(m.to_dict())  # a copy we may complete
     warnings = [w for w in preview.warnings
-                if "ambiguous" not in w and "known format" not in w and "will be rejected" not in w]
+                if "ambiguous" not in w and "known format" not in w and "will be rejected" not in w
+                and "with no amount" not in w]  # (the load counts them all)
     m.validate(columns)
     keep = list(keep_pii or ())
     for c in keep:
@@ -598,6 +624,14 @@ def _record_load(cur, tx, wh, iid, dataset, file_name, preview, dia: Dialect, m:
                  hash_future, n_read, n_loaded, n_bad, n_dup, *, new_dataset: bool) -> IngestResult:
     """Write the load's bookkeeping (ingestion row, audit entry), commit, and say what was loaded."""
     content_hash = hash_future.result()
+    no_amount = 0
+    if m.columns.get("revenue") and n_loaded:
+        # an empty amount is no reason to reject a purchase (the order happened), but its revenue is
+        # unknown: the summaries count it as an order with no revenue, which the user should know
+        no_amount = cur.execute("SELECT count(*) FROM events WHERE ingestion_id = ? AND event_type = 'purchase' "
+                                "AND revenue IS NULL", [iid]).fetchone()[0]
+        if no_amount:
+            warnings.append(no_amount_warning(no_amount))
     duration = time.perf_counter() - t0
     if n_bad:
         warnings.append(f"{n_bad:,} rows rejected: see the reject report")
@@ -617,7 +651,18 @@ def _record_load(cur, tx, wh, iid, dataset, file_name, preview, dia: Dialect, m:
         ingestion_id=int(iid), dataset=dataset, file_name=file_name, layout=preview.layout, rows_read=int(n_read),
         rows_loaded=int(n_loaded), rows_rejected=int(n_bad), rows_duplicate=int(n_dup), duration_s=duration,
         warnings=warnings, dialect=dia.describe(), content_hash=content_hash,
+        purchases_without_amount=int(no_amount),
     )
+
+
+def no_amount_warning(n: int, of_first: int | None = None) -> str:
+    """What a load (or, with ``of_first``, the preview of a file's first rows) says about purchases
+    whose amount is empty: they are kept and count as orders with no revenue."""
+    if of_first is not None:
+        return (f"{n:,} of the first {of_first:,} rows are purchases with no amount: they will load as orders "
+                "with no revenue (fill in the amounts to count their revenue)")
+    return (f"{n:,} purchase{'s have' if n != 1 else ' has'} no amount; "
+            f"{'they count as orders' if n != 1 else 'it counts as an order'} with no revenue")
 
 
 def _insert_events(cur, sql: str, params: dict) -> int:

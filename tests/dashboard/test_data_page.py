@@ -479,3 +479,18 @@ def test_header_only_upload_stops_before_the_mapping(app_wh):
     assert not [w.value for w in at.warning if "date" in w.value]
     assert not [b for b in at.button if b.label == "Load"]
     assert app_wh.datasets() == ["keep"]
+
+
+def test_purchases_without_amount_are_named_in_the_preview_and_the_report(app_wh, tmp_path):
+    src = tmp_path / "orders.csv"
+    src.write_text("customer_id,order_date,amount\nc1,2024-01-02,10.50\nc1,2024-02-03,\nc2,2024-01-05,7.25\n"
+                   "c3,2024-01-09,\nc3,2024-03-01,4.00\n", encoding="utf-8")
+    at = _use_path(_page(app_wh), src)
+    assert any("2 of the first 5 rows are purchases with no amount" in w.value for w in at.warning), \
+        [w.value for w in at.warning]
+    _by_label(at.text_input, "Dataset name").input("orders").run()
+    _load_button(at).click().run()
+    assert not at.exception, at.exception
+    assert _metric_values(at)["Rows loaded"] == 5
+    assert any("2 purchases have no amount" in w.value and "orders with no revenue" in w.value
+               for w in at.warning), [w.value for w in at.warning]
