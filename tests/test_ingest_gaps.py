@@ -3,6 +3,7 @@ purchases with an empty amount, Excel serial day numbers as dates, integer ids w
 with a trailing '.0'."""
 from __future__ import annotations
 
+import datetime as dt
 import random
 
 from analytics.ingest import inspect_source, ingest
@@ -57,3 +58,66 @@ def test_amounts_all_present_say_nothing(wh, tmp_path):
     r = ingest(wh, p, "d")
     assert r.purchases_without_amount == 0
     assert not [w for w in r.warnings + inspect_source(p).warnings if "no amount" in w]
+
+
+def _excel_serial(when: dt.datetime) -> float:
+    """Excel's serial day of ``when``, computed the way Excel counts (1900-01-01 is day 1, and the
+    fictitious 1900-02-29 is day 60), not from the loader's 1899-12-30 origin."""
+    days = (when - dt.datetime(1900, 1, 1)).total_seconds() / 86400 + 1
+    return days + (1 if when >= dt.datetime(1900, 3, 1) else 0)
+
+
+def test_excel_serial_days_are_detected_and_loaded(wh, tmp_path, attempts):
+    assert _excel_serial(dt.datetime(1997, 1, 1)) == 35431  # the published example
+    rng = random.Random(11)
+    truth, lines = [], []
+    for i in range(300):
+        when = dt.datetime(1997, 1, 1) + dt.timedelta(days=rng.randint(0, 540))
+        if i % 3:  # a time of day on two rows in three, to the minute as spreadsheets keep it
+            when += dt.timedelta(minutes=rng.randint(0, 24 * 60 - 1))
+            cell = repr(_excel_serial(when))
+        else:
+            cell = f"{_excel_serial(when):.0f}"
+        truth.append(when)
+        lines.append(f"c{i % 37},{cell},{rng.uniform(5, 90):.2f}\n")
+    p = write(tmp_path, "customer_id,order_date,amount\n" + "".join(lines))
+    pv = inspect_source(p)
+    assert pv.date_formats == ["excel"] and pv.mapping.date_format == "excel"
+    assert not [w for w in pv.warnings if "date" in w]
+    r = ingest(wh, p, "d")
+    assert r.rows_loaded == 300 and r.rows_rejected == 0 and attempts == [True]
+    got = sorted(x[0] for x in wh.cursor().execute("SELECT event_time FROM events WHERE dataset = 'd'").fetchall())
+    assert got == sorted(truth)
+    _, r2, err = line_by_line(p)
+    assert err is None and r2.rows_loaded == 300
+
+
+def test_excel_serial_days_given_by_hand_reject_what_is_not_one(wh, tmp_path):
+    p = write(tmp_path, "customer_id,order_date,amount\nc1,35431,10\nc2,35431.75,11\nc3,1997-01-02,12\n"
+                        "c4,12,13\n")
+    r = ingest(wh, p, "d", mapping={"columns": {"customer_id": "customer_id", "event_time": "order_date",
+                                                "revenue": "amount"}, "date_format": "excel"})
+    assert r.rows_loaded == 2 and r.rows_rejected == 2
+    got = [x[0] for x in wh.cursor().execute("SELECT event_time FROM events ORDER BY 1").fetchall()]
+    assert got == [dt.datetime(1997, 1, 1), dt.datetime(1997, 1, 1, 18)]
+    reasons = [x[0] for x in wh.cursor().execute("SELECT reason FROM rejects ORDER BY line_number").fetchall()]
+    assert reasons == ["date '1997-01-02' does not match the format Excel serial day", "date before 1990: 1900-01-12 00:00:00"]
+
+
+def test_numbers_that_are_no_serial_days_are_not_taken_for_dates():
+    from analytics.ingest.mapping import candidate_date_formats
+
+    assert candidate_date_formats(["35431", "17850"]) == []  # 17850: below the range (a UCI customer id)
+    assert candidate_date_formats(["35431", "99999"]) == []
+    assert candidate_date_formats(["35431", "35431.5"]) == ["excel"]
+    assert candidate_date_formats(["35431"], excel=False) == []
+
+
+def test_a_code_column_of_five_digits_is_not_guessed_to_be_the_date(tmp_path):
+    # no column is named as a date: the 5-digit store codes must not be taken for Excel days
+    p = write(tmp_path, "customer_id,store,when_bought\nc1,40001,2024-01-02\nc2,40117,2024-01-03\n")
+    pv = inspect_source(p)
+    assert pv.mapping.columns["event_time"] == "when_bought"
+    p = write(tmp_path, "customer_id,store,amount\nc1,40001,3.5\nc2,40117,4.5\n", name="g.csv")
+    pv = inspect_source(p)
+    assert pv.mapping.columns["event_time"] is None

@@ -13,7 +13,9 @@ def register(sub) -> None:
     p.add_argument("file", metavar="FILE", help=".csv, .tsv, .txt or .csv.gz")
     p.add_argument("--dataset", required=True, metavar="NAME", help="dataset to create or append to")
     p.add_argument("--mapping", metavar="JSON_FILE", help="column mapping (as shown by the Data page or `--show`)")
-    p.add_argument("--date-format", metavar="FMT", help="strptime format of the dates, e.g. %%d/%%m/%%Y (or 'unix')")
+    p.add_argument("--date-format", metavar="FMT",
+                   help="strptime format of the dates, e.g. %%d/%%m/%%Y (or 'unix', 'unix_ms', "
+                   "'excel' for Excel serial day numbers such as 35431)")
     p.add_argument("--keep-pii", nargs="+", default=[], metavar="COL", help="keep these personal-data columns")
     p.add_argument("--pseudonymize", action="store_true", help="replace customer ids with a keyed hash")
     p.add_argument("--max-decompressed-gb", type=_positive_gb, default=20.0, metavar="GB",

@@ -77,8 +77,8 @@ from analytics.ingest.dialect import (
 )
 from analytics.ingest.errors import IngestError
 from analytics.ingest.mapping import (
-    FIELD_NAMES, UNIX_MILLIS, UNIX_SECONDS, Mapping, candidate_date_formats, date_misses, detect_layout,
-    propose_mapping,
+    EXCEL_DAYS, FIELD_NAMES, SPECIAL_FORMAT_WORDS, UNIX_MILLIS, UNIX_SECONDS, Mapping, candidate_date_formats,
+    date_misses, detect_layout, propose_mapping,
 )
 from analytics.ingest.pii import detect_pii, hmac_pads, pseudonym_key, pseudonymize_sql
 from analytics.warehouse import EVENT_TYPES, is_write_conflict, quote_ident, storage_error
@@ -851,6 +851,12 @@ def _records_sql(columns, m: Mapping, keep, pseudonymize, wh, has_nul: bool, sou
         tparsed = f"make_timestamp(try_cast({traw} AS BIGINT) * 1000000)"
     elif fmt == UNIX_MILLIS:
         tparsed = f"make_timestamp(try_cast({traw} AS BIGINT) * 1000)"
+    elif fmt == EXCEL_DAYS:  # days since 1899-12-30 (25,569 before 1970-01-01), to the millisecond;
+        # before Excel's fictitious 1900-02-29 (serial 60) they count from 1899-12-31
+        days = f"try_cast({traw} AS DOUBLE)"
+        tparsed = (f"CASE WHEN {days} BETWEEN 1 AND 2958466 "  # Excel's own range (to 9999-12-31)
+                   f"THEN make_timestamp(CAST(round(({days} - CASE WHEN {days} < 61 THEN 25568 ELSE 25569 END)"
+                   f" * 86400000) AS BIGINT) * 1000) END")
     elif fmt in ISO_FORMATS:  # fast path: DuckDB's ISO 8601 cast (also takes a date alone or a 'T')
         tparsed = f"try_cast({traw} AS TIMESTAMP)"
     else:
@@ -905,7 +911,7 @@ def _records_sql(columns, m: Mapping, keep, pseudonymize, wh, has_nul: bool, sou
     else:
         cust_out = "customer_id"
     nul_check = "WHEN contains(line, chr(0)) THEN 'contains NUL bytes' " if has_nul else ""
-    fmt_text = {UNIX_SECONDS: "Unix seconds", UNIX_MILLIS: "Unix milliseconds"}.get(fmt, fmt)
+    fmt_text = SPECIAL_FORMAT_WORDS.get(fmt, fmt)
     params["fmttext"] = fmt_text
     sql = f"""
         SELECT *, CASE WHEN reason IS NULL THEN hash({HASH_COLS}) END AS h FROM (

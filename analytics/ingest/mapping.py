@@ -35,6 +35,15 @@ REQUIRED_FIELDS = [f for f, req, _ in CANONICAL_FIELDS if req]
 #: special date formats besides strptime patterns
 UNIX_SECONDS = "unix"
 UNIX_MILLIS = "unix_ms"
+#: Excel's serial day numbers (35431 = 1997-01-01; a fraction is the time of day), as a
+#: spreadsheet saves its dates when the cells are not formatted as dates. Counted from
+#: 1899-12-30, which absorbs Excel's fictitious 29 February 1900 for every serial after it.
+EXCEL_DAYS = "excel"
+#: the serials proposed as dates: 1954-10-03 .. 2119-01-10 (other 5-digit numbers are rarely dates)
+EXCEL_SERIAL_RANGE = (20000, 80000)
+#: words for the special formats in messages
+SPECIAL_FORMAT_WORDS = {UNIX_SECONDS: "Unix seconds", UNIX_MILLIS: "Unix milliseconds",
+                        EXCEL_DAYS: "Excel serial day"}
 
 DATE_FORMATS = [
     "%Y-%m-%d %H:%M:%S",
@@ -81,7 +90,8 @@ EVENT_SYNONYMS = {
 class Mapping:
     """Source column for each canonical field (None = not in the file) plus transformations.
 
-    - ``date_format``: strptime pattern for ``event_time`` or 'unix' / 'unix_ms'.
+    - ``date_format``: strptime pattern for ``event_time`` or 'unix' / 'unix_ms' / 'excel'
+      (Excel serial day numbers).
     - ``negative_is_return``: a negative amount or quantity makes the row a 'return'
       (stored with positive revenue and quantity).
     - ``revenue_is_unit_price``: the revenue column is a unit price; revenue = quantity x price (UCI).
@@ -215,8 +225,17 @@ DATE_MISS_SHARE = 0.01
 DATE_MISS_MIN_SAMPLE = 50
 
 
-def candidate_date_formats(values: list[str]) -> list[str]:
-    """Formats (strptime patterns, or 'unix'/'unix_ms') that parse the non-empty sample values.
+def _is_excel_serial(v: str) -> bool:
+    lo, hi = EXCEL_SERIAL_RANGE
+    return bool(re.fullmatch(r"\d{5}(\.\d*)?", v)) and lo <= float(v) < hi
+
+
+def candidate_date_formats(values: list[str], *, excel: bool = True) -> list[str]:
+    """Formats (strptime patterns, or 'unix'/'unix_ms'/'excel') that parse the non-empty sample values.
+
+    A column of plain numbers, each in ``EXCEL_SERIAL_RANGE`` (with or without a fraction for the
+    time of day), is Excel serial days; ``excel=False`` leaves that reading out (for a column that
+    is guessed to be the date from its contents alone, where such numbers are more often codes).
 
     Formats that parse every value win. Real exports carry the odd broken date ("not a date",
     1997-02-30) among thousands of good ones, so when no format parses them all, the formats that
@@ -236,6 +255,8 @@ def candidate_date_formats(values: list[str]) -> list[str]:
         return [UNIX_SECONDS]
     if all(re.fullmatch(r"\d{12,13}", v) for v in vals):
         return [UNIX_MILLIS]
+    if excel and all(_is_excel_serial(v) for v in vals):
+        return [EXCEL_DAYS]
     con = _con()
     try:
         con.execute("CREATE TABLE v AS SELECT unnest(?::VARCHAR[]) AS v", [vals[:2000]])
@@ -255,9 +276,9 @@ def candidate_date_formats(values: list[str]) -> list[str]:
 
 def date_misses(values: list[str], fmt: str) -> int:
     """How many non-empty ``values`` the strptime pattern ``fmt`` does not parse (0 for unix times,
-    which :func:`candidate_date_formats` only proposes when every value is one)."""
+    or Excel serial days, which :func:`candidate_date_formats` only proposes when every value is one)."""
     vals = [v.strip() for v in values if v and v.strip()]
-    if not vals or fmt in (UNIX_SECONDS, UNIX_MILLIS):
+    if not vals or fmt in SPECIAL_FORMAT_WORDS:
         return 0
     con = _con()
     try:
@@ -373,7 +394,7 @@ def propose_mapping(columns: list[str], rows: list[list[str]], layout: str) -> t
             if c in taken:
                 continue
             vals = by_col.get(c, [])
-            if vals and candidate_date_formats(vals[:200]):
+            if vals and candidate_date_formats(vals[:200], excel=False):
                 m.columns["event_time"] = c
                 taken.add(c)
                 break

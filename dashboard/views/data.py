@@ -111,7 +111,8 @@ _DATE_PARTS = {"%Y": "year", "%y": "year (2 digits)", "%m": "month", "%d": "day"
 DETECT = ""
 CUSTOM = "(custom)"
 UNIX_WORDS = {"unix": "seconds since 1 January 1970 (a Unix timestamp), e.g. 1706708707",
-              "unix_ms": "milliseconds since 1 January 1970, e.g. 1706708707000"}
+              "unix_ms": "milliseconds since 1 January 1970, e.g. 1706708707000",
+              "excel": "days since 30 December 1899 (an Excel serial date), e.g. 45322 or 45322.57"}
 
 
 def _date_words(fmt: str) -> str:

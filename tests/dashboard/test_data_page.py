@@ -494,3 +494,19 @@ def test_purchases_without_amount_are_named_in_the_preview_and_the_report(app_wh
     assert _metric_values(at)["Rows loaded"] == 5
     assert any("2 purchases have no amount" in w.value and "orders with no revenue" in w.value
                for w in at.warning), [w.value for w in at.warning]
+
+
+def test_excel_serial_dates_are_offered_in_words_and_load(app_wh, tmp_path):
+    src = tmp_path / "sheet.csv"
+    src.write_text("customer_id,order_date,amount\nc1,35431,10.50\nc1,35462.5,8.00\nc2,35490.25,7.25\n",
+                   encoding="utf-8")
+    at = _use_path(_page(app_wh), src)
+    fmt_box = _by_label(at.selectbox, "How the dates are written")
+    assert fmt_box.value == "excel"
+    assert fmt_box.format_func(fmt_box.value).startswith("days since 30 December 1899 (an Excel serial date)")
+    _by_label(at.text_input, "Dataset name").input("sheet").run()
+    _load_button(at).click().run()
+    assert not at.exception, at.exception
+    got = [r[0] for r in app_wh.cursor().execute(
+        "SELECT event_time FROM events WHERE dataset = 'sheet' ORDER BY 1").fetchall()]
+    assert got == [dt.datetime(1997, 1, 1), dt.datetime(1997, 2, 1, 12), dt.datetime(1997, 3, 1, 6)]
