@@ -121,3 +121,50 @@ def test_a_code_column_of_five_digits_is_not_guessed_to_be_the_date(tmp_path):
     p = write(tmp_path, "customer_id,store,amount\nc1,40001,3.5\nc2,40117,4.5\n", name="g.csv")
     pv = inspect_source(p)
     assert pv.mapping.columns["event_time"] is None
+
+
+UCI_AS_FLOATS = """InvoiceNo,StockCode,Description,Quantity,InvoiceDate,UnitPrice,CustomerID,Country
+536365,85123A,WHITE HANGING HEART T-LIGHT HOLDER,6,12/1/2010 8:26,2.55,17850.0,United Kingdom
+536365,71053,WHITE METAL LANTERN,6,12/1/2010 8:26,3.39,17850.0,United Kingdom
+536367,84879,ASSORTED COLOUR BIRD ORNAMENT,32,12/1/2010 8:34,1.69,13047.0,United Kingdom
+C536379,D,Discount,-1,12/13/2010 9:41,27.50,14527.0,United Kingdom
+536370,22728,ALARM CLOCK BAKELIKE PINK,24,12/14/2010 8:45,3.75,12583.0,France
+"""
+
+
+def test_integer_ids_written_as_floats_lose_the_point_zero(wh, tmp_path, attempts):
+    p = write(tmp_path, UCI_AS_FLOATS)
+    pv = inspect_source(p)
+    assert pv.layout == "uci_online_retail" and pv.mapping.strip_point_zero == ["customer_id"]
+    assert "the customer ids in 'CustomerID' are whole numbers written as decimals ('17850.0'): they are " \
+        "loaded without the '.0' ('17850')" in pv.warnings
+    r = ingest(wh, p, "d")
+    assert r.rows_loaded == 5 and attempts == [True]
+    ids = [x[0] for x in wh.cursor().execute("SELECT DISTINCT customer_id FROM events ORDER BY 1").fetchall()]
+    assert ids == ["12583", "13047", "14527", "17850"]
+    orders = {x[0] for x in wh.cursor().execute("SELECT order_id FROM events").fetchall()}
+    assert orders == {"536365", "536367", "C536379", "536370"}
+    # the line-by-line path gives the same ids
+    wh2, r2, err = line_by_line(p)
+    assert err is None
+    assert sorted(x[0] for x in wh2.cursor().execute("SELECT DISTINCT customer_id FROM events").fetchall()) == ids
+
+
+def test_ids_with_real_decimals_or_mixed_are_left_as_written(wh, tmp_path):
+    p = write(tmp_path, "customer_id,order_id,order_date,amount\n17850.0,1.5,2024-01-02,3\n13047,2.0,2024-01-03,4\n")
+    pv = inspect_source(p)
+    assert pv.mapping.strip_point_zero == []
+    assert not [w for w in pv.warnings if "decimals" in w]
+    ingest(wh, p, "d")
+    ids = sorted(x[0] for x in wh.cursor().execute("SELECT customer_id FROM events").fetchall())
+    assert ids == ["13047", "17850.0"]
+
+
+def test_point_zero_is_for_id_fields_only():
+    import pytest
+
+    from analytics.ingest import IngestError, Mapping
+
+    m = Mapping(columns={"customer_id": "a", "event_time": "b"}, strip_point_zero=["revenue"])
+    with pytest.raises(IngestError, match="'strip_point_zero' takes id fields only"):
+        m.validate(["a", "b"])

@@ -230,6 +230,12 @@ def inspect_source(path, file_name: str | None = None, *, dialect: Dialect | Non
                 if src == c:
                     mapping.columns[f] = None
     mapping.attributes = [a for a in mapping.attributes if a not in pii]
+    mapping.strip_point_zero = [f for f in mapping.strip_point_zero if mapping.columns.get(f)]
+    for f in mapping.strip_point_zero:
+        c = mapping.columns[f]
+        ex = next((v.strip() for v in samples.get(c, []) if v.strip()), "17850.0")
+        warnings.append(f"the {f.replace('_', ' ')}s in {c!r} are whole numbers written as decimals "
+                        f"({ex!r}): they are loaded without the '.0' ({ex.split('.')[0]!r})")
     tcol = mapping.columns.get("event_time")
     if tcol and len(date_formats) > 1:
         warnings.append(f"dates in {tcol!r} are ambiguous ({' or '.join(date_formats)}): choose the format")
@@ -842,7 +848,13 @@ def _records_sql(columns, m: Mapping, keep, pseudonymize, wh, has_nul: bool, sou
         # trim only values that need it (trim copies every string: 3x slower on big files)
         return f"nullif(CASE WHEN starts_with({c}, ' ') OR ends_with({c}, ' ') THEN trim({c}) ELSE {c} END, '')"
 
-    cust = text("customer_id")
+    def ident(field_name):
+        t = text(field_name)
+        if field_name in m.strip_point_zero:  # '17850.0' -> '17850'
+            t = f"CASE WHEN regexp_full_match({t}, '[0-9]+[.]0+') THEN split_part({t}, '.', 1) ELSE {t} END"
+        return t
+
+    cust = ident("customer_id")
     if m.strip_leading_zeros:
         cust = f"CASE WHEN ltrim({cust}, '0') = '' AND {cust} IS NOT NULL THEN '0' ELSE ltrim({cust}, '0') END"
     traw = text("event_time")
@@ -881,7 +893,7 @@ def _records_sql(columns, m: Mapping, keep, pseudonymize, wh, has_nul: bool, sou
     else:
         etype0 = "$deftype"
         params["deftype"] = m.default_event_type
-    order = text("order_id")
+    order = ident("order_id")
     ret_conds = []
     if m.return_prefix:
         params["retprefix"] = m.return_prefix
@@ -920,7 +932,7 @@ def _records_sql(columns, m: Mapping, keep, pseudonymize, wh, has_nul: bool, sou
             SELECT ln, line, open_quote, {nf} AS nf,
                    {cust} AS customer_id, {traw} AS t_raw, {tparsed} AS event_time,
                    {etype0} AS etype0, {text('event_type')} AS et_raw,
-                   {order} AS order_id, {text('item_id')} AS item_id, {text('category')} AS category,
+                   {order} AS order_id, {ident('item_id')} AS item_id, {text('category')} AS category,
                    {qraw} AS q_raw, {qnum} AS q_num, {rraw} AS r_raw, {rnum} AS r_num,
                    {rtraw} AS rt_raw, {rating} AS rating, {text('text')} AS text, {text('country')} AS country,
                    {attrs} AS attributes

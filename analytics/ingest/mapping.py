@@ -98,6 +98,9 @@ class Mapping:
     - ``return_prefix``: order ids starting with this text are returns (UCI: 'C').
     - ``event_type_map``: source value (lower-cased) -> canonical event type.
     - ``strip_leading_zeros``: customer ids '0001' -> '1' (CDNOW).
+    - ``strip_point_zero``: id fields (customer_id, order_id, item_id) whose integers were written
+      as decimals by a program that read them as floats ('17850.0', as in UCI Online Retail copies
+      saved by pandas): such values lose the '.0'. Proposed for a field whose sampled values all are.
     - ``decimal_comma``: amounts written as 12,50.
     - ``attributes``: further source columns kept in events.attributes (JSON).
     """
@@ -110,6 +113,7 @@ class Mapping:
     event_type_map: dict[str, str] = field(default_factory=dict)
     default_event_type: str = "purchase"
     strip_leading_zeros: bool = False
+    strip_point_zero: list[str] = field(default_factory=list)
     decimal_comma: bool = False
     attributes: list[str] = field(default_factory=list)
 
@@ -156,6 +160,10 @@ class Mapping:
         if bad or self.default_event_type not in EVENT_TYPES:
             raise IngestError(f"unknown event types in the mapping: {', '.join(sorted(bad) or [self.default_event_type])}"
                               f" (allowed: {', '.join(EVENT_TYPES)})")
+        bad = [f for f in self.strip_point_zero if f not in POINT_ZERO_FIELDS]
+        if bad:
+            raise IngestError(f"'strip_point_zero' takes id fields only ({', '.join(POINT_ZERO_FIELDS)}), "
+                              f"not {', '.join(map(repr, bad))}")
         if self.revenue_is_unit_price and not self.columns.get("quantity"):
             raise IngestError("'revenue is unit price' needs a quantity column")
 
@@ -187,6 +195,17 @@ _NAME_HINTS: dict[str, list[str]] = {
     "text": ["text", "review", "reviewtext", "comment", "searchquery", "query", "description"],
     "country": ["country", "countrycode", "nation", "land", "pais", "pays"],
 }
+
+
+#: the id fields whose integers written as decimals ('17850.0') are read as integers
+POINT_ZERO_FIELDS = ("customer_id", "order_id", "item_id")
+_POINT_ZERO = re.compile(r"\d+\.0+")
+
+
+def integers_written_as_decimals(values: list[str]) -> bool:
+    """Whether every non-empty value is an integer with a '.0' ('17850.0')."""
+    vals = [v.strip() for v in values if v and v.strip()]
+    return bool(vals) and all(_POINT_ZERO.fullmatch(v) for v in vals)
 
 
 #: unmapped columns with these (normalized) names are proposed as customer attributes
@@ -416,6 +435,8 @@ def propose_mapping(columns: list[str], rows: list[list[str]], layout: str) -> t
     if tcol:
         date_formats = candidate_date_formats(by_col.get(tcol, []))
         m.date_format = date_formats[0] if len(date_formats) == 1 else None
+    m.strip_point_zero = [f for f in POINT_ZERO_FIELDS
+                          if m.columns[f] and integers_written_as_decimals(by_col.get(m.columns[f], []))]
     rcol = m.columns["revenue"]
     if rcol and looks_decimal_comma(by_col.get(rcol, [])):
         m.decimal_comma = True
