@@ -146,7 +146,7 @@ def _progress(row: dict) -> None:
         print(f"  {row.get('stage')} {row.get('model')}: epoch {row['epoch']}/{row['epochs']} loss "
               f"{row['train_loss']:.4f} validation recall@10 {row['val_recall']:.4f}", file=sys.stderr)
     elif row.get("status") == "start":
-        print(f"{row.get('stage')}: {row.get('model')} {json.dumps(row.get('params') or {})}", file=sys.stderr)
+        print(f"{row.get('stage')}: {row.get('model')} ({settings_text(row.get('params') or {})})", file=sys.stderr)
 
 
 def cmd_items(args) -> int:
@@ -269,11 +269,18 @@ def cmd_evaluate(args) -> int:
     if val:
         rv = val["ratios_vs_popularity"].get(val["winner"], {})
         print(f"validation ({', '.join(a + ' .. ' + b for a, b in val['windows'])}): the default is {val['label']} "
-              f"{json.dumps(val['params'])}: precision x{rv.get('precision', float('nan')):.2f}, recall "
+              f"({settings_text(val['params'])}): precision x{rv.get('precision', float('nan')):.2f}, recall "
               f"x{rv.get('recall', float('nan')):.2f} of popularity there")
     for note in report["notes"]:
         print(f"note: {note}")
     return 0
+
+
+def settings_text(params: dict) -> str:
+    """A model's settings as a reader sees them: ``l2 300, half_life_days 30`` (``no settings`` for none)."""
+    if not params:
+        return "no settings"
+    return ", ".join(f"{k} {v:g}" if isinstance(v, float) else f"{k} {v}" for k, v in params.items())
 
 
 def cmd_choose(args) -> int:
@@ -286,7 +293,8 @@ def cmd_choose(args) -> int:
         print(json.dumps(choice, indent=2))
         return 0
     r = choice["ratios_vs_popularity"].get(choice["model"], {})
-    print(f"default: {choice['label']} {json.dumps(choice['params'])}"
+    settings = f" with {settings_text(choice['params'])}" if choice["params"] else ", which has no settings"
+    print(f"default: {choice['label']}{settings}"
           + (f"; on {choice['windows'][0][0]} .. {choice['windows'][0][1]} precision x{r['precision']:.2f}, "
              f"recall x{r['recall']:.2f} of popularity" if r else "")
           + (f" ({choice['note']})" if choice.get("note") else ""))
