@@ -1171,6 +1171,36 @@ def score_dataset(
     return ScoringRun(dataset, scorer, result, frame, note, models, used_rules, smap.fallback, clv_note)
 
 
+def clv_unavailable_advice(reason: str, *, cli: bool = False) -> str:
+    """What still works and what to do when the probabilistic CLV could not be had for ``reason``
+    (the message of the failed fit). A penalizer helps only a fit that ran off or did not converge;
+    for data the models cannot learn from (nobody bought, nobody came back) it says so instead.
+    ``cli`` names the command-line options rather than the page's controls."""
+    r = reason.lower()
+    scores_ok = "The RFM and behaviour scores and the CLV by formula are complete"
+    if "has bought anything" in r or "nobody has purchased" in r:
+        return ("A penalizer or the other purchase model cannot change that: the models learn from purchases. The "
+                "behaviour score still ranks the customers by their views, searches and carts; if the file does hold purchases, check how its event types were "
+                "mapped when it was loaded" + (" (`valuescope ingest --show`)." if cli else "."))
+    if "no customer made a repeat purchase" in r:
+        return (f"Every buyer has bought on one day only; a penalizer or the other purchase model cannot change "
+                f"that: the models learn purchase and drop-out rates from repeat purchases. {scores_ok}; a later as-of date or "
+                f"more history, once customers come back, makes the probabilistic CLV possible"
+                + (" (or --no-bgnbd to skip it)." if cli else "."))
+    if "(t = 0)" in r:
+        return f"{scores_ok}; pick a later as-of date" + (" (--as-of)." if cli else ".")
+    if "recency = 0" in r:
+        return (f"{scores_ok}; a finer time unit" + (" (--unit days)" if cli else " (days)")
+                + " or a later as-of date gives the models repeat purchases to learn from.")
+    if "single customer" in r:
+        return f"{scores_ok}; the models need a customer base of more than one buyer."
+    if cli:
+        return (f"{scores_ok}; try --penalizer 0.01, the other --purchase-model, a longer period, "
+                "or --no-bgnbd to skip it.")
+    return (f"{scores_ok}; a larger penalizer, the other purchase model or a later as-of date may make the "
+            "probabilistic CLV possible.")
+
+
 @dataclass
 class ScoringRun:
     """The outcome of :func:`score_dataset`: the per-customer table and how it was made."""

@@ -199,3 +199,34 @@ def test_an_as_of_after_the_data_is_noted(db, tmp_path, capsys):
     assert main(["score", "--db", db, "--dataset", "shop", "--as-of", "2024-03-02", "--out", str(out),
                  "--no-bgnbd"]) == 0
     assert "after the last event" not in capsys.readouterr().err
+
+
+def test_no_probabilistic_clv_says_what_is_wrong_not_to_raise_the_penalizer(tmp_path, capsys):
+    db = str(tmp_path / "w.duckdb")
+    wh = Warehouse(db)
+    _load(wh, "views", [(f"u{i}", f"2024-0{1 + i % 5}-1{i % 9}", "view", None) for i in range(30)])
+    _load(wh, "once", [(f"c{i}", f"2024-0{1 + i % 5}-1{i % 9}", "purchase", 10.0 + i) for i in range(30)])
+    wh.close()
+    out = tmp_path / "v.csv"
+    assert main(["score", "--dataset", "views", "--as-of", "2024-06-30", "--out", str(out), "--db", db]) == 0
+    err = capsys.readouterr().err
+    warning = next(ln for ln in err.splitlines() if ln.startswith("warning: no probabilistic CLV"))
+    assert "no customer has bought anything" in warning
+    assert "cannot change that: the models learn from purchases" in warning
+    assert "behaviour score still ranks the customers" in warning and "event types" in warning
+    assert "--penalizer" not in warning
+    assert main(["score", "--dataset", "once", "--as-of", "2024-06-30", "--out", str(out), "--db", db]) == 0
+    err = capsys.readouterr().err
+    warning = next(ln for ln in err.splitlines() if ln.startswith("warning: no probabilistic CLV"))
+    assert "no customer made a repeat purchase" in warning and "Every buyer has bought on one day only" in warning
+    assert "CLV by formula are complete" in warning and "--penalizer" not in warning
+
+
+def test_a_fit_that_runs_off_still_suggests_a_penalizer():
+    from analytics.scores import clv_unavailable_advice
+
+    reason = ("the BG/NBD fit did not converge even with penalizers up to 0.1; the data may not follow the model")
+    assert "--penalizer 0.01" in clv_unavailable_advice(reason, cli=True)
+    assert "a larger penalizer" in clv_unavailable_advice(reason)
+    assert "--unit days" in clv_unavailable_advice("all repeat purchases fall on the first purchase day "
+                                                   "(recency = 0): a longer period", cli=True)

@@ -141,9 +141,8 @@ def cmd_score(args) -> int:
     elif not args.no_bgnbd:
         # never a silent "total 0.00": say that there is no probabilistic CLV, why, and what to do
         reason = run.bgnbd_note or "the models gave no CLV for any customer"
-        print(f"warning: no probabilistic CLV in {out.name}: {reason}. The RFM and behaviour scores and the "
-              "CLV by formula are complete; try --penalizer 0.01, the other --purchase-model, a longer "
-              "period, or --no-bgnbd to skip it.", file=sys.stderr)
+        print(f"warning: no probabilistic CLV in {out.name}: {reason}. "
+              f"{scores.clv_unavailable_advice(reason, cli=True)}", file=sys.stderr)
     if run.fit_note:
         print(f"note: {run.fit_note}", file=sys.stderr)
     _note_days_after_the_data(wh, args.dataset, meta["as_of"])

@@ -165,10 +165,8 @@ def _models(dataset: str, p: dict, model_name: str):
         prob = cache.value_prob(dataset, p["as_of"], p["unit"], p["min_age"], p["horizon"], p["discount"],
                                 purchase_model=choice, penalizer=p["penalizer"])
     except ValueError as exc:
-        st.warning(
-            f"{model_name} + Gamma-Gamma CLV is not available for these data: {exc}. The RFM and behaviour scores "
-            "and the CLV by formula are unaffected; a larger penalizer, the other purchase model or a later as-of "
-            "date may make the probabilistic CLV possible.", icon="⚠️")
+        st.warning(f"{model_name} + Gamma-Gamma CLV is not available for these data: {exc}. "
+                   f"{scores.clv_unavailable_advice(str(exc))}", icon="⚠️")
         return None, None
     if models is None or prob is None:
         widgets.not_ready(dataset, f"the {model_name} + Gamma-Gamma fit", stop=False)

@@ -232,6 +232,9 @@ def test_degenerate_data_warns_once_and_the_failed_fit_is_not_retried(app_wh, mo
     at.switch_page(PAGE).run()
     assert not at.exception, at.exception
     assert any("not available for these data" in w.value and "repeat" in w.value for w in at.warning)
+    # what is wrong (nobody came back), not a penalizer that cannot help
+    warning = next(w.value for w in at.warning if "not available for these data" in w.value)
+    assert "Every buyer has bought on one day only" in warning and "larger penalizer" not in warning
     at.slider(key="value_w_recency").set_value(2.0).run()
     at.slider(key="value_margin").set_value(0.5).run()
     assert not at.exception
