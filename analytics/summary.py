@@ -219,6 +219,127 @@ WITH c AS (
 """ + _SUMMARY_SELECT
 
 
+# The same summary when every purchase's customer id is a canonical integer (``"12345"``: what
+# ``CAST(id AS BIGINT)`` reads and ``CAST(.. AS VARCHAR)`` writes back unchanged), the usual case
+# for exported customer numbers. The per-(customer, day) grouping, about one group per purchase,
+# is then a sort instead of DuckDB's hash table: DuckDB hands over one packed integer per purchase
+# (id * 2^17 + epoch day), its time and revenue, and :func:`_purchase_columns` sorts them in NumPy
+# and writes one row per purchasing customer, registered as ``purchase_customers``. The money
+# columns are the same exact sums as ``pcust``'s (each day's revenue rounded to 1e-6 as DuckDB's
+# DECIMAL cast rounds, summed as 64-bit integers of micro-units); the other columns come from
+# the same ``other`` pass and projection as ``_SUMMARY_SQL``'s.
+_PURCHASE_ROWS_SQL = """
+SELECT CASE WHEN CAST(i AS VARCHAR) = customer_id AND i BETWEEN -35184372088832 AND 35184372088831
+            THEN i * 131072 + CAST(CAST(event_time AS DATE) - DATE '1970-01-01' AS BIGINT) END AS k,
+       epoch_us(event_time) AS t,
+       coalesce(revenue, 0) AS r
+FROM (SELECT TRY_CAST(customer_id AS BIGINT) AS i, customer_id, event_time, revenue
+      FROM {source} WHERE {where} AND event_type = 'purchase')
+"""
+
+_PURCHASE_CUSTOMERS_SQL = """
+WITH pcust AS (
+    SELECT CAST(customer_id AS VARCHAR) AS customer_id,
+           DATE '1970-01-01' + fp AS fp, DATE '1970-01-01' + lp AS lp, n_orders,
+           total_revenue, first_rev, n_purchases, fe, le
+    FROM purchase_customers
+),
+other AS (""" + _SUMMARY_SQL.split("),\nother AS (", 1)[1]
+
+_DAY_BITS = 17  # days since 1970 below 2^17 (the year 2328) fit the packed key's low bits
+
+
+def _purchase_columns(k: np.ndarray, t: np.ndarray, r: np.ndarray):
+    """Per purchasing customer, from one row per purchase (``k`` = id * 2^17 + epoch day, ``t`` its
+    time in microseconds, ``r`` its revenue, NULL as 0): an Arrow table with the columns of
+    ``pcust`` (days since 1970 for ``fp`` and ``lp``), rows in id order. None where the packed
+    sort does not apply (no purchases, days before 1970 or after 2327, too wide an id range, a
+    non-finite amount, sums beyond 2^53 micro-units); the SQL statement then computes the
+    summary. ``k`` is overwritten."""
+    import pyarrow as pa
+
+    n = k.size
+    if n == 0 or int(t.min()) < 0 or int(t.max()) >= (1 << _DAY_BITS) * _US_PER_DAY:
+        return None
+    base = (int(k.min()) >> _DAY_BITS) << _DAY_BITS
+    rbits = max(1, (n - 1).bit_length())
+    if (int(k.max()) - base).bit_length() + rbits > 63:
+        return None
+    # sort (customer, day, row) packed in one int64: the row number carries the payload along
+    key = k
+    key -= base
+    key <<= rbits
+    key |= np.arange(n, dtype=np.int64)
+    key.sort()
+    row = key & ((1 << rbits) - 1)
+    key >>= rbits  # (customer - first customer) * 2^17 + day, sorted
+    rev, ts = r[row], t[row]
+    del row
+    new = np.empty(n, dtype=bool)
+    new[0] = True
+    np.not_equal(key[1:], key[:-1], out=new[1:])
+    day_start = np.flatnonzero(new)  # first row of every (customer, day)
+    del new
+    day_key = key[day_start]
+    del key
+    day_rev = np.add.reduceat(rev, day_start)  # the day's revenue, same-day purchases summed
+    n_days = day_start.size
+    top = float(np.abs(day_rev).max())
+    if not np.isfinite(top) or top * 1e6 * n_days >= 2.0 ** 62:
+        return None
+    cust = day_key >> _DAY_BITS
+    new = np.empty(n_days, dtype=bool)
+    new[0] = True
+    np.not_equal(cust[1:], cust[:-1], out=new[1:])
+    first_day = np.flatnonzero(new)  # first day of every customer
+    del new
+    last_day = np.empty_like(first_day)
+    last_day[:-1] = first_day[1:] - 1
+    last_day[-1] = n_days - 1
+    low = (1 << _DAY_BITS) - 1
+    # DECIMAL(18, 6)'s rounding of a double: the value times 1e6, half away from zero
+    micro = day_rev * 1e6
+    micro += np.copysign(0.5, micro)
+    np.trunc(micro, out=micro)
+    total = np.add.reduceat(micro.astype(np.int64), first_day)
+    del micro
+    if int(np.abs(total).max()) >= 1 << 53:
+        return None
+    first_row = day_start[first_day]
+    return pa.table({
+        "customer_id": cust[first_day] + (base >> _DAY_BITS),
+        "fp": (day_key[first_day] & low).astype(np.int32),
+        "lp": (day_key[last_day] & low).astype(np.int32),
+        "n_orders": last_day - first_day + 1,
+        "total_revenue": total.astype(np.float64) / 1e6,
+        "first_rev": day_rev[first_day],
+        "n_purchases": np.diff(first_row, append=n),
+        "fe": np.minimum.reduceat(ts, first_row).view("datetime64[us]"),
+        "le": np.maximum.reduceat(ts, first_row).view("datetime64[us]"),
+    })
+
+
+def _sorted_summary_sql(cur, where: str, bind: dict) -> str | None:
+    """The summary over ``events`` through the packed sort (see ``_PURCHASE_CUSTOMERS_SQL``), its
+    per-customer purchase rows registered on ``cur``; None where some purchase's customer id is
+    not a canonical integer or :func:`_purchase_columns` does not apply. ``bind``: the values of
+    the parameters ``where`` uses."""
+    sql = _PURCHASE_ROWS_SQL.format(source="events", where=where)
+    rows = cur.sql(sql, params=_binds(sql, bind)).to_arrow_table()
+    col = rows.column("k")
+    if col.null_count:
+        return None
+    k = col.to_numpy()
+    if not k.flags.writeable:
+        k = k.copy()
+    table = _purchase_columns(k, rows.column("t").to_numpy(), rows.column("r").to_numpy())
+    del rows, col, k
+    if table is None:
+        return None
+    cur.register("purchase_customers", table)
+    return _PURCHASE_CUSTOMERS_SQL.format(source="events", where=where, money=_MONEY[0])
+
+
 def _summary_sql(source: str, where: str, money: str = _MONEY[0]) -> str:
     return _SUMMARY_SQL.format(source=source, where=where, money=money)
 
@@ -232,10 +353,12 @@ def _money_overflow(exc: BaseException) -> bool:
     return isinstance(exc, duckdb.ConversionException) and "DECIMAL(18,6)" in str(exc)
 
 
-def _summary_query(cur, dataset: str, version: str | None, money: str, start_day) -> str:
+def _summary_query(cur, dataset: str, version: str | None, money: str, start_day,
+                   bind: dict | None = None) -> str:
     """The summary SQL for ``dataset``: from its stored per-day rows when they were made from the
     events as they are now (``version``: their fingerprint; None: compute it only if such rows
-    exist), else from the events. The binds are those :func:`customer_summary` makes."""
+    exist), else from the events: through the packed sort when ``bind`` (the binds
+    :func:`customer_summary` makes) is given and it applies, else in one SQL statement."""
     rows = cur.execute("SELECT data_version FROM customer_day_runs WHERE dataset = ?", [dataset]).fetchall()
     if rows:
         if version is None:
@@ -246,6 +369,10 @@ def _summary_query(cur, dataset: str, version: str | None, money: str, start_day
             return _days_summary_sql(where, money)
     where = "dataset = $dataset AND event_time < $end" + (
         " AND event_time >= $start" if start_day is not None else "")
+    if bind is not None and money == _MONEY[0]:
+        sql = _sorted_summary_sql(cur, where, bind)
+        if sql is not None:
+            return sql
     return _summary_sql("events", where, money)
 
 
@@ -357,7 +484,7 @@ def customer_summary(
             try:
                 # one snapshot: stored per-day rows are checked against the events they stand for
                 with wh.transaction() as tx:
-                    df = run(tx, _summary_query(tx, dataset, None, money, start_day)).df()
+                    df = run(tx, _summary_query(tx, dataset, None, money, start_day, bind)).df()
                 return _finish(df, unit, as_of_day, dataset)
             except duckdb.ConversionException as exc:
                 if not _money_overflow(exc) or money == _MONEY[-1]:
@@ -382,7 +509,7 @@ def customer_summary(
                     [dataset, as_of_day.date(), unit, phash, version],
                 ).fetchone()
                 if row is None:
-                    sql = _summary_query(tx, dataset, version, money, start_day)
+                    sql = _summary_query(tx, dataset, version, money, start_day, bind)
                     run_id = _compute_run(tx, sql, _binds(sql, bind),
                                           dataset, as_of_day, unit, phash, params, version)
                 else:
