@@ -90,10 +90,13 @@ def money_printf(currency: Currency | str | None = None, decimals: int | None = 
 
 
 def money_axis(currency: Currency | str | None = None) -> dict:
-    """Plotly axis settings for a money axis: the sign as tick prefix, thousands separators."""
+    """Plotly axis settings for a money axis: the sign as tick prefix, thousands separators.
+
+    Ticks keep up to the currency's minor digits with trailing zeros trimmed (d3's ``~``): ``€150,000``
+    on a large axis, ``€0.5`` on a small one, where whole units would label the ticks -1, -1, 0, 1, 1."""
     c = resolve_currency(currency)
-    return {"tickprefix": c.prefix if c else "", "tickformat": ",.0f",
-            "hoverformat": f",.{c.minor_units if c else 2}f"}
+    d = c.minor_units if c else 2
+    return {"tickprefix": c.prefix if c else "", "tickformat": f",.{d}~f", "hoverformat": f",.{d}f"}
 
 
 def money_hover(currency: Currency | str | None = None, value: str = "y") -> str:

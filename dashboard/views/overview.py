@@ -205,12 +205,29 @@ def _timeline(dataset: str, ov: dict, cur, rng) -> None:
     left, right = st.columns(2)
     with left:
         st.subheader(f"Net revenue, {grain}")
-        fig = cache.shared(dataset, "overview_revenue", lambda: _revenue_figure(ov, cov, cur, rng), cur, rng)
-        st.plotly_chart(fig, key="revenue_chart", config={"displaylogo": False})
+        k = ov["kpis"]
+        if not k["orders"] and not k["gross_revenue"] and not k["refunds"]:
+            # a chart of zeros (views or carts only) would read as a broken chart: say why there is none
+            st.info("No revenue to chart: this dataset has no purchases (only "
+                    + _event_types_words(ov) + "). Load order data into it on the Data page to see revenue "
+                    "here.", icon="📭")
+        else:
+            fig = cache.shared(dataset, "overview_revenue", lambda: _revenue_figure(ov, cov, cur, rng), cur, rng)
+            st.plotly_chart(fig, key="revenue_chart", config={"displaylogo": False})
     with right:
         st.subheader(f"Active customers, {grain}")
         fig = cache.shared(dataset, "overview_active", lambda: _active_figure(ov, cov, rng), rng)
         st.plotly_chart(fig, key="active_chart", config={"displaylogo": False})
+
+
+def _event_types_words(ov: dict) -> str:
+    """The dataset's event types in words: ``views and cart adds``."""
+    by_type = ov["by_type"]
+    names = [TYPE_LABELS.get(t, str(t).capitalize()).lower()
+             for t, n in zip(by_type["event_type"], by_type["events"]) if n]
+    if not names:
+        return "other events"
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
 
 
 def _types_figure(ov: dict) -> go.Figure:

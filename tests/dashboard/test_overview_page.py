@@ -214,3 +214,27 @@ def test_a_range_picked_on_one_dataset_is_not_kept_on_the_next(app_wh):
     # and back: "shop" starts on its default too, not on the range picked before
     at.sidebar.selectbox(key="dataset").select("shop").run()
     assert at.date_input(key="ov_range").value == (dt.date(2024, 2, 5), dt.date(2024, 3, 5))
+
+
+def test_views_only_dataset_explains_the_missing_revenue_chart(app_wh):
+    # a behaviour log without purchases (Taobao-style page views and carts): no chart of zeros
+    start = dt.datetime(2017, 11, 24)
+    rows = [(f"u{i % 40}", start + dt.timedelta(hours=7 * i), "view" if i % 3 else "cart", None, None)
+            for i in range(300)]
+    insert_events(app_wh, "clicks", rows)
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
+    assert not at.exception, at.exception
+    assert _metrics(at)["Orders"] == "0"
+    notes = [i.value for i in at.info if "No revenue to chart" in i.value]
+    assert len(notes) == 1 and "only views and cart adds" in notes[0], [i.value for i in at.info]
+    # the active-customer and event-type charts stay; the revenue chart is replaced by the note
+    assert len(at.get("plotly_chart")) == 2
+
+
+def test_money_axis_ticks_keep_the_minor_digits():
+    # whole-unit ticks on an axis spanning about one unit read "-1, -1, 0, 1, 1"
+    from analytics.formatting import money_axis
+
+    assert money_axis("EUR")["tickformat"] == ",.2~f"
+    assert money_axis("JPY")["tickformat"] == ",.0~f"
+    assert money_axis(None)["tickprefix"] == "" and money_axis("EUR")["tickprefix"] == "€"
