@@ -249,6 +249,7 @@ WITH pcust AS (
 ),
 other AS (""" + _SUMMARY_SQL.split("),\nother AS (", 1)[1]
 
+_SORT_MAX_PURCHASES = 50_000_000  # the packed sort's memory: about 4.5 GB at this many
 _DAY_BITS = 17  # days since 1970 below 2^17 (the year 2328) fit the packed key's low bits
 
 
@@ -357,7 +358,11 @@ def _sorted_summary_sql(cur, where: str, bind: dict) -> str | None:
     """The summary over ``events`` through the packed sort (see ``_PURCHASE_CUSTOMERS_SQL``), its
     per-customer purchase rows registered on ``cur``; None where some purchase's customer id is
     not a canonical integer or :func:`_purchase_columns` does not apply. ``bind``: the values of
-    the parameters ``where`` uses."""
+    the parameters ``where`` uses. Beyond ``_SORT_MAX_PURCHASES`` purchases the statement runs
+    (DuckDB spills to disk; the sort's arrays, about 90 bytes a purchase, would not)."""
+    count = f"SELECT count(*) FROM events WHERE {where} AND event_type = 'purchase'"
+    if cur.execute(count, _binds(count, bind)).fetchall()[0][0] > _SORT_MAX_PURCHASES:
+        return None
     sql = _PURCHASE_ROWS_SQL.format(source="events", where=where)
     rows = cur.sql(sql, params=_binds(sql, bind)).to_arrow_table()
     col = rows.column("k")

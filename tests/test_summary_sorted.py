@@ -244,3 +244,14 @@ def test_sorted_summary_equals_lifetimes(wh, taken):
     mine = got.loc[ref.index]
     for col in ("frequency", "recency", "T", "monetary_value"):
         np.testing.assert_allclose(mine[col].to_numpy(), ref[col].to_numpy(), rtol=1e-9, atol=1e-9, err_msg=col)
+
+
+def test_beyond_the_sort_size_the_statement_runs(wh, taken, monkeypatch):
+    ev = planted_events(4, [str(i) for i in range(40)])
+    add_events(wh, "d", ev)
+    n = int(((ev["event_type"] == "purchase") & (ev["event_time"] < pd.Timestamp("2024-04-01"))).sum())
+    monkeypatch.setattr(summary_mod, "_SORT_MAX_PURCHASES", n - 1)
+    big = customer_summary(wh, "d", "2024-03-31", persist=False)
+    monkeypatch.setattr(summary_mod, "_SORT_MAX_PURCHASES", n)
+    assert_same_summary(customer_summary(wh, "d", "2024-03-31", persist=False), big)
+    assert taken == [False, True]
