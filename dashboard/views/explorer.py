@@ -138,6 +138,11 @@ def _compare(dataset: str, as_of, frame: pd.DataFrame, currency=None) -> dict[st
     st.dataframe(compare_display(table), hide_index=True, width="stretch", key="explorer_compare_table",
                  column_config=_compare_config(currency))
     shown = table[table["customers"] > 0]
+    if not shown.empty and not shown["revenue"].abs().sum() and not shown["orders_per_customer"].sum():
+        # bars of zeros on made-up axes would read as broken charts
+        st.info(f"No customer in {'this segment' if len(shown) == 1 else 'these segments'} has bought anything "
+                f"up to {as_of}: the revenue, CLV, order and retention charts appear once they buy.", icon="📭")
+        return groups
     metric_cols = [c for c in ("revenue_share", "avg_clv", "orders_per_customer", "retention",
                                "avg_probability_alive") if c in shown.columns]
     cols = st.columns(2)
@@ -174,6 +179,12 @@ def _concentration(dataset: str, as_of, frame: pd.DataFrame, groups: dict[str, p
             return
         conc = explorer.concentration(values, (0.1, 0.2), max_points=LORENZ_POINTS)  # one sort for all three
     top10, top20, g, curve = conc["top"][0.1], conc["top"][0.2], conc["gini"], conc["curve"]
+    if pd.isna(top10) and pd.isna(g):
+        # no net revenue: a Lorenz curve on the equal-share line would read as "perfectly even"
+        who = "these customers" if scope == "All customers" else "the customers of this segment"
+        st.info(f"No net revenue from {who} up to {as_of}: there is no revenue whose concentration could be "
+                "shown.", icon="📭")
+        return
     m1, m2, m3 = st.columns(3)
     m1.metric("Top 10% share of net revenue", "n/a" if pd.isna(top10) else f"{top10:.1%}",
               help="The share of net revenue that the 10 % of customers who spent most brought.")

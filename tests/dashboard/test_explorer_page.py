@@ -206,3 +206,24 @@ def test_cluster_migration_between_two_dates(page, app_wh):
     assert got.sort_index().to_dict() == {k: int(v) for k, v in exp.sort_index().items()}
     assert set(flows["to"]) <= set(model.names_)
     assert any(f"clustering run {run}" in c.value for c in at.caption)
+
+
+def test_segments_without_purchases_explain_their_missing_charts(app_wh):
+    # page views and carts only: every customer is "No purchase yet", and there is no revenue at all
+    import datetime as dt
+
+    from tests.dashboard.conftest import insert_events
+
+    start = dt.datetime(2017, 11, 24)
+    insert_events(app_wh, "clicks", [(f"u{i % 30}", start + dt.timedelta(hours=5 * i),
+                                      "view" if i % 4 else "cart", None, None) for i in range(240)])
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.switch_page(PAGE).run()
+    assert not at.exception, at.exception
+    infos = [i.value for i in at.info]
+    assert any("has bought anything" in v and "charts appear once they buy" in v for v in infos), infos
+    assert any("No net revenue from these customers" in v for v in infos), infos
+    # no bar chart of zeros and no Lorenz curve on the equal-share line; the metrics are not "n/a"
+    titles = [getattr(c.proto, "spec", "") for c in at.get("plotly_chart")]
+    assert not any("Share of revenue" in t or "Lorenz curve" in t for t in titles)
+    assert not any(m.value == "n/a" for m in at.metric)
