@@ -360,8 +360,12 @@ def _sorted_summary_sql(cur, where: str, bind: dict) -> str | None:
     not a canonical integer or :func:`_purchase_columns` does not apply. ``bind``: the values of
     the parameters ``where`` uses. Beyond ``_SORT_MAX_PURCHASES`` purchases the statement runs
     (DuckDB spills to disk; the sort's arrays, about 90 bytes a purchase, would not)."""
-    count = f"SELECT count(*) FROM events WHERE {where} AND event_type = 'purchase'"
-    if cur.execute(count, _binds(count, bind)).fetchall()[0][0] > _SORT_MAX_PURCHASES:
+    count = f"""SELECT count(*), (SELECT count(*) FROM (SELECT customer_id FROM events WHERE {where}
+                    AND event_type = 'purchase' LIMIT 1000)
+                  WHERE CAST(TRY_CAST(customer_id AS BIGINT) AS VARCHAR) IS DISTINCT FROM customer_id)
+                FROM events WHERE {where} AND event_type = 'purchase'"""
+    n, odd = cur.execute(count, _binds(count, bind)).fetchall()[0]
+    if n > _SORT_MAX_PURCHASES or odd:  # too many, or ids that are not integers: no pass for nothing
         return None
     sql = _PURCHASE_ROWS_SQL.format(source="events", where=where)
     rows = cur.sql(sql, params=_binds(sql, bind)).to_arrow_table()

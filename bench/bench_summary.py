@@ -16,7 +16,7 @@ per-customer, per-day rows that the preparation after every load stores (``custo
 ``analytics.summary.summary_history``; its build time is printed too), which ``customer_summary``
 reads whenever they are current. Both are checked against lifetimes.
 
-    python bench/bench_summary.py [--events 10000000] [--customers 1000000] [--unit weeks] [--repeat 2] [--string-ids] [--items-per-order 1] [--threads N]
+    python bench/bench_summary.py [--events 10000000] [--customers 1000000] [--unit weeks] [--repeat 2] [--string-ids] [--text-ids] [--items-per-order 1] [--threads N]
 
 lifetimes must import (it needs setuptools < 81 for pkg_resources).
 """
@@ -33,22 +33,23 @@ from analytics.summary import customer_summary, summary_history
 from analytics.warehouse import Warehouse
 
 
-def synthesize(wh: Warehouse, n_events: int, n_customers: int, items_per_order: int = 1) -> None:
-    """n purchase events (order lines): order o = i // items_per_order has one customer and time."""
+def synthesize(wh: Warehouse, n_events: int, n_customers: int, items_per_order: int = 1, prefix: str = "") -> None:
+    """n purchase events (order lines): order o = i // items_per_order has one customer and time;
+    customer ids are integers written as text, after ``prefix`` if given ("c123": not integers)."""
     cur = wh.cursor()
     cur.execute("INSERT INTO datasets (name) VALUES ('bench')")
     cur.execute(
         """
         INSERT INTO events (dataset, customer_id, event_time, event_type, revenue, ingestion_id)
         SELECT 'bench',
-               CAST(hash(o) % $c AS VARCHAR),
+               $prefix || CAST(hash(o) % $c AS VARCHAR),
                TIMESTAMP '2023-01-01' + to_seconds(CAST(hash(o * 7 + 1) % (730 * 86400) AS BIGINT)),
                'purchase',
                CAST(hash(i * 13 + 5) % 20000 AS DOUBLE) / 100.0 + 1.0,
                1
         FROM (SELECT i, i // $k AS o FROM range($n) t(i))
         """,
-        {"n": n_events, "c": n_customers, "k": items_per_order},
+        {"n": n_events, "c": n_customers, "k": items_per_order, "prefix": prefix},
     )
 
 
@@ -71,6 +72,9 @@ def main() -> int:
     ap.add_argument("--string-ids", action="store_true",
                     help="give lifetimes the customer ids as the warehouse stores them (strings) "
                          "instead of integers (its fastest case, the default)")
+    ap.add_argument("--text-ids", action="store_true",
+                    help="customer ids that are not integers ('c123'): the summary then runs as one SQL "
+                         "statement instead of the packed sort that integer ids get (implies --string-ids)")
     ap.add_argument("--threads", type=int, default=None,
                     help="DuckDB threads for our side (default: DuckDB's, one per core)")
     args = ap.parse_args()
@@ -81,7 +85,7 @@ def main() -> int:
         wh.cursor().execute(f"SET threads = {int(args.threads)}")
     threads = wh.cursor().execute("SELECT current_setting('threads')").fetchone()[0]
     t0 = time.perf_counter()
-    synthesize(wh, args.events, args.customers, args.items_per_order)
+    synthesize(wh, args.events, args.customers, args.items_per_order, "c" if args.text_ids else "")
     print(f"synthesized {args.events:,} purchase events ({args.items_per_order} per order) "
           f"in {time.perf_counter() - t0:.1f} s")
 
@@ -111,6 +115,7 @@ def main() -> int:
           f"{time.perf_counter() - t0:.2f} s, CPU {time.process_time() - c0:.2f} s ({load()})")
     days, t_days, c_days = timed("from the stored per-day rows")
 
+    args.string_ids = args.string_ids or args.text_ids
     id_sql = "customer_id" if args.string_ids else "CAST(customer_id AS BIGINT) AS customer_id"
     tx = wh.cursor().execute(f"SELECT {id_sql}, event_time, revenue FROM events").df()
     warnings.simplefilter("ignore")

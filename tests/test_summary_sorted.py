@@ -255,3 +255,15 @@ def test_beyond_the_sort_size_the_statement_runs(wh, taken, monkeypatch):
     monkeypatch.setattr(summary_mod, "_SORT_MAX_PURCHASES", n)
     assert_same_summary(customer_summary(wh, "d", "2024-03-31", persist=False), big)
     assert taken == [False, True]
+
+
+def test_an_odd_id_after_the_first_thousand_purchases_still_uses_the_statement(wh, taken):
+    """The quick look at the first purchases' ids is only a shortcut: every id is checked."""
+    t = pd.Timestamp("2024-01-01 10:00")
+    rows = [(str(i % 300), t + pd.Timedelta(hours=i), "purchase", 1.0 + i % 7, None) for i in range(1500)]
+    rows.append(("x9", t, "purchase", 2.0, None))
+    ev = pd.DataFrame(rows, columns=["customer_id", "event_time", "event_type", "revenue", "rating"])
+    add_events(wh, "late", ev)
+    got = customer_summary(wh, "late", "2024-12-31", persist=False)
+    assert taken == [False]
+    assert_equals_pandas(got, pandas_summary(ev, "2024-12-31", 1.0))
