@@ -25,12 +25,12 @@ from analytics.campaigns.spec import RANKINGS, CampaignError, CampaignSpec
 from analytics.campaigns.store import (campaign_outcomes, campaign_readout, campaign_targets, delete_campaign,
                                        get_campaign, list_campaigns, save_campaign, save_outcomes)
 from analytics.campaigns.targeting import (ALL_CUSTOMERS, assign_control, contact_cap, default_response, eligible,
-                                           rank_eligible, ranking_problem, response_defaults,
-                                           select_targets, value_columns)
+                                           rank_eligible, ranking_problem, recommendations_possible,
+                                           response_defaults, select_targets, value_columns)
 
 __all__ = [
     "CampaignError", "CampaignSpec", "RANKINGS", "ALL_CUSTOMERS", "value_columns", "select_targets", "eligible",
-    "contact_cap", "ranking_problem", "default_response", "response_defaults", "rank_eligible", "expected_outcome", "return_curve", "response_probabilities",
+    "contact_cap", "ranking_problem", "recommendations_possible", "default_response", "response_defaults", "rank_eligible", "expected_outcome", "return_curve", "response_probabilities",
     "assign_control", "save_campaign", "get_campaign", "list_campaigns", "campaign_targets", "delete_campaign",
     "read_outcomes", "readout", "save_outcomes", "campaign_outcomes", "campaign_readout", "compare",
     "newcombe_interval", "wilson_interval", "proportion_test", "welch",

@@ -407,6 +407,32 @@ def recommended_items(wh: Warehouse, spec: CampaignSpec, customer_ids: pd.Series
     return memo.text(customer_ids)
 
 
+def recommendations_possible(wh: Warehouse, spec: CampaignSpec) -> tuple[CampaignSpec, str | None]:
+    """``(spec, None)`` when the dataset has item events (purchases, carts or views of an item) up to
+    the as-of day or no recommendations are asked for; else the spec without recommendations and a
+    note saying why. A campaign over an order log without item ids is still a campaign: it is made
+    without items rather than refused."""
+    import dataclasses
+
+    spec = spec.validated()
+    if spec.recommendations <= 0:
+        return spec, None
+    end = (pd.Timestamp(spec.as_of) + pd.Timedelta(days=1)).to_pydatetime()
+    cur = wh.cursor()
+    try:
+        found = cur.execute(
+            "SELECT 1 FROM events WHERE dataset = ? AND item_id IS NOT NULL AND event_time < ? "
+            "AND event_type IN ('purchase', 'cart', 'view') LIMIT 1", [spec.dataset, end]).fetchone()
+    finally:
+        cur.close()
+    if found:
+        return spec, None
+    note = (f"no recommendations: dataset {spec.dataset!r} has no item ids on its purchases, carts or views up to "
+            f"{spec.as_of} (load a file with an item, product or SKU column to recommend items); the campaign "
+            "is made without them")
+    return dataclasses.replace(spec, recommendations=0, recommendation_category=None), note
+
+
 def _fitted_recommender(wh: Warehouse, spec: CampaignSpec, recommender=None):
     try:
         from analytics import recommend

@@ -164,6 +164,7 @@ def cmd_create(args) -> int:
     wh.require_dataset(spec.dataset)
     if spec.name in set(c.list_campaigns(wh)["name"]):
         raise UserError(f"a campaign named {spec.name!r} already exists; choose another name")
+    spec, rec_note = c.recommendations_possible(wh, spec)
     frame = build_frame(wh, spec.dataset, spec.as_of)
     frame = c.value_columns(wh, frame)
     targets = c.select_targets(wh, frame, spec)
@@ -186,7 +187,8 @@ def cmd_create(args) -> int:
         print(json.dumps({"id": cid, "eligible": a["eligible"], "cap": a["cap"], "cap_reason": a["cap_reason"],
                           "n_treatment": a["n_treatment"], "n_control": a["n_control"],
                           "value_source": a["value_source"], "score_source": a.get("score_source"),
-                          "score_warning": a.get("score_warning"), **summary}, indent=2, default=str))
+                          "score_warning": a.get("score_warning"), "recommendations_note": rec_note,
+                          **summary}, indent=2, default=str))
         return 0
     print(f"campaign {cid} {spec.name!r} saved: {a['eligible']:,} eligible customers, "
           f"{a['n_treatment']:,} to contact (limited by {a['cap_reason']}), {a['n_control']:,} held out "
@@ -195,6 +197,8 @@ def cmd_create(args) -> int:
           + f"; values from {a['value_source']}")
     if a.get("score_warning"):
         print(f"warning: {a['score_warning']}")
+    if rec_note:
+        print(f"note: {rec_note}")
     print(f"assumed response rate {rate:.2%}" + (" (default)" if spec.response_rate is None else "")
           + f", value per response {value:,.2f}" + (" (from the data)" if spec.value_per_response is None else ""))
     if spec.response_rate is None or spec.value_per_response is None:

@@ -502,6 +502,9 @@ def _tab_build(p: _Page) -> None:
                 control_share=control_pct / 100.0, seed=int(seed), recommendations=int(n_recs),
                 recommendation_category=rec_cat if int(n_recs) > 0 else None,
             ).validated()
+            spec, rec_note = camp.recommendations_possible(cache.warehouse(), spec)
+            if rec_note:
+                st.info(widgets.md_escape(rec_note[0].upper() + rec_note[1:]) + ".", icon="ℹ️")
             targets = cache.campaign_targets(dataset, as_of, spec)
         except ValueError as exc:
             spec, targets = None, None
@@ -518,7 +521,7 @@ def _tab_build(p: _Page) -> None:
                   "up to the cap.")
         m3.metric("Control (not contacted)", widgets.fmt_int(ctrl))
 
-        if int(n_recs) > 0:
+        if spec.recommendations > 0:
             choice = cache.campaign_recommender_choice(dataset, as_of)
             ratio = choice.get("ratios_vs_popularity", {}).get(choice["model"], {})
             margin = (f": on {choice['windows'][0][0]} .. {choice['windows'][0][1]} it had precision@10 "

@@ -133,3 +133,29 @@ def test_readout_errors_are_one_line(db, capsys, tmp_path):
     assert code == 2 and "already exists" in err
     code, out, err = run(capsys, "campaign", "delete", "404", "--db", db)
     assert code == 2 and "no campaign '404'" in err
+
+
+def test_recommend_on_a_log_without_items_makes_the_campaign_without_them(tmp_path, capsys):
+    from analytics.warehouse import Warehouse
+
+    path = str(tmp_path / "w.duckdb")
+    wh = Warehouse(path)
+    events = make_events(120, seed=3)
+    events["item_id"] = None  # a plain order log: no item column was loaded
+    load(wh, "orders", events)
+    wh.close()
+    code, out, err = run(capsys, "campaign", "create", "--db", path, "--dataset", "orders", "--as-of", AS_OF,
+                         "--name", "No items", "--max-contacts", "20", "--recommend", "5",
+                         "--out", str(tmp_path / "l.csv"))
+    assert code == 0, err
+    assert "note: no recommendations: dataset 'orders' has no item ids on its purchases, carts or views up to " \
+        f"{AS_OF} (load a file with an item, product or SKU column to recommend items); the campaign is made " \
+        "without them" in out
+    listed = pd.read_csv(tmp_path / "l.csv")
+    assert (listed["group"] == "treatment").sum() == 20 and "recommended_items" not in listed.columns
+    code, out, err = run(capsys, "campaign", "show", "No items", "--db", path, "--json")
+    assert json.loads(out)["spec"]["recommendations"] == 0  # stored as it was made
+    code, out, err = run(capsys, "campaign", "create", "--db", path, "--dataset", "orders", "--as-of", AS_OF,
+                         "--name", "No items 2", "--max-contacts", "20", "--recommend", "5", "--json")
+    assert code == 0, err
+    assert json.loads(out)["recommendations_note"].startswith("no recommendations: dataset 'orders'")
