@@ -315,10 +315,14 @@ def _migration(dataset: str, first_day, as_of) -> None:
     fig = cache.shared(dataset, "explorer_sankey", lambda: _sankey_figure(flows, from_day, as_of), str(from_day),
                       str(as_of), run_id)
     st.plotly_chart(fig, width="stretch", key="explorer_sankey")
-    moved = int(flows.loc[flows["from"] != flows["to"], "customers"].sum())
+    # a customer who arrived after the first date has no segment to change from: counted apart
+    known = (flows["from"] != explorer.NOT_A_CUSTOMER) & (flows["to"] != explorer.NOT_A_CUSTOMER)
+    moved = int(flows.loc[known & (flows["from"] != flows["to"]), "customers"].sum())
+    arrived = int(flows.loc[flows["from"] == explorer.NOT_A_CUSTOMER, "customers"].sum())
     what = "segment" if run_id is None else "cluster"
-    st.caption(f"{moved:,} of {int(flows['customers'].sum()):,} customers changed {what} between "
-               f"{formatting.date(from_day)} and {formatting.date(as_of)}."
+    st.caption(f"{moved:,} of {int(flows.loc[known, 'customers'].sum()):,} customers of both dates changed {what} "
+               f"between {formatting.date(from_day)} and {formatting.date(as_of)}"
+               + (f"; {arrived:,} arrived after {formatting.date(from_day)}." if arrived else ".")
                + ("" if run_id is None else f" Both dates are assigned with clustering run {run_id} "
                   "(its scaling and cluster centres), so a cluster means the same at both dates."))
     with st.expander("Flows as a table"):

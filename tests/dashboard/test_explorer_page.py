@@ -136,6 +136,13 @@ def test_cohorts_migration_and_no_match(page, app_wh):
     frame = explorer.build_frame(app_wh, "sample", as_of)
     frame_a = explorer.build_frame(app_wh, "sample", as_of - pd.Timedelta(days=90))
     assert int(flows["customers"].sum()) == len(set(frame.index) | set(frame_a.index))
+    # customers who arrived after the first date are not counted as changing segment
+    both = frame_a.index.intersection(frame.index)
+    changed = int((frame_a.loc[both, "rfm_segment"].astype(str) != frame.loc[both, "rfm_segment"].astype(str)).sum())
+    arrived = len(frame.index.difference(frame_a.index))
+    assert arrived > 0
+    assert any(c.value.startswith(f"{changed:,} of {len(both):,} customers of both dates changed segment")
+               and f"{arrived:,} arrived after" in c.value for c in at.caption), [c.value for c in at.caption]
     # a search without a match says so
     at.text_input(key="explorer_search").input("no-such-customer-<b>").run()
     assert not at.exception, at.exception
