@@ -44,6 +44,30 @@ def deferred(fn):
     return access.bound(fn)
 
 
+def card_money(x, cur) -> str:
+    """Money short enough for a KPI card five to a row in a 1280-pixel window: ``€197 K``, ``€19.7 K``,
+    ``€9,999``, ``€78.59``, ``€2.62 M`` (``€196,939.26`` is cut to ``€196,93…`` there); put the exact
+    figure in the card's help."""
+    import pandas as pd
+
+    from analytics import formatting as fmt
+
+    if x is None or pd.isna(x):
+        return fmt.money(x, cur)
+    cur = fmt.resolve_currency(cur)
+    v = float(x)
+    a = abs(v)
+    if a < 1e3:
+        return fmt.money(v, cur)
+    sign, prefix = ("-" if v < 0 else ""), (cur.prefix if cur else "")
+    if a < 1e4:  # whole units, half up (1,234.50 -> 1,235)
+        return sign + prefix + f"{int(a + 0.5):,}"
+    if a >= 999_500:
+        return fmt.money(v, cur, compact=True) if a >= 1e6 else sign + prefix + "1.00 M"
+    body = f"{a / 1e3:,.1f} K" if a < 99_950 else f"{a / 1e3:,.0f} K"
+    return sign + prefix + body
+
+
 def select_dataset_next(name: str) -> None:
     """Make the sidebar pick ``name`` on the next run (call ``st.rerun()`` after)."""
     st.session_state[SELECT_NEXT_KEY] = name

@@ -57,17 +57,19 @@ def _kpis(k: dict, cur) -> None:
         f"{fmt.integer(k['buyers'])} customers bought at least once.",
     )
     c3.metric(
-        "Revenue (net)", fmt.money(k["revenue"], cur, compact=True), border=True,
-        help=f"Purchases {fmt.money(k['gross_revenue'], cur)} minus refunds {fmt.money(k['refunds'], cur)}.",
+        "Revenue (net)", widgets.card_money(k["revenue"], cur), border=True,
+        help=f"{fmt.money(k['revenue'], cur)}: purchases {fmt.money(k['gross_revenue'], cur)} minus refunds "
+        f"{fmt.money(k['refunds'], cur)}.",
     )
     c4.metric(
-        f"Active, last {k['active_days']} days", fmt.integer(k["active_customers"]), border=True,
-        help=f"Customers with any event in the {k['active_days']} days up to the dataset's last event "
+        f"Active, {k['active_days']} days", fmt.integer(k["active_customers"]), border=True,
+        help=f"Customers with any event in the last {k['active_days']} days up to the dataset's last event "
         f"({fmt.date(k['as_of'])}), not up to today.",
     )
     c5.metric(
-        "Repeat-purchase rate", fmt.percent(k["repeat_rate"]), border=True,
-        help=f"Share of buying customers with two or more orders ({fmt.integer(k['repeat_customers'])} of "
+        "Repeat buyers", fmt.percent(k["repeat_rate"]), border=True,
+        help=f"Repeat-purchase rate: the share of buying customers with two or more orders "
+        f"({fmt.integer(k['repeat_customers'])} of "
         f"{fmt.integer(k['buyers'])}).",
     )
 
@@ -141,7 +143,8 @@ def _range_kpis(dataset: str, start: dt.date, end: dt.date, cur) -> None:
     for col, (key, label, kind, help_text) in zip(cols, RANGE_KPIS):
         v, pv = comp.current.get(key), comp.previous.get(key)
         if kind == "money":
-            shown, prev_shown = fmt.money(v, cur, compact=True), fmt.money(pv, cur)
+            shown, prev_shown = widgets.card_money(v, cur), fmt.money(pv, cur)
+            help_text = f"{help_text} This period: {fmt.money(v, cur)}."
         elif kind == "share":
             shown, prev_shown = fmt.percent(v), fmt.percent(pv)
         else:

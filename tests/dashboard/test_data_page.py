@@ -417,7 +417,7 @@ def test_set_dataset_currency_with_a_clear_message_for_a_bad_code(app_wh):
     assert dataset_currency(app_wh, "shop").code == "GBP"
     assert _frame_with(at, "currency")["currency"].tolist() == ["GBP"]
     at.switch_page("views/overview.py").run()
-    assert next(m.value for m in at.metric if m.label == "Revenue (net)") == "£1,234.50"
+    assert next(m.value for m in at.metric if m.label == "Revenue (net)") == "£1,235"  # a card: whole pounds
     at.switch_page(DATA_PAGE).run()
     at.button(key="currency_forget").click().run()
     assert dataset_currency(app_wh, "shop").code is None

@@ -46,14 +46,17 @@ def test_kpis_match_sql(app_wh):
         "SELECT sum(CASE WHEN event_type='purchase' THEN revenue ELSE 0 END) "
         "- sum(CASE WHEN event_type='return' THEN revenue ELSE 0 END) FROM events WHERE dataset='shop'"
     ).fetchone()[0]
-    assert abs(_num(m["Revenue (net)"]) - net) < 0.01
+    # the card shows "19.1 K"; its help holds the exact figure
+    card = next(x for x in at.metric if x.label == "Revenue (net)")
+    assert m["Revenue (net)"] == f"{net / 1e3:,.1f} K"
+    assert abs(_num(card.proto.help.split(":")[0]) - net) < 0.01
     active = cur.execute(
         "SELECT count(DISTINCT customer_id) FROM events WHERE dataset='shop' AND event_time > "
         "(SELECT max(event_time) FROM events WHERE dataset='shop') - INTERVAL 90 DAY"
     ).fetchone()[0]
-    assert _num(m["Active, last 90 days"]) == active
+    assert _num(m["Active, 90 days"]) == active
     k = overview_kpis(app_wh, "shop")
-    assert abs(_num(m["Repeat-purchase rate"]) - round(100 * k["repeat_rate"], 1)) < 1e-9
+    assert abs(_num(m["Repeat buyers"]) - round(100 * k["repeat_rate"], 1)) < 1e-9
     # three Plotly charts, no raw rows shipped: the timeline has one point per month
     assert len(at.get("plotly_chart")) == 3
     assert at.sidebar.selectbox(key="dataset").value == "shop"
@@ -72,7 +75,7 @@ def test_dataset_picker_switches_numbers(app_wh):
     assert m["Customers"] == "2"
     assert m["Orders"] == "1"
     assert m["Revenue (net)"] == "10.00"
-    assert m["Repeat-purchase rate"] == "0.0 %"
+    assert m["Repeat buyers"] == "0.0 %"
     # the choice survives a page switch and back
     at.switch_page("views/data.py").run()
     at.switch_page("views/overview.py").run()
@@ -144,7 +147,8 @@ def test_date_range_kpis_and_deltas_match_pandas(app_wh):
         _window(df, dt.datetime(2024, 1, 3), dt.datetime(2024, 1, 31))
     row = at.metric[5:]  # after the five all-time KPIs
     by = {m.label: m for m in row}
-    assert _num(by["Net revenue"].value) == round(cur["revenue"], 2)
+    assert by["Net revenue"].value == f"{cur['revenue']:,.0f}"  # a card: whole units from 1,000
+    assert f"This period: {cur['revenue']:,.2f}." in by["Net revenue"].proto.help
     assert _num(by["Orders"].value) == cur["orders"]
     assert _num(by["Active customers"].value) == cur["active"]
     assert by["Net revenue"].delta == f"{100 * (cur['revenue'] / prev['revenue'] - 1):+,.1f} %"
@@ -189,12 +193,12 @@ def test_money_in_the_dataset_currency(app_wh):
     set_dataset_currency(app_wh, "shop", "EUR")
     at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
     assert not at.exception
-    assert _metrics(at)["Revenue (net)"] == "€1,234.50"
+    assert _metrics(at)["Revenue (net)"] == "€1,235"  # a KPI card: whole units from 1,000, half up
     assert any("Money in Euro" in c.value for c in at.caption)
     # changed elsewhere (the command line) while the page is open: the next run shows it
     set_dataset_currency(app_wh, "shop", "JPY")
     at.run()
-    assert _metrics(at)["Revenue (net)"] == "¥1,234"
+    assert _metrics(at)["Revenue (net)"] == "¥1,235"
 
 
 def test_a_range_picked_on_one_dataset_is_not_kept_on_the_next(app_wh):
@@ -238,3 +242,32 @@ def test_money_axis_ticks_keep_the_minor_digits():
     assert money_axis("EUR")["tickformat"] == ",.2~f"
     assert money_axis("JPY")["tickformat"] == ",.0~f"
     assert money_axis(None)["tickprefix"] == "" and money_axis("EUR")["tickprefix"] == "€"
+
+
+def test_card_money_fits_a_kpi_card():
+    # the Overview's cards hold about seven characters at 1280 pixels: "€196,939.26" was cut to "€196,93…"
+    from dashboard.widgets import card_money
+
+    assert card_money(196_939.26, "EUR") == "€197 K"
+    assert card_money(19_693.9, "EUR") == "€19.7 K"
+    assert card_money(-12_345.0, "GBP") == "-£12.3 K"
+    assert card_money(9_999.4, "EUR") == "€9,999"
+    assert card_money(78.594, "EUR") == "€78.59"
+    assert card_money(999_800.0, "EUR") == "€1.00 M"
+    assert card_money(2_623_456.0, "EUR") == "€2.62 M"
+    assert card_money(0.0, None) == "0.00"
+    for v in (12_345.6, 99_949.0, 99_951.0, 250_000.0, 999_999.0, 5e6):
+        assert len(card_money(v, "EUR")) <= 7, card_money(v, "EUR")
+
+
+def test_range_revenue_card_is_short_with_the_exact_figure_in_its_help(app_wh):
+    start = dt.datetime(2024, 1, 1)
+    insert_events(app_wh, "big", [(f"c{i % 50}", start + dt.timedelta(hours=3 * i), "purchase", f"o{i}", 1234.56)
+                                  for i in range(400)])
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
+    assert not at.exception, at.exception
+    total = 400 * 1234.56
+    revenue = [m for m in at.metric if m.label in ("Revenue (net)", "Net revenue")]
+    assert revenue[0].value == f"{total / 1e3:,.0f} K"  # 493.8 K all time (no currency)
+    exact = f"{total:,.2f}"
+    assert exact in revenue[0].proto.help
