@@ -28,7 +28,7 @@ from dashboard import cache, widgets
 RESULT_KEY = "predict_result"
 MODEL_LABELS = {"zero": "Zero", "naive": "Naive rate x AOV", "bgnbd": "BG/NBD x Gamma-Gamma",
                 "paretonbd": "Pareto/NBD x Gamma-Gamma", "lightgbm": "LightGBM", "lstm": "LSTM (ZILN)",
-                "ensemble": "Ensemble (weights chosen on validation)"}
+                "ensemble": "Ensemble"}
 #: the comparison table: what fits on one screen (more in the expander below it); (metric, title, glossary term)
 MAIN_COLUMNS = [("rmse", "RMSE", "rmse"), ("normalized_gini", "Normalized Gini", "normalized_gini"),
                 ("top_decile_capture", "Top-decile capture", "top_decile_capture"),
@@ -85,11 +85,11 @@ def _estimate(dataset: str, first_day, f: dict) -> None:
                + "; a busy machine takes longer.")
 
 
-def _train(dataset: str, version: str, f: dict) -> None:
-    """Run the backtest with live progress; keeps the result in this browser session."""
+def _train(live, dataset: str, version: str, f: dict) -> None:
+    """Run the backtest with live progress in the placeholder ``live``; keeps the result in this
+    browser session."""
     # A click on Stop starts a new run of this script, which Streamlit stops the current one for at
     # its next progress update (between LSTM batches); the last finished backtest stays shown.
-    live = st.empty()
     with live.container():
         st.button("⏹️ Stop training", key="predict_stop")
         bar = st.progress(0.0, text="Preparing features…")
@@ -119,7 +119,8 @@ def _train(dataset: str, version: str, f: dict) -> None:
                               progress=on_progress)
     except ValueError as exc:  # the message says what is wrong; the last finished backtest stays below
         live.empty()
-        widgets.show_error(exc, "The backtest could not run")
+        with live.container():
+            widgets.show_error(exc, "The backtest could not run")
     else:
         live.empty()  # the Stop button, the bar and the figures line go when the work ends
         st.session_state[RESULT_KEY] = {"dataset": dataset, "version": version, "result": result}
@@ -168,10 +169,15 @@ def _comparison(res, info, money, currency) -> None:
             table[title] = values if key in formats else np.where(np.abs(values) < 5e-4, 0.0, values)
             config[title] = st.column_config.NumberColumn(title, help=glossary.term(term),
                                                           format=formats.get(key, "%.3f"))
-    notes = metrics["error"].where(metrics["error"].notna(), "") if "error" in metrics else None
-    if notes is not None and (notes != "").any():
-        table["Note"] = notes.map(lambda t: "" if not t else ("could not run: " + str(t))[:140]).to_numpy()
     st.dataframe(table, width="stretch", key="predict_table", column_config=config)
+    # why a model has no figures, in full under the table (a column of it sat beyond the table's
+    # right edge at 1280 pixels, cut to a few letters)
+    failed = metrics["error"].dropna() if "error" in metrics else pd.Series(dtype=object)
+    if len(failed):
+        st.markdown("\n".join(f"- **{widgets.md_escape(MODEL_LABELS.get(m, m))}** could not run: "
+                              f"{widgets.md_escape(str(why))}" for m, why in failed.items() if str(why)))
+    if info.get("ensemble"):
+        st.caption(widgets.md_escape(info["ensemble"][:1].upper() + info["ensemble"][1:]) + ".")
 
     ok = metrics[metrics["error"].isna()] if "error" in metrics else metrics
     if len(ok) and ok["normalized_gini"].notna().any():
@@ -332,8 +338,12 @@ def main() -> None:
 
     f = _form(first_day, last_day)
     _estimate(dataset, first_day, f)
-    if st.button("▶️ Run backtest", type="primary", key="predict_run"):
-        _train(dataset, version, f)
+    run = st.button("▶️ Run backtest", type="primary", key="predict_run")
+    # one placeholder in every run, filled only while training: the elements below keep their place
+    # in the page, so the browser keeps the tab a reader chose (Save) when the next click reruns
+    live = st.empty()
+    if run:
+        _train(live, dataset, version, f)
     held = st.session_state.get(RESULT_KEY)
     if not held or held["dataset"] != dataset:
         st.info("Pick a cut-off and a holdout, then run the backtest.", icon="🔮")

@@ -45,6 +45,22 @@ def _amount(cell) -> float:
     return float(cell) if not isinstance(cell, str) else float(re.sub(r"[^0-9.-]", "", cell))
 
 
+def _tabs_place(at) -> tuple:
+    """The position of the page's tabs in the element tree (a different one is new tabs to the browser)."""
+    def find(node, path):
+        for i, child in getattr(node, "children", {}).items():
+            if getattr(child, "type", None) == "tab":
+                return path
+            found = find(child, path + (i,))
+            if found is not None:
+                return found
+        return None
+
+    place = find(at.main, ())
+    assert place is not None, "no tabs on the page"
+    return place
+
+
 def at_wh():
     from dashboard import cache
 
@@ -106,7 +122,10 @@ def test_bad_dates_are_messages_and_the_page_keeps_working(page):
     assert not at.exception
     assert any("Too little history before 2024-01-31" in w.value.replace("\\", "") for w in at.warning)
     table = _table(at, "RMSE")
-    assert "could not run: too little history" in table.loc["LightGBM", "Note"]
+    # the reason is written out under the table, not in a column beyond its right edge
+    assert "Note" not in table.columns
+    assert any("**LightGBM** could not run: too little history" in m.value.replace("\\", "") for m in at.markdown), \
+        [m.value for m in at.markdown]
     # a model without figures says so (no "None" cells); the others keep their money figures
     assert table.loc["LightGBM", "RMSE"] == "not available"
     assert _amount(table.loc["Naive rate x AOV", "RMSE"]) > 0
@@ -126,9 +145,13 @@ def test_save_and_publish(page):
     at.date_input(key="predict_hold_end").set_value(dt.date(2025, 12, 31))
     at.multiselect(key="predict_models").set_value(["lightgbm"])
     at.button(key="predict_run").click().run()
+    after_run = _tabs_place(at)
     at.button(key="predict_save").click().run()
     assert not at.exception, at.exception
     assert any("Saved as run" in s.value for s in at.success)
+    # the tabs are where they were in the run that trained: the browser keeps the chosen tab (Save)
+    # instead of drawing new tabs with the first one open, which hid the saved message and Publish
+    assert _tabs_place(at) == after_run
     at.button(key="predict_publish").click().run()
     assert not at.exception, at.exception
     assert any("Published LightGBM predictions" in s.value for s in at.success)
