@@ -455,13 +455,17 @@ def _info(fit: SentimentFit | None, reviews: pd.DataFrame, message: str) -> dict
     return info
 
 
-def describe_run(info: dict) -> str:
-    """One paragraph for the page and the CLI: which source, how well it did on held-out reviews."""
+def describe_run(info: dict, *, source: bool = True, heldout: bool = True) -> str:
+    """One paragraph for the page and the CLI: which source, how well it did on held-out reviews.
+
+    ``source=False`` leaves out the "Sentiment source: ..." sentence and ``heldout=False`` the
+    held-out figures, for a page that shows them itself (a heading line and a table): what is
+    left are the notes on reviews without a score or scored from their rating ("" when none)."""
     if not info or not info.get("n_reviews"):
         return info.get("message") if info else "no review sentiment yet"
-    lines = [f"Sentiment source: {info['reason']}."]
+    lines = [f"Sentiment source: {info['reason']}."] if source else []
     held = (info.get("heldout") or {}).get("all") or {}
-    if held.get("n"):
+    if heldout and held.get("n"):
         acc = "n/a" if held.get("accuracy") is None else f"{held['accuracy']:.1%}"
         auc = "n/a (one kind of rating only)" if held.get("roc_auc") is None else f"{held['roc_auc']:.3f}"
         what = "held-out" if info.get("source") == "learned" else "rated"

@@ -49,10 +49,8 @@ def _tab_reviews(dataset: str, as_of, currency=None) -> None:
         if not info.get("n_reviews"):
             st.info(info.get("message") or "This dataset has no reviews.", icon="📭")
         else:
-            source = "Learned from this dataset's rated reviews" if info.get("source") == "learned" else \
-                info.get("source_name") or "Lexicon"
-            st.markdown(f"**Sentiment source:** {widgets.md_escape(source)}")
-            st.caption(widgets.md_escape(info.get("message") or ""))
+            from analytics.reviews.sentiment import describe_run
+
             held = (info.get("heldout") or {})
             rows = []
             for key, label in (("all", "All"), ("en", "English"), ("zh", "Chinese")):
@@ -60,6 +58,13 @@ def _tab_reviews(dataset: str, as_of, currency=None) -> None:
                 if m and m.get("n"):
                     rows.append({"Reviews": label, "Held-out rated reviews": m["n"],
                                  "Accuracy": m.get("accuracy"), "ROC AUC": m.get("roc_auc")})
+            # one line names the source (the library's reason, e.g. "learned from 9,331 rated reviews
+            # ..."); the held-out figures are in the table below, so the notes repeat neither
+            reason = str(info.get("reason") or info.get("source_name") or "lexicon")
+            st.markdown(f"**Sentiment source:** {widgets.md_escape(reason[:1].upper() + reason[1:])}.")
+            notes = describe_run(info, source=False, heldout=not rows)
+            if notes:
+                st.caption(widgets.md_escape(notes))
             if rows:
                 st.dataframe(rows, hide_index=True, column_config={
                     "Held-out rated reviews": st.column_config.NumberColumn(format="%,d"),

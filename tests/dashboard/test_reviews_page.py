@@ -38,7 +38,11 @@ def page(app_wh, tmp_path):
 def test_reviews_page(page, app_wh):
     at, top = page
     text = " ".join(m.value for m in at.markdown)
-    assert "Sentiment source" in text and "Learned from this dataset" in text
+    assert "Sentiment source" in text and "Learned from" in text and "rated reviews of this dataset" in text
+    # the source is named once, and its held-out figures are in the table only (not again in a caption)
+    shown = [m.value for m in at.markdown] + [c.value for c in at.caption]
+    assert sum(t.count("Sentiment source") for t in shown) == 1, shown
+    assert not any("ROC AUC" in t for t in shown), shown
     assert "<script" not in text and all("<script" not in c.value for c in at.caption)
     tables = [d.value for d in at.dataframe]
     heldout = next(t for t in tables if "ROC AUC" in t.columns)
