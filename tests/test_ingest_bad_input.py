@@ -71,6 +71,27 @@ def test_missing_required_column(loaded, tmp_path):
     assert_fails_cleanly(loaded, p, "required column missing.*customer_id")
 
 
+def test_load_blockers_say_before_a_load_what_validate_refuses(tmp_path):
+    """What the Data page lists before a load (``load_blockers``) is what ``Mapping.validate`` refuses."""
+    from analytics.ingest import IngestError, Mapping, load_blockers
+
+    cols = ["client", "day", "price", "n"]
+    cases = [({"customer_id": "client", "event_time": "day"}, False, []),
+             ({"event_time": "day"}, False, ["Customer id"]),
+             ({}, False, ["Customer id", "Date and time"]),
+             ({"customer_id": "client", "event_time": "day", "revenue": "price"}, True, ["Quantity"]),
+             ({"customer_id": "client", "event_time": "day", "quantity": "n"}, True, [])]
+    for columns, unit_price, named in cases:
+        blockers = load_blockers(columns, revenue_is_unit_price=unit_price)
+        assert len(blockers) == len(named) and all(n in b for n, b in zip(named, blockers)), (columns, blockers)
+        mapping = Mapping(columns=columns, revenue_is_unit_price=unit_price)
+        if named:
+            with pytest.raises(IngestError):
+                mapping.validate(cols)
+        else:
+            mapping.validate(cols)
+
+
 def test_header_with_sql_injection_as_required_column(loaded, tmp_path):
     evil = 'x"); DROP TABLE events; --'
     p = write(tmp_path, "inj.csv", f'"{evil.replace(chr(34), chr(34) * 2)}",order_date,amount\nc1,2024-01-05,10\n')

@@ -31,6 +31,28 @@ CANONICAL_FIELDS: list[tuple[str, bool, str]] = [
 ]
 FIELD_NAMES = [f for f, _, _ in CANONICAL_FIELDS]
 REQUIRED_FIELDS = [f for f, req, _ in CANONICAL_FIELDS if req]
+#: the fields as people read them (the mapping editor's labels and what it says is missing)
+FIELD_TITLES: dict[str, str] = {
+    "customer_id": "Customer id", "event_time": "Date and time", "event_type": "Event type",
+    "order_id": "Order id", "item_id": "Product id", "category": "Category", "quantity": "Quantity",
+    "revenue": "Amount", "rating": "Rating", "text": "Review or search text", "country": "Country",
+}
+
+
+def field_title(name: str) -> str:
+    """A canonical field in words (``customer_id`` -> ``Customer id``)."""
+    return FIELD_TITLES.get(name, name.replace("_", " ").capitalize())
+
+
+def load_blockers(columns: dict[str, str | None], *, revenue_is_unit_price: bool = False) -> list[str]:
+    """What a mapping (field -> source column or None) still lacks before a load can start, in
+    words, in the editor's order; empty when nothing does. The same rules as
+    :meth:`Mapping.validate` raises on, so a page can say them before the load instead of after."""
+    out = [f"a column for {field_title(f)}" for f in REQUIRED_FIELDS if not columns.get(f)]
+    if revenue_is_unit_price and not columns.get("quantity"):
+        out.append(f"a column for {field_title('quantity')} (the amount is a unit price, so revenue = "
+                   "quantity × price)")
+    return out
 
 #: special date formats besides strptime patterns
 UNIX_SECONDS = "unix"

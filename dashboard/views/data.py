@@ -95,6 +95,11 @@ def _check_server_path(text: str) -> str:
     return str(p.resolve())
 
 
+def _and(items: list[str]) -> str:
+    """``a, b and c``."""
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+
+
 def _size(n: int) -> str:
     if n >= 1e9:
         return f"{n / 1e9:,.2f} GB"
@@ -394,8 +399,15 @@ def _preview_and_load(path: str, file_name: str | None, gen: int) -> None:
 
         currency_code, currency_ok = _load_currency(preview, token, dataset_name, existing)
 
-        can_load = bool(dataset_name) and currency_ok and not (len(preview.date_formats) > 1 and date_format is None)
-        if st.button("Load", type="primary", disabled=not can_load, key=f"load_{token}"):
+        # what the mapping lacks for a load: said here, with Load disabled, rather than after pressing it
+        blockers = ing.load_blockers(chosen, revenue_is_unit_price=bool(flags.get("revenue_is_unit_price")))
+        if blockers:
+            st.warning(f"Load needs {widgets.md_escape(_and(blockers))}. Pick {'it' if len(blockers) == 1 else 'them'} "
+                       "under “3. Review the mapping” above.", icon="🧩")
+        can_load = (bool(dataset_name) and currency_ok and not blockers
+                    and not (len(preview.date_formats) > 1 and date_format is None))
+        if st.button("Load", type="primary", disabled=not can_load, key=f"load_{token}",
+                     help=f"Load needs {_and(blockers)}." if blockers else None):
             bar = st.progress(0.0, text="Starting…")
 
             def _progress(fraction: float, message: str = "") -> None:

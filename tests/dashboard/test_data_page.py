@@ -46,11 +46,12 @@ def _gen(at: AppTest) -> int:
 
 
 def _mapping(at: AppTest) -> dict[str, str]:
-    out = {}
-    for sb in at.selectbox:
-        if sb.key and sb.key.startswith("map_"):
-            out[sb.label.rstrip(" *")] = sb.value
-    return out
+    """Field -> chosen column, from the mapping boxes (keyed ``map_<file token>_<field>``)."""
+    return {sb.key.split("_", 2)[2]: sb.value for sb in at.selectbox if sb.key and sb.key.startswith("map_")}
+
+
+def _field_box(at: AppTest, field: str):
+    return next(sb for sb in at.selectbox if sb.key and sb.key.startswith("map_") and sb.key.split("_", 2)[2] == field)
 
 
 def _by_label(widgets, prefix: str):
@@ -157,7 +158,7 @@ def test_mapping_edit_is_used(app_wh, tmp_path):
     at = _use_path(_page(app_wh), src)
     assert _mapping(at)["customer_id"] == "client"
     # the user decides the shop is the customer
-    next(sb for sb in at.selectbox if sb.label == "customer_id *").set_value("shop").run()
+    _field_box(at, "customer_id").set_value("shop").run()
     _by_label(at.text_input, "Dataset name").input("by_shop").run()
     _load_button(at).click().run()
     assert not at.error, [e.value for e in at.error]
@@ -287,15 +288,41 @@ def test_load_error_is_shown_and_nothing_changes(app_wh, tmp_path):
     src = tmp_path / "orders.csv"
     src.write_text("client,day,amount\na,2024-01-05,10.5\nb,2024-01-06,20\n", encoding="utf-8")
     at = _use_path(_page(app_wh), src)
-    next(sb for sb in at.selectbox if sb.label == "customer_id *").set_value("(none)").run()
-    _by_label(at.text_input, "Dataset name").input("broken").run()
+    # a name the warehouse refuses: the load itself fails
+    _by_label(at.text_input, "Dataset name").input("broken/name").run()
     _load_button(at).click().run()
     assert not at.exception, at.exception
-    assert any(e.value.startswith("Nothing was loaded:") and "customer_id" in e.value for e in at.error), \
+    assert any(e.value.startswith("Nothing was loaded:") and "dataset name" in e.value for e in at.error), \
         [e.value for e in at.error]
     assert app_wh.datasets() == ["keep"]
     assert app_wh.cursor().execute("SELECT count(*) FROM events").fetchone()[0] == 1
-    assert app_wh.cursor().execute("SELECT count(*) FROM ingestions WHERE dataset='broken'").fetchone()[0] == 0
+    assert app_wh.cursor().execute("SELECT count(*) FROM ingestions WHERE dataset LIKE 'broken%'").fetchone()[0] == 0
+
+
+def test_load_is_disabled_until_the_mapping_has_what_a_load_needs(app_wh, tmp_path):
+    src = tmp_path / "no_dates.csv"
+    src.write_text("client,amount,product,n\nA1,12.50,sku1,1\nA2,7.00,sku2,2\nA1,3.25,sku3,1\n", encoding="utf-8")
+    at = _use_path(_page(app_wh), src)
+    assert _mapping(at)["event_time"] == "(none)"  # nothing in the file reads as a date
+    assert _load_button(at).disabled
+    needs = [w.value for w in at.warning if w.value.startswith("Load needs")]
+    assert len(needs) == 1 and "Date and time" in needs[0] and "Customer id" not in needs[0], needs
+    assert "Date and time" in (_load_button(at).help or "")
+    # without a customer either, both are named
+    _field_box(at, "customer_id").set_value("(none)").run()
+    needs = [w.value for w in at.warning if w.value.startswith("Load needs")]
+    assert "Customer id" in needs[0] and "Date and time" in needs[0] and _load_button(at).disabled
+    _field_box(at, "customer_id").set_value("client").run()
+    # a unit price needs a quantity column
+    _field_box(at, "event_time").set_value("n").run()
+    _field_box(at, "quantity").set_value("(none)").run()
+    _by_label(at.checkbox, "The amount is a unit price").check().run()
+    needs = [w.value for w in at.warning if w.value.startswith("Load needs")]
+    assert len(needs) == 1 and "Quantity" in needs[0] and "Date and time" not in needs[0], needs
+    assert _load_button(at).disabled
+    _by_label(at.checkbox, "The amount is a unit price").uncheck().run()
+    assert not [w for w in at.warning if w.value.startswith("Load needs")]
+    assert not _load_button(at).disabled
 
 
 def test_downloads_export_and_rejects(app_wh, tmp_path, monkeypatch):
@@ -371,7 +398,7 @@ def test_failed_load_clears_the_previous_report(app_wh, tmp_path):
     bad = tmp_path / "bad.csv"
     bad.write_text("client,day,amount\nc,2024-02-05,1\n", encoding="utf-8")
     at = _use_path(at, bad)
-    next(sb for sb in at.selectbox if sb.label == "customer_id *").set_value("(none)").run()
+    _by_label(at.text_input, "Dataset name").input("bad/name").run()
     _load_button(at).click().run()
     assert any(e.value.startswith("Nothing was loaded:") for e in at.error)
     assert not any(h.value == "Validation report" for h in at.subheader)
