@@ -340,8 +340,39 @@ def assign_with_run(wh: Warehouse, run_id: int, frame: pd.DataFrame) -> pd.DataF
     return pd.DataFrame({"cluster": labels, "cluster_name": names[labels]}, index=frame.index)
 
 
-def rename_cluster(wh: Warehouse, run_id: int, cluster: int, name: str) -> None:
-    """Rename one cluster of a run (run names and assignments, one transaction)."""
+def _renamed_in(definition: dict, old: str, new: str) -> dict | None:
+    """``definition`` with its ``cluster_name`` conditions on ``old`` naming ``new`` instead (None:
+    no condition names ``old``)."""
+    changed = False
+
+    def walk(g: dict) -> dict:
+        nonlocal changed
+        out = []
+        for c in g.get("conditions", []):
+            if "conditions" in c:
+                out.append(walk(c))
+                continue
+            c = dict(c)
+            if c.get("field") == "cluster_name":
+                v = c.get("value")
+                if v == old:
+                    c["value"], changed = new, True
+                elif isinstance(v, list) and old in v:
+                    c["value"], changed = [new if x == old else x for x in v], True
+            out.append(c)
+        return {**g, "conditions": out}
+
+    renamed = walk(definition)
+    return renamed if changed else None
+
+
+def rename_cluster(wh: Warehouse, run_id: int, cluster: int, name: str) -> int:
+    """Rename one cluster of a run (run names and assignments, one transaction).
+
+    When the run is the newest of its dataset (for its as-of day or overall: the one segments are
+    evaluated on), the dataset's saved segments that select the cluster by its old name follow the
+    new one in the same transaction, instead of silently selecting nobody. Returns how many
+    segments were changed."""
     run = get_clustering_run(wh, run_id)
     access.require(wh, "segment", run["dataset"])
     if not isinstance(name, str) or not name.strip():
@@ -354,11 +385,26 @@ def rename_cluster(wh: Warehouse, run_id: int, cluster: int, name: str) -> None:
         raise SegmentStoreError(f"run {run_id} has no cluster {cluster!r} (clusters 0..{len(names) - 1})")
     if name in [n for i, n in enumerate(names) if i != int(cluster)]:
         raise SegmentStoreError(f"another cluster of run {run_id} is already named {name!r}")
+    old = names[int(cluster)]
     names[int(cluster)] = name
+    followed = []
+    if old != name and int(run_id) in (latest_clustering_run(wh, run["dataset"], run["as_of"]),
+                                       latest_clustering_run(wh, run["dataset"])):
+        rows = wh.cursor().execute("SELECT id, definition FROM segments WHERE dataset = ?",
+                                   [run["dataset"]]).fetchall()
+        for seg_id, definition in rows:
+            renamed = _renamed_in(json.loads(definition), old, name)
+            if renamed is not None:
+                followed.append((int(seg_id), renamed))
     with wh.transaction() as tx:
         tx.execute("UPDATE clustering_runs SET names = ? WHERE id = ?", [json.dumps(names), int(run_id)])
         tx.execute("UPDATE cluster_assignments SET name = ? WHERE run_id = ? AND cluster = ?",
                    [name, int(run_id), int(cluster)])
+        ts = _now()
+        for seg_id, renamed in followed:
+            tx.execute("UPDATE segments SET definition = ?, updated_at = ? WHERE id = ?",
+                       [json.dumps(renamed, sort_keys=True), ts, seg_id])
+    return len(followed)
 
 
 def delete_clustering_run(wh: Warehouse, run_id: int) -> None:

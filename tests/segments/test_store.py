@@ -118,6 +118,40 @@ def test_clustering_run_round_trip(wh, planted):
     assert n == 0
 
 
+def test_renaming_a_cluster_keeps_the_segments_saved_from_it(wh, planted):
+    """A segment saved from a cluster selects it by name: renaming the cluster must not leave the
+    segment selecting nobody (the Segments page's Rename after "Save cluster as segment")."""
+    from analytics.segments import rules
+
+    frame, _ = planted
+    wh.cursor().execute("INSERT INTO datasets (name) VALUES ('shop'), ('other')")
+    m = CustomerClustering(n_clusters=4, random_state=0).fit(frame)
+    run = store.save_clustering_run(wh, m, "shop", "2025-12-31")
+    old = m.names_[1]
+    store.save_segment(wh, "from cluster", rules.cluster_definition(old), dataset="shop")
+    nested = {"op": "or", "conditions": [{"field": "n_orders", "operator": ">", "value": 1000},
+                                         {"op": "and", "conditions": [
+                                             {"field": "cluster_name", "operator": "in", "value": [old, m.names_[2]]}]}]}
+    store.save_segment(wh, "nested", nested, dataset="shop")
+    store.save_segment(wh, "elsewhere", rules.cluster_definition(old), dataset="other")
+    members = int((m.labels_ == 1).sum())
+    framed = frame.assign(**store.load_assignments(wh, run).reindex(frame.index))
+    assert int(store.evaluate_segment(wh, "from cluster", framed, dataset="shop").sum()) == members > 0
+
+    assert store.rename_cluster(wh, run, 1, "VIPs") == 2
+    framed = frame.assign(**store.load_assignments(wh, run).reindex(frame.index))
+    assert int(store.evaluate_segment(wh, "from cluster", framed, dataset="shop").sum()) == members
+    want = members + int((m.labels_ == 2).sum())
+    assert int(store.evaluate_segment(wh, "nested", framed, dataset="shop").sum()) == want
+    # another dataset's segment names another dataset's clusters: untouched
+    assert store.get_segment(wh, "elsewhere", "other")["definition"] == rules.cluster_definition(old)
+
+    # an older run is not what segments are evaluated on: renaming in it changes no segment
+    store.save_clustering_run(wh, CustomerClustering(n_clusters=3, random_state=0).fit(frame), "shop", "2025-12-31")
+    assert store.rename_cluster(wh, run, 1, "Old VIPs") == 0
+    assert store.get_segment(wh, "from cluster", "shop")["definition"] == rules.cluster_definition("VIPs")
+
+
 def test_failed_run_write_leaves_nothing(wh, planted):
     frame, _ = planted
     m = CustomerClustering(n_clusters=3).fit(frame)
