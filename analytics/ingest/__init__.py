@@ -15,12 +15,12 @@ from analytics.ingest.loader import (
     IngestResult, Preview, delete_dataset, export_dataset, ingest, ingestion_history, inspect_source, rejects_frame,
 )
 from analytics.ingest.mapping import (CANONICAL_FIELDS, DATE_FORMATS, FIELD_TITLES, TAOBAO_EVENT_MAP, Mapping,
-                                      field_title, load_blockers)
+                                      field_title, layout_title, load_blockers)
 from analytics.ingest.pii import pseudonymize_value
 
 __all__ = [
     "IngestError", "Dialect", "Mapping", "Preview", "IngestResult", "CANONICAL_FIELDS", "DATE_FORMATS",
-    "FIELD_TITLES", "field_title", "load_blockers",
+    "FIELD_TITLES", "field_title", "layout_title", "load_blockers",
     "TAOBAO_EVENT_MAP", "DEFAULT_MAX_DECOMPRESSED", "inspect_source", "ingest", "rejects_frame",
     "ingestion_history", "delete_dataset", "export_dataset", "pseudonymize_value",
 ]

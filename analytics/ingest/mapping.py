@@ -39,6 +39,18 @@ FIELD_TITLES: dict[str, str] = {
 }
 
 
+#: the layouts ``detect_layout`` recognises, as people read them
+LAYOUT_TITLES: dict[str, str] = {
+    "uci_online_retail": "UCI Online Retail invoices", "events": "event log", "taobao": "Taobao UserBehavior events",
+    "cdnow": "CDNOW purchase log", "orders": "order lines",
+}
+
+
+def layout_title(layout: str) -> str:
+    """A layout in words (``uci_online_retail`` -> ``UCI Online Retail invoices``)."""
+    return LAYOUT_TITLES.get(layout, str(layout).replace("_", " "))
+
+
 def field_title(name: str) -> str:
     """A canonical field in words (``customer_id`` -> ``Customer id``)."""
     return FIELD_TITLES.get(name, name.replace("_", " ").capitalize())

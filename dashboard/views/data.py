@@ -213,9 +213,9 @@ def _report(last: dict) -> None:
         st.dataframe(
             rejects, hide_index=True, key="rejects_table",
             column_config={
-                "line_number": st.column_config.NumberColumn("line", format="%d"),
-                "reason": st.column_config.TextColumn("reason"),
-                "raw_line": st.column_config.TextColumn("raw line"),
+                "line_number": st.column_config.NumberColumn("Line", format="%d"),
+                "reason": st.column_config.TextColumn("Why it was rejected"),
+                "raw_line": st.column_config.TextColumn("The line as written in the file"),
             },
         )
 
@@ -326,7 +326,7 @@ def _preview_and_load(path: str, file_name: str | None, gen: int) -> None:
         st.subheader("2. Check what was detected")
         st.markdown(
             f"**{widgets.md_escape(preview.file_name)}** ({_size(preview.size_bytes)}) · "
-            f"layout: **{widgets.md_escape(preview.layout)}** · "
+            f"layout: **{widgets.md_escape(ing.layout_title(preview.layout))}** · "
             f"{widgets.md_escape(preview.dialect.describe())}"
         )
         for w in preview.warnings:
@@ -335,8 +335,8 @@ def _preview_and_load(path: str, file_name: str | None, gen: int) -> None:
 
         st.subheader("3. Review the mapping")
         st.caption(
-            "Which column of the file holds each field. The proposal comes from the column names and "
-            "contents; change anything that is wrong."
+            "Which column of the file holds each field (* = needed for a load). The proposal comes from the "
+            "column names and contents; change anything that is wrong."
         )
         options = [NONE] + list(preview.source_columns)
         proposed = dict(preview.mapping.columns)
@@ -345,7 +345,7 @@ def _preview_and_load(path: str, file_name: str | None, gen: int) -> None:
         for i, (field, required, description) in enumerate(ing.CANONICAL_FIELDS):
             current = proposed.get(field)
             index = options.index(current) if current in options else 0
-            label = f"{field}{' *' if required else ''}"
+            label = f"{ing.field_title(field)}{' *' if required else ''}"
             value = grid[i % 3].selectbox(
                 label, options, index=index, key=f"map_{token}_{field}", help=str(description),
             )
@@ -540,6 +540,8 @@ def _tab_history() -> None:
         widgets.show_error(exc, "The history could not be read")
     else:
         history = history.drop(columns=["content_hash"], errors="ignore")  # an engineer's fingerprint
+        if "layout" in history.columns:
+            history = history.assign(layout=history["layout"].map(lambda v: v if v is None else ing.layout_title(v)))
         widgets.table(history, "history_table", kinds={"created_at": "date", "duration_s": "number",
                                                        "ingestion_id": "text"},
                       titles={"ingestion_id": "Load", "dataset": "Dataset", "file_name": "File", "layout": "Layout",

@@ -87,7 +87,13 @@ def test_uci_file_by_path_proposal_and_load(app_wh, tmp_path):
     src.write_text(UCI_CSV, encoding="utf-8")
     at = _use_path(_page(app_wh), src)
     assert not at.error, [e.value for e in at.error]
-    assert any("uci_online_retail" in m.value.replace("\\", "") for m in at.markdown)
+    # the layout and the fields in words, not as the machine names (uci_online_retail, customer_id)
+    assert any("layout: **UCI Online Retail invoices**" in m.value.replace("\\", "") for m in at.markdown)
+    assert not any("uci_online_retail" in m.value.replace("\\", "") for m in at.markdown)
+    labels = {sb.key.split("_", 2)[2]: sb.label for sb in at.selectbox if sb.key and sb.key.startswith("map_")}
+    assert labels["customer_id"] == "Customer id *" and labels["event_time"] == "Date and time *"
+    assert labels["revenue"] == "Amount" and labels["item_id"] == "Product id"
+    assert not any("_" in label for label in labels.values()), labels
     m = _mapping(at)
     assert m["customer_id"] == "CustomerID"
     assert m["event_time"] == "InvoiceDate"
