@@ -30,6 +30,7 @@ from analytics.segments.clustering import (
 from dashboard import cache, review_widgets, widgets
 
 MODEL_KEY = "seg_model"          # {"key": (dataset, as_of), "model": CustomerClustering, "run_id": int | None}
+FEATURES_FOR_KEY = "_seg_features_for"  # the dataset whose customers the chosen features are for
 GUIDE_KEY = "seg_guidance"       # {"key": (...), "guidance": KGuidance}
 K_NEXT_KEY = "_seg_k_next"       # the suggested k, put into the k field on the next run
 DELETE_KEY = "seg_delete_pending"
@@ -148,7 +149,12 @@ def _tab_cluster(p: _Page) -> None:
     if all_missing:
         st.caption("Left out of the default features (missing for every customer): "
                    + ", ".join(feature_label(f) for f in all_missing))
-    feats = st.multiselect("Features", options, default=default, key="seg_features", format_func=feature_label,
+    if st.session_state.get(FEATURES_FOR_KEY) != p.dataset:
+        # another dataset's choice (kept by the widget across a switch of datasets) may name features
+        # these customers lack: start from this dataset's defaults
+        st.session_state[FEATURES_FOR_KEY] = p.dataset
+        st.session_state["seg_features"] = default
+    feats = st.multiselect("Features", options, key="seg_features", format_func=feature_label,
                            help="Customer attributes to cluster on. Features with no variance are dropped.")
     c1, c2, c3 = st.columns(3)
     scaling = c1.selectbox("Scaling", SCALINGS, key="seg_scaling", format_func=SCALING_LABELS.get)
@@ -211,7 +217,11 @@ def _tab_cluster(p: _Page) -> None:
                 except ValueError as exc:
                     st.session_state.pop(MODEL_KEY, None)
                     status.update(label="Training failed", state="error")
-                    widgets.show_error(exc, "Clustering failed")
+                    failed = exc
+                else:
+                    failed = None
+            if failed is not None:  # under the status box: inside it, it is folded away
+                widgets.show_error(failed, "Clustering failed")
 
     held = st.session_state.get(MODEL_KEY)
     if held and held["key"] == state_key:

@@ -160,7 +160,38 @@ def test_too_few_customers_for_k_is_an_error_not_a_traceback(app_wh):
     assert not at.exception, at.exception
     errs = _errors(at)
     assert len(errs) == 1 and errs[0].startswith("Clustering failed:"), errs
+    assert "too few customers to cluster: 5 customers" in errs[0], errs
+    # the reason is on the page, not inside the (folded) status box, where a browser hides it
+    statuses = list(at.status)
+    assert [s.state for s in statuses] == ["error"] and not statuses[0].error
     assert not [d for d in at.dataframe if "revenue share" in d.value.columns]
+
+
+def test_features_chosen_for_another_dataset_start_from_this_ones_defaults(app_wh, rows):
+    """Switching datasets: the features picked for one (avg_rating, which every customer there has)
+    are not kept for one where nobody has a rating (the page said it left it out, yet kept it picked,
+    and k guidance failed on it)."""
+    insert_events(app_wh, "shop", rows)
+    start = dt.datetime(2024, 1, 1)
+    insert_events(app_wh, "rated", [(f"r{i:02d}", start + dt.timedelta(days=i), "purchase", f"r{i}", 10.0 + i)
+                                    for i in range(30)])
+    review = [(f"r{i:02d}", start + dt.timedelta(days=i, hours=1), "review", None, None) for i in range(30)]
+    insert_events(app_wh, "rated", review)
+    app_wh.cursor().execute("UPDATE events SET rating = 1 + (hash(customer_id) % 5) "
+                            "WHERE dataset = 'rated' AND event_type = 'review'")
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.switch_page(PAGE).run()
+    at.selectbox(key="dataset").set_value("rated").run()
+    assert not at.exception, at.exception
+    assert "avg_rating" in at.multiselect(key="seg_features").value
+    at.selectbox(key="dataset").set_value("shop").run()
+    assert not at.exception, at.exception
+    assert any("Left out of the default features" in c.value and "Avg rating" in c.value for c in at.caption)
+    assert "avg_rating" not in at.multiselect(key="seg_features").value
+    assert not [w for w in at.warning if "Session State" in w.value]
+    at.button(key="seg_guide").click().run()
+    assert not at.exception, at.exception
+    assert not _errors(at), _errors(at)
 
 
 def test_guidance_warnings_rename_and_cluster_segment(page, app_wh, rows):
