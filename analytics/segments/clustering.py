@@ -336,10 +336,15 @@ def _check_k(n_clusters) -> int:
 def _check_enough(x: np.ndarray, k: int) -> None:
     n = len(x)
     need = MIN_PER_CLUSTER * k
+    if n < MIN_PER_CLUSTER * 2:  # not even the smallest k fits: a smaller k is no way out
+        raise ClusteringError(
+            f"too few customers to cluster: {n} customers, need at least {MIN_PER_CLUSTER * 2} "
+            f"({MIN_PER_CLUSTER} in each of at least 2 clusters); load more data or use a rule-based segment"
+        )
     if n < need:
         raise ClusteringError(
             f"too few customers for {k} clusters: {n} customers, need at least {need} "
-            f"({MIN_PER_CLUSTER} per cluster); choose a smaller k or more data"
+            f"({MIN_PER_CLUSTER} per cluster); choose k = {n // MIN_PER_CLUSTER} or less, or more data"
         )
     distinct = len(np.unique(x[:5000], axis=0))  # a prefix usually settles it cheaply
     if distinct < k and n > 5000:

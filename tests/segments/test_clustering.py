@@ -150,8 +150,15 @@ def test_non_numeric_feature(planted):
 
 def test_too_few_customers(planted):
     frame, _ = planted
-    with pytest.raises(ClusteringError, match="too few customers for 6 clusters: 10 customers"):
+    with pytest.raises(ClusteringError, match="too few customers for 6 clusters: 10 customers") as err:
         CustomerClustering(n_clusters=6).fit(frame.iloc[:10])
+    assert "choose k = 3 or less" in str(err.value)  # 10 customers, 3 per cluster
+    CustomerClustering(n_clusters=3).fit(frame.iloc[:10])  # ... which fits
+    # fewer than the smallest k needs: no smaller k to suggest (k guidance starts at 2)
+    for fit in (lambda f: CustomerClustering(n_clusters=2).fit(f), lambda f: k_guidance(f, k_values=range(2, 13))):
+        with pytest.raises(ClusteringError, match="too few customers to cluster: 5 customers, need at least 6") as err:
+            fit(frame.iloc[:5])
+        assert "smaller k" not in str(err.value)
     with pytest.raises(ClusteringError, match="no customers"):
         CustomerClustering().fit(frame.iloc[:0])
 
