@@ -70,15 +70,32 @@ def data_fingerprint(args) -> str:
     return h.hexdigest()[:16]
 
 
-def lifetimes_fit(kind: str, args):
-    """lifetimes' parameters, or None where its fitter does not converge."""
+def _minimize_accepting_precision_loss(*args, **kwargs):
+    """scipy's minimize, with an end on 'precision loss' counted as converged when the gradient
+    there is below 1e-5 (the optimum reached at machine precision). Whether BFGS ends so or
+    reports success depends on the machine's floating-point paths, so without this lifetimes'
+    verdict on a flat optimum changes from one machine to another."""
+    from scipy.optimize import minimize
+
+    out = minimize(*args, **kwargs)
+    if not out.success and out.status == 2 and np.all(np.isfinite(out.x)) and np.max(np.abs(out.jac)) < 1e-5:
+        out.success = True
+    return out
+
+
+def lifetimes_fit(kind: str, args, accept_precision_loss: bool = False):
+    """lifetimes' parameters, or None where its fitter does not converge. ``accept_precision_loss``:
+    take its optimiser's end point where it stopped on precision loss with a vanishing gradient."""
+    import lifetimes.fitters
     from lifetimes import BetaGeoFitter, GammaGammaFitter, ParetoNBDFitter
 
     fitter, names = {"bgnbd": (BetaGeoFitter, "r alpha a b"), "paretonbd": (ParetoNBDFitter, "r alpha s beta"),
                      "gamma_gamma": (GammaGammaFitter, "p q v")}[kind]
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), pytest.MonkeyPatch.context() as mp:
             warnings.simplefilter("ignore")
+            if accept_precision_loss:
+                mp.setattr(lifetimes.fitters, "minimize", _minimize_accepting_precision_loss)
             ref = fitter().fit(*args)
     except (ValueError, ArithmeticError, np.linalg.LinAlgError):  # lifetimes' ConvergenceError is a ValueError
         return None
@@ -104,12 +121,14 @@ def stored_lifetimes_fit(kind: str, seed: int, args):
     return None if case["params"] is None else np.array(case["params"], dtype=float)
 
 
-def check_case(kind: str, seed: int, stored: bool = False) -> tuple[str, str | None]:
+def check_case(kind: str, seed: int, stored: bool = False,
+               accept_precision_loss: bool = False) -> tuple[str, str | None]:
     """('compared' | 'lifetimes failed' | 'refused like lifetimes', a failure message or None).
 
     ``stored``: compare with lifetimes' fit stored in tests/data instead of fitting lifetimes."""
     n, args = draw_case(kind, seed)
-    ref = stored_lifetimes_fit(kind, seed, args) if stored else lifetimes_fit(kind, args)
+    ref = (stored_lifetimes_fit(kind, seed, args) if stored
+           else lifetimes_fit(kind, args, accept_precision_loss))
     try:
         if kind == "gamma_gamma":
             ours = GammaGammaModel().fit(*args)
@@ -166,8 +185,9 @@ def test_bgnbd_at_least_as_good_as_lifetimes_at_its_dropout_limit():
     """Seed 98 (58 customers): the BG/NBD's maximum lies at a, b -> 0 with a/(a+b) fixed (every
     customer drops out at her first repeat purchase or never), which lifetimes approaches with
     a, b ~ 1e-7 and where the ordinary fit stops at a, b ~ 1e-6, 4e-6 short in log-likelihood
-    (lifetimes fitted here)."""
-    outcome, failure = check_case("bgnbd", 98)
+    (lifetimes fitted here; on some machines its BFGS ends there on 'precision loss' with a gradient
+    of 2e-7, which lifetimes raises as a failure, so that end point is taken as its optimum)."""
+    outcome, failure = check_case("bgnbd", 98, accept_precision_loss=True)
     assert outcome == "compared" and failure is None, failure
 
 
