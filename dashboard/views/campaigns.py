@@ -36,13 +36,19 @@ TABLE_FIRST = ("rank", "customer_id", "segment", "group", "rfm_segment", "expect
 
 
 
+#: the label of the extra conditions' count
+EXTRA_LABEL = "Extra conditions"
+
+
 def _extra_conditions(where, p: "_Page") -> tuple[dict | None, list[int]]:
     """The extra rule rows as a rules definition (None when there are none) and the blank rows;
     ``where``: the container of the row-count input."""
     fields, frame, first_day, last_day = p.fields, p.frame, p.first_day, p.last_day
-    n = int(where.number_input("Extra conditions (all must hold)", min_value=0, max_value=MAX_EXTRA, value=0,
+    # a short label: the column is a quarter of the page, and a longer one ran into its help icon at 1280 px
+    n = int(where.number_input(EXTRA_LABEL, min_value=0, max_value=MAX_EXTRA, value=0,
                                step=1, key="camp_rule_n",
-                               help="Narrow the chosen segments further, e.g. Country is one of DE, AT."))
+                               help="How many conditions to add; all of them must hold. They narrow the chosen "
+                               "segments further, e.g. Country is one of DE, AT."))
     if n == 0:
         return None, []
     names = sorted(fields, key=lambda f: fields[f].title.lower())

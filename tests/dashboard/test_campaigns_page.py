@@ -365,7 +365,10 @@ def test_bad_inputs_are_messages(sample_wh):
     at.number_input(key="camp_cost").set_value(2.0).run()
     _ok(at)
     assert _int(_metrics(at)["Contacted"]) == 60
-    # an empty selection
+    # an empty selection; the count's label is short (it sits in a quarter-page column beside the
+    # segment picker) and its help says that all conditions must hold
+    box = at.number_input(key="camp_rule_n")
+    assert box.label == "Extra conditions" and "all of them must hold" in box.help
     at.number_input(key="camp_rule_n").set_value(1).run()
     at.selectbox(key="camp_rule_field_0").set_value("net_revenue")
     at.selectbox(key="camp_rule_op_0_numeric").set_value(">=")
