@@ -421,6 +421,33 @@ def compare_purchase_models_from_transactions(df: pd.DataFrame, customer_col: st
 
 
 # ------------------------------------------------------------------ figures
+def spend_model_comparison(spend_model, frequency, monetary_value) -> dict:
+    """The fitted Gamma-Gamma model's mean spend per order beside what its data show, so that the
+    model's figure is not read as an average of orders.
+
+    ``spend_model.mean_spend_`` is the mean of the fitted distribution of customers' mean spend,
+    p * gamma / (q - 1): the expected order value of a customer the model knows nothing about
+    (no repeat purchase yet). With q close to 1 that distribution has a long right tail, and its
+    mean lies far above the repeat buyers' own averages. Returns a dict: ``model_mean``, ``q``,
+    ``repeat_buyers`` (those with a repeat purchase and a positive average spend: whom the model
+    is fitted on), their ``observed_mean`` and ``observed_median`` average repeat order value,
+    ``expected_mean`` (the mean of their expected order values, ``expected_customer_spend``), and
+    ``ratio`` = model_mean / observed_mean (NaN without repeat buyers)."""
+    x = np.asarray(frequency, dtype=float)
+    m = np.asarray(monetary_value, dtype=float)
+    own = (x > 0) & np.isfinite(m) & (m > 0)
+    n = int(own.sum())
+    model_mean = float(spend_model.mean_spend_)
+    observed = float(m[own].mean()) if n else float("nan")
+    expected = float(np.mean(np.asarray(spend_model.expected_customer_spend(x[own], m[own]), dtype=float))) \
+        if n else float("nan")
+    q = getattr(spend_model, "q_", None)
+    return {"model_mean": model_mean, "q": None if q is None or not np.isfinite(q) else float(q),
+            "repeat_buyers": n, "observed_mean": observed,
+            "observed_median": float(np.median(m[own])) if n else float("nan"),
+            "expected_mean": expected, "ratio": model_mean / observed if n and observed > 0 else float("nan")}
+
+
 def _label(model) -> str:
     return PURCHASE_MODEL_LABELS[purchase_model_key(model)]
 

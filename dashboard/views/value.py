@@ -428,10 +428,31 @@ def _model_words(bg, gg, model: str, unit: str, currency) -> list[str]:
     out.append("Log-likelihood: how well the model explains the purchase days seen; higher is better, and it is "
                "only comparable between models fitted on the same customers.")
     if gg.constant_spend_ is None:
-        out.append(f"Gamma-Gamma: the model expects an average order of {formatting.money(gg.mean_spend_, currency)}; "
-                   "p, q and gamma set how much customers differ in what they spend per order and how strongly a "
-                   "customer with few orders is pulled towards that average.")
+        out.append(f"Gamma-Gamma: p, q and gamma set how much customers differ in what they spend per order and how "
+                   "strongly a customer with few orders is pulled towards the model's mean order of "
+                   f"{formatting.money(gg.mean_spend_, currency)} (p × gamma / (q − 1), the expected order value of "
+                   "a customer with no repeat purchase yet).")
     return out
+
+
+#: the spend model's metrics: its population mean order, and what its data show
+SPEND_MODEL_LABEL = "Model's mean order"
+SPEND_DATA_LABEL = "Avg repeat order"
+
+
+def _spend_model_help(gg, spend: dict, currency) -> str:
+    """What the Gamma-Gamma model's mean order is, and why it differs from the averages on other pages."""
+    if gg.constant_spend_ is not None:
+        return (f"Every repeat buyer has the same average order, {formatting.money(spend['model_mean'], currency)}: "
+                "the spend model gives everyone that amount.")
+    return (f"The Gamma-Gamma spend model's mean spend per order over all customers, p × gamma / (q − 1), fitted "
+            f"to the {spend['repeat_buyers']:,} repeat buyers' average order values after their first. It is not an "
+            "average of orders: when q is close to 1 (here "
+            f"{gg.q_:.3g}) the fitted spread of customers has a long tail of possible very big spenders, which lifts "
+            "this mean above what a typical customer spends. It is the expected order value of a customer with no "
+            "repeat purchase yet; a repeat buyer's expected order value lies between it and their own average "
+            f"({formatting.money(spend['expected_mean'], currency)} on average). The Overview's average order value "
+            "is something else: net revenue ÷ orders in its date range, first orders included.")
 
 
 def _tab_models(dataset, scorer, models, prob, p, first_day, last_day, model_name, comparison, currency=None) -> None:
@@ -471,8 +492,23 @@ def _tab_models(dataset, scorer, models, prob, p, first_day, last_day, model_nam
         g1.metric("Gamma-Gamma p", f"{gg.p_:.4g}", help=glossary.term("gamma_gamma"))
         g2.metric("q", f"{gg.q_:.4g}", help=glossary.term("gamma_gamma"))
         g3.metric("gamma", f"{gg.v_:.4g}", help=glossary.term("gamma_gamma"))
-    g4.metric("Mean order (model)", formatting.money(gg.mean_spend_, currency),
-              help=glossary.term("gamma_gamma"))
+    spend = diagnostics.spend_model_comparison(gg, scorer.summary["frequency"], scorer.summary["monetary_value"])
+    g4.metric(SPEND_MODEL_LABEL, formatting.money(spend["model_mean"], currency),
+              help=_spend_model_help(gg, spend, currency))
+    if spend["repeat_buyers"]:
+        _g5.metric(SPEND_DATA_LABEL, formatting.money(spend["observed_mean"], currency),
+                   help=f"What the {spend['repeat_buyers']:,} repeat buyers the spend model is fitted on spent per "
+                   f"order after their first, on average over customers (median "
+                   f"{formatting.money(spend['observed_median'], currency)}). Not the Overview's average order "
+                   "value, which is net revenue ÷ orders in its date range, first orders included.")
+        if gg.constant_spend_ is None and spend["ratio"] > 1.5:
+            st.caption(
+                f"The model's mean order ({formatting.money(spend['model_mean'], currency)}) is "
+                f"{spend['ratio']:.1f} × the repeat buyers' average ({formatting.money(spend['observed_mean'], currency)}): "
+                f"q = {gg.q_:.3g} is close to 1, so the spread the model fits has a long tail of possible very big "
+                "spenders that lifts its mean. Customers without a repeat purchase get this mean as their expected "
+                "order value, so their CLV by the model may read high; repeat buyers get an order value between it "
+                f"and their own average ({formatting.money(spend['expected_mean'], currency)} on average).")
     st.markdown("\n".join(f"- {widgets.md_escape(w)}" for w in _model_words(bg, gg, p["model"], bg.unit_, currency)))
 
     max_t, q99 = scorer.model_grid_bounds()

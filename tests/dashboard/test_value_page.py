@@ -312,3 +312,36 @@ def test_money_in_the_dataset_currency(page, app_wh):
     config = json.loads(seg.proto.columns)  # the column configuration sent with the table
     assert config["Net revenue"]["type_config"]["format"] == formatting.money_printf("EUR") == "€%,.2f"
     assert config["Share of revenue"]["type_config"]["format"] == "%.1f %%"
+
+
+def test_spend_model_mean_is_explained_beside_the_repeat_buyers_average(app_wh):
+    """The Gamma-Gamma mean p × gamma / (q − 1) is labelled as the model's, explained, and set beside
+    the repeat buyers' own average; both checked against lifetimes' fit and NumPy on the summary."""
+    import lifetimes
+
+    from analytics.bootstrap import ensure_default_dataset
+
+    ensure_default_dataset(app_wh)
+    at = AppTest.from_file(APP, default_timeout=300)
+    at.switch_page(PAGE).run()
+    assert not at.exception, at.exception
+    last = app_wh.cursor().execute("SELECT max(event_time) FROM events WHERE dataset='sample'").fetchone()[0]
+    summary = customer_summary(app_wh, "sample", last.date(), "days")
+    rep = summary[(summary["frequency"] > 0) & (summary["monetary_value"] > 0)]
+    gg = lifetimes.GammaGammaFitter(penalizer_coef=0.0).fit(rep["frequency"], rep["monetary_value"])
+    p, q, v = (gg.params_[k] for k in ("p", "q", "v"))
+    model_mean, observed = p * v / (q - 1), rep["monetary_value"].mean()
+    assert q < 1.2 and model_mean > 3 * observed  # the bundled sample: a long-tailed spend fit
+
+    cards = {m.label: m for m in at.metric}
+    assert "Mean order (model)" not in cards
+    model_card, data_card = cards["Model's mean order"], cards["Avg repeat order"]
+    assert _num(model_card.value) == pytest.approx(model_mean, abs=0.01)
+    assert _num(data_card.value) == pytest.approx(observed, abs=0.006)
+    assert "not an average of orders" in model_card.help and "Overview" in model_card.help
+    assert f"{len(rep):,} repeat buyers" in model_card.help
+    expected = gg.conditional_expected_average_profit(rep["frequency"], rep["monetary_value"]).mean()
+    assert f"€{expected:,.2f} on average" in model_card.help
+    assert "Overview" in data_card.help
+    said = [c.value for c in at.caption if "model's mean order" in c.value]
+    assert len(said) == 1 and f"{model_mean / observed:.1f} ×" in said[0], said
