@@ -1187,6 +1187,16 @@ def clv_unavailable_advice(reason: str, *, cli: bool = False) -> str:
                 f"that: the models learn purchase and drop-out rates from repeat purchases. {scores_ok}; a later as-of date or "
                 f"more history, once customers come back, makes the probabilistic CLV possible"
                 + (" (or --no-bgnbd to skip it)." if cli else "."))
+    if "only one repeat buyer has a positive spend" in r:
+        return (f"A penalizer or the other purchase model cannot change that: the spend model learns how order "
+                f"values vary between customers, which takes several repeat buyers. {scores_ok}; a later as-of date "
+                f"or more history, once more customers come back, makes the probabilistic CLV possible"
+                + (" (or --no-bgnbd to skip it)." if cli else "."))
+    if "repeat buyers has a positive spend" in r:
+        return (f"A penalizer or the other purchase model cannot change that: the spend model needs order values. "
+                f"{scores_ok} (the formula CLV is 0 without order values); if the file does hold amounts, check "
+                f"which column was mapped to the revenue when it was loaded"
+                + (" (`valuescope ingest --show`)." if cli else "."))
     if "(t = 0)" in r:
         return f"{scores_ok}; pick a later as-of date" + (" (--as-of)." if cli else ".")
     if "recency = 0" in r:

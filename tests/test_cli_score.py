@@ -222,6 +222,29 @@ def test_no_probabilistic_clv_says_what_is_wrong_not_to_raise_the_penalizer(tmp_
     assert "CLV by formula are complete" in warning and "--penalizer" not in warning
 
 
+def test_a_spend_model_without_enough_spend_data_does_not_suggest_a_penalizer(tmp_path, capsys):
+    # one customer came back (the rest bought once), or every repeat buyer's orders are worth 0:
+    # neither a penalizer nor the other purchase model can fit a spend model on that
+    db = str(tmp_path / "w.duckdb")
+    wh = Warehouse(db)
+    once = [(f"o{i}", str(dt.date(2023, 1, 1) + dt.timedelta(days=5 * i)), "purchase", 10.0 + i) for i in range(100)]
+    _load(wh, "one", once + [("r1", "2023-01-05", "purchase", 40.0), ("r1", "2023-03-05", "purchase", 55.0),
+                             ("r1", "2023-08-05", "purchase", 30.0)])
+    _load(wh, "free", [(f"c{i}", f"2024-0{1 + (i + k) % 6}-1{i % 9}", "purchase", 0.0)
+                       for i in range(40) for k in range(3)])
+    wh.close()
+    out = tmp_path / "v.csv"
+    for dataset, what in [("one", "only one repeat buyer has a positive spend"),
+                          ("free", "none of the 40 repeat buyers has a positive spend")]:
+        assert main(["score", "--dataset", dataset, "--as-of", "2024-06-30", "--out", str(out), "--db", db]) == 0
+        err = capsys.readouterr().err
+        warning = next(ln for ln in err.splitlines() if ln.startswith("warning: no probabilistic CLV"))
+        assert what in warning, warning
+        assert "cannot change that" in warning and "CLV by formula are complete" in warning
+        assert "--penalizer" not in warning and "the other --purchase-model" not in warning, warning
+    assert "revenue when it was loaded (`valuescope ingest --show`)" in warning
+
+
 def test_a_fit_that_runs_off_still_suggests_a_penalizer():
     from analytics.scores import clv_unavailable_advice
 

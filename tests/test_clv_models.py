@@ -233,7 +233,8 @@ def test_bad_spend_is_left_out_not_fatal():
     gg = GammaGammaModel().fit([1, 2, 3, 4, 2, 6, 1], [10.0, 0.0, 30, 25, -4.0, 14, 12])
     ref = GammaGammaModel().fit([1, 3, 4, 6, 1], [10.0, 30, 25, 14, 12])
     assert gg.n_customers_ == 5 and gg.n_excluded_ == 2
-    assert "2 with zero or negative spend" in gg.fit_note_ and "population mean" in gg.fit_note_
+    assert "2 repeat buyers with zero or negative spend were left out" in gg.fit_note_
+    assert "population mean" in gg.fit_note_
     assert (gg.p_, gg.q_, gg.v_) == pytest.approx((ref.p_, ref.q_, ref.v_), rel=1e-9)
     spend = gg.expected_customer_spend([2, 2, 0], [0.0, -4.0, 0.0])
     np.testing.assert_allclose(spend, gg.p_ * gg.v_ / (gg.q_ - 1), rtol=1e-12)

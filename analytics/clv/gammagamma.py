@@ -290,12 +290,12 @@ class GammaGammaModel(BaseEstimator):
 
 
 def _excluded_note(n_nonpositive: int, n_missing: int) -> str | None:
-    parts = []
-    if n_nonpositive:
-        parts.append(f"{n_nonpositive:,} with zero or negative spend")
-    if n_missing:
-        parts.append(f"{n_missing:,} without a spend value")
-    if not parts:
+    n = n_nonpositive + n_missing
+    if not n:
         return None
-    return (f"{' and '.join(parts)} repeat buyer(s) were left out of the spend model "
-            "and get the population mean spend")
+    who = f"{n:,} repeat buyer{'' if n == 1 else 's'}"
+    if n_nonpositive and n_missing:
+        who += f" ({n_nonpositive:,} with zero or negative spend, {n_missing:,} without a spend value)"
+    else:
+        who += " with zero or negative spend" if n_nonpositive else " without a spend value"
+    return f"{who} {'was' if n == 1 else 'were'} left out of the spend model and get the population mean spend"
