@@ -936,7 +936,9 @@ def run(wh: Warehouse, dataset: str, *, progress: ProgressFn | None = None, job:
         job.state = "superseded"
     except BaseException as exc:
         job.state = "failed"
-        job.error = str(exc) or type(exc).__name__
+        # a storage failure (a damaged or cut-short file, a full disk) says what to do, not DuckDB's text alone
+        job.error = str(storage_error(exc)) if isinstance(exc, (duckdb.Error, OSError)) else (
+            str(exc) or type(exc).__name__)
         raise
     finally:
         job.finished = time.time()

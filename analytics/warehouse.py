@@ -77,26 +77,36 @@ def is_write_conflict(exc: BaseException) -> bool:
     return "conflict" in low and not any(w in low for w in ("no space", "could not write", "i/o error", "io error"))
 
 
-def storage_error(exc: BaseException, what: str) -> WarehouseError:
+def storage_error(exc: BaseException, what: str = "", *, temp_folder: str | Path | None = None) -> WarehouseError:
     """A user-facing :class:`WarehouseError` for a DuckDB/OS failure while ``what`` (e.g. "the load
-    failed"): a full disk, a full temporary folder, a damaged file and a lock held by another
-    process each get their own advice; anything else its first line."""
+    failed"; empty: the reason alone): a full disk, a full temporary folder, a damaged or cut-short
+    file and a lock held by another process each get their own advice; anything else its first line.
+    ``temp_folder``: the failure was writing there (an OS error names no file), so a full disk is
+    that folder's."""
     text = str(exc)
     low = text.lower()
+    lead = f"{what}: " if what else ""
     if "no space left" in low or "disk full" in low or "not enough space" in low or "enospc" in low:
+        if temp_folder is not None:
+            return WarehouseError(f"{lead}the temporary folder is full ({temp_folder}: its disk has no space left); "
+                                  "free space there (or set VALUESCOPE_TMP to a folder with room) and try again; "
+                                  "nothing was changed")
         if "temp" in low or ".tmp" in low:
-            return WarehouseError(f"{what}: the temporary folder is full ({_first_line(exc)}); free space there "
+            return WarehouseError(f"{lead}the temporary folder is full ({_first_line(exc)}); free space there "
                                   "(or set VALUESCOPE_TMP to a folder with room) and try again; nothing was changed")
-        return WarehouseError(f"{what}: the disk holding the warehouse is full; free some space and try again "
+        return WarehouseError(f"{lead}the disk holding the warehouse is full; free some space and try again "
                               "(nothing was changed)")
     if "out of memory" in low or "could not allocate" in low:
-        return WarehouseError(f"{what}: not enough memory ({_first_line(exc)}); nothing was changed")
+        return WarehouseError(f"{lead}not enough memory ({_first_line(exc)}); nothing was changed")
     if "corrupt" in low or "checksum" in low or "invalid block" in low or "bad block" in low:
-        return WarehouseError(f"{what}: the warehouse file is damaged ({_first_line(exc)}); restore it from a "
+        return WarehouseError(f"{lead}the warehouse file is damaged ({_first_line(exc)}); restore it from a "
                               "backup or export what can still be read")
+    if "could not read enough bytes" in low:
+        return WarehouseError(f"{lead}the warehouse file is cut short (truncated: a copy that did not finish, or "
+                              f"a disk that filled while it was written) ({_first_line(exc)}); restore it from a backup")
     if "could not set lock" in low or "conflicting lock" in low:
-        return WarehouseError(f"{what}: another process holds the warehouse ({_first_line(exc)})")
-    return WarehouseError(f"{what}: {_first_line(exc)}")
+        return WarehouseError(f"{lead}another process holds the warehouse ({_first_line(exc)})")
+    return WarehouseError(f"{lead}{_first_line(exc)}")
 
 
 def temp_dir(db_path: str | Path) -> Path:

@@ -4,6 +4,7 @@ damaged or unusable warehouse file, out-of-range dates and arguments, unknown cu
 from __future__ import annotations
 
 import errno
+import json
 import gzip
 import os
 import subprocess
@@ -265,3 +266,69 @@ def test_out_of_range_dates_and_arguments_and_unknown_customers(tmp_path, capsys
                  "--db", db]) == 0
     captured = capsys.readouterr()
     assert "skipped 1 unknown customer id(s): 'NOPE'" in captured.err and "NOPE" not in captured.out
+
+
+def test_a_full_temporary_folder_is_named_when_the_write_error_names_no_file(tmp_path, monkeypatch, capsys):
+    # a real full disk under the copy: Python's write raises ENOSPC without a file name, so the
+    # message cannot come from the error's text; it must not blame the warehouse's disk
+    import analytics.ingest.dialect as dialect
+
+    real_open = open
+
+    class Full:
+        def __init__(self, f):
+            self._f = f
+
+        def write(self, data):
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+        def __getattr__(self, name):
+            return getattr(self._f, name)
+
+    def fake_open(path, mode="r", *a, **k):
+        f = real_open(path, mode, *a, **k)
+        return Full(f) if "x" in mode else f
+
+    monkeypatch.setattr(dialect, "open", fake_open, raising=False)
+    db = tmp_path / "w.duckdb"
+    src = _orders_gz(tmp_path / "o.csv.gz")
+    assert main(["ingest", str(src), "--dataset", "shop", "--db", str(db), "--no-prepare"]) == 2
+    err = capsys.readouterr().err
+    assert f"the temporary folder is full ({temp_dir(db)}: its disk has no space left)" in err, err
+    assert "VALUESCOPE_TMP" in err and "warehouse is full" not in err and "Traceback" not in err
+
+
+def test_a_warehouse_cut_short_after_it_opened_is_named(tmp_path, capsys):
+    # the catalog is rewritten into blocks freed early in the file (as after loads and deletes), so
+    # a file cut in half still opens and the failure comes on the first read of the events
+    db = tmp_path / "w.duckdb"
+    wh = Warehouse(db)
+    cur = wh.cursor()
+    cur.execute("CREATE TABLE filler AS SELECT range AS x, 'pad' || range AS y FROM range(300000)")
+    cur.execute("CHECKPOINT")
+    cur.execute("INSERT INTO datasets (name) VALUES ('shop')")
+    cur.execute("INSERT INTO events (dataset, customer_id, event_time, event_type, revenue) SELECT 'shop', "
+                "'c' || (range % 1000), TIMESTAMP '2024-01-01' + INTERVAL (range % 300) DAY, 'purchase', range "
+                "FROM range(300000)")
+    cur.execute("CHECKPOINT")
+    cur.execute("DROP TABLE filler")
+    cur.execute("CHECKPOINT")
+    cur.execute("INSERT INTO settings VALUES ('k', 'v')")
+    wh.close()
+    size = db.stat().st_size
+    with open(db, "r+b") as fh:
+        fh.truncate(size // 2)
+    code = main(["export", "--dataset", "shop", "--out", str(tmp_path / "x.csv"), "--db", str(db)])
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    assert "cut short" in err and "restore it from a backup" in err and "another process" not in err, err
+
+
+def test_a_preparation_failing_on_a_damaged_file_says_what_to_do(tmp_path, capsys):
+    db = _damaged(tmp_path, 0.0, 0.4)
+    code = main(["prepare", "--dataset", "shop", "--db", str(db)])
+    out, err = capsys.readouterr()
+    assert code in (1, 2) and "Traceback" not in err
+    if code == 1:  # the preparation started and failed at a stage: its summary and its line say why
+        assert "file is damaged" in json.loads(out)["error"]
+    assert "file is damaged" in err and "restore it from a backup" in err, err

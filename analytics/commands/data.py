@@ -73,7 +73,7 @@ def _prepare(wh, dataset: str, *, force: bool = False) -> dict:
     try:
         prepare.run(wh, dataset, progress=progress, job=job, force=force)
     except Exception as exc:  # the summary says where it failed; the data are unchanged
-        print(f"valuescope: preparation failed at {job.stage}/{job.n_stages} ({job.label}): {exc}",
+        print(f"valuescope: preparation failed at {job.stage}/{job.n_stages} ({job.label}): {job.error or exc}",
               file=sys.stderr)
     return job.summary()
 

@@ -392,8 +392,8 @@ def _ingest(wh, path, dataset: str, *, mapping, dialect, keep_pii, pseudonymize,
         prepared = _prepare(wh, p, dia, max_decompressed_bytes, report, warnings)
     except OSError as exc:  # the temporary copy could not be written (a full temporary folder...)
         stop.set()
-        raise IngestError(str(storage_error(exc, "nothing was loaded: the temporary copy of the file failed"))) \
-            from None
+        raise IngestError(str(storage_error(exc, "nothing was loaded: the temporary copy of the file failed",
+                                            temp_folder=_copy_folder(wh)))) from None
     except BaseException:
         stop.set()
         raise
@@ -443,6 +443,13 @@ def _ingest(wh, path, dataset: str, *, mapping, dialect, keep_pii, pseudonymize,
         prepared.cleanup()
     report(1.0, "done")
     return result
+
+
+def _copy_folder(wh):
+    """The folder a load's temporary copy is written to (None: it is held in memory)."""
+    from analytics.warehouse import memory_files
+
+    return None if getattr(wh, "encrypted", False) and memory_files() else wh.temp_dir()
 
 
 def _prepare(wh, p, dia, max_decompressed_bytes, report, warnings):
