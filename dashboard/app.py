@@ -64,5 +64,8 @@ else:
     auth.account_box(caller, wh)
 try:
     nav.run()
+except access.AccessDenied as exc:  # a control the page should have hidden: the refusal, not a read error
+    why = str(exc)  # e.g. "not allowed to train or publish models: Vic is a viewer; ..."
+    st.error(widgets.md_escape(why[:1].upper() + why[1:]), icon="🔒")
 except (WarehouseError, duckdb.Error) as exc:  # a warehouse problem while a page read: a message, not a traceback
     widgets.show_error(widgets.warehouse_problem(exc), "The warehouse could not be read")

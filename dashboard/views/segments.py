@@ -241,6 +241,10 @@ def _tab_cluster(p: _Page) -> None:
         st.plotly_chart(profile_figure(model, currency=p.currency), key="seg_profile_fig")
         st.plotly_chart(projection_figure(model, base, max_points=20_000), key="seg_projection_fig")
 
+        if not (widgets.may("model", dataset) and widgets.may("segment", dataset)):
+            # renaming, saving a cluster as a segment and saving the run write to the warehouse
+            widgets.needs_role("segment")
+            return
         cluster_names = list(model.names_)
         cl = st.selectbox("Cluster", range(model.n_clusters_), key="seg_cluster_pick",
                           format_func=lambda i, _names=cluster_names: f"{i}: {_names[i]}")
@@ -579,6 +583,9 @@ def _tab_rules(p: _Page) -> None:
     if stats["customers"] == 0:
         st.warning("No customer matches these conditions today. You can still save the segment: "
                    "it is re-evaluated on the current data every time.", icon="📭")
+    if not widgets.may("segment", dataset):
+        widgets.needs_role("segment")
+        return
     name = st.text_input("Segment name", key="seg_rule_name", max_chars=200)
     desc = st.text_area("Description", key="seg_rule_desc", max_chars=5000)
     scope = st.radio("Who uses this segment", SCOPES, horizontal=True, key=widgets.state_default("seg_rule_scope",
@@ -662,6 +669,9 @@ def _tab_saved(p: _Page) -> None:
                         + f" · {widgets.md_escape(r['definition'])}"
                         + (" · shared by all datasets" if r["scope"] == store.ALL_DATASETS else ""))
         seg_names = segs["name"].tolist()
+        if not widgets.may("segment", dataset):
+            widgets.needs_role("segment")
+            return
 
         st.markdown("##### Edit a saved segment")
         by_id = {int(r["id"]): r for _, r in segs.iterrows()}

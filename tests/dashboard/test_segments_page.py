@@ -529,3 +529,57 @@ def test_churn_risk_as_a_percentage_and_scope_change_on_edit(rich, app_wh):
     at.button(key="seg_edit_def_save").click().run()
     assert not _errors(at), _errors(at)
     assert store.get_segment(app_wh, "Slipping")["dataset"] is None
+
+
+@pytest.fixture
+def viewer_shop(app_wh):
+    from analytics import access
+    from tests.dashboard import test_admin_page as adm
+    from tests.oidc_provider import Provider
+
+    insert_events(app_wh, "shop", synthetic_rows(60, seed=4))
+    with Provider().running() as p:
+        adm.AUTH["server_metadata_url"] = p.discovery_url
+        with access.acting_as(access.SYSTEM):
+            access.set_person(app_wh, "vic@example.com", "viewer")
+            access.grant(app_wh, "vic@example.com", "shop")
+        store.save_segment(app_wh, "big", {"op": "and", "conditions": [
+            {"field": "net_revenue", "operator": ">=", "value": 1}]}, dataset="shop")
+        yield app_wh
+    access.set_default(access.LOCAL)  # the app set "nobody" as this process's default
+
+
+def test_a_viewer_can_cluster_but_is_offered_no_saving(viewer_shop, monkeypatch):
+    """A viewer may look (train a clustering in the page, count a rule's customers) but not change
+    segments: the controls that write are not offered (Save cluster as segment was, and its refusal
+    read 'The warehouse could not be read'); a refusal that still reaches the app says it is one."""
+    from tests.dashboard.test_admin_page import VIC, _app
+
+    at = _app(VIC, page=PAGE)
+    assert not at.exception, at.exception
+    at.number_input(key="seg_k").set_value(3)
+    at.button(key="seg_train").click().run()
+    assert not at.exception, at.exception
+    assert len(_table(at, "revenue share")) == 3  # the clustering itself is shown
+    _set_rule(at, "1")
+    keys = {b.key for b in at.button}
+    assert not keys & {"seg_cluster_save", "seg_save_run", "seg_rename", "seg_rule_save", "seg_edit_save",
+                       "seg_delete"}, keys
+    assert sum("needs the analyst role" in c.value for c in at.caption) == 3  # one per tab that writes
+    assert "Customers selected" in _metrics(at)  # the rule builder still counts
+    assert not _errors(at), _errors(at)
+
+    # a page that forgot to hide a control: the library refuses, and the app says "Not allowed"
+    from dashboard import widgets
+
+    monkeypatch.setattr(widgets, "may", lambda action, dataset=None: True)
+    at = _app(VIC, page=PAGE)
+    at.number_input(key="seg_k").set_value(3)
+    at.button(key="seg_train").click().run()
+    at.text_input(key="seg_cluster_seg_name").input("viewer's")
+    at.button(key="seg_cluster_save").click().run()
+    assert not at.exception, at.exception
+    errs = [e.replace("\\", "") for e in _errors(at)]
+    assert any(e.startswith("Not allowed to") and "Vic is a viewer" in e for e in errs), errs
+    assert not any("could not be read" in e for e in errs), errs
+    assert store.list_segments(viewer_shop, "shop")["name"].tolist() == ["big"]
