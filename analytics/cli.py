@@ -164,6 +164,11 @@ def _run(args: argparse.Namespace) -> int:
     except _user_error_types() as exc:
         print(f"valuescope {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # the reader of the output stopped reading (`| head`): no error to report
+        from analytics.jobserver import silence_stdout
+
+        silence_stdout(sys.stdout)
+        return 141  # as a command stopped by SIGPIPE
     except (duckdb.Error, OSError) as exc:  # a full disk, a damaged file...: what happened, no traceback
         print(f"valuescope {args.command}: error: {storage_error(exc, 'the command failed')}", file=sys.stderr)
         return 2

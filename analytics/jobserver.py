@@ -262,6 +262,17 @@ def _user() -> str:
         return "unknown"
 
 
+def silence_stdout(stream) -> None:
+    """After a reader of ``stream`` closed the pipe (``| head``): point the process's stdout at
+    /dev/null when ``stream`` is it, so the interpreter's final flush does not fail again."""
+    if stream is not sys.stdout and stream is not sys.__stdout__:
+        return
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, stream.fileno())
+        os.close(devnull)
+
+
 def submit(info: dict, argv: list[str], overrides: dict, *, readonly: bool = False,
            out=None, err=None) -> int | None:
     """Send a command to the server described by ``info`` and relay its output; its exit status,
@@ -286,8 +297,14 @@ def submit(info: dict, argv: list[str], overrides: dict, *, readonly: bool = Fal
             started = True
             msg = json.loads(line.decode("utf-8"))
             if "out" in msg:
-                out.write(msg["out"])
-                out.flush()
+                if out is None:  # the reader went away: the command runs on, its output is dropped
+                    continue
+                try:
+                    out.write(msg["out"])
+                    out.flush()
+                except BrokenPipeError:  # `valuescope datasets | head`: not a failure of the command
+                    silence_stdout(out)
+                    out = None
             elif "err" in msg:
                 err.write(msg["err"])
                 err.flush()

@@ -302,3 +302,33 @@ def test_a_command_run_for_a_client_counts_as_a_change(served):
     with wh.writer("a load"):
         pass
     assert wh.changes == before + 3
+
+
+class _ClosedPipe(io.StringIO):
+    """A stdout whose reader has gone (`valuescope ... | head` after head exits)."""
+
+    def write(self, text):
+        raise BrokenPipeError(32, "Broken pipe")
+
+
+def test_output_into_a_closed_pipe_is_no_failure_for_a_command_handed_to_the_app(served, tmp_path):
+    wh, db, server = served
+    info = json.loads(server.file.read_text())
+    src = _orders(tmp_path / "orders.csv")
+    argv = ["ingest", str(src), "--dataset", "shop", "--db", str(db), "--no-prepare"]
+    from analytics.cli import _parse, _resolved_paths
+
+    err = io.StringIO()
+    status = jobserver.submit(info, argv, _resolved_paths(_parse(argv)), out=_ClosedPipe(), err=err)
+    assert status == 0 and "Traceback" not in err.getvalue(), err.getvalue()
+    assert wh.has_dataset("shop")  # the command ran to its end in the app
+
+
+def test_output_into_a_closed_pipe_is_no_error_message(tmp_path, capsys, monkeypatch):
+    db = tmp_path / "w.duckdb"
+    assert main(["ingest", str(_orders(tmp_path / "orders.csv")), "--dataset", "shop", "--db", str(db),
+                 "--no-prepare"]) == 0
+    capsys.readouterr()
+    monkeypatch.setattr(sys, "stdout", _ClosedPipe())
+    assert main(["datasets", "--db", str(db)]) == 141  # as a command stopped by SIGPIPE
+    assert "error" not in capsys.readouterr().err
