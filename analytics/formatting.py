@@ -158,6 +158,17 @@ def date(x: Any, *, missing: str = MISSING) -> str:
     return f"{d.day} {d:%b %Y}"
 
 
+def date_time(x: Any, *, missing: str = MISSING) -> str:
+    """A moment as ``4 Dec 2026, 19:01`` (to the minute; no time zone is added or converted)."""
+    if _missing(x):
+        return missing
+    try:
+        d = pd.Timestamp(x)
+    except (TypeError, ValueError):
+        return str(x)
+    return f"{d.day} {d:%b %Y, %H:%M}"
+
+
 def date_range(start: Any, end: Any) -> str:
     """``1 Jan – 31 Mar 2025`` (the year once when both ends share it)."""
     a, b = pd.Timestamp(start), pd.Timestamp(end)

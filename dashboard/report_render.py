@@ -14,6 +14,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
+from analytics import formatting
 from analytics.reports import render_html, report_figures
 from analytics.reports.render import (categories_note, fmt_money, fmt_num, fmt_pct, fmt_unit, item_label,
                                       items_note, partial_months, readout_rows, report_currency, value_rows)
@@ -85,8 +86,9 @@ def _show_report(snapshot: dict) -> None:
     subj = s["subject"]
     kind = "Saved segment" if s["kind"] == "segment" else "Saved campaign"
     st.header(md_escape(s["title"]), anchor=False)
-    st.caption(md_escape(f"{kind} · dataset {s['dataset']} · data as of {s['as_of']} · "
-                         f"report made {s['created_at']} UTC · a snapshot: these numbers do not change"))
+    st.caption(md_escape(f"{kind} · dataset {s['dataset']} · data as of {formatting.date(s['as_of'])} · "
+                         f"report made {formatting.date_time(s['created_at'])} UTC · a snapshot: these numbers "
+                         "do not change"))
     st.markdown("**Name:** " + md_escape(subj["name"]))
     if subj.get("description"):
         st.text(subj["description"])

@@ -433,8 +433,9 @@ def _render_html(snapshot: dict, *, plotly_js: str | None = None) -> str:
     add(f"<script>{plotly_js}</script></head><body><main>")
     add(f'<header><h1 id="report-title">{esc(s["title"])}</h1>')
     kind = "Saved segment" if s["kind"] == "segment" else "Saved campaign"
-    add(f'<p class="meta">{esc(kind)} · dataset {esc(s["dataset"])} · data as of {esc(s["as_of"])} · '
-        f'report made {esc(s["created_at"])} UTC</p></header>')
+    add(f'<p class="meta">{esc(kind)} · dataset {esc(s["dataset"])} · data as of '
+        f'{esc(formatting.date(s["as_of"]))} · report made {esc(formatting.date_time(s["created_at"]))} UTC</p>'
+        '</header>')
 
     add("<section><h2>Definition</h2>")
     add(f'<p><strong>Name:</strong> <span id="subject-name">{esc(subj["name"])}</span></p>')

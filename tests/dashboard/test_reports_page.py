@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from analytics import formatting
 from analytics.bootstrap import ensure_default_dataset
 from analytics.explorer import build_frame
 from analytics.reports import ReportRevokedError, build_report, create_report, get_report, list_reports
@@ -150,5 +151,7 @@ def test_campaign_report_on_the_page(sample):
     assert not at.error, [e.value for e in at.error]
     assert _metrics(at)["Customers"] == f"{len(targets):,}"  # treatment and control, as of the campaign's day
     assert any(h.value == md_escape("Campaign report: Win <b>back</b>") for h in at.header)
-    assert any(f"data as of {as_of}" in c.value.replace("\\", "") for c in at.caption)
+    meta = [c.value.replace("\\", "") for c in at.caption if "report made" in c.value]
+    assert len(meta) == 1 and f"data as of {formatting.date(as_of)}" in meta[0], meta
+    assert re.search(r"report made \d{1,2} [A-Z][a-z]{2} \d{4}, \d\d:\d\d UTC", meta[0]), meta
     _no_markup(at)

@@ -59,7 +59,7 @@ def test_report_with_explicit_dataset_and_day(db, tmp_path, capsys):
                  "2025-06-30", "--db", str(db)]) == 0
     text = capsys.readouterr().out
     assert "dataset: sample\n" in text and "as of: 2025-06-30\n" in text
-    assert "data as of 2025-06-30" in out.read_text(encoding="utf-8")
+    assert "data as of 30 Jun 2025" in out.read_text(encoding="utf-8")
 
 
 def test_campaign_report_defaults_to_the_campaigns_day(db, tmp_path, capsys):

@@ -36,6 +36,12 @@ def test_snapshot_is_json_and_describes_the_segment(snap):
     assert json.loads(json.dumps(snap, allow_nan=False)) == snap
     assert snap["kind"] == "segment" and snap["dataset"] == "sample" and snap["as_of"] == AS_OF
     assert snap["created_at"] == "2026-01-02T03:04:05"
+    # the file and the in-app report say when in words, not in ISO with a "T"
+    from analytics.reports import render_html
+
+    head = render_html(snap).split("</header>")[0]
+    assert "report made 2 Jan 2026, 03:04 UTC" in head and "T03:04" not in head, head[-300:]
+    assert f"data as of {pd.Timestamp(AS_OF).day} {pd.Timestamp(AS_OF):%b %Y}" in head
     assert snap["subject"]["name"] == HTML_NAME
     assert snap["subject"]["description"] == HTML_DESCRIPTION
     assert snap["subject"]["definition_text"] == "Net revenue >= 500"
