@@ -117,6 +117,11 @@ def round_money(values, currency: Currency | str | None = None):
     return np.round(np.asarray(values, dtype=float), d) + 0.0
 
 
+#: the printf format (sprintf-js) of a percentage column whose values are already x 100: ``12.3 %``,
+#: as :func:`percent` writes one value
+PERCENT_PRINTF = "%.1f %%"
+
+
 def percent(x: Any, decimals: int = 1, *, missing: str = MISSING) -> str:
     """A fraction as a percentage: ``0.1234`` -> ``12.3 %``."""
     if _missing(x):

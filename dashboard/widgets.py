@@ -217,6 +217,15 @@ def table(frame, key: str, currency=None, *, kinds: dict | None = None, titles: 
     from analytics import formatting
 
     shown = formatting.drop_empty_columns(frame) if drop_empty else frame
+    kinds = dict(kinds or {})
+    gaps = [c for c in shown.columns if shown[c].isna().any()]
+    if gaps:  # a missing cell reads "–" (by its kind for numbers), never "None"
+        shown = shown.copy()
+        cols = formatting.table_columns(shown, currency, kinds)
+        for c in gaps:
+            kind = cols[str(c)].kind
+            shown[c] = [formatting.format_value(v, kind, currency) for v in shown[c]]
+            kinds[str(c)] = "text"
     kw.setdefault("hide_index", True)
     st.dataframe(shown, key=key, column_config=column_config(shown, currency, kinds, titles), **kw)
 

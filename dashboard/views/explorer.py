@@ -87,16 +87,32 @@ def _available_groups(dataset: str, as_of, frame: pd.DataFrame, kind: str) -> tu
     return available, None
 
 
-def compare_display(table: pd.DataFrame) -> pd.DataFrame:
-    """The comparison as shown: human titles, rates in percent (the library's table stays as it is)."""
+#: the comparison's number columns: their kind (how a value reads when the column is shown as text)
+COMPARE_KINDS = {"customers": "count", "revenue": "money", "avg_clv": "money", "orders_per_customer": "number",
+                 **{c: "percent" for c in COMPARE_RATES}}
+#: a comparison cell without a value: a segment nobody is in has no averages
+NO_CUSTOMERS = "no customers"
+
+
+def compare_display(table: pd.DataFrame, currency=None) -> pd.DataFrame:
+    """The comparison as shown: human titles, rates in percent (the library's table stays as it is).
+    A column with a missing value (the averages of a segment nobody is in) is shown as text, its gaps
+    saying why ("no customers", else "–"), so no cell reads "None"."""
     shown = table.copy()
-    for c in COMPARE_RATES:
-        if c in shown.columns:
+    empty = shown["customers"].eq(0) if "customers" in shown.columns else pd.Series(False, index=shown.index)
+    for c, kind in COMPARE_KINDS.items():
+        if c not in shown.columns:
+            continue
+        if shown[c].isna().any():
+            shown[c] = [(NO_CUSTOMERS if e else formatting.MISSING) if pd.isna(v) else
+                        formatting.format_value(v, kind, currency) for v, e in zip(shown[c], empty)]
+        elif kind == "percent":
             shown[c] = shown[c] * 100.0
     return shown.rename(columns=COMPARE_LABELS)
 
 
-def _compare_config(currency) -> dict:
+def _compare_config(currency, shown: pd.DataFrame | None = None) -> dict:
+    """Number formats for the comparison's columns; a column ``compare_display`` wrote as text keeps its help."""
     money = formatting.money_printf(currency)
     config = {COMPARE_LABELS["customers"]: st.column_config.NumberColumn(format="%,d"),
               COMPARE_LABELS["revenue"]: st.column_config.NumberColumn(format=money),
@@ -104,7 +120,13 @@ def _compare_config(currency) -> dict:
               COMPARE_LABELS["orders_per_customer"]: st.column_config.NumberColumn(
                   format="%.2f", help=COMPARE_HELP["orders_per_customer"])}
     for c in COMPARE_RATES:
-        config[COMPARE_LABELS[c]] = st.column_config.NumberColumn(format="%.1f %%", help=COMPARE_HELP.get(c))
+        config[COMPARE_LABELS[c]] = st.column_config.NumberColumn(format=formatting.PERCENT_PRINTF,
+                                                                  help=COMPARE_HELP.get(c))
+    if shown is not None:
+        for c in COMPARE_KINDS:
+            title = COMPARE_LABELS[c]
+            if title in shown.columns and shown[title].dtype == object:
+                config[title] = st.column_config.TextColumn(title, help=COMPARE_HELP.get(c))
     return config
 
 
@@ -135,8 +157,9 @@ def _compare(dataset: str, as_of, frame: pd.DataFrame, currency=None) -> dict[st
         return groups
     for name in table.loc[table["customers"] == 0, "segment"].tolist():
         st.info(f"Segment “{widgets.md_escape(name)}” has no customers as of {as_of}.", icon="📭")
-    st.dataframe(compare_display(table), hide_index=True, width="stretch", key="explorer_compare_table",
-                 column_config=_compare_config(currency))
+    compared = compare_display(table, currency)
+    st.dataframe(compared, hide_index=True, width="stretch", key="explorer_compare_table",
+                 column_config=_compare_config(currency, compared))
     shown = table[table["customers"] > 0]
     if not shown.empty and not shown["revenue"].abs().sum() and not shown["orders_per_customer"].sum():
         # bars of zeros on made-up axes would read as broken charts

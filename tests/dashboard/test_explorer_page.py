@@ -162,6 +162,15 @@ def test_saved_segment_with_html_name_and_empty_segment(page, app_wh):
     assert comp.loc["<script>alert(1)</script>", "Customers"] == int((frame["net_revenue"] >= 0).sum())
     assert comp.loc["nobody", "Customers"] == 0
     assert any("has no customers" in i.value for i in at.info)
+    # the empty segment's averages say why they are missing (no cell reads "None"); the other
+    # segment's figures in those columns are the library's, written by the formatting helpers
+    assert not comp.isna().any().any(), comp[comp.isna().any(axis=1)]
+    assert comp.loc["nobody", "Avg CLV"] == "no customers"
+    library = explorer.segment_comparison(frame, {"x": frame["net_revenue"] >= 0}, as_of=_as_of(app_wh)).iloc[0]
+    from analytics import formatting
+
+    assert comp.loc["<script>alert(1)</script>", "Avg CLV"] == formatting.money(library["avg_clv"], "EUR")
+    assert comp.loc["<script>alert(1)</script>", "Orders each"] == formatting.number(library["orders_per_customer"])
     # the name is never rendered as markup
     for md in at.markdown:
         assert "<script>" not in md.value

@@ -35,3 +35,26 @@ def test_titles_money_rates_dates_and_gaps():
     assert config[formatting.column_title("net_revenue")]["help"] == formatting.column_help("net_revenue")
     for col in shown.columns:
         assert not shown[col].astype(str).isin(["None", "nan", "NaN"]).any()
+
+
+def test_plain_table_cells_without_a_value_read_as_a_dash():
+    """``widgets.table`` (the Segments, Data and cluster tables): a cell without a value reads "–"
+    and the column's other values keep their format; no cell reads "None"."""
+    from streamlit.testing.v1 import AppTest
+
+    def page():
+        import numpy as np
+        import pandas as pd
+
+        from dashboard import widgets
+
+        widgets.table(pd.DataFrame({"name": ["a", "b"], "description": ["kept", None], "note": [None, "why"],
+                                    "net_revenue": [12.5, np.nan], "customers": [3, 4]}), "t", "EUR")
+
+    at = AppTest.from_function(page).run()
+    assert not at.exception, at.exception
+    shown = at.dataframe[0].value
+    assert shown["description"].tolist() == ["kept", formatting.MISSING]
+    assert shown["note"].tolist() == [formatting.MISSING, "why"]
+    assert shown["net_revenue"].tolist() == [formatting.money(12.5, "EUR"), formatting.MISSING]
+    assert shown["customers"].tolist() == [3, 4]
