@@ -20,6 +20,7 @@ from dashboard import cache, report_render, widgets
 SNAPSHOT_KEY = "reports_snapshot"
 TOKENS_KEY = "reports_tokens"  # report id -> token, for the reports made in this browser session
 LAST_TOKEN_KEY = "reports_last_token"
+BUILT_FOR_KEY = "reports_built_for"  # (dataset, segment, campaign id, as-of day) of the report held
 
 def _campaigns(wh, dataset: str) -> pd.DataFrame | None:
     try:
@@ -93,10 +94,17 @@ def _make_report(wh, dataset: str, first_day, last_day, tokens: dict) -> None:
             widgets.show_error(widgets.md_escape(exc), "No report")
         else:
             st.session_state[SNAPSHOT_KEY] = snapshot
+            st.session_state[BUILT_FOR_KEY] = (dataset, segment, campaign_id, str(as_of))
             st.session_state.pop(LAST_TOKEN_KEY, None)
 
     snapshot = st.session_state.get(SNAPSHOT_KEY)
     if snapshot is None or snapshot["dataset"] != dataset:
+        return
+    if st.session_state.get(BUILT_FOR_KEY) != (dataset, segment, campaign_id, str(as_of)):
+        # another segment, campaign or day is picked: the report held is not of it, and its download
+        # and permalink buttons would share the earlier one under the new choice
+        st.info(f"The report built last is “{widgets.md_escape(snapshot['subject']['name'])}” as of "
+                f"{formatting.date(snapshot['as_of'])}. Press Build the report for what is picked now.", icon="🛠️")
         return
     file_name = report_render.html_file_name(snapshot)
     c1, c2 = st.columns(2)

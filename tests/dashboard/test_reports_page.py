@@ -89,6 +89,27 @@ def test_build_preview_permalink_list_and_revoke(sample):
         get_report(wh, token)
 
 
+def test_picking_another_segment_does_not_offer_the_earlier_report(sample):
+    """After a build, picking another segment (or day) without building again left the earlier report
+    under the new choice, with its download and permalink buttons: a colleague got the wrong segment."""
+    wh, last_day = sample
+    store.save_segment(wh, "also big", BIG)
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.switch_page(PAGE).run()
+    at.selectbox(key="reports_segment").set_value(HTML_NAME).run()
+    at.button(key="reports_build").click().run()
+    assert not at.exception, at.exception
+    assert len(at.get("download_button")) == 1 and "reports_permalink" in [b.key for b in at.button]
+    at.selectbox(key="reports_segment").set_value("also big").run()
+    assert not at.exception, at.exception
+    assert not at.get("download_button") and "reports_permalink" not in [b.key for b in at.button]
+    assert not at.header  # no report shown under the new choice
+    assert any("Press Build the report" in i.value for i in at.info), [i.value for i in at.info]
+    at.button(key="reports_build").click().run()
+    assert any(h.value == md_escape("Segment report: also big") for h in at.header), [h.value for h in at.header]
+    assert len(at.get("download_button")) == 1
+
+
 def test_empty_segment_is_a_clear_message(sample):
     wh, last_day = sample
     at = AppTest.from_file(APP, default_timeout=TIMEOUT)
