@@ -132,10 +132,12 @@ FROM cut c LEFT JOIN first_basket b USING (customer_id) LEFT JOIN agg a USING (c
 
 
 def first_purchase_days(wh: Warehouse, dataset: str, end) -> pd.Series:
-    """Each customer's first purchase day (purchases before ``end``, a timestamp), by customer id."""
+    """Each customer's first purchase day (purchases before ``end``, a timestamp), by customer id, in
+    id order: the seeded observation ages of :func:`training_examples` are drawn in this order, so
+    the same data give the same training examples and predictions every run."""
     df = wh.cursor().execute(
         "SELECT CAST(customer_id AS VARCHAR) AS customer_id, min(date_trunc('day', event_time)) AS first_day "
-        "FROM events WHERE dataset = ? AND event_type = 'purchase' AND event_time < ? GROUP BY 1",
+        "FROM events WHERE dataset = ? AND event_type = 'purchase' AND event_time < ? GROUP BY 1 ORDER BY 1",
         [dataset, pd.Timestamp(end).to_pydatetime()]).df()
     return pd.Series(pd.to_datetime(df["first_day"]).to_numpy(), index=df["customer_id"].astype(str),
                      name="first_day")

@@ -122,3 +122,29 @@ def test_no_repeat_value_in_the_training_window_is_a_reason_not_a_crash(wh):
     fov = nc.first_order_values(wh, "one_day", "2025-12-31", window_days=30, horizon_days=60)
     assert fov.model is None and fov.values.empty
     assert "no value to learn from" in fov.problem
+
+
+def test_training_examples_do_not_depend_on_the_order_the_events_were_stored_in():
+    # the same purchases stored in two orders: the seeded observation ages go to the same customers,
+    # so the examples (and the model's predictions from them) are the same every run
+    from analytics.warehouse import Warehouse
+
+    rng = np.random.default_rng(3)
+    n = 400
+    first = pd.Timestamp("2024-01-01") + pd.to_timedelta(rng.integers(0, 200, n), unit="D")
+    rows = [(f"c{i:04d}", first[i] + pd.Timedelta(days=int(k * 9)), "purchase", f"o{i}-{k}", "I1", "home", 1,
+             float(10 + (i * 7 + k) % 90)) for i in range(n) for k in range(1 + i % 3)]
+    frame = pd.DataFrame(rows, columns=["customer_id", "event_time", "event_type", "order_id", "item_id",
+                                        "category", "quantity", "revenue"])
+    examples = []
+    for order in (frame.index, frame.index[::-1]):
+        w = Warehouse(":memory:")
+        add_events(w, "t", frame.loc[order])
+        days = nc.first_purchase_days(w, "t", pd.Timestamp("2025-01-01"))
+        assert list(days.index) == sorted(days.index)
+        X, y = nc.training_examples(w, "t", "2024-12-31", window_days=28, horizon_days=60, random_state=0)
+        examples.append((X.sort_index(), pd.Series(y, index=X.index).sort_index()))
+        w.close()
+    assert len(examples[0][0]) > 100
+    pd.testing.assert_frame_equal(examples[0][0], examples[1][0])
+    pd.testing.assert_series_equal(examples[0][1], examples[1][1])
