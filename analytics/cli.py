@@ -83,12 +83,24 @@ def json_option(text: str, option: str):
 def atomic_output(path):
     """Write a command's output file under a temporary name next to ``path`` and rename it into
     place only when complete: a command stopped mid-write (Ctrl-C, kill -9, a full disk) never
-    leaves a cut-off file under the name asked for. Yields the temporary path to write to."""
+    leaves a cut-off file under the name asked for. Yields the temporary path to write to.
+    What an earlier run killed mid-write (``kill -9``: nothing could clean up) left under a
+    temporary name for the same file is removed first."""
     import os
+    import re
     import secrets
     from pathlib import Path
 
+    from analytics.warehouse import pid_alive
+
     target = Path(path)
+    stale = re.compile(rf"^\.{re.escape(target.name)}\.partial-(\d+)-[0-9a-f]+$")
+    with contextlib.suppress(OSError):
+        for entry in target.parent.iterdir():
+            m = stale.match(entry.name)
+            if m and not pid_alive(int(m.group(1))):
+                with contextlib.suppress(OSError):
+                    entry.unlink()
     tmp = target.with_name(f".{target.name}.partial-{os.getpid()}-{secrets.token_hex(4)}")
     try:
         yield tmp

@@ -108,6 +108,26 @@ def test_score_out_is_written_under_a_temporary_name_and_renamed(tmp_path, monke
     assert len(pd.read_csv(out)) == 20 and (tmp_path / "scores.csv.json").exists()
 
 
+def test_the_partial_file_of_a_write_killed_with_kill_9_goes_at_the_next_write(tmp_path, capsys):
+    # kill -9 mid-write leaves the temporary name behind (no clean-up code runs); the next write of
+    # the same file removes it, but not a partial file of a process still writing
+    db = str(tmp_path / "w.duckdb")
+    assert main(["ingest", str(_orders_gz(tmp_path / "o.csv.gz")), "--dataset", "shop", "--db", db,
+                 "--no-prepare"]) == 0
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    left = tmp_path / f".scores.csv.partial-{int(dead.stdout)}-0a1b2c3d"
+    left.write_text("customer_id,rfm\nc1,")
+    live = tmp_path / f".scores.csv.partial-{os.getpid()}-00000000"
+    live.write_text("being written")
+    other = tmp_path / f".other.csv.partial-{int(dead.stdout)}-0a1b2c3d"
+    other.write_text("another file's")
+    out = tmp_path / "scores.csv"
+    assert main(["score", "--dataset", "shop", "--as-of", "2024-03-31", "--no-bgnbd", "--out", str(out),
+                 "--db", db]) == 0
+    assert not left.exists() and live.exists() and other.exists()
+    assert len(pd.read_csv(out)) == 20
+
+
 class _FullDiskOnCommit:
     """A cursor whose COMMIT fails as DuckDB's does on a full disk (the transaction is already over)."""
 
