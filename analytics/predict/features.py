@@ -62,7 +62,7 @@ import pandas as pd
 from analytics.summary import customer_summary
 from analytics.warehouse import EVENT_TYPES, Warehouse
 
-__all__ = ["MIN_TRAINING_DAYS", "MIN_HISTORY_DAYS", "MAX_CUTOFFS", "BacktestError", "WindowData", "BacktestPlan",
+__all__ = ["feature_label", "FEATURE_LABELS", "MIN_TRAINING_DAYS", "MIN_HISTORY_DAYS", "MAX_CUTOFFS", "BacktestError", "WindowData", "BacktestPlan",
            "PERIOD_DAYS", "SEQUENCE_CHANNELS", "MODEL_FEATURES", "window_data", "backtest_plan",
            "data_span", "model_features", "plan_shape"]
 
@@ -254,6 +254,38 @@ def _features(summary: pd.DataFrame, seq: np.ndarray, cutoff: pd.Timestamp, gaps
             f[f"views_last_{k}"] = seq[:, -k:, view].sum(axis=1)
     return f
 
+
+
+#: the learned models' features in words (the summary's own columns fall back to their column titles)
+FEATURE_LABELS = {
+    "frequency": "Repeat purchase days", "recency": "Days from first to last purchase",
+    "T": "Days since first purchase", "total_revenue": "Gross revenue", "return_revenue": "Refunded revenue",
+    "days_since_last_purchase": "Days since last purchase", "days_since_last_event": "Days since last visit",
+    "orders_per_day": "Orders per day of tenure", "recency_ratio": "Last purchase late in the customer's life (0-1)",
+    "repeat_rate": "Repeat purchase days per day", "frequency_x_recency_ratio": "Repeat purchases x lateness",
+    "value_rate": "Revenue per day since first purchase", "gap_std": "Spread of days between purchases",
+    "gap_min": "Shortest gap between purchases (days)", "gap_max": "Longest gap between purchases (days)",
+    "gap_last": "Latest gap between purchases (days)", "gap_cv": "Irregularity of purchase gaps",
+    "overdue_ratio": "Days since last purchase / usual gap", "avg_gap": "Average gap between purchases (days)",
+    "bg_expected_purchases": "BG/NBD expected purchases", "bg_p_alive": "BG/NBD probability alive",
+    "gg_expected_spend": "Gamma-Gamma expected spend per order", "bg_expected_value": "BG/NBD expected value",
+    "days_since_negative_review": "Days since a negative review",
+}
+_RECENT = {"revenue": "Revenue", "purchases": "Purchases", "views": "Views"}
+
+
+def feature_label(name: str, period: str = "weeks") -> str:
+    """A learned model's feature ``name`` in words, e.g. ``revenue_last_13`` -> "Revenue, last 13 weeks"
+    (``period``: the sequence period the features were built with)."""
+    what, sep, k = name.rpartition("_last_")
+    if sep and what in _RECENT and k.isdigit():
+        unit = period[:-1] if int(k) == 1 else period
+        return f"{_RECENT[what]}, last {k} {unit}" if int(k) > 1 else f"{_RECENT[what]}, last {unit}"
+    if name in FEATURE_LABELS:
+        return FEATURE_LABELS[name]
+    from analytics import formatting
+
+    return formatting.column_title(name)
 
 # ----------------------------------------------------------------- statistical-model features
 #: L2 penalizer of the BG/NBD feature fits: the plain BG/NBD fit ran off to a, b -> infinity or did not converge at

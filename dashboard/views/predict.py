@@ -22,7 +22,7 @@ from analytics import formatting, glossary
 from analytics.currency import dataset_currency
 from analytics.predict import metrics as M
 from analytics.predict.backtest import BASELINES, DEFAULT_LSTM_PARAMS, MODEL_NAMES, estimate_seconds, run_backtest
-from analytics.predict.features import MAX_PERIODS, PERIOD_DAYS, data_span, plan_shape
+from analytics.predict.features import MAX_PERIODS, PERIOD_DAYS, data_span, feature_label, plan_shape
 from dashboard import cache, widgets
 
 RESULT_KEY = "predict_result"
@@ -261,7 +261,9 @@ def _tab_importance(res) -> None:
     else:
         target = st.radio("Target", ["value", "churn"], horizontal=True, key="predict_imp_target")
         imp = gbm.feature_importance(target).head(15)
-        fig = go.Figure(go.Bar(x=imp["gain_share"][::-1], y=imp["feature"][::-1], orientation="h"))
+        period = res.info.get("period", "weeks")
+        labels = [feature_label(f, period) for f in imp["feature"]]
+        fig = go.Figure(go.Bar(x=imp["gain_share"][::-1], y=labels[::-1], orientation="h"))
         fig.update_layout(xaxis_title="Share of total gain", height=420, margin=dict(t=20, b=40))
         st.plotly_chart(fig, key="predict_importance")
 
@@ -275,6 +277,8 @@ def _tab_explain(res, money) -> None:
         top = res.predictions.sort_values("lightgbm_value", ascending=False).head(500)
         who = st.selectbox("Customer (500 highest predicted)", list(top.index), key="predict_customer")
         drivers = gbm.top_drivers(res.features.loc[[who]], k=5)
+        period = res.info.get("period", "weeks")
+        drivers = drivers.assign(feature=[feature_label(f, period) for f in drivers["feature"]])
         st.metric("Predicted holdout value", money(float(top.loc[who, "lightgbm_value"])))
         st.dataframe(drivers[["rank", "feature", "feature_value", "contribution"]].rename(columns={
             "rank": "Rank", "feature": "Feature", "feature_value": "Customer's value", "contribution": "Effect"}),

@@ -4,6 +4,7 @@ clear message while the rest of the page keeps working."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 
 import pytest
 from streamlit.testing.v1 import AppTest
@@ -98,10 +99,19 @@ def test_backtest_runs_and_table_matches_library(page):
     assert not at.get("progress")
     assert not [b for b in at.button if b.key == "predict_stop"]
     drivers = _table(at, "Effect")
-    assert len(drivers) == 5 and drivers["Feature"].isin(res.models["lightgbm"].feature_names_).all()
-    # money figures in the dataset currency: the RMSE column and the deciles' sentence
-    import json
+    # the drivers in words (revenue_last_13 read as 'Revenue, last 13 weeks'), the model's own five
+    from analytics.predict.features import feature_label
 
+    gbm = res.models["lightgbm"]
+    who = at.selectbox(key="predict_customer").value
+    raw = gbm.top_drivers(res.features.loc[[who]], k=5)["feature"]
+    assert len(drivers) == 5 and drivers["Feature"].tolist() == [feature_label(f, "weeks") for f in raw]
+    assert not drivers["Feature"].str.contains("_").any(), drivers["Feature"].tolist()
+    chart = next(c for c in at.get("plotly_chart") if "predict_importance" in str(c.proto))
+    spec = json.loads(chart.proto.spec)
+    top = gbm.feature_importance("value").head(15)["feature"]
+    assert list(spec["data"][0]["y"])[::-1] == [feature_label(f, "weeks") for f in top]
+    # money figures in the dataset currency: the RMSE column and the deciles' sentence
     from analytics import formatting
     from analytics.currency import dataset_currency
 

@@ -6,8 +6,8 @@ import pandas as pd
 import pytest
 
 from analytics.predict.features import (
-    MIN_HISTORY_DAYS, SEQUENCE_CHANNELS, BacktestError, backtest_plan, fit_statistical_models, model_features,
-    plan_shape, window_data,
+    MIN_HISTORY_DAYS, SEQUENCE_CHANNELS, BacktestError, backtest_plan, feature_label, fit_statistical_models,
+    model_features, plan_shape, window_data,
 )
 
 from ._events import add_events
@@ -172,3 +172,18 @@ def test_short_history_is_a_note_for_the_learned_models_not_an_error(wh):
     plan = backtest_plan(wh, "s", "2025-01-20", "2025-04-30")
     assert plan.windows == [] and "too little history before 2025-01-20" in plan.learned_error
     assert "baselines" in plan.learned_error and plan.test.cutoff == pd.Timestamp("2025-01-20")
+
+
+def test_every_feature_has_a_label_in_words(wh):
+    """The Predict page's importance chart and a customer's drivers name features in words: every feature a
+    window builds (and the statistical models' ones) has a label without machine-name underscores."""
+    add_events(wh, "s", small_events())
+    w = window_data(wh, "s", CUT, END, period="weeks", n_periods=20)
+    names = list(w.features.columns) + ["bg_expected_purchases", "bg_p_alive", "gg_expected_spend",
+                                        "bg_expected_value"]
+    labels = {n: feature_label(n) for n in names}
+    assert not [n for n, lab in labels.items() if "_" in lab or lab == n], labels
+    assert len(set(labels.values())) == len(labels)  # no two features read the same
+    assert feature_label("revenue_last_13") == "Revenue, last 13 weeks"
+    assert feature_label("purchases_last_1", "months") == "Purchases, last month"
+    assert feature_label("views_last_4", "months") == "Views, last 4 months"
