@@ -231,23 +231,71 @@ WITH c AS (
 # columns are the same exact sums as ``pcust``'s (each day's revenue rounded to 1e-6 as DuckDB's
 # DECIMAL cast rounds, summed as 64-bit integers of micro-units); the other columns come from
 # the same ``other`` pass and projection as ``_SUMMARY_SQL``'s.
+#
+# Ids made of one constant text and a number (``"C0000123"``, ``"cust-42"``: the other usual form)
+# go the same way: the number is packed and the id written back as the text followed by the
+# number, zero-padded to the ids' fixed width where they have one (see :func:`_id_form`). Every
+# purchase's id is checked to be exactly what is written back, so a row whose id is of another
+# form sends the whole summary to the SQL statement.
 _PURCHASE_ROWS_SQL = """
-SELECT CASE WHEN CAST(i AS VARCHAR) = customer_id AND i BETWEEN -35184372088832 AND 35184372088831
+SELECT CASE WHEN {id_text} = customer_id AND i BETWEEN -35184372088832 AND 35184372088831
             THEN i * 131072 + CAST(CAST(event_time AS DATE) - DATE '1970-01-01' AS BIGINT) END AS k,
        epoch_us(event_time) AS t,
        coalesce(revenue, 0) AS r
-FROM (SELECT TRY_CAST(customer_id AS BIGINT) AS i, customer_id, event_time, revenue
+FROM (SELECT TRY_CAST({id_number} AS BIGINT) AS i, customer_id, event_time, revenue
       FROM {source} WHERE {where} AND event_type = 'purchase')
 """
 
 _PURCHASE_CUSTOMERS_SQL = """
 WITH pcust AS (
-    SELECT CAST(customer_id AS VARCHAR) AS customer_id,
+    SELECT {id_text} AS customer_id,
            DATE '1970-01-01' + fp AS fp, DATE '1970-01-01' + lp AS lp, n_orders,
            total_revenue, first_rev, n_purchases, fe, le
     FROM purchase_customers
 ),
 other AS (""" + _SUMMARY_SQL.split("),\nother AS (", 1)[1]
+
+_ID_TAIL = re.compile(r"(.*?)([0-9]+)", re.S)  # a text, then the number the id ends with
+_ID_SAMPLE = 1000  # purchases whose ids decide the id form before every id is checked
+
+
+def _id_form(ids: list[str]) -> tuple[str, int] | None:
+    """How a sample of purchase ids turns into integers and back: ``("", 0)`` when they are
+    canonical integers; ``(prefix, width)`` when each is one ASCII text followed by a number,
+    zero-padded to ``width`` digits (0: not padded, the number as ``str(int)`` writes it); None
+    for any other form (the SQL statement then computes the summary)."""
+    def canonical(s: str) -> bool:
+        try:
+            return str(int(s)) == s and s.isascii()
+        except ValueError:
+            return False
+
+    if not ids or any(not isinstance(s, str) for s in ids):
+        return None
+    if all(canonical(s) for s in ids):
+        return "", 0
+    parts = [_ID_TAIL.fullmatch(s) for s in ids]
+    if not parts or any(m is None for m in parts):
+        return None
+    prefix = parts[0].group(1)
+    digits = [m.group(2) for m in parts]
+    if not prefix or not prefix.isascii() or any(m.group(1) != prefix for m in parts) or any(
+            not d.isascii() for d in digits):
+        return None
+    if any(len(d) > 1 and d[0] == "0" for d in digits):  # zero-padded: one width for all
+        width = len(digits[0])
+        return (prefix, width) if all(len(d) == width for d in digits) else None
+    return prefix, 0
+
+
+def _id_text_sql(prefix: str, width: int, number: str) -> str:
+    """The id written back from the integer column ``number``, as SQL, for an id form of
+    :func:`_id_form`; the prefix is the bound parameter ``$id_prefix``."""
+    if not prefix:
+        return f"CAST({number} AS VARCHAR)"
+    digits = f"lpad(CAST({number} AS VARCHAR), {width}, '0')" if width else f"CAST({number} AS VARCHAR)"
+    return f"($id_prefix || {digits})"
+
 
 _SORT_MAX_PURCHASES = 50_000_000  # the packed sort's memory: about 4.5 GB at this many
 _DAY_BITS = 17  # days since 1970 below 2^17 (the year 2328) fit the packed key's low bits
@@ -357,17 +405,22 @@ _PAGES = {"users": 0, "before": True}
 def _sorted_summary_sql(cur, where: str, bind: dict) -> str | None:
     """The summary over ``events`` through the packed sort (see ``_PURCHASE_CUSTOMERS_SQL``), its
     per-customer purchase rows registered on ``cur``; None where some purchase's customer id is
-    not a canonical integer or :func:`_purchase_columns` does not apply. ``bind``: the values of
-    the parameters ``where`` uses. Beyond ``_SORT_MAX_PURCHASES`` purchases the statement runs
-    (DuckDB spills to disk; the sort's arrays, about 90 bytes a purchase, would not)."""
-    count = f"""SELECT count(*), (SELECT count(*) FROM (SELECT customer_id FROM events WHERE {where}
-                    AND event_type = 'purchase' LIMIT 1000)
-                  WHERE CAST(TRY_CAST(customer_id AS BIGINT) AS VARCHAR) IS DISTINCT FROM customer_id)
-                FROM events WHERE {where} AND event_type = 'purchase'"""
-    n, odd = cur.execute(count, _binds(count, bind)).fetchall()[0]
-    if n > _SORT_MAX_PURCHASES or odd:  # too many, or ids that are not integers: no pass for nothing
+    not of an :func:`_id_form` or :func:`_purchase_columns` does not apply. ``bind``: the values of
+    the parameters ``where`` uses; the id prefix is added to it as ``id_prefix`` for the returned
+    statement. Beyond ``_SORT_MAX_PURCHASES`` purchases the statement runs (DuckDB spills to
+    disk; the sort's arrays, about 90 bytes a purchase, would not)."""
+    count = f"SELECT count(*) FROM events WHERE {where} AND event_type = 'purchase'"
+    n = cur.execute(count, _binds(count, bind)).fetchall()[0][0]
+    if n == 0 or n > _SORT_MAX_PURCHASES:
         return None
-    sql = _PURCHASE_ROWS_SQL.format(source="events", where=where)
+    first = f"SELECT customer_id FROM events WHERE {where} AND event_type = 'purchase' LIMIT {_ID_SAMPLE}"
+    form = _id_form([r[0] for r in cur.execute(first, _binds(first, bind)).fetchall()])
+    if form is None:  # ids of no form the sort handles: no pass over the purchases for nothing
+        return None
+    bind["id_prefix"] = form[0]
+    id_number = f"substr(customer_id, {len(form[0]) + 1})" if form[0] else "customer_id"
+    sql = _PURCHASE_ROWS_SQL.format(source="events", where=where, id_number=id_number,
+                                    id_text=_id_text_sql(*form, "i"))
     rows = cur.sql(sql, params=_binds(sql, bind)).to_arrow_table()
     col = rows.column("k")
     if col.null_count:
@@ -379,7 +432,8 @@ def _sorted_summary_sql(cur, where: str, bind: dict) -> str | None:
     if table is None:
         return None
     cur.register("purchase_customers", table)
-    return _PURCHASE_CUSTOMERS_SQL.format(source="events", where=where, money=_MONEY[0])
+    return _PURCHASE_CUSTOMERS_SQL.format(source="events", where=where, money=_MONEY[0],
+                                          id_text=_id_text_sql(*form, "customer_id"))
 
 
 def _summary_sql(source: str, where: str, money: str = _MONEY[0]) -> str:

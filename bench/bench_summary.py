@@ -16,7 +16,7 @@ per-customer, per-day rows that the preparation after every load stores (``custo
 ``analytics.summary.summary_history``; its build time is printed too), which ``customer_summary``
 reads whenever they are current. Both are checked against lifetimes.
 
-    python bench/bench_summary.py [--events 10000000] [--customers 1000000] [--unit weeks] [--repeat 2] [--string-ids] [--text-ids] [--items-per-order 1] [--threads N]
+    python bench/bench_summary.py [--events 10000000] [--customers 1000000] [--unit weeks] [--repeat 2] [--string-ids] [--text-ids | --hashed-ids] [--items-per-order 1] [--threads N]
 
 lifetimes must import (it needs setuptools < 81 for pkg_resources).
 """
@@ -33,16 +33,21 @@ from analytics.summary import customer_summary, summary_history
 from analytics.warehouse import Warehouse
 
 
-def synthesize(wh: Warehouse, n_events: int, n_customers: int, items_per_order: int = 1, prefix: str = "") -> None:
+def synthesize(wh: Warehouse, n_events: int, n_customers: int, items_per_order: int = 1, prefix: str = "",
+               hashed: bool = False) -> None:
     """n purchase events (order lines): order o = i // items_per_order has one customer and time;
-    customer ids are integers written as text, after ``prefix`` if given ("c123": not integers)."""
+    customer ids are integers written as text, after ``prefix`` if given ("c123": not integers),
+    or with ``hashed`` 16 hex digits of the number's MD5 (ids of no text-and-number form)."""
     cur = wh.cursor()
+    ident = "$prefix || CAST(hash(o) % $c AS VARCHAR)"
+    if hashed:
+        ident = f"substr(md5({ident}), 1, 16)"
     cur.execute("INSERT INTO datasets (name) VALUES ('bench')")
     cur.execute(
-        """
+        f"""
         INSERT INTO events (dataset, customer_id, event_time, event_type, revenue, ingestion_id)
         SELECT 'bench',
-               $prefix || CAST(hash(o) % $c AS VARCHAR),
+               {ident},
                TIMESTAMP '2023-01-01' + to_seconds(CAST(hash(o * 7 + 1) % (730 * 86400) AS BIGINT)),
                'purchase',
                CAST(hash(i * 13 + 5) % 20000 AS DOUBLE) / 100.0 + 1.0,
@@ -73,8 +78,11 @@ def main() -> int:
                     help="give lifetimes the customer ids as the warehouse stores them (strings) "
                          "instead of integers (its fastest case, the default)")
     ap.add_argument("--text-ids", action="store_true",
-                    help="customer ids that are not integers ('c123'): the summary then runs as one SQL "
-                         "statement instead of the packed sort that integer ids get (implies --string-ids)")
+                    help="customer ids of a text and a number ('c123'), which the packed sort takes as "
+                         "it takes integer ids (implies --string-ids)")
+    ap.add_argument("--hashed-ids", action="store_true",
+                    help="customer ids of 16 hex digits ('3f2a...'): no integer in them, so the summary "
+                         "runs as one SQL statement instead of the packed sort (implies --string-ids)")
     ap.add_argument("--threads", type=int, default=None,
                     help="DuckDB threads for our side (default: DuckDB's, one per core)")
     args = ap.parse_args()
@@ -85,7 +93,8 @@ def main() -> int:
         wh.cursor().execute(f"SET threads = {int(args.threads)}")
     threads = wh.cursor().execute("SELECT current_setting('threads')").fetchone()[0]
     t0 = time.perf_counter()
-    synthesize(wh, args.events, args.customers, args.items_per_order, "c" if args.text_ids else "")
+    synthesize(wh, args.events, args.customers, args.items_per_order, "c" if args.text_ids else "",
+               hashed=args.hashed_ids)
     print(f"synthesized {args.events:,} purchase events ({args.items_per_order} per order) "
           f"in {time.perf_counter() - t0:.1f} s")
 
@@ -115,7 +124,7 @@ def main() -> int:
           f"{time.perf_counter() - t0:.2f} s, CPU {time.process_time() - c0:.2f} s ({load()})")
     days, t_days, c_days = timed("from the stored per-day rows")
 
-    args.string_ids = args.string_ids or args.text_ids
+    args.string_ids = args.string_ids or args.text_ids or args.hashed_ids
     id_sql = "customer_id" if args.string_ids else "CAST(customer_id AS BIGINT) AS customer_id"
     tx = wh.cursor().execute(f"SELECT {id_sql}, event_time, revenue FROM events").df()
     warnings.simplefilter("ignore")

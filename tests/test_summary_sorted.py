@@ -267,3 +267,43 @@ def test_an_odd_id_after_the_first_thousand_purchases_still_uses_the_statement(w
     got = customer_summary(wh, "late", "2024-12-31", persist=False)
     assert taken == [False]
     assert_equals_pandas(got, pandas_summary(ev, "2024-12-31", 1.0))
+
+
+@pytest.mark.parametrize("fmt", ["C{:07d}", "cust-{}", "O'Brien \\{}", "EU-2024-{:04d}"])
+def test_ids_of_a_text_and_a_number_take_the_sort(wh, taken, fmt):
+    """Ids of one text followed by a number, zero-padded to one width or not (the bundled sample's
+    'C0000001', the benchmark's 'c123'), a quote and a backslash in the text: the same rows as
+    the statement and as pandas, ids written back exactly."""
+    nums = np.random.default_rng(5).choice(np.arange(0, 9000), 200, replace=False)
+    ids = [fmt.format(int(i)) for i in nums]
+    ev = planted_events(5, ids)
+    add_events(wh, "t", ev)
+    for persist in (False, True):
+        got = customer_summary(wh, "t", "2024-03-31", "weeks", persist=persist)
+        assert taken[-1] is True
+        assert set(got.index) == set(ev.loc[ev["event_time"] < "2024-04-01", "customer_id"])
+        assert_same_summary(got, statement_summary(wh, "t", "2024-03-31", "weeks"))
+        assert_equals_pandas(got, pandas_summary(ev, "2024-03-31", 7.0))
+
+
+@pytest.mark.parametrize("odd", ["C12", "C00000123", "D0000007", "C0000012x", "c0000012", "C-000012", "C 0000012"])
+def test_ids_of_another_form_than_the_first_ones_use_the_statement(wh, taken, odd):
+    """Padded ids 'C0000001' and, after the first thousand purchases, one id of another width,
+    text or shape: every id is checked, so the statement computes the summary."""
+    t = pd.Timestamp("2024-01-01 10:00")
+    rows = [(f"C{i % 300:07d}", t + pd.Timedelta(hours=i), "purchase", 1.0 + i % 7, None) for i in range(1500)]
+    rows.append((odd, t + pd.Timedelta(days=3), "purchase", 2.0, None))
+    ev = pd.DataFrame(rows, columns=["customer_id", "event_time", "event_type", "revenue", "rating"])
+    add_events(wh, "late", ev)
+    got = customer_summary(wh, "late", "2024-12-31", persist=False)
+    assert taken == [False]
+    assert odd in got.index
+    assert_equals_pandas(got, pandas_summary(ev, "2024-12-31", 1.0))
+
+
+@pytest.mark.parametrize("ids,form", [
+    (["1", "-20", "300"], ("", 0)), (["C0001", "C0420"], ("C", 4)), (["c1", "c20", "c0"], ("c", 0)),
+    (["C0001", "C01"], None), (["C1", "D2"], None), (["1", "C2"], None), (["CX", "C1"], None),
+    (["é1", "é2"], None), (["007", "010"], None), ([], None)])
+def test_id_forms(ids, form):
+    assert summary_mod._id_form(ids) == form
