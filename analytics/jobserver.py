@@ -174,7 +174,7 @@ class JobServer:
             return
         argv = [str(a) for a in request.get("argv", [])]
         writes = not bool(request.get("readonly"))
-        command = " ".join(["valuescope"] + argv[:3])
+        command = describe_command(argv)
         _install_router()  # again: something (a test runner, a framework) may have replaced sys.stdout since
         _LOCAL.sink = lambda which, text: send({which: text})
         _LOCAL.isatty = bool(request.get("isatty"))
@@ -260,6 +260,20 @@ def _user() -> str:
         return getpass.getuser()
     except Exception:  # no user name in this environment
         return "unknown"
+
+
+def describe_command(argv: list[str], most: int = 6) -> str:
+    """``valuescope ARGS`` as another client is told it waits for: the first ``most`` arguments
+    (the warehouse's ``--db`` left out: it is the same one), "…" when there are more."""
+    shown, skip = [], False
+    for a in argv:
+        if skip:
+            skip = False
+        elif a == "--db":
+            skip = True
+        elif not a.startswith("--db="):
+            shown.append(a)
+    return " ".join(["valuescope"] + shown[:most] + (["…"] if len(shown) > most else []))
 
 
 def silence_stdout(stream) -> None:

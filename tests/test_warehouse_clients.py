@@ -120,7 +120,7 @@ def test_a_second_writer_is_queued_with_a_message(served, tmp_path):
     class Tell(io.StringIO):  # releases the first command once the second was told to wait
         def write(self, text):
             n = super().write(text)
-            if "waiting for `valuescope ingest a.csv --dataset`" in text:
+            if "waiting for `valuescope ingest a.csv --dataset x`" in text:  # the whole command, not cut
                 release.set()
             return n
 
@@ -129,6 +129,9 @@ def test_a_second_writer_is_queued_with_a_message(served, tmp_path):
     t.join(60)
     assert status == 0 and results["first"] == 0 and calls == ["ingest", "ingest"]
     assert "to finish in the app server" in err.getvalue()
+    assert jobserver.describe_command(["score", "--db", "/d/w.duckdb", "--dataset", "s", "--as-of", "2024-01-01",
+                                       "--out", "s.csv", "--bom"]) == \
+        "valuescope score --dataset s --as-of 2024-01-01 --out …"
 
 
 def test_a_read_only_command_does_not_queue_behind_a_writer(served):
