@@ -645,7 +645,7 @@ def main() -> None:
         widgets.show_error(exc, "The customers could not be summarised")
         st.stop()
     if scorer is None:
-        widgets.not_ready(dataset, "the customer scores")
+        widgets.not_ready(dataset, "the table of customer scores")
     if scorer.n == 0:
         st.info(f"No customer has events up to {p['as_of']}.", icon="📭")
         st.stop()

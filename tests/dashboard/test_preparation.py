@@ -46,3 +46,29 @@ def _check(app_wh, gate, reached) -> None:
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["Customers"] == "50"
     assert not at.get("progress")  # prepared: no progress bar any more
+
+
+def test_the_value_page_says_in_a_sentence_that_its_scores_are_being_prepared(app_wh, monkeypatch):
+    monkeypatch.setenv("VALUESCOPE_PREPARE", "background")
+    insert_events(app_wh, "shop", synthetic_rows(50, seed=4))
+    gate, reached = threading.Event(), threading.Event()
+    real = prepare._STAGE_FUNCS["overview"]
+
+    def held(*args):
+        reached.set()
+        assert gate.wait(TIMEOUT)
+        return real(*args)
+
+    monkeypatch.setitem(prepare._STAGE_FUNCS, "overview", held)
+    try:
+        prepare.start(app_wh, "shop")
+        assert reached.wait(TIMEOUT)
+        at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+        at.switch_page("views/value.py").run()
+        assert not at.exception, at.exception
+        infos = [i.value for i in at.info]
+        assert any(i.startswith("The table of customer scores is being prepared for") for i in infos), infos
+    finally:
+        gate.set()
+        job = prepare.job(app_wh, "shop")
+        assert job is not None and job.wait(TIMEOUT)
