@@ -126,6 +126,9 @@ def lifecycle_columns(frame: pd.DataFrame, as_of, *, bgnbd=None, churn_risk=None
 
 
 def describe_thresholds(thresholds=DEFAULT_THRESHOLDS) -> str:
+    from analytics.formatting import percent
+
     lo, hi = check_thresholds(thresholds)
-    return (f"churn risk below {lo:.0%}: low; {lo:.0%} to {hi:.0%}: medium; {hi:.0%} and above: high "
+    lo_, hi_ = percent(lo, 0), percent(hi, 0)
+    return (f"churn risk below {lo_}: low; {lo_} to {hi_}: medium; {hi_} and above: high "
             "(risk = a published churn model's probability, else 1 - P(alive) of BG/NBD)")

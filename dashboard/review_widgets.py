@@ -18,12 +18,12 @@ def sentiment_by_segment(dataset: str, as_of, key: str = "sent_by") -> None:
               "new_customer_segment": "New-customer group", "country": "Country"}
     column = st.selectbox("Group by", options, format_func=lambda c: labels.get(c, c), key=key)
     table = cache.explorer_sentiment(dataset, as_of, column)
-    st.dataframe(table.reset_index(), hide_index=True, column_config={
+    st.dataframe(widgets.as_percent(table.reset_index(), ["latest_negative_share"]), hide_index=True, column_config={
         column: labels.get(column, column),
         "customers": st.column_config.NumberColumn("Customers", format="%d"),
         "reviewers": st.column_config.NumberColumn("With a scored review", format="%d"),
         "sentiment_mean": st.column_config.NumberColumn("Mean sentiment (-1..1)", format="%.2f"),
-        "latest_negative_share": st.column_config.NumberColumn("Latest review negative", format="percent")})
+        "latest_negative_share": widgets.percent_column("Latest review negative")})
     st.caption("Sentiment: learned from this dataset's rated reviews (or the VADER lexicon); see the Reviews page.")
 
 
@@ -47,15 +47,16 @@ def new_customer_groups(dataset: str, as_of, key: str = "new_groups") -> None:
     st.caption(f"{len(groups):,} customers whose first purchase is in the last {int(window)} days, grouped by "
                "k-means on their first basket, browsing before it and what they did since; each group is named "
                "after its strongest traits.")
-    st.dataframe(profile.reset_index(), hide_index=True, column_config={
+    st.dataframe(widgets.as_percent(profile.reset_index(), ["basket_discount", "returned_first"]), hide_index=True,
+                 column_config={
         "segment": "Group", "customers": st.column_config.NumberColumn("Customers", format="%d"),
         "basket_value": st.column_config.NumberColumn("First basket", format="%.2f"),
         "basket_units": st.column_config.NumberColumn("Units", format="%.1f"),
-        "basket_discount": st.column_config.NumberColumn("Discount", format="percent"),
+        "basket_discount": widgets.percent_column("Discount"),
         "views_before": st.column_config.NumberColumn("Views before buying", format="%.1f"),
         "visits_since": st.column_config.NumberColumn("Visits since", format="%.1f"),
         "purchase_days_since": st.column_config.NumberColumn("Bought again (days)", format="%.2f"),
-        "returned_first": st.column_config.NumberColumn("Returned", format="percent")})
+        "returned_first": widgets.percent_column("Returned")})
     values = fov.values.groupby(groups.reindex(fov.values.index)).agg(["mean", "sum"])
     st.dataframe(values.reset_index().rename(columns={"index": "segment"}), hide_index=True, column_config={
         "new_customer_segment": "Group",

@@ -187,7 +187,31 @@ def fmt_money(x: float | None) -> str:
 
 
 def fmt_pct(x: float | None) -> str:
-    return "–" if x is None else f"{100 * x:.1f} %"
+    """A fraction as a percentage, as :func:`analytics.formatting.percent`: ``12.3 %``."""
+    from analytics import formatting
+
+    return formatting.percent(x)
+
+
+def percent_column(title: str | None = None, help: str | None = None):
+    """A table column of percentages whose values are fractions made x 100 by :func:`as_percent`:
+    ``12.3 %``, as :func:`analytics.formatting.percent` writes one (Streamlit's own "percent" format
+    writes ``12.35%``)."""
+    from analytics import formatting
+
+    return st.column_config.NumberColumn(title, format=formatting.PERCENT_PRINTF, help=help)
+
+
+def as_percent(frame, columns):
+    """A copy of ``frame`` with the fractions (0-1) of ``columns`` x 100, for :func:`percent_column`
+    (columns it lacks are skipped)."""
+    import pandas as pd
+
+    out = frame.copy()
+    for c in columns:
+        if c in out.columns:
+            out[c] = pd.to_numeric(out[c], errors="coerce") * 100.0
+    return out
 
 
 def column_config(frame, currency=None, kinds: dict | None = None, titles: dict | None = None) -> dict:
@@ -199,8 +223,8 @@ def column_config(frame, currency=None, kinds: dict | None = None, titles: dict 
     out = {}
     for name, f in formatting.table_columns(frame, currency, kinds).items():
         title = (titles or {}).get(name, f.title)
-        if f.kind == "percent":
-            out[name] = st.column_config.NumberColumn(title, format="percent", help=f.help)
+        if f.kind == "percent":  # table() shows such a column x 100 (as_percent)
+            out[name] = percent_column(title, help=f.help)
         elif f.kind == "date":
             out[name] = st.column_config.DateColumn(title, format="D MMM YYYY", help=f.help)
         elif f.printf:
@@ -226,6 +250,9 @@ def table(frame, key: str, currency=None, *, kinds: dict | None = None, titles: 
             kind = cols[str(c)].kind
             shown[c] = [formatting.format_value(v, kind, currency) for v in shown[c]]
             kinds[str(c)] = "text"
+    rates = [n for n, f in formatting.table_columns(shown, currency, kinds).items() if f.kind == "percent"]
+    if rates:
+        shown = as_percent(shown, rates)
     kw.setdefault("hide_index", True)
     st.dataframe(shown, key=key, column_config=column_config(shown, currency, kinds, titles), **kw)
 

@@ -626,9 +626,11 @@ def response_defaults(frame: pd.DataFrame, spec: CampaignSpec | None = None, *, 
         aov = aov[np.isfinite(aov)]
         if len(aov):
             value = float(max(np.median(aov), 0.0))
+    from analytics.formatting import percent
+
     source = (f"no earlier campaign read-out on this dataset: an incremental response of "
-              f"{ASSUMED_INCREMENTAL_RESPONSE:.0%} is assumed (capped at the selection's {basis}, "
-              f"{natural:.1%}, which includes purchases a campaign does not cause); value per response: "
+              f"{percent(ASSUMED_INCREMENTAL_RESPONSE)} is assumed (capped at the selection's {basis}, "
+              f"{percent(natural)}, which includes purchases a campaign does not cause); value per response: "
               "their median order value. A stored read-out replaces the assumption with a measured uplift")
     return {"response_rate": rate, "value_per_response": value, "source": source, "natural_rate": natural}
 

@@ -461,19 +461,21 @@ def describe_run(info: dict, *, source: bool = True, heldout: bool = True) -> st
     ``source=False`` leaves out the "Sentiment source: ..." sentence and ``heldout=False`` the
     held-out figures, for a page that shows them itself (a heading line and a table): what is
     left are the notes on reviews without a score or scored from their rating ("" when none)."""
+    from analytics.formatting import percent
+
     if not info or not info.get("n_reviews"):
         return info.get("message") if info else "no review sentiment yet"
     lines = [f"Sentiment source: {info['reason']}."] if source else []
     held = (info.get("heldout") or {}).get("all") or {}
     if heldout and held.get("n"):
-        acc = "n/a" if held.get("accuracy") is None else f"{held['accuracy']:.1%}"
+        acc = "n/a" if held.get("accuracy") is None else percent(held["accuracy"])
         auc = "n/a (one kind of rating only)" if held.get("roc_auc") is None else f"{held['roc_auc']:.3f}"
         what = "held-out" if info.get("source") == "learned" else "rated"
         lines.append(f"On {held['n']:,} {what} rated reviews: accuracy {acc}, ROC AUC {auc}.")
         for lang, name in (("en", "English"), ("zh", "Chinese")):
             m = (info.get("heldout") or {}).get(lang)
             if m and m.get("n") and m.get("roc_auc") is not None:
-                lines.append(f"{name}: accuracy {m['accuracy']:.1%}, ROC AUC {m['roc_auc']:.3f} ({m['n']:,}).")
+                lines.append(f"{name}: accuracy {percent(m['accuracy'])}, ROC AUC {m['roc_auc']:.3f} ({m['n']:,}).")
     if info.get("n_unscored"):
         lines.append(f"{info['n_unscored']:,} of {info['n_reviews']:,} reviews have no score "
                      "(no text and no rating, or a language the lexicon does not read).")

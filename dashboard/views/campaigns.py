@@ -36,6 +36,8 @@ TABLE_FIRST = ("rank", "customer_id", "segment", "group", "rfm_segment", "expect
 
 
 
+#: the recommender evaluations' shares (0-1), shown as percentages
+RECOMMENDER_RATES = ["precision_at_k", "recall_at_k", "coverage"]
 #: the label of the extra conditions' count
 EXTRA_LABEL = "Extra conditions"
 
@@ -394,15 +396,16 @@ def _full_comparison(dataset: str, version: str, split, as_of) -> None:
     pop_r = res.set_index("model")["recall_at_k"].get("popularity")
     shown = res.assign(precision_vs_popularity=res["precision_at_k"] / pop if pop else None,
                        recall_vs_popularity=res["recall_at_k"] / pop_r if pop_r else None)
+    shown = widgets.as_percent(shown, RECOMMENDER_RATES)
     st.dataframe(shown[["label", "precision_at_k", "recall_at_k", "f1_at_k", "ndcg_at_k", "coverage",
                         "precision_vs_popularity", "recall_vs_popularity", "fit_seconds"]], hide_index=True,
                  key="camp_full_table", column_config={
                      "label": st.column_config.TextColumn("recommender"),
-                     "precision_at_k": st.column_config.NumberColumn("precision@10", format="%.4f"),
-                     "recall_at_k": st.column_config.NumberColumn("recall@10", format="%.4f"),
+                     "precision_at_k": widgets.percent_column("precision@10"),
+                     "recall_at_k": widgets.percent_column("recall@10"),
                      "f1_at_k": st.column_config.NumberColumn("F1@10", format="%.4f"),
                      "ndcg_at_k": st.column_config.NumberColumn("NDCG@10", format="%.4f"),
-                     "coverage": st.column_config.NumberColumn("coverage", format="percent"),
+                     "coverage": widgets.percent_column("coverage"),
                      "precision_vs_popularity": st.column_config.NumberColumn("precision x popularity",
                                                                               format="%.2f"),
                      "recall_vs_popularity": st.column_config.NumberColumn("recall x popularity", format="%.2f"),
@@ -560,7 +563,7 @@ def _tab_build(p: _Page) -> None:
             "Value per response" + (f" ({p.currency.code})" if p.currency else ""), min_value=0.0, value=round(d_value, 2), step=1.0,
                                        key=f"camp_vpr_{round(d_value, 4)}",
                                        help="Revenue one response is expected to bring.")
-        st.caption(f"Defaults ({100 * d_rate:.2f} %, {money(d_value)}) for these {len(targets):,} customers: "
+        st.caption(f"Defaults ({formatting.percent(d_rate)}, {money(d_value)}) for these {len(targets):,} customers: "
                    f"{widgets.md_escape(defaults.get('source', ''))}. Better-ranked customers are assumed more "
                    "likely to respond (in proportion to their rank score, averaging the rate above).")
         try:
@@ -646,14 +649,15 @@ def _recommend_holdout(dataset: str, as_of) -> None:
             else:
                 cols = ["label", "precision_at_k", "recall_at_k", "f1_at_k", "ndcg_at_k", "coverage", "customers",
                         "model"]
-                st.dataframe(ev[[c for c in cols if c in ev.columns]], hide_index=True, key="camp_holdout_table",
+                st.dataframe(widgets.as_percent(ev[[c for c in cols if c in ev.columns]], RECOMMENDER_RATES),
+                             hide_index=True, key="camp_holdout_table",
                              column_config={
                                  "label": st.column_config.TextColumn("recommender"),
-                                 "precision_at_k": st.column_config.NumberColumn("precision@10", format="%.4f"),
-                                 "recall_at_k": st.column_config.NumberColumn("recall@10", format="%.4f"),
+                                 "precision_at_k": widgets.percent_column("precision@10"),
+                                 "recall_at_k": widgets.percent_column("recall@10"),
                                  "f1_at_k": st.column_config.NumberColumn("F1@10", format="%.4f"),
                                  "ndcg_at_k": st.column_config.NumberColumn("NDCG@10", format="%.4f"),
-                                 "coverage": st.column_config.NumberColumn("catalogue coverage", format="percent"),
+                                 "coverage": widgets.percent_column("catalogue coverage"),
                                  "model": None,
                              })
                 byname = ev.set_index("model")

@@ -209,9 +209,9 @@ def _concentration(dataset: str, as_of, frame: pd.DataFrame, groups: dict[str, p
                 "shown.", icon="📭")
         return
     m1, m2, m3 = st.columns(3)
-    m1.metric("Top 10% share of net revenue", "n/a" if pd.isna(top10) else f"{top10:.1%}",
+    m1.metric("Top 10% share of net revenue", "n/a" if pd.isna(top10) else formatting.percent(top10),
               help="The share of net revenue that the 10 % of customers who spent most brought.")
-    m2.metric("Top 20% share of net revenue", "n/a" if pd.isna(top20) else f"{top20:.1%}",
+    m2.metric("Top 20% share of net revenue", "n/a" if pd.isna(top20) else formatting.percent(top20),
               help="The share of net revenue that the 20 % of customers who spent most brought.")
     m3.metric("Gini coefficient", "n/a" if pd.isna(g) else f"{g:.3f}",
               help="How unequally net revenue is spread over the customers, from 0 (everyone spent the same) to 1 "

@@ -22,11 +22,13 @@ from dashboard import cache, widgets
 PROFILE_CONFIG = {
     "segment": "Group", "customers": st.column_config.NumberColumn("Customers", format="%,d"),
     "basket_units": st.column_config.NumberColumn("Units in the first basket", format="%.1f"),
-    "basket_discount": st.column_config.NumberColumn("Discount", format="percent"),
+    "basket_discount": widgets.percent_column("Discount"),
     "views_before": st.column_config.NumberColumn("Views before buying", format="%.1f"),
     "visits_since": st.column_config.NumberColumn("Visits since", format="%.1f"),
     "purchase_days_since": st.column_config.NumberColumn("Bought again (days)", format="%.2f"),
-    "returned_first": st.column_config.NumberColumn("Returned the first order", format="percent")}
+    "returned_first": widgets.percent_column("Returned the first order")}
+#: the profile's columns of fractions, shown x 100 (widgets.as_percent)
+PROFILE_RATES = ["basket_discount", "returned_first"]
 
 
 def _filled(frame):
@@ -57,7 +59,8 @@ def _tab_reviews(dataset: str, as_of, currency=None) -> None:
                 m = held.get(key)
                 if m and m.get("n"):
                     rows.append({"Reviews": label, "Held-out rated reviews": m["n"],
-                                 "Accuracy": m.get("accuracy"), "ROC AUC": m.get("roc_auc")})
+                                 "Accuracy": None if m.get("accuracy") is None else 100.0 * m["accuracy"],
+                                 "ROC AUC": m.get("roc_auc")})
             # one line names the source (the library's reason, e.g. "learned from 9,331 rated reviews
             # ..."); the held-out figures are in the table below, so the notes repeat neither
             reason = str(info.get("reason") or info.get("source_name") or "lexicon")
@@ -68,8 +71,8 @@ def _tab_reviews(dataset: str, as_of, currency=None) -> None:
             if rows:
                 st.dataframe(rows, hide_index=True, column_config={
                     "Held-out rated reviews": st.column_config.NumberColumn(format="%,d"),
-                    "Accuracy": st.column_config.NumberColumn(
-                        format="percent", help="The share of held-out rated reviews whose tone (positive or "
+                    "Accuracy": widgets.percent_column(
+                        help="The share of held-out rated reviews whose tone (positive or "
                         "negative) the sentiment source read as their stars say."),
                     "ROC AUC": st.column_config.NumberColumn(
                         format="%.3f", help="How well the sentiment tells apart the negative reviews from the "
@@ -78,7 +81,7 @@ def _tab_reviews(dataset: str, as_of, currency=None) -> None:
             days = c1.selectbox("Reviews written in the last", [30, 90, 180, 365], index=1,
                                 format_func=lambda d: f"{d} days", key="rv_days")
             share = c2.selectbox("Valuable customers: the top", [0.1, 0.2, 0.3, 0.5], index=1,
-                                 format_func=lambda s: f"{s:.0%} by value", key="rv_share")
+                                 format_func=lambda s: f"{formatting.percent(s, 0)} by value", key="rv_share")
             try:
                 worst = cache.negative_reviews(dataset, as_of, int(days), float(share))
             except (ValueError, WarehouseError) as exc:
@@ -102,11 +105,12 @@ def _tab_reviews(dataset: str, as_of, currency=None) -> None:
             cats = cache.category_sentiment(dataset)
             if len(cats):
                 st.subheader("Sentiment by category")
-                st.dataframe(cats.reset_index(), hide_index=True, width="stretch", column_config={
+                st.dataframe(widgets.as_percent(cats.reset_index(), ["sentiment_negative_share"]), hide_index=True,
+                             width="stretch", column_config={
                     "category": "Category",
                     "sentiment_mean": st.column_config.NumberColumn("Mean sentiment", format="%.2f",
                                                                     help=formatting.column_help("sentiment")),
-                    "sentiment_negative_share": st.column_config.NumberColumn("Negative", format="percent"),
+                    "sentiment_negative_share": widgets.percent_column("Negative"),
                     "n_reviews": st.column_config.NumberColumn("Reviews", format="%,d")})
         if st.button("Score the reviews again", key="rv_rescore"):
             try:
@@ -181,7 +185,8 @@ def _tab_new(dataset: str, as_of, currency=None) -> None:
             st.caption(f"On average {formatting.money(float(fov.values.mean()), currency)} per new customer over "
                        f"the next {fov.horizon_days} days.")
             st.subheader("New-customer groups")
-            st.dataframe(profile.reset_index(), hide_index=True, width="stretch", column_config={
+            st.dataframe(widgets.as_percent(profile.reset_index(), PROFILE_RATES), hide_index=True, width="stretch",
+                         column_config={
                 **PROFILE_CONFIG, "basket_value": st.column_config.NumberColumn("First basket", format=money)})
             table = fov.features[["first_category", "basket_value", "age_days"]].join(
                 fov.values.rename("first_order_value")).join(groups)

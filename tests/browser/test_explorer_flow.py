@@ -22,6 +22,7 @@ import re
 import pandas as pd
 import pytest
 
+from analytics.formatting import percent
 from tests.browser.server import require_browser_or_skip
 from tests.browser.ui import app_session, metric_value, no_exception, wait_idle
 
@@ -122,7 +123,7 @@ def test_explorer_numbers_follow_the_as_of_date(tmp_path):
 
         # RFM segments at the last event day: customers and net revenue per segment
         assert _check_comparison(page, expect, exp_last) >= 8
-        expect(metric_value(page, page, "Top 10% share of net revenue")).to_have_text(f"{exp_last['top10']:.1%}")
+        expect(metric_value(page, page, "Top 10% share of net revenue")).to_have_text(percent(exp_last['top10']))
 
         # an earlier as-of date: the numbers move to that date's independent values
         # (a react-aria date field: year / month / day spin buttons that take typed digits)
@@ -134,7 +135,7 @@ def test_explorer_numbers_follow_the_as_of_date(tmp_path):
         # the field commits its value when it loses focus
         page.keyboard.press("Escape")
         page.get_by_role("heading", name="🔭 Explorer", exact=True).click()
-        expect(metric_value(page, page, "Top 10% share of net revenue")).to_have_text(f"{exp_early['top10']:.1%}")
+        expect(metric_value(page, page, "Top 10% share of net revenue")).to_have_text(percent(exp_early['top10']))
         wait_idle(page, expect, timeout=180_000)
         no_exception(page, db)
         assert _check_comparison(page, expect, exp_early) >= 8

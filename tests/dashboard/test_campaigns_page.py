@@ -340,8 +340,9 @@ def test_recommendations_equal_the_library(sample_wh):
     assert not _errors(at), _errors(at)
     shown = [d.value for d in at.tabs[0].dataframe if "precision_at_k" in d.value.columns]
     assert len(shown) == 1
-    assert shown[0]["precision_at_k"].tolist() == pytest.approx(ev["precision_at_k"].tolist())
-    assert shown[0]["recall_at_k"].tolist() == pytest.approx(ev["recall_at_k"].tolist())
+    # shares as percentages (x 100, "1.8 %"), as every percentage of the project
+    assert shown[0]["precision_at_k"].tolist() == pytest.approx((100 * ev["precision_at_k"]).tolist())
+    assert shown[0]["recall_at_k"].tolist() == pytest.approx((100 * ev["recall_at_k"]).tolist())
     assert any("Item-based CF beats the popularity baseline" in c.value for c in at.caption)
 
 
@@ -422,6 +423,15 @@ def test_no_saved_segments_means_every_customer(app_wh):
     assert math.isclose(_int(m["Control (not contacted)"]) / (500 + _int(m["Control (not contacted)"])), 0.10,
                         abs_tol=1 / 500)
     assert any("No saved segments yet" in c.value for c in at.caption)
+    # the assumed response in the project's percentage style ("2.0 %"), not "2%" or "2.00 %"
+    import re
+
+    from analytics.campaigns.targeting import ASSUMED_INCREMENTAL_RESPONSE
+    from analytics.formatting import percent
+
+    said = next(c.value for c in at.caption if c.value.startswith("Defaults ("))
+    assert f"Defaults ({percent(ASSUMED_INCREMENTAL_RESPONSE)}," in said, said
+    assert not re.search(r"\d%", said) and not re.search(r"\d\.\d\d %", said), said
     # a longer list: the return curve ships at most 500 points, the library's curve
     at.number_input(key="camp_max").set_value(2000).run()
     _ok(at)
@@ -476,7 +486,7 @@ def test_full_recommender_comparison_runs_with_progress(sample_wh):
     split = as_of - pd.Timedelta(days=89)
     ev = evaluate_holdout(sample_wh, SAMPLE_DATASET, split, as_of + pd.Timedelta(days=1),
                           families=["popularity", "recent_popularity"])
-    assert table["precision_at_k"].tolist() == pytest.approx(ev["precision_at_k"].tolist())
+    assert table["precision_at_k"].tolist() == pytest.approx((100 * ev["precision_at_k"]).tolist())  # in %
     assert table["recall_vs_popularity"].iloc[0] == pytest.approx(1.0)
     assert any("Validation winner" in c.value for c in at.caption)
 

@@ -47,6 +47,17 @@ def test_reviews_page(page, app_wh):
     tables = [d.value for d in at.dataframe]
     heldout = next(t for t in tables if "ROC AUC" in t.columns)
     assert set(heldout["Reviews"]) == {"All", "English", "Chinese"} and (heldout["ROC AUC"] > 0.9).all()
+    # percentages in one style on every table ("97.4 %", as formatting.percent), never Streamlit's "97.37%"
+    import json
+
+    from analytics.formatting import PERCENT_PRINTF
+    from dashboard import cache
+
+    formats = [c.get("type_config", {}).get("format") for d in at.dataframe
+               for c in json.loads(d.proto.columns or "{}").values()]
+    assert "percent" not in formats and PERCENT_PRINTF in formats, formats
+    accuracy = cache.sentiment_info("gen")["heldout"]["all"]["accuracy"]
+    assert heldout.loc[heldout["Reviews"] == "All", "Accuracy"].iloc[0] == pytest.approx(100 * accuracy)
     worst = next(t for t in tables if "text" in t.columns and "sentiment" in t.columns)
     assert (worst["sentiment"] < 0).all() and worst["sentiment"].is_monotonic_increasing
     row = worst[worst["text"] == SCRIPT]

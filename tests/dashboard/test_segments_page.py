@@ -80,7 +80,7 @@ def test_train_kmeans_k6_sizes_sum_to_customers(page, app_wh, rows):
     assert n_customers == len({r[0] for r in rows})
     assert len(table) == 6
     assert int(table["customers"].sum()) == n_customers
-    assert table["share"].sum() == pytest.approx(1.0)
+    assert table["share"].sum() == pytest.approx(100.0)  # shares shown as percentages
     # the run is saved on request and its assignment covers every customer
     at.button(key="seg_save_run").click().run()
     assert not at.exception, at.exception
