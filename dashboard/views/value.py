@@ -379,10 +379,13 @@ def _treemap_figure(result, currency) -> go.Figure:
         values=table["customers"].to_numpy(), root_color="rgba(0,0,0,0)",
         marker=dict(colors=table["revenue_share"].to_numpy(), colorscale="Blues", showscale=True,
                     colorbar=dict(title="Share of revenue", tickformat=".0%")),
-        customdata=table[["customer_share", "revenue_share", "revenue", "clv_formula"]].to_numpy(),
-        texttemplate="%{label}<br>%{value:,} customers<br>%{customdata[1]:.1%} of revenue",
-        hovertemplate=f"%{{label}}<br>%{{value:,}} customers (%{{customdata[0]:.1%}})<br>net revenue "
-        f"{prefix}%{{customdata[2]:,.2f}} (%{{customdata[1]:.1%}})<br>CLV by formula {prefix}%{{customdata[3]:,.2f}}"
+        # shares x 100 written "12.3 %", as formatting.percent (d3's ".1%" writes "12.3%")
+        customdata=np.column_stack([100 * table["customer_share"].to_numpy(dtype=float),
+                                    100 * table["revenue_share"].to_numpy(dtype=float),
+                                    table["revenue"].to_numpy(dtype=float), table["clv_formula"].to_numpy(dtype=float)]),
+        texttemplate="%{label}<br>%{value:,} customers<br>%{customdata[1]:.1f} % of revenue",
+        hovertemplate=f"%{{label}}<br>%{{value:,}} customers (%{{customdata[0]:.1f}} %)<br>net revenue "
+        f"{prefix}%{{customdata[2]:,.2f}} (%{{customdata[1]:.1f}} %)<br>CLV by formula {prefix}%{{customdata[3]:,.2f}}"
         "<extra></extra>",
     ))
     fig.update_layout(margin=dict(l=10, r=10, t=10, b=10), height=420)

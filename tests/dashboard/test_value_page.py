@@ -120,6 +120,18 @@ def test_charts_tables_and_exports_are_there(page):
     seg = _table(at, "Share of revenue")
     assert seg["Customers"].sum() == 202
     assert seg["Share of revenue"].sum() == pytest.approx(100.0)
+    # the treemap writes its shares as the table does ("12.3 %"), not d3's "12.3%"
+    import json
+
+    chart = next(c for c in at.get("plotly_chart") if c.key == "value_treemap")
+    trace = json.loads(chart.proto.spec)["data"][0]
+    assert "%{customdata[1]:.1f} % of revenue" in trace["texttemplate"] and ":.1%" not in trace["hovertemplate"]
+    import base64
+
+    data = trace["customdata"]  # plotly's binary array: dtype, base64 bytes, shape
+    data = np.frombuffer(base64.b64decode(data["bdata"]), dtype=data["dtype"]).reshape(
+        [int(n) for n in str(data["shape"]).split(",")]) if isinstance(data, dict) else np.asarray(data, dtype=float)
+    assert data[:, 1].sum() == pytest.approx(100.0)  # revenue shares in percent
     buttons = at.get("download_button")
     assert len(buttons) == 3  # CSV, Parquet, parameters JSON
     # rank by the RFM score instead
