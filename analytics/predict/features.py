@@ -430,6 +430,10 @@ def backtest_plan(wh: Warehouse, dataset: str, calibration_end, holdout_end, *, 
     hold = _day(holdout_end, "the holdout end")
     if n_customers < 2:
         raise BacktestError(f"dataset {dataset!r} has {n_customers} customer; a backtest needs at least 2")
+    if cal == last_day:
+        raise BacktestError(
+            f"the calibration end {cal.date()} is the last day of data: no day is left for the holdout; "
+            f"pick a date before {last_day.date()} (events from {first_day.date()} to {last_day.date()})")
     if not first_day <= cal < last_day:
         raise BacktestError(
             f"the calibration end {cal.date()} is outside the data (events from {first_day.date()} "
@@ -455,6 +459,18 @@ def backtest_plan(wh: Warehouse, dataset: str, calibration_end, holdout_end, *, 
         n_periods = int(min(MAX_PERIODS[period], max(1, math.ceil(calibration_days / PERIOD_DAYS[period]))))
     test = window_data(wh, dataset, cal, hold, period=period, n_periods=n_periods)
     if test.targets["holdout_purchases"].sum() == 0:
+        later = wh.cursor().execute(
+            "SELECT count(DISTINCT customer_id) FROM events WHERE dataset = ? AND event_type = 'purchase' "
+            "AND event_time >= ? AND event_time < ?",
+            [dataset, (cal + pd.Timedelta(days=1)).to_pydatetime(), (hold + pd.Timedelta(days=1)).to_pydatetime()],
+        ).fetchone()[0]
+        if later:  # the holdout has purchases, all of them by customers the cut-off had not seen yet
+            n_seen = len(test.targets)
+            raise BacktestError(
+                f"none of the {n_seen:,} customer{'' if n_seen == 1 else 's'} seen by {cal.date()} bought between "
+                f"{(cal + pd.Timedelta(days=1)).date()} and {hold.date()}: that period's purchases are by "
+                f"{later:,} customer{'' if later == 1 else 's'} who arrived later, whom a backtest does not "
+                "predict; pick a later calibration end")
         raise BacktestError(
             f"no purchases between {(cal + pd.Timedelta(days=1)).date()} and {hold.date()}: there is nothing to "
             f"judge the predictions against (the last purchase is on {pd.Timestamp(last_buy).date()}); "
@@ -466,8 +482,9 @@ def backtest_plan(wh: Warehouse, dataset: str, calibration_end, holdout_end, *, 
                         first_purchase=first_buy)
     least = min(MIN_TRAINING_DAYS, horizon)
     if not shape["cutoffs"]:
+        days = f"{calibration_days} day{'' if calibration_days == 1 else 's'}"
         plan.learned_error = (
-            f"too little history before {cal.date()} for the learned models: {calibration_days} days of data "
+            f"too little history before {cal.date()} for the learned models: {days} of data "
             f"from {first_day.date()}; they need at least {2 * least + MIN_HISTORY_DAYS} days (a training and a "
             f"validation period of {least} days each, after {MIN_HISTORY_DAYS} days of history); the naive and "
             "BG/NBD baselines below need no training period. Choose a later calibration end for LightGBM and the LSTM")

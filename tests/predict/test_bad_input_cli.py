@@ -120,8 +120,37 @@ def test_a_single_repeat_buyer_says_why_and_the_formula_clv_stays(db, tmp_path, 
 @pytest.mark.parametrize("cal, hold, message", [
     ("2024-02-01", "2024-03-20", "before the first purchase (2024-03-01)"),
     ("2024-04-15", "2024-06-30", "no purchases between 2024-04-16 and 2024-06-30"),
+    # the last day is inside the data: what is wrong is that it leaves no holdout
+    ("2024-06-30", "2024-06-30", "the calibration end 2024-06-30 is the last day of data: no day is left for "
+                                 "the holdout; pick a date before 2024-06-30"),
 ])
 def test_backtest_dates_without_purchases_are_one_line(db, capsys, cal, hold, message):
     rc = main(["backtest", "--db", db, "--dataset", "late", "--calibration-end", cal, "--holdout-end", hold])
     err = capsys.readouterr().err
     assert rc == 2 and message in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_one_day_of_history_is_one_day(tmp_path, capsys):
+    path = tmp_path / "w.duckdb"
+    wh = Warehouse(path)
+    rows = [(f"c{i}", "2024-01-01", "purchase", 10.0 + i) for i in range(6)]
+    rows += [(f"c{i}", f"2024-0{2 + i % 4}-0{1 + i}", "purchase", 20.0 + i) for i in range(6)]
+    add_events(wh, "day", _small(rows))
+    wh.close()
+    rc = main(["backtest", "--db", str(path), "--dataset", "day", "--calibration-end", "2024-01-01",
+               "--holdout-end", "2024-05-04", "--models", "lightgbm"])
+    err = capsys.readouterr().err
+    assert rc == 0, err
+    assert "for the learned models: 1 day of data from 2024-01-01;" in err, err
+
+
+def test_a_holdout_bought_in_only_by_later_customers_says_so(db, capsys):
+    # the cut-off's three customers (o0, o18, o36: 2024-01-10) never come back; every later purchase
+    # is by customers who arrived after it: 'no purchases between ...' would contradict the data
+    rc = main(["backtest", "--db", db, "--dataset", "one", "--calibration-end", "2024-01-10",
+               "--holdout-end", "2024-09-01"])
+    err = capsys.readouterr().err
+    assert rc == 2 and len(err.strip().splitlines()) == 1, err
+    assert "none of the 3 customers seen by 2024-01-10 bought between 2024-01-11 and 2024-09-01" in err, err
+    assert "37 customers who arrived later" in err and "pick a later calibration end" in err
+    assert "no purchases between" not in err

@@ -144,8 +144,10 @@ def test_bad_input(wh):
     add_events(wh, "s", small_events())
     with pytest.raises(BacktestError, match="outside the data"):
         backtest_plan(wh, "s", "2023-01-01", "2023-03-01")
-    with pytest.raises(BacktestError, match="outside the data"):
+    with pytest.raises(BacktestError, match="is the last day of data: no day is left for the holdout"):
         backtest_plan(wh, "s", "2025-05-20", "2025-06-30")
+    with pytest.raises(BacktestError, match="outside the data"):
+        backtest_plan(wh, "s", "2025-05-21", "2025-06-30")
     with pytest.raises(BacktestError, match="must be after"):
         backtest_plan(wh, "s", CUT, "2025-03-01")
     with pytest.raises(BacktestError, match="after the last day of data"):
