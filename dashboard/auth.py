@@ -13,6 +13,8 @@ identity sees only the sign-in page; a signed-in identity becomes the caller of 
 """
 from __future__ import annotations
 
+import json
+import re
 import time
 
 import streamlit as st
@@ -140,6 +142,7 @@ def gate(wh) -> access.Caller:
         refused(f"{caller.id} no longer has a role in Valuescope: ask an admin to add you again")
         st.stop()
     access.set_current(caller, wh)
+    resume_report_link()
     return caller
 
 
@@ -155,10 +158,50 @@ def session_caller() -> access.Caller | None:
     return None if held is None else held[1]
 
 
+#: a shared report's token as the link carries it (``secrets.token_urlsafe``): only such text is kept
+_REPORT_TOKEN = re.compile(r"^[A-Za-z0-9_-]{8,128}$")
+#: the browser tab's storage key for a report link opened before signing in
+REPORT_RESUME_KEY = "valuescope_report"
+RESUMED_KEY = "_report_resume_checked"
+
+
+def _report_link_token() -> str | None:
+    """The token of the shared report link this request opened (None: none, or not token-shaped)."""
+    token = st.query_params.get("report")
+    return token if isinstance(token, str) and _REPORT_TOKEN.match(token) else None
+
+
+def _remember_report_link(token: str) -> None:
+    """Keep a report link opened before sign-in in this browser tab: Streamlit's sign-in returns to the
+    app's root without the link's ``?report=``, and the link's token is shown only once to whoever made
+    it. Only token-shaped text reaches the script."""
+    st.html(f"<script>try {{ window.sessionStorage.setItem({json.dumps(REPORT_RESUME_KEY)}, "
+            f"{json.dumps(token)}); }} catch (e) {{}}</script>", unsafe_allow_javascript=True)
+    st.info("You opened a shared report: it opens as soon as you have signed in.", icon="📄")
+
+
+def resume_report_link() -> None:
+    """Once per browser session after sign-in: a report link this tab opened before signing in is
+    opened again (see :func:`_remember_report_link`)."""
+    if st.session_state.get(RESUMED_KEY) or "report" in st.query_params:
+        return
+    st.session_state[RESUMED_KEY] = True
+    key = json.dumps(REPORT_RESUME_KEY)
+    with st.sidebar:
+        st.html("<script>try { var t = window.sessionStorage.getItem(" + key + "); if (t) { "
+                "window.sessionStorage.removeItem(" + key + "); if (/^[A-Za-z0-9_-]{8,128}$/.test(t)) { "
+                "var u = new URL(window.location.href); u.search = '?report=' + t; u.hash = ''; "
+                "window.location.replace(u.toString()); } } } catch (e) {}</script>",
+                unsafe_allow_javascript=True)
+
+
 def sign_in_page(section: dict, note: str | None = None) -> None:
     """The only thing a request without a signed-in identity sees."""
     st.title("Valuescope")
     st.subheader("Sign in")
+    token = _report_link_token()
+    if token:
+        _remember_report_link(token)
     problems = config_problems(section)
     if problems:
         st.error("Sign-in is configured in .streamlit/secrets.toml but incomplete: " + "; ".join(problems)

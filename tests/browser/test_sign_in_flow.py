@@ -39,6 +39,12 @@ def app(tmp_path_factory):
     access.grant(wh, "vic@example.com", "shop")
     with access.acting_as(access.Caller("vic@example.com", "person", "viewer")), access.on_warehouse(wh):
         provider_note = access.ids_for(wh, ["C-0007"])[0]  # the pseudonym the viewer will see
+    from analytics.reports import build_report, create_report
+    from analytics.segments import store
+
+    store.save_segment(wh, "Every buyer", {"op": "and", "conditions": [
+        {"field": "net_revenue", "operator": ">=", "value": 1}]}, dataset="shop")
+    report_token = create_report(wh, build_report(wh, "shop", "2025-03-19", segment="Every buyer"))
     wh.close()
     provider = Provider()
     with provider.running():
@@ -48,6 +54,7 @@ def app(tmp_path_factory):
         secrets.write_text(provider.secrets_toml(url))
         with running_app(db, skip_sample=True, port=port, extra=["--secrets.files", str(secrets)]) as base:
             provider.viewer_sees = provider_note
+            provider.report_token = report_token
             yield base, db, provider
 
 
@@ -97,6 +104,31 @@ def test_no_sign_in_shows_only_the_sign_in_page_then_an_admin_signs_in(app, brow
     for who in ("ada@example.com", "ann@example.com", "vic@example.com"):  # the People table's cells
         expect(page.locator('[role="gridcell"]', has_text=who).first).to_be_attached(timeout=30_000)
     assert not page.locator('[data-testid="stException"]').count(), server_log(db)
+
+
+def test_a_report_link_opened_before_sign_in_opens_after_it(app, browser):
+    """A colleague opens a shared report link without being signed in: sign-in returns to the app's root
+    (Streamlit drops the link's ?report=), and the link's token is shown only once to whoever made it;
+    the report must open once they have signed in, not the Overview."""
+    from playwright.sync_api import expect
+
+    base, db, provider = app
+    page = browser.new_context().new_page()
+    page.goto(f"{base}/?report={provider.report_token}")
+    expect(page.get_by_text("You opened a shared report")).to_be_visible(timeout=60_000)
+    page.get_by_role("button", name=re.compile("Sign in")).click()
+    page.wait_for_selector("#login", timeout=30_000)
+    page.fill("#login", "vic@example.com")
+    page.click("#submit")
+    expect(page.get_by_role("heading", name="Segment report: Every buyer")).to_be_visible(timeout=60_000)
+    _wait(page, expect)
+    assert "report=" in page.url and page.locator('[data-testid="stSidebarNav"]').count() == 0
+    assert not page.locator('[data-testid="stException"]').count(), server_log(db)
+    # once opened, the app's root is the app again (the remembered link is used once)
+    page.goto(base + "/")
+    expect(page.get_by_text(re.compile(r"Signed in as"))).to_be_visible(timeout=60_000)
+    _wait(page, expect)
+    assert page.get_by_role("heading", name="Segment report: Every buyer").count() == 0
 
 
 @pytest.mark.slow

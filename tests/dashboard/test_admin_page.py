@@ -56,6 +56,31 @@ def test_without_sign_in_only_the_sign_in_page(shop):
     assert [b.key for b in at.button] == ["sign_in_default"] and not at.dataframe
 
 
+def test_a_report_link_before_sign_in_is_kept_for_after_it(shop):
+    """The sign-in page of a report link keeps the link's token in the browser tab (Streamlit's sign-in
+    comes back to the root without it), and only a token-shaped one; after sign-in the app looks it up
+    once per session."""
+    def scripts(at):
+        return [h.proto.body for h in at.get("html")]
+
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.secrets["auth"] = dict(AUTH)
+    at.secrets["valuescope"] = dict(CONFIG)
+    at.query_params["report"] = "Tok3n_-abcdefgh"
+    at.run()
+    assert not at.exception, at.exception
+    assert any("You opened a shared report" in i.value for i in at.info)
+    assert any('sessionStorage.setItem("valuescope_report", "Tok3n_-abcdefgh")' in s for s in scripts(at)), scripts(at)
+    at.query_params["report"] = '"); alert(1); ("'  # not a token: never written into a script
+    at.run()
+    assert not any("alert" in s for s in scripts(at)) and not any("You opened" in i.value for i in at.info)
+    # signed in: the stored link is looked for once in the session, not on every run
+    at = _app(ADA)
+    assert sum("sessionStorage.getItem" in s for s in scripts(at)) == 1
+    at.run()
+    assert not any("sessionStorage" in s for s in scripts(at))
+
+
 def test_incomplete_configuration_is_named(shop):
     at = _app({}, auth={"redirect_uri": AUTH["redirect_uri"], "client_id": "x"})
     assert "cookie_secret" in at.error[0].value and "client_secret" in at.error[0].value
