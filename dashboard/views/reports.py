@@ -139,16 +139,18 @@ def _list_reports(wh, tokens: dict) -> None:
         st.info("No stored report yet: build one and create a permalink.", icon="📭")
     else:
         view = reports.copy()
-        view["link"] = [f"?report={tokens[int(i)]}" if int(i) in tokens else f"{h}… (shown once at creation)"
+        view["link"] = [f"?report={tokens[int(i)]}" if int(i) in tokens else f"{h}… (shown once)"
                         for i, h in zip(view["id"], view["token_hint"])]
         view["as_of"] = [formatting.date(d) if pd.notna(d) else "–" for d in view["as_of"]]
-        titles = {"id": "Report", "title": "Title", "kind": "Kind", "dataset": "Dataset", "as_of": "Data as of",
-                  "created_at": "Created (UTC)", "expires_at": "Expires (UTC)", "status": "Status",
-                  "link": "Link"}
+        # the status and the link first after the title: at 1280 pixels the columns past the seventh were
+        # cut off ("revokec", "b3vFVv…"); the title already says segment or campaign report
+        titles = {"id": "Report", "title": "Title", "status": "Status", "link": "Link", "dataset": "Dataset",
+                  "as_of": "Data as of", "created_at": "Created (UTC)", "expires_at": "Expires (UTC)"}
         st.dataframe(view[list(titles)].rename(columns=titles), hide_index=True, width="stretch",
                      column_config={"Created (UTC)": st.column_config.DatetimeColumn(format="D MMM YYYY, HH:mm"),
                                     "Expires (UTC)": st.column_config.DatetimeColumn(format="D MMM YYYY, HH:mm"),
-                                    "Link": st.column_config.TextColumn(width="large")})
+                                    "Report": st.column_config.NumberColumn(width="small"),
+                                    "Link": st.column_config.TextColumn(width="medium")})
         active = reports[reports["status"] == "active"]
         if active.empty:
             st.caption("Every report link is revoked.")

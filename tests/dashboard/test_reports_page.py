@@ -77,6 +77,9 @@ def test_build_preview_permalink_list_and_revoke(sample):
     snap = get_report(wh, token)
     assert snap["size"]["customers"] == expected and snap["subject"]["name"] == HTML_NAME
     listing = next(d.value for d in at.dataframe if "Link" in d.value.columns)
+    # what a reader looks for first sits where a 1280-pixel page shows it (Status and Link were cut off)
+    assert list(listing.columns)[:4] == ["Report", "Title", "Status", "Link"], list(listing.columns)
+    assert "Kind" not in listing.columns  # the title says segment or campaign report
     row = listing[listing["Link"] == f"?report={token}"]
     assert len(row) == 1 and row.iloc[0]["Status"] == "active"
 
