@@ -61,7 +61,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from analytics.warehouse import Warehouse
+from analytics.warehouse import Warehouse, WarehouseError
 
 TIME_UNITS: dict[str, float] = {"days": 1.0, "weeks": 7.0, "months": 30.4375}
 
@@ -625,6 +625,12 @@ def customer_summary(
                     "the customer summary could not be saved because another session was writing "
                     "the same data; try again"
                 ) from None
+        except WarehouseError as exc:
+            if not exc.disk_full:
+                raise
+            # the stored copy is only for reuse: with the warehouse's disk full the summary is still
+            # computed (and scores, exports and reports made from it), just not kept
+            return customer_summary(wh, dataset, as_of, unit, calibration_start=calibration_start, persist=False)
 
 
 def _compute_run(tx, sql, bind, dataset, as_of_day, unit, phash, params, version) -> int:

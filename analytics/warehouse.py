@@ -62,7 +62,10 @@ _IDENT_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 
 
 class WarehouseError(RuntimeError):
-    """A problem with the warehouse a user can act on (message is user-facing)."""
+    """A problem with the warehouse a user can act on (message is user-facing). ``disk_full``: the
+    disk holding the warehouse has no space left (nothing can be stored; reading still works)."""
+
+    disk_full = False
 
 
 def _first_line(exc: BaseException) -> str:
@@ -94,8 +97,10 @@ def storage_error(exc: BaseException, what: str = "", *, temp_folder: str | Path
         if "temp" in low or ".tmp" in low:
             return WarehouseError(f"{lead}the temporary folder is full ({_first_line(exc)}); free space there "
                                   "(or set VALUESCOPE_TMP to a folder with room) and try again; nothing was changed")
-        return WarehouseError(f"{lead}the disk holding the warehouse is full; free some space and try again "
+        full = WarehouseError(f"{lead}the disk holding the warehouse is full; free some space and try again "
                               "(nothing was changed)")
+        full.disk_full = True  # what only reads can still do: see analytics.summary.customer_summary
+        return full
     if "out of memory" in low or "could not allocate" in low:
         return WarehouseError(f"{lead}not enough memory ({_first_line(exc)}); nothing was changed")
     if "corrupt" in low or "checksum" in low or "invalid block" in low or "bad block" in low:

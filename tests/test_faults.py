@@ -171,6 +171,48 @@ def test_a_commit_failing_on_a_full_disk_is_a_message_and_loses_nothing(tmp_path
     assert wh.setting("k") is None
 
 
+class _FullDiskOnWrite(_FullDiskOnCommit):
+    """As on a full disk: a COMMIT fails only when the transaction wrote something."""
+
+    def __init__(self, cur):
+        super().__init__(cur)
+        self._wrote = False
+
+    def execute(self, sql, *args, **kw):
+        head = sql.strip().split(None, 1)[0].upper() if isinstance(sql, str) and sql.strip() else ""
+        if head in ("INSERT", "UPDATE", "DELETE", "CREATE", "DROP"):
+            self._wrote = True
+        if head == "COMMIT" and not self._wrote:
+            self._cur.execute(sql, *args, **kw)
+            return self
+        if head == "BEGIN":
+            self._wrote = False
+        return super().execute(sql, *args, **kw)
+
+
+def test_scores_are_still_written_to_a_file_when_the_warehouse_disk_is_full(tmp_path, monkeypatch, capsys):
+    # the stored customer summary is only kept for reuse: a full disk under the warehouse must not
+    # stop `valuescope score --out` writing the scores to a file on another disk
+    db = tmp_path / "w.duckdb"
+    assert main(["ingest", str(_orders_gz(tmp_path / "o.csv.gz")), "--dataset", "shop", "--db", str(db),
+                 "--no-prepare"]) == 0
+    from analytics.warehouse import get_warehouse
+
+    wh = get_warehouse(db)
+    real = wh.cursor
+    monkeypatch.setattr(wh, "cursor", lambda: _FullDiskOnWrite(real()))
+    out = tmp_path / "full.csv"
+    args = ["score", "--dataset", "shop", "--as-of", "2024-03-31", "--no-bgnbd", "--db", str(db)]
+    capsys.readouterr()
+    assert main(args + ["--out", str(out)]) == 0, capsys.readouterr().err
+    assert wh.cursor().execute("SELECT count(*) FROM customer_summary_runs").fetchone()[0] == 0  # nothing kept
+    monkeypatch.setattr(wh, "cursor", real)
+    ref = tmp_path / "ref.csv"
+    assert main(args + ["--out", str(ref)]) == 0
+    pd.testing.assert_frame_equal(pd.read_csv(out), pd.read_csv(ref))
+    assert len(pd.read_csv(out)) == 20
+
+
 def test_a_full_temporary_folder_is_a_message(tmp_path, monkeypatch, capsys):
     import analytics.ingest.dialect as dialect
 
