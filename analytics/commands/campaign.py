@@ -25,6 +25,16 @@ from pathlib import Path
 from analytics.cli import UserError, add_db_argument, json_option, open_warehouse
 
 
+def _ranking_words(ranking, column) -> str:
+    """What a list is ranked by, in a sentence ("ranked by ..."): the page's option labels read as
+    a choice ("A score I pick"), not as a description."""
+    from analytics.campaigns import RANKINGS
+
+    if ranking == "score" and column:
+        return f"the customer-table column {column!r}"
+    return RANKINGS.get(ranking, ranking)
+
+
 def register(sub) -> None:
     from analytics.campaigns import RANKINGS
 
@@ -193,8 +203,7 @@ def cmd_create(args) -> int:
     print(f"campaign {cid} {spec.name!r} saved: {a['eligible']:,} eligible customers, "
           f"{a['n_treatment']:,} to contact (limited by {a['cap_reason']}), {a['n_control']:,} held out "
           f"as control ({spec.control_share:.0%}, seed {spec.seed}, stratified by segment)")
-    print(f"ranked by {c.RANKINGS[spec.ranking]}" + (f" ({spec.score_column})" if spec.score_column else "")
-          + f"; values from {a['value_source']}")
+    print(f"ranked by {_ranking_words(spec.ranking, spec.score_column)}; values from {a['value_source']}")
     if a.get("score_warning"):
         print(f"warning: {a['score_warning']}")
     if rec_note:
@@ -250,8 +259,7 @@ def cmd_show(args) -> int:
         print(f"  description: {camp['description']}")
     print(f"  segments: {', '.join(spec.get('segments') or []) or 'every customer'}"
           + ("; extra rules: " + json.dumps(spec["extra_rules"]) if spec.get("extra_rules") else ""))
-    print(f"  ranked by {c.RANKINGS.get(spec.get('ranking'), spec.get('ranking'))}"
-          + (f" ({spec['score_column']})" if spec.get("score_column") else "")
+    print(f"  ranked by {_ranking_words(spec.get('ranking'), spec.get('score_column'))}"
           + f"; {camp['n_eligible']:,} eligible, {camp['n_treatment']:,} contacted, {camp['n_control']:,} control "
           f"({spec.get('control_share', 0):.0%}, seed {spec.get('seed')})")
     exp = (camp["summary"] or {}).get("expected")

@@ -71,6 +71,7 @@ def test_cli_warns_and_withholds_the_roi(db, capsys, tmp_path):
     assert code == 0
     assert "warning: the ranking score is 0.00 for every selected customer" in out
     assert "the customer-table column 'n_searches'" in out
+    assert "ranked by the customer-table column 'n_searches'; values from" in out  # not the page's "A score I pick"
     assert "ROI not shown" in out and "ROI n/a" not in out and "%" not in out.split("expected:")[1]
     code = main(["campaign", "create", "--db", db, "--dataset", "shop", "--as-of", AS_OF, "--name", "flat2",
                  "--rank", "score", "--score-column", "n_searches", "--max-contacts", "30", "--json"])
@@ -78,7 +79,9 @@ def test_cli_warns_and_withholds_the_roi(db, capsys, tmp_path):
     assert data["expected"]["roi"] is None and data["score_warning"].startswith("the ranking score is 0.00")
     assert data["break_even"] is None
     main(["campaign", "show", "--db", db, "1"])
-    assert "warning: the ranking score is 0.00" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "warning: the ranking score is 0.00" in out
+    assert "ranked by the customer-table column 'n_searches';" in out
 
 
 def test_campaign_report_says_the_list_is_not_ranked(db):
