@@ -17,6 +17,34 @@ if not access.may(wh, "manage_people"):
 people_tab, grants_tab, links_tab, audit_tab = st.tabs(["People", "Dataset grants", "Report links", "Audit trail"])
 
 
+#: the tables' columns in words, in the order a 1280-pixel page shows first (the machine names such as
+#: actor_kind and token_hint were shown, and who made a report link sat beyond the right edge)
+PEOPLE_COLUMNS = {"id": "Person", "name": "Name", "role": "Role", "datasets": "Datasets", "source": "Role from",
+                  "last_seen": "Last seen (UTC)", "added_by": "Added by", "added_at": "Added (UTC)"}
+LINK_COLUMNS = {"id": "Report", "title": "Title", "status": "Status", "created_by": "Made by", "dataset": "Dataset",
+                "as_of": "Data as of", "created_at": "Made (UTC)", "expires_at": "Expires (UTC)",
+                "revoked_at": "Revoked (UTC)", "raw_ids": "Raw ids for viewers", "token_hint": "Link starts"}
+AUDIT_COLUMNS = {"at": "When (UTC)", "actor": "Who", "role": "Role", "action": "Action", "outcome": "Outcome",
+                 "dataset": "Dataset", "target": "On", "n_rows": "Rows", "detail": "Detail",
+                 "actor_kind": "Kind of actor", "id": "Entry"}
+WHEN = "D MMM YYYY, HH:mm"
+
+
+def _table(frame, columns: dict, key: str) -> None:
+    """``frame`` with its columns titled and ordered by ``columns`` (others after them, as they are)."""
+    order = [c for c in columns if c in frame.columns] + [c for c in frame.columns if c not in columns]
+    config = {}
+    for c in order:
+        title = columns.get(c, c)
+        if c in ("added_at", "last_seen", "created_at", "expires_at", "revoked_at", "at"):
+            config[c] = st.column_config.DatetimeColumn(title, format=WHEN)
+        elif c == "as_of":
+            config[c] = st.column_config.DateColumn(title, format="D MMM YYYY")
+        else:
+            config[c] = st.column_config.Column(title)
+    st.dataframe(frame, hide_index=True, width="stretch", key=key, column_order=order, column_config=config)
+
+
 def _run(fn, *args, done: str) -> None:
     try:
         fn(*args)
@@ -33,7 +61,7 @@ if msg:
 
 with people_tab:
     table = access.people(wh)
-    st.dataframe(table, hide_index=True, width="stretch", key="admin_people")
+    _table(table, PEOPLE_COLUMNS, "admin_people")
     st.caption("Admins listed under `admins` in the [valuescope] section of the secrets file are admins at every "
                "sign-in; a role from the group claim follows the groups the identity provider sends.")
     with st.form("admin_person", border=True):
@@ -64,7 +92,7 @@ with grants_tab:
 
 with links_tab:
     links = reports.list_reports(wh)
-    st.dataframe(links.drop(columns=["kind"]), hide_index=True, width="stretch", key="admin_links")
+    _table(links.drop(columns=["kind", "subject"]), LINK_COLUMNS, "admin_links")
     active = links[links["status"] == "active"]
     if len(active):
         labels = {int(r.id): f"#{int(r.id)} {r.title} ({r.dataset}, by {r.created_by or 'local'})"
@@ -80,7 +108,7 @@ with links_tab:
 
 with audit_tab:
     trail = access.audit_trail(wh, limit=500)
-    st.dataframe(trail, hide_index=True, width="stretch", key="admin_audit")
+    _table(trail, AUDIT_COLUMNS, "admin_audit")
     st.caption("The latest 500 entries. The trail cannot be edited from the app; the download has all of it "
                "(and is itself recorded).")
     st.download_button("Download the audit trail (CSV)", data=access.bound(lambda: access.export_audit(wh)),

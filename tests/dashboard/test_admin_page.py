@@ -127,6 +127,17 @@ def test_admin_manages_people_grants_and_reads_the_trail(shop):
     assert {"sign_in", "set_role", "grant"} <= set(trail["action"])
     assert "remove_person" not in set(trail["action"])  # the refused removal wrote nothing
     assert at.get("download_button")
+    # the tables speak in words, what matters first (machine names such as actor_kind were shown)
+    import json
+
+    def shown(frame_el) -> list[str]:
+        proto = frame_el.proto
+        config = json.loads(proto.columns)
+        return [config[c]["label"] for c in proto.column_order]
+
+    assert shown(at.tabs[0].dataframe[0])[:4] == ["Person", "Name", "Role", "Datasets"]
+    assert shown(at.tabs[3].dataframe[0])[:5] == ["When (UTC)", "Who", "Role", "Action", "Outcome"]
+    assert not [c for t in (0, 3) for c in shown(at.tabs[t].dataframe[0]) if "_" in c]
 
 
 def test_a_viewer_sees_granted_data_without_exports_or_admin(shop):
