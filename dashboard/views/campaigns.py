@@ -38,6 +38,13 @@ TABLE_FIRST = ("rank", "customer_id", "segment", "group", "rfm_segment", "expect
 
 #: the recommender evaluations' shares (0-1), shown as percentages
 RECOMMENDER_RATES = ["precision_at_k", "recall_at_k", "coverage"]
+#: what the recommender evaluations' shares mean
+RECOMMENDER_HELP = {
+    "precision": "Of the 10 items recommended to a customer, the share the customer bought after the split "
+                 "(averaged over customers).",
+    "recall": "Of the items a customer bought after the split, the share among the 10 recommended (averaged over "
+              "customers).",
+    "coverage": "The share of the catalogue's items recommended to at least one customer."}
 #: the label of the extra conditions' count
 EXTRA_LABEL = "Extra conditions"
 
@@ -400,16 +407,16 @@ def _full_comparison(dataset: str, version: str, split, as_of) -> None:
     st.dataframe(shown[["label", "precision_at_k", "recall_at_k", "f1_at_k", "ndcg_at_k", "coverage",
                         "precision_vs_popularity", "recall_vs_popularity", "fit_seconds"]], hide_index=True,
                  key="camp_full_table", column_config={
-                     "label": st.column_config.TextColumn("recommender"),
-                     "precision_at_k": widgets.percent_column("precision@10"),
-                     "recall_at_k": widgets.percent_column("recall@10"),
-                     "f1_at_k": st.column_config.NumberColumn("F1@10", format="%.4f"),
-                     "ndcg_at_k": st.column_config.NumberColumn("NDCG@10", format="%.4f"),
-                     "coverage": widgets.percent_column("coverage"),
-                     "precision_vs_popularity": st.column_config.NumberColumn("precision x popularity",
+                     "label": st.column_config.TextColumn("Recommender"),
+                     "precision_at_k": widgets.percent_column("Precision@10", help=RECOMMENDER_HELP["precision"]),
+                     "recall_at_k": widgets.percent_column("Recall@10", help=RECOMMENDER_HELP["recall"]),
+                     "f1_at_k": st.column_config.NumberColumn("F1@10", format="%.3f"),
+                     "ndcg_at_k": st.column_config.NumberColumn("NDCG@10", format="%.3f"),
+                     "coverage": widgets.percent_column("Catalogue coverage", help=RECOMMENDER_HELP["coverage"]),
+                     "precision_vs_popularity": st.column_config.NumberColumn("Precision vs popularity (×)",
                                                                               format="%.2f"),
-                     "recall_vs_popularity": st.column_config.NumberColumn("recall x popularity", format="%.2f"),
-                     "fit_seconds": st.column_config.NumberColumn("seconds", format="%.1f"),
+                     "recall_vs_popularity": st.column_config.NumberColumn("Recall vs popularity (×)", format="%.2f"),
+                     "fit_seconds": st.column_config.NumberColumn("Seconds to fit", format="%.1f"),
                  })
     val = res.attrs.get("validation")
     if val:
@@ -652,12 +659,12 @@ def _recommend_holdout(dataset: str, as_of) -> None:
                 st.dataframe(widgets.as_percent(ev[[c for c in cols if c in ev.columns]], RECOMMENDER_RATES),
                              hide_index=True, key="camp_holdout_table",
                              column_config={
-                                 "label": st.column_config.TextColumn("recommender"),
-                                 "precision_at_k": widgets.percent_column("precision@10"),
-                                 "recall_at_k": widgets.percent_column("recall@10"),
-                                 "f1_at_k": st.column_config.NumberColumn("F1@10", format="%.4f"),
-                                 "ndcg_at_k": st.column_config.NumberColumn("NDCG@10", format="%.4f"),
-                                 "coverage": widgets.percent_column("catalogue coverage"),
+                                 "label": st.column_config.TextColumn("Recommender"),
+                                 "precision_at_k": widgets.percent_column("Precision@10", help=RECOMMENDER_HELP["precision"]),
+                                 "recall_at_k": widgets.percent_column("Recall@10", help=RECOMMENDER_HELP["recall"]),
+                                 "f1_at_k": st.column_config.NumberColumn("F1@10", format="%.3f"),
+                                 "ndcg_at_k": st.column_config.NumberColumn("NDCG@10", format="%.3f"),
+                                 "coverage": widgets.percent_column("Catalogue coverage", help=RECOMMENDER_HELP["coverage"]),
                                  "model": None,
                              })
                 byname = ev.set_index("model")

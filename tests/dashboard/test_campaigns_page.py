@@ -338,8 +338,13 @@ def test_recommendations_equal_the_library(sample_wh):
     at.toggle(key="camp_holdout_run").set_value(True).run()
     _ok(at)
     assert not _errors(at), _errors(at)
-    shown = [d.value for d in at.tabs[0].dataframe if "precision_at_k" in d.value.columns]
+    shown = [d for d in at.tabs[0].dataframe if "precision_at_k" in d.value.columns]
     assert len(shown) == 1
+    # its columns in words for a marketer, the shares with what they mean
+    titles = {k: c.get("label") for k, c in json.loads(shown[0].proto.columns).items() if c}
+    assert titles["label"] == "Recommender" and titles["coverage"] == "Catalogue coverage", titles
+    assert all(t is None or t[:1].isupper() for t in titles.values()), titles
+    shown = [shown[0].value]
     # shares as percentages (x 100, "1.8 %"), as every percentage of the project
     assert shown[0]["precision_at_k"].tolist() == pytest.approx((100 * ev["precision_at_k"]).tolist())
     assert shown[0]["recall_at_k"].tolist() == pytest.approx((100 * ev["recall_at_k"]).tolist())
