@@ -324,7 +324,9 @@ def submit(info: dict, argv: list[str], overrides: dict, *, readonly: bool = Fal
                 err.flush()
             elif "exit" in msg:
                 return int(msg["exit"])
-        if not started:
+        if not started:  # it stopped (killed, crashed) before a word of the command: run it here instead
+            print("valuescope: the app server stopped before it answered; running the command in this process",
+                  file=err)
             return None
     print("valuescope: the app server stopped before the command finished; check with `valuescope datasets`",
           file=err)

@@ -335,3 +335,26 @@ def test_output_into_a_closed_pipe_is_no_error_message(tmp_path, capsys, monkeyp
     monkeypatch.setattr(sys, "stdout", _ClosedPipe())
     assert main(["datasets", "--db", str(db)]) == 141  # as a command stopped by SIGPIPE
     assert "error" not in capsys.readouterr().err
+
+
+def test_a_server_that_stops_before_it_answers_is_said_and_the_command_runs_here(tmp_path):
+    import socket
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+
+    def gone():  # reads the request, then dies without a word (kill -9 of the app mid-command)
+        conn, _ = listener.accept()
+        conn.makefile("rb").readline()
+        conn.close()
+
+    t = threading.Thread(target=gone)
+    t.start()
+    err = io.StringIO()
+    status = jobserver.submit({"port": listener.getsockname()[1], "token": "t"}, ["datasets"], {},
+                              out=io.StringIO(), err=err)
+    t.join(10)
+    listener.close()
+    assert status is None  # the caller runs the command itself
+    assert "the app server stopped before it answered; running the command in this process" in err.getvalue()
