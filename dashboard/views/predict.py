@@ -118,9 +118,9 @@ def _train(live, dataset: str, version: str, f: dict) -> None:
                               period=f["period"], device=f["device"], lstm_params=f["lstm_params"],
                               progress=on_progress)
     except ValueError as exc:  # the message says what is wrong; the last finished backtest stays below
-        live.empty()
-        with live.container():
-            widgets.show_error(exc, "The backtest could not run")
+        # the message takes the placeholder's place whole (a new container in it would leave the
+        # bar and the figures line of this run on the page under the message)
+        live.error(f"The backtest could not run: {exc}", icon="🚫")
     else:
         live.empty()  # the Stop button, the bar and the figures line go when the work ends
         st.session_state[RESULT_KEY] = {"dataset": dataset, "version": version, "result": result}
