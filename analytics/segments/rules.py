@@ -665,6 +665,24 @@ def customer_frame(summary: pd.DataFrame, *others: pd.DataFrame) -> pd.DataFrame
     return out
 
 
+def cluster_names_in(definition: Mapping) -> list[str]:
+    """The cluster names a definition's ``cluster_name`` conditions compare with (in order, once each)."""
+    found: list[str] = []
+
+    def walk(g) -> None:
+        for c in g.get("conditions", []):
+            if isinstance(c, Mapping) and "conditions" in c:
+                walk(c)
+            elif isinstance(c, Mapping) and c.get("field") == "cluster_name":
+                v = c.get("value")
+                for name in (v if isinstance(v, (list, tuple)) else [v]):
+                    if isinstance(name, str) and name not in found:
+                        found.append(name)
+
+    walk(definition)
+    return found
+
+
 def cluster_definition(cluster_name: str) -> dict:
     """A segment definition selecting one named cluster (``cluster_name`` field)."""
     return {"op": "and", "conditions": [condition("cluster_name", "=", cluster_name)]}

@@ -617,6 +617,22 @@ def _tab_rules(p: _Page) -> None:
         b3.button("Stop editing", key="seg_edit_stop", on_click=_stop_editing)
 
 # ---------------------------------------------------------------- saved segments
+def _gone_clusters_note(definition: dict, frame: pd.DataFrame, latest_run: int | None) -> str:
+    """Why a segment on clusters selects nobody, when its clusters are not in the run it is counted on
+    (a newer clustering run, or none saved for this day): '' otherwise."""
+    names = rules.cluster_names_in(definition)
+    if not names:
+        return ""
+    if latest_run is None or "cluster_name" not in frame.columns:
+        return "no clustering run is saved for this as-of day: save one on the Clustering tab"
+    present = set(frame["cluster_name"].dropna().astype(str))
+    gone = [n for n in names if n not in present]
+    if not gone:
+        return ""
+    return (f"clustering run {latest_run}, the one counted on, has no cluster named "
+            + ", ".join(f"“{n}”" for n in gone) + ": edit the conditions or save the cluster again")
+
+
 def _tab_saved(p: _Page) -> None:
     """The saved segments this dataset sees (its own and the shared ones): live sizes, edit, delete."""
     wh, dataset, frame, fields = p.wh, p.dataset, p.frame, p.fields
@@ -636,6 +652,7 @@ def _tab_saved(p: _Page) -> None:
                 stt = rules.selection_stats(frame, m)
                 ev = rules.selection_stats(frame, m, "expected_clv")
                 size, value, expected, note = stt["customers"], stt["value"], ev["value"], ""
+                note = _gone_clusters_note(s["definition"], frame, p.latest_run) if size == 0 else ""
             except ValueError as exc:
                 try:
                     words = rules.describe(s["definition"])
@@ -666,6 +683,7 @@ def _tab_saved(p: _Page) -> None:
             st.markdown(f"**{widgets.md_escape(r['name'])}** · "
                         + (f"{r['customers']:,} customers" if r["customers"] is not None
                            else "not counted: " + widgets.md_escape(r["note"]))
+                        + (f" ({widgets.md_escape(r['note'])})" if r["customers"] is not None and r["note"] else "")
                         + f" · {widgets.md_escape(r['definition'])}"
                         + (" · shared by all datasets" if r["scope"] == store.ALL_DATASETS else ""))
         seg_names = segs["name"].tolist()

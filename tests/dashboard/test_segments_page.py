@@ -583,3 +583,28 @@ def test_a_viewer_can_cluster_but_is_offered_no_saving(viewer_shop, monkeypatch)
     assert any(e.startswith("Not allowed to") and "Vic is a viewer" in e for e in errs), errs
     assert not any("could not be read" in e for e in errs), errs
     assert store.list_segments(viewer_shop, "shop")["name"].tolist() == ["big"]
+
+
+def test_a_segment_on_a_cluster_the_counted_run_lacks_says_so(page, app_wh):
+    """A segment saved from a cluster of an earlier run counts 0 once a newer run (with other names) is
+    saved: the Saved segments tab says why instead of a bare '0 customers'."""
+    at = page
+    at.number_input(key="seg_k").set_value(3)
+    at.button(key="seg_train").click().run()
+    at.button(key="seg_save_run").click().run()
+    assert not at.exception, at.exception
+    run = store.latest_clustering_run(app_wh, "shop")
+    names = store.get_clustering_run(app_wh, run)["names"]
+    store.save_segment(app_wh, "old cluster", rules.cluster_definition("Gone cluster"), dataset="shop")
+    store.save_segment(app_wh, "live cluster", rules.cluster_definition(names[0]), dataset="shop")
+    at.run()
+    assert not at.exception, at.exception
+    lines = [m.value.replace("\\", "") for m in at.markdown if m.value.startswith("**")]
+    old = next(x for x in lines if x.startswith("**old cluster**"))
+    assert "0 customers" in old and f"clustering run {run}" in old and "“Gone cluster”" in old, old
+    live = next(x for x in lines if x.startswith("**live cluster**"))
+    assert "has no cluster" not in live and " 0 customers" not in live, live
+    assert rules.cluster_names_in({"op": "or", "conditions": [
+        {"field": "cluster_name", "operator": "in", "value": ["a", "b"]},
+        {"op": "and", "conditions": [{"field": "cluster_name", "operator": "=", "value": "a"},
+                                     {"field": "n_orders", "operator": ">", "value": 1}]}]}) == ["a", "b"]
