@@ -45,6 +45,8 @@ RECOMMENDER_HELP = {
     "recall": "Of the items a customer bought after the split, the share among the 10 recommended (averaged over "
               "customers).",
     "coverage": "The share of the catalogue's items recommended to at least one customer."}
+#: the category choice that puts no limit on the recommended items
+ANY_CATEGORY = "(any category)"
 #: the label of the extra conditions' count
 EXTRA_LABEL = "Extra conditions"
 
@@ -500,9 +502,12 @@ def _tab_build(p: _Page) -> None:
                              key="camp_recs", help="Item-based collaborative filtering over purchases "
                              "(carts and views count less); excludes what the customer already bought.")
     categories = cache.event_categories(dataset) or []
-    rec_cat = s3.selectbox("Recommend only from category", [None] + categories, key="camp_rec_cat",
-                           format_func=lambda c: "any category" if c is None else str(c),
+    # "any category" is a text option, not None: a None option reads as the empty "Choose an option"
+    # once the page reruns
+    rec_cat = s3.selectbox("Recommend only from category", [ANY_CATEGORY] + categories, key="camp_rec_cat",
+                           format_func=lambda c: "any category" if c == ANY_CATEGORY else str(c),
                            disabled=int(n_recs) == 0)
+    rec_cat = None if rec_cat == ANY_CATEGORY else rec_cat
 
     _recommend_holdout(dataset, as_of)
 

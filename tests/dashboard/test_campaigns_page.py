@@ -428,6 +428,9 @@ def test_no_saved_segments_means_every_customer(app_wh):
     assert math.isclose(_int(m["Control (not contacted)"]) / (500 + _int(m["Control (not contacted)"])), 0.10,
                         abs_tol=1 / 500)
     assert any("No saved segments yet" in c.value for c in at.caption)
+    # "any category" is a real option (a None option reads "Choose an option" in the browser after a rerun)
+    cat = at.selectbox(key="camp_rec_cat")
+    assert cat.value is not None and cat.format_func(cat.value) == "any category"
     # the assumed response in the project's percentage style ("2.0 %"), not "2%" or "2.00 %"
     import re
 
