@@ -46,26 +46,33 @@ except WarehouseError as exc:  # e.g. a CLI command holds the file: say so and l
     widgets.warehouse_unavailable(exc)
     st.stop()
 
-# who acts in this run: the local user without sign-in configured; else the signed-in person
-# (a request without sign-in sees the sign-in page and nothing else)
-caller = auth.gate(wh)
 
-if "report" in st.query_params:
-    # a shared report link (?report=TOKEN): the read-only report and nothing else
-    # (no other page, no sidebar, no dataset picker)
-    nav = st.navigation([st.Page("views/report_view.py", title="Report", icon="📄", url_path="report",
-                                 default=True)], position="hidden")
-else:
-    pages = dict(PAGES)
-    if not caller.trusted and access.may(wh, "manage_people"):  # shared deployments only
-        pages["Manage"] = [ADMIN_PAGE]
-    nav = st.navigation(pages)
-    widgets.sidebar()
-    auth.account_box(caller, wh)
+def _app(wh) -> None:
+    # who acts in this run: the local user without sign-in configured; else the signed-in person
+    # (a request without sign-in sees the sign-in page and nothing else)
+    caller = auth.gate(wh)
+
+    if "report" in st.query_params:
+        # a shared report link (?report=TOKEN): the read-only report and nothing else
+        # (no other page, no sidebar, no dataset picker)
+        nav = st.navigation([st.Page("views/report_view.py", title="Report", icon="📄", url_path="report",
+                                     default=True)], position="hidden")
+    else:
+        pages = dict(PAGES)
+        if not caller.trusted and access.may(wh, "manage_people"):  # shared deployments only
+            pages["Manage"] = [ADMIN_PAGE]
+        nav = st.navigation(pages)
+        widgets.sidebar()
+        auth.account_box(caller, wh)
+    try:
+        nav.run()
+    except access.AccessDenied as exc:  # a control the page should have hidden: the refusal, not a read error
+        why = str(exc)  # e.g. "not allowed to train or publish models: Vic is a viewer; ..."
+        st.error(widgets.md_escape(why[:1].upper() + why[1:]), icon="🔒")
+
+
 try:
-    nav.run()
-except access.AccessDenied as exc:  # a control the page should have hidden: the refusal, not a read error
-    why = str(exc)  # e.g. "not allowed to train or publish models: Vic is a viewer; ..."
-    st.error(widgets.md_escape(why[:1].upper() + why[1:]), icon="🔒")
-except (WarehouseError, duckdb.Error) as exc:  # a warehouse problem while a page read: a message, not a traceback
+    _app(wh)
+except (WarehouseError, duckdb.Error) as exc:  # a warehouse problem while the sidebar or a page read (a file
+    # cut short or damaged after it opened): a message, not a traceback
     widgets.show_error(widgets.warehouse_problem(exc), "The warehouse could not be read")

@@ -125,7 +125,7 @@ def warehouse_problem(exc: BaseException) -> str:
 
     if isinstance(exc, WarehouseError):
         return str(exc)
-    return str(storage_error(exc, "the warehouse is busy or failed"))
+    return str(storage_error(exc))
 
 
 def warehouse_unavailable(exc: BaseException) -> None:
