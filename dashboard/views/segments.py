@@ -198,7 +198,9 @@ def _tab_cluster(p: _Page) -> None:
         st.plotly_chart(k_guidance_figure(g), key="seg_guide_fig")
         st.info(f"Suggested k = {g.suggested_k}: {g.reason} It is in the k field above; change it if you like, "
                 "then Train.", icon="🧭")
-        st.caption(widgets.md_escape(term("inertia") + " " + term("silhouette")))
+        has_bic = "bic" in g.table and g.table["bic"].notna().any()  # the suggestion may lean on it
+        words = [term("inertia"), term("silhouette")] + ([term("bic")] if has_bic else [])
+        st.caption(widgets.md_escape(" ".join(words)))
 
     if st.button("▶️ Train", key="seg_train", type="primary"):
         if not feats:

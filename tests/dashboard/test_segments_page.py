@@ -608,3 +608,19 @@ def test_a_segment_on_a_cluster_the_counted_run_lacks_says_so(page, app_wh):
         {"field": "cluster_name", "operator": "in", "value": ["a", "b"]},
         {"op": "and", "conditions": [{"field": "cluster_name", "operator": "=", "value": "a"},
                                      {"field": "n_orders", "operator": ">", "value": 1}]}]}) == ["a", "b"]
+
+
+def test_mixture_guidance_explains_the_bic_it_suggests_by(page):
+    """With a Gaussian mixture the suggestion can name 'the elbow of the BIC curve' and the chart draws a
+    BIC line: the caption under it explains BIC too (it explained inertia and silhouette only)."""
+    from analytics.glossary import term
+
+    at = page
+    at.selectbox(key="seg_algorithm").set_value("gmm").run()
+    at.button(key="seg_guide").click().run()
+    assert not at.exception, at.exception
+    assert any(term("bic").split(":")[0] in c.value and "Silhouette" in c.value for c in at.caption), \
+        [c.value for c in at.caption]
+    at.selectbox(key="seg_algorithm").set_value("kmeans").run()
+    at.button(key="seg_guide").click().run()
+    assert not any("BIC" in c.value for c in at.caption)  # k-means: no BIC drawn, none explained
