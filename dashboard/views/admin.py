@@ -71,6 +71,9 @@ with people_tab:
         if st.form_submit_button("Add or change role", icon="👤"):
             if person.strip():
                 _run(access.set_person, wh, person.strip(), role, done=f"{person.strip()} is now {role}")
+            else:  # the press did nothing and said nothing
+                st.error("Type the person's email (or the subject their identity provider sends) first.",
+                         icon="✍️")
     if len(table):
         c1, c2 = st.columns([3, 1])
         who = c1.selectbox("Remove a person", list(table["id"]), index=None, key="admin_remove_who")

@@ -111,6 +111,9 @@ def test_admin_manages_people_grants_and_reads_the_trail(shop):
     assert not at.exception, at.exception
     people = at.tabs[0].dataframe[0].value
     assert list(people["id"]) == ["ada@example.com"] and people["role"][0] == "admin"
+    at.text_input(key="admin_person_id").set_value("   ")
+    at.button[0].click().run()  # nobody typed: say what is missing
+    assert any("Type the person's email" in e.value for e in at.error), [e.value for e in at.error]
     at.text_input(key="admin_person_id").set_value("vic@example.com")
     at.selectbox(key="admin_person_role").set_value("viewer")
     at.button[0].click().run()  # the form's submit button
