@@ -438,6 +438,9 @@ def _model_words(bg, gg, model: str, unit: str, currency) -> list[str]:
     return out
 
 
+#: what the fitted purchase model's log-likelihood card means (its full value comes first)
+LOG_LIKELIHOOD_HELP = ("How well the model explains the purchase days seen: higher is better, and it is only "
+                       "comparable between models fitted on the same customers.")
 #: the spend model's metrics: its population mean order, and what its data show
 SPEND_MODEL_LABEL = "Model's mean order"
 SPEND_DATA_LABEL = "Avg repeat order"
@@ -487,7 +490,8 @@ def _tab_models(dataset, scorer, models, prob, p, first_day, last_day, model_nam
         "days (Schmittlein, Morrison & Colombo 1987).")
     cols = st.columns(5)
     for col, (name, value) in zip(cols, list(bg.params_.items()) + [("log-likelihood", bg.log_likelihood_)]):
-        col.metric(name, f"{value:,.1f}" if name == "log-likelihood" else f"{value:.4g}", help=term)
+        col.metric(name, f"{value:,.0f}" if name == "log-likelihood" else f"{value:.4g}",
+                   help=(f"{value:,.1f}. " + LOG_LIKELIHOOD_HELP) if name == "log-likelihood" else term)
     g1, g2, g3, g4, _g5 = st.columns(5)
     if gg.constant_spend_ is not None:
         g1.metric("Gamma-Gamma", "constant spend", help=gg.fit_note_)

@@ -198,6 +198,9 @@ def test_bgnbd_tab_on_cdnow(app_wh, test_data):
     bg = fit_clv_models(summary)[0]
     assert f"buys about {bg.r_ / bg.alpha_:.3g} times a week" in said.replace("\\", "")
     assert "chance of stopping for good" in said
+    # the log-likelihood card in whole units (a decimal made it too wide for its card at 1280 px), in full in its help
+    ll = next(x for x in at.metric if x.label == "log-likelihood")
+    assert ll.value == f"{bg.log_likelihood_:,.0f}" and ll.help.startswith(f"{bg.log_likelihood_:,.1f}.")
     # heatmaps, then the holdout check
     n_charts = len(at.get("plotly_chart"))
     at.toggle(key="value_run_holdout").set_value(True).run()
