@@ -361,8 +361,8 @@ table{border-collapse:collapse;width:100%;font-size:.9rem}
 th,td{border-bottom:1px solid #e5e7eb;padding:6px 8px;text-align:left;vertical-align:top;overflow-wrap:anywhere}
 td.n,th.n{text-align:right;font-variant-numeric:tabular-nums}
 summary{cursor:pointer;color:#374151;margin:8px 0}
-.cards{display:flex;flex-wrap:wrap;gap:12px}
-.card{flex:1 1 150px;border:1px solid #e5e7eb;border-radius:8px;padding:10px 12px;background:#f9fafb}
+.cards{display:grid;grid-template-columns:repeat(auto-fit,minmax(150px,1fr));gap:12px}
+.card{border:1px solid #e5e7eb;border-radius:8px;padding:10px 12px;background:#f9fafb}
 .card .v{font-size:1.3rem;font-weight:600}.card .l{color:#6b7280;font-size:.8rem}
 .chart{min-height:300px}
 .desc{white-space:pre-wrap;overflow-wrap:anywhere}

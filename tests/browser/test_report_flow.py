@@ -133,6 +133,11 @@ def test_report_file_and_permalink_show_html_as_text(tmp_path):
                         assert page.locator(".plotly a").count() == 0
                         assert page.locator('.plotly tspan[style*="bold"]').count() == 0
                     _no_injected_elements(page)
+                    # the key figures are cards of one width in rows (with wrapping flex boxes the sixth
+                    # stretched alone across the whole page under the other five)
+                    boxes = [c.bounding_box() for c in page.locator(".cards").first.locator(".card").all()]
+                    assert len(boxes) >= 5 and len({round(b["width"]) for b in boxes}) == 1, boxes
+                    assert len({round(b["y"]) for b in boxes}) == 1, boxes  # 1300 px: one row
                     assert requests == [url], f"requests besides the file itself: {requests}"
                     assert not console_errors, f"console errors (CSP violations included): {console_errors}"
                 except Exception:
