@@ -234,7 +234,10 @@ def _from_countries(counts: Iterable[tuple[Any, int]]) -> tuple[str | None, str]
     share = n / total
     if share < 0.5:
         return None, ""
-    return code, f"{share:.0%} of the events with a country come from countries that pay in {CURRENCIES[code].name}"
+    from analytics.formatting import percent  # here: formatting imports this module
+
+    return code, (f"{percent(share, 0)} of the events with a country come from countries that pay in "
+                  f"{CURRENCIES[code].name}")
 
 
 def _from_codes(values: Iterable[Any]) -> tuple[str | None, str]:

@@ -127,7 +127,7 @@ def test_dataset_currency_guess_set_and_forget(wh, tmp_path):
                "2,2025-01-03,3,United Kingdom\n3,2025-01-03,3,France\n")
     ingest(wh, f, "shop")
     info = currency.dataset_currency(wh, "shop")
-    assert (info.code, info.source) == ("GBP", "guessed") and "67%" in info.reason
+    assert (info.code, info.source) == ("GBP", "guessed") and "67 %" in info.reason
     assert currency.set_dataset_currency(wh, "shop", "chf") == "CHF"
     assert currency.dataset_currency(wh, "shop").code == "CHF"
     assert currency.dataset_currency(wh, "shop").source == "set"
@@ -151,7 +151,7 @@ def test_bundled_sample_is_guessed_in_euros(wh):
         "SELECT avg(CASE WHEN country IN ('DE', 'FR', 'NL', 'IT', 'ES', 'AT', 'BE') THEN 1.0 ELSE 0.0 END) "
         "FROM events WHERE dataset = 'sample' AND country IS NOT NULL").fetchone()[0]
     assert 0.6 < share < 0.8
-    assert info.code == "EUR" and f"{share:.0%}" in info.reason
+    assert info.code == "EUR" and f"{fmt.percent(share, 0)} of the events" in info.reason  # "69 %"
 
 
 def test_cli_currency_set_guess_and_bad_code(tmp_path, capsys, test_data):
