@@ -277,8 +277,20 @@ def _trend_figure(tr: dict, name: str, currency: str | None) -> dict:
                           yaxis2={"title": {"text": "Net revenue"}, "overlaying": "y", "side": "right",
                                   "rangemode": "tozero", "showgrid": False, "tickprefix": prefix,
                                   "tickmode": "auto", "nticks": 6, "tickformat": "~s", "automargin": True},
-                          xaxis={"type": "category"}, annotations=annotations),
+                          # the months as the table under the chart writes them (Jan 2024, not 2024-01)
+                          xaxis={"type": "category", "tickmode": "array", "tickvals": months,
+                                 "ticktext": [month_label(m) for m in months]},
+                          annotations=annotations),
     }
+
+
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
+def month_label(month: str) -> str:
+    """``"2024-01"`` as ``"Jan 2024"`` (anything else as it is)."""
+    year, _, mm = str(month).partition("-")
+    return f"{_MONTHS[int(mm) - 1]} {year}" if mm.isdigit() and 1 <= int(mm) <= 12 and year.isdigit() else str(month)
 
 
 def report_figures(snapshot: dict) -> dict[str, dict]:

@@ -117,6 +117,11 @@ def test_html_is_self_contained_with_real_plotly(snap):
     assert "fetch(" not in body and "XMLHttpRequest" not in body
     for chart in report_figures(snap):
         assert f'id="chart-{chart}"' in body
+    # the trend's months read as the monthly table writes them (Jan 2024), not 2024-01
+    axis = report_figures(snap)["trend"]["layout"]["xaxis"]
+    months = snap["trend"]["months"]
+    assert axis["tickvals"] == months
+    assert axis["ticktext"] == [pd.Timestamp(m + "-01").strftime("%b %Y") for m in months]
 
 
 def test_user_text_appears_only_escaped(sample_wh):
