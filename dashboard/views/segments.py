@@ -96,7 +96,7 @@ def _load() -> _Page:
         if base is None:
             widgets.not_ready(dataset, "the customer table")
         if base.empty:
-            st.warning(f"No customers up to {as_of}. Pick a later as-of date.", icon="📭")
+            st.warning(f"No customers up to {fmt.date(as_of)}. Pick a later as-of date.", icon="📭")
             st.stop()
     wh = cache.warehouse()
     # The customer frame rules filter on: the cached frame plus the cluster assignment of the
@@ -114,7 +114,7 @@ def _load() -> _Page:
     if cache.attached(dataset) is None:  # a summary attached from Spark has no events to ask
         source = cache.event_source(dataset, as_of)
     fields = rules.fields_for(frame, source)
-    st.caption(f"{len(frame):,} customers of “{widgets.md_escape(dataset)}” as of {as_of}"
+    st.caption(f"{len(frame):,} customers of “{widgets.md_escape(dataset)}” as of {fmt.date(as_of)}"
                + (f" · cluster fields from saved run {latest_run}" if latest_run is not None else ""))
     if value_note:
         st.caption("Predicted value, churn risk and P(alive) cannot be used as conditions on these data: "
@@ -645,7 +645,7 @@ def _tab_saved(p: _Page) -> None:
         st.info("No saved segments yet: build one in the Rule builder or save a cluster.", icon="🗂️")
     else:
         st.caption(f"The segments of “{widgets.md_escape(dataset)}” and those shared by all datasets, counted on "
-                   f"the customers of “{widgets.md_escape(dataset)}” as of {p.as_of}.")
+                   f"the customers of “{widgets.md_escape(dataset)}” as of {fmt.date(p.as_of)}.")
         rows = []
         for _, s in segs.iterrows():
             try:

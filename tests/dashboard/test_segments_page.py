@@ -78,6 +78,9 @@ def test_train_kmeans_k6_sizes_sum_to_customers(page, app_wh, rows):
     table = _table(at, "revenue share")
     n_customers = len(_summary(app_wh, rows))
     assert n_customers == len({r[0] for r in rows})
+    last = max(r[1] for r in rows).date()  # the as-of day in words, as every other page writes it
+    assert any(c.value.startswith(f"{n_customers:,} customers of") and c.value.endswith(
+        f"as of {last.day} {last:%b %Y}") for c in at.caption), [c.value for c in at.caption]
     assert len(table) == 6
     assert int(table["customers"].sum()) == n_customers
     assert table["share"].sum() == pytest.approx(100.0)  # shares shown as percentages
