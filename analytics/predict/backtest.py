@@ -123,6 +123,10 @@ CALIBRATION_CLIP = (0.2, 5.0)
 LSTM_MAX_EXAMPLES = 12_000
 #: the ensemble's candidate members (those that ran) and the step of its weight grid
 ENSEMBLE_MEMBERS = ("lightgbm", "lstm", "paretonbd")
+#: the models as people read them (notes written for the page and the command line)
+MODEL_TITLES = {"zero": "Zero", "naive": "Naive rate x AOV", "bgnbd": "BG/NBD x Gamma-Gamma",
+                "paretonbd": "Pareto/NBD x Gamma-Gamma", "lightgbm": "LightGBM", "lstm": "LSTM (ZILN)",
+                "ensemble": "Ensemble"}
 ENSEMBLE_STEP = 0.25
 #: LightGBM defaults for the backtest (module docstring)
 DEFAULT_LIGHTGBM_PARAMS = {"objective": "poisson"}
@@ -560,9 +564,11 @@ def run_backtest(
             extra["ensemble"] = choice
             val_preds["ensemble"] = blend({m: val_preds[m] for m in weights}, weights)
             order.append("ensemble")
-            ensemble_note = ("ensemble: " + " + ".join(f"{w:.2f} x {m}" for m, w in weights.items() if w > 0)
-                             + f", weights chosen on the validation window (Gini {choice['validation_gini']:.3f} "
-                             f"vs {choice['best_single_gini']:.3f} for {choice['best_single']} alone)")
+            title = lambda m: MODEL_TITLES.get(m, m)  # noqa: E731
+            ensemble_note = ("ensemble: " + " + ".join(f"{w:.2f} x {title(m)}" for m, w in weights.items() if w > 0)
+                             + ", weights chosen on the validation window (normalized Gini "
+                             f"{choice['validation_gini']:.3f} against {choice['best_single_gini']:.3f} for "
+                             f"{title(choice['best_single'])} alone)")
 
     rows = []
     deciles = {}

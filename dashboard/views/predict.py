@@ -21,14 +21,13 @@ import streamlit as st
 from analytics import formatting, glossary
 from analytics.currency import dataset_currency
 from analytics.predict import metrics as M
-from analytics.predict.backtest import BASELINES, DEFAULT_LSTM_PARAMS, MODEL_NAMES, estimate_seconds, run_backtest
+from analytics.predict.backtest import (BASELINES, DEFAULT_LSTM_PARAMS, MODEL_NAMES, MODEL_TITLES, estimate_seconds,
+                                       run_backtest)
 from analytics.predict.features import MAX_PERIODS, PERIOD_DAYS, data_span, feature_label, plan_shape
 from dashboard import cache, widgets
 
 RESULT_KEY = "predict_result"
-MODEL_LABELS = {"zero": "Zero", "naive": "Naive rate x AOV", "bgnbd": "BG/NBD x Gamma-Gamma",
-                "paretonbd": "Pareto/NBD x Gamma-Gamma", "lightgbm": "LightGBM", "lstm": "LSTM (ZILN)",
-                "ensemble": "Ensemble"}
+MODEL_LABELS = dict(MODEL_TITLES)
 #: the comparison table: what fits on one screen (more in the expander below it); (metric, title, glossary term)
 MAIN_COLUMNS = [("rmse", "RMSE", "rmse"), ("normalized_gini", "Normalized Gini", "normalized_gini"),
                 ("top_decile_capture", "Top-decile capture", "top_decile_capture"),

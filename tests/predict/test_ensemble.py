@@ -94,6 +94,8 @@ def test_ensemble_weights_come_from_validation_only(cdnow_runs):
     real, planted = cdnow_runs
     assert "ensemble" in real.metrics.index, real.info["models"]
     assert real.info["ensemble"].startswith("ensemble: ")
+    # the note names the models as the page's table does, not by their keys
+    assert " x LightGBM" in real.info["ensemble"] and "lightgbm" not in real.info["ensemble"], real.info["ensemble"]
     # the planted holdout prefers other weights...
     y = planted.predictions["actual_value"].to_numpy()
     members = {m: planted.predictions[f"{m}_value"].to_numpy() for m in ("lightgbm", "paretonbd")}
