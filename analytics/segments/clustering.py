@@ -199,7 +199,13 @@ _DERIVED = ("time_since_purchase", "avg_order_value", "return_rate", "views_per_
 
 
 def feature_label(name: str) -> str:
-    return FEATURE_LABELS.get(name, name.replace("_", " ").capitalize())
+    """A feature in words: this module's labels, else the customer table's column titles (so that
+    ``clv_bgnbd`` reads "CLV (BG/NBD model)", not "Clv bgnbd")."""
+    if name in FEATURE_LABELS:
+        return FEATURE_LABELS[name]
+    from analytics import formatting
+
+    return formatting.column_title(name)
 
 
 def available_features(frame: pd.DataFrame) -> list[str]:

@@ -70,6 +70,12 @@ def _set_rule(at, value: str, op: str = ">=") -> None:
 
 def test_train_kmeans_k6_sizes_sum_to_customers(page, app_wh, rows):
     at = page
+    # the features offered read as words, each its own (the list offered "Clv bgnbd")
+    from analytics import formatting
+
+    offered = at.multiselect(key="seg_features").options
+    assert not [o for o in offered if "_" in o] and len(set(offered)) == len(offered), offered
+    assert "Clv bgnbd" not in offered and formatting.column_title("clv_bgnbd") in offered, offered
     at.selectbox(key="seg_algorithm").set_value("kmeans")
     at.number_input(key="seg_k").set_value(6)
     at.button(key="seg_train").click().run()
