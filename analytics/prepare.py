@@ -587,6 +587,33 @@ def clv_models(wh: Warehouse, dataset: str, as_of=None, unit: str = "days", *, p
     return hit.value
 
 
+def purchase_model(wh: Warehouse, dataset: str, as_of=None, unit: str = "days", *, version: str | None = None,
+                   compute: bool = True):
+    """The purchase model of :func:`clv_models`' pair (BG/NBD); where only the pair's spend model
+    cannot be fitted (no repeat buyer with a positive spend, say), the purchase model fitted on
+    its own and stored, so what needs no spend (probability alive, expected purchases, the next
+    order) still works. ``ValueError`` with the model's message when the purchase model cannot be
+    fitted either; None when not prepared and ``compute`` is False."""
+    from analytics.scores import SPEND_MODEL_FAILED, fit_purchase_model
+
+    try:
+        pair = clv_models(wh, dataset, as_of, unit, version=version, compute=compute)
+    except ValueError as exc:
+        if not str(exc).startswith(SPEND_MODEL_FAILED):
+            raise
+        version = version or data_version(wh, dataset)
+        day, _ = _day(wh, dataset, as_of, version)
+        hit = obtain(wh, dataset, "purchase_model", {"as_of": str(day), "unit": unit, "model": VALUE_PURCHASE_MODEL},
+                     lambda: fit_purchase_model(summary(wh, dataset, day, unit, version=version),
+                                                VALUE_PURCHASE_MODEL),
+                     fmt="pickle", version=version, compute=True,
+                     errors=(ValueError, ArithmeticError, FloatingPointError))
+        if hit.error:
+            raise ValueError(hit.error) from None
+        return hit.value
+    return None if pair is None else pair[0]
+
+
 def _value_table(wh, frame: pd.DataFrame, models) -> pd.DataFrame:
     """The value columns of ``frame`` (expected CLV resolved with its source, probability alive,
     churn risk and value, the BG/NBD table at the default CLV parameters)."""
@@ -1010,8 +1037,15 @@ def _stage_models(wh, dataset, version, ctx, job):
     try:
         ctx["models"] = clv_models(wh, dataset, version=version, purchase_model=VALUE_PURCHASE_MODEL, _summary=s)
     except ValueError as exc:
+        from analytics.scores import SPEND_MODEL_FAILED
+
         ctx["models"] = None
         job.warnings.append(f"BG/NBD + Gamma-Gamma not available: {exc}")
+        if str(exc).startswith(SPEND_MODEL_FAILED):  # what needs no spend model (the next order) still can
+            try:
+                purchase_model(wh, dataset, version=version)
+            except ValueError:
+                pass
     if best != VALUE_PURCHASE_MODEL:
         try:
             clv_models(wh, dataset, version=version, purchase_model=best, _summary=s)

@@ -1016,7 +1016,16 @@ def fit_clv_models(summary: pd.DataFrame, *, purchase_model: str = "bgnbd", pena
     return _fit(clv, summary, purchase_model, penalizer)
 
 
-def _fit(clv, summary: pd.DataFrame, purchase_model: str = "bgnbd", penalizer: float = 0.0):
+def fit_purchase_model(summary: pd.DataFrame, purchase_model: str = "bgnbd", penalizer: float = 0.0):
+    """The purchase model of :func:`fit_clv_models` alone (for what needs no spend model)."""
+    try:
+        from analytics import clv
+    except ImportError as exc:
+        raise ScoreError(f"the probabilistic CLV models are not available in this installation ({exc})") from None
+    return _fit(clv, summary, purchase_model, penalizer, spend=False)[0]
+
+
+def _fit(clv, summary: pd.DataFrame, purchase_model: str = "bgnbd", penalizer: float = 0.0, spend: bool = True):
     _require(summary, ["n_orders", "frequency", "recency", "T", "monetary_value"])
     if purchase_model not in PURCHASE_MODELS:
         raise ScoreError(f"unknown purchase model {purchase_model!r}: choose {' or '.join(PURCHASE_MODELS)}")
@@ -1028,14 +1037,28 @@ def _fit(clv, summary: pd.DataFrame, purchase_model: str = "bgnbd", penalizer: f
                                                          penalizer=float(penalizer))
     except clv.ModelFitError as exc:
         raise clv.ModelFitError(f"the {label} purchase model could not be fitted: {exc}") from None
+    if not spend:
+        return purchase, None
     try:
         # the penalizer is the purchase model's: lifetimes' ridge on (p, q, gamma) pulls q below 1, where
         # the mean spend no longer exists, so the spend model starts unpenalized (its own ladder
         # steps in only when its plain fit runs off)
         spend = clv.fit_gamma_gamma_summary_robust(summary, random_state=0)
     except clv.ModelFitError as exc:
-        raise clv.ModelFitError(f"the Gamma-Gamma spend model could not be fitted: {exc}") from None
+        raise clv.SpendModelError(f"{SPEND_MODEL_FAILED}: {exc}", purchase=purchase) from None
     return purchase, spend
+
+
+#: how the message of a pair's fit starts when only its spend model failed (the fitted purchase
+#: model is then ``SpendModelError.purchase``; a stored failure keeps only the message)
+SPEND_MODEL_FAILED = "the Gamma-Gamma spend model could not be fitted"
+
+
+def buyers_p_alive(purchase, summary: pd.DataFrame) -> pd.Series:
+    """The purchase model's probability alive of ``summary``'s customers with orders (by id)."""
+    rows = summary[np.nan_to_num(_float(summary, "n_orders"), nan=0.0) > 0]
+    f, r, t = (rows[c].to_numpy(dtype=np.float64) for c in ("frequency", "recency", "T"))
+    return pd.Series(np.asarray(purchase.expected_probability_alive(f, r, t), dtype=np.float64), index=rows.index)
 
 
 def _probabilistic(clv, summary: pd.DataFrame, p: CLVParams, models):

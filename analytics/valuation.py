@@ -120,18 +120,22 @@ def expected_clv(frame: pd.DataFrame, *, models=None, params=None, prob: pd.Data
     """
     n = len(frame)
     note = None
+    model_clv = p_alive = None
     if prob is None and n and (models is not None or fit) and {
             "frequency", "recency", "T", "monetary_value", "n_orders"} <= set(frame.columns):
-        from analytics.scores import probabilistic_clv
+        from analytics.scores import buyers_p_alive, probabilistic_clv
 
         try:
             prob, _ = probabilistic_clv(frame, params, models=models)
         except (ValueError, ArithmeticError, FloatingPointError) as exc:
             note = f"BG/NBD + Gamma-Gamma could not be fitted ({exc}); formula CLV used instead"
             prob = None
+            purchase = getattr(exc, "purchase", None)  # only the spend model failed
+            if purchase is not None:
+                p_alive = buyers_p_alive(purchase, frame).reindex(frame.index).to_numpy(dtype=float)
+                note += "; the probability alive is the purchase model's"
     elif prob is None and n and not fit and models is None:
         note = "the probabilistic model was not fitted; formula CLV used instead"
-    model_clv = p_alive = None
     if prob is not None:
         model_clv = prob["clv_bgnbd"].reindex(frame.index).to_numpy(dtype=float)
         p_alive = prob["p_alive"].reindex(frame.index).to_numpy(dtype=float)

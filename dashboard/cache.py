@@ -305,6 +305,8 @@ value_scorer = _wrap(prepare.scorer, resource=True, prepared=True, max_entries=4
                      spinner="Summarising every customer…")
 _models = _wrap(prepare.clv_models, resource=True, prepared=True, max_entries=6, name="clv_models",
                 spinner="Fitting the purchase model and Gamma-Gamma…")
+_purchase_model = _wrap(prepare.purchase_model, resource=True, prepared=True, max_entries=4, name="purchase_model",
+                        spinner="Fitting the purchase model…")
 _prob = _wrap(prepare.probabilistic, resource=True, prepared=True, max_entries=16, name="probabilistic",
               spinner="Computing the probabilistic CLV…")
 reports_expected_clv = _wrap(prepare.expected_clv, resource=True, prepared=True, max_entries=4,
@@ -643,19 +645,20 @@ def lifecycle_table(dataset: str, as_of):
     """next_order_date, days_to_next_order, churn_band and churn_risk of every customer (analytics.lifecycle);
     None while the customer table is being prepared."""
     frame = campaigns_frame(dataset, as_of, _raw=True)
-    models = value_models(dataset, as_of, "days")  # ValueError when they cannot be fitted
-    if frame is None or models is None:
+    # the purchase model alone: the next order needs no spend model
+    purchase = _purchase_model(dataset, str(as_of), "days")  # ValueError when it cannot be fitted
+    if frame is None or purchase is None:
         return None
     return _seen(_lifecycle(db_path(), version(dataset).key("data", "clusters"), dataset, str(as_of),
-                            tuple(churn_thresholds(dataset)), _frame=frame, _models=models))
+                            tuple(churn_thresholds(dataset)), _frame=frame, _purchase=purchase))
 
 
 @st.cache_data(show_spinner="Expecting every repeat buyer's next order…", max_entries=8)
-def _lifecycle(path, key, dataset, as_of, thresholds, _frame, _models):
+def _lifecycle(path, key, dataset, as_of, thresholds, _frame, _purchase):
     from analytics.lifecycle import lifecycle_columns
 
     risk = _frame["churn_risk"].to_numpy(dtype=float)
-    out = lifecycle_columns(_frame, as_of, bgnbd=_models[0], churn_risk=risk, thresholds=thresholds)
+    out = lifecycle_columns(_frame, as_of, bgnbd=_purchase, churn_risk=risk, thresholds=thresholds)
     out["churn_risk"] = risk
     return out
 

@@ -139,7 +139,7 @@ def value_table(wh: Warehouse | None, frame: pd.DataFrame, params=None, *, model
     out.attrs["value_source"] = value.source
     if has_risk.any():
         out.attrs["risk_source"] = "published model churn probability"
-    elif prob is not None:
+    elif prob is not None or np.isfinite(p_alive).any():  # also when only the spend model failed
         out.attrs["risk_source"] = "1 - probability alive (BG/NBD)"
     else:
         out.attrs["risk_source"] = "not available (no model could be fitted)"

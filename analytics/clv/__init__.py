@@ -35,7 +35,7 @@ Data a model cannot be fitted on (no repeat buyers, a single customer, no observ
 time, NaN/inf) and fits that find no usable optimum raise ``ModelFitError`` (a
 ``ValueError``) with a message saying what is wrong and what to do.
 """
-from analytics.clv._base import DAYS_PER_MONTH, ModelFitError, NotFittedError
+from analytics.clv._base import DAYS_PER_MONTH, ModelFitError, NotFittedError, SpendModelError
 from analytics.clv.bgnbd import BetaGeoModel, sample_bgnbd_summary
 from analytics.clv.gammagamma import GammaGammaModel
 from analytics.clv.optimizer import DIVERGED, LOG_BOUND, minimize_robust
@@ -58,7 +58,7 @@ from analytics.clv.value import (
 
 __all__ = [
     "DAYS_PER_MONTH", "DIVERGED", "FALLBACK_PENALIZERS", "LOG_BOUND", "PURCHASE_MODELS",
-    "PURCHASE_MODEL_LABELS", "RUNAWAY_SHAPE", "BetaGeoModel", "GammaGammaModel", "ModelFitError",
+    "PURCHASE_MODEL_LABELS", "RUNAWAY_SHAPE", "BetaGeoModel", "GammaGammaModel", "ModelFitError", "SpendModelError",
     "NotFittedError", "ParetoNBDModel", "customer_lifetime_value", "fit_bgnbd_robust",
     "fit_bgnbd_summary_robust", "fit_gamma_gamma_robust", "fit_gamma_gamma_summary_robust",
     "fit_paretonbd_robust", "fit_purchase_model_robust", "fit_purchase_model_summary_robust",

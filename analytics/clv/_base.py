@@ -18,7 +18,7 @@ from analytics.summary import TIME_UNITS
 
 DAYS_PER_MONTH = 365.25 / 12  # 30.4375
 
-__all__ = ["DAYS_PER_MONTH", "ModelFitError", "NotFittedError", "PurchaseData"]
+__all__ = ["DAYS_PER_MONTH", "ModelFitError", "NotFittedError", "PurchaseData", "SpendModelError"]
 
 
 class ModelFitError(ValueError):
@@ -26,6 +26,15 @@ class ModelFitError(ValueError):
 
     The message says, in words a marketer can act on, what is wrong and what to do.
     """
+
+
+class SpendModelError(ModelFitError):
+    """The spend model could not be fitted although the purchase model was: ``purchase`` is the
+    fitted purchase model, whose probability alive and expected purchases need no spend."""
+
+    def __init__(self, message: str, purchase=None):
+        super().__init__(message)
+        self.purchase = purchase
 
 
 # ------------------------------------------------------------------ inputs
