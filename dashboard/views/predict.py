@@ -36,6 +36,8 @@ MAIN_COLUMNS = [("rmse", "RMSE", "rmse"), ("normalized_gini", "Normalized Gini",
 MORE_COLUMNS = [("mae", "MAE", "mae"), ("spearman", "Spearman", "spearman"), ("pr_auc", "Churn PR AUC", "pr_auc"),
                 ("brier", "Churn Brier", "brier"), ("total_predicted", "Total predicted", None),
                 ("total_actual", "Total actual", None), ("validation_gini", "Validation Gini", "validation_gini")]
+#: fewer buyers in the holdout than this: the comparison is shown with a warning that it says little
+FEW_BUYERS = 30
 FORMATS = {"rmse": "%.2f", "fit_seconds": "%.1f", "total_ratio": "%.2f x"}
 
 
@@ -148,6 +150,11 @@ def _comparison(res, info, money, currency) -> None:
         f"{formatting.date(info['holdout_end'])} ({info['holdout_days']} days); "
         f"{formatting.integer(info['n_customers'])} customers, {formatting.integer(info['holdout_purchasers'])} "
         "bought in the holdout.")
+    if info["holdout_purchasers"] < FEW_BUYERS:
+        st.warning(f"Judged on {formatting.integer(info['n_customers'])} customers, "
+                   f"{formatting.integer(info['holdout_purchasers'])} of whom bought in the holdout: with so few, "
+                   "one customer moves every figure below, so they say little about which model is better.",
+                   icon="🔬")
     if info.get("learned_error"):
         st.warning(widgets.md_escape(info["learned_error"][:1].upper() + info["learned_error"][1:]) + ".",
                    icon="⚠️")

@@ -187,3 +187,21 @@ def test_one_day_of_data_says_a_backtest_needs_more_days(app_wh):
     assert any("at least two days" in i.value for i in at.info), [i.value for i in at.info]
     assert "predict_run" not in [b.key for b in at.button]
 
+
+
+def test_a_backtest_on_a_handful_of_buyers_says_it_says_little(app_wh):
+    """Four customers gave a table of Ginis and AUCs (0.70, 0.00, 1.00) read like any other: the page
+    says the comparison rests on too few buyers to tell the models apart."""
+    days = [dt.date(2024, m, 10) for m in range(1, 7)]
+    insert_events(app_wh, "few", _orders(days, n_customers=12))
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.switch_page(PAGE).run()
+    at.date_input(key="predict_cal_end").set_value(dt.date(2024, 4, 30))
+    at.date_input(key="predict_hold_end").set_value(dt.date(2024, 6, 10))
+    at.multiselect(key="predict_models").set_value([])
+    at.button(key="predict_run").click().run()
+    assert not at.exception, at.exception
+    info = at.session_state["predict_result"]["result"].info
+    assert info["holdout_purchasers"] == 12
+    notes = [w.value for w in at.warning if "say little" in w.value]
+    assert len(notes) == 1 and "12 of whom bought" in notes[0], [w.value for w in at.warning]
