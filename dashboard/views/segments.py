@@ -149,9 +149,10 @@ def _tab_cluster(p: _Page) -> None:
     if all_missing:
         st.caption("Left out of the default features (missing for every customer): "
                    + ", ".join(feature_label(f) for f in all_missing))
-    if st.session_state.get(FEATURES_FOR_KEY) != p.dataset:
+    if st.session_state.get(FEATURES_FOR_KEY) != p.dataset or "seg_features" not in st.session_state:
         # another dataset's choice (kept by the widget across a switch of datasets) may name features
-        # these customers lack: start from this dataset's defaults
+        # these customers lack: start from this dataset's defaults; so does a visit after another
+        # page (Streamlit drops the state of a widget a run does not draw)
         st.session_state[FEATURES_FOR_KEY] = p.dataset
         st.session_state["seg_features"] = default
     feats = st.multiselect("Features", options, key="seg_features", format_func=feature_label,

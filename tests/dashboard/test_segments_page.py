@@ -201,6 +201,13 @@ def test_features_chosen_for_another_dataset_start_from_this_ones_defaults(app_w
     at.button(key="seg_guide").click().run()
     assert not at.exception, at.exception
     assert not _errors(at), _errors(at)
+    # another page and back: the defaults again, not an empty choice (Streamlit drops the state of a
+    # widget that a run does not draw)
+    chosen = at.multiselect(key="seg_features").value
+    at.switch_page("views/overview.py").run()
+    at.switch_page(PAGE).run()
+    assert not at.exception, at.exception
+    assert at.multiselect(key="seg_features").value == chosen and chosen
 
 
 def test_guidance_warnings_rename_and_cluster_segment(page, app_wh, rows):
