@@ -152,26 +152,25 @@ def number(x: Any, decimals: int = 2, *, missing: str = MISSING) -> str:
     return text
 
 
-def date(x: Any, *, missing: str = MISSING) -> str:
-    """A day as ``31 Dec 2025`` (times of day are dropped)."""
+def _day_text(x: Any, rest: str, missing: str) -> str:
+    """``x`` as its day of the month, then ``rest`` (a strftime format); not a time: as written."""
     if _missing(x):
         return missing
     try:
         d = pd.Timestamp(x)
     except (TypeError, ValueError):
         return str(x)
-    return f"{d.day} {d:%b %Y}"
+    return f"{d.day} {d.strftime(rest)}"
+
+
+def date(x: Any, *, missing: str = MISSING) -> str:
+    """A day as ``31 Dec 2025`` (times of day are dropped)."""
+    return _day_text(x, "%b %Y", missing)
 
 
 def date_time(x: Any, *, missing: str = MISSING) -> str:
     """A moment as ``4 Dec 2026, 19:01`` (to the minute; no time zone is added or converted)."""
-    if _missing(x):
-        return missing
-    try:
-        d = pd.Timestamp(x)
-    except (TypeError, ValueError):
-        return str(x)
-    return f"{d.day} {d:%b %Y, %H:%M}"
+    return _day_text(x, "%b %Y, %H:%M", missing)
 
 
 def date_range(start: Any, end: Any) -> str:

@@ -51,6 +51,18 @@ ANY_CATEGORY = "(any category)"
 EXTRA_LABEL = "Extra conditions"
 
 
+def _recommender_columns() -> dict:
+    """Column titles and formats of the recommender evaluation tables (full comparison and holdout)."""
+    return {
+        "label": st.column_config.TextColumn("Recommender"),
+        "precision_at_k": widgets.percent_column("Precision@10", help=RECOMMENDER_HELP["precision"]),
+        "recall_at_k": widgets.percent_column("Recall@10", help=RECOMMENDER_HELP["recall"]),
+        "f1_at_k": st.column_config.NumberColumn("F1@10", format="%.3f"),
+        "ndcg_at_k": st.column_config.NumberColumn("NDCG@10", format="%.3f"),
+        "coverage": widgets.percent_column("Catalogue coverage", help=RECOMMENDER_HELP["coverage"]),
+    }
+
+
 def _extra_conditions(where, p: "_Page") -> tuple[dict | None, list[int]]:
     """The extra rule rows as a rules definition (None when there are none) and the blank rows;
     ``where``: the container of the row-count input."""
@@ -409,12 +421,7 @@ def _full_comparison(dataset: str, version: str, split, as_of) -> None:
     st.dataframe(shown[["label", "precision_at_k", "recall_at_k", "f1_at_k", "ndcg_at_k", "coverage",
                         "precision_vs_popularity", "recall_vs_popularity", "fit_seconds"]], hide_index=True,
                  key="camp_full_table", column_config={
-                     "label": st.column_config.TextColumn("Recommender"),
-                     "precision_at_k": widgets.percent_column("Precision@10", help=RECOMMENDER_HELP["precision"]),
-                     "recall_at_k": widgets.percent_column("Recall@10", help=RECOMMENDER_HELP["recall"]),
-                     "f1_at_k": st.column_config.NumberColumn("F1@10", format="%.3f"),
-                     "ndcg_at_k": st.column_config.NumberColumn("NDCG@10", format="%.3f"),
-                     "coverage": widgets.percent_column("Catalogue coverage", help=RECOMMENDER_HELP["coverage"]),
+                     **_recommender_columns(),
                      "precision_vs_popularity": st.column_config.NumberColumn("Precision vs popularity (×)",
                                                                               format="%.2f"),
                      "recall_vs_popularity": st.column_config.NumberColumn("Recall vs popularity (×)", format="%.2f"),
@@ -664,12 +671,7 @@ def _recommend_holdout(dataset: str, as_of) -> None:
                 st.dataframe(widgets.as_percent(ev[[c for c in cols if c in ev.columns]], RECOMMENDER_RATES),
                              hide_index=True, key="camp_holdout_table",
                              column_config={
-                                 "label": st.column_config.TextColumn("Recommender"),
-                                 "precision_at_k": widgets.percent_column("Precision@10", help=RECOMMENDER_HELP["precision"]),
-                                 "recall_at_k": widgets.percent_column("Recall@10", help=RECOMMENDER_HELP["recall"]),
-                                 "f1_at_k": st.column_config.NumberColumn("F1@10", format="%.3f"),
-                                 "ndcg_at_k": st.column_config.NumberColumn("NDCG@10", format="%.3f"),
-                                 "coverage": widgets.percent_column("Catalogue coverage", help=RECOMMENDER_HELP["coverage"]),
+                                 **_recommender_columns(),
                                  "model": None,
                              })
                 byname = ev.set_index("model")
