@@ -163,6 +163,7 @@ def test_non_numeric_amounts(wh, tmp_path):
     reasons, df = _reasons(wh, r)
     assert list(reasons) == [3] and "non-numeric amount 'ten'" in reasons[3]
     assert df.raw_line.tolist() == ["c2,2024-01-05,ten"]
+    assert "1 row rejected: see the reject report" in r.warnings
 
 
 def test_unparseable_and_mixed_date_formats(wh, tmp_path):
@@ -262,3 +263,4 @@ def test_line_over_the_line_limit_is_rejected_with_its_number(wh, tmp_path):
     reasons, _ = _reasons(wh, r)
     assert sorted(reasons) == [3, 5] and reasons[3].startswith("line longer than")
     assert (r.rows_read, r.rows_loaded, r.rows_rejected) == (4, 2, 2)
+    assert "2 rows rejected: see the reject report" in r.warnings

@@ -647,7 +647,7 @@ def _record_load(cur, tx, wh, iid, dataset, file_name, preview, dia: Dialect, m:
             warnings.append(no_amount_warning(no_amount))
     duration = time.perf_counter() - t0
     if n_bad:
-        warnings.append(f"{n_bad:,} rows rejected: see the reject report")
+        warnings.append(f"{n_bad:,} {'row' if n_bad == 1 else 'rows'} rejected: see the reject report")
     if n_dup:
         warnings.append(f"{n_dup:,} duplicate rows skipped")
     cur.execute(
