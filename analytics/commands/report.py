@@ -54,7 +54,8 @@ def register(sub) -> None:
 
     q = rsub.add_parser("revoke", help="revoke a stored report's link")
     add_db_argument(q)
-    q.add_argument("token", help="the report's token (as printed by --permalink)")
+    q.add_argument("token", help="the report's token (as printed by --permalink); one that starts with '-' "
+                                 "(made before tokens started with a letter or digit) goes after '--'")
     q.set_defaults(func=cmd_revoke)
 
 

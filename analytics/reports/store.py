@@ -55,6 +55,15 @@ def _clean_token(token) -> str:
     return token.strip()
 
 
+def new_token() -> str:
+    """A random token (``secrets.token_urlsafe``) that starts with a letter or digit: one that starts
+    with ``-`` (one in 64 of them) reads as an option to ``valuescope report revoke TOKEN``."""
+    while True:
+        token = secrets.token_urlsafe(TOKEN_BYTES)
+        if token[0].isalnum():
+            return token
+
+
 def create_report(wh: Warehouse, snapshot: dict, now=None, *, expires=None) -> str:
     """Store ``snapshot`` (from ``build_report``) for a permalink; returns the new token.
     ``expires``: a day or time after which the link no longer opens (None: never)."""
@@ -75,8 +84,8 @@ def create_report(wh: Warehouse, snapshot: dict, now=None, *, expires=None) -> s
     body = json.dumps(clean_json(snapshot), allow_nan=False, sort_keys=True)
     subject = (snapshot.get("subject") or {}).get("name")
     with wh.transaction() as tx:
-        for _ in range(5):  # a collision of 192-bit tokens does not happen; still, never reuse one
-            token = secrets.token_urlsafe(TOKEN_BYTES)
+        for _ in range(100):  # a collision of 192-bit tokens does not happen; still, never reuse one
+            token = new_token()
             if not tx.execute("SELECT count(*) FROM reports WHERE token_hash = ?", [_hash(token)]).fetchone()[0]:
                 break
         report_id = int(tx.execute("SELECT nextval('report_id_seq')").fetchone()[0])

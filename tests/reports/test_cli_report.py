@@ -93,3 +93,22 @@ def test_errors_are_one_line(db, tmp_path, capsys, argv, message):
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1 and "Traceback" not in err
     assert not (tmp_path / "x.html").exists()
+
+
+def test_a_token_that_starts_with_a_dash_is_revoked_after_double_dash(db, capsys, monkeypatch):
+    """Links made before tokens started with a letter or digit can still be revoked."""
+    from analytics.reports import create_report, store as report_store
+
+    snapshot = get_report(warehouse_mod.get_warehouse(db), _any_token(db, capsys))
+    monkeypatch.setattr(report_store, "new_token", lambda: "-" + "x" * 31)
+    wh = warehouse_mod.get_warehouse(db)
+    token = create_report(wh, snapshot)
+    assert token.startswith("-")
+    assert main(["report", "revoke", "--db", str(db), "--", token]) == 0
+    with pytest.raises(ReportError, match="revoked"):
+        get_report(wh, token)
+
+
+def _any_token(db, capsys) -> str:
+    assert main(["report", "--segment", HTML_NAME, "--permalink", "--db", str(db)]) == 0
+    return re.search(r"^token: (\S+)$", capsys.readouterr().out, re.M).group(1)

@@ -191,3 +191,15 @@ def test_deleting_a_dataset_deletes_its_reports(wh):
     with pytest.raises(ReportError, match="no such report"):
         get_report(wh, token)
     assert list_reports(wh).empty
+
+
+def test_tokens_never_start_with_a_dash(monkeypatch):
+    """A token starting with '-' reads as an option to `valuescope report revoke TOKEN`: such draws
+    (one in 64 of token_urlsafe's) are drawn again."""
+    from analytics.reports import store as report_store
+
+    draws = iter(["-" + "a" * 31, "_" + "b" * 31, "Cc" + "d" * 30])
+    monkeypatch.setattr(report_store.secrets, "token_urlsafe", lambda n: next(draws))
+    assert report_store.new_token() == "Cc" + "d" * 30
+    monkeypatch.undo()
+    assert all(report_store.new_token()[0].isalnum() for _ in range(2000))
