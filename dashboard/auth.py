@@ -8,7 +8,7 @@ provider), plus Valuescope's own ``[valuescope]`` table: ``admins`` (the first a
 who opens it acts as :data:`analytics.access.LOCAL`.
 
 With sign-in, :func:`gate` runs at the top of every script run: a request without a signed-in
-identity sees only the sign-in page; a signed-in identity becomes the caller of this session
+identity sees only the sign-in page; a signed-in identity becomes the caller of its browser session
 (``analytics.access.sign_in``, once per session), whose role the library checks at every call.
 """
 from __future__ import annotations
@@ -21,7 +21,7 @@ import streamlit as st
 
 from analytics import access, oidc
 
-#: session-state key of this session's signed-in caller (and the identity it was made for)
+#: session-state key of the browser session's signed-in caller (and the identity it was made for)
 CALLER_KEY = "_vs_caller"
 REQUIRED = ("redirect_uri", "cookie_secret")
 PROVIDER_KEYS = ("client_id", "client_secret", "server_metadata_url")

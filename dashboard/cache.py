@@ -162,7 +162,7 @@ def datasets() -> list[str]:
 
 
 def changed(dataset: str | None = None) -> None:
-    """Call after this session changed data (a load, a delete, a publish): the version is read
+    """Call after the caller changed data (a load, a delete, a publish): the version is read
     again, and the changed dataset's preparation starts (in the background)."""
     from streamlit.runtime.scriptrunner_utils.script_run_context import get_script_run_ctx
 

@@ -133,7 +133,7 @@ def _make_report(wh, dataset: str, first_day, last_day, tokens: dict) -> None:
 
 
 def _list_reports(wh, tokens: dict) -> None:
-    """The stored reports with their links (this session's) and revocation."""
+    """The stored reports with their links (those made in this browser tab) and revocation."""
     reports = list_reports(wh)
     if reports.empty:
         st.info("No stored report yet: build one and create a permalink.", icon="📭")
