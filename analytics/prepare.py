@@ -587,25 +587,31 @@ def clv_models(wh: Warehouse, dataset: str, as_of=None, unit: str = "days", *, p
     return hit.value
 
 
-def purchase_model(wh: Warehouse, dataset: str, as_of=None, unit: str = "days", *, version: str | None = None,
-                   compute: bool = True):
-    """The purchase model of :func:`clv_models`' pair (BG/NBD); where only the pair's spend model
-    cannot be fitted (no repeat buyer with a positive spend, say), the purchase model fitted on
-    its own and stored, so what needs no spend (probability alive, expected purchases, the next
-    order) still works. ``ValueError`` with the model's message when the purchase model cannot be
-    fitted either; None when not prepared and ``compute`` is False."""
+def purchase_model(wh: Warehouse, dataset: str, as_of=None, unit: str = "days", *, purchase_model: str = VALUE_PURCHASE_MODEL,
+                   penalizer: float = 0.0, version: str | None = None, compute: bool = True):
+    """The purchase model of :func:`clv_models`' pair (``purchase_model``: "bgnbd", the default,
+    "paretonbd" or "auto"; fitted from ``penalizer``); where only the pair's spend model cannot be
+    fitted (no repeat buyer with a positive spend, say), the purchase model fitted on its own and
+    stored, so what needs no spend (probability alive, expected purchases, the next order, the
+    Value page's diagnostics) still works. ``ValueError`` with the model's message when the
+    purchase model cannot be fitted either; None when not prepared and ``compute`` is False."""
     from analytics.scores import SPEND_MODEL_FAILED, fit_purchase_model
 
     try:
-        pair = clv_models(wh, dataset, as_of, unit, version=version, compute=compute)
+        pair = clv_models(wh, dataset, as_of, unit, purchase_model=purchase_model, penalizer=penalizer,
+                          version=version, compute=compute)
     except ValueError as exc:
         if not str(exc).startswith(SPEND_MODEL_FAILED):
             raise
         version = version or data_version(wh, dataset)
         day, _ = _day(wh, dataset, as_of, version)
-        hit = obtain(wh, dataset, "purchase_model", {"as_of": str(day), "unit": unit, "model": VALUE_PURCHASE_MODEL},
-                     lambda: fit_purchase_model(summary(wh, dataset, day, unit, version=version),
-                                                VALUE_PURCHASE_MODEL),
+        model = resolve_purchase_model(wh, dataset, purchase_model, version=version) or VALUE_PURCHASE_MODEL
+        key = {"as_of": str(day), "unit": unit, "model": model}
+        if float(penalizer):
+            key["penalizer"] = float(penalizer)
+        hit = obtain(wh, dataset, "purchase_model", key,
+                     lambda: fit_purchase_model(summary(wh, dataset, day, unit, version=version), model,
+                                                float(penalizer)),
                      fmt="pickle", version=version, compute=True,
                      errors=(ValueError, ArithmeticError, FloatingPointError))
         if hit.error:

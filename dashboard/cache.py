@@ -428,6 +428,13 @@ def value_models(dataset: str, as_of, unit: str, min_age_months: float | None = 
     return _models(dataset, str(as_of), unit, purchase_model=purchase_model, penalizer=float(penalizer))
 
 
+def value_purchase_model(dataset: str, as_of, unit: str, *, purchase_model: str = "bgnbd", penalizer: float = 0.0):
+    """The purchase model of :func:`value_models`' pair fitted on its own, for when only the pair's
+    spend model cannot be fitted (None while not prepared; ``ValueError`` when the purchase model
+    cannot be fitted either)."""
+    return _purchase_model(dataset, str(as_of), unit, purchase_model=purchase_model, penalizer=float(penalizer))
+
+
 def value_prob(dataset: str, as_of, unit: str, min_age_months: float, horizon_months: float, discount_rate: float,
                *, purchase_model: str = "bgnbd", penalizer: float = 0.0):
     """The probabilistic CLV columns aligned to :func:`value_scorer`'s customers (margin applied at

@@ -153,10 +153,12 @@ def _purchase_model(dataset: str, p: dict):
 
 
 def _models(dataset: str, p: dict, model_name: str):
-    """(models, prob) of the purchase model + Gamma-Gamma for these parameters, or (None, None) with
-    a warning when the data cannot support them."""
+    """(models, prob, spend failure) of the purchase model + Gamma-Gamma for these parameters, or
+    (None, None, spend failure) with a warning when the data cannot support them. The spend failure
+    is ``(purchase model, why)`` when only the spend model cannot be fitted (the purchase model,
+    fitted on its own, still has its diagnostics), else None."""
     if not p["use_bgnbd"]:
-        return None, None
+        return None, None, None
     # "auto" when it is the prepared choice (the comparison's best), else the model the user picked
     choice = p["purchase_choice"] if p["purchase_choice"] == "auto" else p["model"]
     try:
@@ -167,14 +169,29 @@ def _models(dataset: str, p: dict, model_name: str):
     except ValueError as exc:
         st.warning(f"{model_name} + Gamma-Gamma CLV is not available for these data: {exc}. "
                    f"{scores.clv_unavailable_advice(str(exc))}", icon="⚠️")
-        return None, None
+        return None, None, _spend_failure(dataset, p, choice, str(exc))
     if models is None or prob is None:
         widgets.not_ready(dataset, f"the {model_name} + Gamma-Gamma fit", stop=False)
-        return None, None
+        return None, None, None
     notes = [n for n in (getattr(m, "fit_note_", None) for m in models) if n]
     if notes:
         st.info("Note: " + "; ".join(notes) + ".", icon="ℹ️")
-    return models, prob
+    return models, prob, None
+
+
+def _spend_failure(dataset: str, p: dict, choice: str, message: str):
+    """``(purchase model, why)`` when ``message`` says only the spend model could not be fitted and
+    the purchase model fits on its own; else None."""
+    if not message.startswith(scores.SPEND_MODEL_FAILED):
+        return None
+    try:
+        purchase = cache.value_purchase_model(dataset, p["as_of"], p["unit"], purchase_model=choice,
+                                              penalizer=p["penalizer"])
+    except ValueError:
+        return None
+    if purchase is None:
+        return None
+    return purchase, message[len(scores.SPEND_MODEL_FAILED):].lstrip(" :") or message
 
 
 def _tab_rules():
@@ -430,7 +447,7 @@ def _model_words(bg, gg, model: str, unit: str, currency) -> list[str]:
                        "(s / beta)." if s_ > 0 else "s and beta: customers practically never stop.")
     out.append("Log-likelihood: how well the model explains the purchase days seen; higher is better, and it is "
                "only comparable between models fitted on the same customers.")
-    if gg.constant_spend_ is None:
+    if gg is not None and gg.constant_spend_ is None:
         out.append(f"Gamma-Gamma: p, q and gamma set how much customers differ in what they spend per order and how "
                    "strongly a customer with few orders is pulled towards the model's mean order of "
                    f"{formatting.money(gg.mean_spend_, currency)} (p × gamma / (q − 1), the expected order value of "
@@ -461,28 +478,39 @@ def _spend_model_help(gg, spend: dict, currency) -> str:
             "is something else: net revenue ÷ orders in its date range, first orders included.")
 
 
-def _tab_models(dataset, scorer, models, prob, p, first_day, last_day, model_name, comparison, currency=None) -> None:
+def _tab_models(dataset, scorer, models, prob, p, first_day, last_day, model_name, comparison, currency=None,
+                spend_failure=None) -> None:
+    """The fitted models' parameters, matrices and holdout check; with ``spend_failure`` =
+    ``(purchase model, why)`` (only the spend model could not be fitted) the purchase model's part,
+    with a note saying why the spend model's is missing."""
     if not p["use_bgnbd"]:
         st.info("Switch on “Probabilistic CLV” above to fit the models.", icon="🔮")
         return
-    if models is None or prob is None:
+    if (models is None or prob is None) and spend_failure is None:
         st.info("The models could not be fitted on these data (see the message above).", icon="🔮")
         return
-    from analytics import diagnostics
-    from analytics.clv import DAYS_PER_MONTH
-    from analytics.summary import TIME_UNITS
-
-    bg, gg = models
+    if models is not None and prob is not None:
+        bg, gg = models
+    else:
+        (bg, why), gg = spend_failure, None
+        st.info(f"The Gamma-Gamma spend model could not be fitted: {widgets.md_escape(why)}. The {model_name} "
+                "purchase model below needs no spend model: its parameters, the probability that a customer is "
+                "still active and the expected purchases come from it alone; the CLV by the models is not "
+                "available.", icon="ℹ️")
     horizon = p["horizon"]
     paper = ("Fader, Hardie & Lee (2005), *Counting your customers the easy way*" if p["model"] == "bgnbd"
              else "Schmittlein, Morrison & Colombo (1987), *Counting your customers*")
-    excluded = f" ({gg.n_excluded_:,} left out for zero, negative or missing spend)" if gg.n_excluded_ else ""
-    st.markdown(
-        f"Fitted by maximum likelihood on the {bg.n_customers_:,} customers with an order up to {p['as_of']} "
-        f"(time unit: {bg.unit_}, penalizer {bg.penalizer_:g}). {model_name}: {paper}; "
-        "Gamma-Gamma: Fader, Hardie & Lee (2005), *RFM and CLV*. Spend is fitted on the "
-        f"{gg.n_customers_:,} repeat buyers{excluded}."
-    )
+    fitted = (f"Fitted by maximum likelihood on the {bg.n_customers_:,} customers with an order up to "
+              f"{formatting.date(p['as_of'])} (time unit: {bg.unit_}, penalizer {bg.penalizer_:g}). "
+              f"{model_name}: {paper}")
+    if gg is None:
+        st.markdown(fitted + ".")
+    else:
+        excluded = f" ({gg.n_excluded_:,} left out for zero, negative or missing spend)" if gg.n_excluded_ else ""
+        st.markdown(
+            f"{fitted}; Gamma-Gamma: Fader, Hardie & Lee (2005), *RFM and CLV*. Spend is fitted on the "
+            f"{gg.n_customers_:,} repeat buyers{excluded}."
+        )
     if comparison is not None:
         st.caption(f"Purchase model chosen on this dataset: {comparison.reason}.")
     term = glossary.term("bgnbd") if p["model"] == "bgnbd" else (
@@ -492,6 +520,17 @@ def _tab_models(dataset, scorer, models, prob, p, first_day, last_day, model_nam
     for col, (name, value) in zip(cols, list(bg.params_.items()) + [("log-likelihood", bg.log_likelihood_)]):
         col.metric(name, f"{value:,.0f}" if name == "log-likelihood" else f"{value:.4g}",
                    help=(f"{value:,.1f}. " + LOG_LIKELIHOOD_HELP) if name == "log-likelihood" else term)
+    if gg is not None:
+        _spend_metrics(scorer, gg, currency)
+    st.markdown("\n".join(f"- {widgets.md_escape(w)}" for w in _model_words(bg, gg, p["model"], bg.unit_, currency)))
+    _matrices(dataset, scorer, bg, p, horizon)
+    _holdout(dataset, p["unit"], first_day, last_day, p["model"], p["penalizer"], model_name)
+
+
+def _spend_metrics(scorer, gg, currency) -> None:
+    """The fitted spend model's parameters and its mean order against the repeat buyers'."""
+    from analytics import diagnostics
+
     g1, g2, g3, g4, _g5 = st.columns(5)
     if gg.constant_spend_ is not None:
         g1.metric("Gamma-Gamma", "constant spend", help=gg.fit_note_)
@@ -516,7 +555,13 @@ def _tab_models(dataset, scorer, models, prob, p, first_day, last_day, model_nam
                 "spenders that lifts its mean. Customers without a repeat purchase get this mean as their expected "
                 "order value, so their CLV by the model may read high; repeat buyers get an order value between it "
                 f"and their own average ({formatting.money(spend['expected_mean'], currency)} on average).")
-    st.markdown("\n".join(f"- {widgets.md_escape(w)}" for w in _model_words(bg, gg, p["model"], bg.unit_, currency)))
+
+
+def _matrices(dataset, scorer, bg, p, horizon) -> None:
+    """The purchase model's expected purchases and probability alive by frequency x recency."""
+    from analytics import diagnostics
+    from analytics.clv import DAYS_PER_MONTH
+    from analytics.summary import TIME_UNITS
 
     max_t, q99 = scorer.model_grid_bounds()
     max_f = int(min(max(q99, 1), 40))
@@ -540,7 +585,6 @@ def _tab_models(dataset, scorer, models, prob, p, first_day, last_day, model_nam
             st.caption(glossary.term("p_alive"))
             st.plotly_chart(fig, key="value_pa_matrix", config={"displaylogo": False})
         st.caption(f"For a customer whose first purchase was {max_t:g} {bg.unit_} before the as-of date.")
-    _holdout(dataset, p["unit"], first_day, last_day, p["model"], p["penalizer"], model_name)
 
 
 @st.fragment
@@ -658,7 +702,7 @@ def main() -> None:
         st.stop()
     p["model"], model_name, comparison = _purchase_model(dataset, p)
     SCORE_LABELS["clv_bgnbd"] = f"CLV by {model_name} + Gamma-Gamma"
-    models, prob = _models(dataset, p, model_name)
+    models, prob, spend_failure = _models(dataset, p, model_name)
 
     tab_scores, tab_segments, tab_top, tab_models, tab_export = st.tabs(
         ["📊 Scores", "🧭 RFM segments", "🏅 Top customers", "🔮 Purchase model", "⬇️ Export"]
@@ -697,7 +741,8 @@ def main() -> None:
     with tab_top:
         _tab_top(dataset, p["key"], result, rank_by, ranked_by_model, prediction_note, currency, model_name)
     with tab_models:
-        _tab_models(dataset, scorer, models, prob, p, first_day, last_day, model_name, comparison, currency)
+        _tab_models(dataset, scorer, models, prob, p, first_day, last_day, model_name, comparison, currency,
+                    spend_failure)
     with tab_export:
         _tab_export(dataset, scorer, result, expected, models, prob, predictions, prediction, segment_map,
                     rules_used, p["as_of"])
