@@ -319,12 +319,13 @@ def audit(wh, action: str, *, dataset: str | None = None, target: str | None = N
     if detail is not None and not isinstance(detail, str):
         detail = json.dumps(detail, default=str, sort_keys=True)
     role = None
+    c = cur if cur is not None else wh.cursor()
     if caller is not None:
         role = caller.role if caller.trusted else None
         if role is None and not caller.trusted:
-            with contextlib.suppress(Exception):
-                role = role_of(wh, caller)
-    c = cur if cur is not None else wh.cursor()
+            with contextlib.suppress(Exception):  # through ``cur``: a role written in the same transaction
+                row = c.execute("SELECT role FROM people WHERE id = ? AND active", [caller.id]).fetchone()
+                role = None if row is None else row[0]
     c.execute(
         "INSERT INTO audit_log (id, happened_at, actor, actor_kind, role, action, dataset_name, target, n_rows, detail, "
         "outcome) VALUES (nextval('audit_id_seq'), ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -509,11 +510,34 @@ def _group_role(claims: dict, policy: SignInPolicy) -> str | None:
     return max(roles, key=lambda r: _RANK[r]) if roles else None
 
 
+def login_id(claims: dict) -> str | None:
+    """The login event an identity token stands for: a digest of its issuer, subject, email, issue
+    time (``iat``) and ``nonce`` (every browser session opened with the same sign-in carries the
+    same token, hence the same id); None when the claims carry neither an issue time nor a nonce."""
+    if claims.get("iat") is None and claims.get("nonce") is None:
+        return None
+    parts = [str(claims.get(k) or "") for k in ("iss", "sub", "email", "iat", "nonce")]
+    return hashlib.sha256("\x1f".join(parts).encode("utf-8")).hexdigest()[:24]
+
+
+def _login_recorded(cur, key: str, login: str) -> bool:
+    """Whether the sign-in ``login`` of ``key`` already has its audit row (``login`` is hex)."""
+    return cur.execute("SELECT count(*) FROM audit_log WHERE action = 'sign_in' AND outcome = 'ok' AND target = ? "
+                       "AND detail LIKE ?", [key, f'%"login": "{login}"%']).fetchone()[0] > 0
+
+
 def sign_in(wh, claims: dict, policy: SignInPolicy) -> Caller:
     """The caller for a signed-in identity (``claims``: the ID token's claims as ``st.user`` shows
     them). The role: an admin from the configuration; else the person's stored role; else one
     derived from the group claim; else the default role. Without any: :class:`AccessDenied`
-    ("signed in as ..., but has no role"), recorded. A sign-in is recorded in the audit trail."""
+    ("signed in as ..., but has no role"), recorded.
+
+    The audit trail gets one ``sign_in`` row per actual sign-in: per identity and login event
+    (:func:`login_id`: the identity token's issuer, subject, issue time and nonce), however many
+    browser sessions that sign-in opens (a new tab, a reload, a link followed); the row names the
+    role the person had then. A token without an issue time or a nonce gives no login event to
+    tell apart, so each call records its sign-in. A refused sign-in is recorded at every attempt.
+    The person's last-seen time and role are brought up to date at every call."""
     key = person_key(claims.get("email"), claims.get("sub"))
     name = claims.get("name") or claims.get("email") or None
     caller = Caller(key, "person", None, name)
@@ -544,8 +568,10 @@ def sign_in(wh, claims: dict, policy: SignInPolicy) -> Caller:
                         tx.execute("INSERT INTO dataset_grants (person, dataset, granted_by, granted_at) "
                                    "VALUES (?, ?, ?, ?)", [key, d, "configuration", _now()])
             tx.execute("UPDATE people SET last_seen = ?, name = coalesce(?, name) WHERE id = ?", [_now(), name, key])
-            audit(wh, "sign_in", target=key, detail={"role": role, "source": source},
-                  caller=dataclasses.replace(caller, role=role), cur=tx)
+            login = login_id(claims)
+            if login is None or not _login_recorded(tx, key, login):
+                audit(wh, "sign_in", target=key, caller=dataclasses.replace(caller, role=role), cur=tx,
+                      detail={"role": role, "source": source} | ({"login": login} if login else {}))
     if role is None:
         raise AccessDenied(f"signed in as {key}, but {key} has no role in Valuescope: ask an admin to add you "
                            "on the Admin page")

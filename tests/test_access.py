@@ -184,6 +184,34 @@ def test_sign_in_roles_from_configuration_group_claim_and_default(wh):
     assert {"boss@example.com", "m@example.com", "only-a-subject", "stranger@example.com"} == ids
 
 
+def test_a_sign_in_is_recorded_once_per_login_event(wh):
+    """One audit row per identity and identity token (issuer, subject, issue time, nonce), however many
+    browser sessions present it; a new token is a new sign-in; a config-listed admin's first sign-in is
+    one row naming the role."""
+    policy = SignInPolicy(admins=("boss@example.com",), default_role="viewer")
+    token = {"iss": "https://id.example.com", "email": "boss@example.com", "sub": "1", "iat": 1_700_000_000,
+             "nonce": "n-1"}
+
+    def rows():
+        t = _trail(wh).query("action == 'sign_in'")
+        return list(zip(t["target"], t["role"], t["outcome"]))
+
+    for _ in range(3):  # the first browser session, a new tab, a reload
+        assert access.sign_in(wh, dict(token), policy).role == "admin"
+    assert rows() == [("boss@example.com", "admin", "ok")]
+    access.sign_in(wh, dict(token, iat=1_700_003_600, nonce="n-2"), policy)  # signed in again
+    assert rows() == [("boss@example.com", "admin", "ok")] * 2
+    other = {"iss": "https://id.example.com", "email": "v@example.com", "sub": "2", "iat": 1_700_000_000,
+             "nonce": "n-1"}  # the same issue time and nonce, another person: their own sign-in
+    access.sign_in(wh, other, policy)
+    access.sign_in(wh, other, policy)
+    assert sorted(rows()) == sorted([("boss@example.com", "admin", "ok")] * 2 + [("v@example.com", "viewer", "ok")])
+    # claims that name no login event: every call is a sign-in
+    access.sign_in(wh, {"email": "v@example.com"}, policy)
+    access.sign_in(wh, {"email": "v@example.com"}, policy)
+    assert rows().count(("v@example.com", "viewer", "ok")) == 3
+
+
 def test_policy_from_config_validates_roles():
     p = SignInPolicy.from_config({"admins": ["A@x.org"], "group_claim": "groups",
                                   "group_roles": {"g": "Analyst"}, "default_role": "viewer"})

@@ -106,6 +106,21 @@ def test_expired_sign_in_and_no_role(shop):
     assert refused == [("stranger@example.com", "denied")]
 
 
+def test_new_browser_sessions_of_one_sign_in_write_one_audit_row(shop):
+    """The signed-in admin opens the app in three browser sessions with the same identity token, then
+    signs in again (a new token): two sign-in rows, each naming the admin role."""
+    token = dict(ADA, iss="http://127.0.0.1/oidc", iat=int(time.time()), nonce="first")
+    for page in (None, "views/admin.py", "views/data.py"):
+        at = _app(token, page=page)
+        assert not at.exception, at.exception
+        at.run()
+    rows = shop.cursor().execute("SELECT target, role, outcome FROM audit_log WHERE action = 'sign_in'").fetchall()
+    assert rows == [("ada@example.com", "admin", "ok")]
+    _app(dict(token, iat=token["iat"] + 60, nonce="second"))
+    rows = shop.cursor().execute("SELECT target, role, outcome FROM audit_log WHERE action = 'sign_in'").fetchall()
+    assert rows == [("ada@example.com", "admin", "ok")] * 2
+
+
 def test_admin_manages_people_grants_and_reads_the_trail(shop):
     at = _app(ADA, page="views/admin.py")
     assert not at.exception, at.exception
