@@ -135,6 +135,23 @@ def percent(x: Any, decimals: int = 1, *, missing: str = MISSING) -> str:
     return f"{text} %"
 
 
+def percent_ticks(values=(0.0, 0.25, 0.5, 0.75, 1.0), decimals: int = 0) -> dict:
+    """Plotly axis or colorbar ticks at the fractions ``values``, written as :func:`percent` writes
+    them (``25 %``; d3's ``.0%`` writes ``25%``): ``tickvals`` and ``ticktext``."""
+    vals = [float(v) for v in values]
+    return {"tickvals": vals, "ticktext": [percent(v, decimals) for v in vals]}
+
+
+def month(x: Any, *, missing: str = MISSING) -> str:
+    """A month as ``Mar 2025``."""
+    if _missing(x):
+        return missing
+    try:
+        return pd.Timestamp(x).strftime("%b %Y")
+    except (TypeError, ValueError):
+        return str(x)
+
+
 def integer(x: Any, *, missing: str = MISSING) -> str:
     """A count with thousands separators: ``1,234``."""
     if _missing(x) or not math.isfinite(float(x)):

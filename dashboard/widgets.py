@@ -193,6 +193,16 @@ def fmt_pct(x: float | None) -> str:
     return formatting.percent(x)
 
 
+def progress_text(fraction: float, message: str = "") -> str:
+    """A progress bar's text: the step in words, then how far it is, written as the product writes
+    a percentage (``Writing rows… 70 %``; the step is escaped and kept short)."""
+    from analytics import formatting
+
+    done = formatting.percent(min(max(float(fraction), 0.0), 1.0), 0)
+    step = md_escape(str(message or "").strip())[:300]
+    return f"{step[:1].upper()}{step[1:]}… {done}" if step else done
+
+
 def percent_column(title: str | None = None, help: str | None = None):
     """A table column of percentages whose values are fractions made x 100 by :func:`as_percent`:
     ``12.3 %``, as :func:`analytics.formatting.percent` writes one (Streamlit's own "percent" format

@@ -104,6 +104,7 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
+from analytics import formatting
 from analytics.predict import metrics as M
 from analytics.predict.features import (
     MODEL_FEATURES, BacktestError, WindowData, backtest_plan, fit_statistical_models, model_features,
@@ -341,8 +342,8 @@ def analog_level(cutoffs: list, levels, cutoff: pd.Timestamp, step_days: int,
     big = sizes is None or sizes[k] >= 0.5 * sizes[0]
     if gaps[k] <= max(3, step_days // 2) and big:
         return float(levels[k]), (f"the level of the same season a year earlier (the window after "
-                                  f"{cutoffs[k].date()}: x{math.exp(float(levels[k])):.2f} the latest window's)")
-    return float(levels[0]), f"the level of the latest window (after {cutoffs[0].date()})"
+                                  f"{formatting.date(cutoffs[k])}: x{math.exp(float(levels[k])):.2f} the latest window's)")
+    return float(levels[0]), f"the level of the latest window (after {formatting.date(cutoffs[0])})"
 
 
 def estimate_seconds(n_customers: int, n_periods: int, models, *, n_windows: int = 8, lstm_params: dict | None = None,

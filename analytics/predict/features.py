@@ -59,6 +59,7 @@ import math
 import numpy as np
 import pandas as pd
 
+from analytics import formatting
 from analytics.summary import customer_summary
 from analytics.warehouse import EVENT_TYPES, Warehouse
 
@@ -199,10 +200,10 @@ def window_data(wh: Warehouse, dataset: str, cutoff, target_end, *, period: str 
     if target_end is not None:
         target_end = _day(target_end, "the holdout end")
         if target_end <= cutoff:
-            raise BacktestError(f"the holdout end {target_end.date()} must be after the cut-off {cutoff.date()}")
+            raise BacktestError(f"the holdout end {formatting.date(target_end)} must be after the cut-off {formatting.date(cutoff)}")
     summary = customer_summary(wh, dataset, cutoff, "days", persist=False)
     if summary.empty:
-        raise BacktestError(f"no customer of {dataset!r} has events up to {cutoff.date()}")
+        raise BacktestError(f"no customer of {dataset!r} has events up to {formatting.date(cutoff)}")
     first_day, _, _ = data_span(wh, dataset)
     if n_periods is None:
         span = (cutoff - first_day).days + 1
@@ -432,27 +433,27 @@ def backtest_plan(wh: Warehouse, dataset: str, calibration_end, holdout_end, *, 
         raise BacktestError(f"dataset {dataset!r} has {n_customers} customer; a backtest needs at least 2")
     if cal == last_day:
         raise BacktestError(
-            f"the calibration end {cal.date()} is the last day of data: no day is left for the holdout; "
-            f"pick a date before {last_day.date()} (events from {first_day.date()} to {last_day.date()})")
+            f"the calibration end {formatting.date(cal)} is the last day of data: no day is left for the holdout; "
+            f"pick a date before {formatting.date(last_day)} (events from {formatting.date(first_day)} to {formatting.date(last_day)})")
     if not first_day <= cal < last_day:
         raise BacktestError(
-            f"the calibration end {cal.date()} is outside the data (events from {first_day.date()} "
-            f"to {last_day.date()}); pick a date inside it, before the last day"
+            f"the calibration end {formatting.date(cal)} is outside the data (events from {formatting.date(first_day)} "
+            f"to {formatting.date(last_day)}); pick a date inside it, before the last day"
         )
     if hold <= cal:
-        raise BacktestError(f"the holdout end {hold.date()} must be after the calibration end {cal.date()}")
+        raise BacktestError(f"the holdout end {formatting.date(hold)} must be after the calibration end {formatting.date(cal)}")
     if hold > last_day:
         raise BacktestError(
-            f"the holdout end {hold.date()} is after the last day of data ({last_day.date()}): days without "
-            f"data would count as days without purchases; pick {last_day.date()} or earlier")
+            f"the holdout end {formatting.date(hold)} is after the last day of data ({formatting.date(last_day)}): days without "
+            f"data would count as days without purchases; pick {formatting.date(last_day)} or earlier")
     first_buy, last_buy = _purchase_span(wh, dataset)
     if first_buy is None:
         raise BacktestError(f"dataset {dataset!r} has no purchases: there is no value to predict or to judge")
     first_buy = pd.Timestamp(first_buy).normalize()
     if first_buy > cal:
         raise BacktestError(
-            f"the calibration end {cal.date()} is before the first purchase ({first_buy.date()}): no model "
-            f"can learn what customers spend from views alone; pick a calibration end after {first_buy.date()}")
+            f"the calibration end {formatting.date(cal)} is before the first purchase ({formatting.date(first_buy)}): no model "
+            f"can learn what customers spend from views alone; pick a calibration end after {formatting.date(first_buy)}")
     horizon = (hold - cal).days
     calibration_days = (cal - first_day).days + 1
     if n_periods is None:
@@ -467,13 +468,13 @@ def backtest_plan(wh: Warehouse, dataset: str, calibration_end, holdout_end, *, 
         if later:  # the holdout has purchases, all of them by customers the cut-off had not seen yet
             n_seen = len(test.targets)
             raise BacktestError(
-                f"none of the {n_seen:,} customer{'' if n_seen == 1 else 's'} seen by {cal.date()} bought between "
-                f"{(cal + pd.Timedelta(days=1)).date()} and {hold.date()}: that period's purchases are by "
+                f"none of the {n_seen:,} customer{'' if n_seen == 1 else 's'} seen by {formatting.date(cal)} bought between "
+                f"{formatting.date((cal + pd.Timedelta(days=1)))} and {formatting.date(hold)}: that period's purchases are by "
                 f"{later:,} customer{'' if later == 1 else 's'} who arrived later, whom a backtest does not "
                 "predict; pick a later calibration end")
         raise BacktestError(
-            f"no purchases between {(cal + pd.Timedelta(days=1)).date()} and {hold.date()}: there is nothing to "
-            f"judge the predictions against (the last purchase is on {pd.Timestamp(last_buy).date()}); "
+            f"no purchases between {formatting.date((cal + pd.Timedelta(days=1)))} and {formatting.date(hold)}: there is nothing to "
+            f"judge the predictions against (the last purchase is on {formatting.date(pd.Timestamp(last_buy))}); "
             "pick a holdout that contains purchases")
     shape = plan_shape(first_day, cal, hold, max_cutoffs=max_cutoffs, target_days=target_days)
     h = shape["target_days"]
@@ -484,8 +485,8 @@ def backtest_plan(wh: Warehouse, dataset: str, calibration_end, holdout_end, *, 
     if not shape["cutoffs"]:
         days = f"{calibration_days} day{'' if calibration_days == 1 else 's'}"
         plan.learned_error = (
-            f"too little history before {cal.date()} for the learned models: {days} of data "
-            f"from {first_day.date()}; they need at least {2 * least + MIN_HISTORY_DAYS} days (a training and a "
+            f"too little history before {formatting.date(cal)} for the learned models: {days} of data "
+            f"from {formatting.date(first_day)}; they need at least {2 * least + MIN_HISTORY_DAYS} days (a training and a "
             f"validation period of {least} days each, after {MIN_HISTORY_DAYS} days of history); the naive and "
             "BG/NBD baselines below need no training period. Choose a later calibration end for LightGBM and the LSTM")
         return plan
@@ -494,9 +495,9 @@ def backtest_plan(wh: Warehouse, dataset: str, calibration_end, holdout_end, *, 
                for c in cutoffs]
     plan.windows, plan.purged, plan.step_days = windows, purged, step
     if sum(int(w.targets["holdout_purchases"].sum()) for w in windows) == 0:
-        plan.learned_error = (f"no purchases in the {h}-day target periods before {cal.date()}: the learned models "
+        plan.learned_error = (f"no purchases in the {h}-day target periods before {formatting.date(cal)}: the learned models "
                               "have nothing to learn from; the baselines below still ran")
     elif windows[0].targets["holdout_purchases"].sum() == 0:
-        plan.learned_error = (f"no purchases in the last {h} days before {cal.date()} (the validation period): "
+        plan.learned_error = (f"no purchases in the last {h} days before {formatting.date(cal)} (the validation period): "
                               "the learned models cannot be checked or calibrated; the baselines below still ran")
     return plan

@@ -20,6 +20,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from analytics import formatting
+
 __all__ = [
     "rmse",
     "mae",
@@ -241,7 +243,7 @@ def explain_metrics(row, model: str, holdout_days: int, money=None) -> list[str]
         return v is not None and isinstance(v, (int, float, np.floating)) and math.isfinite(float(v))
 
     if ok("top_decile_capture"):
-        out.append(f"The 10 % of customers {model} ranks highest brought {float(row['top_decile_capture']):.0%} of "
+        out.append(f"The 10 % of customers {model} ranks highest brought {formatting.percent(float(row['top_decile_capture']), 0)} of "
                    f"the revenue of the {holdout_days} days after the cut-off.")
     if ok("normalized_gini"):
         out.append(f"Its ranking of who spends most scores {float(row['normalized_gini']):.2f} on a scale where 1 "

@@ -310,8 +310,10 @@ def _attach_sequences(wh: Warehouse, X: Interactions, types: list[str], s, e) ->
 def _window_words(start_ts, end_ts) -> str:
     if start_ts is None and end_ts is None:
         return ""
-    a = start_ts.date().isoformat() if start_ts is not None else "the start"
-    b = end_ts.date().isoformat() if end_ts is not None else "the end"
+    from analytics.formatting import date
+
+    a = date(start_ts) if start_ts is not None else "the start"
+    b = date(end_ts) if end_ts is not None else "the end"
     return f" between {a} and {b}"
 
 

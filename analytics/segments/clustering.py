@@ -1021,20 +1021,24 @@ def k_guidance_figure(guidance: KGuidance):
                              yaxis="y"))
     fig.add_trace(go.Scatter(x=ks, y=t["silhouette"], name="Silhouette (higher is better)",
                              mode="lines+markers", yaxis="y2"))
+    with_bic = bool(t["bic"].notna().any())
+    # each right axis gets ticks of its own ("auto": an overlaying axis otherwise takes the left axis's
+    # grid, at odd values such as 0.17 or 18,113) and room for its labels and title: the silhouette
+    # axis at the plot's right edge, the BIC axis a label's width beyond it
+    right = dict(side="right", showgrid=False, tickmode="auto", nticks=6, title_standoff=6)
     layout = dict(
-        xaxis=dict(title="k (number of clusters)", dtick=1, domain=[0, 0.88]),
+        xaxis=dict(title="k (number of clusters)", dtick=1, domain=[0, 0.83 if with_bic else 0.9]),
         yaxis=dict(title="Inertia", tickformat=",.0f"),
-        yaxis2=dict(title="Silhouette", overlaying="y", side="right", anchor="x", tickformat=".2f",
-                    showgrid=False),
+        yaxis2=dict(title="Silhouette", overlaying="y", anchor="x", tickformat=".2f", **right),
         legend=dict(orientation="h", y=-0.2),
         title=f"Choosing k: suggested k = {guidance.suggested_k}",
-        margin=dict(t=60, r=80),
+        margin=dict(t=60, r=20 if with_bic else 60),
     )
-    if t["bic"].notna().any():
+    if with_bic:
         fig.add_trace(go.Scatter(x=ks, y=t["bic"], name="BIC (lower is better)", mode="lines+markers",
                                  yaxis="y3", line=dict(dash="dot")))
-        layout["yaxis3"] = dict(title="BIC", overlaying="y", side="right", anchor="free",
-                                position=0.97, showgrid=False, tickformat=",.0f")
+        layout["yaxis3"] = dict(title="BIC", overlaying="y", anchor="free", position=0.93, tickformat="~s",
+                                **right)
     fig.add_vline(x=guidance.suggested_k, line_dash="dash", line_color="gray",
                   annotation_text=f"suggested k={guidance.suggested_k}")
     fig.update_layout(**layout)

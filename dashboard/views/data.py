@@ -412,7 +412,7 @@ def _preview_and_load(path: str, file_name: str | None, gen: int) -> None:
 
             def _progress(fraction: float, message: str = "") -> None:
                 frac = min(max(float(fraction), 0.0), 1.0)
-                bar.progress(frac, text=widgets.md_escape(message)[:300] or f"{frac:.0%}")
+                bar.progress(frac, text=widgets.progress_text(frac, message))
 
             try:
                 mapping_dict = {**mapping_dict, **flags, "columns": chosen, "date_format": date_format}

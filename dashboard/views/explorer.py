@@ -267,9 +267,13 @@ def _cohorts(dataset: str, as_of) -> None:
 
 def _cohort_figure(cohorts: pd.DataFrame) -> go.Figure:
     matrix = explorer.cohort_matrix(cohorts)
-    fig = go.Figure(go.Heatmap(z=matrix.to_numpy(), x=[str(c) for c in matrix.columns], y=list(matrix.index),
-                               colorscale="Blues", zmin=0, zmax=1, colorbar=dict(tickformat=".0%"),
-                               hovertemplate="cohort %{y}, month %{x}: %{z:.1%}<extra></extra>"))
+    z = matrix.to_numpy(dtype=float)
+    # shares x 100 written "12.3 %", as formatting.percent (d3's ".1%" writes "12.3%"); months as "Mar 2025"
+    fig = go.Figure(go.Heatmap(z=z, x=[str(c) for c in matrix.columns], y=[formatting.month(c) for c in matrix.index],
+                               customdata=100.0 * z, colorscale="Blues", zmin=0, zmax=1, hoverongaps=False,
+                               colorbar=dict(title="Share of cohort", **formatting.percent_ticks()),
+                               hovertemplate="%{y} cohort, month %{x}: %{customdata:.1f} %"
+                                             "<extra></extra>"))
     fig.update_layout(xaxis_title="Months since first purchase", yaxis_title="First-purchase month",
                       yaxis_autorange="reversed", height=max(300, 18 * len(matrix) + 120),
                       margin=dict(l=10, r=10, t=10, b=10))

@@ -543,3 +543,15 @@ def test_excel_serial_dates_are_offered_in_words_and_load(app_wh, tmp_path):
     got = [r[0] for r in app_wh.cursor().execute(
         "SELECT event_time FROM events WHERE dataset = 'sheet' ORDER BY 1").fetchall()]
     assert got == [dt.datetime(1997, 1, 1), dt.datetime(1997, 2, 1, 12), dt.datetime(1997, 3, 1, 6)]
+
+
+def test_load_progress_reads_like_the_rest_of_the_product():
+    """The load's progress text: the step in words, then the percentage as formatting.percent writes it
+    ("70 %", not Python's or d3's "70%"); no step: the percentage alone; out-of-range fractions clamped."""
+    from analytics.formatting import percent
+    from dashboard.widgets import progress_text
+
+    assert progress_text(0.7, "writing rows") == f"Writing rows… {percent(0.7, 0)}" == "Writing rows… 70 %"
+    assert progress_text(0.25) == "25 %"
+    assert progress_text(1.7, "done") == "Done… 100 %" and progress_text(-1, "") == "0 %"
+    assert progress_text(0.5, "*bold*").startswith("\\*bold")  # escaped: the step is shown as written

@@ -1,6 +1,7 @@
 """AppTest: the Explorer page on the bundled sample, values checked against analytics.explorer."""
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
@@ -149,6 +150,38 @@ def test_cohorts_migration_and_no_match(page, app_wh):
     at.text_input(key="explorer_search").input("no-such-customer-<b>").run()
     assert not at.exception, at.exception
     assert any("No customer id contains" in i.value for i in at.info)
+
+
+def _array(value) -> np.ndarray:
+    """A plotly trace array (a list, or the binary form: dtype, base64 bytes, shape)."""
+    import base64
+
+    if isinstance(value, dict):
+        return np.frombuffer(base64.b64decode(value["bdata"]), dtype=value["dtype"]).reshape(
+            [int(n) for n in str(value.get("shape", len(base64.b64decode(value["bdata"])))).split(",")])
+    return np.asarray(value, dtype=float)
+
+
+def test_cohort_chart_writes_shares_and_months_as_the_product_does(page, app_wh):
+    """The cohort heatmap's hover reads "Mar 2025 cohort, month 2: 12.3 %" (formatting.percent's style,
+    not d3's "12.3%"), its colour bar "25 %", its months "Mar 2025"; the shares are the library's."""
+    import json
+
+    from analytics import formatting
+
+    at = page
+    heat = [t for c in at.get("plotly_chart") for t in json.loads(c.proto.spec)["data"] if t.get("type") == "heatmap"]
+    assert len(heat) == 1, len(heat)
+    trace = heat[0]
+    assert "%{customdata:.1f} %" in trace["hovertemplate"] and ":.1%" not in trace["hovertemplate"]
+    assert trace["colorbar"]["ticktext"] == [formatting.percent(v, 0) for v in trace["colorbar"]["tickvals"]]
+    assert "tickformat" not in trace["colorbar"]
+    matrix = explorer.cohort_matrix(explorer.cohort_retention(app_wh, "sample", _as_of(app_wh), 24))
+    assert trace["y"] == [formatting.month(m) for m in matrix.index] and trace["y"][0][:3].isalpha()
+    z, shown = _array(trace["z"]), _array(trace["customdata"])
+    want = matrix.to_numpy(dtype=float)
+    np.testing.assert_allclose(z, want, rtol=1e-9)
+    np.testing.assert_allclose(shown, 100.0 * want, rtol=1e-9)
 
 
 def test_saved_segment_with_html_name_and_empty_segment(page, app_wh):

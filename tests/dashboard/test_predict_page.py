@@ -93,7 +93,9 @@ def test_backtest_runs_and_table_matches_library(page):
     assert (table["Fit (s)"] >= 0).all()
     # plain words under the table, from the best model's own figures
     best = res.metrics["normalized_gini"].idxmax()
-    share = f"{res.metrics.loc[best, 'top_decile_capture']:.0%}"
+    from analytics.formatting import percent
+
+    share = f"brought {percent(res.metrics.loc[best, 'top_decile_capture'], 0)} of"  # "45 %", as every page
     assert any("The 10 % of customers" in m.value and share in m.value for m in at.markdown)
     # the progress widgets are gone once the work has ended
     assert not at.get("progress")
@@ -130,7 +132,7 @@ def test_bad_dates_are_messages_and_the_page_keeps_working(page):
     at.multiselect(key="predict_models").set_value(["lightgbm"])
     at.button(key="predict_run").click().run()
     assert not at.exception
-    assert any("Too little history before 2024-01-31" in w.value.replace("\\", "") for w in at.warning)
+    assert any("Too little history before 31 Jan 2024" in w.value.replace("\\", "") for w in at.warning)
     table = _table(at, "RMSE")
     # the reason is written out under the table, not in a column beyond its right edge
     assert "Note" not in table.columns
@@ -145,7 +147,7 @@ def test_bad_dates_are_messages_and_the_page_keeps_working(page):
     at.button(key="predict_run").click().run()
     assert not at.exception
     errors = [e.value.replace("\\", "") for e in at.error]
-    assert any("must be after the calibration end 2025-09-30" in e for e in errors), errors
+    assert any("must be after the calibration end 30 Sep 2025" in e for e in errors), errors
     assert _amount(_table(at, "RMSE").loc["Naive rate x AOV", "RMSE"]) > 0  # the earlier result is still shown
 
 

@@ -108,7 +108,7 @@ def test_short_history_runs_the_baselines_and_says_why_not_the_learned_models(sa
     t = res.metrics
     assert t.loc[["zero", "naive"], "error"].isna().all() and np.isfinite(t.loc["naive", "rmse"])
     for name in ("lightgbm", "lstm"):
-        assert "too little history before 2024-02-10" in t.loc[name, "error"]
+        assert "too little history before 10 Feb 2024" in t.loc[name, "error"]
         assert np.isnan(t.loc[name, "rmse"])
     assert "too little history" in res.info["learned_error"]
 

@@ -118,11 +118,11 @@ def test_a_single_repeat_buyer_says_why_and_the_formula_clv_stays(db, tmp_path, 
 
 
 @pytest.mark.parametrize("cal, hold, message", [
-    ("2024-02-01", "2024-03-20", "before the first purchase (2024-03-01)"),
-    ("2024-04-15", "2024-06-30", "no purchases between 2024-04-16 and 2024-06-30"),
+    ("2024-02-01", "2024-03-20", "before the first purchase (1 Mar 2024)"),
+    ("2024-04-15", "2024-06-30", "no purchases between 16 Apr 2024 and 30 Jun 2024"),
     # the last day is inside the data: what is wrong is that it leaves no holdout
-    ("2024-06-30", "2024-06-30", "the calibration end 2024-06-30 is the last day of data: no day is left for "
-                                 "the holdout; pick a date before 2024-06-30"),
+    ("2024-06-30", "2024-06-30", "the calibration end 30 Jun 2024 is the last day of data: no day is left for "
+                                 "the holdout; pick a date before 30 Jun 2024"),
 ])
 def test_backtest_dates_without_purchases_are_one_line(db, capsys, cal, hold, message):
     rc = main(["backtest", "--db", db, "--dataset", "late", "--calibration-end", cal, "--holdout-end", hold])
@@ -141,7 +141,7 @@ def test_one_day_of_history_is_one_day(tmp_path, capsys):
                "--holdout-end", "2024-05-04", "--models", "lightgbm"])
     err = capsys.readouterr().err
     assert rc == 0, err
-    assert "for the learned models: 1 day of data from 2024-01-01;" in err, err
+    assert "for the learned models: 1 day of data from 1 Jan 2024;" in err, err
 
 
 def test_a_holdout_bought_in_only_by_later_customers_says_so(db, capsys):
@@ -151,6 +151,6 @@ def test_a_holdout_bought_in_only_by_later_customers_says_so(db, capsys):
                "--holdout-end", "2024-09-01"])
     err = capsys.readouterr().err
     assert rc == 2 and len(err.strip().splitlines()) == 1, err
-    assert "none of the 3 customers seen by 2024-01-10 bought between 2024-01-11 and 2024-09-01" in err, err
+    assert "none of the 3 customers seen by 10 Jan 2024 bought between 11 Jan 2024 and 1 Sep 2024" in err, err
     assert "37 customers who arrived later" in err and "pick a later calibration end" in err
     assert "no purchases between" not in err

@@ -61,7 +61,7 @@ def test_short_history_prints_the_baselines_and_why_not_the_learned_models(db, c
                "--holdout-end", "2024-03-01", "--models", "lightgbm"])
     out = capsys.readouterr().out
     assert rc == 0
-    assert "note: too little history before 2024-01-20" in out
+    assert "note: too little history before 20 Jan 2024" in out
     assert "lightgbm    failed: too little history" in out
     naive = next(line for line in out.splitlines() if line.startswith("naive"))
     assert "failed" not in naive and len(naive.split()) == 11  # every figure of the baseline is there

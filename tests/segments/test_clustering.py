@@ -273,7 +273,14 @@ def test_k_guidance_gmm_bic(planted):
     g = k_guidance(frame, algorithm="gmm", k_values=[2, 3, 4, 5, 6], n_init=1)
     assert g.table["bic"].notna().all()
     assert g.suggested_k in (4, 5), g.reason
-    assert len(k_guidance_figure(g).data) == 3
+    fig = k_guidance_figure(g)
+    assert len(fig.data) == 3
+    # the two right axes have ticks of their own (not the inertia grid's odd values) and do not
+    # overlap: the BIC axis stands right of the silhouette axis, leaving room for its labels and title
+    lay = fig.layout
+    assert lay.yaxis2.tickmode == "auto" and lay.yaxis3.tickmode == "auto"
+    assert lay.yaxis2.anchor == "x" and lay.yaxis3.anchor == "free"
+    assert lay.yaxis3.position - lay.xaxis.domain[1] >= 0.08
 
 
 def test_k_guidance_skips_k_larger_than_data(planted):
