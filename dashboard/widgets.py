@@ -284,8 +284,10 @@ def dataset_span_or_stop(needs_events: bool = False) -> tuple[str, str, "datetim
     summary_only = cache.attached(dataset)
     if summary_only is not None:
         stop_if_summary_only(dataset, needs_events)
+        from analytics import formatting
+
         day = pd.Timestamp(summary_only["as_of"]).date()
-        st.caption(f"“{md_escape(dataset)}” is a customer summary computed on Spark as of {day} "
+        st.caption(f"“{md_escape(dataset)}” is a customer summary computed on Spark as of {formatting.date(day)} "
                    f"({summary_only['customers']:,} customers, no events): the page works at that day.")
         return dataset, cache.version(dataset).data, day, day
     span = cache.span(dataset)
@@ -308,7 +310,9 @@ def customer_frame_or_stop(read, dataset: str, as_of, what: str = "the customer 
     if frame is None:
         not_ready(dataset, what)
     if frame.empty:
-        st.warning(f"No customers up to {as_of}. Pick a later as-of date.", icon="📭")
+        from analytics import formatting
+
+        st.warning(f"No customers up to {formatting.date(as_of)}. Pick a later as-of date.", icon="📭")
         st.stop()
     return frame
 

@@ -656,8 +656,8 @@ def _recommend_holdout(dataset: str, as_of) -> None:
         holdout_days = h1.number_input("Holdout (last days before the as-of day)", min_value=7, max_value=365,
                                        value=90, step=1, key="camp_holdout_days")
         split = as_of - dt.timedelta(days=int(holdout_days) - 1)
-        h2.caption(f"Both recommenders learn from events before {split}; each customer who then bought items "
-                   f"new to them up to {as_of} gets 10 recommendations, compared with what they bought "
+        h2.caption(f"Both recommenders learn from events before {formatting.date(split)}; each customer who then bought items "
+                   f"new to them up to {formatting.date(as_of)} gets 10 recommendations, compared with what they bought "
                    "(precision@10 = hits / 10, recall@10 = hits / items bought). Popularity (the most bought "
                    "items) is the baseline to beat.")
         if st.toggle("Run the holdout test", key="camp_holdout_run"):

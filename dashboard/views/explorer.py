@@ -156,7 +156,7 @@ def _compare(dataset: str, as_of, frame: pd.DataFrame, currency=None) -> dict[st
     if table is None:
         return groups
     for name in table.loc[table["customers"] == 0, "segment"].tolist():
-        st.info(f"Segment “{widgets.md_escape(name)}” has no customers as of {as_of}.", icon="📭")
+        st.info(f"Segment “{widgets.md_escape(name)}” has no customers as of {formatting.date(as_of)}.", icon="📭")
     compared = compare_display(table, currency)
     st.dataframe(compared, hide_index=True, width="stretch", key="explorer_compare_table",
                  column_config=_compare_config(currency, compared))
@@ -164,7 +164,7 @@ def _compare(dataset: str, as_of, frame: pd.DataFrame, currency=None) -> dict[st
     if not shown.empty and not shown["revenue"].abs().sum() and not shown["orders_per_customer"].sum():
         # bars of zeros on made-up axes would read as broken charts
         st.info(f"No customer in {'this segment' if len(shown) == 1 else 'these segments'} has bought anything "
-                f"up to {as_of}: the revenue, CLV, order and retention charts appear once they buy.", icon="📭")
+                f"up to {formatting.date(as_of)}: the revenue, CLV, order and retention charts appear once they buy.", icon="📭")
         return groups
     metric_cols = [c for c in ("revenue_share", "avg_clv", "orders_per_customer", "retention",
                                "avg_probability_alive") if c in shown.columns]
@@ -205,7 +205,7 @@ def _concentration(dataset: str, as_of, frame: pd.DataFrame, groups: dict[str, p
     if pd.isna(top10) and pd.isna(g):
         # no net revenue: a Lorenz curve on the equal-share line would read as "perfectly even"
         who = "these customers" if scope == "All customers" else "the customers of this segment"
-        st.info(f"No net revenue from {who} up to {as_of}: there is no revenue whose concentration could be "
+        st.info(f"No net revenue from {who} up to {formatting.date(as_of)}: there is no revenue whose concentration could be "
                 "shown.", icon="📭")
         return
     m1, m2, m3 = st.columns(3)
@@ -258,7 +258,7 @@ def _cohorts(dataset: str, as_of) -> None:
         widgets.not_ready(dataset, "the cohort table", stop=False)
         return
     if cohorts.empty:
-        st.info(f"No purchase up to {as_of}.", icon="📭")
+        st.info(f"No purchase up to {formatting.date(as_of)}.", icon="📭")
         return
     st.plotly_chart(cache.shared(dataset, "explorer_cohorts", lambda: _cohort_figure(cohorts), str(as_of), 24),
                     width="stretch")
@@ -313,7 +313,7 @@ def _migration(dataset: str, first_day, as_of) -> None:
     mig_kind = st.radio("Migration of", kinds, horizontal=True, key="explorer_mig_kind")
     default_from = max(first_day, as_of - dt.timedelta(days=90))
     from_day = st.date_input("From", value=default_from, min_value=first_day, max_value=as_of,
-                             key="explorer_from", help=f"Segments at this date vs. at {as_of}.")
+                             key="explorer_from", help=f"Segments at this date vs. at {formatting.date(as_of)}.")
     run_id = None
     if mig_kind == kinds[1]:
         try:

@@ -359,7 +359,7 @@ def _lookup(dataset, scorer, result, expected, as_of, currency=None) -> None:
         return
     one = None if stored is None else scorer.customer(result, stored)
     if one is None:
-        st.info(f"No customer “{widgets.md_escape(who)}” up to {as_of}.")
+        st.info(f"No customer “{widgets.md_escape(who)}” up to {formatting.date(as_of)}.")
         return
     l1, l2, l3, l4 = st.columns(4)
     money = widgets.money_text(currency)
@@ -698,7 +698,7 @@ def main() -> None:
     if scorer is None:
         widgets.not_ready(dataset, "the table of customer scores")
     if scorer.n == 0:
-        st.info(f"No customer has events up to {p['as_of']}.", icon="📭")
+        st.info(f"No customer has events up to {formatting.date(p['as_of'])}.", icon="📭")
         st.stop()
     p["model"], model_name, comparison = _purchase_model(dataset, p)
     SCORE_LABELS["clv_bgnbd"] = f"CLV by {model_name} + Gamma-Gamma"

@@ -278,3 +278,27 @@ def test_segments_without_purchases_explain_their_missing_charts(app_wh):
     titles = [getattr(c.proto, "spec", "") for c in at.get("plotly_chart")]
     assert not any("Share of revenue" in t or "Lorenz curve" in t for t in titles)
     assert not any(m.value == "n/a" for m in at.metric)
+
+
+def test_messages_write_the_as_of_day_as_the_page_does(app_wh):
+    # the as-of day in the page's messages reads '13 Dec 2017', as the rest of the product writes days, not
+    # '2017-12-13'
+    import datetime as dt
+    import re
+
+    from analytics import formatting
+    from tests.dashboard.conftest import insert_events
+
+    start = dt.datetime(2017, 11, 24)
+    rows = [(f"u{i % 30}", start + dt.timedelta(hours=5 * i), "view" if i % 4 else "cart", None, None)
+            for i in range(240)]
+    insert_events(app_wh, "clicks", rows)
+    last = max(r[1] for r in rows).date()
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.switch_page(PAGE).run()
+    assert not at.exception, at.exception
+    infos = [i.value for i in at.info]
+    dated = [v for v in infos if "up to" in v]
+    assert len(dated) >= 3, infos  # no purchase, no net revenue, no cohort
+    assert all(f"up to {formatting.date(last)}" in v for v in dated), dated
+    assert not any(re.search(r"\d{4}-\d{2}-\d{2}", v) for v in infos), infos

@@ -155,6 +155,12 @@ def test_unknown_customer_lookup(page):
     at.text_input(key="value_lookup").input("=nobody").run()
     assert not at.exception
     assert any("No customer" in i.value for i in at.info)
+    # the as-of day as the page writes days ('30 Jan 2024'), not ISO
+    import re
+
+    said = next(i.value for i in at.info if "No customer" in i.value)
+    assert not re.search(r"\d{4}-\d{2}-\d{2}", said), said
+    assert re.search(r"up to \d{1,2} [A-Z][a-z]{2} \d{4}\.$", said), said
 
 
 def test_empty_warehouse(app_wh):
