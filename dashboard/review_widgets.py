@@ -37,7 +37,7 @@ def new_customer_groups(dataset: str, as_of, key: str = "new_groups") -> None:
         widgets.show_error(exc, "The new customers could not be grouped")
         return
     if prepared is None:
-        widgets.not_ready(dataset, "the new-customer groups", stop=False)
+        widgets.not_ready(dataset, "the table of new-customer groups", stop=False)
         return
     fov, groups, profile = prepared
     if fov.problem or not len(profile):

@@ -145,7 +145,7 @@ def _tab_bands(dataset: str, as_of) -> None:
         widgets.show_error(exc, "The churn bands could not be computed")
         return
     if bands is None:
-        widgets.not_ready(dataset, "the churn bands", stop=False)
+        widgets.not_ready(dataset, "the table of churn bands", stop=False)
         return
     if bands is not None:
         counts = bands["churn_band"].value_counts().reindex(["low", "medium", "high"]).fillna(0).astype(int)

@@ -72,3 +72,34 @@ def test_the_value_page_says_in_a_sentence_that_its_scores_are_being_prepared(ap
         gate.set()
         job = prepare.job(app_wh, "shop")
         assert job is not None and job.wait(TIMEOUT)
+
+
+def test_the_reviews_page_says_in_a_grammatical_sentence_what_is_being_prepared(app_wh, monkeypatch):
+    # 'The churn bands is being prepared' read wrong: each part still being prepared is named so that
+    # 'is being prepared' fits it
+    import re
+
+    monkeypatch.setenv("VALUESCOPE_PREPARE", "background")
+    insert_events(app_wh, "shop", synthetic_rows(50, seed=4))
+    gate, reached = threading.Event(), threading.Event()
+    real = prepare._STAGE_FUNCS["overview"]
+
+    def held(*args):
+        reached.set()
+        assert gate.wait(TIMEOUT)
+        return real(*args)
+
+    monkeypatch.setitem(prepare._STAGE_FUNCS, "overview", held)
+    try:
+        prepare.start(app_wh, "shop")
+        assert reached.wait(TIMEOUT)
+        at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+        at.switch_page("views/reviews.py").run()
+        assert not at.exception, at.exception
+        infos = [i.value for i in at.info if "is being prepared" in i.value]
+        assert any(i.startswith("The table of churn bands is being prepared for") for i in infos), infos
+        assert not any(re.match(r"The (churn bands|new-customer groups) is", i) for i in infos), infos
+    finally:
+        gate.set()
+        job = prepare.job(app_wh, "shop")
+        assert job is not None and job.wait(TIMEOUT)
