@@ -49,7 +49,10 @@ def _tab_reviews(dataset: str, as_of, currency=None) -> None:
         info = None
     if info is not None:
         if not info.get("n_reviews"):
-            st.info(info.get("message") or "This dataset has no reviews.", icon="📭")
+            # nothing to score: no "Score the reviews again" button, and what to load to see sentiment
+            st.info(f"“{widgets.md_escape(dataset)}” has no reviews, so there is no review sentiment to show. To "
+                    "see it, load a file with the reviews (a review text or a star rating per row: map them to "
+                    "“Review or search text” and “Rating” on the Data page).", icon="📭")
         else:
             from analytics.reviews.sentiment import describe_run
 
@@ -112,12 +115,12 @@ def _tab_reviews(dataset: str, as_of, currency=None) -> None:
                                                                     help=formatting.column_help("sentiment")),
                     "sentiment_negative_share": widgets.percent_column("Negative"),
                     "n_reviews": st.column_config.NumberColumn("Reviews", format="%,d")})
-        if st.button("Score the reviews again", key="rv_rescore"):
-            try:
-                cache.rescore_sentiment(dataset)
-                st.rerun()
-            except (ValueError, WarehouseError) as exc:
-                widgets.show_error(exc, "The reviews could not be scored")
+            if st.button("Score the reviews again", key="rv_rescore"):
+                try:
+                    cache.rescore_sentiment(dataset)
+                    st.rerun()
+                except (ValueError, WarehouseError) as exc:
+                    widgets.show_error(exc, "The reviews could not be scored")
 
 # ---------------------------------------------------------------- churn bands
 def _tab_bands(dataset: str, as_of) -> None:

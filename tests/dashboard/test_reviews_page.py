@@ -77,3 +77,21 @@ def test_reviews_page(page, app_wh):
     assert any("first-order model" in c.value for c in at.caption)
     recs = next(t for t in tables if "reason" in t.columns)
     assert recs["reason"].str.startswith("popular").all()
+
+
+def test_a_dataset_without_reviews_says_what_to_load_and_offers_no_rescoring(app_wh):
+    # an order log has no reviews: the tab says so in words and how to get sentiment, with no
+    # "Score the reviews again" button that could only find nothing again
+    from tests.dashboard.conftest import TIMEOUT, insert_events
+
+    rows = [(f"c{i % 20}", pd.Timestamp("2024-01-01") + pd.Timedelta(days=3 * i), "purchase", f"o{i}", 20.0 + i)
+            for i in range(120)]
+    insert_events(app_wh, "orders", rows)
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.switch_page(PAGE).run()
+    assert not at.exception, at.exception
+    said = [i.value for i in at.info if "no reviews" in i.value]
+    assert len(said) == 1, [i.value for i in at.info]
+    assert said[0].startswith("“orders” has no reviews"), said
+    assert "Data page" in said[0] and "'review'" not in said[0], said
+    assert not [b for b in at.button if b.key == "rv_rescore"]
