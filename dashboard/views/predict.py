@@ -186,8 +186,8 @@ def _comparison(res, info, money, currency) -> None:
         st.caption(widgets.md_escape(info["ensemble"][:1].upper() + info["ensemble"][1:]) + ".")
 
     ok = metrics[metrics["error"].isna()] if "error" in metrics else metrics
-    if len(ok) and ok["normalized_gini"].notna().any():
-        best = ok["normalized_gini"].idxmax()
+    best = _best_model(metrics)
+    if best is not None:
         st.success(f"Best ranking of holdout value: {MODEL_LABELS[best]} (normalized Gini "
                    f"{ok.loc[best, 'normalized_gini']:.3f}).", icon="🏆")
         st.markdown("\n".join(f"- {widgets.md_escape(s)}" for s in
@@ -224,10 +224,21 @@ def _comparison(res, info, money, currency) -> None:
         st.caption(widgets.md_escape("How the predictions were made: " + "; ".join(h for h in how if h) + "."))
 
 
+def _best_model(metrics: pd.DataFrame) -> str | None:
+    """The model that ranked holdout value best (highest normalized Gini among those that ran), or None."""
+    ok = metrics[metrics["error"].isna()] if "error" in metrics else metrics
+    if not len(ok) or not ok["normalized_gini"].notna().any():
+        return None
+    return ok["normalized_gini"].idxmax()
+
+
 def _tab_deciles(res, currency=None) -> None:
     """Predicted vs actual mean per predicted decile."""
-    choice = st.selectbox("Model", list(res.deciles), format_func=MODEL_LABELS.get, key="predict_decile_model",
-                          index=len(res.deciles) - 1)
+    names = list(res.deciles)
+    best = _best_model(res.metrics)
+    # the model the sentences above the tabs speak of, so that the chart and the words agree
+    choice = st.selectbox("Model", names, format_func=MODEL_LABELS.get, key="predict_decile_model",
+                          index=names.index(best) if best in names else len(names) - 1)
     d = res.deciles[choice]
     fig = go.Figure([
         go.Bar(name="Predicted mean", x=d["decile"], y=d["predicted_mean"]),
