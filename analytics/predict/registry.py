@@ -6,7 +6,10 @@ row per model (parameters, every metric, device, training time, the folder of
 its files). Model files live next to the warehouse: ``<warehouse dir>/models/
 run_<id>/<model>/`` (LightGBM text models, or a torch state_dict; settings and
 scalers as JSON; no pickles). ``score_customers`` loads a saved LightGBM or
-LSTM model and scores a dataset's customers as of any date.
+LSTM model and scores a dataset's customers as of any date; the ensemble has no
+files of its own: its weights are in the run info, and it is scored by scoring its
+members (the saved learned models, Pareto/NBD fitted again as of the date) and
+blending them as the backtest did.
 """
 from __future__ import annotations
 
@@ -18,15 +21,33 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from analytics import access
+from analytics import access, formatting
 from analytics.predict.features import window_data
 from analytics.warehouse import Warehouse
 
 __all__ = ["save_backtest", "list_runs", "run_models", "load_model", "score_customers", "delete_run",
            "default_model_dir", "publish_predictions", "published_predictions", "join_predictions",
-           "prediction_info", "prediction_columns", "PREDICTION_COLUMNS"]
+           "prediction_info", "prediction_columns", "PREDICTION_COLUMNS", "PUBLISHABLE", "ensemble_weights",
+           "model_title"]
 
 SAVED_KINDS = ("lightgbm", "lstm")
+#: the models whose predictions can be published: the saved learned models and their ensemble
+PUBLISHABLE = SAVED_KINDS + ("ensemble",)
+
+
+def model_title(model: str) -> str:
+    """A model as people read it (``"lightgbm"`` -> ``"LightGBM"``, ``"ensemble"`` -> ``"Ensemble"``)."""
+    from analytics.predict.backtest import MODEL_TITLES
+
+    return MODEL_TITLES.get(str(model), str(model))
+
+
+def ensemble_weights(info: dict) -> dict[str, float]:
+    """The weights (member -> weight, only those above 0) of a backtest's ensemble, from its run
+    ``info``; empty when the run has no ensemble (validation found no blend that ranks better
+    than its best member)."""
+    choice = ((info or {}).get("models") or {}).get("ensemble") or {}
+    return {str(m): float(w) for m, w in (choice.get("weights") or {}).items() if w and float(w) > 0}
 
 
 def _json(obj) -> str:
@@ -192,14 +213,52 @@ def score_customers(wh: Warehouse, run_id: int, model: str, as_of, dataset: str 
     if "target_days" not in info:
         raise ValueError(f"run {run_id} was saved by an older version of the backtest; run the backtest again "
                          "and save it to score with its models")
-    fitted = load_model(wh, run_id, model, device=device)
+    if model == "ensemble":
+        weights = ensemble_weights(info)
+        if not weights:
+            raise ValueError(f"run {run_id} has no ensemble: on its validation window no blend ranked customers "
+                             "better than its best single model")
+        fitted = None
+    else:
+        fitted = load_model(wh, run_id, model, device=device)
     dataset = dataset or info["dataset"]
     w = window_data(wh, dataset, as_of, None, period=info["period"], n_periods=int(info["n_periods"]))
-    value, churn = predict_window(model, fitted, w, recipe_of(info, model))
+    if model == "ensemble":
+        value, churn = _score_ensemble(wh, run_id, info, weights, w, device)
+    else:
+        value, churn = predict_window(model, fitted, w, recipe_of(info, model))
     out = pd.DataFrame({"expected_value": value, "churn_probability": churn}, index=w.customers)
     out.attrs = {"run_id": int(run_id), "model": model, "as_of": str(w.cutoff.date()),
                  "horizon_days": int(info["holdout_days"])}
     return out
+
+
+def _score_ensemble(wh: Warehouse, run_id: int, info: dict, weights: dict[str, float], w, device):
+    """(value, churn) of a run's ensemble on the window ``w``: each member scored as the backtest
+    scored it on its test window (the learned ones with their saved models and the window's
+    statistical features, Pareto/NBD fitted on the window with the window's Gamma-Gamma), then
+    blended with the run's weights (``analytics.predict.backtest.blend``)."""
+    from analytics.predict.backtest import LEARNED, _bgnbd, _paretonbd, blend, predict_window, recipe_of
+    from analytics.predict.features import fit_statistical_models
+
+    seed = info.get("random_state", 0)
+    bg, gg, notes = fit_statistical_models(w.features, seed)
+    preds = {}
+    for member in weights:
+        if member in LEARNED:
+            preds[member] = predict_window(member, load_model(wh, run_id, member, device=device), w,
+                                           recipe_of(info, member), models=(bg, gg))
+        elif member == "paretonbd":
+            pnbd, pnbd_notes = _paretonbd(w, seed)  # with the window's Gamma-Gamma (fitted unpenalized)
+            try:
+                preds[member] = _bgnbd(w, int(info["holdout_days"]), (pnbd, gg),
+                                       pnbd_notes + [n for n in notes if n.startswith("Gamma-Gamma")])
+            except ValueError as exc:
+                raise ValueError(f"the ensemble's Pareto/NBD member cannot be fitted as of "
+                                 f"{formatting.date(w.cutoff)}: {exc}") from None
+        else:
+            raise ValueError(f"run {run_id}'s ensemble has a member ({member}) that cannot score new dates")
+    return blend(preds, weights)
 
 
 def publish_predictions(wh: Warehouse, run_id: int, model: str, as_of, dataset: str | None = None) -> int:
@@ -275,7 +334,7 @@ def prediction_info(predictions: pd.DataFrame) -> dict | None:
     if predictions is None or predictions.empty:
         return None
     first = predictions.iloc[0]
-    return {"model": str(first["model"]), "run_id": int(first["run_id"]),
+    return {"model": str(first["model"]), "title": model_title(first["model"]), "run_id": int(first["run_id"]),
             "as_of": str(pd.Timestamp(first["as_of"]).date()), "horizon_days": int(first["horizon_days"]),
             "customers": int(len(predictions))}
 

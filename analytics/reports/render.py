@@ -535,8 +535,8 @@ def _render_html(snapshot: dict, *, plotly_js: str | None = None) -> str:
     p = s.get("predictor")
     if p:
         add("<section><h2>Predictor</h2>")
-        add(f'<p>Published predictions: model {esc(p["model"])} of backtest run {esc(p["run_id"])}, scored as of '
-            f'{esc(p["as_of"])} for the next {esc(p["horizon_days"])} days. Mean predicted value: '
+        add(f'<p>Published predictions: model {esc(p.get("title") or p["model"])} of backtest run {esc(p["run_id"])}, '
+            f'scored as of {esc(formatting.date(p["as_of"]))} for the next {esc(p["horizon_days"])} days. Mean predicted value: '
             f'{esc(fmt_money(p.get("segment_predicted_value")))} in the segment, '
             f'{esc(fmt_money(p.get("all_predicted_value")))} among all; mean churn probability '
             f'{esc(fmt_pct(p.get("segment_churn_probability")))} vs {esc(fmt_pct(p.get("all_churn_probability")))}.</p>')
@@ -544,7 +544,7 @@ def _render_html(snapshot: dict, *, plotly_js: str | None = None) -> str:
         if metric_names:
             add("<p class=\"note\">Backtest metrics of the run's models (the published one marked):</p>")
             add(_table(["Model"] + metric_names,
-                       [[m["model"] + (" (published)" if m["published"] else "")]
+                       [[(m.get("title") or m["model"]) + (" (published)" if m["published"] else "")]
                         + [fmt_num(m["metrics"].get(k), 4) for k in metric_names] for m in p["models"]],
                        numeric=range(1, len(metric_names) + 1)))
         add("</section>")

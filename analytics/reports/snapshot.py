@@ -426,7 +426,7 @@ def _concentration(frame: pd.DataFrame, mask: np.ndarray) -> dict:
 
 
 def _predictor(wh: Warehouse, dataset: str, frame: pd.DataFrame, mask: np.ndarray) -> dict | None:
-    from analytics.predict.registry import prediction_info, published_predictions, run_models
+    from analytics.predict.registry import model_title, prediction_info, published_predictions, run_models
 
     pred = published_predictions(wh, dataset)
     info = prediction_info(pred)
@@ -440,7 +440,8 @@ def _predictor(wh: Warehouse, dataset: str, frame: pd.DataFrame, mask: np.ndarra
     for model, row in metrics.iterrows():
         values = {k: v for k, v in row.items() if k not in ("device", "path", "error")
                   and isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)}
-        models.append({"model": str(model), "published": str(model) == info["model"], "metrics": values})
+        models.append({"model": str(model), "title": model_title(model), "published": str(model) == info["model"],
+                       "metrics": values})
     pv, churn = _num(frame, "predicted_value"), _num(frame, "churn_probability")
     return {**info, "models": models,
             "segment_predicted_value": _nanmean(pv[mask]) if pv is not None else None,

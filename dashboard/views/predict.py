@@ -21,9 +21,10 @@ import streamlit as st
 from analytics import formatting, glossary
 from analytics.currency import dataset_currency
 from analytics.predict import metrics as M
-from analytics.predict.backtest import (BASELINES, DEFAULT_LSTM_PARAMS, MODEL_NAMES, MODEL_TITLES, estimate_seconds,
-                                       run_backtest)
+from analytics.predict.backtest import (BASELINES, DEFAULT_LSTM_PARAMS, LEARNED, MODEL_NAMES, MODEL_TITLES,
+                                       estimate_seconds, run_backtest)
 from analytics.predict.features import MAX_PERIODS, PERIOD_DAYS, data_span, feature_label, plan_shape
+from analytics.predict.registry import ensemble_weights
 from dashboard import cache, widgets
 
 RESULT_KEY = "predict_result"
@@ -320,11 +321,19 @@ def _tab_save(res, info, dataset, last_day) -> None:
         else:
             st.session_state["predict_saved_run"] = saved_id
             st.success(f"Saved as run {saved_id}.", icon="✅")
-    learned = [m for m in ("lightgbm", "lstm") if m in res.models]
+    learned = [m for m in LEARNED if m in res.models]
+    members = ensemble_weights(info)
+    if members and all(m in res.models for m in members if m in LEARNED):
+        learned.append("ensemble")  # scored by its members: the saved learned models and Pareto/NBD fitted again
     if saved_id is not None and learned:
         st.markdown("**Publish predictions** — score every customer as of the dataset's last day with a saved "
                     "model; segments and targeting then use these expected values and churn risks.")
         pick = st.selectbox("Model to publish", learned, format_func=MODEL_LABELS.get, key="predict_publish_model")
+        if pick == "ensemble":
+            st.caption("The Ensemble scores every customer with its members as of the last day (the saved learned "
+                       "models, and Pareto/NBD fitted again on the data up to that day) and blends them with the "
+                       "weights chosen on the validation window: "
+                       + " + ".join(f"{w:.2f} × {MODEL_LABELS.get(m, m)}" for m, w in members.items()) + ".")
         if st.button("📣 Publish to customer scores", key="predict_publish"):
             from analytics.predict.registry import publish_predictions
 

@@ -244,8 +244,8 @@ def _predictions(dataset: str):
     prediction = registry.prediction_info(predictions)
     note = (
         f"Predicted value = expected revenue over the next {prediction['horizon_days']} days from the published "
-        f"model “{widgets.md_escape(prediction['model'])}” (run {prediction['run_id']}, scored as of "
-        f"{prediction['as_of']}; {prediction['customers']:,} customers). Publish another model on the Predict page."
+        f"model “{widgets.md_escape(prediction.get('title') or prediction['model'])}” (run {prediction['run_id']}, "
+        f"scored as of {formatting.date(prediction['as_of'])}; {prediction['customers']:,} customers). Publish another model on the Predict page."
         if prediction else None
     )
     return predictions, prediction, note

@@ -58,4 +58,5 @@ def test_predicted_value_option_ranks_top_customers(app_wh, customers):
     assert list(top["Predicted value"]) == [500.0, 75.5, 10.0]
     assert list(top["Churn risk"]) == pytest.approx([10.0, 60.0, 90.0])  # shown in %
     captions = " ".join(c.value for c in at.caption)
-    assert "lightgbm" in captions and "run 42" in captions and "2024-06-30" in captions
+    # the model as people read it, the day as every page writes one
+    assert "“LightGBM”" in captions and "run 42" in captions and "30 Jun 2024" in captions
