@@ -275,8 +275,8 @@ def _cohort_figure(cohorts: pd.DataFrame) -> go.Figure:
                                hovertemplate="%{y} cohort, month %{x}: %{customdata:.1f} %"
                                              "<extra></extra>"))
     fig.update_layout(xaxis_title="Months since first purchase", yaxis_title="First-purchase month",
-                      yaxis_autorange="reversed", height=max(300, 18 * len(matrix) + 120),
-                      margin=dict(l=10, r=10, t=10, b=10))
+                      yaxis_autorange="reversed", height=max(300, 18 * len(matrix) + 140),
+                      margin=dict(l=10, r=10, t=36, b=10))  # room above for the colour bar's title
     return fig
 
 
