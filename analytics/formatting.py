@@ -142,6 +142,18 @@ def percent_ticks(values=(0.0, 0.25, 0.5, 0.75, 1.0), decimals: int = 0) -> dict
     return {"tickvals": vals, "ticktext": [percent(v, decimals) for v in vals]}
 
 
+def percent_axis(top: float, *, most: int = 6) -> dict:
+    """Ticks for an axis of fractions from 0 to ``top`` (a round step, at most ``most`` + 1 ticks),
+    written as :func:`percent` writes them (``20 %``): ``tickvals`` and ``ticktext``."""
+    top = float(top) if top is not None and math.isfinite(float(top)) and float(top) > 0 else 1.0
+    steps = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.25, 0.5, 1.0)
+    step = next((s for s in steps if top / s <= most), 1.0)
+    n = int(math.floor(top / step + 1e-9)) + 1
+    decimals = 0 if step >= 0.01 else 1
+    return percent_ticks([round(k * step, 6) for k in range(n + (1 if (n - 1) * step < top - 1e-12 else 0))],
+                         decimals)
+
+
 def month(x: Any, *, missing: str = MISSING) -> str:
     """A month as ``Mar 2025``."""
     if _missing(x):

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
@@ -180,12 +181,19 @@ def _compare(dataset: str, as_of, frame: pd.DataFrame, currency=None) -> dict[st
 
 
 def _metric_figure(shown: pd.DataFrame, col: str, currency) -> go.Figure:
-    fig = go.Figure(go.Bar(x=[_label(s) for s in shown["segment"]], y=shown[col]))
+    y = pd.to_numeric(shown[col], errors="coerce").to_numpy(dtype=float)
+    rate = col not in ("avg_clv", "orders_per_customer")
+    # rates x 100 written "12.3 %", as formatting.percent (d3's ".1%" writes "12.3%")
+    fig = go.Figure(go.Bar(x=[_label(s) for s in shown["segment"]], y=y,
+                           customdata=100.0 * y if rate else None,
+                           hovertemplate="%{x}: %{customdata:.1f} %<extra></extra>" if rate else
+                           "%{x}: %{y:,.2f} orders<extra></extra>" if col == "orders_per_customer" else None))
     fig.update_layout(title=CHART_TITLES[col], height=300, margin=dict(l=10, r=10, t=40, b=10))
     if col == "avg_clv":
         fig.update_yaxes(**formatting.money_axis(currency))
-    elif col != "orders_per_customer":
-        fig.update_yaxes(tickformat=".0%", hoverformat=".1%")
+    elif rate:
+        top = np.nanmax(y) if np.isfinite(y).any() else 1.0
+        fig.update_yaxes(**formatting.percent_axis(top))
     return fig
 
 
@@ -233,11 +241,16 @@ def _concentration(dataset: str, as_of, frame: pd.DataFrame, groups: dict[str, p
 
 def _lorenz_figure(curve: pd.DataFrame) -> go.Figure:
     fig = go.Figure()
-    fig.add_trace(go.Scatter(x=curve["customer_share"], y=curve["value_share"], mode="lines", name="Lorenz curve"))
-    fig.add_trace(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", name="Equal share", line=dict(dash="dot")))
-    fig.update_layout(xaxis_title="Share of customers (lowest value first)", yaxis_title="Share of net revenue",
-                      xaxis_tickformat=".0%", yaxis_tickformat=".0%", height=380,
-                      margin=dict(l=10, r=10, t=10, b=10))
+    x = curve["customer_share"].to_numpy(dtype=float)
+    y = curve["value_share"].to_numpy(dtype=float)
+    fig.add_trace(go.Scatter(x=x, y=y, mode="lines", name="Lorenz curve", customdata=np.column_stack([100 * x, 100 * y]),
+                             hovertemplate="The lowest %{customdata[0]:.1f} % of customers brought "
+                                           "%{customdata[1]:.1f} % of net revenue<extra></extra>"))
+    fig.add_trace(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", name="Equal share", line=dict(dash="dot"),
+                             hoverinfo="skip"))
+    fig.update_layout(xaxis=dict(title="Share of customers (lowest value first)", **formatting.percent_ticks()),
+                      yaxis=dict(title="Share of net revenue", **formatting.percent_ticks()), height=400,
+                      margin=dict(l=10, r=10, t=36, b=10))  # room above for the legend, clear of the toolbar
     return fig
 
 

@@ -395,7 +395,7 @@ def _treemap_figure(result, currency) -> go.Figure:
         labels=[widgets.escape(x) for x in table["segment"]], parents=[""] * len(table),
         values=table["customers"].to_numpy(), root_color="rgba(0,0,0,0)",
         marker=dict(colors=table["revenue_share"].to_numpy(), colorscale="Blues", showscale=True,
-                    colorbar=dict(title="Share of revenue", tickformat=".0%")),
+                    colorbar=dict(title="Share of revenue", **formatting.percent_axis(table["revenue_share"].max()))),
         # shares x 100 written "12.3 %", as formatting.percent (d3's ".1%" writes "12.3%")
         customdata=np.column_stack([100 * table["customer_share"].to_numpy(dtype=float),
                                     100 * table["revenue_share"].to_numpy(dtype=float),

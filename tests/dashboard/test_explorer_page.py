@@ -157,8 +157,8 @@ def _array(value) -> np.ndarray:
     import base64
 
     if isinstance(value, dict):
-        return np.frombuffer(base64.b64decode(value["bdata"]), dtype=value["dtype"]).reshape(
-            [int(n) for n in str(value.get("shape", len(base64.b64decode(value["bdata"])))).split(",")])
+        flat = np.frombuffer(base64.b64decode(value["bdata"]), dtype=value["dtype"])
+        return flat.reshape([int(n) for n in str(value["shape"]).split(",")]) if "shape" in value else flat
     return np.asarray(value, dtype=float)
 
 
@@ -302,3 +302,30 @@ def test_messages_write_the_as_of_day_as_the_page_does(app_wh):
     assert len(dated) >= 3, infos  # no purchase, no net revenue, no cohort
     assert all(f"up to {formatting.date(last)}" in v for v in dated), dated
     assert not any(re.search(r"\d{4}-\d{2}-\d{2}", v) for v in infos), infos
+
+
+def test_comparison_and_lorenz_charts_write_percentages_as_the_product_does(page):
+    """The comparison's rate bars and the Lorenz curve: ticks "20 %" and hovers "12.3 %" (formatting.percent's
+    style), never d3's "%" formats; the bars' hover values are the plotted shares x 100."""
+    import json
+
+    from analytics import formatting
+
+    at = page
+    specs = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+    rate_titles = {"Share of revenue", "Retention", "Average probability still active"}
+    bars = [s for s in specs if s["data"] and s["data"][0].get("type") == "bar"
+            and any(str(s["layout"].get("title", {}).get("text", "")).startswith(t) for t in rate_titles)]
+    lorenz = [s for s in specs if any(t.get("name") == "Lorenz curve" for t in s["data"])]
+    assert bars and len(lorenz) == 1, [s["layout"].get("title") for s in specs]
+    for s in bars + lorenz:
+        assert "%" not in json.dumps(s["layout"].get("yaxis", {}).get("tickformat", "")), s["layout"]["yaxis"]
+        axis = s["layout"]["yaxis"]
+        assert axis["ticktext"] == [formatting.percent(v, 0) for v in axis["tickvals"]]
+    for s in bars:
+        trace = s["data"][0]
+        assert trace["hovertemplate"] == "%{x}: %{customdata:.1f} %<extra></extra>"
+        np.testing.assert_allclose(_array(trace["customdata"]), 100.0 * _array(trace["y"]), rtol=1e-12)
+        assert max(s["layout"]["yaxis"]["tickvals"]) >= np.nanmax(_array(trace["y"])) - 1e-12
+    trace = next(t for t in lorenz[0]["data"] if t["name"] == "Lorenz curve")
+    assert "% of net revenue" in trace["hovertemplate"] and ":.1%" not in trace["hovertemplate"]
