@@ -12,6 +12,14 @@ DATASET_KEY = "dataset"
 #: a page sets this to make the sidebar select a dataset on the next run
 #: (a widget's own key cannot be changed once the widget has been drawn in a run)
 SELECT_NEXT_KEY = "_select_dataset_next"
+#: the pages' day pickers whose default is a day of the dataset (its last day, a cut-off before it):
+#: a day picked on another dataset goes back to this one's default, even where it lies inside this
+#: dataset's days (it read as this dataset's last day)
+DAY_KEYS = ("value_as_of", "value_cutoff", "explorer_as_of", "explorer_from", "seg_as_of", "camp_as_of",
+            "predict_cal_end", "predict_hold_end")
+DAY_KEY_PREFIXES = ("reports_as_of_",)
+#: the dataset the day pickers' state belongs to
+DAYS_DATASET_KEY = "_days_dataset"
 
 
 def may(action: str, dataset: str | None = None) -> bool:
@@ -267,6 +275,17 @@ def table(frame, key: str, currency=None, *, kinds: dict | None = None, titles: 
     st.dataframe(shown, key=key, column_config=column_config(shown, currency, kinds, titles), **kw)
 
 
+def _forget_days_of_another_dataset(dataset: str) -> None:
+    """Drop the day pickers' state when it was set on another dataset, so that they open on this
+    dataset's defaults (its last day) after a switch in the sidebar."""
+    if st.session_state.get(DAYS_DATASET_KEY) == dataset:
+        return
+    for key in list(st.session_state):
+        if key in DAY_KEYS or str(key).startswith(DAY_KEY_PREFIXES):
+            del st.session_state[key]
+    st.session_state[DAYS_DATASET_KEY] = dataset
+
+
 def dataset_span_or_stop(needs_events: bool = False) -> tuple[str, str, "datetime.date", "datetime.date"]:
     """The current dataset, its data version and first/last event days.
 
@@ -281,6 +300,7 @@ def dataset_span_or_stop(needs_events: bool = False) -> tuple[str, str, "datetim
     if dataset is None:
         st.info("The warehouse has no data yet. Load a CSV of orders or events on the Data page.", icon="👋")
         st.stop()
+    _forget_days_of_another_dataset(dataset)
     summary_only = cache.attached(dataset)
     if summary_only is not None:
         stop_if_summary_only(dataset, needs_events)
