@@ -12,6 +12,8 @@ DATASET_KEY = "dataset"
 #: a page sets this to make the sidebar select a dataset on the next run
 #: (a widget's own key cannot be changed once the widget has been drawn in a run)
 SELECT_NEXT_KEY = "_select_dataset_next"
+#: the Data page sets this to the dataset it has just deleted (the sidebar then says nothing more)
+DELETED_HERE_KEY = "_dataset_deleted_here"
 #: the pages' day pickers whose default is a day of the dataset (its last day, a cut-off before it):
 #: a day picked on another dataset goes back to this one's default, even where it lies inside this
 #: dataset's days (it read as this dataset's last day)
@@ -96,13 +98,18 @@ def sidebar() -> None:
     """Dataset picker and the compute device, on every page."""
     names = cache.datasets()
     wanted = st.session_state.pop(SELECT_NEXT_KEY, None)
+    deleted_here = st.session_state.pop(DELETED_HERE_KEY, None)
+    gone = None  # the dataset this tab was showing, deleted elsewhere (another tab, the CLI)
     with st.sidebar:
         if names:
             # Set the picker's state before it is drawn (never both a default and a state).
+            held = st.session_state.get(DATASET_KEY)
             if wanted in names:
                 st.session_state[DATASET_KEY] = wanted
-            elif st.session_state.get(DATASET_KEY) not in names:
+            elif held not in names:
                 st.session_state[DATASET_KEY] = current_dataset()
+                if isinstance(held, str) and held and held != deleted_here:
+                    gone = held
             st.selectbox(
                 "Dataset", names, key=DATASET_KEY,
                 help="The dataset every page works on. Load more on the Data page.",
@@ -115,6 +122,11 @@ def sidebar() -> None:
         if problem:
             st.warning(problem, icon="⚠️")
         st.caption(f"Compute device: {device_label()}")
+    if gone is not None:
+        # said on the page, above its title: its figures are now another dataset's
+        st.warning(f"The dataset “{md_escape(gone)}” is no longer in the warehouse (it was deleted, in another "
+                   f"browser tab or from the command line). This page now shows “{md_escape(current_dataset())}”; "
+                   "pick another dataset in the sidebar.", icon="🗑️")
 
 
 @st.cache_resource(show_spinner=False)

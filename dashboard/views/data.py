@@ -630,6 +630,7 @@ def _tab_delete(names: list[str]) -> None:
                 if (st.session_state.get("last_ingest") or {}).get("dataset") == del_name:
                     st.session_state.pop("last_ingest", None)
                 st.session_state["_deleted_message"] = f"Deleted the dataset “{widgets.md_escape(del_name)}”."
+                st.session_state[widgets.DELETED_HERE_KEY] = del_name  # said here: no notice in the sidebar
                 st.rerun()
 
 

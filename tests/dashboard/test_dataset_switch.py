@@ -40,3 +40,40 @@ def test_the_day_pickers_open_on_the_new_datasets_last_day(two_datasets, page, k
     at.selectbox(key="dataset").set_value("long").run()
     assert not at.exception, at.exception
     assert at.date_input(key=key).value == last["long"]  # not the short dataset's last day
+
+
+def test_a_dataset_deleted_elsewhere_is_said_on_the_page_that_showed_it(two_datasets, app_wh):
+    # another browser tab (or the CLI) deletes the dataset this tab shows: the page says so and which
+    # dataset it shows now, instead of silently showing another dataset's figures
+    from analytics.ingest import delete_dataset
+    from dashboard import cache
+
+    last = two_datasets
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.switch_page("views/value.py").run()
+    at.selectbox(key="dataset").set_value("short").run()
+    assert not at.exception, at.exception
+    assert not [w for w in at.warning if "no longer in the warehouse" in w.value]
+    delete_dataset(app_wh, "short")
+    cache.changed()
+    at.run()
+    assert not at.exception, at.exception
+    said = [w.value for w in at.warning if "no longer in the warehouse" in w.value]
+    assert len(said) == 1 and "“short”" in said[0] and "now shows “long”" in said[0], said
+    assert at.selectbox(key="dataset").value == "long"
+    assert at.date_input(key="value_as_of").value == last["long"]
+    at.run()  # said once, not on every later run
+    assert not [w for w in at.warning if "no longer in the warehouse" in w.value]
+
+
+def test_a_dataset_deleted_on_the_data_page_is_said_once(two_datasets):
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.switch_page("views/data.py").run()
+    at.selectbox(key="dataset").set_value("short").run()
+    at.selectbox(key="delete_dataset").set_value("short").run()
+    at.text_input(key="delete_confirm").input("short").run()
+    at.button(key="delete_button").click().run()
+    assert not at.exception, at.exception
+    assert any("Deleted the dataset “short”" in s.value for s in at.success)
+    assert not [w for w in at.warning if "no longer in the warehouse" in w.value]
+    assert at.selectbox(key="dataset").value == "long"
