@@ -66,6 +66,23 @@ CREATE TABLE events (
 """,
     ),
     (
+        2,
+        "core: dense integer customer keys per dataset (customer_keys, events.customer_key), backfilled",
+        """
+CREATE TABLE customer_keys (
+    dataset VARCHAR NOT NULL,
+    customer_id VARCHAR NOT NULL,
+    customer_key INTEGER NOT NULL
+);
+ALTER TABLE events ADD COLUMN customer_key INTEGER;
+INSERT INTO customer_keys (dataset, customer_id, customer_key)
+SELECT dataset, customer_id, CAST(row_number() OVER (PARTITION BY dataset ORDER BY customer_id) AS INTEGER)
+FROM (SELECT DISTINCT dataset, customer_id FROM events);
+UPDATE events SET customer_key = k.customer_key FROM customer_keys k
+WHERE events.dataset = k.dataset AND events.customer_id = k.customer_id
+""",
+    ),
+    (
         10,
         "scoring: persisted customer summaries",
         """

@@ -409,10 +409,14 @@ def _sorted_summary_sql(cur, where: str, bind: dict) -> str | None:
     the parameters ``where`` uses; the id prefix is added to it as ``id_prefix`` for the returned
     statement. Beyond ``_SORT_MAX_PURCHASES`` purchases the statement runs (DuckDB spills to
     disk; the sort's arrays, about 90 bytes a purchase, would not)."""
-    count = f"SELECT count(*) FROM events WHERE {where} AND event_type = 'purchase'"
-    n = cur.execute(count, _binds(count, bind)).fetchall()[0][0]
+    count = f"SELECT count(*), count(customer_key) FROM events WHERE {where} AND event_type = 'purchase'"
+    n, n_keyed = cur.execute(count, _binds(count, bind)).fetchall()[0]
     if n == 0 or n > _SORT_MAX_PURCHASES:
         return None
+    if n_keyed == n:  # every purchase carries its customer's dense key (analytics.customer_keys)
+        sql = _keyed_summary_sql(cur, where, bind)
+        if sql is not None:
+            return sql
     first = f"SELECT customer_id FROM events WHERE {where} AND event_type = 'purchase' LIMIT {_ID_SAMPLE}"
     form = _id_form([r[0] for r in cur.execute(first, _binds(first, bind)).fetchall()])
     if form is None:  # ids of no form the sort handles: no pass over the purchases for nothing
@@ -434,6 +438,51 @@ def _sorted_summary_sql(cur, where: str, bind: dict) -> str | None:
     cur.register("purchase_customers", table)
     return _PURCHASE_CUSTOMERS_SQL.format(source="events", where=where, money=_MONEY[0],
                                           id_text=_id_text_sql(*form, "customer_id"))
+
+
+_KEYED_ROWS_SQL = """
+SELECT CAST(customer_key AS BIGINT) * 131072 + CAST(CAST(event_time AS DATE) - DATE '1970-01-01' AS BIGINT) AS k,
+       epoch_us(event_time) AS t,
+       coalesce(revenue, 0) AS r
+FROM events WHERE {where} AND event_type = 'purchase'
+"""
+
+
+def _keyed_summary_sql(cur, where: str, bind: dict) -> str | None:
+    """:func:`_sorted_summary_sql` on the customers' dense keys (``events.customer_key``, ids of
+    any form): the packed sort groups on the key and each purchasing customer's id is read back
+    from the dataset's key dictionary (one row per customer). None where some key is missing
+    from the dictionary or the dictionary gives two ids one key (the ids' form or the SQL
+    statement then computes the summary)."""
+    import pyarrow as pa
+
+    sql = _KEYED_ROWS_SQL.format(where=where)
+    rows = cur.sql(sql, params=_binds(sql, bind)).to_arrow_table()
+    k = rows.column("k").to_numpy()
+    with _small_pages():
+        table = _purchase_columns(k, rows.column("t").to_numpy(), rows.column("r").to_numpy())
+    del rows, k
+    if table is None:
+        return None
+    words = cur.sql("SELECT customer_key, customer_id FROM customer_keys WHERE dataset = $dataset",
+                    params={"dataset": bind["dataset"]}).to_arrow_table()
+    dict_keys = words.column("customer_key").to_numpy()
+    keys = table.column("customer_id").to_numpy()
+    top = int(keys.max())
+    if dict_keys.size == 0 or int(dict_keys.min()) < 0 or int(keys.min()) < 0:
+        return None
+    size = max(int(dict_keys.max()), top) + 1
+    if np.bincount(dict_keys, minlength=size).max() > 1:
+        return None
+    where_in_dict = np.full(size, -1, dtype=np.int64)
+    where_in_dict[dict_keys] = np.arange(dict_keys.size)
+    pos = where_in_dict[keys]
+    if (pos < 0).any():
+        return None
+    ids = words.column("customer_id").combine_chunks().take(pa.array(pos))
+    table = table.set_column(0, "customer_id", ids)
+    cur.register("purchase_customers", table)
+    return _PURCHASE_CUSTOMERS_SQL.format(source="events", where=where, money=_MONEY[0], id_text="customer_id")
 
 
 def _summary_sql(source: str, where: str, money: str = _MONEY[0]) -> str:

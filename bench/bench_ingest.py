@@ -1,6 +1,6 @@
 """Ingestion benchmark: a plain order log by path, with all validation on.
 
-    .venv/bin/python bench/bench_ingest.py [--rows 10000000] [--skip-pandas]
+    .venv/bin/python bench/bench_ingest.py [--rows 10000000] [--skip-pandas] [--hashed-ids]
 
 Generates ``bench/out/orders_<rows>.csv`` once (cached; bench/out is git-ignored),
 then, each in a fresh subprocess (so each peak RSS is its own):
@@ -37,14 +37,17 @@ def load() -> str:
     return "load average " + ", ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
-def generate(path: Path, rows: int) -> None:
+def generate(path: Path, rows: int, hashed: bool = False) -> None:
     import duckdb
 
     tmp = path.with_suffix(".tmp")
     con = duckdb.connect()
+    ident = "'C' || lpad(((hash(i) % 1000000) + 1)::VARCHAR, 7, '0')"
+    if hashed:  # 16 hex digits of an MD5: ids with no number, which a load numbers (customer keys)
+        ident = f"substr(md5({ident}), 1, 16)"
     con.execute(f"""
         COPY (
-          SELECT 'C' || lpad(((hash(i) % 1000000) + 1)::VARCHAR, 7, '0') AS customer_id,
+          SELECT {ident} AS customer_id,
                  strftime(TIMESTAMP '2021-01-01' + INTERVAL (i * 3) SECOND, '%Y-%m-%d %H:%M:%S') AS order_date,
                  round(((hash(i * 7) % 20000)::BIGINT - 500) / 100.0, 2) AS amount,
                  1 + hash(i * 3) % 4 AS quantity,
@@ -111,16 +114,19 @@ def main() -> None:
     ap.add_argument("--skip-pandas", action="store_true")
     ap.add_argument("--target", choices=["file", "memory"], default="file",
                     help="write into a new DuckDB file (default) or an in-memory database (CPU-bound comparison)")
+    ap.add_argument("--hashed-ids", action="store_true",
+                    help="customer ids of 16 hex digits instead of 'C0000001': ids of no numeric form, which the "
+                         "load gives dense customer keys (analytics.customer_keys)")
     ap.add_argument("--child", nargs=3, metavar=("MODE", "SRC", "DB"), help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.child:
         child(*a.child)
         return
     OUT.mkdir(parents=True, exist_ok=True)
-    src = OUT / f"orders_{a.rows}.csv"
+    src = OUT / f"orders_{'hashed_' if a.hashed_ids else ''}{a.rows}.csv"
     if not src.exists():
         t = time.perf_counter()
-        generate(src, a.rows)
+        generate(src, a.rows, a.hashed_ids)
         print(f"generated {src} ({src.stat().st_size / 1e6:.0f} MB) in {time.perf_counter() - t:.1f} s")
     size_mb = src.stat().st_size / 1e6
     print(f"file: {src.name}, {a.rows:,} rows, {size_mb:.0f} MB; machine: {os.cpu_count()} CPUs")

@@ -16,7 +16,11 @@ per-customer, per-day rows that the preparation after every load stores (``custo
 ``analytics.summary.summary_history``; its build time is printed too), which ``customer_summary``
 reads whenever they are current. Both are checked against lifetimes.
 
-    python bench/bench_summary.py [--events 10000000] [--customers 1000000] [--unit weeks] [--repeat 2] [--string-ids] [--text-ids | --hashed-ids] [--items-per-order 1] [--threads N]
+    python bench/bench_summary.py [--events 10000000] [--customers 1000000] [--unit weeks] [--repeat 2] [--string-ids] [--text-ids | --hashed-ids] [--no-keys] [--items-per-order 1] [--threads N]
+
+The events get their customers' dense keys as a load assigns them (``analytics.customer_keys``:
+ids of no numeric form, such as ``--hashed-ids``, are numbered in ``customer_keys`` and every
+event carries its key; its time is printed); ``--no-keys`` leaves them out (the SQL statement).
 
 lifetimes must import (it needs setuptools < 81 for pkg_resources).
 """
@@ -29,15 +33,18 @@ import warnings
 
 import numpy as np
 
+from analytics.customer_keys import keys_for_load
 from analytics.summary import customer_summary, summary_history
 from analytics.warehouse import Warehouse
 
 
 def synthesize(wh: Warehouse, n_events: int, n_customers: int, items_per_order: int = 1, prefix: str = "",
-               hashed: bool = False) -> None:
+               hashed: bool = False, keys: bool = True) -> None:
     """n purchase events (order lines): order o = i // items_per_order has one customer and time;
     customer ids are integers written as text, after ``prefix`` if given ("c123": not integers),
-    or with ``hashed`` 16 hex digits of the number's MD5 (ids of no text-and-number form)."""
+    or with ``hashed`` 16 hex digits of the number's MD5 (ids of no text-and-number form). With
+    ``keys`` the customers get their dense keys as a load gives them
+    (``analytics.customer_keys.keys_for_load``: only ids of no numeric form get any)."""
     cur = wh.cursor()
     ident = "$prefix || CAST(hash(o) % $c AS VARCHAR)"
     if hashed:
@@ -56,6 +63,14 @@ def synthesize(wh: Warehouse, n_events: int, n_customers: int, items_per_order: 
         """,
         {"n": n_events, "c": n_customers, "k": items_per_order, "prefix": prefix},
     )
+    if keys:
+        # what a load does after writing its rows: ids of no numeric form get their dense keys
+        t0, c0 = time.perf_counter(), time.process_time()
+        with wh.transaction() as tx:
+            n = keys_for_load(tx, "bench", 1)
+        if n:
+            print(f"customer keys assigned as a load assigns them: {n:,} keys in {time.perf_counter() - t0:.1f} s, "
+                  f"CPU {time.process_time() - c0:.1f} s ({load()})")
 
 
 GOAL = 7.0
@@ -83,6 +98,9 @@ def main() -> int:
     ap.add_argument("--hashed-ids", action="store_true",
                     help="customer ids of 16 hex digits ('3f2a...'): no integer in them, so the summary "
                          "runs as one SQL statement instead of the packed sort (implies --string-ids)")
+    ap.add_argument("--no-keys", action="store_true",
+                    help="write the events without the dense customer keys a load assigns (ids of no numeric "
+                         "form then take the SQL statement, as before keys)")
     ap.add_argument("--threads", type=int, default=None,
                     help="DuckDB threads for our side (default: DuckDB's, one per core)")
     args = ap.parse_args()
@@ -94,7 +112,7 @@ def main() -> int:
     threads = wh.cursor().execute("SELECT current_setting('threads')").fetchone()[0]
     t0 = time.perf_counter()
     synthesize(wh, args.events, args.customers, args.items_per_order, "c" if args.text_ids else "",
-               hashed=args.hashed_ids)
+               hashed=args.hashed_ids, keys=not args.no_keys)
     print(f"synthesized {args.events:,} purchase events ({args.items_per_order} per order) "
           f"in {time.perf_counter() - t0:.1f} s")
 

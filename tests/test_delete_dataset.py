@@ -5,6 +5,7 @@ import json
 
 import pandas as pd
 
+from analytics.customer_keys import assign_keys
 from analytics.ingest import delete_dataset
 from analytics.overview import stored_overview
 from analytics.summary import customer_summary, summary_history
@@ -118,6 +119,9 @@ def _derive(wh, name: str, model_dir) -> tuple[list[int], object]:
 def test_delete_dataset_removes_everything_derived(wh, tmp_path):
     add_events(wh, "gone", _events("g"))
     add_events(wh, "kept", _events("k"))
+    for name in ("gone", "kept"):  # customer keys, as a load of ids of no numeric form gives them
+        with wh.transaction() as tx:
+            assign_keys(tx, name)
     gone_runs, gone_model = _derive(wh, "gone", tmp_path / "models")
     kept_runs, kept_model = _derive(wh, "kept", tmp_path / "models")
     before = _rows_of(wh, "gone", gone_runs)

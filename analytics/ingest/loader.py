@@ -636,6 +636,10 @@ def _load(cur, tx, names, prepared, dia: Dialect, columns, m: Mapping, keep, pse
 def _record_load(cur, tx, wh, iid, dataset, file_name, preview, dia: Dialect, m: Mapping, warnings, t0,
                  hash_future, n_read, n_loaded, n_bad, n_dup, *, new_dataset: bool) -> IngestResult:
     """Write the load's bookkeeping (ingestion row, audit entry), commit, and say what was loaded."""
+    from analytics.customer_keys import keys_for_load
+
+    if n_loaded:
+        keys_for_load(cur, dataset, iid, new_dataset=new_dataset)  # ids of no numeric form: their dense keys (analytics.customer_keys)
     content_hash = hash_future.result()
     no_amount = 0
     if m.columns.get("revenue") and n_loaded:
