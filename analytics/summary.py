@@ -1,9 +1,11 @@
 """Per-customer summaries: RFM inputs, BG/NBD inputs and behaviour counts.
 
 ``customer_summary`` computes, in one DuckDB SQL pass over ``events`` (or, when
-every purchase's customer id is a canonical integer, one NumPy sort of the
-purchases and the same SQL for the rest: identical rows), for a dataset as of an
-explicit date, one row per customer:
+every purchase carries its customer's dense key (``analytics.customer_keys``: ids
+of no numeric form) or every purchase's customer id is a canonical integer or one
+text followed by a number, one NumPy sort of the purchases and the same SQL for
+the rest: identical rows), for a dataset as of an explicit date, one row per
+customer:
 
 * ``first_purchase``, ``last_purchase``: first and last purchase *day*
   (timestamps at midnight; NaT if the customer never purchased);
@@ -237,6 +239,12 @@ WITH c AS (
 # number, zero-padded to the ids' fixed width where they have one (see :func:`_id_form`). Every
 # purchase's id is checked to be exactly what is written back, so a row whose id is of another
 # form sends the whole summary to the SQL statement.
+#
+# Ids of any other form (UUIDs, e-mail addresses, hashes) carry the dense integer key the load gave
+# their customer (``events.customer_key``, see ``analytics.customer_keys``): the key is packed
+# instead of a number read from the id (``_KEYED_ROWS_SQL``), and the ids are written back from the
+# dataset's key dictionary, one per purchasing customer (:func:`_keyed_summary_sql`). Where every
+# purchase has a key this way is taken first, whatever the ids' form.
 _PURCHASE_ROWS_SQL = """
 SELECT CASE WHEN {id_text} = customer_id AND i BETWEEN -35184372088832 AND 35184372088831
             THEN i * 131072 + CAST(CAST(event_time AS DATE) - DATE '1970-01-01' AS BIGINT) END AS k,

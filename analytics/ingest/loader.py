@@ -70,7 +70,7 @@ from typing import Callable
 import duckdb
 import pandas as pd
 
-from analytics import access
+from analytics import access, customer_keys
 from analytics.ingest.dialect import (
     DEFAULT_MAX_DECOMPRESSED, SAMPLE_BYTES, Dialect, decode_head, detect_delimiter, detect_encoding,
     detect_header, file_sha256, is_gzip, prepare_source, read_head, sample_lines, split_line,
@@ -399,7 +399,7 @@ def _ingest(wh, path, dataset: str, *, mapping, dialect, keep_pii, pseudonymize,
         raise
     cur = wh.cursor()
     tag = uuid.uuid4().hex[:12]
-    names = {k: quote_ident(f"_vs_{k}_{tag}") for k in ("lines", "rej", "scan", "recs", "st", "keys")}
+    names = {k: quote_ident(f"_vs_{k}_{tag}") for k in ("lines", "rej", "scan", "recs", "st", "keys", "rows")}
     tx = _Tx(cur)
     try:
         result = _load(cur, tx, names, prepared, dia, columns, m, keep, pseudonymize, dataset, preview,
@@ -500,7 +500,7 @@ def _load(cur, tx, names, prepared, dia: Dialect, columns, m: Mapping, keep, pse
     iid = None
     if _direct_read_possible(prepared, dia):
         result, iid = _load_direct(cur, tx, prepared, dia, columns, m, keep, pseudonymize, dataset, preview,
-                                   file_name, warnings, report, t0, description, wh, hash_future)
+                                   file_name, warnings, report, t0, description, wh, hash_future, names["rows"])
         if result is not None:
             return result
     # 1. physical lines, in file order (outside the transaction: temp tables only)
@@ -622,12 +622,20 @@ def _load(cur, tx, names, prepared, dia: Dialect, columns, m: Mapping, keep, pse
                 WHERE k > 1) x
             WHERE {ST}.ln = x.ln""")
     anti = "AND h NOT IN (SELECT row_hash FROM events WHERE dataset = $dataset AND row_hash IS NOT NULL)" if has_rows else ""
+    # customers with dense keys (ids of no numeric form): new ids numbered, each row written with its key
+    first = [r[0] for r in cur.execute(
+        f"SELECT customer_id FROM {ST} WHERE reason IS NULL LIMIT {customer_keys.SAMPLE}").fetchall()]
+    if customer_keys.keys_as_written(cur, dataset, first, new_dataset=existing is None):
+        customer_keys.add_keys(cur, dataset, f"{ST} WHERE reason IS NULL")
+        join, key = customer_keys.KEY_JOIN.format(alias="s"), "keys_.customer_key"
+    else:
+        join, key = "", "NULL"
     n_loaded = _insert_events(cur, f"""
         INSERT INTO events (dataset, customer_id, event_time, event_type, order_id, item_id, category, quantity,
-                            revenue, rating, text, country, attributes, ingestion_id, row_hash)
-        SELECT $dataset, customer_id, event_time, event_type, order_id, item_id, category, quantity, revenue,
-               rating, text, country, attributes, $iid, h
-        FROM {ST} WHERE reason IS NULL {anti}""", {"dataset": dataset, "iid": iid})
+                            revenue, rating, text, country, attributes, ingestion_id, row_hash, customer_key)
+        SELECT $dataset, s.customer_id, event_time, event_type, order_id, item_id, category, quantity, revenue,
+               rating, text, country, attributes, $iid, h, {key}
+        FROM {ST} s {join} WHERE reason IS NULL {anti}""", {"dataset": dataset, "iid": iid})
     n_dup = n_read - n_bad - n_loaded
     return _record_load(cur, tx, wh, iid, dataset, file_name, preview, dia, m, warnings, t0, hash_future,
                         n_read, n_loaded, n_bad, n_dup, new_dataset=existing is None)
@@ -636,10 +644,8 @@ def _load(cur, tx, names, prepared, dia: Dialect, columns, m: Mapping, keep, pse
 def _record_load(cur, tx, wh, iid, dataset, file_name, preview, dia: Dialect, m: Mapping, warnings, t0,
                  hash_future, n_read, n_loaded, n_bad, n_dup, *, new_dataset: bool) -> IngestResult:
     """Write the load's bookkeeping (ingestion row, audit entry), commit, and say what was loaded."""
-    from analytics.customer_keys import keys_for_load
-
-    if n_loaded:
-        keys_for_load(cur, dataset, iid, new_dataset=new_dataset)  # ids of no numeric form: their dense keys (analytics.customer_keys)
+    if n_loaded:  # keys of rows not written with them (a keyless dataset's first load of other ids)
+        customer_keys.keys_for_load(cur, dataset, iid, new_dataset=new_dataset)
     content_hash = hash_future.result()
     no_amount = 0
     if m.columns.get("revenue") and n_loaded:
@@ -727,7 +733,7 @@ def _direct_read_possible(prepared, dia: Dialect) -> bool:
 
 
 def _load_direct(cur, tx, prepared, dia: Dialect, columns, m: Mapping, keep, pseudonymize, dataset, preview,
-                 file_name, warnings, report, t0, description, wh, hash_future):
+                 file_name, warnings, report, t0, description, wh, hash_future, staged):
     """The fast way for clean files: DuckDB's CSV reader with the decided dialect and every column
     as text (no sniffing), the same checks as the line-by-line path (``_records_sql``), and the
     good rows inserted into ``events`` in the same statement, with no staging table. The bad rows,
@@ -740,6 +746,10 @@ def _load_direct(cur, tx, prepared, dia: Dialect, columns, m: Mapping, keep, pse
     long), when a row has more fields than it can count or is a line of spaces, when no row is
     valid or when the dataset already exists (duplicates against its rows). Returns ``(result,
     ingestion id or None)``.
+
+    Rows whose customers get dense keys (ids of no numeric form, ``analytics.customer_keys``) are
+    staged in the temporary table ``staged`` first: their new ids are numbered from it and each
+    row is written with its key, in the same statement that writes it.
     """
     # empty lines at the end are no rows in either path (the reader skips them too)
     expected = prepared.lines - prepared.trailing_blank_lines - (1 if dia.has_header else 0)
@@ -788,12 +798,21 @@ def _load_direct(cur, tx, prepared, dia: Dialect, columns, m: Mapping, keep, pse
                     [dataset, description, bool(pseudonymize)])
         access.grant_creator(wh, dataset, cur=cur)
         sql, params = records(False)
+        first = f"SELECT customer_id FROM ({sql}) WHERE reason IS NULL LIMIT {customer_keys.SAMPLE}"
+        first = [r[0] for r in cur.execute(first, _used(first, params)).fetchall()]
+        if customer_keys.keys_as_written(cur, dataset, first, new_dataset=True):
+            cur.execute(f"CREATE TEMP TABLE {staged} AS SELECT * FROM ({sql}) WHERE reason IS NULL",
+                        _used(sql, params))
+            customer_keys.add_keys(cur, dataset, staged)
+            source, key = f"{staged} s {customer_keys.KEY_JOIN.format(alias='s')}", "keys_.customer_key"
+        else:
+            source, key = f"({sql}) s WHERE reason IS NULL", "NULL"
         sql = f"""
             INSERT INTO events (dataset, customer_id, event_time, event_type, order_id, item_id, category, quantity,
-                                revenue, rating, text, country, attributes, ingestion_id, row_hash)
-            SELECT $dataset, customer_id, event_time, event_type, order_id, item_id, category, quantity, revenue,
-                   rating, text, country, attributes, $iid, h
-            FROM ({sql}) WHERE reason IS NULL"""
+                                revenue, rating, text, country, attributes, ingestion_id, row_hash, customer_key)
+            SELECT $dataset, s.customer_id, event_time, event_type, order_id, item_id, category, quantity, revenue,
+                   rating, text, country, attributes, $iid, h, {key}
+            FROM {source}"""
         params["iid"] = iid
         n_loaded = _insert_events(cur, sql, _used(sql, params))
         n_bad = 0
