@@ -12,6 +12,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
+from analytics.formatting import percent
 from analytics.dates import parse_day
 
 #: how targets can be ranked (key -> label shown to users)
@@ -175,7 +176,7 @@ class CampaignSpec:
         share = _number(self.control_share, "the control share")
         if not 0 < share < 1:
             raise CampaignError(
-                f"the control share must be strictly between 0% and 100% (got {share:.0%}): "
+                f"the control share must be strictly between 0 % and 100 % (got {percent(share, 0)}): "
                 "without both a contacted and a held-out group the uplift cannot be measured")
         seed = _integer(self.seed, "the seed")
         if seed < 0:

@@ -45,6 +45,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from analytics.formatting import percent
 from analytics.campaigns.spec import CampaignError, CampaignSpec
 from analytics.warehouse import Warehouse
 
@@ -253,7 +254,7 @@ def ranking_problem(scores, source: str | None = None) -> str | None:
                 "it ranks nobody above anybody, so the list is in customer-id order")
     missing = 1.0 - k / n
     if missing >= MISSING_SCORE_SHARE:
-        return (f"{missing:.0%} of the selected customers ({n - k:,} of {n:,}) have no ranking score{where}: "
+        return (f"{percent(missing, 0)} of the selected customers ({n - k:,} of {n:,}) have no ranking score{where}: "
                 "they are placed last, in customer-id order")
     return None
 
@@ -332,7 +333,7 @@ def select_targets(wh: Warehouse, frame: pd.DataFrame, spec: CampaignSpec, *, re
     if cap < 1:
         raise CampaignError(
             f"the selection has only {n_eligible} customer(s): too few to contact some and hold out "
-            f"a {spec.control_share:.0%} control group")
+            f"a {percent(spec.control_share, 0)} control group")
     n_total = min(n_eligible, math.ceil(cap / (1 - spec.control_share) - 1e-9))
     if n_total <= cap:  # guards rounding; the control group needs at least one customer
         n_total = cap + 1
@@ -567,7 +568,7 @@ def assign_control(targets: pd.DataFrame, control_share: float, seed: int = 42,
     except (TypeError, ValueError):
         raise CampaignError(f"the control share must be a number, got {control_share!r}") from None
     if not 0 < share < 1:
-        raise CampaignError(f"the control share must be strictly between 0% and 100% (got {share:.0%})")
+        raise CampaignError(f"the control share must be strictly between 0 % and 100 % (got {percent(share, 0)})")
     n = len(targets)
     if n < 2:
         raise CampaignError("at least 2 customers are needed to hold out a control group")
@@ -626,7 +627,6 @@ def response_defaults(frame: pd.DataFrame, spec: CampaignSpec | None = None, *, 
         aov = aov[np.isfinite(aov)]
         if len(aov):
             value = float(max(np.median(aov), 0.0))
-    from analytics.formatting import percent
 
     source = (f"no earlier campaign read-out on this dataset: an incremental response of "
               f"{percent(ASSUMED_INCREMENTAL_RESPONSE)} is assumed (capped at the selection's {basis}, "

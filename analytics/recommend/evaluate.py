@@ -37,6 +37,7 @@ from typing import Callable, Mapping
 import numpy as np
 import pandas as pd
 
+from analytics.formatting import percent
 from analytics.recommend.core import (
     Interactions, ItemCF, PopularityRecommender, RecommendError, _BaseRecommender, _event_span, _timestamp, load_interactions,
 )
@@ -427,7 +428,7 @@ def evaluate_holdout(wh: Warehouse, dataset: str, split, end, k: int = 10, *,
         results.append({"model": name, **m, "k": k, "params": json.dumps(_plain(params), sort_keys=True),
                         "fit_seconds": time.perf_counter() - t0, "label": LABELS.get(name, name)})
         if m["popularity_share"] > 0 and name not in BASELINES:
-            notes.append(f"{name}: {m['popularity_share']:.1%} of the recommended items came from the popularity "
+            notes.append(f"{name}: {percent(m['popularity_share'])} of the recommended items came from the popularity "
                          "fallback (customers without history before the split, or too few candidates)")
     out = pd.DataFrame(results, columns=["model", "precision_at_k", "recall_at_k", "f1_at_k", "ndcg_at_k",
                                          "coverage", "customers", "popularity_share", "k", "params",

@@ -43,6 +43,8 @@ import numpy as np
 import pandas as pd
 from sklearn.exceptions import NotFittedError
 
+from analytics.formatting import percent
+
 SCALINGS = ("log1p_standard", "standard", "robust")
 ALGORITHMS = ("kmeans", "minibatch_kmeans", "gmm")
 MIN_PER_CLUSTER = 3
@@ -1098,7 +1100,7 @@ def profile_figure(model: CustomerClustering, kind: str = "heatmap", currency=No
     z = model.scaled_profiles_
     labels = [feature_label(f) for f in z.columns]
     prof = model.cluster_profiles_
-    rows = [f"{i}: {prof.loc[i, 'name']} ({prof.loc[i, 'size_share']:.0%})" for i in z.index]
+    rows = [f"{i}: {prof.loc[i, 'name']} ({percent(prof.loc[i, 'size_share'], 0)})" for i in z.index]
     if kind == "heatmap":
         rel = model.relative_profiles_
         # each cell shows the cluster's own average in the feature's units ("€1.2k", "34 days",
@@ -1172,7 +1174,7 @@ def projection_figure(model: CustomerClustering, frame: pd.DataFrame, max_points
     note = f" (sample of {shown:,} of {n:,} customers)" if shown < n else ""
     fig.update_layout(
         title=f"Customers in the first two principal components{note}",
-        xaxis_title=f"PC1 ({var[0]:.0%} of variance)", yaxis_title=f"PC2 ({var[1]:.0%} of variance)",
+        xaxis_title=f"PC1 ({percent(var[0], 0)} of variance)", yaxis_title=f"PC2 ({percent(var[1], 0)} of variance)",
     )
     return fig
 

@@ -39,6 +39,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from analytics.formatting import percent
 from analytics import scores
 from analytics.summary import SUMMARY_COLUMNS, _as_day, _finish
 
@@ -184,7 +185,7 @@ def fit_models(summary, unit: str, *, seed: int = 0, purchase_model: str = "bgnb
         frac = min(1.0, MAX_SPEND_ROWS / max(n_repeat, 1))
         sample = summary.where(repeat).sample(fraction=frac, seed=seed)
         spend_rows = distinct_rows(sample, ["frequency", "monetary_value"], F.lit(True), 2 * MAX_SPEND_ROWS)
-        notes.append(f"Gamma-Gamma fitted on a seeded {frac:.1%} sample of the {n_repeat:,} repeat buyers")
+        notes.append(f"Gamma-Gamma fitted on a seeded {percent(frac)} sample of the {n_repeat:,} repeat buyers")
     x, m = spend_rows["frequency"].to_numpy(), spend_rows["monetary_value"].to_numpy()
     ws = spend_rows["n"].to_numpy(dtype=np.float64)
     if not hasattr(clv, "fit_purchase_model_robust"):  # the library before Pareto/NBD

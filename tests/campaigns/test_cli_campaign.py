@@ -100,8 +100,8 @@ def test_create_export_readout_delete(db, capsys, tmp_path):
 
 @pytest.mark.parametrize("argv, msg", [
     (["--name", "x", "--budget", "0"], "budget of 0 contacts nobody"),
-    (["--name", "x", "--control", "0"], "strictly between 0% and 100%"),
-    (["--name", "x", "--control", "1"], "strictly between 0% and 100%"),
+    (["--name", "x", "--control", "0"], "strictly between 0 % and 100 %"),
+    (["--name", "x", "--control", "1"], "strictly between 0 % and 100 %"),
     (["--name", "x", "--cost", "-1"], "cannot be negative"),
     (["--name", "x", "--segment", "Ghost"], "unknown segment 'Ghost'"),
     (["--name", "x", "--rank", "score", "--score-column", "nope"], "unknown score column 'nope'"),

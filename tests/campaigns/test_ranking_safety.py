@@ -18,7 +18,7 @@ from .conftest import AS_OF, load, make_events
     ([0.0, 0.0, 0.0, 0.0], "is 0.00 for every selected customer"),
     ([3.5, 3.5, 3.5], "is 3.5 for every selected customer"),
     ([np.nan, np.nan], "no selected customer has a ranking score"),
-    ([1.0, 2.0, np.nan, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0, np.nan], "20% of the selected customers (2 of 10)"),
+    ([1.0, 2.0, np.nan, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0, np.nan], "20 % of the selected customers (2 of 10)"),
     ([np.nan, 2.0, 2.0], "for every scored selected customer"),
 ])
 def test_ranking_problem_names_what_is_wrong(scores, words):

@@ -160,8 +160,8 @@ def test_bad_input_messages(seg_shop):
     f = c.value_columns(w, frame)
     cases = [
         (dict(budget=0), "budget of 0"),
-        (dict(control_share=0), "strictly between 0% and 100%"),
-        (dict(control_share=1), "strictly between 0% and 100%"),
+        (dict(control_share=0), "strictly between 0 % and 100 %"),
+        (dict(control_share=1), "strictly between 0 % and 100 %"),
         (dict(cost_per_contact=-1), "cannot be negative"),
         (dict(segments=["Nope"]), "unknown segment 'Nope'"),
         (dict(ranking="score", score_column="nope"), "unknown score column 'nope'"),

@@ -358,7 +358,7 @@ def test_bad_inputs_are_messages(sample_wh):
         at.slider(key="camp_control").set_value(share).run()
         _ok(at)
         errs = _errors(at)
-        assert len(errs) == 1 and "strictly between 0% and 100%" in errs[0], errs
+        assert len(errs) == 1 and "strictly between 0 % and 100 %" in errs[0], errs
         assert "Contacted" not in _metrics(at)
     at.slider(key="camp_control").set_value(20)
     at.checkbox(key="camp_budget_on").check().run()   # the budget box is enabled by the tick

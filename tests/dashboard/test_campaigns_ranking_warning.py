@@ -25,6 +25,9 @@ def test_unranked_list_warns_and_hides_the_roi(app_wh):
     assert not at.exception, at.exception
     said = [w.value for w in at.warning if "not ranked" in w.value]
     assert len(said) == 1 and "have no ranking score" in said[0] and "avg\\_rating" in said[0], said
+    from analytics.formatting import percent  # "46 %", as every page writes a share
+
+    assert f"{percent(missing, 0)} of the selected customers" in said[0], said
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["ROI"] == "not shown" and "Incremental return" not in metrics
     assert not [c for c in at.get("plotly_chart") if "Incremental return" in c.proto.spec]  # no return curve
