@@ -127,13 +127,15 @@ def _stats_line(p: _Page, stats: dict, mask) -> None:
     cols = st.columns(4 if "expected_clv" in p.frame.columns else 3)
     cols[0].metric("Customers selected", fmt.integer(stats["customers"]))
     cols[1].metric("Share of customers", fmt.percent(stats["share"]))
-    cols[2].metric("Net revenue of the selection", fmt.money(stats["value"], p.currency, compact=True),
+    # short labels: the four cards share the page's width (a longer label was cut at 1280 pixels)
+    cols[2].metric("Net revenue", fmt.money(stats["value"], p.currency, compact=True),
                    help="What the selected customers spent so far, refunds taken off; share of all net revenue: "
                    + fmt.percent(stats["value_share"]))
     if len(cols) > 3:
         ev = rules.selection_stats(p.frame, mask, "expected_clv")
-        cols[3].metric("Expected value of the selection", fmt.money(ev["value"], p.currency, compact=True),
-                       help=f"{fmt.column_help('expected_clv')} Share of all customers' expected value: "
+        cols[3].metric("Expected value", fmt.money(ev["value"], p.currency, compact=True),
+                       help=f"Summed over the selected customers. {fmt.column_help('expected_clv')} "
+                       "Share of all customers' expected value: "
                        f"{fmt.percent(ev['value_share'])}.")
 
 

@@ -106,7 +106,7 @@ def test_rule_count_matches_pandas_then_save_list_delete_html_name(page, app_wh,
     assert expected > 0
     m = _metrics(at)
     assert _num(m["Customers selected"]) == expected
-    assert _num(m["Net revenue of the selection"].replace(" M", "")) == pytest.approx(
+    assert _num(m["Net revenue"].replace(" M", "")) == pytest.approx(
         summary.loc[summary["net_revenue"] >= 500, "net_revenue"].sum(), abs=0.01)
     # a stricter threshold selects fewer: the counter follows the conditions
     _set_rule(at, "5000")
@@ -465,7 +465,7 @@ def test_nested_groups_with_activity_conditions_match_pandas(rich, app_wh):
     expected = {c for c in net[net >= 100].index if c in books or c in many_views}
     assert expected, "the example must select someone"
     assert _num(_metrics(at)["Customers selected"]) == len(expected)
-    assert _num(_metrics(at)["Net revenue of the selection"]) == pytest.approx(net[list(expected)].sum(), abs=0.01)
+    assert _num(_metrics(at)["Net revenue"]) == pytest.approx(net[list(expected)].sum(), abs=0.01)
     caption = next(c.value for c in at.caption if c.value.startswith("Selection: "))
     assert "bought from category books in the last 30 days" in caption.replace("\\", "")
 
