@@ -132,7 +132,9 @@ def _show_report(snapshot: dict) -> None:
     with right:
         st.dataframe(pd.DataFrame([{"Feature": p["label"], "This segment": fmt_unit(p["segment"], p["unit"]),
                                     "All customers": fmt_unit(p["all"], p["unit"]),
-                                    "Index (all = 100)": None if p["ratio"] is None else round(100 * p["ratio"])}
+                                    # a dash where all customers' mean is 0 (no index), as the HTML file writes it
+                                    "Index (all = 100)": formatting.MISSING if p["ratio"] is None
+                                    else f"{100 * p['ratio']:.0f}"}
                                    for p in s["profile"]]), hide_index=True, width="stretch")
     _chart(figs, "rfm_mix")
 

@@ -179,3 +179,25 @@ def test_campaign_report_on_the_page(sample):
     assert len(meta) == 1 and f"data as of {formatting.date(as_of)}" in meta[0], meta
     assert re.search(r"report made \d{1,2} [A-Z][a-z]{2} \d{4}, \d\d:\d\d UTC", meta[0]), meta
     _no_markup(at)
+
+
+def test_profile_index_without_a_base_is_a_dash_not_none(app_wh):
+    # an order log has no views or carts: all customers' mean is 0, so those features have no index;
+    # the page's table wrote 'None' there (the HTML file a dash)
+    from tests.dashboard.conftest import insert_events
+
+    rows = [(f"c{i % 30}", pd.Timestamp("2024-01-01") + pd.Timedelta(days=2 * i), "purchase", f"o{i}",
+             15.0 + (i * 7) % 90) for i in range(200)]
+    insert_events(app_wh, "orders", rows)
+    store.save_segment(app_wh, "big spenders", BIG | {"conditions": [
+        {"field": "net_revenue", "operator": ">=", "value": 300}]}, dataset="orders")
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.switch_page(PAGE).run()
+    at.selectbox(key="reports_segment").set_value("big spenders").run()
+    at.button(key="reports_build").click().run()
+    assert not at.exception, at.exception
+    profile = next(d.value for d in at.dataframe if "Index (all = 100)" in d.value.columns).set_index("Feature")
+    index = profile["Index (all = 100)"]
+    assert index.notna().all(), index
+    assert index.loc["Views"] == formatting.MISSING, index
+    assert index.drop(index[index == formatting.MISSING].index).str.fullmatch(r"\d+").all(), index
