@@ -448,6 +448,30 @@ def spend_model_comparison(spend_model, frequency, monetary_value) -> dict:
             "expected_mean": expected, "ratio": model_mean / observed if n and observed > 0 else float("nan")}
 
 
+def spend_check_warning(check: dict | None, currency=None) -> str | None:
+    """In plain words, when the spend model's stored check (``GammaGammaModel.spend_check_``,
+    ``analytics.clv.spend_check``) calls the fit poor: what the model expects per order from a
+    customer with no repeat order, against the repeat buyers' average. None when the fit passes
+    the check (or has none)."""
+    from analytics import formatting
+
+    if not check or not check.get("poor_fit"):
+        return None
+    model = formatting.money(check["model_mean"], currency)
+    observed = formatting.money(check["observed_mean"], currency)
+    ratio = float(check["ratio"])
+    q = check.get("q")
+    if ratio >= 1.0:
+        gap = f"{ratio:.1f}x the {observed} repeat buyers average per order"
+    else:
+        gap = f"{1.0 / ratio:.1f}x below the {observed} repeat buyers average per order"
+    why = (f" (q = {q:.3g} is close to 1, where the model's mean has no limit: a few very big spenders "
+           "the data hint at lift it)" if q is not None and q < 2.0 else "")
+    return (f"The spend model expects {model} per order from a customer with no repeat order, {gap}: it fits "
+            f"this data poorly{why}. Read the CLV by the models of one-time buyers with care; the CLV by "
+            "formula does not use this model.")
+
+
 def _label(model) -> str:
     return PURCHASE_MODEL_LABELS[purchase_model_key(model)]
 

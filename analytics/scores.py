@@ -1117,7 +1117,20 @@ def model_params(models) -> dict[str, Any]:
                         "mean_spend": getattr(spend, "mean_spend_", None),
                         "penalizer": getattr(spend, "penalizer_", spend.penalizer),
                         "fit_note": getattr(spend, "fit_note_", None)},
+        "spend_check": spend_check(spend),
     }
+
+
+def spend_check(spend, currency=None) -> dict[str, Any] | None:
+    """The spend model's stored check (``analytics.clv.spend_check``: its mean for a customer with no
+    repeat order against the repeat buyers' average), JSON-ready, with ``warning``: the plain words
+    when the fit is poor, else None. None for a model without a check (a state saved before it)."""
+    from analytics.diagnostics import spend_check_warning
+
+    check = getattr(spend, "spend_check_", None)
+    if check is None:
+        return None
+    return {**check, "warning": spend_check_warning(check, currency)}
 
 
 def score_dataset(

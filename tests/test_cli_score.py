@@ -157,6 +157,10 @@ def test_score_with_bgnbd_on_cdnow(tmp_path, test_data, capsys):
     # the published CDNOW calibration fit (Fader, Hardie & Lee 2005), in weeks
     assert (round(bg["r"], 3), round(bg["alpha"], 3), round(bg["a"], 3), round(bg["b"], 3)) == (0.243, 4.414, 0.793, 2.426)
     assert bg["unit"] == "weeks"
+    # CDNOW's spend fit is sane: its mean (35.17) sits on the repeat buyers' average (35.08)
+    check = meta["model_params"]["spend_check"]
+    assert check["poor_fit"] is False and check["warning"] is None and check["ratio"] == pytest.approx(1.0, abs=0.01)
+    assert "spend model" not in captured.err
     scored = pd.read_parquet(out)
     assert len(scored) == 2357
     assert scored["clv_bgnbd"].notna().all() and (scored["clv_bgnbd"] >= 0).all()

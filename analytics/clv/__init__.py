@@ -37,7 +37,7 @@ time, NaN/inf) and fits that find no usable optimum raise ``ModelFitError`` (a
 """
 from analytics.clv._base import DAYS_PER_MONTH, ModelFitError, NotFittedError, SpendModelError
 from analytics.clv.bgnbd import BetaGeoModel, sample_bgnbd_summary
-from analytics.clv.gammagamma import GammaGammaModel
+from analytics.clv.gammagamma import SPEND_CHECK_FACTOR, GammaGammaModel, spend_check
 from analytics.clv.optimizer import DIVERGED, LOG_BOUND, minimize_robust
 from analytics.clv.paretonbd import ParetoNBDModel, sample_paretonbd_summary
 from analytics.clv.value import (
@@ -63,4 +63,5 @@ __all__ = [
     "fit_bgnbd_summary_robust", "fit_gamma_gamma_robust", "fit_gamma_gamma_summary_robust",
     "fit_paretonbd_robust", "fit_purchase_model_robust", "fit_purchase_model_summary_robust",
     "minimize_robust", "purchase_model_key", "sample_bgnbd_summary", "sample_paretonbd_summary",
+    "SPEND_CHECK_FACTOR", "spend_check",
 ]

@@ -23,7 +23,54 @@ from analytics.clv._base import (
 )
 from analytics.clv.optimizer import minimize_robust
 
-__all__ = ["GammaGammaModel"]
+__all__ = ["GammaGammaModel", "SPEND_CHECK_FACTOR", "spend_check"]
+
+#: how far (as a factor, either way) the model's mean spend may lie from the repeat buyers' average
+#: before the fit is called poor; see :func:`spend_check`
+SPEND_CHECK_FACTOR = 2.0
+
+
+def spend_check(model_mean: float, q: float | None, monetary_value, weights=None) -> dict:
+    """The spend model's mean for a customer with no repeat order against what its data show.
+
+    ``model_mean`` is p * gamma / (q - 1), the expected order value the model gives a customer
+    with no repeat order; ``monetary_value`` (with ``weights``) are the average repeat-order
+    values of the repeat buyers it was fitted on. Returns a dict: ``model_mean``, ``q``,
+    ``repeat_buyers``, ``observed_mean`` and ``observed_median`` (weighted over customers),
+    ``ratio`` = model_mean / observed_mean, ``factor`` (:data:`SPEND_CHECK_FACTOR`) and
+    ``poor_fit``.
+
+    The rule: ``poor_fit`` when the ratio lies above ``factor`` or below 1 / ``factor``. Under
+    the Gamma-Gamma model a repeat buyer's average repeat-order value is an unbiased estimate of
+    their own mean p / nu whatever their number of orders, so the average over repeat buyers
+    estimates E[p / nu] = p * gamma / (q - 1): the same quantity as the model's mean. Where the
+    model fits, the two agree closely (CDNOW's 946 repeat buyers: 35.17 against 35.08, a ratio of
+    1.003). A factor of 2 means that at least half of the mean the model hands every one-time
+    buyer comes from a tail of big spenders the data never show (or, below 1/2, that the model
+    misses half of what customers spend): the CLV of customers with no repeat order is then out
+    by that factor, far beyond sampling noise on a few hundred repeat buyers. q close to 1 is
+    how such a fit shows itself: the mean is p * gamma / (q - 1), unbounded as q falls to 1
+    (undefined for q <= 1), and for q <= 2 the spread of customers' mean spend has no finite
+    variance, so the fitted mean hangs on the tail.
+    """
+    m = np.asarray(monetary_value, dtype=float)
+    w = np.ones_like(m) if weights is None else np.asarray(weights, dtype=float)
+    keep = np.isfinite(m) & (m > 0) & (w > 0)
+    m, w = m[keep], w[keep]
+    n = int(round(float(w.sum())))
+    if n:
+        observed = float(np.dot(w, m) / w.sum())
+        order = np.argsort(m, kind="stable")
+        cum = np.cumsum(w[order])
+        median = float(m[order][np.searchsorted(cum, 0.5 * cum[-1])])
+    else:
+        observed = median = float("nan")
+    model_mean = float(model_mean)
+    ratio = model_mean / observed if n and observed > 0 else float("nan")
+    poor = bool(np.isfinite(ratio) and (ratio > SPEND_CHECK_FACTOR or ratio < 1.0 / SPEND_CHECK_FACTOR))
+    return {"model_mean": model_mean, "q": None if q is None or not np.isfinite(q) else float(q),
+            "repeat_buyers": n, "observed_mean": observed, "observed_median": median,
+            "ratio": ratio, "factor": SPEND_CHECK_FACTOR, "poor_fit": poor}
 
 
 class GammaGammaModel(BaseEstimator):
@@ -48,7 +95,9 @@ class GammaGammaModel(BaseEstimator):
     (the population mean spend p*gamma/(q-1)), ``log_likelihood_``, ``n_customers_``
     (repeat buyers in the fit), ``n_excluded_`` (repeat buyers left out for zero, negative or
     missing spend), ``constant_spend_`` (None, or the one amount when spend does not vary),
-    ``penalizer_``, ``optimizer_``, ``ran_off_``, ``fit_note_``.
+    ``penalizer_``, ``optimizer_``, ``ran_off_``, ``fit_note_``, ``spend_check_`` (the model's
+    mean against the repeat buyers' average repeat-order value, :func:`spend_check`; its
+    ``poor_fit`` says when the two disagree by more than :data:`SPEND_CHECK_FACTOR`).
     """
 
     _param_names = ("p", "q", "v")
@@ -146,6 +195,7 @@ class GammaGammaModel(BaseEstimator):
             self.mean_spend_ = float(m[0])
             self.log_likelihood_ = float("nan")
             self.n_iter_, self.optimizer_, self.ran_off_ = 0, "none (constant spend)", False
+            self.spend_check_ = spend_check(m[0], None, m, w)
             self.fit_note_ = (f"every repeat buyer has the same average spend ({m[0]:,.2f}), so the spend "
                               "model has nothing to learn from: the expected spend is that amount for everyone"
                               + (f"; {excluded}" if excluded else ""))
@@ -190,6 +240,7 @@ class GammaGammaModel(BaseEstimator):
                 "formula and the BG/NBD purchase predictions do not need this model"
             )
         self.mean_spend_ = self.p_ * self.v_ / (self.q_ - 1.0)
+        self.spend_check_ = spend_check(self.mean_spend_, self.q_, m, w)
         return self
 
     def fit_summary(self, summary: pd.DataFrame):
@@ -258,7 +309,8 @@ class GammaGammaModel(BaseEstimator):
         return {"model": "GammaGammaModel", "params": dict(self.params_), "hyperparameters": self.get_params(),
                 "constant_spend": self.constant_spend_, "log_likelihood": self.log_likelihood_,
                 "customers": self.n_customers_, "excluded": self.n_excluded_, "penalizer": self.penalizer_,
-                "fit_note": self.fit_note_}
+                "fit_note": self.fit_note_,
+                "spend_check": None if getattr(self, "spend_check_", None) is None else dict(self.spend_check_)}
 
     @classmethod
     def from_dict(cls, state: dict) -> "GammaGammaModel":
@@ -279,6 +331,9 @@ class GammaGammaModel(BaseEstimator):
         model.n_excluded_ = int(state.get("excluded", 0))
         model.penalizer_ = float(state.get("penalizer", model.penalizer))
         model.fit_note_ = state.get("fit_note")
+        # a state saved before the check was stored has none (the repeat buyers' values are not in it)
+        check = state.get("spend_check")
+        model.spend_check_ = None if check is None else dict(check)
         return model
 
     def __repr__(self, N_CHAR_MAX=700):

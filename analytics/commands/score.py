@@ -115,6 +115,13 @@ def cmd_score(args) -> int:
     )
     frame = run.frame
     meta = run.metadata()
+    spend_warning = None
+    if run.models is not None and (meta["model_params"].get("spend_check") or {}).get("poor_fit"):
+        from analytics.currency import dataset_currency
+
+        meta["model_params"]["spend_check"] = scores.spend_check(
+            run.models[1], dataset_currency(wh, args.dataset).code)
+        spend_warning = meta["model_params"]["spend_check"]["warning"]
     # review sentiment, expected next order and churn band, new customers' first-order value
     from analytics.reviews.columns import add_customer_columns
 
@@ -145,6 +152,8 @@ def cmd_score(args) -> int:
               f"{scores.clv_unavailable_advice(reason, cli=True)}", file=sys.stderr)
     if run.fit_note:
         print(f"note: {run.fit_note}", file=sys.stderr)
+    if spend_warning:
+        print(f"warning: {spend_warning}", file=sys.stderr)
     _note_days_after_the_data(wh, args.dataset, meta["as_of"])
     table = run.result.segment_table.sort_values("revenue", ascending=False)
     print(f"{'segment':22} {'customers':>10} {'revenue share':>14}")

@@ -539,6 +539,11 @@ def _spend_metrics(scorer, gg, currency) -> None:
         g2.metric("q", f"{gg.q_:.4g}", help=glossary.term("gamma_gamma"))
         g3.metric("gamma", f"{gg.v_:.4g}", help=glossary.term("gamma_gamma"))
     spend = diagnostics.spend_model_comparison(gg, scorer.summary["frequency"], scorer.summary["monetary_value"])
+    # the check stored with the fit: the model's mean for a customer with no repeat order against the
+    # average of the repeat-order values it was fitted on (analytics.clv.spend_check)
+    poor_fit = diagnostics.spend_check_warning(getattr(gg, "spend_check_", None), currency)
+    if poor_fit:
+        st.warning(widgets.md_escape(poor_fit), icon="⚠️")
     g4.metric(SPEND_MODEL_LABEL, formatting.money(spend["model_mean"], currency),
               help=_spend_model_help(gg, spend, currency))
     if spend["repeat_buyers"]:

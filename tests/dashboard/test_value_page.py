@@ -366,3 +366,8 @@ def test_spend_model_mean_is_explained_beside_the_repeat_buyers_average(app_wh):
     assert "Overview" in data_card.help
     said = [c.value for c in at.caption if "model's mean order" in c.value]
     assert len(said) == 1 and f"{model_mean / observed:.1f} ×" in said[0], said
+    # the check stored with the fit says so in plain words
+    warned = [w.value for w in at.warning if "fits this data poorly" in w.value]
+    assert len(warned) == 1, [w.value for w in at.warning]
+    assert (f"€{model_mean:,.2f} per order from a customer with no repeat order, {model_mean / observed:.1f}x the "
+            f"€{observed:,.2f} repeat buyers average").replace(".", "\\.") in warned[0]
