@@ -72,6 +72,29 @@ def _find(columns: dict[str, str], aliases) -> str | None:
     return None
 
 
+def _not_utf8(src) -> str:
+    """Why a file that is not UTF-8 text cannot be read, and what to upload instead (a spreadsheet or
+    a picture uploaded by mistake, or a CSV saved in a spreadsheet's older encoding)."""
+    from analytics.ingest.dialect import _looks_binary
+
+    head = b""
+    try:
+        if isinstance(src, (str, os.PathLike)):
+            with open(src, "rb") as f:
+                head = f.read(65536)
+        elif hasattr(src, "seek") and hasattr(src, "read"):
+            src.seek(0)
+            head = src.read(65536)
+            src.seek(0)
+    except (OSError, ValueError):
+        pass
+    if isinstance(head, bytes) and (_looks_binary(head) or head[:4] in (b"PK\x03\x04", b"\xd0\xcf\x11\xe0")):
+        return ("the outcomes file is not a CSV text file (it holds binary data: a spreadsheet or a picture?): "
+                "upload a CSV with the columns customer_id, converted and revenue")
+    return ("the outcomes file is not UTF-8 text: save it as CSV UTF-8 (in Excel: Save as, CSV UTF-8) and "
+            "upload it again")
+
+
 def _separator(src) -> str:
     """The delimiter of a CSV's header line: comma, semicolon (what a spreadsheet in a
     comma-decimal locale writes), tab or bar, whichever it holds most of; comma by default."""
@@ -128,6 +151,8 @@ def read_outcomes(path_or_buffer) -> pd.DataFrame:
         except pd.errors.EmptyDataError:
             raise CampaignError("the outcomes file is empty: it needs a header line customer_id,converted,revenue "
                                 "and a row per contacted customer") from None
+        except UnicodeDecodeError:
+            raise CampaignError(_not_utf8(src)) from None
         except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError, OSError) as exc:
             raise CampaignError(f"cannot read the outcomes file: {str(exc).splitlines()[0] if str(exc) else exc}") \
                 from None

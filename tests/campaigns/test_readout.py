@@ -174,3 +174,19 @@ def test_semicolon_outcomes_with_decimal_commas(tmp_path):
     assert c.read_outcomes(io.BytesIO(p.read_bytes())).equals(df)
     tabbed = c.read_outcomes(io.StringIO("customer_id\tconverted\trevenue\na\t1\t2.5\n"))
     assert list(tabbed["revenue"]) == [2.5]
+
+
+def test_outcomes_that_are_not_utf8_text_say_what_to_upload_instead():
+    # a picture (or spreadsheet) named .csv, and a CSV saved by a spreadsheet in Windows-1252: the
+    # message says what to upload, not Python's "'utf-8' codec can't decode byte 0x89 ..."
+    picture = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 20
+    with pytest.raises(c.CampaignError) as err:
+        c.read_outcomes(picture)
+    said = str(err.value)
+    assert "not a CSV text file" in said and "customer_id, converted and revenue" in said, said
+    assert "codec" not in said
+    latin = "customer_id,converted,revenue\nMüller,1,12.50\n".encode("cp1252")
+    with pytest.raises(c.CampaignError) as err:
+        c.read_outcomes(latin)
+    said = str(err.value)
+    assert "not UTF-8 text" in said and "CSV UTF-8" in said and "codec" not in said, said
