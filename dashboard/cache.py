@@ -593,7 +593,9 @@ def _cold_start(wh, dataset: str, as_of):
     from analytics.newcustomers import cold_start_recommendations, no_history_customers
 
     ids = no_history_customers(wh, dataset, as_of)
-    return cold_start_recommendations(wh, dataset, ids[:2000], as_of, n=5)
+    recs = cold_start_recommendations(wh, dataset, ids[:2000], as_of, n=5)
+    recs.attrs["without_purchase"] = len(ids)  # none listed: nobody to recommend to, or nothing to recommend
+    return recs
 
 
 _first_order = _wrap(prepare.first_order, resource=True, max_entries=4, name="first_order",

@@ -212,6 +212,11 @@ def _tab_new(dataset: str, as_of, currency=None) -> None:
                    "overall; the label says which.")
         st.dataframe(_filled(recs.head(500)), hide_index=True, width="stretch", column_config={
             "customer_id": "Customer", "rank": "Rank", "item_id": "Item", "reason": "Why"})
+    elif recs is not None and recs.attrs.get("without_purchase"):
+        n = int(recs.attrs["without_purchase"])
+        st.info(f"{n:,} {'customer has' if n == 1 else 'customers have'} not bought anything up to "
+                f"{formatting.date(as_of)}, but there is nothing to recommend to them: no purchase names an "
+                "item (map a product id column at load to get recommendations).", icon="📭")
     elif recs is not None:
         st.info("Every customer has bought something: no cold-start recommendations needed.", icon="✅")
 

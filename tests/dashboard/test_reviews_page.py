@@ -95,3 +95,21 @@ def test_a_dataset_without_reviews_says_what_to_load_and_offers_no_rescoring(app
     assert said[0].startswith("“orders” has no reviews"), said
     assert "Data page" in said[0] and "'review'" not in said[0], said
     assert not [b for b in at.button if b.key == "rv_rescore"]
+
+
+def test_customers_without_a_purchase_and_no_items_are_not_called_buyers(app_wh):
+    # an order log without product ids, with visitors who never bought: nothing to recommend, and the
+    # page said "Every customer has bought something"
+    from tests.dashboard.conftest import TIMEOUT, insert_events
+
+    start = pd.Timestamp("2024-01-01")
+    rows = [(f"c{i % 20}", start + pd.Timedelta(days=3 * i), "purchase", f"o{i}", 20.0 + i) for i in range(120)]
+    rows += [(f"v{i}", start + pd.Timedelta(days=5 * i), "view", None, None) for i in range(7)]
+    insert_events(app_wh, "orders", rows)
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.switch_page(PAGE).run()
+    assert not at.exception, at.exception
+    infos = [i.value for i in at.info]
+    assert not any("Every customer has bought something" in v for v in infos), infos
+    assert any(v.startswith("7 customers have not bought anything") and "nothing to recommend" in v
+               for v in infos), infos
