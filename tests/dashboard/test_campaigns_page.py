@@ -394,7 +394,7 @@ def test_bad_outcome_files_are_messages(sample_wh):
     cases = [
         ("dup.csv", f"customer_id,converted,revenue\n{first},1,10\n{first},0,0\n".encode(), "more than once"),
         ("cols.csv", b"id;bought\nC1;1\n", "lacks the column"),
-        ("bin.csv", bytes(range(256)) * 20, "cannot read the outcomes file"),
+        ("bin.csv", bytes(range(256)) * 20, "not a CSV text file"),
         ("bad.csv", f"customer_id,converted,revenue\n{first},maybe,10\n".encode(), "converted"),
     ]
     for name, data, message in cases:
