@@ -26,6 +26,12 @@ from analytics.segments import rules, store
 from dashboard import cache, widgets
 
 MAX_EXTRA = 3
+#: the largest amounts the money fields take (in the dataset's currency; ample for yen too): a typo such
+#: as 1e308 read as a cost gave a break-even sentence of a 300-digit amount and an empty chart
+MAX_COST_PER_CONTACT = 1_000_000.0
+MAX_VALUE_PER_RESPONSE = 1_000_000_000.0
+MAX_BUDGET = 1_000_000_000_000.0
+MAX_CONTACTS = 100_000_000
 #: rows of a target list drawn in the browser; the downloads always hold the whole list
 SHOW_ROWS = 20_000
 CURVE_POINTS = 500
@@ -491,12 +497,13 @@ def _tab_build(p: _Page) -> None:
 
     c1, c2, c3, c4 = st.columns(4)
     cap_on = c1.checkbox("Cap the number of contacts", value=True, key="camp_cap_on")
-    max_contacts = c1.number_input("Max contacts", min_value=1, value=500, step=50, key="camp_max",
+    max_contacts = c1.number_input("Max contacts", min_value=1, max_value=MAX_CONTACTS, value=500, step=50,
+                                   key="camp_max",
                                    disabled=not cap_on)
     budget_on = c2.checkbox("Cap by budget", value=False, key="camp_budget_on")
-    budget = c2.number_input("Budget" + (f" ({p.currency.code})" if p.currency else ""), min_value=0.0, value=1000.0, step=100.0, key="camp_budget",
+    budget = c2.number_input("Budget" + (f" ({p.currency.code})" if p.currency else ""), min_value=0.0, max_value=MAX_BUDGET, value=1000.0, step=100.0, key="camp_budget",
                              disabled=not budget_on)
-    cost = c3.number_input("Cost per contact" + (f" ({p.currency.code})" if p.currency else ""), min_value=0.0, value=1.0, step=0.1, key="camp_cost",
+    cost = c3.number_input("Cost per contact" + (f" ({p.currency.code})" if p.currency else ""), min_value=0.0, max_value=MAX_COST_PER_CONTACT, value=1.0, step=0.1, key="camp_cost",
                            help="Used for the budget cap and the expected cost.")
     control_pct = c4.slider("Control group (% held out)", min_value=0, max_value=100, value=10, step=1,
                             key="camp_control", help="A random share of the selected customers, drawn within each "
@@ -579,7 +586,8 @@ def _tab_build(p: _Page) -> None:
                                    value=round(100.0 * d_rate, 2), step=0.5, key=f"camp_rate_{round(d_rate, 6)}",
                                    help="Share of contacted customers expected to respond.")
         per_response = e2.number_input(
-            "Value per response" + (f" ({p.currency.code})" if p.currency else ""), min_value=0.0, value=round(d_value, 2), step=1.0,
+            "Value per response" + (f" ({p.currency.code})" if p.currency else ""), min_value=0.0,
+            max_value=max(MAX_VALUE_PER_RESPONSE, round(d_value, 2)), value=round(d_value, 2), step=1.0,
                                        key=f"camp_vpr_{round(d_value, 4)}",
                                        help="Revenue one response is expected to bring.")
         st.caption(f"Defaults ({formatting.percent(d_rate)}, {money(d_value)}) for these {len(targets):,} customers: "

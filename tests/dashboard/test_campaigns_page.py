@@ -371,6 +371,12 @@ def test_bad_inputs_are_messages(sample_wh):
     at.number_input(key="camp_cost").set_value(2.0).run()
     _ok(at)
     assert _int(_metrics(at)["Contacted"]) == 60
+    # the money fields and the contact cap have a ceiling: a typo such as 1e308 for the cost per contact
+    # is refused by the field, not turned into a 300-digit break-even sentence and an empty chart
+    for key in ("camp_cost", "camp_budget", "camp_max"):
+        assert at.number_input(key=key).max is not None and at.number_input(key=key).max < 1e15, key
+    vpr = next(n for n in at.number_input if str(n.key).startswith("camp_vpr_"))
+    assert vpr.max is not None and vpr.max < 1e15
     # an empty selection; the count's label is short (it sits in a quarter-page column beside the
     # segment picker) and its help says that all conditions must hold
     box = at.number_input(key="camp_rule_n")
