@@ -213,8 +213,9 @@ class FirstOrderModel(RegressorMixin, BaseEstimator):
         if len(X) != len(y):
             raise ValueError("features and targets differ in length")
         if len(y) < MIN_TRAINING_EXAMPLES:
-            raise NewCustomerError(f"only {len(y)} earlier first-time buyers to learn from "
-                                   f"(at least {MIN_TRAINING_EXAMPLES} are needed)")
+            had = f"only {len(y)}" if len(y) else "no"
+            raise NewCustomerError(f"{had} earlier first-time {'buyer' if len(y) == 1 else 'buyers'} to learn "
+                                   f"from (at least {MIN_TRAINING_EXAMPLES} are needed)")
         if not np.clip(y, 0, None).sum() > 0:
             raise NewCustomerError(f"none of the {len(y)} earlier first-time buyers spent anything in the "
                                    "horizon after their first days: there is no value to learn from "

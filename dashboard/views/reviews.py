@@ -174,7 +174,10 @@ def _tab_new(dataset: str, as_of, currency=None) -> None:
     if new is not None:
         fov, groups, profile = new
         if fov.problem:
-            st.info(fov.problem, icon="ℹ️")
+            # the library's reason in a sentence that says what is missing and what stands in for it
+            st.info("The new customers' value cannot be predicted on these data (the first-order model could not "
+                    f"be trained): {widgets.md_escape(fov.problem.rstrip('.'))}. Their CLV by formula stands in "
+                    "for it.", icon="ℹ️")
         elif len(fov.values) == 0:
             st.info(f"No customer's first purchase is in the last {int(window)} days.", icon="📭")
         else:

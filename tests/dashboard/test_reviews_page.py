@@ -113,3 +113,20 @@ def test_customers_without_a_purchase_and_no_items_are_not_called_buyers(app_wh)
     assert not any("Every customer has bought something" in v for v in infos), infos
     assert any(v.startswith("7 customers have not bought anything") and "nothing to recommend" in v
                for v in infos), infos
+
+
+def test_too_few_first_time_buyers_is_said_in_a_sentence(app_wh):
+    # 20 customers: too few earlier first-time buyers to learn from; the tab showed the library's bare
+    # "only 20 earlier first-time buyers to learn from ..." in lower case
+    from tests.dashboard.conftest import TIMEOUT, insert_events
+
+    start = pd.Timestamp("2024-01-01")
+    rows = [(f"c{i % 20}", start + pd.Timedelta(days=3 * i), "purchase", f"o{i}", 20.0 + i) for i in range(120)]
+    insert_events(app_wh, "orders", rows)
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.switch_page(PAGE).run()
+    assert not at.exception, at.exception
+    said = [i.value for i in at.info if "earlier first" in i.value]
+    assert len(said) == 1, [i.value for i in at.info]
+    assert said[0].startswith("The new customers' value cannot be predicted on these data"), said
+    assert "CLV by formula" in said[0] and "at least 50 are needed" in said[0], said
