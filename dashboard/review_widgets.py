@@ -40,9 +40,12 @@ def new_customer_groups(dataset: str, as_of, key: str = "new_groups") -> None:
         widgets.not_ready(dataset, "the table of new-customer groups", stop=False)
         return
     fov, groups, profile = prepared
-    if fov.problem or not len(profile):
-        st.info(fov.problem or f"Too few customers with a first purchase in the last {int(window)} days to group.",
-                icon="ℹ️")
+    if fov.problem:
+        st.info("The new customers cannot be grouped on these data (the first-order model could not be trained): "
+                f"{widgets.md_escape(fov.problem.rstrip('.'))}.", icon="ℹ️")
+        return
+    if not len(profile):
+        st.info(f"Too few customers with a first purchase in the last {int(window)} days to group.", icon="ℹ️")
         return
     st.caption(f"{len(groups):,} customers whose first purchase is in the last {int(window)} days, grouped by "
                "k-means on their first basket, browsing before it and what they did since; each group is named "

@@ -640,3 +640,19 @@ def test_mixture_guidance_explains_the_bic_it_suggests_by(page):
     at.selectbox(key="seg_algorithm").set_value("kmeans").run()
     at.button(key="seg_guide").click().run()
     assert not any("BIC" in c.value for c in at.caption)  # k-means: no BIC drawn, none explained
+
+
+def test_new_customer_groups_on_too_few_buyers_say_why_in_a_sentence(app_wh):
+    # 20 customers: too few earlier first-time buyers for the first-order model; the tab showed the
+    # library's bare lower-case reason
+    start = pd.Timestamp("2024-01-01")
+    rows = [(f"c{i % 20}", start + pd.Timedelta(days=3 * i), "purchase", f"o{i}", 20.0 + i) for i in range(120)]
+    insert_events(app_wh, "orders", rows)
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.switch_page("views/segments.py").run()
+    at.toggle(key="segments_new_show").set_value(True).run()
+    assert not at.exception, at.exception
+    said = [i.value for i in at.info if "earlier first" in i.value]
+    assert len(said) == 1, [i.value for i in at.info]
+    assert said[0].startswith("The new customers cannot be grouped on these data"), said
+    assert "at least 50 are needed" in said[0], said
