@@ -64,12 +64,13 @@ def synthesize(wh: Warehouse, n_events: int, n_customers: int, items_per_order: 
         {"n": n_events, "c": n_customers, "k": items_per_order, "prefix": prefix},
     )
     if keys:
-        # what a load does after writing its rows: ids of no numeric form get their dense keys
+        # ids of no numeric form get their dense keys (a load writes them with its rows; here the rows
+        # are written first and numbered after, as a load does for a keyless dataset's earlier rows)
         t0, c0 = time.perf_counter(), time.process_time()
         with wh.transaction() as tx:
             n = keys_for_load(tx, "bench", 1)
         if n:
-            print(f"customer keys assigned as a load assigns them: {n:,} keys in {time.perf_counter() - t0:.1f} s, "
+            print(f"customer keys numbered after the rows were written (keys_for_load): {n:,} keys in {time.perf_counter() - t0:.1f} s, "
                   f"CPU {time.process_time() - c0:.1f} s ({load()})")
 
 
