@@ -20,6 +20,9 @@ DELETED_HERE_KEY = "_dataset_deleted_here"
 DAY_KEYS = ("value_as_of", "value_cutoff", "explorer_as_of", "explorer_from", "seg_as_of", "camp_as_of",
             "predict_cal_end", "predict_hold_end")
 DAY_KEY_PREFIXES = ("reports_as_of_",)
+#: the Data page's dataset pickers (currency, export), whose default is the sidebar's dataset: after a
+#: switch (a load selects the new dataset) they follow it, so that a currency is not set on the old one
+DATASET_PICKER_KEYS = ("currency_dataset", "export_dataset")
 #: the dataset the day pickers' state belongs to
 DAYS_DATASET_KEY = "_days_dataset"
 
@@ -287,13 +290,14 @@ def table(frame, key: str, currency=None, *, kinds: dict | None = None, titles: 
     st.dataframe(shown, key=key, column_config=column_config(shown, currency, kinds, titles), **kw)
 
 
-def _forget_days_of_another_dataset(dataset: str) -> None:
-    """Drop the day pickers' state when it was set on another dataset, so that they open on this
-    dataset's defaults (its last day) after a switch in the sidebar."""
+def forget_choices_of_another_dataset(dataset: str) -> None:
+    """Drop the state of the day pickers and the Data page's dataset pickers when it was set on
+    another dataset, so that they open on this dataset's defaults (its last day, this dataset) after
+    a switch in the sidebar."""
     if st.session_state.get(DAYS_DATASET_KEY) == dataset:
         return
     for key in list(st.session_state):
-        if key in DAY_KEYS or str(key).startswith(DAY_KEY_PREFIXES):
+        if key in DAY_KEYS or key in DATASET_PICKER_KEYS or str(key).startswith(DAY_KEY_PREFIXES):
             del st.session_state[key]
     st.session_state[DAYS_DATASET_KEY] = dataset
 
@@ -312,7 +316,7 @@ def dataset_span_or_stop(needs_events: bool = False) -> tuple[str, str, "datetim
     if dataset is None:
         st.info("The warehouse has no data yet. Load a CSV of orders or events on the Data page.", icon="👋")
         st.stop()
-    _forget_days_of_another_dataset(dataset)
+    forget_choices_of_another_dataset(dataset)
     summary_only = cache.attached(dataset)
     if summary_only is not None:
         stop_if_summary_only(dataset, needs_events)

@@ -466,6 +466,9 @@ def _datasets() -> None:
     widgets.table(shown, "datasets_table", kinds={"created_at": "date", "pseudonymized": "text"},
                   titles={"dataset": "Dataset", "pseudonymized": "Pseudonymized ids", "created_at": "Created",
                           "currency": "Currency"}, drop_empty=False)
+    current = widgets.current_dataset()
+    if current is not None:
+        widgets.forget_choices_of_another_dataset(current)  # the pickers below follow the sidebar
     tab_cur, tab_hist, tab_export, tab_delete = st.tabs(["💱 Currency", "🕘 Ingestion history", "⬇️ Export",
                                                          "🗑️ Delete"])
     with tab_cur:

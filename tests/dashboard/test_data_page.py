@@ -555,3 +555,22 @@ def test_load_progress_reads_like_the_rest_of_the_product():
     assert progress_text(0.25) == "25 %"
     assert progress_text(1.7, "done") == "Done… 100 %" and progress_text(-1, "") == "0 %"
     assert progress_text(0.5, "*bold*").startswith("\\*bold")  # escaped: the step is shown as written
+
+
+def test_after_a_load_the_currency_and_export_pickers_show_the_new_dataset(app_wh, tmp_path):
+    # a file whose currency nobody could guess: right after its load the Currency tab must offer the new
+    # dataset, not the one the tab showed before (a currency typed there went to the other dataset)
+    from tests.dashboard.conftest import insert_events
+
+    insert_events(app_wh, "earlier", [("x", pd.Timestamp("2024-01-01"), "purchase", "o1", 5.0)])
+    src = tmp_path / "orders.csv"
+    src.write_text("client,day,amount\na,2024-01-05,10.5\nb,2024-01-06,20\n", encoding="utf-8")
+    at = _page(app_wh)
+    assert at.selectbox(key="currency_dataset").value == "earlier"
+    at = _use_path(at, src)
+    _by_label(at.text_input, "Dataset name").input("fresh").run()
+    _load_button(at).click().run()
+    assert not at.exception, at.exception
+    assert at.selectbox(key="dataset").value == "fresh"
+    assert at.selectbox(key="currency_dataset").value == "fresh"
+    assert at.selectbox(key="export_dataset").value == "fresh"
