@@ -175,12 +175,13 @@ def _show_report(snapshot: dict) -> None:
     if p:
         st.subheader("Predictor", anchor=False)
         st.write(md_escape(
-            f"Published predictions: model {p['model']} of backtest run {p['run_id']}, scored as of {p['as_of']} "
+            f"Published predictions: model {p.get('title') or p['model']} of backtest run {p['run_id']}, scored as of "
+            f"{formatting.date(p['as_of'])} "
             f"for the next {p['horizon_days']} days. Mean predicted value {fmt_money(p.get('segment_predicted_value'))}"
             f" in the segment vs {fmt_money(p.get('all_predicted_value'))} among all; mean churn probability "
             f"{fmt_pct(p.get('segment_churn_probability'))} vs {fmt_pct(p.get('all_churn_probability'))}."))
         if p["models"]:
-            st.dataframe(pd.DataFrame([{"Model": m["model"] + (" (published)" if m["published"] else ""),
+            st.dataframe(pd.DataFrame([{"Model": (m.get("title") or m["model"]) + (" (published)" if m["published"] else ""),
                                         **{METRIC_TITLES.get(k, k): _metric(k, v) for k, v in m["metrics"].items()}}
                                        for m in p["models"]]), hide_index=True, width="stretch",
                          key="report_models_table")

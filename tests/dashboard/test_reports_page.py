@@ -201,3 +201,29 @@ def test_profile_index_without_a_base_is_a_dash_not_none(app_wh):
     assert index.notna().all(), index
     assert index.loc["Views"] == formatting.MISSING, index
     assert index.drop(index[index == formatting.MISSING].index).str.fullmatch(r"\d+").all(), index
+
+
+def test_published_model_is_named_and_dated_as_the_html_file_does(sample):
+    # the page wrote 'model lightgbm ..., scored as of 2025-09-30' where the HTML file writes
+    # 'LightGBM' and '30 Sep 2025'
+    wh, last_day = sample
+    cur = wh.cursor()
+    cur.execute("INSERT INTO predictor_runs VALUES (901, 'sample', DATE '2025-06-30', DATE '2025-09-30', 'month', "
+                "'{}', NULL, TIMESTAMP '2025-10-01')")
+    cur.execute("INSERT INTO predictor_models VALUES (901, 'sample', 'lightgbm', '{}', "
+                "'{\"mae\": 12.5, \"auc\": 0.81}', 'cpu', 1.0, NULL, NULL)")
+    ids = [r[0] for r in cur.execute("SELECT DISTINCT customer_id FROM events WHERE dataset = 'sample'").fetchall()]
+    cur.executemany("INSERT INTO customer_predictions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    [("sample", c, float(i % 7), (i % 10) / 10, 901, "lightgbm", "2025-09-30", 90, "2025-10-01")
+                     for i, c in enumerate(ids)])
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.switch_page(PAGE).run()
+    at.selectbox(key="reports_segment").set_value(HTML_NAME).run()
+    at.button(key="reports_build").click().run()
+    assert not at.exception, at.exception
+    said = [m.value for m in at.markdown if "Published predictions" in m.value]
+    assert len(said) == 1, [m.value for m in at.markdown]
+    assert "model LightGBM of backtest run 901" in said[0].replace("\\", ""), said
+    assert f"scored as of {formatting.date('2025-09-30')}" in said[0], said
+    models = next(d.value for d in at.dataframe if "Model" in d.value.columns)
+    assert models["Model"].tolist() == ["LightGBM (published)"]
