@@ -72,7 +72,7 @@ def _make_report(wh, dataset: str, first_day, last_day, tokens: dict) -> None:
         if camps.empty:
             st.info("No saved campaign on this dataset yet: make one on the Campaigns page.", icon="🎯")
             return
-        labels = {int(r.id): f"#{int(r.id)} · {r.name} (as of {pd.Timestamp(r.as_of).date()})"
+        labels = {int(r.id): f"#{int(r.id)} · {r.name} (as of {formatting.date(r.as_of)})"
                   for r in camps.itertuples()}
         campaign_id = st.selectbox("Campaign", list(labels), format_func=labels.get, key="reports_campaign")
         row = camps[camps["id"] == campaign_id].iloc[0]

@@ -170,6 +170,8 @@ def test_campaign_report_on_the_page(sample):
     at.radio(key="reports_kind").set_value("Saved campaign").run()
     assert not at.exception, at.exception
     assert at.selectbox(key="reports_campaign").value == cid
+    picker = at.selectbox(key="reports_campaign")  # the campaign's day as the product writes days
+    assert picker.format_func(cid) == f"#{cid} · Win <b>back</b> (as of {formatting.date(as_of)})"
     at.button(key="reports_build").click().run()
     assert not at.exception, at.exception
     assert not at.error, [e.value for e in at.error]
