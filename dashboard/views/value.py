@@ -84,7 +84,7 @@ def _parameters(first_day, last_day) -> dict:
             lifetime = st.slider("Expected lifetime (years)", 0.5, 10.0, 3.0, 0.5, key="value_lifetime")
             min_age = st.number_input(
                 "Count new customers as at least this old (months)", 0.0, 24.0, scores.DEFAULT_MIN_AGE_MONTHS, 0.5,
-                key="value_min_age",
+                key="value_min_age", format="%.1f",  # half months: '9.0', not '9.00'
                 help="Orders per year = orders ÷ the customer's age, but never less than this age: without it a "
                      "customer whose first and only order was two weeks ago would count as 26 orders a year and "
                      "top the CLV list. 9 months gave the most accurate next-quarter revenue on validation data.")

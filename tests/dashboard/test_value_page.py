@@ -150,6 +150,12 @@ def test_all_zero_weights_show_an_error_not_a_traceback(page):
     assert any("at least one weight must be above 0" in e.value for e in at.error)
 
 
+def test_the_minimum_age_field_writes_half_months(page):
+    # a field in steps of half a month shows '9.0', not '9.00'
+    box = page.number_input(key="value_min_age")
+    assert box.proto.format == "%.1f" and box.step == 0.5
+
+
 def test_unknown_customer_lookup(page):
     at = page
     at.text_input(key="value_lookup").input("=nobody").run()
