@@ -162,8 +162,9 @@ def _compare(dataset: str, as_of, frame: pd.DataFrame, currency=None) -> dict[st
     st.dataframe(compared, hide_index=True, width="stretch", key="explorer_compare_table",
                  column_config=_compare_config(currency, compared))
     shown = table[table["customers"] > 0]
-    if not shown.empty and not shown["revenue"].abs().sum() and not shown["orders_per_customer"].sum():
-        # bars of zeros on made-up axes would read as broken charts
+    if not shown.empty and not (shown["revenue"] > 0).any() and not shown["orders_per_customer"].sum():
+        # bars of zeros on made-up axes would read as broken charts (returns only: a 100 % share of a
+        # negative revenue beside empty charts)
         st.info(f"No customer in {'this segment' if len(shown) == 1 else 'these segments'} has bought anything "
                 f"up to {formatting.date(as_of)}: the revenue, CLV, order and retention charts appear once they buy.", icon="📭")
         return groups

@@ -329,3 +329,22 @@ def test_comparison_and_lorenz_charts_write_percentages_as_the_product_does(page
         assert max(s["layout"]["yaxis"]["tickvals"]) >= np.nanmax(_array(trace["y"])) - 1e-12
     trace = next(t for t in lorenz[0]["data"] if t["name"] == "Lorenz curve")
     assert "% of net revenue" in trace["hovertemplate"] and ":.1%" not in trace["hovertemplate"]
+
+
+def test_returns_only_explain_their_missing_charts(app_wh):
+    # a file of returns only: nobody bought, the net revenue is negative; the page drew a 100 % share of
+    # revenue beside three empty charts
+    import datetime as dt
+
+    from tests.dashboard.conftest import insert_events
+
+    start = dt.datetime(2024, 1, 10)
+    insert_events(app_wh, "returns", [(f"c{i % 12}", start + dt.timedelta(days=4 * i), "return", f"r{i}",
+                                       5.0 + i) for i in range(60)])
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.switch_page(PAGE).run()
+    assert not at.exception, at.exception
+    infos = [i.value for i in at.info]
+    assert any("has bought anything" in v and "charts appear once they buy" in v for v in infos), infos
+    titles = [getattr(c.proto, "spec", "") for c in at.get("plotly_chart")]
+    assert not any("Share of revenue" in t for t in titles)
