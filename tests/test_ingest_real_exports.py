@@ -123,3 +123,32 @@ def test_line_endings_the_reader_cannot_split_are_named(wh, tmp_path):
         ingest(wh, p, "twice")
     assert "state machine" not in str(info.value)
     assert wh.cursor().execute("SELECT count(*) FROM events").fetchone()[0] == 0
+
+
+@pytest.mark.parametrize("layout", ["shopify", "iso"])
+def test_times_with_a_utc_offset_are_found_and_kept_as_the_wall_time_written(wh, tmp_path, layout):
+    # Shopify's orders export writes '2025-01-17 15:04:00 +0100', ISO 8601 APIs '...T15:04:00+01:00':
+    # the format is found without asking, and each order keeps the day and time it reads (the shop's
+    # day), whatever the offset, so a late order does not move to the next or previous day
+    rng = np.random.default_rng(3)
+    written = []
+    lines = []
+    for i in range(120):
+        t = dt.datetime(2025, 1, 1) + dt.timedelta(minutes=int(rng.integers(0, 300 * 24 * 60)))
+        if i == 0:
+            t = dt.datetime(2025, 3, 1, 0, 30)  # just after midnight: UTC would be the day before
+        offset = ["+0100", "+0200", "-0500", "+0530"][i % 4]
+        if layout == "iso":
+            offset = offset[:3] + ":" + offset[3:]
+            text = t.strftime("%Y-%m-%dT%H:%M:%S") + offset
+        else:
+            text = t.strftime("%Y-%m-%d %H:%M:%S") + " " + offset
+        written.append(t)
+        lines.append(f"c{i % 40:03d},{text},{10 + i}.50")
+    fmt = "%Y-%m-%d %H:%M:%S %z" if layout == "shopify" else "%Y-%m-%dT%H:%M:%S%z"
+    assert candidate_date_formats([ln.split(",")[1] for ln in lines]) == [fmt]
+    r = ingest(wh, write(tmp_path, lines), "orders")
+    assert (r.rows_loaded, r.rows_rejected) == (120, 0)
+    got = wh.cursor().execute("SELECT event_time FROM events WHERE dataset = 'orders' "
+                              "ORDER BY event_time").fetchall()
+    assert [g[0] for g in got] == sorted(written)
