@@ -152,3 +152,48 @@ def test_times_with_a_utc_offset_are_found_and_kept_as_the_wall_time_written(wh,
     got = wh.cursor().execute("SELECT event_time FROM events WHERE dataset = 'orders' "
                               "ORDER BY event_time").fetchall()
     assert [g[0] for g in got] == sorted(written)
+
+
+SHOPIFY_HEADER = ("Name,Email,Financial Status,Paid at,Currency,Subtotal,Shipping,Taxes,Total,Created at,"
+                  "Lineitem quantity,Lineitem name,Lineitem price,Lineitem sku,Billing Name,Billing Country\n")
+
+
+def test_a_shopify_orders_export_is_recognised_and_loaded_by_its_line_items(wh, tmp_path):
+    # one row per line item; the order's totals (shipping and taxes included) on its first line only;
+    # the buyer only as an e-mail address; 'Name' is the order number, 'Lineitem name' the product
+    rng = np.random.default_rng(5)
+    lines, expected, orders = [], {}, 0
+    for k in range(60):
+        email = f"buyer.{k % 25}@example.com"
+        t = dt.datetime(2025, 1, 1) + dt.timedelta(hours=int(rng.integers(0, 24 * 300)))
+        items = [(int(rng.integers(1, 4)), float(rng.integers(500, 9000)) / 100) for _ in range(int(rng.integers(1, 4)))]
+        subtotal = sum(q * p for q, p in items)
+        orders += 1
+        for j, (q, p) in enumerate(items):
+            head = (f"#{1001 + k},{email},paid,{t:%Y-%m-%d %H:%M:%S} +0100,EUR,{subtotal:.2f},4.90,"
+                    f"{subtotal * 0.19:.2f},{subtotal * 1.19 + 4.9:.2f}") if j == 0 else f"#{1001 + k},{email},,,,,,,"
+            lines.append(f"{head},{t:%Y-%m-%d %H:%M:%S} +0100,{q},Wool Scarf {j},{p:.2f},SKU-{j},"
+                         f"{('Ines Example', 'Luis Garcia', 'Mia Stone')[k % 3] if j == 0 else ''},{'DE' if j == 0 else ''}")
+            expected[email] = expected.get(email, 0.0) + q * p
+    path = tmp_path / "orders_export_1.csv"
+    path.write_text(SHOPIFY_HEADER + "\n".join(lines) + "\n", encoding="utf-8")
+    from analytics.ingest.loader import inspect_source
+
+    preview = inspect_source(path)
+    assert preview.layout == "shopify"
+    cols = preview.mapping.columns
+    assert (cols["customer_id"], cols["order_id"], cols["revenue"], cols["quantity"], cols["item_id"]) == (
+        "Email", "Name", "Lineitem price", "Lineitem quantity", "Lineitem sku")
+    assert preview.mapping.revenue_is_unit_price
+    assert not any("no amount" in w for w in preview.warnings), preview.warnings
+    personal = next(w for w in preview.warnings if w.startswith("personal data"))
+    assert "Billing Name" in personal and "'Name'" not in personal and "Lineitem name" not in personal
+    assert any("customer ids in 'Email' are personal data" in w for w in preview.warnings), preview.warnings
+    r = ingest(wh, path, "shop")
+    assert (r.rows_loaded, r.rows_rejected) == (len(lines), 0)
+    got = dict(wh.cursor().execute("SELECT customer_id, sum(revenue) FROM events WHERE dataset = 'shop' "
+                                   "GROUP BY 1").fetchall())
+    assert got.keys() == expected.keys()
+    assert all(got[e] == pytest.approx(v, rel=1e-12) for e, v in expected.items())
+    n_orders = wh.cursor().execute("SELECT count(DISTINCT order_id) FROM events WHERE dataset = 'shop'").fetchone()[0]
+    assert n_orders == orders

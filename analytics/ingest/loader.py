@@ -78,7 +78,7 @@ from analytics.ingest.dialect import (
 from analytics.ingest.errors import IngestError
 from analytics.ingest.mapping import (
     EXCEL_DAYS, FIELD_NAMES, SPECIAL_FORMAT_WORDS, UNIX_MILLIS, UNIX_SECONDS, Mapping, candidate_date_formats,
-    date_misses, detect_layout, propose_mapping,
+    date_misses, detect_layout, norm, propose_mapping,
 )
 from analytics.ingest.pii import detect_pii, hmac_pads, pseudonym_key, pseudonymize_sql
 from analytics.warehouse import EVENT_TYPES, is_write_conflict, quote_ident, storage_error
@@ -219,7 +219,15 @@ def inspect_source(path, file_name: str | None = None, *, dialect: Dialect | Non
     good = [r for r in data if len(r) == len(columns)]
     samples = {c: [r[i] for r in good[:500]] for i, c in enumerate(columns)}
     mapped = {c for c in mapping.columns.values() if c}
-    pii = {c: k for c, k in detect_pii(columns, samples, mapped).items() if c != mapping.columns.get("customer_id")}
+    not_personal = {mapping.columns.get("customer_id")}
+    if layout == "shopify":  # its "Name" is the order's number and "Lineitem name" the product's
+        not_personal |= {mapping.columns.get("order_id")} | {c for c in columns if norm(c) == "lineitemname"}
+    found = detect_pii(columns, samples, mapped)
+    cid = mapping.columns.get("customer_id")
+    if cid in found:
+        warnings.append(f"the customer ids in {cid!r} are personal data ({found[cid]}): they are stored as they are "
+                        "unless you pseudonymize them (a keyed hash; CLI: --pseudonymize)")
+    pii = {c: k for c, k in found.items() if c not in not_personal}
     if pii:
         warnings.append("personal data columns found and dropped unless kept: "
                         + ", ".join(f"{c} ({k})" for c, k in pii.items()))

@@ -42,8 +42,17 @@ FIELD_TITLES: dict[str, str] = {
 #: the layouts ``detect_layout`` recognises, as people read them
 LAYOUT_TITLES: dict[str, str] = {
     "uci_online_retail": "UCI Online Retail invoices", "events": "event log", "taobao": "Taobao UserBehavior events",
-    "cdnow": "CDNOW purchase log", "orders": "order lines",
+    "cdnow": "CDNOW purchase log", "orders": "order lines", "shopify": "Shopify orders export",
 }
+
+#: Shopify's orders export (Admin > Orders > Export): one row per line item, the order's number in
+#: "Name" (#1001), the buyer only as "Email" (the export has no customer id), and the order's
+#: totals ("Subtotal", "Total", ...) on its first line only. A customer is their e-mail address, an
+#: order its number and a line's revenue its price x quantity: every line carries its own, and the
+#: order's "Total" adds shipping and taxes, which are not the customer's value to the shop.
+SHOPIFY_COLUMNS = {"customer_id": "email", "order_id": "name", "event_time": "createdat",
+                   "item_id": "lineitemsku", "quantity": "lineitemquantity", "revenue": "lineitemprice",
+                   "country": "billingcountry"}
 
 
 def layout_title(layout: str) -> str:
@@ -385,6 +394,8 @@ def detect_layout(columns: list[str], rows: list[list[str]], has_header: bool, d
     cols = list(zip(*[r for r in rows if len(r) == len(columns)])) if rows else []
     if {"invoiceno", "invoice"} & names and "stockcode" in names and ({"unitprice", "price"} & names):
         return "uci_online_retail"
+    if {"name", "email", "createdat", "lineitemquantity", "lineitemprice"} <= names:
+        return "shopify"
     if {"customerid", "eventtime", "eventtype"} <= names:
         return "events"
     if len(columns) == 5 and cols:
@@ -423,6 +434,13 @@ def propose_mapping(columns: list[str], rows: list[list[str]], layout: str) -> t
         m.strip_leading_zeros = True
         return m, ["%Y%m%d"]
     taken: set[str] = set()
+    if layout == "shopify":
+        by_norm = {norm(c): c for c in reversed(columns)}
+        for f, n in SHOPIFY_COLUMNS.items():
+            if n in by_norm:
+                m.columns[f] = by_norm[n]
+                taken.add(by_norm[n])
+        m.revenue_is_unit_price = True
     order = ["customer_id", "event_time", "event_type", "order_id", "item_id", "category", "quantity",
              "revenue", "rating", "text", "country"]
     for exact in (True, False):  # exact names for every field first, then looser ones
