@@ -197,3 +197,20 @@ def test_a_shopify_orders_export_is_recognised_and_loaded_by_its_line_items(wh, 
     assert all(got[e] == pytest.approx(v, rel=1e-12) for e, v in expected.items())
     n_orders = wh.cursor().execute("SELECT count(DISTINCT order_id) FROM events WHERE dataset = 'shop'").fetchone()[0]
     assert n_orders == orders
+
+
+def test_a_date_column_of_words_says_it_holds_no_dates_not_to_enter_a_format(wh, tmp_path):
+    words = ["soon", "yesterday", "n/a", "next week"]
+    lines = [f"c{i:03d},{words[i % 4]},{10 + i}.00" for i in range(40)]
+    path = write(tmp_path, lines)
+    from analytics.ingest.loader import inspect_source
+
+    warnings = inspect_source(path).warnings
+    assert any(w.startswith("the values in 'order_date' are not dates (e.g. 'soon', 'yesterday', 'n/a')")
+               for w in warnings), warnings
+    with pytest.raises(IngestError, match=r"the values in column 'order_date' are not dates \(e\.g\. 'soon'"):
+        ingest(wh, path, "orders")
+    # a date column in an unknown format still asks for the format
+    odd = [f"c{i:03d},{1 + i % 28} of March 2024,{10 + i}.00" for i in range(40)]
+    with pytest.raises(IngestError, match="do not match a known format"):
+        ingest(wh, write(tmp_path, odd), "orders")

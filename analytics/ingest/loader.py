@@ -248,7 +248,10 @@ def inspect_source(path, file_name: str | None = None, *, dialect: Dialect | Non
     if tcol and len(date_formats) > 1:
         warnings.append(f"dates in {tcol!r} are ambiguous ({' or '.join(date_formats)}): choose the format")
     elif tcol and not date_formats:
-        warnings.append(f"the dates in {tcol!r} do not match a known format: enter one")
+        i = columns.index(tcol)
+        words = _not_dates([r[i] for r in data[:2000] if len(r) > i])
+        warnings.append(f"the values in {tcol!r} are not dates ({words}): choose the column that holds the dates"
+                        if words else f"the dates in {tcol!r} do not match a known format: enter one")
     elif tcol:
         i = columns.index(tcol)
         values = [r[i] for r in data[:2000] if len(r) > i]
@@ -386,6 +389,11 @@ def _ingest(wh, path, dataset: str, *, mapping, dialect, keep_pii, pseudonymize,
                 f"the dates in column {tcol!r} are ambiguous: they could be {' or '.join(fmts)}; "
                 "choose one (CLI: --date-format)")
         else:
+            words = (_not_dates(preview.sample.iloc[:, columns.index(tcol)].tolist())
+                     if tcol in columns and not preview.sample.empty else None)
+            if words:
+                raise IngestError(f"the values in column {tcol!r} are not dates ({words}): map the column that "
+                                  "holds the dates as the event time")
             raise IngestError(f"the dates in column {tcol!r} do not match a known format; give one (CLI: --date-format)")
     ncols = len(columns)
     if ncols < 2:
@@ -684,6 +692,16 @@ def _record_load(cur, tx, wh, iid, dataset, file_name, preview, dia: Dialect, m:
         warnings=warnings, dialect=dia.describe(), content_hash=content_hash,
         purchases_without_amount=int(no_amount),
     )
+
+
+def _not_dates(values) -> str | None:
+    """A few of ``values`` in quotes when most of them have no digit, so cannot be dates in any
+    format ('soon', 'n/a'): asking for a date format would not help. None otherwise."""
+    vals = [str(v).strip() for v in values if v is not None and str(v).strip()]
+    if not vals or sum(any(ch.isdigit() for ch in v) for v in vals) * 2 >= len(vals):
+        return None
+    shown = list(dict.fromkeys(v for v in vals if not any(ch.isdigit() for ch in v)))[:3]
+    return "e.g. " + ", ".join(repr(v) for v in shown)
 
 
 def no_amount_warning(n: int, of_first: int | None = None) -> str:
