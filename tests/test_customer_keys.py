@@ -10,7 +10,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import analytics.summary as summary_mod
 import analytics.warehouse as warehouse_mod
 from analytics.customer_keys import assign_keys, has_keys
 from analytics.ingest import delete_dataset, ingest
@@ -18,22 +17,14 @@ from analytics.migrations import MIGRATIONS
 from analytics.summary import customer_summary
 from analytics.warehouse import Warehouse
 from tests.test_summary import add_events, assert_same_summary
-from tests.test_summary_sorted import assert_equals_pandas, pandas_summary, planted_events, statement_summary
+from tests.test_summary_sorted import (assert_equals_pandas, pandas_summary, planted_events, spy_on,
+                                      statement_summary)
 
 
 @pytest.fixture
 def keyed(monkeypatch):
     """Records, per summary from the events, whether it was grouped on the customer keys."""
-    seen: list[bool] = []
-    real = summary_mod._keyed_summary_sql
-
-    def spy(*a, **k):
-        sql = real(*a, **k)
-        seen.append(sql is not None)
-        return sql
-
-    monkeypatch.setattr(summary_mod, "_keyed_summary_sql", spy)
-    return seen
+    return spy_on(monkeypatch, "_keyed_summary_sql")
 
 
 def uuids(n: int, seed: int) -> list[str]:

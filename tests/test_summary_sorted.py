@@ -16,19 +16,25 @@ from tests.test_summary import add_events, assert_same_summary
 TYPES = ["view", "search", "cart", "purchase", "return", "review"]
 
 
-@pytest.fixture
-def taken(monkeypatch):
-    """Records, per summary from the events, whether the packed sort computed it."""
+def spy_on(monkeypatch, name: str) -> list[bool]:
+    """Records, per call of the summary module's ``name`` (a way of computing the summary that
+    answers None when it does not apply), whether that way computed it."""
     seen: list[bool] = []
-    real = summary_mod._sorted_summary_sql
+    real = getattr(summary_mod, name)
 
     def spy(*a, **k):
         sql = real(*a, **k)
         seen.append(sql is not None)
         return sql
 
-    monkeypatch.setattr(summary_mod, "_sorted_summary_sql", spy)
+    monkeypatch.setattr(summary_mod, name, spy)
     return seen
+
+
+@pytest.fixture
+def taken(monkeypatch):
+    """Records, per summary from the events, whether the packed sort computed it."""
+    return spy_on(monkeypatch, "_sorted_summary_sql")
 
 
 def statement_summary(wh, dataset, as_of, unit="days", **kw) -> pd.DataFrame:

@@ -90,6 +90,19 @@ def running_app(db: Path, *, skip_sample: bool = False, timeout: float = 90.0,
         log.close()
 
 
+def load_orders(tmp_path: Path, rows: list[str], dataset: str = "shop") -> Path:
+    """A warehouse at ``tmp_path/w.duckdb`` with ``rows`` ('customer_id,order_date,amount' lines)
+    loaded into ``dataset`` by the CLI, not prepared (the app prepares it when it opens)."""
+    (tmp_path / "orders.csv").write_text("customer_id,order_date,amount\n" + "\n".join(rows) + "\n")
+    db = tmp_path / "w.duckdb"
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    done = subprocess.run([sys.executable, "-m", "analytics.cli", "ingest", str(tmp_path / "orders.csv"),
+                           "--dataset", dataset, "--db", str(db), "--no-prepare"], cwd=ROOT,
+                          env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    return db
+
+
 def server_log(db: Path) -> str:
     p = Path(db).with_suffix(".server.log")
     return p.read_text(errors="replace") if p.exists() else ""

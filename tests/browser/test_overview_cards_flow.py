@@ -5,13 +5,10 @@ holds a six-figure or five-figure amount; the cards' full figures are in their h
 from __future__ import annotations
 
 import datetime as dt
-import os
-import subprocess
-import sys
 
 import pytest
 
-from tests.browser.server import ROOT, require_browser_or_skip
+from tests.browser.server import load_orders, require_browser_or_skip
 from tests.browser.ui import app_session, no_exception, wait_idle
 
 require_browser_or_skip()
@@ -32,13 +29,7 @@ def test_overview_cards_are_not_cut_at_1280_pixels(tmp_path):
     first = dt.date(2024, 1, 1)
     rows = [f"c{i % 400},{first + dt.timedelta(days=(i * 5) % 500)},{(120 + (i * 37) % 900) / 1.0:.2f}"
             for i in range(600)]
-    (tmp_path / "orders.csv").write_text("customer_id,order_date,amount\n" + "\n".join(rows) + "\n")
-    db = tmp_path / "w.duckdb"
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
-    done = subprocess.run([sys.executable, "-m", "analytics.cli", "ingest", str(tmp_path / "orders.csv"),
-                           "--dataset", "shop", "--db", str(db), "--no-prepare"], cwd=ROOT,
-                          env=env, capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stderr
+    db = load_orders(tmp_path, rows)
     with app_session(db, tmp_path, skip_sample=True, width=1280, height=800) as (url, page):
         page.goto(url)
         expect(page.get_by_role("heading", name="📈 Overview", exact=True)).to_be_visible()

@@ -4,14 +4,11 @@ an order log of 120 customers loaded with the CLI, one condition (RFM segment = 
 from __future__ import annotations
 
 import datetime as dt
-import os
 import re
-import subprocess
-import sys
 
 import pytest
 
-from tests.browser.server import ROOT, require_browser_or_skip
+from tests.browser.server import load_orders, require_browser_or_skip
 from tests.browser.test_overview_cards_flow import CUT
 from tests.browser.ui import app_session, metric_value, no_exception, pick, wait_idle
 
@@ -26,13 +23,7 @@ def test_rule_builder_cards_are_not_cut_at_1280_pixels(tmp_path):
     first = dt.date(2024, 1, 1)
     rows = [f"c{i % 120},{first + dt.timedelta(days=(i * 7) % 480)},{(20 + (i * 37) % 300) / 1.0:.2f}"
             for i in range(500)]
-    (tmp_path / "orders.csv").write_text("customer_id,order_date,amount\n" + "\n".join(rows) + "\n")
-    db = tmp_path / "w.duckdb"
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
-    done = subprocess.run([sys.executable, "-m", "analytics.cli", "ingest", str(tmp_path / "orders.csv"),
-                           "--dataset", "shop", "--db", str(db), "--no-prepare"], cwd=ROOT,
-                          env=env, capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stderr
+    db = load_orders(tmp_path, rows)
     with app_session(db, tmp_path, skip_sample=True, width=1280, height=900, timeout=120_000) as (url, page):
         page.goto(url + "/segments")
         expect(page.get_by_role("heading", name="🧩 Segments", exact=True)).to_be_visible()
