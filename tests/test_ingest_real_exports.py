@@ -126,24 +126,24 @@ def test_line_endings_the_reader_cannot_split_are_named(wh, tmp_path):
 
 
 @pytest.mark.parametrize("layout", ["shopify", "iso"])
-def test_times_with_a_utc_offset_are_found_and_kept_as_the_wall_time_written(wh, tmp_path, layout):
+def test_times_with_a_utc_offset_are_found_and_kept_as_the_instant_in_utc(wh, tmp_path, layout):
     # Shopify's orders export writes '2025-01-17 15:04:00 +0100', ISO 8601 APIs '...T15:04:00+01:00':
-    # the format is found without asking, and each order keeps the day and time it reads (the shop's
-    # day), whatever the offset, so a late order does not move to the next or previous day
+    # the format is found without asking, and each order is the instant it names, in UTC (the days the
+    # Spark engine uses too), whatever the machine's time zone
     rng = np.random.default_rng(3)
     written = []
     lines = []
     for i in range(120):
         t = dt.datetime(2025, 1, 1) + dt.timedelta(minutes=int(rng.integers(0, 300 * 24 * 60)))
         if i == 0:
-            t = dt.datetime(2025, 3, 1, 0, 30)  # just after midnight: UTC would be the day before
+            t = dt.datetime(2025, 3, 1, 0, 30)  # just after midnight at +01:00: 28 February in UTC
         offset = ["+0100", "+0200", "-0500", "+0530"][i % 4]
+        hours, minutes = int(offset[:3]), int(offset[0] + offset[3:])
         if layout == "iso":
-            offset = offset[:3] + ":" + offset[3:]
-            text = t.strftime("%Y-%m-%dT%H:%M:%S") + offset
+            text = t.strftime("%Y-%m-%dT%H:%M:%S") + offset[:3] + ":" + offset[3:]
         else:
             text = t.strftime("%Y-%m-%d %H:%M:%S") + " " + offset
-        written.append(t)
+        written.append(t - dt.timedelta(hours=hours, minutes=minutes))
         lines.append(f"c{i % 40:03d},{text},{10 + i}.50")
     fmt = "%Y-%m-%d %H:%M:%S %z" if layout == "shopify" else "%Y-%m-%dT%H:%M:%S%z"
     assert candidate_date_formats([ln.split(",")[1] for ln in lines]) == [fmt]
@@ -152,6 +152,7 @@ def test_times_with_a_utc_offset_are_found_and_kept_as_the_wall_time_written(wh,
     got = wh.cursor().execute("SELECT event_time FROM events WHERE dataset = 'orders' "
                               "ORDER BY event_time").fetchall()
     assert [g[0] for g in got] == sorted(written)
+    assert dt.datetime(2025, 2, 28, 23, 30) in [g[0] for g in got]
 
 
 SHOPIFY_HEADER = ("Name,Email,Financial Status,Paid at,Currency,Subtotal,Shipping,Taxes,Total,Created at,"

@@ -928,13 +928,11 @@ def _records_sql(columns, m: Mapping, keep, pseudonymize, wh, has_nul: bool, sou
     elif fmt in ISO_FORMATS:  # fast path: DuckDB's ISO 8601 cast (also takes a date alone or a 'T')
         tparsed = f"try_cast({traw} AS TIMESTAMP)"
     elif "%z" in fmt:
-        # A time with a UTC offset is kept as the wall time it reads, offset dropped: an order
-        # placed at '2025-01-17 00:30:00 +0100' belongs to the shop's 17 January, the day its
-        # customers and reports see, and the result cannot depend on the machine's time zone (a
-        # TIMESTAMPTZ stored in a TIMESTAMP column would be converted with it).
-        tparsed = f"try_strptime(regexp_replace({traw}, $tz_suffix, ''), $fmt)"
-        params["fmt"] = re.sub(r"\s*%z", "", fmt)
-        params["tz_suffix"] = r"\s*([+-]\d{2}(:?\d{2})?|Z)$"
+        # a time with a UTC offset is the instant it names, stored in UTC, as the Spark engine takes
+        # it (calendar days are UTC days on every machine); without the explicit conversion DuckDB
+        # would store it in the machine's time zone
+        tparsed = f"timezone('UTC', try_strptime({traw}, $fmt))"
+        params["fmt"] = fmt
     else:
         tparsed = f"try_strptime({traw}, $fmt)"
         params["fmt"] = fmt

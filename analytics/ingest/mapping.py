@@ -95,7 +95,7 @@ DATE_FORMATS = [
     "%Y-%m-%dT%H:%M:%S.%f",
     "%Y-%m-%dT%H:%M:%SZ",
     # with the shop's UTC offset, as Shopify's orders export ('2025-01-17 15:04:00 +0100') and ISO 8601
-    # APIs ('2025-01-17T15:04:00+01:00') write them; loaded as the wall time written (see the loader)
+    # APIs ('2025-01-17T15:04:00+01:00') write them; loaded as the instant, in UTC (see the loader)
     "%Y-%m-%d %H:%M:%S %z",
     "%Y-%m-%dT%H:%M:%S%z",
     "%Y-%m-%dT%H:%M:%S.%f%z",
