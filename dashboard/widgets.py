@@ -435,9 +435,22 @@ def category_choices(frame, column: str, limit: int = 300) -> list[str] | None:
 
 def state_default(key: str, default) -> str:
     """Give a widget its default through the session state (so that code loading saved values
-    can set the same keys without Streamlit's 'default and state' warning); returns ``key``."""
+    can set the same keys without Streamlit's 'default and state' warning); returns ``key``.
+
+    A default set this way also reaches the browser: after :func:`forget_choices_of_another_dataset`
+    drops a picker's state, the widget (same key, so the same widget to the browser) shows the new
+    default. A default given as ``value=`` would change only the server's value, and the browser
+    would go on showing, and sending back, the day picked on the other dataset."""
     st.session_state.setdefault(key, default)
     return key
+
+
+def dataset_picker_key(key: str, names: list[str], current: str | None) -> str:
+    """:func:`state_default` for a picker of one of ``names`` that opens on ``current`` (a choice no
+    longer among them, a deleted dataset, is dropped first)."""
+    if st.session_state.get(key) not in names:
+        st.session_state.pop(key, None)
+    return state_default(key, current if current in names else names[0])
 
 
 def rule_condition_row(prefix: str, i: int, frame, fields, default_field: str, first_day, last_day) -> dict:

@@ -458,7 +458,7 @@ class _Page:
 def _load() -> _Page:
     dataset, _version, first_day, last_day = widgets.dataset_span_or_stop()
     as_of = st.columns([1, 3])[0].date_input(
-        "As of", value=last_day, min_value=first_day, max_value=last_day, key="camp_as_of",
+        "As of", min_value=first_day, max_value=last_day, key=widgets.state_default("camp_as_of", last_day),
         help="Customers, scores and segments use events up to the end of this day.")
     frame = widgets.customer_frame_or_stop(cache.campaigns_frame, dataset, as_of,
                                            "the customer table with expected values")

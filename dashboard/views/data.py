@@ -496,8 +496,7 @@ def _tab_currency(names: list[str]) -> None:
     from analytics.currency import CurrencyError, label
 
     current = widgets.current_dataset()
-    name = st.selectbox("Dataset", names, index=names.index(current) if current in names else 0,
-                        key="currency_dataset")
+    name = st.selectbox("Dataset", names, key=widgets.dataset_picker_key("currency_dataset", names, current))
     try:
         info = cache.dataset_currency(name)
     except USER_ERRORS as exc:
@@ -556,8 +555,8 @@ def _tab_export(names: list[str], summary) -> None:
         widgets.needs_role("export")
         return
     current = widgets.current_dataset()
-    exp_name = st.selectbox("Dataset to export", names, index=names.index(current) if current in names else 0,
-                            key="export_dataset")
+    exp_name = st.selectbox("Dataset to export", names,
+                            key=widgets.dataset_picker_key("export_dataset", names, current))
     exp_fmt = st.radio("Format", ["csv", "parquet"], horizontal=True, key="export_fmt",
                        format_func=lambda f: {"csv": "CSV", "parquet": "Parquet"}[f])
     n_events = int(summary.loc[summary["dataset"] == exp_name, "events"].iloc[0])

@@ -326,8 +326,8 @@ def _migration(dataset: str, first_day, as_of) -> None:
     kinds = ("RFM segments", "Clusters (latest run)")
     mig_kind = st.radio("Migration of", kinds, horizontal=True, key="explorer_mig_kind")
     default_from = max(first_day, as_of - dt.timedelta(days=90))
-    from_day = st.date_input("From", value=default_from, min_value=first_day, max_value=as_of,
-                             key="explorer_from", help=f"Segments at this date vs. at {formatting.date(as_of)}.")
+    from_day = st.date_input("From", min_value=first_day, max_value=as_of,
+                             key=widgets.state_default("explorer_from", default_from), help=f"Segments at this date vs. at {formatting.date(as_of)}.")
     run_id = None
     if mig_kind == kinds[1]:
         try:
@@ -419,7 +419,8 @@ def _customers(dataset: str, frame: pd.DataFrame, as_of, currency=None) -> None:
 def main() -> None:
     st.title("🔭 Explorer")
     dataset, _version, first_day, last_day = widgets.dataset_span_or_stop(needs_events=True)
-    as_of = st.date_input("As of", value=last_day, min_value=first_day, max_value=last_day, key="explorer_as_of",
+    as_of = st.date_input("As of", min_value=first_day, max_value=last_day,
+                          key=widgets.state_default("explorer_as_of", last_day),
                           help="Everything on this page uses events up to the end of this day.")
     frame = widgets.customer_frame_or_stop(cache.explorer_frame, dataset, as_of)
     currency = widgets.dataset_currency(dataset)

@@ -48,11 +48,11 @@ def _form(first_day, last_day) -> dict:
     default_holdout = max(1, min(90, span_days // 3))
     default_cal = last_day - dt.timedelta(days=default_holdout)
     c1, c2, c3 = st.columns(3)
-    cal_end = c1.date_input("Calibration end (cut-off)", value=default_cal, min_value=first_day,
-                            max_value=last_day, key="predict_cal_end",
+    cal_end = c1.date_input("Calibration end (cut-off)", min_value=first_day,
+                            max_value=last_day, key=widgets.state_default("predict_cal_end", default_cal),
                             help="Models see only events up to the end of this day.")
-    hold_end = c2.date_input("Holdout end", value=last_day, min_value=first_day, max_value=last_day,
-                             key="predict_hold_end",
+    hold_end = c2.date_input("Holdout end", min_value=first_day, max_value=last_day,
+                             key=widgets.state_default("predict_hold_end", last_day),
                              help="Predictions are judged on the days after the cut-off up to this one.")
     models = c3.multiselect("Models", ["lightgbm", "lstm"], default=["lightgbm", "lstm"],
                             format_func=MODEL_LABELS.get, key="predict_models",

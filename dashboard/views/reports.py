@@ -77,8 +77,8 @@ def _make_report(wh, dataset: str, first_day, last_day, tokens: dict) -> None:
         campaign_id = st.selectbox("Campaign", list(labels), format_func=labels.get, key="reports_campaign")
         row = camps[camps["id"] == campaign_id].iloc[0]
         default_day = min(max(pd.Timestamp(row["as_of"]).date(), first_day), last_day)
-    as_of = st.date_input("Data as of", value=default_day, min_value=first_day, max_value=last_day,
-                          key=f"reports_as_of_{kind}_{campaign_id}",
+    as_of = st.date_input("Data as of", min_value=first_day, max_value=last_day,
+                          key=widgets.state_default(f"reports_as_of_{kind}_{campaign_id}", default_day),
                           help="The report shows the customers and numbers of this day (the last event day by "
                                "default; a campaign: its own as-of day).")
     if st.button("Build the report", type="primary", icon="🛠️", key="reports_build"):

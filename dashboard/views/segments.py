@@ -84,7 +84,7 @@ class _Page:
 
 def _load() -> _Page:
     dataset, version, first_day, last_day = widgets.dataset_span_or_stop()
-    as_of = st.date_input("As of", value=last_day, min_value=first_day, max_value=last_day, key="seg_as_of",
+    as_of = st.date_input("As of", min_value=first_day, max_value=last_day, key=widgets.state_default("seg_as_of", last_day),
                           help="Customers, features and scores use events up to the end of this day.")
     value_note = None
     try:

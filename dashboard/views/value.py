@@ -50,7 +50,7 @@ def _parameters(first_day, last_day) -> dict:
     """The as-of date, unit, model switch, weights and CLV parameters (validated; stops on an error)."""
     c1, c2, c3 = st.columns([2, 1, 2])
     as_of = c1.date_input(
-        "As of", value=last_day, min_value=first_day, max_value=last_day, key="value_as_of",
+        "As of", min_value=first_day, max_value=last_day, key=widgets.state_default("value_as_of", last_day),
         help="Scores use only events up to the end of this day. Default: the dataset's last event.",
     )
     unit = c2.selectbox("Time unit", UNITS, key="value_unit",
@@ -605,8 +605,9 @@ def _holdout(dataset, unit, first_day, last_day, purchase_model, penalizer, mode
     if span_days < 2:
         st.info("The data cover less than two days: not enough for a holdout check.")
         return
-    cutoff = st.date_input("Cut-off date", value=default_cut, min_value=first_day + dt.timedelta(days=1),
-                           max_value=last_day - dt.timedelta(days=1), key="value_cutoff")
+    cutoff = st.date_input("Cut-off date", min_value=first_day + dt.timedelta(days=1),
+                           max_value=last_day - dt.timedelta(days=1),
+                           key=widgets.state_default("value_cutoff", default_cut))
     if not st.toggle("Run the holdout check", value=False, key="value_run_holdout"):
         return
     try:

@@ -90,11 +90,12 @@ def running_app(db: Path, *, skip_sample: bool = False, timeout: float = 90.0,
         log.close()
 
 
-def load_orders(tmp_path: Path, rows: list[str], dataset: str = "shop") -> Path:
-    """A warehouse at ``tmp_path/w.duckdb`` with ``rows`` ('customer_id,order_date,amount' lines)
-    loaded into ``dataset`` by the CLI, not prepared (the app prepares it when it opens)."""
+def load_orders(tmp_path: Path, rows: list[str], dataset: str = "shop", db: Path | None = None) -> Path:
+    """A warehouse (``db``, default ``tmp_path/w.duckdb``) with ``rows`` ('customer_id,order_date,amount'
+    lines) loaded into ``dataset`` by the CLI, not prepared (the app prepares it when it opens)."""
+    tmp_path.mkdir(parents=True, exist_ok=True)
     (tmp_path / "orders.csv").write_text("customer_id,order_date,amount\n" + "\n".join(rows) + "\n")
-    db = tmp_path / "w.duckdb"
+    db = db or tmp_path / "w.duckdb"
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     done = subprocess.run([sys.executable, "-m", "analytics.cli", "ingest", str(tmp_path / "orders.csv"),
                            "--dataset", dataset, "--db", str(db), "--no-prepare"], cwd=ROOT,
