@@ -219,9 +219,11 @@ def inspect_source(path, file_name: str | None = None, *, dialect: Dialect | Non
     good = [r for r in data if len(r) == len(columns)]
     samples = {c: [r[i] for r in good[:500]] for i, c in enumerate(columns)}
     mapped = {c for c in mapping.columns.values() if c}
-    not_personal = {mapping.columns.get("customer_id")}
-    if layout == "shopify":  # its "Name" is the order's number and "Lineitem name" the product's
-        not_personal |= {mapping.columns.get("order_id")} | {c for c in columns if norm(c) == "lineitemname"}
+    # a column mapped to an order or product id holds ids, whatever its name (Shopify's "Name" is the
+    # order's number); Shopify's "Lineitem name" is the product's name
+    not_personal = {mapping.columns.get(f) for f in ("customer_id", "order_id", "item_id")}
+    if layout == "shopify":
+        not_personal |= {c for c in columns if norm(c) == "lineitemname"}
     found = detect_pii(columns, samples, mapped)
     cid = mapping.columns.get("customer_id")
     if cid in found:
